@@ -1,0 +1,2 @@
+/** JMH benchmarks; see benchmarks/README.md for the commands and recorded numbers. */
+package io.spotserve.bench;
