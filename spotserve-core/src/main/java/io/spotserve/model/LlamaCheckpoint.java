@@ -77,13 +77,12 @@ public final class LlamaCheckpoint {
             LlamaConfig config = parseHeader(file, dim, hidden, layers, heads, kvHeads, vocab, seqLen);
 
             long[] lengths = tensorLengths(config);
-            long expectedFloats = 0;
-            for (long len : lengths) {
-                expectedFloats += len;
-            }
-            long expectedBytes = HEADER_BYTES + expectedFloats * Float.BYTES;
+            long expectedBytes = expectedFileBytes(file, config, lengths);
             if (size != expectedBytes) {
-                throw new ModelFormatException(file, "file size", size + " bytes",
+                String found = size < expectedBytes
+                        ? size + " bytes (truncated: " + (expectedBytes - size) + " bytes missing)"
+                        : size + " bytes (" + (size - expectedBytes) + " unexpected trailing bytes)";
+                throw new ModelFormatException(file, "file size", found,
                         expectedBytes + " bytes for header " + describe(config));
             }
 
@@ -133,6 +132,20 @@ public final class LlamaCheckpoint {
     private static void requireRange(Path file, String field, int value) throws ModelFormatException {
         if (value <= 0 || value > MAX_DIMENSION) {
             throw new ModelFormatException(file, field, String.valueOf(value), "a value in [1, " + MAX_DIMENSION + "]");
+        }
+    }
+
+    /** Header plus all tensors, in bytes; a header whose size overflows a long is rejected as corrupt. */
+    private static long expectedFileBytes(Path file, LlamaConfig config, long[] lengths) throws ModelFormatException {
+        try {
+            long floats = 0;
+            for (long len : lengths) {
+                floats = Math.addExact(floats, len);
+            }
+            return Math.addExact(HEADER_BYTES, Math.multiplyExact(floats, (long) Float.BYTES));
+        } catch (ArithmeticException e) {
+            throw new ModelFormatException(file, "header", describe(config),
+                    "dimensions whose weights fit in " + Long.MAX_VALUE + " bytes");
         }
     }
 

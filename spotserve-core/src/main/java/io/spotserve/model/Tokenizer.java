@@ -1,0 +1,376 @@
+package io.spotserve.model;
+
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.Objects;
+
+/**
+ * The byte-pair-encoding tokenizer of llama2.c ({@code tokenizer.bin} / {@code tok512.bin}), bit-compatible
+ * with Karpathy's {@code run.c}.
+ *
+ * <p>Why exact compatibility matters here: SpotServe recovers an interrupted request by re-running the
+ * prompt plus the tokens already committed, and our correctness bar is "the same greedy tokens as the
+ * unsharded reference". Both only hold if prompt encoding is the same token-for-token as the reference
+ * implementation that produced our fixtures ({@code run.c}).
+ *
+ * <p>File format: int32 {@code max_token_length}, then for each of {@code vocabSize} ids a float32 merge
+ * score, an int32 byte length and that many raw bytes. The vocabulary size is not stored in the file; it
+ * comes from the model header ({@link LlamaConfig#vocabSize()}). Ids 0, 1, 2 are {@code <unk>}, BOS and
+ * EOS; byte-fallback tokens are id {@code byte + 3}.
+ *
+ * <p>Instances are immutable and thread-safe.
+ */
+public final class Tokenizer {
+    /** Id of {@code <unk>}. */
+    public static final int UNK = 0;
+    /** Id of the begin-of-sequence token; in llama2.c it also delimits sequences (generation stops on it). */
+    public static final int BOS = 1;
+    /** Id of the end-of-sequence token. */
+    public static final int EOS = 2;
+    /** Byte-fallback tokens start here: byte {@code b} is id {@code b + BYTE_OFFSET}. */
+    public static final int BYTE_OFFSET = 3;
+
+    private static final byte[] SPACE = {' '};
+    private static final byte[] EMPTY = {};
+
+    private final Path file;
+    private final byte[][] pieces;
+    private final float[] scores;
+    private final int maxTokenLength;
+    private final Map<Piece, Integer> ids;
+    /** For each id: the raw byte its piece stands for ({@code <0xNN>}), or -1. */
+    private final int[] byteValue;
+
+    private Tokenizer(Path file, byte[][] pieces, float[] scores, int maxTokenLength) {
+        this.file = file;
+        this.pieces = pieces;
+        this.scores = scores;
+        this.maxTokenLength = maxTokenLength;
+        this.ids = new HashMap<>(pieces.length * 2);
+        // run.c binary-searches a sorted copy; with duplicate pieces which id wins is unspecified there.
+        // We take the lowest id (real vocabularies have no duplicates; tok512 has none).
+        for (int i = pieces.length - 1; i >= 0; i--) {
+            ids.put(new Piece(pieces[i]), i);
+        }
+        this.byteValue = new int[pieces.length];
+        for (int i = 0; i < pieces.length; i++) {
+            byteValue[i] = parseBytePiece(pieces[i]);
+        }
+    }
+
+    /**
+     * Loads a llama2.c tokenizer file with the model's vocabulary size. Bytes after the last entry are
+     * allowed (run.c ignores them too; Llama-2's 32000-entry file is read this way by smaller vocabularies).
+     *
+     * @param vocabSize the model's {@code vocab_size}; the file must hold at least this many entries
+     * @throws ModelFormatException if the file is truncated, a length is negative, a piece is longer than
+     *                              {@code max_token_length}, or it has fewer entries than {@code vocabSize}
+     * @throws IllegalArgumentException if {@code vocabSize} is not positive
+     */
+    public static Tokenizer load(Path file, int vocabSize) throws IOException {
+        Objects.requireNonNull(file, "file");
+        if (vocabSize <= 0) {
+            throw new IllegalArgumentException("vocabSize must be positive, was " + vocabSize);
+        }
+        long size = Files.size(file);
+        if (size > Integer.MAX_VALUE) {
+            throw new ModelFormatException(file, "file size", size + " bytes", "at most " + Integer.MAX_VALUE
+                    + " bytes for a tokenizer");
+        }
+        ByteBuffer in = ByteBuffer.wrap(Files.readAllBytes(file)).order(ByteOrder.LITTLE_ENDIAN);
+        if (in.remaining() < Integer.BYTES) {
+            throw new ModelFormatException(file, "max_token_length", "truncated (file is " + in.remaining()
+                    + " bytes)", "an int32 at offset 0");
+        }
+        int maxTokenLength = in.getInt();
+        if (maxTokenLength <= 0) {
+            throw new ModelFormatException(file, "max_token_length", String.valueOf(maxTokenLength),
+                    "a positive int32");
+        }
+        byte[][] pieces = new byte[vocabSize][];
+        float[] scores = new float[vocabSize];
+        for (int id = 0; id < vocabSize; id++) {
+            int at = in.position();
+            if (in.remaining() < Float.BYTES + Integer.BYTES) {
+                throw new ModelFormatException(file, "token " + id,
+                        "missing: the file ends at byte " + in.limit() + " after " + id + " entries",
+                        vocabSize + " entries (the model's vocab_size)");
+            }
+            scores[id] = in.getFloat();
+            int len = in.getInt();
+            if (len < 0) {
+                throw new ModelFormatException(file, "token " + id + " length",
+                        len + " (at byte " + (at + Float.BYTES) + ")", "a length in [0, max_token_length "
+                                + maxTokenLength + "]");
+            }
+            if (len > maxTokenLength) {
+                throw new ModelFormatException(file, "token " + id + " length",
+                        len + " (at byte " + (at + Float.BYTES) + ")",
+                        "at most max_token_length " + maxTokenLength);
+            }
+            if (in.remaining() < len) {
+                throw new ModelFormatException(file, "token " + id + " bytes",
+                        "truncated: " + in.remaining() + " bytes left", len + " bytes");
+            }
+            pieces[id] = new byte[len];
+            in.get(pieces[id]);
+        }
+        return new Tokenizer(file, pieces, scores, maxTokenLength);
+    }
+
+    /** The file this tokenizer was read from. */
+    public Path file() {
+        return file;
+    }
+
+    /** Number of token ids. */
+    public int vocabSize() {
+        return pieces.length;
+    }
+
+    /** Longest piece, in bytes, as declared in the file header. */
+    public int maxTokenLength() {
+        return maxTokenLength;
+    }
+
+    /** A copy of the raw bytes of a token's piece as stored in the file (e.g. {@code "<0x0A>"}, {@code " the"}). */
+    public byte[] piece(int token) {
+        return pieces[checkToken(token)].clone();
+    }
+
+    /** The merge score of a token (higher merges first). */
+    public float score(int token) {
+        return scores[checkToken(token)];
+    }
+
+    /** The id whose piece is exactly these bytes, or -1. */
+    public int lookup(byte[] piece) {
+        Integer id = ids.get(new Piece(piece));
+        return id == null ? -1 : id;
+    }
+
+    /**
+     * Encodes text exactly like {@code run.c}'s {@code encode()}: optional BOS, a dummy leading space token
+     * when the text is non-empty, one token per UTF-8 code point found in the vocabulary (else one
+     * byte-fallback token per byte), then repeatedly merges the adjacent pair whose concatenation is in the
+     * vocabulary with the highest score (ties: the leftmost pair), and finally an optional EOS.
+     *
+     * <p>Where run.c has undefined behaviour we choose: a vocabulary without a {@code " "} piece gets the
+     * byte-fallback token of 0x20 as dummy prefix. Unlike C strings, a Java string may contain U+0000; it is encoded like any other byte (byte
+     * fallback). Unpaired surrogates are replaced by {@code '?'} by the UTF-8 encoder.
+     *
+     * @throws IllegalArgumentException if a byte-fallback id would not exist in this vocabulary
+     */
+    public int[] encode(String text, boolean bos, boolean eos) {
+        Objects.requireNonNull(text, "text");
+        return encodeUtf8(text.getBytes(StandardCharsets.UTF_8), bos, eos);
+    }
+
+    /** As {@link #encode(String, boolean, boolean)} on raw bytes, which need not be valid UTF-8 (run.c's rules). */
+    int[] encodeUtf8(byte[] text, boolean bos, boolean eos) {
+        int[] tokens = new int[text.length + 3];
+        int n = 0;
+        if (bos) {
+            tokens[n++] = BOS;
+        }
+        if (text.length > 0) {
+            int space = lookup(SPACE);
+            tokens[n++] = space >= 0 ? space : byteToken(' ');
+        }
+        // Code-point grouping as run.c does it: a non-continuation byte starts a group; continuation bytes
+        // extend it up to 4 bytes; stray continuation bytes form groups of their own.
+        int start = 0;
+        int len = 0;
+        for (int i = 0; i < text.length; i++) {
+            if ((text[i] & 0xC0) != 0x80) {
+                start = i;
+                len = 0;
+            } else if (len == 0) {
+                start = i;
+            }
+            len++;
+            boolean nextIsContinuation = i + 1 < text.length && (text[i + 1] & 0xC0) == 0x80;
+            if (nextIsContinuation && len < 4) {
+                continue;
+            }
+            Integer id = ids.get(new Piece(Arrays.copyOfRange(text, start, start + len)));
+            if (id != null) {
+                tokens[n++] = id;
+            } else {
+                for (int b = start; b < start + len; b++) {
+                    tokens[n++] = byteToken(text[b] & 0xFF);
+                }
+            }
+            len = 0;
+        }
+        n = mergePairs(tokens, n);
+        if (eos) {
+            tokens[n++] = EOS;
+        }
+        return Arrays.copyOf(tokens, n);
+    }
+
+    private int mergePairs(int[] tokens, int n) {
+        Map<Long, Integer> pairCache = new HashMap<>();
+        while (true) {
+            float bestScore = -1e10f;
+            int bestId = -1;
+            int bestIdx = -1;
+            for (int i = 0; i < n - 1; i++) {
+                int id = mergedId(tokens[i], tokens[i + 1], pairCache);
+                // strict '>' on primitive floats, like run.c: the leftmost best pair wins, and -0.0 == 0.0
+                if (id != -1 && scores[id] > bestScore) {
+                    bestScore = scores[id];
+                    bestId = id;
+                    bestIdx = i;
+                }
+            }
+            if (bestIdx == -1) {
+                return n;
+            }
+            tokens[bestIdx] = bestId;
+            System.arraycopy(tokens, bestIdx + 2, tokens, bestIdx + 1, n - bestIdx - 2);
+            n--;
+        }
+    }
+
+    private int mergedId(int left, int right, Map<Long, Integer> cache) {
+        long key = ((long) left << 32) | (right & 0xFFFFFFFFL);
+        Integer cached = cache.get(key);
+        if (cached != null) {
+            return cached;
+        }
+        byte[] a = pieces[left];
+        byte[] b = pieces[right];
+        int id = -1;
+        if (a.length + b.length <= 2 * maxTokenLength) {
+            byte[] joined = Arrays.copyOf(a, a.length + b.length);
+            System.arraycopy(b, 0, joined, a.length, b.length);
+            id = lookup(joined);
+        }
+        cache.put(key, id);
+        return id;
+    }
+
+    private int byteToken(int b) {
+        int id = b + BYTE_OFFSET;
+        if (id >= pieces.length) {
+            throw new IllegalArgumentException("byte 0x" + Integer.toHexString(b) + " needs byte-fallback token "
+                    + id + " but the vocabulary has only " + pieces.length + " tokens");
+        }
+        return id;
+    }
+
+    /**
+     * The bytes {@code run.c}'s {@code decode(prev, token)} returns: the token's piece, without its leading
+     * space when {@code prevToken} is BOS, and a {@code <0xNN>} piece replaced by that single raw byte.
+     * One raw byte may be half of a UTF-8 character; use {@link #streamDecoder(int)} to get text.
+     *
+     * <p>Byte pieces are recognised in their canonical form {@code <0xHH>} (two hex digits, any case), the only
+     * form llama2.c tokenizers contain; run.c's {@code sscanf} would also accept some malformed variants.
+     */
+    public byte[] decode(int prevToken, int token) {
+        checkToken(token);
+        int b = byteValue[token];
+        byte[] piece = pieces[token];
+        if (prevToken == BOS && piece.length > 0 && piece[0] == ' ') {
+            piece = Arrays.copyOfRange(piece, 1, piece.length);
+            b = parseBytePiece(piece);
+        }
+        if (b >= 0) {
+            return new byte[] {(byte) b};
+        }
+        return piece.clone();
+    }
+
+    /**
+     * Exactly the bytes {@code run.c} writes to stdout for this token ({@code safe_printf(decode(prev,
+     * token))}): like {@link #decode(int, int)}, but a single-byte result that is neither printable ASCII
+     * nor whitespace (in the C locale) is dropped. That drops every byte-fallback half of a multi-byte
+     * character, so use this only to compare with run.c's output, never to show text.
+     */
+    public byte[] runcOutput(int prevToken, int token) {
+        byte[] piece = decode(prevToken, token);
+        if (piece.length == 1) {
+            int c = piece[0] & 0xFF;
+            boolean printable = c >= 0x20 && c <= 0x7E;
+            boolean space = c == ' ' || (c >= '\t' && c <= '\r');
+            if (!printable && !space) {
+                return EMPTY;
+            }
+        }
+        return piece;
+    }
+
+    /**
+     * A decoder for a stream of generated tokens that follow {@code startToken} (which is not itself
+     * emitted, like run.c's first prompt token, usually {@link #BOS}).
+     */
+    public TokenStreamDecoder streamDecoder(int startToken) {
+        return new TokenStreamDecoder(this, checkToken(startToken));
+    }
+
+    /**
+     * Decodes {@code tokens[1..]} as text, treating {@code tokens[0]} as the start token (not emitted). With
+     * {@code tokens = encode(text, true, false)} this returns {@code text} (the BOS rule removes the dummy
+     * space). Incomplete or invalid UTF-8 becomes U+FFFD.
+     */
+    public String decode(int[] tokens) {
+        if (tokens.length == 0) {
+            return "";
+        }
+        TokenStreamDecoder decoder = streamDecoder(tokens[0]);
+        StringBuilder out = new StringBuilder();
+        for (int i = 1; i < tokens.length; i++) {
+            out.append(decoder.accept(tokens[i]));
+        }
+        return out.append(decoder.finish()).toString();
+    }
+
+    private int checkToken(int token) {
+        if (token < 0 || token >= pieces.length) {
+            throw new IllegalArgumentException("token " + token + " outside [0, " + pieces.length + ")");
+        }
+        return token;
+    }
+
+    /** Value of a {@code <0xHH>} piece, or -1. */
+    static int parseBytePiece(byte[] p) {
+        if (p.length != 6 || p[0] != '<' || p[1] != '0' || p[2] != 'x' || p[5] != '>') {
+            return -1;
+        }
+        int hi = Character.digit(p[3], 16);
+        int lo = Character.digit(p[4], 16);
+        return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
+    }
+
+    @Override
+    public String toString() {
+        return "Tokenizer[" + file + ", " + pieces.length + " tokens, max_token_length " + maxTokenLength + "]";
+    }
+
+    /** Byte-array key with value equality, for the piece-to-id map. */
+    private record Piece(byte[] bytes) {
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof Piece other && Arrays.equals(bytes, other.bytes);
+        }
+
+        @Override
+        public int hashCode() {
+            return Arrays.hashCode(bytes);
+        }
+
+        @Override
+        public String toString() {
+            return new String(bytes, StandardCharsets.UTF_8);
+        }
+    }
+}
