@@ -10,6 +10,7 @@ import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.Objects;
+import java.util.PriorityQueue;
 
 /**
  * The byte-pair-encoding tokenizer of llama2.c ({@code tokenizer.bin} / {@code tok512.bin}), bit-compatible
@@ -175,11 +176,25 @@ public final class Tokenizer {
 
     /** As {@link #encode(String, boolean, boolean)} on raw bytes, which need not be valid UTF-8 (run.c's rules). */
     int[] encodeUtf8(byte[] text, boolean bos, boolean eos) {
-        int[] tokens = new int[text.length + 3];
+        int[] initial = encodeUtf8Unmerged(text);
+        int[] tokens = new int[initial.length + 2];
         int n = 0;
         if (bos) {
             tokens[n++] = BOS;
         }
+        System.arraycopy(initial, 0, tokens, n, initial.length);
+        // run.c merges over the whole array, BOS included (a vocabulary could hold a piece starting "\n<s>\n")
+        n = mergePairs(tokens, n + initial.length);
+        if (eos) {
+            tokens[n++] = EOS;
+        }
+        return Arrays.copyOf(tokens, n);
+    }
+
+    /** Dummy prefix plus one token per code point or byte: run.c's tokens before the merge loop. */
+    int[] encodeUtf8Unmerged(byte[] text) {
+        int[] tokens = new int[text.length + 1];
+        int n = 0;
         if (text.length > 0) {
             int space = lookup(SPACE);
             tokens[n++] = space >= 0 ? space : byteToken(' ');
@@ -210,14 +225,14 @@ public final class Tokenizer {
             }
             len = 0;
         }
-        n = mergePairs(tokens, n);
-        if (eos) {
-            tokens[n++] = EOS;
-        }
         return Arrays.copyOf(tokens, n);
     }
 
-    private int mergePairs(int[] tokens, int n) {
+    /**
+     * run.c's merge loop, literally: rescan all adjacent pairs, merge the best one, repeat. O(n^2) lookups;
+     * kept as the oracle that {@link #mergePairs} is tested against.
+     */
+    int mergePairsNaive(int[] tokens, int n) {
         Map<Long, Integer> pairCache = new HashMap<>();
         while (true) {
             float bestScore = -1e10f;
@@ -238,6 +253,78 @@ public final class Tokenizer {
             tokens[bestIdx] = bestId;
             System.arraycopy(tokens, bestIdx + 2, tokens, bestIdx + 1, n - bestIdx - 2);
             n--;
+        }
+    }
+
+    /**
+     * The same merges as {@link #mergePairsNaive} in O(n log n): tokens form a linked list and every
+     * adjacent pair that can merge sits in a heap ordered by score (descending), then by position
+     * (ascending; original indices keep the list order). Popped entries whose nodes changed since they were
+     * pushed are skipped. Like run.c, only scores {@code > -1e10} ever merge, and -0.0 ties with 0.0.
+     */
+    int mergePairs(int[] tokens, int n) {
+        if (n < 2) {
+            return n;
+        }
+        int[] next = new int[n];
+        int[] prev = new int[n];
+        int[] version = new int[n];
+        for (int i = 0; i < n; i++) {
+            prev[i] = i - 1;
+            next[i] = i + 1 < n ? i + 1 : -1;
+        }
+        Map<Long, Integer> pairCache = new HashMap<>();
+        PriorityQueue<Candidate> heap = new PriorityQueue<>();
+        for (int i = 0; i + 1 < n; i++) {
+            offer(heap, tokens, i, i + 1, version, pairCache);
+        }
+        int count = n;
+        while (!heap.isEmpty()) {
+            Candidate c = heap.poll();
+            int left = c.left;
+            int right = c.right;
+            if (next[left] != right || version[left] != c.leftVersion || version[right] != c.rightVersion) {
+                continue; // stale: one of the two tokens was merged away or changed
+            }
+            tokens[left] = c.id;
+            version[left]++;
+            version[right] = -1; // dead
+            int after = next[right];
+            next[left] = after;
+            if (after >= 0) {
+                prev[after] = left;
+            }
+            count--;
+            if (prev[left] >= 0) {
+                offer(heap, tokens, prev[left], left, version, pairCache);
+            }
+            if (after >= 0) {
+                offer(heap, tokens, left, after, version, pairCache);
+            }
+        }
+        int out = 0;
+        for (int i = 0; i >= 0; i = next[i]) {
+            tokens[out++] = tokens[i];
+        }
+        assert out == count;
+        return out;
+    }
+
+    private void offer(PriorityQueue<Candidate> heap, int[] tokens, int left, int right, int[] version,
+                       Map<Long, Integer> pairCache) {
+        int id = mergedId(tokens[left], tokens[right], pairCache);
+        if (id != -1 && scores[id] > -1e10f) {
+            heap.add(new Candidate(scores[id] + 0.0f, left, right, version[left], version[right], id));
+        }
+    }
+
+    /** A mergeable adjacent pair; best first = higher score, then leftmost. */
+    private record Candidate(float score, int left, int right, int leftVersion, int rightVersion, int id)
+            implements Comparable<Candidate> {
+        @Override
+        public int compareTo(Candidate o) {
+            int byScore = Float.compare(o.score, score); // scores are > -1e10, never NaN, and -0.0 became 0.0
+            return byScore != 0 ? byScore : Integer.compare(left, o.left);
         }
     }
 

@@ -106,6 +106,42 @@ class TokenizerTest {
     }
 
     @Test
+    void heapMergeEqualsRunCsRescanLoopOnLongRandomTexts() throws IOException {
+        List<String> words = new ArrayList<>();
+        for (String[] row : rows("tok512-encode-runc.tsv")) {
+            words.addAll(Arrays.asList(new String(HEX.parseHex(row[0]), StandardCharsets.UTF_8).split(" ")));
+        }
+        Random random = new Random(5);
+        for (int t = 0; t < 60; t++) {
+            StringBuilder sb = new StringBuilder();
+            int target = random.nextInt(3000);
+            while (sb.length() < target) {
+                switch (random.nextInt(4)) {
+                    // "ll", "pp", "oo" are pieces, "lll" is not: overlapping equal-score pairs, leftmost must win
+                    case 0 -> sb.append('-').append(String.valueOf("lpo".charAt(random.nextInt(3)))
+                            .repeat(1 + random.nextInt(6)));
+                    case 1 -> sb.appendCodePoint(0x20 + random.nextInt(0x3000));
+                    default -> sb.append(' ').append(words.get(random.nextInt(words.size())));
+                }
+            }
+            byte[] utf8 = sb.toString().getBytes(StandardCharsets.UTF_8);
+            int[] initial = tok.encodeUtf8Unmerged(utf8);
+            int[] fast = initial.clone();
+            int[] naive = initial.clone();
+            int nFast = tok.mergePairs(fast, fast.length);
+            int nNaive = tok.mergePairsNaive(naive, naive.length);
+            assertArrayEquals(Arrays.copyOf(naive, nNaive), Arrays.copyOf(fast, nFast), "text " + t);
+        }
+    }
+
+    @Test
+    void equalScoresMergeTheLeftmostPairFirst() {
+        // "ll" (306) and "oo" (347) are pieces, "lll"/"ooo" are not; run.c's ids (also in the fixture file)
+        assertArrayEquals(new int[] {410, 464, 306, 421}, tok.encode("-lll", false, false)); // " ", "-", "ll", "l"
+        assertArrayEquals(new int[] {334, 347, 347}, tok.encode("ooooo", false, false)); // " o", "oo", "oo"
+    }
+
+    @Test
     void leadingSpaceIsStrippedOnlyAfterBos() {
         assertEquals(" Once", text(tok.piece(403)));
         assertEquals("Once", text(tok.decode(Tokenizer.BOS, 403)));
