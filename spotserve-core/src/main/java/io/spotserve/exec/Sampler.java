@@ -30,6 +30,7 @@ public final class Sampler {
     private final SamplingParams params;
     private long state;
     private int[] order = new int[0];
+    private long[] keys = new long[0];
 
     /** A sampler whose generator starts at {@code params.seed()}. */
     public Sampler(SamplingParams params) {
@@ -166,31 +167,23 @@ public final class Sampler {
         return order[last];
     }
 
-    /** Stable sort of {@code idx[0..count)} by probability, descending (ascending index among equals). */
+    /**
+     * Sorts {@code idx[0..count)} by probability descending, ascending index among equals (= a stable sort
+     * of the index-ordered candidates). Candidates are at least the cutoff, so positive floats (never -0.0 or
+     * NaN), whose bit patterns order like their values: each becomes one primitive {@code long} key, inverted
+     * bits high and index low, and a plain primitive sort does the rest.
+     */
     private void sortByProbabilityDescending(int[] idx, int count, float[] probabilities) {
-        // Insertion sort is stable but quadratic: fine for the usual handful of candidates after the cutoff.
-        // Flat distributions can leave thousands, so those go to the (stable) object sort. Probabilities
-        // are never -0.0, so Float.compare (a total order, safe for the sort) orders like run.c's compare().
-        if (count <= 64) {
-            for (int i = 1; i < count; i++) {
-                int v = idx[i];
-                float p = probabilities[v];
-                int j = i - 1;
-                while (j >= 0 && probabilities[idx[j]] < p) {
-                    idx[j + 1] = idx[j];
-                    j--;
-                }
-                idx[j + 1] = v;
-            }
-            return;
+        if (keys.length < count) {
+            keys = new long[Math.max(count, keys.length * 2)];
         }
-        Integer[] boxed = new Integer[count];
         for (int i = 0; i < count; i++) {
-            boxed[i] = idx[i];
+            int bits = Float.floatToRawIntBits(probabilities[idx[i]]);
+            keys[i] = ((long) (Integer.MAX_VALUE - bits) << 32) | idx[i];
         }
-        Arrays.sort(boxed, (a, b) -> Float.compare(probabilities[b], probabilities[a]));
+        Arrays.sort(keys, 0, count);
         for (int i = 0; i < count; i++) {
-            idx[i] = boxed[i];
+            idx[i] = (int) keys[i];
         }
     }
 }

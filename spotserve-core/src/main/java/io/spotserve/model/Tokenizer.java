@@ -95,8 +95,11 @@ public final class Tokenizer {
             throw new ModelFormatException(file, "max_token_length", String.valueOf(maxTokenLength),
                     "a positive int32");
         }
-        byte[][] pieces = new byte[vocabSize][];
-        float[] scores = new float[vocabSize];
+        // every entry takes at least 8 bytes, so a short file fails before the arrays would overflow; this
+        // keeps an absurd vocabSize from allocating gigabytes before the truncation is noticed
+        int capacity = (int) Math.min(vocabSize, in.remaining() / (Float.BYTES + Integer.BYTES));
+        byte[][] pieces = new byte[capacity][];
+        float[] scores = new float[capacity];
         for (int id = 0; id < vocabSize; id++) {
             int at = in.position();
             if (in.remaining() < Float.BYTES + Integer.BYTES) {

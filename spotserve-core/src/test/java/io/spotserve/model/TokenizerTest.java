@@ -256,6 +256,9 @@ class TokenizerTest {
         assertEquals("token 512", e.field());
         assertEquals(f + ": field 'token 512' is missing: the file ends at byte 6227 after 512 entries, expected "
                 + "513 entries (the model's vocab_size)", e.getMessage());
+        ModelFormatException huge = assertThrows(ModelFormatException.class,
+                () -> Tokenizer.load(f, Integer.MAX_VALUE));
+        assertEquals("token 512", huge.field());
     }
 
     @Test
