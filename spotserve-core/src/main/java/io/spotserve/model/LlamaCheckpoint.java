@@ -48,8 +48,11 @@ public final class LlamaCheckpoint {
     /**
      * Loads (memory-maps) a llama2.c checkpoint after checking its header and its size.
      *
-     * @throws ModelFormatException if the header is negative, absurd or inconsistent, or the file size
-     *                              does not match what the header implies
+     * @throws ModelFormatException if the file is shorter than the header; a header field is zero, negative
+     *                              or above {@value #MAX_DIMENSION} ({@code vocab_size} may be negative: separate
+     *                              classifier); the head counts do not divide; the implied size overflows; or
+     *                              the file is shorter (truncated) or longer (trailing bytes) than the header
+     *                              implies. The message names the field, the value found and the one expected.
      * @throws IOException          if the file cannot be read
      */
     public static LlamaCheckpoint load(Path file) throws IOException {
