@@ -38,6 +38,11 @@ public final class CostModel {
             throw new IllegalArgumentException("minWorldSize must be >= 1, was " + minWorldSize);
         }
         this.minWorldSize = minWorldSize;
+        if (profile.layerNum() != shape.layers() || profile.hiddenSize() != shape.hidden()) {
+            throw new IllegalArgumentException("profile '" + profile.name() + "' is for " + profile.layerNum()
+                    + " layers of width " + profile.hiddenSize() + " but model '" + shape.name() + "' has "
+                    + shape.layers() + " layers of width " + shape.hidden());
+        }
         int tpSlots = log2(profile.layerTimes().lastKey()) + 1;
         int bSlots = 0;
         for (var row : profile.layerTimes().values()) {
@@ -60,6 +65,7 @@ public final class CostModel {
      * A cost model.
      *
      * @param minWorldSize the artifact's minimum GPU count (1 if unknown), used by {@link MemoryRule#ARTIFACT_MIN_GPUS}
+     * @throws IllegalArgumentException if the profile's layer count or width differs from the shape's
      */
     public static CostModel of(LatencyProfile profile, ModelShape shape, Hardware hardware, int minWorldSize) {
         return new CostModel(profile, shape, hardware, minWorldSize);

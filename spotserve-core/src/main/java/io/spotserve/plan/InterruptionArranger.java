@@ -14,7 +14,9 @@ import java.util.Objects;
  *   migrate only if T_mig &lt; l_exe(S_t | C_t), otherwise reroute now
  * </pre>
  * R is the batch's remaining output tokens; l_exe(S | C_t) = S decode steps of the batch under C_t (the prompt
- * phase is already done), from the {@link CostModel}. If S_t = R the batch simply finishes. Pure and stateless.
+ * phase is already done), from the {@link CostModel}. If S_t = R the batch simply finishes. The guard is applied
+ * literally to both events, so a zero acquisition grace (S_t = 0, l_exe = 0) reroutes; a REROUTE always stops now
+ * (S_t = 0) because the cache is not carried over. Pure and stateless.
  */
 public final class InterruptionArranger {
     private final CostModel model;

@@ -90,7 +90,10 @@ public interface ParallelConfigOptimizer {
             return this;
         }
 
-        /** Largest B searched (B runs over powers of two up to it); default 4 as in the artifact's scripts. */
+        /**
+         * Largest B searched (B runs over powers of two up to it, and up to the largest batch the profile's
+         * {@code embed} covers); default 4 as in the artifact's scripts.
+         */
         public Builder maxBatch(int maxBatch) {
             if (maxBatch < 1) {
                 throw new IllegalArgumentException("maxBatch must be >= 1, was " + maxBatch);

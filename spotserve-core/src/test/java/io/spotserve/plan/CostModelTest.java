@@ -97,6 +97,8 @@ class CostModelTest {
         assertMessage(() -> cm.executionSeconds(2, 8, 4, 1, 1, 0, 128), "S_in");
         assertMessage(() -> cm.decodeSeconds(2, 8, 4, 1, -1), "decode steps");
         assertMessage(() -> CostModel.of(cm.profile(), cm.shape(), cm.hardware(), 0), "minWorldSize");
+        assertMessage(() -> CostModel.of(cm.profile(), PaperModel.GPT_20B.shape(), cm.hardware(), 12),
+                "is for 48 layers of width 7168 but model 'GPT-20B' has 44 layers of width 6144");
     }
 
     private static void assertMessage(org.junit.jupiter.api.function.Executable call, String expected) {

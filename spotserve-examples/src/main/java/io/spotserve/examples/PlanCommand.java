@@ -86,7 +86,12 @@ final class PlanCommand implements Main.Command {
         }
         minGpus = integer(opts, "min-gpus", minGpus, 1);
         Hardware hw = Hardware.G4DN_12XLARGE.withGpusPerInstance(gpusPerInstance);
-        CostModel model = CostModel.of(profile, shape, hw, minGpus);
+        CostModel model;
+        try {
+            model = CostModel.of(profile, shape, hw, minGpus);
+        } catch (IllegalArgumentException e) {
+            throw new UsageException("plan: --profile/--model mismatch: " + e.getMessage());
+        }
 
         ParallelConfigOptimizer.Builder b = ParallelConfigOptimizer.builder(model)
                 .policy(policy(opts.getOrDefault("policy", "paper")))

@@ -7,7 +7,10 @@ import io.spotserve.SharedData;
 import java.io.ByteArrayOutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
@@ -68,7 +71,7 @@ class PlanCommandTest {
     }
 
     @Test
-    void modelIsInferredOrGivenOrGeneric() {
+    void modelIsInferredOrGivenOrGeneric(@TempDir Path dir) throws Exception {
         // a profile outside the paper's three: GPT-style shape, min 1 GPU unless --min-gpus
         Result generic = run("plan", "--profile", profile("megatron_h2048"), "--instances", "1", "--policy", "artifact",
                 "--max-batch", "1");
@@ -77,14 +80,22 @@ class PlanCommandTest {
                 "artifact", "--max-batch", "1", "--min-gpus", "4", "--gpus-per-instance", "8");
         assertEquals(0, withMin.code(), withMin.err());
         assertTrue(pipelineGpus(withMin.out()) >= 4, withMin.out());
-        // --model overrides the file name: GPT-20B's minimum of 12 GPUs applies
-        Result named = run("plan", "--profile", profile("megatron_h2048"), "--model", "gpt-20b", "--instances", "3",
+        // --model overrides the file name: GPT-20B's minimum of 12 GPUs applies to a renamed copy of its profile
+        Path copy = dir.resolve("renamed.json");
+        Files.copy(Path.of(profile("megatron_h6144")), copy);
+        Result generic20b = run("plan", "--profile", copy.toString(), "--instances", "2", "--policy", "artifact");
+        assertEquals(0, generic20b.code(), generic20b.err());
+        Result named = run("plan", "--profile", copy.toString(), "--model", "gpt-20b", "--instances", "3",
                 "--policy", "artifact");
         assertEquals(0, named.code(), named.err());
         assertTrue(pipelineGpus(named.out()) >= 12, named.out());
-        Result tooFew = run("plan", "--profile", profile("megatron_h2048"), "--model", "gpt-20b", "--instances", "2",
+        Result tooFew = run("plan", "--profile", copy.toString(), "--model", "gpt-20b", "--instances", "2",
                 "--policy", "artifact");
         assertEquals(1, tooFew.code(), tooFew.out());
+        // a model that does not match the profile is a usage error
+        Result mismatch = run("plan", "--profile", profile("megatron_h2048"), "--model", "gpt-20b", "--instances", "3");
+        assertEquals(2, mismatch.code());
+        assertTrue(mismatch.err().contains("mismatch"), mismatch.err());
     }
 
     /** P·M of a printed line. */
