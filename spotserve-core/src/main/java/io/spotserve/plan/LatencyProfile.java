@@ -218,7 +218,11 @@ public record LatencyProfile(String name, int layerNum, int paddedLayerNum, doub
         }
         int maxTp = o.has("max_tp") ? integer(o, "max_tp") : (tables.isEmpty() ? 1 : tables.lastKey());
         int prompt = o.has("prompt_tokens") ? integer(o, "prompt_tokens") : DEFAULT_PROMPT_TOKENS;
-        String name = o.has("name") ? o.get("name").getAsString() : "unnamed";
+        JsonElement nameElement = o.get("name");
+        if (nameElement != null && !(nameElement.isJsonPrimitive() && nameElement.getAsJsonPrimitive().isString())) {
+            throw new IllegalArgumentException("field 'name' must be a string, was " + nameElement);
+        }
+        String name = nameElement == null ? "unnamed" : nameElement.getAsString();
         return new LatencyProfile(name, integer(o, "layer_num"), integer(o, "padded_layer_num"),
                 number(o, "final_fix_factor", "profile"), number(o, "pp_init_comm", "profile"),
                 number(o, "pp_incr_comm", "profile"), integer(o, "hidden_size"), maxTp, prompt, embed, tables);

@@ -71,6 +71,7 @@ class LatencyProfileTest {
         assertMessage(mutate(good, o -> o.getAsJsonObject("tp-1").getAsJsonObject("bsz-1").addProperty("init", "x")),
                 "init");
         assertMessage(mutate(good, o -> o.add("embed", new JsonObject())), "embed");
+        assertMessage(mutate(good, o -> o.add("name", new JsonObject())), "'name' must be a string");
         assertMessage("[1, 2]", "JSON object");
         assertMessage("{not json", "not valid JSON");
     }
