@@ -76,14 +76,17 @@ public final class CostModel {
         return new CostModel(profile, model.shape(), Hardware.G4DN_12XLARGE, model.artifactMinGpus());
     }
 
+    /** The latency profile the times come from. */
     public LatencyProfile profile() {
         return profile;
     }
 
+    /** The model's sizes (memory and migration volumes). */
     public ModelShape shape() {
         return shape;
     }
 
+    /** The instance type (GPUs per instance, memory, bandwidth, prices). */
     public Hardware hardware() {
         return hardware;
     }

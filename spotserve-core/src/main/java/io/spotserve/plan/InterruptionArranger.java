@@ -21,6 +21,7 @@ import java.util.Objects;
 public final class InterruptionArranger {
     private final CostModel model;
 
+    /** An arranger that prices decode steps with {@code model}. */
     public InterruptionArranger(CostModel model) {
         this.model = Objects.requireNonNull(model, "model");
     }
