@@ -17,6 +17,7 @@ public final class Main {
 
     static Map<String, Command> commands() {
         Map<String, Command> commands = new LinkedHashMap<>();
+        commands.put("plan", new PlanCommand());
         return commands;
     }
 

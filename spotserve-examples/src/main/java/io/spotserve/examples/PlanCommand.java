@@ -1,0 +1,210 @@
+package io.spotserve.examples;
+
+import io.spotserve.plan.ConfigEstimate;
+import io.spotserve.plan.CostModel;
+import io.spotserve.plan.Decision;
+import io.spotserve.plan.Hardware;
+import io.spotserve.plan.LatencyProfile;
+import io.spotserve.plan.MemoryRule;
+import io.spotserve.plan.ModelShape;
+import io.spotserve.plan.PaperModel;
+import io.spotserve.plan.ParallelConfig;
+import io.spotserve.plan.ParallelConfigOptimizer;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * {@code plan}: runs SpotServe's Algorithm 1 (§2.3) once on a latency profile and prints the chosen
+ * configuration as one line.
+ *
+ * <pre>
+ * java -jar spotserve-examples.jar plan --profile PATH --instances N [--gpus-per-instance 4] [--rate R]
+ *     [--max-batch 4] [--in 512] [--out 128] [--policy paper|artifact] [--model opt-6.7b|gpt-20b|llama-30b]
+ *     [--min-gpus N] [--memory artifact|device] [--on-demand K] [--spare S] [--acquirable A] [--tolerance 0.05]
+ * </pre>
+ * Output: {@code D=.. P=.. M=.. B=.. latency_s=.. throughput_rps=..} followed by {@code m1 m2 queue_s instances
+ * delta meets_rate}; latency_s is the execution latency l_exe and queue_s the PAPER policy's queueing estimate.
+ * The model (for memory and the artifact's minimum GPU count) is inferred from the profile's file name for the
+ * paper's three models ({@code megatron_6.7B} → OPT-6.7B, {@code megatron_h6144} → GPT-20B,
+ * {@code megatron_h7168} → LLaMA-30B) or given with {@code --model}; any other profile gets a GPT-style shape
+ * from its layer count and width (vocab 51200) and a minimum of {@code --min-gpus} (default 1) GPUs.
+ */
+final class PlanCommand implements Main.Command {
+    private static final List<String> OPTIONS = List.of("profile", "instances", "gpus-per-instance", "rate",
+            "max-batch", "in", "out", "policy", "model", "min-gpus", "memory", "on-demand", "spare", "acquirable",
+            "tolerance");
+
+    @Override
+    public int run(String[] args, PrintStream out) throws UsageException {
+        Map<String, String> opts = parse(args);
+        if (!opts.containsKey("profile")) {
+            throw new UsageException("plan: --profile PATH is required");
+        }
+        if (!opts.containsKey("instances")) {
+            throw new UsageException("plan: --instances N is required");
+        }
+        Path path = Path.of(opts.get("profile"));
+        if (!Files.isRegularFile(path)) {
+            throw new UsageException("plan: --profile " + path + " is not a file");
+        }
+        LatencyProfile profile;
+        try {
+            profile = LatencyProfile.read(path);
+        } catch (IllegalArgumentException e) {
+            throw new UsageException("plan: --profile " + e.getMessage());
+        }
+        int instances = integer(opts, "instances", -1, 0);
+        int gpusPerInstance = integer(opts, "gpus-per-instance", 4, 1);
+        double rate = decimal(opts, "rate", 0);
+        int onDemand = integer(opts, "on-demand", 0, 0);
+        if (onDemand > instances) {
+            throw new UsageException("plan: --on-demand " + onDemand + " exceeds --instances " + instances);
+        }
+
+        ModelShape shape;
+        int minGpus;
+        String modelName = opts.get("model");
+        PaperModel paper = null;
+        try {
+            paper = PaperModel.fromName(modelName != null ? modelName : path.getFileName().toString());
+        } catch (IllegalArgumentException e) {
+            if (modelName != null) {
+                throw new UsageException("plan: --model " + e.getMessage());
+            }
+        }
+        if (paper != null) {
+            shape = paper.shape();
+            minGpus = paper.artifactMinGpus();
+        } else {
+            shape = ModelShape.gptStyle(profile.name(), profile.layerNum(), profile.hiddenSize(), 51200);
+            minGpus = 1;
+        }
+        minGpus = integer(opts, "min-gpus", minGpus, 1);
+        Hardware hw = Hardware.G4DN_12XLARGE.withGpusPerInstance(gpusPerInstance);
+        CostModel model;
+        try {
+            model = CostModel.of(profile, shape, hw, minGpus);
+        } catch (IllegalArgumentException e) {
+            throw new UsageException("plan: --profile/--model mismatch: " + e.getMessage());
+        }
+
+        ParallelConfigOptimizer.Builder b = ParallelConfigOptimizer.builder(model)
+                .policy(policy(opts.getOrDefault("policy", "paper")))
+                .memoryRule(memoryRule(opts.getOrDefault("memory", "artifact")))
+                .maxBatch(integer(opts, "max-batch", 4, 1))
+                .promptTokens(integer(opts, "in", 512, 1))
+                .outputTokens(integer(opts, "out", 128, 0))
+                .spareInstances(integer(opts, "spare", 0, 0))
+                .acquirableInstances(integer(opts, "acquirable", 0, 0))
+                .latencyTolerance(decimal(opts, "tolerance", 0.05));
+        ParallelConfigOptimizer optimizer;
+        try {
+            optimizer = b.build();
+        } catch (IllegalStateException e) {
+            throw new UsageException("plan: " + e.getMessage());
+        }
+        Decision d = optimizer.decide(instances, onDemand, rate);
+        if (d.choice().isEmpty()) {
+            out.println("none reason=\"" + d.reason() + "\"");
+            return 1;
+        }
+        ConfigEstimate e = d.choice().get();
+        ParallelConfig c = e.config();
+        out.println(String.format(Locale.ROOT,
+                "D=%d P=%d M=%d B=%d latency_s=%.3f throughput_rps=%.4f m1=%d m2=%d queue_s=%s instances=%d "
+                        + "delta=%+d meets_rate=%b",
+                c.dataParallel(), c.pipelineStages(), c.tensorShards(), c.maxBatch(), e.executionSeconds(),
+                e.throughputRps(), e.prefillMicroBatches(), e.decodeMicroBatches(),
+                Double.isInfinite(e.schedulingSeconds()) ? "inf"
+                        : String.format(Locale.ROOT, "%.3f", e.schedulingSeconds()),
+                d.instancesNeeded(), d.delta(), d.meetsArrivalRate()));
+        return 0;
+    }
+
+    private static Map<String, String> parse(String[] args) throws UsageException {
+        Map<String, String> opts = new LinkedHashMap<>();
+        for (int i = 0; i < args.length; i++) {
+            String a = args[i];
+            if (!a.startsWith("--")) {
+                throw new UsageException("plan: unexpected argument '" + a + "'; options are --" + String.join(" --", OPTIONS));
+            }
+            String key = a.substring(2);
+            String value;
+            int eq = key.indexOf('=');
+            if (eq >= 0) {
+                value = key.substring(eq + 1);
+                key = key.substring(0, eq);
+            } else if (i + 1 < args.length) {
+                value = args[++i];
+            } else {
+                throw new UsageException("plan: option --" + key + " needs a value");
+            }
+            if (!OPTIONS.contains(key)) {
+                throw new UsageException("plan: unknown option --" + key + "; options are --" + String.join(" --", OPTIONS));
+            }
+            if (opts.put(key, value) != null) {
+                throw new UsageException("plan: option --" + key + " given twice");
+            }
+        }
+        return opts;
+    }
+
+    private static int integer(Map<String, String> opts, String key, int dflt, int min) throws UsageException {
+        String v = opts.get(key);
+        if (v == null) {
+            return dflt;
+        }
+        try {
+            int n = Integer.parseInt(v.trim());
+            if (n < min) {
+                throw new UsageException("plan: --" + key + " must be >= " + min + ", was " + v);
+            }
+            return n;
+        } catch (NumberFormatException e) {
+            throw new UsageException("plan: --" + key + " must be an integer, was '" + v + "'");
+        }
+    }
+
+    private static double decimal(Map<String, String> opts, String key, double dflt) throws UsageException {
+        String v = opts.get(key);
+        if (v == null) {
+            return dflt;
+        }
+        try {
+            double x = Double.parseDouble(v.trim());
+            if (!(x >= 0) || Double.isInfinite(x)) {
+                throw new UsageException("plan: --" + key + " must be a finite number >= 0, was " + v);
+            }
+            return x;
+        } catch (NumberFormatException e) {
+            throw new UsageException("plan: --" + key + " must be a number, was '" + v + "'");
+        }
+    }
+
+    private static ParallelConfigOptimizer.Policy policy(String v) throws UsageException {
+        switch (v) {
+            case "paper":
+                return ParallelConfigOptimizer.Policy.PAPER;
+            case "artifact":
+                return ParallelConfigOptimizer.Policy.ARTIFACT;
+            default:
+                throw new UsageException("plan: --policy must be paper or artifact, was '" + v + "'");
+        }
+    }
+
+    private static MemoryRule memoryRule(String v) throws UsageException {
+        switch (v) {
+            case "artifact":
+                return MemoryRule.ARTIFACT_MIN_GPUS;
+            case "device":
+                return MemoryRule.DEVICE_MEMORY;
+            default:
+                throw new UsageException("plan: --memory must be artifact or device, was '" + v + "'");
+        }
+    }
+}
