@@ -8,10 +8,38 @@ import java.util.Arrays;
  * augmenting paths with lazily updated column prices). See the implementation notes in {@link KuhnMunkres}.
  */
 final class ShortestAugmentingPath {
-    /** Cap on phase-2 work, in row scans per row; keeps the worst case at O(n·m) for that phase. */
-    static final int ROW_REDUCTION_SCANS_PER_ROW = 12;
+    /**
+     * Cap on phase-2 work, in full-row equivalents per row (a row scan over candidates costs its candidate
+     * count, a full scan m); keeps that phase at O(n·m) whatever the input.
+     */
+    static final int ROW_REDUCTION_WORK = 12;
+    /** Most candidate columns kept per row for phase 2. */
+    static final int MAX_CANDIDATES = 16;
 
-    private ShortestAugmentingPath() {
+    private final double[] a;
+    private final int n;
+    private final int m;
+    private final int[] x;      // column of each row, -1 = free
+    private final int[] y;      // row of each column, -1 = free
+    private final double[] v;   // column prices
+    // phase-2 candidates: per row the K cheapest columns (by raw cost), sorted by column index, and the
+    // (K+1)-th smallest raw cost as a threshold; prices only fall, so a_ij - v_j >= a_ij >= threshold outside
+    private final int k;
+    private final int[] cand;
+    private final double[] threshold;
+
+    private ShortestAugmentingPath(double[] a, int n, int m, int[] x, double[] v) {
+        this.a = a;
+        this.n = n;
+        this.m = m;
+        this.x = x;
+        this.y = new int[m];
+        this.v = v;
+        this.k = Math.min(m, Math.max(2, Math.min(MAX_CANDIDATES, m / 4)));
+        this.cand = new int[n * k];
+        this.threshold = new double[n];
+        Arrays.fill(x, -1);
+        Arrays.fill(y, -1);
     }
 
     /**
@@ -25,28 +53,26 @@ final class ShortestAugmentingPath {
      * @param v           out: column potentials (prices), ≤ 0 and 0 on unmatched columns; must be all 0 on entry
      */
     static void solve(double[] a, int n, int m, int[] columnOfRow, double[] u, double[] v) {
-        int[] x = columnOfRow;
-        int[] y = new int[m];   // row of each column, -1 = free
-        Arrays.fill(x, -1);
-        Arrays.fill(y, -1);
+        new ShortestAugmentingPath(a, n, m, columnOfRow, v).run(u);
+    }
+
+    private void run(double[] u) {
         int[] free = new int[n];
-        int numFree = greedy(a, n, m, x, y, free);
+        int numFree = greedy(free);
         if (numFree > 0 && m > 1) {
-            // passes until the budget is spent; 12 row scans per row was the sweet spot on dense uniform
-            // random matrices (n = 1024: about 20 rows left for phase 3, instead of 90 with JV's 2 passes)
-            int budget = ROW_REDUCTION_SCANS_PER_ROW * n;
+            long budget = (long) ROW_REDUCTION_WORK * n * m;
             while (numFree > 0 && budget > 0) {
-                int[] counts = reduceRows(a, m, x, y, v, free, numFree, budget);
-                numFree = counts[0];
-                budget = counts[1];
+                long before = budget;
+                numFree = reduceRows(free, numFree, budget);
+                budget = before - spent;
             }
         }
         if (numFree > 0) {
             double[] d = new double[m];
             int[] cols = new int[m];
             int[] pred = new int[m];
-            for (int k = 0; k < numFree; k++) {
-                augment(a, m, free[k], x, y, v, d, cols, pred);
+            for (int t = 0; t < numFree; t++) {
+                augment(a, m, free[t], x, y, v, d, cols, pred);
             }
         }
         for (int i = 0; i < n; i++) {
@@ -56,22 +82,46 @@ final class ShortestAugmentingPath {
 
     /**
      * Phase 1, with all prices 0: each row takes the lowest-index free column among its cheapest ones, if
-     * any. Returns the number of rows left free, listed in {@code free} in index order.
+     * any; the same pass records the row's phase-2 candidates. Returns the number of rows left free, listed in
+     * {@code free} in index order.
      */
-    private static int greedy(double[] a, int n, int m, int[] x, int[] y, int[] free) {
+    private int greedy(int[] free) {
+        int len = k + 1;
+        double[] bufVal = new double[len];
+        int[] bufCol = new int[len];
         int numFree = 0;
         for (int i = 0; i < n; i++) {
             int base = i * m;
-            double min = a[base];
-            int pick = y[0] < 0 ? 0 : -1;
-            for (int j = 1; j < m; j++) {
+            int size = 0;
+            for (int j = 0; j < m; j++) {
                 double h = a[base + j];
-                if (h <= min) {
-                    if (h < min) {
-                        min = h;
-                        pick = y[j] < 0 ? j : -1;
-                    } else if (pick < 0 && y[j] < 0) {
+                if (size < len || h < bufVal[len - 1]) {
+                    // stable insertion: equal costs keep the lower column first
+                    int p = size < len ? size++ : len - 1;
+                    while (p > 0 && bufVal[p - 1] > h) {
+                        bufVal[p] = bufVal[p - 1];
+                        bufCol[p] = bufCol[p - 1];
+                        p--;
+                    }
+                    bufVal[p] = h;
+                    bufCol[p] = j;
+                }
+            }
+            double min = bufVal[0];
+            int pick = -1;
+            if (size == m || bufVal[size - 1] > min) {
+                // every column at the minimum is in the buffer, in column order
+                for (int t = 0; t < size && bufVal[t] == min; t++) {
+                    if (y[bufCol[t]] < 0) {
+                        pick = bufCol[t];
+                        break;
+                    }
+                }
+            } else {
+                for (int j = 0; j < m; j++) {
+                    if (a[base + j] == min && y[j] < 0) {
                         pick = j;
+                        break;
                     }
                 }
             }
@@ -81,34 +131,51 @@ final class ShortestAugmentingPath {
             } else {
                 free[numFree++] = i;
             }
+            threshold[i] = size > k ? bufVal[k] : Double.POSITIVE_INFINITY;
+            int cb = i * k;
+            for (int t = 0; t < k; t++) {
+                int c = bufCol[t];
+                int q = t;
+                while (q > 0 && cand[cb + q - 1] > c) {
+                    cand[cb + q] = cand[cb + q - 1];
+                    q--;
+                }
+                cand[cb + q] = c;
+            }
         }
         return numFree;
     }
+
+    /** Work spent by the last {@link #reduceRows} call. */
+    private long spent;
 
     /**
      * Phase 2, one pass of augmenting row reduction over {@code free[0..numFree)}: a free row takes its best
      * column j1 (under current prices) and, if strictly better than its second best j2, lowers j1's price to
      * make the two equal and re-processes the row it evicted at once; on a tie it takes j2 instead when j1 is
-     * owned. Each row scan spends one unit of {@code budget}; rows left when it runs out stay free for phase 3.
-     * Returns {rows still free, budget left}; the free rows are compacted to the front of {@code free}.
+     * owned. The two best columns come from the row's candidates when the second best is still below the
+     * row's threshold (then no other column can compete), else from a full scan; both give the same answer,
+     * the two smallest (cost, column) pairs. Rows left when {@code budget} runs out stay free for phase 3.
+     * Returns the rows still free, compacted to the front of {@code free}; sets {@link #spent}.
      */
-    private static int[] reduceRows(double[] a, int m, int[] x, int[] y, double[] v, int[] free, int numFree,
-                                    int budget) {
-        int k = 0;
+    private int reduceRows(int[] free, int numFree, long budget) {
+        long work = 0;
+        int t = 0;
         int stillFree = 0;
-        while (k < numFree) {
-            int i = free[k++];
-            if (budget <= 0) {
+        while (t < numFree) {
+            int i = free[t++];
+            if (work >= budget) {
                 free[stillFree++] = i;
                 continue;
             }
-            budget--;
             int base = i * m;
-            double u1 = a[base] - v[0];
+            double u1 = Double.POSITIVE_INFINITY;
             double u2 = Double.POSITIVE_INFINITY;
-            int j1 = 0;
+            int j1 = -1;
             int j2 = -1;
-            for (int j = 1; j < m; j++) {
+            int cb = i * k;
+            for (int q = 0; q < k; q++) {
+                int j = cand[cb + q];
                 double h = a[base + j] - v[j];
                 if (h < u2) {
                     if (h >= u1) {
@@ -121,6 +188,26 @@ final class ShortestAugmentingPath {
                         j1 = j;
                     }
                 }
+            }
+            work += k;
+            if (!(u2 < threshold[i])) {
+                u1 = Double.POSITIVE_INFINITY;
+                u2 = Double.POSITIVE_INFINITY;
+                for (int j = 0; j < m; j++) {
+                    double h = a[base + j] - v[j];
+                    if (h < u2) {
+                        if (h >= u1) {
+                            u2 = h;
+                            j2 = j;
+                        } else {
+                            u2 = u1;
+                            j2 = j1;
+                            u1 = h;
+                            j1 = j;
+                        }
+                    }
+                }
+                work += m;
             }
             int i0 = y[j1];
             boolean strict = u1 < u2;
@@ -135,13 +222,14 @@ final class ShortestAugmentingPath {
             if (i0 >= 0) {
                 x[i0] = -1;
                 if (strict) {
-                    free[--k] = i0;   // slot k held row i, already consumed; stillFree <= k
+                    free[--t] = i0;   // slot t held row i, already consumed; stillFree <= t
                 } else {
                     free[stillFree++] = i0;
                 }
             }
         }
-        return new int[] {stillFree, budget};
+        spent = work;
+        return stillFree;
     }
 
     /**
