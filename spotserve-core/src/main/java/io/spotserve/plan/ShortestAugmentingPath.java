@@ -27,6 +27,7 @@ final class ShortestAugmentingPath {
     private final int k;
     private final int[] cand;
     private final double[] threshold;
+    private long budget;        // phase-2 entry visits left
 
     private ShortestAugmentingPath(double[] a, int n, int m, int[] x, double[] v) {
         this.a = a;
@@ -60,11 +61,9 @@ final class ShortestAugmentingPath {
         int[] free = new int[n];
         int numFree = greedy(free);
         if (numFree > 0 && m > 1) {
-            long budget = (long) ROW_REDUCTION_WORK * n * m;
+            budget = (long) ROW_REDUCTION_WORK * n * m;
             while (numFree > 0 && budget > 0) {
-                long before = budget;
-                numFree = reduceRows(free, numFree, budget);
-                budget = before - spent;
+                numFree = reduceRows(free, numFree);
             }
         }
         if (numFree > 0) {
@@ -72,7 +71,7 @@ final class ShortestAugmentingPath {
             int[] cols = new int[m];
             int[] pred = new int[m];
             for (int t = 0; t < numFree; t++) {
-                augment(a, m, free[t], x, y, v, d, cols, pred);
+                augment(free[t], d, cols, pred);
             }
         }
         for (int i = 0; i < n; i++) {
@@ -146,25 +145,21 @@ final class ShortestAugmentingPath {
         return numFree;
     }
 
-    /** Work spent by the last {@link #reduceRows} call. */
-    private long spent;
-
     /**
      * Phase 2, one pass of augmenting row reduction over {@code free[0..numFree)}: a free row takes its best
      * column j1 (under current prices) and, if strictly better than its second best j2, lowers j1's price to
      * make the two equal and re-processes the row it evicted at once; on a tie it takes j2 instead when j1 is
      * owned. The two best columns come from the row's candidates when the second best is still below the
      * row's threshold (then no other column can compete), else from a full scan; both give the same answer,
-     * the two smallest (cost, column) pairs. Rows left when {@code budget} runs out stay free for phase 3.
-     * Returns the rows still free, compacted to the front of {@code free}; sets {@link #spent}.
+     * the two smallest (cost, column) pairs. Rows left when the budget runs out stay free for phase 3.
+     * Returns the rows still free, compacted to the front of {@code free}.
      */
-    private int reduceRows(int[] free, int numFree, long budget) {
-        long work = 0;
+    private int reduceRows(int[] free, int numFree) {
         int t = 0;
         int stillFree = 0;
         while (t < numFree) {
             int i = free[t++];
-            if (work >= budget) {
+            if (budget <= 0) {
                 free[stillFree++] = i;
                 continue;
             }
@@ -189,7 +184,7 @@ final class ShortestAugmentingPath {
                     }
                 }
             }
-            work += k;
+            budget -= k;
             if (!(u2 < threshold[i])) {
                 u1 = Double.POSITIVE_INFINITY;
                 u2 = Double.POSITIVE_INFINITY;
@@ -207,7 +202,7 @@ final class ShortestAugmentingPath {
                         }
                     }
                 }
-                work += m;
+                budget -= m;
             }
             int i0 = y[j1];
             boolean strict = u1 < u2;
@@ -228,7 +223,6 @@ final class ShortestAugmentingPath {
                 }
             }
         }
-        spent = work;
         return stillFree;
     }
 
@@ -239,8 +233,7 @@ final class ShortestAugmentingPath {
      * unsettled columns. {@code cols} is a permutation of the columns: [0, open) unsettled, [open, m)
      * settled in reverse order. Among equally near columns a free one is preferred, then the first met.
      */
-    private static void augment(double[] a, int m, int f, int[] x, int[] y, double[] v, double[] d, int[] cols,
-                                int[] pred) {
+    private void augment(int f, double[] d, int[] cols, int[] pred) {
         for (int j = 0; j < m; j++) {
             cols[j] = j;
             d[j] = Double.POSITIVE_INFINITY;
