@@ -263,6 +263,9 @@ class KuhnMunkresTest {
         "1, 1000, uniform, 7",
         "1000, 1, integers, 8",
         "256, 256, rankone, 9",
+        "200, 260, sum, 10",
+        "260, 200, product, 11",
+        "400, 400, huge, 12",
     })
     void randomLargeMatricesCarryAnOptimalityCertificate(int n, int m, String kind, long seed) {
         Random rnd = new Random(seed);
@@ -271,10 +274,20 @@ class KuhnMunkresTest {
             case "integers" -> () -> rnd.nextInt(1000);
             case "negatives" -> () -> -1e6 * rnd.nextDouble();
             case "ties" -> () -> rnd.nextInt(4);
+            case "huge" -> () -> (2 * rnd.nextDouble() - 1) * KuhnMunkres.MAX_ABS_ENTRY;
             default -> null;
         };
         double[][] mat;
-        if (gen == null) { // a_ij = p_i * q_j: every assignment pattern of a sorted order ties often
+        if (kind.equals("sum") || kind.equals("product")) {
+            // structured, tie-heavy: every (sum) or many (product) assignments are optimal; this is what
+            // drives the most rows into the Dijkstra phase
+            mat = new double[n][m];
+            for (int i = 0; i < n; i++) {
+                for (int j = 0; j < m; j++) {
+                    mat[i][j] = kind.equals("sum") ? i + j : (double) i * j;
+                }
+            }
+        } else if (gen == null) { // a_ij = p_i * q_j: every assignment pattern of a sorted order ties often
             double[] p = new double[n];
             double[] q = new double[m];
             for (int i = 0; i < n; i++) {
