@@ -54,17 +54,11 @@ public final class MigrationPlanner {
         long worst = max(peak);
         if (worst > bufferCapBytes) {
             Search s = exact(u, start, max(kvPeak));
-            if (s.peak > bufferCapBytes || !s.exact) {
-                if (s.peak <= bufferCapBytes) {
-                    order = s.order;
-                    peak = replay(u, order);
-                } else {
-                    throw new MigrationInfeasibleException(bufferCapBytes, Math.min(s.peak, worst), s.exact);
-                }
-            } else {
-                order = s.order;
-                peak = replay(u, order);
+            if (!s.exact || s.peak > bufferCapBytes) {
+                throw new MigrationInfeasibleException(bufferCapBytes, s.exact ? s.peak : worst, s.exact);
             }
+            order = s.order;
+            peak = replay(u, order);
         }
         return assemble(mapping, u, order, peak, bufferCapBytes);
     }
