@@ -394,6 +394,9 @@ public final class DeviceMapper {
                     groups.add(new ArrayList<>(gpus.subList(g, g + c)));
                 }
             }
+            if (groups.isEmpty()) {
+                return;
+            }
             double[][] w = new double[groups.size()][slots];
             Assignment[][] inner = new Assignment[groups.size()][slots];
             for (int g = 0; g < groups.size(); g++) {

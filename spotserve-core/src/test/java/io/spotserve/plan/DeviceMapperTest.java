@@ -128,9 +128,6 @@ class DeviceMapperTest {
         assertEquals(Set.of(u.get(4), u.get(5)), Set.of(m.deviceOf(new Position(1, 0, 0)), m.deviceOf(new Position(1, 1, 0))));
         // u2/u3 are the only available holders of layers 8-11 and the classifier: the new last stages
         assertEquals(Set.of(u.get(2), u.get(3)), Set.of(m.deviceOf(new Position(0, 2, 0)), m.deviceOf(new Position(1, 2, 0))));
-        // the first stage of each new pipeline is the old stage-0 device of the pipeline it inherits (u1->v0 in the paper)
-        Position v0 = m.positionOf(m.deviceOf(new Position(0, 0, 0)));
-        assertEquals(0, v0.stage());
         // source-only u6/u7 send pipeline 1's cache of layers 8-11 to the device of (1,2,0), receive nothing
         DeviceId last1 = m.deviceOf(new Position(1, 2, 0));
         for (DeviceId dying : List.of(u.get(6), u.get(7))) {
@@ -199,13 +196,14 @@ class DeviceMapperTest {
     // ------------------------------------------------------------------ hierarchical matching
 
     /**
-     * Brute force over instance→slot assignments, each slot's GPUs tried in every order inside its instance
+     * Brute force over instance→slot assignments (slot = gcd(M, GPUs per instance) shards, one slot per
+     * instance, so exact only when that is all an instance can host), each slot's GPUs tried in every order
      * (the volume is a sum over positions, so each (instance, slot) pair is minimised once).
      */
     private static long hierarchicalBruteForce(ModelContext model, Deployment old, TargetFleet fleet, DeviceMapping m) {
         ParallelConfig nc = fleet.config();
-        int c = nc.tensorShards();
         List<TargetFleet.Instance> inst = fleet.instances();
+        int c = ShardRange.gcd(nc.tensorShards(), inst.get(0).gpus());
         int slots = nc.gpus() / c;
         List<Position> positions = Deployment.positions(nc);
         long[] kept = keptKv(m);
@@ -317,6 +315,35 @@ class DeviceMapperTest {
         assertEquals(traffic.values().stream().mapToLong(InstanceTraffic::sentBytes).sum(),
                 traffic.values().stream().mapToLong(InstanceTraffic::receivedBytes).sum());
         assertEquals(0, traffic.get("i5").receivedBytes());
+    }
+
+    @Test
+    void multiGpuRandomCasesAreSoundAndExactWhenEachInstanceHostsOneSlot() {
+        Random r = new Random(99);
+        int exactChecked = 0;
+        for (int trial = 0; trial < 200; trial++) {
+            PlanFixtures.Case c = PlanFixtures.randomMultiGpuCase(r);
+            DeviceMapping m = DeviceMapper.map(c.model(), c.old(), c.target());
+            assertSoundAndComplete(c, m);
+            int gpus = c.target().instances().get(0).gpus();
+            int width = ShardRange.gcd(m.newConfig().tensorShards(), gpus);
+            for (int d = 0; d < m.newConfig().dataParallel(); d++) {
+                for (int p = 0; p < m.newConfig().pipelineStages(); p++) {
+                    for (int s = 0; s < m.newConfig().tensorShards(); s += width) {
+                        Set<String> inst = new HashSet<>();
+                        for (int k = s; k < s + width; k++) {
+                            inst.add(m.deviceOf(new Position(d, p, k)).instance());
+                        }
+                        assertEquals(1, inst.size(), "trial " + trial + ": tensor group split over " + inst);
+                    }
+                }
+            }
+            if (width == gpus && c.target().instances().size() <= 8) {
+                assertEquals(hierarchicalBruteForce(c.model(), c.old(), c.target(), m), m.bytesTransferred(), "trial " + trial);
+                exactChecked++;
+            }
+        }
+        assertTrue(exactChecked > 40, "cases checked against brute force: " + exactChecked);
     }
 
     @Test

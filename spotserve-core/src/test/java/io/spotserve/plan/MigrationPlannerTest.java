@@ -180,8 +180,8 @@ class MigrationPlannerTest {
     void neverExceedsTheCapWhenAnOrderExistsAndNamesTheMinimumOtherwise() {
         Random r = new Random(42);
         int infeasible = 0;
-        for (int trial = 0; trial < 150; trial++) {
-            PlanFixtures.Case c = PlanFixtures.randomSingleGpuCase(r, 6);
+        for (int trial = 0; trial < 300; trial++) {
+            PlanFixtures.Case c = trial % 2 == 0 ? PlanFixtures.randomSingleGpuCase(r, 6) : PlanFixtures.randomMultiGpuCase(r);
             DeviceMapping m = DeviceMapper.map(c.model(), c.old(), c.target());
             long min = bruteForceMinPeak(Effects.of(m));
             long[] caps = {min, Math.max(0, min - 1), min + r.nextInt(5000), 0, Long.MAX_VALUE / 4};

@@ -101,6 +101,40 @@ final class PlanFixtures {
         return new Case(model, dep, new TargetFleet(nc, targets));
     }
 
+    /**
+     * Multi-GPU instances (2 or 4 GPUs): old deployment packed on o0.., instances lost / under notice /
+     * surviving at random, new empty instances added until the new configuration fits.
+     */
+    static Case randomMultiGpuCase(Random r) {
+        int g = r.nextBoolean() ? 2 : 4;
+        int layers = 3 + r.nextInt(4);
+        ModelContext model = randomModel(r, layers);
+        ParallelConfig oc = randomConfig(r, 12, layers, 4);
+        ParallelConfig nc = randomConfig(r, 12, layers, 4);
+        int oldInstances = (oc.gpus() + g - 1) / g;
+        List<DeviceId> devs = new ArrayList<>();
+        for (int i = 0; i < oldInstances; i++) {
+            for (int k = 0; k < g; k++) {
+                devs.add(new DeviceId("o" + i, k));
+            }
+        }
+        Deployment dep = Deployment.packed(oc, devs.subList(0, oc.gpus())).withBatches(randomBatches(r, oc));
+        List<TargetFleet.Instance> targets = new ArrayList<>();
+        for (int i = 0; i < oldInstances; i++) {
+            int fate = r.nextInt(5);
+            if (fate == 0) {
+                dep = dep.without("o" + i);
+            } else if (fate != 1) {
+                targets.add(new TargetFleet.Instance("o" + i, g));
+            }
+        }
+        int fresh = 0;
+        while (targets.size() * g < nc.gpus()) {
+            targets.add(new TargetFleet.Instance("n" + fresh++, g));
+        }
+        return new Case(model, dep, new TargetFleet(nc, targets));
+    }
+
     /** KV bytes per layer (M = 1) of the batches each new pipeline resumes. */
     static long[] keptKv(DeviceMapping m) {
         long[] kv = new long[m.newConfig().dataParallel()];
