@@ -15,7 +15,8 @@ import java.util.TreeMap;
  * to a new (pipeline, stage) — from there that stage may serve while later layers are still in flight.
  *
  * <p>Serializable (records of serializable values, immutable collections) so it can be shipped to remote
- * workers with {@link java.io.ObjectOutputStream}; every component is also plain data that Gson can write.
+ * workers with {@link java.io.ObjectOutputStream}. (No JSON form yet: reading the sealed {@link Step}
+ * hierarchy back with Gson would need a type adapter.)
  *
  * @param steps           the plan, in execution order
  * @param order           context units in migration order (KV first when it moves anything)

@@ -98,6 +98,25 @@ class DeviceMapperTest {
         old.placement().forEach((p, d) -> assertEquals(d, m.deviceOf(p)));
     }
 
+    @Test
+    void replicatedSlicesAreSentByTheLeastLoadedReplica() {
+        ModelContext model = new ModelContext("m", 8, 1000, 500, 700, 1);
+        Deployment old = Deployment.packed(ParallelConfig.of(2, 1, 1, 1), singleGpuDevices("o", 2));
+        TargetFleet fleet = new TargetFleet(ParallelConfig.of(4, 1, 1, 1), List.of(new TargetFleet.Instance("o0", 1),
+                new TargetFleet.Instance("o1", 1), new TargetFleet.Instance("n0", 1), new TargetFleet.Instance("n1", 1)));
+        DeviceMapping m = DeviceMapper.map(model, old, fleet);
+        Map<String, InstanceTraffic> t = m.trafficPerInstance();
+        long total = 2 * (8 * 1000 + 500 + 700);
+        assertEquals(total, m.bytesMoved());
+        assertEquals(total, t.get("n0").receivedBytes() + t.get("n1").receivedBytes());
+        // both replicas send, and neither sends more than one slice more than the other
+        long s0 = t.get("o0").sentBytes();
+        long s1 = t.get("o1").sentBytes();
+        assertEquals(total, s0 + s1);
+        assertTrue(Math.abs(s0 - s1) <= 1000, s0 + " vs " + s1);
+        assertEquals(m, DeviceMapper.map(model, old, fleet), "deterministic");
+    }
+
     // ------------------------------------------------------------------ the paper's Fig. 4
 
     /**
