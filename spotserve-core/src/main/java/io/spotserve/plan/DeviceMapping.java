@@ -22,7 +22,8 @@ import java.util.TreeMap;
  * @param keptBatches    new pipeline → batches it resumes
  * @param droppedBatches batches whose cache is abandoned (to be recomputed from committed tokens)
  * @param transfers      all transfers, KV cache first, then by unit (embedding, layers, classifier)
- * @param frees          device → old slices it no longer needs (freed once sent)
+ * @param frees          device → old slices it no longer needs (freed once sent); a KV_CACHE entry whose
+ *                       range the device keeps stands for the share of the dropped batches (its bytes)
  * @param bytesReused    context bytes that stay where they are
  * @param bytesMoved     bytes sent device to device
  * @param bytesReloaded  bytes reloaded from the checkpoint
