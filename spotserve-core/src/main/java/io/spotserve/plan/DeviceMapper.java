@@ -27,9 +27,11 @@ import java.util.TreeMap;
  * instance fixes its GPUs for the slots it won. With one GPU per slot (c = 1) a single exact matching over
  * all devices is used. Instances without context (new ones) take the leftover slots.
  *
- * <p>Capacity: each new pipeline inherits at most one old pipeline's requests, at most B_new of them; when
- * capacity shrinks the batches with the most decoding progress are kept. A pipeline that lost any
- * position lost part of its cache: its batches are dropped (recomputed from committed tokens).
+ * <p>Capacity: an old pipeline's requests (its KV "request group") move as a whole to one new pipeline;
+ * a new pipeline holds at most B_new requests and may resume several groups (continuous batching) when D
+ * shrinks. Batches are admitted in order of decoding progress, so when capacity shrinks the most
+ * progressed ones keep their cache. A pipeline that lost any position lost part of its cache: its batches
+ * are dropped (recomputed from committed tokens).
  *
  * <p>Deterministic: no clock, no threads, no hash-order dependence.
  */
@@ -55,7 +57,7 @@ public final class DeviceMapper {
         final ParallelConfig oc;
         final ParallelConfig nc;
         final Map<DeviceId, Position> oldPos = new LinkedHashMap<>();
-        final int[] inheritOld;          // new pipeline -> old pipeline or -1
+        final int[] newOf;               // old pipeline -> new pipeline resuming its requests, or -1
         final long[] keptKv;             // old pipeline -> KV bytes per layer (M=1) of kept batches
         final long[] allKv;              // old pipeline -> KV bytes per layer (M=1) of all its batches
         final Map<Integer, List<InflightBatch>> kept = new TreeMap<>();
@@ -79,7 +81,7 @@ public final class DeviceMapper {
                 }
                 oldPos.put(d, p);
             });
-            inheritOld = new int[nc.dataParallel()];
+            newOf = new int[oc.dataParallel()];
             keptKv = new long[oc.dataParallel()];
             allKv = new long[oc.dataParallel()];
             chooseInheritance();
@@ -105,35 +107,52 @@ public final class DeviceMapper {
             });
             all.sort(Comparator.comparingInt((Entry e) -> -e.batch().decodedSteps())
                     .thenComparingInt(Entry::pipeline).thenComparingInt(Entry::index));
-            int[] load = new int[oc.dataParallel()];
-            boolean[] bound = new boolean[oc.dataParallel()];
-            int boundCount = 0;
+            // bind each old pipeline (request group) to one new pipeline: an empty one while any is left,
+            // then the first with room; every new pipeline holds at most B_new requests
+            int[] slot = new int[oc.dataParallel()];
+            Arrays.fill(slot, -1);
+            int[] load = new int[nc.dataParallel()];
+            int used = 0;
             Map<Integer, boolean[]> keep = new HashMap<>();
             old.batches().forEach((d, list) -> keep.put(d, new boolean[list.size()]));
-            for (int k = 0; k < all.size(); k++) {
-                Entry e = all.get(k);
+            for (Entry e : all) {
                 int d = e.pipeline();
                 int r = e.batch().requests();
-                if (!complete[d] || load[d] + r > nc.maxBatch()) {
+                if (!complete[d] || r > nc.maxBatch()) {
                     continue;
                 }
-                if (!bound[d]) {
-                    if (boundCount == nc.dataParallel()) {
+                int n = slot[d];
+                if (n < 0) {
+                    if (used < nc.dataParallel()) {
+                        n = used++;
+                    } else {
+                        for (int k = 0; k < used && n < 0; k++) {
+                            if (load[k] + r <= nc.maxBatch()) {
+                                n = k;
+                            }
+                        }
+                    }
+                    if (n < 0) {
                         continue;
                     }
-                    bound[d] = true;
-                    boundCount++;
+                    slot[d] = n;
+                } else if (load[n] + r > nc.maxBatch()) {
+                    continue;
                 }
-                load[d] += r;
+                load[n] += r;
                 keep.get(d)[e.index()] = true;
             }
-            Arrays.fill(inheritOld, -1);
-            int[] newOf = new int[oc.dataParallel()];
+            // number new pipelines by the smallest old pipeline they resume
+            int[] rename = new int[nc.dataParallel()];
+            Arrays.fill(rename, -1);
             int next = 0;
+            Arrays.fill(newOf, -1);
             for (int d = 0; d < oc.dataParallel(); d++) {
-                newOf[d] = bound[d] ? next++ : -1;
-                if (bound[d]) {
-                    inheritOld[newOf[d]] = d;
+                if (slot[d] >= 0) {
+                    if (rename[slot[d]] < 0) {
+                        rename[slot[d]] = next++;
+                    }
+                    newOf[d] = rename[slot[d]];
                 }
             }
             // report kept batches in their original order
@@ -167,7 +186,7 @@ public final class DeviceMapper {
                         .intersect(ShardRange.ofShard(v.shard(), nc.tensorShards()));
                 if (s != null) {
                     bytes += (hi - lo) * s.bytesOf(model.layerWeightBytes());
-                    if (inheritOld[v.pipeline()] == o.pipeline()) {
+                    if (newOf[o.pipeline()] == v.pipeline()) {
                         bytes += (hi - lo) * s.bytesOf(keptKv[o.pipeline()]);
                     }
                 }
@@ -197,10 +216,10 @@ public final class DeviceMapper {
                 throw new IllegalStateException("internal: needed " + needed + " - reused " + reused + " != transferred "
                         + (t.moved + t.reloaded));
             }
-            Map<Integer, Integer> inh = new TreeMap<>();
-            for (int d = 0; d < inheritOld.length; d++) {
-                if (inheritOld[d] >= 0) {
-                    inh.put(d, inheritOld[d]);
+            Map<Integer, List<Integer>> inh = new TreeMap<>();
+            for (int d = 0; d < newOf.length; d++) {
+                if (newOf[d] >= 0) {
+                    inh.computeIfAbsent(newOf[d], x -> new ArrayList<>()).add(d);
                 }
             }
             return new DeviceMapping(model, oc, nc, placement, inh, kept, dropped, t.transfers, t.frees, reused,
@@ -210,10 +229,11 @@ public final class DeviceMapper {
         /** Bytes new position {@code v} needs in total. */
         long need(Position v) {
             long b = model.weightBytesPerPosition(nc, v);
-            int g = inheritOld[v.pipeline()];
-            if (g >= 0) {
-                int n = first(v.stage() + 1, nc) - first(v.stage(), nc);
-                b += n * ShardRange.ofShard(v.shard(), nc.tensorShards()).bytesOf(keptKv[g]);
+            int n = first(v.stage() + 1, nc) - first(v.stage(), nc);
+            for (int g = 0; g < newOf.length; g++) {
+                if (newOf[g] == v.pipeline()) {
+                    b += n * ShardRange.ofShard(v.shard(), nc.tensorShards()).bytesOf(keptKv[g]);
+                }
             }
             return b;
         }

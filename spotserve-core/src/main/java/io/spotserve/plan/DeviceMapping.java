@@ -18,7 +18,8 @@ import java.util.TreeMap;
  * @param oldConfig      C_t
  * @param newConfig      C_{t+1}
  * @param placement      new position → device, in position order
- * @param inheritedFrom  new pipeline → old pipeline whose requests (and KV cache) it takes over
+ * @param inheritedFrom  new pipeline → old pipelines whose requests (and KV cache) it takes over; several
+ *                       when D shrinks and B_new leaves room (continuous batching)
  * @param keptBatches    new pipeline → batches it resumes
  * @param droppedBatches batches whose cache is abandoned (to be recomputed from committed tokens)
  * @param transfers      all transfers, KV cache first, then by unit (embedding, layers, classifier)
@@ -29,7 +30,7 @@ import java.util.TreeMap;
  * @param bytesReloaded  bytes reloaded from the checkpoint
  */
 public record DeviceMapping(ModelContext model, ParallelConfig oldConfig, ParallelConfig newConfig,
-                            Map<Position, DeviceId> placement, Map<Integer, Integer> inheritedFrom,
+                            Map<Position, DeviceId> placement, Map<Integer, List<Integer>> inheritedFrom,
                             Map<Integer, List<InflightBatch>> keptBatches, List<InflightBatch> droppedBatches,
                             List<Transfer> transfers, Map<DeviceId, List<ContextSlice>> frees,
                             long bytesReused, long bytesMoved, long bytesReloaded) implements Serializable {
@@ -39,7 +40,9 @@ public record DeviceMapping(ModelContext model, ParallelConfig oldConfig, Parall
         Objects.requireNonNull(oldConfig, "oldConfig");
         Objects.requireNonNull(newConfig, "newConfig");
         placement = Collections.unmodifiableMap(new LinkedHashMap<>(placement));
-        inheritedFrom = Collections.unmodifiableMap(new TreeMap<>(inheritedFrom));
+        Map<Integer, List<Integer>> inh = new TreeMap<>();
+        inheritedFrom.forEach((k, v) -> inh.put(k, List.copyOf(v)));
+        inheritedFrom = Collections.unmodifiableMap(inh);
         Map<Integer, List<InflightBatch>> kept = new TreeMap<>();
         keptBatches.forEach((k, v) -> kept.put(k, List.copyOf(v)));
         keptBatches = Collections.unmodifiableMap(kept);

@@ -41,12 +41,13 @@ final class Transfers {
         // KV cache of all layers first
         for (Map.Entry<Position, DeviceId> e : placement.entrySet()) {
             Position v = e.getKey();
-            int g = run.inheritOld[v.pipeline()];
-            if (g < 0 || run.keptKv[g] == 0) {
-                continue;
-            }
-            for (int l = run.first(v.stage(), nc); l < run.first(v.stage() + 1, nc); l++) {
-                need(ContextSlice.Kind.KV_CACHE, l, g, v, e.getValue());
+            for (int g = 0; g < oc.dataParallel(); g++) {
+                if (run.newOf[g] != v.pipeline() || run.keptKv[g] == 0) {
+                    continue;
+                }
+                for (int l = run.first(v.stage(), nc); l < run.first(v.stage() + 1, nc); l++) {
+                    need(ContextSlice.Kind.KV_CACHE, l, g, v, e.getValue());
+                }
             }
         }
         for (Map.Entry<Position, DeviceId> e : placement.entrySet()) {
@@ -194,7 +195,7 @@ final class Transfers {
             ShardRange held = ShardRange.ofShard(o.shard(), oc.tensorShards());
             ShardRange wanted = v == null ? null : ShardRange.ofShard(v.shard(), nc.tensorShards());
             int g = o.pipeline();
-            boolean keepsKv = v != null && run.inheritOld[v.pipeline()] == g;
+            boolean keepsKv = v != null && run.newOf[g] == v.pipeline();
             for (int l = run.first(o.stage(), oc); l < run.first(o.stage() + 1, oc); l++) {
                 boolean needed = v != null && model.stageOf(l, nc.pipelineStages()) == v.stage();
                 List<ShardRange> gone = needed ? subtract(held, wanted) : List.of(held);

@@ -53,7 +53,7 @@ class DeviceMapperTest {
             DeviceMapping m = DeviceMapper.map(c.model(), c.old(), c.target());
             long brute = bruteForceVolume(c.model(), c.old(), c.target(), m);
             assertEquals(brute, m.bytesTransferred(), "trial " + trial + ": " + c);
-            assertEquals(volume(c.model(), c.old(), m.newConfig(), m.placement(), m.inheritedFrom(), keptKv(m)),
+            assertEquals(volume(c.model(), c.old(), m.newConfig(), m.placement(), m.inheritedFrom(), keptKv(c.old(), m)),
                     m.bytesTransferred(), "trial " + trial + ": reported bytes vs oracle for its own placement");
             assertSoundAndComplete(c, m);
         }
@@ -78,7 +78,7 @@ class DeviceMapperTest {
             for (int i = 0; i < positions.size(); i++) {
                 identity.put(positions.get(i), all.get(i));
             }
-            long id = volume(model, old, nc, identity, m.inheritedFrom(), keptKv(m));
+            long id = volume(model, old, nc, identity, m.inheritedFrom(), keptKv(old, m));
             assertTrue(m.bytesTransferred() <= id, "trial " + trial + " " + oc + "->" + nc + " G=" + gpusPerInstance
                     + ": mapper " + m.bytesTransferred() + " > identity " + id);
             assertSoundAndComplete(new PlanFixtures.Case(model, old, fleet), m);
@@ -138,7 +138,7 @@ class DeviceMapperTest {
         TargetFleet fleet = new TargetFleet(ParallelConfig.of(2, 3, 1, 2), available);
         DeviceMapping m = DeviceMapper.map(model, old, fleet);
 
-        assertEquals(Map.of(0, 0, 1, 1), m.inheritedFrom());
+        assertEquals(Map.of(0, List.of(0), 1, List.of(1)), m.inheritedFrom());
         assertTrue(m.droppedBatches().isEmpty());
         // u0/u1 held (pipeline 0, stage 0): layers 0-5 half each + embedding + pipeline 0's cache; they
         // overlap most with new stage 0 (layers 0-3) and then stage 1 (layers 4-5) of the inheriting pipeline 0'
@@ -185,7 +185,7 @@ class DeviceMapperTest {
                 new TargetFleet.Instance("o0", 1), new TargetFleet.Instance("o1", 1), new TargetFleet.Instance("o2", 1)));
         DeviceMapping m = DeviceMapper.map(model, old.without("o3").withBatches(old.batches()), fleet);
         // d (30 steps) lived on the lost o3: its cache is gone; then b (40) and c (12) are the most progressed
-        assertEquals(Map.of(0, 1, 1, 2), m.inheritedFrom());
+        assertEquals(Map.of(0, List.of(1), 1, List.of(2)), m.inheritedFrom());
         assertEquals(List.of("b"), m.keptBatches().get(0).stream().map(InflightBatch::id).toList());
         assertEquals(List.of("c", "c2"), m.keptBatches().get(1).stream().map(InflightBatch::id).toList());
         assertEquals(Set.of("a", "d"), new HashSet<>(m.droppedBatches().stream().map(InflightBatch::id).toList()));
@@ -195,6 +195,29 @@ class DeviceMapperTest {
         assertTrue(m.transfers().isEmpty());
         // o0 drops its weights and the cache of the dropped batch a
         assertTrue(m.frees().get(dev("o0", 0)).stream().anyMatch(s -> s.kind() == ContextSlice.Kind.KV_CACHE));
+    }
+
+    /** D shrinks 2 → 1 but B_new = 5 leaves room: the single new pipeline resumes both old request groups. */
+    @Test
+    void fewerPipelinesWithRoomResumeSeveralRequestGroups() {
+        ModelContext model = new ModelContext("m", 2, 10_000, 100, 100, 10);
+        Deployment old = Deployment.packed(ParallelConfig.of(2, 1, 1, 3), singleGpuDevices("o", 2)).withBatches(Map.of(
+                0, List.of(new InflightBatch("g0a", 2, 8, 10), new InflightBatch("g0b", 1, 8, 3)),
+                1, List.of(new InflightBatch("g1", 3, 8, 7))));
+        TargetFleet fleet = new TargetFleet(ParallelConfig.of(1, 1, 1, 5),
+                List.of(new TargetFleet.Instance("o0", 1), new TargetFleet.Instance("o1", 1)));
+        DeviceMapping m = DeviceMapper.map(model, old, fleet);
+        // by progress: g0a (10) opens the pipeline, g1 (7) fits beside it (2 + 3 = 5), g0b (3) no longer fits
+        assertEquals(Map.of(0, List.of(0, 1)), m.inheritedFrom());
+        assertEquals(List.of("g0a", "g1"), m.keptBatches().get(0).stream().map(InflightBatch::id).toList());
+        assertEquals(List.of("g0b"), m.droppedBatches().stream().map(InflightBatch::id).toList());
+        // o1 holds the larger cache (3 × 15 tokens vs 2 × 18): it keeps the position and receives group 0's cache
+        assertEquals(dev("o1", 0), m.deviceOf(new Position(0, 0, 0)));
+        long kv0 = 2L * 18 * 10 * 2;                       // 2 requests × 18 tokens × 10 B × 2 layers
+        assertEquals(kv0, m.transfers().stream().filter(t -> t.slice().kind() == ContextSlice.Kind.KV_CACHE)
+                .peek(t -> assertEquals(dev("o0", 0), t.source())).mapToLong(Transfer::bytes).sum());
+        assertEquals(bruteForceVolume(model, old, fleet, m), m.bytesTransferred());
+        assertSoundAndComplete(new PlanFixtures.Case(model, old, fleet), m);
     }
 
     @Test
@@ -225,7 +248,7 @@ class DeviceMapperTest {
         int c = ShardRange.gcd(nc.tensorShards(), inst.get(0).gpus());
         int slots = nc.gpus() / c;
         List<Position> positions = Deployment.positions(nc);
-        long[] kept = keptKv(m);
+        long[] kept = keptKv(old, m);
         long[][] table = new long[inst.size()][slots];
         for (int i = 0; i < inst.size(); i++) {
             List<DeviceId> gpus = new ArrayList<>();
@@ -323,7 +346,7 @@ class DeviceMapperTest {
                 new TargetFleet.Instance("i7", 4)));
         DeviceMapping m = DeviceMapper.map(model, old, fleet);
         assertTensorGroupsInsideInstances(m);
-        assertEquals(Map.of(0, 0, 1, 1), m.inheritedFrom());
+        assertEquals(Map.of(0, List.of(0), 1, List.of(1)), m.inheritedFrom());
         assertEquals(hierarchicalBruteForce(model, old, fleet, m), m.bytesTransferred());
         assertSoundAndComplete(new PlanFixtures.Case(model, old, fleet), m);
         assertTrue(m.transfers().stream().anyMatch(t -> t.source() != null && t.source().instance().equals("i5")),

@@ -135,12 +135,16 @@ final class PlanFixtures {
         return new Case(model, dep, new TargetFleet(nc, targets));
     }
 
-    /** KV bytes per layer (M = 1) of the batches each new pipeline resumes. */
-    static long[] keptKv(DeviceMapping m) {
-        long[] kv = new long[m.newConfig().dataParallel()];
-        m.keptBatches().forEach((d, list) -> {
+    /** KV bytes per layer (M = 1) of the batches each old pipeline keeps (found by batch id). */
+    static long[] keptKv(Deployment old, DeviceMapping m) {
+        Set<String> kept = new HashSet<>();
+        m.keptBatches().values().forEach(l -> l.forEach(b -> kept.add(b.id())));
+        long[] kv = new long[old.config().dataParallel()];
+        old.batches().forEach((d, list) -> {
             for (InflightBatch b : list) {
-                kv[d] += b.requests() * b.tokens() * m.model().kvBytesPerTokenPerLayer();
+                if (kept.contains(b.id())) {
+                    kv[d] += b.requests() * b.tokens() * m.model().kvBytesPerTokenPerLayer();
+                }
             }
         });
         return kv;
@@ -151,7 +155,7 @@ final class PlanFixtures {
      * inheritance; computed unit by unit.
      */
     static long volume(ModelContext model, Deployment old, ParallelConfig nc, Map<Position, DeviceId> placement,
-                       Map<Integer, Integer> inheritedFrom, long[] keptKv) {
+                       Map<Integer, List<Integer>> inheritedFrom, long[] keptKv) {
         ParallelConfig oc = old.config();
         Map<DeviceId, Position> oldPos = new HashMap<>();
         old.placement().forEach((p, d) -> oldPos.put(d, p));
@@ -161,7 +165,7 @@ final class PlanFixtures {
         for (Map.Entry<Position, DeviceId> e : placement.entrySet()) {
             Position v = e.getKey();
             Position o = oldPos.get(e.getValue());
-            Integer g = inheritedFrom.get(v.pipeline());
+            List<Integer> groups = inheritedFrom.getOrDefault(v.pipeline(), List.of());
             for (int l = first(v.stage(), nc.pipelineStages(), L); l < first(v.stage() + 1, nc.pipelineStages(), L); l++) {
                 for (int x = v.shard() * (u / nc.tensorShards()); x < (v.shard() + 1) * (u / nc.tensorShards()); x++) {
                     boolean held = o != null && stageOf(l, oc.pipelineStages(), L) == o.stage()
@@ -170,8 +174,10 @@ final class PlanFixtures {
                     if (!held) {
                         total += unit.bytesOf(model.layerWeightBytes());
                     }
-                    if (g != null && !(held && o.pipeline() == g)) {
-                        total += unit.bytesOf(keptKv[v.pipeline()]);
+                    for (int g : groups) {
+                        if (!(held && o.pipeline() == g)) {
+                            total += unit.bytesOf(keptKv[g]);
+                        }
                     }
                 }
             }
@@ -197,7 +203,7 @@ final class PlanFixtures {
         });
         List<Position> positions = Deployment.positions(fleet.config());
         long[] best = {Long.MAX_VALUE};
-        long[] kept = keptKv(m);
+        long[] kept = keptKv(old, m);
         permute(devices, positions, 0, new DeviceId[positions.size()], new boolean[devices.size()], assignment -> {
             Map<Position, DeviceId> p = new LinkedHashMap<>();
             for (int i = 0; i < positions.size(); i++) {
@@ -244,11 +250,12 @@ final class PlanFixtures {
         int L = model.layers();
         Map<DeviceId, Position> oldPos = new HashMap<>();
         c.old().placement().forEach((p, d) -> oldPos.put(d, p));
-        Map<Integer, Integer> inh = m.inheritedFrom();
+        Map<Integer, List<Integer>> inh = m.inheritedFrom();
+        long[] keptKv = keptKv(c.old(), m);
         // what each live device holds, at unit resolution
         Map<DeviceId, Set<Cell>> holds = new HashMap<>();
         oldPos.forEach((d, o) -> holds.put(d, cells(model, o, oc, u,
-                c.old().batches().getOrDefault(o.pipeline(), List.of()).isEmpty() ? -1 : o.pipeline())));
+                c.old().batches().getOrDefault(o.pipeline(), List.of()).isEmpty() ? List.of() : List.of(o.pipeline()))));
         // sources hold what they send; reloads only when nobody holds it
         Map<DeviceId, Set<Cell>> received = new HashMap<>();
         long sum = 0;
@@ -275,8 +282,8 @@ final class PlanFixtures {
         m.placement().forEach((v, d) -> {
             assertTrue(used.add(d), "device " + d + " placed twice");
             assertTrue(c.target().contains(d.instance()), "device " + d + " is not on an available instance");
-            Integer g = inh.get(v.pipeline());
-            Set<Cell> need = cells(model, v, nc, u, g == null || keptKv(m)[v.pipeline()] == 0 ? -1 : g);
+            List<Integer> groups = inh.getOrDefault(v.pipeline(), List.of()).stream().filter(g -> keptKv[g] > 0).toList();
+            Set<Cell> need = cells(model, v, nc, u, groups);
             Set<Cell> have = new HashSet<>(received.getOrDefault(d, Set.of()));
             for (Cell cell : have) {
                 assertTrue(need.contains(cell), d + " receives " + cell + " it does not need");
@@ -294,7 +301,7 @@ final class PlanFixtures {
                 if (v == null || s.kind() == ContextSlice.Kind.KV_CACHE) {
                     continue;
                 }
-                Set<Cell> need = cells(model, v, nc, u, -1);
+                Set<Cell> need = cells(model, v, nc, u, List.of());
                 for (Cell cell : cellsOf(s, u)) {
                     assertTrue(!need.contains(cell), d + " frees " + cell + " that " + v + " needs");
                 }
@@ -302,16 +309,16 @@ final class PlanFixtures {
         });
     }
 
-    /** Unit cells of position p under config c; KV cells of group kvGroup when >= 0. */
-    static Set<Cell> cells(ModelContext model, Position p, ParallelConfig c, int u, int kvGroup) {
+    /** Unit cells of position p under config c, with the KV cells of the given request groups. */
+    static Set<Cell> cells(ModelContext model, Position p, ParallelConfig c, int u, List<Integer> kvGroups) {
         int L = model.layers();
         Set<Cell> out = new HashSet<>();
         int w = u / c.tensorShards();
         for (int l = first(p.stage(), c.pipelineStages(), L); l < first(p.stage() + 1, c.pipelineStages(), L); l++) {
             for (int x = p.shard() * w; x < (p.shard() + 1) * w; x++) {
                 out.add(new Cell(ContextSlice.Kind.WEIGHTS, l, -1, x));
-                if (kvGroup >= 0) {
-                    out.add(new Cell(ContextSlice.Kind.KV_CACHE, l, kvGroup, x));
+                for (int g : kvGroups) {
+                    out.add(new Cell(ContextSlice.Kind.KV_CACHE, l, g, x));
                 }
             }
         }
