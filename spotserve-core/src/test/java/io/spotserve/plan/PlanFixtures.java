@@ -294,6 +294,18 @@ final class PlanFixtures {
             have.addAll(own);
             assertEquals(need, have, "context of " + v + " on " + d);
         });
+        // memory balance: old bytes - freed + received = what the new position needs (nothing without one)
+        long[] allKv = new long[oc.dataParallel()];
+        c.old().batches().forEach((d, list) -> list.forEach(b -> allKv[d] += b.requests() * b.tokens() * model.kvBytesPerTokenPerLayer()));
+        Map<DeviceId, Long> balance = new HashMap<>();
+        oldPos.forEach((d, o) -> balance.put(d, bytesAt(model, oc, o, List.of(o.pipeline()), allKv)));
+        m.frees().forEach((d, slices) -> slices.forEach(sl -> balance.merge(d, -sl.bytes(), Long::sum)));
+        m.transfers().forEach(t -> balance.merge(t.target(), t.bytes(), Long::sum));
+        balance.forEach((d, b) -> {
+            Position v = m.positionOf(d);
+            long expected = v == null ? 0 : bytesAt(model, nc, v, inh.getOrDefault(v.pipeline(), List.of()), keptKv);
+            assertEquals(expected, b, "bytes held by " + d + " after migration");
+        });
         // frees: never something the device's new position needs
         m.frees().forEach((d, slices) -> {
             Position v = m.positionOf(d);
@@ -307,6 +319,23 @@ final class PlanFixtures {
                 }
             }
         });
+    }
+
+    /** Bytes position p holds: its weights plus, per layer, its shard of each group's KV. */
+    static long bytesAt(ModelContext model, ParallelConfig c, Position p, List<Integer> groups, long[] kvPerLayer) {
+        int n = first(p.stage() + 1, c.pipelineStages(), model.layers()) - first(p.stage(), c.pipelineStages(), model.layers());
+        ShardRange shard = ShardRange.ofShard(p.shard(), c.tensorShards());
+        long b = n * shard.bytesOf(model.layerWeightBytes());
+        for (int g : groups) {
+            b += n * shard.bytesOf(kvPerLayer[g]);
+        }
+        if (p.stage() == 0) {
+            b += model.embeddingBytes();
+        }
+        if (p.stage() == c.pipelineStages() - 1) {
+            b += model.classifierBytes();
+        }
+        return b;
     }
 
     /** Unit cells of position p under config c, with the KV cells of the given request groups. */
