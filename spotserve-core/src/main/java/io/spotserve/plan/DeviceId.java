@@ -6,7 +6,7 @@ import java.util.Objects;
  * A physical GPU: the {@code gpu}-th device of cloud instance {@code instance}. Instances are what the
  * cloud gives and takes away; devices are what the device mapper places.
  */
-public record DeviceId(String instance, int gpu) implements Comparable<DeviceId> {
+public record DeviceId(String instance, int gpu) implements Comparable<DeviceId>, java.io.Serializable {
     public DeviceId {
         Objects.requireNonNull(instance, "instance");
         if (gpu < 0) {

@@ -10,7 +10,8 @@ package io.spotserve.plan;
  * @param tensorShards   M, tensor-parallel shards per stage
  * @param maxBatch       B, maximum concurrent requests per pipeline
  */
-public record ParallelConfig(int dataParallel, int pipelineStages, int tensorShards, int maxBatch) {
+public record ParallelConfig(int dataParallel, int pipelineStages, int tensorShards, int maxBatch)
+        implements java.io.Serializable {
 
     public ParallelConfig {
         require("D (data parallel degree)", dataParallel);

@@ -1,0 +1,123 @@
+package io.spotserve.plan;
+
+import io.spotserve.model.LlamaConfig;
+import java.io.Serializable;
+import java.util.Objects;
+
+/**
+ * The byte model of a model's context, all the device mapper and migration planner need to know about a
+ * model (SpotServe §3.3–§3.4): weight bytes of one transformer block unsharded (M = 1), bytes of the token
+ * embedding (owned by stage 0) and of the final norm + classifier (owned by the last stage), and KV-cache
+ * bytes of one token in one block, unsharded.
+ *
+ * <p>Sharding rule (DESIGN §3): stage p of P owns blocks {@code [floor(p·L/P), floor((p+1)·L/P))} — equal
+ * ranges when P divides L, otherwise balanced (never a dropped block); tensor shard m of M owns the
+ * fraction {@code [m/M, (m+1)/M)} of every block's weights and KV cache (norm vectors are counted as
+ * sharded too: they are a negligible 2·dim floats). Embedding and classifier are replicated on every shard
+ * of their stage, as in the authors' artifact.
+ *
+ * @param name                    label for messages
+ * @param layers                  transformer blocks L
+ * @param layerWeightBytes        bytes of one block's weights at M = 1
+ * @param embeddingBytes          bytes of the token (and position) embedding
+ * @param classifierBytes         bytes of the final norm and classifier
+ * @param kvBytesPerTokenPerLayer bytes of keys + values of one token in one block at M = 1
+ */
+public record ModelContext(String name, int layers, long layerWeightBytes, long embeddingBytes,
+                           long classifierBytes, long kvBytesPerTokenPerLayer) implements Serializable {
+
+    /** Vocabulary used for the paper's GPT-style proxies (the artifact's OPT vocabulary; Table 1 / §7.2). */
+    static final int PROXY_VOCAB = 51200;
+    /** Learned position embeddings of the GPT-style proxies. */
+    static final int PROXY_POSITIONS = 2048;
+
+    public ModelContext {
+        Objects.requireNonNull(name, "name");
+        if (layers < 1) {
+            throw new IllegalArgumentException("layers must be >= 1, was " + layers);
+        }
+        if (layerWeightBytes < 1 || embeddingBytes < 0 || classifierBytes < 0 || kvBytesPerTokenPerLayer < 0) {
+            throw new IllegalArgumentException("byte sizes of " + name + " must be non-negative (layer weights > 0), were layer="
+                    + layerWeightBytes + ", embedding=" + embeddingBytes + ", classifier=" + classifierBytes
+                    + ", kv/token/layer=" + kvBytesPerTokenPerLayer);
+        }
+    }
+
+    /** The byte model of a real llama2.c model (fp32), e.g. the one our CPU executor serves. */
+    public static ModelContext of(String name, LlamaConfig c) {
+        long f = Float.BYTES;
+        long embedding = (long) c.vocabSize() * c.dim() * f;
+        // the last stage needs the classifier matrix even when it is shared with the embedding in the file
+        long classifier = embedding + (long) c.dim() * f;
+        return new ModelContext(name, c.layers(), c.floatsPerLayer() * f, embedding, classifier, 2L * c.kvDim() * f);
+    }
+
+    /** OPT-6.7B of the paper's evaluation (32 blocks, h = 4096, FP32). */
+    public static ModelContext opt6_7b() {
+        return gptStyle("OPT-6.7B", 32, 4096);
+    }
+
+    /** GPT-20B of the paper's evaluation (44 blocks, h = 6144, FP32). */
+    public static ModelContext gpt20b() {
+        return gptStyle("GPT-20B", 44, 6144);
+    }
+
+    /** LLaMA-30B as the artifact models it (GPT-style, 48 blocks, h = 7168, FP32). */
+    public static ModelContext llama30b() {
+        return gptStyle("LLaMA-30B", 48, 7168);
+    }
+
+    /**
+     * A GPT-style block: QKV (3h² + 3h), output (h² + h), FFN with 4h hidden (8h² + 5h), two layer norms
+     * (4h) = 12h² + 13h floats; KV = 2h floats per token.
+     */
+    static ModelContext gptStyle(String name, int layers, long h) {
+        long f = Float.BYTES;
+        return new ModelContext(name, layers, (12 * h * h + 13 * h) * f, (PROXY_VOCAB + PROXY_POSITIONS) * h * f,
+                (PROXY_VOCAB * h + 2 * h) * f, 2 * h * f);
+    }
+
+    /** First block of stage {@code stage} of {@code stages}. */
+    public int firstLayer(int stage, int stages) {
+        checkStages(stages);
+        if (stage < 0 || stage > stages) {
+            throw new IllegalArgumentException("stage " + stage + " does not exist in P=" + stages);
+        }
+        return (int) ((long) stage * layers / stages);
+    }
+
+    /** Stage of P that owns block {@code layer}. */
+    public int stageOf(int layer, int stages) {
+        checkStages(stages);
+        if (layer < 0 || layer >= layers) {
+            throw new IllegalArgumentException("layer " + layer + " does not exist; " + name + " has " + layers);
+        }
+        int p = 0;
+        while (p + 1 < stages && firstLayer(p + 1, stages) <= layer) {
+            p++;
+        }
+        return p;
+    }
+
+    /** Rejects a pipeline degree with empty stages. */
+    void checkStages(int stages) {
+        if (stages < 1 || stages > layers) {
+            throw new IllegalArgumentException("P=" + stages + " pipeline stages cannot split " + name + "'s "
+                    + layers + " layers; expected 1 <= P <= " + layers);
+        }
+    }
+
+    /** Context bytes one position of {@code config} holds without KV cache (weights only). */
+    public long weightBytesPerPosition(ParallelConfig config, Position pos) {
+        int stages = config.pipelineStages();
+        int n = firstLayer(pos.stage() + 1, stages) - firstLayer(pos.stage(), stages);
+        long b = n * ShardRange.ofShard(pos.shard(), config.tensorShards()).bytesOf(layerWeightBytes);
+        if (pos.stage() == 0) {
+            b += embeddingBytes;
+        }
+        if (pos.stage() == stages - 1) {
+            b += classifierBytes;
+        }
+        return b;
+    }
+}
