@@ -26,11 +26,6 @@ import java.util.Objects;
 public record ModelContext(String name, int layers, long layerWeightBytes, long embeddingBytes,
                            long classifierBytes, long kvBytesPerTokenPerLayer) implements Serializable {
 
-    /** Vocabulary used for the paper's GPT-style proxies (the artifact's OPT vocabulary; Table 1 / §7.2). */
-    static final int PROXY_VOCAB = 51200;
-    /** Learned position embeddings of the GPT-style proxies. */
-    static final int PROXY_POSITIONS = 2048;
-
     public ModelContext {
         Objects.requireNonNull(name, "name");
         if (layers < 1) {
@@ -52,29 +47,32 @@ public record ModelContext(String name, int layers, long layerWeightBytes, long 
         return new ModelContext(name, c.layers(), c.floatsPerLayer() * f, embedding, classifier, 2L * c.kvDim() * f);
     }
 
+    /**
+     * The byte model of an architecture description (the paper's GPT-style models, or any {@link ModelShape}):
+     * the token + position embedding on stage 0, the tied classifier + final norm on the last stage.
+     */
+    public static ModelContext of(ModelShape shape) {
+        long bpp = shape.bytesPerParameter();
+        long h = shape.hidden();
+        long embedding = ((long) shape.vocab() + shape.maxPositions()) * h * bpp;
+        long classifier = ((long) shape.vocab() * h + 2 * h) * bpp;
+        return new ModelContext(shape.name(), shape.layers(), shape.layerWeightBytes(), embedding, classifier,
+                shape.kvBytesPerTokenPerLayer());
+    }
+
     /** OPT-6.7B of the paper's evaluation (32 blocks, h = 4096, FP32). */
     public static ModelContext opt6_7b() {
-        return gptStyle("OPT-6.7B", 32, 4096);
+        return of(PaperModel.OPT_6_7B.shape());
     }
 
     /** GPT-20B of the paper's evaluation (44 blocks, h = 6144, FP32). */
     public static ModelContext gpt20b() {
-        return gptStyle("GPT-20B", 44, 6144);
+        return of(PaperModel.GPT_20B.shape());
     }
 
     /** LLaMA-30B as the artifact models it (GPT-style, 48 blocks, h = 7168, FP32). */
     public static ModelContext llama30b() {
-        return gptStyle("LLaMA-30B", 48, 7168);
-    }
-
-    /**
-     * A GPT-style block: QKV (3h² + 3h), output (h² + h), FFN with 4h hidden (8h² + 5h), two layer norms
-     * (4h) = 12h² + 13h floats; KV = 2h floats per token.
-     */
-    static ModelContext gptStyle(String name, int layers, long h) {
-        long f = Float.BYTES;
-        return new ModelContext(name, layers, (12 * h * h + 13 * h) * f, (PROXY_VOCAB + PROXY_POSITIONS) * h * f,
-                (PROXY_VOCAB * h + 2 * h) * f, 2 * h * f);
+        return of(PaperModel.LLAMA_30B.shape());
     }
 
     /** First block of stage {@code stage} of {@code stages}. */
