@@ -19,10 +19,16 @@ final class VectorKernels extends Kernels {
         return "vector";
     }
 
+    /**
+     * Every batch entry's dot product is summed the same way (two accumulators over alternating vector chunks,
+     * then the scalar tail) whether it runs in a tile of four or alone, so an entry's result never depends on
+     * the batch it was decoded in.
+     */
     @Override
     void matmul(float[] w, int wOff, int n, int r0, int r1, float[] x, int xStride, int batch,
                 float[] out, int outOff, int outStride) {
         int bound = S.loopBound(n);
+        int bound2 = n - n % (2 * L);
         for (int r = r0; r < r1; r++) {
             int row = wOff + r * n;
             int b = 0;
@@ -35,18 +41,35 @@ final class VectorKernels extends Kernels {
                 FloatVector a1 = FloatVector.zero(S);
                 FloatVector a2 = FloatVector.zero(S);
                 FloatVector a3 = FloatVector.zero(S);
-                for (int j = 0; j < bound; j += L) {
+                FloatVector c0 = FloatVector.zero(S);
+                FloatVector c1 = FloatVector.zero(S);
+                FloatVector c2 = FloatVector.zero(S);
+                FloatVector c3 = FloatVector.zero(S);
+                int j = 0;
+                for (; j < bound2; j += 2 * L) {
+                    FloatVector wv = FloatVector.fromArray(S, w, row + j);
+                    FloatVector wu = FloatVector.fromArray(S, w, row + j + L);
+                    a0 = wv.fma(FloatVector.fromArray(S, x, x0 + j), a0);
+                    a1 = wv.fma(FloatVector.fromArray(S, x, x1 + j), a1);
+                    a2 = wv.fma(FloatVector.fromArray(S, x, x2 + j), a2);
+                    a3 = wv.fma(FloatVector.fromArray(S, x, x3 + j), a3);
+                    c0 = wu.fma(FloatVector.fromArray(S, x, x0 + j + L), c0);
+                    c1 = wu.fma(FloatVector.fromArray(S, x, x1 + j + L), c1);
+                    c2 = wu.fma(FloatVector.fromArray(S, x, x2 + j + L), c2);
+                    c3 = wu.fma(FloatVector.fromArray(S, x, x3 + j + L), c3);
+                }
+                if (j < bound) {
                     FloatVector wv = FloatVector.fromArray(S, w, row + j);
                     a0 = wv.fma(FloatVector.fromArray(S, x, x0 + j), a0);
                     a1 = wv.fma(FloatVector.fromArray(S, x, x1 + j), a1);
                     a2 = wv.fma(FloatVector.fromArray(S, x, x2 + j), a2);
                     a3 = wv.fma(FloatVector.fromArray(S, x, x3 + j), a3);
                 }
-                float s0 = a0.reduceLanes(VectorOperators.ADD);
-                float s1 = a1.reduceLanes(VectorOperators.ADD);
-                float s2 = a2.reduceLanes(VectorOperators.ADD);
-                float s3 = a3.reduceLanes(VectorOperators.ADD);
-                for (int j = bound; j < n; j++) {
+                float s0 = a0.add(c0).reduceLanes(VectorOperators.ADD);
+                float s1 = a1.add(c1).reduceLanes(VectorOperators.ADD);
+                float s2 = a2.add(c2).reduceLanes(VectorOperators.ADD);
+                float s3 = a3.add(c3).reduceLanes(VectorOperators.ADD);
+                for (j = bound; j < n; j++) {
                     float wj = w[row + j];
                     s0 += wj * x[x0 + j];
                     s1 += wj * x[x1 + j];
@@ -60,7 +83,22 @@ final class VectorKernels extends Kernels {
                 out[o + 3 * outStride] = s3;
             }
             for (; b < batch; b++) {
-                out[outOff + b * outStride + r] = dot(w, row, x, b * xStride, n);
+                int x0 = b * xStride;
+                FloatVector a0 = FloatVector.zero(S);
+                FloatVector c0 = FloatVector.zero(S);
+                int j = 0;
+                for (; j < bound2; j += 2 * L) {
+                    a0 = FloatVector.fromArray(S, w, row + j).fma(FloatVector.fromArray(S, x, x0 + j), a0);
+                    c0 = FloatVector.fromArray(S, w, row + j + L).fma(FloatVector.fromArray(S, x, x0 + j + L), c0);
+                }
+                if (j < bound) {
+                    a0 = FloatVector.fromArray(S, w, row + j).fma(FloatVector.fromArray(S, x, x0 + j), a0);
+                }
+                float s0 = a0.add(c0).reduceLanes(VectorOperators.ADD);
+                for (j = bound; j < n; j++) {
+                    s0 += w[row + j] * x[x0 + j];
+                }
+                out[outOff + b * outStride + r] = s0;
             }
         }
     }
