@@ -179,11 +179,18 @@ public record ShardLayout(LlamaConfig config, List<Integer> stageLayers, int sha
         return List.copyOf(out);
     }
 
-    /** Bytes of weights position (stage, shard) holds. */
+    /**
+     * Bytes of weights position (stage, shard) stores. When one stage is both first and last and the model
+     * shares its classifier with the token embedding, the {@link ContextSlice.Embedding} and
+     * {@link ContextSlice.Classifier} slices are the same rows and are stored (and counted) once.
+     */
     public long weightBytes(int stage, int shard) {
         long bytes = 0;
         for (ContextSlice s : weightSlices(stage, shard)) {
             bytes += s.bytes(config);
+        }
+        if (stages() == 1 && config.sharedClassifier()) {
+            bytes -= new ContextSlice.Classifier(vocab(shard)).bytes(config);
         }
         return bytes;
     }
