@@ -5,9 +5,9 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * Vector API kernels: FMA over {@link FloatVector#SPECIES_PREFERRED} lanes, several independent accumulators
- * to hide FMA latency, and batch tiles of four so each loaded weight vector feeds four sequences (this reuse
- * is what makes batched decode cheaper per token than batch 1). Summation order differs from run.c, within
+ * Vector API kernels: FMA over {@link FloatVector#SPECIES_PREFERRED} lanes; the matmul is register-tiled four
+ * rows × four batch entries so each loaded weight vector feeds four sequences (this reuse is what makes batched
+ * decode cheaper per token than batch 1) and sixteen independent chains hide the FMA latency. Summation order differs from run.c, within
  * float rounding. Loaded only reflectively by {@link Kernels#create}.
  */
 final class VectorKernels extends Kernels {
@@ -20,87 +20,148 @@ final class VectorKernels extends Kernels {
     }
 
     /**
-     * Every batch entry's dot product is summed the same way (two accumulators over alternating vector chunks,
-     * then the scalar tail) whether it runs in a tile of four or alone, so an entry's result never depends on
-     * the batch it was decoded in.
+     * Register-tiled: four weight rows × four batch entries per pass (16 independent FMA chains, each weight
+     * vector loaded once for four entries, each input vector once for four rows). Every (row, entry) dot
+     * product is summed the same way in every tile shape (one accumulator over the vector chunks in order,
+     * then the lanes, then the scalar tail), so an entry's result never depends on the batch it ran in.
      */
     @Override
     void matmul(float[] w, int wOff, int n, int r0, int r1, float[] x, int xStride, int batch,
                 float[] out, int outOff, int outStride) {
-        int bound = S.loopBound(n);
-        int bound2 = n - n % (2 * L);
-        for (int r = r0; r < r1; r++) {
-            int row = wOff + r * n;
+        int r = r0;
+        for (; r + 4 <= r1; r += 4) {
             int b = 0;
             for (; b + 4 <= batch; b += 4) {
-                int x0 = b * xStride;
-                int x1 = x0 + xStride;
-                int x2 = x1 + xStride;
-                int x3 = x2 + xStride;
-                FloatVector a0 = FloatVector.zero(S);
-                FloatVector a1 = FloatVector.zero(S);
-                FloatVector a2 = FloatVector.zero(S);
-                FloatVector a3 = FloatVector.zero(S);
-                FloatVector c0 = FloatVector.zero(S);
-                FloatVector c1 = FloatVector.zero(S);
-                FloatVector c2 = FloatVector.zero(S);
-                FloatVector c3 = FloatVector.zero(S);
-                int j = 0;
-                for (; j < bound2; j += 2 * L) {
-                    FloatVector wv = FloatVector.fromArray(S, w, row + j);
-                    FloatVector wu = FloatVector.fromArray(S, w, row + j + L);
-                    a0 = wv.fma(FloatVector.fromArray(S, x, x0 + j), a0);
-                    a1 = wv.fma(FloatVector.fromArray(S, x, x1 + j), a1);
-                    a2 = wv.fma(FloatVector.fromArray(S, x, x2 + j), a2);
-                    a3 = wv.fma(FloatVector.fromArray(S, x, x3 + j), a3);
-                    c0 = wu.fma(FloatVector.fromArray(S, x, x0 + j + L), c0);
-                    c1 = wu.fma(FloatVector.fromArray(S, x, x1 + j + L), c1);
-                    c2 = wu.fma(FloatVector.fromArray(S, x, x2 + j + L), c2);
-                    c3 = wu.fma(FloatVector.fromArray(S, x, x3 + j + L), c3);
-                }
-                if (j < bound) {
-                    FloatVector wv = FloatVector.fromArray(S, w, row + j);
-                    a0 = wv.fma(FloatVector.fromArray(S, x, x0 + j), a0);
-                    a1 = wv.fma(FloatVector.fromArray(S, x, x1 + j), a1);
-                    a2 = wv.fma(FloatVector.fromArray(S, x, x2 + j), a2);
-                    a3 = wv.fma(FloatVector.fromArray(S, x, x3 + j), a3);
-                }
-                float s0 = a0.add(c0).reduceLanes(VectorOperators.ADD);
-                float s1 = a1.add(c1).reduceLanes(VectorOperators.ADD);
-                float s2 = a2.add(c2).reduceLanes(VectorOperators.ADD);
-                float s3 = a3.add(c3).reduceLanes(VectorOperators.ADD);
-                for (j = bound; j < n; j++) {
-                    float wj = w[row + j];
-                    s0 += wj * x[x0 + j];
-                    s1 += wj * x[x1 + j];
-                    s2 += wj * x[x2 + j];
-                    s3 += wj * x[x3 + j];
-                }
-                int o = outOff + b * outStride + r;
-                out[o] = s0;
-                out[o + outStride] = s1;
-                out[o + 2 * outStride] = s2;
-                out[o + 3 * outStride] = s3;
+                tile4x4(w, wOff + r * n, n, x, b * xStride, xStride, out, outOff + b * outStride + r, outStride);
             }
             for (; b < batch; b++) {
-                int x0 = b * xStride;
-                FloatVector a0 = FloatVector.zero(S);
-                FloatVector c0 = FloatVector.zero(S);
-                int j = 0;
-                for (; j < bound2; j += 2 * L) {
-                    a0 = FloatVector.fromArray(S, w, row + j).fma(FloatVector.fromArray(S, x, x0 + j), a0);
-                    c0 = FloatVector.fromArray(S, w, row + j + L).fma(FloatVector.fromArray(S, x, x0 + j + L), c0);
-                }
-                if (j < bound) {
-                    a0 = FloatVector.fromArray(S, w, row + j).fma(FloatVector.fromArray(S, x, x0 + j), a0);
-                }
-                float s0 = a0.add(c0).reduceLanes(VectorOperators.ADD);
-                for (j = bound; j < n; j++) {
-                    s0 += w[row + j] * x[x0 + j];
-                }
-                out[outOff + b * outStride + r] = s0;
+                tile4x1(w, wOff + r * n, n, x, b * xStride, out, outOff + b * outStride + r);
             }
         }
+        for (; r < r1; r++) {
+            for (int b = 0; b < batch; b++) {
+                out[outOff + b * outStride + r] = dot1(w, wOff + r * n, x, b * xStride, n);
+            }
+        }
+    }
+
+    private static void tile4x4(float[] w, int row, int n, float[] x, int x0, int xStride, float[] out, int o,
+                                int outStride) {
+        int w0 = row;
+        int w1 = row + n;
+        int w2 = w1 + n;
+        int w3 = w2 + n;
+        int x1 = x0 + xStride;
+        int x2 = x1 + xStride;
+        int x3 = x2 + xStride;
+        FloatVector a00 = FloatVector.zero(S);
+        FloatVector a01 = FloatVector.zero(S);
+        FloatVector a02 = FloatVector.zero(S);
+        FloatVector a03 = FloatVector.zero(S);
+        FloatVector a10 = FloatVector.zero(S);
+        FloatVector a11 = FloatVector.zero(S);
+        FloatVector a12 = FloatVector.zero(S);
+        FloatVector a13 = FloatVector.zero(S);
+        FloatVector a20 = FloatVector.zero(S);
+        FloatVector a21 = FloatVector.zero(S);
+        FloatVector a22 = FloatVector.zero(S);
+        FloatVector a23 = FloatVector.zero(S);
+        FloatVector a30 = FloatVector.zero(S);
+        FloatVector a31 = FloatVector.zero(S);
+        FloatVector a32 = FloatVector.zero(S);
+        FloatVector a33 = FloatVector.zero(S);
+        int bound = S.loopBound(n);
+        for (int j = 0; j < bound; j += L) {
+            FloatVector v0 = FloatVector.fromArray(S, x, x0 + j);
+            FloatVector v1 = FloatVector.fromArray(S, x, x1 + j);
+            FloatVector v2 = FloatVector.fromArray(S, x, x2 + j);
+            FloatVector v3 = FloatVector.fromArray(S, x, x3 + j);
+            FloatVector u = FloatVector.fromArray(S, w, w0 + j);
+            a00 = u.fma(v0, a00);
+            a01 = u.fma(v1, a01);
+            a02 = u.fma(v2, a02);
+            a03 = u.fma(v3, a03);
+            u = FloatVector.fromArray(S, w, w1 + j);
+            a10 = u.fma(v0, a10);
+            a11 = u.fma(v1, a11);
+            a12 = u.fma(v2, a12);
+            a13 = u.fma(v3, a13);
+            u = FloatVector.fromArray(S, w, w2 + j);
+            a20 = u.fma(v0, a20);
+            a21 = u.fma(v1, a21);
+            a22 = u.fma(v2, a22);
+            a23 = u.fma(v3, a23);
+            u = FloatVector.fromArray(S, w, w3 + j);
+            a30 = u.fma(v0, a30);
+            a31 = u.fma(v1, a31);
+            a32 = u.fma(v2, a32);
+            a33 = u.fma(v3, a33);
+        }
+        finish(a00, w, w0, x, x0, bound, n, out, o);
+        finish(a10, w, w1, x, x0, bound, n, out, o + 1);
+        finish(a20, w, w2, x, x0, bound, n, out, o + 2);
+        finish(a30, w, w3, x, x0, bound, n, out, o + 3);
+        o += outStride;
+        finish(a01, w, w0, x, x1, bound, n, out, o);
+        finish(a11, w, w1, x, x1, bound, n, out, o + 1);
+        finish(a21, w, w2, x, x1, bound, n, out, o + 2);
+        finish(a31, w, w3, x, x1, bound, n, out, o + 3);
+        o += outStride;
+        finish(a02, w, w0, x, x2, bound, n, out, o);
+        finish(a12, w, w1, x, x2, bound, n, out, o + 1);
+        finish(a22, w, w2, x, x2, bound, n, out, o + 2);
+        finish(a32, w, w3, x, x2, bound, n, out, o + 3);
+        o += outStride;
+        finish(a03, w, w0, x, x3, bound, n, out, o);
+        finish(a13, w, w1, x, x3, bound, n, out, o + 1);
+        finish(a23, w, w2, x, x3, bound, n, out, o + 2);
+        finish(a33, w, w3, x, x3, bound, n, out, o + 3);
+    }
+
+    private static void tile4x1(float[] w, int row, int n, float[] x, int x0, float[] out, int o) {
+        int w0 = row;
+        int w1 = row + n;
+        int w2 = w1 + n;
+        int w3 = w2 + n;
+        FloatVector a0 = FloatVector.zero(S);
+        FloatVector a1 = FloatVector.zero(S);
+        FloatVector a2 = FloatVector.zero(S);
+        FloatVector a3 = FloatVector.zero(S);
+        int bound = S.loopBound(n);
+        for (int j = 0; j < bound; j += L) {
+            FloatVector v = FloatVector.fromArray(S, x, x0 + j);
+            a0 = FloatVector.fromArray(S, w, w0 + j).fma(v, a0);
+            a1 = FloatVector.fromArray(S, w, w1 + j).fma(v, a1);
+            a2 = FloatVector.fromArray(S, w, w2 + j).fma(v, a2);
+            a3 = FloatVector.fromArray(S, w, w3 + j).fma(v, a3);
+        }
+        finish(a0, w, w0, x, x0, bound, n, out, o);
+        finish(a1, w, w1, x, x0, bound, n, out, o + 1);
+        finish(a2, w, w2, x, x0, bound, n, out, o + 2);
+        finish(a3, w, w3, x, x0, bound, n, out, o + 3);
+    }
+
+    private static float dot1(float[] w, int w0, float[] x, int x0, int n) {
+        FloatVector a = FloatVector.zero(S);
+        int bound = S.loopBound(n);
+        for (int j = 0; j < bound; j += L) {
+            a = FloatVector.fromArray(S, w, w0 + j).fma(FloatVector.fromArray(S, x, x0 + j), a);
+        }
+        float s = a.reduceLanes(VectorOperators.ADD);
+        for (int j = bound; j < n; j++) {
+            s += w[w0 + j] * x[x0 + j];
+        }
+        return s;
+    }
+
+    /** Lanes, then the scalar tail of one (row, entry) dot product, stored. */
+    private static void finish(FloatVector acc, float[] w, int wr, float[] x, int xr, int bound, int n, float[] out,
+                               int o) {
+        float s = acc.reduceLanes(VectorOperators.ADD);
+        for (int j = bound; j < n; j++) {
+            s += w[wr + j] * x[xr + j];
+        }
+        out[o] = s;
     }
 
     @Override

@@ -17,13 +17,15 @@ final class WorkerPool implements AutoCloseable {
         void run(int worker, int from, int to);
     }
 
-    private static final int SPINS = 20_000;
+    /** Busy-wait iterations (about 50-100 µs) before a waiting thread parks. */
+    private static final int SPINS = 2_000;
 
     private static final class Job {
         final Body body;
         final int n;
         final int chunks;
         final AtomicInteger pending;
+        final Thread caller = Thread.currentThread();
         volatile Throwable failure;
 
         Job(Body body, int n, int chunks) {
@@ -95,7 +97,7 @@ final class WorkerPool implements AutoCloseable {
             if (++spins < SPINS) {
                 Thread.onSpinWait();
             } else {
-                Thread.yield();
+                LockSupport.park(this); // the last worker to finish unparks us
             }
         }
         Throwable failure = mine != null ? mine : j.failure;
@@ -134,7 +136,9 @@ final class WorkerPool implements AutoCloseable {
                 } catch (Throwable t) {
                     j.failure = t;
                 } finally {
-                    j.pending.decrementAndGet();
+                    if (j.pending.decrementAndGet() == 0) {
+                        LockSupport.unpark(j.caller);
+                    }
                 }
             }
         }
