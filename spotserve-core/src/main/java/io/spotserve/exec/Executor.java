@@ -24,6 +24,13 @@ public interface Executor extends AutoCloseable {
     Device createDevice(io.spotserve.plan.DeviceId id, long capacityBytes);
 
     /**
+     * Forgets a device (its instance was released or preempted), so its id can be created again.
+     *
+     * @throws IllegalStateException if something is still allocated on it
+     */
+    void destroyDevice(Device device);
+
+    /**
      * Builds an empty pipeline: position (stage p, shard m) lives on {@code devices.get(p * M + m)}; several
      * positions may share a device. Weights are then loaded from a checkpoint or imported slice by slice.
      *

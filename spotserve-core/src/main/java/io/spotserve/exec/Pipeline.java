@@ -76,6 +76,15 @@ public interface Pipeline extends AutoCloseable {
     ContextSlice importSlice(int stage, int shard, byte[] bytes);
 
     /**
+     * Frees the storage of one weight unit of position (stage, shard) — the sender's side of a move in the
+     * memory-optimised migration plan (SpotServe §3.4). {@code slice} must be one of
+     * {@code layout().weightSlices(stage, shard)} exactly; the position then lacks it until re-imported.
+     *
+     * @throws IllegalArgumentException if the slice is not such a unit
+     */
+    void releaseSlice(int stage, int shard, ContextSlice slice);
+
+    /**
      * Reserves KV cache for {@code capacity} positions of a new sequence on every position's device.
      *
      * @throws IllegalArgumentException if the id is already open or the capacity is outside [1, seq_len]

@@ -74,6 +74,19 @@ public final class CpuExecutor implements Executor {
     }
 
     @Override
+    public synchronized void destroyDevice(Device device) {
+        Objects.requireNonNull(device, "device");
+        if (!(device instanceof CpuDevice cd) || cd.owner() != this || devices.get(cd.id()) != cd) {
+            throw new IllegalArgumentException("device " + device + " does not belong to this executor");
+        }
+        if (cd.usedBytes() != 0) {
+            throw new IllegalStateException("device " + cd.id() + " still holds " + cd.usedBytes()
+                    + " bytes; close or release the pipelines placed on it first");
+        }
+        devices.remove(cd.id());
+    }
+
+    @Override
     public synchronized Pipeline createPipeline(ShardLayout layout, List<? extends Device> devices, int maxBatch) {
         Objects.requireNonNull(layout, "layout");
         Objects.requireNonNull(devices, "devices");

@@ -146,6 +146,17 @@ final class CpuPipeline implements Pipeline {
     }
 
     @Override
+    public void releaseSlice(int stage, int shard, ContextSlice slice) {
+        StageShard s = shard(stage, shard);
+        Objects.requireNonNull(slice, "slice");
+        if (!layout.weightSlices(stage, shard).contains(slice)) {
+            throw new IllegalArgumentException(slice + " is not a weight unit of position (stage " + stage + ", shard "
+                    + shard + ") of " + layout + "; expected one of " + layout.weightSlices(stage, shard));
+        }
+        s.release(slice);
+    }
+
+    @Override
     public byte[] exportSlice(int stage, int shard, ContextSlice slice) {
         StageShard s = shard(stage, shard);
         Objects.requireNonNull(slice, "slice");

@@ -70,6 +70,8 @@ final class StageShard {
     private final boolean[] clsDone;
     private float[] finalNorm;
     private final Map<Long, Kv> kv = new HashMap<>();
+    private boolean complete;
+    private boolean completeKnown;
 
     private final Kernels kernels;
     private final WorkerPool pool;
@@ -195,8 +197,16 @@ final class StageShard {
         return true;
     }
 
-    /** Whether every weight this position needs is present. */
+    /** Whether every weight this position needs is present (cached until the next import or release). */
     boolean complete() {
+        if (!completeKnown) {
+            complete = computeComplete();
+            completeKnown = true;
+        }
+        return complete;
+    }
+
+    private boolean computeComplete() {
         for (int l = 0; l < layerW.length; l++) {
             if (!rmsDone[l] || !allTrue(headDone[l], 0, hq) || !allTrue(hiddenDone[l], 0, f)) {
                 return false;
@@ -241,6 +251,9 @@ final class StageShard {
      * The caller has checked {@link #owns} (import) or {@link #holds} (export).
      */
     void transfer(ContextSlice slice, float[] canon, boolean importing) {
+        if (importing) {
+            completeKnown = false;
+        }
         if (slice instanceof ContextSlice.Embedding e) {
             if (importing && embedding == null) {
                 embedding = device.allocate("token embedding rows " + vocab + " of stage " + stage, vocab.length() * dim);
@@ -367,6 +380,50 @@ final class StageShard {
         }
     }
 
+    /** Frees one whole weight unit (a layer block, the embedding, the classifier or the final norm). */
+    void release(ContextSlice slice) {
+        if (slice instanceof ContextSlice.Embedding) {
+            java.util.Arrays.fill(embDone, false);
+            if (!aliasClassifier || !anyTrue(clsDone)) {
+                device.free(embedding);
+                embedding = null;
+                if (aliasClassifier) {
+                    classifier = null;
+                }
+            }
+        } else if (slice instanceof ContextSlice.Classifier) {
+            java.util.Arrays.fill(clsDone, false);
+            if (!aliasClassifier) {
+                device.free(classifier);
+                classifier = null;
+            } else if (!anyTrue(embDone)) {
+                device.free(embedding);
+                embedding = null;
+                classifier = null;
+            }
+        } else if (slice instanceof ContextSlice.FinalNorm) {
+            device.free(finalNorm);
+            finalNorm = null;
+        } else if (slice instanceof ContextSlice.LayerWeights w) {
+            int l = w.layer() - layers.from();
+            device.free(layerW[l]);
+            layerW[l] = null;
+            rmsDone[l] = false;
+            java.util.Arrays.fill(headDone[l], false);
+            java.util.Arrays.fill(hiddenDone[l], false);
+        }
+        completeKnown = false;
+    }
+
+    private static boolean anyTrue(boolean[] a) {
+        for (boolean b : a) {
+            if (b) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     /** Frees everything this position holds. */
     void release() {
         for (Long id : kv.keySet().toArray(new Long[0])) {
@@ -384,6 +441,7 @@ final class StageShard {
         embedding = null;
         classifier = null;
         finalNorm = null;
+        completeKnown = false;
     }
 
     // ------------------------------------------------------------------ forward pass

@@ -9,7 +9,9 @@ import java.util.concurrent.locks.LockSupport;
  * <p>Why not the ForkJoin common pool or an ExecutorService: a decode step issues a few dozen short
  * parallel loops (tens of microseconds each); queue hand-off and future allocation would cost as much as the
  * work. Workers spin briefly, then park, waiting for the next job; the calling thread runs chunk 0 itself.
- * Jobs are strictly sequential: {@link #parallelFor} returns only when every chunk is done.
+ * Jobs are strictly sequential: {@link #parallelFor} returns only when every chunk is done, and callers from
+ * different threads (two pipelines driven by two engine threads) take turns. Bodies must not call back into
+ * the pool.
  */
 final class WorkerPool implements AutoCloseable {
     /** The body of a parallel loop: process indices {@code [from, to)} as worker {@code worker}. */
@@ -69,7 +71,7 @@ final class WorkerPool implements AutoCloseable {
      * Runs {@code body} over {@code [0, n)} split into contiguous chunks, one per worker; single-threaded when
      * {@code parallel} is false (the work is too small to pay for the hand-off).
      */
-    void parallelFor(int n, boolean parallel, Body body) {
+    synchronized void parallelFor(int n, boolean parallel, Body body) {
         if (n <= 0) {
             return;
         }

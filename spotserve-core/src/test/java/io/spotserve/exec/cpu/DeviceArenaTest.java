@@ -138,4 +138,63 @@ class DeviceArenaTest {
             assertTrue(notReady.getMessage().contains("lacks weights"), notReady.getMessage());
         }
     }
+
+    @Test
+    void releasingUnitsFreesTheirBytesAndTheyCanComeBack() {
+        LlamaConfig c = ckpt.config();
+        for (ShardLayout layout : List.of(ShardLayout.of(c, 1, 2), ShardLayout.balanced(c, List.of(3, 2), 1))) {
+            try (Executor ex = new CpuExecutor(new ExecutorOptions(1, false))) {
+                Pipeline src = TestPipelines.loaded(ex, ckpt, layout, "src", 1);
+                Pipeline dst = ex.createPipeline(layout, TestPipelines.devices(ex, layout, "dst", 1 << 20), 1);
+                // move unit by unit, the sender freeing each as soon as it is sent (memory-optimised migration)
+                for (int p = 0; p < layout.stages(); p++) {
+                    for (int m = 0; m < layout.shards(); m++) {
+                        long before = src.device(p, m).usedBytes();
+                        long sent = 0;
+                        for (ContextSlice s : layout.weightSlices(p, m)) {
+                            dst.importSlice(p, m, src.exportSlice(p, m, s));
+                            src.releaseSlice(p, m, s);
+                            assertFalse(src.hasAllWeights(p, m));
+                            sent += s.bytes(c);
+                        }
+                        assertEquals(0, src.device(p, m).usedBytes(), layout + " stage " + p + " shard " + m);
+                        assertEquals(before, dst.device(p, m).usedBytes());
+                        assertTrue(sent >= before);
+                        assertTrue(dst.hasAllWeights(p, m));
+                    }
+                }
+                // the released source can be refilled from the receiver and runs again
+                for (int p = 0; p < layout.stages(); p++) {
+                    for (int m = 0; m < layout.shards(); m++) {
+                        for (ContextSlice s : layout.weightSlices(p, m)) {
+                            src.importSlice(p, m, dst.exportSlice(p, m, s));
+                        }
+                    }
+                }
+                assertTrue(src.isReady());
+                int[] a = TestPipelines.greedy(src, 1, 1, 20);
+                int[] b = TestPipelines.greedy(dst, 1, 1, 20);
+                org.junit.jupiter.api.Assertions.assertArrayEquals(a, b);
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> src.releaseSlice(0, 0,
+                        new ContextSlice.LayerWeights(0, io.spotserve.exec.IndexRange.of(0, 2), layout.hidden(0))));
+                assertTrue(e.getMessage().contains("is not a weight unit"), e.getMessage());
+            }
+        }
+    }
+
+    @Test
+    void devicesCanBeDestroyedOnlyWhenEmpty() {
+        try (Executor ex = new CpuExecutor(new ExecutorOptions(1, false))) {
+            ShardLayout layout = ShardLayout.of(ckpt.config(), 1, 1);
+            Device d = ex.createDevice(new DeviceId("i-1", 0), 1 << 20);
+            Pipeline p = ex.createPipeline(layout, List.of(d), 1);
+            p.loadWeights(ckpt);
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> ex.destroyDevice(d));
+            assertTrue(e.getMessage().contains("still holds " + d.usedBytes() + " bytes"), e.getMessage());
+            p.close();
+            ex.destroyDevice(d);
+            Device again = ex.createDevice(new DeviceId("i-1", 0), 10);
+            assertEquals(10, again.capacityBytes());
+        }
+    }
 }
