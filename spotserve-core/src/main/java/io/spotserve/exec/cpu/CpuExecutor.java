@@ -47,7 +47,7 @@ public final class CpuExecutor implements Executor {
 
     /** Whether the Vector API kernels are in use. */
     public boolean vectorized() {
-        return kernels instanceof ScalarKernels == false;
+        return !(kernels instanceof ScalarKernels);
     }
 
     Kernels kernels() {

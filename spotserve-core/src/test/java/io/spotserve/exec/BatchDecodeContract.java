@@ -1,4 +1,4 @@
-package io.spotserve.exec.cpu;
+package io.spotserve.exec;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -6,12 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.spotserve.SharedData;
-import io.spotserve.exec.Executor;
-import io.spotserve.exec.ExecutorOptions;
-import io.spotserve.exec.Pipeline;
-import io.spotserve.exec.ReferenceLlama;
-import io.spotserve.exec.ShardLayout;
-import io.spotserve.exec.TestPipelines;
 import io.spotserve.model.LlamaCheckpoint;
 import java.io.IOException;
 import java.util.ArrayList;
@@ -24,7 +18,10 @@ import org.junit.jupiter.api.Test;
  * Continuous batching: sequences at different positions decoded together (joining and leaving between steps)
  * give the same logits as each decoded alone; a prompt run as one block equals position-by-position prefill.
  */
-class BatchDecodeTest {
+public abstract class BatchDecodeContract {
+    /** The executor under test (CPU, CUDA, ...). */
+    protected abstract Executor executor(ExecutorOptions options);
+
     private static LlamaCheckpoint ckpt;
 
     @BeforeAll
@@ -65,7 +62,7 @@ class BatchDecodeTest {
         for (ShardLayout layout : List.of(ShardLayout.of(ckpt.config(), 1, 1), ShardLayout.balanced(ckpt.config(),
                 List.of(3, 2), 2))) {
             for (boolean vector : new boolean[] {false, true}) {
-                try (Executor ex = new CpuExecutor(new ExecutorOptions(2, vector))) {
+                try (Executor ex = executor(new ExecutorOptions(2, vector))) {
                     Pipeline p = TestPipelines.loaded(ex, ckpt, layout, "b", 8);
                     // each sequence decoded alone by this pipeline: the expectation for the batched run
                     float[][][] expected = new float[nSeq][][];
@@ -128,7 +125,7 @@ class BatchDecodeTest {
     void promptBlockEqualsPositionByPositionAndMixesWithDecode() {
         int[] prompt = new Random(9).ints(37, 0, 512).toArray();
         float[][] expected = alone(prompt);
-        try (Executor ex = new CpuExecutor(new ExecutorOptions(2, false))) {
+        try (Executor ex = executor(new ExecutorOptions(2, false))) {
             Pipeline p = TestPipelines.loaded(ex, ckpt, ShardLayout.of(ckpt.config(), 1, 2), "pf", 16);
             p.openSequence(1, 64);
             float[] last = p.prefill(1, prompt, 0); // 3 chunks of at most 16
@@ -154,7 +151,7 @@ class BatchDecodeTest {
 
     @Test
     void invalidStepsAreRejectedBeforeAnythingRuns() {
-        try (Executor ex = new CpuExecutor(new ExecutorOptions(1, false))) {
+        try (Executor ex = executor(new ExecutorOptions(1, false))) {
             Pipeline p = TestPipelines.loaded(ex, ckpt, ShardLayout.of(ckpt.config(), 1, 1), "v", 2);
             p.openSequence(1, 10);
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,

@@ -1,15 +1,8 @@
-package io.spotserve.exec.cpu;
+package io.spotserve.exec;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.spotserve.exec.Executor;
-import io.spotserve.exec.ExecutorOptions;
-import io.spotserve.exec.Pipeline;
-import io.spotserve.exec.ReferenceLlama;
-import io.spotserve.exec.ShardLayout;
-import io.spotserve.exec.TestPipelines;
 import io.spotserve.model.LlamaCheckpoint;
 import io.spotserve.model.LlamaCheckpointWriter;
 import io.spotserve.model.LlamaConfig;
@@ -24,7 +17,10 @@ import org.junit.jupiter.params.provider.ValueSource;
  * without grouped-query attention; with a separate classifier): every (P, M) in {1, 2, 4}² reproduces the
  * reference's greedy tokens, and its logits stay within float rounding of the reference's.
  */
-class RandomModelParityTest {
+public abstract class RandomModelParityContract {
+    /** The executor under test (CPU, CUDA, ...). */
+    protected abstract Executor executor(ExecutorOptions options);
+
     @TempDir
     Path dir;
 
@@ -46,7 +42,7 @@ class RandomModelParityTest {
             refTokens[pos] = token;
         }
         for (boolean vector : new boolean[] {false, true}) {
-            try (Executor ex = new CpuExecutor(new ExecutorOptions(2, vector))) {
+            try (Executor ex = executor(new ExecutorOptions(2, vector))) {
                 for (ShardLayout layout : TestPipelines.layouts(config)) {
                     assertEquals(8 / layout.stages(), layout.layers(0).length());
                     Pipeline p = TestPipelines.loaded(ex, ckpt, layout, layout.toString(), 2);

@@ -1,4 +1,4 @@
-package io.spotserve.exec.cpu;
+package io.spotserve.exec;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -6,14 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.spotserve.SharedData;
-import io.spotserve.exec.ContextSlice;
-import io.spotserve.exec.Device;
-import io.spotserve.exec.DeviceMemoryException;
-import io.spotserve.exec.Executor;
-import io.spotserve.exec.ExecutorOptions;
-import io.spotserve.exec.Pipeline;
-import io.spotserve.exec.ShardLayout;
-import io.spotserve.exec.TestPipelines;
 import io.spotserve.model.LlamaCheckpoint;
 import io.spotserve.model.LlamaConfig;
 import io.spotserve.plan.DeviceId;
@@ -23,7 +15,10 @@ import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /** Device arenas: weights and KV caches are accounted exactly, overflow throws and changes nothing, close frees. */
-class DeviceArenaTest {
+public abstract class DeviceArenaContract {
+    /** The executor under test (CPU, CUDA, ...). */
+    protected abstract Executor executor(ExecutorOptions options);
+
     private static LlamaCheckpoint ckpt;
 
     @BeforeAll
@@ -35,7 +30,7 @@ class DeviceArenaTest {
     void weightsAndKvAreAccountedAndFreed() {
         LlamaConfig c = ckpt.config();
         ShardLayout layout = ShardLayout.balanced(c, List.of(3, 2), 2);
-        try (Executor ex = new CpuExecutor(new ExecutorOptions(1, false))) {
+        try (Executor ex = executor(new ExecutorOptions(1, false))) {
             List<Device> devs = TestPipelines.devices(ex, layout, "acct", 1 << 20);
             Pipeline p = ex.createPipeline(layout, devs, 4);
             assertEquals(0, devs.get(0).usedBytes());
@@ -61,7 +56,7 @@ class DeviceArenaTest {
     void unshardedSharedClassifierIsStoredOnce() {
         LlamaConfig c = ckpt.config();
         ShardLayout layout = ShardLayout.of(c, 1, 1);
-        try (Executor ex = new CpuExecutor(new ExecutorOptions(1, false))) {
+        try (Executor ex = executor(new ExecutorOptions(1, false))) {
             Pipeline p = TestPipelines.loaded(ex, ckpt, layout, "one", 1);
             assertEquals(c.parameterCount() * 4, p.device(0, 0).usedBytes());
         }
@@ -71,7 +66,7 @@ class DeviceArenaTest {
     void overflowThrowsAndLeavesEveryArenaUnchanged() {
         LlamaConfig c = ckpt.config();
         ShardLayout layout = ShardLayout.of(c, 1, 2);
-        try (Executor ex = new CpuExecutor(new ExecutorOptions(1, false))) {
+        try (Executor ex = executor(new ExecutorOptions(1, false))) {
             long weights = layout.weightBytes(0, 0);
             Device small = ex.createDevice(new DeviceId("small", 0), weights - 1);
             Device big = ex.createDevice(new DeviceId("big", 0), 1 << 20);
@@ -114,8 +109,8 @@ class DeviceArenaTest {
     @Test
     void devicesAndPipelinesRejectBadArguments() {
         LlamaConfig c = ckpt.config();
-        try (Executor ex = new CpuExecutor(new ExecutorOptions(1, false));
-             Executor other = new CpuExecutor(new ExecutorOptions(1, false))) {
+        try (Executor ex = executor(new ExecutorOptions(1, false));
+             Executor other = executor(new ExecutorOptions(1, false))) {
             Device d = ex.createDevice(new DeviceId("x", 0), 10);
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> ex.createDevice(new DeviceId("x", 0), 10));
@@ -143,7 +138,7 @@ class DeviceArenaTest {
     void releasingUnitsFreesTheirBytesAndTheyCanComeBack() {
         LlamaConfig c = ckpt.config();
         for (ShardLayout layout : List.of(ShardLayout.of(c, 1, 2), ShardLayout.balanced(c, List.of(3, 2), 1))) {
-            try (Executor ex = new CpuExecutor(new ExecutorOptions(1, false))) {
+            try (Executor ex = executor(new ExecutorOptions(1, false))) {
                 Pipeline src = TestPipelines.loaded(ex, ckpt, layout, "src", 1);
                 Pipeline dst = ex.createPipeline(layout, TestPipelines.devices(ex, layout, "dst", 1 << 20), 1);
                 // move unit by unit, the sender freeing each as soon as it is sent (memory-optimised migration)
@@ -184,7 +179,7 @@ class DeviceArenaTest {
 
     @Test
     void devicesCanBeDestroyedOnlyWhenEmpty() {
-        try (Executor ex = new CpuExecutor(new ExecutorOptions(1, false))) {
+        try (Executor ex = executor(new ExecutorOptions(1, false))) {
             ShardLayout layout = ShardLayout.of(ckpt.config(), 1, 1);
             Device d = ex.createDevice(new DeviceId("i-1", 0), 1 << 20);
             Pipeline p = ex.createPipeline(layout, List.of(d), 1);

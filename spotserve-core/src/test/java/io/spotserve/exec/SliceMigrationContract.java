@@ -1,4 +1,4 @@
-package io.spotserve.exec.cpu;
+package io.spotserve.exec;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -7,17 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.spotserve.SharedData;
-import io.spotserve.exec.CheckpointSlices;
-import io.spotserve.exec.ContextSlice;
-import io.spotserve.exec.Device;
-import io.spotserve.exec.Executor;
-import io.spotserve.exec.ExecutorOptions;
-import io.spotserve.exec.IndexRange;
-import io.spotserve.exec.Pipeline;
-import io.spotserve.exec.ReferenceLlama;
-import io.spotserve.exec.ShardLayout;
-import io.spotserve.exec.SliceFormat;
-import io.spotserve.exec.TestPipelines;
 import io.spotserve.model.LlamaCheckpoint;
 import io.spotserve.model.LlamaConfig;
 import java.io.IOException;
@@ -33,7 +22,10 @@ import org.junit.jupiter.api.Test;
  * assembled into M = 1 and back), and a running sequence moved to a different (P, M) layout continues with
  * the same greedy tokens.
  */
-class SliceMigrationTest {
+public abstract class SliceMigrationContract {
+    /** The executor under test (CPU, CUDA, ...). */
+    protected abstract Executor executor(ExecutorOptions options);
+
     private static LlamaCheckpoint ckpt;
     private static LlamaConfig c;
 
@@ -87,7 +79,7 @@ class SliceMigrationTest {
 
     @Test
     void everyWeightSliceRoundTripsBitExactly() {
-        try (Executor ex = new CpuExecutor(new ExecutorOptions(1, false))) {
+        try (Executor ex = executor(new ExecutorOptions(1, false))) {
             for (ShardLayout layout : TestPipelines.layouts(c)) {
                 Pipeline src = TestPipelines.loaded(ex, ckpt, layout, "src" + layout, 1);
                 Pipeline dst = ex.createPipeline(layout, TestPipelines.devices(ex, layout, "dst" + layout, 1 << 20), 1);
@@ -111,7 +103,7 @@ class SliceMigrationTest {
 
     @Test
     void twoHalfShardsAssembleIntoOneAndSplitBack() {
-        try (Executor ex = new CpuExecutor(new ExecutorOptions(1, false))) {
+        try (Executor ex = executor(new ExecutorOptions(1, false))) {
             ShardLayout m2 = ShardLayout.of(c, 1, 2);
             ShardLayout m1 = ShardLayout.of(c, 1, 1);
             Pipeline half = TestPipelines.loaded(ex, ckpt, m2, "half", 1);
@@ -148,7 +140,7 @@ class SliceMigrationTest {
                 new ShardLayout[] {ShardLayout.of(c, 1, 1), ShardLayout.balanced(c, List.of(2, 3), 4)},
                 new ShardLayout[] {ShardLayout.balanced(c, List.of(1, 4), 2), ShardLayout.balanced(c, List.of(2, 1, 1, 1), 2)});
         for (boolean vector : new boolean[] {false, true}) {
-            try (Executor ex = new CpuExecutor(new ExecutorOptions(2, vector))) {
+            try (Executor ex = executor(new ExecutorOptions(2, vector))) {
                 for (ShardLayout[] move : moves) {
                     String tag = move[0] + "->" + move[1] + " " + ex.name();
                     Pipeline a = TestPipelines.loaded(ex, ckpt, move[0], "a" + tag, 2);
@@ -217,7 +209,7 @@ class SliceMigrationTest {
 
     @Test
     void badImportsAreRejectedAndChangeNothing() {
-        try (Executor ex = new CpuExecutor(new ExecutorOptions(1, false))) {
+        try (Executor ex = executor(new ExecutorOptions(1, false))) {
             ShardLayout m2 = ShardLayout.of(c, 1, 2);
             Pipeline src = TestPipelines.loaded(ex, ckpt, ShardLayout.of(c, 1, 1), "src", 1);
             Pipeline dst = ex.createPipeline(m2, TestPipelines.devices(ex, m2, "dst", 1 << 20), 1);

@@ -1,15 +1,8 @@
-package io.spotserve.exec.cpu;
+package io.spotserve.exec;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
-import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import io.spotserve.SharedData;
-import io.spotserve.exec.Executor;
-import io.spotserve.exec.ExecutorOptions;
-import io.spotserve.exec.Pipeline;
-import io.spotserve.exec.ReferenceLlama;
-import io.spotserve.exec.ShardLayout;
-import io.spotserve.exec.TestPipelines;
 import io.spotserve.model.LlamaCheckpoint;
 import java.io.IOException;
 import java.util.Arrays;
@@ -20,7 +13,10 @@ import org.junit.jupiter.api.Test;
  * Greedy decoding on the real stories260K model: the executor must reproduce the run.c transliteration
  * ({@link ReferenceLlama}) token for token, for every (P, M) with P, M in {1, 2, 4}, scalar and vector.
  */
-class StoriesGreedyTest {
+public abstract class StoriesGreedyContract {
+    /** The executor under test (CPU, CUDA, ...). */
+    protected abstract Executor executor(ExecutorOptions options);
+
     /** BOS (token 1) as position 0, as run.c does for an empty prompt. */
     private static final int BOS = 1;
     private static final int STEPS = 256;
@@ -29,7 +25,7 @@ class StoriesGreedyTest {
      * Decoded with tok512 they read "Once upon a time, there was a little girl named Lily. She loved to play
      * outside in the park. One day, she saw a big, red ball." — the opening of llama2.c's doc/stories260K.md.
      */
-    static final int[] FIRST_40 = {403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 338,
+    public static final int[] FIRST_40 = {403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395, 317, 426, 338,
             401, 396, 267, 337, 410, 408, 419, 292, 411, 322, 265, 282, 295, 433, 426, 385, 328, 432, 358, 394, 261,
             370, 432, 352};
 
@@ -49,7 +45,7 @@ class StoriesGreedyTest {
 
     @Test
     void unshardedScalarExecutorMatchesTheReferenceForAll256Steps() {
-        try (Executor ex = new CpuExecutor(new ExecutorOptions(1, false))) {
+        try (Executor ex = executor(new ExecutorOptions(1, false))) {
             Pipeline p = TestPipelines.loaded(ex, ckpt, ShardLayout.of(ckpt.config(), 1, 1), "d", 1);
             assertArrayEquals(reference, TestPipelines.greedy(p, 1, BOS, STEPS));
         }
@@ -58,8 +54,7 @@ class StoriesGreedyTest {
     @Test
     void everyLayoutGivesTheSameGreedyTokensScalarAndVector() {
         for (boolean vector : new boolean[] {false, true}) {
-            try (Executor ex = new CpuExecutor(new ExecutorOptions(2, vector))) {
-                assertEquals(vector ? "cpu-vector" : "cpu-scalar", ex.name());
+            try (Executor ex = executor(new ExecutorOptions(2, vector))) {
                 for (ShardLayout layout : TestPipelines.layouts(ckpt.config())) {
                     Pipeline p = TestPipelines.loaded(ex, ckpt, layout, layout.toString(), 4);
                     assertArrayEquals(reference, TestPipelines.greedy(p, 7, BOS, STEPS), layout + " " + ex.name());
