@@ -34,8 +34,13 @@ final class VectorKernels extends Kernels {
             for (; b + 4 <= batch; b += 4) {
                 tile4x4(w, wOff + r * n, n, x, b * xStride, xStride, out, outOff + b * outStride + r, outStride);
             }
-            for (; b < batch; b++) {
-                tile4x1(w, wOff + r * n, n, x, b * xStride, out, outOff + b * outStride + r);
+            for (; b < batch; b++) { // one row at a time: a single sequential stream, best for batch 1
+                int o = outOff + b * outStride + r;
+                int row = wOff + r * n;
+                out[o] = dot1(w, row, x, b * xStride, n);
+                out[o + 1] = dot1(w, row + n, x, b * xStride, n);
+                out[o + 2] = dot1(w, row + 2 * n, x, b * xStride, n);
+                out[o + 3] = dot1(w, row + 3 * n, x, b * xStride, n);
             }
         }
         for (; r < r1; r++) {
@@ -116,29 +121,6 @@ final class VectorKernels extends Kernels {
         finish(a13, w, w1, x, x3, bound, n, out, o + 1);
         finish(a23, w, w2, x, x3, bound, n, out, o + 2);
         finish(a33, w, w3, x, x3, bound, n, out, o + 3);
-    }
-
-    private static void tile4x1(float[] w, int row, int n, float[] x, int x0, float[] out, int o) {
-        int w0 = row;
-        int w1 = row + n;
-        int w2 = w1 + n;
-        int w3 = w2 + n;
-        FloatVector a0 = FloatVector.zero(S);
-        FloatVector a1 = FloatVector.zero(S);
-        FloatVector a2 = FloatVector.zero(S);
-        FloatVector a3 = FloatVector.zero(S);
-        int bound = S.loopBound(n);
-        for (int j = 0; j < bound; j += L) {
-            FloatVector v = FloatVector.fromArray(S, x, x0 + j);
-            a0 = FloatVector.fromArray(S, w, w0 + j).fma(v, a0);
-            a1 = FloatVector.fromArray(S, w, w1 + j).fma(v, a1);
-            a2 = FloatVector.fromArray(S, w, w2 + j).fma(v, a2);
-            a3 = FloatVector.fromArray(S, w, w3 + j).fma(v, a3);
-        }
-        finish(a0, w, w0, x, x0, bound, n, out, o);
-        finish(a1, w, w1, x, x0, bound, n, out, o + 1);
-        finish(a2, w, w2, x, x0, bound, n, out, o + 2);
-        finish(a3, w, w3, x, x0, bound, n, out, o + 3);
     }
 
     private static float dot1(float[] w, int w0, float[] x, int x0, int n) {
