@@ -1,5 +1,6 @@
 package io.spotserve.exec;
 
+import io.spotserve.plan.DeviceId;
 import java.util.List;
 
 /**
@@ -21,7 +22,7 @@ public interface Executor extends AutoCloseable {
      *
      * @throws IllegalArgumentException if the capacity is negative or the id is already in use
      */
-    Device createDevice(io.spotserve.plan.DeviceId id, long capacityBytes);
+    Device createDevice(DeviceId id, long capacityBytes);
 
     /**
      * Forgets a device (its instance was released or preempted), so its id can be created again.

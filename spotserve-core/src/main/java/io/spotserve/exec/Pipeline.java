@@ -2,6 +2,7 @@ package io.spotserve.exec;
 
 import io.spotserve.model.LlamaCheckpoint;
 import io.spotserve.model.LlamaConfig;
+import java.util.Arrays;
 import java.util.Set;
 
 /**
@@ -137,7 +138,7 @@ public interface Pipeline extends AutoCloseable {
         float[][] out = new float[chunk][];
         for (int done = 0; done < tokens.length; done += chunk) {
             int n = Math.min(chunk, tokens.length - done);
-            java.util.Arrays.fill(out, null);
+            Arrays.fill(out, null);
             for (int i = 0; i < n; i++) {
                 seqs[i] = sequence;
                 toks[i] = tokens[done + i];

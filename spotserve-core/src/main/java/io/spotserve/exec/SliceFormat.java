@@ -3,6 +3,7 @@ package io.spotserve.exec;
 import io.spotserve.model.LlamaConfig;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.util.Arrays;
 import java.util.Objects;
 
 /**
@@ -125,9 +126,9 @@ public final class SliceFormat {
         int[] shape = {buf.getInt(), buf.getInt(), buf.getInt(), buf.getInt(), buf.getInt(), buf.getInt()};
         int[] want = {config.dim(), config.hiddenDim(), config.layers(), config.heads(), config.kvHeads(),
                 config.vocabSize()};
-        if (!java.util.Arrays.equals(shape, want)) {
+        if (!Arrays.equals(shape, want)) {
             throw new IllegalArgumentException("slice is for model shape (dim, hidden, layers, heads, kv_heads, vocab) "
-                    + java.util.Arrays.toString(shape) + ", expected " + java.util.Arrays.toString(want));
+                    + Arrays.toString(shape) + ", expected " + Arrays.toString(want));
         }
         int kind = buf.getInt();
         int layer = buf.getInt();

@@ -14,6 +14,7 @@ import java.util.Collections;
 import java.util.HashMap;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
@@ -238,7 +239,7 @@ final class CpuPipeline implements Pipeline {
 
     @Override
     public Set<Long> sequences() {
-        return Collections.unmodifiableSet(new java.util.LinkedHashSet<>(sequences.keySet()));
+        return Collections.unmodifiableSet(new LinkedHashSet<>(sequences.keySet()));
     }
 
     @Override

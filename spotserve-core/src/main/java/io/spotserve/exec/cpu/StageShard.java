@@ -4,6 +4,7 @@ import io.spotserve.exec.ContextSlice;
 import io.spotserve.exec.IndexRange;
 import io.spotserve.exec.ShardLayout;
 import io.spotserve.model.LlamaConfig;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Map;
 
@@ -383,7 +384,7 @@ final class StageShard {
     /** Frees one whole weight unit (a layer block, the embedding, the classifier or the final norm). */
     void release(ContextSlice slice) {
         if (slice instanceof ContextSlice.Embedding) {
-            java.util.Arrays.fill(embDone, false);
+            Arrays.fill(embDone, false);
             if (!aliasClassifier || !anyTrue(clsDone)) {
                 device.free(embedding);
                 embedding = null;
@@ -392,7 +393,7 @@ final class StageShard {
                 }
             }
         } else if (slice instanceof ContextSlice.Classifier) {
-            java.util.Arrays.fill(clsDone, false);
+            Arrays.fill(clsDone, false);
             if (!aliasClassifier) {
                 device.free(classifier);
                 classifier = null;
@@ -409,8 +410,8 @@ final class StageShard {
             device.free(layerW[l]);
             layerW[l] = null;
             rmsDone[l] = false;
-            java.util.Arrays.fill(headDone[l], false);
-            java.util.Arrays.fill(hiddenDone[l], false);
+            Arrays.fill(headDone[l], false);
+            Arrays.fill(hiddenDone[l], false);
         }
         completeKnown = false;
     }
@@ -531,7 +532,7 @@ final class StageShard {
                 }
                 softmax(s, pos + 1);
                 int out = b * qDim + h * hs;
-                java.util.Arrays.fill(att, out, out + hs, 0f);
+                Arrays.fill(att, out, out + hs, 0f);
                 for (int t = 0; t <= pos; t++) {
                     kernels.axpy(s[t], cache, vBase + t * kvDim, att, out, hs);
                 }

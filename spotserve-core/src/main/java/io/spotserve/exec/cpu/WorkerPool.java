@@ -8,25 +8,31 @@ import java.util.concurrent.locks.LockSupport;
  *
  * <p>Why not the ForkJoin common pool or an ExecutorService: a decode step issues a few dozen short
  * parallel loops (tens of microseconds each); queue hand-off and future allocation would cost as much as the
- * work. Workers spin briefly, then park, waiting for the next job; the calling thread runs chunk 0 itself.
- * Jobs are strictly sequential: {@link #parallelFor} returns only when every chunk is done, and callers from
- * different threads (two pipelines driven by two engine threads) take turns. Bodies must not call back into
- * the pool.
+ * work. A loop is cut into a few chunks per thread that the caller and the workers claim from a shared
+ * counter, so a worker the OS has descheduled delays nothing: the caller simply claims its chunks. Waiting
+ * threads spin briefly, then park.
+ *
+ * <p>Loops are strictly sequential: {@link #parallelFor} returns only when every chunk is done, and callers
+ * from different threads (two pipelines driven by two engine threads) take turns. Bodies must not call back
+ * into the pool.
  */
 final class WorkerPool implements AutoCloseable {
-    /** The body of a parallel loop: process indices {@code [from, to)} as worker {@code worker}. */
+    /** The body of a parallel loop: process indices {@code [from, to)} on thread {@code worker} (0 = caller). */
     interface Body {
         void run(int worker, int from, int to);
     }
 
     /** Busy-wait iterations (about 50-100 µs) before a waiting thread parks. */
     private static final int SPINS = 2_000;
+    /** Chunks per thread: small enough to balance around a slow thread, large enough to amortise a claim. */
+    private static final int CHUNKS_PER_THREAD = 4;
 
     private static final class Job {
         final Body body;
         final int n;
         final int chunks;
-        final AtomicInteger pending;
+        final AtomicInteger next = new AtomicInteger();
+        final AtomicInteger done = new AtomicInteger();
         final Thread caller = Thread.currentThread();
         volatile Throwable failure;
 
@@ -34,13 +40,21 @@ final class WorkerPool implements AutoCloseable {
             this.body = body;
             this.n = n;
             this.chunks = chunks;
-            this.pending = new AtomicInteger(chunks - 1);
         }
 
-        void runChunk(int c) {
-            int from = (int) ((long) n * c / chunks);
-            int to = (int) ((long) n * (c + 1) / chunks);
-            body.run(c, from, to);
+        /** Claims and runs chunks until none is left; the thread finishing the last one wakes the caller. */
+        void work(int worker) {
+            int c;
+            while ((c = next.getAndIncrement()) < chunks) {
+                try {
+                    body.run(worker, (int) ((long) n * c / chunks), (int) ((long) n * (c + 1) / chunks));
+                } catch (Throwable t) {
+                    failure = t;
+                }
+                if (done.incrementAndGet() == chunks && Thread.currentThread() != caller) {
+                    LockSupport.unpark(caller);
+                }
+            }
         }
     }
 
@@ -48,7 +62,6 @@ final class WorkerPool implements AutoCloseable {
     private final Thread[] workers;
     private volatile Job job;
     private volatile boolean closed;
-    private Thread owner;
 
     WorkerPool(int threads, String name) {
         this.threads = threads;
@@ -62,47 +75,41 @@ final class WorkerPool implements AutoCloseable {
         }
     }
 
-    /** Number of workers, the caller included. */
+    /** Number of threads, the caller included (worker indices are {@code [0, threads)}). */
     int threads() {
         return threads;
     }
 
     /**
-     * Runs {@code body} over {@code [0, n)} split into contiguous chunks, one per worker; single-threaded when
+     * Runs {@code body} over {@code [0, n)} in contiguous chunks on all threads; on the caller alone when
      * {@code parallel} is false (the work is too small to pay for the hand-off).
      */
     synchronized void parallelFor(int n, boolean parallel, Body body) {
         if (n <= 0) {
             return;
         }
-        int chunks = parallel ? Math.min(threads, n) : 1;
-        if (chunks == 1) {
+        if (!parallel || threads == 1 || n == 1) {
             body.run(0, 0, n);
             return;
         }
         if (closed) {
             throw new IllegalStateException("worker pool is closed");
         }
-        Job j = new Job(body, n, chunks);
+        Job j = new Job(body, n, Math.min(n, threads * CHUNKS_PER_THREAD));
         job = j;
-        for (int i = 0; i < chunks - 1; i++) {
-            LockSupport.unpark(workers[i]);
+        for (Thread w : workers) {
+            LockSupport.unpark(w);
         }
-        Throwable mine = null;
-        try {
-            j.runChunk(0);
-        } catch (Throwable t) {
-            mine = t;
-        }
+        j.work(0);
         int spins = 0;
-        while (j.pending.get() != 0) {
+        while (j.done.get() != j.chunks) {
             if (++spins < SPINS) {
                 Thread.onSpinWait();
             } else {
-                LockSupport.park(this); // the last worker to finish unparks us
+                LockSupport.park(this); // the thread finishing the last chunk unparks us
             }
         }
-        Throwable failure = mine != null ? mine : j.failure;
+        Throwable failure = j.failure;
         if (failure instanceof RuntimeException e) {
             throw e;
         }
@@ -117,32 +124,20 @@ final class WorkerPool implements AutoCloseable {
     private void loop(int index) {
         Job seen = null;
         while (!closed) {
-            Job j = job;
-            if (j == null || j == seen) {
-                int spins = 0;
-                while ((j = job) == seen && !closed) {
-                    if (++spins < SPINS) {
-                        Thread.onSpinWait();
-                    } else {
-                        LockSupport.park(this);
-                    }
+            Job j;
+            int spins = 0;
+            while ((j = job) == seen && !closed) {
+                if (++spins < SPINS) {
+                    Thread.onSpinWait();
+                } else {
+                    LockSupport.park(this);
                 }
-                if (closed) {
-                    return;
-                }
+            }
+            if (closed) {
+                return;
             }
             seen = j;
-            if (index < j.chunks) {
-                try {
-                    j.runChunk(index);
-                } catch (Throwable t) {
-                    j.failure = t;
-                } finally {
-                    if (j.pending.decrementAndGet() == 0) {
-                        LockSupport.unpark(j.caller);
-                    }
-                }
-            }
+            j.work(index);
         }
     }
 
