@@ -2,6 +2,7 @@ package io.spotserve.exec.cpu;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.concurrent.atomic.AtomicIntegerArray;
 import org.junit.jupiter.api.Test;
@@ -30,11 +31,11 @@ class WorkerPoolTest {
         try (WorkerPool pool = new WorkerPool(2, "test")) {
             IllegalStateException e = assertThrows(IllegalStateException.class, () -> pool.parallelFor(10, true,
                     (w, from, to) -> {
-                        if (from > 0) {
+                        if (from > 0) { // every chunk but the caller's first fails
                             throw new IllegalStateException("chunk " + from);
                         }
                     }));
-            assertEquals("chunk 5", e.getMessage());
+            assertTrue(e.getMessage().startsWith("chunk "), e.getMessage());
             int[] sum = new int[1];
             pool.parallelFor(4, false, (w, from, to) -> sum[0] += to - from);
             assertEquals(4, sum[0]);
