@@ -45,4 +45,39 @@ abstract class Kernels {
 
     /** {@code y[yOff + j] += alpha · x[xOff + j]}. */
     abstract void axpy(float alpha, float[] x, int xOff, float[] y, int yOff, int n);
+
+    /**
+     * One attention head over positions {@code [0, len)}: {@code scores[t] = (q · k_t) / scale}, softmax, then
+     * {@code out[outOff ..+hs) = Σ_t scores[t] · v_t}, where {@code k_t} starts at {@code cache[kBase + t·stride]}
+     * and {@code v_t} at {@code cache[vBase + t·stride]}. The scalar version is run.c's loop, term for term.
+     */
+    void attendHead(float[] q, int qOff, float[] cache, int kBase, int vBase, int stride, int len, int hs,
+                    float scale, float[] scores, float[] out, int outOff) {
+        for (int t = 0; t < len; t++) {
+            scores[t] = dot(q, qOff, cache, kBase + t * stride, hs) / scale;
+        }
+        softmax(scores, len);
+        java.util.Arrays.fill(out, outOff, outOff + hs, 0f);
+        for (int t = 0; t < len; t++) {
+            axpy(scores[t], cache, vBase + t * stride, out, outOff, hs);
+        }
+    }
+
+    /** run.c's softmax over {@code x[0, size)}: subtract the max, exponentiate, normalise. */
+    static void softmax(float[] x, int size) {
+        float max = x[0];
+        for (int i = 1; i < size; i++) {
+            if (x[i] > max) {
+                max = x[i];
+            }
+        }
+        float sum = 0.0f;
+        for (int i = 0; i < size; i++) {
+            x[i] = (float) Math.exp(x[i] - max);
+            sum += x[i];
+        }
+        for (int i = 0; i < size; i++) {
+            x[i] /= sum;
+        }
+    }
 }

@@ -527,15 +527,7 @@ final class StageShard {
                 int kvh = (h / group) * hs;
                 int kBase = (layer * 2) * cap * kvDim + kvh;
                 int vBase = (layer * 2 + 1) * cap * kvDim + kvh;
-                for (int t = 0; t <= pos; t++) {
-                    s[t] = kernels.dot(qkv, q, cache, kBase + t * kvDim, hs) / scale;
-                }
-                softmax(s, pos + 1);
-                int out = b * qDim + h * hs;
-                Arrays.fill(att, out, out + hs, 0f);
-                for (int t = 0; t <= pos; t++) {
-                    kernels.axpy(s[t], cache, vBase + t * kvDim, att, out, hs);
-                }
+                kernels.attendHead(qkv, q, cache, kBase, vBase, kvDim, pos + 1, hs, scale, s, att, b * qDim + h * hs);
             }
         }
     }
@@ -632,24 +624,6 @@ final class StageShard {
         ss = 1.0f / (float) Math.sqrt(ss);
         for (int j = 0; j < size; j++) {
             o[oOff + j] = weight[wOff + j] * (ss * x[xOff + j]);
-        }
-    }
-
-    /** run.c's softmax over {@code x[0, size)}: subtract the max, exponentiate, normalise. */
-    static void softmax(float[] x, int size) {
-        float max = x[0];
-        for (int i = 1; i < size; i++) {
-            if (x[i] > max) {
-                max = x[i];
-            }
-        }
-        float sum = 0.0f;
-        for (int i = 0; i < size; i++) {
-            x[i] = (float) Math.exp(x[i] - max);
-            sum += x[i];
-        }
-        for (int i = 0; i < size; i++) {
-            x[i] /= sum;
         }
     }
 }

@@ -190,4 +190,72 @@ final class VectorKernels extends Kernels {
             y[yOff + j] += alpha * x[xOff + j];
         }
     }
+
+    /**
+     * Heads of one, two or four vectors (64 floats with AVX-512) keep q and the output in registers across all
+     * positions; other head sizes use the generic dot/axpy loop.
+     */
+    @Override
+    void attendHead(float[] q, int qOff, float[] cache, int kBase, int vBase, int stride, int len, int hs,
+                    float scale, float[] scores, float[] out, int outOff) {
+        if (hs == 4 * L) {
+            attend4(q, qOff, cache, kBase, vBase, stride, len, scale, scores, out, outOff);
+        } else if (hs == 2 * L) {
+            attend2(q, qOff, cache, kBase, vBase, stride, len, scale, scores, out, outOff);
+        } else {
+            super.attendHead(q, qOff, cache, kBase, vBase, stride, len, hs, scale, scores, out, outOff);
+        }
+    }
+
+    private static void attend4(float[] q, int qOff, float[] cache, int kBase, int vBase, int stride, int len,
+                                float scale, float[] scores, float[] out, int outOff) {
+        FloatVector q0 = FloatVector.fromArray(S, q, qOff);
+        FloatVector q1 = FloatVector.fromArray(S, q, qOff + L);
+        FloatVector q2 = FloatVector.fromArray(S, q, qOff + 2 * L);
+        FloatVector q3 = FloatVector.fromArray(S, q, qOff + 3 * L);
+        for (int t = 0, k = kBase; t < len; t++, k += stride) {
+            FloatVector a = q0.mul(FloatVector.fromArray(S, cache, k));
+            FloatVector b = q1.mul(FloatVector.fromArray(S, cache, k + L));
+            a = q2.fma(FloatVector.fromArray(S, cache, k + 2 * L), a);
+            b = q3.fma(FloatVector.fromArray(S, cache, k + 3 * L), b);
+            scores[t] = a.add(b).reduceLanes(VectorOperators.ADD) / scale;
+        }
+        softmax(scores, len);
+        FloatVector o0 = FloatVector.zero(S);
+        FloatVector o1 = FloatVector.zero(S);
+        FloatVector o2 = FloatVector.zero(S);
+        FloatVector o3 = FloatVector.zero(S);
+        for (int t = 0, v = vBase; t < len; t++, v += stride) {
+            FloatVector w = FloatVector.broadcast(S, scores[t]);
+            o0 = FloatVector.fromArray(S, cache, v).fma(w, o0);
+            o1 = FloatVector.fromArray(S, cache, v + L).fma(w, o1);
+            o2 = FloatVector.fromArray(S, cache, v + 2 * L).fma(w, o2);
+            o3 = FloatVector.fromArray(S, cache, v + 3 * L).fma(w, o3);
+        }
+        o0.intoArray(out, outOff);
+        o1.intoArray(out, outOff + L);
+        o2.intoArray(out, outOff + 2 * L);
+        o3.intoArray(out, outOff + 3 * L);
+    }
+
+    private static void attend2(float[] q, int qOff, float[] cache, int kBase, int vBase, int stride, int len,
+                                float scale, float[] scores, float[] out, int outOff) {
+        FloatVector q0 = FloatVector.fromArray(S, q, qOff);
+        FloatVector q1 = FloatVector.fromArray(S, q, qOff + L);
+        for (int t = 0, k = kBase; t < len; t++, k += stride) {
+            FloatVector a = q0.mul(FloatVector.fromArray(S, cache, k));
+            a = q1.fma(FloatVector.fromArray(S, cache, k + L), a);
+            scores[t] = a.reduceLanes(VectorOperators.ADD) / scale;
+        }
+        softmax(scores, len);
+        FloatVector o0 = FloatVector.zero(S);
+        FloatVector o1 = FloatVector.zero(S);
+        for (int t = 0, v = vBase; t < len; t++, v += stride) {
+            FloatVector w = FloatVector.broadcast(S, scores[t]);
+            o0 = FloatVector.fromArray(S, cache, v).fma(w, o0);
+            o1 = FloatVector.fromArray(S, cache, v + L).fma(w, o1);
+        }
+        o0.intoArray(out, outOff);
+        o1.intoArray(out, outOff + L);
+    }
 }

@@ -74,6 +74,38 @@ class KernelsTest {
     }
 
     @Test
+    void attentionHeadsAgreeForEveryHeadSize() {
+        Random r = new Random(21);
+        for (int hs : new int[] {8, 16, 32, 48, 64, 128}) {
+            for (int len : new int[] {1, 2, 17, 200}) {
+                int stride = 3 * hs; // three kv heads per position, we read the middle one
+                float[] cache = random(r, 2 * len * stride + 5);
+                float[] q = random(r, hs + 3);
+                int kBase = hs;
+                int vBase = len * stride + hs;
+                float scale = (float) Math.sqrt(hs);
+                float[] sa = new float[len];
+                float[] sb = new float[len];
+                float[] oa = random(r, hs + 4); // garbage that must be overwritten
+                float[] ob = random(r, hs + 4);
+                scalar.attendHead(q, 3, cache, kBase, vBase, stride, len, hs, scale, sa, oa, 2);
+                vector.attendHead(q, 3, cache, kBase, vBase, stride, len, hs, scale, sb, ob, 2);
+                for (int t = 0; t < len; t++) {
+                    assertEquals(sa[t], sb[t], 1e-6f, "hs " + hs + " len " + len + " prob " + t);
+                }
+                float sum = 0;
+                for (int t = 0; t < len; t++) {
+                    sum += sa[t];
+                }
+                assertEquals(1f, sum, 1e-5f);
+                for (int i = 2; i < 2 + hs; i++) {
+                    assertEquals(oa[i], ob[i], 1e-5f, "hs " + hs + " len " + len + " out " + i);
+                }
+            }
+        }
+    }
+
+    @Test
     void scalarAndVectorPipelinesGiveCloseLogitsOnStories260K() throws IOException {
         LlamaCheckpoint ckpt = LlamaCheckpoint.load(SharedData.stories260K());
         int[] tokens = new Random(3).ints(60, 0, 512).toArray();
