@@ -1,0 +1,46 @@
+package io.spotserve.exec;
+
+import io.spotserve.plan.DeviceId;
+import java.util.List;
+
+/**
+ * The data plane of one serving engine (DESIGN.md §2.5): it creates devices with a memory capacity and
+ * builds inference pipelines (P stages × M shards) on them. Implementations: the pure-Java CPU executor
+ * (always available) and, behind the same interface, CUDA. Obtained from an {@link ExecutorProvider}.
+ *
+ * <p>Closing the executor releases its worker threads; pipelines must be closed first (or are unusable after).
+ */
+public interface Executor extends AutoCloseable {
+    /** Short name of the implementation ("cpu-vector", "cpu-scalar", "cuda", ...). */
+    String name();
+
+    /** Options this executor runs with. */
+    ExecutorOptions options();
+
+    /**
+     * Creates a device arena of {@code capacityBytes} for physical device {@code id}.
+     *
+     * @throws IllegalArgumentException if the capacity is negative or the id is already in use
+     */
+    Device createDevice(DeviceId id, long capacityBytes);
+
+    /**
+     * Forgets a device (its instance was released or preempted), so its id can be created again.
+     *
+     * @throws IllegalStateException if something is still allocated on it
+     */
+    void destroyDevice(Device device);
+
+    /**
+     * Builds an empty pipeline: position (stage p, shard m) lives on {@code devices.get(p * M + m)}; several
+     * positions may share a device. Weights are then loaded from a checkpoint or imported slice by slice.
+     *
+     * @param maxBatch the most sequence positions one {@link Pipeline#forward} call may carry
+     * @throws IllegalArgumentException if the device list does not have P·M entries or a device belongs to
+     *                                  another executor
+     */
+    Pipeline createPipeline(ShardLayout layout, List<? extends Device> devices, int maxBatch);
+
+    @Override
+    void close();
+}

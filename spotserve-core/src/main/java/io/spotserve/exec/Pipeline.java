@@ -1,0 +1,158 @@
+package io.spotserve.exec;
+
+import io.spotserve.model.LlamaCheckpoint;
+import io.spotserve.model.LlamaConfig;
+import java.util.Arrays;
+import java.util.Set;
+
+/**
+ * One inference pipeline of a parallel configuration (SpotServe §2): P stages × M tensor shards placed on
+ * devices, holding weight slices and the KV caches of the sequences it serves, and running the LLaMA forward
+ * pass over a batch of sequence positions (iteration-level batching: sequences join and leave between steps).
+ *
+ * <p>Lifecycle: create empty ({@link Executor#createPipeline}), fill every position's weights (from a
+ * checkpoint or by importing migrated slices), {@link #openSequence open} sequences (allocates their KV cache
+ * on every position's device), call {@link #forward} per step, {@link #closeSequence close} finished ones.
+ * Context migration is {@link #exportSlice} on the old pipeline and {@link #importSlice} on the new one, slice
+ * by slice, in any layout-to-layout combination (use {@link ContextSlice#intersect} to find what to move).
+ *
+ * <p>Not thread-safe: one engine thread drives a pipeline (it parallelises internally).
+ */
+public interface Pipeline extends AutoCloseable {
+    /** How the model is split. */
+    ShardLayout layout();
+
+    /** The model shape. */
+    default LlamaConfig config() {
+        return layout().config();
+    }
+
+    /** The most sequence positions one {@link #forward} call may carry. */
+    int maxBatch();
+
+    /** The device position (stage, shard) lives on. */
+    Device device(int stage, int shard);
+
+    /**
+     * Copies every weight slice every position needs from {@code checkpoint} into the devices (the cold-start
+     * path, and the fallback when every replica of a slice was lost).
+     *
+     * @throws IllegalArgumentException if the checkpoint's shape differs from the layout's
+     * @throws DeviceMemoryException    if a device cannot hold its slices
+     */
+    void loadWeights(LlamaCheckpoint checkpoint);
+
+    /** Whether position (stage, shard) holds every weight slice it needs (it may then compute). */
+    boolean hasAllWeights(int stage, int shard);
+
+    /** Whether every position holds all its weights. */
+    default boolean isReady() {
+        for (int s = 0; s < layout().stages(); s++) {
+            for (int m = 0; m < layout().shards(); m++) {
+                if (!hasAllWeights(s, m)) {
+                    return false;
+                }
+            }
+        }
+        return true;
+    }
+
+    /**
+     * Serialises a slice that position (stage, shard) holds, in {@link SliceFormat}.
+     *
+     * @throws IllegalArgumentException if the position does not hold all of it (for KV: positions
+     *                                  {@code [0, length)} of an open sequence)
+     */
+    byte[] exportSlice(int stage, int shard, ContextSlice slice);
+
+    /**
+     * Writes a slice exported by any pipeline (any layout, any executor) into position (stage, shard),
+     * allocating its storage from the device on first use. KV slices need the sequence open here.
+     *
+     * @return the slice that was imported
+     * @throws IllegalArgumentException if the bytes are malformed, for another model, or not inside what
+     *                                  the position owns; nothing changes then
+     * @throws DeviceMemoryException    if the device cannot hold the storage; nothing changes then
+     */
+    ContextSlice importSlice(int stage, int shard, byte[] bytes);
+
+    /**
+     * Frees the storage of one weight unit of position (stage, shard) — the sender's side of a move in the
+     * memory-optimised migration plan (SpotServe §3.4). {@code slice} must be one of
+     * {@code layout().weightSlices(stage, shard)} exactly; the position then lacks it until re-imported.
+     *
+     * @throws IllegalArgumentException if the slice is not such a unit
+     */
+    void releaseSlice(int stage, int shard, ContextSlice slice);
+
+    /**
+     * Reserves KV cache for {@code capacity} positions of a new sequence on every position's device.
+     *
+     * @throws IllegalArgumentException if the id is already open or the capacity is outside [1, seq_len]
+     * @throws DeviceMemoryException    if a device is full; no device keeps a partial reservation then
+     */
+    void openSequence(long sequence, int capacity);
+
+    /** Frees a sequence's KV cache everywhere. Unknown ids are ignored. */
+    void closeSequence(long sequence);
+
+    /** Ids of the open sequences. */
+    Set<Long> sequences();
+
+    /** Positions of the sequence whose KV cache is filled (computed or imported): the next position to run. */
+    int length(long sequence);
+
+    /**
+     * One forward step over {@code count} entries: entry i feeds {@code tokens[i]} at {@code positions[i]} of
+     * sequence {@code sequences[i]}. A sequence may appear several times with consecutive positions (a prompt
+     * block), so prefill and decode mix in one call. Each entry's position must be at most the sequence's
+     * filled length at that point (no gaps). When {@code logits[i]} is non-null it receives the vocab-size
+     * logits of that entry; null entries skip the classifier.
+     *
+     * @throws IllegalArgumentException on unknown sequences, bad tokens, positions, or count &gt; maxBatch;
+     *                                  nothing is computed then
+     * @throws IllegalStateException    if some position lacks weights
+     */
+    void forward(long[] sequences, int[] tokens, int[] positions, int count, float[][] logits);
+
+    /** Batched decode: one new token per sequence; returns fresh logits arrays. */
+    default float[][] decode(long[] sequences, int[] tokens, int[] positions) {
+        float[][] out = new float[sequences.length][config().vocabSize()];
+        forward(sequences, tokens, positions, sequences.length, out);
+        return out;
+    }
+
+    /**
+     * Runs a prompt block of {@code tokens} at positions {@code start, start+1, ...} of one sequence (in chunks
+     * of at most {@link #maxBatch()}) and returns the logits after the last token.
+     */
+    default float[] prefill(long sequence, int[] tokens, int start) {
+        if (tokens.length == 0) {
+            throw new IllegalArgumentException("prefill needs at least one token, got none");
+        }
+        float[] last = new float[config().vocabSize()];
+        int chunk = maxBatch();
+        long[] seqs = new long[chunk];
+        int[] toks = new int[chunk];
+        int[] pos = new int[chunk];
+        float[][] out = new float[chunk][];
+        for (int done = 0; done < tokens.length; done += chunk) {
+            int n = Math.min(chunk, tokens.length - done);
+            Arrays.fill(out, null);
+            for (int i = 0; i < n; i++) {
+                seqs[i] = sequence;
+                toks[i] = tokens[done + i];
+                pos[i] = start + done + i;
+            }
+            if (done + n == tokens.length) {
+                out[n - 1] = last;
+            }
+            forward(seqs, toks, pos, n, out);
+        }
+        return last;
+    }
+
+    /** Frees every weight and KV slice this pipeline holds on its devices. */
+    @Override
+    void close();
+}

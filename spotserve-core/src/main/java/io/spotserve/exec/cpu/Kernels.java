@@ -1,0 +1,83 @@
+package io.spotserve.exec.cpu;
+
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The numeric kernels of the CPU forward pass. Two implementations: {@link ScalarKernels} (plain loops that
+ * sum in the same float order as llama2.c's run.c) and {@code VectorKernels} (JDK Vector API FMA). The vector
+ * class is loaded reflectively, only when chosen, so the scalar path never touches the incubator module.
+ */
+abstract class Kernels {
+    private static final Logger LOG = LoggerFactory.getLogger(Kernels.class);
+    static final String VECTOR_MODULE = "jdk.incubator.vector";
+
+    /** Whether the Vector API module is in the boot layer (the JVM was started with --add-modules). */
+    static boolean vectorModulePresent() {
+        return ModuleLayer.boot().findModule(VECTOR_MODULE).isPresent();
+    }
+
+    /** The vector kernels when wanted and available, the scalar ones otherwise. */
+    static Kernels create(boolean wantVector) {
+        if (wantVector && vectorModulePresent()) {
+            try {
+                return (Kernels) Class.forName("io.spotserve.exec.cpu.VectorKernels").getDeclaredConstructor().newInstance();
+            } catch (ReflectiveOperationException | LinkageError e) {
+                LOG.warn("Vector API kernels unavailable ({}); using scalar kernels", e.toString());
+            }
+        }
+        return new ScalarKernels();
+    }
+
+    /** "scalar" or "vector". */
+    abstract String name();
+
+    /**
+     * Batched matrix-vector product over rows {@code [r0, r1)} of a row-major matrix with {@code n} columns at
+     * {@code w[wOff]}: {@code out[outOff + b·outStride + r] = Σ_j w[wOff + r·n + j] · x[b·xStride + j]} for every
+     * batch entry b. Each weight row is used for all entries while it is in cache.
+     */
+    abstract void matmul(float[] w, int wOff, int n, int r0, int r1, float[] x, int xStride, int batch,
+                         float[] out, int outOff, int outStride);
+
+    /** {@code Σ_j a[aOff + j] · b[bOff + j]}. */
+    abstract float dot(float[] a, int aOff, float[] b, int bOff, int n);
+
+    /** {@code y[yOff + j] += alpha · x[xOff + j]}. */
+    abstract void axpy(float alpha, float[] x, int xOff, float[] y, int yOff, int n);
+
+    /**
+     * One attention head over positions {@code [0, len)}: {@code scores[t] = (q · k_t) / scale}, softmax, then
+     * {@code out[outOff ..+hs) = Σ_t scores[t] · v_t}, where {@code k_t} starts at {@code cache[kBase + t·stride]}
+     * and {@code v_t} at {@code cache[vBase + t·stride]}. The scalar version is run.c's loop, term for term.
+     */
+    void attendHead(float[] q, int qOff, float[] cache, int kBase, int vBase, int stride, int len, int hs,
+                    float scale, float[] scores, float[] out, int outOff) {
+        for (int t = 0; t < len; t++) {
+            scores[t] = dot(q, qOff, cache, kBase + t * stride, hs) / scale;
+        }
+        softmax(scores, len);
+        java.util.Arrays.fill(out, outOff, outOff + hs, 0f);
+        for (int t = 0; t < len; t++) {
+            axpy(scores[t], cache, vBase + t * stride, out, outOff, hs);
+        }
+    }
+
+    /** run.c's softmax over {@code x[0, size)}: subtract the max, exponentiate, normalise. */
+    static void softmax(float[] x, int size) {
+        float max = x[0];
+        for (int i = 1; i < size; i++) {
+            if (x[i] > max) {
+                max = x[i];
+            }
+        }
+        float sum = 0.0f;
+        for (int i = 0; i < size; i++) {
+            x[i] = (float) Math.exp(x[i] - max);
+            sum += x[i];
+        }
+        for (int i = 0; i < size; i++) {
+            x[i] /= sum;
+        }
+    }
+}

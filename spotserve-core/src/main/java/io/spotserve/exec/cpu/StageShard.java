@@ -1,0 +1,629 @@
+package io.spotserve.exec.cpu;
+
+import io.spotserve.exec.ContextSlice;
+import io.spotserve.exec.IndexRange;
+import io.spotserve.exec.ShardLayout;
+import io.spotserve.model.LlamaConfig;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.Map;
+
+/**
+ * The state and the compute of one pipeline position (stage p, shard m): its weight slices and KV-cache
+ * slices, allocated from its device, and its part of every layer of the stage. This is the hot-path file of
+ * the CPU executor.
+ *
+ * <p>Storage, all flat row-major float arrays from the device arena, allocated on first import:
+ * <ul>
+ *   <li>one block per local layer: rms_att [dim] | rms_ffn [dim] | wqkv [(hq+2·hkv)·hs][dim] (the shard's wq
+ *       rows, then wk rows, then wv rows, so one pass computes q, k and v) | wo [dim][hq·hs] (the shard's
+ *       columns of wo, contiguous per output row) | w13 [2f][dim] (w1 rows then w3 rows) | w2 [dim][f];</li>
+ *   <li>embedding rows [vLocal][dim] (stage 0), final norm [dim] and classifier rows [vLocal][dim] (last stage;
+ *       when one position is both and the model shares the classifier, one array serves both);</li>
+ *   <li>per open sequence: K and V for every local layer, [layer][K|V][capacity][hkv·hs].</li>
+ * </ul>
+ * The forward math mirrors llama2.c's run.c: RMSNorm (eps 1e-5, float sum of squares), RoPE per pair with
+ * frequency 1/10000^(i/hs), grouped-query attention with scores divided by sqrt(hs) and a max-shifted
+ * softmax, SwiGLU FFN. Partial outputs of wo and w2 are left in {@link #part} for the pipeline's all-reduce.
+ */
+final class StageShard {
+    private static final int PARALLEL_MIN_MACS = 1 << 15;
+
+    /** One sequence's KV cache on this position. */
+    private record Kv(float[] data, int capacity) {
+    }
+
+    final CpuDevice device;
+    final LlamaConfig c;
+    final int stage;
+    final int shard;
+    final IndexRange layers;
+    final IndexRange heads;
+    final IndexRange kvHeads;
+    final IndexRange hidden;
+    final IndexRange vocab;
+    final boolean first;
+    final boolean last;
+    private final boolean aliasClassifier;
+
+    final int dim;
+    final int hs;
+    final int hq;
+    final int hkv;
+    final int qDim;
+    final int kvDim;
+    final int f;
+    final int group;
+    private final int qkvRows;
+    private final int offQkv;
+    private final int offWo;
+    private final int offW13;
+    private final int offW2;
+    final int layerFloats;
+
+    private final float[][] layerW;
+    private final boolean[] rmsDone;
+    private final boolean[][] headDone;
+    private final boolean[][] hiddenDone;
+    private float[] embedding;
+    private final boolean[] embDone;
+    private float[] classifier;
+    private final boolean[] clsDone;
+    private float[] finalNorm;
+    private final Map<Long, Kv> kv = new HashMap<>();
+    private boolean complete;
+    private boolean completeKnown;
+
+    private final Kernels kernels;
+    private final WorkerPool pool;
+    private final float[] rope; // [seqLen][hs/2][cos, sin], shared by the pipeline
+
+    // scratch (not device-accounted: activations of the current step)
+    private final float[] xb;
+    private final float[] qkv;
+    private final float[] att;
+    final float[] part;
+    private final float[] h13;
+    private final float[] hb;
+    private final float[][] scores;
+    private final float[] logitScratch;
+    private final float[][] kvOf;
+    private final int[] capOf;
+    private final int[] posOf;
+    private int batch;
+
+    private final MatmulTask matmul = new MatmulTask();
+    private final AttentionTask attention = new AttentionTask();
+
+    StageShard(ShardLayout layout, int stage, int shard, CpuDevice device, Kernels kernels, WorkerPool pool,
+               float[] rope, int maxBatch) {
+        this.device = device;
+        this.c = layout.config();
+        this.stage = stage;
+        this.shard = shard;
+        this.layers = layout.layers(stage);
+        this.heads = layout.heads(shard);
+        this.kvHeads = layout.kvHeads(shard);
+        this.hidden = layout.hidden(shard);
+        this.vocab = layout.vocab(shard);
+        this.first = stage == 0;
+        this.last = stage == layout.stages() - 1;
+        this.aliasClassifier = first && last && c.sharedClassifier();
+        this.kernels = kernels;
+        this.pool = pool;
+        this.rope = rope;
+
+        dim = c.dim();
+        hs = c.headSize();
+        hq = heads.length();
+        hkv = kvHeads.length();
+        qDim = hq * hs;
+        kvDim = hkv * hs;
+        f = hidden.length();
+        group = c.kvGroupSize();
+        qkvRows = qDim + 2 * kvDim;
+        offQkv = 2 * dim;
+        offWo = offQkv + qkvRows * dim;
+        offW13 = offWo + dim * qDim;
+        offW2 = offW13 + 2 * f * dim;
+        layerFloats = offW2 + dim * f;
+
+        int nl = layers.length();
+        layerW = new float[nl][];
+        rmsDone = new boolean[nl];
+        headDone = new boolean[nl][hq];
+        hiddenDone = new boolean[nl][f];
+        embDone = first ? new boolean[vocab.length()] : null;
+        clsDone = last ? new boolean[vocab.length()] : null;
+
+        xb = new float[maxBatch * dim];
+        qkv = new float[maxBatch * qkvRows];
+        att = new float[maxBatch * qDim];
+        part = new float[maxBatch * dim];
+        h13 = new float[maxBatch * 2 * f];
+        hb = new float[maxBatch * f];
+        scores = new float[pool.threads()][c.seqLen()];
+        logitScratch = last ? new float[maxBatch * vocab.length()] : null;
+        kvOf = new float[maxBatch][];
+        capOf = new int[maxBatch];
+        posOf = new int[maxBatch];
+    }
+
+    // ------------------------------------------------------------------ weights: ownership and coverage
+
+    /** Whether this position owns all of {@code slice} (it may be imported here). */
+    boolean owns(ContextSlice slice) {
+        if (slice instanceof ContextSlice.Embedding e) {
+            return first && vocab.contains(e.vocab());
+        } else if (slice instanceof ContextSlice.Classifier k) {
+            return last && vocab.contains(k.vocab());
+        } else if (slice instanceof ContextSlice.FinalNorm) {
+            return last;
+        } else if (slice instanceof ContextSlice.LayerWeights w) {
+            return layers.contains(w.layer()) && heads.contains(w.heads()) && hidden.contains(w.hidden());
+        } else {
+            ContextSlice.KvCache k = (ContextSlice.KvCache) slice;
+            Kv entry = kv.get(k.sequence());
+            return layers.contains(k.layer()) && kvHeads.contains(k.kvHeads()) && entry != null
+                    && k.length() <= entry.capacity;
+        }
+    }
+
+    /** Whether this position holds (has been given) all of {@code slice}. */
+    boolean holds(ContextSlice slice, int filledLength) {
+        if (!owns(slice)) {
+            return false;
+        }
+        if (slice instanceof ContextSlice.Embedding e) {
+            return allTrue(embDone, e.vocab().from() - vocab.from(), e.vocab().to() - vocab.from());
+        } else if (slice instanceof ContextSlice.Classifier k) {
+            return allTrue(clsDone, k.vocab().from() - vocab.from(), k.vocab().to() - vocab.from());
+        } else if (slice instanceof ContextSlice.FinalNorm) {
+            return finalNorm != null;
+        } else if (slice instanceof ContextSlice.LayerWeights w) {
+            int l = w.layer() - layers.from();
+            return rmsDone[l] && allTrue(headDone[l], w.heads().from() - heads.from(), w.heads().to() - heads.from())
+                    && allTrue(hiddenDone[l], w.hidden().from() - hidden.from(), w.hidden().to() - hidden.from());
+        } else {
+            return ((ContextSlice.KvCache) slice).length() <= filledLength;
+        }
+    }
+
+    private static boolean allTrue(boolean[] a, int from, int to) {
+        for (int i = from; i < to; i++) {
+            if (!a[i]) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** Whether every weight this position needs is present (cached until the next import or release). */
+    boolean complete() {
+        if (!completeKnown) {
+            complete = computeComplete();
+            completeKnown = true;
+        }
+        return complete;
+    }
+
+    private boolean computeComplete() {
+        for (int l = 0; l < layerW.length; l++) {
+            if (!rmsDone[l] || !allTrue(headDone[l], 0, hq) || !allTrue(hiddenDone[l], 0, f)) {
+                return false;
+            }
+        }
+        return (!first || allTrue(embDone, 0, embDone.length))
+                && (!last || (finalNorm != null && allTrue(clsDone, 0, clsDone.length)));
+    }
+
+    /** Bytes that importing {@code slice} would newly allocate on the device. */
+    long allocationBytes(ContextSlice slice) {
+        if (slice instanceof ContextSlice.Embedding) {
+            return embedding == null ? (long) vocab.length() * dim * Float.BYTES : 0;
+        } else if (slice instanceof ContextSlice.Classifier) {
+            boolean present = aliasClassifier ? embedding != null : classifier != null;
+            return present ? 0 : (long) vocab.length() * dim * Float.BYTES;
+        } else if (slice instanceof ContextSlice.FinalNorm) {
+            return finalNorm == null ? (long) dim * Float.BYTES : 0;
+        } else if (slice instanceof ContextSlice.LayerWeights w) {
+            return layerW[w.layer() - layers.from()] == null ? (long) layerFloats * Float.BYTES : 0;
+        }
+        return 0;
+    }
+
+    /** Bytes all of this position's weights take. */
+    long weightStorageBytes() {
+        long floats = (long) layerW.length * layerFloats;
+        if (first) {
+            floats += (long) vocab.length() * dim;
+        }
+        if (last) {
+            floats += dim + (aliasClassifier ? 0 : (long) vocab.length() * dim);
+        }
+        return floats * Float.BYTES;
+    }
+
+    // ------------------------------------------------------------------ import / export (context migration)
+
+    /**
+     * Copies a slice between its canonical float layout ({@link ContextSlice} javadoc) and this position's
+     * storage. Importing allocates missing storage first (which may throw, changing nothing), then copies.
+     * The caller has checked {@link #owns} (import) or {@link #holds} (export).
+     */
+    void transfer(ContextSlice slice, float[] canon, boolean importing) {
+        if (importing) {
+            completeKnown = false;
+        }
+        if (slice instanceof ContextSlice.Embedding e) {
+            if (importing && embedding == null) {
+                embedding = device.allocate("token embedding rows " + vocab + " of stage " + stage, vocab.length() * dim);
+                if (aliasClassifier) {
+                    classifier = embedding;
+                }
+            }
+            rows(embedding, (e.vocab().from() - vocab.from()) * dim, canon, 0, e.vocab().length() * dim, importing);
+            if (importing) {
+                mark(embDone, e.vocab().from() - vocab.from(), e.vocab().to() - vocab.from());
+            }
+        } else if (slice instanceof ContextSlice.Classifier k) {
+            if (importing && classifier == null) {
+                if (aliasClassifier) {
+                    embedding = device.allocate("token embedding / classifier rows " + vocab, vocab.length() * dim);
+                    classifier = embedding;
+                } else {
+                    classifier = device.allocate("classifier rows " + vocab, vocab.length() * dim);
+                }
+            }
+            rows(classifier, (k.vocab().from() - vocab.from()) * dim, canon, 0, k.vocab().length() * dim, importing);
+            if (importing) {
+                mark(clsDone, k.vocab().from() - vocab.from(), k.vocab().to() - vocab.from());
+            }
+        } else if (slice instanceof ContextSlice.FinalNorm) {
+            if (importing && finalNorm == null) {
+                finalNorm = device.allocate("final norm", dim);
+            }
+            rows(finalNorm, 0, canon, 0, dim, importing);
+        } else if (slice instanceof ContextSlice.LayerWeights w) {
+            transferLayer(w, canon, importing);
+        } else {
+            transferKv((ContextSlice.KvCache) slice, canon, importing);
+        }
+    }
+
+    private void transferLayer(ContextSlice.LayerWeights w, float[] canon, boolean importing) {
+        int l = w.layer() - layers.from();
+        if (importing && layerW[l] == null) {
+            layerW[l] = device.allocate("layer " + w.layer() + " heads " + heads + " hidden " + hidden, layerFloats);
+        }
+        float[] block = layerW[l];
+        int sh0 = w.heads().from() - heads.from();   // local first head of the slice
+        int nh = w.heads().length();
+        int skv0 = w.kvHeads(c).from() - kvHeads.from();
+        int nkv = w.kvHeads(c).length();
+        int sf0 = w.hidden().from() - hidden.from();
+        int nf = w.hidden().length();
+        int o = 0;
+        rows(block, 0, canon, o, 2 * dim, importing);                                       // rms_att, rms_ffn
+        o += 2 * dim;
+        rows(block, offQkv + sh0 * hs * dim, canon, o, nh * hs * dim, importing);           // wq rows
+        o += nh * hs * dim;
+        rows(block, offQkv + (qDim + skv0 * hs) * dim, canon, o, nkv * hs * dim, importing);        // wk rows
+        o += nkv * hs * dim;
+        rows(block, offQkv + (qDim + kvDim + skv0 * hs) * dim, canon, o, nkv * hs * dim, importing); // wv rows
+        o += nkv * hs * dim;
+        for (int r = 0; r < dim; r++) {                                                      // wo columns
+            rows(block, offWo + r * qDim + sh0 * hs, canon, o, nh * hs, importing);
+            o += nh * hs;
+        }
+        rows(block, offW13 + sf0 * dim, canon, o, nf * dim, importing);                      // w1 rows
+        o += nf * dim;
+        rows(block, offW13 + (f + sf0) * dim, canon, o, nf * dim, importing);                // w3 rows
+        o += nf * dim;
+        for (int r = 0; r < dim; r++) {                                                      // w2 columns
+            rows(block, offW2 + r * f + sf0, canon, o, nf, importing);
+            o += nf;
+        }
+        if (importing) {
+            rmsDone[l] = true;
+            mark(headDone[l], sh0, sh0 + nh);
+            mark(hiddenDone[l], sf0, sf0 + nf);
+        }
+    }
+
+    private void transferKv(ContextSlice.KvCache k, float[] canon, boolean importing) {
+        Kv entry = kv.get(k.sequence());
+        int l = k.layer() - layers.from();
+        int cap = entry.capacity;
+        int off = (k.kvHeads().from() - kvHeads.from()) * hs;
+        int width = k.kvHeads().length() * hs;
+        int o = 0;
+        for (int which = 0; which < 2; which++) {
+            int base = (l * 2 + which) * cap * kvDim;
+            for (int t = 0; t < k.length(); t++) {
+                rows(entry.data, base + t * kvDim + off, canon, o, width, importing);
+                o += width;
+            }
+        }
+    }
+
+    private static void rows(float[] store, int storeOff, float[] canon, int canonOff, int len, boolean importing) {
+        if (importing) {
+            System.arraycopy(canon, canonOff, store, storeOff, len);
+        } else {
+            System.arraycopy(store, storeOff, canon, canonOff, len);
+        }
+    }
+
+    private static void mark(boolean[] a, int from, int to) {
+        for (int i = from; i < to; i++) {
+            a[i] = true;
+        }
+    }
+
+    // ------------------------------------------------------------------ sequences
+
+    /** Floats of KV cache a sequence of {@code capacity} positions needs here. */
+    int kvFloats(int capacity) {
+        return Math.multiplyExact(Math.multiplyExact(2 * layers.length(), capacity), kvDim);
+    }
+
+    /** Registers a sequence whose KV buffer the pipeline allocated from this position's device. */
+    void addSequence(long id, float[] buffer, int capacity) {
+        kv.put(id, new Kv(buffer, capacity));
+    }
+
+    /** Frees a sequence's KV buffer. */
+    void removeSequence(long id) {
+        Kv entry = kv.remove(id);
+        if (entry != null) {
+            device.free(entry.data);
+        }
+    }
+
+    /** Frees one whole weight unit (a layer block, the embedding, the classifier or the final norm). */
+    void release(ContextSlice slice) {
+        if (slice instanceof ContextSlice.Embedding) {
+            Arrays.fill(embDone, false);
+            if (!aliasClassifier || !anyTrue(clsDone)) {
+                device.free(embedding);
+                embedding = null;
+                if (aliasClassifier) {
+                    classifier = null;
+                }
+            }
+        } else if (slice instanceof ContextSlice.Classifier) {
+            Arrays.fill(clsDone, false);
+            if (!aliasClassifier) {
+                device.free(classifier);
+                classifier = null;
+            } else if (!anyTrue(embDone)) {
+                device.free(embedding);
+                embedding = null;
+                classifier = null;
+            }
+        } else if (slice instanceof ContextSlice.FinalNorm) {
+            device.free(finalNorm);
+            finalNorm = null;
+        } else if (slice instanceof ContextSlice.LayerWeights w) {
+            int l = w.layer() - layers.from();
+            device.free(layerW[l]);
+            layerW[l] = null;
+            rmsDone[l] = false;
+            Arrays.fill(headDone[l], false);
+            Arrays.fill(hiddenDone[l], false);
+        }
+        completeKnown = false;
+    }
+
+    private static boolean anyTrue(boolean[] a) {
+        for (boolean b : a) {
+            if (b) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Frees everything this position holds. */
+    void release() {
+        for (Long id : kv.keySet().toArray(new Long[0])) {
+            removeSequence(id);
+        }
+        for (int l = 0; l < layerW.length; l++) {
+            device.free(layerW[l]);
+            layerW[l] = null;
+        }
+        device.free(embedding);
+        if (classifier != embedding) {
+            device.free(classifier);
+        }
+        device.free(finalNorm);
+        embedding = null;
+        classifier = null;
+        finalNorm = null;
+        completeKnown = false;
+    }
+
+    // ------------------------------------------------------------------ forward pass
+
+    /** Binds the current step: resolves every entry's KV buffer once. */
+    void bind(long[] sequences, int[] positions, int count) {
+        for (int b = 0; b < count; b++) {
+            Kv entry = kv.get(sequences[b]);
+            kvOf[b] = entry.data;
+            capOf[b] = entry.capacity;
+            posOf[b] = positions[b];
+        }
+        batch = count;
+    }
+
+    /** Stage 0: copies the embedding row of {@code token} into {@code x} if this shard holds it. */
+    boolean embed(int token, float[] x, int xOff) {
+        if (!vocab.contains(token)) {
+            return false;
+        }
+        System.arraycopy(embedding, (token - vocab.from()) * dim, x, xOff, dim);
+        return true;
+    }
+
+    /** This shard's attention heads of local layer {@code l} on input {@code x}; partial wo output into {@link #part}. */
+    void attention(int l, float[] x) {
+        float[] w = layerW[l];
+        int n = batch;
+        for (int b = 0; b < n; b++) {
+            rmsnorm(xb, b * dim, x, b * dim, w, 0, dim);
+        }
+        runMatmul(w, offQkv, dim, qkvRows, xb, dim, n, qkv, qkvRows);
+        int half = hs / 2;
+        for (int b = 0; b < n; b++) {
+            int pos = posOf[b];
+            int q0 = b * qkvRows;
+            // RoPE: rotate each (even, odd) pair of q and k; frequency depends on the pair's index within its head
+            for (int i = 0; i < qDim; i += 2) {
+                int r = (pos * half + (i % hs) / 2) * 2;
+                rotate(qkv, q0 + i, rope[r], rope[r + 1]);
+            }
+            for (int i = 0; i < kvDim; i += 2) {
+                int r = (pos * half + (i % hs) / 2) * 2;
+                rotate(qkv, q0 + qDim + i, rope[r], rope[r + 1]);
+            }
+            float[] cache = kvOf[b];
+            int cap = capOf[b];
+            System.arraycopy(qkv, q0 + qDim, cache, ((l * 2) * cap + pos) * kvDim, kvDim);
+            System.arraycopy(qkv, q0 + qDim + kvDim, cache, ((l * 2 + 1) * cap + pos) * kvDim, kvDim);
+        }
+        attention.layer = l;
+        long work = 0;
+        for (int b = 0; b < n; b++) {
+            work += (long) (posOf[b] + 1) * qDim * 2;
+        }
+        pool.parallelFor(n * hq, work >= PARALLEL_MIN_MACS, attention);
+        runMatmul(w, offWo, qDim, dim, att, qDim, n, part, dim);
+    }
+
+    private static void rotate(float[] v, int i, float fcr, float fci) {
+        float v0 = v[i];
+        float v1 = v[i + 1];
+        v[i] = v0 * fcr - v1 * fci;
+        v[i + 1] = v0 * fci + v1 * fcr;
+    }
+
+    /** Attention of one (entry, local head) pair per index. */
+    private final class AttentionTask implements WorkerPool.Body {
+        int layer;
+
+        @Override
+        public void run(int worker, int from, int to) {
+            float[] s = scores[worker];
+            float scale = (float) Math.sqrt(hs);
+            for (int i = from; i < to; i++) {
+                int b = i / hq;
+                int h = i % hq;
+                int pos = posOf[b];
+                float[] cache = kvOf[b];
+                int cap = capOf[b];
+                int q = b * qkvRows + h * hs;
+                int kvh = (h / group) * hs;
+                int kBase = (layer * 2) * cap * kvDim + kvh;
+                int vBase = (layer * 2 + 1) * cap * kvDim + kvh;
+                kernels.attendHead(qkv, q, cache, kBase, vBase, kvDim, pos + 1, hs, scale, s, att, b * qDim + h * hs);
+            }
+        }
+    }
+
+    /** This shard's FFN hidden units of local layer {@code l} on input {@code x}; partial w2 output into {@link #part}. */
+    void ffn(int l, float[] x) {
+        float[] w = layerW[l];
+        int n = batch;
+        for (int b = 0; b < n; b++) {
+            rmsnorm(xb, b * dim, x, b * dim, w, dim, dim);
+        }
+        runMatmul(w, offW13, dim, 2 * f, xb, dim, n, h13, 2 * f);
+        for (int b = 0; b < n; b++) {
+            int g = b * 2 * f;
+            int o = b * f;
+            for (int i = 0; i < f; i++) {
+                float v = h13[g + i];
+                v *= (1.0f / (1.0f + (float) Math.exp(-v)));
+                v *= h13[g + f + i];
+                hb[o + i] = v;
+            }
+        }
+        runMatmul(w, offW2, f, dim, hb, f, n, part, dim);
+    }
+
+    /**
+     * Last stage: final RMSNorm and this shard's classifier rows for the entries with a non-null output,
+     * written (gathered) into columns {@code [vocab.from, vocab.to)} of those outputs.
+     */
+    void logits(float[] x, float[][] out) {
+        int k = 0;
+        for (int b = 0; b < batch; b++) {
+            if (out[b] != null) {
+                rmsnorm(xb, k * dim, x, b * dim, finalNorm, 0, dim);
+                k++;
+            }
+        }
+        if (k == 0) {
+            return;
+        }
+        int v = vocab.length();
+        runMatmul(classifier, 0, dim, v, xb, dim, k, logitScratch, v);
+        k = 0;
+        for (int b = 0; b < batch; b++) {
+            if (out[b] != null) {
+                System.arraycopy(logitScratch, k * v, out[b], vocab.from(), v);
+                k++;
+            }
+        }
+    }
+
+    private void runMatmul(float[] w, int wOff, int n, int rows, float[] x, int xStride, int count, float[] out,
+                           int outStride) {
+        MatmulTask t = matmul;
+        t.w = w;
+        t.wOff = wOff;
+        t.n = n;
+        t.x = x;
+        t.xStride = xStride;
+        t.batch = count;
+        t.out = out;
+        t.outStride = outStride;
+        pool.parallelFor(rows, (long) rows * n * count >= PARALLEL_MIN_MACS, t);
+        t.w = null;
+        t.x = null;
+        t.out = null;
+    }
+
+    /** Rows of one matmul per chunk; a reusable object so a step allocates nothing per call. */
+    private final class MatmulTask implements WorkerPool.Body {
+        float[] w;
+        int wOff;
+        int n;
+        float[] x;
+        int xStride;
+        int batch;
+        float[] out;
+        int outStride;
+
+        @Override
+        public void run(int worker, int from, int to) {
+            kernels.matmul(w, wOff, n, from, to, x, xStride, batch, out, 0, outStride);
+        }
+    }
+
+    /** run.c's rmsnorm: float sum of squares, mean + 1e-5, reciprocal square root, then weight · (ss · x). */
+    static void rmsnorm(float[] o, int oOff, float[] x, int xOff, float[] weight, int wOff, int size) {
+        float ss = 0.0f;
+        for (int j = 0; j < size; j++) {
+            ss += x[xOff + j] * x[xOff + j];
+        }
+        ss /= size;
+        ss += 1e-5f;
+        ss = 1.0f / (float) Math.sqrt(ss);
+        for (int j = 0; j < size; j++) {
+            o[oOff + j] = weight[wOff + j] * (ss * x[xOff + j]);
+        }
+    }
+}

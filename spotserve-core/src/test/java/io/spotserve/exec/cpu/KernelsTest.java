@@ -1,0 +1,129 @@
+package io.spotserve.exec.cpu;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.spotserve.SharedData;
+import io.spotserve.exec.Executor;
+import io.spotserve.exec.ExecutorOptions;
+import io.spotserve.exec.Pipeline;
+import io.spotserve.exec.ShardLayout;
+import io.spotserve.exec.TestPipelines;
+import io.spotserve.model.LlamaCheckpoint;
+import java.io.IOException;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+/** Scalar and Vector API kernels agree, on seeded random data of awkward sizes and on the real model. */
+class KernelsTest {
+    private final Kernels scalar = new ScalarKernels();
+    private final Kernels vector = Kernels.create(true);
+
+    private static float[] random(Random r, int n) {
+        float[] a = new float[n];
+        for (int i = 0; i < n; i++) {
+            a[i] = (float) r.nextGaussian();
+        }
+        return a;
+    }
+
+    @Test
+    void vectorKernelsAreLoadedWhenTheModuleIsPresent() {
+        assertTrue(Kernels.vectorModulePresent(), "tests run with --add-modules jdk.incubator.vector");
+        assertEquals("vector", vector.name());
+        assertEquals("scalar", Kernels.create(false).name());
+    }
+
+    @Test
+    void matmulDotAndAxpyAgreeOnRandomData() {
+        Random r = new Random(11);
+        for (int n : new int[] {1, 7, 8, 16, 43, 64, 100, 172, 512, 1376}) {
+            for (int batch : new int[] {1, 3, 4, 5, 8}) {
+                int rows = 1 + r.nextInt(40);
+                int wOff = r.nextInt(5);
+                float[] w = random(r, wOff + rows * n);
+                float[] x = random(r, batch * n + 3);
+                int outStride = rows + 2;
+                float[] a = new float[batch * outStride];
+                float[] b = new float[batch * outStride];
+                scalar.matmul(w, wOff, n, 0, rows, x, n, batch, a, 1, outStride);
+                vector.matmul(w, wOff, n, 0, rows, x, n, batch, b, 1, outStride);
+                for (int i = 0; i < a.length; i++) {
+                    float tol = 1e-5f * (float) Math.sqrt(n) * Math.max(1f, Math.abs(a[i]));
+                    assertEquals(a[i], b[i], tol, "n " + n + " batch " + batch + " index " + i);
+                }
+                // an entry's result does not depend on the batch it ran in
+                float[] alone = new float[outStride];
+                vector.matmul(w, wOff, n, 0, rows, java.util.Arrays.copyOfRange(x, (batch - 1) * n, batch * n), n, 1,
+                        alone, 1, outStride);
+                for (int row = 0; row < rows; row++) {
+                    assertEquals(b[(batch - 1) * outStride + 1 + row], alone[1 + row], 0f);
+                }
+            }
+            float[] p = random(r, n + 2);
+            float[] q = random(r, n + 1);
+            assertEquals(scalar.dot(p, 2, q, 1, n), vector.dot(p, 2, q, 1, n), 1e-5f * n);
+            float[] y1 = random(r, n);
+            float[] y2 = y1.clone();
+            scalar.axpy(0.37f, p, 1, y1, 0, n);
+            vector.axpy(0.37f, p, 1, y2, 0, n);
+            for (int i = 0; i < n; i++) {
+                assertEquals(y1[i], y2[i], 1e-6f * Math.max(1f, Math.abs(y1[i])));
+            }
+        }
+    }
+
+    @Test
+    void attentionHeadsAgreeForEveryHeadSize() {
+        Random r = new Random(21);
+        for (int hs : new int[] {8, 16, 32, 48, 64, 128}) {
+            for (int len : new int[] {1, 2, 17, 200}) {
+                int stride = 3 * hs; // three kv heads per position, we read the middle one
+                float[] cache = random(r, 2 * len * stride + 5);
+                float[] q = random(r, hs + 3);
+                int kBase = hs;
+                int vBase = len * stride + hs;
+                float scale = (float) Math.sqrt(hs);
+                float[] sa = new float[len];
+                float[] sb = new float[len];
+                float[] oa = random(r, hs + 4); // garbage that must be overwritten
+                float[] ob = random(r, hs + 4);
+                scalar.attendHead(q, 3, cache, kBase, vBase, stride, len, hs, scale, sa, oa, 2);
+                vector.attendHead(q, 3, cache, kBase, vBase, stride, len, hs, scale, sb, ob, 2);
+                for (int t = 0; t < len; t++) {
+                    assertEquals(sa[t], sb[t], 1e-6f, "hs " + hs + " len " + len + " prob " + t);
+                }
+                float sum = 0;
+                for (int t = 0; t < len; t++) {
+                    sum += sa[t];
+                }
+                assertEquals(1f, sum, 1e-5f);
+                for (int i = 2; i < 2 + hs; i++) {
+                    assertEquals(oa[i], ob[i], 1e-5f, "hs " + hs + " len " + len + " out " + i);
+                }
+            }
+        }
+    }
+
+    @Test
+    void scalarAndVectorPipelinesGiveCloseLogitsOnStories260K() throws IOException {
+        LlamaCheckpoint ckpt = LlamaCheckpoint.load(SharedData.stories260K());
+        int[] tokens = new Random(3).ints(60, 0, 512).toArray();
+        try (Executor s = new CpuExecutor(new ExecutorOptions(1, false));
+             Executor v = new CpuExecutor(new ExecutorOptions(2, true))) {
+            Pipeline ps = TestPipelines.loaded(s, ckpt, ShardLayout.of(ckpt.config(), 1, 1), "s", 1);
+            Pipeline pv = TestPipelines.loaded(v, ckpt, ShardLayout.of(ckpt.config(), 1, 1), "v", 1);
+            ps.openSequence(1, 60);
+            pv.openSequence(1, 60);
+            float max = 0;
+            for (int pos = 0; pos < tokens.length; pos++) {
+                float[] a = ps.decode(new long[] {1}, new int[] {tokens[pos]}, new int[] {pos})[0];
+                float[] b = pv.decode(new long[] {1}, new int[] {tokens[pos]}, new int[] {pos})[0];
+                for (int i = 0; i < a.length; i++) {
+                    max = Math.max(max, Math.abs(a[i] - b[i]));
+                }
+            }
+            assertTrue(max < 1e-4f, "scalar vs vector logits differ by " + max);
+        }
+    }
+}
