@@ -26,14 +26,14 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
-import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
  * {@code generate}: llama2.c {@code run.c}'s generate mode on our executor. Prints only the generated text on
- * stdout (logs go to stderr); with {@code --temperature 0} the text is byte for byte run.c's, except that
- * characters split over byte-fallback tokens are printed whole (run.c drops their bytes).
+ * stdout, as UTF-8 whatever the locale (logs go to stderr); with {@code --temperature 0} the text is byte for
+ * byte run.c's, except that characters split over byte-fallback tokens are printed whole where run.c drops
+ * their bytes ({@link RuncText}).
  *
  * <pre>
  * java -jar spotserve-examples.jar generate [--model PATH --tokenizer PATH] [--prompt TEXT] [--steps N]
@@ -87,6 +87,11 @@ final class GenerateCommand implements Main.Command {
             return 0;
         }
         Options o = options(opts);
+        String argEncoding = System.getProperty("sun.jnu.encoding", "UTF-8");
+        if (o.prompt().indexOf('\uFFFD') >= 0 && !argEncoding.equalsIgnoreCase("UTF-8")) {
+            LOG.warn("the prompt contains U+FFFD: the JVM read the command line as {} and lost its non-ASCII "
+                    + "characters; run java in a UTF-8 locale (e.g. LC_ALL=C.UTF-8)", argEncoding);
+        }
 
         Path modelPath;
         Path tokenizerPath;
@@ -150,8 +155,8 @@ final class GenerateCommand implements Main.Command {
         RuncText[] texts = new RuncText[n];
         ByteArrayOutputStream[] later = new ByteArrayOutputStream[n];
         for (int i = 0; i < n; i++) {
+            texts[i] = new RuncText(generator.tokenizer(), Tokenizer.BOS);
             later[i] = new ByteArrayOutputStream();
-            texts[i] = new RuncText(generator.tokenizer(), i == 0 ? out::writeBytes : later[i]::writeBytes);
         }
         List<Generator.Request> requests = new ArrayList<>(n);
         for (SamplingParams p : sampling) {
@@ -161,17 +166,20 @@ final class GenerateCommand implements Main.Command {
         List<Generator.Output> outputs = generator.generate(requests, new Generator.Listener() {
             @Override
             public void onToken(int index, int token, String text) {
-                texts[index].token(token, text);
-                if (index == 0) {
-                    out.flush();
-                }
+                print(index, texts[index].accept(token));
             }
 
             @Override
             public void onFinish(int index, String text) {
-                texts[index].finish(text);
-                if (index == 0) {
+                print(index, texts[index].finish());
+            }
+
+            private void print(int index, byte[] bytes) {
+                if (index == 0) { // streamed
+                    out.write(bytes, 0, bytes.length);
                     out.flush();
+                } else {
+                    later[index].writeBytes(bytes);
                 }
             }
         });
@@ -186,42 +194,6 @@ final class GenerateCommand implements Main.Command {
         }
         LOG.info(String.format(Locale.ROOT, "achieved tok/s: %.1f (%d positions in %.3f s)", tokens / seconds,
                 tokens, seconds));
-    }
-
-    /**
-     * What run.c prints for a stream of tokens, with correct UTF-8: the text of each token, except that a
-     * token decoding to a single ASCII control byte other than whitespace is dropped, as run.c's
-     * {@code safe_printf} does; the sample ends with one newline.
-     */
-    private static final class RuncText {
-        private final Tokenizer tokenizer;
-        private final Consumer<byte[]> sink;
-        private int previous = Tokenizer.BOS;
-
-        RuncText(Tokenizer tokenizer, Consumer<byte[]> sink) {
-            this.tokenizer = tokenizer;
-            this.sink = sink;
-        }
-
-        void token(int token, String text) {
-            byte[] raw = tokenizer.decode(previous, token);
-            boolean dropped = raw.length == 1 && raw[0] >= 0 && tokenizer.runcOutput(previous, token).length == 0;
-            previous = token;
-            if (dropped && text.endsWith(String.valueOf((char) raw[0]))) {
-                text = text.substring(0, text.length() - 1);
-            }
-            write(text);
-        }
-
-        void finish(String text) {
-            write(text + "\n");
-        }
-
-        private void write(String text) {
-            if (!text.isEmpty()) {
-                sink.accept(text.getBytes(StandardCharsets.UTF_8));
-            }
-        }
     }
 
     private static Map<String, String> parse(String[] args) throws UsageException {
