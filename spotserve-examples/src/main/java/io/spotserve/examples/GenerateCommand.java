@@ -1,0 +1,400 @@
+package io.spotserve.examples;
+
+import io.spotserve.exec.Device;
+import io.spotserve.exec.Executor;
+import io.spotserve.exec.ExecutorOptions;
+import io.spotserve.exec.ExecutorProvider;
+import io.spotserve.exec.Generation;
+import io.spotserve.exec.Generator;
+import io.spotserve.exec.Pipeline;
+import io.spotserve.exec.SamplingParams;
+import io.spotserve.exec.ShardLayout;
+import io.spotserve.model.LlamaCheckpoint;
+import io.spotserve.model.LlamaConfig;
+import io.spotserve.model.ModelFormatException;
+import io.spotserve.model.Tokenizer;
+import io.spotserve.plan.DeviceId;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * {@code generate}: llama2.c {@code run.c}'s generate mode on our executor. Prints only the generated text on
+ * stdout, as UTF-8 whatever the locale (logs go to stderr); with {@code --temperature 0} the text is byte for
+ * byte run.c's, except that characters split over byte-fallback tokens are printed whole where run.c drops
+ * their bytes ({@link RuncText}).
+ *
+ * <pre>
+ * java -jar spotserve-examples.jar generate [--model PATH --tokenizer PATH] [--prompt TEXT] [--steps N]
+ *     [--temperature T] [--topp P] [--seed S] [--pp P [--stage-layers 2,1,1,1]] [--tp M] [--batch B]
+ *     [--threads N] [--no-vector] [--help]
+ * </pre>
+ *
+ * <p>Defaults are run.c's: the bundled stories260K + tok512, empty prompt, 256 steps, temperature 1.0, top-p
+ * 0.9, seed from the clock (logged). See {@link #USAGE} for the meaning of each option; the rules of the
+ * loop (steps count positions, BOS handling) are {@link Generation}'s.
+ */
+final class GenerateCommand implements Main.Command {
+    private static final Logger LOG = LoggerFactory.getLogger(GenerateCommand.class);
+    /** Largest {@code --batch}: a guard against typos that would allocate B KV caches. */
+    static final int MAX_BATCH = 1024;
+    /** Prompt positions one forward call may carry (besides the batch's decode tokens). */
+    private static final int PREFILL_CHUNK = 64;
+
+    static final String USAGE = String.join("\n",
+            "usage: generate [options]   (prints the generated text on stdout; logs go to stderr)",
+            "  --model PATH        llama2.c checkpoint (default: the bundled stories260K); needs --tokenizer",
+            "  --tokenizer PATH    llama2.c tokenizer of that model (default: the bundled tok512)",
+            "  --prompt TEXT       prompt, printed as part of the output like run.c (default: empty)",
+            "  --steps N           positions to run, prompt included; 0 = seq_len (default 256, more = seq_len)",
+            "  --temperature T     0 = greedy (reproduces run.c exactly); default 1.0",
+            "  --topp P            nucleus mass in (0, 1]; 1 = plain multinomial (run.c's -p 0); default 0.9",
+            "  --seed S            non-zero random seed (default: the clock, logged); sample i of a batch uses S+i",
+            "  --pp P              pipeline stages, each on its own device (default 1)",
+            "  --stage-layers L    layers per stage when P does not divide them, e.g. 2,1,1,1 (implies --pp)",
+            "  --tp M              tensor shards per stage, each on its own device (default 1)",
+            "  --batch B           B samples of the same prompt decoded together; printed in order, each",
+            "                      followed by a newline (sample 0 is streamed as it is produced)",
+            "  --threads N         worker threads (default: all processors)",
+            "  --no-vector         scalar kernels only (run.c's float summation order)",
+            "  --help              this text");
+
+    private static final Set<String> VALUED = Set.of("model", "tokenizer", "prompt", "steps", "temperature", "topp",
+            "seed", "pp", "stage-layers", "tp", "batch", "threads");
+    private static final Set<String> FLAGS = Set.of("no-vector", "help");
+
+    /** The parsed, validated command line. */
+    record Options(Path model, Path tokenizer, String prompt, int steps, float temperature, float topp, Long seed,
+                   Integer pp, List<Integer> stageLayers, int tp, int batch, Integer threads, boolean vector) {
+    }
+
+    @Override
+    public int run(String[] args, PrintStream out) throws UsageException, IOException {
+        Map<String, String> opts = parse(args);
+        if (opts.containsKey("help")) {
+            out.println(USAGE);
+            return 0;
+        }
+        Options o = options(opts);
+        String argEncoding = System.getProperty("sun.jnu.encoding", "UTF-8");
+        if (o.prompt().indexOf('\uFFFD') >= 0 && !argEncoding.equalsIgnoreCase("UTF-8")) {
+            LOG.warn("the prompt contains U+FFFD: the JVM read the command line as {} and lost its non-ASCII "
+                    + "characters; run java in a UTF-8 locale (e.g. LC_ALL=C.UTF-8)", argEncoding);
+        }
+
+        Path modelPath;
+        Path tokenizerPath;
+        if (o.model() != null) {
+            modelPath = o.model();
+            tokenizerPath = o.tokenizer();
+        } else {
+            BundledModel.Extracted bundled = BundledModel.extracted();
+            modelPath = bundled.checkpoint();
+            tokenizerPath = bundled.tokenizer();
+        }
+        LlamaCheckpoint checkpoint;
+        Tokenizer tokenizer;
+        try {
+            checkpoint = LlamaCheckpoint.load(modelPath);
+        } catch (ModelFormatException e) {
+            throw new UsageException("generate: --model " + e.getMessage());
+        }
+        LlamaConfig config = checkpoint.config();
+        try {
+            tokenizer = Tokenizer.load(tokenizerPath, config.vocabSize());
+        } catch (ModelFormatException e) {
+            throw new UsageException("generate: --tokenizer " + e.getMessage());
+        }
+        ShardLayout layout = layout(o, config);
+        int steps = Generation.effectiveSteps(o.steps(), config.seqLen());
+        List<SamplingParams> sampling = sampling(o);
+
+        ExecutorOptions exOptions = ExecutorOptions.defaults().withVector(o.vector());
+        if (o.threads() != null) {
+            exOptions = exOptions.withThreads(o.threads());
+        }
+        ExecutorProvider provider = ExecutorProvider.best();
+        try (Executor executor = provider.create(exOptions)) {
+            List<Device> devices = new ArrayList<>();
+            for (int s = 0; s < layout.stages(); s++) {
+                for (int m = 0; m < layout.shards(); m++) {
+                    // exactly what the position holds: its weights plus B KV caches of `steps` positions
+                    long bytes = layout.weightBytes(s, m) + layout.kvBytesPerPosition(s, m) * steps * o.batch();
+                    devices.add(executor.createDevice(new DeviceId("stage" + s, m), bytes));
+                }
+            }
+            int maxBatch = Math.max(o.batch(), PREFILL_CHUNK);
+            try (Pipeline pipeline = executor.createPipeline(layout, devices, maxBatch)) {
+                pipeline.loadWeights(checkpoint);
+                LOG.info("model {} ({} layers, dim {}, vocab {}, seq_len {}); executor {}, {} threads; layout {}; "
+                                + "{} steps, {}", checkpoint.file().getFileName(), config.layers(), config.dim(),
+                        config.vocabSize(), config.seqLen(), executor.name(), exOptions.threads(), layout, steps,
+                        sampling.get(0).isGreedy() ? "greedy" : "temperature " + o.temperature() + ", top-p "
+                                + o.topp() + ", seed " + sampling.get(0).seed());
+                generate(new Generator(pipeline, tokenizer), o.prompt(), steps, sampling, out);
+            }
+        }
+        return 0;
+    }
+
+    /** Runs the batch, streaming sample 0 to {@code out} and printing the others after it. */
+    private static void generate(Generator generator, String prompt, int steps, List<SamplingParams> sampling,
+                                 PrintStream out) {
+        int n = sampling.size();
+        RuncText[] texts = new RuncText[n];
+        ByteArrayOutputStream[] later = new ByteArrayOutputStream[n];
+        for (int i = 0; i < n; i++) {
+            texts[i] = new RuncText(generator.tokenizer(), Tokenizer.BOS);
+            later[i] = new ByteArrayOutputStream();
+        }
+        List<Generator.Request> requests = new ArrayList<>(n);
+        for (SamplingParams p : sampling) {
+            requests.add(new Generator.Request(prompt, steps, p));
+        }
+        long start = System.nanoTime();
+        List<Generator.Output> outputs = generator.generate(requests, new Generator.Listener() {
+            @Override
+            public void onToken(int index, int token, String text) {
+                print(index, texts[index].accept(token));
+            }
+
+            @Override
+            public void onFinish(int index, String text) {
+                print(index, texts[index].finish());
+            }
+
+            private void print(int index, byte[] bytes) {
+                if (index == 0) { // streamed
+                    out.write(bytes, 0, bytes.length);
+                    out.flush();
+                } else {
+                    later[index].writeBytes(bytes);
+                }
+            }
+        });
+        double seconds = (System.nanoTime() - start) / 1e9;
+        for (int i = 1; i < n; i++) {
+            out.writeBytes(later[i].toByteArray());
+        }
+        out.flush();
+        long tokens = 0;
+        for (Generator.Output o : outputs) {
+            tokens += o.tokens().length - 1;
+        }
+        LOG.info(String.format(Locale.ROOT, "achieved tok/s: %.1f (%d positions in %.3f s)", tokens / seconds,
+                tokens, seconds));
+    }
+
+    private static Map<String, String> parse(String[] args) throws UsageException {
+        Map<String, String> opts = new LinkedHashMap<>();
+        for (int i = 0; i < args.length; i++) {
+            String a = args[i];
+            if (!a.startsWith("--")) {
+                throw new UsageException("generate: unexpected argument '" + a + "'; see generate --help");
+            }
+            String key = a.substring(2);
+            String value = null;
+            int eq = key.indexOf('=');
+            if (eq >= 0) {
+                value = key.substring(eq + 1);
+                key = key.substring(0, eq);
+            }
+            if (FLAGS.contains(key)) {
+                if (value != null) {
+                    throw new UsageException("generate: option --" + key + " takes no value, got '" + value + "'");
+                }
+                value = "";
+            } else if (VALUED.contains(key)) {
+                if (value == null) {
+                    boolean nextIsOption = i + 1 < args.length && isOption(args[i + 1]);
+                    if (i + 1 >= args.length || nextIsOption) {
+                        throw new UsageException("generate: option --" + key + " needs a value");
+                    }
+                    value = args[++i];
+                }
+            } else {
+                throw new UsageException("generate: unknown option --" + key + "; see generate --help");
+            }
+            if (opts.put(key, value) != null) {
+                throw new UsageException("generate: option --" + key + " given twice");
+            }
+        }
+        return opts;
+    }
+
+    private static boolean isOption(String arg) {
+        if (!arg.startsWith("--")) {
+            return false;
+        }
+        String key = arg.substring(2);
+        int eq = key.indexOf('=');
+        key = eq >= 0 ? key.substring(0, eq) : key;
+        return VALUED.contains(key) || FLAGS.contains(key);
+    }
+
+    /** Validates every option; touches no file content yet (only existence). */
+    static Options options(Map<String, String> opts) throws UsageException {
+        Path model = file(opts, "model");
+        Path tokenizer = file(opts, "tokenizer");
+        if (model != null && tokenizer == null) {
+            throw new UsageException("generate: --model needs --tokenizer PATH too (the bundled tok512 fits only "
+                    + "the bundled model)");
+        }
+        if (tokenizer != null && model == null) {
+            throw new UsageException("generate: --tokenizer needs --model PATH too (the bundled stories260K "
+                    + "has its own tokenizer)");
+        }
+        String prompt = opts.getOrDefault("prompt", "");
+        int steps = integer(opts, "steps", 256, 0, Integer.MAX_VALUE);
+        float temperature = decimal(opts, "temperature", 1.0f);
+        if (!(temperature >= 0f) || Float.isInfinite(temperature)) {
+            throw new UsageException("generate: --temperature must be a finite number >= 0 (0 = greedy), was "
+                    + opts.get("temperature"));
+        }
+        float topp = decimal(opts, "topp", 0.9f);
+        if (!(topp > 0f && topp <= 1f)) {
+            throw new UsageException("generate: --topp must be in (0, 1] (1 = plain multinomial sampling, which "
+                    + "run.c's -p 0 means), was " + opts.get("topp"));
+        }
+        Long seed = null;
+        if (opts.containsKey("seed")) {
+            String v = opts.get("seed").trim();
+            try {
+                seed = Long.parseLong(v);
+            } catch (NumberFormatException e) {
+                throw new UsageException("generate: --seed must be an integer, was '" + v + "'");
+            }
+        }
+        int batch = integer(opts, "batch", 1, 1, MAX_BATCH);
+        if (seed != null && temperature > 0f) {
+            for (int i = 0; i < batch; i++) {
+                if (seed + i == 0 && i == 0) {
+                    throw new UsageException("generate: --seed must be non-zero when --temperature > 0 (0 is a fixed "
+                            + "point of run.c's xorshift generator), was 0");
+                }
+                if (seed + i == 0) {
+                    throw new UsageException("generate: --seed " + seed + " gives sample " + i + " the seed 0 (S+i), "
+                            + "a fixed point of run.c's generator; use a seed that keeps S..S+" + (batch - 1)
+                            + " non-zero");
+                }
+            }
+        }
+        Integer pp = opts.containsKey("pp") ? integer(opts, "pp", 1, 1, Integer.MAX_VALUE) : null;
+        List<Integer> stageLayers = null;
+        if (opts.containsKey("stage-layers")) {
+            stageLayers = new ArrayList<>();
+            for (String part : opts.get("stage-layers").split(",", -1)) {
+                try {
+                    int n = Integer.parseInt(part.trim());
+                    if (n < 1) {
+                        throw new NumberFormatException();
+                    }
+                    stageLayers.add(n);
+                } catch (NumberFormatException e) {
+                    throw new UsageException("generate: --stage-layers must be a comma-separated list of layer "
+                            + "counts >= 1 (e.g. 2,1,1,1), was '" + opts.get("stage-layers") + "'");
+                }
+            }
+            if (pp != null && pp != stageLayers.size()) {
+                throw new UsageException("generate: --stage-layers " + opts.get("stage-layers") + " lists "
+                        + stageLayers.size() + " stages but --pp is " + pp);
+            }
+        }
+        int tp = integer(opts, "tp", 1, 1, Integer.MAX_VALUE);
+        Integer threads = opts.containsKey("threads") ? integer(opts, "threads", 1, 1, 4096) : null;
+        boolean vector = !opts.containsKey("no-vector");
+        return new Options(model, tokenizer, prompt, steps, temperature, topp, seed, pp, stageLayers, tp, batch,
+                threads, vector);
+    }
+
+    /** The layout for the options on this model: stage layer counts (explicit or even) × tensor shards. */
+    private static ShardLayout layout(Options o, LlamaConfig config) throws UsageException {
+        try {
+            if (o.stageLayers() != null) {
+                return ShardLayout.balanced(config, o.stageLayers(), o.tp());
+            }
+            int pp = o.pp() == null ? 1 : o.pp();
+            if (pp > config.layers()) {
+                throw new UsageException("generate: --pp " + pp + " exceeds the model's " + config.layers()
+                        + " layers (every stage needs at least one)");
+            }
+            if (config.layers() % pp != 0) {
+                StringBuilder hint = new StringBuilder();
+                for (int s = 0; s < pp; s++) {
+                    hint.append(s == 0 ? "" : ",").append(config.layers() / pp + (s < config.layers() % pp ? 1 : 0));
+                }
+                throw new UsageException("generate: --pp " + pp + " does not divide the model's " + config.layers()
+                        + " layers; give the layers per stage, e.g. --stage-layers " + hint);
+            }
+            return ShardLayout.of(config, pp, o.tp());
+        } catch (IllegalArgumentException e) {
+            throw new UsageException("generate: " + e.getMessage());
+        }
+    }
+
+    /** Sampling parameters of sample i: seed S+i; greedy ignores the seed. */
+    private static List<SamplingParams> sampling(Options o) {
+        List<SamplingParams> out = new ArrayList<>(o.batch());
+        long seed = o.seed() != null ? o.seed() : Math.max(1L, System.currentTimeMillis() / 1000); // run.c: time(NULL)
+        for (int i = 0; i < o.batch(); i++) {
+            out.add(o.temperature() == 0f ? SamplingParams.greedy() : new SamplingParams(o.temperature(), o.topp(),
+                    seed + i == 0 ? 1 : seed + i));
+        }
+        return out;
+    }
+
+    private static Path file(Map<String, String> opts, String key) throws UsageException {
+        String v = opts.get(key);
+        if (v == null) {
+            return null;
+        }
+        Path p = Path.of(v);
+        if (!Files.isRegularFile(p)) {
+            throw new UsageException("generate: --" + key + " " + v + " is not a readable file"
+                    + (Files.exists(p) ? "" : " (it does not exist)"));
+        }
+        return p;
+    }
+
+    private static int integer(Map<String, String> opts, String key, int dflt, int min, int max)
+            throws UsageException {
+        String v = opts.get(key);
+        if (v == null) {
+            return dflt;
+        }
+        int n;
+        try {
+            n = Integer.parseInt(v.trim());
+        } catch (NumberFormatException e) {
+            throw new UsageException("generate: --" + key + " must be an integer, was '" + v + "'");
+        }
+        if (n < min || n > max) {
+            throw new UsageException("generate: --" + key + " must be " + (max == Integer.MAX_VALUE ? ">= " + min
+                    : "in [" + min + ", " + max + "]") + ", was " + v);
+        }
+        return n;
+    }
+
+    private static float decimal(Map<String, String> opts, String key, float dflt) throws UsageException {
+        String v = opts.get(key);
+        if (v == null) {
+            return dflt;
+        }
+        try {
+            return (float) Double.parseDouble(v.trim()); // run.c: atof (double), then stored in a float
+        } catch (NumberFormatException e) {
+            throw new UsageException("generate: --" + key + " must be a number, was '" + v + "'");
+        }
+    }
+}
