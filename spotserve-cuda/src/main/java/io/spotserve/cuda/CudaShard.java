@@ -1,6 +1,6 @@
 package io.spotserve.cuda;
 
-import static jcuda.driver.JCudaDriver.cuMemcpy2D;
+import static jcuda.driver.JCudaDriver.cuMemcpy2DUnaligned;
 import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
 import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
 
@@ -300,7 +300,7 @@ final class CudaShard implements AutoCloseable {
             m.dstHost = host;
             m.dstPitch = hostPitch;
         }
-        cuMemcpy2D(m);
+        cuMemcpy2DUnaligned(m); // our pitches are not cuMemAllocPitch ones
     }
 
     // ------------------------------------------------------------------ release
