@@ -1,5 +1,6 @@
 package io.spotserve.cuda;
 
+import io.spotserve.exec.ContextSlice;
 import io.spotserve.exec.Device;
 import io.spotserve.exec.Executor;
 import io.spotserve.exec.ExecutorOptions;
@@ -73,6 +74,30 @@ public final class CudaExecutor implements Executor {
         } else {
             ctx.launch("gemv_f32", Launch.gemv(rows), w, n, rows, x, xStride, batch, out, outStride);
         }
+    }
+
+    /**
+     * Moves one context slice between two CUDA pipelines of this executor device to device (peer copies across
+     * GPUs), the fast path of SpotServe's context migration (§3.3–3.4); equivalent to
+     * {@code to.importSlice(toStage, toShard, from.exportSlice(fromStage, fromShard, slice))}.
+     *
+     * @return the slice that was moved
+     * @throws IllegalArgumentException if a pipeline is not a CUDA pipeline of this executor, the source does not
+     *                                  hold the slice or the destination does not own it; nothing changes then
+     * @throws io.spotserve.exec.DeviceMemoryException if the destination device cannot hold new storage
+     */
+    public ContextSlice copySlice(Pipeline from, int fromStage, int fromShard, Pipeline to, int toStage, int toShard,
+                                  ContextSlice slice) {
+        CudaPipeline src = own(from, "source");
+        CudaPipeline dst = own(to, "destination");
+        return src.copySliceTo(fromStage, fromShard, slice, dst, toStage, toShard);
+    }
+
+    private synchronized CudaPipeline own(Pipeline p, String role) {
+        if (!(p instanceof CudaPipeline cp) || !pipelines.contains(cp)) {
+            throw new IllegalArgumentException(role + " pipeline " + p + " is not an open CUDA pipeline of this executor");
+        }
+        return cp;
     }
 
     @Override

@@ -200,6 +200,49 @@ final class CudaPipeline implements Pipeline {
         return slice;
     }
 
+    /**
+     * Device-to-device migration of one slice from position (stage, shard) here to position (dstStage, dstShard)
+     * of {@code dst}: the same effect as {@code dst.importSlice(dstStage, dstShard, exportSlice(stage, shard,
+     * slice))} but the floats go storage → staging buffer on this GPU → (peer copy) → staging on the
+     * destination GPU → storage, never through the host.
+     */
+    ContextSlice copySliceTo(int stage, int shard, ContextSlice slice, CudaPipeline dst, int dstStage, int dstShard) {
+        CudaShard s = shard(stage, shard);
+        CudaShard d = dst.shard(dstStage, dstShard);
+        Objects.requireNonNull(slice, "slice");
+        if (!dst.c.equals(c)) {
+            throw new IllegalArgumentException("destination pipeline is for model " + dst.c + ", this one for " + c);
+        }
+        slice.validate(c);
+        int filled = slice instanceof ContextSlice.KvCache k && sequences.containsKey(k.sequence())
+                ? sequences.get(k.sequence())[1] : 0;
+        if (!s.holds(slice, filled)) {
+            throw new IllegalArgumentException("position (stage " + stage + ", shard " + shard + ") of " + layout
+                    + " does not hold " + slice);
+        }
+        if (!d.owns(slice)) {
+            throw new IllegalArgumentException("position (stage " + dstStage + ", shard " + dstShard + ") of "
+                    + dst.layout + " does not own " + slice);
+        }
+        long floats = slice.floats(c);
+        try (DeviceBuffer staging = CudaDevice.raw(null, s.ctx, floats)) {
+            s.transferDevice(slice, staging, false);
+            if (d.ctx == s.ctx) {
+                d.transferDevice(slice, staging, true);
+            } else {
+                try (DeviceBuffer remote = CudaDevice.raw(null, d.ctx, floats)) {
+                    copy(d, remote.ptr, s, staging.ptr, floats);
+                    d.transferDevice(slice, remote, true);
+                }
+            }
+        }
+        if (slice instanceof ContextSlice.KvCache k) {
+            int[] st = dst.sequences.get(k.sequence());
+            st[1] = Math.max(st[1], k.length());
+        }
+        return slice;
+    }
+
     // ------------------------------------------------------------------ sequences
 
     @Override

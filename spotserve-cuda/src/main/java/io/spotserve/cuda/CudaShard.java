@@ -204,17 +204,59 @@ final class CudaShard implements AutoCloseable {
      * allocates missing storage first (which may throw, changing nothing). The caller checked owns / holds.
      */
     void transfer(ContextSlice slice, float[] canon, boolean importing) {
+        transfer(slice, canon, null, importing);
+    }
+
+    /**
+     * As {@link #transfer(ContextSlice, float[], boolean)} with the canonical floats in a device buffer on this
+     * position's GPU (device-to-device migration: no host round trip).
+     */
+    void transferDevice(ContextSlice slice, DeviceBuffer canon, boolean importing) {
+        transfer(slice, null, canon, importing);
+    }
+
+    private void transfer(ContextSlice slice, float[] hostCanon, DeviceBuffer devCanon, boolean importing) {
         ctx.makeCurrent();
         DeviceBuffer target = storage(slice, importing);
         int capacity = slice instanceof ContextSlice.KvCache k ? kv.get(k.sequence()).capacity : 0;
         for (PositionLayout.Copy cp : pl.copies(slice, capacity)) {
             DeviceBuffer buf = cp.target() == PositionLayout.Target.LAYER ? layerW[cp.localLayer()] : target;
-            copy(buf, cp, canon, importing);
+            if (hostCanon != null) {
+                copy(buf, cp, hostCanon, importing);
+            } else {
+                copyDevice(buf, cp, devCanon, importing);
+            }
         }
         if (importing) {
             completeKnown = false;
             mark(slice);
         }
+    }
+
+    /** One strided device↔device copy between storage and a canonical staging buffer on the same GPU. */
+    private static void copyDevice(DeviceBuffer buf, PositionLayout.Copy cp, DeviceBuffer canon, boolean importing) {
+        CUDA_MEMCPY2D m = new CUDA_MEMCPY2D();
+        long width = (long) cp.width() * Float.BYTES;
+        m.WidthInBytes = width;
+        m.Height = cp.height();
+        CUdeviceptr store = buf.at(cp.storeOffset());
+        CUdeviceptr staged = canon.at(cp.canonOffset());
+        long storePitch = cp.height() == 1 ? width : cp.storePitch() * Float.BYTES;
+        long stagedPitch = cp.height() == 1 ? width : (long) cp.canonPitch() * Float.BYTES;
+        m.srcMemoryType = CUmemorytype.CU_MEMORYTYPE_DEVICE;
+        m.dstMemoryType = CUmemorytype.CU_MEMORYTYPE_DEVICE;
+        if (importing) {
+            m.srcDevice = staged;
+            m.srcPitch = stagedPitch;
+            m.dstDevice = store;
+            m.dstPitch = storePitch;
+        } else {
+            m.srcDevice = store;
+            m.srcPitch = storePitch;
+            m.dstDevice = staged;
+            m.dstPitch = stagedPitch;
+        }
+        cuMemcpy2DUnaligned(m);
     }
 
     private DeviceBuffer storage(ContextSlice slice, boolean importing) {
