@@ -20,6 +20,14 @@ public interface ExecutorProvider {
     /** Whether this provider can create an executor here (driver present, device visible, ...). */
     boolean isUsable();
 
+    /**
+     * Why {@link #isUsable()} is false here (e.g. "libcuda.so.1 not found"), for the fallback log line; only
+     * meaningful when it is false.
+     */
+    default String unusableReason() {
+        return "isUsable() returned false";
+    }
+
     /** Creates an executor. */
     Executor create(ExecutorOptions options);
 
@@ -44,10 +52,21 @@ public interface ExecutorProvider {
      * @throws IllegalStateException if none is usable (cannot happen with spotserve-core on the class path)
      */
     static ExecutorProvider best() {
+        List<ExecutorProvider> skipped = new ArrayList<>();
         for (ExecutorProvider p : installed()) {
             if (p.isUsable()) {
+                if (!skipped.isEmpty()) {
+                    // one line naming every better provider that was installed but could not run, and why
+                    StringBuilder why = new StringBuilder();
+                    for (ExecutorProvider s : skipped) {
+                        why.append(why.length() == 0 ? "" : "; ").append('\'').append(s.name()).append("' (rank ")
+                                .append(s.rank()).append("): ").append(s.unusableReason());
+                    }
+                    ProviderLog.LOG.warn("executor provider fallback to '{}': installed but unusable here: {}", p.name(), why);
+                }
                 return p;
             }
+            skipped.add(p);
         }
         throw new IllegalStateException("no usable ExecutorProvider found; expected at least the CPU provider of "
                 + "spotserve-core (META-INF/services/" + ExecutorProvider.class.getName() + ")");

@@ -21,6 +21,14 @@ public abstract class RandomModelParityContract {
     /** The executor under test (CPU, CUDA, ...). */
     protected abstract Executor executor(ExecutorOptions options);
 
+    /**
+     * Whether unsharded scalar runs must be bit-identical to run.c's float order: true for the CPU executor; a
+     * GPU executor sums in parallel (tree reductions) and is held only to the 1e-4 logit bound.
+     */
+    protected boolean followsRuncOrder() {
+        return true;
+    }
+
     @TempDir
     Path dir;
 
@@ -56,7 +64,7 @@ public abstract class RandomModelParityContract {
                         }
                         String where = layout + " " + ex.name() + " pos " + pos;
                         assertTrue(maxDiff < 1e-4f, where + ": logits differ by " + maxDiff);
-                        if (!vector && layout.shards() == 1) {
+                        if (followsRuncOrder() && !vector && layout.shards() == 1) {
                             assertEquals(0f, maxDiff, where + ": unsharded scalar must be bit-identical to run.c order");
                         }
                         token = ReferenceLlama.argmax(logits);

@@ -1,0 +1,151 @@
+package io.spotserve.cuda;
+
+import static jcuda.driver.JCudaDriver.cuCtxSetCurrent;
+import static jcuda.driver.JCudaDriver.cuDeviceGet;
+import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRelease;
+import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRetain;
+import static jcuda.driver.JCudaDriver.cuLaunchKernel;
+import static jcuda.driver.JCudaDriver.cuModuleGetFunction;
+import static jcuda.driver.JCudaDriver.cuModuleLoadData;
+import static jcuda.driver.JCudaDriver.cuModuleUnload;
+import static jcuda.driver.JCudaDriver.cuStreamCreate;
+import static jcuda.driver.JCudaDriver.cuStreamDestroy;
+import static jcuda.driver.JCudaDriver.cuStreamSynchronize;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.UncheckedIOException;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import jcuda.Pointer;
+import jcuda.driver.CUcontext;
+import jcuda.driver.CUdevice;
+import jcuda.driver.CUdeviceptr;
+import jcuda.driver.CUfunction;
+import jcuda.driver.CUmodule;
+import jcuda.driver.CUstream;
+import jcuda.driver.CUstream_flags;
+import jcuda.driver.JCudaDriver;
+
+/**
+ * One GPU as the executor uses it: its primary context, one stream every kernel and copy of this executor
+ * runs on (in issue order, so no event bookkeeping is needed within a GPU), and our kernel module loaded from
+ * the committed PTX. Closing unloads the module, destroys the stream and releases the primary context.
+ *
+ * <p>Every driver call throws {@link jcuda.CudaException} on a non-success status
+ * ({@link JCudaDriver#setExceptionsEnabled}), so no status is ever ignored.
+ */
+final class CudaContext implements AutoCloseable {
+    /** Class-path resource of the kernels' PTX. */
+    static final String PTX_RESOURCE = "/io/spotserve/cuda/spotserve_kernels.ptx";
+
+    /** Every kernel entry point the Java side launches (a test checks each exists in the PTX). */
+    static final List<String> KERNELS = List.of("gemv_f32", "gemv_f16", "f32_to_f16", "rmsnorm", "rmsnorm_select",
+            "rope_store", "attention", "swiglu", "add_inplace", "embed", "argmax_rows", "softmax_rows");
+
+    final int ordinal;
+    private final CUdevice device = new CUdevice();
+    final CUcontext context = new CUcontext();
+    final CUstream stream = new CUstream();
+    private final CUmodule module = new CUmodule();
+    private final Map<String, CUfunction> functions = new HashMap<>();
+    private boolean closed;
+
+    CudaContext(int ordinal) {
+        JCudaDriver.setExceptionsEnabled(true);
+        this.ordinal = ordinal;
+        cuDeviceGet(device, ordinal);
+        cuDevicePrimaryCtxRetain(context, device);
+        try {
+            cuCtxSetCurrent(context);
+            // CU_STREAM_DEFAULT: ordered with the legacy default stream, so the synchronous cuMemcpy calls used
+            // for host transfers need no extra synchronisation with kernels on this stream
+            cuStreamCreate(stream, CUstream_flags.CU_STREAM_DEFAULT);
+            cuModuleLoadData(module, ptx());
+            for (String k : KERNELS) {
+                CUfunction f = new CUfunction();
+                cuModuleGetFunction(f, module, k);
+                functions.put(k, f);
+            }
+        } catch (RuntimeException e) {
+            cuDevicePrimaryCtxRelease(device);
+            throw e;
+        }
+    }
+
+    /** The PTX text, NUL-terminated as cuModuleLoadData expects. */
+    static byte[] ptx() {
+        try (InputStream in = CudaContext.class.getResourceAsStream(PTX_RESOURCE)) {
+            if (in == null) {
+                throw new IllegalStateException("kernel PTX " + PTX_RESOURCE + " missing from the class path");
+            }
+            byte[] text = in.readAllBytes();
+            byte[] z = new byte[text.length + 1];
+            System.arraycopy(text, 0, z, 0, text.length);
+            return z;
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + PTX_RESOURCE, e);
+        }
+    }
+
+    /** Makes this GPU's context current on the calling thread (cheap; done before every batch of calls). */
+    void makeCurrent() {
+        cuCtxSetCurrent(context);
+    }
+
+    /** Waits for everything issued on this GPU's stream. */
+    void sync() {
+        cuStreamSynchronize(stream);
+    }
+
+    /**
+     * Launches kernel {@code name} on this GPU's stream. Arguments: {@link CUdeviceptr} (pointer parameters),
+     * Integer (int), Long (long long / unsigned long long), Float (float).
+     */
+    void launch(String name, Launch.Config cfg, Object... args) {
+        CUfunction f = functions.get(name);
+        if (f == null) {
+            throw new IllegalArgumentException("kernel " + name + " unknown; expected one of " + KERNELS);
+        }
+        Pointer[] ps = new Pointer[args.length];
+        for (int i = 0; i < args.length; i++) {
+            Object a = args[i];
+            if (a instanceof CUdeviceptr p) {
+                ps[i] = Pointer.to(p);
+            } else if (a instanceof Integer v) {
+                ps[i] = Pointer.to(new int[] {v});
+            } else if (a instanceof Long v) {
+                ps[i] = Pointer.to(new long[] {v});
+            } else if (a instanceof Float v) {
+                ps[i] = Pointer.to(new float[] {v});
+            } else {
+                throw new IllegalArgumentException("kernel " + name + " argument " + i + " has unsupported type "
+                        + (a == null ? "null" : a.getClass().getName()));
+            }
+        }
+        cuLaunchKernel(f, cfg.gridX(), cfg.gridY(), 1, cfg.blockX(), 1, 1, cfg.sharedBytes(), stream,
+                Pointer.to(ps), null);
+    }
+
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        try {
+            cuCtxSetCurrent(context);
+            cuStreamSynchronize(stream);
+            cuModuleUnload(module);
+            cuStreamDestroy(stream);
+        } finally {
+            cuDevicePrimaryCtxRelease(device);
+        }
+    }
+
+    @Override
+    public String toString() {
+        return "CudaContext[gpu " + ordinal + "]";
+    }
+}

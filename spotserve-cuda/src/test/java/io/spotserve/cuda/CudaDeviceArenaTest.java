@@ -1,0 +1,22 @@
+package io.spotserve.cuda;
+
+import io.spotserve.exec.DeviceArenaContract;
+import io.spotserve.exec.Executor;
+import io.spotserve.exec.ExecutorOptions;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Tag;
+
+/** Runs the executor contract {@link DeviceArenaContract} on the CUDA executor (tag "gpu"; skipped without a GPU). */
+@Tag("gpu")
+class CudaDeviceArenaTest extends DeviceArenaContract {
+    @BeforeAll
+    static void requireGpu() {
+        Assumptions.assumeTrue(CudaExecutorProvider.gpuAvailable(), "no usable GPU: " + new CudaExecutorProvider().unusableReason());
+    }
+
+    @Override
+    protected Executor executor(ExecutorOptions options) {
+        return new CudaExecutor(options);
+    }
+}

@@ -1,0 +1,41 @@
+package io.spotserve.cuda;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import org.junit.jupiter.api.Test;
+
+/** Launch shapes cover every row / element exactly as the kernels' indexing assumes. */
+class LaunchTest {
+    @Test
+    void gemvCoversEveryRowWithOneWarpEach() {
+        for (int rows : new int[] {1, 7, 8, 9, 512, 4096, 32000}) {
+            Launch.Config cfg = Launch.gemv(rows);
+            int warps = cfg.gridX() * cfg.blockX() / 32;
+            assertTrue(warps >= rows && warps - rows < Launch.GEMV_ROWS_PER_BLOCK, rows + " rows -> " + cfg);
+            assertEquals(256, cfg.blockX());
+        }
+    }
+
+    @Test
+    void attentionSharedMemoryHoldsTheLongestSequenceOrIsRejected() {
+        Launch.Config cfg = Launch.attention(3, 4, 257);
+        assertEquals(3, cfg.gridX());
+        assertEquals(4, cfg.gridY());
+        assertEquals(257 * 4, cfg.sharedBytes());
+        assertEquals(48 * 1024, Launch.attention(1, 1, 12288).sharedBytes());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Launch.attention(1, 1, 12289));
+        assertTrue(e.getMessage().contains("12289 positions needs 49156 bytes"), e.getMessage());
+    }
+
+    @Test
+    void elementwiseGridsStrideAndStayBounded() {
+        assertEquals(1, Launch.elementwise(0).gridX());
+        assertEquals(1, Launch.elementwise(256).gridX());
+        assertEquals(2, Launch.elementwise(257).gridX());
+        assertEquals(Launch.MAX_GRID, Launch.elementwise(1L << 40).gridX());
+        assertThrows(IllegalArgumentException.class, () -> new Launch.Config(0, 1, 32, 0));
+        assertThrows(IllegalArgumentException.class, () -> new Launch.Config(1, 1, 2048, 0));
+    }
+}

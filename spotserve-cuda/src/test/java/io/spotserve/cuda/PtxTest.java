@@ -1,0 +1,71 @@
+package io.spotserve.cuda;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The committed PTX: it targets compute_75, declares every kernel the Java side launches, agrees with the .cu
+ * constants {@link Launch} mirrors, and (where nvcc is installed) is exactly what build-ptx.sh produces from the
+ * current .cu sources.
+ */
+class PtxTest {
+    private static final Path MODULE = Path.of(System.getProperty("user.dir"));
+
+    private static String ptx() {
+        byte[] z = CudaContext.ptx();
+        assertEquals(0, z[z.length - 1], "PTX handed to cuModuleLoadData must be NUL-terminated");
+        return new String(z, 0, z.length - 1, StandardCharsets.US_ASCII);
+    }
+
+    @Test
+    void everyLaunchedKernelIsAnEntryOfThePtx() {
+        String ptx = ptx();
+        assertTrue(ptx.contains(".target sm_75"), "PTX target should be sm_75 (compute_75)");
+        for (String k : CudaContext.KERNELS) {
+            assertTrue(ptx.contains(".visible .entry " + k + "("), "kernel " + k + " missing from the PTX");
+        }
+        Matcher m = Pattern.compile("\\.visible \\.entry (\\w+)\\(").matcher(ptx);
+        int entries = 0;
+        while (m.find()) {
+            entries++;
+            assertTrue(CudaContext.KERNELS.contains(m.group(1)), "PTX entry " + m.group(1) + " unknown to CudaContext.KERNELS");
+        }
+        assertEquals(CudaContext.KERNELS.size(), entries);
+    }
+
+    @Test
+    void launchConstantsMatchTheCudaSource() throws IOException {
+        String cu = Files.readString(MODULE.resolve("src/main/cuda/spotserve_kernels.cu"));
+        assertEquals(Launch.GEMV_ROWS_PER_BLOCK, define(cu, "GEMV_ROWS_PER_BLOCK"));
+        assertTrue(cu.contains("__shared__ float bv[1024]"), "argmax_rows shared arrays sized for 1024 threads");
+        assertTrue(Launch.THREADS <= 1024 && Integer.bitCount(Launch.THREADS) == 1, "argmax_rows needs a power of two");
+    }
+
+    private static int define(String cu, String name) {
+        Matcher m = Pattern.compile("#define " + name + " (\\d+)").matcher(cu);
+        assertTrue(m.find(), "#define " + name + " missing");
+        return Integer.parseInt(m.group(1));
+    }
+
+    @Test
+    void committedPtxIsUpToDateWithTheSources() throws Exception {
+        boolean nvcc = new ProcessBuilder("sh", "-c", "command -v nvcc || ls /usr/local/cuda*/bin/nvcc")
+                .redirectErrorStream(true).start().waitFor() == 0;
+        Assumptions.assumeTrue(nvcc, "nvcc not installed: cannot rebuild the PTX here");
+        Process p = new ProcessBuilder("bash", MODULE.resolve("build-ptx.sh").toString(), "--check")
+                .redirectErrorStream(true).start();
+        String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        assertTrue(p.waitFor(120, TimeUnit.SECONDS), "build-ptx.sh --check timed out");
+        assertEquals(0, p.exitValue(), "PTX is stale; run spotserve-cuda/build-ptx.sh and commit: " + out);
+    }
+}
