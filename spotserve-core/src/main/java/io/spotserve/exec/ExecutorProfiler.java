@@ -38,9 +38,10 @@ import org.slf4j.LoggerFactory;
  *   <li>{@code embed[log2 B]} (at M = 1): the same decode step with logits minus without — the classifier of B
  *       rows, which the cost model charges twice per batch (prompt and last step), clamped at 0;</li>
  *   <li>{@code pp_init_comm} / {@code pp_incr_comm}: a P = 2 pipeline minus the P = 1 pipeline (M = 1, B = 1,
- *       measured alternately), i.e. the cost of one stage boundary, clamped at 0; 0 for one-layer models.</li>
+ *       timed alternately), i.e. the cost of one stage boundary, clamped at 0; 0 for one-layer models.</li>
  * </ul>
- * Each number is the median of {@code repeats} timed runs after {@code warmup} untimed ones. The embedding
+ * Each number is the median of {@code repeats} timed runs after {@code warmup} untimed ones; the two
+ * differences are medians of per-run paired differences, so that drift in machine load cancels. The embedding
  * lookup (one row copy per token) stays inside the layer times. {@code padded_layer_num} equals
  * {@code layer_num} (our layouts balance uneven splits instead of padding), {@code final_fix_factor} is 1.
  *
@@ -125,7 +126,7 @@ public final class ExecutorProfiler {
                     int b = 1 << i;
                     double[] pre = new double[repeats];
                     double[] dec = new double[repeats];
-                    double[] decLogits = new double[repeats];
+                    double[] classifier = new double[repeats];
                     for (int r = -warmup; r < repeats; r++) {
                         double p = run.prefillMs(b);
                         double d = run.decodeMs(b, false);
@@ -133,14 +134,14 @@ public final class ExecutorProfiler {
                         if (r >= 0) {
                             pre[r] = p;
                             dec[r] = d;
-                            decLogits[r] = dl;
+                            classifier[r] = dl - d;
                         }
                     }
                     double init = median(pre) / c.layers();
                     double incr = median(dec) / c.layers();
                     row.put(b, new LayerTimes(init, incr));
                     if (m == 1) {
-                        embed[i] = Math.max(0, median(decLogits) - median(dec));
+                        embed[i] = Math.max(0, median(classifier));
                     }
                     LOG.info("tp-{} bsz-{}: init {} ms/layer, incr {} ms/layer", m, b, round(init), round(incr));
                 }
@@ -187,23 +188,19 @@ public final class ExecutorProfiler {
         LlamaConfig c = checkpoint.config();
         ShardLayout two = ShardLayout.balanced(c, List.of(c.layers() - c.layers() / 2, c.layers() / 2), 1);
         try (Run run2 = new Run(checkpoint, two, 1, tokens)) {
-            double[] pre1 = new double[repeats];
-            double[] pre2 = new double[repeats];
-            double[] dec1 = new double[repeats];
-            double[] dec2 = new double[repeats];
+            double[] init = new double[repeats];
+            double[] incr = new double[repeats];
             for (int r = -warmup; r < repeats; r++) {
                 double p1 = one.prefillMs(1);
                 double d1 = one.decodeMs(1, false);
                 double p2 = run2.prefillMs(1);
                 double d2 = run2.decodeMs(1, false);
                 if (r >= 0) {
-                    pre1[r] = p1;
-                    pre2[r] = p2;
-                    dec1[r] = d1;
-                    dec2[r] = d2;
+                    init[r] = p2 - p1;
+                    incr[r] = d2 - d1;
                 }
             }
-            return new double[] {Math.max(0, median(pre2) - median(pre1)), Math.max(0, median(dec2) - median(dec1))};
+            return new double[] {Math.max(0, median(init)), Math.max(0, median(incr))};
         }
     }
 
@@ -312,7 +309,7 @@ public final class ExecutorProfiler {
         return String.format(java.util.Locale.ROOT, "%.4f", ms);
     }
 
-    /** Configuration of a profiler; defaults: prompt 512 tokens, max TP 8, B up to 8, 1 warm-up, 3 repeats. */
+    /** Configuration of a profiler; defaults: prompt 512 tokens, max TP 8, B up to 8, 1 warm-up, 3 repeats, 16 decode steps. */
     public static final class Builder {
         private final Executor executor;
         private int promptTokens = LatencyProfile.DEFAULT_PROMPT_TOKENS;
@@ -320,7 +317,7 @@ public final class ExecutorProfiler {
         private int maxBatch = 8;
         private int warmup = 1;
         private int repeats = 3;
-        private int decodeSteps = 4;
+        private int decodeSteps = 16;
 
         private Builder(Executor executor) {
             this.executor = Objects.requireNonNull(executor, "executor");

@@ -23,7 +23,7 @@ import java.util.Map;
  * <pre>
  * java -jar spotserve-examples.jar profile [--model PATH | --random DIM,HIDDEN,LAYERS,HEADS,KV_HEADS,VOCAB,SEQ_LEN]
  *     [--seed 1] [--name NAME] [--out FILE] [--prompt-tokens N] [--max-tp 8] [--max-batch 8] [--repeats 3]
- *     [--warmup 1] [--decode-steps 4] [--threads T]
+ *     [--warmup 1] [--decode-steps 16] [--threads T]
  * </pre>
  * Default model: the bundled stories260K. Default prompt: min(512, seq_len / 2) tokens. Plan with the result:
  * {@code plan --profile FILE --model-file PATH ...} (the model file gives the exact byte model).
@@ -73,7 +73,7 @@ final class ProfileCommand implements Main.Command {
                 profiler = ExecutorProfiler.builder(executor).promptTokens(prompt)
                         .maxTensorParallel(integer(opts, "max-tp", 8, 1)).maxBatch(integer(opts, "max-batch", 8, 1))
                         .repeats(integer(opts, "repeats", 3, 1)).warmup(integer(opts, "warmup", 1, 0))
-                        .decodeSteps(integer(opts, "decode-steps", 4, 1)).build();
+                        .decodeSteps(integer(opts, "decode-steps", 16, 1)).build();
             } catch (IllegalArgumentException e) {
                 throw new UsageException("profile: " + e.getMessage());
             }

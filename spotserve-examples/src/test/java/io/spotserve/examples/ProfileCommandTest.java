@@ -76,7 +76,7 @@ class ProfileCommandTest {
         assertUsage(run("profile", "--random", "30,64,2,4,2,64,32"), "dim 30 is not divisible by n_heads 4");
         assertUsage(run("profile", "--model", "x.bin", "--random", "32,64,2,4,2,64,32"), "not both");
         assertUsage(run("profile", "--max-batch", "3"), "maxBatch must be a power of two >= 1, was 3");
-        assertUsage(run("profile", "--prompt-tokens", "600"), "prompt tokens 600 + decode steps 4 exceed the model's seq_len 512");
+        assertUsage(run("profile", "--prompt-tokens", "600"), "prompt tokens 600 + decode steps 16 exceed the model's seq_len 512");
         assertUsage(run("profile", "--model", dir.resolve("missing.bin").toString()), "is not a file");
         assertUsage(run("profile", "--repeats", "0"), "--repeats must be >= 1, was 0");
         assertUsage(run("profile", "--colour", "red"), "unknown option --colour");
