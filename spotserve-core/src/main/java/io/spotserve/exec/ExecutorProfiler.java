@@ -8,6 +8,8 @@ import io.spotserve.plan.LatencyProfile;
 import io.spotserve.plan.LatencyProfile.LayerTimes;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadMXBean;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -45,13 +47,14 @@ import org.slf4j.LoggerFactory;
  * lookup (one row copy per token) stays inside the layer times. {@code padded_layer_num} equals
  * {@code layer_num} (our layouts balance uneven splits instead of padding), {@code final_fix_factor} is 1.
  *
- * <p>Unlike planning code this class reads the clock: measuring is its purpose. Not thread-safe; the executor
+ * <p>Unlike planning code this class reads the clock ({@link Timer}): measuring is its purpose. Not thread-safe; the executor
  * should not run other work meanwhile. Progress is logged at INFO.
  */
 public final class ExecutorProfiler {
     private static final Logger LOG = LoggerFactory.getLogger(ExecutorProfiler.class);
     private static final AtomicLong DEVICE_PREFIX = new AtomicLong();
     private static final long TOKEN_SEED = 0x5107_5E4EL;
+    private static final ThreadMXBean THREADS = ManagementFactory.getThreadMXBean();
 
     private final Executor executor;
     private final int promptTokens;
@@ -60,6 +63,19 @@ public final class ExecutorProfiler {
     private final int warmup;
     private final int repeats;
     private final int decodeSteps;
+    private final Timer timer;
+
+    /** What a timed run reads. */
+    public enum Timer {
+        /** Elapsed time ({@link System#nanoTime()}): what a request sees; the default. */
+        WALL,
+        /**
+         * CPU time of the calling thread (ThreadMXBean): for the CPU executor with one thread, whose kernels run
+         * on the caller, it is the elapsed time the run would take on an idle core — the way to profile on a
+         * machine shared with other work, where elapsed times include waiting for a core.
+         */
+        CALLER_CPU
+    }
 
     private ExecutorProfiler(Builder b) {
         this.executor = b.executor;
@@ -69,6 +85,12 @@ public final class ExecutorProfiler {
         this.warmup = b.warmup;
         this.repeats = b.repeats;
         this.decodeSteps = b.decodeSteps;
+        this.timer = b.timer;
+    }
+
+    /** Nanoseconds on this profiler's timer. */
+    private long now() {
+        return timer == Timer.WALL ? System.nanoTime() : THREADS.getCurrentThreadCpuTime();
     }
 
     /** A builder profiling on {@code executor}. */
@@ -117,8 +139,9 @@ public final class ExecutorProfiler {
         Double[] embed = new Double[batches];
         double ppInit = 0;
         double ppIncr = 0;
-        LOG.info("profiling {} on {}: M {}, B 1..{}, prompt {} tokens, {} warm-up + {} timed runs", name,
-                executor.name(), degrees, maxBatch, promptTokens, warmup, repeats);
+        LOG.info("profiling {} on {} ({} threads): M {}, B 1..{}, prompt {} tokens, {} warm-up + {} timed runs, {} "
+                + "decode steps each, {} time", name, executor.name(), executor.options().threads(), degrees, maxBatch,
+                promptTokens, warmup, repeats, decodeSteps, timer);
         for (int m : degrees) {
             try (Run run = new Run(checkpoint, ShardLayout.of(c, 1, m), maxBatch, tokens)) {
                 SortedMap<Integer, LayerTimes> row = new TreeMap<>();
@@ -258,9 +281,9 @@ public final class ExecutorProfiler {
                     pos[n] = t;
                 }
             }
-            long start = System.nanoTime();
+            long start = now();
             pipeline.forward(seqs, toks, pos, n, noLogits);
-            return (System.nanoTime() - start) / 1e6;
+            return (now() - start) / 1e6;
         }
 
         /** Mean time of one decode step of B sequences over positions promptTokens, promptTokens + 1, ... */
@@ -273,9 +296,9 @@ public final class ExecutorProfiler {
                     toks[b] = tokens[b][promptTokens + k];
                     pos[b] = promptTokens + k;
                 }
-                long start = System.nanoTime();
+                long start = now();
                 pipeline.forward(seqs, toks, pos, batch, out);
-                total += System.nanoTime() - start;
+                total += now() - start;
             }
             return total / 1e6 / decodeSteps;
         }
@@ -318,6 +341,7 @@ public final class ExecutorProfiler {
         private int warmup = 1;
         private int repeats = 3;
         private int decodeSteps = 16;
+        private Timer timer = Timer.WALL;
 
         private Builder(Executor executor) {
             this.executor = Objects.requireNonNull(executor, "executor");
@@ -362,8 +386,30 @@ public final class ExecutorProfiler {
             return this;
         }
 
-        /** The profiler. */
+        /** What timed runs read; default {@link Timer#WALL}. */
+        public Builder timer(Timer timer) {
+            this.timer = Objects.requireNonNull(timer, "timer");
+            return this;
+        }
+
+        /**
+         * The profiler.
+         *
+         * @throws IllegalArgumentException for {@link Timer#CALLER_CPU} with an executor of more than one thread
+         *                                  (the other threads' work would not be counted) or where the JVM
+         *                                  cannot read thread CPU time
+         */
         public ExecutorProfiler build() {
+            if (timer == Timer.CALLER_CPU) {
+                if (executor.options().threads() != 1) {
+                    throw new IllegalArgumentException("timer CALLER_CPU counts only the calling thread; it needs an "
+                            + "executor with 1 thread, this one has " + executor.options().threads());
+                }
+                if (!THREADS.isCurrentThreadCpuTimeSupported()) {
+                    throw new IllegalArgumentException("timer CALLER_CPU: this JVM cannot read thread CPU time");
+                }
+                THREADS.setThreadCpuTimeEnabled(true);
+            }
             return new ExecutorProfiler(this);
         }
 

@@ -100,6 +100,17 @@ class ExecutorProfilerTest {
     }
 
     @Test
+    void callerCpuTimerProfilesWithOneThreadOnly() {
+        try (CpuExecutor single = new CpuExecutor(new ExecutorOptions(1, true))) {
+            LatencyProfile p = ExecutorProfiler.builder(single).promptTokens(6).maxBatch(4).warmup(0).repeats(1)
+                    .decodeSteps(2).timer(ExecutorProfiler.Timer.CALLER_CPU).build().profile("cpu-time", TINY, 5);
+            checkStructure(p, TINY, 6, List.of(1, 2));
+        }
+        assertMessage(() -> ExecutorProfiler.builder(executor).timer(ExecutorProfiler.Timer.CALLER_CPU).build(),
+                "timer CALLER_CPU counts only the calling thread; it needs an executor with 1 thread, this one has 2");
+    }
+
+    @Test
     void oneLayerModelHasNoStageBoundary() {
         LlamaConfig one = new LlamaConfig(16, 32, 1, 2, 2, 16, 12, false);
         LatencyProfile p = ExecutorProfiler.builder(executor).promptTokens(4).maxBatch(2).maxTensorParallel(1)

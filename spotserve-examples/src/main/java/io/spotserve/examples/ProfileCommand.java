@@ -23,14 +23,16 @@ import java.util.Map;
  * <pre>
  * java -jar spotserve-examples.jar profile [--model PATH | --random DIM,HIDDEN,LAYERS,HEADS,KV_HEADS,VOCAB,SEQ_LEN]
  *     [--seed 1] [--name NAME] [--out FILE] [--prompt-tokens N] [--max-tp 8] [--max-batch 8] [--repeats 3]
- *     [--warmup 1] [--decode-steps 16] [--threads T]
+ *     [--warmup 1] [--decode-steps 16] [--threads T] [--timer wall|cpu]
  * </pre>
+ * {@code --timer cpu} times the calling thread's CPU time and needs {@code --threads 1}: use it on a machine
+ * shared with other work (see {@link ExecutorProfiler.Timer#CALLER_CPU}).
  * Default model: the bundled stories260K. Default prompt: min(512, seq_len / 2) tokens. Plan with the result:
  * {@code plan --profile FILE --model-file PATH ...} (the model file gives the exact byte model).
  */
 final class ProfileCommand implements Main.Command {
     private static final List<String> OPTIONS = List.of("model", "random", "seed", "name", "out", "prompt-tokens",
-            "max-tp", "max-batch", "repeats", "warmup", "decode-steps", "threads");
+            "max-tp", "max-batch", "repeats", "warmup", "decode-steps", "threads", "timer");
 
     @Override
     public int run(String[] args, PrintStream out) throws UsageException, IOException {
@@ -73,7 +75,8 @@ final class ProfileCommand implements Main.Command {
                 profiler = ExecutorProfiler.builder(executor).promptTokens(prompt)
                         .maxTensorParallel(integer(opts, "max-tp", 8, 1)).maxBatch(integer(opts, "max-batch", 8, 1))
                         .repeats(integer(opts, "repeats", 3, 1)).warmup(integer(opts, "warmup", 1, 0))
-                        .decodeSteps(integer(opts, "decode-steps", 16, 1)).build();
+                        .decodeSteps(integer(opts, "decode-steps", 16, 1)).timer(timer(opts.getOrDefault("timer", "wall")))
+                        .build();
             } catch (IllegalArgumentException e) {
                 throw new UsageException("profile: " + e.getMessage());
             }
@@ -89,6 +92,17 @@ final class ProfileCommand implements Main.Command {
             out.println(profile.toJson());
         }
         return 0;
+    }
+
+    private static ExecutorProfiler.Timer timer(String v) throws UsageException {
+        switch (v) {
+            case "wall":
+                return ExecutorProfiler.Timer.WALL;
+            case "cpu":
+                return ExecutorProfiler.Timer.CALLER_CPU;
+            default:
+                throw new UsageException("profile: --timer must be wall or cpu, was '" + v + "'");
+        }
     }
 
     private static LlamaConfig randomConfig(String spec) throws UsageException {

@@ -80,6 +80,8 @@ class ProfileCommandTest {
         assertUsage(run("profile", "--model", dir.resolve("missing.bin").toString()), "is not a file");
         assertUsage(run("profile", "--repeats", "0"), "--repeats must be >= 1, was 0");
         assertUsage(run("profile", "--colour", "red"), "unknown option --colour");
+        assertUsage(run("profile", "--timer", "cycles"), "--timer must be wall or cpu, was 'cycles'");
+        assertUsage(run("profile", "--timer", "cpu", "--threads", "2"), "it needs an executor with 1 thread, this one has 2");
 
         Path model = BundledModel.extractTo(dir.resolve("m")).checkpoint();
         Path t4 = io.spotserve.SharedData.file("profiles/T4-4x/megatron_345M_profile.json");
