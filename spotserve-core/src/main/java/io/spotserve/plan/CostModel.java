@@ -71,6 +71,19 @@ public final class CostModel {
         return new CostModel(profile, shape, hardware, minWorldSize);
     }
 
+    /**
+     * The cost model of a llama2.c model served by our own executors, from a profile of that executor
+     * ({@code io.spotserve.exec.ExecutorProfiler}). Memory is the exact byte count of {@link ModelShape#of(String,
+     * LlamaConfig)}; plan with {@link MemoryRule#DEVICE_MEMORY} (the artifact's minimum GPU count is a property
+     * of the paper's models and is 1 here).
+     *
+     * @throws IllegalArgumentException if the profile's layer count or width differs from the model's
+     */
+    public static CostModel of(LatencyProfile profile, String name, io.spotserve.model.LlamaConfig config,
+                               Hardware hardware) {
+        return new CostModel(profile, ModelShape.of(name, config), hardware, 1);
+    }
+
     /** The cost model of one of the paper's models on g4dn.12xlarge with its artifact profile. */
     public static CostModel of(PaperModel model, LatencyProfile profile) {
         return new CostModel(profile, model.shape(), Hardware.G4DN_12XLARGE, model.artifactMinGpus());
@@ -150,7 +163,9 @@ public final class CostModel {
     /**
      * Bytes one GPU holds for (P, M, B): the busiest stage's ceil(L/P) layers plus the tied embedding and
      * position tables (held by the first and last stage; counted for every stage, a safe upper bound), and the
-     * KV cache of B requests of S_in + S_out tokens for those layers, all divided over M shards.
+     * KV cache of B requests of S_in + S_out tokens for those layers, all divided over M shards — except, for
+     * {@link ModelShape.Family#LLAMA} shapes, the RMSNorm vectors our executors replicate on every shard and the
+     * extra vocabulary row of an uneven split, so that the count bounds what a device of our executors holds.
      */
     public long deviceMemoryBytes(int stages, int shards, int batch, int promptTokens, int outputTokens) {
         requireAtLeast("P (pipeline stages)", stages, 1);
@@ -218,16 +233,22 @@ public final class CostModel {
 
     long memoryBytes(int stages, int shards, int batch, int promptTokens, int outputTokens) {
         long lp = (shape.layers() + stages - 1) / stages;
-        long weights = (lp * shape.layerParameters() + shape.embeddingParameters()) * shape.bytesPerParameter();
+        long bpp = shape.bytesPerParameter();
+        // our executors replicate RMSNorm vectors on every shard (ShardLayout); the GPT formula splits them
+        long replicated = shape.family() == ModelShape.Family.LLAMA ? lp * 2 * shape.hidden() + shape.hidden() : 0;
+        long split = lp * shape.layerParameters() + shape.embeddingParameters() - replicated;
+        // vocabulary rows split unevenly when M does not divide V: the largest shard holds ceil(V/M) rows
+        long unevenRows = shape.family() != ModelShape.Family.LLAMA || shape.vocab() % shards == 0 ? 0
+                : (shape.separateClassifier() ? 2L : 1L) * shape.hidden();
         long kv = (long) batch * (promptTokens + outputTokens) * lp * shape.kvBytesPerTokenPerLayer();
-        return (weights + kv + shards - 1) / shards;
+        return (split * bpp + kv + shards - 1) / shards + (replicated + unevenRows) * bpp;
     }
 
     boolean fitsUnchecked(MemoryRule rule, int stages, int shards, int batch, int promptTokens, int outputTokens) {
         if (rule == MemoryRule.ARTIFACT_MIN_GPUS) {
             return stages >= (minWorldSize + shards - 1) / shards;
         }
-        return shape.heads() % shards == 0
+        return shape.heads() % shards == 0 && shape.kvHeads() % shards == 0
                 && memoryBytes(stages, shards, batch, promptTokens, outputTokens) <= hardware.gpuMemoryBytes();
     }
 

@@ -14,7 +14,8 @@ public enum MemoryRule {
     /**
      * A real byte count: the worst stage's weights (its layers plus the tied embedding) and the KV cache of
      * B requests of S_in + S_out tokens, split over M shards, must fit in {@link Hardware#gpuMemoryBytes()};
-     * the query heads must divide by M.
+     * the query and key/value heads must divide by M. The rule for our own llama2.c models, whose bytes are
+     * exact ({@link ModelShape#of(String, io.spotserve.model.LlamaConfig)}).
      */
     DEVICE_MEMORY
 }

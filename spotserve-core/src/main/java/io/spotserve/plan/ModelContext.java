@@ -55,7 +55,7 @@ public record ModelContext(String name, int layers, long layerWeightBytes, long 
         long bpp = shape.bytesPerParameter();
         long h = shape.hidden();
         long embedding = ((long) shape.vocab() + shape.maxPositions()) * h * bpp;
-        long classifier = ((long) shape.vocab() * h + 2 * h) * bpp;
+        long classifier = ((long) shape.vocab() * h + shape.finalNormParameters()) * bpp;
         return new ModelContext(shape.name(), shape.layers(), shape.layerWeightBytes(), embedding, classifier,
                 shape.kvBytesPerTokenPerLayer());
     }

@@ -19,6 +19,7 @@ public final class Main {
         Map<String, Command> commands = new LinkedHashMap<>();
         commands.put("plan", new PlanCommand());
         commands.put("generate", new GenerateCommand());
+        commands.put("profile", new ProfileCommand());
         return commands;
     }
 

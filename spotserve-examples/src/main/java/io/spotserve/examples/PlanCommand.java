@@ -10,6 +10,9 @@ import io.spotserve.plan.ModelShape;
 import io.spotserve.plan.PaperModel;
 import io.spotserve.plan.ParallelConfig;
 import io.spotserve.plan.ParallelConfigOptimizer;
+import io.spotserve.model.LlamaCheckpoint;
+import io.spotserve.model.LlamaConfig;
+import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -26,6 +29,7 @@ import java.util.Map;
  * java -jar spotserve-examples.jar plan --profile PATH --instances N [--gpus-per-instance 4] [--rate R]
  *     [--max-batch 4] [--in 512] [--out 128] [--policy paper|artifact] [--model opt-6.7b|gpt-20b|llama-30b]
  *     [--min-gpus N] [--memory artifact|device] [--on-demand K] [--spare S] [--acquirable A] [--tolerance 0.05]
+ *     [--model-file PATH] [--device-memory-mib 15360]
  * </pre>
  * Output: {@code D=.. P=.. M=.. B=.. latency_s=.. throughput_rps=..} followed by {@code m1 m2 queue_s instances
  * delta meets_rate}; latency_s is the execution latency l_exe and queue_s the PAPER policy's queueing estimate.
@@ -33,11 +37,14 @@ import java.util.Map;
  * paper's three models ({@code megatron_6.7B} → OPT-6.7B, {@code megatron_h6144} → GPT-20B,
  * {@code megatron_h7168} → LLaMA-30B) or given with {@code --model}; any other profile gets a GPT-style shape
  * from its layer count and width (vocab 51200) and a minimum of {@code --min-gpus} (default 1) GPUs.
+ * {@code --model-file} names the llama2.c checkpoint a profile of our own executor was taken on (see the
+ * {@code profile} command): its exact byte model is used and the memory rule defaults to {@code device}, with
+ * {@code --device-memory-mib} per device (default the T4's 15,360 MiB).
  */
 final class PlanCommand implements Main.Command {
     private static final List<String> OPTIONS = List.of("profile", "instances", "gpus-per-instance", "rate",
             "max-batch", "in", "out", "policy", "model", "min-gpus", "memory", "on-demand", "spare", "acquirable",
-            "tolerance");
+            "tolerance", "model-file", "device-memory-mib");
 
     @Override
     public int run(String[] args, PrintStream out) throws UsageException {
@@ -66,36 +73,45 @@ final class PlanCommand implements Main.Command {
             throw new UsageException("plan: --on-demand " + onDemand + " exceeds --instances " + instances);
         }
 
-        ModelShape shape;
-        int minGpus;
-        String modelName = opts.get("model");
-        PaperModel paper = null;
-        try {
-            paper = PaperModel.fromName(modelName != null ? modelName : path.getFileName().toString());
-        } catch (IllegalArgumentException e) {
-            if (modelName != null) {
-                throw new UsageException("plan: --model " + e.getMessage());
-            }
+        if (opts.containsKey("model") && opts.containsKey("model-file")) {
+            throw new UsageException("plan: give --model or --model-file, not both");
         }
-        if (paper != null) {
-            shape = paper.shape();
-            minGpus = paper.artifactMinGpus();
-        } else {
-            shape = ModelShape.gptStyle(profile.name(), profile.layerNum(), profile.hiddenSize(), 51200);
-            minGpus = 1;
-        }
-        minGpus = integer(opts, "min-gpus", minGpus, 1);
-        Hardware hw = Hardware.G4DN_12XLARGE.withGpusPerInstance(gpusPerInstance);
+        Hardware g4dn = Hardware.G4DN_12XLARGE.withGpusPerInstance(gpusPerInstance);
+        long deviceMib = integer(opts, "device-memory-mib", (int) (g4dn.gpuMemoryBytes() >> 20), 1);
+        Hardware hw = new Hardware(g4dn.name(), gpusPerInstance, deviceMib << 20, g4dn.networkGbps(),
+                g4dn.migrationOverheadSeconds(), g4dn.spotUsdPerHour(), g4dn.onDemandUsdPerHour());
         CostModel model;
-        try {
-            model = CostModel.of(profile, shape, hw, minGpus);
-        } catch (IllegalArgumentException e) {
-            throw new UsageException("plan: --profile/--model mismatch: " + e.getMessage());
+        String defaultMemory = "artifact";
+        if (opts.containsKey("model-file")) {
+            Path file = Path.of(opts.get("model-file"));
+            if (!Files.isRegularFile(file)) {
+                throw new UsageException("plan: --model-file " + file + " is not a file");
+            }
+            LlamaConfig config;
+            try {
+                config = LlamaCheckpoint.load(file).config();
+            } catch (IllegalArgumentException | IOException e) {
+                throw new UsageException("plan: --model-file " + file + ": " + e.getMessage());
+            }
+            int in = integer(opts, "in", 512, 1);
+            int outTokens = integer(opts, "out", 128, 0);
+            if ((long) in + outTokens > config.seqLen()) {
+                throw new UsageException("plan: --in " + in + " + --out " + outTokens + " tokens exceed the seq_len "
+                        + config.seqLen() + " of --model-file " + file);
+            }
+            try {
+                model = CostModel.of(profile, file.getFileName().toString(), config, hw);
+            } catch (IllegalArgumentException e) {
+                throw new UsageException("plan: --profile/--model-file mismatch: " + e.getMessage());
+            }
+            defaultMemory = "device";
+        } else {
+            model = paperOrGptModel(opts, path, profile, hw);
         }
 
         ParallelConfigOptimizer.Builder b = ParallelConfigOptimizer.builder(model)
                 .policy(policy(opts.getOrDefault("policy", "paper")))
-                .memoryRule(memoryRule(opts.getOrDefault("memory", "artifact")))
+                .memoryRule(memoryRule(opts.getOrDefault("memory", defaultMemory)))
                 .maxBatch(integer(opts, "max-batch", 4, 1))
                 .promptTokens(integer(opts, "in", 512, 1))
                 .outputTokens(integer(opts, "out", 128, 0))
@@ -124,6 +140,34 @@ final class PlanCommand implements Main.Command {
                         : String.format(Locale.ROOT, "%.3f", e.schedulingSeconds()),
                 d.instancesNeeded(), d.delta(), d.meetsArrivalRate()));
         return 0;
+    }
+
+    private static CostModel paperOrGptModel(Map<String, String> opts, Path path, LatencyProfile profile,
+                                             Hardware hw) throws UsageException {
+        ModelShape shape;
+        int minGpus;
+        String modelName = opts.get("model");
+        PaperModel paper = null;
+        try {
+            paper = PaperModel.fromName(modelName != null ? modelName : path.getFileName().toString());
+        } catch (IllegalArgumentException e) {
+            if (modelName != null) {
+                throw new UsageException("plan: --model " + e.getMessage());
+            }
+        }
+        if (paper != null) {
+            shape = paper.shape();
+            minGpus = paper.artifactMinGpus();
+        } else {
+            shape = ModelShape.gptStyle(profile.name(), profile.layerNum(), profile.hiddenSize(), 51200);
+            minGpus = 1;
+        }
+        minGpus = integer(opts, "min-gpus", minGpus, 1);
+        try {
+            return CostModel.of(profile, shape, hw, minGpus);
+        } catch (IllegalArgumentException e) {
+            throw new UsageException("plan: --profile/--model mismatch: " + e.getMessage());
+        }
     }
 
     private static Map<String, String> parse(String[] args) throws UsageException {
