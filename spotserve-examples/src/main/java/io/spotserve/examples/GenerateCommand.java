@@ -81,7 +81,7 @@ final class GenerateCommand implements Main.Command {
 
     @Override
     public int run(String[] args, PrintStream out) throws UsageException, IOException {
-        Map<String, String> opts = parse(args);
+        Map<String, String> opts = CommandLine.parse("generate", args, VALUED, FLAGS, "see generate --help");
         if (opts.containsKey("help")) {
             out.println(USAGE);
             return 0;
@@ -194,53 +194,6 @@ final class GenerateCommand implements Main.Command {
         }
         LOG.info(String.format(Locale.ROOT, "achieved tok/s: %.1f (%d positions in %.3f s)", tokens / seconds,
                 tokens, seconds));
-    }
-
-    private static Map<String, String> parse(String[] args) throws UsageException {
-        Map<String, String> opts = new LinkedHashMap<>();
-        for (int i = 0; i < args.length; i++) {
-            String a = args[i];
-            if (!a.startsWith("--")) {
-                throw new UsageException("generate: unexpected argument '" + a + "'; see generate --help");
-            }
-            String key = a.substring(2);
-            String value = null;
-            int eq = key.indexOf('=');
-            if (eq >= 0) {
-                value = key.substring(eq + 1);
-                key = key.substring(0, eq);
-            }
-            if (FLAGS.contains(key)) {
-                if (value != null) {
-                    throw new UsageException("generate: option --" + key + " takes no value, got '" + value + "'");
-                }
-                value = "";
-            } else if (VALUED.contains(key)) {
-                if (value == null) {
-                    boolean nextIsOption = i + 1 < args.length && isOption(args[i + 1]);
-                    if (i + 1 >= args.length || nextIsOption) {
-                        throw new UsageException("generate: option --" + key + " needs a value");
-                    }
-                    value = args[++i];
-                }
-            } else {
-                throw new UsageException("generate: unknown option --" + key + "; see generate --help");
-            }
-            if (opts.put(key, value) != null) {
-                throw new UsageException("generate: option --" + key + " given twice");
-            }
-        }
-        return opts;
-    }
-
-    private static boolean isOption(String arg) {
-        if (!arg.startsWith("--")) {
-            return false;
-        }
-        String key = arg.substring(2);
-        int eq = key.indexOf('=');
-        key = eq >= 0 ? key.substring(0, eq) : key;
-        return VALUED.contains(key) || FLAGS.contains(key);
     }
 
     /** Validates every option; touches no file content yet (only existence). */
@@ -369,32 +322,10 @@ final class GenerateCommand implements Main.Command {
 
     private static int integer(Map<String, String> opts, String key, int dflt, int min, int max)
             throws UsageException {
-        String v = opts.get(key);
-        if (v == null) {
-            return dflt;
-        }
-        int n;
-        try {
-            n = Integer.parseInt(v.trim());
-        } catch (NumberFormatException e) {
-            throw new UsageException("generate: --" + key + " must be an integer, was '" + v + "'");
-        }
-        if (n < min || n > max) {
-            throw new UsageException("generate: --" + key + " must be " + (max == Integer.MAX_VALUE ? ">= " + min
-                    : "in [" + min + ", " + max + "]") + ", was " + v);
-        }
-        return n;
+        return CommandLine.integer("generate", opts, key, dflt, min, max);
     }
 
     private static float decimal(Map<String, String> opts, String key, float dflt) throws UsageException {
-        String v = opts.get(key);
-        if (v == null) {
-            return dflt;
-        }
-        try {
-            return (float) Double.parseDouble(v.trim()); // run.c: atof (double), then stored in a float
-        } catch (NumberFormatException e) {
-            throw new UsageException("generate: --" + key + " must be a number, was '" + v + "'");
-        }
+        return (float) CommandLine.number("generate", opts, key, dflt); // run.c: atof (double), then a float
     }
 }

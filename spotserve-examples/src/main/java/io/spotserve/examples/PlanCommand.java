@@ -20,6 +20,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * {@code plan}: runs SpotServe's Algorithm 1 (§2.3) once on a latency profile and prints the chosen
@@ -48,7 +49,8 @@ final class PlanCommand implements Main.Command {
 
     @Override
     public int run(String[] args, PrintStream out) throws UsageException {
-        Map<String, String> opts = parse(args);
+        Map<String, String> opts = CommandLine.parse("plan", args, Set.copyOf(OPTIONS), Set.of(),
+                "options are --" + String.join(" --", OPTIONS));
         if (!opts.containsKey("profile")) {
             throw new UsageException("plan: --profile PATH is required");
         }
@@ -170,64 +172,16 @@ final class PlanCommand implements Main.Command {
         }
     }
 
-    private static Map<String, String> parse(String[] args) throws UsageException {
-        Map<String, String> opts = new LinkedHashMap<>();
-        for (int i = 0; i < args.length; i++) {
-            String a = args[i];
-            if (!a.startsWith("--")) {
-                throw new UsageException("plan: unexpected argument '" + a + "'; options are --" + String.join(" --", OPTIONS));
-            }
-            String key = a.substring(2);
-            String value;
-            int eq = key.indexOf('=');
-            if (eq >= 0) {
-                value = key.substring(eq + 1);
-                key = key.substring(0, eq);
-            } else if (i + 1 < args.length) {
-                value = args[++i];
-            } else {
-                throw new UsageException("plan: option --" + key + " needs a value");
-            }
-            if (!OPTIONS.contains(key)) {
-                throw new UsageException("plan: unknown option --" + key + "; options are --" + String.join(" --", OPTIONS));
-            }
-            if (opts.put(key, value) != null) {
-                throw new UsageException("plan: option --" + key + " given twice");
-            }
-        }
-        return opts;
-    }
-
     private static int integer(Map<String, String> opts, String key, int dflt, int min) throws UsageException {
-        String v = opts.get(key);
-        if (v == null) {
-            return dflt;
-        }
-        try {
-            int n = Integer.parseInt(v.trim());
-            if (n < min) {
-                throw new UsageException("plan: --" + key + " must be >= " + min + ", was " + v);
-            }
-            return n;
-        } catch (NumberFormatException e) {
-            throw new UsageException("plan: --" + key + " must be an integer, was '" + v + "'");
-        }
+        return CommandLine.integer("plan", opts, key, dflt, min, Integer.MAX_VALUE);
     }
 
     private static double decimal(Map<String, String> opts, String key, double dflt) throws UsageException {
-        String v = opts.get(key);
-        if (v == null) {
-            return dflt;
+        double x = CommandLine.number("plan", opts, key, dflt);
+        if (!(x >= 0) || Double.isInfinite(x)) {
+            throw new UsageException("plan: --" + key + " must be a finite number >= 0, was " + opts.get(key));
         }
-        try {
-            double x = Double.parseDouble(v.trim());
-            if (!(x >= 0) || Double.isInfinite(x)) {
-                throw new UsageException("plan: --" + key + " must be a finite number >= 0, was " + v);
-            }
-            return x;
-        } catch (NumberFormatException e) {
-            throw new UsageException("plan: --" + key + " must be a number, was '" + v + "'");
-        }
+        return x;
     }
 
     private static ParallelConfigOptimizer.Policy policy(String v) throws UsageException {

@@ -14,6 +14,7 @@ import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * {@code profile}: measures our own executor ({@link ExecutorProvider#best()}) on a llama2.c model and writes the
@@ -36,7 +37,8 @@ final class ProfileCommand implements Main.Command {
 
     @Override
     public int run(String[] args, PrintStream out) throws UsageException, IOException {
-        Map<String, String> opts = parse(args);
+        Map<String, String> opts = CommandLine.parse("profile", args, Set.copyOf(OPTIONS), Set.of(),
+                "options are --" + String.join(" --", OPTIONS));
         if (opts.containsKey("model") && opts.containsKey("random")) {
             throw new UsageException("profile: give --model or --random, not both");
         }
@@ -127,49 +129,7 @@ final class ProfileCommand implements Main.Command {
         }
     }
 
-    private static Map<String, String> parse(String[] args) throws UsageException {
-        Map<String, String> opts = new LinkedHashMap<>();
-        for (int i = 0; i < args.length; i++) {
-            String a = args[i];
-            if (!a.startsWith("--")) {
-                throw new UsageException("profile: unexpected argument '" + a + "'; options are --"
-                        + String.join(" --", OPTIONS));
-            }
-            String key = a.substring(2);
-            String value;
-            int eq = key.indexOf('=');
-            if (eq >= 0) {
-                value = key.substring(eq + 1);
-                key = key.substring(0, eq);
-            } else if (i + 1 < args.length) {
-                value = args[++i];
-            } else {
-                throw new UsageException("profile: option --" + key + " needs a value");
-            }
-            if (!OPTIONS.contains(key)) {
-                throw new UsageException("profile: unknown option --" + key + "; options are --"
-                        + String.join(" --", OPTIONS));
-            }
-            if (opts.put(key, value) != null) {
-                throw new UsageException("profile: option --" + key + " given twice");
-            }
-        }
-        return opts;
-    }
-
     private static int integer(Map<String, String> opts, String key, int dflt, int min) throws UsageException {
-        String v = opts.get(key);
-        if (v == null) {
-            return dflt;
-        }
-        try {
-            int n = Integer.parseInt(v.trim());
-            if (n < min) {
-                throw new UsageException("profile: --" + key + " must be >= " + min + ", was " + v);
-            }
-            return n;
-        } catch (NumberFormatException e) {
-            throw new UsageException("profile: --" + key + " must be an integer, was '" + v + "'");
-        }
+        return CommandLine.integer("profile", opts, key, dflt, min, Integer.MAX_VALUE);
     }
 }
