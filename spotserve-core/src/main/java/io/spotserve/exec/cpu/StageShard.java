@@ -17,7 +17,8 @@ import java.util.Map;
  * <ul>
  *   <li>one block per local layer: rms_att [dim] | rms_ffn [dim] | wqkv [(hq+2·hkv)·hs][dim] (the shard's wq
  *       rows, then wk rows, then wv rows, so one pass computes q, k and v) | wo [dim][hq·hs] (the shard's
- *       columns of wo, contiguous per output row) | w13 [2f][dim] (w1 rows then w3 rows) | w2 [dim][f];</li>
+ *       columns of wo, contiguous per output row) | w13 [2f][dim] (w1 and w3 rows interleaved:
+ *       row 2i is w1 row i, row 2i+1 is w3 row i, so a chunk of rows gives whole gated hidden units) | w2 [dim][f];</li>
  *   <li>the four layer matrices are stored in the kernels' {@link PackedRows} layout (rows interleaved in
  *       groups of four for the vector kernels, plain rows for the scalar ones); import and export convert from
  *       and to the canonical layout, so slice bytes never depend on the kernels;</li>
@@ -99,6 +100,7 @@ final class StageShard {
 
     private final MatmulTask matmul = new MatmulTask();
     private final PackedMatmulTask packedMatmul = new PackedMatmulTask();
+    private final FfnUpTask ffnUp = new FfnUpTask();
     private final AttentionTask attention = new AttentionTask();
 
     StageShard(ShardLayout layout, int stage, int shard, CpuDevice device, Kernels kernels, WorkerPool pool,
@@ -325,10 +327,14 @@ final class StageShard {
             PackedRows.segment(block, offWo, dim, qDim, lanes, r, sh0 * hs, canon, o, nh * hs, importing);
             o += nh * hs;
         }
-        PackedRows.rows(block, offW13, 2 * f, dim, lanes, sf0, nf, canon, o, importing);     // w1 rows
-        o += nf * dim;
-        PackedRows.rows(block, offW13, 2 * f, dim, lanes, f + sf0, nf, canon, o, importing); // w3 rows
-        o += nf * dim;
+        for (int k = 0; k < nf; k++) {                                                       // w1 rows: even
+            PackedRows.segment(block, offW13, 2 * f, dim, lanes, 2 * (sf0 + k), 0, canon, o, dim, importing);
+            o += dim;
+        }
+        for (int k = 0; k < nf; k++) {                                                       // w3 rows: odd
+            PackedRows.segment(block, offW13, 2 * f, dim, lanes, 2 * (sf0 + k) + 1, 0, canon, o, dim, importing);
+            o += dim;
+        }
         for (int r = 0; r < dim; r++) {                                                      // w2 columns
             PackedRows.segment(block, offW2, dim, f, lanes, r, sf0, canon, o, nf, importing);
             o += nf;
@@ -518,6 +524,37 @@ final class StageShard {
         v[i + 1] = v0 * fci + v1 * fcr;
     }
 
+    /**
+     * The fused FFN up-projection: w1 and w3 rows are interleaved (row 2i = w1 row i, row 2i+1 = w3 row i), so
+     * each chunk of rows yields whole hidden units and applies run.c's SiLU gate to them at once, in parallel.
+     */
+    private final class FfnUpTask implements WorkerPool.Body {
+        float[] w;
+
+        @Override
+        public void run(int worker, int from, int to) {
+            int rows = 2 * f;
+            int unitRows = lanes == 0 ? 2 : 4;
+            int r0 = from * unitRows;
+            int r1 = Math.min(rows, to * unitRows);
+            if (lanes == 0) {
+                kernels.matmul(w, offW13, dim, r0, r1, xb, dim, batch, h13, 0, rows);
+            } else {
+                kernels.matmulPacked(w, offW13, dim, rows, r0, r1, xb, dim, batch, h13, 0, rows);
+            }
+            for (int b = 0; b < batch; b++) {
+                int g = b * rows;
+                int o = b * f;
+                for (int i = r0 / 2; i < r1 / 2; i++) {
+                    float v = h13[g + 2 * i];
+                    v *= (1.0f / (1.0f + (float) Math.exp(-v)));
+                    v *= h13[g + 2 * i + 1];
+                    hb[o + i] = v;
+                }
+            }
+        }
+    }
+
     /** Attention of one (entry, local head) pair per index. */
     private final class AttentionTask implements WorkerPool.Body {
         int layer;
@@ -548,17 +585,11 @@ final class StageShard {
         for (int b = 0; b < n; b++) {
             rmsnorm(xb, b * dim, x, b * dim, w, dim, dim);
         }
-        layerMatmul(w, offW13, dim, 2 * f, xb, dim, n, h13, 2 * f);
-        for (int b = 0; b < n; b++) {
-            int g = b * 2 * f;
-            int o = b * f;
-            for (int i = 0; i < f; i++) {
-                float v = h13[g + i];
-                v *= (1.0f / (1.0f + (float) Math.exp(-v)));
-                v *= h13[g + f + i];
-                hb[o + i] = v;
-            }
-        }
+        FfnUpTask t = ffnUp;
+        t.w = w;
+        int unitRows = lanes == 0 ? 2 : 4;
+        pool.parallelFor((2 * f + unitRows - 1) / unitRows, 2L * f * dim * n >= PARALLEL_MIN_MACS, t);
+        t.w = null;
         layerMatmul(w, offW2, f, dim, hb, f, n, part, dim);
     }
 

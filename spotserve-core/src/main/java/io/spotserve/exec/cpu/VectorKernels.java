@@ -13,6 +13,8 @@ import jdk.incubator.vector.VectorSpecies;
 final class VectorKernels extends Kernels {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     private static final int L = S.length();
+    /** Weights per row block of the packed matmul (64 KiB: L2-resident while every entry quad passes over it). */
+    private static final int BLOCK_FLOATS = Integer.getInteger("spotserve.blockFloats", 16 * 1024);
 
     @Override
     String name() {
@@ -64,19 +66,28 @@ final class VectorKernels extends Kernels {
     @Override
     void matmulPacked(float[] w, int wOff, int n, int rows, int r0, int r1, float[] x, int xStride, int batch,
                       float[] out, int outOff, int outStride) {
-        int full = rows - rows % 4;
+        int full = Math.min(r1, rows - rows % 4);
         int bound = S.loopBound(n);
+        // rows in blocks of about BLOCK_FLOATS weights: the first entry quad streams a block from memory, the
+        // others find it in L1/L2
+        int blockRows = Math.max(4, (BLOCK_FLOATS / Math.max(1, n)) & ~3);
         int r = r0;
-        for (; r + 4 <= Math.min(r1, full); r += 4) {
-            int g = wOff + r * n;
+        for (; r < full; r += blockRows) {
+            int end = Math.min(full, r + blockRows);
             int b = 0;
             for (; b + 4 <= batch; b += 4) {
-                packed4x4(w, g, n, bound, x, b * xStride, xStride, out, outOff + b * outStride + r, outStride);
+                for (int q = r; q < end; q += 4) {
+                    packed4x4(w, wOff + q * n, n, bound, x, b * xStride, xStride, out, outOff + b * outStride + q,
+                            outStride);
+                }
             }
             for (; b < batch; b++) {
-                packed4x1(w, g, n, bound, x, b * xStride, out, outOff + b * outStride + r);
+                for (int q = r; q < end; q += 4) {
+                    packed4x1(w, wOff + q * n, n, bound, x, b * xStride, out, outOff + b * outStride + q);
+                }
             }
         }
+        r = Math.max(r0, full);
         for (; r < r1; r++) {
             for (int b = 0; b < batch; b++) {
                 out[outOff + b * outStride + r] = dot1(w, wOff + r * n, x, b * xStride, n);
