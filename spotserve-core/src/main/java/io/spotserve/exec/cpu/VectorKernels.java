@@ -13,8 +13,8 @@ import jdk.incubator.vector.VectorSpecies;
 final class VectorKernels extends Kernels {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     private static final int L = S.length();
-    /** Weights per row block of the packed matmul (64 KiB: L2-resident while every entry quad passes over it). */
-    private static final int BLOCK_FLOATS = Integer.getInteger("spotserve.blockFloats", 16 * 1024);
+    /** Weights per row block of the packed matmul (128 KiB: L2-resident while every entry quad passes over it). */
+    private static final int BLOCK_FLOATS = 32 * 1024;
 
     @Override
     String name() {
