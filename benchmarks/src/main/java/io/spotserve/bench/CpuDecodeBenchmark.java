@@ -30,13 +30,14 @@ import org.openjdk.jmh.annotations.TearDown;
 import org.openjdk.jmh.annotations.Warmup;
 
 /**
- * Decode throughput of the CPU executor on a random 25M-parameter llama2.c checkpoint (dim 512, hidden 1376,
+ * Decode throughput of the CPU executor (also on the real stories260K, {@code -p model=stories260K}) on a random 25M-parameter llama2.c checkpoint (dim 512, hidden 1376,
  * 8 layers, 8 heads, 4 KV heads, vocab 512, seq_len 1024; written once to the temp directory). One benchmark
  * op is one decode step of {@code batch} sequences at staggered positions in [0, 256) (continuous batching);
  * tokens/s = ops/s × batch.
  *
  * <p>Run: {@code java -jar benchmarks/target/benchmarks.jar CpuDecode -f 1 -wi 3 -i 5 -p threads=2}
- * (add {@code -p batch=1,8 -p vector=true,false -p shards=1,2} to choose variants).
+ * (add {@code -p batch=1,8 -p vector=true,false -p shards=1,2 -p model=25M,stories260K} to choose variants;
+ * run from the repository root so that {@code ../shared/models/stories260K.bin} is found).
  */
 @State(Scope.Thread)
 @BenchmarkMode(Mode.Throughput)
@@ -56,6 +57,13 @@ public class CpuDecodeBenchmark {
 
     @Param({"true", "false"})
     public boolean vector;
+
+    /**
+     * "25M": the random 25M-parameter checkpoint; "stories260K": the real model from
+     * {@code ../shared/models} (run from the repository root, or pass {@code -jvmArgsAppend -Dspotserve.shared.dir=...}).
+     */
+    @Param({"25M"})
+    public String model;
 
     /** Tensor shards M of a P = 1 layout (all on this CPU): shows the cost of the explicit all-reduce. */
     @Param({"1"})
@@ -81,7 +89,20 @@ public class CpuDecodeBenchmark {
 
     @Setup(Level.Trial)
     public void setup() throws IOException {
-        LlamaCheckpoint ckpt = checkpoint();
+        LlamaCheckpoint ckpt;
+        if (model.equals("25M")) {
+            ckpt = checkpoint();
+        } else if (model.equals("stories260K")) {
+            Path shared = Path.of(System.getProperty("spotserve.shared.dir", "../shared"));
+            Path file = shared.resolve("models/stories260K.bin");
+            if (!Files.exists(file)) {
+                throw new IllegalStateException("stories260K checkpoint not found at " + file.toAbsolutePath()
+                        + "; run from the repository root or pass -Dspotserve.shared.dir");
+            }
+            ckpt = LlamaCheckpoint.load(file);
+        } else {
+            throw new IllegalArgumentException("model " + model + " unknown; expected 25M or stories260K");
+        }
         executor = new CpuExecutor(new ExecutorOptions(threads, vector));
         ShardLayout layout = ShardLayout.of(ckpt.config(), 1, shards);
         List<io.spotserve.exec.Device> devices = new ArrayList<>();

@@ -11,7 +11,6 @@ import io.spotserve.model.LlamaCheckpoint;
 import io.spotserve.model.LlamaConfig;
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.HashMap;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.LinkedHashSet;
@@ -340,7 +339,6 @@ final class CpuPipeline implements Pipeline {
             throw new IllegalArgumentException("batch arrays shorter than count " + count + ": sequences " + seqs.length
                     + ", tokens " + tokens.length + ", positions " + positions.length + ", logits " + logits.length);
         }
-        Map<Long, Integer> next = new HashMap<>();
         for (int b = 0; b < count; b++) {
             int[] st = sequences.get(seqs[b]);
             if (st == null) {
@@ -351,12 +349,18 @@ final class CpuPipeline implements Pipeline {
                         + c.vocabSize() + ")");
             }
             int pos = positions[b];
-            Integer prev = next.get(seqs[b]);
-            if (prev != null && pos != prev) {
+            int prev = -1; // the next position after this sequence's latest earlier entry in the batch
+            for (int e = b - 1; e >= 0; e--) {
+                if (seqs[e] == seqs[b]) {
+                    prev = positions[e] + 1;
+                    break;
+                }
+            }
+            if (prev >= 0 && pos != prev) {
                 throw new IllegalArgumentException("entry " + b + ": sequence " + seqs[b] + " repeats in the batch at "
                         + "position " + pos + ", expected the next position " + prev);
             }
-            int filled = prev != null ? prev : st[1];
+            int filled = prev >= 0 ? prev : st[1];
             if (pos < 0 || pos > filled || pos >= st[0]) {
                 throw new IllegalArgumentException("entry " + b + ": position " + pos + " of sequence " + seqs[b]
                         + " outside [0, min(filled length " + filled + ", capacity " + (st[0] - 1) + ")]");
@@ -365,7 +369,6 @@ final class CpuPipeline implements Pipeline {
                 throw new IllegalArgumentException("entry " + b + ": logits array has " + logits[b].length
                         + " floats, expected vocab " + c.vocabSize());
             }
-            next.put(seqs[b], pos + 1);
         }
     }
 

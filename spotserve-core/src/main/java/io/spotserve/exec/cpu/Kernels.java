@@ -40,6 +40,23 @@ abstract class Kernels {
     abstract void matmul(float[] w, int wOff, int n, int r0, int r1, float[] x, int xStride, int batch,
                          float[] out, int outOff, int outStride);
 
+    /**
+     * Vector lanes of the {@link PackedRows} layout this implementation wants its layer weights in, or 0 for
+     * plain row-major rows (then {@link #matmulPacked} is never called).
+     */
+    int packLanes() {
+        return 0;
+    }
+
+    /**
+     * {@link #matmul} over a {@code rows × n} matrix stored in the {@link PackedRows} layout of
+     * {@link #packLanes()} lanes; {@code r0} must be a multiple of 4 (a group boundary).
+     */
+    void matmulPacked(float[] w, int wOff, int n, int rows, int r0, int r1, float[] x, int xStride, int batch,
+                      float[] out, int outOff, int outStride) {
+        throw new IllegalStateException(name() + " kernels use plain rows (packLanes 0), not the packed layout");
+    }
+
     /** {@code Σ_j a[aOff + j] · b[bOff + j]}. */
     abstract float dot(float[] a, int aOff, float[] b, int bOff, int n);
 

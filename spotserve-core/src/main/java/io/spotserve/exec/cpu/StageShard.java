@@ -17,7 +17,11 @@ import java.util.Map;
  * <ul>
  *   <li>one block per local layer: rms_att [dim] | rms_ffn [dim] | wqkv [(hq+2·hkv)·hs][dim] (the shard's wq
  *       rows, then wk rows, then wv rows, so one pass computes q, k and v) | wo [dim][hq·hs] (the shard's
- *       columns of wo, contiguous per output row) | w13 [2f][dim] (w1 rows then w3 rows) | w2 [dim][f];</li>
+ *       columns of wo, contiguous per output row) | w13 [2f][dim] (w1 and w3 rows interleaved:
+ *       row 2i is w1 row i, row 2i+1 is w3 row i, so a chunk of rows gives whole gated hidden units) | w2 [dim][f];</li>
+ *   <li>the four layer matrices are stored in the kernels' {@link PackedRows} layout (rows interleaved in
+ *       groups of four for the vector kernels, plain rows for the scalar ones); import and export convert from
+ *       and to the canonical layout, so slice bytes never depend on the kernels;</li>
  *   <li>embedding rows [vLocal][dim] (stage 0), final norm [dim] and classifier rows [vLocal][dim] (last stage;
  *       when one position is both and the model shares the classifier, one array serves both);</li>
  *   <li>per open sequence: K and V for every local layer, [layer][K|V][capacity][hkv·hs].</li>
@@ -75,6 +79,8 @@ final class StageShard {
     private boolean completeKnown;
 
     private final Kernels kernels;
+    /** {@link PackedRows} lanes of the layer matrices (0: plain rows, the scalar kernels' layout). */
+    private final int lanes;
     private final WorkerPool pool;
     private final float[] rope; // [seqLen][hs/2][cos, sin], shared by the pipeline
 
@@ -93,6 +99,8 @@ final class StageShard {
     private int batch;
 
     private final MatmulTask matmul = new MatmulTask();
+    private final PackedMatmulTask packedMatmul = new PackedMatmulTask();
+    private final FfnUpTask ffnUp = new FfnUpTask();
     private final AttentionTask attention = new AttentionTask();
 
     StageShard(ShardLayout layout, int stage, int shard, CpuDevice device, Kernels kernels, WorkerPool pool,
@@ -110,6 +118,7 @@ final class StageShard {
         this.last = stage == layout.stages() - 1;
         this.aliasClassifier = first && last && c.sharedClassifier();
         this.kernels = kernels;
+        this.lanes = kernels.packLanes();
         this.pool = pool;
         this.rope = rope;
 
@@ -303,25 +312,31 @@ final class StageShard {
         int nkv = w.kvHeads(c).length();
         int sf0 = w.hidden().from() - hidden.from();
         int nf = w.hidden().length();
+        int lanes = this.lanes;
         int o = 0;
         rows(block, 0, canon, o, 2 * dim, importing);                                       // rms_att, rms_ffn
         o += 2 * dim;
-        rows(block, offQkv + sh0 * hs * dim, canon, o, nh * hs * dim, importing);           // wq rows
+        PackedRows.rows(block, offQkv, qkvRows, dim, lanes, sh0 * hs, nh * hs, canon, o, importing);     // wq rows
         o += nh * hs * dim;
-        rows(block, offQkv + (qDim + skv0 * hs) * dim, canon, o, nkv * hs * dim, importing);        // wk rows
+        PackedRows.rows(block, offQkv, qkvRows, dim, lanes, qDim + skv0 * hs, nkv * hs, canon, o, importing); // wk
         o += nkv * hs * dim;
-        rows(block, offQkv + (qDim + kvDim + skv0 * hs) * dim, canon, o, nkv * hs * dim, importing); // wv rows
+        PackedRows.rows(block, offQkv, qkvRows, dim, lanes, qDim + kvDim + skv0 * hs, nkv * hs, canon, o,
+                importing);                                                                 // wv rows
         o += nkv * hs * dim;
         for (int r = 0; r < dim; r++) {                                                      // wo columns
-            rows(block, offWo + r * qDim + sh0 * hs, canon, o, nh * hs, importing);
+            PackedRows.segment(block, offWo, dim, qDim, lanes, r, sh0 * hs, canon, o, nh * hs, importing);
             o += nh * hs;
         }
-        rows(block, offW13 + sf0 * dim, canon, o, nf * dim, importing);                      // w1 rows
-        o += nf * dim;
-        rows(block, offW13 + (f + sf0) * dim, canon, o, nf * dim, importing);                // w3 rows
-        o += nf * dim;
+        for (int k = 0; k < nf; k++) {                                                       // w1 rows: even
+            PackedRows.segment(block, offW13, 2 * f, dim, lanes, 2 * (sf0 + k), 0, canon, o, dim, importing);
+            o += dim;
+        }
+        for (int k = 0; k < nf; k++) {                                                       // w3 rows: odd
+            PackedRows.segment(block, offW13, 2 * f, dim, lanes, 2 * (sf0 + k) + 1, 0, canon, o, dim, importing);
+            o += dim;
+        }
         for (int r = 0; r < dim; r++) {                                                      // w2 columns
-            rows(block, offW2 + r * f + sf0, canon, o, nf, importing);
+            PackedRows.segment(block, offW2, dim, f, lanes, r, sf0, canon, o, nf, importing);
             o += nf;
         }
         if (importing) {
@@ -474,7 +489,7 @@ final class StageShard {
         for (int b = 0; b < n; b++) {
             rmsnorm(xb, b * dim, x, b * dim, w, 0, dim);
         }
-        runMatmul(w, offQkv, dim, qkvRows, xb, dim, n, qkv, qkvRows);
+        layerMatmul(w, offQkv, dim, qkvRows, xb, dim, n, qkv, qkvRows);
         int half = hs / 2;
         for (int b = 0; b < n; b++) {
             int pos = posOf[b];
@@ -499,7 +514,7 @@ final class StageShard {
             work += (long) (posOf[b] + 1) * qDim * 2;
         }
         pool.parallelFor(n * hq, work >= PARALLEL_MIN_MACS, attention);
-        runMatmul(w, offWo, qDim, dim, att, qDim, n, part, dim);
+        layerMatmul(w, offWo, qDim, dim, att, qDim, n, part, dim);
     }
 
     private static void rotate(float[] v, int i, float fcr, float fci) {
@@ -507,6 +522,37 @@ final class StageShard {
         float v1 = v[i + 1];
         v[i] = v0 * fcr - v1 * fci;
         v[i + 1] = v0 * fci + v1 * fcr;
+    }
+
+    /**
+     * The fused FFN up-projection: w1 and w3 rows are interleaved (row 2i = w1 row i, row 2i+1 = w3 row i), so
+     * each chunk of rows yields whole hidden units and applies run.c's SiLU gate to them at once, in parallel.
+     */
+    private final class FfnUpTask implements WorkerPool.Body {
+        float[] w;
+
+        @Override
+        public void run(int worker, int from, int to) {
+            int rows = 2 * f;
+            int unitRows = lanes == 0 ? 2 : 4;
+            int r0 = from * unitRows;
+            int r1 = Math.min(rows, to * unitRows);
+            if (lanes == 0) {
+                kernels.matmul(w, offW13, dim, r0, r1, xb, dim, batch, h13, 0, rows);
+            } else {
+                kernels.matmulPacked(w, offW13, dim, rows, r0, r1, xb, dim, batch, h13, 0, rows);
+            }
+            for (int b = 0; b < batch; b++) {
+                int g = b * rows;
+                int o = b * f;
+                for (int i = r0 / 2; i < r1 / 2; i++) {
+                    float v = h13[g + 2 * i];
+                    v *= (1.0f / (1.0f + (float) Math.exp(-v)));
+                    v *= h13[g + 2 * i + 1];
+                    hb[o + i] = v;
+                }
+            }
+        }
     }
 
     /** Attention of one (entry, local head) pair per index. */
@@ -539,18 +585,12 @@ final class StageShard {
         for (int b = 0; b < n; b++) {
             rmsnorm(xb, b * dim, x, b * dim, w, dim, dim);
         }
-        runMatmul(w, offW13, dim, 2 * f, xb, dim, n, h13, 2 * f);
-        for (int b = 0; b < n; b++) {
-            int g = b * 2 * f;
-            int o = b * f;
-            for (int i = 0; i < f; i++) {
-                float v = h13[g + i];
-                v *= (1.0f / (1.0f + (float) Math.exp(-v)));
-                v *= h13[g + f + i];
-                hb[o + i] = v;
-            }
-        }
-        runMatmul(w, offW2, f, dim, hb, f, n, part, dim);
+        FfnUpTask t = ffnUp;
+        t.w = w;
+        int unitRows = lanes == 0 ? 2 : 4;
+        pool.parallelFor((2 * f + unitRows - 1) / unitRows, 2L * f * dim * n >= PARALLEL_MIN_MACS, t);
+        t.w = null;
+        layerMatmul(w, offW2, f, dim, hb, f, n, part, dim);
     }
 
     /**
@@ -576,6 +616,48 @@ final class StageShard {
                 System.arraycopy(logitScratch, k * v, out[b], vocab.from(), v);
                 k++;
             }
+        }
+    }
+
+    /** A layer matrix: in the kernels' {@link PackedRows} layout, split among threads by whole row groups. */
+    private void layerMatmul(float[] w, int wOff, int n, int rows, float[] x, int xStride, int count, float[] out,
+                             int outStride) {
+        if (lanes == 0) {
+            runMatmul(w, wOff, n, rows, x, xStride, count, out, outStride);
+            return;
+        }
+        PackedMatmulTask t = packedMatmul;
+        t.w = w;
+        t.wOff = wOff;
+        t.n = n;
+        t.rows = rows;
+        t.x = x;
+        t.xStride = xStride;
+        t.batch = count;
+        t.out = out;
+        t.outStride = outStride;
+        pool.parallelFor((rows + 3) / 4, (long) rows * n * count >= PARALLEL_MIN_MACS, t);
+        t.w = null;
+        t.x = null;
+        t.out = null;
+    }
+
+    /** Row groups of four of one packed matmul per chunk; reusable like {@link MatmulTask}. */
+    private final class PackedMatmulTask implements WorkerPool.Body {
+        float[] w;
+        int wOff;
+        int n;
+        int rows;
+        float[] x;
+        int xStride;
+        int batch;
+        float[] out;
+        int outStride;
+
+        @Override
+        public void run(int worker, int from, int to) {
+            kernels.matmulPacked(w, wOff, n, rows, from * 4, Math.min(rows, to * 4), x, xStride, batch, out, 0,
+                    outStride);
         }
     }
 

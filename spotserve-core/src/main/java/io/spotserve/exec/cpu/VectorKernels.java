@@ -13,6 +13,8 @@ import jdk.incubator.vector.VectorSpecies;
 final class VectorKernels extends Kernels {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     private static final int L = S.length();
+    /** Weights per row block of the packed matmul (128 KiB: L2-resident while every entry quad passes over it). */
+    private static final int BLOCK_FLOATS = 32 * 1024;
 
     @Override
     String name() {
@@ -48,6 +50,145 @@ final class VectorKernels extends Kernels {
                 out[outOff + b * outStride + r] = dot1(w, wOff + r * n, x, b * xStride, n);
             }
         }
+    }
+
+    @Override
+    int packLanes() {
+        return L;
+    }
+
+    /**
+     * Over {@link PackedRows} (four rows interleaved per vector chunk): the same 4 rows × 4 entries tile and,
+     * for the entries left over (batch 1 above all), a 4 rows × 1 entry tile; both read the group as one
+     * sequential stream. Each (row, entry) dot product is summed exactly as in {@link #matmul} (one accumulator
+     * over the chunks in order, then the lanes, then the tail), so results do not depend on the batch.
+     */
+    @Override
+    void matmulPacked(float[] w, int wOff, int n, int rows, int r0, int r1, float[] x, int xStride, int batch,
+                      float[] out, int outOff, int outStride) {
+        int full = Math.min(r1, rows - rows % 4);
+        int bound = S.loopBound(n);
+        // rows in blocks of about BLOCK_FLOATS weights: the first entry quad streams a block from memory, the
+        // others find it in L1/L2
+        int blockRows = Math.max(4, (BLOCK_FLOATS / Math.max(1, n)) & ~3);
+        int r = r0;
+        for (; r < full; r += blockRows) {
+            int end = Math.min(full, r + blockRows);
+            int b = 0;
+            for (; b + 4 <= batch; b += 4) {
+                for (int q = r; q < end; q += 4) {
+                    packed4x4(w, wOff + q * n, n, bound, x, b * xStride, xStride, out, outOff + b * outStride + q,
+                            outStride);
+                }
+            }
+            for (; b < batch; b++) {
+                for (int q = r; q < end; q += 4) {
+                    packed4x1(w, wOff + q * n, n, bound, x, b * xStride, out, outOff + b * outStride + q);
+                }
+            }
+        }
+        r = Math.max(r0, full);
+        for (; r < r1; r++) {
+            for (int b = 0; b < batch; b++) {
+                out[outOff + b * outStride + r] = dot1(w, wOff + r * n, x, b * xStride, n);
+            }
+        }
+    }
+
+    private static void packed4x1(float[] w, int g, int n, int bound, float[] x, int x0, float[] out, int o) {
+        FloatVector a0 = FloatVector.zero(S);
+        FloatVector a1 = FloatVector.zero(S);
+        FloatVector a2 = FloatVector.zero(S);
+        FloatVector a3 = FloatVector.zero(S);
+        for (int j = 0; j < bound; j += L) {
+            int p = g + 4 * j;
+            FloatVector v = FloatVector.fromArray(S, x, x0 + j);
+            a0 = FloatVector.fromArray(S, w, p).fma(v, a0);
+            a1 = FloatVector.fromArray(S, w, p + L).fma(v, a1);
+            a2 = FloatVector.fromArray(S, w, p + 2 * L).fma(v, a2);
+            a3 = FloatVector.fromArray(S, w, p + 3 * L).fma(v, a3);
+        }
+        int tail = n - bound;
+        int t = g + 4 * bound;
+        finish(a0, w, t - bound, x, x0, bound, n, out, o);
+        finish(a1, w, t + tail - bound, x, x0, bound, n, out, o + 1);
+        finish(a2, w, t + 2 * tail - bound, x, x0, bound, n, out, o + 2);
+        finish(a3, w, t + 3 * tail - bound, x, x0, bound, n, out, o + 3);
+    }
+
+    private static void packed4x4(float[] w, int g, int n, int bound, float[] x, int x0, int xStride, float[] out,
+                                  int o, int outStride) {
+        int x1 = x0 + xStride;
+        int x2 = x1 + xStride;
+        int x3 = x2 + xStride;
+        FloatVector a00 = FloatVector.zero(S);
+        FloatVector a01 = FloatVector.zero(S);
+        FloatVector a02 = FloatVector.zero(S);
+        FloatVector a03 = FloatVector.zero(S);
+        FloatVector a10 = FloatVector.zero(S);
+        FloatVector a11 = FloatVector.zero(S);
+        FloatVector a12 = FloatVector.zero(S);
+        FloatVector a13 = FloatVector.zero(S);
+        FloatVector a20 = FloatVector.zero(S);
+        FloatVector a21 = FloatVector.zero(S);
+        FloatVector a22 = FloatVector.zero(S);
+        FloatVector a23 = FloatVector.zero(S);
+        FloatVector a30 = FloatVector.zero(S);
+        FloatVector a31 = FloatVector.zero(S);
+        FloatVector a32 = FloatVector.zero(S);
+        FloatVector a33 = FloatVector.zero(S);
+        for (int j = 0; j < bound; j += L) {
+            int p = g + 4 * j;
+            FloatVector v0 = FloatVector.fromArray(S, x, x0 + j);
+            FloatVector v1 = FloatVector.fromArray(S, x, x1 + j);
+            FloatVector v2 = FloatVector.fromArray(S, x, x2 + j);
+            FloatVector v3 = FloatVector.fromArray(S, x, x3 + j);
+            FloatVector u = FloatVector.fromArray(S, w, p);
+            a00 = u.fma(v0, a00);
+            a01 = u.fma(v1, a01);
+            a02 = u.fma(v2, a02);
+            a03 = u.fma(v3, a03);
+            u = FloatVector.fromArray(S, w, p + L);
+            a10 = u.fma(v0, a10);
+            a11 = u.fma(v1, a11);
+            a12 = u.fma(v2, a12);
+            a13 = u.fma(v3, a13);
+            u = FloatVector.fromArray(S, w, p + 2 * L);
+            a20 = u.fma(v0, a20);
+            a21 = u.fma(v1, a21);
+            a22 = u.fma(v2, a22);
+            a23 = u.fma(v3, a23);
+            u = FloatVector.fromArray(S, w, p + 3 * L);
+            a30 = u.fma(v0, a30);
+            a31 = u.fma(v1, a31);
+            a32 = u.fma(v2, a32);
+            a33 = u.fma(v3, a33);
+        }
+        // finish(acc, w, wr, ...) reads the tail at w[wr + j] for j in [bound, n): wr = tail start - bound
+        int tail = n - bound;
+        int t0 = g + 4 * bound - bound;
+        int t1 = t0 + tail;
+        int t2 = t1 + tail;
+        int t3 = t2 + tail;
+        finish(a00, w, t0, x, x0, bound, n, out, o);
+        finish(a10, w, t1, x, x0, bound, n, out, o + 1);
+        finish(a20, w, t2, x, x0, bound, n, out, o + 2);
+        finish(a30, w, t3, x, x0, bound, n, out, o + 3);
+        o += outStride;
+        finish(a01, w, t0, x, x1, bound, n, out, o);
+        finish(a11, w, t1, x, x1, bound, n, out, o + 1);
+        finish(a21, w, t2, x, x1, bound, n, out, o + 2);
+        finish(a31, w, t3, x, x1, bound, n, out, o + 3);
+        o += outStride;
+        finish(a02, w, t0, x, x2, bound, n, out, o);
+        finish(a12, w, t1, x, x2, bound, n, out, o + 1);
+        finish(a22, w, t2, x, x2, bound, n, out, o + 2);
+        finish(a32, w, t3, x, x2, bound, n, out, o + 3);
+        o += outStride;
+        finish(a03, w, t0, x, x3, bound, n, out, o);
+        finish(a13, w, t1, x, x3, bound, n, out, o + 1);
+        finish(a23, w, t2, x, x3, bound, n, out, o + 2);
+        finish(a33, w, t3, x, x3, bound, n, out, o + 3);
     }
 
     private static void tile4x4(float[] w, int row, int n, float[] x, int x0, int xStride, float[] out, int o,

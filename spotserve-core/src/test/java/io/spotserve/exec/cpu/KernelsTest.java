@@ -74,6 +74,55 @@ class KernelsTest {
     }
 
     @Test
+    void packedRowsRoundTripAndPackedMatmulEqualsPlainMatmulBitForBit() {
+        Random r = new Random(17);
+        int lanes = vector.packLanes();
+        assertTrue(lanes > 0, "vector kernels pack their weights");
+        assertEquals(0, scalar.packLanes());
+        for (int n : new int[] {1, 7, lanes, 43, 64, 100, 172, 517}) {
+            for (int rows : new int[] {1, 3, 4, 5, 8, 13, 40}) {
+                int wOff = r.nextInt(5);
+                float[] plain = random(r, wOff + rows * n);
+                // pack whole rows in one call
+                float[] packed = new float[plain.length];
+                PackedRows.rows(packed, wOff, rows, n, lanes, 0, rows, plain, wOff, true);
+                // pack again in random row segments: the same permutation
+                float[] bySegments = new float[plain.length];
+                for (int row = 0; row < rows; row++) {
+                    int j = 0;
+                    while (j < n) {
+                        int len = 1 + r.nextInt(n - j);
+                        PackedRows.segment(bySegments, wOff, rows, n, lanes, row, j, plain, wOff + row * n + j, len, true);
+                        j += len;
+                    }
+                }
+                for (int i = wOff; i < plain.length; i++) {
+                    assertEquals(packed[i], bySegments[i], 0f, "n " + n + " rows " + rows + " index " + i);
+                }
+                float[] back = new float[plain.length];
+                PackedRows.rows(packed, wOff, rows, n, lanes, 0, rows, back, wOff, false);
+                for (int i = wOff; i < plain.length; i++) {
+                    assertEquals(plain[i], back[i], 0f, "round trip n " + n + " rows " + rows + " index " + i);
+                }
+                for (int batch : new int[] {1, 3, 4, 5, 8}) {
+                    float[] x = random(r, batch * n);
+                    int outStride = rows + 1;
+                    float[] want = new float[batch * outStride];
+                    float[] got = new float[batch * outStride];
+                    vector.matmul(plain, wOff, n, 0, rows, x, n, batch, want, 1, outStride);
+                    // in two calls split at a group boundary, as the worker pool splits it
+                    int split = Math.min(rows, 4 * r.nextInt(rows / 4 + 1));
+                    vector.matmulPacked(packed, wOff, n, rows, 0, split, x, n, batch, got, 1, outStride);
+                    vector.matmulPacked(packed, wOff, n, rows, split, rows, x, n, batch, got, 1, outStride);
+                    for (int i = 0; i < want.length; i++) {
+                        assertEquals(want[i], got[i], 0f, "n " + n + " rows " + rows + " batch " + batch + " out " + i);
+                    }
+                }
+            }
+        }
+    }
+
+    @Test
     void attentionHeadsAgreeForEveryHeadSize() {
         Random r = new Random(21);
         for (int hs : new int[] {8, 16, 32, 48, 64, 128}) {
