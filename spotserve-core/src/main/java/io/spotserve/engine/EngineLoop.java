@@ -89,6 +89,9 @@ final class EngineLoop {
     private final List<String> changeReasons = new ArrayList<>();
     private Duration drainDeadline;
     private int interruptedSinceReconfiguration;
+    private long migratedSinceReconfiguration;
+    /** The configuration before the first membership change not yet handled by {@link #reconfigure}. */
+    private String pendingFrom;
     private boolean stopped;
 
     private static final class InstanceRecord {
@@ -410,9 +413,106 @@ final class EngineLoop {
         }
         r.deadline = n.deadline();
         LOG.info("preemption notice for {}: deadline {} (grace {})", n.instanceId(), n.deadline(), n.grace());
-        // Slice 2: stop using the instance at once; its requests resume elsewhere from their committed tokens.
-        retireSlotsOn(n.instanceId());
         changed("notice " + n.instanceId());
+        if (n.deadline().compareTo(clock.now()) > 0) {
+            // the instance still computes during the grace: build what the free devices allow, then move the
+            // KV caches of its requests to surviving pipelines so they continue without recomputation
+            reconfigure();
+            migrateRequestsOff(n.instanceId());
+        }
+        // whatever could not move resumes elsewhere from its committed tokens (recompute)
+        retireSlotsOn(n.instanceId());
+    }
+
+    /**
+     * Moves each request running on a pipeline that touches {@code instanceId} to a surviving pipeline with a free
+     * batch slot, copying its KV cache slice by slice (intersection of what each old position holds with what
+     * each new position owns, so any layout change works). A request is moved only if the new pipeline ends up
+     * holding all its positions; otherwise it stays and is recomputed later.
+     */
+    private void migrateRequestsOff(String instanceId) {
+        for (PipelineSlot from : new ArrayList<>(slots)) {
+            if (!from.instances.contains(instanceId)) {
+                continue;
+            }
+            for (LiveRequest r : new ArrayList<>(from.active)) {
+                PipelineSlot to = survivorWithRoom();
+                if (to == null) {
+                    return;
+                }
+                long moved = migrateKv(r, from, to);
+                if (moved >= 0) {
+                    from.active.remove(r);
+                    from.pipeline.closeSequence(r.id);
+                    to.active.add(r);
+                    r.slot = to;
+                    migratedSinceReconfiguration += moved;
+                    metrics.migrated(moved);
+                }
+            }
+        }
+    }
+
+    private PipelineSlot survivorWithRoom() {
+        PipelineSlot best = null;
+        for (PipelineSlot s : slots) {
+            boolean safe = true;
+            for (String id : s.instances) {
+                InstanceRecord rec = instances.get(id);
+                safe &= rec != null && rec.usable();
+            }
+            if (safe && s.active.size() < maxBatch && (best == null || s.active.size() < best.active.size())) {
+                best = s;
+            }
+        }
+        return best;
+    }
+
+    /** Copies the filled KV cache of {@code r} from one pipeline to another; returns bytes moved, or -1 on failure. */
+    private long migrateKv(LiveRequest r, PipelineSlot from, PipelineSlot to) {
+        Pipeline src = from.pipeline;
+        Pipeline dst = to.pipeline;
+        int length = src.length(r.id);
+        try {
+            dst.openSequence(r.id, r.prompt.length + r.request.maxNewTokens());
+        } catch (DeviceMemoryException e) {
+            LOG.debug("no KV room for request {} on {}: {}", r.id, to.describe(), e.getMessage());
+            return -1;
+        }
+        long bytes = 0;
+        try {
+            ShardLayout a = src.layout();
+            ShardLayout b = dst.layout();
+            if (length > 0) {
+                for (int s2 = 0; s2 < b.stages(); s2++) {
+                    for (int m2 = 0; m2 < b.shards(); m2++) {
+                        for (var need : b.kvSlices(s2, m2, r.id, length)) {
+                            for (int s1 = 0; s1 < a.stages(); s1++) {
+                                for (int m1 = 0; m1 < a.shards(); m1++) {
+                                    for (var have : a.kvSlices(s1, m1, r.id, length)) {
+                                        var common = have.intersect(need);
+                                        if (common.isPresent()) {
+                                            byte[] data = src.exportSlice(s1, m1, common.get());
+                                            dst.importSlice(s2, m2, data);
+                                            bytes += common.get().bytes(config);
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            if (dst.length(r.id) != length) {
+                throw new IllegalStateException("new pipeline holds " + dst.length(r.id) + " positions, expected " + length);
+            }
+            return bytes;
+        } catch (RuntimeException e) {
+            LOG.warn("KV migration of request {} from {} to {} failed; it will be recomputed", r.id, from.describe(),
+                    to.describe(), e);
+            dst.closeSequence(r.id);
+            return -1;
+        }
     }
 
     private void terminated(InstanceEvent.Terminated t) {
@@ -446,6 +546,9 @@ final class EngineLoop {
     }
 
     private void changed(String reason) {
+        if (pendingFrom == null) {
+            pendingFrom = describe();
+        }
         membershipChanged = true;
         changeReasons.add(reason);
     }
@@ -498,6 +601,7 @@ final class EngineLoop {
     }
 
     private void retire(PipelineSlot s) {
+        changed("retired " + s.describe());
         slots.remove(s);
         List<LiveRequest> back = new ArrayList<>(s.active);
         for (int i = back.size() - 1; i >= 0; i--) {
@@ -516,14 +620,14 @@ final class EngineLoop {
         for (Device d : s.devices) {
             owner.remove(d);
         }
-        changed("retired " + s.describe());
     }
 
     /** Builds pipelines on the free devices of usable instances (configured layout first, smaller fallbacks). */
     private void reconfigure() {
         membershipChanged = false;
         Duration started = clock.now();
-        String from = describe();
+        String from = pendingFrom != null ? pendingFrom : describe();
+        pendingFrom = null;
         int interrupted = interruptedSinceReconfiguration;
         interruptedSinceReconfiguration = 0;
         long loaded = 0;
@@ -585,8 +689,9 @@ final class EngineLoop {
         String reason = String.join(", ", changeReasons);
         changeReasons.clear();
         if (!from.equals(to)) {
-            Reconfiguration rec = new Reconfiguration(started, reason, from, to, interrupted, loaded, 0,
-                    clock.now().minus(started));
+            Reconfiguration rec = new Reconfiguration(started, reason, from, to, interrupted, loaded,
+                    migratedSinceReconfiguration, clock.now().minus(started));
+            migratedSinceReconfiguration = 0;
             metrics.reconfigured(rec);
             LOG.info("reconfigured {} -> {} ({}; {} requests interrupted, {} weight bytes loaded)", from, to, reason,
                     interrupted, loaded);

@@ -18,6 +18,8 @@ import java.util.List;
  * @param running             requests on a pipeline
  * @param generatedTokens     tokens committed
  * @param restarts            times a request lost its KV cache and was recomputed
+ * @param migrations          times a request's KV cache moved to another pipeline during a grace period
+ * @param migratedBytes       KV-cache bytes those moves copied
  * @param latency             request latency percentiles
  * @param timeToFirstToken    time-to-first-token percentiles
  * @param reconfigurations    every configuration change, oldest first
@@ -27,7 +29,8 @@ import java.util.List;
  * @param onDemandCost        USD for on-demand instances
  */
 public record EngineMetrics(Duration now, long submitted, long rejected, long completed, long failed, long cancelled,
-                            int queued, int running, long generatedTokens, long restarts, Percentiles latency,
+                            int queued, int running, long generatedTokens, long restarts, long migrations, long migratedBytes,
+                            Percentiles latency,
                             Percentiles timeToFirstToken, List<Reconfiguration> reconfigurations,
                             double spotInstanceHours, double onDemandInstanceHours, double spotCost,
                             double onDemandCost) {

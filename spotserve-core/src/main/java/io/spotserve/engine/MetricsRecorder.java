@@ -25,6 +25,8 @@ final class MetricsRecorder {
     private long cancelled;
     private long generated;
     private long restarts;
+    private long migrations;
+    private long migratedBytes;
     private int queued;
     private int running;
     private final List<Reconfiguration> reconfigurations = new ArrayList<>();
@@ -59,6 +61,11 @@ final class MetricsRecorder {
 
     synchronized void generated(int n) {
         generated += n;
+    }
+
+    synchronized void migrated(long bytes) {
+        migrations++;
+        migratedBytes += bytes;
     }
 
     synchronized void restarted(int n) {
@@ -107,7 +114,7 @@ final class MetricsRecorder {
             }
         }
         return new EngineMetrics(now, submitted, rejected, completed, failed, cancelled, queued, running, generated,
-                restarts, EngineMetrics.Percentiles.of(lat, samples), EngineMetrics.Percentiles.of(ttf, samples),
+                restarts, migrations, migratedBytes, EngineMetrics.Percentiles.of(lat, samples), EngineMetrics.Percentiles.of(ttf, samples),
                 reconfigurations, spotHours, odHours, spotCost, odCost);
     }
 }

@@ -139,6 +139,45 @@ class PreemptionTest {
         assertTrue(provider.live().isEmpty(), "close released every instance: " + provider.live());
     }
 
+    @ParameterizedTest(name = "survivor {0}")
+    @ValueSource(strings = {"same layout P1M2", "other layout P1M1"})
+    void noticeWithGraceMovesKvCachesInsteadOfRecomputing(String survivor) {
+        InstanceType single = new InstanceType("local.1x", 1, 32L << 20, 1.0, InstanceType.Market.SPOT);
+        Instance a = provider.add(SPOT);
+        provider.add(survivor.startsWith("same") ? SPOT : single);
+        List<GenerationRequest> requests = new ArrayList<>();
+        for (int i = 0; i < 4; i++) {
+            requests.add(GenerationRequest.builder().prompt(i % 2 == 0 ? "Once upon a time" : "The little dog")
+                    .maxNewTokens(30 + i).build());
+        }
+        List<CompletableFuture<Completion>> futures = new ArrayList<>();
+        List<Recorder> recorders = new ArrayList<>();
+        try (ServingEngine engine = ServingEngine.builder().model(CHECKPOINT, TOKENIZER).instances(provider)
+                .executor(executor).clock(clock).parallelism(1, 2).maxBatch(4).build()) {
+            provider.deliver(new InstanceEvent.PreemptionNotice(a.id(), ms(60), ms(160)));
+            for (GenerationRequest r : requests) {
+                Recorder rec = new Recorder();
+                recorders.add(rec);
+                futures.add(engine.submit(r, rec));
+            }
+            checkAll(engine, requests, futures, recorders);
+            EngineMetrics m = engine.metrics();
+            assertEquals(0, m.restarts(), "every request on the noticed instance moved with its KV cache");
+            assertTrue(m.migrations() >= 1, m.toString());
+            long perPosition = CHECKPOINT.config().kvBytesPerPosition();
+            assertTrue(m.migratedBytes() > 0 && m.migratedBytes() % perPosition == 0,
+                    "KV bytes moved are whole positions of the whole model: " + m.migratedBytes());
+            // a moved request carries at most prompt + generated positions, so the total is bounded accordingly
+            long bound = 0;
+            for (CompletableFuture<Completion> f : futures) {
+                bound += (long) (f.join().promptLength() + f.join().tokens().length) * perPosition;
+            }
+            assertTrue(m.migratedBytes() <= bound, m.migratedBytes() + " > " + bound);
+            long moved = m.reconfigurations().stream().mapToLong(Reconfiguration::bytesMigrated).sum();
+            assertEquals(m.migratedBytes(), moved, m.reconfigurations().toString());
+        }
+    }
+
     @ParameterizedTest(name = "seed {0}")
     @ValueSource(longs = {1, 2, 3})
     void chaos(long seed) {
