@@ -850,10 +850,9 @@ final class EngineLoop {
         if (r.publisher != null) {
             r.publisher.complete();
         }
-        if (r.future.complete(c)) {
-            metrics.completed(c);
-        } else {
-            metrics.cancelled();
+        metrics.completed(c); // before the future completes, so callers who join then read metrics see it
+        if (!r.future.complete(c)) {
+            metrics.completionLost(); // cancelled by the caller at the last moment
         }
     }
 
@@ -863,8 +862,11 @@ final class EngineLoop {
         if (r.publisher != null) {
             r.publisher.fail(e);
         }
-        if (r.future.completeExceptionally(e)) {
+        if (!r.future.isDone()) {
             metrics.failed();
+            if (!r.future.completeExceptionally(e)) {
+                metrics.failureLost();
+            }
         }
     }
 

@@ -51,6 +51,18 @@ final class MetricsRecorder {
         completed++;
     }
 
+    /** A completion counted by {@link #completed} lost the race with a cancel: count it as cancelled. */
+    synchronized void completionLost() {
+        completed--;
+        cancelled++;
+    }
+
+    /** A failure counted by {@link #failed} lost the race with a cancel. */
+    synchronized void failureLost() {
+        failed--;
+        cancelled++;
+    }
+
     synchronized void failed() {
         failed++;
     }

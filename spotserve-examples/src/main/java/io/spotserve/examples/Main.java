@@ -18,6 +18,7 @@ public final class Main {
     static Map<String, Command> commands() {
         Map<String, Command> commands = new LinkedHashMap<>();
         commands.put("plan", new PlanCommand());
+        commands.put("serve-demo", new ServeCommand());
         return commands;
     }
 
