@@ -686,9 +686,15 @@ final class EngineLoop {
         }
         String to = describe();
         configurationDescription = to;
+        if (from.equals(to)) {
+            // nothing changed yet (e.g. a notice whose pipelines are still running): keep the reasons and the
+            // starting point for the record of the change that follows
+            pendingFrom = from;
+            return;
+        }
         String reason = String.join(", ", changeReasons);
         changeReasons.clear();
-        if (!from.equals(to)) {
+        {
             Reconfiguration rec = new Reconfiguration(started, reason, from, to, interrupted, loaded,
                     migratedSinceReconfiguration, clock.now().minus(started));
             migratedSinceReconfiguration = 0;
