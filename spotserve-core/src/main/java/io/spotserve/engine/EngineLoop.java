@@ -80,7 +80,6 @@ final class EngineLoop {
     private final Map<String, InstanceRecord> instances = new LinkedHashMap<>();
     private final Set<String> gone = new HashSet<>();
     private final Map<Device, PipelineSlot> owner = new HashMap<>();
-    private final Set<Device> unfit = new HashSet<>();
     private final PriorityQueue<Timed> timers = new PriorityQueue<>();
     private long timerSeq;
     private int nextSlotId;
@@ -538,7 +537,6 @@ final class EngineLoop {
         }
         retireSlotsOn(id);
         for (Device d : r.devices) {
-            unfit.remove(d);
             executor.destroyDevice(d);
         }
         metrics.instanceEnded(id, clock.now());
@@ -637,7 +635,7 @@ final class EngineLoop {
                 continue;
             }
             for (Device d : r.devices) {
-                if (!owner.containsKey(d) && !unfit.contains(d)) {
+                if (!owner.containsKey(d)) {
                     free.add(d);
                 }
             }
@@ -677,10 +675,11 @@ final class EngineLoop {
                 break;
             }
             if (!built) {
+                // too few devices left for any layout, or too little memory: idle until the next membership
+                // change reconsiders it together with the devices free then
                 Device d = free.get(i);
-                LOG.warn("device {} ({} bytes free) cannot hold any pipeline position of the model; leaving it idle",
+                LOG.debug("device {} ({} bytes free) stays idle: no layout fits the free devices from here",
                         d.id(), d.freeBytes());
-                unfit.add(d);
                 i++;
             }
         }

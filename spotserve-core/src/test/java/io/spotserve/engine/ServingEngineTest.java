@@ -97,6 +97,20 @@ class ServingEngineTest {
     }
 
     @Test
+    void devicesTooFewForALayoutWaitForTheNextInstance() throws Exception {
+        provider.add(SPOT); // 2 devices, but P1M4 needs 4
+        try (ServingEngine engine = engine(b -> b.parallelism(1, 4).fallbackLayouts(false)).build()) {
+            GenerationRequest r = GenerationRequest.of("Once upon a time", 12);
+            CompletableFuture<Completion> f = engine.submit(r);
+            assertEquals("[]", engine.configuration());
+            provider.add(SPOT); // now the four devices of both instances form one pipeline
+            // hang guard only (not a speed assertion): before the fix, the first two devices were written off
+            assertArrayEquals(EngineFixtures.solo(r), f.get(60, java.util.concurrent.TimeUnit.SECONDS).tokens());
+            assertEquals("[P1M4@[local-0, local-1]]", engine.configuration());
+        }
+    }
+
+    @Test
     void streamingHonoursDemandAndMatchesTheCompletion() {
         provider.add(SPOT);
         List<Token> seen = new CopyOnWriteArrayList<>();
