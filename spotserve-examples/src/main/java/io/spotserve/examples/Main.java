@@ -17,9 +17,10 @@ public final class Main {
 
     static Map<String, Command> commands() {
         Map<String, Command> commands = new LinkedHashMap<>();
-        commands.put("plan", new PlanCommand());
         commands.put("generate", new GenerateCommand());
+        commands.put("plan", new PlanCommand());
         commands.put("profile", new ProfileCommand());
+        commands.put("serve-demo", new ServeCommand());
         return commands;
     }
 

@@ -1,0 +1,32 @@
+package io.spotserve.engine;
+
+import java.time.Duration;
+
+/**
+ * The only source of time for the serving engine (DESIGN.md §4): the engine never reads the wall clock or
+ * sleeps directly. With {@link SystemEngineClock} it serves real requests; with {@link VirtualClock} time moves
+ * only when the engine computes (a modeled cost per forward step) or waits for its next timer, so preemption
+ * scenarios replay deterministically and in milliseconds.
+ *
+ * <p>Times are offsets from the clock's own origin; instance events and request deadlines use the same scale.
+ */
+public interface EngineClock {
+    /** The current time, as an offset from this clock's origin. */
+    Duration now();
+
+    /**
+     * Blocks the calling thread, which holds {@code monitor}'s lock, until {@link #now()} reaches
+     * {@code deadline} or someone calls {@code monitor.notifyAll()}; may return early. A {@code null}
+     * deadline waits for a notification only.
+     *
+     * @throws InterruptedException if the thread is interrupted while waiting
+     */
+    void awaitUntil(Duration deadline, Object monitor) throws InterruptedException;
+
+    /**
+     * Tells the clock that the engine just computed one forward step over {@code positions} token positions.
+     * A real clock ignores it (the time really passed); a virtual clock advances by its modeled step cost.
+     */
+    default void computed(int positions) {
+    }
+}

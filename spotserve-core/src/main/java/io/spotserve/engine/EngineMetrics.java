@@ -1,0 +1,82 @@
+package io.spotserve.engine;
+
+import java.time.Duration;
+import java.util.List;
+
+/**
+ * A snapshot of what the engine did, for the metrics the paper reports (§6): request latency and time to
+ * first token percentiles, throughput, every reconfiguration, and instance-hours and cost per market.
+ * Percentiles use the nearest-rank method over the most recent completions (a bounded window).
+ *
+ * @param now                 engine-clock time of the snapshot
+ * @param submitted           requests accepted
+ * @param rejected            requests refused at submission (queue full, engine closed)
+ * @param completed           requests that completed
+ * @param failed              accepted requests that failed (deadline, close)
+ * @param cancelled           accepted requests cancelled by the caller
+ * @param queued              requests waiting for a pipeline
+ * @param running             requests on a pipeline
+ * @param generatedTokens     tokens committed
+ * @param restarts            times a request lost its KV cache and was recomputed
+ * @param migrations          times a request's KV cache moved to another pipeline during a grace period
+ * @param migratedBytes       KV-cache bytes those moves copied
+ * @param latency             request latency percentiles
+ * @param timeToFirstToken    time-to-first-token percentiles
+ * @param reconfigurations    every configuration change, oldest first
+ * @param spotInstanceHours   instance-hours of spot instances
+ * @param onDemandInstanceHours instance-hours of on-demand instances
+ * @param spotCost            USD for spot instances
+ * @param onDemandCost        USD for on-demand instances
+ */
+public record EngineMetrics(Duration now, long submitted, long rejected, long completed, long failed, long cancelled,
+                            int queued, int running, long generatedTokens, long restarts, long migrations, long migratedBytes,
+                            Percentiles latency,
+                            Percentiles timeToFirstToken, List<Reconfiguration> reconfigurations,
+                            double spotInstanceHours, double onDemandInstanceHours, double spotCost,
+                            double onDemandCost) {
+
+    public EngineMetrics {
+        reconfigurations = List.copyOf(reconfigurations);
+    }
+
+    /** Committed tokens per second of engine-clock time since the engine started. */
+    public double tokensPerSecond() {
+        double s = now.toNanos() / 1e9;
+        return s > 0 ? generatedTokens / s : 0;
+    }
+
+    /** Completed requests per second of engine-clock time since the engine started. */
+    public double requestsPerSecond() {
+        double s = now.toNanos() / 1e9;
+        return s > 0 ? completed / s : 0;
+    }
+
+    /** Total USD spent on instances. */
+    public double totalCost() {
+        return spotCost + onDemandCost;
+    }
+
+    /**
+     * Nearest-rank percentiles of a sample of durations.
+     *
+     * @param count samples the percentiles were taken over (0: all are zero)
+     */
+    public record Percentiles(int count, Duration p50, Duration p90, Duration p99, Duration max) {
+        static final Percentiles EMPTY = new Percentiles(0, Duration.ZERO, Duration.ZERO, Duration.ZERO, Duration.ZERO);
+
+        /** Percentiles of {@code sortedNanos[0..n)}, sorted ascending. */
+        static Percentiles of(long[] sortedNanos, int n) {
+            if (n == 0) {
+                return EMPTY;
+            }
+            return new Percentiles(n, Duration.ofNanos(rank(sortedNanos, n, 50)), Duration.ofNanos(rank(sortedNanos, n, 90)),
+                    Duration.ofNanos(rank(sortedNanos, n, 99)), Duration.ofNanos(sortedNanos[n - 1]));
+        }
+
+        /** Nearest rank: the smallest value with at least q% of the sample at or below it. */
+        static long rank(long[] sorted, int n, int q) {
+            int idx = (int) Math.ceil(q / 100.0 * n) - 1;
+            return sorted[Math.max(0, Math.min(n - 1, idx))];
+        }
+    }
+}

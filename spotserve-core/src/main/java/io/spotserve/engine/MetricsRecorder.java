@@ -1,0 +1,132 @@
+package io.spotserve.engine;
+
+import io.spotserve.instance.Instance;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Counters behind {@link EngineMetrics}: written by the engine thread, read by any thread through
+ * {@link #snapshot}. Latency samples are kept in bounded rings (the most recent {@value #WINDOW}).
+ */
+final class MetricsRecorder {
+    static final int WINDOW = 10_000;
+
+    private final long[] latencies = new long[WINDOW];
+    private final long[] ttfts = new long[WINDOW];
+    private int samples;
+    private long submitted;
+    private long rejected;
+    private long completed;
+    private long failed;
+    private long cancelled;
+    private long generated;
+    private long restarts;
+    private long migrations;
+    private long migratedBytes;
+    private int queued;
+    private int running;
+    private final List<Reconfiguration> reconfigurations = new ArrayList<>();
+    private final Map<String, Usage> usage = new LinkedHashMap<>();
+
+    private record Usage(Instance instance, Duration from, Duration to) {
+    }
+
+    synchronized void submitted() {
+        submitted++;
+    }
+
+    synchronized void rejected() {
+        rejected++;
+    }
+
+    synchronized void completed(Completion c) {
+        int slot = (int) (completed % WINDOW);
+        latencies[slot] = c.latency().toNanos();
+        ttfts[slot] = c.timeToFirstToken().toNanos();
+        samples = Math.min(WINDOW, samples + 1);
+        completed++;
+    }
+
+    /** A completion counted by {@link #completed} lost the race with a cancel: count it as cancelled. */
+    synchronized void completionLost() {
+        completed--;
+        cancelled++;
+    }
+
+    /** A failure counted by {@link #failed} lost the race with a cancel. */
+    synchronized void failureLost() {
+        failed--;
+        cancelled++;
+    }
+
+    synchronized void failed() {
+        failed++;
+    }
+
+    synchronized void cancelled() {
+        cancelled++;
+    }
+
+    synchronized void generated(int n) {
+        generated += n;
+    }
+
+    synchronized void migrated(long bytes) {
+        migrations++;
+        migratedBytes += bytes;
+    }
+
+    synchronized void restarted(int n) {
+        restarts += n;
+    }
+
+    synchronized void load(int queued, int running) {
+        this.queued = queued;
+        this.running = running;
+    }
+
+    synchronized void reconfigured(Reconfiguration r) {
+        reconfigurations.add(r);
+    }
+
+    synchronized void instanceStarted(Instance i, Duration at) {
+        usage.putIfAbsent(i.id(), new Usage(i, at, null));
+    }
+
+    synchronized void instanceEnded(String id, Duration at) {
+        Usage u = usage.get(id);
+        if (u != null && u.to == null) {
+            usage.put(id, new Usage(u.instance, u.from, at));
+        }
+    }
+
+    synchronized EngineMetrics snapshot(Duration now) {
+        long[] lat = Arrays.copyOf(latencies, samples);
+        long[] ttf = Arrays.copyOf(ttfts, samples);
+        Arrays.sort(lat);
+        Arrays.sort(ttf);
+        double spotHours = 0;
+        double odHours = 0;
+        double spotCost = 0;
+        double odCost = 0;
+        for (Usage u : usage.values()) {
+            Duration end = u.to != null ? u.to : now;
+            double hours = Math.max(0, end.minus(u.from).toNanos()) / 3.6e12;
+            double cost = hours * u.instance.type().pricePerHour();
+            if (u.instance.type().preemptible()) {
+                spotHours += hours;
+                spotCost += cost;
+            } else {
+                odHours += hours;
+                odCost += cost;
+            }
+        }
+        return new EngineMetrics(now, submitted, rejected, completed, failed, cancelled, queued, running, generated,
+                restarts, migrations, migratedBytes, EngineMetrics.Percentiles.of(lat, samples), EngineMetrics.Percentiles.of(ttf, samples),
+                reconfigurations, spotHours, odHours, spotCost, odCost);
+    }
+}

@@ -1,0 +1,280 @@
+package io.spotserve.engine;
+
+import io.spotserve.exec.Executor;
+import io.spotserve.exec.ExecutorProvider;
+import io.spotserve.exec.ShardLayout;
+import io.spotserve.instance.InstanceProvider;
+import io.spotserve.model.LlamaCheckpoint;
+import io.spotserve.model.LlamaConfig;
+import io.spotserve.model.Tokenizer;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Flow;
+
+/**
+ * SpotServe's serving engine (DESIGN.md §1–§2): accepts generation requests, runs them with iteration-level
+ * batching on pipelines built from the instances an {@link InstanceProvider} reports, and keeps serving while
+ * instances come and go — a request that loses its pipeline resumes elsewhere from its committed tokens, so
+ * its output is exactly what an uninterrupted run would have produced.
+ *
+ * <p>One engine thread owns all mutable state; {@link #submit} and the provider's events only enqueue
+ * commands. All timing reads the {@link EngineClock} (a {@link VirtualClock} makes a run deterministic and
+ * instant). The engine installs no signal handlers and never calls {@code System.exit}.
+ *
+ * <pre>{@code
+ * try (ServingEngine engine = ServingEngine.builder().model(checkpoint, tokenizer).instances(provider).build()) {
+ *     Completion c = engine.submit(GenerationRequest.of("Once upon a time", 64)).join();
+ * }
+ * }</pre>
+ */
+public final class ServingEngine implements AutoCloseable {
+    private final EngineLoop loop;
+
+    private ServingEngine(EngineLoop loop) {
+        this.loop = loop;
+    }
+
+    /** A builder; {@link Builder#model} and {@link Builder#instances} are required. */
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /**
+     * Submits a request.
+     *
+     * @return a future completed exactly once: with the {@link Completion}, or exceptionally with a
+     *         {@link RequestFailedException} (deadline, close). Cancelling the future cancels the request.
+     * @throws IllegalArgumentException  if the prompt has tokens outside the vocabulary, or prompt length plus
+     *                                   maxNewTokens exceeds the model's seq_len (message names the values)
+     * @throws RequestRejectedException  if the admission queue is full or the engine is closing
+     */
+    public CompletableFuture<Completion> submit(GenerationRequest request) {
+        return loop.submit(request, null);
+    }
+
+    /**
+     * Submits a request whose tokens are streamed to {@code subscriber} as they are committed.
+     * {@code onSubscribe} is called before this method returns; demand ({@code request(n)}) is honoured;
+     * {@code onComplete} follows the last token, {@code onError} a failure. Cancelling the subscription
+     * cancels the request. Signals may arrive on the engine thread: subscribers must not block.
+     *
+     * @throws IllegalArgumentException see {@link #submit(GenerationRequest)}
+     * @throws RequestRejectedException see {@link #submit(GenerationRequest)}
+     */
+    public CompletableFuture<Completion> submit(GenerationRequest request, Flow.Subscriber<? super Token> subscriber) {
+        return loop.submit(request, new TokenPublisher(Objects.requireNonNull(subscriber, "subscriber")));
+    }
+
+    /** A snapshot of the engine's metrics. */
+    public EngineMetrics metrics() {
+        return loop.metrics();
+    }
+
+    /** The pipelines in use right now, e.g. {@code [P1M2@[local-0], P1M2@[local-1]]}. */
+    public String configuration() {
+        return loop.configurationDescription();
+    }
+
+    /** The tokenizer prompts are encoded with. */
+    public Tokenizer tokenizer() {
+        return loop.tokenizer;
+    }
+
+    /** The clock the engine runs on. */
+    public EngineClock clock() {
+        return loop.clock;
+    }
+
+    /**
+     * Stops accepting requests, lets queued and running ones finish within the drain timeout (on the engine
+     * clock; the rest fail with {@link RequestFailedException.Reason#ENGINE_CLOSED}), closes every pipeline,
+     * releases every instance to the provider and, if the engine created it, closes the executor. Blocks until
+     * done; idempotent.
+     */
+    @Override
+    public void close() {
+        loop.close();
+    }
+
+    /** Configures a {@link ServingEngine}. */
+    public static final class Builder {
+        LlamaCheckpoint checkpoint;
+        Tokenizer tokenizer;
+        InstanceProvider provider;
+        Executor executor;
+        EngineClock clock;
+        int stages = 1;
+        int shards = 1;
+        int maxBatch = 8;
+        int maxBatchTokens = 64;
+        int queueCapacity = 1024;
+        int targetInstances;
+        boolean fallbackLayouts = true;
+        Duration drainTimeout = Duration.ofSeconds(30);
+
+        private Builder() {
+        }
+
+        /** The model: real weights and the tokenizer that goes with them (vocabulary sizes must agree). */
+        public Builder model(LlamaCheckpoint checkpoint, Tokenizer tokenizer) {
+            this.checkpoint = Objects.requireNonNull(checkpoint, "checkpoint");
+            this.tokenizer = Objects.requireNonNull(tokenizer, "tokenizer");
+            return this;
+        }
+
+        /** Where instances come from; the engine calls {@code start} on it once. */
+        public Builder instances(InstanceProvider provider) {
+            this.provider = Objects.requireNonNull(provider, "provider");
+            return this;
+        }
+
+        /**
+         * The executor devices and pipelines are created with; the caller keeps ownership. Default: a new one
+         * from {@link ExecutorProvider#best()}, closed with the engine.
+         */
+        public Builder executor(Executor executor) {
+            this.executor = Objects.requireNonNull(executor, "executor");
+            return this;
+        }
+
+        /** The engine clock; default {@link SystemEngineClock}. */
+        public Builder clock(EngineClock clock) {
+            this.clock = Objects.requireNonNull(clock, "clock");
+            return this;
+        }
+
+        /**
+         * Shape of each pipeline: P stages × M tensor shards (default 1 × 1). D, the number of pipelines,
+         * follows from the devices available.
+         */
+        public Builder parallelism(int stages, int shards) {
+            if (stages < 1 || shards < 1) {
+                throw new IllegalArgumentException("parallelism needs stages >= 1 and shards >= 1, was P=" + stages
+                        + ", M=" + shards);
+            }
+            this.stages = stages;
+            this.shards = shards;
+            return this;
+        }
+
+        /** B: most requests one pipeline runs at once (continuous batching); default 8. */
+        public Builder maxBatch(int b) {
+            if (b < 1) {
+                throw new IllegalArgumentException("maxBatch must be >= 1, was " + b);
+            }
+            this.maxBatch = b;
+            return this;
+        }
+
+        /** Most token positions (prefill chunks plus decodes) in one forward step; default 64. */
+        public Builder maxBatchTokens(int n) {
+            if (n < 1) {
+                throw new IllegalArgumentException("maxBatchTokens must be >= 1, was " + n);
+            }
+            this.maxBatchTokens = n;
+            return this;
+        }
+
+        /** Most accepted requests waiting for a pipeline; beyond it submit rejects. Default 1024. */
+        public Builder queueCapacity(int n) {
+            if (n < 1) {
+                throw new IllegalArgumentException("queueCapacity must be >= 1, was " + n);
+            }
+            this.queueCapacity = n;
+            return this;
+        }
+
+        /**
+         * Instances the engine keeps: it asks the provider for more when fewer are usable (instances under
+         * preemption notice do not count) and releases surplus on-demand instances. Default 0: never asks.
+         */
+        public Builder targetInstances(int n) {
+            if (n < 0) {
+                throw new IllegalArgumentException("targetInstances must be >= 0, was " + n);
+            }
+            this.targetInstances = n;
+            return this;
+        }
+
+        /**
+         * Whether devices too few for a P × M pipeline may still serve with a smaller layout (fewer stages
+         * and shards; default true). Without it, leftover devices stay idle.
+         */
+        public Builder fallbackLayouts(boolean allow) {
+            this.fallbackLayouts = allow;
+            return this;
+        }
+
+        /** How long {@link ServingEngine#close} waits for in-flight work, on the engine clock; default 30 s. */
+        public Builder drainTimeout(Duration timeout) {
+            Objects.requireNonNull(timeout, "drainTimeout");
+            if (timeout.isNegative()) {
+                throw new IllegalArgumentException("drainTimeout must be >= 0, was " + timeout);
+            }
+            this.drainTimeout = timeout;
+            return this;
+        }
+
+        /**
+         * Builds and starts the engine (its thread, then the provider).
+         *
+         * @throws IllegalStateException    if the model or the provider is missing
+         * @throws IllegalArgumentException if tokenizer and checkpoint disagree, or P × M does not fit the model
+         */
+        public ServingEngine build() {
+            if (checkpoint == null) {
+                throw new IllegalStateException("model(checkpoint, tokenizer) is required");
+            }
+            if (provider == null) {
+                throw new IllegalStateException("instances(provider) is required");
+            }
+            LlamaConfig config = checkpoint.config();
+            if (tokenizer.vocabSize() != config.vocabSize()) {
+                throw new IllegalArgumentException("tokenizer vocabulary " + tokenizer.vocabSize()
+                        + " differs from the checkpoint's vocab_size " + config.vocabSize());
+            }
+            List<ShardLayout> layouts = new ArrayList<>();
+            layouts.add(layout(config, stages, shards));
+            if (fallbackLayouts) {
+                for (int p = stages; p >= 1; p--) {
+                    for (int m = shards; m >= 1; m--) {
+                        if (p * m < stages * shards && fits(config, p, m)) {
+                            ShardLayout l = layout(config, p, m);
+                            if (!layouts.contains(l)) {
+                                layouts.add(l);
+                            }
+                        }
+                    }
+                }
+                layouts.sort((a, b) -> Integer.compare(b.stages() * b.shards(), a.stages() * a.shards()));
+            }
+            boolean ownsExecutor = executor == null;
+            Executor ex = ownsExecutor ? ExecutorProvider.best().create() : executor;
+            EngineLoop loop = new EngineLoop(this, ex, ownsExecutor, clock != null ? clock : new SystemEngineClock(),
+                    layouts);
+            loop.start();
+            return new ServingEngine(loop);
+        }
+
+        private static boolean fits(LlamaConfig c, int p, int m) {
+            return p <= c.layers() && c.heads() % m == 0 && c.kvHeads() % m == 0 && c.hiddenDim() % m == 0
+                    && c.vocabSize() >= m;
+        }
+
+        /** Even split of the layers, or the first stages one layer longer when P does not divide them. */
+        static ShardLayout layout(LlamaConfig c, int p, int m) {
+            if (p > c.layers()) {
+                throw new IllegalArgumentException("P = " + p + " pipeline stages exceed the model's " + c.layers()
+                        + " layers");
+            }
+            List<Integer> counts = new ArrayList<>();
+            for (int s = 0; s < p; s++) {
+                counts.add(c.layers() / p + (s < c.layers() % p ? 1 : 0));
+            }
+            return ShardLayout.balanced(c, counts, m);
+        }
+    }
+}

@@ -1,0 +1,113 @@
+package io.spotserve.engine;
+
+import io.spotserve.SharedData;
+import io.spotserve.exec.Device;
+import io.spotserve.exec.Executor;
+import io.spotserve.exec.ExecutorOptions;
+import io.spotserve.exec.Pipeline;
+import io.spotserve.exec.Sampler;
+import io.spotserve.exec.SamplingParams;
+import io.spotserve.exec.ShardLayout;
+import io.spotserve.exec.cpu.CpuExecutor;
+import io.spotserve.instance.InstanceType;
+import io.spotserve.model.LlamaCheckpoint;
+import io.spotserve.model.Tokenizer;
+import io.spotserve.plan.DeviceId;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+
+/** Shared test material: the real stories260K model, and run.c-style solo generation as the oracle. */
+final class EngineFixtures {
+    static final LlamaCheckpoint CHECKPOINT;
+    static final Tokenizer TOKENIZER;
+    /** 2 devices of 32 MiB each: roomy for stories260K with B = 4 full-length sequences. */
+    static final InstanceType SPOT = new InstanceType("local.2x", 2, 32L << 20, 1.9, InstanceType.Market.SPOT);
+    static final InstanceType ON_DEMAND = SPOT.on(InstanceType.Market.ON_DEMAND, 3.9);
+
+    static {
+        try {
+            CHECKPOINT = LlamaCheckpoint.load(SharedData.stories260K());
+            TOKENIZER = Tokenizer.load(SharedData.tok512(), CHECKPOINT.config().vocabSize());
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    private EngineFixtures() {
+    }
+
+    static Executor executor() {
+        return new CpuExecutor(ExecutorOptions.defaults().withThreads(2));
+    }
+
+    private static final String[] PROMPTS = {"Once upon a time", "The little dog", "Lily and Ben went to the park",
+        "One day", "Tom had a red ball. He", "The sun was"};
+
+    /** Seeded requests: prompts from a small list, lengths 4..maxNew, greedy unless {@code sampled} picks otherwise. */
+    static List<GenerationRequest> requests(long seed, int count, int maxNew, boolean withSampled) {
+        Random rnd = new Random(seed);
+        List<GenerationRequest> out = new ArrayList<>();
+        for (int i = 0; i < count; i++) {
+            GenerationRequest.Builder b = GenerationRequest.builder().prompt(PROMPTS[rnd.nextInt(PROMPTS.length)])
+                    .maxNewTokens(4 + rnd.nextInt(maxNew - 3));
+            if (withSampled && rnd.nextBoolean()) {
+                b.temperature(0.5f + rnd.nextFloat()).topP(rnd.nextBoolean() ? 1f : 0.9f).seed(1 + rnd.nextInt(1000));
+            }
+            out.add(b.build());
+        }
+        return out;
+    }
+
+    /**
+     * The oracle: the request run alone on an unsharded pipeline, one position per forward call, exactly like
+     * run.c's loop (prompt tokens forced, then sample; BOS ends the text).
+     */
+    static synchronized int[] solo(GenerationRequest request) {
+        int[] prompt = request.prompt() != null ? TOKENIZER.encode(request.prompt(), true, false) : request.promptTokens();
+        Pipeline p = soloPipeline();
+        Sampler sampler = new Sampler(request.sampling());
+        p.openSequence(7, prompt.length + request.maxNewTokens());
+        try {
+            List<Integer> out = new ArrayList<>();
+            int token = prompt[0];
+            for (int pos = 0; ; pos++) {
+                float[] logits = p.decode(new long[] {7}, new int[] {token}, new int[] {pos})[0];
+                if (pos < prompt.length - 1) {
+                    token = prompt[pos + 1];
+                    continue;
+                }
+                int next = sampler.sample(logits);
+                if (next == Tokenizer.BOS) {
+                    break;
+                }
+                out.add(next);
+                if (out.size() == request.maxNewTokens()) {
+                    break;
+                }
+                token = next;
+            }
+            return out.stream().mapToInt(Integer::intValue).toArray();
+        } finally {
+            p.closeSequence(7);
+        }
+    }
+
+    private static Pipeline solo;
+
+    private static Pipeline soloPipeline() {
+        if (solo == null) {
+            Executor ex = executor();
+            Device d = ex.createDevice(new DeviceId("solo", 0), 1L << 30);
+            solo = ex.createPipeline(ShardLayout.of(CHECKPOINT.config(), 1, 1), List.of(d), 1);
+            solo.loadWeights(CHECKPOINT);
+        }
+        return solo;
+    }
+
+    static SamplingParams greedy() {
+        return SamplingParams.greedy();
+    }
+}

@@ -1,0 +1,239 @@
+package io.spotserve.engine;
+
+import static io.spotserve.engine.EngineFixtures.CHECKPOINT;
+import static io.spotserve.engine.EngineFixtures.ON_DEMAND;
+import static io.spotserve.engine.EngineFixtures.SPOT;
+import static io.spotserve.engine.EngineFixtures.TOKENIZER;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.spotserve.exec.Executor;
+import io.spotserve.instance.Instance;
+import io.spotserve.instance.InstanceEvent;
+import io.spotserve.instance.InstanceType;
+import io.spotserve.instance.LocalInstanceProvider;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.Flow;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * Slice 2: instances come and go while requests run. Whatever happens, every accepted request completes exactly
+ * once, its stream carries each token exactly once and in order, and its tokens equal a solo, uninterrupted
+ * run (greedy), because requests resume from their committed tokens.
+ */
+class PreemptionTest {
+    private Executor executor;
+    private VirtualClock clock;
+    private LocalInstanceProvider provider;
+
+    @BeforeEach
+    void setUp() {
+        executor = EngineFixtures.executor();
+        clock = new VirtualClock(Duration.ofMillis(10), Duration.ofMillis(1));
+        provider = new LocalInstanceProvider(clock, ON_DEMAND);
+    }
+
+    @AfterEach
+    void tearDown() {
+        executor.close();
+    }
+
+    /** A stream subscriber that checks it sees indices 0, 1, 2, ... once each and exactly one terminal signal. */
+    static final class Recorder implements Flow.Subscriber<Token> {
+        final List<Integer> ids = new CopyOnWriteArrayList<>();
+        final List<String> problems = new CopyOnWriteArrayList<>();
+        final AtomicInteger terminal = new AtomicInteger();
+
+        @Override
+        public void onSubscribe(Flow.Subscription s) {
+            s.request(Long.MAX_VALUE);
+        }
+
+        @Override
+        public void onNext(Token t) {
+            if (t.index() != ids.size()) {
+                problems.add("token index " + t.index() + " after " + ids.size() + " tokens");
+            }
+            ids.add(t.id());
+        }
+
+        @Override
+        public void onError(Throwable t) {
+            terminal.incrementAndGet();
+            problems.add("onError " + t);
+        }
+
+        @Override
+        public void onComplete() {
+            terminal.incrementAndGet();
+        }
+    }
+
+    private ServingEngine build(int stages, int shards) {
+        return ServingEngine.builder().model(CHECKPOINT, TOKENIZER).instances(provider).executor(executor).clock(clock)
+                .parallelism(stages, shards).maxBatch(3).maxBatchTokens(16).build();
+    }
+
+    private void checkAll(ServingEngine engine, List<GenerationRequest> requests, List<CompletableFuture<Completion>> futures,
+                          List<Recorder> recorders) {
+        int restarts = 0;
+        for (int i = 0; i < requests.size(); i++) {
+            Completion c = futures.get(i).join();
+            int[] expected = EngineFixtures.solo(requests.get(i));
+            assertArrayEquals(expected, c.tokens(), "request " + i + " (" + c.restarts() + " restarts)");
+            Recorder rec = recorders.get(i);
+            assertTrue(rec.problems.isEmpty(), rec.problems.toString());
+            assertEquals(1, rec.terminal.get());
+            assertArrayEquals(expected, rec.ids.stream().mapToInt(Integer::intValue).toArray());
+            restarts += c.restarts();
+        }
+        EngineMetrics m = engine.metrics();
+        assertEquals(requests.size(), m.completed());
+        assertEquals(0, m.failed());
+        assertEquals(restarts, m.restarts());
+    }
+
+    @Test
+    void scriptedPreemptionsGraceZeroSimultaneousNoticesAndAnOutage() {
+        Instance a = provider.add(SPOT);
+        Instance b = provider.add(SPOT);
+        Instance c = provider.add(SPOT);
+        List<GenerationRequest> requests = EngineFixtures.requests(3, 12, 40, false);
+        List<CompletableFuture<Completion>> futures = new ArrayList<>();
+        List<Recorder> recorders = new ArrayList<>();
+        try (ServingEngine engine = build(1, 2)) {
+            ms(30, new InstanceEvent.PreemptionNotice(a.id(), ms(30), ms(30)));      // grace 0
+            ms(60, new InstanceEvent.PreemptionNotice(b.id(), ms(60), ms(100)));     // two notices at once
+            ms(60, new InstanceEvent.PreemptionNotice(c.id(), ms(60), ms(200)));
+            ms(60, new InstanceEvent.PreemptionNotice(c.id(), ms(60), ms(200)));     // duplicate
+            ms(70, new InstanceEvent.Terminated("never-seen", ms(70)));             // unknown
+            // every spot instance is gone from 60 ms to 400 ms: requests wait, then resume
+            Instance d = new Instance("spot-late-1", SPOT);
+            ms(400, new InstanceEvent.Acquired(d, ms(400)));
+            ms(400, new InstanceEvent.Acquired(d, ms(400)));                        // duplicate
+            ms(500, new InstanceEvent.Acquired(new Instance("spot-late-2", SPOT), ms(500)));
+            ms(700, new InstanceEvent.Terminated(d.id(), ms(700)));                 // no grace at all
+            ms(710, new InstanceEvent.Terminated(d.id(), ms(710)));                 // late duplicate
+            ms(720, new InstanceEvent.Acquired(new Instance("spot-late-3", SPOT), ms(720)));
+            for (GenerationRequest r : requests) {
+                Recorder rec = new Recorder();
+                recorders.add(rec);
+                futures.add(engine.submit(r, rec));
+            }
+            checkAll(engine, requests, futures, recorders);
+            EngineMetrics m = engine.metrics();
+            assertTrue(m.restarts() > 0, "the script must interrupt running requests");
+            assertTrue(m.reconfigurations().size() >= 4, m.reconfigurations().toString());
+        }
+        assertTrue(provider.live().isEmpty(), "close released every instance: " + provider.live());
+    }
+
+    @ParameterizedTest(name = "survivor {0}")
+    @ValueSource(strings = {"same layout P1M2", "other layout P1M1"})
+    void noticeWithGraceMovesKvCachesInsteadOfRecomputing(String survivor) {
+        InstanceType single = new InstanceType("local.1x", 1, 32L << 20, 1.0, InstanceType.Market.SPOT);
+        Instance a = provider.add(SPOT);
+        provider.add(survivor.startsWith("same") ? SPOT : single);
+        List<GenerationRequest> requests = new ArrayList<>();
+        for (int i = 0; i < 4; i++) {
+            requests.add(GenerationRequest.builder().prompt(i % 2 == 0 ? "Once upon a time" : "The little dog")
+                    .maxNewTokens(30 + i).build());
+        }
+        List<CompletableFuture<Completion>> futures = new ArrayList<>();
+        List<Recorder> recorders = new ArrayList<>();
+        try (ServingEngine engine = ServingEngine.builder().model(CHECKPOINT, TOKENIZER).instances(provider)
+                .executor(executor).clock(clock).parallelism(1, 2).maxBatch(4).build()) {
+            provider.deliver(new InstanceEvent.PreemptionNotice(a.id(), ms(60), ms(160)));
+            for (GenerationRequest r : requests) {
+                Recorder rec = new Recorder();
+                recorders.add(rec);
+                futures.add(engine.submit(r, rec));
+            }
+            checkAll(engine, requests, futures, recorders);
+            EngineMetrics m = engine.metrics();
+            assertEquals(0, m.restarts(), "every request on the noticed instance moved with its KV cache");
+            assertTrue(m.migrations() >= 1, m.toString());
+            long perPosition = CHECKPOINT.config().kvBytesPerPosition();
+            assertTrue(m.migratedBytes() > 0 && m.migratedBytes() % perPosition == 0,
+                    "KV bytes moved are whole positions of the whole model: " + m.migratedBytes());
+            // a moved request carries at most prompt + generated positions, so the total is bounded accordingly
+            long bound = 0;
+            for (CompletableFuture<Completion> f : futures) {
+                bound += (long) (f.join().promptLength() + f.join().tokens().length) * perPosition;
+            }
+            assertTrue(m.migratedBytes() <= bound, m.migratedBytes() + " > " + bound);
+            long moved = m.reconfigurations().stream().mapToLong(Reconfiguration::bytesMigrated).sum();
+            assertEquals(m.migratedBytes(), moved, m.reconfigurations().toString());
+        }
+    }
+
+    @ParameterizedTest(name = "seed {0}")
+    @ValueSource(longs = {1, 2, 3})
+    void chaos(long seed) {
+        Random rnd = new Random(seed);
+        InstanceType tiny = new InstanceType("tiny", 1, 1L << 20, 0.5, InstanceType.Market.SPOT);
+        List<String> ids = new ArrayList<>();
+        for (int i = 0; i < 3; i++) {
+            ids.add(provider.add(SPOT).id());
+        }
+        int stages = 1 + rnd.nextInt(2);
+        int shards = 1 + rnd.nextInt(2);
+        List<GenerationRequest> requests = EngineFixtures.requests(seed, 30, 32, false);
+        List<CompletableFuture<Completion>> futures = new ArrayList<>();
+        List<Recorder> recorders = new ArrayList<>();
+        try (ServingEngine engine = build(stages, shards)) {
+            long t = 0;
+            int events = 300;
+            for (int e = 0; e < events; e++) {
+                t += 1 + rnd.nextInt(25);
+                Duration at = Duration.ofMillis(t);
+                String victim = ids.get(rnd.nextInt(ids.size()));
+                int kind = rnd.nextInt(10);
+                InstanceEvent ev = switch (kind) {
+                    case 0, 1, 2 -> {
+                        Instance fresh = new Instance("chaos-" + e, rnd.nextInt(8) == 0 ? tiny : SPOT);
+                        ids.add(fresh.id());
+                        yield new InstanceEvent.Acquired(fresh, at);
+                    }
+                    case 3, 4 -> new InstanceEvent.PreemptionNotice(victim, at, at.plusMillis(rnd.nextInt(3) * 40L));
+                    case 5 -> new InstanceEvent.PreemptionNotice(victim, at, at);
+                    case 6 -> new InstanceEvent.Terminated(victim, at);
+                    case 7 -> new InstanceEvent.Terminated("unknown-" + e, at);
+                    case 8 -> new InstanceEvent.PreemptionNotice("unknown-" + e, at, at.plusMillis(10));
+                    default -> new InstanceEvent.Acquired(new Instance(victim, SPOT), at); // duplicate or late
+                };
+                provider.deliver(ev);
+            }
+            // afterwards the market calms down: two fresh instances stay
+            Duration end = Duration.ofMillis(t + 1);
+            provider.deliver(new InstanceEvent.Acquired(new Instance("calm-1", SPOT), end));
+            provider.deliver(new InstanceEvent.Acquired(new Instance("calm-2", SPOT), end));
+            for (GenerationRequest r : requests) {
+                Recorder rec = new Recorder();
+                recorders.add(rec);
+                futures.add(engine.submit(r, rec));
+            }
+            checkAll(engine, requests, futures, recorders);
+            assertTrue(engine.metrics().restarts() > 0, "chaos must interrupt running requests");
+        }
+    }
+
+    private Duration ms(long millis) {
+        return Duration.ofMillis(millis);
+    }
+
+    private void ms(long millis, InstanceEvent e) {
+        provider.deliver(e);
+    }
+}
