@@ -6,6 +6,7 @@ import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
 
 import io.spotserve.exec.ContextSlice;
 import io.spotserve.exec.IndexRange;
+import io.spotserve.exec.spi.PipelinePosition;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -22,7 +23,7 @@ import jcuda.driver.CUmemorytype;
  * the CPU executor's StageShard), per-step scratch buffers, and the kernel launches of its share of every
  * layer. Partial outputs of wo and w2 are left in {@link #part} for the pipeline's all-reduce.
  */
-final class CudaShard implements AutoCloseable {
+final class CudaShard implements PipelinePosition, AutoCloseable {
     private record Kv(DeviceBuffer data, int capacity) {
     }
 
@@ -117,7 +118,48 @@ final class CudaShard implements AutoCloseable {
 
     // ------------------------------------------------------------------ ownership and coverage
 
-    boolean owns(ContextSlice slice) {
+    @Override
+    public int stage() {
+        return stage;
+    }
+
+    @Override
+    public int shard() {
+        return shard;
+    }
+
+    @Override
+    public CudaDevice device() {
+        return device;
+    }
+
+    @Override
+    public IndexRange layers() {
+        return pl.layers;
+    }
+
+    @Override
+    public IndexRange heads() {
+        return pl.heads;
+    }
+
+    @Override
+    public IndexRange kvHeads() {
+        return pl.kvHeads;
+    }
+
+    @Override
+    public IndexRange hidden() {
+        return pl.hidden;
+    }
+
+    @Override
+    public IndexRange vocab() {
+        return pl.vocab;
+    }
+
+    @Override
+    public boolean owns(ContextSlice slice) {
         if (slice instanceof ContextSlice.Embedding e) {
             return pl.first && pl.vocab.contains(e.vocab());
         } else if (slice instanceof ContextSlice.Classifier k) {
@@ -134,7 +176,8 @@ final class CudaShard implements AutoCloseable {
         }
     }
 
-    boolean holds(ContextSlice slice, int filledLength) {
+    @Override
+    public boolean holds(ContextSlice slice, int filledLength) {
         if (!owns(slice)) {
             return false;
         }
@@ -164,7 +207,8 @@ final class CudaShard implements AutoCloseable {
         return true;
     }
 
-    boolean complete() {
+    @Override
+    public boolean complete() {
         if (!completeKnown) {
             boolean ok = true;
             for (int l = 0; l < layerW.length && ok; l++) {
@@ -178,7 +222,8 @@ final class CudaShard implements AutoCloseable {
     }
 
     /** Bytes that importing {@code slice} would newly allocate on the device. */
-    long allocationBytes(ContextSlice slice) {
+    @Override
+    public long allocationBytes(ContextSlice slice) {
         long rows = (long) pl.vocab.length() * pl.dim * Float.BYTES;
         if (slice instanceof ContextSlice.Embedding) {
             return embedding == null ? rows : 0;
@@ -193,7 +238,8 @@ final class CudaShard implements AutoCloseable {
         return 0;
     }
 
-    boolean aliasClassifier() {
+    @Override
+    public boolean aliasClassifier() {
         return aliasClassifier;
     }
 
@@ -203,7 +249,8 @@ final class CudaShard implements AutoCloseable {
      * Copies a slice between its canonical floats and this position's GPU storage (host↔device). Importing
      * allocates missing storage first (which may throw, changing nothing). The caller checked owns / holds.
      */
-    void transfer(ContextSlice slice, float[] canon, boolean importing) {
+    @Override
+    public void transfer(ContextSlice slice, float[] canon, boolean importing) {
         transfer(slice, canon, null, importing);
     }
 
@@ -347,7 +394,8 @@ final class CudaShard implements AutoCloseable {
 
     // ------------------------------------------------------------------ release
 
-    void release(ContextSlice slice) {
+    @Override
+    public void release(ContextSlice slice) {
         if (slice instanceof ContextSlice.Embedding) {
             Arrays.fill(embDone, false);
             if (!aliasClassifier || !anyTrue(clsDone)) {
@@ -398,11 +446,13 @@ final class CudaShard implements AutoCloseable {
 
     // ------------------------------------------------------------------ sequences
 
-    void addSequence(long id, DeviceBuffer buffer, int capacity) {
-        kv.put(id, new Kv(buffer, capacity));
+    @Override
+    public void reserveSequence(long id, int capacity, String what) {
+        kv.put(id, new Kv(device.allocate(what, pl.kvFloats(capacity)), capacity));
     }
 
-    void removeSequence(long id) {
+    @Override
+    public void removeSequence(long id) {
         Kv entry = kv.remove(id);
         if (entry != null) {
             entry.data.close();
@@ -502,6 +552,11 @@ final class CudaShard implements AutoCloseable {
     /** A [maxBatch][dim] scratch area free between kernels of the all-reduce (the norm output buffer). */
     CUdeviceptr xbTemp() {
         return xb.ptr;
+    }
+
+    @Override
+    public void releaseAll() {
+        close();
     }
 
     /** Frees every weight, KV and scratch buffer of this position. */

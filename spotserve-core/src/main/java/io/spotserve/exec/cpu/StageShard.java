@@ -3,6 +3,7 @@ package io.spotserve.exec.cpu;
 import io.spotserve.exec.ContextSlice;
 import io.spotserve.exec.IndexRange;
 import io.spotserve.exec.ShardLayout;
+import io.spotserve.exec.spi.PipelinePosition;
 import io.spotserve.model.LlamaConfig;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -30,7 +31,7 @@ import java.util.Map;
  * frequency 1/10000^(i/hs), grouped-query attention with scores divided by sqrt(hs) and a max-shifted
  * softmax, SwiGLU FFN. Partial outputs of wo and w2 are left in {@link #part} for the pipeline's all-reduce.
  */
-final class StageShard {
+final class StageShard implements PipelinePosition {
     private static final int PARALLEL_MIN_MACS = 1 << 15;
 
     /** One sequence's KV cache on this position. */
@@ -160,8 +161,54 @@ final class StageShard {
 
     // ------------------------------------------------------------------ weights: ownership and coverage
 
+    @Override
+    public int stage() {
+        return stage;
+    }
+
+    @Override
+    public int shard() {
+        return shard;
+    }
+
+    @Override
+    public CpuDevice device() {
+        return device;
+    }
+
+    @Override
+    public IndexRange layers() {
+        return layers;
+    }
+
+    @Override
+    public IndexRange heads() {
+        return heads;
+    }
+
+    @Override
+    public IndexRange kvHeads() {
+        return kvHeads;
+    }
+
+    @Override
+    public IndexRange hidden() {
+        return hidden;
+    }
+
+    @Override
+    public IndexRange vocab() {
+        return vocab;
+    }
+
+    @Override
+    public boolean aliasClassifier() {
+        return aliasClassifier;
+    }
+
     /** Whether this position owns all of {@code slice} (it may be imported here). */
-    boolean owns(ContextSlice slice) {
+    @Override
+    public boolean owns(ContextSlice slice) {
         if (slice instanceof ContextSlice.Embedding e) {
             return first && vocab.contains(e.vocab());
         } else if (slice instanceof ContextSlice.Classifier k) {
@@ -179,7 +226,8 @@ final class StageShard {
     }
 
     /** Whether this position holds (has been given) all of {@code slice}. */
-    boolean holds(ContextSlice slice, int filledLength) {
+    @Override
+    public boolean holds(ContextSlice slice, int filledLength) {
         if (!owns(slice)) {
             return false;
         }
@@ -208,7 +256,8 @@ final class StageShard {
     }
 
     /** Whether every weight this position needs is present (cached until the next import or release). */
-    boolean complete() {
+    @Override
+    public boolean complete() {
         if (!completeKnown) {
             complete = computeComplete();
             completeKnown = true;
@@ -227,7 +276,8 @@ final class StageShard {
     }
 
     /** Bytes that importing {@code slice} would newly allocate on the device. */
-    long allocationBytes(ContextSlice slice) {
+    @Override
+    public long allocationBytes(ContextSlice slice) {
         if (slice instanceof ContextSlice.Embedding) {
             return embedding == null ? (long) vocab.length() * dim * Float.BYTES : 0;
         } else if (slice instanceof ContextSlice.Classifier) {
@@ -260,7 +310,8 @@ final class StageShard {
      * storage. Importing allocates missing storage first (which may throw, changing nothing), then copies.
      * The caller has checked {@link #owns} (import) or {@link #holds} (export).
      */
-    void transfer(ContextSlice slice, float[] canon, boolean importing) {
+    @Override
+    public void transfer(ContextSlice slice, float[] canon, boolean importing) {
         if (importing) {
             completeKnown = false;
         }
@@ -383,13 +434,15 @@ final class StageShard {
         return Math.multiplyExact(Math.multiplyExact(2 * layers.length(), capacity), kvDim);
     }
 
-    /** Registers a sequence whose KV buffer the pipeline allocated from this position's device. */
-    void addSequence(long id, float[] buffer, int capacity) {
-        kv.put(id, new Kv(buffer, capacity));
+    /** Allocates a sequence's KV buffer from this position's device and registers it. */
+    @Override
+    public void reserveSequence(long id, int capacity, String what) {
+        kv.put(id, new Kv(device.allocate(what, kvFloats(capacity)), capacity));
     }
 
     /** Frees a sequence's KV buffer. */
-    void removeSequence(long id) {
+    @Override
+    public void removeSequence(long id) {
         Kv entry = kv.remove(id);
         if (entry != null) {
             device.free(entry.data);
@@ -397,7 +450,8 @@ final class StageShard {
     }
 
     /** Frees one whole weight unit (a layer block, the embedding, the classifier or the final norm). */
-    void release(ContextSlice slice) {
+    @Override
+    public void release(ContextSlice slice) {
         if (slice instanceof ContextSlice.Embedding) {
             Arrays.fill(embDone, false);
             if (!aliasClassifier || !anyTrue(clsDone)) {
@@ -441,7 +495,8 @@ final class StageShard {
     }
 
     /** Frees everything this position holds. */
-    void release() {
+    @Override
+    public void releaseAll() {
         for (Long id : kv.keySet().toArray(new Long[0])) {
             removeSequence(id);
         }

@@ -1,0 +1,70 @@
+package io.spotserve.exec.spi;
+
+import io.spotserve.exec.ContextSlice;
+import io.spotserve.exec.Device;
+import io.spotserve.exec.IndexRange;
+
+/**
+ * What {@link AbstractPipeline} needs from one backend's pipeline position (stage p, shard m): its share of
+ * the model, which slices it owns and holds, and the storage operations behind load / import / export /
+ * release and sequence open / close. For executor implementors only; never called on the forward hot path.
+ */
+public interface PipelinePosition {
+    /** Pipeline stage p of this position. */
+    int stage();
+
+    /** Tensor shard m of this position. */
+    int shard();
+
+    /** The device arena its storage is allocated from. */
+    Device device();
+
+    /** Global layers of its stage. */
+    IndexRange layers();
+
+    /** Query heads of its shard. */
+    IndexRange heads();
+
+    /** KV heads of its shard. */
+    IndexRange kvHeads();
+
+    /** FFN hidden units of its shard. */
+    IndexRange hidden();
+
+    /** Vocabulary rows of its shard (embedding on stage 0, classifier on the last stage). */
+    IndexRange vocab();
+
+    /** Whether one array serves as embedding and classifier (first and last stage, shared classifier). */
+    boolean aliasClassifier();
+
+    /** Whether this position owns all of {@code slice} (it may be imported here). */
+    boolean owns(ContextSlice slice);
+
+    /** Whether this position holds all of {@code slice}; KV slices up to {@code filledLength} positions. */
+    boolean holds(ContextSlice slice, int filledLength);
+
+    /** Whether every weight this position needs is present. */
+    boolean complete();
+
+    /** Bytes that importing {@code slice} would newly allocate on the device. */
+    long allocationBytes(ContextSlice slice);
+
+    /** Copies {@code slice} between storage and its canonical floats (into storage when importing). */
+    void transfer(ContextSlice slice, float[] canon, boolean importing);
+
+    /** Frees the storage of one weight unit (a no-op when absent). */
+    void release(ContextSlice slice);
+
+    /**
+     * Allocates and registers the KV cache of {@code sequence} for {@code capacity} positions.
+     *
+     * @throws io.spotserve.exec.DeviceMemoryException if the device cannot hold it; nothing changes then
+     */
+    void reserveSequence(long sequence, int capacity, String what);
+
+    /** Frees the KV cache of {@code sequence} (a no-op when absent). */
+    void removeSequence(long sequence);
+
+    /** Frees all storage of this position (pipeline close). */
+    void releaseAll();
+}
