@@ -33,7 +33,7 @@ final class CudaPipeline extends AbstractPipeline<CudaShard> {
         try {
             for (int p = 0; p < layout.stages(); p++) {
                 for (int m = 0; m < layout.shards(); m++) {
-                    shards[p][m] = new CudaShard(executor, new PositionLayout(layout, p, m), p, m,
+                    shards[p][m] = new CudaShard(executor, layout, p, m,
                             devices.get(p * layout.shards() + m), rope, maxBatch);
                 }
             }

@@ -6,9 +6,10 @@ import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
 
 import io.spotserve.exec.ContextSlice;
 import io.spotserve.exec.IndexRange;
+import io.spotserve.exec.ShardLayout;
 import io.spotserve.exec.spi.PipelinePosition;
+import io.spotserve.exec.spi.WeightCoverage;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -36,18 +37,12 @@ final class CudaShard implements PipelinePosition, AutoCloseable {
     final int maxBatch;
     private final boolean aliasClassifier;
 
+    private final WeightCoverage coverage;
     private final DeviceBuffer[] layerW;
-    private final boolean[] rmsDone;
-    private final boolean[][] headDone;
-    private final boolean[][] hiddenDone;
     private DeviceBuffer embedding;
-    private final boolean[] embDone;
     private DeviceBuffer classifier;
-    private final boolean[] clsDone;
     private DeviceBuffer finalNorm;
     private final Map<Long, Kv> kv = new HashMap<>();
-    private boolean complete;
-    private boolean completeKnown;
 
     // scratch: activations of the current step (not arena-accounted, like the CPU executor's)
     private final List<DeviceBuffer> scratch = new ArrayList<>();
@@ -69,23 +64,18 @@ final class CudaShard implements PipelinePosition, AutoCloseable {
     private int batch;
     private int longest;
 
-    CudaShard(CudaExecutor executor, PositionLayout pl, int stage, int shard, CudaDevice device, float[] ropeTable,
+    CudaShard(CudaExecutor executor, ShardLayout layout, int stage, int shard, CudaDevice device, float[] ropeTable,
               int maxBatch) {
         this.executor = executor;
         this.device = device;
         this.ctx = device.context;
-        this.pl = pl;
+        this.pl = new PositionLayout(layout, stage, shard);
         this.stage = stage;
         this.shard = shard;
         this.maxBatch = maxBatch;
         this.aliasClassifier = pl.first && pl.last && pl.c.sharedClassifier();
-        int nl = pl.layers.length();
-        layerW = new DeviceBuffer[nl];
-        rmsDone = new boolean[nl];
-        headDone = new boolean[nl][pl.hq];
-        hiddenDone = new boolean[nl][pl.f];
-        embDone = pl.first ? new boolean[pl.vocab.length()] : null;
-        clsDone = pl.last ? new boolean[pl.vocab.length()] : null;
+        this.coverage = new WeightCoverage(layout, stage, shard);
+        layerW = new DeviceBuffer[pl.layers.length()];
         try {
             int dim = pl.dim;
             x = scratch((long) maxBatch * dim);
@@ -160,65 +150,22 @@ final class CudaShard implements PipelinePosition, AutoCloseable {
 
     @Override
     public boolean owns(ContextSlice slice) {
-        if (slice instanceof ContextSlice.Embedding e) {
-            return pl.first && pl.vocab.contains(e.vocab());
-        } else if (slice instanceof ContextSlice.Classifier k) {
-            return pl.last && pl.vocab.contains(k.vocab());
-        } else if (slice instanceof ContextSlice.FinalNorm) {
-            return pl.last;
-        } else if (slice instanceof ContextSlice.LayerWeights w) {
-            return pl.layers.contains(w.layer()) && pl.heads.contains(w.heads()) && pl.hidden.contains(w.hidden());
-        } else {
-            ContextSlice.KvCache k = (ContextSlice.KvCache) slice;
-            Kv entry = kv.get(k.sequence());
-            return pl.layers.contains(k.layer()) && pl.kvHeads.contains(k.kvHeads()) && entry != null
-                    && k.length() <= entry.capacity;
-        }
+        return coverage.owns(slice, kvCapacity(slice));
     }
 
     @Override
     public boolean holds(ContextSlice slice, int filledLength) {
-        if (!owns(slice)) {
-            return false;
-        }
-        IndexRange v = pl.vocab;
-        if (slice instanceof ContextSlice.Embedding e) {
-            return allTrue(embDone, e.vocab().from() - v.from(), e.vocab().to() - v.from());
-        } else if (slice instanceof ContextSlice.Classifier k) {
-            return allTrue(clsDone, k.vocab().from() - v.from(), k.vocab().to() - v.from());
-        } else if (slice instanceof ContextSlice.FinalNorm) {
-            return finalNorm != null;
-        } else if (slice instanceof ContextSlice.LayerWeights w) {
-            int l = w.layer() - pl.layers.from();
-            return rmsDone[l]
-                    && allTrue(headDone[l], w.heads().from() - pl.heads.from(), w.heads().to() - pl.heads.from())
-                    && allTrue(hiddenDone[l], w.hidden().from() - pl.hidden.from(), w.hidden().to() - pl.hidden.from());
-        } else {
-            return ((ContextSlice.KvCache) slice).length() <= filledLength;
-        }
+        return coverage.holds(slice, kvCapacity(slice), filledLength);
     }
 
-    private static boolean allTrue(boolean[] a, int from, int to) {
-        for (int i = from; i < to; i++) {
-            if (!a[i]) {
-                return false;
-            }
-        }
-        return true;
+    private int kvCapacity(ContextSlice slice) {
+        Kv entry = slice instanceof ContextSlice.KvCache k ? kv.get(k.sequence()) : null;
+        return entry == null ? -1 : entry.capacity;
     }
 
     @Override
     public boolean complete() {
-        if (!completeKnown) {
-            boolean ok = true;
-            for (int l = 0; l < layerW.length && ok; l++) {
-                ok = rmsDone[l] && allTrue(headDone[l], 0, pl.hq) && allTrue(hiddenDone[l], 0, pl.f);
-            }
-            complete = ok && (!pl.first || allTrue(embDone, 0, embDone.length))
-                    && (!pl.last || (finalNorm != null && allTrue(clsDone, 0, clsDone.length)));
-            completeKnown = true;
-        }
-        return complete;
+        return coverage.complete();
     }
 
     /** Bytes that importing {@code slice} would newly allocate on the device. */
@@ -275,8 +222,7 @@ final class CudaShard implements PipelinePosition, AutoCloseable {
             }
         }
         if (importing) {
-            completeKnown = false;
-            mark(slice);
+            coverage.mark(slice);
         }
     }
 
@@ -342,20 +288,6 @@ final class CudaShard implements PipelinePosition, AutoCloseable {
         }
     }
 
-    private void mark(ContextSlice slice) {
-        IndexRange v = pl.vocab;
-        if (slice instanceof ContextSlice.Embedding e) {
-            Arrays.fill(embDone, e.vocab().from() - v.from(), e.vocab().to() - v.from(), true);
-        } else if (slice instanceof ContextSlice.Classifier k) {
-            Arrays.fill(clsDone, k.vocab().from() - v.from(), k.vocab().to() - v.from(), true);
-        } else if (slice instanceof ContextSlice.LayerWeights w) {
-            int l = w.layer() - pl.layers.from();
-            rmsDone[l] = true;
-            Arrays.fill(headDone[l], w.heads().from() - pl.heads.from(), w.heads().to() - pl.heads.from(), true);
-            Arrays.fill(hiddenDone[l], w.hidden().from() - pl.hidden.from(), w.hidden().to() - pl.hidden.from(), true);
-        }
-    }
-
     /** One strided host↔device copy; synchronous, so the host array may be reused on return. */
     private static void copy(DeviceBuffer buf, PositionLayout.Copy cp, float[] canon, boolean importing) {
         long width = (long) cp.width() * Float.BYTES;
@@ -396,9 +328,9 @@ final class CudaShard implements PipelinePosition, AutoCloseable {
 
     @Override
     public void release(ContextSlice slice) {
+        coverage.unmark(slice);
         if (slice instanceof ContextSlice.Embedding) {
-            Arrays.fill(embDone, false);
-            if (!aliasClassifier || !anyTrue(clsDone)) {
+            if (!aliasClassifier || !coverage.anyClassifier()) {
                 free(embedding);
                 embedding = null;
                 if (aliasClassifier) {
@@ -406,11 +338,10 @@ final class CudaShard implements PipelinePosition, AutoCloseable {
                 }
             }
         } else if (slice instanceof ContextSlice.Classifier) {
-            Arrays.fill(clsDone, false);
             if (!aliasClassifier) {
                 free(classifier);
                 classifier = null;
-            } else if (!anyTrue(embDone)) {
+            } else if (!coverage.anyEmbedding()) {
                 free(embedding);
                 embedding = null;
                 classifier = null;
@@ -422,20 +353,7 @@ final class CudaShard implements PipelinePosition, AutoCloseable {
             int l = w.layer() - pl.layers.from();
             free(layerW[l]);
             layerW[l] = null;
-            rmsDone[l] = false;
-            Arrays.fill(headDone[l], false);
-            Arrays.fill(hiddenDone[l], false);
         }
-        completeKnown = false;
-    }
-
-    private static boolean anyTrue(boolean[] a) {
-        for (boolean b : a) {
-            if (b) {
-                return true;
-            }
-        }
-        return false;
     }
 
     private static void free(DeviceBuffer b) {
@@ -577,7 +495,7 @@ final class CudaShard implements PipelinePosition, AutoCloseable {
         embedding = null;
         classifier = null;
         finalNorm = null;
-        completeKnown = false;
+        coverage.clear();
         for (DeviceBuffer b : scratch) {
             b.close();
         }

@@ -4,8 +4,8 @@ import io.spotserve.exec.ContextSlice;
 import io.spotserve.exec.IndexRange;
 import io.spotserve.exec.ShardLayout;
 import io.spotserve.exec.spi.PipelinePosition;
+import io.spotserve.exec.spi.WeightCoverage;
 import io.spotserve.model.LlamaConfig;
-import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Map;
 
@@ -66,18 +66,12 @@ final class StageShard implements PipelinePosition {
     private final int offW2;
     final int layerFloats;
 
+    private final WeightCoverage coverage;
     private final float[][] layerW;
-    private final boolean[] rmsDone;
-    private final boolean[][] headDone;
-    private final boolean[][] hiddenDone;
     private float[] embedding;
-    private final boolean[] embDone;
     private float[] classifier;
-    private final boolean[] clsDone;
     private float[] finalNorm;
     private final Map<Long, Kv> kv = new HashMap<>();
-    private boolean complete;
-    private boolean completeKnown;
 
     private final Kernels kernels;
     /** {@link PackedRows} lanes of the layer matrices (0: plain rows, the scalar kernels' layout). */
@@ -110,13 +104,14 @@ final class StageShard implements PipelinePosition {
         this.c = layout.config();
         this.stage = stage;
         this.shard = shard;
-        this.layers = layout.layers(stage);
-        this.heads = layout.heads(shard);
-        this.kvHeads = layout.kvHeads(shard);
-        this.hidden = layout.hidden(shard);
-        this.vocab = layout.vocab(shard);
-        this.first = stage == 0;
-        this.last = stage == layout.stages() - 1;
+        this.coverage = new WeightCoverage(layout, stage, shard);
+        this.layers = coverage.layers();
+        this.heads = coverage.heads();
+        this.kvHeads = coverage.kvHeads();
+        this.hidden = coverage.hidden();
+        this.vocab = coverage.vocab();
+        this.first = coverage.first();
+        this.last = coverage.last();
         this.aliasClassifier = first && last && c.sharedClassifier();
         this.kernels = kernels;
         this.lanes = kernels.packLanes();
@@ -140,11 +135,6 @@ final class StageShard implements PipelinePosition {
 
         int nl = layers.length();
         layerW = new float[nl][];
-        rmsDone = new boolean[nl];
-        headDone = new boolean[nl][hq];
-        hiddenDone = new boolean[nl][f];
-        embDone = first ? new boolean[vocab.length()] : null;
-        clsDone = last ? new boolean[vocab.length()] : null;
 
         xb = new float[maxBatch * dim];
         qkv = new float[maxBatch * qkvRows];
@@ -209,70 +199,24 @@ final class StageShard implements PipelinePosition {
     /** Whether this position owns all of {@code slice} (it may be imported here). */
     @Override
     public boolean owns(ContextSlice slice) {
-        if (slice instanceof ContextSlice.Embedding e) {
-            return first && vocab.contains(e.vocab());
-        } else if (slice instanceof ContextSlice.Classifier k) {
-            return last && vocab.contains(k.vocab());
-        } else if (slice instanceof ContextSlice.FinalNorm) {
-            return last;
-        } else if (slice instanceof ContextSlice.LayerWeights w) {
-            return layers.contains(w.layer()) && heads.contains(w.heads()) && hidden.contains(w.hidden());
-        } else {
-            ContextSlice.KvCache k = (ContextSlice.KvCache) slice;
-            Kv entry = kv.get(k.sequence());
-            return layers.contains(k.layer()) && kvHeads.contains(k.kvHeads()) && entry != null
-                    && k.length() <= entry.capacity;
-        }
+        return coverage.owns(slice, kvCapacity(slice));
     }
 
     /** Whether this position holds (has been given) all of {@code slice}. */
     @Override
     public boolean holds(ContextSlice slice, int filledLength) {
-        if (!owns(slice)) {
-            return false;
-        }
-        if (slice instanceof ContextSlice.Embedding e) {
-            return allTrue(embDone, e.vocab().from() - vocab.from(), e.vocab().to() - vocab.from());
-        } else if (slice instanceof ContextSlice.Classifier k) {
-            return allTrue(clsDone, k.vocab().from() - vocab.from(), k.vocab().to() - vocab.from());
-        } else if (slice instanceof ContextSlice.FinalNorm) {
-            return finalNorm != null;
-        } else if (slice instanceof ContextSlice.LayerWeights w) {
-            int l = w.layer() - layers.from();
-            return rmsDone[l] && allTrue(headDone[l], w.heads().from() - heads.from(), w.heads().to() - heads.from())
-                    && allTrue(hiddenDone[l], w.hidden().from() - hidden.from(), w.hidden().to() - hidden.from());
-        } else {
-            return ((ContextSlice.KvCache) slice).length() <= filledLength;
-        }
+        return coverage.holds(slice, kvCapacity(slice), filledLength);
     }
 
-    private static boolean allTrue(boolean[] a, int from, int to) {
-        for (int i = from; i < to; i++) {
-            if (!a[i]) {
-                return false;
-            }
-        }
-        return true;
+    private int kvCapacity(ContextSlice slice) {
+        Kv entry = slice instanceof ContextSlice.KvCache k ? kv.get(k.sequence()) : null;
+        return entry == null ? -1 : entry.capacity;
     }
 
     /** Whether every weight this position needs is present (cached until the next import or release). */
     @Override
     public boolean complete() {
-        if (!completeKnown) {
-            complete = computeComplete();
-            completeKnown = true;
-        }
-        return complete;
-    }
-
-    private boolean computeComplete() {
-        for (int l = 0; l < layerW.length; l++) {
-            if (!rmsDone[l] || !allTrue(headDone[l], 0, hq) || !allTrue(hiddenDone[l], 0, f)) {
-                return false;
-            }
-        }
-        return (!first || allTrue(embDone, 0, embDone.length))
-                && (!last || (finalNorm != null && allTrue(clsDone, 0, clsDone.length)));
+        return coverage.complete();
     }
 
     /** Bytes that importing {@code slice} would newly allocate on the device. */
@@ -312,9 +256,6 @@ final class StageShard implements PipelinePosition {
      */
     @Override
     public void transfer(ContextSlice slice, float[] canon, boolean importing) {
-        if (importing) {
-            completeKnown = false;
-        }
         if (slice instanceof ContextSlice.Embedding e) {
             if (importing && embedding == null) {
                 embedding = device.allocate("token embedding rows " + vocab + " of stage " + stage, vocab.length() * dim);
@@ -323,9 +264,6 @@ final class StageShard implements PipelinePosition {
                 }
             }
             rows(embedding, (e.vocab().from() - vocab.from()) * dim, canon, 0, e.vocab().length() * dim, importing);
-            if (importing) {
-                mark(embDone, e.vocab().from() - vocab.from(), e.vocab().to() - vocab.from());
-            }
         } else if (slice instanceof ContextSlice.Classifier k) {
             if (importing && classifier == null) {
                 if (aliasClassifier) {
@@ -336,9 +274,6 @@ final class StageShard implements PipelinePosition {
                 }
             }
             rows(classifier, (k.vocab().from() - vocab.from()) * dim, canon, 0, k.vocab().length() * dim, importing);
-            if (importing) {
-                mark(clsDone, k.vocab().from() - vocab.from(), k.vocab().to() - vocab.from());
-            }
         } else if (slice instanceof ContextSlice.FinalNorm) {
             if (importing && finalNorm == null) {
                 finalNorm = device.allocate("final norm", dim);
@@ -348,6 +283,9 @@ final class StageShard implements PipelinePosition {
             transferLayer(w, canon, importing);
         } else {
             transferKv((ContextSlice.KvCache) slice, canon, importing);
+        }
+        if (importing) {
+            coverage.mark(slice);
         }
     }
 
@@ -390,11 +328,6 @@ final class StageShard implements PipelinePosition {
             PackedRows.segment(block, offW2, dim, f, lanes, r, sf0, canon, o, nf, importing);
             o += nf;
         }
-        if (importing) {
-            rmsDone[l] = true;
-            mark(headDone[l], sh0, sh0 + nh);
-            mark(hiddenDone[l], sf0, sf0 + nf);
-        }
     }
 
     private void transferKv(ContextSlice.KvCache k, float[] canon, boolean importing) {
@@ -418,12 +351,6 @@ final class StageShard implements PipelinePosition {
             System.arraycopy(canon, canonOff, store, storeOff, len);
         } else {
             System.arraycopy(store, storeOff, canon, canonOff, len);
-        }
-    }
-
-    private static void mark(boolean[] a, int from, int to) {
-        for (int i = from; i < to; i++) {
-            a[i] = true;
         }
     }
 
@@ -452,9 +379,9 @@ final class StageShard implements PipelinePosition {
     /** Frees one whole weight unit (a layer block, the embedding, the classifier or the final norm). */
     @Override
     public void release(ContextSlice slice) {
+        coverage.unmark(slice);
         if (slice instanceof ContextSlice.Embedding) {
-            Arrays.fill(embDone, false);
-            if (!aliasClassifier || !anyTrue(clsDone)) {
+            if (!aliasClassifier || !coverage.anyClassifier()) {
                 device.free(embedding);
                 embedding = null;
                 if (aliasClassifier) {
@@ -462,11 +389,10 @@ final class StageShard implements PipelinePosition {
                 }
             }
         } else if (slice instanceof ContextSlice.Classifier) {
-            Arrays.fill(clsDone, false);
             if (!aliasClassifier) {
                 device.free(classifier);
                 classifier = null;
-            } else if (!anyTrue(embDone)) {
+            } else if (!coverage.anyEmbedding()) {
                 device.free(embedding);
                 embedding = null;
                 classifier = null;
@@ -478,20 +404,7 @@ final class StageShard implements PipelinePosition {
             int l = w.layer() - layers.from();
             device.free(layerW[l]);
             layerW[l] = null;
-            rmsDone[l] = false;
-            Arrays.fill(headDone[l], false);
-            Arrays.fill(hiddenDone[l], false);
         }
-        completeKnown = false;
-    }
-
-    private static boolean anyTrue(boolean[] a) {
-        for (boolean b : a) {
-            if (b) {
-                return true;
-            }
-        }
-        return false;
     }
 
     /** Frees everything this position holds. */
@@ -512,7 +425,7 @@ final class StageShard implements PipelinePosition {
         embedding = null;
         classifier = null;
         finalNorm = null;
-        completeKnown = false;
+        coverage.clear();
     }
 
     // ------------------------------------------------------------------ forward pass
