@@ -5,7 +5,6 @@ import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
 import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
 
 import io.spotserve.exec.ContextSlice;
-import io.spotserve.exec.IndexRange;
 import io.spotserve.exec.ShardLayout;
 import io.spotserve.exec.spi.PipelinePosition;
 import io.spotserve.exec.spi.WeightCoverage;
@@ -124,48 +123,14 @@ final class CudaShard implements PipelinePosition, AutoCloseable {
     }
 
     @Override
-    public IndexRange layers() {
-        return pl.layers;
+    public WeightCoverage coverage() {
+        return coverage;
     }
 
     @Override
-    public IndexRange heads() {
-        return pl.heads;
-    }
-
-    @Override
-    public IndexRange kvHeads() {
-        return pl.kvHeads;
-    }
-
-    @Override
-    public IndexRange hidden() {
-        return pl.hidden;
-    }
-
-    @Override
-    public IndexRange vocab() {
-        return pl.vocab;
-    }
-
-    @Override
-    public boolean owns(ContextSlice slice) {
-        return coverage.owns(slice, kvCapacity(slice));
-    }
-
-    @Override
-    public boolean holds(ContextSlice slice, int filledLength) {
-        return coverage.holds(slice, kvCapacity(slice), filledLength);
-    }
-
-    private int kvCapacity(ContextSlice slice) {
-        Kv entry = slice instanceof ContextSlice.KvCache k ? kv.get(k.sequence()) : null;
+    public int kvCapacity(long sequence) {
+        Kv entry = kv.get(sequence);
         return entry == null ? -1 : entry.capacity;
-    }
-
-    @Override
-    public boolean complete() {
-        return coverage.complete();
     }
 
     /** Bytes that importing {@code slice} would newly allocate on the device. */

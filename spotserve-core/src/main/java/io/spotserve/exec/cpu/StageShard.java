@@ -167,56 +167,19 @@ final class StageShard implements PipelinePosition {
     }
 
     @Override
-    public IndexRange layers() {
-        return layers;
-    }
-
-    @Override
-    public IndexRange heads() {
-        return heads;
-    }
-
-    @Override
-    public IndexRange kvHeads() {
-        return kvHeads;
-    }
-
-    @Override
-    public IndexRange hidden() {
-        return hidden;
-    }
-
-    @Override
-    public IndexRange vocab() {
-        return vocab;
-    }
-
-    @Override
     public boolean aliasClassifier() {
         return aliasClassifier;
     }
 
-    /** Whether this position owns all of {@code slice} (it may be imported here). */
     @Override
-    public boolean owns(ContextSlice slice) {
-        return coverage.owns(slice, kvCapacity(slice));
+    public WeightCoverage coverage() {
+        return coverage;
     }
 
-    /** Whether this position holds (has been given) all of {@code slice}. */
     @Override
-    public boolean holds(ContextSlice slice, int filledLength) {
-        return coverage.holds(slice, kvCapacity(slice), filledLength);
-    }
-
-    private int kvCapacity(ContextSlice slice) {
-        Kv entry = slice instanceof ContextSlice.KvCache k ? kv.get(k.sequence()) : null;
+    public int kvCapacity(long sequence) {
+        Kv entry = kv.get(sequence);
         return entry == null ? -1 : entry.capacity;
-    }
-
-    /** Whether every weight this position needs is present (cached until the next import or release). */
-    @Override
-    public boolean complete() {
-        return coverage.complete();
     }
 
     /** Bytes that importing {@code slice} would newly allocate on the device. */

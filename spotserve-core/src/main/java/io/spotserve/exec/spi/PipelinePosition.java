@@ -19,32 +19,55 @@ public interface PipelinePosition {
     /** The device arena its storage is allocated from. */
     Device device();
 
+    /** Which of its weights this position has been given. */
+    WeightCoverage coverage();
+
+    /** Capacity of the KV cache of {@code sequence} here, or -1 when the sequence is not open here. */
+    int kvCapacity(long sequence);
+
     /** Global layers of its stage. */
-    IndexRange layers();
+    default IndexRange layers() {
+        return coverage().layers();
+    }
 
     /** Query heads of its shard. */
-    IndexRange heads();
+    default IndexRange heads() {
+        return coverage().heads();
+    }
 
     /** KV heads of its shard. */
-    IndexRange kvHeads();
+    default IndexRange kvHeads() {
+        return coverage().kvHeads();
+    }
 
     /** FFN hidden units of its shard. */
-    IndexRange hidden();
+    default IndexRange hidden() {
+        return coverage().hidden();
+    }
 
     /** Vocabulary rows of its shard (embedding on stage 0, classifier on the last stage). */
-    IndexRange vocab();
+    default IndexRange vocab() {
+        return coverage().vocab();
+    }
 
     /** Whether one array serves as embedding and classifier (first and last stage, shared classifier). */
     boolean aliasClassifier();
 
     /** Whether this position owns all of {@code slice} (it may be imported here). */
-    boolean owns(ContextSlice slice);
+    default boolean owns(ContextSlice slice) {
+        return coverage().owns(slice, slice instanceof ContextSlice.KvCache k ? kvCapacity(k.sequence()) : -1);
+    }
 
     /** Whether this position holds all of {@code slice}; KV slices up to {@code filledLength} positions. */
-    boolean holds(ContextSlice slice, int filledLength);
+    default boolean holds(ContextSlice slice, int filledLength) {
+        return coverage().holds(slice, slice instanceof ContextSlice.KvCache k ? kvCapacity(k.sequence()) : -1,
+                filledLength);
+    }
 
-    /** Whether every weight this position needs is present. */
-    boolean complete();
+    /** Whether every weight this position needs is present (cached by the coverage). */
+    default boolean complete() {
+        return coverage().complete();
+    }
 
     /** Bytes that importing {@code slice} would newly allocate on the device. */
     long allocationBytes(ContextSlice slice);
