@@ -72,8 +72,8 @@ final class CudaShard implements PipelinePosition, AutoCloseable {
         this.stage = stage;
         this.shard = shard;
         this.maxBatch = maxBatch;
-        this.aliasClassifier = pl.first && pl.last && pl.c.sharedClassifier();
         this.coverage = new WeightCoverage(layout, stage, shard);
+        this.aliasClassifier = coverage.aliasClassifier();
         layerW = new DeviceBuffer[pl.layers.length()];
         try {
             int dim = pl.dim;
@@ -108,16 +108,6 @@ final class CudaShard implements PipelinePosition, AutoCloseable {
     // ------------------------------------------------------------------ ownership and coverage
 
     @Override
-    public int stage() {
-        return stage;
-    }
-
-    @Override
-    public int shard() {
-        return shard;
-    }
-
-    @Override
     public CudaDevice device() {
         return device;
     }
@@ -148,11 +138,6 @@ final class CudaShard implements PipelinePosition, AutoCloseable {
             return layerW[w.layer() - pl.layers.from()] == null ? pl.layerFloats * Float.BYTES : 0;
         }
         return 0;
-    }
-
-    @Override
-    public boolean aliasClassifier() {
-        return aliasClassifier;
     }
 
     // ------------------------------------------------------------------ import / export

@@ -112,7 +112,7 @@ final class StageShard implements PipelinePosition {
         this.vocab = coverage.vocab();
         this.first = coverage.first();
         this.last = coverage.last();
-        this.aliasClassifier = first && last && c.sharedClassifier();
+        this.aliasClassifier = coverage.aliasClassifier();
         this.kernels = kernels;
         this.lanes = kernels.packLanes();
         this.pool = pool;
@@ -152,23 +152,8 @@ final class StageShard implements PipelinePosition {
     // ------------------------------------------------------------------ weights: ownership and coverage
 
     @Override
-    public int stage() {
-        return stage;
-    }
-
-    @Override
-    public int shard() {
-        return shard;
-    }
-
-    @Override
     public CpuDevice device() {
         return device;
-    }
-
-    @Override
-    public boolean aliasClassifier() {
-        return aliasClassifier;
     }
 
     @Override

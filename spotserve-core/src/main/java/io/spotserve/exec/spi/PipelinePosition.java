@@ -11,10 +11,14 @@ import io.spotserve.exec.IndexRange;
  */
 public interface PipelinePosition {
     /** Pipeline stage p of this position. */
-    int stage();
+    default int stage() {
+        return coverage().stage();
+    }
 
     /** Tensor shard m of this position. */
-    int shard();
+    default int shard() {
+        return coverage().shard();
+    }
 
     /** The device arena its storage is allocated from. */
     Device device();
@@ -51,7 +55,9 @@ public interface PipelinePosition {
     }
 
     /** Whether one array serves as embedding and classifier (first and last stage, shared classifier). */
-    boolean aliasClassifier();
+    default boolean aliasClassifier() {
+        return coverage().aliasClassifier();
+    }
 
     /** Whether this position owns all of {@code slice} (it may be imported here). */
     default boolean owns(ContextSlice slice) {

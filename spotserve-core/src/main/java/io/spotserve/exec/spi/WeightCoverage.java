@@ -13,6 +13,8 @@ import java.util.Arrays;
  * completeness are answered from these flags, independent of how a backend stores the floats.
  */
 public final class WeightCoverage {
+    private final int stage;
+    private final int shard;
     private final IndexRange layers;
     private final IndexRange heads;
     private final IndexRange kvHeads;
@@ -20,6 +22,7 @@ public final class WeightCoverage {
     private final IndexRange vocab;
     private final boolean first;
     private final boolean last;
+    private final boolean aliasClassifier;
     private final boolean[] rmsDone;
     private final boolean[][] headDone;
     private final boolean[][] hiddenDone;
@@ -31,6 +34,8 @@ public final class WeightCoverage {
 
     /** Nothing given yet to position (stage, shard) of {@code layout}. */
     public WeightCoverage(ShardLayout layout, int stage, int shard) {
+        this.stage = stage;
+        this.shard = shard;
         layers = layout.layers(stage);
         heads = layout.heads(shard);
         kvHeads = layout.kvHeads(shard);
@@ -38,12 +43,28 @@ public final class WeightCoverage {
         vocab = layout.vocab(shard);
         first = stage == 0;
         last = stage == layout.stages() - 1;
+        aliasClassifier = first && last && layout.config().sharedClassifier();
         int nl = layers.length();
         rmsDone = new boolean[nl];
         headDone = new boolean[nl][heads.length()];
         hiddenDone = new boolean[nl][hidden.length()];
         embDone = first ? new boolean[vocab.length()] : null;
         clsDone = last ? new boolean[vocab.length()] : null;
+    }
+
+    /** Pipeline stage p of the position. */
+    public int stage() {
+        return stage;
+    }
+
+    /** Tensor shard m of the position. */
+    public int shard() {
+        return shard;
+    }
+
+    /** Whether one array serves as embedding and classifier (first and last stage, shared classifier). */
+    public boolean aliasClassifier() {
+        return aliasClassifier;
     }
 
     /** Global layers of the position's stage. */

@@ -92,6 +92,18 @@ class WeightCoverageTest {
         assertFalse(cov.holds(kv, 10, 9), "only 9 positions filled");
     }
 
+    @Test
+    void embeddingAndClassifierShareRowsOnlyOnASingleStageWithASharedClassifier() {
+        WeightCoverage middle = new WeightCoverage(ShardLayout.of(STORIES, 5, 2), 1, 1);
+        assertEquals(1, middle.stage());
+        assertEquals(1, middle.shard());
+        assertFalse(middle.first() || middle.last() || middle.aliasClassifier());
+        assertTrue(new WeightCoverage(ShardLayout.of(STORIES, 1, 2), 0, 1).aliasClassifier());
+        assertFalse(new WeightCoverage(ShardLayout.of(STORIES, 5, 1), 4, 0).aliasClassifier(), "last stage only");
+        LlamaConfig separate = new LlamaConfig(64, 172, 5, 8, 4, 512, 512, false);
+        assertFalse(new WeightCoverage(ShardLayout.of(separate, 1, 1), 0, 0).aliasClassifier());
+    }
+
     /** A random non-empty part of a weight unit (whole units for the final norm). */
     private static ContextSlice piece(ContextSlice unit, Random rnd) {
         if (unit instanceof ContextSlice.Embedding e) {
