@@ -1,19 +1,11 @@
 package io.spotserve.bench;
 
-import io.spotserve.exec.Executor;
 import io.spotserve.exec.ExecutorOptions;
-import io.spotserve.exec.Pipeline;
-import io.spotserve.exec.ShardLayout;
 import io.spotserve.exec.cpu.CpuExecutor;
 import io.spotserve.model.LlamaCheckpoint;
-import io.spotserve.model.LlamaCheckpointWriter;
-import io.spotserve.model.LlamaConfig;
-import io.spotserve.plan.DeviceId;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
@@ -46,9 +38,6 @@ import org.openjdk.jmh.annotations.Warmup;
 @Measurement(iterations = 5, time = 2)
 @Fork(value = 1, jvmArgsAppend = {"--add-modules", "jdk.incubator.vector", "-Xmx2g"})
 public class CpuDecodeBenchmark {
-    static final LlamaConfig MODEL_25M = new LlamaConfig(512, 1376, 8, 8, 4, 512, 1024, true);
-    static final int WINDOW = 256;
-
     @Param({"1", "8"})
     public int batch;
 
@@ -69,29 +58,13 @@ public class CpuDecodeBenchmark {
     @Param({"1"})
     public int shards;
 
-    private Executor executor;
-    private Pipeline pipeline;
-    private long[] ids;
-    private int[] tokens;
-    private int[] positions;
-    private float[][] logits;
-
-    /** The benchmark checkpoint, written once per machine (about 100 MB). */
-    static LlamaCheckpoint checkpoint() throws IOException {
-        Path file = Path.of(System.getProperty("java.io.tmpdir"), "spotserve-bench-25M-seed1.bin");
-        if (!Files.exists(file)) {
-            Path tmp = Files.createTempFile(file.getParent(), "spotserve-bench", ".tmp");
-            LlamaCheckpointWriter.writeRandom(tmp, MODEL_25M, 1);
-            Files.move(tmp, file, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
-        }
-        return LlamaCheckpoint.load(file);
-    }
+    private DecodeWorkload workload;
 
     @Setup(Level.Trial)
     public void setup() throws IOException {
         LlamaCheckpoint ckpt;
         if (model.equals("25M")) {
-            ckpt = checkpoint();
+            ckpt = DecodeWorkload.checkpoint25M();
         } else if (model.equals("stories260K")) {
             Path shared = Path.of(System.getProperty("spotserve.shared.dir", "../shared"));
             Path file = shared.resolve("models/stories260K.bin");
@@ -103,52 +76,18 @@ public class CpuDecodeBenchmark {
         } else {
             throw new IllegalArgumentException("model " + model + " unknown; expected 25M or stories260K");
         }
-        executor = new CpuExecutor(new ExecutorOptions(threads, vector));
-        ShardLayout layout = ShardLayout.of(ckpt.config(), 1, shards);
-        List<io.spotserve.exec.Device> devices = new ArrayList<>();
-        for (int m = 0; m < shards; m++) {
-            devices.add(executor.createDevice(new DeviceId("bench", m), 1L << 31));
-        }
-        pipeline = executor.createPipeline(layout, devices, batch);
-        pipeline.loadWeights(ckpt);
-        ids = new long[batch];
-        tokens = new int[batch];
-        positions = new int[batch];
-        logits = new float[batch][ckpt.config().vocabSize()];
-        for (int b = 0; b < batch; b++) {
-            ids[b] = b;
-            pipeline.openSequence(b, WINDOW);
-            // stagger: sequence b is prefilled to position b * WINDOW / batch
-            int start = b * WINDOW / batch;
-            for (int p = 0; p < start; p++) {
-                pipeline.forward(new long[] {b}, new int[] {(p * 31 + b) % 512}, new int[] {p}, 1, new float[1][]);
-            }
-            positions[b] = start;
-            tokens[b] = b % 512;
-        }
+        workload = new DecodeWorkload(new CpuExecutor(new ExecutorOptions(threads, vector)), ckpt, shards, batch);
     }
 
     @Benchmark
     public float[][] decodeStep() {
-        for (int b = 0; b < batch; b++) {
-            if (positions[b] == WINDOW) { // the sequence finished: a new one joins in its slot
-                pipeline.closeSequence(ids[b]);
-                ids[b] += batch;
-                pipeline.openSequence(ids[b], WINDOW);
-                positions[b] = 0;
-            }
-        }
-        pipeline.forward(ids, tokens, positions, batch, logits);
-        for (int b = 0; b < batch; b++) {
-            positions[b]++;
-            tokens[b] = (tokens[b] * 7 + 1) % 512;
-        }
-        return logits;
+        return workload.step();
     }
 
     @TearDown(Level.Trial)
     public void tearDown() {
-        pipeline.close();
-        executor.close();
+        if (workload != null) {
+            workload.close();
+        }
     }
 }

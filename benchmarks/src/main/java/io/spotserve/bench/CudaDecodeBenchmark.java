@@ -2,16 +2,8 @@ package io.spotserve.bench;
 
 import io.spotserve.cuda.CudaExecutor;
 import io.spotserve.cuda.CudaExecutorProvider;
-import io.spotserve.exec.Device;
-import io.spotserve.exec.Executor;
 import io.spotserve.exec.ExecutorOptions;
-import io.spotserve.exec.Pipeline;
-import io.spotserve.exec.ShardLayout;
-import io.spotserve.model.LlamaCheckpoint;
-import io.spotserve.plan.DeviceId;
 import java.io.IOException;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;
@@ -51,12 +43,7 @@ public class CudaDecodeBenchmark {
     @Param({"1"})
     public int shards;
 
-    private Executor executor;
-    private Pipeline pipeline;
-    private long[] ids;
-    private int[] tokens;
-    private int[] positions;
-    private float[][] logits;
+    private DecodeWorkload workload;
 
     @Setup(Level.Trial)
     public void setup() throws IOException {
@@ -64,58 +51,19 @@ public class CudaDecodeBenchmark {
             throw new IllegalStateException("CudaDecodeBenchmark needs a GPU: "
                     + new CudaExecutorProvider().unusableReason());
         }
-        LlamaCheckpoint ckpt = CpuDecodeBenchmark.checkpoint();
-        executor = new CudaExecutor(ExecutorOptions.defaults());
-        ShardLayout layout = ShardLayout.of(ckpt.config(), 1, shards);
-        List<Device> devices = new ArrayList<>();
-        for (int m = 0; m < shards; m++) {
-            devices.add(executor.createDevice(new DeviceId("bench", m), 1L << 31));
-        }
-        int window = CpuDecodeBenchmark.WINDOW;
-        pipeline = executor.createPipeline(layout, devices, batch);
-        pipeline.loadWeights(ckpt);
-        ids = new long[batch];
-        tokens = new int[batch];
-        positions = new int[batch];
-        logits = new float[batch][ckpt.config().vocabSize()];
-        for (int b = 0; b < batch; b++) {
-            ids[b] = b;
-            pipeline.openSequence(b, window);
-            int start = b * window / batch;
-            for (int p = 0; p < start; p++) {
-                pipeline.forward(new long[] {b}, new int[] {(p * 31 + b) % 512}, new int[] {p}, 1, new float[1][]);
-            }
-            positions[b] = start;
-            tokens[b] = b % 512;
-        }
+        workload = new DecodeWorkload(new CudaExecutor(ExecutorOptions.defaults()), DecodeWorkload.checkpoint25M(),
+                shards, batch);
     }
 
     @Benchmark
     public float[][] decodeStep() {
-        int window = CpuDecodeBenchmark.WINDOW;
-        for (int b = 0; b < batch; b++) {
-            if (positions[b] == window) {
-                pipeline.closeSequence(ids[b]);
-                ids[b] += batch;
-                pipeline.openSequence(ids[b], window);
-                positions[b] = 0;
-            }
-        }
-        pipeline.forward(ids, tokens, positions, batch, logits); // returns after the logits are on the host
-        for (int b = 0; b < batch; b++) {
-            positions[b]++;
-            tokens[b] = (tokens[b] * 7 + 1) % 512;
-        }
-        return logits;
+        return workload.step(); // returns after the logits are on the host
     }
 
     @TearDown(Level.Trial)
     public void tearDown() {
-        if (pipeline != null) {
-            pipeline.close();
-        }
-        if (executor != null) {
-            executor.close();
+        if (workload != null) {
+            workload.close();
         }
     }
 }

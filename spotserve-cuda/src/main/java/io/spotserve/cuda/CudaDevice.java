@@ -3,8 +3,8 @@ package io.spotserve.cuda;
 import static jcuda.driver.JCudaDriver.cuMemAlloc;
 import static jcuda.driver.JCudaDriver.cuMemsetD32Async;
 
-import io.spotserve.exec.Device;
 import io.spotserve.exec.DeviceMemoryException;
+import io.spotserve.exec.spi.ArenaDevice;
 import io.spotserve.plan.DeviceId;
 import java.util.ArrayList;
 import java.util.List;
@@ -18,37 +18,12 @@ import jcuda.driver.CUresult;
  * allows, so the migration planner's memory bound (SpotServe §3.4, U_max) holds on the real device too. An
  * allocation is all-or-nothing; a driver out-of-memory error becomes {@link DeviceMemoryException}.
  */
-final class CudaDevice implements Device {
-    private final CudaExecutor owner;
-    private final DeviceId id;
-    private final long capacity;
+final class CudaDevice extends ArenaDevice {
     final CudaContext context;
-    private long used;
 
     CudaDevice(CudaExecutor owner, DeviceId id, long capacity, CudaContext context) {
-        this.owner = owner;
-        this.id = id;
-        this.capacity = capacity;
+        super(owner, id, capacity);
         this.context = context;
-    }
-
-    CudaExecutor owner() {
-        return owner;
-    }
-
-    @Override
-    public DeviceId id() {
-        return id;
-    }
-
-    @Override
-    public long capacityBytes() {
-        return capacity;
-    }
-
-    @Override
-    public synchronized long usedBytes() {
-        return used;
     }
 
     /**
@@ -57,16 +32,8 @@ final class CudaDevice implements Device {
      * @throws DeviceMemoryException if they do not fit the arena (or the GPU); nothing is allocated then
      */
     synchronized DeviceBuffer[] allocate(String what, long... floats) {
-        long bytes = 0;
-        for (long f : floats) {
-            if (f < 0) {
-                throw new IllegalArgumentException("cannot allocate " + f + " floats for " + what);
-            }
-            bytes += f * Float.BYTES;
-        }
-        if (bytes > capacity - used) {
-            throw new DeviceMemoryException(id, what, bytes, used, capacity);
-        }
+        long bytes = bytesFor(what, floats);
+        checkFits(what, bytes);
         List<DeviceBuffer> done = new ArrayList<>();
         try {
             for (long f : floats) {
@@ -76,13 +43,14 @@ final class CudaDevice implements Device {
             for (DeviceBuffer b : done) {
                 b.close(); // not yet accounted: close() calls released(), undone below
             }
-            used += done.stream().mapToLong(b -> b.bytes).sum();
+            account(done.stream().mapToLong(b -> b.bytes).sum());
             if (e.getMessage() != null && e.getMessage().contains(CUresult.stringFor(CUresult.CUDA_ERROR_OUT_OF_MEMORY))) {
-                throw new DeviceMemoryException(id, what + " (the GPU itself is full)", bytes, used, capacity);
+                throw new DeviceMemoryException(id(), what + " (the GPU itself is full)", bytes, usedBytes(),
+                        capacityBytes());
             }
             throw e;
         }
-        used += bytes;
+        account(bytes);
         return done.toArray(new DeviceBuffer[0]);
     }
 
@@ -104,12 +72,12 @@ final class CudaDevice implements Device {
         return b;
     }
 
-    synchronized void released(long bytes) {
-        used -= bytes;
+    void released(long bytes) {
+        account(-bytes);
     }
 
     @Override
     public String toString() {
-        return "CudaDevice[" + id + " on " + context + ", " + usedBytes() + "/" + capacity + " bytes]";
+        return "CudaDevice[" + id() + " on " + context + ", " + usedBytes() + "/" + capacityBytes() + " bytes]";
     }
 }

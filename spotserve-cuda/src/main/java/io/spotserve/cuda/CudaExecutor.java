@@ -1,20 +1,14 @@
 package io.spotserve.cuda;
 
 import io.spotserve.exec.ContextSlice;
-import io.spotserve.exec.Device;
-import io.spotserve.exec.Executor;
 import io.spotserve.exec.ExecutorOptions;
 import io.spotserve.exec.Pipeline;
 import io.spotserve.exec.ShardLayout;
+import io.spotserve.exec.spi.AbstractExecutor;
 import io.spotserve.plan.DeviceId;
-import java.util.ArrayList;
-import java.util.Collections;
 import java.util.HashMap;
-import java.util.IdentityHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Objects;
-import java.util.Set;
 import jcuda.driver.CUdeviceptr;
 
 /**
@@ -23,15 +17,11 @@ import jcuda.driver.CUdeviceptr;
  * module), and pipelines run the LLaMA forward pass with our PTX kernels. {@link ExecutorOptions#threads()}
  * and {@code useVector} do not apply to the GPU and are only reported.
  */
-public final class CudaExecutor implements Executor {
-    private final ExecutorOptions options;
+public final class CudaExecutor extends AbstractExecutor<CudaDevice, CudaPipeline> {
     private final int gpus;
     private final Map<Integer, CudaContext> contexts = new HashMap<>();
     private final Map<Integer, CublasGemm> cublas = new HashMap<>();
     private final boolean useCublas;
-    private final Map<DeviceId, CudaDevice> devices = new HashMap<>();
-    private final Set<CudaPipeline> pipelines = Collections.newSetFromMap(new IdentityHashMap<>());
-    private boolean closed;
 
     /**
      * An executor on this machine's GPUs.
@@ -39,7 +29,7 @@ public final class CudaExecutor implements Executor {
      * @throws IllegalStateException if CUDA is not usable here
      */
     public CudaExecutor(ExecutorOptions options) {
-        this.options = Objects.requireNonNull(options, "options");
+        super(options, CudaDevice.class);
         CudaProbe.Result probe = CudaProbe.get();
         if (!probe.usable()) {
             throw new IllegalStateException("CUDA executor not usable here: " + probe.reason());
@@ -51,11 +41,6 @@ public final class CudaExecutor implements Executor {
     @Override
     public String name() {
         return useCublas ? "cuda+cublas" : "cuda";
-    }
-
-    @Override
-    public ExecutorOptions options() {
-        return options;
     }
 
     synchronized CudaContext context(int gpu) {
@@ -94,99 +79,36 @@ public final class CudaExecutor implements Executor {
     }
 
     private synchronized CudaPipeline own(Pipeline p, String role) {
-        if (!(p instanceof CudaPipeline cp) || !pipelines.contains(cp)) {
+        if (!(p instanceof CudaPipeline cp) || !isOpen(cp)) {
             throw new IllegalArgumentException(role + " pipeline " + p + " is not an open CUDA pipeline of this executor");
         }
         return cp;
     }
 
     @Override
-    public synchronized Device createDevice(DeviceId id, long capacityBytes) {
-        Objects.requireNonNull(id, "id");
-        checkOpen();
-        if (capacityBytes < 0) {
-            throw new IllegalArgumentException("device " + id + " capacity must be >= 0 bytes, was " + capacityBytes);
-        }
-        if (devices.containsKey(id)) {
-            throw new IllegalArgumentException("device " + id + " already exists in this executor");
-        }
-        CudaDevice d = new CudaDevice(this, id, capacityBytes, context(id.gpu()));
-        devices.put(id, d);
-        return d;
+    protected CudaDevice newDevice(DeviceId id, long capacityBytes) {
+        return new CudaDevice(this, id, capacityBytes, context(id.gpu()));
     }
 
     @Override
-    public synchronized void destroyDevice(Device device) {
-        Objects.requireNonNull(device, "device");
-        if (!(device instanceof CudaDevice cd) || cd.owner() != this || devices.get(cd.id()) != cd) {
-            throw new IllegalArgumentException("device " + device + " does not belong to this executor");
-        }
-        if (cd.usedBytes() != 0) {
-            throw new IllegalStateException("device " + cd.id() + " still holds " + cd.usedBytes()
-                    + " bytes; close or release the pipelines placed on it first");
-        }
-        devices.remove(cd.id());
+    protected CudaPipeline newPipeline(ShardLayout layout, List<CudaDevice> devices, int maxBatch) {
+        return new CudaPipeline(this, layout, devices, maxBatch);
+    }
+
+    void closed(CudaPipeline pipeline) {
+        pipelineClosed(pipeline);
     }
 
     @Override
-    public synchronized Pipeline createPipeline(ShardLayout layout, List<? extends Device> devices, int maxBatch) {
-        Objects.requireNonNull(layout, "layout");
-        Objects.requireNonNull(devices, "devices");
-        checkOpen();
-        int positions = layout.stages() * layout.shards();
-        if (devices.size() != positions) {
-            throw new IllegalArgumentException(layout + " has " + positions + " positions but " + devices.size()
-                    + " devices were given (stage-major: index = stage * M + shard)");
+    protected synchronized void closeResources() {
+        for (CublasGemm g : cublas.values()) {
+            g.close();
         }
-        if (maxBatch < 1) {
-            throw new IllegalArgumentException("maxBatch must be >= 1, was " + maxBatch);
+        cublas.clear();
+        for (CudaContext c : contexts.values()) {
+            c.close();
         }
-        List<CudaDevice> cuda = new ArrayList<>(positions);
-        for (int i = 0; i < positions; i++) {
-            Device d = devices.get(i);
-            if (!(d instanceof CudaDevice cd) || cd.owner() != this) {
-                throw new IllegalArgumentException("device " + i + " (" + d + ") was not created by this executor");
-            }
-            cuda.add(cd);
-        }
-        CudaPipeline p = new CudaPipeline(this, layout, cuda, maxBatch);
-        pipelines.add(p);
-        return p;
-    }
-
-    synchronized void closed(CudaPipeline pipeline) {
-        pipelines.remove(pipeline);
-    }
-
-    private void checkOpen() {
-        if (closed) {
-            throw new IllegalStateException("executor " + name() + " is closed");
-        }
-    }
-
-    @Override
-    public void close() {
-        List<CudaPipeline> open;
-        synchronized (this) {
-            if (closed) {
-                return;
-            }
-            open = new ArrayList<>(pipelines);
-        }
-        for (CudaPipeline p : open) {
-            p.close();
-        }
-        synchronized (this) {
-            closed = true;
-            for (CublasGemm g : cublas.values()) {
-                g.close();
-            }
-            cublas.clear();
-            for (CudaContext c : contexts.values()) {
-                c.close();
-            }
-            contexts.clear();
-        }
+        contexts.clear();
     }
 
     @Override

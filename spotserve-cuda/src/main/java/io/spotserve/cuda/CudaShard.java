@@ -5,9 +5,10 @@ import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
 import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
 
 import io.spotserve.exec.ContextSlice;
-import io.spotserve.exec.IndexRange;
+import io.spotserve.exec.ShardLayout;
+import io.spotserve.exec.spi.PipelinePosition;
+import io.spotserve.exec.spi.WeightCoverage;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -22,7 +23,7 @@ import jcuda.driver.CUmemorytype;
  * the CPU executor's StageShard), per-step scratch buffers, and the kernel launches of its share of every
  * layer. Partial outputs of wo and w2 are left in {@link #part} for the pipeline's all-reduce.
  */
-final class CudaShard implements AutoCloseable {
+final class CudaShard implements PipelinePosition, AutoCloseable {
     private record Kv(DeviceBuffer data, int capacity) {
     }
 
@@ -35,18 +36,12 @@ final class CudaShard implements AutoCloseable {
     final int maxBatch;
     private final boolean aliasClassifier;
 
+    private final WeightCoverage coverage;
     private final DeviceBuffer[] layerW;
-    private final boolean[] rmsDone;
-    private final boolean[][] headDone;
-    private final boolean[][] hiddenDone;
     private DeviceBuffer embedding;
-    private final boolean[] embDone;
     private DeviceBuffer classifier;
-    private final boolean[] clsDone;
     private DeviceBuffer finalNorm;
     private final Map<Long, Kv> kv = new HashMap<>();
-    private boolean complete;
-    private boolean completeKnown;
 
     // scratch: activations of the current step (not arena-accounted, like the CPU executor's)
     private final List<DeviceBuffer> scratch = new ArrayList<>();
@@ -68,23 +63,18 @@ final class CudaShard implements AutoCloseable {
     private int batch;
     private int longest;
 
-    CudaShard(CudaExecutor executor, PositionLayout pl, int stage, int shard, CudaDevice device, float[] ropeTable,
+    CudaShard(CudaExecutor executor, ShardLayout layout, int stage, int shard, CudaDevice device, float[] ropeTable,
               int maxBatch) {
         this.executor = executor;
         this.device = device;
         this.ctx = device.context;
-        this.pl = pl;
+        this.pl = new PositionLayout(layout, stage, shard);
         this.stage = stage;
         this.shard = shard;
         this.maxBatch = maxBatch;
-        this.aliasClassifier = pl.first && pl.last && pl.c.sharedClassifier();
-        int nl = pl.layers.length();
-        layerW = new DeviceBuffer[nl];
-        rmsDone = new boolean[nl];
-        headDone = new boolean[nl][pl.hq];
-        hiddenDone = new boolean[nl][pl.f];
-        embDone = pl.first ? new boolean[pl.vocab.length()] : null;
-        clsDone = pl.last ? new boolean[pl.vocab.length()] : null;
+        this.coverage = new WeightCoverage(layout, stage, shard);
+        this.aliasClassifier = coverage.aliasClassifier();
+        layerW = new DeviceBuffer[pl.layers.length()];
         try {
             int dim = pl.dim;
             x = scratch((long) maxBatch * dim);
@@ -117,68 +107,25 @@ final class CudaShard implements AutoCloseable {
 
     // ------------------------------------------------------------------ ownership and coverage
 
-    boolean owns(ContextSlice slice) {
-        if (slice instanceof ContextSlice.Embedding e) {
-            return pl.first && pl.vocab.contains(e.vocab());
-        } else if (slice instanceof ContextSlice.Classifier k) {
-            return pl.last && pl.vocab.contains(k.vocab());
-        } else if (slice instanceof ContextSlice.FinalNorm) {
-            return pl.last;
-        } else if (slice instanceof ContextSlice.LayerWeights w) {
-            return pl.layers.contains(w.layer()) && pl.heads.contains(w.heads()) && pl.hidden.contains(w.hidden());
-        } else {
-            ContextSlice.KvCache k = (ContextSlice.KvCache) slice;
-            Kv entry = kv.get(k.sequence());
-            return pl.layers.contains(k.layer()) && pl.kvHeads.contains(k.kvHeads()) && entry != null
-                    && k.length() <= entry.capacity;
-        }
+    @Override
+    public CudaDevice device() {
+        return device;
     }
 
-    boolean holds(ContextSlice slice, int filledLength) {
-        if (!owns(slice)) {
-            return false;
-        }
-        IndexRange v = pl.vocab;
-        if (slice instanceof ContextSlice.Embedding e) {
-            return allTrue(embDone, e.vocab().from() - v.from(), e.vocab().to() - v.from());
-        } else if (slice instanceof ContextSlice.Classifier k) {
-            return allTrue(clsDone, k.vocab().from() - v.from(), k.vocab().to() - v.from());
-        } else if (slice instanceof ContextSlice.FinalNorm) {
-            return finalNorm != null;
-        } else if (slice instanceof ContextSlice.LayerWeights w) {
-            int l = w.layer() - pl.layers.from();
-            return rmsDone[l]
-                    && allTrue(headDone[l], w.heads().from() - pl.heads.from(), w.heads().to() - pl.heads.from())
-                    && allTrue(hiddenDone[l], w.hidden().from() - pl.hidden.from(), w.hidden().to() - pl.hidden.from());
-        } else {
-            return ((ContextSlice.KvCache) slice).length() <= filledLength;
-        }
+    @Override
+    public WeightCoverage coverage() {
+        return coverage;
     }
 
-    private static boolean allTrue(boolean[] a, int from, int to) {
-        for (int i = from; i < to; i++) {
-            if (!a[i]) {
-                return false;
-            }
-        }
-        return true;
-    }
-
-    boolean complete() {
-        if (!completeKnown) {
-            boolean ok = true;
-            for (int l = 0; l < layerW.length && ok; l++) {
-                ok = rmsDone[l] && allTrue(headDone[l], 0, pl.hq) && allTrue(hiddenDone[l], 0, pl.f);
-            }
-            complete = ok && (!pl.first || allTrue(embDone, 0, embDone.length))
-                    && (!pl.last || (finalNorm != null && allTrue(clsDone, 0, clsDone.length)));
-            completeKnown = true;
-        }
-        return complete;
+    @Override
+    public int kvCapacity(long sequence) {
+        Kv entry = kv.get(sequence);
+        return entry == null ? -1 : entry.capacity;
     }
 
     /** Bytes that importing {@code slice} would newly allocate on the device. */
-    long allocationBytes(ContextSlice slice) {
+    @Override
+    public long allocationBytes(ContextSlice slice) {
         long rows = (long) pl.vocab.length() * pl.dim * Float.BYTES;
         if (slice instanceof ContextSlice.Embedding) {
             return embedding == null ? rows : 0;
@@ -193,17 +140,14 @@ final class CudaShard implements AutoCloseable {
         return 0;
     }
 
-    boolean aliasClassifier() {
-        return aliasClassifier;
-    }
-
     // ------------------------------------------------------------------ import / export
 
     /**
      * Copies a slice between its canonical floats and this position's GPU storage (host↔device). Importing
      * allocates missing storage first (which may throw, changing nothing). The caller checked owns / holds.
      */
-    void transfer(ContextSlice slice, float[] canon, boolean importing) {
+    @Override
+    public void transfer(ContextSlice slice, float[] canon, boolean importing) {
         transfer(slice, canon, null, importing);
     }
 
@@ -228,8 +172,7 @@ final class CudaShard implements AutoCloseable {
             }
         }
         if (importing) {
-            completeKnown = false;
-            mark(slice);
+            coverage.mark(slice);
         }
     }
 
@@ -295,20 +238,6 @@ final class CudaShard implements AutoCloseable {
         }
     }
 
-    private void mark(ContextSlice slice) {
-        IndexRange v = pl.vocab;
-        if (slice instanceof ContextSlice.Embedding e) {
-            Arrays.fill(embDone, e.vocab().from() - v.from(), e.vocab().to() - v.from(), true);
-        } else if (slice instanceof ContextSlice.Classifier k) {
-            Arrays.fill(clsDone, k.vocab().from() - v.from(), k.vocab().to() - v.from(), true);
-        } else if (slice instanceof ContextSlice.LayerWeights w) {
-            int l = w.layer() - pl.layers.from();
-            rmsDone[l] = true;
-            Arrays.fill(headDone[l], w.heads().from() - pl.heads.from(), w.heads().to() - pl.heads.from(), true);
-            Arrays.fill(hiddenDone[l], w.hidden().from() - pl.hidden.from(), w.hidden().to() - pl.hidden.from(), true);
-        }
-    }
-
     /** One strided host↔device copy; synchronous, so the host array may be reused on return. */
     private static void copy(DeviceBuffer buf, PositionLayout.Copy cp, float[] canon, boolean importing) {
         long width = (long) cp.width() * Float.BYTES;
@@ -347,10 +276,11 @@ final class CudaShard implements AutoCloseable {
 
     // ------------------------------------------------------------------ release
 
-    void release(ContextSlice slice) {
+    @Override
+    public void release(ContextSlice slice) {
+        coverage.unmark(slice);
         if (slice instanceof ContextSlice.Embedding) {
-            Arrays.fill(embDone, false);
-            if (!aliasClassifier || !anyTrue(clsDone)) {
+            if (!aliasClassifier || !coverage.anyClassifier()) {
                 free(embedding);
                 embedding = null;
                 if (aliasClassifier) {
@@ -358,11 +288,10 @@ final class CudaShard implements AutoCloseable {
                 }
             }
         } else if (slice instanceof ContextSlice.Classifier) {
-            Arrays.fill(clsDone, false);
             if (!aliasClassifier) {
                 free(classifier);
                 classifier = null;
-            } else if (!anyTrue(embDone)) {
+            } else if (!coverage.anyEmbedding()) {
                 free(embedding);
                 embedding = null;
                 classifier = null;
@@ -374,20 +303,7 @@ final class CudaShard implements AutoCloseable {
             int l = w.layer() - pl.layers.from();
             free(layerW[l]);
             layerW[l] = null;
-            rmsDone[l] = false;
-            Arrays.fill(headDone[l], false);
-            Arrays.fill(hiddenDone[l], false);
         }
-        completeKnown = false;
-    }
-
-    private static boolean anyTrue(boolean[] a) {
-        for (boolean b : a) {
-            if (b) {
-                return true;
-            }
-        }
-        return false;
     }
 
     private static void free(DeviceBuffer b) {
@@ -398,11 +314,13 @@ final class CudaShard implements AutoCloseable {
 
     // ------------------------------------------------------------------ sequences
 
-    void addSequence(long id, DeviceBuffer buffer, int capacity) {
-        kv.put(id, new Kv(buffer, capacity));
+    @Override
+    public void reserveSequence(long id, int capacity, String what) {
+        kv.put(id, new Kv(device.allocate(what, pl.kvFloats(capacity)), capacity));
     }
 
-    void removeSequence(long id) {
+    @Override
+    public void removeSequence(long id) {
         Kv entry = kv.remove(id);
         if (entry != null) {
             entry.data.close();
@@ -504,6 +422,11 @@ final class CudaShard implements AutoCloseable {
         return xb.ptr;
     }
 
+    @Override
+    public void releaseAll() {
+        close();
+    }
+
     /** Frees every weight, KV and scratch buffer of this position. */
     @Override
     public void close() {
@@ -522,7 +445,7 @@ final class CudaShard implements AutoCloseable {
         embedding = null;
         classifier = null;
         finalNorm = null;
-        completeKnown = false;
+        coverage.clear();
         for (DeviceBuffer b : scratch) {
             b.close();
         }

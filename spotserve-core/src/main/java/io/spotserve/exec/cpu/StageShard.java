@@ -3,8 +3,9 @@ package io.spotserve.exec.cpu;
 import io.spotserve.exec.ContextSlice;
 import io.spotserve.exec.IndexRange;
 import io.spotserve.exec.ShardLayout;
+import io.spotserve.exec.spi.PipelinePosition;
+import io.spotserve.exec.spi.WeightCoverage;
 import io.spotserve.model.LlamaConfig;
-import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Map;
 
@@ -30,7 +31,7 @@ import java.util.Map;
  * frequency 1/10000^(i/hs), grouped-query attention with scores divided by sqrt(hs) and a max-shifted
  * softmax, SwiGLU FFN. Partial outputs of wo and w2 are left in {@link #part} for the pipeline's all-reduce.
  */
-final class StageShard {
+final class StageShard implements PipelinePosition {
     private static final int PARALLEL_MIN_MACS = 1 << 15;
 
     /** One sequence's KV cache on this position. */
@@ -65,18 +66,12 @@ final class StageShard {
     private final int offW2;
     final int layerFloats;
 
+    private final WeightCoverage coverage;
     private final float[][] layerW;
-    private final boolean[] rmsDone;
-    private final boolean[][] headDone;
-    private final boolean[][] hiddenDone;
     private float[] embedding;
-    private final boolean[] embDone;
     private float[] classifier;
-    private final boolean[] clsDone;
     private float[] finalNorm;
     private final Map<Long, Kv> kv = new HashMap<>();
-    private boolean complete;
-    private boolean completeKnown;
 
     private final Kernels kernels;
     /** {@link PackedRows} lanes of the layer matrices (0: plain rows, the scalar kernels' layout). */
@@ -109,14 +104,15 @@ final class StageShard {
         this.c = layout.config();
         this.stage = stage;
         this.shard = shard;
-        this.layers = layout.layers(stage);
-        this.heads = layout.heads(shard);
-        this.kvHeads = layout.kvHeads(shard);
-        this.hidden = layout.hidden(shard);
-        this.vocab = layout.vocab(shard);
-        this.first = stage == 0;
-        this.last = stage == layout.stages() - 1;
-        this.aliasClassifier = first && last && c.sharedClassifier();
+        this.coverage = new WeightCoverage(layout, stage, shard);
+        this.layers = coverage.layers();
+        this.heads = coverage.heads();
+        this.kvHeads = coverage.kvHeads();
+        this.hidden = coverage.hidden();
+        this.vocab = coverage.vocab();
+        this.first = coverage.first();
+        this.last = coverage.last();
+        this.aliasClassifier = coverage.aliasClassifier();
         this.kernels = kernels;
         this.lanes = kernels.packLanes();
         this.pool = pool;
@@ -139,11 +135,6 @@ final class StageShard {
 
         int nl = layers.length();
         layerW = new float[nl][];
-        rmsDone = new boolean[nl];
-        headDone = new boolean[nl][hq];
-        hiddenDone = new boolean[nl][f];
-        embDone = first ? new boolean[vocab.length()] : null;
-        clsDone = last ? new boolean[vocab.length()] : null;
 
         xb = new float[maxBatch * dim];
         qkv = new float[maxBatch * qkvRows];
@@ -160,74 +151,25 @@ final class StageShard {
 
     // ------------------------------------------------------------------ weights: ownership and coverage
 
-    /** Whether this position owns all of {@code slice} (it may be imported here). */
-    boolean owns(ContextSlice slice) {
-        if (slice instanceof ContextSlice.Embedding e) {
-            return first && vocab.contains(e.vocab());
-        } else if (slice instanceof ContextSlice.Classifier k) {
-            return last && vocab.contains(k.vocab());
-        } else if (slice instanceof ContextSlice.FinalNorm) {
-            return last;
-        } else if (slice instanceof ContextSlice.LayerWeights w) {
-            return layers.contains(w.layer()) && heads.contains(w.heads()) && hidden.contains(w.hidden());
-        } else {
-            ContextSlice.KvCache k = (ContextSlice.KvCache) slice;
-            Kv entry = kv.get(k.sequence());
-            return layers.contains(k.layer()) && kvHeads.contains(k.kvHeads()) && entry != null
-                    && k.length() <= entry.capacity;
-        }
+    @Override
+    public CpuDevice device() {
+        return device;
     }
 
-    /** Whether this position holds (has been given) all of {@code slice}. */
-    boolean holds(ContextSlice slice, int filledLength) {
-        if (!owns(slice)) {
-            return false;
-        }
-        if (slice instanceof ContextSlice.Embedding e) {
-            return allTrue(embDone, e.vocab().from() - vocab.from(), e.vocab().to() - vocab.from());
-        } else if (slice instanceof ContextSlice.Classifier k) {
-            return allTrue(clsDone, k.vocab().from() - vocab.from(), k.vocab().to() - vocab.from());
-        } else if (slice instanceof ContextSlice.FinalNorm) {
-            return finalNorm != null;
-        } else if (slice instanceof ContextSlice.LayerWeights w) {
-            int l = w.layer() - layers.from();
-            return rmsDone[l] && allTrue(headDone[l], w.heads().from() - heads.from(), w.heads().to() - heads.from())
-                    && allTrue(hiddenDone[l], w.hidden().from() - hidden.from(), w.hidden().to() - hidden.from());
-        } else {
-            return ((ContextSlice.KvCache) slice).length() <= filledLength;
-        }
+    @Override
+    public WeightCoverage coverage() {
+        return coverage;
     }
 
-    private static boolean allTrue(boolean[] a, int from, int to) {
-        for (int i = from; i < to; i++) {
-            if (!a[i]) {
-                return false;
-            }
-        }
-        return true;
-    }
-
-    /** Whether every weight this position needs is present (cached until the next import or release). */
-    boolean complete() {
-        if (!completeKnown) {
-            complete = computeComplete();
-            completeKnown = true;
-        }
-        return complete;
-    }
-
-    private boolean computeComplete() {
-        for (int l = 0; l < layerW.length; l++) {
-            if (!rmsDone[l] || !allTrue(headDone[l], 0, hq) || !allTrue(hiddenDone[l], 0, f)) {
-                return false;
-            }
-        }
-        return (!first || allTrue(embDone, 0, embDone.length))
-                && (!last || (finalNorm != null && allTrue(clsDone, 0, clsDone.length)));
+    @Override
+    public int kvCapacity(long sequence) {
+        Kv entry = kv.get(sequence);
+        return entry == null ? -1 : entry.capacity;
     }
 
     /** Bytes that importing {@code slice} would newly allocate on the device. */
-    long allocationBytes(ContextSlice slice) {
+    @Override
+    public long allocationBytes(ContextSlice slice) {
         if (slice instanceof ContextSlice.Embedding) {
             return embedding == null ? (long) vocab.length() * dim * Float.BYTES : 0;
         } else if (slice instanceof ContextSlice.Classifier) {
@@ -260,10 +202,8 @@ final class StageShard {
      * storage. Importing allocates missing storage first (which may throw, changing nothing), then copies.
      * The caller has checked {@link #owns} (import) or {@link #holds} (export).
      */
-    void transfer(ContextSlice slice, float[] canon, boolean importing) {
-        if (importing) {
-            completeKnown = false;
-        }
+    @Override
+    public void transfer(ContextSlice slice, float[] canon, boolean importing) {
         if (slice instanceof ContextSlice.Embedding e) {
             if (importing && embedding == null) {
                 embedding = device.allocate("token embedding rows " + vocab + " of stage " + stage, vocab.length() * dim);
@@ -272,9 +212,6 @@ final class StageShard {
                 }
             }
             rows(embedding, (e.vocab().from() - vocab.from()) * dim, canon, 0, e.vocab().length() * dim, importing);
-            if (importing) {
-                mark(embDone, e.vocab().from() - vocab.from(), e.vocab().to() - vocab.from());
-            }
         } else if (slice instanceof ContextSlice.Classifier k) {
             if (importing && classifier == null) {
                 if (aliasClassifier) {
@@ -285,9 +222,6 @@ final class StageShard {
                 }
             }
             rows(classifier, (k.vocab().from() - vocab.from()) * dim, canon, 0, k.vocab().length() * dim, importing);
-            if (importing) {
-                mark(clsDone, k.vocab().from() - vocab.from(), k.vocab().to() - vocab.from());
-            }
         } else if (slice instanceof ContextSlice.FinalNorm) {
             if (importing && finalNorm == null) {
                 finalNorm = device.allocate("final norm", dim);
@@ -297,6 +231,9 @@ final class StageShard {
             transferLayer(w, canon, importing);
         } else {
             transferKv((ContextSlice.KvCache) slice, canon, importing);
+        }
+        if (importing) {
+            coverage.mark(slice);
         }
     }
 
@@ -339,11 +276,6 @@ final class StageShard {
             PackedRows.segment(block, offW2, dim, f, lanes, r, sf0, canon, o, nf, importing);
             o += nf;
         }
-        if (importing) {
-            rmsDone[l] = true;
-            mark(headDone[l], sh0, sh0 + nh);
-            mark(hiddenDone[l], sf0, sf0 + nf);
-        }
     }
 
     private void transferKv(ContextSlice.KvCache k, float[] canon, boolean importing) {
@@ -370,12 +302,6 @@ final class StageShard {
         }
     }
 
-    private static void mark(boolean[] a, int from, int to) {
-        for (int i = from; i < to; i++) {
-            a[i] = true;
-        }
-    }
-
     // ------------------------------------------------------------------ sequences
 
     /** Floats of KV cache a sequence of {@code capacity} positions needs here. */
@@ -383,13 +309,15 @@ final class StageShard {
         return Math.multiplyExact(Math.multiplyExact(2 * layers.length(), capacity), kvDim);
     }
 
-    /** Registers a sequence whose KV buffer the pipeline allocated from this position's device. */
-    void addSequence(long id, float[] buffer, int capacity) {
-        kv.put(id, new Kv(buffer, capacity));
+    /** Allocates a sequence's KV buffer from this position's device and registers it. */
+    @Override
+    public void reserveSequence(long id, int capacity, String what) {
+        kv.put(id, new Kv(device.allocate(what, kvFloats(capacity)), capacity));
     }
 
     /** Frees a sequence's KV buffer. */
-    void removeSequence(long id) {
+    @Override
+    public void removeSequence(long id) {
         Kv entry = kv.remove(id);
         if (entry != null) {
             device.free(entry.data);
@@ -397,10 +325,11 @@ final class StageShard {
     }
 
     /** Frees one whole weight unit (a layer block, the embedding, the classifier or the final norm). */
-    void release(ContextSlice slice) {
+    @Override
+    public void release(ContextSlice slice) {
+        coverage.unmark(slice);
         if (slice instanceof ContextSlice.Embedding) {
-            Arrays.fill(embDone, false);
-            if (!aliasClassifier || !anyTrue(clsDone)) {
+            if (!aliasClassifier || !coverage.anyClassifier()) {
                 device.free(embedding);
                 embedding = null;
                 if (aliasClassifier) {
@@ -408,11 +337,10 @@ final class StageShard {
                 }
             }
         } else if (slice instanceof ContextSlice.Classifier) {
-            Arrays.fill(clsDone, false);
             if (!aliasClassifier) {
                 device.free(classifier);
                 classifier = null;
-            } else if (!anyTrue(embDone)) {
+            } else if (!coverage.anyEmbedding()) {
                 device.free(embedding);
                 embedding = null;
                 classifier = null;
@@ -424,24 +352,12 @@ final class StageShard {
             int l = w.layer() - layers.from();
             device.free(layerW[l]);
             layerW[l] = null;
-            rmsDone[l] = false;
-            Arrays.fill(headDone[l], false);
-            Arrays.fill(hiddenDone[l], false);
         }
-        completeKnown = false;
-    }
-
-    private static boolean anyTrue(boolean[] a) {
-        for (boolean b : a) {
-            if (b) {
-                return true;
-            }
-        }
-        return false;
     }
 
     /** Frees everything this position holds. */
-    void release() {
+    @Override
+    public void releaseAll() {
         for (Long id : kv.keySet().toArray(new Long[0])) {
             removeSequence(id);
         }
@@ -457,7 +373,7 @@ final class StageShard {
         embedding = null;
         classifier = null;
         finalNorm = null;
-        completeKnown = false;
+        coverage.clear();
     }
 
     // ------------------------------------------------------------------ forward pass

@@ -1,0 +1,344 @@
+package io.spotserve.exec.spi;
+
+import io.spotserve.exec.CheckpointSlices;
+import io.spotserve.exec.ContextSlice;
+import io.spotserve.exec.Device;
+import io.spotserve.exec.DeviceMemoryException;
+import io.spotserve.exec.Pipeline;
+import io.spotserve.exec.ShardLayout;
+import io.spotserve.exec.SliceFormat;
+import io.spotserve.model.LlamaCheckpoint;
+import io.spotserve.model.LlamaConfig;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Set;
+
+/**
+ * The backend-independent part of a {@link Pipeline}, for executor implementors: position lookup, weight
+ * loading with an up-front memory check per device, slice export / import / release checks (the context
+ * migration of SpotServe §3.3), sequence bookkeeping with all-or-nothing KV reservation, forward-step
+ * validation and readiness, and close. A backend supplies its positions and the forward math in
+ * {@link #compute}; validation runs once per step, never per row.
+ *
+ * @param <S> the backend's position type
+ */
+public abstract class AbstractPipeline<S extends PipelinePosition> implements Pipeline {
+    /** The sharding of this pipeline. */
+    protected final ShardLayout layout;
+    /** The model shape. */
+    protected final LlamaConfig c;
+    /** The most entries of one forward step. */
+    protected final int maxBatch;
+    /** The positions, [stage][shard]. */
+    protected final S[][] shards;
+    private final Map<Long, int[]> sequences = new LinkedHashMap<>(); // id -> {capacity, length}
+    private boolean closed;
+
+    /** A pipeline over {@code shards}, built by the backend as [stage][shard] for {@code layout}. */
+    protected AbstractPipeline(ShardLayout layout, int maxBatch, S[][] shards) {
+        this.layout = layout;
+        this.c = layout.config();
+        this.maxBatch = maxBatch;
+        this.shards = shards;
+    }
+
+    /** The backend's forward step on validated input with every position complete; logits as in {@link #forward}. */
+    protected abstract void compute(long[] seqs, int[] tokens, int[] positions, int count, float[][] logits);
+
+    /** Called once when the pipeline closes, after its storage is freed (e.g. to tell the executor). */
+    protected abstract void onClose();
+
+    /** cos/sin of run.c's rotary angles: [pos][pair][cos, sin], freq = 1 / 10000^(2·pair / hs) in float. */
+    public static float[] ropeTable(LlamaConfig c) {
+        int hs = c.headSize();
+        int half = hs / 2;
+        float[] t = new float[c.seqLen() * half * 2];
+        for (int pos = 0; pos < c.seqLen(); pos++) {
+            for (int i = 0; i < half; i++) {
+                float freq = 1.0f / (float) Math.pow(10000.0f, (2 * i) / (float) hs);
+                float val = pos * freq;
+                t[(pos * half + i) * 2] = (float) Math.cos(val);
+                t[(pos * half + i) * 2 + 1] = (float) Math.sin(val);
+            }
+        }
+        return t;
+    }
+
+    @Override
+    public final ShardLayout layout() {
+        return layout;
+    }
+
+    @Override
+    public final int maxBatch() {
+        return maxBatch;
+    }
+
+    @Override
+    public final Device device(int stage, int shard) {
+        return position(stage, shard).device();
+    }
+
+    /** The open pipeline's position (stage, shard), checked against the layout. */
+    protected final S position(int stage, int shard) {
+        checkOpen();
+        if (stage < 0 || stage >= layout.stages() || shard < 0 || shard >= layout.shards()) {
+            throw new IllegalArgumentException("position (stage " + stage + ", shard " + shard + ") outside P = "
+                    + layout.stages() + ", M = " + layout.shards());
+        }
+        return shards[stage][shard];
+    }
+
+    /** @throws IllegalStateException if the pipeline is closed */
+    protected final void checkOpen() {
+        if (closed) {
+            throw new IllegalStateException("pipeline " + layout + " is closed");
+        }
+    }
+
+    // ------------------------------------------------------------------ weights
+
+    @Override
+    public final void loadWeights(LlamaCheckpoint checkpoint) {
+        Objects.requireNonNull(checkpoint, "checkpoint");
+        checkOpen();
+        if (!checkpoint.config().equals(c)) {
+            throw new IllegalArgumentException("checkpoint shape " + checkpoint.config() + " differs from the pipeline's "
+                    + c);
+        }
+        // all-or-nothing per device: check every device can take what is still missing before allocating
+        Map<Device, Long> need = new IdentityHashMap<>();
+        for (S[] stage : shards) {
+            for (S s : stage) {
+                long bytes = 0;
+                for (ContextSlice slice : layout.weightSlices(s.stage(), s.shard())) {
+                    bytes += s.allocationBytes(slice);
+                }
+                if (s.aliasClassifier() && s.allocationBytes(new ContextSlice.Embedding(s.vocab())) > 0) {
+                    bytes -= (long) s.vocab().length() * c.dim() * Float.BYTES; // embedding and classifier share rows
+                }
+                need.merge(s.device(), bytes, Long::sum);
+            }
+        }
+        for (Map.Entry<Device, Long> e : need.entrySet()) {
+            Device d = e.getKey();
+            if (e.getValue() > d.freeBytes()) {
+                throw new DeviceMemoryException(d.id(), "weights of " + layout + " from " + checkpoint.file().getFileName(),
+                        e.getValue(), d.usedBytes(), d.capacityBytes());
+            }
+        }
+        for (S[] stage : shards) {
+            for (S s : stage) {
+                for (ContextSlice slice : layout.weightSlices(s.stage(), s.shard())) {
+                    s.transfer(slice, CheckpointSlices.read(checkpoint, slice), true);
+                }
+            }
+        }
+    }
+
+    @Override
+    public final boolean hasAllWeights(int stage, int shard) {
+        return position(stage, shard).complete();
+    }
+
+    @Override
+    public final void releaseSlice(int stage, int shard, ContextSlice slice) {
+        S s = position(stage, shard);
+        Objects.requireNonNull(slice, "slice");
+        if (!layout.weightSlices(stage, shard).contains(slice)) {
+            throw new IllegalArgumentException(slice + " is not a weight unit of position (stage " + stage + ", shard "
+                    + shard + ") of " + layout + "; expected one of " + layout.weightSlices(stage, shard));
+        }
+        s.release(slice);
+    }
+
+    @Override
+    public final byte[] exportSlice(int stage, int shard, ContextSlice slice) {
+        S s = position(stage, shard);
+        Objects.requireNonNull(slice, "slice");
+        slice.validate(c);
+        int filled = filledLength(slice);
+        if (!s.holds(slice, filled)) {
+            throw new IllegalArgumentException("position (stage " + stage + ", shard " + shard + ") of " + layout
+                    + " does not hold " + slice + (slice instanceof ContextSlice.KvCache ? " (filled length " + filled
+                    + ")" : ""));
+        }
+        float[] data = new float[Math.toIntExact(slice.floats(c))];
+        s.transfer(slice, data, false);
+        return SliceFormat.encode(c, slice, data);
+    }
+
+    @Override
+    public final ContextSlice importSlice(int stage, int shard, byte[] bytes) {
+        S s = position(stage, shard);
+        SliceFormat.Decoded decoded = SliceFormat.decode(c, bytes);
+        ContextSlice slice = decoded.slice();
+        if (!s.owns(slice)) {
+            throw new IllegalArgumentException("position (stage " + stage + ", shard " + shard + ") of " + layout
+                    + " does not own " + slice + "; it owns layers " + s.layers() + ", heads " + s.heads()
+                    + ", kv heads " + s.kvHeads() + ", hidden " + s.hidden() + ", vocab " + s.vocab()
+                    + (slice instanceof ContextSlice.KvCache k && !sequences.containsKey(k.sequence())
+                    ? " (sequence " + k.sequence() + " is not open here)" : ""));
+        }
+        s.transfer(slice, decoded.data(), true);
+        imported(slice);
+        return slice;
+    }
+
+    /** The filled length of the sequence of a KV slice (0 for weights or a sequence not open here). */
+    protected final int filledLength(ContextSlice slice) {
+        int[] st = slice instanceof ContextSlice.KvCache k ? sequences.get(k.sequence()) : null;
+        return st == null ? 0 : st[1];
+    }
+
+    /** Records that {@code slice} arrived here: a KV slice extends its sequence's filled length. */
+    protected final void imported(ContextSlice slice) {
+        if (slice instanceof ContextSlice.KvCache k) {
+            int[] st = sequences.get(k.sequence());
+            st[1] = Math.max(st[1], k.length());
+        }
+    }
+
+    // ------------------------------------------------------------------ sequences
+
+    @Override
+    public final void openSequence(long sequence, int capacity) {
+        checkOpen();
+        if (sequences.containsKey(sequence)) {
+            throw new IllegalArgumentException("sequence " + sequence + " is already open");
+        }
+        if (capacity < 1 || capacity > c.seqLen()) {
+            throw new IllegalArgumentException("sequence " + sequence + " capacity " + capacity + " outside [1, seq_len "
+                    + c.seqLen() + "]");
+        }
+        List<S> done = new ArrayList<>();
+        try {
+            for (S[] stage : shards) {
+                for (S s : stage) {
+                    s.reserveSequence(sequence, capacity, "KV cache of sequence " + sequence + " (" + capacity
+                            + " positions, stage " + s.stage() + ", shard " + s.shard() + ")");
+                    done.add(s);
+                }
+            }
+        } catch (RuntimeException e) {
+            for (S s : done) {
+                s.removeSequence(sequence);
+            }
+            throw e;
+        }
+        sequences.put(sequence, new int[] {capacity, 0});
+    }
+
+    @Override
+    public final void closeSequence(long sequence) {
+        checkOpen();
+        if (sequences.remove(sequence) != null) {
+            for (S[] stage : shards) {
+                for (S s : stage) {
+                    s.removeSequence(sequence);
+                }
+            }
+        }
+    }
+
+    @Override
+    public final Set<Long> sequences() {
+        return Collections.unmodifiableSet(new LinkedHashSet<>(sequences.keySet()));
+    }
+
+    @Override
+    public final int length(long sequence) {
+        int[] st = sequences.get(sequence);
+        if (st == null) {
+            throw new IllegalArgumentException("sequence " + sequence + " is not open");
+        }
+        return st[1];
+    }
+
+    // ------------------------------------------------------------------ forward
+
+    @Override
+    public final void forward(long[] seqs, int[] tokens, int[] positions, int count, float[][] logits) {
+        checkOpen();
+        validate(seqs, tokens, positions, count, logits);
+        for (S[] stage : shards) {
+            for (S s : stage) {
+                if (!s.complete()) {
+                    throw new IllegalStateException("position (stage " + s.stage() + ", shard " + s.shard() + ") of "
+                            + layout + " lacks weights; load or import all its slices first");
+                }
+            }
+        }
+        compute(seqs, tokens, positions, count, logits);
+        for (int b = 0; b < count; b++) {
+            int[] st = sequences.get(seqs[b]);
+            st[1] = Math.max(st[1], positions[b] + 1);
+        }
+    }
+
+    private void validate(long[] seqs, int[] tokens, int[] positions, int count, float[][] logits) {
+        Objects.requireNonNull(seqs, "sequences");
+        Objects.requireNonNull(tokens, "tokens");
+        Objects.requireNonNull(positions, "positions");
+        Objects.requireNonNull(logits, "logits");
+        if (count < 1 || count > maxBatch) {
+            throw new IllegalArgumentException("batch of " + count + " entries outside [1, maxBatch " + maxBatch + "]");
+        }
+        if (seqs.length < count || tokens.length < count || positions.length < count || logits.length < count) {
+            throw new IllegalArgumentException("batch arrays shorter than count " + count + ": sequences " + seqs.length
+                    + ", tokens " + tokens.length + ", positions " + positions.length + ", logits " + logits.length);
+        }
+        for (int b = 0; b < count; b++) {
+            int[] st = sequences.get(seqs[b]);
+            if (st == null) {
+                throw new IllegalArgumentException("entry " + b + ": sequence " + seqs[b] + " is not open");
+            }
+            if (tokens[b] < 0 || tokens[b] >= c.vocabSize()) {
+                throw new IllegalArgumentException("entry " + b + ": token " + tokens[b] + " outside [0, vocab "
+                        + c.vocabSize() + ")");
+            }
+            int pos = positions[b];
+            int prev = -1; // the next position after this sequence's latest earlier entry in the batch
+            for (int e = b - 1; e >= 0; e--) {
+                if (seqs[e] == seqs[b]) {
+                    prev = positions[e] + 1;
+                    break;
+                }
+            }
+            if (prev >= 0 && pos != prev) {
+                throw new IllegalArgumentException("entry " + b + ": sequence " + seqs[b] + " repeats in the batch at "
+                        + "position " + pos + ", expected the next position " + prev);
+            }
+            int filled = prev >= 0 ? prev : st[1];
+            if (pos < 0 || pos > filled || pos >= st[0]) {
+                throw new IllegalArgumentException("entry " + b + ": position " + pos + " of sequence " + seqs[b]
+                        + " outside [0, min(filled length " + filled + ", capacity " + (st[0] - 1) + ")]");
+            }
+            if (logits[b] != null && logits[b].length != c.vocabSize()) {
+                throw new IllegalArgumentException("entry " + b + ": logits array has " + logits[b].length
+                        + " floats, expected vocab " + c.vocabSize());
+            }
+        }
+    }
+
+    @Override
+    public final void close() {
+        if (closed) {
+            return;
+        }
+        for (S[] stage : shards) {
+            for (S s : stage) {
+                s.releaseAll();
+            }
+        }
+        sequences.clear();
+        closed = true;
+        onClose();
+    }
+}

@@ -1,0 +1,99 @@
+package io.spotserve.exec.spi;
+
+import io.spotserve.exec.ContextSlice;
+import io.spotserve.exec.Device;
+import io.spotserve.exec.IndexRange;
+
+/**
+ * What {@link AbstractPipeline} needs from one backend's pipeline position (stage p, shard m): its share of
+ * the model, which slices it owns and holds, and the storage operations behind load / import / export /
+ * release and sequence open / close. For executor implementors only; never called on the forward hot path.
+ */
+public interface PipelinePosition {
+    /** Pipeline stage p of this position. */
+    default int stage() {
+        return coverage().stage();
+    }
+
+    /** Tensor shard m of this position. */
+    default int shard() {
+        return coverage().shard();
+    }
+
+    /** The device arena its storage is allocated from. */
+    Device device();
+
+    /** Which of its weights this position has been given. */
+    WeightCoverage coverage();
+
+    /** Capacity of the KV cache of {@code sequence} here, or -1 when the sequence is not open here. */
+    int kvCapacity(long sequence);
+
+    /** Global layers of its stage. */
+    default IndexRange layers() {
+        return coverage().layers();
+    }
+
+    /** Query heads of its shard. */
+    default IndexRange heads() {
+        return coverage().heads();
+    }
+
+    /** KV heads of its shard. */
+    default IndexRange kvHeads() {
+        return coverage().kvHeads();
+    }
+
+    /** FFN hidden units of its shard. */
+    default IndexRange hidden() {
+        return coverage().hidden();
+    }
+
+    /** Vocabulary rows of its shard (embedding on stage 0, classifier on the last stage). */
+    default IndexRange vocab() {
+        return coverage().vocab();
+    }
+
+    /** Whether one array serves as embedding and classifier (first and last stage, shared classifier). */
+    default boolean aliasClassifier() {
+        return coverage().aliasClassifier();
+    }
+
+    /** Whether this position owns all of {@code slice} (it may be imported here). */
+    default boolean owns(ContextSlice slice) {
+        return coverage().owns(slice, slice instanceof ContextSlice.KvCache k ? kvCapacity(k.sequence()) : -1);
+    }
+
+    /** Whether this position holds all of {@code slice}; KV slices up to {@code filledLength} positions. */
+    default boolean holds(ContextSlice slice, int filledLength) {
+        return coverage().holds(slice, slice instanceof ContextSlice.KvCache k ? kvCapacity(k.sequence()) : -1,
+                filledLength);
+    }
+
+    /** Whether every weight this position needs is present (cached by the coverage). */
+    default boolean complete() {
+        return coverage().complete();
+    }
+
+    /** Bytes that importing {@code slice} would newly allocate on the device. */
+    long allocationBytes(ContextSlice slice);
+
+    /** Copies {@code slice} between storage and its canonical floats (into storage when importing). */
+    void transfer(ContextSlice slice, float[] canon, boolean importing);
+
+    /** Frees the storage of one weight unit (a no-op when absent). */
+    void release(ContextSlice slice);
+
+    /**
+     * Allocates and registers the KV cache of {@code sequence} for {@code capacity} positions.
+     *
+     * @throws io.spotserve.exec.DeviceMemoryException if the device cannot hold it; nothing changes then
+     */
+    void reserveSequence(long sequence, int capacity, String what);
+
+    /** Frees the KV cache of {@code sequence} (a no-op when absent). */
+    void removeSequence(long sequence);
+
+    /** Frees all storage of this position (pipeline close). */
+    void releaseAll();
+}
