@@ -61,7 +61,7 @@ public class EngineThroughputBenchmark {
 
     @Setup
     public void setUp() throws IOException {
-        LlamaCheckpoint checkpoint = CpuDecodeBenchmark.checkpoint();
+        LlamaCheckpoint checkpoint = DecodeWorkload.checkpoint25M();
         Path shared = Path.of(System.getProperty("spotserve.shared.dir", "../shared"));
         Tokenizer tokenizer = Tokenizer.load(shared.resolve("models/tok512.bin"), checkpoint.config().vocabSize());
         executor = new CpuExecutor(ExecutorOptions.defaults().withThreads(threads));

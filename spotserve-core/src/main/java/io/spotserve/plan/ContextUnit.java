@@ -7,19 +7,19 @@ import java.io.Serializable;
  * embedding, one transformer block's weights, or the classifier. Natural order is the paper's sequential
  * order: KV, embedding, layers 0..L-1, classifier.
  *
- * @param kind  {@link ContextSlice.Kind} of the unit
+ * @param kind  {@link PlannedSlice.Kind} of the unit
  * @param layer block index for {@code WEIGHTS}, -1 otherwise
  */
-public record ContextUnit(ContextSlice.Kind kind, int layer) implements Comparable<ContextUnit>, Serializable {
+public record ContextUnit(PlannedSlice.Kind kind, int layer) implements Comparable<ContextUnit>, Serializable {
     /** All KV cache of all layers: migrated first. */
-    public static final ContextUnit KV = new ContextUnit(ContextSlice.Kind.KV_CACHE, -1);
+    public static final ContextUnit KV = new ContextUnit(PlannedSlice.Kind.KV_CACHE, -1);
     /** The token embedding (first stage). */
-    public static final ContextUnit EMBEDDING = new ContextUnit(ContextSlice.Kind.EMBEDDING, -1);
+    public static final ContextUnit EMBEDDING = new ContextUnit(PlannedSlice.Kind.EMBEDDING, -1);
     /** Final norm and classifier (last stage). */
-    public static final ContextUnit CLASSIFIER = new ContextUnit(ContextSlice.Kind.CLASSIFIER, -1);
+    public static final ContextUnit CLASSIFIER = new ContextUnit(PlannedSlice.Kind.CLASSIFIER, -1);
 
     public ContextUnit {
-        if ((kind == ContextSlice.Kind.WEIGHTS) != (layer >= 0) || layer < -1) {
+        if ((kind == PlannedSlice.Kind.WEIGHTS) != (layer >= 0) || layer < -1) {
             throw new IllegalArgumentException("unit " + kind + " with layer " + layer
                     + " is invalid; expected layer >= 0 exactly for WEIGHTS, -1 otherwise");
         }
@@ -27,7 +27,7 @@ public record ContextUnit(ContextSlice.Kind kind, int layer) implements Comparab
 
     /** The weights of transformer block {@code layer}. */
     public static ContextUnit layer(int layer) {
-        return new ContextUnit(ContextSlice.Kind.WEIGHTS, layer);
+        return new ContextUnit(PlannedSlice.Kind.WEIGHTS, layer);
     }
 
     /** Position in the sequential order (KV = -2, embedding = -1, layer l = l, classifier = MAX). */
@@ -47,6 +47,6 @@ public record ContextUnit(ContextSlice.Kind kind, int layer) implements Comparab
 
     @Override
     public String toString() {
-        return kind == ContextSlice.Kind.WEIGHTS ? "L" + layer : kind.toString();
+        return kind == PlannedSlice.Kind.WEIGHTS ? "L" + layer : kind.toString();
     }
 }

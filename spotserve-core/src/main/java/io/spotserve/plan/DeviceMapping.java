@@ -32,7 +32,7 @@ import java.util.TreeMap;
 public record DeviceMapping(ModelContext model, ParallelConfig oldConfig, ParallelConfig newConfig,
                             Map<Position, DeviceId> placement, Map<Integer, List<Integer>> inheritedFrom,
                             Map<Integer, List<InflightBatch>> keptBatches, List<InflightBatch> droppedBatches,
-                            List<Transfer> transfers, Map<DeviceId, List<ContextSlice>> frees,
+                            List<Transfer> transfers, Map<DeviceId, List<PlannedSlice>> frees,
                             long bytesReused, long bytesMoved, long bytesReloaded) implements Serializable {
 
     public DeviceMapping {
@@ -48,7 +48,7 @@ public record DeviceMapping(ModelContext model, ParallelConfig oldConfig, Parall
         keptBatches = Collections.unmodifiableMap(kept);
         droppedBatches = List.copyOf(droppedBatches);
         transfers = List.copyOf(transfers);
-        Map<DeviceId, List<ContextSlice>> f = new TreeMap<>();
+        Map<DeviceId, List<PlannedSlice>> f = new TreeMap<>();
         frees.forEach((k, v) -> f.put(k, List.copyOf(v)));
         frees = Collections.unmodifiableMap(f);
     }

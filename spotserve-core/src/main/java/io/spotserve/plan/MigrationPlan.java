@@ -66,7 +66,7 @@ public record MigrationPlan(List<Step> steps, List<ContextUnit> order, Map<Strin
      * @param device the device
      * @param slice  what it frees
      */
-    public record Release(DeviceId device, ContextSlice slice) implements Serializable {
+    public record Release(DeviceId device, PlannedSlice slice) implements Serializable {
         public Release {
             Objects.requireNonNull(device, "device");
             Objects.requireNonNull(slice, "slice");

@@ -12,7 +12,7 @@ import java.util.Objects;
  * @param source the sending device, or null for a reload from the checkpoint
  * @param target the receiving device
  */
-public record Transfer(ContextSlice slice, DeviceId source, DeviceId target) implements Serializable {
+public record Transfer(PlannedSlice slice, DeviceId source, DeviceId target) implements Serializable {
     public Transfer {
         Objects.requireNonNull(slice, "slice");
         Objects.requireNonNull(target, "target");

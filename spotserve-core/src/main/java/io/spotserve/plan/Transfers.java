@@ -24,7 +24,7 @@ final class Transfers {
     private final Map<String, Long> instanceSent = new HashMap<>();
     private final Map<DeviceId, Long> deviceSent = new HashMap<>();
     final List<Transfer> transfers = new ArrayList<>();
-    final Map<DeviceId, List<ContextSlice>> frees = new TreeMap<>();
+    final Map<DeviceId, List<PlannedSlice>> frees = new TreeMap<>();
     long moved;
     long reloaded;
 
@@ -46,38 +46,38 @@ final class Transfers {
                     continue;
                 }
                 for (int l = run.first(v.stage(), nc); l < run.first(v.stage() + 1, nc); l++) {
-                    need(ContextSlice.Kind.KV_CACHE, l, g, v, e.getValue());
+                    need(PlannedSlice.Kind.KV_CACHE, l, g, v, e.getValue());
                 }
             }
         }
         for (Map.Entry<Position, DeviceId> e : placement.entrySet()) {
             if (e.getKey().stage() == 0) {
-                replicated(ContextSlice.Kind.EMBEDDING, 0, e.getValue());
+                replicated(PlannedSlice.Kind.EMBEDDING, 0, e.getValue());
             }
         }
         for (int l = 0; l < model.layers(); l++) {
             int stage = model.stageOf(l, nc.pipelineStages());
             for (Map.Entry<Position, DeviceId> e : placement.entrySet()) {
                 if (e.getKey().stage() == stage) {
-                    need(ContextSlice.Kind.WEIGHTS, l, -1, e.getKey(), e.getValue());
+                    need(PlannedSlice.Kind.WEIGHTS, l, -1, e.getKey(), e.getValue());
                 }
             }
         }
         for (Map.Entry<Position, DeviceId> e : placement.entrySet()) {
             if (e.getKey().stage() == nc.pipelineStages() - 1) {
-                replicated(ContextSlice.Kind.CLASSIFIER, oc.pipelineStages() - 1, e.getValue());
+                replicated(PlannedSlice.Kind.CLASSIFIER, oc.pipelineStages() - 1, e.getValue());
             }
         }
         buildFrees();
     }
 
     /** Embedding / classifier: the whole tensor from any old holder of the given old stage. */
-    private void replicated(ContextSlice.Kind kind, int oldStage, DeviceId t) {
+    private void replicated(PlannedSlice.Kind kind, int oldStage, DeviceId t) {
         Position o = run.oldPos.get(t);
         if (o != null && o.stage() == oldStage) {
             return;
         }
-        long bytes = kind == ContextSlice.Kind.EMBEDDING ? model.embeddingBytes() : model.classifierBytes();
+        long bytes = kind == PlannedSlice.Kind.EMBEDDING ? model.embeddingBytes() : model.classifierBytes();
         if (bytes == 0) {
             return;
         }
@@ -87,19 +87,19 @@ final class Transfers {
                 holders.add(d);
             }
         });
-        emit(new ContextSlice(kind, -1, ShardRange.FULL, -1, bytes), holders, t);
+        emit(new PlannedSlice(kind, -1, ShardRange.FULL, -1, bytes), holders, t);
     }
 
     /** Weights or KV of one layer for new position v on device t. */
-    private void need(ContextSlice.Kind kind, int layer, int group, Position v, DeviceId t) {
+    private void need(PlannedSlice.Kind kind, int layer, int group, Position v, DeviceId t) {
         ShardRange want = ShardRange.ofShard(v.shard(), nc.tensorShards());
         int oldStage = model.stageOf(layer, oc.pipelineStages());
         Position o = run.oldPos.get(t);
         List<ShardRange> missing = List.of(want);
-        if (o != null && o.stage() == oldStage && (kind == ContextSlice.Kind.WEIGHTS || o.pipeline() == group)) {
+        if (o != null && o.stage() == oldStage && (kind == PlannedSlice.Kind.WEIGHTS || o.pipeline() == group)) {
             missing = subtract(want, ShardRange.ofShard(o.shard(), oc.tensorShards()));
         }
-        long total = kind == ContextSlice.Kind.WEIGHTS ? model.layerWeightBytes() : run.keptKv[group];
+        long total = kind == PlannedSlice.Kind.WEIGHTS ? model.layerWeightBytes() : run.keptKv[group];
         for (ShardRange piece : missing) {
             for (int m = 0; m < oc.tensorShards(); m++) {
                 ShardRange part = piece.intersect(ShardRange.ofShard(m, oc.tensorShards()));
@@ -108,7 +108,7 @@ final class Transfers {
                 }
                 List<DeviceId> holders = new ArrayList<>();
                 for (int d = 0; d < oc.dataParallel(); d++) {
-                    if (kind == ContextSlice.Kind.KV_CACHE && d != group) {
+                    if (kind == PlannedSlice.Kind.KV_CACHE && d != group) {
                         continue;
                     }
                     DeviceId h = oldHolder.get(new Position(d, oldStage, m));
@@ -116,17 +116,17 @@ final class Transfers {
                         holders.add(h);
                     }
                 }
-                emit(new ContextSlice(kind, layer, part, group, part.bytesOf(total)), holders, t);
+                emit(new PlannedSlice(kind, layer, part, group, part.bytesOf(total)), holders, t);
             }
         }
     }
 
-    private void emit(ContextSlice slice, List<DeviceId> holders, DeviceId t) {
+    private void emit(PlannedSlice slice, List<DeviceId> holders, DeviceId t) {
         if (slice.bytes() == 0) {
             return;
         }
         if (holders.isEmpty()) {
-            if (slice.kind() == ContextSlice.Kind.KV_CACHE) {
+            if (slice.kind() == PlannedSlice.Kind.KV_CACHE) {
                 throw new IllegalStateException("internal: inherited KV " + slice + " has no holder");
             }
             transfers.add(new Transfer(slice, null, t));
@@ -187,10 +187,10 @@ final class Transfers {
         placement.forEach((p, d) -> newPos.put(d, p));
         oldHolder.forEach((o, dev) -> {
             Position v = newPos.get(dev);
-            List<ContextSlice> out = new ArrayList<>();
+            List<PlannedSlice> out = new ArrayList<>();
             int last = oc.pipelineStages() - 1;
             if (o.stage() == 0 && !(v != null && v.stage() == 0) && model.embeddingBytes() > 0) {
-                out.add(new ContextSlice(ContextSlice.Kind.EMBEDDING, -1, ShardRange.FULL, -1, model.embeddingBytes()));
+                out.add(new PlannedSlice(PlannedSlice.Kind.EMBEDDING, -1, ShardRange.FULL, -1, model.embeddingBytes()));
             }
             ShardRange held = ShardRange.ofShard(o.shard(), oc.tensorShards());
             ShardRange wanted = v == null ? null : ShardRange.ofShard(v.shard(), nc.tensorShards());
@@ -200,26 +200,26 @@ final class Transfers {
                 boolean needed = v != null && model.stageOf(l, nc.pipelineStages()) == v.stage();
                 List<ShardRange> gone = needed ? subtract(held, wanted) : List.of(held);
                 for (ShardRange r : gone) {
-                    out.add(new ContextSlice(ContextSlice.Kind.WEIGHTS, l, r, -1, r.bytesOf(model.layerWeightBytes())));
+                    out.add(new PlannedSlice(PlannedSlice.Kind.WEIGHTS, l, r, -1, r.bytesOf(model.layerWeightBytes())));
                 }
                 if (run.allKv[g] == 0) {
                     continue;
                 }
                 List<ShardRange> kvGone = needed && keepsKv ? subtract(held, wanted) : List.of(held);
                 for (ShardRange r : kvGone) {
-                    out.add(new ContextSlice(ContextSlice.Kind.KV_CACHE, l, r, g, r.bytesOf(run.allKv[g])));
+                    out.add(new PlannedSlice(PlannedSlice.Kind.KV_CACHE, l, r, g, r.bytesOf(run.allKv[g])));
                 }
                 if (needed && keepsKv && run.allKv[g] != run.keptKv[g]) {
                     // the retained range still frees the part of the dropped batches
                     ShardRange r = held.intersect(wanted);
                     if (r != null) {
                         long b = r.bytesOf(run.allKv[g]) - r.bytesOf(run.keptKv[g]);
-                        out.add(new ContextSlice(ContextSlice.Kind.KV_CACHE, l, r, g, b));
+                        out.add(new PlannedSlice(PlannedSlice.Kind.KV_CACHE, l, r, g, b));
                     }
                 }
             }
             if (o.stage() == last && !(v != null && v.stage() == nc.pipelineStages() - 1) && model.classifierBytes() > 0) {
-                out.add(new ContextSlice(ContextSlice.Kind.CLASSIFIER, -1, ShardRange.FULL, -1, model.classifierBytes()));
+                out.add(new PlannedSlice(PlannedSlice.Kind.CLASSIFIER, -1, ShardRange.FULL, -1, model.classifierBytes()));
             }
             out.removeIf(s -> s.bytes() == 0);
             if (!out.isEmpty()) {

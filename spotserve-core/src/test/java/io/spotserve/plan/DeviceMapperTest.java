@@ -153,7 +153,7 @@ class DeviceMapperTest {
             assertNull(m.positionOf(dying));
             assertTrue(m.transfers().stream().noneMatch(t -> t.target().equals(dying)));
             assertTrue(m.transfers().stream().anyMatch(t -> dying.equals(t.source())
-                    && t.slice().kind() == ContextSlice.Kind.KV_CACHE && t.slice().requestGroup() == 1
+                    && t.slice().kind() == PlannedSlice.Kind.KV_CACHE && t.slice().requestGroup() == 1
                     && t.target().equals(last1)));
         }
         long brute = bruteForceVolume(model, old, fleet, m);
@@ -165,7 +165,7 @@ class DeviceMapperTest {
         for (int l = 0; l < 4; l++) {
             int layer = l;
             assertTrue(m.transfers().stream().anyMatch(t -> t.target().equals(first0) && twin.equals(t.source())
-                    && t.slice().kind() == ContextSlice.Kind.KV_CACHE && t.slice().layer() == layer),
+                    && t.slice().kind() == PlannedSlice.Kind.KV_CACHE && t.slice().layer() == layer),
                     "pipeline 0's cache of layer " + l + " comes from the only device holding it");
         }
     }
@@ -194,7 +194,7 @@ class DeviceMapperTest {
         assertEquals(dev("o2", 0), m.deviceOf(new Position(1, 0, 0)));
         assertTrue(m.transfers().isEmpty());
         // o0 drops its weights and the cache of the dropped batch a
-        assertTrue(m.frees().get(dev("o0", 0)).stream().anyMatch(s -> s.kind() == ContextSlice.Kind.KV_CACHE));
+        assertTrue(m.frees().get(dev("o0", 0)).stream().anyMatch(s -> s.kind() == PlannedSlice.Kind.KV_CACHE));
     }
 
     /** D shrinks 2 → 1 but B_new = 5 leaves room: the single new pipeline resumes both old request groups. */
@@ -214,7 +214,7 @@ class DeviceMapperTest {
         // o1 holds the larger cache (3 × 15 tokens vs 2 × 18): it keeps the position and receives group 0's cache
         assertEquals(dev("o1", 0), m.deviceOf(new Position(0, 0, 0)));
         long kv0 = 2L * 18 * 10 * 2;                       // 2 requests × 18 tokens × 10 B × 2 layers
-        assertEquals(kv0, m.transfers().stream().filter(t -> t.slice().kind() == ContextSlice.Kind.KV_CACHE)
+        assertEquals(kv0, m.transfers().stream().filter(t -> t.slice().kind() == PlannedSlice.Kind.KV_CACHE)
                 .peek(t -> assertEquals(dev("o0", 0), t.source())).mapToLong(Transfer::bytes).sum());
         assertEquals(bruteForceVolume(model, old, fleet, m), m.bytesTransferred());
         assertSoundAndComplete(new PlanFixtures.Case(model, old, fleet), m);
@@ -230,8 +230,8 @@ class DeviceMapperTest {
         assertEquals(List.of("y", "z"), m.keptBatches().get(0).stream().map(InflightBatch::id).toList());
         assertEquals(List.of("x"), m.droppedBatches().stream().map(InflightBatch::id).toList());
         // the retained slice frees exactly the dropped batch's cache: 1 request × 11 tokens × 10 B × 2 layers
-        long freedKv = m.frees().get(dev("o0", 0)).stream().filter(s -> s.kind() == ContextSlice.Kind.KV_CACHE)
-                .mapToLong(ContextSlice::bytes).sum();
+        long freedKv = m.frees().get(dev("o0", 0)).stream().filter(s -> s.kind() == PlannedSlice.Kind.KV_CACHE)
+                .mapToLong(PlannedSlice::bytes).sum();
         assertEquals(2 * 11 * 10, freedKv);
     }
 

@@ -130,7 +130,7 @@ class MigrationPlannerTest {
                 }
             }
         }
-        boolean anyKv = m.transfers().stream().anyMatch(t -> t.slice().kind() == ContextSlice.Kind.KV_CACHE);
+        boolean anyKv = m.transfers().stream().anyMatch(t -> t.slice().kind() == PlannedSlice.Kind.KV_CACHE);
         if (anyKv) {
             assertEquals(ContextUnit.KV, migrates.get(0).unit(), "KV cache first");
         }
@@ -219,9 +219,9 @@ class MigrationPlannerTest {
         ParallelConfig c = ParallelConfig.of(1, 1, 2, 1);
         DeviceMapping m = new DeviceMapping(new ModelContext("syn", 2, 20, 0, 0, 1), c, c,
                 Map.of(new Position(0, 0, 0), a, new Position(0, 0, 1), b), Map.of(), Map.of(), List.of(),
-                List.of(new Transfer(new ContextSlice(ContextSlice.Kind.WEIGHTS, 0, lo, -1, 1), b, a),
-                        new Transfer(new ContextSlice(ContextSlice.Kind.WEIGHTS, 1, hi, -1, 10), b, a)),
-                Map.of(a, List.of(new ContextSlice(ContextSlice.Kind.WEIGHTS, 1, lo, -1, 10))), 0, 11, 0);
+                List.of(new Transfer(new PlannedSlice(PlannedSlice.Kind.WEIGHTS, 0, lo, -1, 1), b, a),
+                        new Transfer(new PlannedSlice(PlannedSlice.Kind.WEIGHTS, 1, hi, -1, 10), b, a)),
+                Map.of(a, List.of(new PlannedSlice(PlannedSlice.Kind.WEIGHTS, 1, lo, -1, 10))), 0, 11, 0);
         MigrationPlanner.Units u = new MigrationPlanner.Units(m);
         assertEquals(11, MigrationPlanner.max(MigrationPlanner.replay(u, MigrationPlanner.greedy(u, new long[u.n], 10))));
         MigrationPlan plan = MigrationPlanner.plan(m, 10);

@@ -234,7 +234,7 @@ final class PlanFixtures {
     }
 
     /** A slice at unit resolution: kind, layer, group, unit index (or -1 for replicated tensors). */
-    record Cell(ContextSlice.Kind kind, int layer, int group, int unit) {
+    record Cell(PlannedSlice.Kind kind, int layer, int group, int unit) {
     }
 
     /**
@@ -309,8 +309,8 @@ final class PlanFixtures {
         // frees: never something the device's new position needs
         m.frees().forEach((d, slices) -> {
             Position v = m.positionOf(d);
-            for (ContextSlice s : slices) {
-                if (v == null || s.kind() == ContextSlice.Kind.KV_CACHE) {
+            for (PlannedSlice s : slices) {
+                if (v == null || s.kind() == PlannedSlice.Kind.KV_CACHE) {
                     continue;
                 }
                 Set<Cell> need = cells(model, v, nc, u, List.of());
@@ -345,24 +345,24 @@ final class PlanFixtures {
         int w = u / c.tensorShards();
         for (int l = first(p.stage(), c.pipelineStages(), L); l < first(p.stage() + 1, c.pipelineStages(), L); l++) {
             for (int x = p.shard() * w; x < (p.shard() + 1) * w; x++) {
-                out.add(new Cell(ContextSlice.Kind.WEIGHTS, l, -1, x));
+                out.add(new Cell(PlannedSlice.Kind.WEIGHTS, l, -1, x));
                 for (int g : kvGroups) {
-                    out.add(new Cell(ContextSlice.Kind.KV_CACHE, l, g, x));
+                    out.add(new Cell(PlannedSlice.Kind.KV_CACHE, l, g, x));
                 }
             }
         }
         if (p.stage() == 0 && model.embeddingBytes() > 0) {
-            out.add(new Cell(ContextSlice.Kind.EMBEDDING, -1, -1, -1));
+            out.add(new Cell(PlannedSlice.Kind.EMBEDDING, -1, -1, -1));
         }
         if (p.stage() == c.pipelineStages() - 1 && model.classifierBytes() > 0) {
-            out.add(new Cell(ContextSlice.Kind.CLASSIFIER, -1, -1, -1));
+            out.add(new Cell(PlannedSlice.Kind.CLASSIFIER, -1, -1, -1));
         }
         return out;
     }
 
-    static Set<Cell> cellsOf(ContextSlice s, int u) {
+    static Set<Cell> cellsOf(PlannedSlice s, int u) {
         Set<Cell> out = new HashSet<>();
-        if (s.kind() == ContextSlice.Kind.EMBEDDING || s.kind() == ContextSlice.Kind.CLASSIFIER) {
+        if (s.kind() == PlannedSlice.Kind.EMBEDDING || s.kind() == PlannedSlice.Kind.CLASSIFIER) {
             out.add(new Cell(s.kind(), -1, -1, -1));
             return out;
         }

@@ -5,7 +5,9 @@ import java.util.Objects;
 
 /**
  * One precisely named piece of model or cache context (SpotServe §3.3: "model context" = parameters,
- * "cache context" = KV cache): what a migration transfer moves or a device frees.
+ * "cache context" = KV cache): what a migration transfer moves or a device frees, in the planner's byte
+ * model (a fraction of a block's shardable dimension). The executor's own, head-exact description of the
+ * same data is {@link io.spotserve.exec.ContextSlice}.
  *
  * @param kind         what the bytes are
  * @param layer        transformer block for {@link Kind#WEIGHTS} and {@link Kind#KV_CACHE}; -1 otherwise
@@ -14,12 +16,12 @@ import java.util.Objects;
  *                     belongs to; -1 otherwise
  * @param bytes        size of the slice
  */
-public record ContextSlice(Kind kind, int layer, ShardRange shard, int requestGroup, long bytes) implements Serializable {
+public record PlannedSlice(Kind kind, int layer, ShardRange shard, int requestGroup, long bytes) implements Serializable {
 
     /** Kinds of context. Embedding and classifier are replicated on every shard of the first / last stage. */
     public enum Kind { WEIGHTS, KV_CACHE, EMBEDDING, CLASSIFIER }
 
-    public ContextSlice {
+    public PlannedSlice {
         Objects.requireNonNull(kind, "kind");
         Objects.requireNonNull(shard, "shard");
         boolean layered = kind == Kind.WEIGHTS || kind == Kind.KV_CACHE;
