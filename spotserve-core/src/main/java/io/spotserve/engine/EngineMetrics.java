@@ -56,6 +56,27 @@ public record EngineMetrics(Duration now, long submitted, long rejected, long co
         return spotCost + onDemandCost;
     }
 
+    /** Instance-hours of both markets together. */
+    public double instanceHours() {
+        return spotInstanceHours + onDemandInstanceHours;
+    }
+
+    /**
+     * The on-demand-only baseline of the paper's cost comparison (§6): what the same instance-hours would have
+     * cost had every spot hour been bought on-demand at {@code onDemandPricePerHour} (on-demand hours keep the
+     * price they were bought at). Hours run from acquisition to termination or release (or the snapshot), on the
+     * engine clock.
+     *
+     * @throws IllegalArgumentException if the price is negative, NaN or infinite
+     */
+    public double onDemandOnlyCost(double onDemandPricePerHour) {
+        if (!(onDemandPricePerHour >= 0) || Double.isInfinite(onDemandPricePerHour)) {
+            throw new IllegalArgumentException("onDemandPricePerHour must be a finite value >= 0, was "
+                    + onDemandPricePerHour);
+        }
+        return onDemandCost + spotInstanceHours * onDemandPricePerHour;
+    }
+
     /**
      * Nearest-rank percentiles of a sample of durations.
      *
