@@ -18,6 +18,7 @@ public final class Main {
     static Map<String, Command> commands() {
         Map<String, Command> commands = new LinkedHashMap<>();
         commands.put("generate", new GenerateCommand());
+        commands.put("replay", new ReplayCommand());
         commands.put("plan", new PlanCommand());
         commands.put("profile", new ProfileCommand());
         commands.put("serve-demo", new ServeCommand());

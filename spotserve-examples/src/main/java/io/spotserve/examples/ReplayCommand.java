@@ -1,0 +1,225 @@
+package io.spotserve.examples;
+
+import com.google.gson.Gson;
+import io.spotserve.engine.Completion;
+import io.spotserve.engine.EngineMetrics;
+import io.spotserve.engine.GenerationRequest;
+import io.spotserve.engine.Reconfiguration;
+import io.spotserve.engine.RequestRejectedException;
+import io.spotserve.engine.ServingEngine;
+import io.spotserve.engine.SystemEngineClock;
+import io.spotserve.instance.InstanceType;
+import io.spotserve.instance.TraceInstanceProvider;
+import io.spotserve.model.LlamaCheckpoint;
+import io.spotserve.model.Tokenizer;
+import io.spotserve.trace.AvailabilityTrace;
+import io.spotserve.trace.TraceReader;
+import java.io.InputStreamReader;
+import java.io.PrintStream;
+import java.io.Reader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+
+/**
+ * {@code replay}: the paper's end-to-end experiment (§6) in miniature. The bundled stories260K model is served
+ * on instances that come and go as a real spot availability trace says (default: the paper's trace A_S,
+ * {@code traces/trace_0304_real.txt}, bundled from {@code shared/traces/spotserve/trace_seg}), on the real clock,
+ * compressed in time: {@code --speed X} runs X trace seconds per wall second (default 22, so the 1320 s trace
+ * takes about a minute). Requests arrive as a seeded Poisson process at {@code --rate} per trace second, greedy,
+ * prompts from a small fixed list. Each trace node is a 2-device spot instance (1.9 USD/h; on-demand price
+ * 3.9 USD/h, the paper's g4dn prices) serving one P1M2 pipeline; removals come with a 30 trace-second notice.
+ *
+ * <pre>
+ * java -jar spotserve-examples.jar replay [--trace PATH] [--speed 22] [--requests 300] [--rate 0.25] [--seed 1]
+ * </pre>
+ * Output: a live progress line on stderr, a summary table on stdout and, as the last stdout line, one JSON
+ * object. Costs and instance-hours are in trace time (engine-clock hours × speed); latencies are wall time.
+ * {@code ondemand_only_cost_usd} prices the same instance-hours at the on-demand price (the paper's baseline).
+ * Engine logs are at WARN unless {@code -Dorg.slf4j.simpleLogger.defaultLogLevel} says otherwise.
+ */
+final class ReplayCommand implements Main.Command {
+    static final String DEFAULT_TRACE = "/traces/trace_0304_real.txt";
+    static final double SPOT_PRICE = 1.9;
+    static final double ON_DEMAND_PRICE = 3.9;
+    static final Duration GRACE = Duration.ofSeconds(30);
+    private static final String NAME = "replay";
+    private static final String LOG_LEVEL = "org.slf4j.simpleLogger.defaultLogLevel";
+    private static final String ENGINE_LOG_LEVEL = "org.slf4j.simpleLogger.log.io.spotserve";
+    private static final Set<String> VALUED = Set.of("trace", "speed", "requests", "rate", "seed");
+    private static final String HINT = "options are --trace PATH --speed X --requests N --rate R --seed S";
+    private static final String[] PROMPTS = {"Once upon a time", "The little dog", "Lily and Ben went to the park",
+        "One day", "Tom had a red ball. He", "The sun was"};
+
+    @Override
+    public int run(String[] args, PrintStream out) throws Exception {
+        Map<String, String> opts = CommandLine.parse(NAME, args, VALUED, Set.of(), HINT);
+        // keep the progress line readable: engine INFO logs only when asked for with -D...defaultLogLevel=info
+        // (slf4j-simple reads a per-logger level when the logger is created, i.e. when the engine classes load)
+        if (System.getProperty(LOG_LEVEL) == null && System.getProperty(ENGINE_LOG_LEVEL) == null) {
+            System.setProperty(ENGINE_LOG_LEVEL, "warn");
+        }
+        double speed = CommandLine.number(NAME, opts, "speed", 22);
+        if (!(speed > 0) || Double.isInfinite(speed)) {
+            throw new UsageException(NAME + ": --speed must be a positive finite number, was " + opts.get("speed"));
+        }
+        int requests = CommandLine.integer(NAME, opts, "requests", 300, 1, 100_000);
+        double rate = CommandLine.number(NAME, opts, "rate", 0.25);
+        if (!(rate > 0) || Double.isInfinite(rate)) {
+            throw new UsageException(NAME + ": --rate must be a positive finite number, was " + opts.get("rate"));
+        }
+        long seed = CommandLine.integer(NAME, opts, "seed", 1, 0, Integer.MAX_VALUE);
+        AvailabilityTrace trace = trace(opts.get("trace"));
+
+        BundledModel.Extracted files = BundledModel.extracted();
+        LlamaCheckpoint checkpoint = LlamaCheckpoint.load(files.checkpoint());
+        Tokenizer tokenizer = Tokenizer.load(files.tokenizer(), checkpoint.config().vocabSize());
+        double scale = 1 / speed;
+        SystemEngineClock clock = new SystemEngineClock();
+        InstanceType spot = new InstanceType("local.2x", 2, 32L << 20, SPOT_PRICE, InstanceType.Market.SPOT);
+        TraceInstanceProvider provider = new TraceInstanceProvider(trace, spot, scaled(GRACE, scale), scale, clock,
+                null);
+        Duration end = scaled(trace.endTime(), scale);
+
+        Random rnd = new Random(seed);
+        List<CompletableFuture<Completion>> futures = new ArrayList<>();
+        int rejected = 0;
+        long wallStart = System.nanoTime();
+        EngineMetrics m;
+        try (ServingEngine engine = ServingEngine.builder().model(checkpoint, tokenizer).instances(provider)
+                .clock(clock).parallelism(1, 2).maxBatch(4).build()) {
+            double arrival = 0; // trace seconds
+            for (int i = 0; i < requests; i++) {
+                arrival += -Math.log(1 - rnd.nextDouble()) / rate;
+                GenerationRequest r = GenerationRequest.of(PROMPTS[rnd.nextInt(PROMPTS.length)], 16 + rnd.nextInt(49));
+                awaitEngineTime(clock, scaled(Duration.ofNanos(Math.round(arrival * 1e9)), scale), engine, futures,
+                        trace, speed);
+                try {
+                    futures.add(engine.submit(r));
+                } catch (RequestRejectedException e) {
+                    rejected++;
+                }
+            }
+            // let the requests finish and the trace play out, bounded in case something hangs
+            Duration last = clock.now().plus(Duration.ofSeconds(120));
+            Duration until = end.compareTo(last) > 0 ? end : last;
+            while (clock.now().compareTo(until) < 0
+                    && (clock.now().compareTo(end) < 0 || !futures.stream().allMatch(CompletableFuture::isDone))) {
+                progress(clock, engine, futures, trace, speed);
+                Thread.sleep(100);
+            }
+            progress(clock, engine, futures, trace, speed);
+            System.err.println();
+            m = engine.metrics();
+        }
+        double wallSeconds = (System.nanoTime() - wallStart) / 1e9;
+        int completed = 0;
+        int failed = 0;
+        for (CompletableFuture<Completion> f : futures) {
+            if (f.isDone()) {
+                if (f.isCompletedExceptionally()) {
+                    failed++;
+                } else {
+                    completed++;
+                }
+            }
+        }
+        long bytesMigrated = 0;
+        long interrupted = 0;
+        for (Reconfiguration r : m.reconfigurations()) {
+            bytesMigrated += r.bytesMigrated();
+            interrupted += r.interruptedRequests();
+        }
+        Map<String, Object> json = new LinkedHashMap<>();
+        json.put("trace", trace.source());
+        json.put("speed", speed);
+        json.put("wall_s", round(wallSeconds, 3));
+        json.put("submitted", futures.size());
+        json.put("rejected", rejected);
+        json.put("completed", completed);
+        json.put("failed", failed);
+        json.put("lost", futures.size() - completed - failed);
+        json.put("generated_tokens", m.generatedTokens());
+        json.put("reconfigurations", m.reconfigurations().size());
+        json.put("interrupted_requests", interrupted);
+        json.put("restarts", m.restarts());
+        json.put("kv_migrations", m.migrations());
+        json.put("bytes_migrated", bytesMigrated);
+        json.put("kv_bytes_migrated", m.migratedBytes());
+        json.put("p50_ms", m.latency().p50().toMillis());
+        json.put("p90_ms", m.latency().p90().toMillis());
+        json.put("p99_ms", m.latency().p99().toMillis());
+        json.put("ttft_p50_ms", m.timeToFirstToken().p50().toMillis());
+        json.put("instance_hours", round(m.instanceHours() * speed, 6));
+        json.put("cost_usd", round(m.totalCost() * speed, 6));
+        json.put("ondemand_only_cost_usd", round(m.onDemandOnlyCost(ON_DEMAND_PRICE) * speed, 6));
+
+        out.println("replay of " + trace.source() + " at " + speed + "x (" + round(wallSeconds, 1) + " s wall)");
+        for (Map.Entry<String, Object> e : json.entrySet()) {
+            if (!e.getKey().equals("trace")) {
+                out.printf("  %-24s %s%n", e.getKey(), e.getValue());
+            }
+        }
+        out.println(new Gson().toJson(json));
+        return 0;
+    }
+
+    private static AvailabilityTrace trace(String path) throws Exception {
+        if (path == null) {
+            try (Reader in = new InputStreamReader(BundledModel.open(DEFAULT_TRACE), StandardCharsets.UTF_8)) {
+                return TraceReader.parseSegments(in, "trace_0304_real.txt");
+            }
+        }
+        Path file = Path.of(path);
+        if (!Files.isRegularFile(file)) {
+            throw new UsageException(NAME + ": --trace " + path + " is not a readable file");
+        }
+        return TraceReader.read(file);
+    }
+
+    private static Duration scaled(Duration traceTime, double scale) {
+        return Duration.ofNanos(Math.round(traceTime.toNanos() * scale));
+    }
+
+    private static double round(double v, int digits) {
+        double f = Math.pow(10, digits);
+        return Math.round(v * f) / f;
+    }
+
+    /** Sleeps until the engine clock reaches {@code at}, refreshing the progress line meanwhile. */
+    private static void awaitEngineTime(SystemEngineClock clock, Duration at, ServingEngine engine,
+                                        List<CompletableFuture<Completion>> futures, AvailabilityTrace trace,
+                                        double speed) throws InterruptedException {
+        long lastProgress = 0;
+        while (true) {
+            long left = at.minus(clock.now()).toNanos();
+            if (left <= 0) {
+                return;
+            }
+            if (System.nanoTime() - lastProgress > 100_000_000L) {
+                progress(clock, engine, futures, trace, speed);
+                lastProgress = System.nanoTime();
+            }
+            long ms = Math.min(100, left / 1_000_000L);
+            Thread.sleep(ms, (int) (ms == 100 ? 0 : left % 1_000_000L));
+        }
+    }
+
+    private static void progress(SystemEngineClock clock, ServingEngine engine,
+                                 List<CompletableFuture<Completion>> futures, AvailabilityTrace trace, double speed) {
+        EngineMetrics m = engine.metrics();
+        double t = clock.now().toNanos() / 1e9 * speed;
+        System.err.printf("\r[trace %6.0f / %.0f s] instances=%2d submitted=%d completed=%d running=%d queued=%d "
+                        + "reconfigurations=%d   ", t, trace.endTime().toNanos() / 1e9,
+                trace.instanceCountAt(Duration.ofNanos(Math.round(t * 1e9))), futures.size(), m.completed(),
+                m.running(), m.queued(), m.reconfigurations().size());
+    }
+}

@@ -1,0 +1,73 @@
+package io.spotserve.examples;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.google.gson.JsonObject;
+import io.spotserve.SharedData;
+import com.google.gson.JsonParser;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Arrays;
+import org.junit.jupiter.api.Test;
+
+/** {@code replay} serves the bundled model through the paper's trace A_S without losing a request. */
+class ReplayCommandTest {
+
+    private record Result(int code, String out, String err) {
+    }
+
+    private static Result run(String... args) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        int code = Main.run(args, new PrintStream(out, true, StandardCharsets.UTF_8),
+                new PrintStream(err, true, StandardCharsets.UTF_8));
+        return new Result(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
+    }
+
+    @Test
+    void compressedTraceReplayCompletesEveryRequestAndReportsCost() {
+        Result r = run("replay", "--speed", "2000", "--requests", "8", "--rate", "1");
+        assertEquals(0, r.code, r.err);
+        String[] lines = r.out.strip().split("\n");
+        JsonObject json = JsonParser.parseString(lines[lines.length - 1]).getAsJsonObject();
+        assertEquals(8, json.get("submitted").getAsInt(), r.out);
+        assertEquals(8, json.get("completed").getAsInt(), r.out);
+        assertEquals(0, json.get("failed").getAsInt(), r.out);
+        assertEquals(0, json.get("lost").getAsInt(), r.out);
+        // trace A_S: 7 nodes at 0 s, then adds at 240 s, 360 s, 900 s and removals at 600 s and 1200 s
+        assertTrue(json.get("reconfigurations").getAsInt() > 1, r.out);
+        assertTrue(json.get("p99_ms").getAsLong() >= json.get("p50_ms").getAsLong(), r.out);
+        double cost = json.get("cost_usd").getAsDouble();
+        double onDemandOnly = json.get("ondemand_only_cost_usd").getAsDouble();
+        double hours = json.get("instance_hours").getAsDouble();
+        // all instances are spot: cost = hours × 1.9, baseline = hours × 3.9; A_S has ~8.6 nodes over 1320 s
+        assertEquals(hours * 1.9, cost, 1e-4, r.out);
+        assertEquals(hours * 3.9, onDemandOnly, 1e-4, r.out);
+        assertTrue(hours > 2.5 && hours < 4.0, r.out);
+    }
+
+    @Test
+    void bundledTraceIsTheSharedTraceByteForByte() throws IOException {
+        Path shared = SharedData.file("traces/spotserve/trace_seg/trace_0304_real.txt");
+        try (InputStream in = BundledModel.open(ReplayCommand.DEFAULT_TRACE)) {
+            assertTrue(Arrays.equals(Files.readAllBytes(shared), in.readAllBytes()));
+        }
+    }
+
+    @Test
+    void badArgumentsAreOneLineAndExitTwo() {
+        for (String[] args : new String[][] {{"replay", "--speed", "0"}, {"replay", "--rate", "x"},
+            {"replay", "--requests", "0"}, {"replay", "--trace", "/no/such/trace.txt"}, {"replay", "--bogus", "1"}}) {
+            Result r = run(args);
+            assertEquals(2, r.code, Arrays.toString(args) + ": " + r.err);
+            assertEquals(1, r.err.strip().split("\n").length, r.err);
+            assertTrue(r.err.startsWith("replay: "), r.err);
+        }
+    }
+}
