@@ -142,6 +142,7 @@ final class ReplayCommand implements Main.Command {
         json.put("trace", trace.source());
         json.put("speed", speed);
         json.put("wall_s", round(wallSeconds, 3));
+        json.put("trace_s", round(m.now().toNanos() / 1e9 * speed, 3));
         json.put("submitted", futures.size());
         json.put("rejected", rejected);
         json.put("completed", completed);
