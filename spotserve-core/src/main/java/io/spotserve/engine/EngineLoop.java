@@ -330,15 +330,16 @@ final class EngineLoop {
         while (!timers.isEmpty() && timers.peek().at.compareTo(now) <= 0) {
             apply(timers.poll().event);
         }
-        List<String> expired = new ArrayList<>();
+        List<InstanceRecord> expired = new ArrayList<>();
         for (InstanceRecord r : instances.values()) {
             if (r.deadline != null && r.deadline.compareTo(now) <= 0) {
-                expired.add(r.instance.id());
+                expired.add(r);
             }
         }
-        for (String id : expired) {
+        for (InstanceRecord r : expired) {
+            String id = r.instance.id();
             LOG.info("preemption deadline of {} reached; releasing it", id);
-            remove(id, "deadline of " + id);
+            remove(id, "deadline of " + id, r.deadline); // the cloud takes it at the deadline: billing ends there
             provider.release(id);
         }
     }
@@ -525,11 +526,18 @@ final class EngineLoop {
             return;
         }
         LOG.info("instance {} terminated", t.instanceId());
-        remove(t.instanceId(), "terminated " + t.instanceId());
+        // bill until the cloud's termination time, even when the event is applied later on the engine clock
+        Duration now = clock.now();
+        remove(t.instanceId(), "terminated " + t.instanceId(), t.at().compareTo(now) < 0 ? t.at() : now);
     }
 
-    /** Forgets an instance: retires its pipelines (their KV caches are lost) and destroys its devices. */
+    /** Forgets an instance now: retires its pipelines (their KV caches are lost) and destroys its devices. */
     private void remove(String id, String reason) {
+        remove(id, reason, clock.now());
+    }
+
+    /** Forgets an instance whose billing ended at {@code endedAt}. */
+    private void remove(String id, String reason, Duration endedAt) {
         InstanceRecord r = instances.remove(id);
         gone.add(id);
         if (r == null) {
@@ -539,7 +547,7 @@ final class EngineLoop {
         for (Device d : r.devices) {
             executor.destroyDevice(d);
         }
-        metrics.instanceEnded(id, clock.now());
+        metrics.instanceEnded(id, endedAt);
         changed(reason);
     }
 

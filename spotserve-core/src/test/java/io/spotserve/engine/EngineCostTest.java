@@ -32,7 +32,7 @@ class EngineCostTest {
             provider.deliver(new InstanceEvent.Terminated(spot.id(), Duration.ofHours(2)));
             awaitSpotEnded(engine);
             clock.advanceTo(Duration.ofHours(3));
-            EngineMetrics m = engine.metrics();
+            EngineMetrics m = awaitSpotHours(engine, 2.0);
             assertEquals(Duration.ofHours(3), m.now());
             assertEquals(2.0, m.spotInstanceHours(), EPS, "spot stops accruing at its termination");
             assertEquals(3.0, m.onDemandInstanceHours(), EPS);
@@ -58,6 +58,20 @@ class EngineCostTest {
             Thread.sleep(5);
         }
         assertEquals(true, done(engine), engine.configuration());
+    }
+
+    /**
+     * Waits (real time, bounded) until the engine thread has applied the Terminated event, which may happen
+     * after the test moved the shared virtual clock on; billing must still end at the event's own time.
+     */
+    private static EngineMetrics awaitSpotHours(ServingEngine engine, double hours) throws InterruptedException {
+        long until = System.nanoTime() + 10_000_000_000L;
+        EngineMetrics m = engine.metrics();
+        while (Math.abs(m.spotInstanceHours() - hours) > EPS && System.nanoTime() < until) {
+            Thread.sleep(5);
+            m = engine.metrics();
+        }
+        return m;
     }
 
     /** Pipelines were rebuilt on local-1 alone, which the engine does only after it forgot local-0. */
