@@ -1,18 +1,16 @@
 package io.spotserve.exec;
 
+import io.spotserve.TsvFixtures;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.InputStreamReader;
 import java.math.BigInteger;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
-import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
@@ -351,18 +349,6 @@ class SamplerTest {
     }
 
     private static List<String[]> rows(String resource) throws IOException {
-        List<String[]> rows = new ArrayList<>();
-        try (InputStream in = SamplerTest.class.getResourceAsStream(resource)) {
-            if (in == null) {
-                throw new IllegalStateException("missing test resource " + resource);
-            }
-            BufferedReader reader = new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8));
-            for (String line; (line = reader.readLine()) != null; ) {
-                if (!line.startsWith("#")) {
-                    rows.add(line.split("\t", -1));
-                }
-            }
-        }
-        return rows;
+        return TsvFixtures.rows(SamplerTest.class, resource);
     }
 }

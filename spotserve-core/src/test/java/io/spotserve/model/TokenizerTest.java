@@ -1,5 +1,6 @@
 package io.spotserve.model;
 
+import io.spotserve.TsvFixtures;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -7,10 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.spotserve.SharedData;
-import java.io.BufferedReader;
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.InputStreamReader;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
@@ -301,20 +299,8 @@ class TokenizerTest {
         return Files.write(f, bytes);
     }
 
-    static List<String[]> rows(String resource) throws IOException {
-        List<String[]> rows = new ArrayList<>();
-        try (InputStream in = TokenizerTest.class.getResourceAsStream(resource)) {
-            if (in == null) {
-                throw new IllegalStateException("missing test resource " + resource);
-            }
-            BufferedReader reader = new BufferedReader(new InputStreamReader(in, StandardCharsets.UTF_8));
-            for (String line; (line = reader.readLine()) != null; ) {
-                if (!line.startsWith("#")) {
-                    rows.add(line.split("\t", -1));
-                }
-            }
-        }
-        return rows;
+    private static List<String[]> rows(String resource) throws IOException {
+        return TsvFixtures.rows(TokenizerTest.class, resource);
     }
 
     private static int[] ids(String s) {
