@@ -29,4 +29,11 @@ public interface EngineClock {
      */
     default void computed(int positions) {
     }
+
+    /**
+     * Tells the clock that a reconfiguration just copied {@code bytes} between devices. A real clock ignores it;
+     * a virtual clock may charge bytes / bandwidth, so preemptions can land in the middle of a migration.
+     */
+    default void migrated(long bytes) {
+    }
 }

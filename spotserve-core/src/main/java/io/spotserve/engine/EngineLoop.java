@@ -11,11 +11,24 @@ import io.spotserve.instance.InstanceProvider;
 import io.spotserve.model.LlamaCheckpoint;
 import io.spotserve.model.LlamaConfig;
 import io.spotserve.model.Tokenizer;
+import io.spotserve.exec.ContextSlice;
+import io.spotserve.plan.ContextUnit;
+import io.spotserve.plan.Deployment;
 import io.spotserve.plan.DeviceId;
+import io.spotserve.plan.DeviceMapper;
+import io.spotserve.plan.DeviceMapping;
+import io.spotserve.plan.InflightBatch;
+import io.spotserve.plan.MigrationInfeasibleException;
+import io.spotserve.plan.MigrationPlanner;
+import io.spotserve.plan.ModelContext;
+import io.spotserve.plan.ParallelConfig;
+import io.spotserve.plan.Position;
+import io.spotserve.plan.TargetFleet;
 import java.time.Duration;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Comparator;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
@@ -37,9 +50,13 @@ import org.slf4j.LoggerFactory;
  * <ol>
  *   <li>drain the inbox (submissions, instance events, close) — events dated in the future wait in a timer queue;</li>
  *   <li>apply due events and preemption deadlines; drop cancelled and expired requests;</li>
- *   <li>on a membership change: retire the pipelines on lost or noticed instances (their requests go back to
- *       the front of the queue with their committed tokens), build pipelines on the free devices and load
- *       their weights from the checkpoint;</li>
+ *   <li>on a membership change: choose the configuration C = (D, P, M, B) for the usable devices, map its
+ *       positions to devices with the {@link DeviceMapper} (most context stays in place), order the moves with
+ *       the {@link MigrationPlanner} and carry them out ({@link ContextMigration}): KV caches of inherited
+ *       requests and weights really move between device arenas, lost ones are reloaded from the checkpoint;
+ *       requests whose cache is lost go back to the front of the queue with their committed tokens;</li>
+ *   <li>on a preemption notice the doomed pipelines keep decoding until just before the deadline (the
+ *       interruption arranger's "S more steps"), then migrate off the instance;</li>
  *   <li>admit queued requests into pipelines (up to B each) and run one forward step per busy pipeline, mixing
  *       prompt chunks of new or resumed requests with one decode position per running request;</li>
  *   <li>sample with each request's own sampler, commit, stream, complete; when idle, wait on the clock.</li>
@@ -63,6 +80,7 @@ final class EngineLoop {
     private final int queueCapacity;
     private final int targetInstances;
     private final Duration drainTimeout;
+    private final ModelContext modelContext;
 
     // ---- shared with caller threads ----
     private final Object monitor = new Object();
@@ -92,11 +110,19 @@ final class EngineLoop {
     /** The configuration before the first membership change not yet handled by {@link #reconfigure}. */
     private String pendingFrom;
     private boolean stopped;
+    /** The configuration the slots implement (slot i = pipeline i), or null when there are none. */
+    private ParallelConfig current;
+    /** Engine-clock duration of one busy loop iteration (all pipelines step once), smoothed. */
+    private Duration iterationEstimate = Duration.ZERO;
+    /** Engine-clock duration of a reconfiguration, smoothed: the lead time a preemption notice needs. */
+    private Duration migrationEstimate = Duration.ZERO;
 
     private static final class InstanceRecord {
         final Instance instance;
         final List<Device> devices;
         Duration deadline;
+        /** When to migrate off this noticed instance (deadline minus migration time); null once arranged. */
+        Duration arrangeAt;
 
         InstanceRecord(Instance instance, List<Device> devices) {
             this.instance = instance;
@@ -137,6 +163,7 @@ final class EngineLoop {
         this.queueCapacity = b.queueCapacity;
         this.targetInstances = b.targetInstances;
         this.drainTimeout = b.drainTimeout;
+        this.modelContext = ModelContext.of("model", config);
         this.thread = new Thread(this::run, "spotserve-engine");
         this.thread.setDaemon(true);
     }
@@ -233,7 +260,11 @@ final class EngineLoop {
                 }
                 manageInstances();
                 admit();
+                Duration before = clock.now();
                 boolean worked = step();
+                if (worked) {
+                    iterationEstimate = smooth(iterationEstimate, clock.now().minus(before));
+                }
                 metrics.load(queue.size(), running());
                 if (drainDeadline != null && (idle() || clock.now().compareTo(drainDeadline) >= 0)) {
                     shutdown();
@@ -253,6 +284,10 @@ final class EngineLoop {
                 LOG.error("cleanup after the internal error failed", e);
             }
         }
+    }
+
+    private static Duration smooth(Duration average, Duration sample) {
+        return average.isZero() ? sample : average.multipliedBy(3).plus(sample).dividedBy(4);
     }
 
     private boolean idle() {
@@ -286,6 +321,9 @@ final class EngineLoop {
             if (r.deadline != null) {
                 next = min(next, r.deadline);
             }
+            if (r.arrangeAt != null) {
+                next = min(next, r.arrangeAt);
+            }
         }
         for (LiveRequest r : queue) {
             if (r.deadline != null) {
@@ -307,12 +345,17 @@ final class EngineLoop {
     }
 
     private void drainInbox() {
+        drainInbox(true);
+    }
+
+    /** Takes commands off the inbox; with {@code apply} false every instance event waits in the timer queue. */
+    private void drainInbox(boolean apply) {
         Object cmd;
         while ((cmd = inbox.poll()) != null) {
             if (cmd instanceof Submit s) {
                 queue.addLast(s.request);
             } else if (cmd instanceof InstanceEvent e) {
-                if (e.at().compareTo(clock.now()) > 0) {
+                if (!apply || e.at().compareTo(clock.now()) > 0) {
                     timers.add(new Timed(e.at(), timerSeq++, e));
                 } else {
                     apply(e);
@@ -329,6 +372,13 @@ final class EngineLoop {
         Duration now = clock.now();
         while (!timers.isEmpty() && timers.peek().at.compareTo(now) <= 0) {
             apply(timers.poll().event);
+        }
+        for (InstanceRecord r : instances.values()) {
+            if (r.arrangeAt != null && r.arrangeAt.compareTo(now) <= 0) {
+                r.arrangeAt = null;
+                LOG.info("{} is due to leave at {}: migrating off it now", r.instance.id(), r.deadline);
+                changed("notice " + r.instance.id());
+            }
         }
         List<InstanceRecord> expired = new ArrayList<>();
         for (InstanceRecord r : instances.values()) {
@@ -413,106 +463,25 @@ final class EngineLoop {
         }
         r.deadline = n.deadline();
         LOG.info("preemption notice for {}: deadline {} (grace {})", n.instanceId(), n.deadline(), n.grace());
-        changed("notice " + n.instanceId());
-        if (n.deadline().compareTo(clock.now()) > 0) {
-            // the instance still computes during the grace: build what the free devices allow, then move the
-            // KV caches of its requests to surviving pipelines so they continue without recomputation
-            reconfigure();
-            migrateRequestsOff(n.instanceId());
-        }
-        // whatever could not move resumes elsewhere from its committed tokens (recompute)
-        retireSlotsOn(n.instanceId());
-    }
-
-    /**
-     * Moves each request running on a pipeline that touches {@code instanceId} to a surviving pipeline with a free
-     * batch slot, copying its KV cache slice by slice (intersection of what each old position holds with what
-     * each new position owns, so any layout change works). A request is moved only if the new pipeline ends up
-     * holding all its positions; otherwise it stays and is recomputed later.
-     */
-    private void migrateRequestsOff(String instanceId) {
-        for (PipelineSlot from : new ArrayList<>(slots)) {
-            if (!from.instances.contains(instanceId)) {
-                continue;
-            }
-            for (LiveRequest r : new ArrayList<>(from.active)) {
-                PipelineSlot to = survivorWithRoom();
-                if (to == null) {
-                    return;
-                }
-                long moved = migrateKv(r, from, to);
-                if (moved >= 0) {
-                    from.active.remove(r);
-                    from.pipeline.closeSequence(r.id);
-                    to.active.add(r);
-                    r.slot = to;
-                    migratedSinceReconfiguration += moved;
-                    metrics.migrated(moved);
-                }
-            }
+        // just-in-time arrangement (SpotServe §4.1): keep decoding on the doomed pipelines while the grace period
+        // still leaves room for the migration, then move their context off the instance
+        Duration lead = migrationEstimate.multipliedBy(2).plus(iterationEstimate.multipliedBy(2));
+        Duration at = n.deadline().minus(lead);
+        if (at.compareTo(clock.now()) <= 0 || !hostsPipeline(n.instanceId())) {
+            changed("notice " + n.instanceId());
+        } else {
+            r.arrangeAt = at;
+            LOG.info("pipelines on {} keep decoding until {} ({} before the deadline)", n.instanceId(), at, lead);
         }
     }
 
-    private PipelineSlot survivorWithRoom() {
-        PipelineSlot best = null;
+    private boolean hostsPipeline(String instanceId) {
         for (PipelineSlot s : slots) {
-            boolean safe = true;
-            for (String id : s.instances) {
-                InstanceRecord rec = instances.get(id);
-                safe &= rec != null && rec.usable();
-            }
-            if (safe && s.active.size() < maxBatch && (best == null || s.active.size() < best.active.size())) {
-                best = s;
+            if (s.instances.contains(instanceId) && !s.broken()) {
+                return true;
             }
         }
-        return best;
-    }
-
-    /** Copies the filled KV cache of {@code r} from one pipeline to another; returns bytes moved, or -1 on failure. */
-    private long migrateKv(LiveRequest r, PipelineSlot from, PipelineSlot to) {
-        Pipeline src = from.pipeline;
-        Pipeline dst = to.pipeline;
-        int length = src.length(r.id);
-        try {
-            dst.openSequence(r.id, r.prompt.length + r.request.maxNewTokens());
-        } catch (DeviceMemoryException e) {
-            LOG.debug("no KV room for request {} on {}: {}", r.id, to.describe(), e.getMessage());
-            return -1;
-        }
-        long bytes = 0;
-        try {
-            ShardLayout a = src.layout();
-            ShardLayout b = dst.layout();
-            if (length > 0) {
-                for (int s2 = 0; s2 < b.stages(); s2++) {
-                    for (int m2 = 0; m2 < b.shards(); m2++) {
-                        for (var need : b.kvSlices(s2, m2, r.id, length)) {
-                            for (int s1 = 0; s1 < a.stages(); s1++) {
-                                for (int m1 = 0; m1 < a.shards(); m1++) {
-                                    for (var have : a.kvSlices(s1, m1, r.id, length)) {
-                                        var common = have.intersect(need);
-                                        if (common.isPresent()) {
-                                            byte[] data = src.exportSlice(s1, m1, common.get());
-                                            dst.importSlice(s2, m2, data);
-                                            bytes += common.get().bytes(config);
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            if (dst.length(r.id) != length) {
-                throw new IllegalStateException("new pipeline holds " + dst.length(r.id) + " positions, expected " + length);
-            }
-            return bytes;
-        } catch (RuntimeException e) {
-            LOG.warn("KV migration of request {} from {} to {} failed; it will be recomputed", r.id, from.describe(),
-                    to.describe(), e);
-            dst.closeSequence(r.id);
-            return -1;
-        }
+        return false;
     }
 
     private void terminated(InstanceEvent.Terminated t) {
@@ -543,7 +512,7 @@ final class EngineLoop {
         if (r == null) {
             return;
         }
-        retireSlotsOn(id);
+        loseInstance(id);
         for (Device d : r.devices) {
             executor.destroyDevice(d);
         }
@@ -593,136 +562,343 @@ final class EngineLoop {
 
     // ---------------------------------------------------------------- meta-context manager (slice 2)
 
-    /** Closes every pipeline touching {@code instanceId}; its requests go back to the front of the queue. */
-    private void retireSlotsOn(String instanceId) {
-        List<PipelineSlot> hit = new ArrayList<>();
+    /**
+     * The instance is gone: every pipeline with a position on it is broken. Its requests lose their KV cache (it is
+     * incomplete now) and go back to the front of the queue; the weights on the lost positions are freed, while the
+     * surviving positions keep theirs for the next reconfiguration to reuse.
+     */
+    private void loseInstance(String instanceId) {
         for (PipelineSlot s : slots) {
-            if (s.instances.contains(instanceId)) {
-                hit.add(s);
+            if (!s.instances.contains(instanceId)) {
+                continue;
             }
-        }
-        for (PipelineSlot s : hit) {
-            retire(s);
+            requeue(s);
+            ShardLayout l = s.pipeline.layout();
+            for (int st = 0; st < l.stages(); st++) {
+                for (int m = 0; m < l.shards(); m++) {
+                    if (s.pipeline.device(st, m).id().instance().equals(instanceId)) {
+                        s.lost.add(st * l.shards() + m); // may be marked already by a migration that saw it die
+                        for (ContextSlice w : l.weightSlices(st, m)) {
+                            s.pipeline.releaseSlice(st, m, w);
+                        }
+                    }
+                }
+            }
+            changed("lost a position of " + s.describe());
         }
     }
 
-    private void retire(PipelineSlot s) {
-        changed("retired " + s.describe());
-        slots.remove(s);
+    /** Sends the requests of a pipeline back to the front of the queue, freeing their KV caches. */
+    private void requeue(PipelineSlot s) {
         List<LiveRequest> back = new ArrayList<>(s.active);
-        for (int i = back.size() - 1; i >= 0; i--) {
-            LiveRequest r = back.get(i);
+        s.active.clear();
+        for (LiveRequest r : back) {
+            s.pipeline.closeSequence(r.id);
             r.slot = null;
+        }
+        requeue(back);
+        if (!back.isEmpty()) {
+            LOG.info("pipeline {} lost its requests' caches; {} requests re-queued at their committed step",
+                    s.describe(), back.size());
+        }
+    }
+
+    /** Puts requests back at the front of the queue, oldest first; they recompute from their committed tokens. */
+    private void requeue(List<LiveRequest> back) {
+        back.sort(Comparator.comparingLong((LiveRequest r) -> r.id).reversed());
+        for (LiveRequest r : back) {
             r.restarts++;
             queue.addFirst(r);
         }
-        if (!back.isEmpty()) {
-            interruptedSinceReconfiguration += back.size();
-            metrics.restarted(back.size());
-            LOG.info("pipeline {} retired; {} requests re-queued at their committed step", s.describe(), back.size());
-        }
-        s.active.clear();
+        interruptedSinceReconfiguration += back.size();
+        metrics.restarted(back.size());
+    }
+
+    /** Takes a pipeline out of service (step failure, shutdown): requests re-queued, storage freed. */
+    private void retire(PipelineSlot s) {
+        changed("retired " + s.describe());
+        requeue(s);
+        slots.remove(s);
         s.pipeline.close();
         for (Device d : s.devices) {
             owner.remove(d);
         }
+        if (slots.isEmpty()) {
+            current = null;
+        }
     }
 
-    /** Builds pipelines on the free devices of usable instances (configured layout first, smaller fallbacks). */
+    /**
+     * Re-plans after a membership change (SpotServe §3): configuration for the usable devices, device mapping,
+     * migration order, then the migration itself. Nothing happens when the current pipelines are intact and still
+     * the best choice, or when no configuration fits (doomed pipelines then serve until their deadline).
+     */
     private void reconfigure() {
         membershipChanged = false;
         Duration started = clock.now();
         String from = pendingFrom != null ? pendingFrom : describe();
         pendingFrom = null;
-        int interrupted = interruptedSinceReconfiguration;
-        interruptedSinceReconfiguration = 0;
-        long loaded = 0;
-        List<Device> free = new ArrayList<>();
+        Map<DeviceId, Device> all = new HashMap<>();
+        List<InstanceRecord> usable = new ArrayList<>();
         for (InstanceRecord r : instances.values()) {
-            if (!r.usable()) {
-                continue;
-            }
             for (Device d : r.devices) {
-                if (!owner.containsKey(d)) {
-                    free.add(d);
-                }
+                all.put(d.id(), d);
+            }
+            if (r.usable()) {
+                usable.add(r);
             }
         }
-        int i = 0;
-        while (i < free.size()) {
-            boolean built = false;
-            for (ShardLayout layout : layouts) {
-                int need = layout.stages() * layout.shards();
-                if (i + need > free.size()) {
-                    continue;
-                }
-                List<Device> devs = free.subList(i, i + need);
-                if (!fits(layout, devs)) {
-                    continue;
-                }
-                Pipeline p = executor.createPipeline(layout, devs, maxBatchTokens);
-                try {
-                    p.loadWeights(checkpoint);
-                } catch (DeviceMemoryException e) {
-                    LOG.warn("weights of {} do not fit on {}: {}", layout, devs, e.getMessage());
-                    p.close();
-                    continue;
-                }
-                PipelineSlot slot = new PipelineSlot(nextSlotId++, p, devs);
-                for (Device d : devs) {
-                    owner.put(d, slot);
-                }
-                for (int st = 0; st < layout.stages(); st++) {
-                    for (int m = 0; m < layout.shards(); m++) {
-                        loaded += layout.weightBytes(st, m);
-                    }
-                }
-                slots.add(slot);
-                i += need;
-                built = true;
-                break;
+        List<TargetFleet.Instance> fleet = new ArrayList<>();
+        ParallelConfig target = chooseConfig(usable, fleet);
+        if (target == null || intact(target)) {
+            if (target == null && !slots.isEmpty()) {
+                LOG.info("no configuration fits the {} usable instances; current pipelines {} stay as they are",
+                        usable.size(), describe());
             }
-            if (!built) {
-                // too few devices left for any layout, or too little memory: idle until the next membership
-                // change reconsiders it together with the devices free then
-                Device d = free.get(i);
-                LOG.debug("device {} ({} bytes free) stays idle: no layout fits the free devices from here",
-                        d.id(), d.freeBytes());
-                i++;
-            }
-        }
-        String to = describe();
-        configurationDescription = to;
-        if (from.equals(to)) {
-            // nothing changed yet (e.g. a notice whose pipelines are still running): keep the reasons and the
-            // starting point for the record of the change that follows
-            pendingFrom = from;
+            pendingFrom = from; // nothing changed: the reasons wait for the change that follows
             return;
         }
+        int interrupted = interruptedSinceReconfiguration;
+        interruptedSinceReconfiguration = 0;
+        Deployment old = deployment(target);
+        DeviceMapping mapping = DeviceMapper.map(modelContext, old, new TargetFleet(target, fleet));
+        long minCapacity = Long.MAX_VALUE;
+        for (TargetFleet.Instance i : fleet) {
+            minCapacity = Math.min(minCapacity, instances.get(i.name()).instance.type().memoryPerGpuBytes());
+        }
+        List<ContextUnit> order = migrationOrder(mapping, minCapacity);
+        List<PipelineSlot> before = new ArrayList<>(slots);
+        List<LiveRequest> inFlight = new ArrayList<>();
+        for (PipelineSlot s : before) {
+            inFlight.addAll(s.active);
+        }
+        ContextMigration.Result result;
+        try {
+            result = new ContextMigration(executor, checkpoint, before, mapping, all)
+                    .run(order, maxBatchTokens, () -> nextSlotId++, this::duringMigration);
+        } catch (RuntimeException e) {
+            LOG.warn("context migration to {} failed ({}); restarting from the checkpoint", target, e.toString(), e);
+            result = coldStart(mapping, before, inFlight, all);
+        }
+        slots.clear();
+        owner.clear();
+        slots.addAll(result.slots());
+        for (PipelineSlot s : slots) {
+            for (Device d : s.devices) {
+                owner.put(d, s);
+            }
+        }
+        current = slots.isEmpty() ? null : target;
+        requeue(new ArrayList<>(result.dropped()));
+        interrupted += interruptedSinceReconfiguration;
+        interruptedSinceReconfiguration = 0;
+        metrics.migrated(result.resumed(), result.bytesMoved());
+        String to = describe();
+        configurationDescription = to;
         String reason = String.join(", ", changeReasons);
         changeReasons.clear();
-        {
-            Reconfiguration rec = new Reconfiguration(started, reason, from, to, interrupted, loaded,
-                    migratedSinceReconfiguration, clock.now().minus(started));
-            migratedSinceReconfiguration = 0;
-            metrics.reconfigured(rec);
-            LOG.info("reconfigured {} -> {} ({}; {} requests interrupted, {} weight bytes loaded)", from, to, reason,
-                    interrupted, loaded);
-        }
+        Duration pause = clock.now().minus(started);
+        migrationEstimate = smooth(migrationEstimate, pause);
+        Reconfiguration rec = new Reconfiguration(started, reason, from, to, interrupted, result.resumed(),
+                result.bytesMoved(), result.bytesKept(), result.bytesReloaded(), mapping.bytesMoved(),
+                mapping.bytesReloaded(), pause);
+        metrics.reconfigured(rec);
+        LOG.info("reconfigured {} -> {} as {} ({}): {} requests resumed with their cache, {} recompute; bytes moved {}"
+                        + " (mapper: {}), kept in place {}, reloaded {} (mapper: {})", from, to, target, reason,
+                result.resumed(), interrupted, result.bytesMoved(), mapping.bytesMoved(), result.bytesKept(),
+                result.bytesReloaded(), mapping.bytesReloaded());
     }
 
-    /** Whether each position's weights plus KV cache for B full-length sequences fit its device. */
-    private boolean fits(ShardLayout layout, List<Device> devs) {
-        for (int st = 0; st < layout.stages(); st++) {
-            for (int m = 0; m < layout.shards(); m++) {
-                long need = layout.weightBytes(st, m)
-                        + (long) maxBatch * config.seqLen() * layout.kvBytesPerPosition(st, m);
-                if (need > devs.get(st * layout.shards() + m).freeBytes()) {
+    /** Whether the pipelines already implement {@code target} on usable, complete positions. */
+    private boolean intact(ParallelConfig target) {
+        if (current == null || !current.equals(target) || slots.size() != target.dataParallel()) {
+            return false;
+        }
+        for (PipelineSlot s : slots) {
+            if (s.broken()) {
+                return false;
+            }
+            for (String id : s.instances) {
+                InstanceRecord r = instances.get(id);
+                if (r == null || !r.usable()) {
                     return false;
                 }
             }
         }
         return true;
+    }
+
+    /**
+     * The first configured (P, M) — then the smaller fallbacks — for which some usable instances have devices large
+     * enough for every position with B full-length KV caches; D = as many pipelines as those devices allow. Fills
+     * {@code fleet} with the instances that qualify (too small ones stay idle).
+     */
+    private ParallelConfig chooseConfig(List<InstanceRecord> usable, List<TargetFleet.Instance> fleet) {
+        for (ShardLayout candidate : layouts) {
+            int p = candidate.stages();
+            int m = candidate.shards();
+            ShardLayout l = ContextMigration.layout(config, p, m);
+            fleet.clear();
+            int gpus = 0;
+            for (InstanceRecord r : usable) {
+                boolean fitsAll = true;
+                for (Device d : r.devices) {
+                    fitsAll &= fits(l, d.capacityBytes());
+                }
+                if (fitsAll) {
+                    fleet.add(new TargetFleet.Instance(r.instance.id(), r.devices.size()));
+                    gpus += r.devices.size();
+                }
+            }
+            if (gpus >= p * m) {
+                return ParallelConfig.of(gpus / (p * m), p, m, maxBatch);
+            }
+        }
+        fleet.clear();
+        return null;
+    }
+
+    /** Whether each position's weights plus KV cache for B full-length sequences fit {@code capacity} bytes. */
+    private boolean fits(ShardLayout layout, long capacity) {
+        for (int st = 0; st < layout.stages(); st++) {
+            for (int m = 0; m < layout.shards(); m++) {
+                long need = layout.weightBytes(st, m)
+                        + (long) maxBatch * config.seqLen() * layout.kvBytesPerPosition(st, m);
+                if (need > capacity) {
+                    return false;
+                }
+            }
+        }
+        return true;
+    }
+
+    /** The current deployment as the device mapper sees it: live positions and each pipeline's requests. */
+    private Deployment deployment(ParallelConfig target) {
+        if (current == null || slots.isEmpty()) {
+            return new Deployment(target, Map.of(), Map.of());
+        }
+        ParallelConfig oc = ParallelConfig.of(slots.size(), current.pipelineStages(), current.tensorShards(),
+                current.maxBatch());
+        Map<Position, DeviceId> placement = new LinkedHashMap<>();
+        Map<Integer, List<InflightBatch>> batches = new LinkedHashMap<>();
+        for (int i = 0; i < slots.size(); i++) {
+            PipelineSlot s = slots.get(i);
+            ShardLayout l = s.pipeline.layout();
+            for (int st = 0; st < l.stages(); st++) {
+                for (int m = 0; m < l.shards(); m++) {
+                    DeviceId d = s.pipeline.device(st, m).id();
+                    if (s.alive(st, m) && instances.containsKey(d.instance())) {
+                        placement.put(new Position(i, st, m), d);
+                    }
+                }
+            }
+            List<InflightBatch> mine = new ArrayList<>();
+            for (LiveRequest r : s.active) {
+                int filled = s.pipeline.length(r.id);
+                if (filled > 0) {
+                    int prompt = Math.min(filled, r.prompt.length);
+                    mine.add(new InflightBatch("r" + r.id, 1, prompt, filled - prompt));
+                }
+            }
+            if (!mine.isEmpty()) {
+                batches.put(i, mine);
+            }
+        }
+        return new Deployment(oc, placement, batches);
+    }
+
+    /** The request id behind a batch of {@link #deployment}. */
+    static long requestIdOf(InflightBatch b) {
+        return Long.parseLong(b.id().substring(1));
+    }
+
+    /** Algorithm 2's unit order under a per-instance buffer of one device's memory; sequential when infeasible. */
+    private static List<ContextUnit> migrationOrder(DeviceMapping mapping, long bufferBytes) {
+        try {
+            return MigrationPlanner.plan(mapping, bufferBytes).order();
+        } catch (MigrationInfeasibleException e) {
+            LOG.info("no migration order keeps every instance's buffer within {} bytes ({}); using the sequential order",
+                    bufferBytes, e.getMessage());
+            return List.of();
+        }
+    }
+
+    /**
+     * Between two migrated units: charge the bytes to the clock, then report which instances are gone by now.
+     * Events are only queued here; they are applied after the migration, like any other.
+     */
+    private Set<String> duringMigration(ContextUnit unit, long bytes) {
+        clock.migrated(bytes);
+        drainInbox(false);
+        Duration now = clock.now();
+        Set<String> dead = new HashSet<>(gone);
+        for (Timed t : timers) {
+            if (t.at.compareTo(now) <= 0) {
+                if (t.event instanceof InstanceEvent.Terminated x) {
+                    dead.add(x.instanceId());
+                } else if (t.event instanceof InstanceEvent.PreemptionNotice n && n.deadline().compareTo(now) <= 0) {
+                    dead.add(n.instanceId());
+                }
+            }
+        }
+        for (InstanceRecord r : instances.values()) {
+            if (r.deadline != null && r.deadline.compareTo(now) <= 0) {
+                dead.add(r.instance.id());
+            }
+        }
+        return dead;
+    }
+
+    /**
+     * The Reparallelization fallback when a migration fails midway: every request recomputes, every old pipeline is
+     * closed and the new configuration loads all its weights from the checkpoint.
+     */
+    private ContextMigration.Result coldStart(DeviceMapping mapping, List<PipelineSlot> before,
+                                              List<LiveRequest> inFlight, Map<DeviceId, Device> all) {
+        for (PipelineSlot s : before) {
+            s.active.clear();
+            s.pipeline.close();
+        }
+        List<LiveRequest> dropped = new ArrayList<>();
+        for (LiveRequest r : inFlight) {
+            r.slot = null;
+            if (!r.future.isDone()) {
+                dropped.add(r);
+            }
+        }
+        ParallelConfig nc = mapping.newConfig();
+        ShardLayout l = ContextMigration.layout(config, nc.pipelineStages(), nc.tensorShards());
+        List<PipelineSlot> fresh = new ArrayList<>();
+        long loaded = 0;
+        for (int j = 0; j < nc.dataParallel(); j++) {
+            List<Device> devs = new ArrayList<>();
+            for (int st = 0; st < l.stages(); st++) {
+                for (int m = 0; m < l.shards(); m++) {
+                    devs.add(all.get(mapping.deviceOf(new Position(j, st, m))));
+                }
+            }
+            Pipeline p = executor.createPipeline(l, devs, maxBatchTokens);
+            try {
+                p.loadWeights(checkpoint);
+            } catch (RuntimeException e) {
+                LOG.error("cannot load the weights of {} on {}; pipeline {} stays down", l, devs, j, e);
+                p.close();
+                continue;
+            }
+            for (int st = 0; st < l.stages(); st++) {
+                for (int m = 0; m < l.shards(); m++) {
+                    loaded += l.weightBytes(st, m);
+                }
+            }
+            fresh.add(new PipelineSlot(nextSlotId++, p, devs));
+        }
+        if (fresh.size() != nc.dataParallel()) {
+            for (PipelineSlot s : fresh) {
+                s.pipeline.close();
+            }
+            fresh.clear();
+        }
+        return new ContextMigration.Result(fresh, dropped, 0, 0, 0, loaded);
     }
 
     private String describe() {
@@ -745,7 +921,8 @@ final class EngineLoop {
             // least-loaded pipeline first, so requests spread over the replicas
             PipelineSlot best = null;
             for (PipelineSlot s : slots) {
-                if (s.active.size() < maxBatch && (best == null || s.active.size() < best.active.size())) {
+                if (!s.broken() && s.active.size() < maxBatch
+                        && (best == null || s.active.size() < best.active.size())) {
                     best = s;
                 }
             }
@@ -771,7 +948,7 @@ final class EngineLoop {
     private boolean step() {
         boolean any = false;
         for (PipelineSlot s : new ArrayList<>(slots)) {
-            if (s.active.isEmpty()) {
+            if (s.active.isEmpty() || s.broken()) {
                 continue;
             }
             try {

@@ -18,8 +18,8 @@ import java.util.List;
  * @param running             requests on a pipeline
  * @param generatedTokens     tokens committed
  * @param restarts            times a request lost its KV cache and was recomputed
- * @param migrations          times a request's KV cache moved to another pipeline during a grace period
- * @param migratedBytes       KV-cache bytes those moves copied
+ * @param migrations          times a request resumed on a new configuration with its migrated KV cache
+ * @param migratedBytes       weight and KV-cache bytes reconfigurations copied from one device to another
  * @param latency             request latency percentiles
  * @param timeToFirstToken    time-to-first-token percentiles
  * @param reconfigurations    every configuration change, oldest first

@@ -75,8 +75,8 @@ final class MetricsRecorder {
         generated += n;
     }
 
-    synchronized void migrated(long bytes) {
-        migrations++;
+    synchronized void migrated(int requests, long bytes) {
+        migrations += requests;
         migratedBytes += bytes;
     }
 

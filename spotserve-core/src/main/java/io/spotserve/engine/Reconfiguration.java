@@ -3,17 +3,24 @@ package io.spotserve.engine;
 import java.time.Duration;
 
 /**
- * One change of the engine's parallel configuration (SpotServe §3: every membership change re-plans).
+ * One change of the engine's parallel configuration (SpotServe §3: every membership change re-plans), with
+ * what the device mapper predicted next to what the migration really did, so a host can see that context
+ * stayed in place.
  *
- * @param at                 engine-clock time the change started
- * @param reason             what triggered it (instance acquired, preemption notice, termination, ...)
- * @param from               pipelines before, as "D×(P,M,B)"
- * @param to                 pipelines after
- * @param interruptedRequests requests that lost their pipeline and were re-queued
- * @param bytesLoaded        weight bytes read from the checkpoint for new pipelines
- * @param bytesMigrated      weight and KV bytes moved between devices (context migration)
- * @param pause              engine-clock time the change took
+ * @param at                   engine-clock time the change started
+ * @param reason               what triggered it (instance acquired, preemption notice, termination, ...)
+ * @param from                 pipelines before, e.g. "[P2M1@[a, b]]"
+ * @param to                   pipelines after
+ * @param interruptedRequests  requests that lost their KV cache and resume by recomputing from committed tokens
+ * @param resumedRequests      requests whose KV cache was migrated: they resume at their committed step
+ * @param bytesMigrated        weight and KV bytes copied from one device to another
+ * @param bytesKept            context bytes handed to a new position on the same device (not moved)
+ * @param bytesLoaded          weight bytes read from the checkpoint (no surviving replica)
+ * @param plannedBytesMoved    bytes the device mapper predicted to move device to device
+ * @param plannedBytesReloaded bytes the device mapper predicted to reload from the checkpoint
+ * @param pause                engine-clock time the change took
  */
 public record Reconfiguration(Duration at, String reason, String from, String to, int interruptedRequests,
-                              long bytesLoaded, long bytesMigrated, Duration pause) {
+                              int resumedRequests, long bytesMigrated, long bytesKept, long bytesLoaded,
+                              long plannedBytesMoved, long plannedBytesReloaded, Duration pause) {
 }

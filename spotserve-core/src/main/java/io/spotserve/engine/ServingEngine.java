@@ -266,15 +266,7 @@ public final class ServingEngine implements AutoCloseable {
 
         /** Even split of the layers, or the first stages one layer longer when P does not divide them. */
         static ShardLayout layout(LlamaConfig c, int p, int m) {
-            if (p > c.layers()) {
-                throw new IllegalArgumentException("P = " + p + " pipeline stages exceed the model's " + c.layers()
-                        + " layers");
-            }
-            List<Integer> counts = new ArrayList<>();
-            for (int s = 0; s < p; s++) {
-                counts.add(c.layers() / p + (s < c.layers() % p ? 1 : 0));
-            }
-            return ShardLayout.balanced(c, counts, m);
+            return ContextMigration.layout(c, p, m);
         }
     }
 }

@@ -13,6 +13,7 @@ import java.util.Objects;
 public final class VirtualClock implements EngineClock {
     private final Duration perStep;
     private final Duration perPosition;
+    private final long migrationBytesPerSecond;
     private Duration now = Duration.ZERO;
 
     /**
@@ -22,8 +23,21 @@ public final class VirtualClock implements EngineClock {
      * @throws IllegalArgumentException if a cost is negative
      */
     public VirtualClock(Duration perStep, Duration perPosition) {
+        this(perStep, perPosition, 0);
+    }
+
+    /**
+     * A clock that also charges migrated bytes at {@code migrationBytesPerSecond} (0: migrations take no time).
+     *
+     * @throws IllegalArgumentException if a cost or the bandwidth is negative
+     */
+    public VirtualClock(Duration perStep, Duration perPosition, long migrationBytesPerSecond) {
         this.perStep = requireNonNegative("perStep", perStep);
         this.perPosition = requireNonNegative("perPosition", perPosition);
+        if (migrationBytesPerSecond < 0) {
+            throw new IllegalArgumentException("migrationBytesPerSecond must be >= 0, was " + migrationBytesPerSecond);
+        }
+        this.migrationBytesPerSecond = migrationBytesPerSecond;
     }
 
     /** A clock that charges {@code perStep} per forward step, whatever its size. */
@@ -68,5 +82,12 @@ public final class VirtualClock implements EngineClock {
     @Override
     public void computed(int positions) {
         advance(perStep.plus(perPosition.multipliedBy(positions)));
+    }
+
+    @Override
+    public void migrated(long bytes) {
+        if (migrationBytesPerSecond > 0 && bytes > 0) {
+            advance(Duration.ofNanos((long) Math.ceil(bytes * 1e9 / migrationBytesPerSecond)));
+        }
     }
 }

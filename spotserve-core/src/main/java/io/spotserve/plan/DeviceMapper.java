@@ -191,11 +191,15 @@ public final class DeviceMapper {
                     }
                 }
             }
+            ShardRange common = ShardRange.ofShard(o.shard(), oc.tensorShards())
+                    .intersect(ShardRange.ofShard(v.shard(), nc.tensorShards()));
             if (o.stage() == 0 && v.stage() == 0) {
-                bytes += model.embeddingBytes();
+                bytes += !model.shardedVocab() ? model.embeddingBytes()
+                        : common == null ? 0 : common.bytesOf(model.embeddingBytes());
             }
             if (o.stage() == oc.pipelineStages() - 1 && v.stage() == nc.pipelineStages() - 1) {
-                bytes += model.classifierBytes();
+                bytes += !model.shardedVocab() ? model.classifierBytes()
+                        : common == null ? 0 : common.bytesOf(model.classifierBytes());
             }
             return bytes;
         }

@@ -14,7 +14,8 @@ import java.util.Objects;
  * ranges when P divides L, otherwise balanced (never a dropped block); tensor shard m of M owns the
  * fraction {@code [m/M, (m+1)/M)} of every block's weights and KV cache (norm vectors are counted as
  * sharded too: they are a negligible 2·dim floats). Embedding and classifier are replicated on every shard
- * of their stage, as in the authors' artifact.
+ * of their stage, as in the authors' artifact — or, with {@code shardedVocab}, split by vocabulary rows like
+ * the other weights, as our executors store them.
  *
  * @param name                    label for messages
  * @param layers                  transformer blocks L
@@ -22,9 +23,18 @@ import java.util.Objects;
  * @param embeddingBytes          bytes of the token (and position) embedding
  * @param classifierBytes         bytes of the final norm and classifier
  * @param kvBytesPerTokenPerLayer bytes of keys + values of one token in one block at M = 1
+ * @param shardedVocab            whether tensor shard m of M holds only rows [m/M, (m+1)/M) of the embedding and
+ *                                classifier (false: every shard holds them whole)
  */
 public record ModelContext(String name, int layers, long layerWeightBytes, long embeddingBytes,
-                           long classifierBytes, long kvBytesPerTokenPerLayer) implements Serializable {
+                           long classifierBytes, long kvBytesPerTokenPerLayer, boolean shardedVocab)
+        implements Serializable {
+
+    /** A byte model with embedding and classifier replicated on every shard (the artifact's layout). */
+    public ModelContext(String name, int layers, long layerWeightBytes, long embeddingBytes, long classifierBytes,
+                        long kvBytesPerTokenPerLayer) {
+        this(name, layers, layerWeightBytes, embeddingBytes, classifierBytes, kvBytesPerTokenPerLayer, false);
+    }
 
     public ModelContext {
         Objects.requireNonNull(name, "name");
@@ -38,18 +48,23 @@ public record ModelContext(String name, int layers, long layerWeightBytes, long 
         }
     }
 
-    /** The byte model of a real llama2.c model (fp32), e.g. the one our CPU executor serves. */
+    /**
+     * The byte model of a real llama2.c model (fp32) as our executors store it: embedding and classifier rows split
+     * over the tensor shards of their stage.
+     */
     public static ModelContext of(String name, LlamaConfig c) {
         long f = Float.BYTES;
         long embedding = (long) c.vocabSize() * c.dim() * f;
         // the last stage needs the classifier matrix even when it is shared with the embedding in the file
         long classifier = embedding + (long) c.dim() * f;
-        return new ModelContext(name, c.layers(), c.floatsPerLayer() * f, embedding, classifier, 2L * c.kvDim() * f);
+        return new ModelContext(name, c.layers(), c.floatsPerLayer() * f, embedding, classifier, 2L * c.kvDim() * f,
+                true);
     }
 
     /**
      * The byte model of an architecture description (the paper's GPT-style models, or any {@link ModelShape}):
-     * the token + position embedding on stage 0, the tied classifier + final norm on the last stage.
+     * the token + position embedding on stage 0, the tied classifier + final norm on the last stage; LLaMA-family
+     * shapes (served by our executors) split vocabulary rows over the tensor shards.
      */
     public static ModelContext of(ModelShape shape) {
         long bpp = shape.bytesPerParameter();
@@ -57,7 +72,7 @@ public record ModelContext(String name, int layers, long layerWeightBytes, long 
         long embedding = ((long) shape.vocab() + shape.maxPositions()) * h * bpp;
         long classifier = ((long) shape.vocab() * h + shape.finalNormParameters()) * bpp;
         return new ModelContext(shape.name(), shape.layers(), shape.layerWeightBytes(), embedding, classifier,
-                shape.kvBytesPerTokenPerLayer());
+                shape.kvBytesPerTokenPerLayer(), shape.family() == ModelShape.Family.LLAMA);
     }
 
     /** OPT-6.7B of the paper's evaluation (32 blocks, h = 4096, FP32). */
@@ -109,12 +124,13 @@ public record ModelContext(String name, int layers, long layerWeightBytes, long 
     public long weightBytesPerPosition(ParallelConfig config, Position pos) {
         int stages = config.pipelineStages();
         int n = firstLayer(pos.stage() + 1, stages) - firstLayer(pos.stage(), stages);
-        long b = n * ShardRange.ofShard(pos.shard(), config.tensorShards()).bytesOf(layerWeightBytes);
+        ShardRange shard = ShardRange.ofShard(pos.shard(), config.tensorShards());
+        long b = n * shard.bytesOf(layerWeightBytes);
         if (pos.stage() == 0) {
-            b += embeddingBytes;
+            b += shardedVocab ? shard.bytesOf(embeddingBytes) : embeddingBytes;
         }
         if (pos.stage() == stages - 1) {
-            b += classifierBytes;
+            b += shardedVocab ? shard.bytesOf(classifierBytes) : classifierBytes;
         }
         return b;
     }

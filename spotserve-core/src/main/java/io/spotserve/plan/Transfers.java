@@ -52,7 +52,7 @@ final class Transfers {
         }
         for (Map.Entry<Position, DeviceId> e : placement.entrySet()) {
             if (e.getKey().stage() == 0) {
-                replicated(PlannedSlice.Kind.EMBEDDING, 0, e.getValue());
+                replicated(PlannedSlice.Kind.EMBEDDING, 0, e.getKey(), e.getValue());
             }
         }
         for (int l = 0; l < model.layers(); l++) {
@@ -65,19 +65,44 @@ final class Transfers {
         }
         for (Map.Entry<Position, DeviceId> e : placement.entrySet()) {
             if (e.getKey().stage() == nc.pipelineStages() - 1) {
-                replicated(PlannedSlice.Kind.CLASSIFIER, oc.pipelineStages() - 1, e.getValue());
+                replicated(PlannedSlice.Kind.CLASSIFIER, oc.pipelineStages() - 1, e.getKey(), e.getValue());
             }
         }
         buildFrees();
     }
 
-    /** Embedding / classifier: the whole tensor from any old holder of the given old stage. */
-    private void replicated(PlannedSlice.Kind kind, int oldStage, DeviceId t) {
+    /**
+     * Embedding / classifier: the whole tensor from any old holder of the given old stage — or, for a model with
+     * vocabulary-sharded rows, the rows of v's shard the device lacks, split at old shard boundaries.
+     */
+    private void replicated(PlannedSlice.Kind kind, int oldStage, Position v, DeviceId t) {
         Position o = run.oldPos.get(t);
+        long bytes = kind == PlannedSlice.Kind.EMBEDDING ? model.embeddingBytes() : model.classifierBytes();
+        if (model.shardedVocab()) {
+            ShardRange want = ShardRange.ofShard(v.shard(), nc.tensorShards());
+            List<ShardRange> missing = o != null && o.stage() == oldStage
+                    ? subtract(want, ShardRange.ofShard(o.shard(), oc.tensorShards())) : List.of(want);
+            for (ShardRange piece : missing) {
+                for (int m = 0; m < oc.tensorShards(); m++) {
+                    ShardRange part = piece.intersect(ShardRange.ofShard(m, oc.tensorShards()));
+                    if (part == null) {
+                        continue;
+                    }
+                    List<DeviceId> holders = new ArrayList<>();
+                    for (int d = 0; d < oc.dataParallel(); d++) {
+                        DeviceId h = oldHolder.get(new Position(d, oldStage, m));
+                        if (h != null) {
+                            holders.add(h);
+                        }
+                    }
+                    emit(new PlannedSlice(kind, -1, part, -1, part.bytesOf(bytes)), holders, t);
+                }
+            }
+            return;
+        }
         if (o != null && o.stage() == oldStage) {
             return;
         }
-        long bytes = kind == PlannedSlice.Kind.EMBEDDING ? model.embeddingBytes() : model.classifierBytes();
         if (bytes == 0) {
             return;
         }
@@ -189,11 +214,15 @@ final class Transfers {
             Position v = newPos.get(dev);
             List<PlannedSlice> out = new ArrayList<>();
             int last = oc.pipelineStages() - 1;
-            if (o.stage() == 0 && !(v != null && v.stage() == 0) && model.embeddingBytes() > 0) {
-                out.add(new PlannedSlice(PlannedSlice.Kind.EMBEDDING, -1, ShardRange.FULL, -1, model.embeddingBytes()));
-            }
             ShardRange held = ShardRange.ofShard(o.shard(), oc.tensorShards());
             ShardRange wanted = v == null ? null : ShardRange.ofShard(v.shard(), nc.tensorShards());
+            if (o.stage() == 0 && model.shardedVocab()) {
+                for (ShardRange r : v != null && v.stage() == 0 ? subtract(held, wanted) : List.of(held)) {
+                    out.add(new PlannedSlice(PlannedSlice.Kind.EMBEDDING, -1, r, -1, r.bytesOf(model.embeddingBytes())));
+                }
+            } else if (o.stage() == 0 && !(v != null && v.stage() == 0) && model.embeddingBytes() > 0) {
+                out.add(new PlannedSlice(PlannedSlice.Kind.EMBEDDING, -1, ShardRange.FULL, -1, model.embeddingBytes()));
+            }
             int g = o.pipeline();
             boolean keepsKv = v != null && run.newOf[g] == v.pipeline();
             for (int l = run.first(o.stage(), oc); l < run.first(o.stage() + 1, oc); l++) {
@@ -218,7 +247,12 @@ final class Transfers {
                     }
                 }
             }
-            if (o.stage() == last && !(v != null && v.stage() == nc.pipelineStages() - 1) && model.classifierBytes() > 0) {
+            if (o.stage() == last && model.shardedVocab()) {
+                boolean stillLast = v != null && v.stage() == nc.pipelineStages() - 1;
+                for (ShardRange r : stillLast ? subtract(held, wanted) : List.of(held)) {
+                    out.add(new PlannedSlice(PlannedSlice.Kind.CLASSIFIER, -1, r, -1, r.bytesOf(model.classifierBytes())));
+                }
+            } else if (o.stage() == last && !(v != null && v.stage() == nc.pipelineStages() - 1) && model.classifierBytes() > 0) {
                 out.add(new PlannedSlice(PlannedSlice.Kind.CLASSIFIER, -1, ShardRange.FULL, -1, model.classifierBytes()));
             }
             out.removeIf(s -> s.bytes() == 0);

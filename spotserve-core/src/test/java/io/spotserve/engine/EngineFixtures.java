@@ -107,6 +107,16 @@ final class EngineFixtures {
         return solo;
     }
 
+    /**
+     * Bytes by which a real migration may exceed the device mapper's byte model: the executor's layer slices carry
+     * the two RMSNorm vectors whole (they are replicated on every tensor shard), while the mapper counts a 1/M
+     * share per shard. At most one extra copy per layer piece: pipelines × layers × (pieces per layer ≤ M_old · M_new).
+     */
+    static long replicatedNormSlack(int oldShards, int newShards, int newPipelines) {
+        return (long) newPipelines * CHECKPOINT.config().layers() * oldShards * newShards * 2L
+                * CHECKPOINT.config().dim() * Float.BYTES;
+    }
+
     static SamplingParams greedy() {
         return SamplingParams.greedy();
     }

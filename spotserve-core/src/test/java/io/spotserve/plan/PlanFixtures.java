@@ -52,7 +52,8 @@ final class PlanFixtures {
     }
 
     static ModelContext randomModel(Random r, int layers) {
-        return new ModelContext("rand", layers, 1000 + r.nextInt(5000), r.nextInt(3000), r.nextInt(3000), 1 + r.nextInt(40));
+        return new ModelContext("rand", layers, 1000 + r.nextInt(5000), r.nextInt(3000), r.nextInt(3000), 1 + r.nextInt(40),
+                r.nextBoolean());
     }
 
     static Map<Integer, List<InflightBatch>> randomBatches(Random r, ParallelConfig c) {
@@ -181,11 +182,25 @@ final class PlanFixtures {
                     }
                 }
             }
+            boolean lastNew = v.stage() == nc.pipelineStages() - 1;
+            boolean lastOld = o != null && o.stage() == oc.pipelineStages() - 1;
+            if (model.shardedVocab()) {
+                // vocabulary rows: unit by unit, held when the old position had the same role and that unit
+                for (int x = v.shard() * (u / nc.tensorShards()); x < (v.shard() + 1) * (u / nc.tensorShards()); x++) {
+                    ShardRange unit = new ShardRange(x, x + 1, u);
+                    boolean inOldShard = o != null && x / (u / oc.tensorShards()) == o.shard();
+                    if (v.stage() == 0 && !(o != null && o.stage() == 0 && inOldShard)) {
+                        total += unit.bytesOf(model.embeddingBytes());
+                    }
+                    if (lastNew && !(lastOld && inOldShard)) {
+                        total += unit.bytesOf(model.classifierBytes());
+                    }
+                }
+                continue;
+            }
             if (v.stage() == 0 && !(o != null && o.stage() == 0)) {
                 total += model.embeddingBytes();
             }
-            boolean lastNew = v.stage() == nc.pipelineStages() - 1;
-            boolean lastOld = o != null && o.stage() == oc.pipelineStages() - 1;
             if (lastNew && !lastOld) {
                 total += model.classifierBytes();
             }
@@ -260,7 +275,7 @@ final class PlanFixtures {
         Map<DeviceId, Set<Cell>> received = new HashMap<>();
         long sum = 0;
         for (Transfer t : m.transfers()) {
-            Set<Cell> cells = cellsOf(t.slice(), u);
+            Set<Cell> cells = cellsOf(model, t.slice(), u);
             if (t.isReload()) {
                 for (Cell cell : cells) {
                     for (Set<Cell> h : holds.values()) {
@@ -314,7 +329,7 @@ final class PlanFixtures {
                     continue;
                 }
                 Set<Cell> need = cells(model, v, nc, u, List.of());
-                for (Cell cell : cellsOf(s, u)) {
+                for (Cell cell : cellsOf(model, s, u)) {
                     assertTrue(!need.contains(cell), d + " frees " + cell + " that " + v + " needs");
                 }
             }
@@ -330,10 +345,10 @@ final class PlanFixtures {
             b += n * shard.bytesOf(kvPerLayer[g]);
         }
         if (p.stage() == 0) {
-            b += model.embeddingBytes();
+            b += model.shardedVocab() ? shard.bytesOf(model.embeddingBytes()) : model.embeddingBytes();
         }
         if (p.stage() == c.pipelineStages() - 1) {
-            b += model.classifierBytes();
+            b += model.shardedVocab() ? shard.bytesOf(model.classifierBytes()) : model.classifierBytes();
         }
         return b;
     }
@@ -351,18 +366,28 @@ final class PlanFixtures {
                 }
             }
         }
-        if (p.stage() == 0 && model.embeddingBytes() > 0) {
-            out.add(new Cell(PlannedSlice.Kind.EMBEDDING, -1, -1, -1));
-        }
-        if (p.stage() == c.pipelineStages() - 1 && model.classifierBytes() > 0) {
-            out.add(new Cell(PlannedSlice.Kind.CLASSIFIER, -1, -1, -1));
+        for (int x = p.shard() * w; x < (p.shard() + 1) * w; x++) {
+            int cell = model.shardedVocab() ? x : -1;
+            if (p.stage() == 0 && model.embeddingBytes() > 0 && unitBytes(model, model.embeddingBytes(), x, u) > 0) {
+                out.add(new Cell(PlannedSlice.Kind.EMBEDDING, -1, -1, cell));
+            }
+            if (p.stage() == c.pipelineStages() - 1 && model.classifierBytes() > 0
+                    && unitBytes(model, model.classifierBytes(), x, u) > 0) {
+                out.add(new Cell(PlannedSlice.Kind.CLASSIFIER, -1, -1, cell));
+            }
         }
         return out;
     }
 
-    static Set<Cell> cellsOf(PlannedSlice s, int u) {
+    /** Bytes of unit x of u of a tensor (a replicated tensor's units count whole). */
+    private static long unitBytes(ModelContext model, long total, int x, int u) {
+        return model.shardedVocab() ? new ShardRange(x, x + 1, u).bytesOf(total) : total;
+    }
+
+    static Set<Cell> cellsOf(ModelContext model, PlannedSlice s, int u) {
         Set<Cell> out = new HashSet<>();
-        if (s.kind() == PlannedSlice.Kind.EMBEDDING || s.kind() == PlannedSlice.Kind.CLASSIFIER) {
+        boolean vocab = s.kind() == PlannedSlice.Kind.EMBEDDING || s.kind() == PlannedSlice.Kind.CLASSIFIER;
+        if (vocab && !model.shardedVocab()) {
             out.add(new Cell(s.kind(), -1, -1, -1));
             return out;
         }
@@ -372,7 +397,10 @@ final class PlanFixtures {
         }
         int f = u / r.units();
         for (int x = r.from() * f; x < r.to() * f; x++) {
-            out.add(new Cell(s.kind(), s.layer(), s.requestGroup(), x));
+            if (!vocab || unitBytes(model, s.kind() == PlannedSlice.Kind.EMBEDDING ? model.embeddingBytes()
+                    : model.classifierBytes(), x, u) > 0) {
+                out.add(new Cell(s.kind(), s.layer(), s.requestGroup(), x));
+            }
         }
         return out;
     }

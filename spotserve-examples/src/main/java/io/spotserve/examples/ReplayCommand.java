@@ -133,9 +133,13 @@ final class ReplayCommand implements Main.Command {
             }
         }
         long bytesMigrated = 0;
+        long bytesKept = 0;
+        long bytesLoaded = 0;
         long interrupted = 0;
         for (Reconfiguration r : m.reconfigurations()) {
             bytesMigrated += r.bytesMigrated();
+            bytesKept += r.bytesKept();
+            bytesLoaded += r.bytesLoaded();
             interrupted += r.interruptedRequests();
         }
         Map<String, Object> json = new LinkedHashMap<>();
@@ -152,9 +156,10 @@ final class ReplayCommand implements Main.Command {
         json.put("reconfigurations", m.reconfigurations().size());
         json.put("interrupted_requests", interrupted);
         json.put("restarts", m.restarts());
-        json.put("kv_migrations", m.migrations());
+        json.put("resumed_with_cache", m.migrations());
         json.put("bytes_migrated", bytesMigrated);
-        json.put("kv_bytes_migrated", m.migratedBytes());
+        json.put("bytes_kept_in_place", bytesKept);
+        json.put("bytes_loaded", bytesLoaded);
         json.put("p50_ms", m.latency().p50().toMillis());
         json.put("p90_ms", m.latency().p90().toMillis());
         json.put("p99_ms", m.latency().p99().toMillis());

@@ -95,7 +95,7 @@ final class ServeCommand implements Main.Command {
             EngineMetrics m = engine.metrics();
             for (Reconfiguration r : m.reconfigurations()) {
                 out.println("reconfiguration " + r.from() + " -> " + r.to() + " (" + r.reason() + ") loaded="
-                        + r.bytesLoaded() + "B migrated=" + r.bytesMigrated() + "B");
+                        + r.bytesLoaded() + "B migrated=" + r.bytesMigrated() + "B kept=" + r.bytesKept() + "B");
             }
             out.printf("completed=%d tokens=%d restarts=%d migrations=%d migrated_bytes=%d p50_ms=%d p99_ms=%d "
                             + "ttft_p50_ms=%d tokens_per_s=%.1f%n", m.completed(), m.generatedTokens(), m.restarts(),

@@ -1,0 +1,390 @@
+package io.spotserve.engine;
+
+import io.spotserve.exec.CheckpointSlices;
+import io.spotserve.exec.ContextSlice;
+import io.spotserve.exec.Device;
+import io.spotserve.exec.DeviceMemoryException;
+import io.spotserve.exec.Executor;
+import io.spotserve.exec.Pipeline;
+import io.spotserve.exec.ShardLayout;
+import io.spotserve.exec.SliceFormat;
+import io.spotserve.model.LlamaCheckpoint;
+import io.spotserve.model.LlamaConfig;
+import io.spotserve.plan.ContextUnit;
+import io.spotserve.plan.DeviceId;
+import io.spotserve.plan.DeviceMapping;
+import io.spotserve.plan.InflightBatch;
+import io.spotserve.plan.ParallelConfig;
+import io.spotserve.plan.Position;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+import java.util.function.IntSupplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Carries out one reparallelization (SpotServe §3.3–§3.4) on real device arenas: builds the new pipelines on
+ * the devices the {@link io.spotserve.plan.DeviceMapper} chose, moves the KV caches of the batches the new
+ * pipelines inherit, then moves the weights unit by unit in the {@link io.spotserve.plan.MigrationPlanner}'s
+ * order.
+ *
+ * <p>For every piece a new position needs (the intersection of its slice with each old shard's slice), the
+ * source is, in order of preference: the target device itself (the piece <em>stays in place</em>: it is
+ * handed from the old position to the new one without leaving the device), another device of the same
+ * instance, any other surviving holder, and only when no holder survives, the checkpoint. Each unit is first
+ * staged in host memory, then released from the old positions, then imported: a device never holds the old
+ * and the new copy of a unit at once, and every allocation goes through the arena's capacity check
+ * ({@link DeviceMemoryException} before anything is allocated).
+ *
+ * <p>Between units the engine is asked which instances died meanwhile (a preemption during the migration):
+ * their devices stop being sources (the next replica or the checkpoint serves instead) and new positions on
+ * them are marked lost, so the engine re-plans right after. Not thread-safe; runs on the engine thread.
+ */
+final class ContextMigration {
+    private static final Logger LOG = LoggerFactory.getLogger(ContextMigration.class);
+
+    /** The engine's view between units. */
+    interface Progress {
+        /**
+         * Called after each unit with the bytes it sent between devices; returns the instances that are gone now
+         * (terminated or past their preemption deadline) — cumulative is fine.
+         */
+        Set<String> afterUnit(ContextUnit unit, long bytesSent);
+    }
+
+    /** What happened. */
+    record Result(List<PipelineSlot> slots, List<LiveRequest> dropped, int resumed, long bytesMoved,
+                  long bytesKept, long bytesReloaded) {
+    }
+
+    private final Executor executor;
+    private final LlamaCheckpoint checkpoint;
+    private final LlamaConfig c;
+    private final List<PipelineSlot> old;
+    private final DeviceMapping mapping;
+    private final Map<DeviceId, Device> devices;
+    private final Set<String> dead = new HashSet<>();
+    private long moved;
+    private long kept;
+    private long reloaded;
+
+    ContextMigration(Executor executor, LlamaCheckpoint checkpoint, List<PipelineSlot> old, DeviceMapping mapping,
+                     Map<DeviceId, Device> devices) {
+        this.executor = executor;
+        this.checkpoint = checkpoint;
+        this.c = checkpoint.config();
+        this.old = List.copyOf(old);
+        this.mapping = mapping;
+        this.devices = devices;
+    }
+
+    /** The layout the engine uses for (P, M): stage p owns layers [floor(p·L/P), floor((p+1)·L/P)), as the planner's byte model. */
+    static ShardLayout layout(LlamaConfig c, int stages, int shards) {
+        if (stages < 1 || stages > c.layers()) {
+            throw new IllegalArgumentException("P = " + stages + " pipeline stages cannot split the model's "
+                    + c.layers() + " layers; expected 1 <= P <= " + c.layers());
+        }
+        List<Integer> counts = new ArrayList<>();
+        for (int s = 0; s < stages; s++) {
+            counts.add((int) ((long) (s + 1) * c.layers() / stages - (long) s * c.layers() / stages));
+        }
+        return ShardLayout.balanced(c, counts, shards);
+    }
+
+    /**
+     * Runs the migration.
+     *
+     * @throws DeviceMemoryException if a new position cannot take what it needs; the new pipelines are closed
+     *                               then and the old ones have lost some units (the caller cold-starts)
+     */
+    Result run(List<ContextUnit> order, int maxBatchTokens, IntSupplier slotIds, Progress progress) {
+        ParallelConfig nc = mapping.newConfig();
+        ShardLayout nl = layout(c, nc.pipelineStages(), nc.tensorShards());
+        List<PipelineSlot> fresh = new ArrayList<>();
+        try {
+            for (int j = 0; j < nc.dataParallel(); j++) {
+                List<Device> devs = new ArrayList<>();
+                for (int s = 0; s < nl.stages(); s++) {
+                    for (int m = 0; m < nl.shards(); m++) {
+                        DeviceId id = mapping.deviceOf(new Position(j, s, m));
+                        Device d = devices.get(id);
+                        if (d == null) {
+                            throw new IllegalStateException("the mapping places " + new Position(j, s, m) + " on "
+                                    + id + ", which the engine does not have");
+                        }
+                        devs.add(d);
+                    }
+                }
+                fresh.add(new PipelineSlot(slotIds.getAsInt(), executor.createPipeline(nl, devs, maxBatchTokens), devs));
+            }
+            List<LiveRequest> dropped = new ArrayList<>();
+            int resumed = moveKvCaches(fresh, dropped);
+            dead.addAll(progress.afterUnit(ContextUnit.KV, moved));
+            markDead(fresh);
+            Set<ContextUnit> units = new LinkedHashSet<>();
+            for (ContextUnit u : order) {
+                if (!u.equals(ContextUnit.KV)) {
+                    units.add(u);
+                }
+            }
+            units.addAll(allUnits()); // whatever the plan did not list, in the natural order
+            for (ContextUnit u : units) {
+                long before = moved;
+                moveUnit(u, fresh);
+                dead.addAll(progress.afterUnit(u, moved - before));
+                markDead(fresh);
+            }
+            for (PipelineSlot s : old) {
+                s.pipeline.close();
+            }
+            return new Result(fresh, dropped, resumed, moved, kept, reloaded);
+        } catch (RuntimeException e) {
+            for (PipelineSlot s : fresh) {
+                for (LiveRequest r : s.active) {
+                    r.slot = null;
+                }
+                s.pipeline.close();
+            }
+            throw e;
+        }
+    }
+
+    private List<ContextUnit> allUnits() {
+        List<ContextUnit> out = new ArrayList<>();
+        out.add(ContextUnit.EMBEDDING);
+        for (int l = 0; l < c.layers(); l++) {
+            out.add(ContextUnit.layer(l));
+        }
+        out.add(ContextUnit.CLASSIFIER);
+        return out;
+    }
+
+    static ContextUnit unitOf(ContextSlice s) {
+        if (s instanceof ContextSlice.Embedding) {
+            return ContextUnit.EMBEDDING;
+        } else if (s instanceof ContextSlice.LayerWeights w) {
+            return ContextUnit.layer(w.layer());
+        } else if (s instanceof ContextSlice.FinalNorm || s instanceof ContextSlice.Classifier) {
+            return ContextUnit.CLASSIFIER;
+        }
+        throw new IllegalArgumentException(s + " is not a weight slice");
+    }
+
+    private boolean usable(Device d) {
+        return !dead.contains(d.id().instance());
+    }
+
+    /** New positions on instances that died are lost: nothing more is imported there. */
+    private void markDead(List<PipelineSlot> fresh) {
+        for (PipelineSlot s : fresh) {
+            int shards = s.pipeline.layout().shards();
+            for (int i = 0; i < s.devices.size(); i++) {
+                if (!usable(s.devices.get(i)) && s.lost.add(i)) {
+                    LOG.info("new pipeline {} lost position (stage {}, shard {}) during the migration", s.id,
+                            i / shards, i % shards);
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ KV cache (the first unit)
+
+    private int moveKvCaches(List<PipelineSlot> fresh, List<LiveRequest> dropped) {
+        Map<Long, LiveRequest> byId = new LinkedHashMap<>();
+        for (PipelineSlot s : old) {
+            for (LiveRequest r : s.active) {
+                byId.put(r.id, r);
+            }
+        }
+        int resumed = 0;
+        for (Map.Entry<Integer, List<InflightBatch>> e : mapping.keptBatches().entrySet()) {
+            PipelineSlot to = fresh.get(e.getKey());
+            for (InflightBatch b : e.getValue()) {
+                LiveRequest r = byId.remove(EngineLoop.requestIdOf(b));
+                if (r == null) {
+                    continue;
+                }
+                if (moveKv(r, r.slot, to)) {
+                    to.active.add(r);
+                    r.slot = to;
+                    resumed++;
+                } else {
+                    byId.put(r.id, r);
+                }
+            }
+        }
+        for (PipelineSlot s : old) {
+            for (LiveRequest r : s.active) {
+                if (byId.containsKey(r.id)) {
+                    dropped.add(r);
+                    r.slot = null;
+                }
+            }
+            s.active.clear();
+            for (long seq : s.pipeline.sequences()) {
+                s.pipeline.closeSequence(seq);
+            }
+        }
+        return resumed;
+    }
+
+    /** Stages the request's filled KV cache in host memory, frees it on the old pipeline, imports it on the new. */
+    private boolean moveKv(LiveRequest r, PipelineSlot from, PipelineSlot to) {
+        Pipeline src = from.pipeline;
+        Pipeline dst = to.pipeline;
+        int length = src.length(r.id);
+        ShardLayout a = src.layout();
+        ShardLayout b = dst.layout();
+        List<Object[]> staged = new ArrayList<>(); // {stage, shard, bytes, Boolean sameDevice, Long size}
+        for (int s2 = 0; s2 < b.stages() && length > 0; s2++) {
+            for (int m2 = 0; m2 < b.shards(); m2++) {
+                for (ContextSlice need : b.kvSlices(s2, m2, r.id, length)) {
+                    for (int s1 = 0; s1 < a.stages(); s1++) {
+                        for (int m1 = 0; m1 < a.shards(); m1++) {
+                            for (ContextSlice have : a.kvSlices(s1, m1, r.id, length)) {
+                                var common = have.intersect(need);
+                                if (common.isEmpty()) {
+                                    continue;
+                                }
+                                if (!from.alive(s1, m1) || !usable(src.device(s1, m1))) {
+                                    return false; // part of its cache is gone: recompute
+                                }
+                                boolean same = src.device(s1, m1) == dst.device(s2, m2);
+                                staged.add(new Object[] {s2, m2, src.exportSlice(s1, m1, common.get()), same,
+                                        common.get().bytes(c)});
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        src.closeSequence(r.id);
+        try {
+            dst.openSequence(r.id, r.prompt.length + r.request.maxNewTokens());
+        } catch (DeviceMemoryException e) {
+            LOG.debug("no KV room for request {} on new pipeline {}: {}", r.id, to.id, e.getMessage());
+            return false;
+        }
+        for (Object[] st : staged) {
+            dst.importSlice((Integer) st[0], (Integer) st[1], (byte[]) st[2]);
+            if ((Boolean) st[3]) {
+                kept += (Long) st[4];
+            } else {
+                moved += (Long) st[4];
+            }
+        }
+        if (dst.length(r.id) != length) {
+            throw new IllegalStateException("new pipeline holds " + dst.length(r.id) + " positions of request " + r.id
+                    + ", expected " + length);
+        }
+        return true;
+    }
+
+    // ------------------------------------------------------------------ weights, unit by unit
+
+    private record Staged(PipelineSlot slot, int stage, int shard, byte[] data) {
+    }
+
+    private void moveUnit(ContextUnit unit, List<PipelineSlot> fresh) {
+        List<Staged> staged = new ArrayList<>();
+        for (PipelineSlot to : fresh) {
+            ShardLayout b = to.pipeline.layout();
+            for (int s2 = 0; s2 < b.stages(); s2++) {
+                for (int m2 = 0; m2 < b.shards(); m2++) {
+                    if (!to.alive(s2, m2)) {
+                        continue;
+                    }
+                    Device target = to.pipeline.device(s2, m2);
+                    for (ContextSlice need : b.weightSlices(s2, m2)) {
+                        if (unitOf(need).equals(unit)) {
+                            gather(need, target, to, s2, m2, staged);
+                        }
+                    }
+                }
+            }
+        }
+        // the old copies of this unit go first, so no device holds the unit twice
+        for (PipelineSlot s : old) {
+            ShardLayout a = s.pipeline.layout();
+            for (int s1 = 0; s1 < a.stages(); s1++) {
+                for (int m1 = 0; m1 < a.shards(); m1++) {
+                    if (!s.alive(s1, m1)) {
+                        continue;
+                    }
+                    for (ContextSlice u : a.weightSlices(s1, m1)) {
+                        if (unitOf(u).equals(unit)) {
+                            s.pipeline.releaseSlice(s1, m1, u);
+                        }
+                    }
+                }
+            }
+        }
+        for (Staged st : staged) {
+            st.slot.pipeline.importSlice(st.stage, st.shard, st.data);
+        }
+    }
+
+    /** Finds a source for every piece of {@code need} and stages it; pieces without a surviving holder are reloaded. */
+    private void gather(ContextSlice need, Device target, PipelineSlot to, int s2, int m2, List<Staged> out) {
+        // pieces: need ∩ each old position's slice of the same kind; holders of equal pieces are interchangeable
+        Map<ContextSlice, List<Object[]>> holders = new LinkedHashMap<>(); // piece -> {slot, stage, shard}
+        for (PipelineSlot s : old) {
+            ShardLayout a = s.pipeline.layout();
+            for (int s1 = 0; s1 < a.stages(); s1++) {
+                for (int m1 = 0; m1 < a.shards(); m1++) {
+                    for (ContextSlice have : a.weightSlices(s1, m1)) {
+                        var piece = have.intersect(need);
+                        if (piece.isPresent()) {
+                            List<Object[]> hs = holders.computeIfAbsent(piece.get(), k -> new ArrayList<>());
+                            if (s.alive(s1, m1) && usable(s.pipeline.device(s1, m1))) {
+                                hs.add(new Object[] {s, s1, m1});
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if (holders.isEmpty()) {
+            holders.put(need, List.of()); // no old deployment: everything comes from the checkpoint
+        }
+        for (Map.Entry<ContextSlice, List<Object[]>> e : holders.entrySet()) {
+            ContextSlice piece = e.getKey();
+            Object[] best = null;
+            int bestRank = Integer.MAX_VALUE;
+            for (Object[] h : e.getValue()) {
+                Device d = ((PipelineSlot) h[0]).pipeline.device((Integer) h[1], (Integer) h[2]);
+                int rank = d == target ? 0 : d.id().instance().equals(target.id().instance()) ? 1 : 2;
+                if (rank < bestRank) {
+                    best = h;
+                    bestRank = rank;
+                }
+            }
+            byte[] data;
+            long bytes = piece.bytes(c);
+            if (best == null) {
+                data = SliceFormat.encode(c, piece, CheckpointSlices.read(checkpoint, piece));
+                reloaded += bytes;
+            } else {
+                PipelineSlot s = (PipelineSlot) best[0];
+                data = s.pipeline.exportSlice((Integer) best[1], (Integer) best[2], piece);
+                if (bestRank == 0) {
+                    kept += bytes;
+                } else {
+                    moved += bytes;
+                }
+            }
+            out.add(new Staged(to, s2, m2, data));
+        }
+    }
+
+    /** Instances seen dead during the run. */
+    Set<String> dead() {
+        return new TreeSet<>(dead);
+    }
+}

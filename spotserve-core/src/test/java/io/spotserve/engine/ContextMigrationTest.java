@@ -1,0 +1,163 @@
+package io.spotserve.engine;
+
+import static io.spotserve.engine.EngineFixtures.CHECKPOINT;
+import static io.spotserve.engine.EngineFixtures.TOKENIZER;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.spotserve.exec.Executor;
+import io.spotserve.exec.ShardLayout;
+import io.spotserve.instance.Instance;
+import io.spotserve.instance.InstanceEvent;
+import io.spotserve.instance.InstanceType;
+import io.spotserve.instance.LocalInstanceProvider;
+import io.spotserve.model.LlamaConfig;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Reconfigurations really move context between device arenas (SpotServe §3.3–§3.4): weights a device already
+ * holds stay there, only what the device mapper says moves, a preemption in the middle of a migration falls back to
+ * the next replica or the checkpoint, and a device sized for the new configuration alone is enough because every
+ * unit leaves its old position before it lands in the new one. Outputs stay token-identical to solo runs throughout.
+ */
+class ContextMigrationTest {
+    private static final LlamaConfig C = CHECKPOINT.config();
+    private static final InstanceType ONE_GPU = new InstanceType("local.1x", 1, 32L << 20, 1.9, InstanceType.Market.SPOT);
+
+    private Executor executor;
+
+    @BeforeEach
+    void setUp() {
+        executor = EngineFixtures.executor();
+    }
+
+    @AfterEach
+    void tearDown() {
+        executor.close();
+    }
+
+    private static long weights(int stages, int shards, int stage, int shard) {
+        return ContextMigration.layout(C, stages, shards).weightBytes(stage, shard);
+    }
+
+    private static void checkOutputs(List<GenerationRequest> requests, List<CompletableFuture<Completion>> futures) {
+        for (int i = 0; i < requests.size(); i++) {
+            assertArrayEquals(EngineFixtures.solo(requests.get(i)), futures.get(i).join().tokens(), "request " + i);
+        }
+    }
+
+    private static Reconfiguration byReason(EngineMetrics m, String reason) {
+        return m.reconfigurations().stream().filter(r -> r.reason().contains(reason)).findFirst()
+                .orElseThrow(() -> new AssertionError("no reconfiguration for " + reason + ": " + m.reconfigurations()));
+    }
+
+    @Test
+    void survivingReplicasKeepTheirWeightsInPlace() {
+        VirtualClock clock = new VirtualClock(Duration.ofMillis(1));
+        LocalInstanceProvider provider = new LocalInstanceProvider(clock, ONE_GPU.on(InstanceType.Market.ON_DEMAND, 3.9));
+        Instance a = provider.add(ONE_GPU);
+        provider.add(ONE_GPU);
+        provider.add(ONE_GPU);
+        // 6 requests, 2 per pipeline: the two survivors (B = 4 each) can take over all of them
+        List<GenerationRequest> requests = EngineFixtures.requests(11, 6, 60, false);
+        List<CompletableFuture<Completion>> futures = new ArrayList<>();
+        try (ServingEngine engine = ServingEngine.builder().model(CHECKPOINT, TOKENIZER).instances(provider)
+                .executor(executor).clock(clock).parallelism(1, 1).maxBatch(4).build()) {
+            for (GenerationRequest r : requests) {
+                futures.add(engine.submit(r));
+            }
+            awaitRunning(engine);
+            provider.deliver(new InstanceEvent.PreemptionNotice(a.id(), clock.now(), clock.now().plusMillis(30)));
+            checkOutputs(requests, futures);
+            EngineMetrics m = engine.metrics();
+            Reconfiguration off = byReason(m, "notice " + a.id());
+            long full = weights(1, 1, 0, 0);
+            assertEquals(0, off.bytesLoaded(), off.toString());
+            assertTrue(off.bytesKept() >= 2 * full, "both survivors keep their whole model: " + off);
+            assertEquals(0, off.bytesMigrated() % C.kvBytesPerPosition(), "only KV caches move: " + off);
+            assertEquals(off.plannedBytesMoved(), off.bytesMigrated(), off.toString()); // M = 1: exact byte model
+            assertEquals(0, off.interruptedRequests(), off.toString());
+        }
+    }
+
+    @Test
+    void aSourceDyingMidMigrationIsReplacedByTheCheckpointAndRequestsStillComplete() {
+        // 1 MB/s: moving a whole model (~1.2 MB) to two new instances takes seconds of virtual time, steps take 1 ms
+        VirtualClock clock = new VirtualClock(Duration.ofMillis(1), Duration.ZERO, 1_000_000);
+        LocalInstanceProvider provider = new LocalInstanceProvider(clock, ONE_GPU.on(InstanceType.Market.ON_DEMAND, 3.9));
+        Instance a = provider.add(ONE_GPU);
+        List<GenerationRequest> requests = EngineFixtures.requests(12, 6, 200, false);
+        List<CompletableFuture<Completion>> futures = new ArrayList<>();
+        try (ServingEngine engine = ServingEngine.builder().model(CHECKPOINT, TOKENIZER).instances(provider)
+                .executor(executor).clock(clock).parallelism(1, 1).maxBatch(4).build()) {
+            for (GenerationRequest r : requests) {
+                futures.add(engine.submit(r));
+            }
+            awaitRunning(engine);
+            Duration t = clock.now().plusMillis(5);
+            provider.deliver(new InstanceEvent.Acquired(new Instance("b", ONE_GPU), t));
+            provider.deliver(new InstanceEvent.Acquired(new Instance("c", ONE_GPU), t));
+            // a dies without notice while its weights are on the way to b and c
+            provider.deliver(new InstanceEvent.Terminated(a.id(), t.plusMillis(400)));
+            checkOutputs(requests, futures);
+            EngineMetrics m = engine.metrics();
+            Reconfiguration grow = byReason(m, "acquired b");
+            assertTrue(grow.bytesMigrated() > 0, "some units left a before it died: " + grow);
+            assertTrue(grow.bytesLoaded() > 0, "the rest came from the checkpoint: " + grow);
+            assertTrue(grow.bytesMigrated() + grow.bytesLoaded() >= 2 * weights(1, 1, 0, 0), grow.toString());
+            assertTrue(grow.pause().compareTo(Duration.ofMillis(400)) > 0, "the migration spans the death: " + grow);
+            Reconfiguration after = byReason(m, "terminated " + a.id());
+            assertEquals(0, after.bytesLoaded(), "b and c are complete after the migration: " + after);
+            assertTrue(m.restarts() > 0, "requests left on a recompute: " + m);
+        }
+    }
+
+    @Test
+    void devicesSizedForTheNewConfigurationSufficeBecauseUnitsLeaveBeforeTheyArrive() {
+        int batch = 2;
+        ShardLayout one = ContextMigration.layout(C, 1, 1);
+        long capacity = one.weightBytes(0, 0) + (long) batch * C.seqLen() * one.kvBytesPerPosition(0, 0);
+        InstanceType tight = new InstanceType("local.tight", 1, capacity, 1.9, InstanceType.Market.SPOT);
+        VirtualClock clock = new VirtualClock(Duration.ofMillis(1));
+        LocalInstanceProvider provider = new LocalInstanceProvider(clock, tight.on(InstanceType.Market.ON_DEMAND, 3.9));
+        Instance x = provider.add(tight);
+        Instance y = provider.add(tight);
+        List<GenerationRequest> requests = EngineFixtures.requests(13, 4, 80, false);
+        List<CompletableFuture<Completion>> futures = new ArrayList<>();
+        try (ServingEngine engine = ServingEngine.builder().model(CHECKPOINT, TOKENIZER).instances(provider)
+                .executor(executor).clock(clock).parallelism(2, 1).maxBatch(batch).build()) {
+            for (GenerationRequest r : requests) {
+                futures.add(engine.submit(r));
+            }
+            awaitRunning(engine);
+            provider.deliver(new InstanceEvent.PreemptionNotice(y.id(), clock.now(), clock.now().plusMillis(20)));
+            checkOutputs(requests, futures);
+            EngineMetrics m = engine.metrics();
+            Reconfiguration shrink = byReason(m, "notice " + y.id());
+            assertTrue(shrink.to().startsWith("[P1M1@[" + x.id() + "]"), shrink.toString());
+            assertEquals(0, shrink.bytesLoaded(), "no cold start: " + shrink);
+            // x keeps the stage it had, receives the other one from y: the whole model without the checkpoint
+            assertTrue(shrink.bytesKept() >= Math.min(weights(2, 1, 0, 0), weights(2, 1, 1, 0)), shrink.toString());
+            assertTrue(shrink.bytesKept() + shrink.bytesMigrated() >= weights(1, 1, 0, 0), shrink.toString());
+            assertEquals(shrink.plannedBytesMoved(), shrink.bytesMigrated(), shrink.toString());
+            assertTrue(shrink.resumedRequests() > 0, shrink.toString());
+        }
+    }
+
+    private static void awaitRunning(ServingEngine engine) {
+        long until = System.nanoTime() + 10_000_000_000L;
+        while (engine.metrics().running() == 0) {
+            if (System.nanoTime() > until) {
+                throw new AssertionError("no request started: " + engine.metrics());
+            }
+            Thread.onSpinWait();
+        }
+    }
+}
