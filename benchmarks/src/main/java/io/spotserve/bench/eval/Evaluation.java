@@ -184,7 +184,12 @@ public final class Evaluation {
         List<Task> tasks = new ArrayList<>();
         for (Cell c : cells) {
             for (SystemSpec s : systems) {
-                tasks.add(new Task(c, s));
+                if (Simulation.feasible(c.scenario(), s)) {
+                    tasks.add(new Task(c, s));
+                } else {
+                    System.err.printf(Locale.ROOT, "%s %s: %s skipped, no configuration fits its fleet%n",
+                            c.model().displayName(), c.trace(), s.name());
+                }
             }
         }
         RunResult[] results = new RunResult[tasks.size()];

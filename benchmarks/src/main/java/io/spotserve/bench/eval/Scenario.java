@@ -81,7 +81,7 @@ public record Scenario(PaperModel model, CostModel costModel, String traceName, 
 
         /** The paper's setup (§6.1) plus our stated assumptions for what it leaves open. */
         public static Params paper() {
-            return new Params(512, 128, Integer.getInteger("eval.maxb", 8), 30, 120, 2, 12, 2e9, 5, 1800, 30);
+            return new Params(512, 128, 8, 30, 120, 2, 12, 2e9, 5, 1800, 30);
         }
     }
 }

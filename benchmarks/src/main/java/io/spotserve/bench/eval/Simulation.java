@@ -107,7 +107,7 @@ public final class Simulation {
         this.cost = !sys.planner() && sys.kind() == SystemSpec.Kind.SPOTSERVE && sc.model() == PaperModel.GPT_20B
                 ? CostModel.of(sc.costModel().profile(), sc.model().shape(), hw, 16) : sc.costModel();
         this.arranger = new InterruptionArranger(cost);
-        this.deployOpt = optimizerBuilder(cost).latencyTolerance(Double.parseDouble(System.getProperty("eval.tol", "0.05"))).build();
+        this.deployOpt = optimizerBuilder(cost).build();
         this.reqs = new Req[sc.arrivals().length];
         for (int i = 0; i < reqs.length; i++) {
             reqs[i] = new Req(i, sc.arrivals()[i]);
@@ -117,6 +117,18 @@ public final class Simulation {
     /** Runs {@code system} on {@code scenario}. Same inputs, same result. */
     public static RunResult run(Scenario scenario, SystemSpec system) {
         return new Simulation(scenario, system).execute();
+    }
+
+    /**
+     * Whether {@code system} can serve the model at all on this scenario: false only for an on-demand fleet too small
+     * for any configuration (e.g. 3 instances = 12 GPUs for LLaMA-30B, which needs 16).
+     */
+    public static boolean feasible(Scenario scenario, SystemSpec system) {
+        if (system.kind() != SystemSpec.Kind.ONDEMAND) {
+            return true;
+        }
+        return new Simulation(scenario, system).deployOpt.decide(system.onDemandFleet(), system.onDemandFleet(),
+                0).choice().isPresent();
     }
 
     private ParallelConfigOptimizer.Builder optimizerBuilder(CostModel m) {
@@ -156,8 +168,7 @@ public final class Simulation {
             at(r.arrival, () -> arrive(r));
         }
         boolean periodic = sys.kind() != SystemSpec.Kind.ONDEMAND && sys.kind() != SystemSpec.Kind.REROUTING
-                && (Double.isNaN(sc.nominalRate()) || sys.kind() == SystemSpec.Kind.SPOTSERVE && sys.controller()
-                && !RATE_MODE.equals("nominal"));
+                && (Double.isNaN(sc.nominalRate()) || sys.kind() == SystemSpec.Kind.SPOTSERVE && sys.controller());
         if (periodic) {
             for (double t = prm.rateWindowSeconds(); t < sc.endSeconds(); t += prm.rateWindowSeconds()) {
                 at(t, this::rateCheck);
@@ -393,8 +404,6 @@ public final class Simulation {
         }
     }
 
-    private static final String RATE_MODE = System.getProperty("eval.rate", "max");
-
     /** α_t for Algorithm 1: see {@link #deployAlpha()}; the instance manager and the baselines use this one. */
     private double alpha() {
         if (!Double.isNaN(sc.nominalRate())) {
@@ -412,15 +421,15 @@ public final class Simulation {
         return c / prm.rateWindowSeconds();
     }
 
-    /** α for deployment decisions; ours adds the rate needed to drain the queued backlog within one window. */
+    /**
+     * α_t for SpotServe's deployment decisions: the paper's online estimate over the last window, floored at the
+     * workload's nominal rate where one is given (the artifact's fixed "required throughput"); ours also adds the rate
+     * that drains the queued backlog within two windows. Baselines and the instance manager use {@link #alpha()}.
+     */
     private double deployAlpha() {
         double a = alpha();
         if (sys.kind() == SystemSpec.Kind.SPOTSERVE && sys.controller()) {
-            a = switch (RATE_MODE) {
-                case "window" -> windowRate();
-                case "nominal" -> a;
-                default -> Math.max(a, windowRate());
-            };
+            a = Math.max(a, windowRate());
         }
         if (sys.backlogAware()) {
             a += (fresh.size() + retry.size()) / (2 * prm.rateWindowSeconds());
@@ -587,7 +596,7 @@ public final class Simulation {
         if (p.prefill != null) {
             for (Req r : p.prefill) {
                 r.cached = true;
-                if (Double.isNaN(r.firstToken) || r.restarts > 0) {
+                if (Double.isNaN(r.firstToken)) {
                     r.firstToken = now;
                 }
             }

@@ -19,7 +19,9 @@ import java.util.Objects;
  *                     and their requests are recomputed from their committed tokens
  * @param mapper       Kuhn–Munkres device mapping (§3.3); off: positions packed onto surviving GPUs in order
  * @param continuous   iteration-level (continuous) batching instead of the paper's request-level batching
- * @param backlogAware the controller also sizes for the queued backlog (ours, beyond the paper)
+ * @param backlogAware ours, beyond the paper: α_t also counts the queued backlog, and B is the largest batch the profile
+ *                     allows for Algorithm 1's (P, M) (an iteration runs the actual batch, so a large cap costs
+ *                     nothing at low load but doubles burst capacity)
  * @param onDemandFleet for {@link Kind#ONDEMAND}: the fixed number of on-demand instances
  */
 public record SystemSpec(String name, Kind kind, boolean controller, boolean planner, boolean arranger, boolean mapper,
@@ -50,7 +52,7 @@ public record SystemSpec(String name, Kind kind, boolean controller, boolean pla
         return new SystemSpec("spotserve", Kind.SPOTSERVE, true, true, true, true, false, false, 0);
     }
 
-    /** Ours: SpotServe + iteration-level batching + backlog-aware controller. */
+    /** Ours: SpotServe + iteration-level batching + backlog-aware controller with the largest batch cap. */
     public static SystemSpec spotServePlus() {
         return new SystemSpec("spotserve+", Kind.SPOTSERVE, true, true, true, true, true, true, 0);
     }
@@ -90,10 +92,6 @@ public record SystemSpec(String name, Kind kind, boolean controller, boolean pla
         }
         out.addAll(ablations());
         out.add(spotServePlus());
-        if (Boolean.getBoolean("eval.variants")) {
-            out.add(new SystemSpec("plus-cb", Kind.SPOTSERVE, true, true, true, true, true, false, 0));
-            out.add(new SystemSpec("plus-bl", Kind.SPOTSERVE, true, true, true, true, false, true, 0));
-        }
         return List.copyOf(out);
     }
 }
