@@ -160,12 +160,13 @@ public final class Evaluation {
                     ? Arrivals.piecewiseRate(mode, rates, 60.0, 6.0, cellSeed)
                     : Arrivals.readSchedule(wl.resolve("query_realAr_cv6.txt"));
             double[] within = Arrays.stream(arr).filter(a -> a < end).toArray();
-            return new Scenario(model, cost, trace, spot, end, true, within, Double.NaN, cv, prm);
+            double mean = Arrays.stream(rates).average().orElseThrow();
+            return new Scenario(model, cost, trace, spot, end, true, within, mean, true, cv, prm);
         }
         double end = t.endTime().toMillis() / 1000.0;
         double rate = rateOf(model);
         double[] arr = Arrivals.constantRate(mode, rate, 6.0, end, cellSeed);
-        return new Scenario(model, cost, trace, spot, end, mixing, arr, rate, cv, prm);
+        return new Scenario(model, cost, trace, spot, end, mixing, arr, rate, false, cv, prm);
     }
 
     static int run(Options o) throws IOException {

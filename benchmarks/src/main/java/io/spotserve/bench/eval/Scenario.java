@@ -19,13 +19,16 @@ import java.util.Objects;
  * @param endSeconds     end of the trace (its DONE marker)
  * @param onDemandMixing "+O": the instance manager requests / releases on-demand instances from Algorithm 1's decision
  * @param arrivals       request arrival times, seconds, ascending
- * @param nominalRate    α for Algorithm 1 (req/s); NaN: estimate it online over {@link Params#rateWindowSeconds}
+ * @param nominalRate    the workload's mean rate (req/s): α for the baselines and the instance manager, and the floor
+ *                       of SpotServe's online estimate (the artifact's fixed "required throughput")
+ * @param fluctuating    the rate changes over time (MAF): the baselines and the instance manager also follow the
+ *                       online estimate max(nominal, 30-s window)
  * @param optimizerCv    arrival CV the PAPER policy's queueing term assumes
  * @param params         timing and size assumptions
  */
 public record Scenario(PaperModel model, CostModel costModel, String traceName, List<TraceEvent> spotEvents,
                        double endSeconds, boolean onDemandMixing, double[] arrivals, double nominalRate,
-                       double optimizerCv, Params params) {
+                       boolean fluctuating, double optimizerCv, Params params) {
 
     public Scenario {
         Objects.requireNonNull(model, "model");
@@ -34,6 +37,9 @@ public record Scenario(PaperModel model, CostModel costModel, String traceName, 
         spotEvents = List.copyOf(spotEvents);
         Objects.requireNonNull(arrivals, "arrivals");
         Objects.requireNonNull(params, "params");
+        if (!(nominalRate >= 0) || Double.isInfinite(nominalRate)) {
+            throw new IllegalArgumentException("nominal rate must be finite and >= 0 req/s, was " + nominalRate);
+        }
         if (!(endSeconds > 0)) {
             throw new IllegalArgumentException("trace end must be > 0 s, was " + endSeconds);
         }

@@ -168,7 +168,7 @@ public final class Simulation {
             at(r.arrival, () -> arrive(r));
         }
         boolean periodic = sys.kind() != SystemSpec.Kind.ONDEMAND && sys.kind() != SystemSpec.Kind.REROUTING
-                && (Double.isNaN(sc.nominalRate()) || sys.kind() == SystemSpec.Kind.SPOTSERVE && sys.controller());
+                && (sc.fluctuating() || sys.kind() == SystemSpec.Kind.SPOTSERVE && sys.controller());
         if (periodic) {
             for (double t = prm.rateWindowSeconds(); t < sc.endSeconds(); t += prm.rateWindowSeconds()) {
                 at(t, this::rateCheck);
@@ -406,10 +406,7 @@ public final class Simulation {
 
     /** α_t for Algorithm 1: see {@link #deployAlpha()}; the instance manager and the baselines use this one. */
     private double alpha() {
-        if (!Double.isNaN(sc.nominalRate())) {
-            return sc.nominalRate();
-        }
-        return windowRate();
+        return sc.fluctuating() ? Math.max(sc.nominalRate(), windowRate()) : sc.nominalRate();
     }
 
     private double windowRate() {
@@ -546,8 +543,14 @@ public final class Simulation {
         int cap = config.maxBatch();
         if (!p.halting) {
             if (sys.continuous()) {
-                while (p.active.size() < cap && (!retry.isEmpty() || !fresh.isEmpty())) {
-                    p.active.add(pollQueue());
+                // iteration-level admission, in groups of >= B/2 while others run: a prefill of one request on a
+                // P-stage pipeline costs about P times its share of a pipelined group prefill and stalls the batch
+                int free = cap - p.active.size();
+                int minGroup = p.active.isEmpty() ? 1 : Math.max(1, cap / 2);
+                if (free >= minGroup) {
+                    while (p.active.size() < cap && (!retry.isEmpty() || !fresh.isEmpty())) {
+                        p.active.add(pollQueue());
+                    }
                 }
             } else if (p.active.isEmpty()) {
                 while (p.active.size() < cap && (!retry.isEmpty() || !fresh.isEmpty())) {

@@ -40,7 +40,7 @@ class SimulationTest {
         Scenario.Params prm = new Scenario.Params(p.promptTokens(), p.outputTokens(), p.maxBatch(), grace,
                 p.launchSeconds(), p.spareInstances(), p.maxInstances(), p.reloadBytesPerSecond(),
                 p.engineRestartSeconds(), p.drainSeconds(), p.rateWindowSeconds());
-        return new Scenario(OPT, costModel(OPT), "test", events, end, false, arrivals, 0.1, 6.0, prm);
+        return new Scenario(OPT, costModel(OPT), "test", events, end, false, arrivals, 0.1, false, 6.0, prm);
     }
 
     private static ParallelConfig parse(String s) {
