@@ -528,7 +528,13 @@ public final class Simulation {
         retry.add(r);
     }
 
+    /** Idle pipelines first (so iteration-level batching never stacks requests while a pipeline idles), then the rest. */
     private void dispatch() {
+        for (Pipe p : pipes) {
+            if (p != null && p.active.isEmpty()) {
+                tryStart(p);
+            }
+        }
         for (Pipe p : pipes) {
             if (p != null) {
                 tryStart(p);
@@ -545,9 +551,12 @@ public final class Simulation {
             if (sys.continuous()) {
                 // iteration-level admission, in groups of >= B/2 while others run: a prefill of one request on a
                 // P-stage pipeline costs about P times its share of a pipelined group prefill and stalls the batch
+                // and only when there is a backlog (at least one waiting request per pipeline): at low load a request
+                // is better off waiting briefly for a pipeline of its own than stalling and slowing a running batch
                 int free = cap - p.active.size();
                 int minGroup = p.active.isEmpty() ? 1 : Math.max(1, cap / 2);
-                if (free >= minGroup) {
+                boolean backlog = retry.size() + fresh.size() >= pipes.length;
+                if (free >= minGroup && (p.active.isEmpty() || backlog)) {
                     while (p.active.size() < cap && (!retry.isEmpty() || !fresh.isEmpty())) {
                         p.active.add(pollQueue());
                     }
