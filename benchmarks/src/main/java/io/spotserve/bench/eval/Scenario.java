@@ -65,7 +65,8 @@ public record Scenario(PaperModel model, CostModel costModel, String traceName, 
      * @param graceSeconds        preemption notice (30 s on AWS)
      * @param launchSeconds       launch + engine init of an acquired instance (about 2 min)
      * @param spareInstances      spare pool the instance manager keeps in +O cells (2)
-     * @param maxInstances        the instance manager never holds more (12, the artifact's cluster)
+     * @param maxInstances        the instance manager requests no instance beyond this many (10: the peak of the
+     *                            replayed segments and of the artifact's *_ondemand files)
      * @param reloadBytesPerSecond weight loading from local disk / object storage, per instance
      * @param engineRestartSeconds restarting an inference engine (process, NCCL group) for a new configuration
      * @param drainSeconds        after the trace ends, how long unfinished requests may still complete
@@ -87,7 +88,7 @@ public record Scenario(PaperModel model, CostModel costModel, String traceName, 
 
         /** The paper's setup (§6.1) plus our stated assumptions for what it leaves open. */
         public static Params paper() {
-            return new Params(512, 128, 8, 30, 120, 2, 12, 2e9, 5, 1800, 30);
+            return new Params(512, 128, 8, 30, 120, 2, 10, 2e9, 5, 1800, 30);
         }
     }
 }
