@@ -4,6 +4,7 @@ import io.spotserve.plan.CostModel;
 import io.spotserve.plan.Deployment;
 import io.spotserve.plan.DeviceId;
 import io.spotserve.plan.DeviceMapper;
+import io.spotserve.plan.Hardware;
 import io.spotserve.plan.InflightBatch;
 import io.spotserve.plan.LatencyProfile;
 import io.spotserve.plan.ModelContext;
@@ -136,6 +137,43 @@ class SimulationTest {
         RunResult noArr = Simulation.run(sc, SystemSpec.ablations().get(2));
         assertEquals(1, noArr.requests().get(0).restarts());
         assertTrue(noArr.requests().get(0).completed());
+    }
+
+    @Test
+    void kuhnMunkresMovesFewerBytesThanPackingInOrderAndProgressiveResumeIsNoLater() {
+        // GPT-20B on 10 idle instances, two preempted: same configuration before and after for the fixed-shape systems
+        PaperModel gpt = PaperModel.GPT_20B;
+        List<String> nodes = new ArrayList<>();
+        for (int i = 0; i < 10; i++) {
+            nodes.add("node-" + i);
+        }
+        Scenario.Params d = Scenario.Params.paper();
+        // no engine-restart floor, so the pause is the migration time itself
+        Scenario.Params prm = new Scenario.Params(d.promptTokens(), d.outputTokens(), d.maxBatch(), d.graceSeconds(),
+                d.launchSeconds(), d.spareInstances(), d.maxInstances(), d.reloadBytesPerSecond(), 0,
+                d.drainSeconds(), d.rateWindowSeconds());
+        Scenario sc = new Scenario(gpt, costModel(gpt), "test",
+                List.of(TraceEvent.add(Duration.ZERO, nodes.toArray(new String[0])),
+                        TraceEvent.remove(Duration.ofSeconds(120), "node-1", "node-6"),
+                        TraceEvent.end(Duration.ofSeconds(300))), 300, false, new double[0], 0.35, false, 6.0, prm);
+        RunResult km = Simulation.run(sc, SystemSpec.ablations().get(2));       // − controller, planner, arranger
+        RunResult packed = Simulation.run(sc, SystemSpec.ablations().get(3));   // ... and − device mapper
+        RunResult.Reconfiguration a = km.reconfigurations().get(1);
+        RunResult.Reconfiguration b = packed.reconfigurations().get(1);
+        assertEquals(a.from(), b.from());
+        assertEquals(a.to(), b.to());
+        assertTrue(a.bytesMoved() > 0, "losing two instances moves weights");
+        assertTrue(b.bytesMoved() > a.bytesMoved(), "KM " + a.bytesMoved() + " vs packed " + b.bytesMoved());
+        // the busiest instance (a replacement that receives a whole instance's share) bounds both: time is no shorter
+        assertTrue(b.pauseSeconds() >= a.pauseSeconds(), "KM " + a.pauseSeconds() + " s vs packed " + b.pauseSeconds());
+        assertTrue(a.pauseSeconds() > Hardware.G4DN_12XLARGE.migrationOverheadSeconds());
+        RunResult progressive = Simulation.run(sc, SystemSpec.ablations().get(0)); // planner on
+        RunResult whole = Simulation.run(sc, SystemSpec.ablations().get(1));       // planner off
+        RunResult.Reconfiguration p = progressive.reconfigurations().get(1);
+        RunResult.Reconfiguration w = whole.reconfigurations().get(1);
+        assertEquals(p.to(), w.to(), "GPT-20B keeps a 16-GPU shape here, so both plan the same mapping");
+        assertEquals(p.bytesMoved(), w.bytesMoved());
+        assertTrue(w.pauseSeconds() >= p.pauseSeconds(), w.pauseSeconds() + " < " + p.pauseSeconds());
     }
 
     @Test
