@@ -82,7 +82,6 @@ public final class Simulation {
     private int m1 = 1;
     private int m2 = 1;
     private Target fixedShape;
-    private int rerouteCounter;
 
     private Pending pending;
     private final Set<Pipe> resuming = new HashSet<>();
@@ -190,7 +189,8 @@ public final class Simulation {
             ev.action().run();
         }
         if (events.isEmpty()) {
-            stop = Math.max(sc.endSeconds(), now);
+            // nothing left to happen: done, or stuck (no feasible configuration and no instance coming)
+            stop = completed == reqs.length ? Math.max(sc.endSeconds(), now) : limit;
         }
         now = stop;
         mark(true);
@@ -270,7 +270,6 @@ public final class Simulation {
                 continue;
             }
             in.noticed = true;
-            in.deathAt = deathTime;
         }
         fleetManage();
         if (sys.kind() == SystemSpec.Kind.SPOTSERVE) {
@@ -653,23 +652,15 @@ public final class Simulation {
         if (resuming.remove(p) && resuming.isEmpty()) {
             afterMigration();
         }
-        if (pending != null && pending.touched.contains(p)) {
+        if (pending != null && pending.touched().contains(p)) {
             p.halted = true;
         }
     }
 
     // ------------------------------------------------------------------ SpotServe family
 
-    private static final class Pending {
-        final String reason;
-        final double deadline;
-        final Set<Pipe> touched;
-
-        Pending(String reason, double deadline, Set<Pipe> touched) {
-            this.reason = reason;
-            this.deadline = deadline;
-            this.touched = touched;
-        }
+    /** A reconfiguration whose touched pipelines are still running their arranged steps. */
+    private record Pending(String reason, Set<Pipe> touched) {
     }
 
     private void requestReplan(String reason, double deadline) {
@@ -730,7 +721,7 @@ public final class Simulation {
                 touched.add(p);
             }
         }
-        pending = new Pending(reason, deadline, touched);
+        pending = new Pending(reason, touched);
         for (Pipe p : touched) {
             arrange(p, tentative.totalSeconds, deadline);
         }
@@ -774,7 +765,7 @@ public final class Simulation {
         if (pending == null) {
             return;
         }
-        for (Pipe p : pending.touched) {
+        for (Pipe p : pending.touched()) {
             if (!p.halted) {
                 return;
             }
@@ -802,7 +793,7 @@ public final class Simulation {
                     }
                 }
             }
-            if (p.broken || (pd != null && pd.touched.contains(p) && p.action == Arrangement.Action.REROUTE)) {
+            if (p.broken || (pd != null && pd.touched().contains(p) && p.action == Arrangement.Action.REROUTE)) {
                 continue;
             }
             List<InflightBatch> list = new ArrayList<>();
@@ -823,10 +814,10 @@ public final class Simulation {
         Target tgt = deployTarget(surv.size(), countOnDemand(surv));
         if (tgt == null) {
             // nothing feasible on the survivors: stop the touched pipelines, keep the requests' committed tokens
-            for (Pipe p : pd.touched) {
+            for (Pipe p : pd.touched()) {
                 breakPipe(p, false);
             }
-            record(pd.reason + " (no feasible configuration)", configString(config), "none", 0, 0, 0);
+            record(pd.reason() + " (no feasible configuration)", configString(config), "none", 0, 0, 0);
             config = null;
             pipes = new Pipe[0];
             dispatch();
@@ -890,7 +881,7 @@ public final class Simulation {
             p.halted = false;
             p.stopAfter = 0;
         }
-        record(pd.reason, configString(from), configString(config), plan.bytesMoved, plan.bytesReloaded, pause);
+        record(pd.reason(), configString(from), configString(config), plan.bytesMoved, plan.bytesReloaded, pause);
         dispatch();
         if (resuming.isEmpty()) {
             afterMigration();
@@ -1175,7 +1166,6 @@ public final class Simulation {
             List<DeviceId> devs = new ArrayList<>(free.subList(0, need));
             free.subList(0, need).clear();
             Pipe p = new Pipe(devs);
-            p.index = rerouteCounter++;
             all.add(p);
             if (warm) {
                 p.usable = true;
@@ -1301,7 +1291,6 @@ public final class Simulation {
         final boolean spot;
         final double start;
         double end = INF;
-        double deathAt = INF;
         boolean ready;
         boolean noticed;
         boolean dead;
@@ -1334,7 +1323,6 @@ public final class Simulation {
         final Set<String> instances = new HashSet<>();
         final List<Req> active = new ArrayList<>();
         List<Req> prefill;
-        int index;
         int batch;
         int gen;
         boolean usable;
