@@ -721,19 +721,30 @@ public final class Simulation {
                 touched.add(p);
             }
         }
-        pending = new Pending(reason, touched);
+        Map<Arrangement.Action, Integer> actions = new TreeMap<>();
         for (Pipe p : touched) {
-            arrange(p, tentative.totalSeconds, deadline);
+            if (arrange(p, tentative.totalSeconds, deadline)) {
+                actions.merge(p.action, 1, Integer::sum);
+            }
         }
+        StringBuilder why = new StringBuilder(reason);
+        if (!actions.isEmpty()) {
+            why.append(" [");
+            actions.forEach((k, v) -> why.append(why.charAt(why.length() - 1) == '[' ? "" : " ")
+                    .append(k.name().toLowerCase(Locale.ROOT)).append(' ').append(v));
+            why.append(']');
+        }
+        pending = new Pending(why.toString(), touched);
         maybeFinishHalting();
     }
 
-    private void arrange(Pipe p, double tmig, double deadline) {
+    /** Arranges one touched pipeline; returns whether it had a running batch to arrange. */
+    private boolean arrange(Pipe p, double tmig, double deadline) {
         p.halting = true;
         if (p.broken || p.active.isEmpty() || !p.usable) {
             p.action = Arrangement.Action.MIGRATE;
             p.halted = true;
-            return;
+            return false;
         }
         int remaining = 0;
         for (Req r : p.active) {
@@ -754,6 +765,7 @@ public final class Simulation {
         if (p.stopAfter == 0) {
             p.halted = true;
         }
+        return true;
     }
 
     private void halt(Pipe p) {
