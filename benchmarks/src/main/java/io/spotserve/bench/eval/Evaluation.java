@@ -1,0 +1,273 @@
+package io.spotserve.bench.eval;
+
+import io.spotserve.plan.CostModel;
+import io.spotserve.plan.LatencyProfile;
+import io.spotserve.plan.PaperModel;
+import io.spotserve.trace.AvailabilityTrace;
+import io.spotserve.trace.TraceEvent;
+import io.spotserve.trace.TraceReader;
+
+import java.io.BufferedWriter;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.stream.Collectors;
+import java.util.stream.IntStream;
+
+/**
+ * The paper-scale evaluation (SpotServe §6): every model × trace cell, every system, on the discrete-event
+ * {@link Simulation}; writes {@code requests.csv}, {@code summary.csv}, {@code timeline.csv} and
+ * {@code reconfigurations.csv}.
+ *
+ * <pre>
+ * java -cp benchmarks/target/benchmarks.jar io.spotserve.bench.eval.Evaluation [--out benchmarks/results]
+ *     [--models OPT-6.7B,GPT-20B,LLaMA-30B] [--traces A_S,B_S,A_S+O,B_S+O,MAF] [--systems spotserve,...]
+ *     [--seed 1] [--arrivals paper|artifact] [--shared ../shared] [--threads N]
+ * </pre>
+ * MAF runs for GPT-20B only (the paper's Fig. 8).
+ */
+public final class Evaluation {
+    /** The paper's stable arrival rates (§6.1), req/s. */
+    static double rateOf(PaperModel m) {
+        return switch (m) {
+            case OPT_6_7B -> 1.5;
+            case GPT_20B -> 0.35;
+            case LLAMA_30B -> 0.2;
+        };
+    }
+
+    private Evaluation() {
+    }
+
+    /** Options of one evaluation run. */
+    record Options(Path out, List<PaperModel> models, List<String> traces, List<String> systems, long seed,
+                   Arrivals.Mode arrivals, Path shared, int threads) {
+    }
+
+    public static void main(String[] args) {
+        try {
+            Options o = parse(args);
+            long t0 = System.nanoTime();
+            int rows = run(o);
+            System.err.printf(Locale.ROOT, "wrote %d summary rows to %s in %.1f s%n", rows, o.out(),
+                    (System.nanoTime() - t0) / 1e9);
+        } catch (IllegalArgumentException | IOException | UncheckedIOException e) {
+            System.err.println("evaluation: " + e.getMessage());
+            System.exit(2);
+        }
+    }
+
+    static Options parse(String[] args) {
+        Path out = Paths.get("benchmarks/results");
+        List<PaperModel> models = List.of(PaperModel.values());
+        List<String> traces = List.of("A_S", "B_S", "A_S+O", "B_S+O", "MAF");
+        List<String> systems = null;
+        long seed = 1;
+        Arrivals.Mode mode = Arrivals.Mode.PAPER;
+        Path shared = null;
+        int threads = Runtime.getRuntime().availableProcessors();
+        for (int i = 0; i < args.length; i++) {
+            String a = args[i];
+            if (i + 1 >= args.length) {
+                throw new IllegalArgumentException("option " + a + " needs a value");
+            }
+            String v = args[++i];
+            switch (a) {
+                case "--out" -> out = Paths.get(v);
+                case "--models" -> models = Arrays.stream(v.split(",")).map(PaperModel::fromName).toList();
+                case "--traces" -> {
+                    traces = Arrays.asList(v.split(","));
+                    for (String t : traces) {
+                        if (!List.of("A_S", "B_S", "A_S+O", "B_S+O", "MAF").contains(t)) {
+                            throw new IllegalArgumentException("unknown trace '" + t + "'; expected A_S, B_S, A_S+O, B_S+O or MAF");
+                        }
+                    }
+                }
+                case "--systems" -> systems = Arrays.asList(v.split(","));
+                case "--seed" -> seed = Long.parseLong(v);
+                case "--arrivals" -> mode = switch (v) {
+                    case "paper" -> Arrivals.Mode.PAPER;
+                    case "artifact" -> Arrivals.Mode.ARTIFACT;
+                    default -> throw new IllegalArgumentException("--arrivals must be paper or artifact, was '" + v + "'");
+                };
+                case "--shared" -> shared = Paths.get(v);
+                case "--threads" -> threads = Math.max(1, Integer.parseInt(v));
+                default -> throw new IllegalArgumentException("unknown option '" + a + "'; expected --out, --models, "
+                        + "--traces, --systems, --seed, --arrivals, --shared or --threads");
+            }
+        }
+        List<String> known = SystemSpec.all().stream().map(SystemSpec::name).toList();
+        if (systems == null) {
+            systems = known;
+        }
+        for (String s : systems) {
+            if (!known.contains(s)) {
+                throw new IllegalArgumentException("unknown system '" + s + "'; expected one of " + known);
+            }
+        }
+        return new Options(out, models, traces, systems, seed, mode, shared == null ? locateShared() : shared, threads);
+    }
+
+    /** ../shared next to the working directory or one of its parents. */
+    static Path locateShared() {
+        String prop = System.getProperty("spotserve.shared.dir");
+        if (prop != null && Files.isDirectory(Paths.get(prop))) {
+            return Paths.get(prop);
+        }
+        for (Path p = Paths.get("").toAbsolutePath(); p != null; p = p.getParent()) {
+            for (Path c : List.of(p.resolve("shared"), p.resolveSibling("shared"))) {
+                if (Files.isDirectory(c.resolve("traces/spotserve"))) {
+                    return c;
+                }
+            }
+        }
+        throw new IllegalArgumentException("cannot find the shared/ folder (traces, profiles); pass --shared DIR");
+    }
+
+    /** One model × trace cell and its scenario. */
+    record Cell(PaperModel model, String trace, Scenario scenario) {
+    }
+
+    /** Builds the scenario of a cell. */
+    static Scenario scenario(Path shared, PaperModel model, String trace, long seed, Arrivals.Mode mode)
+            throws IOException {
+        LatencyProfile profile = LatencyProfile.read(shared.resolve("profiles/T4-4x/" + model.profileName() + ".json"));
+        CostModel cost = CostModel.of(model, profile);
+        String base = switch (trace) {
+            case "A_S", "A_S+O" -> "trace_0304_real";
+            case "B_S", "B_S+O", "MAF" -> "trace_0506_real";
+            default -> throw new IllegalArgumentException("unknown trace " + trace);
+        };
+        AvailabilityTrace t = TraceReader.readSegments(shared.resolve("traces/spotserve/trace_seg/" + base + ".txt"));
+        List<TraceEvent> spot = t.events().stream()
+                .filter(e -> e.kind() == TraceEvent.Kind.ADD || e.kind() == TraceEvent.Kind.REMOVE).toList();
+        boolean mixing = trace.endsWith("+O") || trace.equals("MAF");
+        double cv = mode == Arrivals.Mode.PAPER ? 6.0 : 0.0;
+        long cellSeed = seed * 1_000_003L + (model.name() + "/" + base).hashCode();
+        Scenario.Params prm = Scenario.Params.paper();
+        if (trace.equals("MAF")) {
+            Path wl = shared.resolve("traces/spotserve/workload");
+            double[] rates = Arrivals.readRates(wl.resolve("arrival-rates.csv"));
+            double end = rates.length * 60.0;
+            double[] arr = mode == Arrivals.Mode.PAPER
+                    ? Arrivals.piecewiseRate(mode, rates, 60.0, 6.0, cellSeed)
+                    : Arrivals.readSchedule(wl.resolve("query_realAr_cv6.txt"));
+            double[] within = Arrays.stream(arr).filter(a -> a < end).toArray();
+            double mean = Arrays.stream(rates).average().orElseThrow();
+            return new Scenario(model, cost, trace, spot, end, true, within, mean, true, cv, prm);
+        }
+        double end = t.endTime().toMillis() / 1000.0;
+        double rate = rateOf(model);
+        double[] arr = Arrivals.constantRate(mode, rate, 6.0, end, cellSeed);
+        return new Scenario(model, cost, trace, spot, end, mixing, arr, rate, false, cv, prm);
+    }
+
+    static int run(Options o) throws IOException {
+        List<Cell> cells = new ArrayList<>();
+        for (PaperModel m : o.models()) {
+            for (String tr : o.traces()) {
+                if (tr.equals("MAF") && m != PaperModel.GPT_20B) {
+                    continue;
+                }
+                cells.add(new Cell(m, tr, scenario(o.shared(), m, tr, o.seed(), o.arrivals())));
+            }
+        }
+        List<SystemSpec> systems = SystemSpec.all().stream().filter(s -> o.systems().contains(s.name())).toList();
+        record Task(Cell cell, SystemSpec sys) {
+        }
+        List<Task> tasks = new ArrayList<>();
+        for (Cell c : cells) {
+            for (SystemSpec s : systems) {
+                if (Simulation.feasible(c.scenario(), s)) {
+                    tasks.add(new Task(c, s));
+                } else {
+                    System.err.printf(Locale.ROOT, "%s %s: %s skipped, no configuration fits its fleet%n",
+                            c.model().displayName(), c.trace(), s.name());
+                }
+            }
+        }
+        RunResult[] results = new RunResult[tasks.size()];
+        java.util.concurrent.ForkJoinPool pool = new java.util.concurrent.ForkJoinPool(o.threads());
+        try {
+            pool.submit(() -> IntStream.range(0, tasks.size()).parallel().forEach(i -> {
+                Task t = tasks.get(i);
+                long s0 = System.nanoTime();
+                results[i] = Simulation.run(t.cell().scenario(), t.sys());
+                RunResult r = results[i];
+                System.err.printf(Locale.ROOT, "%-9s %-5s %-20s p99 %8.1f s avg %7.1f s  %d/%d done  %.3g USD/token  (%.1f s)%n",
+                        t.cell().model().displayName(), t.cell().trace(), t.sys().name(), r.percentile(99), r.average(),
+                        r.completed(), r.requests().size(), r.usdPerToken(), (System.nanoTime() - s0) / 1e9);
+            })).get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted", e);
+        } catch (java.util.concurrent.ExecutionException e) {
+            throw new IllegalStateException("a simulation failed: " + e.getCause(), e.getCause());
+        } finally {
+            pool.shutdown();
+        }
+        Files.createDirectories(o.out());
+        try (BufferedWriter req = writer(o.out().resolve("requests.csv"),
+                "model,trace,system,request_id,arrival_s,first_token_s,finish_s,latency_s,output_tokens,restarts,completed");
+             BufferedWriter sum = writer(o.out().resolve("summary.csv"),
+                     "model,trace,system,p50_s,p90_s,p99_s,avg_s,usd_per_token,requests,completed");
+             BufferedWriter tl = writer(o.out().resolve("timeline.csv"),
+                     "model,trace,system,t_s,spot_instances,ondemand_instances,config,queue_length,running");
+             BufferedWriter rc = writer(o.out().resolve("reconfigurations.csv"),
+                     "model,trace,system,t_s,from,to,reason,bytes_moved,bytes_reloaded,pause_s")) {
+            for (int i = 0; i < tasks.size(); i++) {
+                Task t = tasks.get(i);
+                RunResult r = results[i];
+                String key = t.cell().model().displayName() + "," + t.cell().trace() + "," + r.system() + ",";
+                for (RunResult.Request q : r.requests()) {
+                    req.write(key + q.id() + "," + f(q.arrival()) + "," + opt(q.firstToken()) + "," + opt(q.finish()) + ","
+                            + opt(q.finish() - q.arrival()) + "," + q.outputTokens() + "," + q.restarts() + ","
+                            + q.completed() + "\n");
+                }
+                sum.write(key + f(r.percentile(50)) + "," + f(r.percentile(90)) + "," + f(r.percentile(99)) + ","
+                        + f(r.average()) + "," + String.format(Locale.ROOT, "%.6e", r.usdPerToken()) + ","
+                        + r.requests().size() + "," + r.completed() + "\n");
+                for (RunResult.TimelineRow row : r.timeline()) {
+                    tl.write(key + f(row.t()) + "," + row.spot() + "," + row.onDemand() + "," + row.config() + ","
+                            + row.queue() + "," + row.running() + "\n");
+                }
+                for (RunResult.Reconfiguration x : r.reconfigurations()) {
+                    rc.write(key + f(x.t()) + "," + x.from() + "," + x.to() + "," + csv(x.reason()) + "," + x.bytesMoved()
+                            + "," + x.bytesReloaded() + "," + f(x.pauseSeconds()) + "\n");
+                }
+            }
+        }
+        return tasks.size();
+    }
+
+    private static BufferedWriter writer(Path p, String header) throws IOException {
+        BufferedWriter w = Files.newBufferedWriter(p, StandardCharsets.UTF_8);
+        w.write(header + "\n");
+        return w;
+    }
+
+    private static String f(double v) {
+        return String.format(Locale.ROOT, "%.3f", v);
+    }
+
+    private static String opt(double v) {
+        return Double.isNaN(v) ? "" : f(v);
+    }
+
+    private static String csv(String s) {
+        return s.contains(",") || s.contains("\"") ? "\"" + s.replace("\"", "\"\"") + "\"" : s;
+    }
+
+    /** Rows of a summary, for tests and the notes. */
+    static String describe(List<RunResult> rs) {
+        return rs.stream().map(r -> String.format(Locale.ROOT, "%s p99=%.1f avg=%.1f", r.system(), r.percentile(99),
+                r.average())).collect(Collectors.joining("; "));
+    }
+}
