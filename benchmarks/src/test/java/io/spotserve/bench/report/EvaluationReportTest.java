@@ -220,6 +220,29 @@ class EvaluationReportTest {
         assertEquals(23.0, l.finished()[18]);
     }
 
+    @Test
+    void sparseCellsGiveNaInsteadOfFailing() throws IOException {
+        Path dir = new ResultsFixture(tmp.resolve("r"))
+                .summary(GPT, "A_S", "ondemand-4", 30, 12, 2e-5)
+                .summaryLine("GPT-20B,MAF,spotserve,,,,,,5,0")
+                .summary(GPT, "MAF", "rerouting", 50, 20, 1e-5)
+                .request(GPT, "MAF", "spotserve", 0, 0, -1)
+                .request(GPT, "MAF", "rerouting", 0, 0, 7)
+                .timeline(GPT, "MAF", "rerouting", 0, 3, 0, "none", 0, 0)
+                .write();
+        EvaluationReport.write(dir);
+        String md = Files.readString(dir.resolve("report.md"));
+        assertTrue(md.contains("| GPT-20B | n/a | 50.00 | n/a | n/a | up to 1.73× | n/a | up to 2.94× |"), md);
+        assertTrue(md.contains("No stable-trace cell (A_S, B_S, A_S+O, B_S+O) with a spotserve row."), md);
+        assertTrue(md.contains("| A_S | ondemand-4 | 2.000e-05 | 12.00 | 30.00 |"), md);
+        assertImage(dir.resolve("plots/latency-cdf-GPT-20B-MAF.png"), Plots.CDF_WIDTH, Plots.CDF_HEIGHT);
+        assertImage(dir.resolve("plots/timeline-GPT-20B-MAF.png"), Plots.TIMELINE_WIDTH, 2 * Plots.TIMELINE_HEIGHT);
+        List<Target> t = new Analysis(Results.load(dir)).targets(false);
+        assertEquals(Verdict.NO_DATA, target(t, "SpotServe has lower P99").verdict());
+        assertEquals(Verdict.NO_DATA, target(t, "Fig. 6 P99 ratios within").verdict());
+        assertEquals(Verdict.NO_DATA, target(t, "GPT-20B cost").verdict());
+    }
+
     private static void assertImage(Path png, int width, int height) throws IOException {
         assertTrue(Files.size(png) > 1000, png + " is too small to hold a chart");
         BufferedImage img = ImageIO.read(png.toFile());
