@@ -243,6 +243,40 @@ class EvaluationReportTest {
         assertEquals(Verdict.NO_DATA, target(t, "GPT-20B cost").verdict());
     }
 
+    @Test
+    void cdfCountsUnfinishedRequestsInTheDenominator() {
+        Path dir = new ResultsFixture(tmp.resolve("r"))
+                .summary(GPT, "A_S", "spotserve", 3, 2, 1e-5)
+                .request(GPT, "A_S", "spotserve", 0, 0, 3)
+                .request(GPT, "A_S", "spotserve", 1, 1, 1)
+                .request(GPT, "A_S", "spotserve", 2, 2, -1)
+                .request(GPT, "A_S", "spotserve", 3, 3, 2)
+                .write();
+        Results r = Results.load(dir);
+        Results.Cell cell = new Results.Cell(GPT, "A_S");
+        org.knowm.xchart.XYChart chart = Plots.latencyCdf(cell, r.requests.get(cell), new Analysis(r));
+        org.knowm.xchart.XYSeries s = chart.getSeriesMap().get("spotserve (3/4 done)");
+        assertNotNull(s, chart.getSeriesMap().keySet().toString());
+        org.junit.jupiter.api.Assertions.assertArrayEquals(new double[] {1, 2, 3}, s.getXData());
+        org.junit.jupiter.api.Assertions.assertArrayEquals(new double[] {0.25, 0.5, 0.75}, s.getYData());
+    }
+
+    @Test
+    void onDemandRowsOfAnotherTraceAreUsedWhenTheCellHasNone() throws IOException {
+        Path dir = new ResultsFixture(tmp.resolve("r"))
+                .summary(GPT, "A_S", "ondemand-4", 30, 10, 4e-5)
+                .summary(GPT, "B_S+O", "spotserve", 20, 11, 1e-5)
+                .write();
+        CostComparison c = new Analysis(Results.load(dir)).costComparisons().get(0);
+        assertEquals("B_S+O", c.spotserve().trace());
+        assertEquals("A_S", c.onDemandTrace());
+        assertEquals(0.75, c.costCut(), 1e-12);
+        assertTrue(c.met());
+        EvaluationReport.write(dir);
+        assertTrue(Files.readString(dir.resolve("report.md")).contains(
+                "B_S+O: cost 75.0% below ondemand-4 at 10.0% higher avg latency (on-demand rows of A_S)"));
+    }
+
     private static void assertImage(Path png, int width, int height) throws IOException {
         assertTrue(Files.size(png) > 1000, png + " is too small to hold a chart");
         BufferedImage img = ImageIO.read(png.toFile());
