@@ -147,6 +147,15 @@ final class Plots {
                         new float[] {6f, 4f}, 0f));
             }
         }
+        if (!chart.getSeriesMap().isEmpty()) {
+            // CDF values all lie on a k/n grid; XChart then puts one y tick per distinct value (its "equally
+            // spaced axis values" rule: an unreadable axis). One invisible point below the plotted range breaks
+            // the equal spacing, so the axis gets round ticks; the axis range stays [0, 1].
+            XYSeries helper = chart.addSeries(" ", new double[] {min}, new double[] {-1});
+            helper.setShowInLegend(false);
+            helper.setMarker(SeriesMarkers.NONE);
+            helper.setLineColor(new Color(0, 0, 0, 0));
+        }
         if (min > 0 && max / min > 30) {
             chart.getStyler().setXAxisLogarithmic(true);
             chart.setXAxisTitle("end-to-end latency (s, log scale)");
