@@ -171,13 +171,18 @@ final class Analysis {
         return ratioRows().stream().filter(r -> r.trace().equals(PaperFigures.MAF)).toList();
     }
 
-    /** Fig. 7 points of the cost model: SpotServe per stable trace, on-demand fleets per trace they appear in. */
+    /**
+     * Fig. 7 points of the cost model on the stable-workload traces (Fig. 7 is a stable-workload figure):
+     * SpotServe and the on-demand fleets of each trace.
+     */
     List<CostPoint> costPoints() {
         List<CostPoint> out = new ArrayList<>();
         for (String trace : traces(PaperFigures.COST_MODEL)) {
+            if (!PaperFigures.STABLE_TRACES.contains(trace)) {
+                continue;
+            }
             for (String system : systems(new Cell(PaperFigures.COST_MODEL, trace))) {
-                boolean spot = system.equals(SPOTSERVE) && PaperFigures.STABLE_TRACES.contains(trace);
-                if (spot || PaperFigures.onDemandSize(system) > 0) {
+                if (system.equals(SPOTSERVE) || PaperFigures.onDemandSize(system) > 0) {
                     Summary s = results.get(PaperFigures.COST_MODEL, trace, system).orElseThrow();
                     out.add(new CostPoint(trace, system, s.usdPerToken(), s.avg(), s.p99()));
                 }

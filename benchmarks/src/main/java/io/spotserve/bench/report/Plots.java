@@ -49,9 +49,12 @@ final class Plots {
     /** The timeline PNG is two charts of this size stacked (instances above, queue below). */
     static final int TIMELINE_WIDTH = 1000;
     static final int TIMELINE_HEIGHT = 340;
-    /** Cost and ablation PNGs are two charts of this size side by side. */
+    /** The ablation PNG is two charts of this size side by side. */
     static final int PANEL_WIDTH = 700;
     static final int PANEL_HEIGHT = 500;
+    /** The cost PNG is two charts of this size side by side (legend below each). */
+    static final int COST_WIDTH = 700;
+    static final int COST_HEIGHT = 640;
     private static final int MAX_CDF_POINTS = 400;
 
     /** Paths, relative to the results directory, of what was written. */
@@ -272,7 +275,7 @@ final class Plots {
     // ---- Fig. 7 ------------------------------------------------------------------------------------------
 
     static XYChart costVsLatency(List<CostPoint> points, boolean p99) {
-        XYChart chart = new XYChartBuilder().width(PANEL_WIDTH).height(PANEL_HEIGHT)
+        XYChart chart = new XYChartBuilder().width(COST_WIDTH).height(COST_HEIGHT)
                 .title((p99 ? "P99" : "Average") + " latency vs cost - " + PaperFigures.COST_MODEL)
                 .xAxisTitle("USD per token").yAxisTitle((p99 ? "P99" : "average") + " latency (s)").build();
         style(chart);
@@ -300,25 +303,38 @@ final class Plots {
                 s.setMarkerColor(spotColors[k++ % spotColors.length]);
             }
         }
-        int g = 0;
-        Color[] odColors = {new Color(214, 39, 40), new Color(255, 127, 14), new Color(140, 86, 75), Color.GRAY};
+        // traces whose on-demand runs gave identical numbers (same arrivals, e.g. A_S and A_S+O) share one curve
+        Map<List<Double>, List<String>> tracesByCurve = new LinkedHashMap<>();
+        Map<List<Double>, List<CostPoint>> fleetByCurve = new LinkedHashMap<>();
         for (Map.Entry<String, List<CostPoint>> e : onDemandByTrace.entrySet()) {
             List<CostPoint> fleet = new ArrayList<>(e.getValue());
             fleet.sort(java.util.Comparator.comparingInt(p -> PaperFigures.onDemandSize(p.system())));
+            List<Double> key = new ArrayList<>();
+            fleet.forEach(p -> {
+                key.add((double) PaperFigures.onDemandSize(p.system()));
+                key.add(p.usdPerToken());
+                key.add(p99 ? p.p99() : p.avg());
+            });
+            tracesByCurve.computeIfAbsent(key, unused -> new ArrayList<>()).add(e.getKey());
+            fleetByCurve.putIfAbsent(key, fleet);
+        }
+        int g = 0;
+        Color[] odColors = {new Color(214, 39, 40), new Color(255, 127, 14), new Color(140, 86, 75), Color.GRAY};
+        for (Map.Entry<List<Double>, List<CostPoint>> e : fleetByCurve.entrySet()) {
+            List<CostPoint> fleet = e.getValue();
             double[] x = fleet.stream().mapToDouble(CostPoint::usdPerToken).toArray();
             double[] y = fleet.stream().mapToDouble(p -> p99 ? p.p99() : p.avg()).toArray();
-            String label = onDemandByTrace.size() == 1 ? "on-demand only" : "on-demand only (" + e.getKey() + ")";
+            String label = fleetByCurve.size() == 1 ? "on-demand only"
+                    : "on-demand only (" + String.join(", ", tracesByCurve.get(e.getKey())) + ")";
             XYSeries s = chart.addSeries(label, x, y);
             s.setMarker(SeriesMarkers.CIRCLE);
             s.setLineColor(odColors[g % odColors.length]);
             s.setMarkerColor(odColors[g % odColors.length]);
             g++;
-            if (g == 1) {
-                for (CostPoint p : fleet) {
-                    double yy = p99 ? p.p99() : p.avg();
-                    chart.addAnnotation(new AnnotationText("N=" + PaperFigures.onDemandSize(p.system()),
-                            p.usdPerToken(), yy, false));
-                }
+            for (CostPoint p : fleet) {
+                double yy = p99 ? p.p99() : p.avg();
+                chart.addAnnotation(new AnnotationText("N=" + PaperFigures.onDemandSize(p.system()),
+                        p.usdPerToken(), yy, false));
             }
         }
         if (lo > 0 && hi / lo > 20) {

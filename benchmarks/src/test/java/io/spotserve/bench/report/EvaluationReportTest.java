@@ -128,7 +128,7 @@ class EvaluationReportTest {
         EvaluationReport.write(dir);
         String md = Files.readString(dir.resolve("report.md"));
         assertTrue(md.contains("A_S+O: cost 66.7% below ondemand-6 at 10.0% higher avg latency; P99 20.00 s vs 25.00 s (20.0% lower)"), md);
-        assertTrue(Files.exists(dir.resolve("plots/cost-vs-latency-GPT-20B.png")));
+        assertImage(dir.resolve("plots/cost-vs-latency-GPT-20B.png"), 2 * Plots.COST_WIDTH, Plots.COST_HEIGHT);
     }
 
     @Test
