@@ -215,15 +215,28 @@ final class Plots {
 
     private static XYSeries step(XYChart chart, String name, List<TimelinePoint> pts, double end,
                                  java.util.function.ToIntFunction<TimelinePoint> f, Color color) {
+        // only the points where the value changes (timeline rows come at every event), then the end point:
+        // fewer segments, and dashed strokes stay dashed
         double[] x = new double[pts.size() + 1];
         double[] y = new double[pts.size() + 1];
-        for (int i = 0; i < pts.size(); i++) {
-            x[i] = pts.get(i).t();
-            y[i] = f.applyAsInt(pts.get(i));
+        int n = 0;
+        for (TimelinePoint p : pts) {
+            int v = f.applyAsInt(p);
+            if (n > 0 && x[n - 1] == p.t()) {
+                y[n - 1] = v; // several rows at one instant: the last is the state after it
+                if (n > 1 && y[n - 2] == v) {
+                    n--;
+                }
+            } else if (n == 0 || y[n - 1] != v) {
+                x[n] = p.t();
+                y[n] = v;
+                n++;
+            }
         }
-        x[pts.size()] = Math.max(end, x[pts.size() - 1]);
-        y[pts.size()] = y[pts.size() - 1];
-        XYSeries s = chart.addSeries(name, x, y);
+        x[n] = Math.max(end, x[n - 1]);
+        y[n] = y[n - 1];
+        n++;
+        XYSeries s = chart.addSeries(name, java.util.Arrays.copyOf(x, n), java.util.Arrays.copyOf(y, n));
         s.setXYSeriesRenderStyle(XYSeriesRenderStyle.Step);
         s.setMarker(SeriesMarkers.NONE);
         s.setLineColor(color);

@@ -277,6 +277,28 @@ class EvaluationReportTest {
                 "B_S+O: cost 75.0% below ondemand-4 at 10.0% higher avg latency (on-demand rows of A_S)"));
     }
 
+    @Test
+    void timelineStepsKeepOnlyChangesAndTheLastRowOfAnInstant() {
+        Path dir = new ResultsFixture(tmp.resolve("r"))
+                .summary(GPT, "A_S", "spotserve", 3, 2, 1e-5)
+                .timeline(GPT, "A_S", "spotserve", 0, 7, 0, "none", 0, 0)
+                .timeline(GPT, "A_S", "spotserve", 0, 8, 0, "D2P2M8B4", 0, 0)
+                .timeline(GPT, "A_S", "spotserve", 10, 8, 0, "D2P2M8B4", 2, 1)
+                .timeline(GPT, "A_S", "spotserve", 20, 8, 0, "D2P2M8B4", 0, 1)
+                .timeline(GPT, "A_S", "spotserve", 30, 7, 1, "D2P3M4B4", 0, 1)
+                .timeline(GPT, "A_S", "spotserve", 50, 7, 1, "D2P3M4B4", 0, 0)
+                .write();
+        Results r = Results.load(dir);
+        Results.Cell cell = new Results.Cell(GPT, "A_S");
+        List<org.knowm.xchart.XYChart> charts = Plots.timeline(cell, r.timeline.get(cell), List.of(), new Analysis(r));
+        org.knowm.xchart.XYSeries spot = charts.get(0).getSeriesMap().get("spot");
+        org.junit.jupiter.api.Assertions.assertArrayEquals(new double[] {0, 30, 50}, spot.getXData());
+        org.junit.jupiter.api.Assertions.assertArrayEquals(new double[] {8, 7, 7}, spot.getYData());
+        org.knowm.xchart.XYSeries queue = charts.get(1).getSeriesMap().get("spotserve");
+        org.junit.jupiter.api.Assertions.assertArrayEquals(new double[] {0, 10, 20, 50}, queue.getXData());
+        org.junit.jupiter.api.Assertions.assertArrayEquals(new double[] {0, 2, 0, 0}, queue.getYData());
+    }
+
     private static void assertImage(Path png, int width, int height) throws IOException {
         assertTrue(Files.size(png) > 1000, png + " is too small to hold a chart");
         BufferedImage img = ImageIO.read(png.toFile());
