@@ -105,7 +105,21 @@ final class Plots {
         List<AblationRow> rows = analysis.ablationRows();
         if (!rows.isEmpty()) {
             ablation = "plots/ablation-" + fileSafe(PaperFigures.COST_MODEL) + ".png";
-            save(ablationOurs(rows), ablationPaper(), resultsDir.resolve(ablation));
+            CategoryChart ours = ablationOurs(rows);
+            CategoryChart paper = ablationPaper();
+            double top = 1;
+            for (AblationRow row : rows) {
+                for (double v : new double[] {row.p99A(), row.p99B(), row.avgA(), row.avgB()}) {
+                    top = Double.isFinite(v) ? Math.max(top, v) : top;
+                }
+            }
+            for (PaperFigures.Fig9 f : PaperFigures.FIG9) {
+                top = Math.max(top, Math.max(Math.max(f.p99A(), f.p99B()), Math.max(f.avgA(), f.avgB())));
+            }
+            // one scale for both panels so that bar heights compare directly
+            ours.getStyler().setYAxisMax(Math.ceil(top * 1.1 * 2) / 2);
+            paper.getStyler().setYAxisMax(Math.ceil(top * 1.1 * 2) / 2);
+            save(ours, paper, resultsDir.resolve(ablation));
         }
         return new Written(cdf, timeline, cost, ablation);
     }
