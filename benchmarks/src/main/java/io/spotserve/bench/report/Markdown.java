@@ -130,6 +130,22 @@ final class Markdown {
         line("Paper text: on LLaMA-30B P99 is 1.34–2.43× better than Reparallelization and 2.14–9.13× better than "
                 + "Rerouting; the mapping of the other figure labels to subplots is inferred from label order "
                 + "(UNCONFIRMED in the digest).");
+        // the paper's running example (GPT-20B, §7.6 qualitative text) inline; the other cells are linked below
+        for (String trace : List.of("A_S", "B_S")) {
+            Cell c = new Cell(PaperFigures.COST_MODEL, trace);
+            if (plots.cdf().containsKey(c) || plots.timeline().containsKey(c)) {
+                line("");
+                line("%s on %s:", c.model(), c.trace());
+                if (plots.cdf().containsKey(c)) {
+                    line("");
+                    line("![latency CDF %s %s](%s)", c.model(), c.trace(), plots.cdf().get(c));
+                }
+                if (plots.timeline().containsKey(c)) {
+                    line("");
+                    line("![timeline %s %s](%s)", c.model(), c.trace(), plots.timeline().get(c));
+                }
+            }
+        }
     }
 
     private void fig7() {

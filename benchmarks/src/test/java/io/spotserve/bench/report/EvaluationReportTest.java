@@ -210,6 +210,7 @@ class EvaluationReportTest {
         String md = Files.readString(dir.resolve("report.md"));
         assertTrue(md.contains("| GPT-20B | A_S | [png](plots/latency-cdf-GPT-20B-A_S.png) "
                 + "| [png](plots/timeline-GPT-20B-A_S.png) |"), md);
+        assertTrue(md.contains("![latency CDF GPT-20B A_S](plots/latency-cdf-GPT-20B-A_S.png)"), md);
         assertTrue(md.contains("| GPT-20B | A_S | spotserve | 2 | 7.5 | 5.0 | 0.0 |"), md);
 
         Results r = Results.load(dir);
