@@ -193,7 +193,7 @@ final class Plots {
                 .title("Instances and configuration (" + main + ") - " + cell.model() + ", " + cell.trace())
                 .xAxisTitle("time (s)").yAxisTitle("instances").build();
         style(inst);
-        inst.getStyler().setLegendPosition(LegendPosition.InsideSW);
+        inst.getStyler().setLegendPosition(LegendPosition.OutsideE);
         int maxInst = pts.stream().mapToInt(p -> p.spot() + p.onDemand()).max().orElse(0);
         inst.getStyler().setYAxisMin(0.0).setYAxisMax(maxInst + 3.0);
         inst.getStyler().setXAxisMin(0.0).setXAxisMax(Math.max(end, 1.0));
@@ -208,7 +208,7 @@ final class Plots {
                 .title("Queue length - " + cell.model() + ", " + cell.trace())
                 .xAxisTitle("time (s)").yAxisTitle("queued requests").build();
         style(queue);
-        queue.getStyler().setLegendPosition(LegendPosition.InsideNW);
+        queue.getStyler().setLegendPosition(LegendPosition.OutsideE);
         queue.getStyler().setXAxisMin(0.0).setXAxisMax(Math.max(end, 1.0));
         queue.getStyler().setYAxisMin(0.0);
         List<String> order = new ArrayList<>(bySystem.keySet());
