@@ -1,0 +1,442 @@
+package io.spotserve.bench.report;
+
+import static io.spotserve.bench.report.PaperFigures.ABLATION_PREFIX;
+import static io.spotserve.bench.report.PaperFigures.REPARALLELIZATION;
+import static io.spotserve.bench.report.PaperFigures.REROUTING;
+import static io.spotserve.bench.report.PaperFigures.SPOTSERVE;
+
+import io.spotserve.bench.report.Results.Cell;
+import io.spotserve.bench.report.Results.Summary;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
+import java.util.TreeSet;
+
+/**
+ * Everything the report states, computed from summary.csv: the per-figure comparisons with the paper and
+ * the target verdicts of issue 5. Ratios are "baseline P99 / SpotServe P99" (the paper's "x better"); a
+ * missing system or a NaN latency makes a ratio NaN, printed as n/a. No number here is ever a constant
+ * except the paper's own, in {@link PaperFigures}.
+ */
+final class Analysis {
+    enum Verdict { MET, NOT_MET, NO_DATA;
+
+        String label() {
+            return switch (this) {
+                case MET -> "MET";
+                case NOT_MET -> "NOT MET";
+                case NO_DATA -> "NO DATA";
+            };
+        }
+    }
+
+    record Target(String name, Verdict verdict, String detail) {
+    }
+
+    record RatioRow(String model, String trace, double spotserveP99, double reroutingP99,
+                    double reparallelizationP99, double vsRerouting, double vsReparallelization) {
+    }
+
+    record CostPoint(String trace, String system, double usdPerToken, double avg, double p99) {
+    }
+
+    /** SpotServe on one trace against the on-demand fleet chosen as comparable (null when none has data). */
+    record CostComparison(CostPoint spotserve, CostPoint onDemand, double costCut, double avgRise, double p99Cut,
+                          boolean withinLatency, boolean met, String onDemandTrace) {
+    }
+
+    record AblationRow(String system, int fig9Index, double p99A, double p99B, double avgA, double avgB) {
+    }
+
+    record BeyondRow(String model, String trace, String system, double spotserveP99, double systemP99,
+                     double spotserveAvg, double systemAvg) {
+        /** SpotServe P99 / this system's P99: above 1 means the new policy has the lower tail. */
+        double speedup() {
+            return ratio(spotserveP99, systemP99);
+        }
+    }
+
+    private final Results results;
+
+    Analysis(Results results) {
+        this.results = results;
+    }
+
+    Results results() {
+        return results;
+    }
+
+    static double ratio(double num, double den) {
+        if (!Double.isFinite(num) || !Double.isFinite(den) || den <= 0) {
+            return Double.NaN;
+        }
+        return num / den;
+    }
+
+    /** Models in the paper's order, then any other model of the data in name order. */
+    List<String> models() {
+        Set<String> out = new LinkedHashSet<>();
+        Set<String> present = new TreeSet<>();
+        results.summary.keySet().forEach(c -> present.add(c.model()));
+        PaperFigures.MODELS.stream().filter(present::contains).forEach(out::add);
+        out.addAll(present);
+        return List.copyOf(out);
+    }
+
+    /** Traces of a model: the Fig. 6 traces in the paper's order, then MAF, then the rest by name. */
+    List<String> traces(String model) {
+        Set<String> present = new TreeSet<>();
+        results.summary.keySet().stream().filter(c -> c.model().equals(model)).forEach(c -> present.add(c.trace()));
+        Set<String> out = new LinkedHashSet<>();
+        PaperFigures.STABLE_TRACES.stream().filter(present::contains).forEach(out::add);
+        if (present.contains(PaperFigures.MAF)) {
+            out.add(PaperFigures.MAF);
+        }
+        out.addAll(present);
+        return List.copyOf(out);
+    }
+
+    List<Cell> cells() {
+        List<Cell> out = new ArrayList<>();
+        for (String m : models()) {
+            for (String t : traces(m)) {
+                out.add(new Cell(m, t));
+            }
+        }
+        return out;
+    }
+
+    /** Systems of a cell: spotserve, baselines, beyond-paper policies, ablations, on-demand by size. */
+    List<String> systems(Cell cell) {
+        Map<String, Summary> bySystem = results.summary.getOrDefault(cell, Map.of());
+        List<String> names = new ArrayList<>(bySystem.keySet());
+        names.sort(Comparator.comparingInt(Analysis::systemRank).thenComparingInt(PaperFigures::onDemandSize)
+                .thenComparing(Comparator.naturalOrder()));
+        return names;
+    }
+
+    static int systemRank(String system) {
+        if (system.equals(SPOTSERVE)) {
+            return 0;
+        }
+        if (system.equals(REROUTING)) {
+            return 1;
+        }
+        if (system.equals(REPARALLELIZATION)) {
+            return 2;
+        }
+        if (!PaperFigures.inPaper(system)) {
+            return 3;
+        }
+        if (system.startsWith(ABLATION_PREFIX)) {
+            int i = PaperFigures.fig9Index(system);
+            return 4 + (i < 0 ? 4 : i);
+        }
+        return 9;
+    }
+
+    private double p99(String model, String trace, String system) {
+        return results.get(model, trace, system).map(Summary::p99).orElse(Double.NaN);
+    }
+
+    private double avg(String model, String trace, String system) {
+        return results.get(model, trace, system).map(Summary::avg).orElse(Double.NaN);
+    }
+
+    /** P99 ratios of every cell that has a SpotServe row. */
+    List<RatioRow> ratioRows() {
+        List<RatioRow> out = new ArrayList<>();
+        for (Cell c : cells()) {
+            if (results.get(c.model(), c.trace(), SPOTSERVE).isEmpty()) {
+                continue;
+            }
+            double s = p99(c.model(), c.trace(), SPOTSERVE);
+            double ro = p99(c.model(), c.trace(), REROUTING);
+            double rp = p99(c.model(), c.trace(), REPARALLELIZATION);
+            out.add(new RatioRow(c.model(), c.trace(), s, ro, rp, ratio(ro, s), ratio(rp, s)));
+        }
+        return out;
+    }
+
+    List<RatioRow> fig6Rows() {
+        return ratioRows().stream().filter(r -> PaperFigures.STABLE_TRACES.contains(r.trace())).toList();
+    }
+
+    List<RatioRow> fig8Rows() {
+        return ratioRows().stream().filter(r -> r.trace().equals(PaperFigures.MAF)).toList();
+    }
+
+    /**
+     * Fig. 7 points of the cost model on the stable-workload traces (Fig. 7 is a stable-workload figure):
+     * SpotServe and the on-demand fleets of each trace.
+     */
+    List<CostPoint> costPoints() {
+        List<CostPoint> out = new ArrayList<>();
+        for (String trace : traces(PaperFigures.COST_MODEL)) {
+            if (!PaperFigures.STABLE_TRACES.contains(trace)) {
+                continue;
+            }
+            for (String system : systems(new Cell(PaperFigures.COST_MODEL, trace))) {
+                if (system.equals(SPOTSERVE) || PaperFigures.onDemandSize(system) > 0) {
+                    Summary s = results.get(PaperFigures.COST_MODEL, trace, system).orElseThrow();
+                    out.add(new CostPoint(trace, system, s.usdPerToken(), s.avg(), s.p99()));
+                }
+            }
+        }
+        return out;
+    }
+
+    /**
+     * On-demand fleets to compare SpotServe on {@code trace} against: those of the same trace, else those
+     * of the first trace (in report order) that has any.
+     */
+    List<CostPoint> onDemandFor(String trace) {
+        List<CostPoint> all = costPoints().stream().filter(p -> PaperFigures.onDemandSize(p.system()) > 0).toList();
+        List<CostPoint> same = all.stream().filter(p -> p.trace().equals(trace)).toList();
+        if (!same.isEmpty() || all.isEmpty()) {
+            return same;
+        }
+        String first = all.get(0).trace();
+        return all.stream().filter(p -> p.trace().equals(first)).toList();
+    }
+
+    /**
+     * SpotServe vs on-demand on each stable trace of GPT-20B. The comparable fleet is, among the fleets
+     * SpotServe's average latency stays within +18% of, the most expensive one per token (the paper's claim
+     * "X% cheaper at <= 18% higher average latency" at its strongest); when SpotServe is more than 18% slower
+     * than every fleet, the fleet with the closest average latency (and the target is not met there).
+     */
+    List<CostComparison> costComparisons() {
+        List<CostComparison> out = new ArrayList<>();
+        for (CostPoint spot : costPoints()) {
+            if (!spot.system().equals(SPOTSERVE)) {
+                continue;
+            }
+            List<CostPoint> fleets = onDemandFor(spot.trace()).stream()
+                    .filter(p -> Double.isFinite(p.avg()) && p.avg() > 0 && Double.isFinite(p.usdPerToken()))
+                    .toList();
+            if (fleets.isEmpty() || !Double.isFinite(spot.avg()) || !Double.isFinite(spot.usdPerToken())) {
+                out.add(new CostComparison(spot, null, Double.NaN, Double.NaN, Double.NaN, false, false, null));
+                continue;
+            }
+            double limit = 1 + PaperFigures.FIG7_AVG_LATENCY_RISE;
+            Optional<CostPoint> within = fleets.stream().filter(p -> spot.avg() <= limit * p.avg())
+                    .max(Comparator.comparingDouble(CostPoint::usdPerToken));
+            CostPoint od = within.orElseGet(() -> fleets.stream()
+                    .min(Comparator.comparingDouble(p -> Math.abs(Math.log(spot.avg() / p.avg())))).orElseThrow());
+            double costCut = 1 - spot.usdPerToken() / od.usdPerToken();
+            double avgRise = spot.avg() / od.avg() - 1;
+            double p99Cut = 1 - ratio(spot.p99(), od.p99());
+            boolean met = within.isPresent() && costCut >= PaperFigures.FIG7_COST_CUT;
+            out.add(new CostComparison(spot, od, costCut, avgRise, p99Cut, within.isPresent(), met, od.trace()));
+        }
+        return out;
+    }
+
+    /** Ablation systems of GPT-20B (A_S and B_S) normalized to SpotServe, in Fig. 9 order. */
+    List<AblationRow> ablationRows() {
+        String m = PaperFigures.COST_MODEL;
+        Set<String> systems = new TreeSet<>();
+        for (String t : List.of("A_S", "B_S")) {
+            results.summary.getOrDefault(new Cell(m, t), Map.of()).keySet().stream()
+                    .filter(s -> s.startsWith(ABLATION_PREFIX)).forEach(systems::add);
+        }
+        List<AblationRow> out = new ArrayList<>();
+        for (String s : systems) {
+            out.add(new AblationRow(s, PaperFigures.fig9Index(s),
+                    ratio(p99(m, "A_S", s), p99(m, "A_S", SPOTSERVE)), ratio(p99(m, "B_S", s), p99(m, "B_S", SPOTSERVE)),
+                    ratio(avg(m, "A_S", s), avg(m, "A_S", SPOTSERVE)), ratio(avg(m, "B_S", s), avg(m, "B_S", SPOTSERVE))));
+        }
+        out.sort(Comparator.comparingInt((AblationRow r) -> r.fig9Index() < 0 ? 99 : r.fig9Index())
+                .thenComparing(AblationRow::system));
+        return out;
+    }
+
+    /** Names of the systems that are not in the paper (our own policies), over all cells. */
+    List<String> beyondSystems() {
+        Set<String> out = new TreeSet<>();
+        results.summary.values().forEach(m -> m.keySet().stream().filter(s -> !PaperFigures.inPaper(s)).forEach(out::add));
+        return List.copyOf(out);
+    }
+
+    List<BeyondRow> beyondRows(String system) {
+        List<BeyondRow> out = new ArrayList<>();
+        for (Cell c : cells()) {
+            Map<String, Summary> bySystem = results.summary.getOrDefault(c, Map.of());
+            if (!bySystem.containsKey(system) && !bySystem.containsKey(SPOTSERVE)) {
+                continue;
+            }
+            out.add(new BeyondRow(c.model(), c.trace(), system, p99(c.model(), c.trace(), SPOTSERVE),
+                    p99(c.model(), c.trace(), system), avg(c.model(), c.trace(), SPOTSERVE),
+                    avg(c.model(), c.trace(), system)));
+        }
+        return out;
+    }
+
+    /** The targets of issue 5, each with a verdict computed from the rows above. */
+    List<Target> targets(boolean differencesExplained) {
+        List<Target> out = new ArrayList<>();
+        out.add(beatsBaselinesTarget());
+        out.add(fig6RangeTarget());
+        out.add(costTarget());
+        List<String> beyond = beyondSystems();
+        if (beyond.isEmpty()) {
+            out.add(new Target("our beyond-the-paper policy beats SpotServe's P99 in the same run", Verdict.NO_DATA,
+                    "no system outside the paper's list (spotserve, rerouting, reparallelization, ondemand-N, "
+                            + "ablation-*) in summary.csv"));
+        }
+        for (String b : beyond) {
+            out.add(beyondTarget(b));
+        }
+        out.add(new Target("where numbers differ from the paper, the report explains the mechanism",
+                differencesExplained ? Verdict.MET : Verdict.NOT_MET,
+                differencesExplained ? "benchmarks/notes/evaluation.md is included below"
+                        : "benchmarks/notes/evaluation.md not found: section below is a TODO"));
+        return out;
+    }
+
+    private Target beatsBaselinesTarget() {
+        String name = "SpotServe has lower P99 than both Rerouting and Reparallelization in every model x trace cell";
+        List<RatioRow> rows = ratioRows();
+        if (rows.isEmpty()) {
+            return new Target(name, Verdict.NO_DATA, "no spotserve rows in summary.csv");
+        }
+        List<String> failing = new ArrayList<>();
+        List<String> missing = new ArrayList<>();
+        int ok = 0;
+        for (RatioRow r : rows) {
+            String cell = r.model() + "/" + r.trace();
+            if (Double.isNaN(r.vsRerouting()) || Double.isNaN(r.vsReparallelization())) {
+                missing.add(cell);
+            } else if (r.vsRerouting() > 1 && r.vsReparallelization() > 1) {
+                ok++;
+            } else {
+                failing.add(cell + String.format(Locale.ROOT, " (%.2fx / %.2fx)", r.vsRerouting(), r.vsReparallelization()));
+            }
+        }
+        StringBuilder d = new StringBuilder(String.format(Locale.ROOT, "%d of %d cells", ok, rows.size()));
+        if (!failing.isEmpty()) {
+            d.append("; not lower (vs Rerouting / vs Reparallelization) in ").append(String.join(", ", failing));
+        }
+        if (!missing.isEmpty()) {
+            d.append("; baseline missing or n/a in ").append(String.join(", ", missing));
+        }
+        Verdict v = ok == rows.size() ? Verdict.MET : (ok == 0 && failing.isEmpty() ? Verdict.NO_DATA : Verdict.NOT_MET);
+        return new Target(name, v, d.toString());
+    }
+
+    private Target fig6RangeTarget() {
+        double roMin = PaperFigures.fig6Min(true);
+        double roMax = PaperFigures.fig6Max(true);
+        double rpMin = PaperFigures.fig6Min(false);
+        double rpMax = PaperFigures.fig6Max(false);
+        String name = String.format(Locale.ROOT, "Fig. 6 P99 ratios within the paper's range (vs Rerouting %.2f-%.2fx, "
+                + "vs Reparallelization %.2f-%.2fx; LLaMA-30B up to 9.13x / 2.43x)", roMin, roMax, rpMin, rpMax);
+        List<RatioRow> rows = fig6Rows();
+        int values = 0;
+        int inRange = 0;
+        List<String> outside = new ArrayList<>();
+        for (RatioRow r : rows) {
+            for (boolean ro : new boolean[] {true, false}) {
+                double x = ro ? r.vsRerouting() : r.vsReparallelization();
+                if (Double.isNaN(x)) {
+                    continue;
+                }
+                values++;
+                double lo = ro ? roMin : rpMin;
+                double hi = ro ? roMax : rpMax;
+                if (x >= lo && x <= hi) {
+                    inRange++;
+                } else {
+                    outside.add(String.format(Locale.ROOT, "%s/%s vs %s %.2fx", r.model(), r.trace(),
+                            ro ? "Rerouting" : "Reparallelization", x));
+                }
+            }
+        }
+        if (values == 0) {
+            return new Target(name, Verdict.NO_DATA, "no Fig. 6 cell with SpotServe and a baseline");
+        }
+        StringBuilder d = new StringBuilder(String.format(Locale.ROOT, "%d of %d ratios in range", inRange, values));
+        int expected = 2 * rows.size();
+        if (values < expected) {
+            d.append(String.format(Locale.ROOT, " (%d n/a)", expected - values));
+        }
+        rows.stream().filter(r -> r.model().equals("LLaMA-30B")).map(RatioRow::vsRerouting).filter(Double::isFinite)
+                .max(Double::compare).ifPresent(x -> d.append(String.format(Locale.ROOT,
+                        "; LLaMA-30B max vs Rerouting %.2fx (paper 9.13x)", x)));
+        rows.stream().filter(r -> r.model().equals("LLaMA-30B")).map(RatioRow::vsReparallelization)
+                .filter(Double::isFinite).max(Double::compare).ifPresent(x -> d.append(String.format(Locale.ROOT,
+                        ", vs Reparallelization %.2fx (paper 2.43x)", x)));
+        if (!outside.isEmpty()) {
+            d.append("; outside: ").append(String.join(", ", outside));
+        }
+        boolean all = inRange == values && values == expected;
+        return new Target(name, all ? Verdict.MET : Verdict.NOT_MET, d.toString());
+    }
+
+    private Target costTarget() {
+        String name = String.format(Locale.ROOT, "GPT-20B cost >= %.0f%% below on-demand only at <= %.0f%% higher "
+                + "average latency (paper: \"up to\", so met if met on at least one trace)",
+                100 * PaperFigures.FIG7_COST_CUT, 100 * PaperFigures.FIG7_AVG_LATENCY_RISE);
+        List<CostComparison> cmp = costComparisons().stream().filter(c -> c.onDemand() != null).toList();
+        if (cmp.isEmpty()) {
+            return new Target(name, Verdict.NO_DATA, "no GPT-20B spotserve row with an ondemand-N row to compare");
+        }
+        List<String> parts = new ArrayList<>();
+        boolean any = false;
+        for (CostComparison c : cmp) {
+            any |= c.met();
+            parts.add(String.format(Locale.ROOT, "%s: %s vs %s (%s)", c.spotserve().trace(), c.met() ? "met" : "not met",
+                    c.onDemand().system(), costSentence(c)));
+        }
+        return new Target(name, any ? Verdict.MET : Verdict.NOT_MET, String.join("; ", parts));
+    }
+
+    static String costSentence(CostComparison c) {
+        String cost = c.costCut() >= 0 ? String.format(Locale.ROOT, "cost %.1f%% below", 100 * c.costCut())
+                : String.format(Locale.ROOT, "cost %.1f%% above", -100 * c.costCut());
+        String lat = c.avgRise() >= 0 ? String.format(Locale.ROOT, "%.1f%% higher avg latency", 100 * c.avgRise())
+                : String.format(Locale.ROOT, "%.1f%% lower avg latency", -100 * c.avgRise());
+        return cost + " " + c.onDemand().system() + " at " + lat;
+    }
+
+    private Target beyondTarget(String system) {
+        String name = "our beyond-the-paper policy " + system + " beats SpotServe's P99 in the same run (every cell "
+                + "where both ran)";
+        List<BeyondRow> rows = beyondRows(system);
+        int both = 0;
+        int better = 0;
+        List<String> notBetter = new ArrayList<>();
+        List<String> missing = new ArrayList<>();
+        for (BeyondRow r : rows) {
+            String cell = r.model() + "/" + r.trace();
+            if (Double.isNaN(r.speedup())) {
+                missing.add(cell);
+                continue;
+            }
+            both++;
+            if (r.systemP99() < r.spotserveP99()) {
+                better++;
+            } else {
+                notBetter.add(cell + String.format(Locale.ROOT, " (%.2fx)", r.speedup()));
+            }
+        }
+        if (both == 0) {
+            return new Target(name, Verdict.NO_DATA, "no cell with both " + system + " and spotserve");
+        }
+        StringBuilder d = new StringBuilder(String.format(Locale.ROOT, "lower P99 in %d of %d cells", better, both));
+        if (!notBetter.isEmpty()) {
+            d.append("; not lower in ").append(String.join(", ", notBetter));
+        }
+        if (!missing.isEmpty()) {
+            d.append("; n/a in ").append(String.join(", ", missing));
+        }
+        boolean met = better == both;
+        return new Target(name, met ? Verdict.MET : Verdict.NOT_MET, d.toString());
+    }
+}
