@@ -12,16 +12,22 @@ import io.spotserve.model.LlamaCheckpoint;
 import io.spotserve.model.LlamaConfig;
 import io.spotserve.model.Tokenizer;
 import io.spotserve.exec.ContextSlice;
+import io.spotserve.plan.Arrangement;
 import io.spotserve.plan.ContextUnit;
+import io.spotserve.plan.CostModel;
+import io.spotserve.plan.Decision;
 import io.spotserve.plan.Deployment;
 import io.spotserve.plan.DeviceId;
 import io.spotserve.plan.DeviceMapper;
 import io.spotserve.plan.DeviceMapping;
 import io.spotserve.plan.InflightBatch;
+import io.spotserve.plan.InterruptionArranger;
+import io.spotserve.plan.MemoryRule;
 import io.spotserve.plan.MigrationInfeasibleException;
 import io.spotserve.plan.MigrationPlanner;
 import io.spotserve.plan.ModelContext;
 import io.spotserve.plan.ParallelConfig;
+import io.spotserve.plan.ParallelConfigOptimizer;
 import io.spotserve.plan.Position;
 import io.spotserve.plan.TargetFleet;
 import java.time.Duration;
@@ -81,6 +87,14 @@ final class EngineLoop {
     private final int targetInstances;
     private final Duration drainTimeout;
     private final ModelContext modelContext;
+    /** Planning core (null: fixed parallelism): Algorithm 1 and the interruption arranger, priced by the cost model. */
+    private final CostModel costModel;
+    /** Algorithm 1 searching up to the instance target: its Δ drives the instance manager. */
+    private final ParallelConfigOptimizer optimizer;
+    /** Algorithm 1 on the instances at hand: the configuration to run until more arrive. */
+    private final ParallelConfigOptimizer fleetOptimizer;
+    private final InterruptionArranger arranger;
+    private final Duration replanInterval;
 
     // ---- shared with caller threads ----
     private final Object monitor = new Object();
@@ -116,6 +130,11 @@ final class EngineLoop {
     private Duration iterationEstimate = Duration.ZERO;
     /** Engine-clock duration of a reconfiguration, smoothed: the lead time a preemption notice needs. */
     private Duration migrationEstimate = Duration.ZERO;
+    /** Submission times within the last re-planning interval: the arrival-rate estimate α_t. */
+    private final ArrayDeque<Duration> arrivals = new ArrayDeque<>();
+    private Duration nextReplan;
+    private Decision lastDecision;
+    private double rateAtDecision = -1;
 
     private static final class InstanceRecord {
         final Instance instance;
@@ -164,6 +183,18 @@ final class EngineLoop {
         this.targetInstances = b.targetInstances;
         this.drainTimeout = b.drainTimeout;
         this.modelContext = ModelContext.of("model", config);
+        this.costModel = b.costModel;
+        this.replanInterval = b.replanInterval;
+        if (costModel == null) {
+            this.optimizer = null;
+            this.fleetOptimizer = null;
+            this.arranger = null;
+        } else {
+            this.optimizer = b.optimizer != null ? b.optimizer
+                    : defaultOptimizer(costModel, config, maxBatch, b.targetInstances);
+            this.fleetOptimizer = b.optimizer != null ? b.optimizer : defaultOptimizer(costModel, config, maxBatch, 0);
+            this.arranger = new InterruptionArranger(costModel);
+        }
         this.thread = new Thread(this::run, "spotserve-engine");
         this.thread.setDaemon(true);
     }
@@ -255,6 +286,7 @@ final class EngineLoop {
                 drainInbox();
                 fireTimers();
                 dropAbandonedAndExpired();
+                maybeReplan();
                 if (membershipChanged) {
                     reconfigure();
                 }
@@ -314,6 +346,11 @@ final class EngineLoop {
     /** The earliest time something is due: a dated event, a preemption deadline, a request deadline, the drain end. */
     private Duration nextWakeup() {
         Duration next = drainDeadline;
+        // re-plan while there is load, or until a decision has seen it gone (then an idle engine sleeps)
+        if (optimizer != null && nextReplan != null
+                && (!queue.isEmpty() || running() > 0 || !arrivals.isEmpty() || rateAtDecision > 0)) {
+            next = min(next, nextReplan);
+        }
         if (!timers.isEmpty()) {
             next = min(next, timers.peek().at);
         }
@@ -354,6 +391,7 @@ final class EngineLoop {
         while ((cmd = inbox.poll()) != null) {
             if (cmd instanceof Submit s) {
                 queue.addLast(s.request);
+                arrivals.addLast(s.request.submittedAt);
             } else if (cmd instanceof InstanceEvent e) {
                 if (!apply || e.at().compareTo(clock.now()) > 0) {
                     timers.add(new Timed(e.at(), timerSeq++, e));
@@ -467,11 +505,43 @@ final class EngineLoop {
         // still leaves room for the migration, then move their context off the instance
         Duration lead = migrationEstimate.multipliedBy(2).plus(iterationEstimate.multipliedBy(2));
         Duration at = n.deadline().minus(lead);
+        if (arranger != null && current != null && hostsPipeline(n.instanceId())) {
+            at = arranged(n, lead, at);
+        }
         if (at.compareTo(clock.now()) <= 0 || !hostsPipeline(n.instanceId())) {
             changed("notice " + n.instanceId());
         } else {
             r.arrangeAt = at;
             LOG.info("pipelines on {} keep decoding until {} ({} before the deadline)", n.instanceId(), at, lead);
+        }
+    }
+
+    /**
+     * SpotServe §4.1: S_t = the most decode steps of the doomed batches that still fit the grace period minus the
+     * migration time (the arranger prices steps with the cost model; our own measured iteration time paces them).
+     */
+    private Duration arranged(InstanceEvent.PreemptionNotice n, Duration lead, Duration latest) {
+        int remaining = 0;
+        for (PipelineSlot s : slots) {
+            if (s.instances.contains(n.instanceId())) {
+                for (LiveRequest r : s.active) {
+                    remaining = Math.max(remaining, r.request.maxNewTokens() - r.generatedCount);
+                }
+            }
+        }
+        try {
+            double grace = Math.max(0, n.deadline().minus(clock.now()).toNanos() / 1e9);
+            double migration = lead.toNanos() / 1e9;
+            Arrangement a = arranger.onPreemption(current, 1, remaining, grace, migration);
+            double step = iterationEstimate.isZero()
+                    ? costModel.decodeStepSeconds(current.pipelineStages(), current.tensorShards(), current.maxBatch(), 1)
+                    : iterationEstimate.toNanos() / 1e9;
+            Duration byArranger = clock.now().plusNanos((long) (a.steps() * step * 1e9));
+            LOG.info("interruption arranger for {}: {} ({})", n.instanceId(), a.action(), a.reason());
+            return byArranger.compareTo(latest) < 0 ? byArranger : latest;
+        } catch (IllegalArgumentException e) {
+            LOG.debug("the cost model cannot price {}: {}; pacing by the deadline only", current, e.getMessage());
+            return latest;
         }
     }
 
@@ -533,29 +603,46 @@ final class EngineLoop {
         if (targetInstances == 0 || drainDeadline != null) {
             return;
         }
+        int desired = targetInstances;
+        if (optimizer != null) {
+            if (lastDecision == null) {
+                return;
+            }
+            desired = Math.min(targetInstances, lastDecision.targetInstances());
+        }
         int usable = 0;
         for (InstanceRecord r : instances.values()) {
             if (r.usable()) {
                 usable++;
             }
         }
-        int missing = targetInstances - usable - outstandingInstanceRequests;
+        int missing = desired - usable - outstandingInstanceRequests;
         if (missing > 0) {
             outstandingInstanceRequests += missing;
-            LOG.info("{} usable instances, target {}: requesting {}", usable, targetInstances, missing);
+            LOG.info("{} usable instances, target {}: requesting {}", usable, desired, missing);
             provider.requestInstances(missing);
-        } else if (usable > targetInstances) {
-            List<String> onDemand = new ArrayList<>();
+        } else if (usable > desired) {
+            // on-demand first (paper §3.2); idle ones before those hosting a pipeline, newest first
+            List<InstanceRecord> onDemand = new ArrayList<>();
             for (InstanceRecord r : instances.values()) {
                 if (r.usable() && !r.instance.type().preemptible()) {
-                    onDemand.add(r.instance.id());
+                    onDemand.add(0, r);
                 }
             }
-            for (int i = onDemand.size() - 1; i >= 0 && usable > targetInstances; i--, usable--) {
-                String id = onDemand.get(i);
-                LOG.info("releasing surplus on-demand instance {}", id);
-                remove(id, "released " + id);
-                provider.release(id);
+            onDemand.sort(Comparator.comparing((InstanceRecord r) -> hostsPipeline(r.instance.id())));
+            for (int i = 0; i < onDemand.size() && usable > desired; i++, usable--) {
+                InstanceRecord r = onDemand.get(i);
+                String id = r.instance.id();
+                if (hostsPipeline(id)) {
+                    // like a preemption notice we give ourselves: migrate off first, release at the deadline
+                    LOG.info("releasing surplus on-demand instance {} after moving its context off", id);
+                    r.deadline = clock.now().plusMillis(1);
+                    changed("releasing " + id);
+                } else {
+                    LOG.info("releasing surplus on-demand instance {}", id);
+                    remove(id, "released " + id);
+                    provider.release(id);
+                }
             }
         }
     }
@@ -699,7 +786,7 @@ final class EngineLoop {
         changeReasons.clear();
         Duration pause = clock.now().minus(started);
         migrationEstimate = smooth(migrationEstimate, pause);
-        Reconfiguration rec = new Reconfiguration(started, reason, from, to, interrupted, result.resumed(),
+        Reconfiguration rec = new Reconfiguration(started, reason, from, to, current, interrupted, result.resumed(),
                 result.bytesMoved(), result.bytesKept(), result.bytesReloaded(), mapping.bytesMoved(),
                 mapping.bytesReloaded(), pause);
         metrics.reconfigured(rec);
@@ -734,22 +821,19 @@ final class EngineLoop {
      * {@code fleet} with the instances that qualify (too small ones stay idle).
      */
     private ParallelConfig chooseConfig(List<InstanceRecord> usable, List<TargetFleet.Instance> fleet) {
+        if (optimizer != null) {
+            ParallelConfig planned = plannedConfig(usable, fleet);
+            if (planned != null) {
+                return planned;
+            }
+        }
         for (ShardLayout candidate : layouts) {
             int p = candidate.stages();
             int m = candidate.shards();
             ShardLayout l = ContextMigration.layout(config, p, m);
             fleet.clear();
             int gpus = 0;
-            for (InstanceRecord r : usable) {
-                boolean fitsAll = true;
-                for (Device d : r.devices) {
-                    fitsAll &= fits(l, d.capacityBytes());
-                }
-                if (fitsAll) {
-                    fleet.add(new TargetFleet.Instance(r.instance.id(), r.devices.size()));
-                    gpus += r.devices.size();
-                }
-            }
+            gpus = eligible(usable, l, maxBatch, fleet);
             if (gpus >= p * m) {
                 return ParallelConfig.of(gpus / (p * m), p, m, maxBatch);
             }
@@ -758,12 +842,141 @@ final class EngineLoop {
         return null;
     }
 
+    /**
+     * The engine's Algorithm 1 (paper policy) for our executor: device-memory rule, prompt / output lengths of a
+     * typical request for the model's context, searching {@code acquirable} instances beyond those at hand.
+     */
+    static ParallelConfigOptimizer defaultOptimizer(CostModel costModel, LlamaConfig config, int maxBatch,
+                                                    int acquirable) {
+        return ParallelConfigOptimizer.builder(costModel).memoryRule(MemoryRule.DEVICE_MEMORY).maxBatch(maxBatch)
+                .promptTokens(Math.min(512, Math.max(1, config.seqLen() / 2)))
+                .outputTokens(Math.min(128, Math.max(1, config.seqLen() / 4)))
+                .acquirableInstances(acquirable).build();
+    }
+
+    /** Algorithm 1's choice on the usable instances at the measured arrival rate, if our devices can hold it. */
+    private ParallelConfig plannedConfig(List<InstanceRecord> usable, List<TargetFleet.Instance> fleet) {
+        double rate = arrivalRate();
+        decide(usable, rate); // Δ for the instance manager
+        Decision d = fleetOptimizer.decide(usable.size(), onDemand(usable), rate);
+        if (d.choice().isEmpty()) {
+            LOG.info("Algorithm 1 finds no configuration for {} instances: {}", usable.size(), d.reason());
+            return null;
+        }
+        ParallelConfig c = d.config();
+        ShardLayout l;
+        try {
+            l = ContextMigration.layout(config, c.pipelineStages(), c.tensorShards());
+        } catch (IllegalArgumentException e) {
+            LOG.warn("Algorithm 1 chose {}, which this model cannot be split into ({}); using the fixed layouts", c,
+                    e.getMessage());
+            return null;
+        }
+        int gpus = eligible(usable, l, c.maxBatch(), fleet);
+        int pm = c.pipelineStages() * c.tensorShards();
+        if (gpus < pm) {
+            LOG.warn("Algorithm 1 chose {}, but only {} devices can hold its positions; using the fixed layouts", c, gpus);
+            return null;
+        }
+        LOG.info("Algorithm 1 at {} req/s on {} instances: {} ({})", String.format(java.util.Locale.ROOT, "%.3f", rate),
+                usable.size(), c, d.reason());
+        return ParallelConfig.of(Math.min(c.dataParallel(), gpus / pm), c.pipelineStages(), c.tensorShards(),
+                c.maxBatch());
+    }
+
+    private static int onDemand(List<InstanceRecord> usable) {
+        int n = 0;
+        for (InstanceRecord r : usable) {
+            if (!r.instance.type().preemptible()) {
+                n++;
+            }
+        }
+        return n;
+    }
+
+    private Decision decide(List<InstanceRecord> usable, double rate) {
+        Decision d = optimizer.decide(usable.size(), onDemand(usable), rate);
+        if (lastDecision == null || d.targetInstances() != lastDecision.targetInstances()) {
+            LOG.info("Algorithm 1 at {} req/s on {} instances: target {} instances ({})",
+                    String.format(java.util.Locale.ROOT, "%.3f", rate), usable.size(), d.targetInstances(), d.reason());
+        }
+        lastDecision = d;
+        rateAtDecision = rate;
+        return d;
+    }
+
+    /** Fills {@code fleet} with the usable instances whose every device holds a position of {@code l} with B caches. */
+    private int eligible(List<InstanceRecord> usable, ShardLayout l, int batch, List<TargetFleet.Instance> fleet) {
+        fleet.clear();
+        int gpus = 0;
+        for (InstanceRecord r : usable) {
+            boolean fitsAll = true;
+            for (Device d : r.devices) {
+                fitsAll &= fits(l, batch, d.capacityBytes());
+            }
+            if (fitsAll) {
+                fleet.add(new TargetFleet.Instance(r.instance.id(), r.devices.size()));
+                gpus += r.devices.size();
+            }
+        }
+        return gpus;
+    }
+
+    /** α_t: requests submitted during the last re-planning interval, per second. */
+    private double arrivalRate() {
+        Duration from = clock.now().minus(replanInterval);
+        while (!arrivals.isEmpty() && arrivals.peekFirst().compareTo(from) < 0) {
+            arrivals.pollFirst();
+        }
+        return arrivals.size() / (replanInterval.toNanos() / 1e9);
+    }
+
+    /**
+     * Every re-planning interval: when the arrival rate moved by more than a quarter since the last decision and
+     * Algorithm 1 now prefers another configuration, re-plan (its Δ also updates the instance target).
+     */
+    private void maybeReplan() {
+        if (optimizer == null || drainDeadline != null) {
+            return;
+        }
+        Duration now = clock.now();
+        if (nextReplan == null) {
+            nextReplan = now.plus(replanInterval);
+            return;
+        }
+        if (now.compareTo(nextReplan) < 0) {
+            return;
+        }
+        nextReplan = now.plus(replanInterval);
+        double rate = arrivalRate();
+        double base = Math.max(rateAtDecision, 0);
+        if (rateAtDecision >= 0 && Math.abs(rate - base) <= 0.25 * base && !(base == 0 && rate > 0)) {
+            return;
+        }
+        List<InstanceRecord> usable = new ArrayList<>();
+        for (InstanceRecord r : instances.values()) {
+            if (r.usable()) {
+                usable.add(r);
+            }
+        }
+        decide(usable, rate);
+        Decision d = fleetOptimizer.decide(usable.size(), onDemand(usable), rate);
+        if (d.choice().isPresent() && (current == null || !sameShape(d.config(), current))) {
+            changed(String.format(java.util.Locale.ROOT, "arrival rate %.3f req/s", rate));
+        }
+    }
+
+    private static boolean sameShape(ParallelConfig a, ParallelConfig b) {
+        return a.pipelineStages() == b.pipelineStages() && a.tensorShards() == b.tensorShards()
+                && a.maxBatch() == b.maxBatch() && a.dataParallel() <= b.dataParallel();
+    }
+
     /** Whether each position's weights plus KV cache for B full-length sequences fit {@code capacity} bytes. */
-    private boolean fits(ShardLayout layout, long capacity) {
+    private boolean fits(ShardLayout layout, int batch, long capacity) {
         for (int st = 0; st < layout.stages(); st++) {
             for (int m = 0; m < layout.shards(); m++) {
                 long need = layout.weightBytes(st, m)
-                        + (long) maxBatch * config.seqLen() * layout.kvBytesPerPosition(st, m);
+                        + (long) batch * config.seqLen() * layout.kvBytesPerPosition(st, m);
                 if (need > capacity) {
                     return false;
                 }
@@ -805,6 +1018,22 @@ final class EngineLoop {
             }
         }
         return new Deployment(oc, placement, batches);
+    }
+
+    /** Whether a pipeline touches an instance under preemption notice (it takes no new requests). */
+    private boolean doomed(PipelineSlot s) {
+        for (String id : s.instances) {
+            InstanceRecord r = instances.get(id);
+            if (r == null || !r.usable()) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Requests one pipeline runs at once: B of the current configuration. */
+    private int batchCap() {
+        return current != null ? current.maxBatch() : maxBatch;
     }
 
     /** The request id behind a batch of {@link #deployment}. */
@@ -921,7 +1150,7 @@ final class EngineLoop {
             // least-loaded pipeline first, so requests spread over the replicas
             PipelineSlot best = null;
             for (PipelineSlot s : slots) {
-                if (!s.broken() && s.active.size() < maxBatch
+                if (!s.broken() && !doomed(s) && s.active.size() < batchCap()
                         && (best == null || s.active.size() < best.active.size())) {
                     best = s;
                 }

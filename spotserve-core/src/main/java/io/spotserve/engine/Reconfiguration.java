@@ -1,5 +1,6 @@
 package io.spotserve.engine;
 
+import io.spotserve.plan.ParallelConfig;
 import java.time.Duration;
 
 /**
@@ -11,6 +12,7 @@ import java.time.Duration;
  * @param reason               what triggered it (instance acquired, preemption notice, termination, ...)
  * @param from                 pipelines before, e.g. "[P2M1@[a, b]]"
  * @param to                   pipelines after
+ * @param configuration        the configuration C = (D, P, M, B) the pipelines after implement; null when none
  * @param interruptedRequests  requests that lost their KV cache and resume by recomputing from committed tokens
  * @param resumedRequests      requests whose KV cache was migrated: they resume at their committed step
  * @param bytesMigrated        weight and KV bytes copied from one device to another
@@ -20,7 +22,8 @@ import java.time.Duration;
  * @param plannedBytesReloaded bytes the device mapper predicted to reload from the checkpoint
  * @param pause                engine-clock time the change took
  */
-public record Reconfiguration(Duration at, String reason, String from, String to, int interruptedRequests,
+public record Reconfiguration(Duration at, String reason, String from, String to, ParallelConfig configuration,
+                              int interruptedRequests,
                               int resumedRequests, long bytesMigrated, long bytesKept, long bytesLoaded,
                               long plannedBytesMoved, long plannedBytesReloaded, Duration pause) {
 }

@@ -3,6 +3,8 @@ package io.spotserve.engine;
 import io.spotserve.exec.Executor;
 import io.spotserve.exec.ExecutorProvider;
 import io.spotserve.exec.ShardLayout;
+import io.spotserve.plan.CostModel;
+import io.spotserve.plan.ParallelConfigOptimizer;
 import io.spotserve.instance.InstanceProvider;
 import io.spotserve.model.LlamaCheckpoint;
 import io.spotserve.model.LlamaConfig;
@@ -114,6 +116,9 @@ public final class ServingEngine implements AutoCloseable {
         int targetInstances;
         boolean fallbackLayouts = true;
         Duration drainTimeout = Duration.ofSeconds(30);
+        CostModel costModel;
+        ParallelConfigOptimizer optimizer;
+        Duration replanInterval = Duration.ofSeconds(30);
 
         private Builder() {
         }
@@ -189,7 +194,8 @@ public final class ServingEngine implements AutoCloseable {
 
         /**
          * Instances the engine keeps: it asks the provider for more when fewer are usable (instances under
-         * preemption notice do not count) and releases surplus on-demand instances. Default 0: never asks.
+         * preemption notice do not count) and releases surplus on-demand instances. Default 0: never asks. With
+         * {@link #planning}, the most instances Algorithm 1's Δ may bring the fleet to.
          */
         public Builder targetInstances(int n) {
             if (n < 0) {
@@ -203,6 +209,36 @@ public final class ServingEngine implements AutoCloseable {
          * Whether devices too few for a P × M pipeline may still serve with a smaller layout (fewer stages
          * and shards; default true). Without it, leftover devices stay idle.
          */
+        /**
+         * Lets SpotServe's planning core drive the engine, priced by {@code costModel} (a profile of the executor that
+         * serves, e.g. from {@link io.spotserve.exec.ExecutorProfiler}): Algorithm 1 (§3.2, paper policy, device-memory
+         * rule) chooses C = (D, P, M, B) for the usable instances and the arrival rate measured over the last
+         * re-planning interval, and its Δ requests or releases instances (on-demand first) up to
+         * {@link #targetInstances}; the interruption arranger (§4.1) decides how many more decode steps doomed
+         * pipelines run after a preemption notice. Without it, the engine serves the fixed {@link #parallelism}.
+         */
+        public Builder planning(CostModel costModel) {
+            this.costModel = Objects.requireNonNull(costModel, "costModel");
+            return this;
+        }
+
+        /** {@link #planning(CostModel)} with an optimizer of your own (policy, tolerance, spare pool, token counts). */
+        public Builder planning(CostModel costModel, ParallelConfigOptimizer optimizer) {
+            this.costModel = Objects.requireNonNull(costModel, "costModel");
+            this.optimizer = Objects.requireNonNull(optimizer, "optimizer");
+            return this;
+        }
+
+        /** How often the planner re-checks the arrival rate (and the window it is measured over); default 30 s. */
+        public Builder replanInterval(Duration interval) {
+            Objects.requireNonNull(interval, "replanInterval");
+            if (interval.isNegative() || interval.isZero()) {
+                throw new IllegalArgumentException("replanInterval must be > 0, was " + interval);
+            }
+            this.replanInterval = interval;
+            return this;
+        }
+
         public Builder fallbackLayouts(boolean allow) {
             this.fallbackLayouts = allow;
             return this;
