@@ -620,7 +620,7 @@ final class EngineLoop {
         if (missing > 0) {
             outstandingInstanceRequests += missing;
             LOG.info("{} usable instances, target {}: requesting {}", usable, desired, missing);
-            provider.requestInstances(missing);
+            provider.requestOnDemand(missing);
         } else if (usable > desired) {
             // on-demand first (paper §3.2); idle ones before those hosting a pipeline, newest first
             List<InstanceRecord> onDemand = new ArrayList<>();

@@ -24,7 +24,7 @@ public interface InstanceProvider extends AutoCloseable {
      * (the launch time is the acquisition grace period T⁺ of the paper); a provider that cannot satisfy the
      * request delivers fewer.
      */
-    void requestInstances(int count);
+    void requestOnDemand(int count);
 
     /** Gives an instance back to the cloud; the provider confirms with a {@link InstanceEvent.Terminated}. */
     void release(String instanceId);

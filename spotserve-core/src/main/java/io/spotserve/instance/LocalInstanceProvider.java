@@ -18,7 +18,7 @@ import org.slf4j.LoggerFactory;
  * one without notice, or {@link #deliver} any raw event (future-dated, duplicated or about an unknown
  * instance) to exercise the engine's tolerance. Event times come from the engine's clock.
  *
- * <p>{@link #requestInstances} launches on-demand instances of the configured type at once (no launch
+ * <p>{@link #requestOnDemand} launches on-demand instances of the configured type at once (no launch
  * delay); {@link #release} terminates an instance. Events produced before {@link #start} are queued and
  * delivered, in order, when it is called. Thread-safe.
  */
@@ -37,7 +37,7 @@ public final class LocalInstanceProvider implements InstanceProvider {
      * A provider with no instances yet.
      *
      * @param clock        the engine's clock (event times)
-     * @param onDemandType what {@link #requestInstances} launches, or {@code null} to launch nothing
+     * @param onDemandType what {@link #requestOnDemand} launches, or {@code null} to launch nothing
      */
     public LocalInstanceProvider(EngineClock clock, InstanceType onDemandType) {
         this.clock = Objects.requireNonNull(clock, "clock");
@@ -109,7 +109,7 @@ public final class LocalInstanceProvider implements InstanceProvider {
     }
 
     @Override
-    public synchronized void requestInstances(int count) {
+    public synchronized void requestOnDemand(int count) {
         if (count < 0) {
             throw new IllegalArgumentException("count must be >= 0, was " + count);
         }

@@ -26,7 +26,7 @@ import org.slf4j.LoggerFactory;
  *
  * <p>All events are handed over, dated, when the engine starts; the engine applies each when its clock
  * reaches it. Throughput-change lines ({@code other}/RATE) and the end marker are not membership changes and are
- * skipped. {@link #requestInstances} launches on-demand instances at once when an on-demand type is given;
+ * skipped. {@link #requestOnDemand} launches on-demand instances at once when an on-demand type is given;
  * {@link #release} terminates an instance now (later trace events about it are then stale and ignored).
  */
 public final class TraceInstanceProvider implements InstanceProvider {
@@ -49,7 +49,7 @@ public final class TraceInstanceProvider implements InstanceProvider {
      * @param grace        notice ahead of each removal, on the engine clock
      * @param timeScale    engine time per trace time, {@code > 0} (1 = real time, 0.001 = a second per ms)
      * @param clock        the engine clock (for on-demand launches and releases)
-     * @param onDemandType what {@link #requestInstances} launches, or {@code null} for nothing
+     * @param onDemandType what {@link #requestOnDemand} launches, or {@code null} for nothing
      * @throws IllegalArgumentException if grace is negative or timeScale is not a positive finite number
      */
     public TraceInstanceProvider(AvailabilityTrace trace, InstanceType type, Duration grace, double timeScale,
@@ -127,7 +127,10 @@ public final class TraceInstanceProvider implements InstanceProvider {
     }
 
     @Override
-    public synchronized void requestInstances(int count) {
+    public synchronized void requestOnDemand(int count) {
+        if (count < 0) {
+            throw new IllegalArgumentException("count must be >= 0, was " + count);
+        }
         if (onDemandType == null || listener == null) {
             LOG.info("asked for {} instances; the trace has no on-demand market configured", count);
             return;

@@ -82,22 +82,7 @@ final class Transfers {
             ShardRange want = ShardRange.ofShard(v.shard(), nc.tensorShards());
             List<ShardRange> missing = o != null && o.stage() == oldStage
                     ? subtract(want, ShardRange.ofShard(o.shard(), oc.tensorShards())) : List.of(want);
-            for (ShardRange piece : missing) {
-                for (int m = 0; m < oc.tensorShards(); m++) {
-                    ShardRange part = piece.intersect(ShardRange.ofShard(m, oc.tensorShards()));
-                    if (part == null) {
-                        continue;
-                    }
-                    List<DeviceId> holders = new ArrayList<>();
-                    for (int d = 0; d < oc.dataParallel(); d++) {
-                        DeviceId h = oldHolder.get(new Position(d, oldStage, m));
-                        if (h != null) {
-                            holders.add(h);
-                        }
-                    }
-                    emit(new PlannedSlice(kind, -1, part, -1, part.bytesOf(bytes)), holders, t);
-                }
-            }
+            emitPieces(kind, -1, -1, missing, oldStage, bytes, t);
             return;
         }
         if (o != null && o.stage() == oldStage) {
@@ -125,6 +110,15 @@ final class Transfers {
             missing = subtract(want, ShardRange.ofShard(o.shard(), oc.tensorShards()));
         }
         long total = kind == PlannedSlice.Kind.WEIGHTS ? model.layerWeightBytes() : run.keptKv[group];
+        emitPieces(kind, layer, group, missing, oldStage, total, t);
+    }
+
+    /**
+     * Emits the {@code missing} ranges of a tensor of {@code total} bytes for device t, split at old shard
+     * boundaries, each piece from the old holders of that shard on {@code oldStage} (for KV only group's pipeline).
+     */
+    private void emitPieces(PlannedSlice.Kind kind, int layer, int group, List<ShardRange> missing, int oldStage,
+                            long total, DeviceId t) {
         for (ShardRange piece : missing) {
             for (int m = 0; m < oc.tensorShards(); m++) {
                 ShardRange part = piece.intersect(ShardRange.ofShard(m, oc.tensorShards()));

@@ -68,12 +68,7 @@ class ContextMigrationTest {
         // 6 requests, 2 per pipeline: the two survivors (B = 4 each) can take over all of them
         List<GenerationRequest> requests = EngineFixtures.requests(11, 6, 60, false);
         List<CompletableFuture<Completion>> futures = new ArrayList<>();
-        try (ServingEngine engine = ServingEngine.builder().model(CHECKPOINT, TOKENIZER).instances(provider)
-                .executor(executor).clock(clock).parallelism(1, 1).maxBatch(4).build()) {
-            for (GenerationRequest r : requests) {
-                futures.add(engine.submit(r));
-            }
-            awaitRunning(engine);
+        try (ServingEngine engine = startRunning(provider, clock, 1, 1, 4, requests, futures)) {
             provider.deliver(new InstanceEvent.PreemptionNotice(a.id(), clock.now(), clock.now().plusMillis(30)));
             checkOutputs(requests, futures);
             EngineMetrics m = engine.metrics();
@@ -95,12 +90,7 @@ class ContextMigrationTest {
         Instance a = provider.add(ONE_GPU);
         List<GenerationRequest> requests = EngineFixtures.requests(12, 6, 200, false);
         List<CompletableFuture<Completion>> futures = new ArrayList<>();
-        try (ServingEngine engine = ServingEngine.builder().model(CHECKPOINT, TOKENIZER).instances(provider)
-                .executor(executor).clock(clock).parallelism(1, 1).maxBatch(4).build()) {
-            for (GenerationRequest r : requests) {
-                futures.add(engine.submit(r));
-            }
-            awaitRunning(engine);
+        try (ServingEngine engine = startRunning(provider, clock, 1, 1, 4, requests, futures)) {
             Duration t = clock.now().plusMillis(5);
             provider.deliver(new InstanceEvent.Acquired(new Instance("b", ONE_GPU), t));
             provider.deliver(new InstanceEvent.Acquired(new Instance("c", ONE_GPU), t));
@@ -131,12 +121,7 @@ class ContextMigrationTest {
         Instance y = provider.add(tight);
         List<GenerationRequest> requests = EngineFixtures.requests(13, 4, 80, false);
         List<CompletableFuture<Completion>> futures = new ArrayList<>();
-        try (ServingEngine engine = ServingEngine.builder().model(CHECKPOINT, TOKENIZER).instances(provider)
-                .executor(executor).clock(clock).parallelism(2, 1).maxBatch(batch).build()) {
-            for (GenerationRequest r : requests) {
-                futures.add(engine.submit(r));
-            }
-            awaitRunning(engine);
+        try (ServingEngine engine = startRunning(provider, clock, 2, 1, batch, requests, futures)) {
             provider.deliver(new InstanceEvent.PreemptionNotice(y.id(), clock.now(), clock.now().plusMillis(20)));
             checkOutputs(requests, futures);
             EngineMetrics m = engine.metrics();
@@ -149,6 +134,19 @@ class ContextMigrationTest {
             assertEquals(shrink.plannedBytesMoved(), shrink.bytesMigrated(), shrink.toString());
             assertTrue(shrink.resumedRequests() > 0, shrink.toString());
         }
+    }
+
+    /** An engine on {@code provider} serving P x M pipelines, with {@code requests} submitted and some running. */
+    private ServingEngine startRunning(LocalInstanceProvider provider, VirtualClock clock, int stages, int shards,
+                                       int batch, List<GenerationRequest> requests,
+                                       List<CompletableFuture<Completion>> futures) {
+        ServingEngine engine = ServingEngine.builder().model(CHECKPOINT, TOKENIZER).instances(provider)
+                .executor(executor).clock(clock).parallelism(stages, shards).maxBatch(batch).build();
+        for (GenerationRequest r : requests) {
+            futures.add(engine.submit(r));
+        }
+        awaitRunning(engine);
+        return engine;
     }
 
     private static void awaitRunning(ServingEngine engine) {
