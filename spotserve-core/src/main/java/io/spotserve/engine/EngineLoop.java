@@ -1,5 +1,6 @@
 package io.spotserve.engine;
 
+import io.spotserve.exec.ContextSlice;
 import io.spotserve.exec.Device;
 import io.spotserve.exec.DeviceMemoryException;
 import io.spotserve.exec.Executor;
@@ -11,7 +12,6 @@ import io.spotserve.instance.InstanceProvider;
 import io.spotserve.model.LlamaCheckpoint;
 import io.spotserve.model.LlamaConfig;
 import io.spotserve.model.Tokenizer;
-import io.spotserve.exec.ContextSlice;
 import io.spotserve.plan.Arrangement;
 import io.spotserve.plan.ContextUnit;
 import io.spotserve.plan.CostModel;

@@ -11,8 +11,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.spotserve.exec.Executor;
 import io.spotserve.exec.ExecutorProfiler;
-import io.spotserve.instance.InstanceEvent;
 import io.spotserve.instance.Instance;
+import io.spotserve.instance.InstanceEvent;
 import io.spotserve.instance.LocalInstanceProvider;
 import io.spotserve.plan.CostModel;
 import io.spotserve.plan.Decision;

@@ -8,10 +8,16 @@ import io.spotserve.engine.Reconfiguration;
 import io.spotserve.engine.RequestRejectedException;
 import io.spotserve.engine.ServingEngine;
 import io.spotserve.engine.SystemEngineClock;
+import io.spotserve.exec.Executor;
+import io.spotserve.exec.ExecutorProfiler;
+import io.spotserve.exec.ExecutorProvider;
 import io.spotserve.instance.InstanceType;
 import io.spotserve.instance.TraceInstanceProvider;
 import io.spotserve.model.LlamaCheckpoint;
 import io.spotserve.model.Tokenizer;
+import io.spotserve.plan.CostModel;
+import io.spotserve.plan.Hardware;
+import io.spotserve.plan.LatencyProfile;
 import io.spotserve.trace.AvailabilityTrace;
 import io.spotserve.trace.TraceReader;
 import java.io.InputStreamReader;
@@ -39,8 +45,11 @@ import java.util.concurrent.CompletableFuture;
  * 3.9 USD/h, the paper's g4dn prices) serving one P1M2 pipeline; removals come with a 30 trace-second notice.
  *
  * <pre>
- * java -jar spotserve-examples.jar replay [--trace PATH] [--speed 22] [--requests 300] [--rate 0.25] [--seed 1]
+ * java -jar spotserve-examples.jar replay [--trace PATH] [--speed 22] [--requests 300] [--rate 0.25] [--seed 1] [--plan]
  * </pre>
+ * With {@code --plan} the engine is driven by Algorithm 1 instead of fixed P1M2 pipelines: the bundled model is
+ * profiled first (a few seconds), and the planner picks (D, P, M, B) for the instances and the measured arrival
+ * rate, and may add on-demand instances (3.9 USD/h) up to 12 — the paper's "+O" traces.
  * Output: a live progress line on stderr, a summary table on stdout and, as the last stdout line, one JSON
  * object. Costs and instance-hours are in trace time (engine-clock hours × speed); latencies are wall time.
  * {@code ondemand_only_cost_usd} prices the same instance-hours at the on-demand price (the paper's baseline).
@@ -55,13 +64,27 @@ final class ReplayCommand implements Main.Command {
     private static final String LOG_LEVEL = "org.slf4j.simpleLogger.defaultLogLevel";
     private static final String ENGINE_LOG_LEVEL = "org.slf4j.simpleLogger.log.io.spotserve";
     private static final Set<String> VALUED = Set.of("trace", "speed", "requests", "rate", "seed");
-    private static final String HINT = "options are --trace PATH --speed X --requests N --rate R --seed S";
+    private static final String HINT = "options are --trace PATH --speed X --requests N --rate R --seed S --plan";
     private static final String[] PROMPTS = {"Once upon a time", "The little dog", "Lily and Ben went to the park",
         "One day", "Tom had a red ball. He", "The sun was"};
 
+    /** A quick profile of the executor that will serve, as the planner's cost model (SpotServe §3.2). */
+    private static CostModel costModel(LlamaCheckpoint checkpoint, InstanceType spot) {
+        System.err.println("replay: profiling the bundled model for the planner ...");
+        LatencyProfile profile;
+        try (Executor executor = ExecutorProvider.best().create()) {
+            profile = ExecutorProfiler.builder(executor).promptTokens(16).maxBatch(4).warmup(1).repeats(2)
+                    .decodeSteps(4).build().profile("stories260K", checkpoint);
+        }
+        Hardware local = new Hardware(spot.name(), spot.gpus(), spot.memoryPerGpuBytes(), 10.0, 0.0, SPOT_PRICE,
+                ON_DEMAND_PRICE);
+        return CostModel.of(profile, "stories260K", checkpoint.config(), local);
+    }
+
     @Override
     public int run(String[] args, PrintStream out) throws Exception {
-        Map<String, String> opts = CommandLine.parse(NAME, args, VALUED, Set.of(), HINT);
+        Map<String, String> opts = CommandLine.parse(NAME, args, VALUED, Set.of("plan"), HINT);
+        boolean plan = opts.containsKey("plan");
         // keep the progress line readable: engine INFO logs only when asked for with -D...defaultLogLevel=info
         // (slf4j-simple reads a per-logger level when the logger is created, i.e. when the engine classes load)
         if (System.getProperty(LOG_LEVEL) == null && System.getProperty(ENGINE_LOG_LEVEL) == null) {
@@ -86,7 +109,7 @@ final class ReplayCommand implements Main.Command {
         SystemEngineClock clock = new SystemEngineClock();
         InstanceType spot = new InstanceType("local.2x", 2, 32L << 20, SPOT_PRICE, InstanceType.Market.SPOT);
         TraceInstanceProvider provider = new TraceInstanceProvider(trace, spot, scaled(GRACE, scale), scale, clock,
-                null);
+                plan ? spot.on(InstanceType.Market.ON_DEMAND, ON_DEMAND_PRICE) : null);
         Duration end = scaled(trace.endTime(), scale);
 
         Random rnd = new Random(seed);
@@ -94,8 +117,12 @@ final class ReplayCommand implements Main.Command {
         int rejected = 0;
         long wallStart = System.nanoTime();
         EngineMetrics m;
-        try (ServingEngine engine = ServingEngine.builder().model(checkpoint, tokenizer).instances(provider)
-                .clock(clock).parallelism(1, 2).maxBatch(4).build()) {
+        ServingEngine.Builder builder = ServingEngine.builder().model(checkpoint, tokenizer).instances(provider)
+                .clock(clock).parallelism(1, 2).maxBatch(4);
+        if (plan) {
+            builder.planning(costModel(checkpoint, spot)).targetInstances(12).replanInterval(scaled(Duration.ofSeconds(60), scale));
+        }
+        try (ServingEngine engine = builder.build()) {
             double arrival = 0; // trace seconds
             for (int i = 0; i < requests; i++) {
                 arrival += -Math.log(1 - rnd.nextDouble()) / rate;
