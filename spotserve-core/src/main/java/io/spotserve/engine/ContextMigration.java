@@ -70,6 +70,8 @@ final class ContextMigration {
     private final DeviceMapping mapping;
     private final Map<DeviceId, Device> devices;
     private final Set<String> dead = new HashSet<>();
+    /** Old pipelines that become new ones unchanged (same layout on the same devices): nothing of theirs moves. */
+    private final Set<PipelineSlot> reused = new HashSet<>();
     private long moved;
     private long kept;
     private long reloaded;
@@ -121,7 +123,14 @@ final class ContextMigration {
                         devs.add(d);
                     }
                 }
-                fresh.add(new PipelineSlot(slotIds.getAsInt(), executor.createPipeline(nl, devs, maxBatchTokens), devs));
+                PipelineSlot same = unchanged(nl, devs);
+                if (same != null) {
+                    reused.add(same);
+                    fresh.add(same);
+                } else {
+                    fresh.add(new PipelineSlot(slotIds.getAsInt(), executor.createPipeline(nl, devs, maxBatchTokens),
+                            devs));
+                }
             }
             List<LiveRequest> dropped = new ArrayList<>();
             int resumed = moveKvCaches(fresh, dropped);
@@ -141,7 +150,9 @@ final class ContextMigration {
                 markDead(fresh);
             }
             for (PipelineSlot s : old) {
-                s.pipeline.close();
+                if (!reused.contains(s)) {
+                    s.pipeline.close();
+                }
             }
             return new Result(fresh, dropped, resumed, moved, kept, reloaded);
         } catch (RuntimeException e) {
@@ -153,6 +164,16 @@ final class ContextMigration {
             }
             throw e;
         }
+    }
+
+    /** An intact old pipeline with exactly this layout on exactly these devices, not yet taken. */
+    private PipelineSlot unchanged(ShardLayout layout, List<Device> devs) {
+        for (PipelineSlot s : old) {
+            if (!s.broken() && !reused.contains(s) && s.pipeline.layout().equals(layout) && s.devices.equals(devs)) {
+                return s;
+            }
+        }
+        return null;
     }
 
     private List<ContextUnit> allUnits() {
@@ -202,21 +223,26 @@ final class ContextMigration {
                 byId.put(r.id, r);
             }
         }
+        Map<PipelineSlot, List<LiveRequest>> placed = new LinkedHashMap<>();
+        for (PipelineSlot s : fresh) {
+            placed.put(s, new ArrayList<>());
+        }
         int resumed = 0;
         for (Map.Entry<Integer, List<InflightBatch>> e : mapping.keptBatches().entrySet()) {
             PipelineSlot to = fresh.get(e.getKey());
             for (InflightBatch b : e.getValue()) {
-                LiveRequest r = byId.remove(EngineLoop.requestIdOf(b));
+                LiveRequest r = byId.get(EngineLoop.requestIdOf(b));
                 if (r == null) {
                     continue;
                 }
-                if (moveKv(r, r.slot, to)) {
-                    to.active.add(r);
-                    r.slot = to;
-                    resumed++;
-                } else {
-                    byId.put(r.id, r);
+                if (r.slot == to) {
+                    kept += (long) to.pipeline.length(r.id) * c.kvBytesPerPosition(); // its pipeline stays as it is
+                } else if (!moveKv(r, r.slot, to)) {
+                    continue;
                 }
+                byId.remove(r.id);
+                placed.get(to).add(r);
+                resumed++;
             }
         }
         for (PipelineSlot s : old) {
@@ -224,11 +250,20 @@ final class ContextMigration {
                 if (byId.containsKey(r.id)) {
                     dropped.add(r);
                     r.slot = null;
+                    s.pipeline.closeSequence(r.id);
                 }
             }
             s.active.clear();
-            for (long seq : s.pipeline.sequences()) {
-                s.pipeline.closeSequence(seq);
+            if (!reused.contains(s)) {
+                for (long seq : s.pipeline.sequences()) {
+                    s.pipeline.closeSequence(seq);
+                }
+            }
+        }
+        for (Map.Entry<PipelineSlot, List<LiveRequest>> e : placed.entrySet()) {
+            for (LiveRequest r : e.getValue()) {
+                r.slot = e.getKey();
+                e.getKey().active.add(r);
             }
         }
         return resumed;
@@ -294,6 +329,10 @@ final class ContextMigration {
     private void moveUnit(ContextUnit unit, List<PipelineSlot> fresh) {
         List<Staged> staged = new ArrayList<>();
         for (PipelineSlot to : fresh) {
+            if (reused.contains(to)) {
+                keptUnit(unit, to);
+                continue;
+            }
             ShardLayout b = to.pipeline.layout();
             for (int s2 = 0; s2 < b.stages(); s2++) {
                 for (int m2 = 0; m2 < b.shards(); m2++) {
@@ -311,6 +350,9 @@ final class ContextMigration {
         }
         // the old copies of this unit go first, so no device holds the unit twice
         for (PipelineSlot s : old) {
+            if (reused.contains(s)) {
+                continue;
+            }
             ShardLayout a = s.pipeline.layout();
             for (int s1 = 0; s1 < a.stages(); s1++) {
                 for (int m1 = 0; m1 < a.shards(); m1++) {
@@ -327,6 +369,20 @@ final class ContextMigration {
         }
         for (Staged st : staged) {
             st.slot.pipeline.importSlice(st.stage, st.shard, st.data);
+        }
+    }
+
+    /** Counts the unit's bytes of a pipeline that stays as it is: kept in place without any copy. */
+    private void keptUnit(ContextUnit unit, PipelineSlot slot) {
+        ShardLayout b = slot.pipeline.layout();
+        for (int s2 = 0; s2 < b.stages(); s2++) {
+            for (int m2 = 0; m2 < b.shards(); m2++) {
+                for (ContextSlice w : b.weightSlices(s2, m2)) {
+                    if (unitOf(w).equals(unit)) {
+                        kept += w.bytes(c);
+                    }
+                }
+            }
         }
     }
 
