@@ -29,8 +29,10 @@ import java.util.stream.IntStream;
  * <pre>
  * java -cp benchmarks/target/benchmarks.jar io.spotserve.bench.eval.Evaluation [--out benchmarks/results]
  *     [--models OPT-6.7B,GPT-20B,LLaMA-30B] [--traces A_S,B_S,A_S+O,B_S+O,MAF] [--systems spotserve,...]
- *     [--seed 1] [--arrivals paper|artifact] [--shared ../shared] [--threads N]
+ *     [--seed 1] [--arrivals paper|artifact] [--shared ../shared] [--threads N] [--no-report]
  * </pre>
+ * Unless {@code --no-report} is given it then writes {@code report.md} and {@code plots/*.png} into the same
+ * directory ({@link io.spotserve.bench.report.EvaluationReport#write}), so one command produces everything.
  * MAF runs for GPT-20B only (the paper's Fig. 8).
  */
 public final class Evaluation {
@@ -48,7 +50,7 @@ public final class Evaluation {
 
     /** Options of one evaluation run. */
     record Options(Path out, List<PaperModel> models, List<String> traces, List<String> systems, long seed,
-                   Arrivals.Mode arrivals, Path shared, int threads) {
+                   Arrivals.Mode arrivals, Path shared, int threads, boolean report) {
     }
 
     public static void main(String[] args) {
@@ -58,6 +60,12 @@ public final class Evaluation {
             int rows = run(o);
             System.err.printf(Locale.ROOT, "wrote %d summary rows to %s in %.1f s%n", rows, o.out(),
                     (System.nanoTime() - t0) / 1e9);
+            if (o.report()) {
+                long t1 = System.nanoTime();
+                io.spotserve.bench.report.EvaluationReport.write(o.out());
+                System.err.printf(Locale.ROOT, "wrote %s and %s in %.1f s%n", o.out().resolve("report.md"),
+                        o.out().resolve("plots"), (System.nanoTime() - t1) / 1e9);
+            }
         } catch (IllegalArgumentException | IOException | UncheckedIOException e) {
             System.err.println("evaluation: " + e.getMessage());
             System.exit(2);
@@ -73,8 +81,13 @@ public final class Evaluation {
         Arrivals.Mode mode = Arrivals.Mode.PAPER;
         Path shared = null;
         int threads = Runtime.getRuntime().availableProcessors();
+        boolean report = true;
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
+            if (a.equals("--no-report")) {
+                report = false;
+                continue;
+            }
             if (i + 1 >= args.length) {
                 throw new IllegalArgumentException("option " + a + " needs a value");
             }
@@ -100,7 +113,7 @@ public final class Evaluation {
                 case "--shared" -> shared = Paths.get(v);
                 case "--threads" -> threads = Math.max(1, Integer.parseInt(v));
                 default -> throw new IllegalArgumentException("unknown option '" + a + "'; expected --out, --models, "
-                        + "--traces, --systems, --seed, --arrivals, --shared or --threads");
+                        + "--traces, --systems, --seed, --arrivals, --shared, --threads or --no-report");
             }
         }
         List<String> known = SystemSpec.all().stream().map(SystemSpec::name).toList();
@@ -112,7 +125,8 @@ public final class Evaluation {
                 throw new IllegalArgumentException("unknown system '" + s + "'; expected one of " + known);
             }
         }
-        return new Options(out, models, traces, systems, seed, mode, shared == null ? locateShared() : shared, threads);
+        return new Options(out, models, traces, systems, seed, mode, shared == null ? locateShared() : shared, threads,
+                report);
     }
 
     /** ../shared next to the working directory or one of its parents. */
