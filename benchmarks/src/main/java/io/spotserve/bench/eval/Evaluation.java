@@ -29,8 +29,14 @@ import java.util.stream.IntStream;
  * <pre>
  * java -cp benchmarks/target/benchmarks.jar io.spotserve.bench.eval.Evaluation [--out benchmarks/results]
  *     [--models OPT-6.7B,GPT-20B,LLaMA-30B] [--traces A_S,B_S,A_S+O,B_S+O,MAF] [--systems spotserve,...]
- *     [--seed 1] [--arrivals paper|artifact] [--shared ../shared] [--threads N]
+ *     [--seed 1] [--arrivals paper|artifact] [--shared ../shared] [--threads N] [--robustness [10]] [--no-report]
  * </pre>
+ * It also writes {@code run.csv} (the seed and arrival process of the run, for the report). With
+ * {@code --robustness N} it then re-runs the same models, traces and systems for seeds 1..N under both arrival
+ * processes (paper Gamma CV 6 and the artifact's near-periodic one) and writes one summary row per
+ * (arrivals, seed, cell, system) to {@code robustness.csv}; the report turns it into the seed-robustness tables.
+ * Unless {@code --no-report} is given it then writes {@code report.md} and {@code plots/*.png} into the same
+ * directory ({@link io.spotserve.bench.report.EvaluationReport#write}), so one command produces everything.
  * MAF runs for GPT-20B only (the paper's Fig. 8).
  */
 public final class Evaluation {
@@ -48,7 +54,7 @@ public final class Evaluation {
 
     /** Options of one evaluation run. */
     record Options(Path out, List<PaperModel> models, List<String> traces, List<String> systems, long seed,
-                   Arrivals.Mode arrivals, Path shared, int threads) {
+                   Arrivals.Mode arrivals, Path shared, int threads, boolean report, int robustnessSeeds) {
     }
 
     public static void main(String[] args) {
@@ -58,6 +64,18 @@ public final class Evaluation {
             int rows = run(o);
             System.err.printf(Locale.ROOT, "wrote %d summary rows to %s in %.1f s%n", rows, o.out(),
                     (System.nanoTime() - t0) / 1e9);
+            if (o.robustnessSeeds() > 0) {
+                long t1 = System.nanoTime();
+                int n = robustness(o);
+                System.err.printf(Locale.ROOT, "wrote %d rows to %s in %.1f s%n", n, o.out().resolve(ROBUSTNESS),
+                        (System.nanoTime() - t1) / 1e9);
+            }
+            if (o.report()) {
+                long t1 = System.nanoTime();
+                io.spotserve.bench.report.EvaluationReport.write(o.out());
+                System.err.printf(Locale.ROOT, "wrote %s and %s in %.1f s%n", o.out().resolve("report.md"),
+                        o.out().resolve("plots"), (System.nanoTime() - t1) / 1e9);
+            }
         } catch (IllegalArgumentException | IOException | UncheckedIOException e) {
             System.err.println("evaluation: " + e.getMessage());
             System.exit(2);
@@ -73,8 +91,24 @@ public final class Evaluation {
         Arrivals.Mode mode = Arrivals.Mode.PAPER;
         Path shared = null;
         int threads = Runtime.getRuntime().availableProcessors();
+        boolean report = true;
+        int robustness = 0;
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
+            if (a.equals("--no-report")) {
+                report = false;
+                continue;
+            }
+            if (a.equals("--robustness")) {
+                robustness = 10;
+                if (i + 1 < args.length && args[i + 1].matches("\\d+")) {
+                    robustness = Integer.parseInt(args[++i]);
+                    if (robustness < 1) {
+                        throw new IllegalArgumentException("--robustness needs >= 1 seed, was " + robustness);
+                    }
+                }
+                continue;
+            }
             if (i + 1 >= args.length) {
                 throw new IllegalArgumentException("option " + a + " needs a value");
             }
@@ -100,7 +134,7 @@ public final class Evaluation {
                 case "--shared" -> shared = Paths.get(v);
                 case "--threads" -> threads = Math.max(1, Integer.parseInt(v));
                 default -> throw new IllegalArgumentException("unknown option '" + a + "'; expected --out, --models, "
-                        + "--traces, --systems, --seed, --arrivals, --shared or --threads");
+                        + "--traces, --systems, --seed, --arrivals, --shared, --threads, --robustness [N] or --no-report");
             }
         }
         List<String> known = SystemSpec.all().stream().map(SystemSpec::name).toList();
@@ -112,7 +146,8 @@ public final class Evaluation {
                 throw new IllegalArgumentException("unknown system '" + s + "'; expected one of " + known);
             }
         }
-        return new Options(out, models, traces, systems, seed, mode, shared == null ? locateShared() : shared, threads);
+        return new Options(out, models, traces, systems, seed, mode, shared == null ? locateShared() : shared, threads,
+                report, robustness);
     }
 
     /** ../shared next to the working directory or one of its parents. */
@@ -214,6 +249,9 @@ public final class Evaluation {
             pool.shutdown();
         }
         Files.createDirectories(o.out());
+        try (BufferedWriter run = writer(o.out().resolve(RUN), "seed,arrivals")) {
+            run.write(o.seed() + "," + modeName(o.arrivals()) + "\n");
+        }
         try (BufferedWriter req = writer(o.out().resolve("requests.csv"),
                 "model,trace,system,request_id,arrival_s,first_token_s,finish_s,latency_s,output_tokens,restarts,completed");
              BufferedWriter sum = writer(o.out().resolve("summary.csv"),
@@ -245,6 +283,72 @@ public final class Evaluation {
             }
         }
         return tasks.size();
+    }
+
+    /** The run's seed and arrival process (one row). */
+    public static final String RUN = "run.csv";
+    /** Summary rows of every (arrival process, seed, cell, system), written by {@code --robustness}. */
+    public static final String ROBUSTNESS = "robustness.csv";
+
+    static String modeName(Arrivals.Mode m) {
+        return m == Arrivals.Mode.PAPER ? "paper" : "artifact";
+    }
+
+    /**
+     * Seeds 1..N x both arrival processes x the selected cells and systems; one summary row each, to
+     * {@code robustness.csv} (columns arrivals,seed,model,trace,system,p50_s,p90_s,p99_s,avg_s,usd_per_token,
+     * requests,completed).
+     */
+    static int robustness(Options o) throws IOException {
+        List<SystemSpec> systems = SystemSpec.all().stream().filter(s -> o.systems().contains(s.name())).toList();
+        record Task(Arrivals.Mode mode, long seed, PaperModel model, String trace, Scenario sc, SystemSpec sys) {
+        }
+        List<Task> tasks = new ArrayList<>();
+        for (Arrivals.Mode mode : Arrivals.Mode.values()) {
+            for (long seed = 1; seed <= o.robustnessSeeds(); seed++) {
+                for (PaperModel m : o.models()) {
+                    for (String tr : o.traces()) {
+                        if (tr.equals("MAF") && m != PaperModel.GPT_20B) {
+                            continue;
+                        }
+                        Scenario sc = scenario(o.shared(), m, tr, seed, mode);
+                        for (SystemSpec s : systems) {
+                            if (Simulation.feasible(sc, s)) {
+                                tasks.add(new Task(mode, seed, m, tr, sc, s));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        String[] rows = new String[tasks.size()];
+        java.util.concurrent.ForkJoinPool pool = new java.util.concurrent.ForkJoinPool(o.threads());
+        try {
+            pool.submit(() -> IntStream.range(0, tasks.size()).parallel().forEach(i -> {
+                Task t = tasks.get(i);
+                RunResult r = Simulation.run(t.sc(), t.sys());
+                rows[i] = modeName(t.mode()) + "," + t.seed() + "," + t.model().displayName() + "," + t.trace() + ","
+                        + r.system() + "," + f(r.percentile(50)) + "," + f(r.percentile(90)) + ","
+                        + f(r.percentile(99)) + "," + f(r.average()) + ","
+                        + String.format(Locale.ROOT, "%.6e", r.usdPerToken()) + "," + r.requests().size() + ","
+                        + r.completed() + "\n";
+            })).get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted", e);
+        } catch (java.util.concurrent.ExecutionException e) {
+            throw new IllegalStateException("a simulation failed: " + e.getCause(), e.getCause());
+        } finally {
+            pool.shutdown();
+        }
+        Files.createDirectories(o.out());
+        try (BufferedWriter w = writer(o.out().resolve(ROBUSTNESS),
+                "arrivals,seed,model,trace,system,p50_s,p90_s,p99_s,avg_s,usd_per_token,requests,completed")) {
+            for (String r : rows) {
+                w.write(r);
+            }
+        }
+        return rows.length;
     }
 
     private static BufferedWriter writer(Path p, String header) throws IOException {

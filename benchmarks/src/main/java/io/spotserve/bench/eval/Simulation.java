@@ -359,10 +359,45 @@ public final class Simulation {
             return;
         }
         if (sys.kind() == SystemSpec.Kind.SPOTSERVE) {
+            if (sys.backlogAware() && !repaysPause(phi)) {
+                return;
+            }
             requestReplan(String.format(Locale.ROOT, "rate %.2f req/s > capacity %.2f", a, phi), INF);
         } else if (sys.kind() == SystemSpec.Kind.REPARALLELIZATION) {
             reparDecide(String.format(Locale.ROOT, "rate %.2f req/s > capacity %.2f", a, phi));
         }
+    }
+
+    /**
+     * Ours (spotserve+): a workload-triggered reconfiguration pauses the touched pipelines (engine restart, migration),
+     * so it is worth it only if it pays that pause back while the present work lasts. Over the horizon H the current
+     * backlog (queued + running requests) keeps the fleet busy at φ_old, at least one rate window, the new
+     * configuration serves φ_new·(H − pause) requests against φ_old·H without the change; re-plan iff that is more.
+     * Membership changes (preemptions, acquisitions) are not gated: they must re-plan.
+     */
+    private boolean repaysPause(double phiOld) {
+        if (pending != null || !resuming.isEmpty()) {
+            return true;
+        }
+        List<Inst> surv = readyInstances(false);
+        Target tgt = deployTarget(surv.size(), countOnDemand(surv));
+        if (tgt == null || !pipesIntact()) {
+            return true;
+        }
+        if (tgt.config.equals(config) && tgt.m1 == m1 && tgt.m2 == m2) {
+            return true;
+        }
+        double phiNew = cost.throughput(tgt.config, Math.min(tgt.m1, tgt.config.maxBatch()),
+                Math.min(tgt.m2, tgt.config.maxBatch()), prm.promptTokens(), prm.outputTokens());
+        double pause = Math.max(prm.engineRestartSeconds(), mapAndTime(deployment(null), tgt, surv).totalSeconds);
+        int work = retry.size() + fresh.size();
+        for (Pipe p : pipes) {
+            if (p != null) {
+                work += p.active.size();
+            }
+        }
+        double horizon = Math.max(prm.rateWindowSeconds(), work / phiOld);
+        return phiNew * (horizon - pause) > phiOld * horizon;
     }
 
     /** "+O": Algorithm 1's Δ — allocate on-demand (ready after the launch delay) or release on-demand first. */

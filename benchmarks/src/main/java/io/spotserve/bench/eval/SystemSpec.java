@@ -21,7 +21,8 @@ import java.util.Objects;
  * @param continuous   iteration-level (continuous) batching instead of the paper's request-level batching
  * @param backlogAware ours, beyond the paper: α_t also counts the queued backlog, and B is the largest batch the profile
  *                     allows for Algorithm 1's (P, M) (an iteration runs the actual batch, so a large cap costs
- *                     nothing at low load but doubles burst capacity)
+ *                     nothing at low load but doubles burst capacity); a workload-triggered re-plan is made only
+ *                     if the new capacity repays its pause while the present backlog lasts
  * @param onDemandFleet for {@link Kind#ONDEMAND}: the fixed number of on-demand instances
  */
 public record SystemSpec(String name, Kind kind, boolean controller, boolean planner, boolean arranger, boolean mapper,

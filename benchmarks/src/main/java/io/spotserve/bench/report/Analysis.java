@@ -413,6 +413,7 @@ final class Analysis {
         int better = 0;
         List<String> notBetter = new ArrayList<>();
         List<String> missing = new ArrayList<>();
+        List<String> narrow = new ArrayList<>();
         for (BeyondRow r : rows) {
             String cell = r.model() + "/" + r.trace();
             if (Double.isNaN(r.speedup())) {
@@ -422,6 +423,9 @@ final class Analysis {
             both++;
             if (r.systemP99() < r.spotserveP99()) {
                 better++;
+                if (r.speedup() < 1.01) {
+                    narrow.add(cell + String.format(Locale.ROOT, " (%.3f s vs %.3f s)", r.systemP99(), r.spotserveP99()));
+                }
             } else {
                 notBetter.add(cell + String.format(Locale.ROOT, " (%.2fx)", r.speedup()));
             }
@@ -430,6 +434,9 @@ final class Analysis {
             return new Target(name, Verdict.NO_DATA, "no cell with both " + system + " and spotserve");
         }
         StringBuilder d = new StringBuilder(String.format(Locale.ROOT, "lower P99 in %d of %d cells", better, both));
+        if (!narrow.isEmpty()) {
+            d.append(" (by less than 1% in ").append(String.join(", ", narrow)).append(')');
+        }
         if (!notBetter.isEmpty()) {
             d.append("; not lower in ").append(String.join(", ", notBetter));
         }

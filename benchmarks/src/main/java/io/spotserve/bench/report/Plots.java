@@ -78,19 +78,23 @@ final class Plots {
         }
         Map<Cell, String> cdf = new LinkedHashMap<>();
         Map<Cell, String> timeline = new LinkedHashMap<>();
+        String run = r.run == null ? "" : " (" + r.run.label() + ")";
         for (Cell c : analysis.cells()) {
             String suffix = fileSafe(c.model()) + "-" + fileSafe(c.trace()) + ".png";
             Map<String, Latencies> lat = r.requests.get(c);
             if (lat != null && lat.values().stream().anyMatch(l -> l.finished().length > 0)) {
                 String name = "plots/latency-cdf-" + suffix;
-                save(latencyCdf(c, lat, analysis), resultsDir.resolve(name));
+                XYChart chart = latencyCdf(c, lat, analysis);
+                chart.setTitle(chart.getTitle() + run);
+                save(chart, resultsDir.resolve(name));
                 cdf.put(c, name);
             }
             Map<String, List<TimelinePoint>> tl = r.timeline.get(c);
             if (tl != null && !tl.isEmpty()) {
                 String name = "plots/timeline-" + suffix;
-                save(timeline(c, tl, r.reconfigurations.getOrDefault(c, List.of()), analysis), 2, 1,
-                        resultsDir.resolve(name));
+                List<XYChart> charts = timeline(c, tl, r.reconfigurations.getOrDefault(c, List.of()), analysis);
+                charts.get(0).setTitle(charts.get(0).getTitle() + run);
+                save(charts, 2, 1, resultsDir.resolve(name));
                 timeline.put(c, name);
             }
         }
@@ -99,13 +103,18 @@ final class Plots {
                 .filter(p -> Double.isFinite(p.usdPerToken()) && Double.isFinite(p.avg()) && p.avg() > 0).toList();
         if (!points.isEmpty()) {
             cost = "plots/cost-vs-latency-" + fileSafe(PaperFigures.COST_MODEL) + ".png";
-            save(costVsLatency(points, false), costVsLatency(points, true), resultsDir.resolve(cost));
+            XYChart avg = costVsLatency(points, false);
+            XYChart p99 = costVsLatency(points, true);
+            avg.setTitle(avg.getTitle() + run);
+            p99.setTitle(p99.getTitle() + run);
+            save(avg, p99, resultsDir.resolve(cost));
         }
         String ablation = null;
         List<AblationRow> rows = analysis.ablationRows();
         if (!rows.isEmpty()) {
             ablation = "plots/ablation-" + fileSafe(PaperFigures.COST_MODEL) + ".png";
             CategoryChart ours = ablationOurs(rows);
+            ours.setTitle(ours.getTitle() + run);
             CategoryChart paper = ablationPaper();
             double top = 1;
             for (AblationRow row : rows) {
@@ -191,7 +200,7 @@ final class Plots {
 
         XYChart inst = new XYChartBuilder().width(TIMELINE_WIDTH).height(TIMELINE_HEIGHT)
                 .title("Instances and configuration (" + main + ") - " + cell.model() + ", " + cell.trace())
-                .xAxisTitle("time (s)").yAxisTitle("instances").build();
+                .xAxisTitle("time (s)").yAxisTitle("instances (g4dn.12xlarge, 4x T4)").build();
         style(inst);
         inst.getStyler().setLegendPosition(LegendPosition.OutsideE);
         int maxInst = pts.stream().mapToInt(p -> p.spot() + p.onDemand()).max().orElse(0);
@@ -398,7 +407,7 @@ final class Plots {
 
     private static CategoryChart barChart(String title) {
         CategoryChart chart = new CategoryChartBuilder().width(PANEL_WIDTH).height(PANEL_HEIGHT).title(title)
-                .xAxisTitle("cumulative removal (GPT-20B)").yAxisTitle("x spotserve").build();
+                .xAxisTitle("cumulative removal (GPT-20B)").yAxisTitle("latency / spotserve's latency (x)").build();
         chart.getStyler().setAntiAlias(true);
         chart.getStyler().setChartBackgroundColor(Color.WHITE);
         chart.getStyler().setLegendPosition(LegendPosition.InsideNW);

@@ -20,6 +20,29 @@ final class Results {
     static final String REQUESTS = "requests.csv";
     static final String TIMELINE = "timeline.csv";
     static final String RECONFIGURATIONS = "reconfigurations.csv";
+    /** Optional: the seed and arrival process of the main run (one row). */
+    static final String RUN = "run.csv";
+    /** Optional: summary rows of seeds 1..N under both arrival processes ({@code Evaluation --robustness}). */
+    static final String ROBUSTNESS = "robustness.csv";
+    static final List<String> RUN_COLUMNS = List.of("seed", "arrivals");
+    static final List<String> ROBUSTNESS_COLUMNS = List.of("arrivals", "seed", "model", "trace", "system", "p50_s",
+            "p90_s", "p99_s", "avg_s", "usd_per_token", "requests", "completed");
+
+    /** The main run's seed and arrival process ("paper" = Gamma CV 6, "artifact" = near-periodic). */
+    record Run(long seed, String arrivals) {
+        /** Short label for titles and headings, e.g. "seed 1, Gamma CV-6 arrivals". */
+        String label() {
+            return "seed " + seed + ", " + arrivalsLabel(arrivals);
+        }
+
+        static String arrivalsLabel(String arrivals) {
+            return switch (arrivals) {
+                case "paper" -> "Gamma CV-6 arrivals";
+                case "artifact" -> "artifact near-periodic arrivals";
+                default -> arrivals + " arrivals";
+            };
+        }
+    }
 
     static final List<String> SUMMARY_COLUMNS = List.of("model", "trace", "system", "p50_s", "p90_s", "p99_s",
             "avg_s", "usd_per_token", "requests", "completed");
@@ -65,10 +88,17 @@ final class Results {
     /** Cell -> reconfigurations in file order; empty when reconfigurations.csv is absent. */
     final Map<Cell, List<Reconfiguration>> reconfigurations;
     final List<String> missingFiles;
+    /** The main run, or null when run.csv is absent. */
+    final Run run;
+    /** Arrival process -> seed -> summary of that seed (cells x systems); empty when robustness.csv is absent. */
+    final Map<String, Map<Long, Map<Cell, Map<String, Summary>>>> robustness;
 
     private Results(Path dir, Map<Cell, Map<String, Summary>> summary, Map<Cell, Map<String, Latencies>> requests,
                     Map<Cell, Map<String, List<TimelinePoint>>> timeline,
-                    Map<Cell, List<Reconfiguration>> reconfigurations, List<String> missingFiles) {
+                    Map<Cell, List<Reconfiguration>> reconfigurations, List<String> missingFiles, Run run,
+                    Map<String, Map<Long, Map<Cell, Map<String, Summary>>>> robustness) {
+        this.run = run;
+        this.robustness = robustness;
         this.dir = dir;
         this.summary = summary;
         this.requests = requests;
@@ -115,7 +145,40 @@ final class Results {
         } else {
             missing.add(RECONFIGURATIONS);
         }
-        return new Results(dir, summary, requests, timeline, reconfigurations, List.copyOf(missing));
+        Run run = null;
+        f = dir.resolve(RUN);
+        if (Files.isRegularFile(f)) {
+            List<Run> runs = new ArrayList<>();
+            Csv.read(f, RUN_COLUMNS, row -> {
+                if (!runs.isEmpty()) {
+                    throw row.fail("more than one run row; expected exactly one");
+                }
+                runs.add(new Run(row.integer("seed"), row.name("arrivals")));
+            });
+            run = runs.isEmpty() ? null : runs.get(0);
+        }
+        Map<String, Map<Long, Map<Cell, Map<String, Summary>>>> robustness = new LinkedHashMap<>();
+        f = dir.resolve(ROBUSTNESS);
+        if (Files.isRegularFile(f)) {
+            Csv.read(f, ROBUSTNESS_COLUMNS, row -> {
+                Summary s = new Summary(row.name("model"), row.name("trace"), row.name("system"), row.number("p50_s"),
+                        row.number("p90_s"), row.number("p99_s"), row.number("avg_s"), row.number("usd_per_token"),
+                        row.integer("requests"), row.integer("completed"));
+                Map<String, Summary> bySystem = robustness.computeIfAbsent(row.name("arrivals"), k -> new LinkedHashMap<>())
+                        .computeIfAbsent(row.integer("seed"), k -> new LinkedHashMap<>())
+                        .computeIfAbsent(s.cell(), k -> new LinkedHashMap<>());
+                if (bySystem.put(s.system(), s) != null) {
+                    throw row.fail("duplicate row for " + row.name("arrivals") + " seed " + row.integer("seed") + " "
+                            + s.model() + "," + s.trace() + "," + s.system());
+                }
+            });
+        }
+        return new Results(dir, summary, requests, timeline, reconfigurations, List.copyOf(missing), run, robustness);
+    }
+
+    /** Summary-only results (one seed of robustness.csv), to compute that seed's target verdicts. */
+    static Results ofSummary(Path dir, Map<Cell, Map<String, Summary>> summary) {
+        return new Results(dir, summary, Map.of(), Map.of(), Map.of(), List.of(), null, Map.of());
     }
 
     private static Map<Cell, Map<String, Summary>> readSummary(Path file) {

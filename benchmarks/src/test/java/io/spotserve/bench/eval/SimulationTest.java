@@ -193,4 +193,44 @@ class SimulationTest {
         assertFalse(java.util.Arrays.equals(a.arrivals(), c.arrivals()));
         assertNotEquals(0, a.arrivals().length);
     }
+
+    /**
+     * spotserve+ gates workload-triggered re-plans on paying back their pause: LLaMA-30B on 7 instances (one P2M8
+     * pipeline, 16 of 28 GPUs), a burst of 30 requests at 1 s. At the 30 s rate check Algorithm 1 prefers D1P3M8B8,
+     * whose capacity is only ~2 % above P2M8B8's (CostModel.throughput), so the 5 s engine restart is not repaid while
+     * the backlog lasts: spotserve re-plans, spotserve+ does not, and its last request finishes earlier.
+     */
+    @Test
+    void spotServePlusSkipsARateReplanThatDoesNotRepayItsPause() {
+        PaperModel llama = PaperModel.LLAMA_30B;
+        List<TraceEvent> ev = new ArrayList<>();
+        for (int i = 0; i < 7; i++) {
+            ev.add(TraceEvent.add(Duration.ZERO, "node-" + i));
+        }
+        ev.add(TraceEvent.end(Duration.ofSeconds(400)));
+        double[] arr = new double[30];
+        for (int i = 0; i < arr.length; i++) {
+            arr[i] = 1.0 + 0.01 * i;
+        }
+        Scenario sc = new Scenario(llama, costModel(llama), "test", ev, 400, false, arr, 0.2, false, 6.0,
+                Scenario.Params.paper());
+        RunResult ss = Simulation.run(sc, SystemSpec.spotServe());
+        RunResult plus = Simulation.run(sc, SystemSpec.spotServePlus());
+        List<RunResult.Reconfiguration> ssRate = ss.reconfigurations().stream()
+                .filter(r -> r.reason().startsWith("rate")).toList();
+        assertEquals(1, ssRate.size(), ss.reconfigurations().toString());
+        assertEquals("D1P2M8B8", ssRate.get(0).from());
+        assertEquals("D1P3M8B8", ssRate.get(0).to());
+        assertTrue(ssRate.get(0).pauseSeconds() >= 5.0, ssRate.toString());
+        ParallelConfig p2 = parse("D1P2M8B8");
+        ParallelConfig p3 = parse("D1P3M8B8");
+        CostModel cm = sc.costModel();
+        double gain = cm.throughput(p3, 8, 1, 512, 128) / cm.throughput(p2, 8, 1, 512, 128) - 1;
+        assertTrue(gain > 0 && gain < 0.05, "P3 over P2 capacity gain " + gain);
+        assertTrue(plus.reconfigurations().stream().noneMatch(r -> r.reason().startsWith("rate")),
+                plus.reconfigurations().toString());
+        double lastSs = ss.requests().stream().mapToDouble(RunResult.Request::finish).max().orElseThrow();
+        double lastPlus = plus.requests().stream().mapToDouble(RunResult.Request::finish).max().orElseThrow();
+        assertTrue(lastPlus < lastSs, lastPlus + " vs " + lastSs);
+    }
 }

@@ -376,4 +376,35 @@ class EvaluationReportTest {
         String md = Files.readString(dir.resolve("report.md"));
         assertTrue(md.contains("## Why our numbers differ\n\nTODO: benchmarks/notes/evaluation.md"), md);
     }
+
+    /**
+     * robustness.csv with 3 seeds of one cell: rerouting/spotserve P99 ratios 2, 0.5, 3 (median 2, 2 of 3 above 1);
+     * seeds 1 and 3 meet target 1 (both baselines slower), seed 2 does not. run.csv names the main run.
+     */
+    @Test
+    void robustnessMediansAndPerSeedVerdictsComeFromRobustnessCsv() throws IOException {
+        Path dir = twoCells(tmp.resolve("r")).write();
+        Files.write(dir.resolve(Results.RUN), List.of("seed,arrivals", "7,paper"));
+        String h = String.join(",", Results.ROBUSTNESS_COLUMNS);
+        Files.write(dir.resolve(Results.ROBUSTNESS), List.of(h,
+                "paper,1,GPT-20B,A_S,spotserve,1,1,10,5,1e-5,100,100",
+                "paper,1,GPT-20B,A_S,rerouting,1,1,20,5,1e-5,100,100",
+                "paper,1,GPT-20B,A_S,reparallelization,1,1,30,5,1e-5,100,100",
+                "paper,2,GPT-20B,A_S,spotserve,1,1,10,5,1e-5,100,100",
+                "paper,2,GPT-20B,A_S,rerouting,1,1,5,5,1e-5,100,100",
+                "paper,2,GPT-20B,A_S,reparallelization,1,1,30,5,1e-5,100,100",
+                "paper,3,GPT-20B,A_S,spotserve,1,1,10,5,1e-5,100,100",
+                "paper,3,GPT-20B,A_S,rerouting,1,1,30,5,1e-5,100,100",
+                "paper,3,GPT-20B,A_S,reparallelization,1,1,30,5,1e-5,100,100"));
+        EvaluationReport.write(dir);
+        String md = Files.readString(dir.resolve("report.md"));
+        assertTrue(md.contains("**Main run: seed 7, Gamma CV-6 arrivals.**"), md);
+        assertTrue(md.contains("| GPT-20B | A_S | 2.00× (2/3) | 3.00× (3/3) |"), md);
+        assertTrue(md.contains("| 1 | NOT MET | 2 of 3 |"), md);
+
+        Files.write(dir.resolve(Results.ROBUSTNESS), List.of(h, "paper,1,GPT-20B,A_S,spotserve,1,1,10,5,1e-5,100,100",
+                "paper,1,GPT-20B,A_S,spotserve,1,1,10,5,1e-5,100,100"));
+        MalformedResultsException e = assertThrows(MalformedResultsException.class, () -> Results.load(dir));
+        assertTrue(e.getMessage().contains("robustness.csv:3"), e.getMessage());
+    }
 }
