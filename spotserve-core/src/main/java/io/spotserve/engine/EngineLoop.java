@@ -12,22 +12,16 @@ import io.spotserve.instance.InstanceProvider;
 import io.spotserve.model.LlamaCheckpoint;
 import io.spotserve.model.LlamaConfig;
 import io.spotserve.model.Tokenizer;
-import io.spotserve.plan.Arrangement;
 import io.spotserve.plan.ContextUnit;
-import io.spotserve.plan.CostModel;
-import io.spotserve.plan.Decision;
 import io.spotserve.plan.Deployment;
 import io.spotserve.plan.DeviceId;
 import io.spotserve.plan.DeviceMapper;
 import io.spotserve.plan.DeviceMapping;
 import io.spotserve.plan.InflightBatch;
-import io.spotserve.plan.InterruptionArranger;
-import io.spotserve.plan.MemoryRule;
 import io.spotserve.plan.MigrationInfeasibleException;
 import io.spotserve.plan.MigrationPlanner;
 import io.spotserve.plan.ModelContext;
 import io.spotserve.plan.ParallelConfig;
-import io.spotserve.plan.ParallelConfigOptimizer;
 import io.spotserve.plan.Position;
 import io.spotserve.plan.TargetFleet;
 import java.time.Duration;
@@ -56,7 +50,8 @@ import org.slf4j.LoggerFactory;
  * <ol>
  *   <li>drain the inbox (submissions, instance events, close) — events dated in the future wait in a timer queue;</li>
  *   <li>apply due events and preemption deadlines; drop cancelled and expired requests;</li>
- *   <li>on a membership change: choose the configuration C = (D, P, M, B) for the usable devices, map its
+ *   <li>on a membership change: choose the configuration C = (D, P, M, B) for the usable devices
+ *       ({@link ConfigPlanner}: Algorithm 1 with a cost model, else the configured layouts), map its
  *       positions to devices with the {@link DeviceMapper} (most context stays in place), order the moves with
  *       the {@link MigrationPlanner} and carry them out ({@link ContextMigration}): KV caches of inherited
  *       requests and weights really move between device arenas, lost ones are reloaded from the checkpoint;
@@ -87,14 +82,8 @@ final class EngineLoop {
     private final int targetInstances;
     private final Duration drainTimeout;
     private final ModelContext modelContext;
-    /** Planning core (null: fixed parallelism): Algorithm 1 and the interruption arranger, priced by the cost model. */
-    private final CostModel costModel;
-    /** Algorithm 1 searching up to the instance target: its Δ drives the instance manager. */
-    private final ParallelConfigOptimizer optimizer;
-    /** Algorithm 1 on the instances at hand: the configuration to run until more arrive. */
-    private final ParallelConfigOptimizer fleetOptimizer;
-    private final InterruptionArranger arranger;
-    private final Duration replanInterval;
+    /** Which configuration to run, and when to re-plan (Algorithm 1 with a cost model, else fixed layouts). */
+    private final ConfigPlanner planner;
 
     // ---- shared with caller threads ----
     private final Object monitor = new Object();
@@ -130,28 +119,6 @@ final class EngineLoop {
     private Duration iterationEstimate = Duration.ZERO;
     /** Engine-clock duration of a reconfiguration, smoothed: the lead time a preemption notice needs. */
     private Duration migrationEstimate = Duration.ZERO;
-    /** Submission times within the last re-planning interval: the arrival-rate estimate α_t. */
-    private final ArrayDeque<Duration> arrivals = new ArrayDeque<>();
-    private Duration nextReplan;
-    private Decision lastDecision;
-    private double rateAtDecision = -1;
-
-    private static final class InstanceRecord {
-        final Instance instance;
-        final List<Device> devices;
-        Duration deadline;
-        /** When to migrate off this noticed instance (deadline minus migration time); null once arranged. */
-        Duration arrangeAt;
-
-        InstanceRecord(Instance instance, List<Device> devices) {
-            this.instance = instance;
-            this.devices = devices;
-        }
-
-        boolean usable() {
-            return deadline == null;
-        }
-    }
 
     private record Timed(Duration at, long seq, InstanceEvent event) implements Comparable<Timed> {
         @Override
@@ -183,18 +150,7 @@ final class EngineLoop {
         this.targetInstances = b.targetInstances;
         this.drainTimeout = b.drainTimeout;
         this.modelContext = ModelContext.of("model", config);
-        this.costModel = b.costModel;
-        this.replanInterval = b.replanInterval;
-        if (costModel == null) {
-            this.optimizer = null;
-            this.fleetOptimizer = null;
-            this.arranger = null;
-        } else {
-            this.optimizer = b.optimizer != null ? b.optimizer
-                    : defaultOptimizer(costModel, config, maxBatch, b.targetInstances);
-            this.fleetOptimizer = b.optimizer != null ? b.optimizer : defaultOptimizer(costModel, config, maxBatch, 0);
-            this.arranger = new InterruptionArranger(costModel);
-        }
+        this.planner = new ConfigPlanner(b, config, this.layouts);
         this.thread = new Thread(this::run, "spotserve-engine");
         this.thread.setDaemon(true);
     }
@@ -286,7 +242,12 @@ final class EngineLoop {
                 drainInbox();
                 fireTimers();
                 dropAbandonedAndExpired();
-                maybeReplan();
+                if (drainDeadline == null) {
+                    String why = planner.replanReason(usableInstances(), current, clock.now());
+                    if (why != null) {
+                        changed(why);
+                    }
+                }
                 if (membershipChanged) {
                     reconfigure();
                 }
@@ -347,10 +308,7 @@ final class EngineLoop {
     private Duration nextWakeup() {
         Duration next = drainDeadline;
         // re-plan while there is load, or until a decision has seen it gone (then an idle engine sleeps)
-        if (optimizer != null && nextReplan != null
-                && (!queue.isEmpty() || running() > 0 || !arrivals.isEmpty() || rateAtDecision > 0)) {
-            next = min(next, nextReplan);
-        }
+        next = min(next, planner.nextReplan(!queue.isEmpty() || running() > 0));
         if (!timers.isEmpty()) {
             next = min(next, timers.peek().at);
         }
@@ -391,7 +349,7 @@ final class EngineLoop {
         while ((cmd = inbox.poll()) != null) {
             if (cmd instanceof Submit s) {
                 queue.addLast(s.request);
-                arrivals.addLast(s.request.submittedAt);
+                planner.arrived(s.request.submittedAt);
             } else if (cmd instanceof InstanceEvent e) {
                 if (!apply || e.at().compareTo(clock.now()) > 0) {
                     timers.add(new Timed(e.at(), timerSeq++, e));
@@ -505,8 +463,16 @@ final class EngineLoop {
         // still leaves room for the migration, then move their context off the instance
         Duration lead = migrationEstimate.multipliedBy(2).plus(iterationEstimate.multipliedBy(2));
         Duration at = n.deadline().minus(lead);
-        if (arranger != null && current != null && hostsPipeline(n.instanceId())) {
-            at = arranged(n, lead, at);
+        if (current != null && hostsPipeline(n.instanceId())) {
+            int remaining = 0;
+            for (PipelineSlot s : slots) {
+                if (s.instances.contains(n.instanceId())) {
+                    for (LiveRequest q : s.active) {
+                        remaining = Math.max(remaining, q.request.maxNewTokens() - q.generatedCount);
+                    }
+                }
+            }
+            at = planner.arrange(n, current, remaining, clock.now(), lead, at, iterationEstimate);
         }
         if (at.compareTo(clock.now()) <= 0 || !hostsPipeline(n.instanceId())) {
             changed("notice " + n.instanceId());
@@ -516,33 +482,14 @@ final class EngineLoop {
         }
     }
 
-    /**
-     * SpotServe §4.1: S_t = the most decode steps of the doomed batches that still fit the grace period minus the
-     * migration time (the arranger prices steps with the cost model; our own measured iteration time paces them).
-     */
-    private Duration arranged(InstanceEvent.PreemptionNotice n, Duration lead, Duration latest) {
-        int remaining = 0;
-        for (PipelineSlot s : slots) {
-            if (s.instances.contains(n.instanceId())) {
-                for (LiveRequest r : s.active) {
-                    remaining = Math.max(remaining, r.request.maxNewTokens() - r.generatedCount);
-                }
+    private List<InstanceRecord> usableInstances() {
+        List<InstanceRecord> usable = new ArrayList<>();
+        for (InstanceRecord r : instances.values()) {
+            if (r.usable()) {
+                usable.add(r);
             }
         }
-        try {
-            double grace = Math.max(0, n.deadline().minus(clock.now()).toNanos() / 1e9);
-            double migration = lead.toNanos() / 1e9;
-            Arrangement a = arranger.onPreemption(current, 1, remaining, grace, migration);
-            double step = iterationEstimate.isZero()
-                    ? costModel.decodeStepSeconds(current.pipelineStages(), current.tensorShards(), current.maxBatch(), 1)
-                    : iterationEstimate.toNanos() / 1e9;
-            Duration byArranger = clock.now().plusNanos((long) (a.steps() * step * 1e9));
-            LOG.info("interruption arranger for {}: {} ({})", n.instanceId(), a.action(), a.reason());
-            return byArranger.compareTo(latest) < 0 ? byArranger : latest;
-        } catch (IllegalArgumentException e) {
-            LOG.debug("the cost model cannot price {}: {}; pacing by the deadline only", current, e.getMessage());
-            return latest;
-        }
+        return usable;
     }
 
     private boolean hostsPipeline(String instanceId) {
@@ -603,12 +550,9 @@ final class EngineLoop {
         if (targetInstances == 0 || drainDeadline != null) {
             return;
         }
-        int desired = targetInstances;
-        if (optimizer != null) {
-            if (lastDecision == null) {
-                return;
-            }
-            desired = Math.min(targetInstances, lastDecision.targetInstances());
+        int desired = planner.desiredInstances(targetInstances);
+        if (desired < 0) {
+            return;
         }
         int usable = 0;
         for (InstanceRecord r : instances.values()) {
@@ -726,17 +670,14 @@ final class EngineLoop {
         String from = pendingFrom != null ? pendingFrom : describe();
         pendingFrom = null;
         Map<DeviceId, Device> all = new HashMap<>();
-        List<InstanceRecord> usable = new ArrayList<>();
         for (InstanceRecord r : instances.values()) {
             for (Device d : r.devices) {
                 all.put(d.id(), d);
             }
-            if (r.usable()) {
-                usable.add(r);
-            }
         }
+        List<InstanceRecord> usable = usableInstances();
         List<TargetFleet.Instance> fleet = new ArrayList<>();
-        ParallelConfig target = chooseConfig(usable, fleet);
+        ParallelConfig target = planner.choose(usable, fleet, clock.now());
         if (target == null || intact(target)) {
             if (target == null && !slots.isEmpty()) {
                 LOG.info("no configuration fits the {} usable instances; current pipelines {} stay as they are",
@@ -808,176 +749,6 @@ final class EngineLoop {
             for (String id : s.instances) {
                 InstanceRecord r = instances.get(id);
                 if (r == null || !r.usable()) {
-                    return false;
-                }
-            }
-        }
-        return true;
-    }
-
-    /**
-     * The first configured (P, M) — then the smaller fallbacks — for which some usable instances have devices large
-     * enough for every position with B full-length KV caches; D = as many pipelines as those devices allow. Fills
-     * {@code fleet} with the instances that qualify (too small ones stay idle).
-     */
-    private ParallelConfig chooseConfig(List<InstanceRecord> usable, List<TargetFleet.Instance> fleet) {
-        if (optimizer != null) {
-            ParallelConfig planned = plannedConfig(usable, fleet);
-            if (planned != null) {
-                return planned;
-            }
-        }
-        for (ShardLayout candidate : layouts) {
-            int p = candidate.stages();
-            int m = candidate.shards();
-            ShardLayout l = ContextMigration.layout(config, p, m);
-            fleet.clear();
-            int gpus = 0;
-            gpus = eligible(usable, l, maxBatch, fleet);
-            if (gpus >= p * m) {
-                return ParallelConfig.of(gpus / (p * m), p, m, maxBatch);
-            }
-        }
-        fleet.clear();
-        return null;
-    }
-
-    /**
-     * The engine's Algorithm 1 (paper policy) for our executor: device-memory rule, prompt / output lengths of a
-     * typical request for the model's context, searching {@code acquirable} instances beyond those at hand.
-     */
-    static ParallelConfigOptimizer defaultOptimizer(CostModel costModel, LlamaConfig config, int maxBatch,
-                                                    int acquirable) {
-        return ParallelConfigOptimizer.builder(costModel).memoryRule(MemoryRule.DEVICE_MEMORY).maxBatch(maxBatch)
-                .promptTokens(Math.min(512, Math.max(1, config.seqLen() / 2)))
-                .outputTokens(Math.min(128, Math.max(1, config.seqLen() / 4)))
-                .acquirableInstances(acquirable).build();
-    }
-
-    /** Algorithm 1's choice on the usable instances at the measured arrival rate, if our devices can hold it. */
-    private ParallelConfig plannedConfig(List<InstanceRecord> usable, List<TargetFleet.Instance> fleet) {
-        double rate = arrivalRate();
-        decide(usable, rate); // Δ for the instance manager
-        Decision d = fleetOptimizer.decide(usable.size(), onDemand(usable), rate);
-        if (d.choice().isEmpty()) {
-            LOG.info("Algorithm 1 finds no configuration for {} instances: {}", usable.size(), d.reason());
-            return null;
-        }
-        ParallelConfig c = d.config();
-        ShardLayout l;
-        try {
-            l = ContextMigration.layout(config, c.pipelineStages(), c.tensorShards());
-        } catch (IllegalArgumentException e) {
-            LOG.warn("Algorithm 1 chose {}, which this model cannot be split into ({}); using the fixed layouts", c,
-                    e.getMessage());
-            return null;
-        }
-        int gpus = eligible(usable, l, c.maxBatch(), fleet);
-        int pm = c.pipelineStages() * c.tensorShards();
-        if (gpus < pm) {
-            LOG.warn("Algorithm 1 chose {}, but only {} devices can hold its positions; using the fixed layouts", c, gpus);
-            return null;
-        }
-        LOG.info("Algorithm 1 at {} req/s on {} instances: {} ({})", String.format(java.util.Locale.ROOT, "%.3f", rate),
-                usable.size(), c, d.reason());
-        return ParallelConfig.of(Math.min(c.dataParallel(), gpus / pm), c.pipelineStages(), c.tensorShards(),
-                c.maxBatch());
-    }
-
-    private static int onDemand(List<InstanceRecord> usable) {
-        int n = 0;
-        for (InstanceRecord r : usable) {
-            if (!r.instance.type().preemptible()) {
-                n++;
-            }
-        }
-        return n;
-    }
-
-    private Decision decide(List<InstanceRecord> usable, double rate) {
-        Decision d = optimizer.decide(usable.size(), onDemand(usable), rate);
-        if (lastDecision == null || d.targetInstances() != lastDecision.targetInstances()) {
-            LOG.info("Algorithm 1 at {} req/s on {} instances: target {} instances ({})",
-                    String.format(java.util.Locale.ROOT, "%.3f", rate), usable.size(), d.targetInstances(), d.reason());
-        }
-        lastDecision = d;
-        rateAtDecision = rate;
-        return d;
-    }
-
-    /** Fills {@code fleet} with the usable instances whose every device holds a position of {@code l} with B caches. */
-    private int eligible(List<InstanceRecord> usable, ShardLayout l, int batch, List<TargetFleet.Instance> fleet) {
-        fleet.clear();
-        int gpus = 0;
-        for (InstanceRecord r : usable) {
-            boolean fitsAll = true;
-            for (Device d : r.devices) {
-                fitsAll &= fits(l, batch, d.capacityBytes());
-            }
-            if (fitsAll) {
-                fleet.add(new TargetFleet.Instance(r.instance.id(), r.devices.size()));
-                gpus += r.devices.size();
-            }
-        }
-        return gpus;
-    }
-
-    /** α_t: requests submitted during the last re-planning interval, per second. */
-    private double arrivalRate() {
-        Duration from = clock.now().minus(replanInterval);
-        while (!arrivals.isEmpty() && arrivals.peekFirst().compareTo(from) < 0) {
-            arrivals.pollFirst();
-        }
-        return arrivals.size() / (replanInterval.toNanos() / 1e9);
-    }
-
-    /**
-     * Every re-planning interval: when the arrival rate moved by more than a quarter since the last decision and
-     * Algorithm 1 now prefers another configuration, re-plan (its Δ also updates the instance target).
-     */
-    private void maybeReplan() {
-        if (optimizer == null || drainDeadline != null) {
-            return;
-        }
-        Duration now = clock.now();
-        if (nextReplan == null) {
-            nextReplan = now.plus(replanInterval);
-            return;
-        }
-        if (now.compareTo(nextReplan) < 0) {
-            return;
-        }
-        nextReplan = now.plus(replanInterval);
-        double rate = arrivalRate();
-        double base = Math.max(rateAtDecision, 0);
-        if (rateAtDecision >= 0 && Math.abs(rate - base) <= 0.25 * base && !(base == 0 && rate > 0)) {
-            return;
-        }
-        List<InstanceRecord> usable = new ArrayList<>();
-        for (InstanceRecord r : instances.values()) {
-            if (r.usable()) {
-                usable.add(r);
-            }
-        }
-        decide(usable, rate);
-        Decision d = fleetOptimizer.decide(usable.size(), onDemand(usable), rate);
-        if (d.choice().isPresent() && (current == null || !sameShape(d.config(), current))) {
-            changed(String.format(java.util.Locale.ROOT, "arrival rate %.3f req/s", rate));
-        }
-    }
-
-    private static boolean sameShape(ParallelConfig a, ParallelConfig b) {
-        return a.pipelineStages() == b.pipelineStages() && a.tensorShards() == b.tensorShards()
-                && a.maxBatch() == b.maxBatch() && a.dataParallel() <= b.dataParallel();
-    }
-
-    /** Whether each position's weights plus KV cache for B full-length sequences fit {@code capacity} bytes. */
-    private boolean fits(ShardLayout layout, int batch, long capacity) {
-        for (int st = 0; st < layout.stages(); st++) {
-            for (int m = 0; m < layout.shards(); m++) {
-                long need = layout.weightBytes(st, m)
-                        + (long) batch * config.seqLen() * layout.kvBytesPerPosition(st, m);
-                if (need > capacity) {
                     return false;
                 }
             }

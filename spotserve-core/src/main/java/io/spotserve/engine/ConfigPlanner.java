@@ -1,0 +1,282 @@
+package io.spotserve.engine;
+
+import io.spotserve.exec.Device;
+import io.spotserve.exec.ShardLayout;
+import io.spotserve.instance.InstanceEvent;
+import io.spotserve.model.LlamaConfig;
+import io.spotserve.plan.Arrangement;
+import io.spotserve.plan.CostModel;
+import io.spotserve.plan.Decision;
+import io.spotserve.plan.InterruptionArranger;
+import io.spotserve.plan.MemoryRule;
+import io.spotserve.plan.ParallelConfig;
+import io.spotserve.plan.ParallelConfigOptimizer;
+import io.spotserve.plan.TargetFleet;
+import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.List;
+import java.util.Locale;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The engine's choice of configuration (the parallelization controller of SpotServe §3.2 inside the
+ * meta-context manager, DESIGN.md §2): with a cost model, Algorithm 1 picks C = (D, P, M, B) for the usable
+ * instances and the measured arrival rate, its Δ sets the instance target, and the interruption arranger times
+ * the migration off a noticed instance (§4.1); without one, the configured (P, M) and its smaller fallbacks, as
+ * many pipelines as the devices allow. Runs on the engine thread; holds the arrival-rate window and the last
+ * decision.
+ */
+final class ConfigPlanner {
+    private static final Logger LOG = LoggerFactory.getLogger(ConfigPlanner.class);
+
+    private final LlamaConfig config;
+    private final List<ShardLayout> layouts;
+    private final int maxBatch;
+    /** Planning core (null: fixed parallelism): Algorithm 1 and the interruption arranger, priced by the cost model. */
+    private final CostModel costModel;
+    /** Algorithm 1 searching up to the instance target: its Δ drives the instance manager. */
+    private final ParallelConfigOptimizer optimizer;
+    /** Algorithm 1 on the instances at hand: the configuration to run until more arrive. */
+    private final ParallelConfigOptimizer fleetOptimizer;
+    private final InterruptionArranger arranger;
+    private final Duration replanInterval;
+    /** Submission times within the last re-planning interval: the arrival-rate estimate α_t. */
+    private final ArrayDeque<Duration> arrivals = new ArrayDeque<>();
+    private Duration nextReplan;
+    private Decision lastDecision;
+    private double rateAtDecision = -1;
+
+    ConfigPlanner(ServingEngine.Builder b, LlamaConfig config, List<ShardLayout> layouts) {
+        this.config = config;
+        this.layouts = layouts;
+        this.maxBatch = b.maxBatch;
+        this.costModel = b.costModel;
+        this.replanInterval = b.replanInterval;
+        if (costModel == null) {
+            this.optimizer = null;
+            this.fleetOptimizer = null;
+            this.arranger = null;
+        } else {
+            this.optimizer = b.optimizer != null ? b.optimizer
+                    : defaultOptimizer(costModel, config, maxBatch, b.targetInstances);
+            this.fleetOptimizer = b.optimizer != null ? b.optimizer : defaultOptimizer(costModel, config, maxBatch, 0);
+            this.arranger = new InterruptionArranger(costModel);
+        }
+    }
+
+    /** Records a submission (the arrival-rate window). */
+    void arrived(Duration at) {
+        arrivals.addLast(at);
+    }
+
+    /**
+     * The first configured (P, M) — then the smaller fallbacks — for which some usable instances have devices large
+     * enough for every position with B full-length KV caches; D = as many pipelines as those devices allow. Fills
+     * {@code fleet} with the instances that qualify (too small ones stay idle).
+     */
+    ParallelConfig choose(List<InstanceRecord> usable, List<TargetFleet.Instance> fleet, Duration now) {
+        if (optimizer != null) {
+            ParallelConfig planned = plannedConfig(usable, fleet, now);
+            if (planned != null) {
+                return planned;
+            }
+        }
+        for (ShardLayout candidate : layouts) {
+            int p = candidate.stages();
+            int m = candidate.shards();
+            ShardLayout l = ContextMigration.layout(config, p, m);
+            fleet.clear();
+            int gpus = 0;
+            gpus = eligible(usable, l, maxBatch, fleet);
+            if (gpus >= p * m) {
+                return ParallelConfig.of(gpus / (p * m), p, m, maxBatch);
+            }
+        }
+        fleet.clear();
+        return null;
+    }
+
+    /**
+     * The engine's Algorithm 1 (paper policy) for our executor: device-memory rule, prompt / output lengths of a
+     * typical request for the model's context, searching {@code acquirable} instances beyond those at hand.
+     */
+    static ParallelConfigOptimizer defaultOptimizer(CostModel costModel, LlamaConfig config, int maxBatch,
+                                                    int acquirable) {
+        return ParallelConfigOptimizer.builder(costModel).memoryRule(MemoryRule.DEVICE_MEMORY).maxBatch(maxBatch)
+                .promptTokens(Math.min(512, Math.max(1, config.seqLen() / 2)))
+                .outputTokens(Math.min(128, Math.max(1, config.seqLen() / 4)))
+                .acquirableInstances(acquirable).build();
+    }
+
+    /** Algorithm 1's choice on the usable instances at the measured arrival rate, if our devices can hold it. */
+    private ParallelConfig plannedConfig(List<InstanceRecord> usable, List<TargetFleet.Instance> fleet,
+                                         Duration now) {
+        double rate = arrivalRate(now);
+        decide(usable, rate); // Δ for the instance manager
+        Decision d = fleetOptimizer.decide(usable.size(), onDemand(usable), rate);
+        if (d.choice().isEmpty()) {
+            LOG.info("Algorithm 1 finds no configuration for {} instances: {}", usable.size(), d.reason());
+            return null;
+        }
+        ParallelConfig c = d.config();
+        ShardLayout l;
+        try {
+            l = ContextMigration.layout(config, c.pipelineStages(), c.tensorShards());
+        } catch (IllegalArgumentException e) {
+            LOG.warn("Algorithm 1 chose {}, which this model cannot be split into ({}); using the fixed layouts", c,
+                    e.getMessage());
+            return null;
+        }
+        int gpus = eligible(usable, l, c.maxBatch(), fleet);
+        int pm = c.pipelineStages() * c.tensorShards();
+        if (gpus < pm) {
+            LOG.warn("Algorithm 1 chose {}, but only {} devices can hold its positions; using the fixed layouts", c, gpus);
+            return null;
+        }
+        LOG.info("Algorithm 1 at {} req/s on {} instances: {} ({})", String.format(Locale.ROOT, "%.3f", rate),
+                usable.size(), c, d.reason());
+        return ParallelConfig.of(Math.min(c.dataParallel(), gpus / pm), c.pipelineStages(), c.tensorShards(),
+                c.maxBatch());
+    }
+
+    private static int onDemand(List<InstanceRecord> usable) {
+        int n = 0;
+        for (InstanceRecord r : usable) {
+            if (!r.instance.type().preemptible()) {
+                n++;
+            }
+        }
+        return n;
+    }
+
+    private Decision decide(List<InstanceRecord> usable, double rate) {
+        Decision d = optimizer.decide(usable.size(), onDemand(usable), rate);
+        if (lastDecision == null || d.targetInstances() != lastDecision.targetInstances()) {
+            LOG.info("Algorithm 1 at {} req/s on {} instances: target {} instances ({})",
+                    String.format(Locale.ROOT, "%.3f", rate), usable.size(), d.targetInstances(), d.reason());
+        }
+        lastDecision = d;
+        rateAtDecision = rate;
+        return d;
+    }
+
+    /** Fills {@code fleet} with the usable instances whose every device holds a position of {@code l} with B caches. */
+    private int eligible(List<InstanceRecord> usable, ShardLayout l, int batch, List<TargetFleet.Instance> fleet) {
+        fleet.clear();
+        int gpus = 0;
+        for (InstanceRecord r : usable) {
+            boolean fitsAll = true;
+            for (Device d : r.devices) {
+                fitsAll &= fits(l, batch, d.capacityBytes());
+            }
+            if (fitsAll) {
+                fleet.add(new TargetFleet.Instance(r.instance.id(), r.devices.size()));
+                gpus += r.devices.size();
+            }
+        }
+        return gpus;
+    }
+
+    /** α_t: requests submitted during the last re-planning interval, per second. */
+    private double arrivalRate(Duration now) {
+        Duration from = now.minus(replanInterval);
+        while (!arrivals.isEmpty() && arrivals.peekFirst().compareTo(from) < 0) {
+            arrivals.pollFirst();
+        }
+        return arrivals.size() / (replanInterval.toNanos() / 1e9);
+    }
+
+    /**
+     * Every re-planning interval: when the arrival rate moved by more than a quarter since the last decision and
+     * Algorithm 1 now prefers another configuration, the reason to re-plan (its Δ also updates the instance
+     * target); null otherwise.
+     */
+    String replanReason(List<InstanceRecord> usable, ParallelConfig current, Duration now) {
+        if (optimizer == null) {
+            return null;
+        }
+        if (nextReplan == null) {
+            nextReplan = now.plus(replanInterval);
+            return null;
+        }
+        if (now.compareTo(nextReplan) < 0) {
+            return null;
+        }
+        nextReplan = now.plus(replanInterval);
+        double rate = arrivalRate(now);
+        double base = Math.max(rateAtDecision, 0);
+        if (rateAtDecision >= 0 && Math.abs(rate - base) <= 0.25 * base && !(base == 0 && rate > 0)) {
+            return null;
+        }
+        decide(usable, rate);
+        Decision d = fleetOptimizer.decide(usable.size(), onDemand(usable), rate);
+        if (d.choice().isPresent() && (current == null || !sameShape(d.config(), current))) {
+            return String.format(Locale.ROOT, "arrival rate %.3f req/s", rate);
+        }
+        return null;
+    }
+
+    /** When the engine must wake up to re-plan ({@code busy}: requests queued or running), or null. */
+    Duration nextReplan(boolean busy) {
+        // re-plan while there is load, or until a decision has seen it gone (then an idle engine sleeps)
+        if (optimizer != null && nextReplan != null && (busy || !arrivals.isEmpty() || rateAtDecision > 0)) {
+            return nextReplan;
+        }
+        return null;
+    }
+
+    /** Instances the fleet should have: {@code target}, or with planning the last Δ capped by it; -1 before any decision. */
+    int desiredInstances(int target) {
+        if (optimizer == null) {
+            return target;
+        }
+        return lastDecision == null ? -1 : Math.min(target, lastDecision.targetInstances());
+    }
+
+    /**
+     * SpotServe §4.1: when to migrate off a noticed instance. Without planning, {@code latest} (deadline minus
+     * the migration lead); with it, after S_t = the most decode steps of the doomed batches that still fit the
+     * grace period minus the migration time (the arranger prices steps with the cost model; our measured
+     * iteration time paces them), never later than {@code latest}.
+     */
+    Duration arrange(InstanceEvent.PreemptionNotice n, ParallelConfig current, int remaining, Duration now,
+                     Duration lead, Duration latest, Duration iteration) {
+        if (arranger == null) {
+            return latest;
+        }
+        try {
+            double grace = Math.max(0, n.deadline().minus(now).toNanos() / 1e9);
+            double migration = lead.toNanos() / 1e9;
+            Arrangement a = arranger.onPreemption(current, 1, remaining, grace, migration);
+            double step = iteration.isZero()
+                    ? costModel.decodeStepSeconds(current.pipelineStages(), current.tensorShards(), current.maxBatch(), 1)
+                    : iteration.toNanos() / 1e9;
+            Duration byArranger = now.plusNanos((long) (a.steps() * step * 1e9));
+            LOG.info("interruption arranger for {}: {} ({})", n.instanceId(), a.action(), a.reason());
+            return byArranger.compareTo(latest) < 0 ? byArranger : latest;
+        } catch (IllegalArgumentException e) {
+            LOG.debug("the cost model cannot price {}: {}; pacing by the deadline only", current, e.getMessage());
+            return latest;
+        }
+    }
+
+    private static boolean sameShape(ParallelConfig a, ParallelConfig b) {
+        return a.pipelineStages() == b.pipelineStages() && a.tensorShards() == b.tensorShards()
+                && a.maxBatch() == b.maxBatch() && a.dataParallel() <= b.dataParallel();
+    }
+
+    /** Whether each position's weights plus KV cache for B full-length sequences fit {@code capacity} bytes. */
+    private boolean fits(ShardLayout layout, int batch, long capacity) {
+        for (int st = 0; st < layout.stages(); st++) {
+            for (int m = 0; m < layout.shards(); m++) {
+                long need = layout.weightBytes(st, m)
+                        + (long) batch * config.seqLen() * layout.kvBytesPerPosition(st, m);
+                if (need > capacity) {
+                    return false;
+                }
+            }
+        }
+        return true;
+    }
+}

@@ -1,0 +1,24 @@
+package io.spotserve.engine;
+
+import io.spotserve.exec.Device;
+import io.spotserve.instance.Instance;
+import java.time.Duration;
+import java.util.List;
+
+/** The engine's view of one instance: its devices, and its preemption deadline once noticed. */
+final class InstanceRecord {
+    final Instance instance;
+    final List<Device> devices;
+    Duration deadline;
+    /** When to migrate off this noticed instance (deadline minus migration time); null once arranged. */
+    Duration arrangeAt;
+
+    InstanceRecord(Instance instance, List<Device> devices) {
+        this.instance = instance;
+        this.devices = devices;
+    }
+
+    boolean usable() {
+        return deadline == null;
+    }
+}
