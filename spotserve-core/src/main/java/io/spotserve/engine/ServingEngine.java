@@ -19,8 +19,11 @@ import java.util.concurrent.Flow;
 /**
  * SpotServe's serving engine (DESIGN.md §1–§2): accepts generation requests, runs them with iteration-level
  * batching on pipelines built from the instances an {@link InstanceProvider} reports, and keeps serving while
- * instances come and go — a request that loses its pipeline resumes elsewhere from its committed tokens, so
- * its output is exactly what an uninterrupted run would have produced.
+ * instances come and go. Every membership change re-parallelizes through the planning core: the device mapper
+ * keeps as much context as possible on its devices, the rest (weights and KV caches) is migrated between device
+ * arenas in the migration planner's order, and interrupted requests resume at their committed step with their
+ * migrated KV cache — or, when it is lost (no grace), recompute from their committed tokens. Either way a
+ * request's output is exactly what an uninterrupted run would have produced.
  *
  * <p>One engine thread owns all mutable state; {@link #submit} and the provider's events only enqueue
  * commands. All timing reads the {@link EngineClock} (a {@link VirtualClock} makes a run deterministic and
