@@ -150,7 +150,7 @@ class ContextMigrationTest {
     }
 
     private static void awaitRunning(ServingEngine engine) {
-        long until = System.nanoTime() + 10_000_000_000L;
+        long until = System.nanoTime() + 30_000_000_000L;
         while (engine.metrics().running() == 0) {
             if (System.nanoTime() > until) {
                 throw new AssertionError("no request started: " + engine.metrics());

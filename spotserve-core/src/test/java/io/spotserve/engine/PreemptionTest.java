@@ -155,12 +155,15 @@ class PreemptionTest {
         List<Recorder> recorders = new ArrayList<>();
         try (ServingEngine engine = ServingEngine.builder().model(CHECKPOINT, TOKENIZER).instances(provider)
                 .executor(executor).clock(clock).parallelism(1, 2).maxBatch(4).build()) {
-            provider.deliver(new InstanceEvent.PreemptionNotice(a.id(), ms(60), ms(160)));
             for (GenerationRequest r : requests) {
                 Recorder rec = new Recorder();
                 recorders.add(rec);
                 futures.add(engine.submit(r, rec));
             }
+            // the notice comes while all four run (30+ steps of 10 ms each; the grace is 100 ms)
+            awaitRunning(engine, requests.size());
+            Duration now = clock.now();
+            provider.deliver(new InstanceEvent.PreemptionNotice(a.id(), now, now.plusMillis(100)));
             checkAll(engine, requests, futures, recorders);
             EngineMetrics m = engine.metrics();
             assertEquals(0, m.restarts(), "every request on the noticed instance moved with its KV cache");
@@ -248,6 +251,16 @@ class PreemptionTest {
                 assertTrue(r.bytesMigrated() <= r.plannedBytesMoved()
                         + EngineFixtures.replicatedNormSlack(shards, shards, pipelines), r.toString());
             }
+        }
+    }
+
+    static void awaitRunning(ServingEngine engine, int running) {
+        long until = System.nanoTime() + 30_000_000_000L;
+        while (engine.metrics().running() < running) {
+            if (System.nanoTime() > until) {
+                throw new AssertionError("fewer than " + running + " requests started: " + engine.metrics());
+            }
+            Thread.onSpinWait();
         }
     }
 
