@@ -80,14 +80,15 @@ final class Markdown {
         line("");
         line("Regenerate everything (CSVs, the 10-seed robustness file, this report and the plots; about 1 minute on "
                 + "2 cores): `mvn -q -o -pl benchmarks -am package -DskipTests && java -cp benchmarks/target/benchmarks.jar "
-                + "io.spotserve.bench.eval.Evaluation --out benchmarks/results --robustness`. Only the report and plots "
+                + "io.spotserve.bench.eval.Evaluation --out benchmarks/results --robustness --sensitivity` "
+                + "(`--sensitivity` adds the assumption variants of the Sensitivity section and sensitivity.csv). Only the report and plots "
                 + "from existing CSVs: `java -cp benchmarks/target/benchmarks.jar "
                 + "io.spotserve.bench.report.EvaluationReport --results benchmarks/results`.");
         line("");
         if (r.run != null) {
             line("**Main run: %s.** Workload: %s; every request has a 512-token prompt and 128 output tokens; "
-                    + "every system of a cell sees the same arrivals. All tables and plots except the Robustness "
-                    + "section come from this one run (summary.csv).", r.run.label(), workload(r.run.arrivals()));
+                    + "every system of a cell sees the same arrivals. All tables and plots except the Robustness and Sensitivity "
+                    + "sections come from this one run (summary.csv).", r.run.label(), workload(r.run.arrivals()));
         } else {
             line("Main run: seed and arrival process unknown (run.csv absent).");
         }
