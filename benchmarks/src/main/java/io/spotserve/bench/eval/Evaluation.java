@@ -348,7 +348,9 @@ public final class Evaluation {
      * The variants of {@code --sensitivity}: the default, weight reload at 0.5 GB/s per instance (instead of 2;
      * below a g4dn.12xlarge's ~1.2 GB/s EBS peak), engine restart 15 s (instead of 5), and the SpotServe family
      * (spotserve, ablations, spotserve+) choosing its configuration with Algorithm 1's ARTIFACT policy (the
-     * authors' code) instead of PAPER; the baselines, on-demand fleets and the +O instance manager stay on PAPER.
+     * authors' code) instead of PAPER; the baselines, on-demand fleets and the +O instance manager stay on PAPER;
+     * and no preemption notice (grace 0 s: SpotServe learns of a preemption when the instance is gone, cannot
+     * migrate from it and must reload what no survivor holds; the +O instance manager replaces it only then).
      */
     static List<Variant> variants() {
         return List.of(
@@ -356,7 +358,8 @@ public final class Evaluation {
                 new Variant("reload-0.5GBps", p -> p.withReloadBytesPerSecond(0.5e9)),
                 new Variant("restart-15s", p -> p.withEngineRestartSeconds(15)),
                 new Variant("optimizer-artifact",
-                        p -> p.withSpotServePolicy(io.spotserve.plan.ParallelConfigOptimizer.Policy.ARTIFACT)));
+                        p -> p.withSpotServePolicy(io.spotserve.plan.ParallelConfigOptimizer.Policy.ARTIFACT)),
+                new Variant("grace-0s", p -> p.withGraceSeconds(0)));
     }
 
     /**

@@ -119,6 +119,13 @@ public record Scenario(PaperModel model, CostModel costModel, String traceName, 
                     maxInstances, reloadBytesPerSecond, seconds, drainSeconds, rateWindowSeconds, spotServePolicy);
         }
 
+        /** A copy with another preemption notice (seconds before the instance is gone). */
+        public Params withGraceSeconds(double seconds) {
+            return new Params(promptTokens, outputTokens, maxBatch, seconds, launchSeconds, spareInstances,
+                    maxInstances, reloadBytesPerSecond, engineRestartSeconds, drainSeconds, rateWindowSeconds,
+                    spotServePolicy);
+        }
+
         /** A copy with another launch + init delay of acquired instances (seconds). */
         public Params withLaunchSeconds(double seconds) {
             return new Params(promptTokens, outputTokens, maxBatch, graceSeconds, seconds, spareInstances,

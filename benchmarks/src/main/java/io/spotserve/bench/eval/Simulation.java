@@ -273,6 +273,7 @@ public final class Simulation {
                 continue;
             }
             in.noticed = true;
+            in.deathAt = deathTime;
         }
         fleetManage();
         if (sys.kind() == SystemSpec.Kind.SPOTSERVE) {
@@ -838,7 +839,9 @@ public final class Simulation {
             for (int s = 0; s < config.pipelineStages(); s++) {
                 for (int m = 0; m < config.tensorShards(); m++) {
                     DeviceId dev = p.devices.get(k++);
-                    if (!insts.get(dev.instance()).dead) {
+                    Inst in = insts.get(dev.instance());
+                    // an instance that dies now (no grace left, e.g. a 0 s notice) is no migration source
+                    if (!in.dead && in.deathAt > now) {
                         placement.put(new Position(d, s, m), dev);
                     }
                 }
@@ -1343,6 +1346,8 @@ public final class Simulation {
         double end = INF;
         boolean ready;
         boolean noticed;
+        /** When a noticed instance dies (INF until noticed). */
+        double deathAt = INF;
         boolean dead;
         boolean released;
 

@@ -152,4 +152,38 @@ class SensitivityTest {
             assertEquals(4, sens.stream().filter(l -> l.startsWith(v.name() + ",")).count(), v.name());
         }
     }
+
+    /**
+     * grace-0s: two instances, one request decoding on node-0's pipeline, node-0 gone at 13 s. With the default 30 s
+     * notice spotserve re-plans before the death and keeps the request's KV cache (0 restarts); with no notice it
+     * learns of the preemption at 13 s, the cache is lost with the instance (no migration source), the request is
+     * recomputed (1 restart) and still completes.
+     */
+    @Test
+    void graceVariantRemovesTheNoticeAndTheCacheMigration() {
+        PaperModel opt = PaperModel.OPT_6_7B;
+        RunResult[] runs = new RunResult[2];
+        int k = 0;
+        for (String v : List.of("default", "grace-0s")) {
+            Scenario sc = new Scenario(opt, costModel(opt), "test",
+                    List.of(TraceEvent.add(Duration.ZERO, "node-0", "node-1"),
+                            TraceEvent.remove(Duration.ofMillis(13_000), "node-0"), TraceEvent.end(Duration.ofSeconds(100))),
+                    100, false, new double[] {10.0}, 0.1, false, 6.0, Evaluation.variant(v).params());
+            runs[k++] = Simulation.run(sc, SystemSpec.spotServe());
+        }
+        for (int i = 0; i < 2; i++) {
+            List<RunResult.Reconfiguration> pre = runs[i].reconfigurations().stream()
+                    .filter(x -> x.reason().startsWith("preemption notice")).toList();
+            assertEquals(1, pre.size(), runs[i].reconfigurations().toString());
+            assertTrue(runs[i].requests().get(0).completed());
+            if (i == 0) {
+                assertTrue(pre.get(0).t() < 13.0, "default: re-plans inside the notice, at " + pre.get(0).t());
+                assertEquals(0, runs[i].requests().get(0).restarts());
+            } else {
+                assertTrue(pre.get(0).t() >= 13.0, "grace-0s: no notice before the death, re-plan at " + pre.get(0).t());
+                assertEquals(1, runs[i].requests().get(0).restarts(), "the KV cache died with node-0");
+            }
+        }
+        assertTrue(runs[1].requests().get(0).finish() > runs[0].requests().get(0).finish());
+    }
 }
