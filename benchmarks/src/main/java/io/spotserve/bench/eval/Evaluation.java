@@ -29,7 +29,8 @@ import java.util.stream.IntStream;
  * <pre>
  * java -cp benchmarks/target/benchmarks.jar io.spotserve.bench.eval.Evaluation [--out benchmarks/results]
  *     [--models OPT-6.7B,GPT-20B,LLaMA-30B] [--traces A_S,B_S,A_S+O,B_S+O,MAF] [--systems spotserve,...]
- *     [--seed 1] [--arrivals paper|artifact] [--shared ../shared] [--threads N] [--robustness [10]] [--no-report]
+ *     [--seed 1] [--arrivals paper|artifact] [--shared ../shared] [--threads N] [--robustness [10]] [--sensitivity]
+ *     [--variant default] [--no-report]
  * </pre>
  * It also writes {@code run.csv} (the seed and arrival process of the run, for the report). With
  * {@code --robustness N} it then re-runs the same models, traces and systems for seeds 1..N under both arrival
@@ -37,6 +38,10 @@ import java.util.stream.IntStream;
  * (arrivals, seed, cell, system) to {@code robustness.csv}; the report turns it into the seed-robustness tables.
  * Unless {@code --no-report} is given it then writes {@code report.md} and {@code plots/*.png} into the same
  * directory ({@link io.spotserve.bench.report.EvaluationReport#write}), so one command produces everything.
+ * With {@code --sensitivity} it re-runs the same cells and systems (the run's seed, both arrival processes) under
+ * each {@link Variant} — one simulator assumption changed for all systems alike — and writes
+ * {@code sensitivity.csv}; the default run's files are not affected. {@code --variant NAME} runs the main grid itself
+ * under one variant (to inspect its requests, timeline and reconfigurations; not for the committed results).
  * MAF runs for GPT-20B only (the paper's Fig. 8).
  */
 public final class Evaluation {
@@ -54,7 +59,8 @@ public final class Evaluation {
 
     /** Options of one evaluation run. */
     record Options(Path out, List<PaperModel> models, List<String> traces, List<String> systems, long seed,
-                   Arrivals.Mode arrivals, Path shared, int threads, boolean report, int robustnessSeeds) {
+                   Arrivals.Mode arrivals, Path shared, int threads, boolean report, int robustnessSeeds,
+                   boolean sensitivity, String variant) {
     }
 
     public static void main(String[] args) {
@@ -68,6 +74,12 @@ public final class Evaluation {
                 long t1 = System.nanoTime();
                 int n = robustness(o);
                 System.err.printf(Locale.ROOT, "wrote %d rows to %s in %.1f s%n", n, o.out().resolve(ROBUSTNESS),
+                        (System.nanoTime() - t1) / 1e9);
+            }
+            if (o.sensitivity()) {
+                long t1 = System.nanoTime();
+                int n = sensitivity(o);
+                System.err.printf(Locale.ROOT, "wrote %d rows to %s in %.1f s%n", n, o.out().resolve(SENSITIVITY),
                         (System.nanoTime() - t1) / 1e9);
             }
             if (o.report()) {
@@ -93,8 +105,14 @@ public final class Evaluation {
         int threads = Runtime.getRuntime().availableProcessors();
         boolean report = true;
         int robustness = 0;
+        boolean sensitivity = false;
+        String variant = "default";
         for (int i = 0; i < args.length; i++) {
             String a = args[i];
+            if (a.equals("--sensitivity")) {
+                sensitivity = true;
+                continue;
+            }
             if (a.equals("--no-report")) {
                 report = false;
                 continue;
@@ -133,8 +151,16 @@ public final class Evaluation {
                 };
                 case "--shared" -> shared = Paths.get(v);
                 case "--threads" -> threads = Math.max(1, Integer.parseInt(v));
+                case "--variant" -> {
+                    variant = v;
+                    String name = v;
+                    if (variants().stream().noneMatch(x -> x.name().equals(name))) {
+                        throw new IllegalArgumentException("unknown variant '" + v + "'; expected one of "
+                                + variants().stream().map(Variant::name).toList());
+                    }
+                }
                 default -> throw new IllegalArgumentException("unknown option '" + a + "'; expected --out, --models, "
-                        + "--traces, --systems, --seed, --arrivals, --shared, --threads, --robustness [N] or --no-report");
+                        + "--traces, --systems, --seed, --arrivals, --shared, --threads, --variant, --robustness [N], --sensitivity or --no-report");
             }
         }
         List<String> known = SystemSpec.all().stream().map(SystemSpec::name).toList();
@@ -147,7 +173,13 @@ public final class Evaluation {
             }
         }
         return new Options(out, models, traces, systems, seed, mode, shared == null ? locateShared() : shared, threads,
-                report, robustness);
+                report, robustness, sensitivity, variant);
+    }
+
+    /** The variant named {@code name}. */
+    static Variant variant(String name) {
+        return variants().stream().filter(v -> v.name().equals(name)).findFirst()
+                .orElseThrow(() -> new IllegalArgumentException("unknown variant '" + name + "'"));
     }
 
     /** ../shared next to the working directory or one of its parents. */
@@ -173,6 +205,12 @@ public final class Evaluation {
     /** Builds the scenario of a cell. */
     static Scenario scenario(Path shared, PaperModel model, String trace, long seed, Arrivals.Mode mode)
             throws IOException {
+        return scenario(shared, model, trace, seed, mode, Scenario.Params.paper());
+    }
+
+    /** Builds the scenario of a cell under the timing assumptions {@code prm}. */
+    static Scenario scenario(Path shared, PaperModel model, String trace, long seed, Arrivals.Mode mode,
+                             Scenario.Params prm) throws IOException {
         LatencyProfile profile = LatencyProfile.read(shared.resolve("profiles/T4-4x/" + model.profileName() + ".json"));
         CostModel cost = CostModel.of(model, profile);
         String base = switch (trace) {
@@ -186,7 +224,6 @@ public final class Evaluation {
         boolean mixing = trace.endsWith("+O") || trace.equals("MAF");
         double cv = mode == Arrivals.Mode.PAPER ? 6.0 : 0.0;
         long cellSeed = seed * 1_000_003L + (model.name() + "/" + base).hashCode();
-        Scenario.Params prm = Scenario.Params.paper();
         if (trace.equals("MAF")) {
             Path wl = shared.resolve("traces/spotserve/workload");
             double[] rates = Arrivals.readRates(wl.resolve("arrival-rates.csv"));
@@ -211,7 +248,8 @@ public final class Evaluation {
                 if (tr.equals("MAF") && m != PaperModel.GPT_20B) {
                     continue;
                 }
-                cells.add(new Cell(m, tr, scenario(o.shared(), m, tr, o.seed(), o.arrivals())));
+                cells.add(new Cell(m, tr, scenario(o.shared(), m, tr, o.seed(), o.arrivals(),
+                        variant(o.variant()).params())));
             }
         }
         List<SystemSpec> systems = SystemSpec.all().stream().filter(s -> o.systems().contains(s.name())).toList();
@@ -289,6 +327,97 @@ public final class Evaluation {
     public static final String RUN = "run.csv";
     /** Summary rows of every (arrival process, seed, cell, system), written by {@code --robustness}. */
     public static final String ROBUSTNESS = "robustness.csv";
+
+    /** Rows of every (variant, arrival process, cell, system), written by {@code --sensitivity}. */
+    public static final String SENSITIVITY = "sensitivity.csv";
+
+    /**
+     * One named change of a simulator assumption that the paper gives no number for, applied to every system of
+     * every cell alike (the sensitivity study). {@code default} is the main run's assumptions.
+     *
+     * @param name  the label written to sensitivity.csv
+     * @param apply the change, on the default {@link Scenario.Params}
+     */
+    record Variant(String name, java.util.function.UnaryOperator<Scenario.Params> apply) {
+        Scenario.Params params() {
+            return apply.apply(Scenario.Params.paper());
+        }
+    }
+
+    /**
+     * The variants of {@code --sensitivity}: the default, weight reload at 0.5 GB/s per instance (instead of 2;
+     * below a g4dn.12xlarge's ~1.2 GB/s EBS peak), engine restart 15 s (instead of 5), and the SpotServe family
+     * (spotserve, ablations, spotserve+) choosing its configuration with Algorithm 1's ARTIFACT policy (the
+     * authors' code) instead of PAPER; the baselines, on-demand fleets and the +O instance manager stay on PAPER;
+     * and no preemption notice (grace 0 s: SpotServe learns of a preemption when the instance is gone, cannot
+     * migrate from it and must reload what no survivor holds; the +O instance manager replaces it only then).
+     */
+    static List<Variant> variants() {
+        return List.of(
+                new Variant("default", p -> p),
+                new Variant("reload-0.5GBps", p -> p.withReloadBytesPerSecond(0.5e9)),
+                new Variant("restart-15s", p -> p.withEngineRestartSeconds(15)),
+                new Variant("optimizer-artifact",
+                        p -> p.withSpotServePolicy(io.spotserve.plan.ParallelConfigOptimizer.Policy.ARTIFACT)),
+                new Variant("grace-0s", p -> p.withGraceSeconds(0)));
+    }
+
+    /**
+     * Every {@link #variants() variant} x both arrival processes (seed {@code o.seed()}) x the selected cells and
+     * systems; one summary row each to {@code sensitivity.csv} (columns variant,arrivals, then summary.csv's).
+     */
+    static int sensitivity(Options o) throws IOException {
+        List<SystemSpec> systems = SystemSpec.all().stream().filter(s -> o.systems().contains(s.name())).toList();
+        record Task(Variant v, Arrivals.Mode mode, PaperModel model, String trace, Scenario sc, SystemSpec sys) {
+        }
+        List<Task> tasks = new ArrayList<>();
+        for (Variant v : variants()) {
+            Scenario.Params prm = v.params();
+            for (Arrivals.Mode mode : Arrivals.Mode.values()) {
+                for (PaperModel m : o.models()) {
+                    for (String tr : o.traces()) {
+                        if (tr.equals("MAF") && m != PaperModel.GPT_20B) {
+                            continue;
+                        }
+                        Scenario sc = scenario(o.shared(), m, tr, o.seed(), mode, prm);
+                        for (SystemSpec s : systems) {
+                            if (Simulation.feasible(sc, s)) {
+                                tasks.add(new Task(v, mode, m, tr, sc, s));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        String[] rows = new String[tasks.size()];
+        java.util.concurrent.ForkJoinPool pool = new java.util.concurrent.ForkJoinPool(o.threads());
+        try {
+            pool.submit(() -> IntStream.range(0, tasks.size()).parallel().forEach(i -> {
+                Task t = tasks.get(i);
+                RunResult r = Simulation.run(t.sc(), t.sys());
+                rows[i] = t.v().name() + "," + modeName(t.mode()) + "," + t.model().displayName() + "," + t.trace()
+                        + "," + r.system() + "," + f(r.percentile(50)) + "," + f(r.percentile(90)) + ","
+                        + f(r.percentile(99)) + "," + f(r.average()) + ","
+                        + String.format(Locale.ROOT, "%.6e", r.usdPerToken()) + "," + r.requests().size() + ","
+                        + r.completed() + "\n";
+            })).get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted", e);
+        } catch (java.util.concurrent.ExecutionException e) {
+            throw new IllegalStateException("a simulation failed: " + e.getCause(), e.getCause());
+        } finally {
+            pool.shutdown();
+        }
+        Files.createDirectories(o.out());
+        try (BufferedWriter w = writer(o.out().resolve(SENSITIVITY),
+                "variant,arrivals,model,trace,system,p50_s,p90_s,p99_s,avg_s,usd_per_token,requests,completed")) {
+            for (String r : rows) {
+                w.write(r);
+            }
+        }
+        return rows.length;
+    }
 
     static String modeName(Arrivals.Mode m) {
         return m == Arrivals.Mode.PAPER ? "paper" : "artifact";

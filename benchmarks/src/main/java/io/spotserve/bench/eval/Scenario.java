@@ -3,6 +3,7 @@ package io.spotserve.bench.eval;
 import io.spotserve.plan.CostModel;
 import io.spotserve.plan.ModelContext;
 import io.spotserve.plan.PaperModel;
+import io.spotserve.plan.ParallelConfigOptimizer;
 import io.spotserve.trace.TraceEvent;
 
 import java.util.List;
@@ -71,11 +72,17 @@ public record Scenario(PaperModel model, CostModel costModel, String traceName, 
      * @param engineRestartSeconds restarting an inference engine (process, NCCL group) for a new configuration
      * @param drainSeconds        after the trace ends, how long unfinished requests may still complete
      * @param rateWindowSeconds   window of the online arrival-rate estimate α_t (and the re-check period)
+     * @param spotServePolicy     Algorithm 1's reading used by the SpotServe family (spotserve, its ablations,
+     *                            spotserve+) to choose their configuration; the baselines, on-demand fleets and the
+     *                            "+O" instance manager always use {@link ParallelConfigOptimizer.Policy#PAPER}
+     *                            (PAPER by default; ARTIFACT only in the sensitivity study)
      */
     public record Params(int promptTokens, int outputTokens, int maxBatch, double graceSeconds, double launchSeconds,
                          int spareInstances, int maxInstances, double reloadBytesPerSecond,
-                         double engineRestartSeconds, double drainSeconds, double rateWindowSeconds) {
+                         double engineRestartSeconds, double drainSeconds, double rateWindowSeconds,
+                         ParallelConfigOptimizer.Policy spotServePolicy) {
         public Params {
+            Objects.requireNonNull(spotServePolicy, "spotServePolicy");
             if (promptTokens < 1 || outputTokens < 1 || maxBatch < 1 || spareInstances < 0 || maxInstances < 1) {
                 throw new IllegalArgumentException("token counts, batch and instance limits must be >= 1 (spare >= 0); were "
                         + promptTokens + ", " + outputTokens + ", " + maxBatch + ", " + spareInstances + ", " + maxInstances);
@@ -86,9 +93,50 @@ public record Scenario(PaperModel model, CostModel costModel, String traceName, 
             }
         }
 
+        /** The assumptions with the SpotServe family on Algorithm 1's PAPER policy (the default run). */
+        public Params(int promptTokens, int outputTokens, int maxBatch, double graceSeconds, double launchSeconds,
+                      int spareInstances, int maxInstances, double reloadBytesPerSecond, double engineRestartSeconds,
+                      double drainSeconds, double rateWindowSeconds) {
+            this(promptTokens, outputTokens, maxBatch, graceSeconds, launchSeconds, spareInstances, maxInstances,
+                    reloadBytesPerSecond, engineRestartSeconds, drainSeconds, rateWindowSeconds,
+                    ParallelConfigOptimizer.Policy.PAPER);
+        }
+
         /** The paper's setup (§6.1) plus our stated assumptions for what it leaves open. */
         public static Params paper() {
             return new Params(512, 128, 8, 30, 120, 2, 10, 2e9, 5, 1800, 30);
+        }
+
+        /** A copy with another weight-loading bandwidth (bytes/s per instance). */
+        public Params withReloadBytesPerSecond(double bytesPerSecond) {
+            return new Params(promptTokens, outputTokens, maxBatch, graceSeconds, launchSeconds, spareInstances,
+                    maxInstances, bytesPerSecond, engineRestartSeconds, drainSeconds, rateWindowSeconds, spotServePolicy);
+        }
+
+        /** A copy with another engine-restart time (seconds). */
+        public Params withEngineRestartSeconds(double seconds) {
+            return new Params(promptTokens, outputTokens, maxBatch, graceSeconds, launchSeconds, spareInstances,
+                    maxInstances, reloadBytesPerSecond, seconds, drainSeconds, rateWindowSeconds, spotServePolicy);
+        }
+
+        /** A copy with another preemption notice (seconds before the instance is gone). */
+        public Params withGraceSeconds(double seconds) {
+            return new Params(promptTokens, outputTokens, maxBatch, seconds, launchSeconds, spareInstances,
+                    maxInstances, reloadBytesPerSecond, engineRestartSeconds, drainSeconds, rateWindowSeconds,
+                    spotServePolicy);
+        }
+
+        /** A copy with another launch + init delay of acquired instances (seconds). */
+        public Params withLaunchSeconds(double seconds) {
+            return new Params(promptTokens, outputTokens, maxBatch, graceSeconds, seconds, spareInstances,
+                    maxInstances, reloadBytesPerSecond, engineRestartSeconds, drainSeconds, rateWindowSeconds,
+                    spotServePolicy);
+        }
+
+        /** A copy whose SpotServe family uses {@code policy}. */
+        public Params withSpotServePolicy(ParallelConfigOptimizer.Policy policy) {
+            return new Params(promptTokens, outputTokens, maxBatch, graceSeconds, launchSeconds, spareInstances,
+                    maxInstances, reloadBytesPerSecond, engineRestartSeconds, drainSeconds, rateWindowSeconds, policy);
         }
     }
 }

@@ -40,7 +40,8 @@ import java.util.TreeMap;
  * double seconds, one priority queue of events (ties broken by insertion order), no threads, no wall clock, no
  * randomness of its own (arrivals come from the {@link Scenario}).
  *
- * <p>Decisions come from the real control plane: {@link ParallelConfigOptimizer} (Algorithm 1, PAPER policy) picks
+ * <p>Decisions come from the real control plane: {@link ParallelConfigOptimizer} (Algorithm 1, PAPER policy; the SpotServe family may use
+ * {@link Scenario.Params#spotServePolicy()}) picks
  * C, {@link DeviceMapper} maps devices and decides which batches keep their KV cache, {@link MigrationPlanner}
  * orders the migration (its StartStage markers give progressive resume times), {@link InterruptionArranger} decides
  * how many decode steps run inside the grace period and MIGRATE / REROUTE / FINISH. The executor is timing-only:
@@ -106,7 +107,9 @@ public final class Simulation {
         this.cost = !sys.planner() && sys.kind() == SystemSpec.Kind.SPOTSERVE && sc.model() == PaperModel.GPT_20B
                 ? CostModel.of(sc.costModel().profile(), sc.model().shape(), hw, 16) : sc.costModel();
         this.arranger = new InterruptionArranger(cost);
-        this.deployOpt = optimizerBuilder(cost).build();
+        // the sensitivity study may switch the SpotServe family to the ARTIFACT reading; everything else stays PAPER
+        this.deployOpt = optimizerBuilder(cost, sys.kind() == SystemSpec.Kind.SPOTSERVE ? prm.spotServePolicy()
+                : ParallelConfigOptimizer.Policy.PAPER).build();
         this.reqs = new Req[sc.arrivals().length];
         for (int i = 0; i < reqs.length; i++) {
             reqs[i] = new Req(i, sc.arrivals()[i]);
@@ -130,14 +133,14 @@ public final class Simulation {
                 0).choice().isPresent();
     }
 
-    private ParallelConfigOptimizer.Builder optimizerBuilder(CostModel m) {
-        return ParallelConfigOptimizer.builder(m).policy(ParallelConfigOptimizer.Policy.PAPER)
+    private ParallelConfigOptimizer.Builder optimizerBuilder(CostModel m, ParallelConfigOptimizer.Policy policy) {
+        return ParallelConfigOptimizer.builder(m).policy(policy)
                 .maxBatch(prm.maxBatch()).promptTokens(prm.promptTokens()).outputTokens(prm.outputTokens())
                 .arrivalCv(sc.optimizerCv());
     }
 
     private ParallelConfigOptimizer fleetOpt(int acquirable) {
-        return fleetOpts.computeIfAbsent(acquirable, a -> optimizerBuilder(sc.costModel())
+        return fleetOpts.computeIfAbsent(acquirable, a -> optimizerBuilder(sc.costModel(), ParallelConfigOptimizer.Policy.PAPER)
                 .spareInstances(prm.spareInstances()).acquirableInstances(a).build());
     }
 
@@ -270,6 +273,7 @@ public final class Simulation {
                 continue;
             }
             in.noticed = true;
+            in.deathAt = deathTime;
         }
         fleetManage();
         if (sys.kind() == SystemSpec.Kind.SPOTSERVE) {
@@ -835,7 +839,9 @@ public final class Simulation {
             for (int s = 0; s < config.pipelineStages(); s++) {
                 for (int m = 0; m < config.tensorShards(); m++) {
                     DeviceId dev = p.devices.get(k++);
-                    if (!insts.get(dev.instance()).dead) {
+                    Inst in = insts.get(dev.instance());
+                    // an instance that dies now (no grace left, e.g. a 0 s notice) is no migration source
+                    if (!in.dead && in.deathAt > now) {
                         placement.put(new Position(d, s, m), dev);
                     }
                 }
@@ -1340,6 +1346,8 @@ public final class Simulation {
         double end = INF;
         boolean ready;
         boolean noticed;
+        /** When a noticed instance dies (INF until noticed). */
+        double deathAt = INF;
         boolean dead;
         boolean released;
 

@@ -11,10 +11,13 @@ import io.spotserve.bench.report.Results.Reconfiguration;
 import io.spotserve.bench.report.Results.Summary;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Comparator;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 
 /** Writes report.md from an {@link Analysis}: our numbers beside the paper's, figure by figure. */
 final class Markdown {
@@ -77,14 +80,15 @@ final class Markdown {
         line("");
         line("Regenerate everything (CSVs, the 10-seed robustness file, this report and the plots; about 1 minute on "
                 + "2 cores): `mvn -q -o -pl benchmarks -am package -DskipTests && java -cp benchmarks/target/benchmarks.jar "
-                + "io.spotserve.bench.eval.Evaluation --out benchmarks/results --robustness`. Only the report and plots "
+                + "io.spotserve.bench.eval.Evaluation --out benchmarks/results --robustness --sensitivity` "
+                + "(`--sensitivity` adds the assumption variants of the Sensitivity section and sensitivity.csv). Only the report and plots "
                 + "from existing CSVs: `java -cp benchmarks/target/benchmarks.jar "
                 + "io.spotserve.bench.report.EvaluationReport --results benchmarks/results`.");
         line("");
         if (r.run != null) {
             line("**Main run: %s.** Workload: %s; every request has a 512-token prompt and 128 output tokens; "
-                    + "every system of a cell sees the same arrivals. All tables and plots except the Robustness "
-                    + "section come from this one run (summary.csv).", r.run.label(), workload(r.run.arrivals()));
+                    + "every system of a cell sees the same arrivals. All tables and plots except the Robustness and Sensitivity "
+                    + "sections come from this one run (summary.csv).", r.run.label(), workload(r.run.arrivals()));
         } else {
             line("Main run: seed and arrival process unknown (run.csv absent).");
         }
@@ -103,6 +107,7 @@ final class Markdown {
         fig9();
         beyond();
         robustness();
+        sensitivity();
         reconfigurations();
         plotIndex();
         differences();
@@ -487,6 +492,133 @@ final class Markdown {
                 line(row.toString());
             }
         }
+    }
+
+    /**
+     * Per arrival process and variant of sensitivity.csv: targets 1-3 recomputed with the same rules, the Fig. 6
+     * ratio ranges per model, and how the P99s of spotserve, the baselines and the beyond-paper systems moved
+     * against the {@code default} variant; then the notes' Sensitivity section (the mechanism of each move).
+     */
+    private void sensitivity() {
+        Map<String, Map<String, Map<Cell, Map<String, Summary>>>> sens = a.results().sensitivity;
+        if (sens.isEmpty()) {
+            return;
+        }
+        line("");
+        line("## Sensitivity — which assumptions decide the gaps");
+        line("");
+        line("From sensitivity.csv (written by `Evaluation --sensitivity`): the main run's seed, every cell and "
+                + "system, re-run once per variant; each variant changes ONE simulator assumption that the paper "
+                + "gives no number for, for all systems alike (the variants and their exact scope are in the notes "
+                + "below). `default` is the main run's assumptions. Verdicts use the same rules as the Targets "
+                + "table; T1 = SpotServe below both baselines in every cell, T2 = Fig. 6 ratios in the paper's "
+                + "range, T3 = GPT-20B cost target (per stable trace: SpotServe's cost / average latency "
+                + "change against the comparable on-demand fleet, e.g. -46%/+12% = 46 % cheaper at 12 % higher "
+                + "average latency; met needs <= -54% at <= +18%). Ratio ranges are min-max over the four Fig. 6 traces of a model. "
+                + "\"P99 vs default\" is the geometric mean over all cells of the system's P99 in the variant / in "
+                + "`default` (> 1 = slower).");
+        List<String> beyond = a.beyondSystems();
+        Set<String> modes = new LinkedHashSet<>();
+        sens.values().forEach(m -> modes.addAll(m.keySet()));
+        for (String mode : modes) {
+            line("");
+            line("### %s", Results.Run.arrivalsLabel(mode));
+            line("");
+            StringBuilder head = new StringBuilder("| variant | T1 | T2 | T3 |");
+            StringBuilder rule = new StringBuilder("|---|---|---|---|");
+            List<String> models = new ArrayList<>();
+            for (Map<String, Map<Cell, Map<String, Summary>>> byMode : sens.values()) {
+                for (Cell c : byMode.getOrDefault(mode, Map.of()).keySet()) {
+                    if (!models.contains(c.model())) {
+                        models.add(c.model());
+                    }
+                }
+            }
+            models.sort(Comparator.comparingInt(m -> PaperFigures.MODELS.contains(m) ? PaperFigures.MODELS.indexOf(m)
+                    : 99));
+            for (String m : models) {
+                head.append(" ").append(m).append(" rer/ss · rep/ss |");
+                rule.append("---|");
+            }
+            List<String> moved = new ArrayList<>(List.of("spotserve", "rerouting", "reparallelization"));
+            moved.addAll(beyond);
+            head.append(" P99 vs default: ").append(String.join(" / ", moved)).append(" |");
+            rule.append("---|");
+            line(head.toString());
+            line(rule.toString());
+            Map<Cell, Map<String, Summary>> base = sens.getOrDefault("default", Map.of()).getOrDefault(mode, Map.of());
+            for (Map.Entry<String, Map<String, Map<Cell, Map<String, Summary>>>> v : sens.entrySet()) {
+                Map<Cell, Map<String, Summary>> sum = v.getValue().get(mode);
+                if (sum == null) {
+                    continue;
+                }
+                Analysis va = new Analysis(Results.ofSummary(a.results().dir, sum));
+                List<Target> t = va.targets(true);
+                StringBuilder row = new StringBuilder("| " + v.getKey() + " |");
+                row.append(" **").append(t.get(0).verdict().label()).append("** ")
+                        .append(t.get(0).detail().split("; ")[0]).append(" |");
+                row.append(" **").append(t.get(1).verdict().label()).append("** ")
+                        .append(t.get(1).detail().split("; ")[0]).append(" |");
+                StringBuilder cost = new StringBuilder(" **" + t.get(2).verdict().label() + "**");
+                for (Analysis.CostComparison c : va.costComparisons()) {
+                    if (c.onDemand() != null) {
+                        cost.append(String.format(Locale.ROOT, " %s %+.0f%%/%+.0f%%", c.spotserve().trace(),
+                                -100 * c.costCut(), 100 * c.avgRise()));
+                    }
+                }
+                row.append(cost).append(" |");
+                for (String m : models) {
+                    List<Analysis.RatioRow> rs = va.fig6Rows().stream().filter(r -> r.model().equals(m)).toList();
+                    row.append(" ").append(range(rs, true)).append(" · ").append(range(rs, false)).append(" |");
+                }
+                List<String> g = new ArrayList<>();
+                for (String sys : moved) {
+                    g.add(v.getKey().equals("default") ? "1" : geoMeanChange(sum, base, sys));
+                }
+                row.append(" ").append(String.join(" / ", g)).append(" |");
+                line(row.toString());
+            }
+        }
+        String text = notes == null ? null : NotesExcerpt.section(notes, "sensitivity", false);
+        line("");
+        if (text == null) {
+            line("No Sensitivity section in benchmarks/notes/evaluation.md: the mechanism of each move is not "
+                    + "explained here.");
+        } else {
+            line("From the Sensitivity section of `%s`:", notesSource);
+            line("");
+            line(text);
+        }
+    }
+
+    /** "0.41–1.53" over the rows' rer/ss (or rep/ss) ratios, n/a when none is finite. */
+    private static String range(List<Analysis.RatioRow> rows, boolean rerouting) {
+        double[] v = rows.stream().mapToDouble(r -> rerouting ? r.vsRerouting() : r.vsReparallelization())
+                .filter(Double::isFinite).toArray();
+        if (v.length == 0) {
+            return "n/a";
+        }
+        return String.format(Locale.ROOT, "%.2f–%.2f", Arrays.stream(v).min().orElseThrow(),
+                Arrays.stream(v).max().orElseThrow());
+    }
+
+    /** Geometric mean over the cells that have {@code system} in both of its P99 here / in {@code base}. */
+    private static String geoMeanChange(Map<Cell, Map<String, Summary>> sum, Map<Cell, Map<String, Summary>> base,
+                                        String system) {
+        double logs = 0;
+        int n = 0;
+        for (Map.Entry<Cell, Map<String, Summary>> e : sum.entrySet()) {
+            Summary x = e.getValue().get(system);
+            Summary b = base.getOrDefault(e.getKey(), Map.of()).get(system);
+            if (x != null && b != null) {
+                double r = Analysis.ratio(x.p99(), b.p99());
+                if (Double.isFinite(r) && r > 0) {
+                    logs += Math.log(r);
+                    n++;
+                }
+            }
+        }
+        return n == 0 ? "n/a" : String.format(Locale.ROOT, "%.2f", Math.exp(logs / n));
     }
 
     private static double medianOf(double[] sorted) {

@@ -18,6 +18,14 @@ final class NotesExcerpt {
     }
 
     static String differencesSection(String notes) {
+        return section(notes, "differ", true);
+    }
+
+    /**
+     * The section whose heading contains {@code keyword} (case-insensitive), headings shifted as above; when none
+     * has it: the whole file without its title if {@code wholeIfAbsent}, else null.
+     */
+    static String section(String notes, String keyword, boolean wholeIfAbsent) {
         List<String> lines = List.of(notes.split("\\R", -1));
         boolean[] fenced = new boolean[lines.size()];
         boolean inFence = false;
@@ -33,7 +41,7 @@ final class NotesExcerpt {
         int level = 0;
         for (int i = 0; i < lines.size(); i++) {
             Matcher m = HEADING.matcher(lines.get(i));
-            if (!fenced[i] && m.matches() && m.group(2).toLowerCase(java.util.Locale.ROOT).contains("differ")) {
+            if (!fenced[i] && m.matches() && m.group(2).toLowerCase(java.util.Locale.ROOT).contains(keyword)) {
                 start = i + 1;
                 level = m.group(1).length();
                 break;
@@ -48,6 +56,8 @@ final class NotesExcerpt {
                 }
                 body.add(lines.get(i));
             }
+        } else if (!wholeIfAbsent) {
+            return null;
         } else {
             boolean titleSkipped = false;
             for (int i = 0; i < lines.size(); i++) {

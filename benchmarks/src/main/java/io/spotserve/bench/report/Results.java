@@ -24,6 +24,10 @@ final class Results {
     static final String RUN = "run.csv";
     /** Optional: summary rows of seeds 1..N under both arrival processes ({@code Evaluation --robustness}). */
     static final String ROBUSTNESS = "robustness.csv";
+    /** Written by {@code Evaluation --sensitivity}: the run's seed re-run under each named assumption variant. */
+    static final String SENSITIVITY = "sensitivity.csv";
+    static final List<String> SENSITIVITY_COLUMNS = List.of("variant", "arrivals", "model", "trace", "system", "p50_s",
+            "p90_s", "p99_s", "avg_s", "usd_per_token", "requests", "completed");
     static final List<String> RUN_COLUMNS = List.of("seed", "arrivals");
     static final List<String> ROBUSTNESS_COLUMNS = List.of("arrivals", "seed", "model", "trace", "system", "p50_s",
             "p90_s", "p99_s", "avg_s", "usd_per_token", "requests", "completed");
@@ -92,11 +96,15 @@ final class Results {
     final Run run;
     /** Arrival process -> seed -> summary of that seed (cells x systems); empty when robustness.csv is absent. */
     final Map<String, Map<Long, Map<Cell, Map<String, Summary>>>> robustness;
+    /** Variant -> arrival process -> summary (cells x systems), in file order; empty when sensitivity.csv is absent. */
+    final Map<String, Map<String, Map<Cell, Map<String, Summary>>>> sensitivity;
 
     private Results(Path dir, Map<Cell, Map<String, Summary>> summary, Map<Cell, Map<String, Latencies>> requests,
                     Map<Cell, Map<String, List<TimelinePoint>>> timeline,
                     Map<Cell, List<Reconfiguration>> reconfigurations, List<String> missingFiles, Run run,
-                    Map<String, Map<Long, Map<Cell, Map<String, Summary>>>> robustness) {
+                    Map<String, Map<Long, Map<Cell, Map<String, Summary>>>> robustness,
+                    Map<String, Map<String, Map<Cell, Map<String, Summary>>>> sensitivity) {
+        this.sensitivity = sensitivity;
         this.run = run;
         this.robustness = robustness;
         this.dir = dir;
@@ -173,12 +181,29 @@ final class Results {
                 }
             });
         }
-        return new Results(dir, summary, requests, timeline, reconfigurations, List.copyOf(missing), run, robustness);
+        Map<String, Map<String, Map<Cell, Map<String, Summary>>>> sensitivity = new LinkedHashMap<>();
+        f = dir.resolve(SENSITIVITY);
+        if (Files.isRegularFile(f)) {
+            Csv.read(f, SENSITIVITY_COLUMNS, row -> {
+                Summary s = new Summary(row.name("model"), row.name("trace"), row.name("system"), row.number("p50_s"),
+                        row.number("p90_s"), row.number("p99_s"), row.number("avg_s"), row.number("usd_per_token"),
+                        row.integer("requests"), row.integer("completed"));
+                Map<String, Summary> bySystem = sensitivity.computeIfAbsent(row.name("variant"), k -> new LinkedHashMap<>())
+                        .computeIfAbsent(row.name("arrivals"), k -> new LinkedHashMap<>())
+                        .computeIfAbsent(s.cell(), k -> new LinkedHashMap<>());
+                if (bySystem.put(s.system(), s) != null) {
+                    throw row.fail("duplicate row for variant " + row.name("variant") + ", " + row.name("arrivals")
+                            + " arrivals, " + s.model() + "," + s.trace() + "," + s.system());
+                }
+            });
+        }
+        return new Results(dir, summary, requests, timeline, reconfigurations, List.copyOf(missing), run, robustness,
+                sensitivity);
     }
 
     /** Summary-only results (one seed of robustness.csv), to compute that seed's target verdicts. */
     static Results ofSummary(Path dir, Map<Cell, Map<String, Summary>> summary) {
-        return new Results(dir, summary, Map.of(), Map.of(), Map.of(), List.of(), null, Map.of());
+        return new Results(dir, summary, Map.of(), Map.of(), Map.of(), List.of(), null, Map.of(), Map.of());
     }
 
     private static Map<Cell, Map<String, Summary>> readSummary(Path file) {

@@ -407,4 +407,51 @@ class EvaluationReportTest {
         MalformedResultsException e = assertThrows(MalformedResultsException.class, () -> Results.load(dir));
         assertTrue(e.getMessage().contains("robustness.csv:3"), e.getMessage());
     }
+
+    /**
+     * sensitivity.csv with a default and one variant of two cells: under default spotserve wins A_S (4x / 2x) and
+     * loses B_S vs Rerouting (0.8x); under "slow-reload" the baselines' P99s double and spotserve's stay, so target 1
+     * becomes MET (2 of 2 cells), the ratio range of GPT-20B becomes 1.60-8.00 vs Rerouting, and the geometric-mean
+     * P99 change is 1 for spotserve and 2 for both baselines. The notes' Sensitivity section is included.
+     */
+    @Test
+    void sensitivitySectionRendersVerdictsRangesAndMovesPerVariant() throws IOException {
+        Path dir = twoCells(tmp.resolve("r")).write();
+        String h = String.join(",", Results.SENSITIVITY_COLUMNS);
+        Files.write(dir.resolve(Results.SENSITIVITY), List.of(h,
+                "default,paper,GPT-20B,A_S,spotserve,1,1,10,5,1e-5,100,100",
+                "default,paper,GPT-20B,A_S,rerouting,1,1,40,9,1e-5,100,100",
+                "default,paper,GPT-20B,A_S,reparallelization,1,1,20,7,1e-5,100,100",
+                "default,paper,GPT-20B,B_S,spotserve,1,1,10,5,1e-5,100,100",
+                "default,paper,GPT-20B,B_S,rerouting,1,1,8,6,1e-5,100,100",
+                "default,paper,GPT-20B,B_S,reparallelization,1,1,15,6,1e-5,100,100",
+                "slow-reload,paper,GPT-20B,A_S,spotserve,1,1,10,5,1e-5,100,100",
+                "slow-reload,paper,GPT-20B,A_S,rerouting,1,1,80,9,1e-5,100,100",
+                "slow-reload,paper,GPT-20B,A_S,reparallelization,1,1,40,7,1e-5,100,100",
+                "slow-reload,paper,GPT-20B,B_S,spotserve,1,1,10,5,1e-5,100,100",
+                "slow-reload,paper,GPT-20B,B_S,rerouting,1,1,16,6,1e-5,100,100",
+                "slow-reload,paper,GPT-20B,B_S,reparallelization,1,1,30,6,1e-5,100,100"));
+        Path notes = tmp.resolve("notes");
+        Files.createDirectories(notes);
+        Files.writeString(notes.resolve("evaluation.md"), "# Notes\n\n## Sensitivity\n\nslow reload hurts the "
+                + "baselines only.\n\n## Why our numbers differ\n\nbecause.\n");
+        Path results = tmp.resolve("results");
+        Files.move(dir, results);
+        EvaluationReport.write(results);
+        String md = Files.readString(results.resolve("report.md"));
+        assertTrue(md.contains("## Sensitivity"), md);
+        assertTrue(md.contains("| default | **NOT MET** 1 of 2 cells |"), md);
+        assertTrue(md.contains("| slow-reload | **MET** 2 of 2 cells |"), md);
+        assertTrue(md.contains("| 0.80–4.00 · 1.50–2.00 |"), md);
+        assertTrue(md.contains("| 1.60–8.00 · 3.00–4.00 | 1.00 / 2.00 / 2.00 |"), md);
+        assertTrue(md.contains("slow reload hurts the baselines only."), md);
+        String sensitivity = md.substring(md.indexOf("## Sensitivity") + 3);
+        int next = sensitivity.indexOf("\n## ");
+        assertTrue(next > 0, md);
+        assertTrue(!sensitivity.substring(0, next).contains("because."), "only the Sensitivity section of the notes");
+
+        Files.delete(results.resolve(Results.SENSITIVITY));
+        EvaluationReport.write(results);
+        assertTrue(!Files.readString(results.resolve("report.md")).contains("## Sensitivity"));
+    }
 }
