@@ -18,6 +18,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
+import java.util.function.Function;
 import java.util.stream.Collectors;
 import java.util.stream.IntStream;
 
@@ -389,33 +390,10 @@ public final class Evaluation {
                 }
             }
         }
-        String[] rows = new String[tasks.size()];
-        java.util.concurrent.ForkJoinPool pool = new java.util.concurrent.ForkJoinPool(o.threads());
-        try {
-            pool.submit(() -> IntStream.range(0, tasks.size()).parallel().forEach(i -> {
-                Task t = tasks.get(i);
-                RunResult r = Simulation.run(t.sc(), t.sys());
-                rows[i] = t.v().name() + "," + modeName(t.mode()) + "," + t.model().displayName() + "," + t.trace()
-                        + "," + r.system() + "," + f(r.percentile(50)) + "," + f(r.percentile(90)) + ","
-                        + f(r.percentile(99)) + "," + f(r.average()) + ","
-                        + String.format(Locale.ROOT, "%.6e", r.usdPerToken()) + "," + r.requests().size() + ","
-                        + r.completed() + "\n";
-            })).get();
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted", e);
-        } catch (java.util.concurrent.ExecutionException e) {
-            throw new IllegalStateException("a simulation failed: " + e.getCause(), e.getCause());
-        } finally {
-            pool.shutdown();
-        }
-        Files.createDirectories(o.out());
-        try (BufferedWriter w = writer(o.out().resolve(SENSITIVITY),
-                "variant,arrivals,model,trace,system,p50_s,p90_s,p99_s,avg_s,usd_per_token,requests,completed")) {
-            for (String r : rows) {
-                w.write(r);
-            }
-        }
+        String[] rows = runRows(tasks, o.threads(), Task::sc, Task::sys,
+                t -> t.v().name() + "," + modeName(t.mode()) + "," + t.model().displayName() + "," + t.trace());
+        writeRows(o.out().resolve(SENSITIVITY),
+                "variant,arrivals,model,trace,system,p50_s,p90_s,p99_s,avg_s,usd_per_token,requests,completed", rows);
         return rows.length;
     }
 
@@ -450,15 +428,27 @@ public final class Evaluation {
                 }
             }
         }
+        String[] rows = runRows(tasks, o.threads(), Task::sc, Task::sys,
+                t -> modeName(t.mode()) + "," + t.seed() + "," + t.model().displayName() + "," + t.trace());
+        writeRows(o.out().resolve(ROBUSTNESS),
+                "arrivals,seed,model,trace,system,p50_s,p90_s,p99_s,avg_s,usd_per_token,requests,completed", rows);
+        return rows.length;
+    }
+
+    /**
+     * Simulates every task on {@code threads} threads; row i is {@code prefix(task i)} followed by the run's
+     * system and summary columns (p50, p90, p99, average, USD per token, requests, completed).
+     */
+    private static <T> String[] runRows(List<T> tasks, int threads, Function<T, Scenario> scenario,
+                                        Function<T, SystemSpec> system, Function<T, String> prefix) {
         String[] rows = new String[tasks.size()];
-        java.util.concurrent.ForkJoinPool pool = new java.util.concurrent.ForkJoinPool(o.threads());
+        java.util.concurrent.ForkJoinPool pool = new java.util.concurrent.ForkJoinPool(threads);
         try {
             pool.submit(() -> IntStream.range(0, tasks.size()).parallel().forEach(i -> {
-                Task t = tasks.get(i);
-                RunResult r = Simulation.run(t.sc(), t.sys());
-                rows[i] = modeName(t.mode()) + "," + t.seed() + "," + t.model().displayName() + "," + t.trace() + ","
-                        + r.system() + "," + f(r.percentile(50)) + "," + f(r.percentile(90)) + ","
-                        + f(r.percentile(99)) + "," + f(r.average()) + ","
+                T t = tasks.get(i);
+                RunResult r = Simulation.run(scenario.apply(t), system.apply(t));
+                rows[i] = prefix.apply(t) + "," + r.system() + "," + f(r.percentile(50)) + ","
+                        + f(r.percentile(90)) + "," + f(r.percentile(99)) + "," + f(r.average()) + ","
                         + String.format(Locale.ROOT, "%.6e", r.usdPerToken()) + "," + r.requests().size() + ","
                         + r.completed() + "\n";
             })).get();
@@ -470,14 +460,16 @@ public final class Evaluation {
         } finally {
             pool.shutdown();
         }
-        Files.createDirectories(o.out());
-        try (BufferedWriter w = writer(o.out().resolve(ROBUSTNESS),
-                "arrivals,seed,model,trace,system,p50_s,p90_s,p99_s,avg_s,usd_per_token,requests,completed")) {
+        return rows;
+    }
+
+    private static void writeRows(Path p, String header, String[] rows) throws IOException {
+        Files.createDirectories(p.getParent());
+        try (BufferedWriter w = writer(p, header)) {
             for (String r : rows) {
                 w.write(r);
             }
         }
-        return rows.length;
     }
 
     private static BufferedWriter writer(Path p, String header) throws IOException {
