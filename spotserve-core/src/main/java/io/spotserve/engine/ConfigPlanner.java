@@ -65,6 +65,11 @@ final class ConfigPlanner {
         }
     }
 
+    /** Whether Algorithm 1 drives the engine (a cost model was given). */
+    boolean planning() {
+        return optimizer != null;
+    }
+
     /** Records a submission (the arrival-rate window). */
     void arrived(Duration at) {
         arrivals.addLast(at);

@@ -588,6 +588,21 @@ final class EngineLoop {
                     provider.release(id);
                 }
             }
+            if (usable > desired && planner.planning()) {
+                // then spot instances Algorithm 1's Δ no longer needs — only idle ones, never a serving pipeline
+                List<InstanceRecord> idleSpot = new ArrayList<>();
+                for (InstanceRecord r : instances.values()) {
+                    if (r.usable() && r.instance.type().preemptible() && !hostsPipeline(r.instance.id())) {
+                        idleSpot.add(0, r);
+                    }
+                }
+                for (int i = 0; i < idleSpot.size() && usable > desired; i++, usable--) {
+                    String id = idleSpot.get(i).instance.id();
+                    LOG.info("releasing surplus idle spot instance {}", id);
+                    remove(id, "released " + id);
+                    provider.release(id);
+                }
+            }
         }
     }
 

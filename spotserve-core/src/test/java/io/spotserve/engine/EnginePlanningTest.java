@@ -14,6 +14,7 @@ import io.spotserve.exec.ExecutorProfiler;
 import io.spotserve.instance.Instance;
 import io.spotserve.instance.InstanceEvent;
 import io.spotserve.instance.LocalInstanceProvider;
+import io.spotserve.plan.ConfigEstimate;
 import io.spotserve.plan.CostModel;
 import io.spotserve.plan.Decision;
 import io.spotserve.plan.Hardware;
@@ -23,6 +24,7 @@ import io.spotserve.plan.ParallelConfigOptimizer;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.AfterAll;
@@ -112,6 +114,30 @@ class EnginePlanningTest {
             // the load is gone: the next decisions release the on-demand instances again, keeping the spot one
             await(() -> provider.live().size() == 1, engine);
             assertEquals(spot.id(), provider.live().get(0).id());
+        }
+    }
+
+    @Test
+    void surplusIdleSpotInstancesAreReleasedWhenDeltaIsNegativeButServingOnesAreKept() {
+        // a scripted Algorithm 1: one P1M1 pipeline (B 4) is enough, and the fleet should shrink to one instance
+        ParallelConfig one = ParallelConfig.of(1, 1, 1, 4);
+        ParallelConfigOptimizer script = (n, onDemand, rate) -> new Decision(
+                Optional.of(new ConfigEstimate(one, 1, 1, 0.1, 0.0, 0.1, 10.0, 1L << 20)), true, rate, n, 1, 1, 1 - n,
+                0, Math.min(onDemand, Math.max(n - 1, 0)), Math.max(0, n - 1 - onDemand), ParallelConfigOptimizer.Policy.PAPER,
+                "scripted: one instance");
+        VirtualClock clock = new VirtualClock(Duration.ofMillis(10));
+        LocalInstanceProvider provider = new LocalInstanceProvider(clock, ON_DEMAND);
+        for (int i = 0; i < 3; i++) {
+            provider.add(SPOT);
+        }
+        GenerationRequest r = EngineFixtures.requests(23, 1, 24, false).get(0);
+        try (ServingEngine engine = ServingEngine.builder().model(CHECKPOINT, TOKENIZER).instances(provider)
+                .executor(executor).clock(clock).maxBatch(4).planning(costModel, script).targetInstances(3).build()) {
+            await(() -> provider.live().size() == 1, engine);
+            assertArrayEquals(EngineFixtures.solo(r), engine.submit(r).join().tokens());
+            Reconfiguration last = engine.metrics().reconfigurations().get(engine.metrics().reconfigurations().size() - 1);
+            assertEquals(one, last.configuration(), last.toString());
+            assertTrue(last.to().contains(provider.live().get(0).id()), "the kept instance is the serving one: " + last);
         }
     }
 
