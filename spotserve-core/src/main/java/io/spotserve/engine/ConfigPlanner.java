@@ -29,6 +29,8 @@ import org.slf4j.LoggerFactory;
  */
 final class ConfigPlanner {
     private static final Logger LOG = LoggerFactory.getLogger(ConfigPlanner.class);
+    /** Instances kept beyond what the configuration needs, so a preemption finds a replacement at hand (paper §7: 2). */
+    static final int SPARE_INSTANCES = 2;
 
     private final LlamaConfig config;
     private final List<ShardLayout> layouts;
@@ -59,8 +61,8 @@ final class ConfigPlanner {
             this.arranger = null;
         } else {
             this.optimizer = b.optimizer != null ? b.optimizer
-                    : defaultOptimizer(costModel, config, maxBatch, b.targetInstances);
-            this.fleetOptimizer = b.optimizer != null ? b.optimizer : defaultOptimizer(costModel, config, maxBatch, 0);
+                    : defaultOptimizer(costModel, config, maxBatch, b.targetInstances, SPARE_INSTANCES);
+            this.fleetOptimizer = b.optimizer != null ? b.optimizer : defaultOptimizer(costModel, config, maxBatch, 0, 0);
             this.arranger = new InterruptionArranger(costModel);
         }
     }
@@ -80,9 +82,10 @@ final class ConfigPlanner {
      * enough for every position with B full-length KV caches; D = as many pipelines as those devices allow. Fills
      * {@code fleet} with the instances that qualify (too small ones stay idle).
      */
-    ParallelConfig choose(List<InstanceRecord> usable, List<TargetFleet.Instance> fleet, Duration now) {
+    ParallelConfig choose(List<InstanceRecord> usable, List<TargetFleet.Instance> fleet, Duration now,
+                          int backlog) {
         if (optimizer != null) {
-            ParallelConfig planned = plannedConfig(usable, fleet, now);
+            ParallelConfig planned = plannedConfig(usable, fleet, arrivalRate(now, backlog));
             if (planned != null) {
                 return planned;
             }
@@ -104,20 +107,20 @@ final class ConfigPlanner {
 
     /**
      * The engine's Algorithm 1 (paper policy) for our executor: device-memory rule, prompt / output lengths of a
-     * typical request for the model's context, searching {@code acquirable} instances beyond those at hand.
+     * typical request for the model's context, searching {@code acquirable} instances beyond those at hand, and
+     * keeping {@code spare} instances beyond those the configuration needs.
      */
     static ParallelConfigOptimizer defaultOptimizer(CostModel costModel, LlamaConfig config, int maxBatch,
-                                                    int acquirable) {
+                                                    int acquirable, int spare) {
         return ParallelConfigOptimizer.builder(costModel).memoryRule(MemoryRule.DEVICE_MEMORY).maxBatch(maxBatch)
                 .promptTokens(Math.min(512, Math.max(1, config.seqLen() / 2)))
                 .outputTokens(Math.min(128, Math.max(1, config.seqLen() / 4)))
-                .acquirableInstances(acquirable).build();
+                .acquirableInstances(acquirable).spareInstances(spare).build();
     }
 
     /** Algorithm 1's choice on the usable instances at the measured arrival rate, if our devices can hold it. */
     private ParallelConfig plannedConfig(List<InstanceRecord> usable, List<TargetFleet.Instance> fleet,
-                                         Duration now) {
-        double rate = arrivalRate(now);
+                                         double rate) {
         decide(usable, rate); // Δ for the instance manager
         Decision d = fleetOptimizer.decide(usable.size(), onDemand(usable), rate);
         if (d.choice().isEmpty()) {
@@ -183,13 +186,17 @@ final class ConfigPlanner {
         return gpus;
     }
 
-    /** α_t: requests submitted during the last re-planning interval, per second. */
-    private double arrivalRate(Duration now) {
+    /**
+     * α_t: requests submitted during the last re-planning interval, plus the requests still waiting, per second of
+     * that interval — a backlog counts as load until it is served, so a burst that has left the window but not the
+     * queue does not make the planner give instances back.
+     */
+    private double arrivalRate(Duration now, int backlog) {
         Duration from = now.minus(replanInterval);
         while (!arrivals.isEmpty() && arrivals.peekFirst().compareTo(from) < 0) {
             arrivals.pollFirst();
         }
-        return arrivals.size() / (replanInterval.toNanos() / 1e9);
+        return (arrivals.size() + backlog) / (replanInterval.toNanos() / 1e9);
     }
 
     /**
@@ -197,7 +204,7 @@ final class ConfigPlanner {
      * Algorithm 1 now prefers another configuration, the reason to re-plan (its Δ also updates the instance
      * target); null otherwise.
      */
-    String replanReason(List<InstanceRecord> usable, ParallelConfig current, Duration now) {
+    String replanReason(List<InstanceRecord> usable, ParallelConfig current, Duration now, int backlog) {
         if (optimizer == null) {
             return null;
         }
@@ -209,7 +216,7 @@ final class ConfigPlanner {
             return null;
         }
         nextReplan = now.plus(replanInterval);
-        double rate = arrivalRate(now);
+        double rate = arrivalRate(now, backlog);
         double base = Math.max(rateAtDecision, 0);
         if (rateAtDecision >= 0 && Math.abs(rate - base) <= 0.25 * base && !(base == 0 && rate > 0)) {
             return null;

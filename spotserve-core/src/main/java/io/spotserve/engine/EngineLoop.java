@@ -243,7 +243,7 @@ final class EngineLoop {
                 fireTimers();
                 dropAbandonedAndExpired();
                 if (drainDeadline == null) {
-                    String why = planner.replanReason(usableInstances(), current, clock.now());
+                    String why = planner.replanReason(usableInstances(), current, clock.now(), queue.size());
                     if (why != null) {
                         changed(why);
                     }
@@ -692,7 +692,7 @@ final class EngineLoop {
         }
         List<InstanceRecord> usable = usableInstances();
         List<TargetFleet.Instance> fleet = new ArrayList<>();
-        ParallelConfig target = planner.choose(usable, fleet, clock.now());
+        ParallelConfig target = planner.choose(usable, fleet, clock.now(), queue.size());
         if (target == null || intact(target)) {
             if (target == null && !slots.isEmpty()) {
                 LOG.info("no configuration fits the {} usable instances; current pipelines {} stay as they are",

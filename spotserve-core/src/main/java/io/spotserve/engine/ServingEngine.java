@@ -216,9 +216,10 @@ public final class ServingEngine implements AutoCloseable {
          * Lets SpotServe's planning core drive the engine, priced by {@code costModel} (a profile of the executor that
          * serves, e.g. from {@link io.spotserve.exec.ExecutorProfiler}): Algorithm 1 (§3.2, paper policy, device-memory
          * rule) chooses C = (D, P, M, B) for the usable instances and the arrival rate measured over the last
-         * re-planning interval, and its Δ requests or releases instances (on-demand first) up to
-         * {@link #targetInstances}; the interruption arranger (§4.1) decides how many more decode steps doomed
-         * pipelines run after a preemption notice. Without it, the engine serves the fixed {@link #parallelism}.
+         * re-planning interval (requests still queued count as arrivals), and its Δ (with a spare pool of 2 instances, as in the paper) requests or releases
+         * instances (on-demand first, then idle spot ones) up to {@link #targetInstances}; the interruption arranger
+         * (§4.1) decides how many more decode steps doomed pipelines run after a preemption notice. Without it, the
+         * engine serves the fixed {@link #parallelism}.
          */
         public Builder planning(CostModel costModel) {
             this.costModel = Objects.requireNonNull(costModel, "costModel");

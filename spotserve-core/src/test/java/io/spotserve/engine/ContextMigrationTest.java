@@ -84,7 +84,7 @@ class ContextMigrationTest {
 
     @Test
     void aSourceDyingMidMigrationIsReplacedByTheCheckpointAndRequestsStillComplete() {
-        // 1 MB/s: moving a whole model (~1.2 MB) to two new instances takes seconds of virtual time, steps take 1 ms
+        // 1 MB/s: moving a whole model (~1.2 MB) to a new instance takes over a second of virtual time; steps take 1 ms
         VirtualClock clock = new VirtualClock(Duration.ofMillis(1), Duration.ZERO, 1_000_000);
         LocalInstanceProvider provider = new LocalInstanceProvider(clock, ONE_GPU.on(InstanceType.Market.ON_DEMAND, 3.9));
         Instance a = provider.add(ONE_GPU);
@@ -92,19 +92,20 @@ class ContextMigrationTest {
         List<CompletableFuture<Completion>> futures = new ArrayList<>();
         try (ServingEngine engine = startRunning(provider, clock, 1, 1, 4, requests, futures)) {
             Duration t = clock.now().plusMillis(5);
-            provider.deliver(new InstanceEvent.Acquired(new Instance("b", ONE_GPU), t));
-            provider.deliver(new InstanceEvent.Acquired(new Instance("c", ONE_GPU), t));
-            // a dies without notice while its weights are on the way to b and c
+            // a dies without notice while its weights are on the way to b (the death is posted first, so it is
+            // already queued when the migration starts, however the two threads are scheduled)
             provider.deliver(new InstanceEvent.Terminated(a.id(), t.plusMillis(400)));
+            provider.deliver(new InstanceEvent.Acquired(new Instance("b", ONE_GPU), t));
             checkOutputs(requests, futures);
             EngineMetrics m = engine.metrics();
             Reconfiguration grow = byReason(m, "acquired b");
             assertTrue(grow.bytesMigrated() > 0, "some units left a before it died: " + grow);
             assertTrue(grow.bytesLoaded() > 0, "the rest came from the checkpoint: " + grow);
-            assertTrue(grow.bytesMigrated() + grow.bytesLoaded() >= 2 * weights(1, 1, 0, 0), grow.toString());
+            assertEquals(0, grow.plannedBytesReloaded(), "the mapper planned no reload: " + grow);
+            assertTrue(grow.bytesMigrated() + grow.bytesLoaded() >= weights(1, 1, 0, 0), grow.toString());
             assertTrue(grow.pause().compareTo(Duration.ofMillis(400)) > 0, "the migration spans the death: " + grow);
             Reconfiguration after = byReason(m, "terminated " + a.id());
-            assertEquals(0, after.bytesLoaded(), "b and c are complete after the migration: " + after);
+            assertEquals(0, after.bytesLoaded(), "b is complete after the migration: " + after);
             assertTrue(m.restarts() > 0, "requests left on a recompute: " + m);
         }
     }

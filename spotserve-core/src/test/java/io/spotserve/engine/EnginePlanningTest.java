@@ -61,7 +61,7 @@ class EnginePlanningTest {
      * test fixes it to check how the engine carries Δ out; the configuration itself is Algorithm 1's.
      */
     private static ParallelConfigOptimizer scriptedDelta() {
-        ParallelConfigOptimizer real = ConfigPlanner.defaultOptimizer(costModel, CHECKPOINT.config(), 8, 0);
+        ParallelConfigOptimizer real = ConfigPlanner.defaultOptimizer(costModel, CHECKPOINT.config(), 8, 0, 0);
         return (n, onDemand, rate) -> {
             Decision d = real.decide(n, onDemand, rate);
             int target = rate > 5 ? 3 : 1;
@@ -74,7 +74,7 @@ class EnginePlanningTest {
 
     /** Algorithm 1 exactly as the engine runs it on the instances at hand (no acquirable instances). */
     private static ParallelConfigOptimizer fleetOptimizer() {
-        return ConfigPlanner.defaultOptimizer(costModel, CHECKPOINT.config(), 8, 0);
+        return ConfigPlanner.defaultOptimizer(costModel, CHECKPOINT.config(), 8, 0, 0);
     }
 
     @Test

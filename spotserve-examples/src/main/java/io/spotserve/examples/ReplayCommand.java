@@ -42,14 +42,15 @@ import java.util.concurrent.CompletableFuture;
  * compressed in time: {@code --speed X} runs X trace seconds per wall second (default 22, so the 1320 s trace
  * takes about a minute). Requests arrive as a seeded Poisson process at {@code --rate} per trace second, greedy,
  * prompts from a small fixed list. Each trace node is a 2-device spot instance (1.9 USD/h; on-demand price
- * 3.9 USD/h, the paper's g4dn prices) serving one P1M2 pipeline; removals come with a 30 trace-second notice.
+ * 3.9 USD/h, the paper's g4dn prices); removals come with a 30 trace-second notice.
  *
  * <pre>
- * java -jar spotserve-examples.jar replay [--trace PATH] [--speed 22] [--requests 300] [--rate 0.25] [--seed 1] [--plan]
+ * java -jar spotserve-examples.jar replay [--trace PATH] [--speed 22] [--requests 300] [--rate 0.25] [--seed 1] [--fixed]
  * </pre>
- * With {@code --plan} the engine is driven by Algorithm 1 instead of fixed P1M2 pipelines: the bundled model is
- * profiled first (a few seconds), and the planner picks (D, P, M, B) for the instances and the measured arrival
- * rate, and may add on-demand instances (3.9 USD/h) up to 12 — the paper's "+O" traces.
+ * By default the engine is driven by SpotServe's planning core: the bundled model is profiled first (about a
+ * second), Algorithm 1 picks (D, P, M, B) for the usable instances and the measured arrival rate and may add
+ * on-demand instances (3.9 USD/h) up to 12 — the paper's "+O" setting; the device mapper, migration planner and
+ * interruption arranger handle every change. {@code --fixed} serves one P1M2 pipeline per instance instead.
  * Output: a live progress line on stderr, a summary table on stdout and, as the last stdout line, one JSON
  * object. Costs and instance-hours are in trace time (engine-clock hours × speed); latencies are wall time.
  * {@code ondemand_only_cost_usd} prices the same instance-hours at the on-demand price (the paper's baseline).
@@ -64,7 +65,7 @@ final class ReplayCommand implements Main.Command {
     private static final String LOG_LEVEL = "org.slf4j.simpleLogger.defaultLogLevel";
     private static final String ENGINE_LOG_LEVEL = "org.slf4j.simpleLogger.log.io.spotserve";
     private static final Set<String> VALUED = Set.of("trace", "speed", "requests", "rate", "seed");
-    private static final String HINT = "options are --trace PATH --speed X --requests N --rate R --seed S --plan";
+    private static final String HINT = "options are --trace PATH --speed X --requests N --rate R --seed S --fixed";
     private static final String[] PROMPTS = {"Once upon a time", "The little dog", "Lily and Ben went to the park",
         "One day", "Tom had a red ball. He", "The sun was"};
 
@@ -83,8 +84,8 @@ final class ReplayCommand implements Main.Command {
 
     @Override
     public int run(String[] args, PrintStream out) throws Exception {
-        Map<String, String> opts = CommandLine.parse(NAME, args, VALUED, Set.of("plan"), HINT);
-        boolean plan = opts.containsKey("plan");
+        Map<String, String> opts = CommandLine.parse(NAME, args, VALUED, Set.of("fixed"), HINT);
+        boolean plan = !opts.containsKey("fixed");
         // keep the progress line readable: engine INFO logs only when asked for with -D...defaultLogLevel=info
         // (slf4j-simple reads a per-logger level when the logger is created, i.e. when the engine classes load)
         if (System.getProperty(LOG_LEVEL) == null && System.getProperty(ENGINE_LOG_LEVEL) == null) {

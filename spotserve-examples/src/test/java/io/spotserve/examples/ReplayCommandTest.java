@@ -31,8 +31,26 @@ class ReplayCommandTest {
     }
 
     @Test
-    void compressedTraceReplayCompletesEveryRequestAndReportsCost() {
+    void plannedReplayCompletesEveryRequestAndPricesSpotAndOnDemand() {
         Result r = run("replay", "--speed", "2000", "--requests", "8", "--rate", "1");
+        assertEquals(0, r.code, r.err);
+        String[] lines = r.out.strip().split("\n");
+        JsonObject json = JsonParser.parseString(lines[lines.length - 1]).getAsJsonObject();
+        assertEquals(8, json.get("submitted").getAsInt(), r.out);
+        assertEquals(8, json.get("completed").getAsInt(), r.out);
+        assertEquals(0, json.get("failed").getAsInt(), r.out);
+        assertEquals(0, json.get("lost").getAsInt(), r.out);
+        assertTrue(json.get("reconfigurations").getAsInt() >= 1, r.out);
+        double cost = json.get("cost_usd").getAsDouble();
+        double hours = json.get("instance_hours").getAsDouble();
+        // Algorithm 1 may mix in on-demand instances: every instance-hour costs between the spot and on-demand price
+        assertTrue(hours > 0 && cost >= hours * 1.9 - 1e-4 && cost <= hours * 3.9 + 1e-4, r.out);
+        assertEquals(hours * 3.9, json.get("ondemand_only_cost_usd").getAsDouble(), 1e-4, r.out);
+    }
+
+    @Test
+    void fixedReplayCompletesEveryRequestAndReportsCost() {
+        Result r = run("replay", "--fixed", "--speed", "2000", "--requests", "8", "--rate", "1");
         assertEquals(0, r.code, r.err);
         String[] lines = r.out.strip().split("\n");
         JsonObject json = JsonParser.parseString(lines[lines.length - 1]).getAsJsonObject();
