@@ -268,25 +268,15 @@ public final class Evaluation {
             }
         }
         RunResult[] results = new RunResult[tasks.size()];
-        java.util.concurrent.ForkJoinPool pool = new java.util.concurrent.ForkJoinPool(o.threads());
-        try {
-            pool.submit(() -> IntStream.range(0, tasks.size()).parallel().forEach(i -> {
-                Task t = tasks.get(i);
-                long s0 = System.nanoTime();
-                results[i] = Simulation.run(t.cell().scenario(), t.sys());
-                RunResult r = results[i];
-                System.err.printf(Locale.ROOT, "%-9s %-5s %-20s p99 %8.1f s avg %7.1f s  %d/%d done  %.3g USD/token  (%.1f s)%n",
-                        t.cell().model().displayName(), t.cell().trace(), t.sys().name(), r.percentile(99), r.average(),
-                        r.completed(), r.requests().size(), r.usdPerToken(), (System.nanoTime() - s0) / 1e9);
-            })).get();
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted", e);
-        } catch (java.util.concurrent.ExecutionException e) {
-            throw new IllegalStateException("a simulation failed: " + e.getCause(), e.getCause());
-        } finally {
-            pool.shutdown();
-        }
+        inParallel(o.threads(), tasks.size(), i -> {
+            Task t = tasks.get(i);
+            long s0 = System.nanoTime();
+            results[i] = Simulation.run(t.cell().scenario(), t.sys());
+            RunResult r = results[i];
+            System.err.printf(Locale.ROOT, "%-9s %-5s %-20s p99 %8.1f s avg %7.1f s  %d/%d done  %.3g USD/token  (%.1f s)%n",
+                    t.cell().model().displayName(), t.cell().trace(), t.sys().name(), r.percentile(99), r.average(),
+                    r.completed(), r.requests().size(), r.usdPerToken(), (System.nanoTime() - s0) / 1e9);
+        });
         Files.createDirectories(o.out());
         try (BufferedWriter run = writer(o.out().resolve(RUN), "seed,arrivals")) {
             run.write(o.seed() + "," + modeName(o.arrivals()) + "\n");
@@ -442,16 +432,22 @@ public final class Evaluation {
     private static <T> String[] runRows(List<T> tasks, int threads, Function<T, Scenario> scenario,
                                         Function<T, SystemSpec> system, Function<T, String> prefix) {
         String[] rows = new String[tasks.size()];
+        inParallel(threads, tasks.size(), i -> {
+            T t = tasks.get(i);
+            RunResult r = Simulation.run(scenario.apply(t), system.apply(t));
+            rows[i] = prefix.apply(t) + "," + r.system() + "," + f(r.percentile(50)) + ","
+                    + f(r.percentile(90)) + "," + f(r.percentile(99)) + "," + f(r.average()) + ","
+                    + String.format(Locale.ROOT, "%.6e", r.usdPerToken()) + "," + r.requests().size() + ","
+                    + r.completed() + "\n";
+        });
+        return rows;
+    }
+
+    /** Runs {@code body(0..n-1)} on a pool of {@code threads}; a failed simulation fails the whole grid. */
+    private static void inParallel(int threads, int n, java.util.function.IntConsumer body) {
         java.util.concurrent.ForkJoinPool pool = new java.util.concurrent.ForkJoinPool(threads);
         try {
-            pool.submit(() -> IntStream.range(0, tasks.size()).parallel().forEach(i -> {
-                T t = tasks.get(i);
-                RunResult r = Simulation.run(scenario.apply(t), system.apply(t));
-                rows[i] = prefix.apply(t) + "," + r.system() + "," + f(r.percentile(50)) + ","
-                        + f(r.percentile(90)) + "," + f(r.percentile(99)) + "," + f(r.average()) + ","
-                        + String.format(Locale.ROOT, "%.6e", r.usdPerToken()) + "," + r.requests().size() + ","
-                        + r.completed() + "\n";
-            })).get();
+            pool.submit(() -> IntStream.range(0, n).parallel().forEach(body)).get();
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
             throw new IllegalStateException("interrupted", e);
@@ -460,7 +456,6 @@ public final class Evaluation {
         } finally {
             pool.shutdown();
         }
-        return rows;
     }
 
     private static void writeRows(Path p, String header, String[] rows) throws IOException {

@@ -169,9 +169,7 @@ final class Results {
         f = dir.resolve(ROBUSTNESS);
         if (Files.isRegularFile(f)) {
             Csv.read(f, ROBUSTNESS_COLUMNS, row -> {
-                Summary s = new Summary(row.name("model"), row.name("trace"), row.name("system"), row.number("p50_s"),
-                        row.number("p90_s"), row.number("p99_s"), row.number("avg_s"), row.number("usd_per_token"),
-                        row.integer("requests"), row.integer("completed"));
+                Summary s = summaryOf(row);
                 Map<String, Summary> bySystem = robustness.computeIfAbsent(row.name("arrivals"), k -> new LinkedHashMap<>())
                         .computeIfAbsent(row.integer("seed"), k -> new LinkedHashMap<>())
                         .computeIfAbsent(s.cell(), k -> new LinkedHashMap<>());
@@ -185,9 +183,7 @@ final class Results {
         f = dir.resolve(SENSITIVITY);
         if (Files.isRegularFile(f)) {
             Csv.read(f, SENSITIVITY_COLUMNS, row -> {
-                Summary s = new Summary(row.name("model"), row.name("trace"), row.name("system"), row.number("p50_s"),
-                        row.number("p90_s"), row.number("p99_s"), row.number("avg_s"), row.number("usd_per_token"),
-                        row.integer("requests"), row.integer("completed"));
+                Summary s = summaryOf(row);
                 Map<String, Summary> bySystem = sensitivity.computeIfAbsent(row.name("variant"), k -> new LinkedHashMap<>())
                         .computeIfAbsent(row.name("arrivals"), k -> new LinkedHashMap<>())
                         .computeIfAbsent(s.cell(), k -> new LinkedHashMap<>());
@@ -206,13 +202,18 @@ final class Results {
         return new Results(dir, summary, Map.of(), Map.of(), Map.of(), List.of(), null, Map.of(), Map.of());
     }
 
+    /** The summary columns of one row of summary.csv, robustness.csv or sensitivity.csv. */
+    private static Summary summaryOf(Csv.Row row) {
+        return new Summary(row.name("model"), row.name("trace"), row.name("system"), row.number("p50_s"),
+                row.number("p90_s"), row.number("p99_s"), row.number("avg_s"), row.number("usd_per_token"),
+                row.integer("requests"), row.integer("completed"));
+    }
+
     private static Map<Cell, Map<String, Summary>> readSummary(Path file) {
         Map<Cell, Map<String, Summary>> out = new LinkedHashMap<>();
         Map<String, Integer> firstLine = new HashMap<>();
         Csv.read(file, SUMMARY_COLUMNS, row -> {
-            Summary s = new Summary(row.name("model"), row.name("trace"), row.name("system"), row.number("p50_s"),
-                    row.number("p90_s"), row.number("p99_s"), row.number("avg_s"), row.number("usd_per_token"),
-                    row.integer("requests"), row.integer("completed"));
+            Summary s = summaryOf(row);
             String key = s.model() + "," + s.trace() + "," + s.system();
             Integer first = firstLine.putIfAbsent(key, row.line());
             if (first != null) {
