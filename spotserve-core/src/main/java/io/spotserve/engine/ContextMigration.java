@@ -276,7 +276,7 @@ final class ContextMigration {
         int length = src.length(r.id);
         ShardLayout a = src.layout();
         ShardLayout b = dst.layout();
-        List<Object[]> staged = new ArrayList<>(); // {stage, shard, bytes, Boolean sameDevice, Long size}
+        List<KvPiece> staged = new ArrayList<>();
         for (int s2 = 0; s2 < b.stages() && length > 0; s2++) {
             for (int m2 = 0; m2 < b.shards(); m2++) {
                 for (ContextSlice need : b.kvSlices(s2, m2, r.id, length)) {
@@ -291,8 +291,8 @@ final class ContextMigration {
                                     return false; // part of its cache is gone: recompute
                                 }
                                 boolean same = src.device(s1, m1) == dst.device(s2, m2);
-                                staged.add(new Object[] {s2, m2, src.exportSlice(s1, m1, common.get()), same,
-                                        common.get().bytes(c)});
+                                staged.add(new KvPiece(s2, m2, src.exportSlice(s1, m1, common.get()), same,
+                                        common.get().bytes(c)));
                             }
                         }
                     }
@@ -306,12 +306,12 @@ final class ContextMigration {
             LOG.debug("no KV room for request {} on new pipeline {}: {}", r.id, to.id, e.getMessage());
             return false;
         }
-        for (Object[] st : staged) {
-            dst.importSlice((Integer) st[0], (Integer) st[1], (byte[]) st[2]);
-            if ((Boolean) st[3]) {
-                kept += (Long) st[4];
+        for (KvPiece piece : staged) {
+            dst.importSlice(piece.stage(), piece.shard(), piece.data());
+            if (piece.sameDevice()) {
+                kept += piece.bytes();
             } else {
-                moved += (Long) st[4];
+                moved += piece.bytes();
             }
         }
         if (dst.length(r.id) != length) {
@@ -323,7 +323,19 @@ final class ContextMigration {
 
     // ------------------------------------------------------------------ weights, unit by unit
 
+    /** A KV piece on its way to new position (stage, shard), staged in host memory. */
+    private record KvPiece(int stage, int shard, byte[] data, boolean sameDevice, long bytes) {
+    }
+
+    /** A weight piece on its way to new position (stage, shard) of {@code slot}, staged in host memory. */
     private record Staged(PipelineSlot slot, int stage, int shard, byte[] data) {
+    }
+
+    /** Old position (stage, shard) of {@code slot}: a possible source of a piece. */
+    private record Holder(PipelineSlot slot, int stage, int shard) {
+        Device device() {
+            return slot.pipeline.device(stage, shard);
+        }
     }
 
     private void moveUnit(ContextUnit unit, List<PipelineSlot> fresh) {
@@ -389,7 +401,7 @@ final class ContextMigration {
     /** Finds a source for every piece of {@code need} and stages it; pieces without a surviving holder are reloaded. */
     private void gather(ContextSlice need, Device target, PipelineSlot to, int s2, int m2, List<Staged> out) {
         // pieces: need ∩ each old position's slice of the same kind; holders of equal pieces are interchangeable
-        Map<ContextSlice, List<Object[]>> holders = new LinkedHashMap<>(); // piece -> {slot, stage, shard}
+        Map<ContextSlice, List<Holder>> holders = new LinkedHashMap<>();
         for (PipelineSlot s : old) {
             ShardLayout a = s.pipeline.layout();
             for (int s1 = 0; s1 < a.stages(); s1++) {
@@ -397,9 +409,9 @@ final class ContextMigration {
                     for (ContextSlice have : a.weightSlices(s1, m1)) {
                         var piece = have.intersect(need);
                         if (piece.isPresent()) {
-                            List<Object[]> hs = holders.computeIfAbsent(piece.get(), k -> new ArrayList<>());
+                            List<Holder> hs = holders.computeIfAbsent(piece.get(), k -> new ArrayList<>());
                             if (s.alive(s1, m1) && usable(s.pipeline.device(s1, m1))) {
-                                hs.add(new Object[] {s, s1, m1});
+                                hs.add(new Holder(s, s1, m1));
                             }
                         }
                     }
@@ -409,12 +421,12 @@ final class ContextMigration {
         if (holders.isEmpty()) {
             holders.put(need, List.of()); // no old deployment: everything comes from the checkpoint
         }
-        for (Map.Entry<ContextSlice, List<Object[]>> e : holders.entrySet()) {
+        for (Map.Entry<ContextSlice, List<Holder>> e : holders.entrySet()) {
             ContextSlice piece = e.getKey();
-            Object[] best = null;
+            Holder best = null;
             int bestRank = Integer.MAX_VALUE;
-            for (Object[] h : e.getValue()) {
-                Device d = ((PipelineSlot) h[0]).pipeline.device((Integer) h[1], (Integer) h[2]);
+            for (Holder h : e.getValue()) {
+                Device d = h.device();
                 int rank = d == target ? 0 : d.id().instance().equals(target.id().instance()) ? 1 : 2;
                 if (rank < bestRank) {
                     best = h;
@@ -427,8 +439,7 @@ final class ContextMigration {
                 data = SliceFormat.encode(c, piece, CheckpointSlices.read(checkpoint, piece));
                 reloaded += bytes;
             } else {
-                PipelineSlot s = (PipelineSlot) best[0];
-                data = s.pipeline.exportSlice((Integer) best[1], (Integer) best[2], piece);
+                data = best.slot().pipeline.exportSlice(best.stage(), best.shard(), piece);
                 if (bestRank == 0) {
                     kept += bytes;
                 } else {
