@@ -75,7 +75,6 @@ final class EngineLoop {
     private final InstanceProvider provider;
     private final Executor executor;
     private final boolean ownsExecutor;
-    private final List<ShardLayout> layouts;
     private final int maxBatch;
     private final int maxBatchTokens;
     private final int queueCapacity;
@@ -109,7 +108,6 @@ final class EngineLoop {
     private final List<String> changeReasons = new ArrayList<>();
     private Duration drainDeadline;
     private int interruptedSinceReconfiguration;
-    private long migratedSinceReconfiguration;
     /** The configuration before the first membership change not yet handled by {@link #reconfigure}. */
     private String pendingFrom;
     private boolean stopped;
@@ -143,14 +141,13 @@ final class EngineLoop {
         this.executor = executor;
         this.ownsExecutor = ownsExecutor;
         this.clock = clock;
-        this.layouts = List.copyOf(layouts);
         this.maxBatch = b.maxBatch;
         this.maxBatchTokens = b.maxBatchTokens;
         this.queueCapacity = b.queueCapacity;
         this.targetInstances = b.targetInstances;
         this.drainTimeout = b.drainTimeout;
         this.modelContext = ModelContext.of("model", config);
-        this.planner = new ConfigPlanner(b, config, this.layouts);
+        this.planner = new ConfigPlanner(b, config, List.copyOf(layouts));
         this.thread = new Thread(this::run, "spotserve-engine");
         this.thread.setDaemon(true);
     }
