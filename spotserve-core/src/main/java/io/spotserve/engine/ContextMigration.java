@@ -58,7 +58,10 @@ final class ContextMigration {
         Set<String> afterUnit(ContextUnit unit, long bytesSent);
     }
 
-    /** What happened. */
+    /**
+     * What happened: the new pipelines, the requests that lost their cache (parked in host memory or to recompute),
+     * how many requests resumed on another pipeline with their moved cache, and the bytes moved / kept / reloaded.
+     */
     record Result(List<PipelineSlot> slots, List<LiveRequest> dropped, int resumed, long bytesMoved,
                   long bytesKept, long bytesReloaded) {
     }
@@ -69,6 +72,7 @@ final class ContextMigration {
     private final List<PipelineSlot> old;
     private final DeviceMapping mapping;
     private final Map<DeviceId, Device> devices;
+    private final KvParking parking;
     private final Set<String> dead = new HashSet<>();
     /** Old pipelines that become new ones unchanged (same layout on the same devices): nothing of theirs moves. */
     private final Set<PipelineSlot> reused = new HashSet<>();
@@ -77,7 +81,8 @@ final class ContextMigration {
     private long reloaded;
 
     ContextMigration(Executor executor, LlamaCheckpoint checkpoint, List<PipelineSlot> old, DeviceMapping mapping,
-                     Map<DeviceId, Device> devices) {
+                     Map<DeviceId, Device> devices, KvParking parking) {
+        this.parking = parking;
         this.executor = executor;
         this.checkpoint = checkpoint;
         this.c = checkpoint.config();
@@ -236,18 +241,24 @@ final class ContextMigration {
                     continue;
                 }
                 if (r.slot == to) {
-                    kept += (long) to.pipeline.length(r.id) * c.kvBytesPerPosition(); // its pipeline stays as it is
-                } else if (!moveKv(r, r.slot, to)) {
+                    // its pipeline stays as it is: not interrupted, nothing to resume
+                    kept += (long) to.pipeline.length(r.id) * c.kvBytesPerPosition();
+                } else if (moveKv(r, r.slot, to)) {
+                    resumed++;
+                } else {
                     continue;
                 }
                 byId.remove(r.id);
                 placed.get(to).add(r);
-                resumed++;
             }
         }
         for (PipelineSlot s : old) {
             for (LiveRequest r : s.active) {
                 if (byId.containsKey(r.id)) {
+                    // no room for its cache in the new configuration: park it in host memory if we may, else recompute
+                    if (parking != null && s.pipeline.sequences().contains(r.id)) {
+                        parking.park(r, s);
+                    }
                     dropped.add(r);
                     r.slot = null;
                     s.pipeline.closeSequence(r.id);

@@ -83,6 +83,8 @@ final class EngineLoop {
     private final ModelContext modelContext;
     /** Which configuration to run, and when to re-plan (Algorithm 1 with a cost model, else fixed layouts). */
     private final ConfigPlanner planner;
+    /** KV caches parked in host memory while their requests wait for a pipeline. */
+    private final KvParking parking;
 
     // ---- shared with caller threads ----
     private final Object monitor = new Object();
@@ -148,6 +150,7 @@ final class EngineLoop {
         this.drainTimeout = b.drainTimeout;
         this.modelContext = ModelContext.of("model", config);
         this.planner = new ConfigPlanner(b, config, List.copyOf(layouts));
+        this.parking = new KvParking(config, b.hostKvBudget);
         this.thread = new Thread(this::run, "spotserve-engine");
         this.thread.setDaemon(true);
     }
@@ -646,15 +649,49 @@ final class EngineLoop {
         }
     }
 
-    /** Puts requests back at the front of the queue, oldest first; they recompute from their committed tokens. */
+    /**
+     * Puts requests back at the front of the queue, oldest first; they recompute from their committed tokens,
+     * unless their KV cache is parked in host memory (then they resume with it when admitted).
+     */
     private void requeue(List<LiveRequest> back) {
         back.sort(Comparator.comparingLong((LiveRequest r) -> r.id).reversed());
+        int recompute = 0;
         for (LiveRequest r : back) {
-            r.restarts++;
+            if (r.parked == null) {
+                r.restarts++;
+                recompute++;
+            }
             queue.addFirst(r);
         }
-        interruptedSinceReconfiguration += back.size();
-        metrics.restarted(back.size());
+        interruptedSinceReconfiguration += recompute;
+        metrics.restarted(recompute);
+    }
+
+    /**
+     * No configuration fits the usable instances, but pipelines on instances whose notice is due still hold requests:
+     * park their KV caches in host memory and take those pipelines out of service, so the requests resume with their
+     * caches as soon as instances are available again (beyond the paper, which recomputes them).
+     */
+    private void parkDoomed() {
+        for (PipelineSlot s : new ArrayList<>(slots)) {
+            boolean due = false;
+            for (String id : s.instances) {
+                InstanceRecord r = instances.get(id);
+                due |= r != null && !r.usable() && r.arrangeAt == null;
+            }
+            if (!due || s.broken() || s.active.isEmpty()) {
+                continue;
+            }
+            int parked = 0;
+            for (LiveRequest r : s.active) {
+                if (parking.park(r, s)) {
+                    parked++;
+                }
+            }
+            LOG.info("no configuration fits the usable instances: {} of {} requests on doomed {} parked their KV caches"
+                    + " in host memory", parked, s.active.size(), s.describe());
+            retire(s);
+        }
     }
 
     /** Takes a pipeline out of service (step failure, shutdown): requests re-queued, storage freed. */
@@ -690,6 +727,9 @@ final class EngineLoop {
         List<InstanceRecord> usable = usableInstances();
         List<TargetFleet.Instance> fleet = new ArrayList<>();
         ParallelConfig target = planner.choose(usable, fleet, clock.now(), queue.size());
+        if (target == null) {
+            parkDoomed();
+        }
         if (target == null || intact(target)) {
             if (target == null && !slots.isEmpty()) {
                 LOG.info("no configuration fits the {} usable instances; current pipelines {} stay as they are",
@@ -714,7 +754,7 @@ final class EngineLoop {
         }
         ContextMigration.Result result;
         try {
-            result = new ContextMigration(executor, checkpoint, before, mapping, all)
+            result = new ContextMigration(executor, checkpoint, before, mapping, all, parking)
                     .run(order, maxBatchTokens, () -> nextSlotId++, this::duringMigration);
         } catch (RuntimeException e) {
             LOG.warn("context migration to {} failed ({}); restarting from the checkpoint", target, e.toString(), e);
@@ -948,6 +988,14 @@ final class EngineLoop {
                 LOG.debug("pipeline {} is full: {}", best.describe(), e.getMessage());
                 return;
             }
+            if (r.parked != null) {
+                if (parking.restore(r, best.pipeline)) {
+                    metrics.migrated(1, 0); // resumes at its committed step with the cache it parked
+                } else {
+                    r.restarts++;
+                    metrics.restarted(1);
+                }
+            }
             queue.pollFirst();
             uncount(r);
             r.slot = best;
@@ -1074,6 +1122,7 @@ final class EngineLoop {
 
     /** Takes a request off its pipeline (freeing its KV cache) or out of the queue. */
     private void detach(LiveRequest r) {
+        parking.release(r);
         if (r.slot != null) {
             r.slot.active.remove(r);
             r.slot.pipeline.closeSequence(r.id);

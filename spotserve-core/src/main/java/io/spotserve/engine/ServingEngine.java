@@ -122,6 +122,7 @@ public final class ServingEngine implements AutoCloseable {
         CostModel costModel;
         ParallelConfigOptimizer optimizer;
         Duration replanInterval = Duration.ofSeconds(30);
+        long hostKvBudget = 256L << 20;
 
         private Builder() {
         }
@@ -230,6 +231,19 @@ public final class ServingEngine implements AutoCloseable {
         public Builder planning(CostModel costModel, ParallelConfigOptimizer optimizer) {
             this.costModel = Objects.requireNonNull(costModel, "costModel");
             this.optimizer = Objects.requireNonNull(optimizer, "optimizer");
+            return this;
+        }
+
+        /**
+         * Host memory for KV caches parked during a grace period when no surviving pipeline can take them (every
+         * spot instance leaving at once, or no room in the new configuration): such a request resumes at its
+         * committed step when a pipeline is free again instead of recomputing. Default 256 MiB; 0 disables.
+         */
+        public Builder hostKvBudget(long bytes) {
+            if (bytes < 0) {
+                throw new IllegalArgumentException("hostKvBudget must be >= 0 bytes, was " + bytes);
+            }
+            this.hostKvBudget = bytes;
             return this;
         }
 

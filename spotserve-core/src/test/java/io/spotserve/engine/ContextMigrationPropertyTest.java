@@ -174,20 +174,34 @@ class ContextMigrationPropertyTest {
                 new TargetFleet(nc, fleet));
         List<io.spotserve.plan.ContextUnit> order = MigrationPlanner.plan(mapping, Long.MAX_VALUE).order();
         int[] next = {100};
-        ContextMigration.Result result = new ContextMigration(executor, CHECKPOINT, old, mapping, devices)
+        KvParking parking = new KvParking(C, 1L << 30);
+        ContextMigration.Result result = new ContextMigration(executor, CHECKPOINT, old, mapping, devices, parking)
                 .run(order, 16, () -> next[0]++, (unit, bytes) -> Set.of());
         String what = "seed " + seed + ": " + oc + " -> " + nc + ", lost " + lost + ", fleet " + fleet;
 
         assertEquals(nc.dataParallel(), result.slots().size(), what);
         int kept = mapping.keptBatches().values().stream().mapToInt(List::size).sum();
-        assertEquals(kept, result.resumed(), "every batch the mapper kept resumes with its cache: " + what);
-        assertEquals(tokensOf.size(), result.resumed() + result.dropped().size() + droppedByLoss.size(), what);
+        int placed = result.slots().stream().mapToInt(sl -> sl.active.size()).sum();
+        assertEquals(kept, placed, "every batch the mapper kept continues with its cache: " + what);
+        assertTrue(result.resumed() <= placed, what);
+        assertEquals(tokensOf.size(), placed + result.dropped().size() + droppedByLoss.size(), what);
         for (PipelineSlot s : result.slots()) {
             assertTrue(s.pipeline.isReady(), "new pipeline complete: " + what);
             for (LiveRequest r : s.active) {
                 checkNextLogits(s.pipeline, r.id, tokensOf.get(r.id), what);
             }
         }
+        // requests the new configuration had no room for parked their caches in host memory: restored into any new
+        // pipeline later, they continue exactly as well
+        for (LiveRequest r : result.dropped()) {
+            assertTrue(r.parked != null, "a dropped request from an intact pipeline is parked: " + what);
+            Pipeline target = result.slots().get((int) (r.id % result.slots().size())).pipeline;
+            target.openSequence(r.id, 64);
+            assertTrue(parking.restore(r, target), "parked cache restores into " + target.layout() + ": " + what);
+            checkNextLogits(target, r.id, tokensOf.get(r.id), what);
+            target.closeSequence(r.id);
+        }
+        assertEquals(0, parking.usedBytes(), "restored caches leave host memory: " + what);
         long slack = EngineFixtures.replicatedNormSlack(oc.tensorShards(), nc.tensorShards(), nc.dataParallel())
                 + (long) nc.dataParallel() * nc.tensorShards() * C.dim() * Float.BYTES; // + the final norm per shard
         assertTrue(result.bytesMoved() <= mapping.bytesMoved() + slack,

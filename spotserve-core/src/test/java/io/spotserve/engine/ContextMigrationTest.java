@@ -20,6 +20,8 @@ import java.util.concurrent.CompletableFuture;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Reconfigurations really move context between device arenas (SpotServe §3.3–§3.4): weights a device already
@@ -88,7 +90,7 @@ class ContextMigrationTest {
         VirtualClock clock = new VirtualClock(Duration.ofMillis(1), Duration.ZERO, 1_000_000);
         LocalInstanceProvider provider = new LocalInstanceProvider(clock, ONE_GPU.on(InstanceType.Market.ON_DEMAND, 3.9));
         Instance a = provider.add(ONE_GPU);
-        List<GenerationRequest> requests = EngineFixtures.requests(12, 6, 200, false);
+        List<GenerationRequest> requests = EngineFixtures.requests(12, 6, 400, false);
         List<CompletableFuture<Completion>> futures = new ArrayList<>();
         try (ServingEngine engine = startRunning(provider, clock, 1, 1, 4, requests, futures)) {
             Duration t = clock.now().plusMillis(5);
@@ -120,7 +122,7 @@ class ContextMigrationTest {
         LocalInstanceProvider provider = new LocalInstanceProvider(clock, tight.on(InstanceType.Market.ON_DEMAND, 3.9));
         Instance x = provider.add(tight);
         Instance y = provider.add(tight);
-        List<GenerationRequest> requests = EngineFixtures.requests(13, 4, 80, false);
+        List<GenerationRequest> requests = EngineFixtures.requests(13, 4, 400, false);
         List<CompletableFuture<Completion>> futures = new ArrayList<>();
         try (ServingEngine engine = startRunning(provider, clock, 2, 1, batch, requests, futures)) {
             provider.deliver(new InstanceEvent.PreemptionNotice(y.id(), clock.now(), clock.now().plusMillis(20)));
@@ -134,6 +136,37 @@ class ContextMigrationTest {
             assertTrue(shrink.bytesKept() + shrink.bytesMigrated() >= weights(1, 1, 0, 0), shrink.toString());
             assertEquals(shrink.plannedBytesMoved(), shrink.bytesMigrated(), shrink.toString());
             assertTrue(shrink.resumedRequests() > 0, shrink.toString());
+        }
+    }
+
+    @ParameterizedTest(name = "host KV budget {0} B")
+    @ValueSource(longs = {256L << 20, 0})
+    void losingEverySpotInstanceParksKvCachesInHostMemoryUntilAnInstanceReturns(long budget) {
+        VirtualClock clock = new VirtualClock(Duration.ofMillis(1));
+        LocalInstanceProvider provider = new LocalInstanceProvider(clock, EngineFixtures.ON_DEMAND);
+        Instance a = provider.add(EngineFixtures.SPOT);
+        // long requests (400 tokens): they are still running when the test thread delivers the notice
+        List<GenerationRequest> requests = EngineFixtures.requests(14, 4, 400, false);
+        List<CompletableFuture<Completion>> futures = new ArrayList<>();
+        try (ServingEngine engine = ServingEngine.builder().model(CHECKPOINT, TOKENIZER).instances(provider)
+                .executor(executor).clock(clock).parallelism(1, 2).maxBatch(4).hostKvBudget(budget).build()) {
+            for (GenerationRequest r : requests) {
+                futures.add(engine.submit(r));
+            }
+            PreemptionTest.awaitRunning(engine, requests.size());
+            Duration now = clock.now();
+            // the only instance leaves after a 50 ms notice; another one arrives only 300 ms later
+            provider.deliver(new InstanceEvent.Acquired(new Instance("later", EngineFixtures.SPOT), now.plusMillis(350)));
+            provider.deliver(new InstanceEvent.PreemptionNotice(a.id(), now, now.plusMillis(50)));
+            checkOutputs(requests, futures);
+            EngineMetrics m = engine.metrics();
+            if (budget > 0) {
+                // those still running at the notice (some stop early at BOS) resumed with their parked caches
+                assertEquals(0, m.restarts(), "every request resumed with its parked cache: " + m);
+                assertTrue(m.migrations() >= 1, m.toString());
+            } else {
+                assertTrue(m.restarts() >= 1 && m.migrations() == 0, "without host memory they recompute: " + m);
+            }
         }
     }
 

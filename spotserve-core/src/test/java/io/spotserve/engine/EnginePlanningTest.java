@@ -147,7 +147,7 @@ class EnginePlanningTest {
         LocalInstanceProvider provider = new LocalInstanceProvider(clock, ON_DEMAND);
         Instance a = provider.add(SPOT);
         provider.add(SPOT);
-        List<GenerationRequest> requests = EngineFixtures.requests(22, 6, 120, false);
+        List<GenerationRequest> requests = EngineFixtures.requests(22, 6, 400, false);
         List<CompletableFuture<Completion>> futures = new ArrayList<>();
         try (ServingEngine engine = ServingEngine.builder().model(CHECKPOINT, TOKENIZER).instances(provider)
                 .executor(executor).clock(clock).maxBatch(8).planning(costModel).build()) {
