@@ -14,6 +14,7 @@ import io.spotserve.plan.ContextUnit;
 import io.spotserve.plan.DeviceId;
 import io.spotserve.plan.DeviceMapping;
 import io.spotserve.plan.InflightBatch;
+import io.spotserve.plan.ModelContext;
 import io.spotserve.plan.ParallelConfig;
 import io.spotserve.plan.Position;
 import java.util.ArrayList;
@@ -23,7 +24,6 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.TreeSet;
 import java.util.function.IntSupplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -97,9 +97,10 @@ final class ContextMigration {
             throw new IllegalArgumentException("P = " + stages + " pipeline stages cannot split the model's "
                     + c.layers() + " layers; expected 1 <= P <= " + c.layers());
         }
+        ModelContext model = ModelContext.of("layout", c); // the same split rule the device mapper plans with
         List<Integer> counts = new ArrayList<>();
         for (int s = 0; s < stages; s++) {
-            counts.add((int) ((long) (s + 1) * c.layers() / stages - (long) s * c.layers() / stages));
+            counts.add(model.firstLayer(s + 1, stages) - model.firstLayer(s, stages));
         }
         return ShardLayout.balanced(c, counts, shards);
     }
@@ -409,21 +410,31 @@ final class ContextMigration {
         }
     }
 
+    /** The stage of {@code layout} that owns weight slice {@code w}: embedding first, layers by range, the rest last. */
+    private static int stageHolding(ShardLayout layout, ContextSlice w) {
+        if (w instanceof ContextSlice.Embedding) {
+            return 0;
+        } else if (w instanceof ContextSlice.LayerWeights lw) {
+            return layout.stageOf(lw.layer());
+        }
+        return layout.stages() - 1; // final norm and classifier
+    }
+
     /** Finds a source for every piece of {@code need} and stages it; pieces without a surviving holder are reloaded. */
     private void gather(ContextSlice need, Device target, PipelineSlot to, int s2, int m2, List<Staged> out) {
-        // pieces: need ∩ each old position's slice of the same kind; holders of equal pieces are interchangeable
+        // pieces: need ∩ each old shard's slice of the same kind on the one old stage that holds it; holders of
+        // equal pieces are interchangeable
         Map<ContextSlice, List<Holder>> holders = new LinkedHashMap<>();
         for (PipelineSlot s : old) {
             ShardLayout a = s.pipeline.layout();
-            for (int s1 = 0; s1 < a.stages(); s1++) {
-                for (int m1 = 0; m1 < a.shards(); m1++) {
-                    for (ContextSlice have : a.weightSlices(s1, m1)) {
-                        var piece = have.intersect(need);
-                        if (piece.isPresent()) {
-                            List<Holder> hs = holders.computeIfAbsent(piece.get(), k -> new ArrayList<>());
-                            if (s.alive(s1, m1) && usable(s.pipeline.device(s1, m1))) {
-                                hs.add(new Holder(s, s1, m1));
-                            }
+            int s1 = stageHolding(a, need);
+            for (int m1 = 0; m1 < a.shards(); m1++) {
+                for (ContextSlice have : a.weightSlices(s1, m1)) {
+                    var piece = have.intersect(need);
+                    if (piece.isPresent()) {
+                        List<Holder> hs = holders.computeIfAbsent(piece.get(), k -> new ArrayList<>());
+                        if (s.alive(s1, m1) && usable(s.pipeline.device(s1, m1))) {
+                            hs.add(new Holder(s, s1, m1));
                         }
                     }
                 }
@@ -459,10 +470,5 @@ final class ContextMigration {
             }
             out.add(new Staged(to, s2, m2, data));
         }
-    }
-
-    /** Instances seen dead during the run. */
-    Set<String> dead() {
-        return new TreeSet<>(dead);
     }
 }

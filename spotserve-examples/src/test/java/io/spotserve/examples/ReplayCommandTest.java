@@ -30,16 +30,22 @@ class ReplayCommandTest {
         return new Result(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
     }
 
-    @Test
-    void plannedReplayCompletesEveryRequestAndPricesSpotAndOnDemand() {
-        Result r = run("replay", "--speed", "2000", "--requests", "8", "--rate", "1");
+    /** The last stdout line's JSON, after checking that all {@code n} requests completed and none failed or got lost. */
+    private static JsonObject allCompleted(Result r, int n) {
         assertEquals(0, r.code, r.err);
         String[] lines = r.out.strip().split("\n");
         JsonObject json = JsonParser.parseString(lines[lines.length - 1]).getAsJsonObject();
-        assertEquals(8, json.get("submitted").getAsInt(), r.out);
-        assertEquals(8, json.get("completed").getAsInt(), r.out);
+        assertEquals(n, json.get("submitted").getAsInt(), r.out);
+        assertEquals(n, json.get("completed").getAsInt(), r.out);
         assertEquals(0, json.get("failed").getAsInt(), r.out);
         assertEquals(0, json.get("lost").getAsInt(), r.out);
+        return json;
+    }
+
+    @Test
+    void plannedReplayCompletesEveryRequestAndPricesSpotAndOnDemand() {
+        Result r = run("replay", "--speed", "2000", "--requests", "8", "--rate", "1");
+        JsonObject json = allCompleted(r, 8);
         assertTrue(json.get("reconfigurations").getAsInt() >= 1, r.out);
         double cost = json.get("cost_usd").getAsDouble();
         double hours = json.get("instance_hours").getAsDouble();
@@ -51,13 +57,7 @@ class ReplayCommandTest {
     @Test
     void fixedReplayCompletesEveryRequestAndReportsCost() {
         Result r = run("replay", "--fixed", "--speed", "2000", "--requests", "8", "--rate", "1");
-        assertEquals(0, r.code, r.err);
-        String[] lines = r.out.strip().split("\n");
-        JsonObject json = JsonParser.parseString(lines[lines.length - 1]).getAsJsonObject();
-        assertEquals(8, json.get("submitted").getAsInt(), r.out);
-        assertEquals(8, json.get("completed").getAsInt(), r.out);
-        assertEquals(0, json.get("failed").getAsInt(), r.out);
-        assertEquals(0, json.get("lost").getAsInt(), r.out);
+        JsonObject json = allCompleted(r, 8);
         // trace A_S: 7 nodes at 0 s, then adds at 240 s, 360 s, 900 s and removals at 600 s and 1200 s
         assertTrue(json.get("reconfigurations").getAsInt() > 1, r.out);
         assertTrue(json.get("p99_ms").getAsLong() >= json.get("p50_ms").getAsLong(), r.out);
