@@ -62,7 +62,8 @@ final class ContextMigration {
      * What happened: the new pipelines, the requests that lost their cache (parked in host memory or to recompute),
      * how many requests resumed on another pipeline with their moved cache, and the bytes moved / kept / reloaded.
      */
-    record Result(List<PipelineSlot> slots, List<LiveRequest> dropped, int resumed, long bytesMoved,
+    record Result(List<PipelineSlot> slots, List<LiveRequest> dropped, Set<LiveRequest> untouched, int resumed,
+                  long bytesMoved,
                   long bytesKept, long bytesReloaded) {
     }
 
@@ -139,7 +140,8 @@ final class ContextMigration {
                 }
             }
             List<LiveRequest> dropped = new ArrayList<>();
-            int resumed = moveKvCaches(fresh, dropped);
+            Set<LiveRequest> untouched = new HashSet<>();
+            int resumed = moveKvCaches(fresh, dropped, untouched);
             dead.addAll(progress.afterUnit(ContextUnit.KV, moved));
             markDead(fresh);
             Set<ContextUnit> units = new LinkedHashSet<>();
@@ -160,7 +162,7 @@ final class ContextMigration {
                     s.pipeline.close();
                 }
             }
-            return new Result(fresh, dropped, resumed, moved, kept, reloaded);
+            return new Result(fresh, dropped, untouched, resumed, moved, kept, reloaded);
         } catch (RuntimeException e) {
             for (PipelineSlot s : fresh) {
                 for (LiveRequest r : s.active) {
@@ -222,7 +224,8 @@ final class ContextMigration {
 
     // ------------------------------------------------------------------ KV cache (the first unit)
 
-    private int moveKvCaches(List<PipelineSlot> fresh, List<LiveRequest> dropped) {
+    /** Moves the kept requests' caches; the others go to {@code dropped} ({@code untouched} too if they had none yet). */
+    private int moveKvCaches(List<PipelineSlot> fresh, List<LiveRequest> dropped, Set<LiveRequest> untouched) {
         Map<Long, LiveRequest> byId = new LinkedHashMap<>();
         for (PipelineSlot s : old) {
             for (LiveRequest r : s.active) {
@@ -257,7 +260,10 @@ final class ContextMigration {
             for (LiveRequest r : s.active) {
                 if (byId.containsKey(r.id)) {
                     // no room for its cache in the new configuration: park it in host memory if we may, else recompute
-                    if (parking != null && s.pipeline.sequences().contains(r.id)) {
+                    boolean open = s.pipeline.sequences().contains(r.id);
+                    if (open && s.pipeline.length(r.id) == 0) {
+                        untouched.add(r); // admitted but not computed yet: it loses nothing
+                    } else if (open && parking != null) {
                         parking.park(r, s);
                     }
                     dropped.add(r);

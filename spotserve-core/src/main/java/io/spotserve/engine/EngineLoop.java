@@ -637,12 +637,16 @@ final class EngineLoop {
     /** Sends the requests of a pipeline back to the front of the queue, freeing their KV caches. */
     private void requeue(PipelineSlot s) {
         List<LiveRequest> back = new ArrayList<>(s.active);
+        Set<LiveRequest> untouched = new HashSet<>();
         s.active.clear();
         for (LiveRequest r : back) {
+            if (s.pipeline.length(r.id) == 0) {
+                untouched.add(r);
+            }
             s.pipeline.closeSequence(r.id);
             r.slot = null;
         }
-        requeue(back);
+        requeue(back, untouched);
         if (!back.isEmpty()) {
             LOG.info("pipeline {} lost its requests' caches; {} requests re-queued at their committed step",
                     s.describe(), back.size());
@@ -651,13 +655,14 @@ final class EngineLoop {
 
     /**
      * Puts requests back at the front of the queue, oldest first; they recompute from their committed tokens,
-     * unless their KV cache is parked in host memory (then they resume with it when admitted).
+     * unless their KV cache is parked in host memory (then they resume with it when admitted) or they had no cache
+     * yet ({@code untouched}: nothing was lost).
      */
-    private void requeue(List<LiveRequest> back) {
+    private void requeue(List<LiveRequest> back, Set<LiveRequest> untouched) {
         back.sort(Comparator.comparingLong((LiveRequest r) -> r.id).reversed());
         int recompute = 0;
         for (LiveRequest r : back) {
-            if (r.parked == null) {
+            if (r.parked == null && !untouched.contains(r)) {
                 r.restarts++;
                 recompute++;
             }
@@ -769,7 +774,7 @@ final class EngineLoop {
             }
         }
         current = slots.isEmpty() ? null : target;
-        requeue(new ArrayList<>(result.dropped()));
+        requeue(new ArrayList<>(result.dropped()), result.untouched());
         interrupted += interruptedSinceReconfiguration;
         interruptedSinceReconfiguration = 0;
         metrics.migrated(result.resumed(), result.bytesMoved());
@@ -950,7 +955,7 @@ final class EngineLoop {
             }
             fresh.clear();
         }
-        return new ContextMigration.Result(fresh, dropped, 0, 0, 0, loaded);
+        return new ContextMigration.Result(fresh, dropped, Set.of(), 0, 0, 0, loaded);
     }
 
     private String describe() {
