@@ -36,4 +36,31 @@ public interface EngineClock {
      */
     default void migrated(long bytes) {
     }
+
+    /**
+     * Tells the clock that one forward step of a pipeline was just computed, and asks how long that pipeline is busy
+     * with it from now. A real clock (the time really passed) and {@link VirtualClock} (which advances itself) return
+     * zero; a simulated clock returns the modeled step time and leaves {@link #now()} alone, so each pipeline keeps
+     * its own pace and the engine waits for a pipeline's step to end before its next one. The default charges
+     * {@link #computed(int)}.
+     */
+    default java.time.Duration computed(ForwardStep step) {
+        computed(step.positions());
+        return java.time.Duration.ZERO;
+    }
+
+    /**
+     * Tells the clock what one unit of a reconfiguration copied, move by move (between devices of one instance,
+     * across instances, from storage). The default charges {@link #migrated(long)} with the bytes that left a
+     * device of another or the same instance (not storage reads).
+     */
+    default void migrated(java.util.List<DataMove> moves) {
+        long bytes = 0;
+        for (DataMove m : moves) {
+            if (!m.fromStorage()) {
+                bytes += m.bytes();
+            }
+        }
+        migrated(bytes);
+    }
 }
