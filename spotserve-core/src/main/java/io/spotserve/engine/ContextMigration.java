@@ -1,14 +1,12 @@
 package io.spotserve.engine;
 
-import io.spotserve.exec.CheckpointSlices;
 import io.spotserve.exec.ContextSlice;
 import io.spotserve.exec.Device;
 import io.spotserve.exec.DeviceMemoryException;
 import io.spotserve.exec.Executor;
 import io.spotserve.exec.Pipeline;
 import io.spotserve.exec.ShardLayout;
-import io.spotserve.exec.SliceFormat;
-import io.spotserve.model.LlamaCheckpoint;
+import io.spotserve.exec.WeightSource;
 import io.spotserve.model.LlamaConfig;
 import io.spotserve.plan.ContextUnit;
 import io.spotserve.plan.DeviceId;
@@ -52,10 +50,10 @@ final class ContextMigration {
     /** The engine's view between units. */
     interface Progress {
         /**
-         * Called after each unit with the bytes it sent between devices; returns the instances that are gone now
-         * (terminated or past their preemption deadline) — cumulative is fine.
+         * Called after each unit with what it copied (device to device, and from the weight source); returns the
+         * instances that are gone now (terminated or past their preemption deadline) — cumulative is fine.
          */
-        Set<String> afterUnit(ContextUnit unit, long bytesSent);
+        Set<String> afterUnit(ContextUnit unit, List<DataMove> moves);
     }
 
     /**
@@ -68,7 +66,7 @@ final class ContextMigration {
     }
 
     private final Executor executor;
-    private final LlamaCheckpoint checkpoint;
+    private final WeightSource weights;
     private final LlamaConfig c;
     private final List<PipelineSlot> old;
     private final DeviceMapping mapping;
@@ -80,13 +78,15 @@ final class ContextMigration {
     private long moved;
     private long kept;
     private long reloaded;
+    /** What the current unit copied, for the clock. */
+    private final List<DataMove> unitMoves = new ArrayList<>();
 
-    ContextMigration(Executor executor, LlamaCheckpoint checkpoint, List<PipelineSlot> old, DeviceMapping mapping,
+    ContextMigration(Executor executor, WeightSource weights, List<PipelineSlot> old, DeviceMapping mapping,
                      Map<DeviceId, Device> devices, KvParking parking) {
         this.parking = parking;
         this.executor = executor;
-        this.checkpoint = checkpoint;
-        this.c = checkpoint.config();
+        this.weights = weights;
+        this.c = weights.config();
         this.old = List.copyOf(old);
         this.mapping = mapping;
         this.devices = devices;
@@ -142,7 +142,7 @@ final class ContextMigration {
             List<LiveRequest> dropped = new ArrayList<>();
             Set<LiveRequest> untouched = new HashSet<>();
             int resumed = moveKvCaches(fresh, dropped, untouched);
-            dead.addAll(progress.afterUnit(ContextUnit.KV, moved));
+            dead.addAll(progress.afterUnit(ContextUnit.KV, takeMoves()));
             markDead(fresh);
             Set<ContextUnit> units = new LinkedHashSet<>();
             for (ContextUnit u : order) {
@@ -152,9 +152,8 @@ final class ContextMigration {
             }
             units.addAll(allUnits()); // whatever the plan did not list, in the natural order
             for (ContextUnit u : units) {
-                long before = moved;
                 moveUnit(u, fresh);
-                dead.addAll(progress.afterUnit(u, moved - before));
+                dead.addAll(progress.afterUnit(u, takeMoves()));
                 markDead(fresh);
             }
             for (PipelineSlot s : old) {
@@ -172,6 +171,12 @@ final class ContextMigration {
             }
             throw e;
         }
+    }
+
+    private List<DataMove> takeMoves() {
+        List<DataMove> out = List.copyOf(unitMoves);
+        unitMoves.clear();
+        return out;
     }
 
     /** An intact old pipeline with exactly this layout on exactly these devices, not yet taken. */
@@ -310,7 +315,8 @@ final class ContextMigration {
                                 }
                                 boolean same = src.device(s1, m1) == dst.device(s2, m2);
                                 staged.add(new KvPiece(s2, m2, src.exportSlice(s1, m1, common.get()), same,
-                                        common.get().bytes(c)));
+                                        common.get().bytes(c), src.device(s1, m1).id().instance(),
+                                        dst.device(s2, m2).id().instance()));
                             }
                         }
                     }
@@ -330,6 +336,7 @@ final class ContextMigration {
                 kept += piece.bytes();
             } else {
                 moved += piece.bytes();
+                unitMoves.add(new DataMove(piece.fromInstance(), piece.toInstance(), piece.bytes()));
             }
         }
         if (dst.length(r.id) != length) {
@@ -342,7 +349,8 @@ final class ContextMigration {
     // ------------------------------------------------------------------ weights, unit by unit
 
     /** A KV piece on its way to new position (stage, shard), staged in host memory. */
-    private record KvPiece(int stage, int shard, byte[] data, boolean sameDevice, long bytes) {
+    private record KvPiece(int stage, int shard, byte[] data, boolean sameDevice, long bytes, String fromInstance,
+                           String toInstance) {
     }
 
     /** A weight piece on its way to new position (stage, shard) of {@code slot}, staged in host memory. */
@@ -464,14 +472,16 @@ final class ContextMigration {
             byte[] data;
             long bytes = piece.bytes(c);
             if (best == null) {
-                data = SliceFormat.encode(c, piece, CheckpointSlices.read(checkpoint, piece));
+                data = weights.encode(piece);
                 reloaded += bytes;
+                unitMoves.add(new DataMove(null, target.id().instance(), bytes));
             } else {
                 data = best.slot().pipeline.exportSlice(best.stage(), best.shard(), piece);
                 if (bestRank == 0) {
                     kept += bytes;
                 } else {
                     moved += bytes;
+                    unitMoves.add(new DataMove(best.device().id().instance(), target.id().instance(), bytes));
                 }
             }
             out.add(new Staged(to, s2, m2, data));

@@ -6,10 +6,10 @@ import io.spotserve.exec.DeviceMemoryException;
 import io.spotserve.exec.Executor;
 import io.spotserve.exec.Pipeline;
 import io.spotserve.exec.ShardLayout;
+import io.spotserve.exec.WeightSource;
 import io.spotserve.instance.Instance;
 import io.spotserve.instance.InstanceEvent;
 import io.spotserve.instance.InstanceProvider;
-import io.spotserve.model.LlamaCheckpoint;
 import io.spotserve.model.LlamaConfig;
 import io.spotserve.model.Tokenizer;
 import io.spotserve.plan.ContextUnit;
@@ -70,7 +70,7 @@ final class EngineLoop {
 
     final Tokenizer tokenizer;
     final EngineClock clock;
-    private final LlamaCheckpoint checkpoint;
+    private final WeightSource weights;
     private final LlamaConfig config;
     private final InstanceProvider provider;
     private final Executor executor;
@@ -103,6 +103,9 @@ final class EngineLoop {
     private final Set<String> gone = new HashSet<>();
     private final Map<Device, PipelineSlot> owner = new HashMap<>();
     private final PriorityQueue<Timed> timers = new PriorityQueue<>();
+    /** Dated submissions whose arrival time has not come yet, earliest first (ties: submission order). */
+    private final PriorityQueue<LiveRequest> scheduled = new PriorityQueue<>(
+            java.util.Comparator.comparing((LiveRequest r) -> r.submittedAt).thenComparingLong(r -> r.id));
     private long timerSeq;
     private int nextSlotId;
     private int outstandingInstanceRequests;
@@ -117,6 +120,8 @@ final class EngineLoop {
     private ParallelConfig current;
     /** Engine-clock duration of one busy loop iteration (all pipelines step once), smoothed. */
     private Duration iterationEstimate = Duration.ZERO;
+    /** The longest step time a simulated clock reported in the last loop iteration (pipelines run side by side). */
+    private Duration longestStep = Duration.ZERO;
     /** Engine-clock duration of a reconfiguration, smoothed: the lead time a preemption notice needs. */
     private Duration migrationEstimate = Duration.ZERO;
 
@@ -136,9 +141,9 @@ final class EngineLoop {
 
     EngineLoop(ServingEngine.Builder b, Executor executor, boolean ownsExecutor, EngineClock clock,
                List<ShardLayout> layouts) {
-        this.checkpoint = b.checkpoint;
+        this.weights = b.weights;
         this.tokenizer = b.tokenizer;
-        this.config = b.checkpoint.config();
+        this.config = b.weights.config();
         this.provider = b.provider;
         this.executor = executor;
         this.ownsExecutor = ownsExecutor;
@@ -169,8 +174,12 @@ final class EngineLoop {
         }
     }
 
-    CompletableFuture<Completion> submit(GenerationRequest request, TokenPublisher publisher) {
+    CompletableFuture<Completion> submit(GenerationRequest request, TokenPublisher publisher, Duration arrival) {
         java.util.Objects.requireNonNull(request, "request");
+        if (request.prompt() != null && tokenizer == null) {
+            throw new IllegalArgumentException("this engine's model has no tokenizer (model(WeightSource)); give the "
+                    + "request promptTokens instead of a text prompt");
+        }
         int[] prompt = request.prompt() != null ? tokenizer.encode(request.prompt(), true, false)
                 : request.promptTokens();
         for (int i = 0; i < prompt.length; i++) {
@@ -196,8 +205,10 @@ final class EngineLoop {
         }
         long id = nextRequestId.getAndIncrement();
         CompletableFuture<Completion> future = new CompletableFuture<>();
-        LiveRequest live = new LiveRequest(id, request, prompt, tokenizer.streamDecoder(prompt[prompt.length - 1]),
-                future, publisher, clock.now());
+        Duration now = clock.now();
+        LiveRequest live = new LiveRequest(id, request, prompt,
+                tokenizer == null ? null : tokenizer.streamDecoder(prompt[prompt.length - 1]), future, publisher,
+                arrival != null && arrival.compareTo(now) > 0 ? arrival : now);
         if (publisher != null) {
             publisher.subscribe();
         }
@@ -256,7 +267,8 @@ final class EngineLoop {
                 Duration before = clock.now();
                 boolean worked = step();
                 if (worked) {
-                    iterationEstimate = smooth(iterationEstimate, clock.now().minus(before));
+                    Duration took = clock.now().minus(before);
+                    iterationEstimate = smooth(iterationEstimate, took.compareTo(longestStep) >= 0 ? took : longestStep);
                 }
                 metrics.load(queue.size(), running());
                 if (drainDeadline != null && (idle() || clock.now().compareTo(drainDeadline) >= 0)) {
@@ -284,7 +296,7 @@ final class EngineLoop {
     }
 
     private boolean idle() {
-        return queue.isEmpty() && running() == 0 && inbox.isEmpty();
+        return queue.isEmpty() && scheduled.isEmpty() && running() == 0 && inbox.isEmpty();
     }
 
     private int running() {
@@ -311,6 +323,14 @@ final class EngineLoop {
         next = min(next, planner.nextReplan(!queue.isEmpty() || running() > 0));
         if (!timers.isEmpty()) {
             next = min(next, timers.peek().at);
+        }
+        if (!scheduled.isEmpty()) {
+            next = min(next, scheduled.peek().submittedAt);
+        }
+        for (PipelineSlot s : slots) {
+            if (!s.active.isEmpty() && s.busyUntil.compareTo(clock.now()) > 0) {
+                next = min(next, s.busyUntil); // its step ends then
+            }
         }
         for (InstanceRecord r : instances.values()) {
             if (r.deadline != null) {
@@ -348,8 +368,12 @@ final class EngineLoop {
         Object cmd;
         while ((cmd = inbox.poll()) != null) {
             if (cmd instanceof Submit s) {
-                queue.addLast(s.request);
-                planner.arrived(s.request.submittedAt);
+                if (s.request.submittedAt.compareTo(clock.now()) > 0) {
+                    scheduled.add(s.request);
+                } else {
+                    queue.addLast(s.request);
+                    planner.arrived(s.request.submittedAt);
+                }
             } else if (cmd instanceof InstanceEvent e) {
                 if (!apply || e.at().compareTo(clock.now()) > 0) {
                     timers.add(new Timed(e.at(), timerSeq++, e));
@@ -368,6 +392,11 @@ final class EngineLoop {
         Duration now = clock.now();
         while (!timers.isEmpty() && timers.peek().at.compareTo(now) <= 0) {
             apply(timers.poll().event);
+        }
+        while (!scheduled.isEmpty() && scheduled.peek().submittedAt.compareTo(now) <= 0) {
+            LiveRequest r = scheduled.poll();
+            queue.addLast(r);
+            planner.arrived(r.submittedAt);
         }
         for (InstanceRecord r : instances.values()) {
             if (r.arrangeAt != null && r.arrangeAt.compareTo(now) <= 0) {
@@ -720,7 +749,7 @@ final class EngineLoop {
      */
     private void reconfigure() {
         membershipChanged = false;
-        Duration started = clock.now();
+        Duration started;
         String from = pendingFrom != null ? pendingFrom : describe();
         pendingFrom = null;
         Map<DeviceId, Device> all = new HashMap<>();
@@ -743,6 +772,8 @@ final class EngineLoop {
             pendingFrom = from; // nothing changed: the reasons wait for the change that follows
             return;
         }
+        awaitStepsEnded();
+        started = clock.now();
         int interrupted = interruptedSinceReconfiguration;
         interruptedSinceReconfiguration = 0;
         Deployment old = deployment(target);
@@ -759,7 +790,7 @@ final class EngineLoop {
         }
         ContextMigration.Result result;
         try {
-            result = new ContextMigration(executor, checkpoint, before, mapping, all, parking)
+            result = new ContextMigration(executor, weights, before, mapping, all, parking)
                     .run(order, maxBatchTokens, () -> nextSlotId++, this::duringMigration);
         } catch (RuntimeException e) {
             LOG.warn("context migration to {} failed ({}); restarting from the checkpoint", target, e.toString(), e);
@@ -792,6 +823,27 @@ final class EngineLoop {
                         + " (mapper: {}), kept in place {}, reloaded {} (mapper: {})", from, to, target, reason,
                 result.resumed(), interrupted, result.bytesMoved(), mapping.bytesMoved(), result.bytesKept(),
                 result.bytesReloaded(), mapping.bytesReloaded());
+    }
+
+    /**
+     * Waits until every pipeline's last forward step has ended (only a simulated clock prices steps ahead of now): a
+     * reconfiguration, like a GPU kernel, does not cut a running step short.
+     */
+    private void awaitStepsEnded() {
+        Duration until = Duration.ZERO;
+        for (PipelineSlot s : slots) {
+            until = s.busyUntil.compareTo(until) > 0 ? s.busyUntil : until;
+        }
+        while (clock.now().compareTo(until) < 0) {
+            synchronized (monitor) {
+                try {
+                    clock.awaitUntil(until, monitor);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    return;
+                }
+            }
+        }
     }
 
     /** Whether the pipelines already implement {@code target} on usable, complete positions. */
@@ -881,11 +933,11 @@ final class EngineLoop {
     }
 
     /**
-     * Between two migrated units: charge the bytes to the clock, then report which instances are gone by now.
+     * Between two migrated units: charge the copies to the clock, then report which instances are gone by now.
      * Events are only queued here; they are applied after the migration, like any other.
      */
-    private Set<String> duringMigration(ContextUnit unit, long bytes) {
-        clock.migrated(bytes);
+    private Set<String> duringMigration(ContextUnit unit, List<DataMove> moves) {
+        clock.migrated(moves);
         drainInbox(false);
         Duration now = clock.now();
         Set<String> dead = new HashSet<>(gone);
@@ -904,6 +956,22 @@ final class EngineLoop {
             }
         }
         return dead;
+    }
+
+    /** Cold start of a pipeline: from the checkpoint directly when there is one, else slice by slice from the source. */
+    private void loadAll(Pipeline p) {
+        if (weights instanceof WeightSource.CheckpointWeights cw) {
+            p.loadWeights(cw.checkpoint());
+            return;
+        }
+        ShardLayout l = p.layout();
+        for (int st = 0; st < l.stages(); st++) {
+            for (int m = 0; m < l.shards(); m++) {
+                for (ContextSlice w : l.weightSlices(st, m)) {
+                    p.importSlice(st, m, weights.encode(w));
+                }
+            }
+        }
     }
 
     /**
@@ -936,7 +1004,7 @@ final class EngineLoop {
             }
             Pipeline p = executor.createPipeline(l, devs, maxBatchTokens);
             try {
-                p.loadWeights(checkpoint);
+                loadAll(p);
             } catch (RuntimeException e) {
                 LOG.error("cannot load the weights of {} on {}; pipeline {} stays down", l, devs, j, e);
                 p.close();
@@ -1009,11 +1077,12 @@ final class EngineLoop {
         }
     }
 
-    /** One forward step on every pipeline with work; returns whether anything ran. */
+    /** One forward step on every pipeline with work whose previous step has ended; returns whether anything ran. */
     private boolean step() {
         boolean any = false;
+        longestStep = Duration.ZERO;
         for (PipelineSlot s : new ArrayList<>(slots)) {
-            if (s.active.isEmpty() || s.broken()) {
+            if (s.active.isEmpty() || s.broken() || s.busyUntil.compareTo(clock.now()) > 0) {
                 continue;
             }
             try {
@@ -1031,13 +1100,13 @@ final class EngineLoop {
 
     private boolean step(PipelineSlot s) {
         Pipeline p = s.pipeline;
-        int budget = p.maxBatch();
-        long[] seqs = new long[budget];
-        int[] toks = new int[budget];
-        int[] pos = new int[budget];
-        float[][] logits = new float[budget][];
-        LiveRequest[] owners = new LiveRequest[budget];
+        PipelineSlot.Scratch b = s.scratch(p.maxBatch());
+        int budget = b.seqs.length;
         int n = 0;
+        int owned = 0;
+        int promptSequences = 0;
+        int promptPositions = 0;
+        int decodes = 0;
         // decodes first (one position each), then prompt / recompute chunks in admission order
         for (int pass = 0; pass < 2 && n < budget; pass++) {
             for (LiveRequest r : s.active) {
@@ -1047,13 +1116,22 @@ final class EngineLoop {
                     continue;
                 }
                 int take = Math.min(pending, budget - n);
+                if (pass == 0) {
+                    decodes++;
+                } else {
+                    promptSequences++;
+                    promptPositions += take;
+                }
                 for (int k = 0; k < take; k++) {
-                    seqs[n] = r.id;
-                    toks[n] = r.tokenAt(filled + k);
-                    pos[n] = filled + k;
+                    b.seqs[n] = r.id;
+                    b.toks[n] = r.tokenAt(filled + k);
+                    b.pos[n] = filled + k;
                     if (k == pending - 1) {
-                        logits[n] = new float[config.vocabSize()];
-                        owners[n] = r;
+                        b.logits[n] = b.row(owned++, config.vocabSize());
+                        b.owners[n] = r;
+                    } else {
+                        b.logits[n] = null;
+                        b.owners[n] = null;
                     }
                     n++;
                 }
@@ -1065,18 +1143,25 @@ final class EngineLoop {
         if (n == 0) {
             return false;
         }
-        p.forward(seqs, toks, pos, n, logits);
-        clock.computed(n);
+        p.forward(b.seqs, b.toks, b.pos, n, b.logits);
+        Duration busy = clock.computed(new ForwardStep(p.layout().stages(), p.layout().shards(), promptSequences,
+                promptPositions, decodes));
+        Duration done = clock.now().plus(busy);
+        s.busyUntil = done;
+        if (busy.compareTo(longestStep) > 0) {
+            longestStep = busy;
+        }
         for (int i = 0; i < n; i++) {
-            if (owners[i] != null) {
-                commit(owners[i], owners[i].sampler.sample(logits[i]));
+            LiveRequest r = b.owners[i];
+            if (r != null) {
+                b.owners[i] = null;
+                commit(r, r.sampler.sample(b.logits[i]), done);
             }
         }
         return true;
     }
 
-    private void commit(LiveRequest r, int token) {
-        Duration now = clock.now();
+    private void commit(LiveRequest r, int token, Duration now) {
         if (token == Tokenizer.BOS) {
             finish(r, Completion.FinishReason.STOP, now);
             return;
@@ -1086,7 +1171,7 @@ final class EngineLoop {
         if (r.firstTokenAt == null) {
             r.firstTokenAt = now;
         }
-        String piece = r.decoder.accept(token);
+        String piece = r.decoder == null ? "" : r.decoder.accept(token);
         r.text.append(piece);
         if (r.publisher != null) {
             r.publisher.offer(new Token(r.generatedCount - 1, token, piece));
@@ -1098,7 +1183,7 @@ final class EngineLoop {
 
     private void finish(LiveRequest r, Completion.FinishReason reason, Duration now) {
         detach(r);
-        String tail = r.decoder.finish();
+        String tail = r.decoder == null ? "" : r.decoder.finish();
         r.text.append(tail);
         Completion c = new Completion(r.id, r.text.toString(), r.generatedTokens(), r.prompt.length, reason,
                 r.submittedAt, r.firstTokenAt != null ? r.firstTokenAt : now, now, r.restarts);
@@ -1132,8 +1217,8 @@ final class EngineLoop {
             r.slot.active.remove(r);
             r.slot.pipeline.closeSequence(r.id);
             r.slot = null;
-        } else {
-            queue.remove(r);
+        } else if (!queue.remove(r)) {
+            scheduled.remove(r);
         }
         uncount(r);
     }
@@ -1149,6 +1234,7 @@ final class EngineLoop {
     private void dropAbandonedAndExpired() {
         Duration now = clock.now();
         List<LiveRequest> all = new ArrayList<>(queue);
+        all.addAll(scheduled);
         for (PipelineSlot s : slots) {
             all.addAll(s.active);
         }
@@ -1172,6 +1258,7 @@ final class EngineLoop {
 
     private void failAll(RequestFailedException.Reason reason, String message, Throwable cause) {
         List<LiveRequest> all = new ArrayList<>(queue);
+        all.addAll(scheduled);
         for (PipelineSlot s : slots) {
             all.addAll(s.active);
         }

@@ -21,6 +21,9 @@ final class PipelineSlot {
     final List<LiveRequest> active = new ArrayList<>();
     /** Positions (stage · M + shard) whose device is gone. */
     final Set<Integer> lost = new HashSet<>();
+    /** When its last forward step ends on the engine clock (a simulated clock prices steps; otherwise now). */
+    java.time.Duration busyUntil = java.time.Duration.ZERO;
+    private Scratch scratch;
 
     PipelineSlot(int id, Pipeline pipeline, List<Device> devices) {
         this.id = id;
@@ -28,6 +31,39 @@ final class PipelineSlot {
         this.devices = List.copyOf(devices);
         for (Device d : devices) {
             instances.add(d.id().instance());
+        }
+    }
+
+    /** Step arrays reused between steps (one pipeline steps on the engine thread only). */
+    Scratch scratch(int maxBatch) {
+        if (scratch == null || scratch.seqs.length != maxBatch) {
+            scratch = new Scratch(maxBatch);
+        }
+        return scratch;
+    }
+
+    /** The arrays of one forward step; logits rows are allocated once per owner index and reused. */
+    static final class Scratch {
+        final long[] seqs;
+        final int[] toks;
+        final int[] pos;
+        final float[][] logits;
+        final LiveRequest[] owners;
+        private final List<float[]> rows = new ArrayList<>();
+
+        Scratch(int maxBatch) {
+            seqs = new long[maxBatch];
+            toks = new int[maxBatch];
+            pos = new int[maxBatch];
+            logits = new float[maxBatch][];
+            owners = new LiveRequest[maxBatch];
+        }
+
+        float[] row(int index, int vocab) {
+            while (rows.size() <= index) {
+                rows.add(new float[vocab]);
+            }
+            return rows.get(index);
         }
     }
 

@@ -3,6 +3,7 @@ package io.spotserve.engine;
 import io.spotserve.exec.Executor;
 import io.spotserve.exec.ExecutorProvider;
 import io.spotserve.exec.ShardLayout;
+import io.spotserve.exec.WeightSource;
 import io.spotserve.instance.InstanceProvider;
 import io.spotserve.model.LlamaCheckpoint;
 import io.spotserve.model.LlamaConfig;
@@ -57,7 +58,20 @@ public final class ServingEngine implements AutoCloseable {
      * @throws RequestRejectedException  if the admission queue is full or the engine is closing
      */
     public CompletableFuture<Completion> submit(GenerationRequest request) {
-        return loop.submit(request, null);
+        return loop.submit(request, null, null);
+    }
+
+    /**
+     * Submits a request that arrives at engine-clock time {@code arrival}: the engine holds it until then (it counts
+     * against the admission queue from now). This replays a recorded or generated workload on a
+     * {@link SimulatedClock} deterministically — hand over every arrival up front while the clock is
+     * {@link SimulatedClock#hold() held}. An arrival already past is taken as now.
+     *
+     * @throws IllegalArgumentException see {@link #submit(GenerationRequest)}
+     * @throws RequestRejectedException see {@link #submit(GenerationRequest)}
+     */
+    public CompletableFuture<Completion> submit(GenerationRequest request, Duration arrival) {
+        return loop.submit(request, null, Objects.requireNonNull(arrival, "arrival"));
     }
 
     /**
@@ -70,7 +84,7 @@ public final class ServingEngine implements AutoCloseable {
      * @throws RequestRejectedException see {@link #submit(GenerationRequest)}
      */
     public CompletableFuture<Completion> submit(GenerationRequest request, Flow.Subscriber<? super Token> subscriber) {
-        return loop.submit(request, new TokenPublisher(Objects.requireNonNull(subscriber, "subscriber")));
+        return loop.submit(request, new TokenPublisher(Objects.requireNonNull(subscriber, "subscriber")), null);
     }
 
     /** A snapshot of the engine's metrics. */
@@ -83,7 +97,7 @@ public final class ServingEngine implements AutoCloseable {
         return loop.configurationDescription();
     }
 
-    /** The tokenizer prompts are encoded with. */
+    /** The tokenizer prompts are encoded with, or null for a model given without one ({@link Builder#model(WeightSource)}). */
     public Tokenizer tokenizer() {
         return loop.tokenizer;
     }
@@ -106,7 +120,7 @@ public final class ServingEngine implements AutoCloseable {
 
     /** Configures a {@link ServingEngine}. */
     public static final class Builder {
-        LlamaCheckpoint checkpoint;
+        WeightSource weights;
         Tokenizer tokenizer;
         InstanceProvider provider;
         Executor executor;
@@ -129,8 +143,20 @@ public final class ServingEngine implements AutoCloseable {
 
         /** The model: real weights and the tokenizer that goes with them (vocabulary sizes must agree). */
         public Builder model(LlamaCheckpoint checkpoint, Tokenizer tokenizer) {
-            this.checkpoint = Objects.requireNonNull(checkpoint, "checkpoint");
+            this.weights = WeightSource.of(Objects.requireNonNull(checkpoint, "checkpoint"));
             this.tokenizer = Objects.requireNonNull(tokenizer, "tokenizer");
+            return this;
+        }
+
+        /**
+         * A model given only by where its weights come from, without a tokenizer: requests must then carry
+         * {@link GenerationRequest#promptTokens() prompt tokens} and completions have no text. This is how the engine
+         * runs a paper-size model on a timing-only executor for simulation (the source then yields that executor's
+         * weight payloads); with {@code WeightSource.of(checkpoint)} it serves real weights token by token.
+         */
+        public Builder model(WeightSource weights) {
+            this.weights = Objects.requireNonNull(weights, "weights");
+            this.tokenizer = null;
             return this;
         }
 
@@ -279,14 +305,14 @@ public final class ServingEngine implements AutoCloseable {
          * @throws IllegalArgumentException if tokenizer and checkpoint disagree, or P × M does not fit the model
          */
         public ServingEngine build() {
-            if (checkpoint == null) {
-                throw new IllegalStateException("model(checkpoint, tokenizer) is required");
+            if (weights == null) {
+                throw new IllegalStateException("model(checkpoint, tokenizer) or model(weights) is required");
             }
             if (provider == null) {
                 throw new IllegalStateException("instances(provider) is required");
             }
-            LlamaConfig config = checkpoint.config();
-            if (tokenizer.vocabSize() != config.vocabSize()) {
+            LlamaConfig config = weights.config();
+            if (tokenizer != null && tokenizer.vocabSize() != config.vocabSize()) {
                 throw new IllegalArgumentException("tokenizer vocabulary " + tokenizer.vocabSize()
                         + " differs from the checkpoint's vocab_size " + config.vocabSize());
             }

@@ -175,8 +175,8 @@ class ContextMigrationPropertyTest {
         List<io.spotserve.plan.ContextUnit> order = MigrationPlanner.plan(mapping, Long.MAX_VALUE).order();
         int[] next = {100};
         KvParking parking = new KvParking(C, 1L << 30);
-        ContextMigration.Result result = new ContextMigration(executor, CHECKPOINT, old, mapping, devices, parking)
-                .run(order, 16, () -> next[0]++, (unit, bytes) -> Set.of());
+        ContextMigration.Result result = new ContextMigration(executor, io.spotserve.exec.WeightSource.of(CHECKPOINT), old, mapping, devices, parking)
+                .run(order, 16, () -> next[0]++, (unit, moves) -> Set.of());
         String what = "seed " + seed + ": " + oc + " -> " + nc + ", lost " + lost + ", fleet " + fleet;
 
         assertEquals(nc.dataParallel(), result.slots().size(), what);
