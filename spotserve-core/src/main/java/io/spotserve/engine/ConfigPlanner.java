@@ -60,9 +60,16 @@ final class ConfigPlanner {
             this.fleetOptimizer = null;
             this.arranger = null;
         } else {
-            this.optimizer = b.optimizer != null ? b.optimizer
-                    : defaultOptimizer(costModel, config, maxBatch, b.targetInstances, SPARE_INSTANCES);
-            this.fleetOptimizer = b.optimizer != null ? b.optimizer : defaultOptimizer(costModel, config, maxBatch, 0, 0);
+            if (b.optimizer != null) {
+                this.optimizer = b.optimizer;
+                this.fleetOptimizer = b.optimizer;
+            } else if (b.optimizerSettings != null) {
+                this.optimizer = b.optimizerSettings.copy().acquirableInstances(b.targetInstances).build();
+                this.fleetOptimizer = b.optimizerSettings.copy().acquirableInstances(0).spareInstances(0).build();
+            } else {
+                this.optimizer = defaultOptimizer(costModel, config, maxBatch, b.targetInstances, SPARE_INSTANCES);
+                this.fleetOptimizer = defaultOptimizer(costModel, config, maxBatch, 0, 0);
+            }
             this.arranger = new InterruptionArranger(costModel);
         }
     }

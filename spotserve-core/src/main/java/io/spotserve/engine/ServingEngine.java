@@ -135,6 +135,7 @@ public final class ServingEngine implements AutoCloseable {
         Duration drainTimeout = Duration.ofSeconds(30);
         CostModel costModel;
         ParallelConfigOptimizer optimizer;
+        ParallelConfigOptimizer.Builder optimizerSettings;
         Duration replanInterval = Duration.ofSeconds(30);
         long hostKvBudget = 256L << 20;
 
@@ -257,6 +258,20 @@ public final class ServingEngine implements AutoCloseable {
         public Builder planning(CostModel costModel, ParallelConfigOptimizer optimizer) {
             this.costModel = Objects.requireNonNull(costModel, "costModel");
             this.optimizer = Objects.requireNonNull(optimizer, "optimizer");
+            this.optimizerSettings = null;
+            return this;
+        }
+
+        /**
+         * {@link #planning(CostModel)} with Algorithm 1 configured by {@code settings} (policy, memory rule, arrival CV,
+         * token counts, spare pool): the engine derives two optimizers from a copy — one that may plan up to
+         * {@link #targetInstances} more instances (its Δ drives the instance manager) and one limited to the instances
+         * at hand without spares (the configuration to run now), as with the default settings.
+         */
+        public Builder planning(CostModel costModel, ParallelConfigOptimizer.Builder settings) {
+            this.costModel = Objects.requireNonNull(costModel, "costModel");
+            this.optimizerSettings = Objects.requireNonNull(settings, "settings").copy();
+            this.optimizer = null;
             return this;
         }
 

@@ -171,6 +171,23 @@ public interface ParallelConfigOptimizer {
             return this;
         }
 
+        /** An independent builder with the same settings (so one configuration can yield differently-scoped optimizers). */
+        public Builder copy() {
+            Builder b = new Builder(costModel);
+            b.policy = policy;
+            b.memoryRule = memoryRule;
+            b.layerSplit = layerSplit;
+            b.maxBatch = maxBatch;
+            b.promptTokens = promptTokens;
+            b.outputTokens = outputTokens;
+            b.maxTensorParallel = maxTensorParallel;
+            b.latencyTolerance = latencyTolerance;
+            b.arrivalCv = arrivalCv;
+            b.spareInstances = spareInstances;
+            b.acquirableInstances = acquirableInstances;
+            return b;
+        }
+
         /**
          * The optimizer.
          *
