@@ -1,5 +1,6 @@
 package io.spotserve.bench.engine;
 
+import io.spotserve.exec.DeviceMemoryException;
 import io.spotserve.exec.spi.ArenaDevice;
 import io.spotserve.plan.DeviceId;
 
@@ -24,6 +25,25 @@ final class TimingDevice extends ArenaDevice {
         }
         checkFits(what, bytes);
         account(bytes);
+    }
+
+    /**
+     * Charges {@code bytes} if they fit (the KV reservation of a sequence opening: no message is built unless it
+     * fails, see {@link #outOfMemory}).
+     *
+     * @return whether they were charged; nothing changes otherwise
+     */
+    synchronized boolean tryAllocate(long bytes) {
+        if (bytes < 0 || bytes > capacityBytes() - usedBytes()) {
+            return false;
+        }
+        account(bytes);
+        return true;
+    }
+
+    /** The exception a failed {@link #tryAllocate} of {@code bytes} for {@code what} stands for. */
+    synchronized DeviceMemoryException outOfMemory(String what, long bytes) {
+        return new DeviceMemoryException(id(), what, bytes, usedBytes(), capacityBytes());
     }
 
     /** Returns {@code bytes} charged earlier to the arena. */

@@ -21,7 +21,12 @@ import java.util.Objects;
  * not modelled here: the engine's clock prices each step ({@code EngineClock.computed(ForwardStep)}).
  *
  * <p>Slices travel as small descriptors (no floats); {@link #weights(LlamaConfig)} is the weight source the engine
- * cold-loads and reloads from. Imports also accept the float format of other executors (its header is read).
+ * cold-loads and reloads from. Imports also accept the float format of other executors (its header is read), and
+ * {@code loadWeights(checkpoint)} charges the whole model when the checkpoint's shape matches.
+ *
+ * <p>A forward step writes {@code 1f} at {@link #SPIKE_TOKEN} of every non-null logits row and nothing else (no
+ * zeroing of vocab-size rows on the hot path): rows must arrive zeroed or holding only earlier spikes of this
+ * executor, and greedy sampling then picks {@link #SPIKE_TOKEN}. One step costs O(entries).
  */
 public final class TimingExecutor extends AbstractExecutor<TimingDevice, TimingPipeline> {
     /** The token every computed logits row points at (the first token after unk, BOS and EOS). */

@@ -182,6 +182,12 @@ final class TimingPipeline implements Pipeline {
                     + (slice instanceof ContextSlice.KvCache k && seq == null
                     ? " (sequence " + k.sequence() + " is not open here)" : ""));
         }
+        if (!(slice instanceof ContextSlice.KvCache) && !s.inside(slice)) {
+            WeightCoverage v = s.cov;
+            throw new IllegalArgumentException("position (stage " + stage + ", shard " + shard + ") of " + layout
+                    + " does not own " + slice + ": an empty range must lie inside the position's heads " + v.heads()
+                    + ", hidden " + v.hidden() + ", vocab " + v.vocab());
+        }
         if (slice instanceof ContextSlice.KvCache k) {
             seq.length = Math.max(seq.length, k.length()); // storage was reserved when the sequence opened
         } else {
@@ -208,8 +214,11 @@ final class TimingPipeline implements Pipeline {
         try {
             for (Position[] stage : positions) {
                 for (Position s : stage) {
-                    s.device.allocate("KV cache of sequence " + sequence + " (" + capacity + " positions, stage "
-                            + s.cov.stage() + ", shard " + s.cov.shard() + ")", capacity * s.kvBytesPerPosition);
+                    long bytes = capacity * s.kvBytesPerPosition;
+                    if (!s.device.tryAllocate(bytes)) {
+                        throw s.device.outOfMemory("KV cache of sequence " + sequence + " (" + capacity
+                                + " positions, stage " + s.cov.stage() + ", shard " + s.cov.shard() + ")", bytes);
+                    }
                     done++;
                 }
             }
@@ -395,6 +404,25 @@ final class TimingPipeline implements Pipeline {
             normBytes = dim * Float.BYTES;
             kvBytesPerPosition = 2L * cov.layers().length() * kv * Float.BYTES;
             layerHeld = new boolean[cov.layers().length()];
+        }
+
+        /**
+         * Whether every range of an owned weight slice lies inside the position's, empty ones included (ownership
+         * lets an empty range lie anywhere, but recording it needs its bounds inside).
+         */
+        boolean inside(ContextSlice slice) {
+            if (slice instanceof ContextSlice.Embedding e) {
+                return within(e.vocab(), cov.vocab());
+            } else if (slice instanceof ContextSlice.Classifier k) {
+                return within(k.vocab(), cov.vocab());
+            } else if (slice instanceof ContextSlice.LayerWeights w) {
+                return within(w.heads(), cov.heads()) && within(w.hidden(), cov.hidden());
+            }
+            return true;
+        }
+
+        private static boolean within(IndexRange r, IndexRange outer) {
+            return r.from() >= outer.from() && r.to() <= outer.to();
         }
 
         /** Bytes that taking {@code slice} would newly charge. */
