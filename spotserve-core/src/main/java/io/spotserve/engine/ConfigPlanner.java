@@ -43,6 +43,10 @@ final class ConfigPlanner {
     private final ParallelConfigOptimizer fleetOptimizer;
     private final InterruptionArranger arranger;
     private final Duration replanInterval;
+    /** The least arrival rate Algorithm 1 plans for (req/s). */
+    private final double minimumRate;
+    /** Whether the instance manager follows Algorithm 1's Δ (then instances beyond its D are surplus, not spare capacity). */
+    private final boolean managesFleet;
     /** Submission times within the last re-planning interval: the arrival-rate estimate α_t. */
     private final ArrayDeque<Duration> arrivals = new ArrayDeque<>();
     private Duration nextReplan;
@@ -55,6 +59,8 @@ final class ConfigPlanner {
         this.maxBatch = b.maxBatch;
         this.costModel = b.costModel;
         this.replanInterval = b.replanInterval;
+        this.minimumRate = b.minimumArrivalRate;
+        this.managesFleet = b.targetInstances > 0;
         if (costModel == null) {
             this.optimizer = null;
             this.fleetOptimizer = null;
@@ -151,8 +157,18 @@ final class ConfigPlanner {
         }
         LOG.info("Algorithm 1 at {} req/s on {} instances: {} ({})", String.format(Locale.ROOT, "%.3f", rate),
                 usable.size(), c, d.reason());
-        return ParallelConfig.of(Math.min(c.dataParallel(), gpus / pm), c.pipelineStages(), c.tensorShards(),
-                c.maxBatch());
+        return ParallelConfig.of(dataParallel(c, gpus), c.pipelineStages(), c.tensorShards(), c.maxBatch());
+    }
+
+    /**
+     * D for Algorithm 1's (P, M, B) on {@code gpus} eligible devices: its own D when the instance manager follows its Δ
+     * (the instances beyond it are surplus and get released), else every device that can hold a position — a fleet
+     * nobody shrinks costs the same idle or busy, and the extra pipelines are burst capacity (Algorithm 1's D is the
+     * fewest that reach α_t).
+     */
+    private int dataParallel(ParallelConfig c, int gpus) {
+        int all = gpus / (c.pipelineStages() * c.tensorShards());
+        return managesFleet ? Math.min(c.dataParallel(), all) : all;
     }
 
     private static int onDemand(List<InstanceRecord> usable) {
@@ -203,15 +219,20 @@ final class ConfigPlanner {
         while (!arrivals.isEmpty() && arrivals.peekFirst().compareTo(from) < 0) {
             arrivals.pollFirst();
         }
-        return (arrivals.size() + backlog) / (replanInterval.toNanos() / 1e9);
+        return Math.max(minimumRate, (arrivals.size() + backlog) / (replanInterval.toNanos() / 1e9));
     }
 
     /**
-     * Every re-planning interval: when the arrival rate moved by more than a quarter since the last decision and
-     * Algorithm 1 now prefers another configuration, the reason to re-plan (its Δ also updates the instance
-     * target); null otherwise.
+     * Every re-planning interval: the reason to re-plan on the arrival rate, or null. Its Δ always updates the
+     * instance target; the configuration changes only when (1) the rate moved by more than a quarter since the last
+     * decision, (2) Algorithm 1 prefers another (P, M, B), (3) the current one cannot keep up (φ(C_t) &lt; α_t: with
+     * every device serving, a change at lower load would only trade a pause for a little latency) and (4) the pause
+     * pays back: φ_new · (H − pause) &gt; φ_now · H, where H = max(interval, (queued + running) / φ_now) is how long
+     * the present work keeps the pipelines busy and pause the measured reconfiguration time (a re-plan in the middle
+     * of a burst would stop every pipeline for less than it gains).
      */
-    String replanReason(List<InstanceRecord> usable, ParallelConfig current, Duration now, int backlog) {
+    String replanReason(List<InstanceRecord> usable, ParallelConfig current, Duration now, int backlog, int running,
+                        Duration pause) {
         if (optimizer == null) {
             return null;
         }
@@ -230,10 +251,57 @@ final class ConfigPlanner {
         }
         decide(usable, rate);
         Decision d = fleetOptimizer.decide(usable.size(), onDemand(usable), rate);
-        if (d.choice().isPresent() && (current == null || !sameShape(d.config(), current))) {
-            return String.format(Locale.ROOT, "arrival rate %.3f req/s", rate);
+        if (d.choice().isEmpty() || (current != null && sameShape(d.config(), current))) {
+            return null;
         }
-        return null;
+        String why = String.format(Locale.ROOT, "arrival rate %.3f req/s", rate);
+        if (current == null) {
+            return why;
+        }
+        double phiNow = throughput(current);
+        if (phiNow >= rate) {
+            return null;
+        }
+        ParallelConfig c = d.config();
+        int gpus;
+        try {
+            gpus = eligible(usable, ContextMigration.layout(config, c.pipelineStages(), c.tensorShards()), c.maxBatch(),
+                    new java.util.ArrayList<>());
+        } catch (IllegalArgumentException e) {
+            return null;
+        }
+        int pm = c.pipelineStages() * c.tensorShards();
+        if (gpus < pm) {
+            return null;
+        }
+        double phiNext = throughput(ParallelConfig.of(dataParallel(c, gpus), c.pipelineStages(), c.tensorShards(),
+                c.maxBatch()));
+        double horizon = Math.max(replanInterval.toNanos() / 1e9, phiNow > 0 ? (backlog + running) / phiNow
+                : Double.POSITIVE_INFINITY);
+        double p = pause.toNanos() / 1e9;
+        if (Double.isInfinite(horizon) ? phiNext <= 0 : phiNext * (horizon - p) <= phiNow * horizon) {
+            LOG.debug("not re-planning to {} at {} req/s: φ {} -> {} does not repay a {} s pause over {} s", c, rate,
+                    phiNow, phiNext, p, horizon);
+            return null;
+        }
+        return why;
+    }
+
+    /** φ(C) in requests per second with the best micro-batch counts, 0 if the cost model cannot price C. */
+    private double throughput(ParallelConfig c) {
+        int prompt = Math.min(512, Math.max(1, config.seqLen() / 2));
+        int output = Math.min(128, Math.max(1, config.seqLen() / 4));
+        double best = 0;
+        for (int m1 = 1; m1 <= c.maxBatch(); m1 *= 2) {
+            for (int m2 = 1; m2 <= c.maxBatch(); m2 *= 2) {
+                try {
+                    best = Math.max(best, costModel.throughput(c, m1, m2, prompt, output));
+                } catch (IllegalArgumentException e) {
+                    // this micro-batching is outside the profile
+                }
+            }
+        }
+        return best;
     }
 
     /** When the engine must wake up to re-plan ({@code busy}: requests queued or running), or null. */

@@ -50,6 +50,14 @@ public interface EngineClock {
     }
 
     /**
+     * Tells the clock that a reconfiguration starts copying context; the {@link #migrated(java.util.List) units} that
+     * follow belong to it until the next call. A simulated clock lets the instances of one reconfiguration copy side
+     * by side; the default does nothing.
+     */
+    default void migrationStarted() {
+    }
+
+    /**
      * Tells the clock what one unit of a reconfiguration copied, move by move (between devices of one instance,
      * across instances, from storage). The default charges {@link #migrated(long)} with the bytes that left a
      * device of another or the same instance (not storage reads).

@@ -161,8 +161,10 @@ final class EngineLoop {
     }
 
     void start() {
-        thread.start();
+        // the provider first: events it reports synchronously (the instances that exist now) are all in the inbox
+        // before the engine thread looks, so the initial fleet is configured in one reconfiguration
         provider.start(this::post);
+        thread.start();
     }
 
     // ===================================================================== caller side
@@ -254,7 +256,8 @@ final class EngineLoop {
                 fireTimers();
                 dropAbandonedAndExpired();
                 if (drainDeadline == null) {
-                    String why = planner.replanReason(usableInstances(), current, clock.now(), queue.size());
+                    String why = planner.replanReason(usableInstances(), current, clock.now(), queue.size(),
+                            running(), migrationEstimate);
                     if (why != null) {
                         changed(why);
                     }
@@ -789,6 +792,7 @@ final class EngineLoop {
             inFlight.addAll(s.active);
         }
         ContextMigration.Result result;
+        clock.migrationStarted();
         try {
             result = new ContextMigration(executor, weights, before, mapping, all, parking)
                     .run(order, maxBatchTokens, () -> nextSlotId++, this::duringMigration);

@@ -4,7 +4,6 @@ import io.spotserve.exec.ContextSlice;
 import io.spotserve.exec.IndexRange;
 import io.spotserve.exec.Pipeline;
 import io.spotserve.exec.ShardLayout;
-import io.spotserve.exec.SliceFormat;
 import io.spotserve.model.LlamaConfig;
 import java.util.ArrayList;
 import java.util.List;
@@ -25,6 +24,10 @@ final class KvParking {
     private final LlamaConfig c;
     private final long budgetBytes;
     private long usedBytes;
+
+    /** One parked (layer, KV head) piece: what it is, and the bytes its pipeline exported (any executor's format). */
+    record Piece(ContextSlice.KvCache slice, byte[] data) {
+    }
 
     KvParking(LlamaConfig config, long budgetBytes) {
         this.c = config;
@@ -53,14 +56,15 @@ final class KvParking {
             return false;
         }
         ShardLayout l = p.layout();
-        List<byte[]> pieces = new ArrayList<>();
+        List<Piece> pieces = new ArrayList<>();
         for (int st = 0; st < l.stages(); st++) {
             for (int m = 0; m < l.shards(); m++) {
                 IndexRange heads = l.kvHeads(m);
                 for (int layer = l.layers(st).from(); layer < l.layers(st).to(); layer++) {
                     for (int h = heads.from(); h < heads.to(); h++) {
-                        ContextSlice piece = new ContextSlice.KvCache(r.id, layer, new IndexRange(h, h + 1), length);
-                        pieces.add(p.exportSlice(st, m, piece));
+                        ContextSlice.KvCache piece = new ContextSlice.KvCache(r.id, layer, new IndexRange(h, h + 1),
+                                length);
+                        pieces.add(new Piece(piece, p.exportSlice(st, m, piece)));
                     }
                 }
             }
@@ -77,13 +81,13 @@ final class KvParking {
      * false (and leaves the sequence empty) if the pieces do not fit the layout; the request then recomputes.
      */
     boolean restore(LiveRequest r, Pipeline p) {
-        List<byte[]> pieces = r.parked;
+        List<Piece> pieces = r.parked;
         release(r);
         ShardLayout l = p.layout();
         try {
-            for (byte[] bytes : pieces) {
-                ContextSlice.KvCache k = (ContextSlice.KvCache) SliceFormat.peek(c, bytes);
-                p.importSlice(l.stageOf(k.layer()), shardOfKvHead(l, k.kvHeads().from()), bytes);
+            for (Piece piece : pieces) {
+                ContextSlice.KvCache k = piece.slice();
+                p.importSlice(l.stageOf(k.layer()), shardOfKvHead(l, k.kvHeads().from()), piece.data());
             }
             if (p.length(r.id) == r.parkedLength) {
                 return true;

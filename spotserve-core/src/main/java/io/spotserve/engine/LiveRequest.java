@@ -28,7 +28,7 @@ final class LiveRequest {
     int restarts;
     PipelineSlot slot;
     /** Its KV cache parked in host memory while it waits for a pipeline (see {@link KvParking}), or null. */
-    java.util.List<byte[]> parked;
+    java.util.List<KvParking.Piece> parked;
     /** Positions the parked cache holds. */
     int parkedLength;
     /** Whether it still counts against the admission queue's capacity (until first admitted). */

@@ -138,6 +138,7 @@ public final class ServingEngine implements AutoCloseable {
         ParallelConfigOptimizer.Builder optimizerSettings;
         Duration replanInterval = Duration.ofSeconds(30);
         long hostKvBudget = 256L << 20;
+        double minimumArrivalRate;
 
         private Builder() {
         }
@@ -285,6 +286,20 @@ public final class ServingEngine implements AutoCloseable {
                 throw new IllegalArgumentException("hostKvBudget must be >= 0 bytes, was " + bytes);
             }
             this.hostKvBudget = bytes;
+            return this;
+        }
+
+        /**
+         * With {@link #planning}: the least arrival rate (req/s) Algorithm 1 plans for — the service's expected load or
+         * SLO throughput, so a quiet spell (or the start, before anything arrived) does not shrink the configuration
+         * below what the next burst needs. Default 0: the measured rate only.
+         */
+        public Builder minimumArrivalRate(double requestsPerSecond) {
+            if (!(requestsPerSecond >= 0) || Double.isInfinite(requestsPerSecond)) {
+                throw new IllegalArgumentException("minimumArrivalRate must be a finite number >= 0 req/s, was "
+                        + requestsPerSecond);
+            }
+            this.minimumArrivalRate = requestsPerSecond;
             return this;
         }
 

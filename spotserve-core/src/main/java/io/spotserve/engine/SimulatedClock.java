@@ -12,11 +12,15 @@ import java.util.Objects;
  * time jumps to whatever comes next — a step ending, a dated instance event, a dated request. A reconfiguration
  * pauses everything for its modeled copy time: per instance, network bytes at {@code networkBytesPerSecond} (the
  * larger of sent and received), copies between its own GPUs at {@code localBytesPerSecond} and weights read from
- * storage at {@code storageBytesPerSecond}; the busiest instance sets the pause of each migrated unit.
+ * storage at {@code storageBytesPerSecond}. The instances copy side by side, each working through its own share of
+ * the units in the migration plan's order: after each unit the clock stands at the busiest instance's cumulative
+ * copy time since {@link #migrationStarted()}, so a whole reconfiguration takes its busiest instance's time and an
+ * event can still land between two units.
  *
  * <p>{@link #hold()} freezes time until {@link #release()}, so a harness can hand over a whole workload with
  * {@link ServingEngine#submit(GenerationRequest, Duration)} before anything happens: the run is then deterministic.
- * Thread-safe.
+ * What the engine copies while the clock is held is its set-up before the run (the initial fleet loading its
+ * weights, which a real deployment does before it takes traffic) and costs no time. Thread-safe.
  */
 public final class SimulatedClock implements EngineClock {
     /** Prices one forward step of one pipeline. */
@@ -32,6 +36,10 @@ public final class SimulatedClock implements EngineClock {
     private final double storageBytesPerSecond;
     private Duration now = Duration.ZERO;
     private boolean held;
+    /** Per instance, cumulative {sent, received, local, loaded} bytes of the current reconfiguration. */
+    private final Map<String, double[]> copied = new HashMap<>();
+    /** Copy seconds of the current reconfiguration already charged. */
+    private double charged;
     private Object engineMonitor;
 
     private SimulatedClock(Builder b) {
@@ -62,7 +70,7 @@ public final class SimulatedClock implements EngineClock {
         }
     }
 
-    /** Freezes time: every wait and migration blocks until {@link #release()}. */
+    /** Freezes time until {@link #release()}: waits block, copies are free (set-up). */
     public synchronized void hold() {
         held = true;
     }
@@ -131,8 +139,23 @@ public final class SimulatedClock implements EngineClock {
     }
 
     @Override
+    public synchronized void migrationStarted() {
+        copied.clear();
+        charged = 0;
+    }
+
+    @Override
     public void migrated(List<DataMove> moves) {
-        Map<String, double[]> perInstance = new HashMap<>(); // sent, received, local, loaded
+        double seconds;
+        synchronized (this) {
+            seconds = accumulate(moves);
+        }
+        advanceBy(seconds);
+    }
+
+    /** Adds the moves to this reconfiguration's per-instance totals; returns the growth of the busiest instance's time. */
+    private double accumulate(List<DataMove> moves) {
+        Map<String, double[]> perInstance = copied;
         for (DataMove m : moves) {
             if (m.bytes() == 0) {
                 continue;
@@ -147,12 +170,14 @@ public final class SimulatedClock implements EngineClock {
                 to[2] += m.bytes();
             }
         }
-        double seconds = 0;
+        double busiest = 0;
         for (double[] t : perInstance.values()) {
-            seconds = Math.max(seconds, time(Math.max(t[0], t[1]), networkBytesPerSecond)
+            busiest = Math.max(busiest, time(Math.max(t[0], t[1]), networkBytesPerSecond)
                     + time(t[2], localBytesPerSecond) + time(t[3], storageBytesPerSecond));
         }
-        advanceBy(seconds);
+        double grown = busiest - charged;
+        charged = busiest;
+        return grown;
     }
 
     /** Seconds to copy the bytes at the bandwidth; 0 bandwidth means free. */
@@ -165,8 +190,9 @@ public final class SimulatedClock implements EngineClock {
             return;
         }
         synchronized (this) {
-            awaitRelease();
-            now = now.plusNanos((long) Math.ceil(seconds * 1e9));
+            if (!held) { // copies made while held are the set-up before the run: free
+                now = now.plusNanos((long) Math.ceil(seconds * 1e9));
+            }
         }
     }
 

@@ -29,7 +29,7 @@ class SimulatedClockTest {
     private static final Duration STEP = Duration.ofMillis(10);
 
     @Test
-    void aMigrationCostsTheBusiestInstancesCopyTime() {
+    void aReconfigurationCostsItsBusiestInstancesCopyTime() {
         SimulatedClock clock = SimulatedClock.builder(s -> STEP).networkBytesPerSecond(1e9).localBytesPerSecond(2e9)
                 .storageBytesPerSecond(4e9).build();
         clock.migrated(List.of(
@@ -38,8 +38,14 @@ class SimulatedClockTest {
                 new DataMove("b", "b", 4_000_000_000L),   // b: 10 s network + 2 s local = 12 s
                 new DataMove(null, "d", 40_000_000_000L))); // d reads 40 GB from storage: 10 s
         assertEquals(Duration.ofSeconds(20), clock.now());
+        // the next unit of the same reconfiguration: d's own queue grows to 10 + 2 + 1 = 13 s, still behind a's 20 s
         clock.migrated(List.of(new DataMove(null, "d", 8_000_000_000L), new DataMove("d", "d", 2_000_000_000L)));
-        assertEquals(Duration.ofSeconds(23), clock.now(), "storage 2 s + local 1 s on the same instance add up");
+        assertEquals(Duration.ofSeconds(20), clock.now(), "instances copy side by side");
+        clock.migrated(List.of(new DataMove("a", "b", 5_000_000_000L)));
+        assertEquals(Duration.ofSeconds(25), clock.now(), "a's queue: 25 s");
+        clock.migrationStarted();
+        clock.migrated(List.of(new DataMove(null, "d", 8_000_000_000L), new DataMove("d", "d", 2_000_000_000L)));
+        assertEquals(Duration.ofSeconds(28), clock.now(), "a new reconfiguration: storage 2 s + local 1 s add up");
     }
 
     @Test

@@ -184,7 +184,7 @@ public final class Evaluation {
     }
 
     /** ../shared next to the working directory or one of its parents. */
-    static Path locateShared() {
+    public static Path locateShared() {
         String prop = System.getProperty("spotserve.shared.dir");
         if (prop != null && Files.isDirectory(Paths.get(prop))) {
             return Paths.get(prop);
@@ -204,7 +204,7 @@ public final class Evaluation {
     }
 
     /** Builds the scenario of a cell. */
-    static Scenario scenario(Path shared, PaperModel model, String trace, long seed, Arrivals.Mode mode)
+    public static Scenario scenario(Path shared, PaperModel model, String trace, long seed, Arrivals.Mode mode)
             throws IOException {
         return scenario(shared, model, trace, seed, mode, Scenario.Params.paper());
     }

@@ -1,0 +1,218 @@
+package io.spotserve.bench.engine;
+
+import io.spotserve.bench.eval.RunResult;
+import io.spotserve.bench.eval.Scenario;
+import io.spotserve.engine.Completion;
+import io.spotserve.engine.EngineMetrics;
+import io.spotserve.engine.GenerationRequest;
+import io.spotserve.engine.Reconfiguration;
+import io.spotserve.engine.RequestFailedException;
+import io.spotserve.exec.SamplingParams;
+import io.spotserve.engine.ServingEngine;
+import io.spotserve.engine.SimulatedClock;
+import io.spotserve.model.LlamaConfig;
+import io.spotserve.plan.Hardware;
+import io.spotserve.plan.ModelShape;
+import io.spotserve.plan.ParallelConfigOptimizer;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+
+/**
+ * One evaluation cell served by the real {@link ServingEngine} (DESIGN.md §4): its request manager (iteration-level
+ * batching), Algorithm 1 on the measured arrival rate, the device mapper, the migration planner's order, the context
+ * migration between device arenas, the interruption arranger and KV parking — on a {@link SimulatedClock} whose
+ * steps cost what the T4 profiles say ({@link CostModelStepTime}) and whose migrations move bytes at 50 Gbps per
+ * instance, with a {@link TimingExecutor} (no floats) holding a paper-size model and {@link EvalCloud} replaying the
+ * cell's spot trace (and granting on-demand instances in "+O" cells). Every arrival is handed over before time
+ * starts, so a run is deterministic.
+ *
+ * <p>What differs from {@code Simulation}'s {@code spotserve} is the engine's own policy: requests join running
+ * batches between steps, the arrival rate is measured over the re-planning window (backlog included) and the
+ * configuration changes when it moves by a quarter, doomed requests whose caches have nowhere to go are parked in
+ * host memory, and an engine keeps its process across reconfigurations (no engine restart is charged).
+ */
+public final class EngineRun {
+    /** The system name in the evaluation's CSV files. */
+    public static final String SYSTEM = "spotserve-engine";
+    /** Host memory for parked KV caches: half of a g4dn.12xlarge's 192 GiB. */
+    static final long HOST_KV_BUDGET = 96L << 30;
+
+    private EngineRun() {
+    }
+
+    /**
+     * The paper model as a LLaMA-shaped config the executors understand: same layers, width, heads and vocabulary;
+     * the SwiGLU hidden size is 2/3 of the GPT FFN (rounded down to a multiple of 64), so a layer holds the same
+     * parameters (4h² + 3h·(2/3)·ffn = 4h² + 2h·ffn); the classifier is tied like the GPT shapes'.
+     */
+    public static LlamaConfig config(ModelShape shape) {
+        int hidden = (2 * shape.ffnHidden() / 3) / 64 * 64;
+        return new LlamaConfig(shape.hidden(), hidden, shape.layers(), shape.heads(), shape.kvHeads(), shape.vocab(),
+                shape.maxPositions(), true);
+    }
+
+    /** Runs one cell: {@code EngineRun MODEL TRACE [SEED]} (for inspection; the grid runs through Evaluation). */
+    public static void main(String[] args) throws Exception {
+        var model = io.spotserve.plan.PaperModel.fromName(args[0]);
+        Scenario sc = io.spotserve.bench.eval.Evaluation.scenario(io.spotserve.bench.eval.Evaluation.locateShared(),
+                model, args[1], args.length > 2 ? Long.parseLong(args[2]) : 1, io.spotserve.bench.eval.Arrivals.Mode.PAPER);
+        long t0 = System.nanoTime();
+        RunResult r = run(sc);
+        System.out.printf(Locale.ROOT, "%s %s %s: p50 %.1f p99 %.1f avg %.1f s, %d/%d done, %.3g USD/token, %d reconfigurations (%.1f s wall)%n",
+                model.displayName(), args[1], SYSTEM, r.percentile(50), r.percentile(99), r.average(), r.completed(),
+                r.requests().size(), r.usdPerToken(), r.reconfigurations().size(), (System.nanoTime() - t0) / 1e9);
+        for (RunResult.Reconfiguration x : r.reconfigurations()) {
+            System.out.printf(Locale.ROOT, "  %8.1f %s -> %s (%s) moved %d reloaded %d pause %.2f%n", x.t(), x.from(), x.to(),
+                    x.reason(), x.bytesMoved(), x.bytesReloaded(), x.pauseSeconds());
+        }
+    }
+
+    /** Runs the cell; blocks until every request finished or failed. */
+    public static RunResult run(Scenario sc) {
+        Scenario.Params prm = sc.params();
+        Hardware hw = sc.costModel().hardware();
+        LlamaConfig config = config(sc.model().shape());
+        double network = hw.networkGbps() * 1e9 / 8;
+        SimulatedClock clock = SimulatedClock.builder(new CostModelStepTime(sc.costModel()))
+                .networkBytesPerSecond(network).localBytesPerSecond(network)
+                .storageBytesPerSecond(prm.reloadBytesPerSecond()).build();
+        clock.hold();
+        EvalCloud cloud = EvalCloud.of(sc, clock);
+        ParallelConfigOptimizer.Builder settings = ParallelConfigOptimizer.builder(sc.costModel())
+                .policy(prm.spotServePolicy()).maxBatch(prm.maxBatch()).promptTokens(prm.promptTokens())
+                .outputTokens(prm.outputTokens()).arrivalCv(sc.optimizerCv()).spareInstances(prm.spareInstances());
+        int positions = prm.promptTokens() + prm.outputTokens();
+        int[] prompt = new int[prm.promptTokens()];
+        Arrays.fill(prompt, 5);
+        prompt[0] = 1;
+        double limit = sc.endSeconds() + prm.drainSeconds();
+        double[] arrivals = sc.arrivals();
+        List<CompletableFuture<Completion>> futures = new ArrayList<>(arrivals.length);
+        List<RunResult.Request> rows = new ArrayList<>(arrivals.length);
+        List<Reconfiguration> reconfigs;
+        try (TimingExecutor executor = new TimingExecutor();
+             ServingEngine engine = ServingEngine.builder().model(TimingExecutor.weights(config)).instances(cloud)
+                     .executor(executor).clock(clock).planning(sc.costModel(), settings)
+                     .targetInstances(sc.onDemandMixing() ? prm.maxInstances() : 0)
+                     .maxBatch(prm.maxBatch()).maxBatchTokens(prm.maxBatch() * positions)
+                     .queueCapacity(Math.max(1, arrivals.length)).hostKvBudget(HOST_KV_BUDGET)
+                     .replanInterval(Duration.ofNanos(Math.round(prm.rateWindowSeconds() * 1e9)))
+                     .minimumArrivalRate(sc.nominalRate())
+                     .drainTimeout(Duration.ZERO).build()) {
+            for (double a : arrivals) {
+                GenerationRequest r = GenerationRequest.builder().promptTokens(prompt).maxNewTokens(prm.outputTokens())
+                        .sampling(SamplingParams.greedy()).timeout(seconds(limit - a)).build();
+                futures.add(engine.submit(r, seconds(a)));
+            }
+            awaitInitialFleet(engine, cloud);
+            clock.release();
+            double last = 0;
+            for (int i = 0; i < arrivals.length; i++) {
+                try {
+                    Completion c = futures.get(i).join();
+                    double finish = secondsOf(c.finishedAt());
+                    last = Math.max(last, finish);
+                    rows.add(new RunResult.Request(i, arrivals[i], secondsOf(c.firstTokenAt()), finish,
+                            c.tokens().length, c.restarts()));
+                } catch (CompletionException e) {
+                    if (!(e.getCause() instanceof RequestFailedException)) {
+                        throw e;
+                    }
+                    rows.add(new RunResult.Request(i, arrivals[i], Double.NaN, Double.NaN, 0, 0));
+                    last = limit;
+                }
+            }
+            EngineMetrics m = engine.metrics();
+            reconfigs = m.reconfigurations();
+            double stop = Math.max(sc.endSeconds(), last);
+            EvalCloud.Bill bill = cloud.bill(seconds(stop));
+            List<RunResult.Reconfiguration> rc = new ArrayList<>();
+            for (Reconfiguration x : reconfigs) {
+                if (secondsOf(x.at()) <= stop) {
+                    rc.add(new RunResult.Reconfiguration(secondsOf(x.at()), x.from(), x.to(), x.reason(),
+                            x.bytesMigrated(), x.bytesLoaded(), secondsOf(x.pause())));
+                }
+            }
+            return new RunResult(SYSTEM, rows, timeline(cloud, reconfigs, rows, stop), rc, stop,
+                    bill.spotInstanceSeconds(), bill.onDemandInstanceSeconds(), bill.usd());
+        }
+    }
+
+    /**
+     * Waits (real time) until the engine has configured the instances that exist at time zero, while the clock is held:
+     * that set-up is free (the paper's initial instances are warm) and then never races the first arrivals.
+     */
+    private static void awaitInitialFleet(ServingEngine engine, EvalCloud cloud) {
+        boolean any = cloud.traceEvents().stream().anyMatch(e -> e.at().isZero()
+                && e instanceof io.spotserve.instance.InstanceEvent.Acquired);
+        long until = System.nanoTime() + 120_000_000_000L;
+        while (any && engine.metrics().reconfigurations().isEmpty()) {
+            if (System.nanoTime() > until) {
+                throw new IllegalStateException("the engine did not configure its initial fleet in 120 s: "
+                        + engine.metrics());
+            }
+            try {
+                Thread.sleep(1);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IllegalStateException("interrupted while waiting for the initial fleet", e);
+            }
+        }
+    }
+
+    /**
+     * Fleet and configuration after every change, and the queue (arrived, no first token yet) and running requests
+     * sampled once a simulated second — the simulator's timeline columns.
+     */
+    static List<RunResult.TimelineRow> timeline(EvalCloud cloud, List<Reconfiguration> reconfigs,
+                                               List<RunResult.Request> rows, double stop) {
+        List<EvalCloud.Sample> fleet = cloud.timeline(seconds(stop));
+        List<RunResult.TimelineRow> out = new ArrayList<>();
+        int f = 0;
+        int r = 0;
+        String config = "-";
+        EvalCloud.Sample now = null;
+        for (int t = 0; t <= (int) Math.ceil(stop); t++) {
+            while (f < fleet.size() && secondsOf(fleet.get(f).at()) <= t) {
+                now = fleet.get(f++);
+            }
+            while (r < reconfigs.size() && secondsOf(reconfigs.get(r).at()) <= t) {
+                Reconfiguration x = reconfigs.get(r++);
+                config = x.configuration() == null ? "-" : describe(x);
+            }
+            int queue = 0;
+            int running = 0;
+            for (RunResult.Request q : rows) {
+                if (q.arrival() <= t && !(q.completed() && q.finish() <= t)) {
+                    if (Double.isNaN(q.firstToken()) || q.firstToken() > t) {
+                        queue++;
+                    } else {
+                        running++;
+                    }
+                }
+            }
+            out.add(new RunResult.TimelineRow(t, now == null ? 0 : now.spot(), now == null ? 0 : now.onDemand(),
+                    config, queue, running));
+        }
+        return out;
+    }
+
+    private static String describe(Reconfiguration x) {
+        var c = x.configuration();
+        return String.format(Locale.ROOT, "D%dP%dM%dB%d", c.dataParallel(), c.pipelineStages(), c.tensorShards(),
+                c.maxBatch());
+    }
+
+    static Duration seconds(double s) {
+        return Duration.ofNanos(Math.round(s * 1e9));
+    }
+
+    static double secondsOf(Duration d) {
+        return d.toNanos() / 1e9;
+    }
+}
