@@ -77,6 +77,8 @@ final class EngineLoop {
     private final boolean ownsExecutor;
     private final int maxBatch;
     private final int maxBatchTokens;
+    /** The fewest queued requests that may join a pipeline already decoding. */
+    private final int admissionGroup;
     private final int queueCapacity;
     private final int targetInstances;
     private final Duration drainTimeout;
@@ -150,6 +152,7 @@ final class EngineLoop {
         this.clock = clock;
         this.maxBatch = b.maxBatch;
         this.maxBatchTokens = b.maxBatchTokens;
+        this.admissionGroup = b.admissionGroup;
         this.queueCapacity = b.queueCapacity;
         this.targetInstances = b.targetInstances;
         this.drainTimeout = b.drainTimeout;
@@ -1044,10 +1047,8 @@ final class EngineLoop {
         if (queue.isEmpty() || slots.isEmpty()) {
             return;
         }
-        boolean progress = true;
-        while (!queue.isEmpty() && progress) {
-            progress = false;
-            // least-loaded pipeline first, so requests spread over the replicas
+        while (!queue.isEmpty()) {
+            // least-loaded pipeline first, so requests spread over the replicas (idle ones first)
             PipelineSlot best = null;
             for (PipelineSlot s : slots) {
                 if (!s.broken() && !doomed(s) && s.active.size() < batchCap()
@@ -1058,27 +1059,40 @@ final class EngineLoop {
             if (best == null) {
                 return;
             }
-            LiveRequest r = queue.peekFirst();
-            try {
-                best.pipeline.openSequence(r.id, r.prompt.length + r.request.maxNewTokens());
-            } catch (DeviceMemoryException e) {
-                LOG.debug("pipeline {} is full: {}", best.describe(), e.getMessage());
-                return;
+            int joining = Math.min(queue.size(), batchCap() - best.active.size());
+            if (!best.active.isEmpty() && joining < Math.min(admissionGroup, batchCap())) {
+                return; // a decoding batch is joined by a group, not one prefill stall per request
             }
-            if (r.parked != null) {
-                if (parking.restore(r, best.pipeline)) {
-                    metrics.migrated(1, 0); // resumes at its committed step with the cache it parked
-                } else {
-                    r.restarts++;
-                    metrics.restarted(1);
+            for (int k = 0; k < joining; k++) {
+                if (!admitOne(best)) {
+                    return;
                 }
             }
-            queue.pollFirst();
-            uncount(r);
-            r.slot = best;
-            best.active.add(r);
-            progress = true;
         }
+    }
+
+    /** Admits the head of the queue into {@code s}; false if the pipeline has no KV room for it. */
+    private boolean admitOne(PipelineSlot s) {
+        LiveRequest r = queue.peekFirst();
+        try {
+            s.pipeline.openSequence(r.id, r.prompt.length + r.request.maxNewTokens());
+        } catch (DeviceMemoryException e) {
+            LOG.debug("pipeline {} is full: {}", s.describe(), e.getMessage());
+            return false;
+        }
+        if (r.parked != null) {
+            if (parking.restore(r, s.pipeline)) {
+                metrics.migrated(1, 0); // resumes at its committed step with the cache it parked
+            } else {
+                r.restarts++;
+                metrics.restarted(1);
+            }
+        }
+        queue.pollFirst();
+        uncount(r);
+        r.slot = s;
+        s.active.add(r);
+        return true;
     }
 
     /** One forward step on every pipeline with work whose previous step has ended; returns whether anything ran. */

@@ -129,6 +129,7 @@ public final class ServingEngine implements AutoCloseable {
         int shards = 1;
         int maxBatch = 8;
         int maxBatchTokens = 64;
+        int admissionGroup = 1;
         int queueCapacity = 1024;
         int targetInstances;
         boolean fallbackLayouts = true;
@@ -212,6 +213,21 @@ public final class ServingEngine implements AutoCloseable {
                 throw new IllegalArgumentException("maxBatchTokens must be >= 1, was " + n);
             }
             this.maxBatchTokens = n;
+            return this;
+        }
+
+        /**
+         * The fewest queued requests admitted together into a pipeline that is already decoding; an idle pipeline
+         * takes whatever waits. Default 1: a request joins as soon as a slot is free (lowest latency at light load).
+         * On GPUs a joining prompt's prefill stalls the whole decoding batch for its duration, so under bursts
+         * joining in groups (e.g. B/2) pays one stall for many requests; B is SpotServe's request-level batching
+         * (a batch is only refilled when it is empty).
+         */
+        public Builder admissionGroup(int n) {
+            if (n < 1) {
+                throw new IllegalArgumentException("admissionGroup must be >= 1, was " + n);
+            }
+            this.admissionGroup = n;
             return this;
         }
 

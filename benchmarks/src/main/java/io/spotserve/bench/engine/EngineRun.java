@@ -103,6 +103,7 @@ public final class EngineRun {
                      .queueCapacity(Math.max(1, arrivals.length)).hostKvBudget(HOST_KV_BUDGET)
                      .replanInterval(Duration.ofNanos(Math.round(prm.rateWindowSeconds() * 1e9)))
                      .minimumArrivalRate(sc.nominalRate())
+                     .admissionGroup(Integer.getInteger("spotserve.eval.admissionGroup", Math.max(1, prm.maxBatch() / 2)))
                      .drainTimeout(Duration.ZERO).build()) {
             for (double a : arrivals) {
                 GenerationRequest r = GenerationRequest.builder().promptTokens(prompt).maxNewTokens(prm.outputTokens())
@@ -132,11 +133,14 @@ public final class EngineRun {
             double stop = Math.max(sc.endSeconds(), last);
             EvalCloud.Bill bill = cloud.bill(seconds(stop));
             List<RunResult.Reconfiguration> rc = new ArrayList<>();
+            String from = "none";
             for (Reconfiguration x : reconfigs) {
+                String to = x.configuration() == null ? "none" : describe(x);
                 if (secondsOf(x.at()) <= stop) {
-                    rc.add(new RunResult.Reconfiguration(secondsOf(x.at()), x.from(), x.to(), x.reason(),
+                    rc.add(new RunResult.Reconfiguration(secondsOf(x.at()), from, to, x.reason(),
                             x.bytesMigrated(), x.bytesLoaded(), secondsOf(x.pause())));
                 }
+                from = to;
             }
             return new RunResult(SYSTEM, rows, timeline(cloud, reconfigs, rows, stop), rc, stop,
                     bill.spotInstanceSeconds(), bill.onDemandInstanceSeconds(), bill.usd());

@@ -271,7 +271,8 @@ public final class Evaluation {
         inParallel(o.threads(), tasks.size(), i -> {
             Task t = tasks.get(i);
             long s0 = System.nanoTime();
-            results[i] = Simulation.run(t.cell().scenario(), t.sys());
+            results[i] = t.sys().simulated() ? Simulation.run(t.cell().scenario(), t.sys())
+                    : io.spotserve.bench.engine.EngineRun.run(t.cell().scenario());
             RunResult r = results[i];
             System.err.printf(Locale.ROOT, "%-9s %-5s %-20s p99 %8.1f s avg %7.1f s  %d/%d done  %.3g USD/token  (%.1f s)%n",
                     t.cell().model().displayName(), t.cell().trace(), t.sys().name(), r.percentile(99), r.average(),
@@ -358,7 +359,8 @@ public final class Evaluation {
      * systems; one summary row each to {@code sensitivity.csv} (columns variant,arrivals, then summary.csv's).
      */
     static int sensitivity(Options o) throws IOException {
-        List<SystemSpec> systems = SystemSpec.all().stream().filter(s -> o.systems().contains(s.name())).toList();
+        List<SystemSpec> systems = SystemSpec.all().stream().filter(s -> o.systems().contains(s.name()))
+                .filter(SystemSpec::simulated).toList(); // the engine runs the main grid only
         record Task(Variant v, Arrivals.Mode mode, PaperModel model, String trace, Scenario sc, SystemSpec sys) {
         }
         List<Task> tasks = new ArrayList<>();
@@ -397,7 +399,8 @@ public final class Evaluation {
      * requests,completed).
      */
     static int robustness(Options o) throws IOException {
-        List<SystemSpec> systems = SystemSpec.all().stream().filter(s -> o.systems().contains(s.name())).toList();
+        List<SystemSpec> systems = SystemSpec.all().stream().filter(s -> o.systems().contains(s.name()))
+                .filter(SystemSpec::simulated).toList(); // the engine runs the main grid only
         record Task(Arrivals.Mode mode, long seed, PaperModel model, String trace, Scenario sc, SystemSpec sys) {
         }
         List<Task> tasks = new ArrayList<>();

@@ -118,6 +118,9 @@ public final class Simulation {
 
     /** Runs {@code system} on {@code scenario}. Same inputs, same result. */
     public static RunResult run(Scenario scenario, SystemSpec system) {
+        if (!system.simulated()) {
+            throw new IllegalArgumentException(system.name() + " is the real engine, run by EngineRun, not simulated here");
+        }
         return new Simulation(scenario, system).execute();
     }
 

@@ -37,7 +37,12 @@ public record SystemSpec(String name, Kind kind, boolean controller, boolean pla
         /** Algorithm 1's configurations, but every change is a full restart (reload weights, recompute). */
         REPARALLELIZATION,
         /** A constant fleet of on-demand instances, no preemption. */
-        ONDEMAND
+        ONDEMAND,
+        /**
+         * The real {@code ServingEngine} on a simulated clock ({@code io.spotserve.bench.engine.EngineRun}), not this
+         * package's simulator: our policy as shipped.
+         */
+        ENGINE
     }
 
     public SystemSpec {
@@ -82,6 +87,16 @@ public record SystemSpec(String name, Kind kind, boolean controller, boolean pla
                 new SystemSpec("ablation-mapper", Kind.SPOTSERVE, false, false, false, false, false, false, 0));
     }
 
+    /** The real serving engine, run by {@code EngineRun} (main grid only: about a second of wall time per cell). */
+    public static SystemSpec engine() {
+        return new SystemSpec("spotserve-engine", Kind.ENGINE, true, true, true, true, true, true, 0);
+    }
+
+    /** The systems the simulator runs: every one but {@link Kind#ENGINE}. */
+    public boolean simulated() {
+        return kind != Kind.ENGINE;
+    }
+
     /** Every system of one evaluation cell, in output order. */
     public static List<SystemSpec> all() {
         List<SystemSpec> out = new java.util.ArrayList<>();
@@ -93,6 +108,7 @@ public record SystemSpec(String name, Kind kind, boolean controller, boolean pla
         }
         out.addAll(ablations());
         out.add(spotServePlus());
+        out.add(engine());
         return List.copyOf(out);
     }
 }
