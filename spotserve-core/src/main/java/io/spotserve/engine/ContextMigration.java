@@ -50,10 +50,11 @@ final class ContextMigration {
     /** The engine's view between units. */
     interface Progress {
         /**
-         * Called after each unit with what it copied (device to device, and from the weight source); returns the
+         * Called after each unit with what it copied (device to device, and from the weight source) and the old
+         * pipelines that stay as they are (with their requests; they may keep decoding meanwhile); returns the
          * instances that are gone now (terminated or past their preemption deadline) — cumulative is fine.
          */
-        Set<String> afterUnit(ContextUnit unit, List<DataMove> moves);
+        Set<String> afterUnit(ContextUnit unit, List<DataMove> moves, List<PipelineSlot> unchanged);
     }
 
     /**
@@ -80,6 +81,8 @@ final class ContextMigration {
     private long reloaded;
     /** What the current unit copied, for the clock. */
     private final List<DataMove> unitMoves = new ArrayList<>();
+    /** Bytes each instance has sent so far: among equally near holders, the least loaded sender is chosen. */
+    private final Map<String, Long> sent = new java.util.HashMap<>();
 
     ContextMigration(Executor executor, WeightSource weights, List<PipelineSlot> old, DeviceMapping mapping,
                      Map<DeviceId, Device> devices, KvParking parking) {
@@ -142,7 +145,7 @@ final class ContextMigration {
             List<LiveRequest> dropped = new ArrayList<>();
             Set<LiveRequest> untouched = new HashSet<>();
             int resumed = moveKvCaches(fresh, dropped, untouched);
-            dead.addAll(progress.afterUnit(ContextUnit.KV, takeMoves()));
+            dead.addAll(progress.afterUnit(ContextUnit.KV, takeMoves(), List.copyOf(reusedInOrder(fresh))));
             markDead(fresh);
             Set<ContextUnit> units = new LinkedHashSet<>();
             for (ContextUnit u : order) {
@@ -153,7 +156,7 @@ final class ContextMigration {
             units.addAll(allUnits()); // whatever the plan did not list, in the natural order
             for (ContextUnit u : units) {
                 moveUnit(u, fresh);
-                dead.addAll(progress.afterUnit(u, takeMoves()));
+                dead.addAll(progress.afterUnit(u, takeMoves(), List.copyOf(reusedInOrder(fresh))));
                 markDead(fresh);
             }
             for (PipelineSlot s : old) {
@@ -171,6 +174,16 @@ final class ContextMigration {
             }
             throw e;
         }
+    }
+
+    private List<PipelineSlot> reusedInOrder(List<PipelineSlot> fresh) {
+        List<PipelineSlot> out = new ArrayList<>();
+        for (PipelineSlot s : fresh) {
+            if (reused.contains(s)) {
+                out.add(s);
+            }
+        }
+        return out;
     }
 
     private List<DataMove> takeMoves() {
@@ -461,12 +474,15 @@ final class ContextMigration {
             ContextSlice piece = e.getKey();
             Holder best = null;
             int bestRank = Integer.MAX_VALUE;
+            long bestSent = Long.MAX_VALUE;
             for (Holder h : e.getValue()) {
                 Device d = h.device();
                 int rank = d == target ? 0 : d.id().instance().equals(target.id().instance()) ? 1 : 2;
-                if (rank < bestRank) {
+                long load = rank == 2 ? sent.getOrDefault(d.id().instance(), 0L) : 0;
+                if (rank < bestRank || (rank == bestRank && load < bestSent)) {
                     best = h;
                     bestRank = rank;
+                    bestSent = load;
                 }
             }
             byte[] data;
@@ -482,6 +498,9 @@ final class ContextMigration {
                 } else {
                     moved += bytes;
                     unitMoves.add(new DataMove(best.device().id().instance(), target.id().instance(), bytes));
+                    if (bestRank == 2) {
+                        sent.merge(best.device().id().instance(), bytes, Long::sum);
+                    }
                 }
             }
             out.add(new Staged(to, s2, m2, data));

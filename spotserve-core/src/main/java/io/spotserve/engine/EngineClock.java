@@ -50,6 +50,15 @@ public interface EngineClock {
     }
 
     /**
+     * Whether pipelines a reconfiguration leaves as they are keep decoding while it copies context: true for a clock
+     * that prices steps and copies on their own resources ({@link SimulatedClock}: GPUs compute while the network
+     * copies), false (default) where the engine thread would have to do both in turn.
+     */
+    default boolean stepsDuringMigration() {
+        return false;
+    }
+
+    /**
      * Tells the clock that a reconfiguration starts copying context; the {@link #migrated(java.util.List) units} that
      * follow belong to it until the next call. A simulated clock lets the instances of one reconfiguration copy side
      * by side; the default does nothing.

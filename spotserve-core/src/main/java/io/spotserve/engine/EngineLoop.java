@@ -124,6 +124,8 @@ final class EngineLoop {
     private Duration iterationEstimate = Duration.ZERO;
     /** The longest step time a simulated clock reported in the last loop iteration (pipelines run side by side). */
     private Duration longestStep = Duration.ZERO;
+    /** When the running reconfiguration started copying (untouched pipelines decode from then on). */
+    private Duration migrationStart = Duration.ZERO;
     /** Engine-clock duration of a reconfiguration, smoothed: the lead time a preemption notice needs. */
     private Duration migrationEstimate = Duration.ZERO;
 
@@ -796,6 +798,7 @@ final class EngineLoop {
         }
         ContextMigration.Result result;
         clock.migrationStarted();
+        migrationStart = clock.now();
         try {
             result = new ContextMigration(executor, weights, before, mapping, all, parking)
                     .run(order, maxBatchTokens, () -> nextSlotId++, this::duringMigration);
@@ -943,7 +946,7 @@ final class EngineLoop {
      * Between two migrated units: charge the copies to the clock, then report which instances are gone by now.
      * Events are only queued here; they are applied after the migration, like any other.
      */
-    private Set<String> duringMigration(ContextUnit unit, List<DataMove> moves) {
+    private Set<String> duringMigration(ContextUnit unit, List<DataMove> moves, List<PipelineSlot> unchanged) {
         clock.migrated(moves);
         drainInbox(false);
         Duration now = clock.now();
@@ -962,6 +965,9 @@ final class EngineLoop {
                 dead.add(r.instance.id());
             }
         }
+        if (clock.stepsDuringMigration()) {
+            keepDecoding(unchanged, dead, now);
+        }
         return dead;
     }
 
@@ -976,6 +982,39 @@ final class EngineLoop {
             for (int m = 0; m < l.shards(); m++) {
                 for (ContextSlice w : l.weightSlices(st, m)) {
                     p.importSlice(st, m, weights.encode(w));
+                }
+            }
+        }
+    }
+
+    /**
+     * Pipelines the reconfiguration leaves as they are run the steps that fit up to {@code now} (each step starting
+     * when the previous one ended, from the start of the migration), unless one of their instances is gone. No
+     * admissions meanwhile: new requests wait for the new configuration.
+     */
+    private void keepDecoding(List<PipelineSlot> unchanged, Set<String> dead, Duration now) {
+        for (PipelineSlot s : unchanged) {
+            boolean alive = !s.broken();
+            for (String id : s.instances) {
+                alive &= !dead.contains(id);
+            }
+            if (!alive) {
+                continue;
+            }
+            if (s.busyUntil.compareTo(migrationStart) < 0) {
+                s.busyUntil = migrationStart;
+            }
+            while (!s.active.isEmpty() && s.busyUntil.compareTo(now) < 0) {
+                try {
+                    if (!step(s, s.busyUntil)) {
+                        break;
+                    }
+                } catch (RuntimeException e) {
+                    LOG.error("forward step failed on pipeline {} during a migration; failing its requests", s.describe(), e);
+                    for (LiveRequest r : new ArrayList<>(s.active)) {
+                        fail(r, RequestFailedException.Reason.INTERNAL_ERROR, "forward step failed: " + e, e);
+                    }
+                    break;
                 }
             }
         }
@@ -1104,7 +1143,7 @@ final class EngineLoop {
                 continue;
             }
             try {
-                any |= step(s);
+                any |= step(s, null);
             } catch (RuntimeException e) {
                 LOG.error("forward step failed on pipeline {}; failing its requests", s.describe(), e);
                 for (LiveRequest r : new ArrayList<>(s.active)) {
@@ -1116,7 +1155,8 @@ final class EngineLoop {
         return any;
     }
 
-    private boolean step(PipelineSlot s) {
+    /** One step of {@code s} starting at {@code start} (null: now); returns whether anything ran. */
+    private boolean step(PipelineSlot s, Duration start) {
         Pipeline p = s.pipeline;
         PipelineSlot.Scratch b = s.scratch(p.maxBatch());
         int budget = b.seqs.length;
@@ -1164,7 +1204,7 @@ final class EngineLoop {
         p.forward(b.seqs, b.toks, b.pos, n, b.logits);
         Duration busy = clock.computed(new ForwardStep(p.layout().stages(), p.layout().shards(), promptSequences,
                 promptPositions, decodes));
-        Duration done = clock.now().plus(busy);
+        Duration done = (start != null ? start : clock.now()).plus(busy);
         s.busyUntil = done;
         if (busy.compareTo(longestStep) > 0) {
             longestStep = busy;

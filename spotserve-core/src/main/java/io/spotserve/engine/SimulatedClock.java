@@ -138,6 +138,12 @@ public final class SimulatedClock implements EngineClock {
         }
     }
 
+    /** True: the GPUs of untouched pipelines compute while the instances copy. */
+    @Override
+    public boolean stepsDuringMigration() {
+        return true;
+    }
+
     @Override
     public synchronized void migrationStarted() {
         copied.clear();

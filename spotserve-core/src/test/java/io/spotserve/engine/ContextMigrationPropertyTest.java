@@ -176,7 +176,7 @@ class ContextMigrationPropertyTest {
         int[] next = {100};
         KvParking parking = new KvParking(C, 1L << 30);
         ContextMigration.Result result = new ContextMigration(executor, io.spotserve.exec.WeightSource.of(CHECKPOINT), old, mapping, devices, parking)
-                .run(order, 16, () -> next[0]++, (unit, moves) -> Set.of());
+                .run(order, 16, () -> next[0]++, (unit, moves, unchanged) -> Set.of());
         String what = "seed " + seed + ": " + oc + " -> " + nc + ", lost " + lost + ", fleet " + fleet;
 
         assertEquals(nc.dataParallel(), result.slots().size(), what);

@@ -217,6 +217,11 @@ public abstract class SliceMigrationContract {
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> dst.importSlice(0, 0, wholeLayer));
             assertTrue(e.getMessage().contains("does not own LayerWeights[layer=0, heads=[0,8), hidden=[0,172)]"), e.getMessage());
             assertEquals(0, dst.device(0, 0).usedBytes());
+            // an empty piece outside the shard's vocabulary rows is not "owned" either (it used to index out of bounds)
+            byte[] emptyOutside = src.exportSlice(0, 0, new ContextSlice.Embedding(IndexRange.of(400, 400)));
+            e = assertThrows(IllegalArgumentException.class, () -> dst.importSlice(0, 0, emptyOutside));
+            assertTrue(e.getMessage().contains("does not own Embedding"), e.getMessage());
+            assertEquals(0, dst.device(0, 0).usedBytes());
 
             byte[] corrupt = wholeLayer.clone();
             corrupt[0] ^= 1;

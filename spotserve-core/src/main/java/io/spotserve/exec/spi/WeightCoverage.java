@@ -108,18 +108,26 @@ public final class WeightCoverage {
      */
     public boolean owns(ContextSlice slice, int kvCapacity) {
         if (slice instanceof ContextSlice.Embedding e) {
-            return first && vocab.contains(e.vocab());
+            return first && within(vocab, e.vocab());
         } else if (slice instanceof ContextSlice.Classifier k) {
-            return last && vocab.contains(k.vocab());
+            return last && within(vocab, k.vocab());
         } else if (slice instanceof ContextSlice.FinalNorm) {
             return last;
         } else if (slice instanceof ContextSlice.LayerWeights w) {
-            return layers.contains(w.layer()) && heads.contains(w.heads()) && hidden.contains(w.hidden());
+            return layers.contains(w.layer()) && within(heads, w.heads()) && within(hidden, w.hidden());
         } else {
             ContextSlice.KvCache k = (ContextSlice.KvCache) slice;
-            return layers.contains(k.layer()) && kvHeads.contains(k.kvHeads()) && kvCapacity >= 0
+            return layers.contains(k.layer()) && within(kvHeads, k.kvHeads()) && kvCapacity >= 0
                     && k.length() <= kvCapacity;
         }
+    }
+
+    /**
+     * Whether {@code inner} lies within {@code outer}, bounds included even when empty ({@link IndexRange#contains}
+     * accepts an empty range anywhere, but an empty piece outside a shard must not index its bookkeeping).
+     */
+    private static boolean within(IndexRange outer, IndexRange inner) {
+        return inner.from() >= outer.from() && inner.to() <= outer.to();
     }
 
     /** Whether the position holds all of {@code slice}; KV slices up to {@code filledLength} positions. */
