@@ -1,0 +1,148 @@
+package io.spotserve.bench.engine;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.spotserve.bench.eval.Arrivals;
+import io.spotserve.bench.eval.Evaluation;
+import io.spotserve.bench.eval.RunResult;
+import io.spotserve.bench.eval.Scenario;
+import io.spotserve.engine.ForwardStep;
+import io.spotserve.model.LlamaConfig;
+import io.spotserve.plan.CostModel;
+import io.spotserve.plan.LatencyProfile;
+import io.spotserve.plan.ModelContext;
+import io.spotserve.plan.PaperModel;
+import io.spotserve.trace.TraceEvent;
+import java.io.IOException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Arrays;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/**
+ * The real engine on the evaluation's simulated cloud: exact latencies on a constant fleet, a preemption served
+ * without losing a request, determinism on a real trace, and the model / step-price translations — on the paper's
+ * measured T4 profiles and real traces.
+ */
+class EngineRunTest {
+    private static final Path SHARED = Evaluation.locateShared();
+
+    private static CostModel cost(PaperModel m) throws IOException {
+        return CostModel.of(m, LatencyProfile.read(SHARED.resolve("profiles/T4-4x/" + m.profileName() + ".json")));
+    }
+
+    @ParameterizedTest
+    @EnumSource(PaperModel.class)
+    void theLlamaShapedConfigHoldsThePaperModelsBytes(PaperModel m) {
+        LlamaConfig c = EngineRun.config(m.shape());
+        long ours = total(ModelContext.of("llama", c));
+        long paper = total(ModelContext.of(m.shape()));
+        assertTrue(Math.abs(ours - paper) < 0.01 * paper, m + ": " + ours + " vs " + paper + " bytes");
+        for (int shards : new int[] {1, 2, 4, 8}) {
+            assertEquals(0, c.hiddenDim() % shards, "hidden " + c.hiddenDim() + " splits " + shards + " ways");
+        }
+        assertEquals(m.shape().layers(), c.layers());
+        assertEquals(m.shape().vocab(), c.vocabSize());
+    }
+
+    @Test
+    void stepsArePricedByTheCostModelWithTheBestMicroBatching() throws IOException {
+        CostModel cost = cost(PaperModel.GPT_20B);
+        CostModelStepTime price = new CostModelStepTime(cost);
+        // 3 decoding sequences are priced as a batch of 4, with the cheapest micro-batching the profile has
+        double decode = Double.POSITIVE_INFINITY;
+        for (int mb = 1; mb <= 4; mb *= 2) {
+            decode = Math.min(decode, cost.decodeStepSeconds(2, 8, 4, mb));
+        }
+        assertEquals(seconds(decode), price.of(new ForwardStep(2, 8, 0, 0, 3)));
+        double prefill = Double.POSITIVE_INFINITY;
+        for (int mb = 1; mb <= 2; mb *= 2) {
+            prefill = Math.min(prefill, cost.prefillSeconds(2, 8, 2, mb, 512));
+        }
+        prefill += cost.embedSeconds(2);
+        assertEquals(seconds(prefill), price.of(new ForwardStep(2, 8, 2, 1024, 0)));
+        // a request joining a decoding batch: the step pays both
+        assertEquals(seconds(prefill).plus(seconds(decode)), price.of(new ForwardStep(2, 8, 2, 1024, 3)));
+    }
+
+    /** One warm instance, one request: prompt step (first token) + 127 decode steps, exactly; cost = 300 s of spot. */
+    @Test
+    void aLoneRequestTakesThePrefillAndItsDecodeStepsExactly() throws IOException {
+        PaperModel m = PaperModel.OPT_6_7B;
+        CostModel cost = cost(m);
+        Scenario sc = new Scenario(m, cost, "one", List.of(TraceEvent.add(Duration.ZERO, "node-0")), 300, false,
+                new double[] {10}, 0.1, false, 6, Scenario.Params.paper());
+        RunResult r = EngineRun.run(sc);
+        assertEquals(1, r.completed());
+        RunResult.Request q = r.requests().get(0);
+        CostModelStepTime price = new CostModelStepTime(cost);
+        // Algorithm 1 at 0.1 req/s on one instance: P1M4 (the only shape that fits 4 T4s)
+        Duration prefill = price.of(new ForwardStep(1, 4, 1, 512, 0));
+        Duration decode = price.of(new ForwardStep(1, 4, 0, 0, 1));
+        assertEquals(10 + secondsOf(prefill), q.firstToken(), 1e-6);
+        assertEquals(10 + secondsOf(prefill.plus(decode.multipliedBy(127))), q.finish(), 1e-6);
+        assertEquals(128, q.outputTokens());
+        assertEquals(0, q.restarts());
+        assertEquals(300 * 1.9 / 3600, r.usd(), 1e-9);
+        assertEquals(300, r.spotInstanceSeconds(), 1e-9);
+    }
+
+    /** The instance serving the requests is preempted: the engine migrates them inside the grace period, nothing lost. */
+    @Test
+    void aPreemptionLosesNoRequestAndNoProgress() throws IOException {
+        PaperModel m = PaperModel.OPT_6_7B;
+        List<TraceEvent> events = List.of(TraceEvent.add(Duration.ZERO, "node-0", "node-1"),
+                TraceEvent.remove(Duration.ofSeconds(100), "node-0"));
+        double[] arrivals = new double[24];
+        for (int i = 0; i < arrivals.length; i++) {
+            arrivals[i] = 60 + i * 0.5;
+        }
+        Scenario sc = new Scenario(m, cost(m), "preempt", events, 400, false, arrivals, 0.4, false, 6,
+                Scenario.Params.paper());
+        RunResult r = EngineRun.run(sc);
+        assertEquals(arrivals.length, r.completed(), r.requests().toString());
+        assertTrue(r.requests().stream().allMatch(q -> q.outputTokens() == 128), r.requests().toString());
+        assertTrue(r.reconfigurations().stream().anyMatch(x -> x.reason().contains("notice spot-0")
+                && x.t() >= 70 && x.t() < 100), r.reconfigurations().toString());
+        assertTrue(r.reconfigurations().stream().mapToLong(RunResult.Reconfiguration::bytesReloaded).sum()
+                <= r.reconfigurations().get(0).bytesReloaded(), "only the start reads weights from storage: "
+                + r.reconfigurations());
+        assertEquals(0, r.requests().stream().mapToInt(RunResult.Request::restarts).sum(), r.requests().toString());
+        // billing: node-0 100 s, node-1 until the last request finished (>= the trace end of 400 s)
+        assertEquals(100 + r.endSeconds(), r.spotInstanceSeconds(), 1e-6);
+    }
+
+    @Test
+    void aRealCellIsDeterministic() throws IOException {
+        Scenario full = Evaluation.scenario(SHARED, PaperModel.GPT_20B, "B_S", 1, Arrivals.Mode.PAPER);
+        double[] early = Arrays.stream(full.arrivals()).filter(a -> a < 300).toArray();
+        Scenario sc = new Scenario(full.model(), full.costModel(), full.traceName(), full.spotEvents(),
+                full.endSeconds(), full.onDemandMixing(), early, full.nominalRate(), full.fluctuating(),
+                full.optimizerCv(), full.params());
+        RunResult a = EngineRun.run(sc);
+        RunResult b = EngineRun.run(sc);
+        assertEquals(early.length, a.completed());
+        assertEquals(a.requests(), b.requests());
+        assertEquals(a.reconfigurations(), b.reconfigurations());
+        assertEquals(a.usd(), b.usd());
+        // B_S takes two instances away at 120 s (noticed at 90 s): the engine re-plans before they go
+        assertTrue(a.reconfigurations().stream().anyMatch(x -> x.reason().contains("notice") && x.t() < 120),
+                a.reconfigurations().toString());
+    }
+
+    private static long total(ModelContext c) {
+        return c.layers() * c.layerWeightBytes() + c.embeddingBytes() + c.classifierBytes();
+    }
+
+    private static Duration seconds(double s) {
+        return Duration.ofNanos(Math.round(s * 1e9));
+    }
+
+    private static double secondsOf(Duration d) {
+        return d.toNanos() / 1e9;
+    }
+}
