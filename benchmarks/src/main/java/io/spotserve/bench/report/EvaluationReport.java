@@ -11,8 +11,10 @@ import java.nio.file.Path;
  * reconfigurations.csv, written by {@code io.spotserve.bench.eval.Evaluation}) into report.md and PNG plots
  * in the same directory, putting our numbers beside the SpotServe paper's (§7.6: Fig. 6 P99 ratios, Fig. 7
  * cost vs latency, Fig. 8 MAF, Fig. 9 ablation) and stating each target of the evaluation issue as MET / NOT
- * MET computed from the data. It is separate from the simulator so the report can be regenerated, and
- * checked, without re-running it.
+ * MET computed from the data. Where the CSVs hold the real engine ({@code spotserve-engine}: ServingEngine on
+ * a simulated clock, main grid only), the same targets are also stated for it and a section compares it with
+ * the simulated spotserve cell by cell; without those rows the report is exactly as before. It is separate
+ * from the simulator so the report can be regenerated, and checked, without re-running it.
  *
  * <p>Run: {@code java -cp benchmarks/target/benchmarks.jar io.spotserve.bench.report.EvaluationReport
  * --results benchmarks/results}

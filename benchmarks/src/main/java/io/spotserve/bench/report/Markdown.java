@@ -25,6 +25,8 @@ final class Markdown {
     private final Plots.Written plots;
     private final String notes;
     private final String notesSource;
+    /** The notes' section on the real engine (heading containing "real engine"), or null. */
+    private final String engineNotes;
     private final StringBuilder out = new StringBuilder();
 
     /**
@@ -36,7 +38,11 @@ final class Markdown {
         this.plots = plots;
         this.notes = notes;
         this.notesSource = notesSource;
+        this.engineNotes = notes == null ? null : NotesExcerpt.section(notes, ENGINE_NOTES_KEYWORD, false);
     }
+
+    /** The notes' section rendered in "The real engine vs the simulator" is the one whose heading contains this. */
+    static final String ENGINE_NOTES_KEYWORD = "real engine";
 
     static String x(double ratio) {
         return Double.isFinite(ratio) ? String.format(Locale.ROOT, "%.2f×", ratio) : "n/a";
@@ -110,6 +116,7 @@ final class Markdown {
         sensitivity();
         reconfigurations();
         plotIndex();
+        engineVsSimulator();
         differences();
         appendix();
         return out.toString();
@@ -138,6 +145,20 @@ final class Markdown {
         int i = 1;
         for (Target t : a.targets(notes != null)) {
             line("| %d | %s | **%s** | %s |", i++, t.name(), t.verdict().label(), t.detail().replace("|", "/"));
+        }
+        for (Analysis.EngineTarget e : a.engineTargets(engineNotes != null)) {
+            Target t = e.target();
+            line("| %d (real engine) | %s | **%s** | %s |", e.number(), t.name(), t.verdict().label(),
+                    t.detail().replace("|", "/"));
+        }
+        if (a.hasEngine()) {
+            line("");
+            line("Rows \"(real engine)\": the same rule with `%s` — the real ServingEngine (spotserve-core) run on a "
+                    + "simulated clock by `io.spotserve.bench.engine.EngineRun` (timing-only executor, T4 cost model, "
+                    + "the same cloud and arrivals) — in place of the simulated spotserve (targets 1-3), in place of the "
+                    + "beyond-the-paper policy against the simulated spotserve (target 4), and with the notes' "
+                    + "real-engine section (target 5). The engine runs in the main grid only, so the per-seed "
+                    + "and Sensitivity verdicts below are the simulator's.", PaperFigures.ENGINE);
         }
         verdictsAcrossSeeds();
         mechanisms();
@@ -243,16 +264,31 @@ final class Markdown {
             line("No stable-trace cell (A_S, B_S, A_S+O, B_S+O) with a spotserve row.");
             return;
         }
+        boolean engine = a.hasEngine();
+        Map<Cell, RatioRow> engineRows = new LinkedHashMap<>();
+        a.fig6Rows(PaperFigures.ENGINE).forEach(r -> engineRows.put(new Cell(r.model(), r.trace()), r));
         line("| model | trace | P99 spotserve | P99 rerouting | P99 reparallelization | vs Rerouting (ours) "
-                + "| vs Rerouting (paper) | vs Reparallelization (ours) | vs Reparallelization (paper) | paper mapping |");
-        line("|---|---|---:|---:|---:|---:|---:|---:|---:|---|");
+                + "| vs Rerouting (paper) | vs Reparallelization (ours) | vs Reparallelization (paper) | paper mapping |"
+                + (engine ? " P99 real engine | rer/engine | rep/engine |" : ""));
+        line("|---|---|---:|---:|---:|---:|---:|---:|---:|---|" + (engine ? "---:|---:|---:|" : ""));
         for (RatioRow row : rows) {
             PaperFigures.Fig6 p = PaperFigures.FIG6.getOrDefault(row.model(), Map.of()).get(row.trace());
-            line("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", row.model(), row.trace(), s(row.spotserveP99()),
+            String engineColumns = "";
+            if (engine) {
+                RatioRow e = engineRows.get(new Cell(row.model(), row.trace()));
+                engineColumns = e == null ? " n/a | n/a | n/a |" : String.format(Locale.ROOT, " %s | %s | %s |",
+                        s(e.spotserveP99()), x(e.vsRerouting()), x(e.vsReparallelization()));
+            }
+            line("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |%s", row.model(), row.trace(), s(row.spotserveP99()),
                     s(row.reroutingP99()), s(row.reparallelizationP99()), x(row.vsRerouting()),
                     p == null ? "n/a" : x(p.vsRerouting()), x(row.vsReparallelization()),
                     p == null ? "n/a" : x(p.vsReparallelization()),
-                    p == null ? "not in paper" : p.confirmed() ? "confirmed by text" : "UNCONFIRMED");
+                    p == null ? "not in paper" : p.confirmed() ? "confirmed by text" : "UNCONFIRMED", engineColumns);
+        }
+        if (engine) {
+            line("");
+            line("Last three columns: the real engine (`%s`), its P99 and the same baselines' P99 / the engine's P99.",
+                    PaperFigures.ENGINE);
         }
         line("");
         line("Paper text: on LLaMA-30B P99 is 1.34–2.43× better than Reparallelization and 2.14–9.13× better than "
@@ -297,13 +333,17 @@ final class Markdown {
                 + "from the same trace when the simulator wrote them there.",
                 100 * PaperFigures.FIG7_AVG_LATENCY_RISE, 100 * PaperFigures.FIG7_AVG_LATENCY_RISE);
         line("");
-        for (CostComparison c : a.costComparisons()) {
+        List<CostComparison> comparisons = new ArrayList<>(a.costComparisons());
+        comparisons.addAll(a.costComparisons(PaperFigures.ENGINE));
+        for (CostComparison c : comparisons) {
+            String label = c.spotserve().trace()
+                    + (PaperFigures.isEngine(c.spotserve().system()) ? " (real engine, " + c.spotserve().system() + ")" : "");
             if (c.onDemand() == null) {
-                line("- %s: no on-demand fleet to compare with.", c.spotserve().trace());
+                line("- %s: no on-demand fleet to compare with.", label);
                 continue;
             }
             line("- %s: %s%s; P99 %s s vs %s s (%s). Target (>= %.0f%% cheaper at <= %.0f%% higher avg latency): **%s**.",
-                    c.spotserve().trace(), Analysis.costSentence(c),
+                    label, Analysis.costSentence(c),
                     c.onDemandTrace().equals(c.spotserve().trace()) ? "" : " (on-demand rows of " + c.onDemandTrace() + ")",
                     s(c.spotserve().p99()), s(c.onDemand().p99()), lowerOrHigher(c.p99Cut()),
                     100 * PaperFigures.FIG7_COST_CUT, 100 * PaperFigures.FIG7_AVG_LATENCY_RISE,
@@ -335,6 +375,18 @@ final class Markdown {
                     s(row.reroutingP99()), s(row.reparallelizationP99()), x(row.vsRerouting()),
                     x(PaperFigures.FIG8_VS_REROUTING), x(row.vsReparallelization()),
                     x(PaperFigures.FIG8_VS_REPARALLELIZATION));
+        }
+        List<RatioRow> engineRows = a.fig8Rows(PaperFigures.ENGINE);
+        for (RatioRow row : engineRows) {
+            line("| %s, real engine | %s | %s | %s | %s | up to %s | %s | up to %s |", row.model(), s(row.spotserveP99()),
+                    s(row.reroutingP99()), s(row.reparallelizationP99()), x(row.vsRerouting()),
+                    x(PaperFigures.FIG8_VS_REROUTING), x(row.vsReparallelization()),
+                    x(PaperFigures.FIG8_VS_REPARALLELIZATION));
+        }
+        if (!engineRows.isEmpty()) {
+            line("");
+            line("\"real engine\" row: `%s` in place of spotserve (its P99, and the baselines' P99 / its P99).",
+                    PaperFigures.ENGINE);
         }
         line("");
         line("Paper (GPT-20B, on-demand mixing): up to 2.94× vs Reparallelization and 1.73× vs Rerouting; the "
@@ -429,7 +481,10 @@ final class Markdown {
         line("");
         line("Latency CDF: one curve per system; unfinished requests never finish, so a curve tops out at the "
                 + "fraction completed. Timeline: instances by market and the configuration changes of spotserve "
-                + "(above), queue length of the head-to-head policies (below).");
+                + "(above), queue length of the head-to-head policies (below)."
+                + (a.hasEngine() ? " Where the real engine ran, the CDF has its curve (" + PaperFigures.ENGINE + ") and "
+                        + "the timeline a third panel with its instances and configuration changes; the queue panel "
+                        + "includes it." : ""));
         line("");
         line("| model | trace | latency CDF | timeline |");
         line("|---|---|---|---|");
@@ -646,6 +701,90 @@ final class Markdown {
         double[] v = r.stream().mapToDouble(Double::doubleValue).sorted().toArray();
         long above = Arrays.stream(v).filter(x -> x > 1).count();
         return String.format(Locale.ROOT, "%s (%d/%d)", x(medianOf(v)), above, v.length);
+    }
+
+    /**
+     * Per cell: the simulated spotserve beside the real engine (latency percentiles, cost, reconfigurations and
+     * their total pause from reconfigurations.csv, and spotserve P99 / engine P99), then the notes' real-engine
+     * section. Nothing at all when summary.csv has no engine row.
+     */
+    private void engineVsSimulator() {
+        if (!a.hasEngine()) {
+            return;
+        }
+        String sim = PaperFigures.SPOTSERVE;
+        String eng = PaperFigures.ENGINE;
+        Results r = a.results();
+        boolean reconf = !r.missingFiles.contains(Results.RECONFIGURATIONS);
+        line("");
+        line("## The real engine vs the simulator%s", runTag());
+        line("");
+        line("`%s` is SpotServe's policy in the paper-scale simulator (io.spotserve.bench.eval); `%s` is the real "
+                + "ServingEngine of spotserve-core (planner, device mapper, migration planner, interruption arranger, "
+                + "scheduler) run on a simulated clock with a timing-only executor priced by the T4 cost model "
+                + "(io.spotserve.bench.engine.EngineRun), on the same cloud traces and arrivals. Latencies in seconds; "
+                + "reconfigurations = rows of reconfigurations.csv (the initial fleet at t = 0 included), pause = "
+                + "their summed pause_s; the last column is spotserve P99 / engine P99 (above 1: the engine has the "
+                + "lower tail).", sim, eng);
+        line("");
+        line("| model | trace | p50 sim | p50 engine | P99 sim | P99 engine | avg sim | avg engine | USD/token sim "
+                + "| USD/token engine | reconfigurations sim | reconfigurations engine | pause sim (s) | pause engine (s) "
+                + "| sim / engine (P99) |");
+        line("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        double logs = 0;
+        int n = 0;
+        int lower = 0;
+        for (Cell c : a.cells()) {
+            Summary e = r.get(c.model(), c.trace(), eng).orElse(null);
+            if (e == null) {
+                continue;
+            }
+            Summary ss = r.get(c.model(), c.trace(), sim).orElse(null);
+            double[] rs = reconfigurationTotals(c, sim);
+            double[] re = reconfigurationTotals(c, eng);
+            double ratio = ss == null ? Double.NaN : Analysis.ratio(ss.p99(), e.p99());
+            if (Double.isFinite(ratio) && ratio > 0) {
+                logs += Math.log(ratio);
+                n++;
+                lower += ratio > 1 ? 1 : 0;
+            }
+            line("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", c.model(), c.trace(),
+                    ss == null ? "n/a" : s(ss.p50()), s(e.p50()), ss == null ? "n/a" : s(ss.p99()), s(e.p99()),
+                    ss == null ? "n/a" : s(ss.avg()), s(e.avg()), ss == null ? "n/a" : usd(ss.usdPerToken()),
+                    usd(e.usdPerToken()), reconf ? String.format(Locale.ROOT, "%.0f", rs[0]) : "n/a",
+                    reconf ? String.format(Locale.ROOT, "%.0f", re[0]) : "n/a",
+                    reconf ? String.format(Locale.ROOT, "%.1f", rs[1]) : "n/a",
+                    reconf ? String.format(Locale.ROOT, "%.1f", re[1]) : "n/a", x(ratio));
+        }
+        line("");
+        if (n > 0) {
+            line("The engine's P99 is lower than the simulator's in %d of %d cells; geometric mean of spotserve P99 / "
+                    + "engine P99 over those cells: %s.", lower, n, x(Math.exp(logs / n)));
+        } else {
+            line("No cell has both spotserve and %s with a P99.", eng);
+        }
+        if (!reconf) {
+            line("");
+            line("reconfigurations.csv is absent: counts and pauses are n/a.");
+        }
+        if (engineNotes != null) {
+            line("");
+            line("From the real-engine section of `%s`:", notesSource);
+            line("");
+            line(engineNotes);
+        }
+    }
+
+    /** {count, total pause in s} of {@code system}'s rows of reconfigurations.csv in {@code cell}. */
+    private double[] reconfigurationTotals(Cell cell, String system) {
+        double[] v = new double[2];
+        for (Reconfiguration rc : a.results().reconfigurations.getOrDefault(cell, List.of())) {
+            if (rc.system().equals(system)) {
+                v[0]++;
+                v[1] += rc.pause();
+            }
+        }
+        return v;
     }
 
     private void differences() {

@@ -9,7 +9,9 @@ import java.util.regex.Pattern;
  * Picks the part of the simulator's notes (benchmarks/notes/evaluation.md) that explains the differences
  * from the paper, to nest it under the report's "Why our numbers differ": the section whose heading
  * mentions "differ" (up to the next heading of the same or a higher level), else the whole file without
- * its title. Headings are shifted so the shallowest becomes level 3; fenced code is left alone.
+ * its title; a heading that also mentions "real engine" is not that section (it is the real engine vs the
+ * simulator, rendered in its own section of the report). Headings are shifted so the shallowest becomes
+ * level 3; fenced code is left alone.
  */
 final class NotesExcerpt {
     private static final Pattern HEADING = Pattern.compile("^(#{1,6})\\s+(.*)$");
@@ -18,7 +20,7 @@ final class NotesExcerpt {
     }
 
     static String differencesSection(String notes) {
-        return section(notes, "differ", true);
+        return section(notes, "differ", Markdown.ENGINE_NOTES_KEYWORD, true);
     }
 
     /**
@@ -26,6 +28,11 @@ final class NotesExcerpt {
      * has it: the whole file without its title if {@code wholeIfAbsent}, else null.
      */
     static String section(String notes, String keyword, boolean wholeIfAbsent) {
+        return section(notes, keyword, null, wholeIfAbsent);
+    }
+
+    /** {@link #section(String, String, boolean)} skipping headings that contain {@code unless} (when not null). */
+    static String section(String notes, String keyword, String unless, boolean wholeIfAbsent) {
         List<String> lines = List.of(notes.split("\\R", -1));
         boolean[] fenced = new boolean[lines.size()];
         boolean inFence = false;
@@ -41,7 +48,8 @@ final class NotesExcerpt {
         int level = 0;
         for (int i = 0; i < lines.size(); i++) {
             Matcher m = HEADING.matcher(lines.get(i));
-            if (!fenced[i] && m.matches() && m.group(2).toLowerCase(java.util.Locale.ROOT).contains(keyword)) {
+            String heading = m.matches() ? m.group(2).toLowerCase(java.util.Locale.ROOT) : "";
+            if (!fenced[i] && m.matches() && heading.contains(keyword) && (unless == null || !heading.contains(unless))) {
                 start = i + 1;
                 level = m.group(1).length();
                 break;

@@ -17,6 +17,12 @@ final class PaperFigures {
     static final String REPARALLELIZATION = "reparallelization";
     static final String ONDEMAND_PREFIX = "ondemand-";
     static final String ABLATION_PREFIX = "ablation-";
+    /**
+     * The real ServingEngine (spotserve-core) run on a simulated clock by io.spotserve.bench.engine.EngineRun:
+     * SpotServe's policy, not a new one, so it is neither a paper system nor a beyond-the-paper policy; the report
+     * computes SpotServe's targets for it separately, labelled "real engine".
+     */
+    static final String ENGINE = "spotserve-engine";
 
     static final List<String> MODELS = List.of("OPT-6.7B", "GPT-20B", "LLaMA-30B");
     /** The stable-workload traces of Fig. 6, in the paper's column order. */
@@ -94,6 +100,11 @@ final class PaperFigures {
             return 3;
         }
         return -1;
+    }
+
+    /** True for the real engine's rows ({@link #ENGINE}). */
+    static boolean isEngine(String system) {
+        return system.equals(ENGINE);
     }
 
     /** True for the systems the paper evaluates (SpotServe, both baselines, on-demand, ablations). */

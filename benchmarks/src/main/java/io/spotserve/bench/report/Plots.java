@@ -36,8 +36,9 @@ import org.knowm.xchart.style.markers.SeriesMarkers;
 /**
  * Renders the report's PNG figures with XChart, headless: per cell a latency CDF (one curve per system,
  * unfinished requests never reach the curve, so it tops out at the completed fraction) and a timeline
- * (instances by market with SpotServe's configuration changes marked, queue length per system); for GPT-20B
- * the Fig. 7 cost-vs-latency plot and the Fig. 9 ablation bars next to the paper's.
+ * (instances by market with SpotServe's configuration changes marked, queue length per system, and where the
+ * real engine ran a third panel with its instances and configuration changes); for GPT-20B the Fig. 7
+ * cost-vs-latency plot (the real engine as its own points) and the Fig. 9 ablation bars next to the paper's.
  */
 final class Plots {
     static {
@@ -46,7 +47,10 @@ final class Plots {
 
     static final int CDF_WIDTH = 900;
     static final int CDF_HEIGHT = 560;
-    /** The timeline PNG is two charts of this size stacked (instances above, queue below). */
+    /**
+     * The timeline PNG is two charts of this size stacked (instances above, queue below), three when the cell has
+     * the real engine (its instances and configurations at the bottom).
+     */
     static final int TIMELINE_WIDTH = 1000;
     static final int TIMELINE_HEIGHT = 340;
     /** The ablation PNG is two charts of this size side by side. */
@@ -94,7 +98,7 @@ final class Plots {
                 String name = "plots/timeline-" + suffix;
                 List<XYChart> charts = timeline(c, tl, r.reconfigurations.getOrDefault(c, List.of()), analysis);
                 charts.get(0).setTitle(charts.get(0).getTitle() + run);
-                save(charts, 2, 1, resultsDir.resolve(name));
+                save(charts, charts.size(), 1, resultsDir.resolve(name));
                 timeline.put(c, name);
             }
         }
@@ -167,7 +171,7 @@ final class Plots {
             XYSeries s = chart.addSeries(label, x, y);
             s.setMarker(SeriesMarkers.NONE);
             s.setLineColor(color(system));
-            s.setLineWidth(system.equals(SPOTSERVE) ? 2.5f : 1.5f);
+            s.setLineWidth(system.equals(SPOTSERVE) || PaperFigures.isEngine(system) ? 2.5f : 1.5f);
             if (PaperFigures.onDemandSize(system) > 0 || system.startsWith(PaperFigures.ABLATION_PREFIX)) {
                 s.setLineStyle(new BasicStroke(1.5f, BasicStroke.CAP_BUTT, BasicStroke.JOIN_MITER, 10f,
                         new float[] {6f, 4f}, 0f));
@@ -197,21 +201,7 @@ final class Plots {
         String main = bySystem.containsKey(SPOTSERVE) ? SPOTSERVE : bySystem.keySet().stream()
                 .min(java.util.Comparator.comparingInt(Analysis::systemRank)).orElseThrow();
         List<TimelinePoint> pts = bySystem.get(main);
-
-        XYChart inst = new XYChartBuilder().width(TIMELINE_WIDTH).height(TIMELINE_HEIGHT)
-                .title("Instances and configuration (" + main + ") - " + cell.model() + ", " + cell.trace())
-                .xAxisTitle("time (s)").yAxisTitle("instances (g4dn.12xlarge, 4x T4)").build();
-        style(inst);
-        inst.getStyler().setLegendPosition(LegendPosition.OutsideE);
-        int maxInst = pts.stream().mapToInt(p -> p.spot() + p.onDemand()).max().orElse(0);
-        inst.getStyler().setYAxisMin(0.0).setYAxisMax(maxInst + 3.0);
-        inst.getStyler().setXAxisMin(0.0).setXAxisMax(Math.max(end, 1.0));
-        step(inst, "spot", pts, end, p -> p.spot(), new Color(31, 119, 180));
-        step(inst, "on-demand", pts, end, p -> p.onDemand(), new Color(214, 39, 40));
-        step(inst, "spot + on-demand", pts, end, p -> p.spot() + p.onDemand(), Color.DARK_GRAY)
-                .setLineStyle(new BasicStroke(1f, BasicStroke.CAP_BUTT, BasicStroke.JOIN_MITER, 10f,
-                        new float[] {3f, 3f}, 0f));
-        annotateConfigs(inst, main, pts, reconf, end, maxInst);
+        XYChart inst = instances(cell, main, pts, reconf, end);
 
         XYChart queue = new XYChartBuilder().width(TIMELINE_WIDTH).height(TIMELINE_HEIGHT)
                 .title("Queue length - " + cell.model() + ", " + cell.trace())
@@ -228,12 +218,36 @@ final class Plots {
                 continue;
             }
             step(queue, system, bySystem.get(system), end, TimelinePoint::queue, color(system))
-                    .setLineWidth(system.equals(SPOTSERVE) ? 2f : 1.2f);
+                    .setLineWidth(system.equals(SPOTSERVE) || PaperFigures.isEngine(system) ? 2f : 1.2f);
         }
         if (queue.getSeriesMap().isEmpty()) {
             step(queue, main, pts, end, TimelinePoint::queue, color(main));
         }
+        String engine = PaperFigures.ENGINE;
+        if (!main.equals(engine) && bySystem.containsKey(engine) && !bySystem.get(engine).isEmpty()) {
+            return List.of(inst, queue, instances(cell, engine, bySystem.get(engine), reconf, end));
+        }
         return List.of(inst, queue);
+    }
+
+    /** Instances by market of {@code system} over time, its configuration changes marked. */
+    private static XYChart instances(Cell cell, String system, List<TimelinePoint> pts, List<Reconfiguration> reconf,
+                                     double end) {
+        XYChart inst = new XYChartBuilder().width(TIMELINE_WIDTH).height(TIMELINE_HEIGHT)
+                .title("Instances and configuration (" + system + ") - " + cell.model() + ", " + cell.trace())
+                .xAxisTitle("time (s)").yAxisTitle("instances (g4dn.12xlarge, 4x T4)").build();
+        style(inst);
+        inst.getStyler().setLegendPosition(LegendPosition.OutsideE);
+        int maxInst = pts.stream().mapToInt(p -> p.spot() + p.onDemand()).max().orElse(0);
+        inst.getStyler().setYAxisMin(0.0).setYAxisMax(maxInst + 3.0);
+        inst.getStyler().setXAxisMin(0.0).setXAxisMax(Math.max(end, 1.0));
+        step(inst, "spot", pts, end, p -> p.spot(), new Color(31, 119, 180));
+        step(inst, "on-demand", pts, end, p -> p.onDemand(), new Color(214, 39, 40));
+        step(inst, "spot + on-demand", pts, end, p -> p.spot() + p.onDemand(), Color.DARK_GRAY)
+                .setLineStyle(new BasicStroke(1f, BasicStroke.CAP_BUTT, BasicStroke.JOIN_MITER, 10f,
+                        new float[] {3f, 3f}, 0f));
+        annotateConfigs(inst, system, pts, reconf, end, maxInst);
+        return inst;
     }
 
     private static XYSeries step(XYChart chart, String name, List<TimelinePoint> pts, double end,
@@ -320,7 +334,10 @@ final class Plots {
         double lo = Double.POSITIVE_INFINITY;
         double hi = 0;
         Map<String, List<CostPoint>> onDemandByTrace = new LinkedHashMap<>();
+        List<CostPoint> engine = new ArrayList<>();
         int k = 0;
+        // the real engine's point of a trace takes the colour of spotserve's point of that trace (another marker)
+        Map<String, Color> traceColor = new LinkedHashMap<>();
         Color[] spotColors = {new Color(31, 119, 180), new Color(44, 160, 44), new Color(148, 103, 189),
             new Color(23, 190, 207), new Color(188, 189, 34)};
         for (CostPoint p : points) {
@@ -332,12 +349,24 @@ final class Plots {
             hi = Math.max(hi, y);
             if (PaperFigures.onDemandSize(p.system()) > 0) {
                 onDemandByTrace.computeIfAbsent(p.trace(), t -> new ArrayList<>()).add(p);
+            } else if (PaperFigures.isEngine(p.system())) {
+                engine.add(p);
             } else {
                 XYSeries s = chart.addSeries("spotserve " + p.trace(), new double[] {p.usdPerToken()}, new double[] {y});
                 s.setXYSeriesRenderStyle(XYSeriesRenderStyle.Scatter);
                 s.setMarker(SeriesMarkers.DIAMOND);
-                s.setMarkerColor(spotColors[k++ % spotColors.length]);
+                Color c = spotColors[k++ % spotColors.length];
+                s.setMarkerColor(c);
+                traceColor.put(p.trace(), c);
             }
+        }
+        for (CostPoint p : engine) {
+            XYSeries s = chart.addSeries(p.system() + " " + p.trace(), new double[] {p.usdPerToken()},
+                    new double[] {p99 ? p.p99() : p.avg()});
+            s.setXYSeriesRenderStyle(XYSeriesRenderStyle.Scatter);
+            s.setMarker(SeriesMarkers.TRIANGLE_UP);
+            Color c = traceColor.get(p.trace());
+            s.setMarkerColor(c != null ? c : spotColors[k++ % spotColors.length]);
         }
         // traces whose on-demand runs gave identical numbers (same arrivals, e.g. A_S and A_S+O) share one curve
         Map<List<Double>, List<String>> tracesByCurve = new LinkedHashMap<>();
@@ -440,6 +469,9 @@ final class Plots {
     static Color color(String system) {
         if (system.equals(SPOTSERVE)) {
             return new Color(31, 119, 180);
+        }
+        if (PaperFigures.isEngine(system)) {
+            return new Color(20, 20, 20);
         }
         if (system.equals(PaperFigures.REROUTING)) {
             return new Color(214, 39, 40);
