@@ -73,6 +73,7 @@ final class ContextMigration {
     private final DeviceMapping mapping;
     private final Map<DeviceId, Device> devices;
     private final KvParking parking;
+    private final ReconfigurationMode mode;
     private final Set<String> dead = new HashSet<>();
     /** Old pipelines that become new ones unchanged (same layout on the same devices): nothing of theirs moves. */
     private final Set<PipelineSlot> reused = new HashSet<>();
@@ -86,6 +87,13 @@ final class ContextMigration {
 
     ContextMigration(Executor executor, WeightSource weights, List<PipelineSlot> old, DeviceMapping mapping,
                      Map<DeviceId, Device> devices, KvParking parking) {
+        this(executor, weights, old, mapping, devices, parking, ReconfigurationMode.MIGRATE);
+    }
+
+    /** A migration carrying context the way {@code mode} says (the baselines read weights from the source only). */
+    ContextMigration(Executor executor, WeightSource weights, List<PipelineSlot> old, DeviceMapping mapping,
+                     Map<DeviceId, Device> devices, KvParking parking, ReconfigurationMode mode) {
+        this.mode = mode;
         this.parking = parking;
         this.executor = executor;
         this.weights = weights;
@@ -133,7 +141,7 @@ final class ContextMigration {
                         devs.add(d);
                     }
                 }
-                PipelineSlot same = unchanged(nl, devs);
+                PipelineSlot same = mode == ReconfigurationMode.RESTART ? null : unchanged(nl, devs);
                 if (same != null) {
                     reused.add(same);
                     fresh.add(same);
@@ -265,7 +273,7 @@ final class ContextMigration {
                 if (r.slot == to) {
                     // its pipeline stays as it is: not interrupted, nothing to resume
                     kept += (long) to.pipeline.length(r.id) * c.kvBytesPerPosition();
-                } else if (moveKv(r, r.slot, to)) {
+                } else if (mode == ReconfigurationMode.MIGRATE && moveKv(r, r.slot, to)) {
                     resumed++;
                 } else {
                     continue;
@@ -281,7 +289,7 @@ final class ContextMigration {
                     boolean open = s.pipeline.sequences().contains(r.id);
                     if (open && s.pipeline.length(r.id) == 0) {
                         untouched.add(r); // admitted but not computed yet: it loses nothing
-                    } else if (open && parking != null) {
+                    } else if (open && parking != null && mode == ReconfigurationMode.MIGRATE) {
                         parking.park(r, s);
                     }
                     dropped.add(r);
@@ -466,6 +474,9 @@ final class ContextMigration {
                     }
                 }
             }
+        }
+        if (mode != ReconfigurationMode.MIGRATE) {
+            holders.clear(); // the baselines load every new pipeline from storage
         }
         if (holders.isEmpty()) {
             holders.put(need, List.of()); // no old deployment: everything comes from the checkpoint

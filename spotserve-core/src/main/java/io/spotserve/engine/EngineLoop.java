@@ -77,6 +77,8 @@ final class EngineLoop {
     private final boolean ownsExecutor;
     private final int maxBatch;
     private final int maxBatchTokens;
+    /** How context crosses a reconfiguration (SpotServe or one of the paper's baselines). */
+    private final ReconfigurationMode reconfigurationMode;
     /** The fewest queued requests that may join a pipeline already decoding. */
     private final int admissionGroup;
     private final int queueCapacity;
@@ -155,6 +157,7 @@ final class EngineLoop {
         this.maxBatch = b.maxBatch;
         this.maxBatchTokens = b.maxBatchTokens;
         this.admissionGroup = b.admissionGroup;
+        this.reconfigurationMode = b.reconfigurationMode;
         this.queueCapacity = b.queueCapacity;
         this.targetInstances = b.targetInstances;
         this.drainTimeout = b.drainTimeout;
@@ -800,7 +803,7 @@ final class EngineLoop {
         clock.migrationStarted();
         migrationStart = clock.now();
         try {
-            result = new ContextMigration(executor, weights, before, mapping, all, parking)
+            result = new ContextMigration(executor, weights, before, mapping, all, parking, reconfigurationMode)
                     .run(order, maxBatchTokens, () -> nextSlotId++, this::duringMigration);
         } catch (RuntimeException e) {
             LOG.warn("context migration to {} failed ({}); restarting from the checkpoint", target, e.toString(), e);

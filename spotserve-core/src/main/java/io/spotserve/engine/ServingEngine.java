@@ -130,6 +130,7 @@ public final class ServingEngine implements AutoCloseable {
         int maxBatch = 8;
         int maxBatchTokens = 64;
         int admissionGroup = 1;
+        ReconfigurationMode reconfigurationMode = ReconfigurationMode.MIGRATE;
         int queueCapacity = 1024;
         int targetInstances;
         boolean fallbackLayouts = true;
@@ -228,6 +229,15 @@ public final class ServingEngine implements AutoCloseable {
                 throw new IllegalArgumentException("admissionGroup must be >= 1, was " + n);
             }
             this.admissionGroup = n;
+            return this;
+        }
+
+        /**
+         * How context crosses a reconfiguration: {@link ReconfigurationMode#MIGRATE} (default, SpotServe) or one of
+         * the paper's baselines, for comparisons on the same engine.
+         */
+        public Builder reconfigurationMode(ReconfigurationMode mode) {
+            this.reconfigurationMode = Objects.requireNonNull(mode, "mode");
             return this;
         }
 

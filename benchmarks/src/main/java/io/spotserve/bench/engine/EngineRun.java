@@ -5,6 +5,7 @@ import io.spotserve.bench.eval.Scenario;
 import io.spotserve.engine.Completion;
 import io.spotserve.engine.EngineMetrics;
 import io.spotserve.engine.GenerationRequest;
+import io.spotserve.engine.ReconfigurationMode;
 import io.spotserve.engine.Reconfiguration;
 import io.spotserve.engine.RequestFailedException;
 import io.spotserve.exec.SamplingParams;
@@ -39,6 +40,46 @@ import java.util.concurrent.CompletionException;
 public final class EngineRun {
     /** The system name in the evaluation's CSV files. */
     public static final String SYSTEM = "spotserve-engine";
+
+    /**
+     * What the engine runs: our policy, or one of the paper's baselines built into the same engine (same request
+     * manager, executor, clock and cloud; only what happens to context at a reconfiguration differs).
+     */
+    public enum Variant {
+        /** SpotServe-J as shipped: Algorithm 1, context migration, just-in-time arrangement, KV parking. */
+        SPOTSERVE(SYSTEM),
+        /**
+         * Rerouting: Algorithm 1's (P, M, B) for the initial fleet at the nominal rate, fixed; reacts when an instance
+         * is gone (no notice); surviving pipelines keep running, new ones load from storage, lost requests recompute.
+         */
+        REROUTING("rerouting-engine"),
+        /**
+         * Reparallelization: Algorithm 1 as for SPOTSERVE, but every change rebuilds every pipeline from storage and
+         * every request recomputes; reacts when an instance is gone.
+         */
+        REPARALLELIZATION("reparallelization-engine");
+
+        private final String system;
+
+        Variant(String system) {
+            this.system = system;
+        }
+
+        /** The system name in the CSV files. */
+        public String system() {
+            return system;
+        }
+
+        /** The variant of a system name, or null if the name is not an engine system. */
+        public static Variant of(String system) {
+            for (Variant v : values()) {
+                if (v.system.equals(system)) {
+                    return v;
+                }
+            }
+            return null;
+        }
+    }
     /** Host memory for parked KV caches: half of a g4dn.12xlarge's 192 GiB. */
     static final long HOST_KV_BUDGET = 96L << 30;
 
@@ -72,8 +113,13 @@ public final class EngineRun {
         }
     }
 
-    /** Runs the cell; blocks until every request finished or failed. */
+    /** Runs the cell with our policy; blocks until every request finished or failed. */
     public static RunResult run(Scenario sc) {
+        return run(sc, Variant.SPOTSERVE);
+    }
+
+    /** Runs the cell with {@code variant}; blocks until every request finished or failed. */
+    public static RunResult run(Scenario sc, Variant variant) {
         Scenario.Params prm = sc.params();
         Hardware hw = sc.costModel().hardware();
         LlamaConfig config = config(sc.model().shape());
@@ -82,7 +128,8 @@ public final class EngineRun {
                 .networkBytesPerSecond(network).localBytesPerSecond(network)
                 .storageBytesPerSecond(prm.reloadBytesPerSecond()).build();
         clock.hold();
-        EvalCloud cloud = EvalCloud.of(sc, clock);
+        boolean ours = variant == Variant.SPOTSERVE;
+        EvalCloud cloud = EvalCloud.of(sc, clock, ours ? seconds(prm.graceSeconds()) : Duration.ZERO);
         ParallelConfigOptimizer.Builder settings = ParallelConfigOptimizer.builder(sc.costModel())
                 .policy(prm.spotServePolicy()).maxBatch(prm.maxBatch()).promptTokens(prm.promptTokens())
                 .outputTokens(prm.outputTokens()).arrivalCv(sc.optimizerCv()).spareInstances(prm.spareInstances());
@@ -95,16 +142,32 @@ public final class EngineRun {
         List<CompletableFuture<Completion>> futures = new ArrayList<>(arrivals.length);
         List<RunResult.Request> rows = new ArrayList<>(arrivals.length);
         List<Reconfiguration> reconfigs;
+        ServingEngine.Builder builder = ServingEngine.builder().model(TimingExecutor.weights(config))
+                .instances(cloud).clock(clock).targetInstances(sc.onDemandMixing() ? prm.maxInstances() : 0)
+                .maxBatchTokens(prm.maxBatch() * positions).queueCapacity(Math.max(1, arrivals.length))
+                .hostKvBudget(ours ? HOST_KV_BUDGET : 0)
+                .replanInterval(Duration.ofNanos(Math.round(prm.rateWindowSeconds() * 1e9)))
+                .minimumArrivalRate(sc.nominalRate())
+                .admissionGroup(Integer.getInteger("spotserve.eval.admissionGroup", Math.max(1, prm.maxBatch() / 2)))
+                .drainTimeout(Duration.ZERO);
+        switch (variant) {
+            case SPOTSERVE -> builder.planning(sc.costModel(), settings).maxBatch(prm.maxBatch());
+            case REPARALLELIZATION -> builder.planning(sc.costModel(), settings).maxBatch(prm.maxBatch())
+                    .reconfigurationMode(ReconfigurationMode.RESTART);
+            case REROUTING -> {
+                int initial = (int) cloud.traceEvents().stream().filter(e -> e.at().isZero()
+                        && e instanceof io.spotserve.instance.InstanceEvent.Acquired).count();
+                var d = settings.copy().spareInstances(0).acquirableInstances(0).build()
+                        .decide(initial, 0, sc.nominalRate());
+                var c = d.choice().orElseThrow(() -> new IllegalStateException("Algorithm 1 finds no configuration for "
+                        + initial + " instances: " + d.reason())).config();
+                builder.parallelism(c.pipelineStages(), c.tensorShards()).maxBatch(c.maxBatch())
+                        .fallbackLayouts(false).reconfigurationMode(ReconfigurationMode.REROUTE);
+            }
+            default -> throw new IllegalStateException("unknown variant " + variant);
+        }
         try (TimingExecutor executor = new TimingExecutor();
-             ServingEngine engine = ServingEngine.builder().model(TimingExecutor.weights(config)).instances(cloud)
-                     .executor(executor).clock(clock).planning(sc.costModel(), settings)
-                     .targetInstances(sc.onDemandMixing() ? prm.maxInstances() : 0)
-                     .maxBatch(prm.maxBatch()).maxBatchTokens(prm.maxBatch() * positions)
-                     .queueCapacity(Math.max(1, arrivals.length)).hostKvBudget(HOST_KV_BUDGET)
-                     .replanInterval(Duration.ofNanos(Math.round(prm.rateWindowSeconds() * 1e9)))
-                     .minimumArrivalRate(sc.nominalRate())
-                     .admissionGroup(Integer.getInteger("spotserve.eval.admissionGroup", Math.max(1, prm.maxBatch() / 2)))
-                     .drainTimeout(Duration.ZERO).build()) {
+             ServingEngine engine = builder.executor(executor).build()) {
             for (double a : arrivals) {
                 GenerationRequest r = GenerationRequest.builder().promptTokens(prompt).maxNewTokens(prm.outputTokens())
                         .sampling(SamplingParams.greedy()).timeout(seconds(limit - a)).build();
@@ -142,7 +205,7 @@ public final class EngineRun {
                 }
                 from = to;
             }
-            return new RunResult(SYSTEM, rows, timeline(cloud, reconfigs, rows, stop), rc, stop,
+            return new RunResult(variant.system(), rows, timeline(cloud, reconfigs, rows, stop), rc, stop,
                     bill.spotInstanceSeconds(), bill.onDemandInstanceSeconds(), bill.usd());
         }
     }

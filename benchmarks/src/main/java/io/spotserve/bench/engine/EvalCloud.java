@@ -188,12 +188,21 @@ public final class EvalCloud implements InstanceProvider {
      */
     public static EvalCloud of(Scenario scenario, EngineClock clock) {
         Objects.requireNonNull(scenario, "scenario");
+        return of(scenario, clock, ofSeconds(scenario.params().graceSeconds()));
+    }
+
+    /**
+     * {@link #of(Scenario, EngineClock)} with another notice ahead of each removal (zero: the instance is noticed
+     * when it goes, how the baselines react).
+     */
+    public static EvalCloud of(Scenario scenario, EngineClock clock, Duration grace) {
+        Objects.requireNonNull(scenario, "scenario");
         Hardware hw = scenario.costModel().hardware();
         InstanceType spot = spotType(hw);
         return builder(scenario.spotEvents(), clock)
                 .traceEnd(ofSeconds(scenario.endSeconds()))
                 .launchDelay(ofSeconds(scenario.params().launchSeconds()))
-                .grace(ofSeconds(scenario.params().graceSeconds()))
+                .grace(grace)
                 .spotType(spot)
                 .onDemandType(scenario.onDemandMixing() ? spot.on(InstanceType.Market.ON_DEMAND,
                         hw.onDemandUsdPerHour()) : null)

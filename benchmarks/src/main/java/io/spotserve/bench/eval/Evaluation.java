@@ -272,7 +272,8 @@ public final class Evaluation {
             Task t = tasks.get(i);
             long s0 = System.nanoTime();
             results[i] = t.sys().simulated() ? Simulation.run(t.cell().scenario(), t.sys())
-                    : io.spotserve.bench.engine.EngineRun.run(t.cell().scenario());
+                    : io.spotserve.bench.engine.EngineRun.run(t.cell().scenario(),
+                    io.spotserve.bench.engine.EngineRun.Variant.of(t.sys().name()));
             RunResult r = results[i];
             System.err.printf(Locale.ROOT, "%-9s %-5s %-20s p99 %8.1f s avg %7.1f s  %d/%d done  %.3g USD/token  (%.1f s)%n",
                     t.cell().model().displayName(), t.cell().trace(), t.sys().name(), r.percentile(99), r.average(),

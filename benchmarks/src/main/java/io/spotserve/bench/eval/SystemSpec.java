@@ -92,6 +92,12 @@ public record SystemSpec(String name, Kind kind, boolean controller, boolean pla
         return new SystemSpec("spotserve-engine", Kind.ENGINE, true, true, true, true, true, true, 0);
     }
 
+    /** The paper's baselines built into the real engine ({@code EngineRun.Variant}), main grid only. */
+    public static List<SystemSpec> engineBaselines() {
+        return List.of(new SystemSpec("rerouting-engine", Kind.ENGINE, false, false, false, false, true, false, 0),
+                new SystemSpec("reparallelization-engine", Kind.ENGINE, true, false, false, false, true, false, 0));
+    }
+
     /** The systems the simulator runs: every one but {@link Kind#ENGINE}. */
     public boolean simulated() {
         return kind != Kind.ENGINE;
@@ -109,6 +115,7 @@ public record SystemSpec(String name, Kind kind, boolean controller, boolean pla
         out.addAll(ablations());
         out.add(spotServePlus());
         out.add(engine());
+        out.addAll(engineBaselines());
         return List.copyOf(out);
     }
 }
