@@ -498,7 +498,10 @@ final class Markdown {
                 + "(above), queue length of the head-to-head policies (below)."
                 + (a.hasEngine() ? " Where the real engine ran, the CDF has its curve (" + PaperFigures.ENGINE + ") and "
                         + "the timeline a third panel with its instances and configuration changes; the queue panel "
-                        + "includes it." : ""));
+                        + "includes it." : "")
+                + (a.hasEngineBaselines() ? " The same-engine baselines (" + PaperFigures.ENGINE_REROUTING + ", "
+                        + PaperFigures.ENGINE_REPARALLELIZATION + ") are dash-dot curves in dark red / dark orange in the "
+                        + "CDF and in the queue panel." : ""));
         line("");
         line("| model | trace | latency CDF | timeline |");
         line("|---|---|---|---|");
