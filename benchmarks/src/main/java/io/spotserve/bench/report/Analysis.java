@@ -2,6 +2,8 @@ package io.spotserve.bench.report;
 
 import static io.spotserve.bench.report.PaperFigures.ABLATION_PREFIX;
 import static io.spotserve.bench.report.PaperFigures.ENGINE;
+import static io.spotserve.bench.report.PaperFigures.ENGINE_REPARALLELIZATION;
+import static io.spotserve.bench.report.PaperFigures.ENGINE_REROUTING;
 import static io.spotserve.bench.report.PaperFigures.REPARALLELIZATION;
 import static io.spotserve.bench.report.PaperFigures.REROUTING;
 import static io.spotserve.bench.report.PaperFigures.SPOTSERVE;
@@ -22,7 +24,8 @@ import java.util.TreeSet;
  * Everything the report states, computed from summary.csv: the per-figure comparisons with the paper and
  * the target verdicts of issue 5. Ratios are "baseline P99 / SpotServe P99" (the paper's "x better"); a
  * missing system or a NaN latency makes a ratio NaN, printed as n/a. The same rules are applied to the real
- * engine ({@link PaperFigures#ENGINE}) in place of the simulated SpotServe ({@link #engineTargets}). No number
+ * engine ({@link PaperFigures#ENGINE}) in place of the simulated SpotServe ({@link #engineTargets}), and once more
+ * against the baselines built into the same engine ({@link #sameEngineTargets}, {@link #sameEngineRows}). No number
  * here is ever a constant except the paper's own, in {@link PaperFigures}.
  */
 final class Analysis {
@@ -46,6 +49,14 @@ final class Analysis {
 
     record RatioRow(String model, String trace, double spotserveP99, double reroutingP99,
                     double reparallelizationP99, double vsRerouting, double vsReparallelization) {
+    }
+
+    /**
+     * One cell of the same-engine comparison: the real engine and the two baselines built into it (null where a
+     * system has no row), and "baseline P99 / engine P99" for each baseline (NaN when either is missing).
+     */
+    record SameEngineRow(String model, String trace, Summary engine, Summary rerouting, Summary reparallelization,
+                         double vsRerouting, double vsReparallelization) {
     }
 
     record CostPoint(String trace, String system, double usdPerToken, double avg, double p99) {
@@ -131,10 +142,11 @@ final class Analysis {
         if (system.equals(SPOTSERVE) || PaperFigures.isEngine(system)) {
             return 0;
         }
-        if (system.equals(REROUTING)) {
+        // a same-engine baseline sorts right after its simulated counterpart ("rerouting" < "rerouting-engine")
+        if (system.equals(REROUTING) || system.equals(ENGINE_REROUTING)) {
             return 1;
         }
-        if (system.equals(REPARALLELIZATION)) {
+        if (system.equals(REPARALLELIZATION) || system.equals(ENGINE_REPARALLELIZATION)) {
             return 2;
         }
         if (!PaperFigures.inPaper(system)) {
@@ -160,6 +172,11 @@ final class Analysis {
         return results.summary.values().stream().anyMatch(m -> m.containsKey(ENGINE));
     }
 
+    /** True when summary.csv has a row of a baseline built into the real engine in some cell. */
+    boolean hasEngineBaselines() {
+        return results.summary.values().stream().anyMatch(m -> m.keySet().stream().anyMatch(PaperFigures::isEngineBaseline));
+    }
+
     /** P99 ratios of every cell that has a SpotServe row. */
     List<RatioRow> ratioRows() {
         return ratioRows(SPOTSERVE);
@@ -170,14 +187,19 @@ final class Analysis {
      * the real engine; the row's spotserveP99 is then the subject's).
      */
     List<RatioRow> ratioRows(String subject) {
+        return ratioRows(subject, REROUTING, REPARALLELIZATION);
+    }
+
+    /** {@link #ratioRows(String)} against the given baselines (the simulator's or the same-engine ones). */
+    List<RatioRow> ratioRows(String subject, String rerouting, String reparallelization) {
         List<RatioRow> out = new ArrayList<>();
         for (Cell c : cells()) {
             if (results.get(c.model(), c.trace(), subject).isEmpty()) {
                 continue;
             }
             double s = p99(c.model(), c.trace(), subject);
-            double ro = p99(c.model(), c.trace(), REROUTING);
-            double rp = p99(c.model(), c.trace(), REPARALLELIZATION);
+            double ro = p99(c.model(), c.trace(), rerouting);
+            double rp = p99(c.model(), c.trace(), reparallelization);
             out.add(new RatioRow(c.model(), c.trace(), s, ro, rp, ratio(ro, s), ratio(rp, s)));
         }
         return out;
@@ -188,7 +210,11 @@ final class Analysis {
     }
 
     List<RatioRow> fig6Rows(String subject) {
-        return ratioRows(subject).stream().filter(r -> PaperFigures.STABLE_TRACES.contains(r.trace())).toList();
+        return fig6Rows(subject, REROUTING, REPARALLELIZATION);
+    }
+
+    List<RatioRow> fig6Rows(String subject, String rerouting, String reparallelization) {
+        return ratioRows(subject, rerouting, reparallelization).stream().filter(r -> PaperFigures.STABLE_TRACES.contains(r.trace())).toList();
     }
 
     List<RatioRow> fig8Rows() {
@@ -201,7 +227,7 @@ final class Analysis {
 
     /**
      * Fig. 7 points of the cost model on the stable-workload traces (Fig. 7 is a stable-workload figure):
-     * SpotServe, the real engine when present, and the on-demand fleets of each trace.
+     * SpotServe, the real engine and its same-engine baselines when present, and the on-demand fleets of each trace.
      */
     List<CostPoint> costPoints() {
         List<CostPoint> out = new ArrayList<>();
@@ -210,7 +236,8 @@ final class Analysis {
                 continue;
             }
             for (String system : systems(new Cell(PaperFigures.COST_MODEL, trace))) {
-                if (system.equals(SPOTSERVE) || PaperFigures.isEngine(system) || PaperFigures.onDemandSize(system) > 0) {
+                if (system.equals(SPOTSERVE) || PaperFigures.isEngineFamily(system)
+                        || PaperFigures.onDemandSize(system) > 0) {
                     Summary s = results.get(PaperFigures.COST_MODEL, trace, system).orElseThrow();
                     out.add(new CostPoint(trace, system, s.usdPerToken(), s.avg(), s.p99()));
                 }
@@ -290,11 +317,14 @@ final class Analysis {
         return out;
     }
 
-    /** Names of the systems that are not in the paper (our own policies; not the real engine), over all cells. */
+    /**
+     * Names of the systems that are not in the paper (our own policies; not the real engine nor the baselines built
+     * into it), over all cells.
+     */
     List<String> beyondSystems() {
         Set<String> out = new TreeSet<>();
         results.summary.values().forEach(m -> m.keySet().stream()
-                .filter(s -> !PaperFigures.inPaper(s) && !PaperFigures.isEngine(s)).forEach(out::add));
+                .filter(s -> !PaperFigures.inPaper(s) && !PaperFigures.isEngineFamily(s)).forEach(out::add));
         return List.copyOf(out);
     }
 
@@ -362,13 +392,62 @@ final class Analysis {
         return out;
     }
 
+    /**
+     * Targets 1 and 2 with the real engine against the paper's baselines built into the SAME engine
+     * ({@link PaperFigures#ENGINE_REROUTING}, {@link PaperFigures#ENGINE_REPARALLELIZATION}) instead of the
+     * simulator's: only the reconfiguration mechanism differs. Numbered as the target each mirrors; empty unless
+     * summary.csv has the engine and at least one same-engine baseline.
+     */
+    List<EngineTarget> sameEngineTargets() {
+        if (!hasEngine() || !hasEngineBaselines()) {
+            return List.of();
+        }
+        String who = "the real engine (" + ENGINE + ")";
+        List<EngineTarget> out = new ArrayList<>();
+        out.add(new EngineTarget(1, beatsBaselinesTarget(ENGINE, ENGINE_REROUTING, ENGINE_REPARALLELIZATION,
+                who + " has lower P99 than both " + ENGINE_REROUTING + " and " + ENGINE_REPARALLELIZATION
+                        + " (the baselines in the same engine) in every model x trace cell")));
+        out.add(new EngineTarget(2, fig6RangeTarget(ENGINE, ENGINE_REROUTING, ENGINE_REPARALLELIZATION,
+                who + " against " + ENGINE_REROUTING + " / " + ENGINE_REPARALLELIZATION + ": ")));
+        return out;
+    }
+
+    /** Every cell with a real-engine row, with its same-engine baselines; empty unless {@link #sameEngineTargets} is not. */
+    List<SameEngineRow> sameEngineRows() {
+        if (!hasEngine() || !hasEngineBaselines()) {
+            return List.of();
+        }
+        List<SameEngineRow> out = new ArrayList<>();
+        for (Cell c : cells()) {
+            Summary e = results.get(c.model(), c.trace(), ENGINE).orElse(null);
+            if (e == null) {
+                continue;
+            }
+            Summary ro = results.get(c.model(), c.trace(), ENGINE_REROUTING).orElse(null);
+            Summary rp = results.get(c.model(), c.trace(), ENGINE_REPARALLELIZATION).orElse(null);
+            out.add(new SameEngineRow(c.model(), c.trace(), e, ro, rp,
+                    ro == null ? Double.NaN : ratio(ro.p99(), e.p99()), rp == null ? Double.NaN : ratio(rp.p99(), e.p99())));
+        }
+        return out;
+    }
+
     private Target beatsBaselinesTarget() {
         return beatsBaselinesTarget(SPOTSERVE,
                 "SpotServe has lower P99 than both Rerouting and Reparallelization in every model x trace cell");
     }
 
     private Target beatsBaselinesTarget(String subject, String name) {
-        List<RatioRow> rows = ratioRows(subject);
+        return beatsBaselinesTarget(subject, REROUTING, REPARALLELIZATION, name);
+    }
+
+    /** The label of a baseline in a target's detail: the paper's name for the simulator's, else the system name. */
+    private static String label(String baseline) {
+        return baseline.equals(REROUTING) ? "Rerouting" : baseline.equals(REPARALLELIZATION) ? "Reparallelization"
+                : baseline;
+    }
+
+    private Target beatsBaselinesTarget(String subject, String rerouting, String reparallelization, String name) {
+        List<RatioRow> rows = ratioRows(subject, rerouting, reparallelization);
         if (rows.isEmpty()) {
             return new Target(name, Verdict.NO_DATA, "no " + subject + " rows in summary.csv");
         }
@@ -387,7 +466,8 @@ final class Analysis {
         }
         StringBuilder d = new StringBuilder(String.format(Locale.ROOT, "%d of %d cells", ok, rows.size()));
         if (!failing.isEmpty()) {
-            d.append("; not lower (vs Rerouting / vs Reparallelization) in ").append(String.join(", ", failing));
+            d.append("; not lower (vs ").append(label(rerouting)).append(" / vs ").append(label(reparallelization))
+                    .append(") in ").append(String.join(", ", failing));
         }
         if (!missing.isEmpty()) {
             d.append("; baseline missing or n/a in ").append(String.join(", ", missing));
@@ -402,13 +482,17 @@ final class Analysis {
 
     /** @param prefix put before the target's name (empty for SpotServe's own) */
     private Target fig6RangeTarget(String subject, String prefix) {
+        return fig6RangeTarget(subject, REROUTING, REPARALLELIZATION, prefix);
+    }
+
+    private Target fig6RangeTarget(String subject, String rerouting, String reparallelization, String prefix) {
         double roMin = PaperFigures.fig6Min(true);
         double roMax = PaperFigures.fig6Max(true);
         double rpMin = PaperFigures.fig6Min(false);
         double rpMax = PaperFigures.fig6Max(false);
         String name = prefix + String.format(Locale.ROOT, "Fig. 6 P99 ratios within the paper's range (vs Rerouting %.2f-%.2fx, "
                 + "vs Reparallelization %.2f-%.2fx; LLaMA-30B up to 9.13x / 2.43x)", roMin, roMax, rpMin, rpMax);
-        List<RatioRow> rows = fig6Rows(subject);
+        List<RatioRow> rows = fig6Rows(subject, rerouting, reparallelization);
         int values = 0;
         int inRange = 0;
         List<String> outside = new ArrayList<>();
@@ -425,7 +509,7 @@ final class Analysis {
                     inRange++;
                 } else {
                     outside.add(String.format(Locale.ROOT, "%s/%s vs %s %.2fx", r.model(), r.trace(),
-                            ro ? "Rerouting" : "Reparallelization", x));
+                            label(ro ? rerouting : reparallelization), x));
                 }
             }
         }
@@ -440,10 +524,10 @@ final class Analysis {
         }
         rows.stream().filter(r -> r.model().equals("LLaMA-30B")).map(RatioRow::vsRerouting).filter(Double::isFinite)
                 .max(Double::compare).ifPresent(x -> d.append(String.format(Locale.ROOT,
-                        "; LLaMA-30B max vs Rerouting %.2fx (paper 9.13x)", x)));
+                        "; LLaMA-30B max vs %s %.2fx (paper 9.13x)", label(rerouting), x)));
         rows.stream().filter(r -> r.model().equals("LLaMA-30B")).map(RatioRow::vsReparallelization)
                 .filter(Double::isFinite).max(Double::compare).ifPresent(x -> d.append(String.format(Locale.ROOT,
-                        ", vs Reparallelization %.2fx (paper 2.43x)", x)));
+                        ", vs %s %.2fx (paper 2.43x)", label(reparallelization), x)));
         if (!outside.isEmpty()) {
             d.append("; outside: ").append(String.join(", ", outside));
         }

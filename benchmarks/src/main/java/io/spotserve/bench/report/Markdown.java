@@ -151,6 +151,12 @@ final class Markdown {
             line("| %d (real engine) | %s | **%s** | %s |", e.number(), t.name(), t.verdict().label(),
                     t.detail().replace("|", "/"));
         }
+        List<Analysis.EngineTarget> sameEngine = a.sameEngineTargets();
+        for (Analysis.EngineTarget e : sameEngine) {
+            Target t = e.target();
+            line("| %d (real engine, same-engine baselines) | %s | **%s** | %s |", e.number(), t.name(),
+                    t.verdict().label(), t.detail().replace("|", "/"));
+        }
         if (a.hasEngine()) {
             line("");
             line("Rows \"(real engine)\": the same rule with `%s` — the real ServingEngine (spotserve-core) run on a "
@@ -159,6 +165,14 @@ final class Markdown {
                     + "beyond-the-paper policy against the simulated spotserve (target 4), and with the notes' "
                     + "real-engine section (target 5). The engine runs in the main grid only, so the per-seed "
                     + "and Sensitivity verdicts below are the simulator's.", PaperFigures.ENGINE);
+        }
+        if (!sameEngine.isEmpty()) {
+            line("");
+            line("Rows \"(real engine, same-engine baselines)\": targets 1 and 2 with `%s` against `%s` and `%s` — "
+                    + "the paper's Rerouting and Reparallelization built into the same engine (same request manager, "
+                    + "executor, clock and cloud; only what happens to context at a reconfiguration differs) — in "
+                    + "place of the simulator's baselines. Target 2 keeps the paper's Fig. 6 range.",
+                    PaperFigures.ENGINE, PaperFigures.ENGINE_REROUTING, PaperFigures.ENGINE_REPARALLELIZATION);
         }
         verdictsAcrossSeeds();
         mechanisms();
@@ -484,7 +498,10 @@ final class Markdown {
                 + "(above), queue length of the head-to-head policies (below)."
                 + (a.hasEngine() ? " Where the real engine ran, the CDF has its curve (" + PaperFigures.ENGINE + ") and "
                         + "the timeline a third panel with its instances and configuration changes; the queue panel "
-                        + "includes it." : ""));
+                        + "includes it." : "")
+                + (a.hasEngineBaselines() ? " The same-engine baselines (" + PaperFigures.ENGINE_REROUTING + ", "
+                        + PaperFigures.ENGINE_REPARALLELIZATION + ") are dash-dot curves in dark red / dark orange in the "
+                        + "CDF and in the queue panel." : ""));
         line("");
         line("| model | trace | latency CDF | timeline |");
         line("|---|---|---|---|");
@@ -763,6 +780,7 @@ final class Markdown {
         } else {
             line("No cell has both spotserve and %s with a P99.", eng);
         }
+        sameEngineTable(reconf);
         if (!reconf) {
             line("");
             line("reconfigurations.csv is absent: counts and pauses are n/a.");
@@ -773,6 +791,84 @@ final class Markdown {
             line("");
             line(engineNotes);
         }
+    }
+
+    /**
+     * The real engine against the paper's baselines built into the same engine: per cell P99, average, the two
+     * P99 ratios, USD/token and reconfigurations (total pause / count) of each, then cells won and geometric-mean
+     * ratios. Nothing when summary.csv has no same-engine baseline.
+     */
+    private void sameEngineTable(boolean reconf) {
+        List<Analysis.SameEngineRow> rows = a.sameEngineRows();
+        if (rows.isEmpty()) {
+            return;
+        }
+        String eng = PaperFigures.ENGINE;
+        String ro = PaperFigures.ENGINE_REROUTING;
+        String rp = PaperFigures.ENGINE_REPARALLELIZATION;
+        line("");
+        line("### Same engine, only the reconfiguration mechanism differs");
+        line("");
+        line("`%s` and `%s` are the paper's Rerouting and Reparallelization built into the same ServingEngine as `%s` "
+                + "(same request manager, executor, clock, cloud and arrivals; only what happens to context at a "
+                + "reconfiguration differs). Ratios are baseline P99 / engine P99 (above 1: the engine has the lower "
+                + "tail); pause / n = summed pause_s (s) / number of rows of reconfigurations.csv, the initial fleet "
+                + "included.", ro, rp, eng);
+        line("");
+        line("| model | trace | P99 engine | P99 %s | P99 %s | avg engine | avg %s | avg %s | %s / engine | %s / engine "
+                + "| USD/token engine | USD/token %s | USD/token %s | pause / n engine | pause / n %s | pause / n %s |",
+                ro, rp, ro, rp, ro, rp, ro, rp, ro, rp);
+        line("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        double logRo = 0;
+        double logRp = 0;
+        int nRo = 0;
+        int nRp = 0;
+        int both = 0;
+        int won = 0;
+        for (Analysis.SameEngineRow r : rows) {
+            Cell c = new Cell(r.model(), r.trace());
+            if (Double.isFinite(r.vsRerouting()) && r.vsRerouting() > 0) {
+                logRo += Math.log(r.vsRerouting());
+                nRo++;
+            }
+            if (Double.isFinite(r.vsReparallelization()) && r.vsReparallelization() > 0) {
+                logRp += Math.log(r.vsReparallelization());
+                nRp++;
+            }
+            if (Double.isFinite(r.vsRerouting()) && Double.isFinite(r.vsReparallelization())) {
+                both++;
+                won += r.vsRerouting() > 1 && r.vsReparallelization() > 1 ? 1 : 0;
+            }
+            line("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", r.model(),
+                    r.trace(), s(r.engine().p99()), p99(r.rerouting()), p99(r.reparallelization()), s(r.engine().avg()),
+                    avg(r.rerouting()), avg(r.reparallelization()), x(r.vsRerouting()), x(r.vsReparallelization()),
+                    usd(r.engine().usdPerToken()), r.rerouting() == null ? "n/a" : usd(r.rerouting().usdPerToken()),
+                    r.reparallelization() == null ? "n/a" : usd(r.reparallelization().usdPerToken()),
+                    pauseCount(reconf, c, eng), pauseCount(reconf, c, r.rerouting() == null ? null : ro),
+                    pauseCount(reconf, c, r.reparallelization() == null ? null : rp));
+        }
+        line("");
+        line("The engine's P99 is lower than both same-engine baselines in %d of %d cells (cells with both); geometric "
+                + "mean of %s P99 / engine P99: %s over %d cells; of %s P99 / engine P99: %s over %d cells.", won, both,
+                ro, nRo == 0 ? "n/a" : x(Math.exp(logRo / nRo)), nRo, rp, nRp == 0 ? "n/a" : x(Math.exp(logRp / nRp)),
+                nRp);
+    }
+
+    private static String p99(Summary su) {
+        return su == null ? "n/a" : s(su.p99());
+    }
+
+    private static String avg(Summary su) {
+        return su == null ? "n/a" : s(su.avg());
+    }
+
+    /** "12.5 / 3": total pause and count of {@code system}'s reconfigurations; n/a without the file or the system. */
+    private String pauseCount(boolean reconf, Cell cell, String system) {
+        if (!reconf || system == null) {
+            return "n/a";
+        }
+        double[] v = reconfigurationTotals(cell, system);
+        return String.format(Locale.ROOT, "%.1f / %.0f", v[1], v[0]);
     }
 
     /** {count, total pause in s} of {@code system}'s rows of reconfigurations.csv in {@code cell}. */

@@ -23,6 +23,14 @@ final class PaperFigures {
      * computes SpotServe's targets for it separately, labelled "real engine".
      */
     static final String ENGINE = "spotserve-engine";
+    /**
+     * The paper's two baselines built into the same real engine (io.spotserve.bench.engine.EngineRun.Variant; core
+     * ReconfigurationMode REROUTE / RESTART): same request manager, executor, clock and cloud as {@link #ENGINE}, only
+     * what happens to context at a reconfiguration differs. Not beyond-the-paper policies, not ablations; the report
+     * compares the engine against them separately ("same-engine baselines").
+     */
+    static final String ENGINE_REROUTING = "rerouting-engine";
+    static final String ENGINE_REPARALLELIZATION = "reparallelization-engine";
 
     static final List<String> MODELS = List.of("OPT-6.7B", "GPT-20B", "LLaMA-30B");
     /** The stable-workload traces of Fig. 6, in the paper's column order. */
@@ -105,6 +113,16 @@ final class PaperFigures {
     /** True for the real engine's rows ({@link #ENGINE}). */
     static boolean isEngine(String system) {
         return system.equals(ENGINE);
+    }
+
+    /** True for the baselines run through the real engine ({@link #ENGINE_REROUTING}, {@link #ENGINE_REPARALLELIZATION}). */
+    static boolean isEngineBaseline(String system) {
+        return system.equals(ENGINE_REROUTING) || system.equals(ENGINE_REPARALLELIZATION);
+    }
+
+    /** True for any system run through the real engine: {@link #ENGINE} and its same-engine baselines. */
+    static boolean isEngineFamily(String system) {
+        return isEngine(system) || isEngineBaseline(system);
     }
 
     /** True for the systems the paper evaluates (SpotServe, both baselines, on-demand, ablations). */

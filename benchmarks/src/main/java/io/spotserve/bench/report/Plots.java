@@ -38,7 +38,8 @@ import org.knowm.xchart.style.markers.SeriesMarkers;
  * unfinished requests never reach the curve, so it tops out at the completed fraction) and a timeline
  * (instances by market with SpotServe's configuration changes marked, queue length per system, and where the
  * real engine ran a third panel with its instances and configuration changes); for GPT-20B the Fig. 7
- * cost-vs-latency plot (the real engine as its own points) and the Fig. 9 ablation bars next to the paper's.
+ * cost-vs-latency plot (the real engine and its same-engine baselines as their own points) and the Fig. 9
+ * ablation bars next to the paper's.
  */
 final class Plots {
     static {
@@ -175,6 +176,10 @@ final class Plots {
             if (PaperFigures.onDemandSize(system) > 0 || system.startsWith(PaperFigures.ABLATION_PREFIX)) {
                 s.setLineStyle(new BasicStroke(1.5f, BasicStroke.CAP_BUTT, BasicStroke.JOIN_MITER, 10f,
                         new float[] {6f, 4f}, 0f));
+            } else if (PaperFigures.isEngineBaseline(system)) {
+                // same-engine baselines: dark tones like the engine, dash-dot so they differ from the dashed fleets
+                s.setLineStyle(new BasicStroke(2f, BasicStroke.CAP_BUTT, BasicStroke.JOIN_MITER, 10f,
+                        new float[] {9f, 3f, 2f, 3f}, 0f));
             }
         }
         if (!chart.getSeriesMap().isEmpty()) {
@@ -334,6 +339,7 @@ final class Plots {
         double lo = Double.POSITIVE_INFINITY;
         double hi = 0;
         Map<String, List<CostPoint>> onDemandByTrace = new LinkedHashMap<>();
+        // the real engine and its same-engine baselines, each its own points
         List<CostPoint> engine = new ArrayList<>();
         int k = 0;
         // the real engine's point of a trace takes the colour of spotserve's point of that trace (another marker)
@@ -349,7 +355,7 @@ final class Plots {
             hi = Math.max(hi, y);
             if (PaperFigures.onDemandSize(p.system()) > 0) {
                 onDemandByTrace.computeIfAbsent(p.trace(), t -> new ArrayList<>()).add(p);
-            } else if (PaperFigures.isEngine(p.system())) {
+            } else if (PaperFigures.isEngineFamily(p.system())) {
                 engine.add(p);
             } else {
                 XYSeries s = chart.addSeries("spotserve " + p.trace(), new double[] {p.usdPerToken()}, new double[] {y});
@@ -364,9 +370,14 @@ final class Plots {
             XYSeries s = chart.addSeries(p.system() + " " + p.trace(), new double[] {p.usdPerToken()},
                     new double[] {p99 ? p.p99() : p.avg()});
             s.setXYSeriesRenderStyle(XYSeriesRenderStyle.Scatter);
-            s.setMarker(SeriesMarkers.TRIANGLE_UP);
+            s.setMarker(PaperFigures.isEngine(p.system()) ? SeriesMarkers.TRIANGLE_UP
+                    : p.system().equals(PaperFigures.ENGINE_REROUTING) ? SeriesMarkers.SQUARE : SeriesMarkers.TRIANGLE_DOWN);
             Color c = traceColor.get(p.trace());
-            s.setMarkerColor(c != null ? c : spotColors[k++ % spotColors.length]);
+            if (c == null) {
+                c = spotColors[k++ % spotColors.length];
+                traceColor.put(p.trace(), c);
+            }
+            s.setMarkerColor(PaperFigures.isEngine(p.system()) ? c : c.darker());
         }
         // traces whose on-demand runs gave identical numbers (same arrivals, e.g. A_S and A_S+O) share one curve
         Map<List<Double>, List<String>> tracesByCurve = new LinkedHashMap<>();
@@ -472,6 +483,13 @@ final class Plots {
         }
         if (PaperFigures.isEngine(system)) {
             return new Color(20, 20, 20);
+        }
+        // the engine family in dark tones: the same-engine baselines are darkened versions of the simulator's
+        if (system.equals(PaperFigures.ENGINE_REROUTING)) {
+            return new Color(110, 15, 20);
+        }
+        if (system.equals(PaperFigures.ENGINE_REPARALLELIZATION)) {
+            return new Color(140, 70, 0);
         }
         if (system.equals(PaperFigures.REROUTING)) {
             return new Color(214, 39, 40);
