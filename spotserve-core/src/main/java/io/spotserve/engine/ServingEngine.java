@@ -28,7 +28,9 @@ import java.util.concurrent.Flow;
  *
  * <p>One engine thread owns all mutable state; {@link #submit} and the provider's events only enqueue
  * commands. All timing reads the {@link EngineClock} (a {@link VirtualClock} makes a run deterministic and
- * instant). The engine installs no signal handlers and never calls {@code System.exit}.
+ * instant; a {@link SimulatedClock} prices each pipeline's steps and each reconfiguration's copies, so the same engine
+ * replays a paper-scale workload, with {@link #submit(GenerationRequest, Duration) dated arrivals}). The engine
+ * installs no signal handlers and never calls {@code System.exit}.
  *
  * <pre>{@code
  * try (ServingEngine engine = ServingEngine.builder().model(checkpoint, tokenizer).instances(provider).build()) {
