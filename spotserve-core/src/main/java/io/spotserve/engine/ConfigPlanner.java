@@ -225,9 +225,11 @@ final class ConfigPlanner {
     /**
      * Every re-planning interval: the reason to re-plan on the arrival rate, or null. Its Δ always updates the
      * instance target; the configuration changes only when (1) the rate moved by more than a quarter since the last
-     * decision, (2) Algorithm 1 prefers another (P, M, B), (3) the current one cannot keep up (φ(C_t) &lt; α_t: with
-     * every device serving, a change at lower load would only trade a pause for a little latency) and (4) the pause
-     * pays back: φ_new · (H − pause) &gt; φ_now · H, where H = max(interval, (queued + running) / φ_now) is how long
+     * decision, (2) Algorithm 1 prefers another (P, M, B), and either its configuration needs fewer GPUs while the
+     * instance manager follows Δ and Δ wants fewer instances than the fleet holds (the fleet shrinks with the load,
+     * for its cost), or (3) the current one cannot keep
+     * up (φ(C_t) &lt; α_t: with every device serving, a change at lower load would only trade a pause for a little
+     * latency) and (4) the pause pays back: φ_new · (H − pause) &gt; φ_now · H, where H = max(interval, (queued + running) / φ_now) is how long
      * the present work keeps the pipelines busy and pause the measured reconfiguration time (a re-plan in the middle
      * of a burst would stop every pipeline for less than it gains).
      */
@@ -258,11 +260,16 @@ final class ConfigPlanner {
         if (current == null) {
             return why;
         }
+        ParallelConfig c = d.config();
+        if (managesFleet && lastDecision.targetInstances() < usable.size()
+                && (long) c.dataParallel() * c.pipelineStages() * c.tensorShards()
+                < (long) current.dataParallel() * current.pipelineStages() * current.tensorShards()) {
+            return why + " (fewer GPUs: Δ releases the rest)"; // a managed fleet shrinks with the load, for its cost
+        }
         double phiNow = throughput(current);
         if (phiNow >= rate) {
             return null;
         }
-        ParallelConfig c = d.config();
         int gpus;
         try {
             gpus = eligible(usable, ContextMigration.layout(config, c.pipelineStages(), c.tensorShards()), c.maxBatch(),
