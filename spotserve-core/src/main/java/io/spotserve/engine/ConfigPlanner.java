@@ -126,8 +126,8 @@ final class ConfigPlanner {
     static ParallelConfigOptimizer defaultOptimizer(CostModel costModel, LlamaConfig config, int maxBatch,
                                                     int acquirable, int spare) {
         return ParallelConfigOptimizer.builder(costModel).memoryRule(MemoryRule.DEVICE_MEMORY).maxBatch(maxBatch)
-                .promptTokens(Math.min(512, Math.max(1, config.seqLen() / 2)))
-                .outputTokens(Math.min(128, Math.max(1, config.seqLen() / 4)))
+                .promptTokens(typicalPromptTokens(config))
+                .outputTokens(typicalOutputTokens(config))
                 .acquirableInstances(acquirable).spareInstances(spare).build();
     }
 
@@ -294,10 +294,20 @@ final class ConfigPlanner {
         return why;
     }
 
+    /** The prompt length the planner prices a typical request with: the paper's 512, or half the context if shorter. */
+    private static int typicalPromptTokens(LlamaConfig config) {
+        return Math.min(512, Math.max(1, config.seqLen() / 2));
+    }
+
+    /** The output length of a typical request: the paper's 128, or a quarter of the context if shorter. */
+    private static int typicalOutputTokens(LlamaConfig config) {
+        return Math.min(128, Math.max(1, config.seqLen() / 4));
+    }
+
     /** φ(C) in requests per second with the best micro-batch counts, 0 if the cost model cannot price C. */
     private double throughput(ParallelConfig c) {
-        int prompt = Math.min(512, Math.max(1, config.seqLen() / 2));
-        int output = Math.min(128, Math.max(1, config.seqLen() / 4));
+        int prompt = typicalPromptTokens(config);
+        int output = typicalOutputTokens(config);
         double best = 0;
         for (int m1 = 1; m1 <= c.maxBatch(); m1 *= 2) {
             for (int m2 = 1; m2 <= c.maxBatch(); m2 *= 2) {

@@ -153,7 +153,8 @@ final class ContextMigration {
             List<LiveRequest> dropped = new ArrayList<>();
             Set<LiveRequest> untouched = new HashSet<>();
             int resumed = moveKvCaches(fresh, dropped, untouched);
-            dead.addAll(progress.afterUnit(ContextUnit.KV, takeMoves(), List.copyOf(reusedInOrder(fresh))));
+            List<PipelineSlot> unchanged = reusedInOrder(fresh);
+            dead.addAll(progress.afterUnit(ContextUnit.KV, takeMoves(), unchanged));
             markDead(fresh);
             Set<ContextUnit> units = new LinkedHashSet<>();
             for (ContextUnit u : order) {
@@ -164,7 +165,7 @@ final class ContextMigration {
             units.addAll(allUnits()); // whatever the plan did not list, in the natural order
             for (ContextUnit u : units) {
                 moveUnit(u, fresh);
-                dead.addAll(progress.afterUnit(u, takeMoves(), List.copyOf(reusedInOrder(fresh))));
+                dead.addAll(progress.afterUnit(u, takeMoves(), unchanged));
                 markDead(fresh);
             }
             for (PipelineSlot s : old) {
@@ -191,7 +192,7 @@ final class ContextMigration {
                 out.add(s);
             }
         }
-        return out;
+        return List.copyOf(out);
     }
 
     private List<DataMove> takeMoves() {

@@ -44,6 +44,43 @@ public final class SliceFormat {
         buf.putInt(MAGIC).putInt(VERSION);
         buf.putInt(config.dim()).putInt(config.hiddenDim()).putInt(config.layers()).putInt(config.heads())
                 .putInt(config.kvHeads()).putInt(config.vocabSize());
+        writeSlice(buf, slice);
+        buf.putLong(data.length);
+        buf.asFloatBuffer().put(data);
+        return buf.array();
+    }
+
+    /**
+     * Reads only the header: which slice the bytes hold.
+     *
+     * @throws IllegalArgumentException if the bytes are not a slice of a model of shape {@code config}
+     */
+    public static ContextSlice peek(LlamaConfig config, byte[] bytes) {
+        return header(config, bytes);
+    }
+
+    /**
+     * Decodes bytes written by {@link #encode}.
+     *
+     * @throws IllegalArgumentException if the magic, version, model shape or length is wrong
+     */
+    public static Decoded decode(LlamaConfig config, byte[] bytes) {
+        ContextSlice slice = header(config, bytes);
+        float[] data = new float[(int) slice.floats(config)];
+        ByteBuffer.wrap(bytes, HEADER_BYTES, bytes.length - HEADER_BYTES).order(ByteOrder.LITTLE_ENDIAN)
+                .asFloatBuffer().get(data);
+        return new Decoded(slice, data);
+    }
+
+    /** Bytes {@link #writeSlice} writes: kind, layer, four range bounds, length (ints) and sequence (long). */
+    public static final int SLICE_FIELD_BYTES = 7 * Integer.BYTES + Long.BYTES;
+
+    /**
+     * Writes which slice this is — its kind and fields, {@link #SLICE_FIELD_BYTES} bytes in the buffer's byte order:
+     * the part of this format's header that other payloads describing a slice (a timing-only executor's) reuse.
+     */
+    public static void writeSlice(ByteBuffer buf, ContextSlice slice) {
+        Objects.requireNonNull(slice, "slice");
         int kind;
         int layer = 0;
         int a0 = 0;
@@ -78,32 +115,33 @@ public final class SliceFormat {
             length = k.length();
             sequence = k.sequence();
         }
-        buf.putInt(kind).putInt(layer).putInt(a0).putInt(a1).putInt(b0).putInt(b1).putInt(length);
-        buf.putLong(sequence).putLong(data.length);
-        buf.asFloatBuffer().put(data);
-        return buf.array();
+        buf.putInt(kind).putInt(layer).putInt(a0).putInt(a1).putInt(b0).putInt(b1).putInt(length).putLong(sequence);
     }
 
     /**
-     * Reads only the header: which slice the bytes hold.
+     * Reads what {@link #writeSlice} wrote and checks that the slice fits a model of shape {@code config}.
      *
-     * @throws IllegalArgumentException if the bytes are not a slice of a model of shape {@code config}
+     * @throws IllegalArgumentException for an unknown kind or a slice outside the model
      */
-    public static ContextSlice peek(LlamaConfig config, byte[] bytes) {
-        return header(config, bytes);
-    }
-
-    /**
-     * Decodes bytes written by {@link #encode}.
-     *
-     * @throws IllegalArgumentException if the magic, version, model shape or length is wrong
-     */
-    public static Decoded decode(LlamaConfig config, byte[] bytes) {
-        ContextSlice slice = header(config, bytes);
-        float[] data = new float[(int) slice.floats(config)];
-        ByteBuffer.wrap(bytes, HEADER_BYTES, bytes.length - HEADER_BYTES).order(ByteOrder.LITTLE_ENDIAN)
-                .asFloatBuffer().get(data);
-        return new Decoded(slice, data);
+    public static ContextSlice readSlice(ByteBuffer buf, LlamaConfig config) {
+        int kind = buf.getInt();
+        int layer = buf.getInt();
+        int a0 = buf.getInt();
+        int a1 = buf.getInt();
+        int b0 = buf.getInt();
+        int b1 = buf.getInt();
+        int length = buf.getInt();
+        long sequence = buf.getLong();
+        ContextSlice slice = switch (kind) {
+            case 1 -> new ContextSlice.Embedding(new IndexRange(a0, a1));
+            case 2 -> new ContextSlice.Classifier(new IndexRange(a0, a1));
+            case 3 -> new ContextSlice.FinalNorm();
+            case 4 -> new ContextSlice.LayerWeights(layer, new IndexRange(a0, a1), new IndexRange(b0, b1));
+            case 5 -> new ContextSlice.KvCache(sequence, layer, new IndexRange(a0, a1), length);
+            default -> throw new IllegalArgumentException("slice kind " + kind + " unknown, expected 1..5");
+        };
+        slice.validate(config);
+        return slice;
     }
 
     private static ContextSlice header(LlamaConfig config, byte[] bytes) {
@@ -130,24 +168,8 @@ public final class SliceFormat {
             throw new IllegalArgumentException("slice is for model shape (dim, hidden, layers, heads, kv_heads, vocab) "
                     + Arrays.toString(shape) + ", expected " + Arrays.toString(want));
         }
-        int kind = buf.getInt();
-        int layer = buf.getInt();
-        int a0 = buf.getInt();
-        int a1 = buf.getInt();
-        int b0 = buf.getInt();
-        int b1 = buf.getInt();
-        int length = buf.getInt();
-        long sequence = buf.getLong();
+        ContextSlice slice = readSlice(buf, config);
         long count = buf.getLong();
-        ContextSlice slice = switch (kind) {
-            case 1 -> new ContextSlice.Embedding(new IndexRange(a0, a1));
-            case 2 -> new ContextSlice.Classifier(new IndexRange(a0, a1));
-            case 3 -> new ContextSlice.FinalNorm();
-            case 4 -> new ContextSlice.LayerWeights(layer, new IndexRange(a0, a1), new IndexRange(b0, b1));
-            case 5 -> new ContextSlice.KvCache(sequence, layer, new IndexRange(a0, a1), length);
-            default -> throw new IllegalArgumentException("slice kind " + kind + " unknown, expected 1..5");
-        };
-        slice.validate(config);
         long expected = slice.floats(config);
         if (count != expected || bytes.length != HEADER_BYTES + 4 * expected) {
             throw new IllegalArgumentException(slice + " declares " + count + " floats in " + bytes.length

@@ -155,8 +155,7 @@ public final class EngineRun {
             case REPARALLELIZATION -> builder.planning(sc.costModel(), settings).maxBatch(prm.maxBatch())
                     .reconfigurationMode(ReconfigurationMode.RESTART);
             case REROUTING -> {
-                int initial = (int) cloud.traceEvents().stream().filter(e -> e.at().isZero()
-                        && e instanceof io.spotserve.instance.InstanceEvent.Acquired).count();
+                int initial = initialInstances(cloud);
                 var d = settings.copy().spareInstances(0).acquirableInstances(0).build()
                         .decide(initial, 0, sc.nominalRate());
                 var c = d.choice().orElseThrow(() -> new IllegalStateException("Algorithm 1 finds no configuration for "
@@ -215,8 +214,7 @@ public final class EngineRun {
      * that set-up is free (the paper's initial instances are warm) and then never races the first arrivals.
      */
     private static void awaitInitialFleet(ServingEngine engine, EvalCloud cloud) {
-        boolean any = cloud.traceEvents().stream().anyMatch(e -> e.at().isZero()
-                && e instanceof io.spotserve.instance.InstanceEvent.Acquired);
+        boolean any = initialInstances(cloud) > 0;
         long until = System.nanoTime() + 120_000_000_000L;
         while (any && engine.metrics().reconfigurations().isEmpty()) {
             if (System.nanoTime() > until) {
@@ -230,6 +228,12 @@ public final class EngineRun {
                 throw new IllegalStateException("interrupted while waiting for the initial fleet", e);
             }
         }
+    }
+
+    /** Instances the cloud hands over at time zero (the trace's warm initial fleet). */
+    private static int initialInstances(EvalCloud cloud) {
+        return (int) cloud.traceEvents().stream().filter(e -> e.at().isZero()
+                && e instanceof io.spotserve.instance.InstanceEvent.Acquired).count();
     }
 
     /**

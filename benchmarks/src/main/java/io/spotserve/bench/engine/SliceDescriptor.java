@@ -1,7 +1,6 @@
 package io.spotserve.bench.engine;
 
 import io.spotserve.exec.ContextSlice;
-import io.spotserve.exec.IndexRange;
 import io.spotserve.exec.SliceFormat;
 import io.spotserve.model.LlamaConfig;
 import java.nio.ByteBuffer;
@@ -19,8 +18,8 @@ final class SliceDescriptor {
     /** "SSTM" in ASCII. */
     static final int MAGIC = 0x5353544D;
     static final int VERSION = 1;
-    /** magic, version, 8 shape ints, kind, layer, 4 range bounds, length (ints) + sequence (long). */
-    static final int BYTES = 17 * Integer.BYTES + Long.BYTES;
+    /** magic, version, 8 shape ints, then the slice's kind and fields as {@link SliceFormat#writeSlice} writes them. */
+    static final int BYTES = 10 * Integer.BYTES + SliceFormat.SLICE_FIELD_BYTES;
     /** {@link SliceFormat}'s magic ("SSCX"), recognised to read its header. */
     private static final int FLOAT_FORMAT_MAGIC = 0x53534358;
 
@@ -36,41 +35,7 @@ final class SliceDescriptor {
         for (int v : shape(c)) {
             buf.putInt(v);
         }
-        int kind;
-        int layer = 0;
-        int a0 = 0;
-        int a1 = 0;
-        int b0 = 0;
-        int b1 = 0;
-        int length = 0;
-        long sequence = 0;
-        if (slice instanceof ContextSlice.Embedding e) {
-            kind = 1;
-            a0 = e.vocab().from();
-            a1 = e.vocab().to();
-        } else if (slice instanceof ContextSlice.Classifier k) {
-            kind = 2;
-            a0 = k.vocab().from();
-            a1 = k.vocab().to();
-        } else if (slice instanceof ContextSlice.FinalNorm) {
-            kind = 3;
-        } else if (slice instanceof ContextSlice.LayerWeights w) {
-            kind = 4;
-            layer = w.layer();
-            a0 = w.heads().from();
-            a1 = w.heads().to();
-            b0 = w.hidden().from();
-            b1 = w.hidden().to();
-        } else {
-            ContextSlice.KvCache k = (ContextSlice.KvCache) slice;
-            kind = 5;
-            layer = k.layer();
-            a0 = k.kvHeads().from();
-            a1 = k.kvHeads().to();
-            length = k.length();
-            sequence = k.sequence();
-        }
-        buf.putInt(kind).putInt(layer).putInt(a0).putInt(a1).putInt(b0).putInt(b1).putInt(length).putLong(sequence);
+        SliceFormat.writeSlice(buf, slice);
         return buf.array();
     }
 
@@ -113,25 +78,7 @@ final class SliceDescriptor {
                     + " kv_heads, vocab, seq_len, shared_classifier) " + Arrays.toString(got) + ", expected "
                     + Arrays.toString(want));
         }
-        int kind = buf.getInt();
-        int layer = buf.getInt();
-        int a0 = buf.getInt();
-        int a1 = buf.getInt();
-        int b0 = buf.getInt();
-        int b1 = buf.getInt();
-        int length = buf.getInt();
-        long sequence = buf.getLong();
-        ContextSlice slice = switch (kind) {
-            case 1 -> new ContextSlice.Embedding(new IndexRange(a0, a1));
-            case 2 -> new ContextSlice.Classifier(new IndexRange(a0, a1));
-            case 3 -> new ContextSlice.FinalNorm();
-            case 4 -> new ContextSlice.LayerWeights(layer, new IndexRange(a0, a1), new IndexRange(b0, b1));
-            case 5 -> new ContextSlice.KvCache(sequence, layer, new IndexRange(a0, a1), length);
-            default -> throw new IllegalArgumentException("timing slice descriptor kind " + kind
-                    + " unknown, expected 1..5");
-        };
-        slice.validate(c);
-        return slice;
+        return SliceFormat.readSlice(buf, c);
     }
 
     private static int[] shape(LlamaConfig c) {

@@ -94,15 +94,8 @@ class EngineRunTest {
     /** The instance serving the requests is preempted: the engine migrates them inside the grace period, nothing lost. */
     @Test
     void aPreemptionLosesNoRequestAndNoProgress() throws IOException {
-        PaperModel m = PaperModel.OPT_6_7B;
-        List<TraceEvent> events = List.of(TraceEvent.add(Duration.ZERO, "node-0", "node-1"),
-                TraceEvent.remove(Duration.ofSeconds(100), "node-0"));
-        double[] arrivals = new double[24];
-        for (int i = 0; i < arrivals.length; i++) {
-            arrivals[i] = 60 + i * 0.5;
-        }
-        Scenario sc = new Scenario(m, cost(m), "preempt", events, 400, false, arrivals, 0.4, false, 6,
-                Scenario.Params.paper());
+        Scenario sc = preemption(60);
+        double[] arrivals = sc.arrivals();
         RunResult r = EngineRun.run(sc);
         assertEquals(arrivals.length, r.completed(), r.requests().toString());
         assertTrue(r.requests().stream().allMatch(q -> q.outputTokens() == 128), r.requests().toString());
@@ -123,15 +116,8 @@ class EngineRunTest {
      */
     @Test
     void theBaselinesInTheEngineRecomputeInsteadOfMigrating() throws IOException {
-        PaperModel m = PaperModel.OPT_6_7B;
-        List<TraceEvent> events = List.of(TraceEvent.add(Duration.ZERO, "node-0", "node-1"),
-                TraceEvent.remove(Duration.ofSeconds(100), "node-0"));
-        double[] arrivals = new double[24];
-        for (int i = 0; i < arrivals.length; i++) {
-            arrivals[i] = 80 + i * 0.5;
-        }
-        Scenario sc = new Scenario(m, cost(m), "preempt", events, 400, false, arrivals, 0.4, false, 6,
-                Scenario.Params.paper());
+        Scenario sc = preemption(80);
+        double[] arrivals = sc.arrivals();
         RunResult ours = EngineRun.run(sc, EngineRun.Variant.SPOTSERVE);
         RunResult rer = EngineRun.run(sc, EngineRun.Variant.REROUTING);
         RunResult rep = EngineRun.run(sc, EngineRun.Variant.REPARALLELIZATION);
@@ -158,6 +144,22 @@ class EngineRunTest {
         assertEquals(0, rerAt.bytesMoved(), rerAt.toString());
         // (no latency claim here: with the doomed pipeline idle at the notice, ours moves off at once and serves the
         // 30 s grace period on one pipeline, while Rerouting uses both until the removal — see notes/evaluation.md)
+    }
+
+    /**
+     * OPT-6.7B on two warm instances; node-0 leaves at 100 s (noticed at 70 s); 24 requests every 0.5 s from
+     * {@code firstArrival}.
+     */
+    private static Scenario preemption(double firstArrival) throws IOException {
+        PaperModel m = PaperModel.OPT_6_7B;
+        List<TraceEvent> events = List.of(TraceEvent.add(Duration.ZERO, "node-0", "node-1"),
+                TraceEvent.remove(Duration.ofSeconds(100), "node-0"));
+        double[] arrivals = new double[24];
+        for (int i = 0; i < arrivals.length; i++) {
+            arrivals[i] = firstArrival + i * 0.5;
+        }
+        return new Scenario(m, cost(m), "preempt", events, 400, false, arrivals, 0.4, false, 6,
+                Scenario.Params.paper());
     }
 
     private static RunResult.Reconfiguration after(RunResult r, int index) {

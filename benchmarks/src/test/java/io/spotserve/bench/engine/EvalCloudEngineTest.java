@@ -3,6 +3,7 @@ package io.spotserve.bench.engine;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.spotserve.bench.eval.Evaluation;
 import io.spotserve.engine.Completion;
 import io.spotserve.engine.EngineMetrics;
 import io.spotserve.engine.GenerationRequest;
@@ -17,9 +18,7 @@ import io.spotserve.model.Tokenizer;
 import io.spotserve.trace.AvailabilityTrace;
 import io.spotserve.trace.TraceReader;
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.Paths;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -33,14 +32,7 @@ import org.junit.jupiter.api.Test;
  * the launch delays.
  */
 class EvalCloudEngineTest {
-    private static final Path SHARED = shared();
-
-    private static Path shared() {
-        String prop = System.getProperty("spotserve.shared.dir");
-        Path p = prop != null ? Paths.get(prop) : Paths.get("..", "shared");
-        assertTrue(Files.isDirectory(p.resolve("models")), "shared/ not found at " + p.toAbsolutePath());
-        return p;
-    }
+    private static final Path SHARED = Evaluation.locateShared();
 
     private record Run(EngineMetrics metrics, EvalCloud.Bill bill, List<EvalCloud.Lease> leases, Duration stop) {
     }

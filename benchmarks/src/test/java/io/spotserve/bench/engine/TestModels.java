@@ -1,5 +1,6 @@
 package io.spotserve.bench.engine;
 
+import io.spotserve.bench.eval.Evaluation;
 import io.spotserve.exec.Device;
 import io.spotserve.exec.Executor;
 import io.spotserve.exec.ShardLayout;
@@ -8,9 +9,7 @@ import io.spotserve.model.LlamaConfig;
 import io.spotserve.plan.DeviceId;
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.Paths;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -30,27 +29,12 @@ final class TestModels {
     static synchronized LlamaCheckpoint stories260K() {
         if (stories == null) {
             try {
-                stories = LlamaCheckpoint.load(shared().resolve("models/stories260K.bin"));
+                stories = LlamaCheckpoint.load(Evaluation.locateShared().resolve("models/stories260K.bin"));
             } catch (IOException e) {
                 throw new UncheckedIOException(e);
             }
         }
         return stories;
-    }
-
-    private static Path shared() {
-        String prop = System.getProperty("spotserve.shared.dir");
-        if (prop != null && Files.isDirectory(Paths.get(prop))) {
-            return Paths.get(prop);
-        }
-        for (Path p = Paths.get("").toAbsolutePath(); p != null; p = p.getParent()) {
-            for (Path c : List.of(p.resolve("shared"), p.resolveSibling("shared"))) {
-                if (Files.isRegularFile(c.resolve("models/stories260K.bin"))) {
-                    return c;
-                }
-            }
-        }
-        throw new IllegalStateException("cannot find shared/models/stories260K.bin; set -Dspotserve.shared.dir");
     }
 
     /** P stages (layers spread as evenly as possible, earlier stages one more) × M shards. */
