@@ -6,6 +6,7 @@ import io.spotserve.exec.DeviceMemoryException;
 import io.spotserve.exec.IndexRange;
 import io.spotserve.exec.Pipeline;
 import io.spotserve.exec.ShardLayout;
+import io.spotserve.exec.spi.AbstractPipeline;
 import io.spotserve.exec.spi.WeightCoverage;
 import io.spotserve.model.LlamaCheckpoint;
 import io.spotserve.model.LlamaConfig;
@@ -288,17 +289,7 @@ final class TimingPipeline implements Pipeline {
 
     /** AbstractPipeline's checks in its order, with a per-sequence stamp instead of a backward scan: O(count). */
     private void validate(long[] seqs, int[] tokens, int[] positions, int count, float[][] logits) {
-        Objects.requireNonNull(seqs, "sequences");
-        Objects.requireNonNull(tokens, "tokens");
-        Objects.requireNonNull(positions, "positions");
-        Objects.requireNonNull(logits, "logits");
-        if (count < 1 || count > maxBatch) {
-            throw new IllegalArgumentException("batch of " + count + " entries outside [1, maxBatch " + maxBatch + "]");
-        }
-        if (seqs.length < count || tokens.length < count || positions.length < count || logits.length < count) {
-            throw new IllegalArgumentException("batch arrays shorter than count " + count + ": sequences " + seqs.length
-                    + ", tokens " + tokens.length + ", positions " + positions.length + ", logits " + logits.length);
-        }
+        AbstractPipeline.checkBatchArrays(seqs, tokens, positions, count, logits, maxBatch);
         int stamp = ++step;
         int vocab = c.vocabSize();
         for (int b = 0; b < count; b++) {

@@ -283,17 +283,7 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
     }
 
     private void validate(long[] seqs, int[] tokens, int[] positions, int count, float[][] logits) {
-        Objects.requireNonNull(seqs, "sequences");
-        Objects.requireNonNull(tokens, "tokens");
-        Objects.requireNonNull(positions, "positions");
-        Objects.requireNonNull(logits, "logits");
-        if (count < 1 || count > maxBatch) {
-            throw new IllegalArgumentException("batch of " + count + " entries outside [1, maxBatch " + maxBatch + "]");
-        }
-        if (seqs.length < count || tokens.length < count || positions.length < count || logits.length < count) {
-            throw new IllegalArgumentException("batch arrays shorter than count " + count + ": sequences " + seqs.length
-                    + ", tokens " + tokens.length + ", positions " + positions.length + ", logits " + logits.length);
-        }
+        checkBatchArrays(seqs, tokens, positions, count, logits, maxBatch);
         for (int b = 0; b < count; b++) {
             int[] st = sequences.get(seqs[b]);
             if (st == null) {
@@ -324,6 +314,28 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
                 throw new IllegalArgumentException("entry " + b + ": logits array has " + logits[b].length
                         + " floats, expected vocab " + c.vocabSize());
             }
+        }
+    }
+
+    /**
+     * The array checks of a {@link Pipeline#forward} call, shared by pipelines that do not extend this class so that
+     * every executor rejects a malformed batch with the same message.
+     *
+     * @throws NullPointerException     if an array is null
+     * @throws IllegalArgumentException if count is outside [1, maxBatch] or an array is shorter than count
+     */
+    public static void checkBatchArrays(long[] seqs, int[] tokens, int[] positions, int count, float[][] logits,
+                                        int maxBatch) {
+        Objects.requireNonNull(seqs, "sequences");
+        Objects.requireNonNull(tokens, "tokens");
+        Objects.requireNonNull(positions, "positions");
+        Objects.requireNonNull(logits, "logits");
+        if (count < 1 || count > maxBatch) {
+            throw new IllegalArgumentException("batch of " + count + " entries outside [1, maxBatch " + maxBatch + "]");
+        }
+        if (seqs.length < count || tokens.length < count || positions.length < count || logits.length < count) {
+            throw new IllegalArgumentException("batch arrays shorter than count " + count + ": sequences " + seqs.length
+                    + ", tokens " + tokens.length + ", positions " + positions.length + ", logits " + logits.length);
         }
     }
 
