@@ -106,6 +106,33 @@ class SimulatedClockTest {
     }
 
     @Test
+    void badSimulationSettingsNameTheValueAndLeaveTheBuilderUsable() {
+        ServingEngine.Builder b = ServingEngine.builder();
+        for (double bad : new double[] {-0.5, Double.NaN, Double.POSITIVE_INFINITY}) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> b.minimumArrivalRate(bad));
+            assertTrue(e.getMessage().contains("minimumArrivalRate") && e.getMessage().contains(String.valueOf(bad)),
+                    e.getMessage());
+        }
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> b.admissionGroup(0));
+        assertTrue(e.getMessage().contains("admissionGroup must be >= 1, was 0"), e.getMessage());
+        assertThrows(NullPointerException.class, () -> b.reconfigurationMode(null));
+        e = assertThrows(IllegalArgumentException.class, () -> new DataMove("a", "b", -1));
+        assertTrue(e.getMessage().contains("-1"), e.getMessage());
+        assertThrows(NullPointerException.class, () -> new DataMove("a", null, 1));
+        // the rejected calls changed nothing: the same builder still serves with its defaults
+        SimulatedClock clock = SimulatedClock.builder(s -> STEP).build();
+        LocalInstanceProvider provider = new LocalInstanceProvider(clock, null);
+        provider.add(ONE_GPU);
+        GenerationRequest request = GenerationRequest.builder().prompt("Once upon a time").maxNewTokens(8)
+                .sampling(EngineFixtures.greedy()).build();
+        try (Executor executor = EngineFixtures.executor();
+             ServingEngine engine = b.model(CHECKPOINT, TOKENIZER).instances(provider).executor(executor).clock(clock)
+                     .build()) {
+            assertArrayEquals(EngineFixtures.solo(request), engine.submit(request).join().tokens());
+        }
+    }
+
+    @Test
     void aModelWithoutTokenizerServesTokenPromptsAndRejectsText() {
         SimulatedClock clock = SimulatedClock.builder(s -> STEP).build();
         LocalInstanceProvider provider = new LocalInstanceProvider(clock, null);
