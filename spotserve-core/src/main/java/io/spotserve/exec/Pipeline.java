@@ -22,6 +22,15 @@ public interface Pipeline extends AutoCloseable {
     /** How the model is split. */
     ShardLayout layout();
 
+    /**
+     * How this pipeline keeps its weights ({@link ExecutorOptions#weights()} of the executor that made it):
+     * with {@link WeightPrecision#FP16} every imported weight was rounded to fp16, and exported weight slices
+     * carry those rounded values.
+     */
+    default WeightPrecision weightPrecision() {
+        return WeightPrecision.FP32;
+    }
+
     /** The model shape. */
     default LlamaConfig config() {
         return layout().config();

@@ -22,7 +22,7 @@ final class CudaPipeline extends AbstractPipeline<CudaShard> {
     private final CudaExecutor executor;
 
     CudaPipeline(CudaExecutor executor, ShardLayout layout, List<CudaDevice> devices, int maxBatch) {
-        super(layout, maxBatch, positions(executor, layout, devices, maxBatch));
+        super(layout, maxBatch, positions(executor, layout, devices, maxBatch), executor.options().weights());
         this.executor = executor;
     }
 

@@ -16,7 +16,7 @@ final class CpuPipeline extends AbstractPipeline<StageShard> {
     private final float[] reduced;
 
     CpuPipeline(CpuExecutor executor, ShardLayout layout, List<CpuDevice> devices, int maxBatch) {
-        super(layout, maxBatch, positions(executor, layout, devices, maxBatch));
+        super(layout, maxBatch, positions(executor, layout, devices, maxBatch), executor.options().weights());
         this.executor = executor;
         stageInput = new float[layout.stages()][maxBatch * c.dim()];
         reduced = new float[maxBatch * c.dim()];

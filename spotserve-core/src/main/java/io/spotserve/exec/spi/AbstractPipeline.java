@@ -7,6 +7,7 @@ import io.spotserve.exec.DeviceMemoryException;
 import io.spotserve.exec.Pipeline;
 import io.spotserve.exec.ShardLayout;
 import io.spotserve.exec.SliceFormat;
+import io.spotserve.exec.WeightPrecision;
 import io.spotserve.model.LlamaCheckpoint;
 import io.spotserve.model.LlamaConfig;
 import java.util.ArrayList;
@@ -37,15 +38,39 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
     protected final int maxBatch;
     /** The positions, [stage][shard]. */
     protected final S[][] shards;
+    /** How this pipeline keeps weights: imported weight values are rounded to it before a position sees them. */
+    protected final WeightPrecision weights;
     private final Map<Long, int[]> sequences = new LinkedHashMap<>(); // id -> {capacity, length}
     private boolean closed;
 
-    /** A pipeline over {@code shards}, built by the backend as [stage][shard] for {@code layout}. */
+    /** A pipeline over {@code shards}, built by the backend as [stage][shard] for {@code layout}; fp32 weights. */
     protected AbstractPipeline(ShardLayout layout, int maxBatch, S[][] shards) {
+        this(layout, maxBatch, shards, WeightPrecision.FP32);
+    }
+
+    /**
+     * A pipeline over {@code shards} whose imported weights are rounded to {@code weights} (so every backend
+     * computes with the same values; a backend may then store them natively, e.g. as halves).
+     */
+    protected AbstractPipeline(ShardLayout layout, int maxBatch, S[][] shards, WeightPrecision weights) {
         this.layout = layout;
         this.c = layout.config();
         this.maxBatch = maxBatch;
         this.shards = shards;
+        this.weights = Objects.requireNonNull(weights, "weights");
+    }
+
+    @Override
+    public final WeightPrecision weightPrecision() {
+        return weights;
+    }
+
+    /** Rounds the canonical floats of a weight slice to this pipeline's precision (KV caches stay fp32). */
+    private float[] quantized(ContextSlice slice, float[] canon) {
+        if (weights == WeightPrecision.FP16 && !(slice instanceof ContextSlice.KvCache)) {
+            HalfFloats.round(canon);
+        }
+        return canon;
     }
 
     /** The backend's forward step on validated input with every position complete; logits as in {@link #forward}. */
@@ -121,7 +146,8 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
                     bytes += s.allocationBytes(slice);
                 }
                 if (s.aliasClassifier() && s.allocationBytes(new ContextSlice.Embedding(s.vocab())) > 0) {
-                    bytes -= (long) s.vocab().length() * c.dim() * Float.BYTES; // embedding and classifier share rows
+                    // embedding and classifier share rows: counted once
+                    bytes -= s.allocationBytes(new ContextSlice.Classifier(s.vocab()));
                 }
                 need.merge(s.device(), bytes, Long::sum);
             }
@@ -136,7 +162,7 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
         for (S[] stage : shards) {
             for (S s : stage) {
                 for (ContextSlice slice : layout.weightSlices(s.stage(), s.shard())) {
-                    s.transfer(slice, CheckpointSlices.read(checkpoint, slice), true);
+                    s.transfer(slice, quantized(slice, CheckpointSlices.read(checkpoint, slice)), true);
                 }
             }
         }
@@ -186,7 +212,7 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
                     + (slice instanceof ContextSlice.KvCache k && !sequences.containsKey(k.sequence())
                     ? " (sequence " + k.sequence() + " is not open here)" : ""));
         }
-        s.transfer(slice, decoded.data(), true);
+        s.transfer(slice, quantized(slice, decoded.data()), true);
         imported(slice);
         return slice;
     }
