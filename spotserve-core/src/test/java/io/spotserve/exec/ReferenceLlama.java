@@ -1,5 +1,6 @@
 package io.spotserve.exec;
 
+import io.spotserve.exec.spi.HalfFloats;
 import io.spotserve.model.LlamaCheckpoint;
 import io.spotserve.model.LlamaCheckpoint.Tensor;
 import io.spotserve.model.LlamaConfig;
@@ -11,6 +12,7 @@ import java.nio.FloatBuffer;
  * it. Slow by design.
  */
 public final class ReferenceLlama {
+    private final boolean fp16;
     private final LlamaConfig p;
     private final float[] tokenEmbedding;
     private final float[] rmsAtt;
@@ -37,6 +39,15 @@ public final class ReferenceLlama {
     private final float[] valueCache;
 
     public ReferenceLlama(LlamaCheckpoint ckpt) {
+        this(ckpt, false);
+    }
+
+    /**
+     * The reference on {@code ckpt}'s weights, each rounded to the nearest fp16 value when {@code fp16} (what an
+     * executor with {@link WeightPrecision#FP16} computes with); arithmetic stays fp32.
+     */
+    public ReferenceLlama(LlamaCheckpoint ckpt, boolean fp16) {
+        this.fp16 = fp16;
         p = ckpt.config();
         tokenEmbedding = all(ckpt.tensor(Tensor.TOKEN_EMBEDDING));
         rmsAtt = all(ckpt.tensor(Tensor.RMS_ATT));
@@ -63,9 +74,12 @@ public final class ReferenceLlama {
         valueCache = new float[p.layers() * p.seqLen() * kvDim];
     }
 
-    private static float[] all(FloatBuffer b) {
+    private float[] all(FloatBuffer b) {
         float[] a = new float[b.remaining()];
         b.get(a);
+        if (fp16) {
+            HalfFloats.round(a);
+        }
         return a;
     }
 
