@@ -53,12 +53,13 @@ final class CublasGemm implements AutoCloseable {
     }
 
     /**
-     * out[b·outStride + r] = Σ_k w[r·n + k] · x[b·xStride + k]: with row-major w seen as a column-major n × rows
+     * out[b·outStride + r] = (accumulate ? out[b·outStride + r] : 0) + Σ_k w[r·n + k] · x[b·xStride + k]: with row-major w seen as a column-major n × rows
      * matrix, this is C = Wᵀ·X in cuBLAS's column-major terms.
      */
-    void gemm(CUdeviceptr w, int n, int rows, CUdeviceptr x, int xStride, int batch, CUdeviceptr out, int outStride) {
+    void gemm(CUdeviceptr w, int n, int rows, CUdeviceptr x, int xStride, int batch, CUdeviceptr out, int outStride,
+              boolean accumulate) {
         cublasSgemm(handle, cublasOperation.CUBLAS_OP_T, cublasOperation.CUBLAS_OP_N, rows, batch, n, ONE, w, n, x,
-                xStride, ZERO, out, outStride);
+                xStride, accumulate ? ONE : ZERO, out, outStride);
     }
 
     @Override

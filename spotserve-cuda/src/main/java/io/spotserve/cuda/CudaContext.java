@@ -2,6 +2,9 @@ package io.spotserve.cuda;
 
 import static jcuda.driver.JCudaDriver.cuCtxSetCurrent;
 import static jcuda.driver.JCudaDriver.cuDeviceGet;
+import static jcuda.driver.JCudaDriver.cuDeviceGetAttribute;
+import static jcuda.driver.JCudaDriver.cuFuncGetAttribute;
+import static jcuda.driver.JCudaDriver.cuFuncSetAttribute;
 import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRelease;
 import static jcuda.driver.JCudaDriver.cuDevicePrimaryCtxRetain;
 import static jcuda.driver.JCudaDriver.cuLaunchKernel;
@@ -21,8 +24,10 @@ import java.util.Map;
 import jcuda.Pointer;
 import jcuda.driver.CUcontext;
 import jcuda.driver.CUdevice;
+import jcuda.driver.CUdevice_attribute;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUfunction;
+import jcuda.driver.CUfunction_attribute;
 import jcuda.driver.CUmodule;
 import jcuda.driver.CUstream;
 import jcuda.driver.CUstream_flags;
@@ -50,6 +55,7 @@ final class CudaContext implements AutoCloseable {
     final CUstream stream = new CUstream();
     private final CUmodule module = new CUmodule();
     private final Map<String, CUfunction> functions = new HashMap<>();
+    private final int attentionSharedLimit;
     private boolean closed;
 
     CudaContext(int ordinal) {
@@ -68,10 +74,34 @@ final class CudaContext implements AutoCloseable {
                 cuModuleGetFunction(f, module, k);
                 functions.put(k, f);
             }
+            attentionSharedLimit = optInAttentionShared();
         } catch (RuntimeException e) {
             cuDevicePrimaryCtxRelease(device);
             throw e;
         }
+    }
+
+    /**
+     * Lets the attention kernel use all the dynamic shared memory a block may opt in to on this GPU (227 KiB on
+     * an H100, 99 KiB on an A10 or L4, 64 KiB on a T4) instead of the default 48 KiB, so the longest context is
+     * that many floats; returns the dynamic bytes a block of it may use.
+     */
+    private int optInAttentionShared() {
+        CUfunction f = functions.get("attention");
+        int[] staticBytes = new int[1];
+        cuFuncGetAttribute(staticBytes, CUfunction_attribute.CU_FUNC_ATTRIBUTE_SHARED_SIZE_BYTES, f);
+        int[] optIn = new int[1];
+        cuDeviceGetAttribute(optIn, CUdevice_attribute.CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN, device);
+        int limit = Math.max(optIn[0], Launch.DEFAULT_SHARED_BYTES) - staticBytes[0];
+        if (limit > Launch.DEFAULT_SHARED_BYTES - staticBytes[0]) {
+            cuFuncSetAttribute(f, CUfunction_attribute.CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, limit);
+        }
+        return limit;
+    }
+
+    /** Dynamic shared bytes a block of the attention kernel may use on this GPU. */
+    int attentionSharedLimit() {
+        return attentionSharedLimit;
     }
 
     /** The PTX text, NUL-terminated as cuModuleLoadData expects. */

@@ -1,13 +1,12 @@
 package io.spotserve.cuda;
 
 import static jcuda.driver.JCudaDriver.cuMemAlloc;
-import static jcuda.driver.JCudaDriver.cuMemsetD32Async;
+import static jcuda.driver.JCudaDriver.cuMemFree;
+import static jcuda.driver.JCudaDriver.cuMemsetD8Async;
 
 import io.spotserve.exec.DeviceMemoryException;
 import io.spotserve.exec.spi.ArenaDevice;
 import io.spotserve.plan.DeviceId;
-import java.util.ArrayList;
-import java.util.List;
 import jcuda.CudaException;
 import jcuda.driver.CUdeviceptr;
 import jcuda.driver.CUresult;
@@ -27,23 +26,21 @@ final class CudaDevice extends ArenaDevice {
     }
 
     /**
-     * Allocates one zeroed, accounted buffer per entry of {@code floats}, all or none.
+     * Allocates one zeroed, accounted buffer of {@code elements} elements of {@code elementBytes} bytes (4: floats,
+     * 2: fp16 weights).
      *
-     * @throws DeviceMemoryException if they do not fit the arena (or the GPU); nothing is allocated then
+     * @throws DeviceMemoryException if it does not fit the arena (or the GPU); nothing is allocated then
      */
-    synchronized DeviceBuffer[] allocate(String what, long... floats) {
-        long bytes = bytesFor(what, floats);
+    synchronized DeviceBuffer allocate(String what, long elements, int elementBytes) {
+        if (elements < 0) {
+            throw new IllegalArgumentException("cannot allocate " + elements + " elements for " + what);
+        }
+        long bytes = elements * elementBytes;
         checkFits(what, bytes);
-        List<DeviceBuffer> done = new ArrayList<>();
+        DeviceBuffer b;
         try {
-            for (long f : floats) {
-                done.add(raw(this, context, f));
-            }
+            b = raw(this, context, elements, elementBytes);
         } catch (CudaException e) {
-            for (DeviceBuffer b : done) {
-                b.close(); // not yet accounted: close() calls released(), undone below
-            }
-            account(done.stream().mapToLong(b -> b.bytes).sum());
             if (e.getMessage() != null && e.getMessage().contains(CUresult.stringFor(CUresult.CUDA_ERROR_OUT_OF_MEMORY))) {
                 throw new DeviceMemoryException(id(), what + " (the GPU itself is full)", bytes, usedBytes(),
                         capacityBytes());
@@ -51,25 +48,34 @@ final class CudaDevice extends ArenaDevice {
             throw e;
         }
         account(bytes);
-        return done.toArray(new DeviceBuffer[0]);
+        return b;
     }
 
-    /** Allocates one zeroed, accounted buffer. */
+    /** Allocates one zeroed, accounted buffer of {@code floats} floats. */
     DeviceBuffer allocate(String what, long floats) {
-        return allocate(what, new long[] {floats})[0];
+        return allocate(what, floats, Float.BYTES);
     }
 
-    /** A zeroed buffer on {@code context}'s GPU, accounted to {@code device} when it is non-null. */
+    /** A zeroed float buffer on {@code context}'s GPU, accounted to {@code device} when it is non-null. */
     static DeviceBuffer raw(CudaDevice device, CudaContext context, long floats) {
+        return raw(device, context, floats, Float.BYTES);
+    }
+
+    /** A zeroed buffer of {@code elements} elements of {@code elementBytes} bytes on {@code context}'s GPU. */
+    static DeviceBuffer raw(CudaDevice device, CudaContext context, long elements, int elementBytes) {
         context.makeCurrent();
         CUdeviceptr p = new CUdeviceptr();
-        long bytes = floats * Float.BYTES;
+        long bytes = elements * elementBytes;
         cuMemAlloc(p, Math.max(bytes, 4)); // a zero-byte request is invalid for the driver
-        DeviceBuffer b = new DeviceBuffer(device, context, p, bytes);
-        if (floats > 0) {
-            cuMemsetD32Async(p, 0, floats, context.stream);
+        try {
+            if (bytes > 0) {
+                cuMemsetD8Async(p, (byte) 0, bytes, context.stream);
+            }
+        } catch (RuntimeException e) {
+            cuMemFree(p);
+            throw e;
         }
-        return b;
+        return new DeviceBuffer(device, context, p, bytes, elementBytes);
     }
 
     void released(long bytes) {

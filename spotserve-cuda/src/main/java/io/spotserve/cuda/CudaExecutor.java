@@ -18,6 +18,9 @@ import jcuda.driver.CUdeviceptr;
  * and {@code useVector} do not apply to the GPU and are only reported.
  */
 public final class CudaExecutor extends AbstractExecutor<CudaDevice, CudaPipeline> {
+    /** System property: {@code -Dspotserve.cuda.graphs=false} runs every step kernel by kernel (no CUDA graphs). */
+    public static final String GRAPHS_PROPERTY = "spotserve.cuda.graphs";
+
     private final int gpus;
     private final Map<Integer, CudaContext> contexts = new HashMap<>();
     private final Map<Integer, CublasGemm> cublas = new HashMap<>();
@@ -47,18 +50,27 @@ public final class CudaExecutor extends AbstractExecutor<CudaDevice, CudaPipelin
         return contexts.computeIfAbsent(Math.floorMod(gpu, gpus), CudaContext::new);
     }
 
-    /** out[b][r] = W[r]·x[b] for r < rows, b < batch: cuBLAS for large batches when enabled, else our gemv. */
-    void gemv(CudaContext ctx, CUdeviceptr w, int n, int rows, CUdeviceptr x, int xStride, int batch, CUdeviceptr out,
-              int outStride) {
-        if (useCublas && batch >= CublasGemm.MIN_BATCH) {
+    /**
+     * out[b][r] = (accumulate ? out[b][r] : 0) + W[r]·x[b] for r < rows, b < batch, W fp16 when {@code half}:
+     * cuBLAS for large fp32 batches when enabled, else our gemv kernels.
+     */
+    void gemv(CudaContext ctx, CUdeviceptr w, boolean half, int n, int rows, CUdeviceptr x, int xStride, int batch,
+              CUdeviceptr out, int outStride, boolean accumulate) {
+        if (useCublas && !half && batch >= CublasGemm.MIN_BATCH) {
             CublasGemm g;
             synchronized (this) {
                 g = cublas.computeIfAbsent(ctx.ordinal, k -> new CublasGemm(ctx));
             }
-            g.gemm(w, n, rows, x, xStride, batch, out, outStride);
+            g.gemm(w, n, rows, x, xStride, batch, out, outStride, accumulate);
         } else {
-            ctx.launch("gemv_f32", Launch.gemv(rows), w, n, rows, x, xStride, batch, out, outStride);
+            ctx.launch(half ? "gemv_f16" : "gemv_f32", Launch.gemv(rows), w, n, rows, x, xStride, batch, out, outStride,
+                    accumulate ? 1 : 0);
         }
+    }
+
+    /** Whether the decode step may be captured into CUDA graphs (cuBLAS calls are left out of graphs). */
+    boolean graphsAllowed() {
+        return !useCublas && !"false".equalsIgnoreCase(System.getProperty(GRAPHS_PROPERTY));
     }
 
     /**

@@ -20,10 +20,21 @@ import jcuda.driver.CUdeviceptr;
  */
 final class CudaPipeline extends AbstractPipeline<CudaShard> {
     private final CudaExecutor executor;
+    /** Captured step graphs when every position is on one GPU (null: kernel by kernel). */
+    private final StepGraphs graphs;
 
     CudaPipeline(CudaExecutor executor, ShardLayout layout, List<CudaDevice> devices, int maxBatch) {
         super(layout, maxBatch, positions(executor, layout, devices, maxBatch), executor.options().weights());
         this.executor = executor;
+        CudaContext only = shards[0][0].ctx;
+        boolean oneGpu = true;
+        for (CudaShard[] stage : shards) {
+            for (CudaShard s : stage) {
+                oneGpu &= s.ctx == only;
+            }
+        }
+        // across GPUs the hand-offs synchronise the host between streams, which a graph cannot capture
+        this.graphs = oneGpu && executor.graphsAllowed() ? new StepGraphs(only) : null;
     }
 
     private static CudaShard[][] positions(CudaExecutor executor, ShardLayout layout, List<CudaDevice> devices,
@@ -72,14 +83,15 @@ final class CudaPipeline extends AbstractPipeline<CudaShard> {
             throw new IllegalArgumentException("position (stage " + dstStage + ", shard " + dstShard + ") of "
                     + dst.layout + " does not own " + slice);
         }
-        long floats = slice.floats(c);
-        try (DeviceBuffer staging = CudaDevice.raw(null, s.ctx, floats)) {
+        long elements = slice.floats(c);
+        int eb = s.elementBytes(slice); // fp16 weights travel as halves between GPUs
+        try (DeviceBuffer staging = CudaDevice.raw(null, s.ctx, elements, eb)) {
             s.transferDevice(slice, staging, false);
             if (d.ctx == s.ctx) {
                 d.transferDevice(slice, staging, true);
             } else {
-                try (DeviceBuffer remote = CudaDevice.raw(null, d.ctx, floats)) {
-                    copy(d, remote.ptr, s, staging.ptr, floats);
+                try (DeviceBuffer remote = CudaDevice.raw(null, d.ctx, elements, eb)) {
+                    copyBytes(d, remote.ptr, s, staging.ptr, elements * eb);
                     d.transferDevice(slice, remote, true);
                 }
             }
@@ -97,6 +109,45 @@ final class CudaPipeline extends AbstractPipeline<CudaShard> {
                 s.bind(seqs, tokens, positions, count);
             }
         }
+        CudaShard[] last = shards[shards.length - 1];
+        int rows = 0;
+        for (CudaShard s : last) {
+            rows = s.prepareLogits(logits); // the same count on every shard of the last stage
+        }
+        int logitsRows = rows;
+        Runnable launches = () -> launch(count, logitsRows);
+        boolean replayed = false;
+        if (graphs != null) {
+            CudaShard lead = shards[0][0];
+            // also rejects a context too long for attention before anything is captured
+            int shared = Launch.attention(count, 1, lead.longest(), lead.ctx.attentionSharedLimit()).sharedBytes();
+            replayed = graphs.run(new StepGraphs.Key(count, logitsRows, shared), storageVersion(), launches);
+        }
+        if (!replayed) {
+            launches.run();
+        }
+        for (CudaShard s : last) {
+            s.gatherLogits(logits, logitsRows);
+        }
+    }
+
+    private long storageVersion() {
+        long v = 0;
+        for (CudaShard[] stage : shards) {
+            for (CudaShard s : stage) {
+                v += s.storageVersion(); // each only grows, so the sum changes whenever one does
+            }
+        }
+        return v;
+    }
+
+    /** Graph statistics for tests: {captures, replays}, or null when this pipeline runs kernel by kernel. */
+    long[] graphStats() {
+        return graphs == null || graphs.disabled() ? null : new long[] {graphs.captures(), graphs.replays()};
+    }
+
+    /** Every kernel and device copy of one step, asynchronous on the GPUs' streams. */
+    private void launch(int count, int logitsRows) {
         long n = (long) count * c.dim();
         CudaShard[] first = shards[0];
         if (first.length == 1) {
@@ -134,7 +185,7 @@ final class CudaPipeline extends AbstractPipeline<CudaShard> {
             }
         }
         for (CudaShard s : shards[shards.length - 1]) {
-            s.logits(logits);
+            s.launchLogits(logitsRows);
         }
     }
 
@@ -147,9 +198,7 @@ final class CudaPipeline extends AbstractPipeline<CudaShard> {
         Launch.Config cfg = Launch.elementwise(n);
         int count = Math.toIntExact(n);
         if (stage.length == 1) {
-            lead.ctx.makeCurrent();
-            lead.ctx.launch("add_inplace", cfg, lead.x.ptr, lead.part.ptr, count);
-            return;
+            return; // the only shard's wo / w2 product added itself into the residual stream
         }
         copy(lead, lead.reduced.ptr, lead, lead.part.ptr, n);
         for (int m = 1; m < stage.length; m++) {
@@ -174,7 +223,12 @@ final class CudaPipeline extends AbstractPipeline<CudaShard> {
 
     /** Device-to-device copy of {@code floats} floats, ordered after everything already issued on both GPUs. */
     private static void copy(CudaShard dstShard, CUdeviceptr dst, CudaShard srcShard, CUdeviceptr src, long floats) {
-        long bytes = floats * Float.BYTES;
+        copyBytes(dstShard, dst, srcShard, src, floats * Float.BYTES);
+    }
+
+    /** Device-to-device copy of {@code bytes} bytes, ordered after everything already issued on both GPUs. */
+    private static void copyBytes(CudaShard dstShard, CUdeviceptr dst, CudaShard srcShard, CUdeviceptr src,
+                                  long bytes) {
         if (dstShard.ctx == srcShard.ctx) {
             dstShard.ctx.makeCurrent();
             cuMemcpyDtoDAsync(dst, src, bytes, dstShard.ctx.stream);
@@ -189,6 +243,9 @@ final class CudaPipeline extends AbstractPipeline<CudaShard> {
 
     @Override
     protected void onClose() {
+        if (graphs != null) {
+            graphs.close();
+        }
         executor.closed(this);
     }
 

@@ -6,6 +6,8 @@ import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
 
 import io.spotserve.exec.ContextSlice;
 import io.spotserve.exec.ShardLayout;
+import io.spotserve.exec.WeightPrecision;
+import io.spotserve.exec.spi.HalfFloats;
 import io.spotserve.exec.spi.PipelinePosition;
 import io.spotserve.exec.spi.WeightCoverage;
 import java.util.ArrayList;
@@ -34,6 +36,11 @@ final class CudaShard implements PipelinePosition, AutoCloseable {
     final int stage;
     final int shard;
     final int maxBatch;
+    /** Bytes per stored weight: 2 when the executor keeps fp16 weights as halves, else 4. */
+    final int wBytes;
+    private final boolean half;
+    /** Whether this position is its stage's only shard: wo / w2 then add straight into the residual stream. */
+    private final boolean alone;
     private final boolean aliasClassifier;
 
     private final WeightCoverage coverage;
@@ -62,6 +69,7 @@ final class CudaShard implements PipelinePosition, AutoCloseable {
     private final DeviceBuffer caches;  // u64[maxBatch] (two floats each)
     private int batch;
     private int longest;
+    private long storageVersion;
 
     CudaShard(CudaExecutor executor, ShardLayout layout, int stage, int shard, CudaDevice device, float[] ropeTable,
               int maxBatch) {
@@ -72,6 +80,9 @@ final class CudaShard implements PipelinePosition, AutoCloseable {
         this.stage = stage;
         this.shard = shard;
         this.maxBatch = maxBatch;
+        this.half = executor.options().weights() == WeightPrecision.FP16;
+        this.wBytes = half ? 2 : Float.BYTES;
+        this.alone = layout.shards() == 1;
         this.coverage = new WeightCoverage(layout, stage, shard);
         this.aliasClassifier = coverage.aliasClassifier();
         layerW = new DeviceBuffer[pl.layers.length()];
@@ -126,18 +137,28 @@ final class CudaShard implements PipelinePosition, AutoCloseable {
     /** Bytes that importing {@code slice} would newly allocate on the device. */
     @Override
     public long allocationBytes(ContextSlice slice) {
-        long rows = (long) pl.vocab.length() * pl.dim * Float.BYTES;
+        long rows = (long) pl.vocab.length() * pl.dim * wBytes;
         if (slice instanceof ContextSlice.Embedding) {
             return embedding == null ? rows : 0;
         } else if (slice instanceof ContextSlice.Classifier) {
             boolean present = aliasClassifier ? embedding != null : classifier != null;
             return present ? 0 : rows;
         } else if (slice instanceof ContextSlice.FinalNorm) {
-            return finalNorm == null ? (long) pl.dim * Float.BYTES : 0;
+            return finalNorm == null ? (long) pl.dim * wBytes : 0;
         } else if (slice instanceof ContextSlice.LayerWeights w) {
-            return layerW[w.layer() - pl.layers.from()] == null ? pl.layerFloats * Float.BYTES : 0;
+            return layerW[w.layer() - pl.layers.from()] == null ? pl.layerFloats * wBytes : 0;
         }
         return 0;
+    }
+
+    /** Bytes per element of the storage of {@code slice}: {@link #wBytes} for weights, 4 for KV caches. */
+    int elementBytes(ContextSlice slice) {
+        return slice instanceof ContextSlice.KvCache ? Float.BYTES : wBytes;
+    }
+
+    /** Whether this position's weight storage holds fp16 halves. */
+    boolean halfWeights() {
+        return half;
     }
 
     // ------------------------------------------------------------------ import / export
@@ -163,29 +184,46 @@ final class CudaShard implements PipelinePosition, AutoCloseable {
         ctx.makeCurrent();
         DeviceBuffer target = storage(slice, importing);
         int capacity = slice instanceof ContextSlice.KvCache k ? kv.get(k.sequence()).capacity : 0;
+        int eb = elementBytes(slice);
+        // fp16 storage: the host side of the copies is the slice's halves (exact: the pipeline rounded the
+        // imported values to fp16 already)
+        short[] halves = hostCanon != null && eb == 2
+                ? (importing ? HalfFloats.toHalves(hostCanon) : new short[hostCanon.length]) : null;
+        Pointer host = hostCanon == null ? null : halves != null ? Pointer.to(halves) : Pointer.to(hostCanon);
         for (PositionLayout.Copy cp : pl.copies(slice, capacity)) {
             DeviceBuffer buf = cp.target() == PositionLayout.Target.LAYER ? layerW[cp.localLayer()] : target;
-            if (hostCanon != null) {
-                copy(buf, cp, hostCanon, importing);
+            if (host != null) {
+                copy(buf, cp, host, eb, importing);
             } else {
-                copyDevice(buf, cp, devCanon, importing);
+                copyDevice(buf, cp, devCanon, eb, importing);
             }
+        }
+        if (halves != null && !importing) {
+            HalfFloats.toFloats(halves, hostCanon);
         }
         if (importing) {
             coverage.mark(slice);
         }
     }
 
-    /** One strided device↔device copy between storage and a canonical staging buffer on the same GPU. */
-    private static void copyDevice(DeviceBuffer buf, PositionLayout.Copy cp, DeviceBuffer canon, boolean importing) {
+    /**
+     * One strided device↔device copy between storage and a canonical staging buffer on the same GPU; both hold
+     * elements of {@code eb} bytes.
+     */
+    private static void copyDevice(DeviceBuffer buf, PositionLayout.Copy cp, DeviceBuffer canon, int eb,
+                                   boolean importing) {
+        if (buf.elementBytes != eb || canon.elementBytes != eb) {
+            throw new IllegalStateException("slice copy between " + buf.elementBytes + "-byte storage and a "
+                    + canon.elementBytes + "-byte staging buffer; expected " + eb + "-byte elements on both sides");
+        }
         CUDA_MEMCPY2D m = new CUDA_MEMCPY2D();
-        long width = (long) cp.width() * Float.BYTES;
+        long width = (long) cp.width() * eb;
         m.WidthInBytes = width;
         m.Height = cp.height();
         CUdeviceptr store = buf.at(cp.storeOffset());
         CUdeviceptr staged = canon.at(cp.canonOffset());
-        long storePitch = cp.height() == 1 ? width : cp.storePitch() * Float.BYTES;
-        long stagedPitch = cp.height() == 1 ? width : (long) cp.canonPitch() * Float.BYTES;
+        long storePitch = cp.height() == 1 ? width : cp.storePitch() * eb;
+        long stagedPitch = cp.height() == 1 ? width : (long) cp.canonPitch() * eb;
         m.srcMemoryType = CUmemorytype.CU_MEMORYTYPE_DEVICE;
         m.dstMemoryType = CUmemorytype.CU_MEMORYTYPE_DEVICE;
         if (importing) {
@@ -206,7 +244,7 @@ final class CudaShard implements PipelinePosition, AutoCloseable {
         String where = " of stage " + stage + " shard " + shard;
         if (slice instanceof ContextSlice.Embedding) {
             if (importing && embedding == null) {
-                embedding = device.allocate("token embedding rows " + pl.vocab + where, (long) pl.vocab.length() * pl.dim);
+                embedding = allocateWeights("token embedding rows " + pl.vocab + where, (long) pl.vocab.length() * pl.dim);
                 if (aliasClassifier) {
                     classifier = embedding;
                 }
@@ -214,7 +252,7 @@ final class CudaShard implements PipelinePosition, AutoCloseable {
             return embedding;
         } else if (slice instanceof ContextSlice.Classifier) {
             if (importing && classifier == null) {
-                classifier = device.allocate((aliasClassifier ? "token embedding / classifier rows " : "classifier rows ")
+                classifier = allocateWeights((aliasClassifier ? "token embedding / classifier rows " : "classifier rows ")
                         + pl.vocab + where, (long) pl.vocab.length() * pl.dim);
                 if (aliasClassifier) {
                     embedding = classifier;
@@ -223,13 +261,13 @@ final class CudaShard implements PipelinePosition, AutoCloseable {
             return classifier;
         } else if (slice instanceof ContextSlice.FinalNorm) {
             if (importing && finalNorm == null) {
-                finalNorm = device.allocate("final norm" + where, pl.dim);
+                finalNorm = allocateWeights("final norm" + where, pl.dim);
             }
             return finalNorm;
         } else if (slice instanceof ContextSlice.LayerWeights w) {
             int l = w.layer() - pl.layers.from();
             if (importing && layerW[l] == null) {
-                layerW[l] = device.allocate("layer " + w.layer() + " heads " + pl.heads + " hidden " + pl.hidden + where,
+                layerW[l] = allocateWeights("layer " + w.layer() + " heads " + pl.heads + " hidden " + pl.hidden + where,
                         pl.layerFloats);
             }
             return layerW[l];
@@ -238,10 +276,13 @@ final class CudaShard implements PipelinePosition, AutoCloseable {
         }
     }
 
-    /** One strided host↔device copy; synchronous, so the host array may be reused on return. */
-    private static void copy(DeviceBuffer buf, PositionLayout.Copy cp, float[] canon, boolean importing) {
-        long width = (long) cp.width() * Float.BYTES;
-        Pointer host = Pointer.to(canon).withByteOffset((long) cp.canonOffset() * Float.BYTES);
+    /**
+     * One strided host↔device copy of {@code eb}-byte elements ({@code canon} points at the slice's canonical
+     * elements); synchronous, so the host array may be reused on return.
+     */
+    private static void copy(DeviceBuffer buf, PositionLayout.Copy cp, Pointer canon, int eb, boolean importing) {
+        long width = (long) cp.width() * eb;
+        Pointer host = canon.withByteOffset((long) cp.canonOffset() * eb);
         CUdeviceptr dev = buf.at(cp.storeOffset());
         if (cp.height() == 1) {
             if (importing) {
@@ -254,8 +295,8 @@ final class CudaShard implements PipelinePosition, AutoCloseable {
         CUDA_MEMCPY2D m = new CUDA_MEMCPY2D();
         m.WidthInBytes = width;
         m.Height = cp.height();
-        long hostPitch = (long) cp.canonPitch() * Float.BYTES;
-        long devPitch = cp.storePitch() * Float.BYTES;
+        long hostPitch = (long) cp.canonPitch() * eb;
+        long devPitch = cp.storePitch() * eb;
         if (importing) {
             m.srcMemoryType = CUmemorytype.CU_MEMORYTYPE_HOST;
             m.srcHost = host;
@@ -306,10 +347,18 @@ final class CudaShard implements PipelinePosition, AutoCloseable {
         }
     }
 
-    private static void free(DeviceBuffer b) {
+    private void free(DeviceBuffer b) {
         if (b != null) {
             b.close();
+            storageVersion++;
         }
+    }
+
+    /** Allocates weight storage of {@code elements} stored weights (a new address: graphs must be recaptured). */
+    private DeviceBuffer allocateWeights(String what, long elements) {
+        DeviceBuffer b = device.allocate(what, elements, wBytes);
+        storageVersion++;
+        return b;
     }
 
     // ------------------------------------------------------------------ sequences
@@ -359,58 +408,96 @@ final class CudaShard implements PipelinePosition, AutoCloseable {
     /** Stage 0: this shard's embedding rows of the step's tokens into {@code out} (zeros for other shards' tokens). */
     void embed(DeviceBuffer out) {
         ctx.makeCurrent();
-        ctx.launch("embed", Launch.perRow(batch), out.ptr, embedding.ptr, tokens.ptr, pl.vocab.from(),
-                pl.vocab.length(), pl.dim);
+        ctx.launch(half ? "embed_h" : "embed", Launch.perRow(batch), out.ptr, embedding.ptr, tokens.ptr,
+                pl.vocab.from(), pl.vocab.length(), pl.dim);
     }
 
-    /** Attention of local layer {@code l} on {@link #x}; this shard's partial wo output into {@link #part}. */
+    /**
+     * Attention of local layer {@code l} on {@link #x}. A stage's only shard adds its wo output straight into
+     * {@link #x} (the residual add fused into the product); otherwise the partial goes to {@link #part} for the
+     * pipeline's all-reduce.
+     */
     void attention(int l) {
         ctx.makeCurrent();
         DeviceBuffer w = layerW[l];
         int n = batch;
-        ctx.launch("rmsnorm", Launch.perRow(n), xb.ptr, pl.dim, x.ptr, pl.dim, w.at(0), pl.dim);
-        executor.gemv(ctx, w.at(pl.offQkv), pl.dim, pl.qkvRows, xb.ptr, pl.dim, n, qkv.ptr, pl.qkvRows);
+        ctx.launch(half ? "rmsnorm_h" : "rmsnorm", Launch.perRow(n), xb.ptr, pl.dim, x.ptr, pl.dim, w.at(0), pl.dim);
+        executor.gemv(ctx, w.at(pl.offQkv), half, pl.dim, pl.qkvRows, xb.ptr, pl.dim, n, qkv.ptr, pl.qkvRows, false);
         ctx.launch("rope_store", Launch.perRow(n), qkv.ptr, pl.qkvRows, pl.qDim, pl.kvDim, pl.hs, rope.ptr, pos.ptr,
                 caches.ptr, caps.ptr, l);
-        ctx.launch("attention", Launch.attention(n, pl.hq, longest), qkv.ptr, pl.qkvRows, att.ptr, pl.qDim, pl.kvDim,
-                pl.hs, pl.c.kvGroupSize(), pos.ptr, caches.ptr, caps.ptr, l, (float) Math.sqrt(pl.hs));
-        executor.gemv(ctx, w.at(pl.offWo), pl.qDim, pl.dim, att.ptr, pl.qDim, n, part.ptr, pl.dim);
+        ctx.launch("attention", Launch.attention(n, pl.hq, longest, ctx.attentionSharedLimit()), qkv.ptr, pl.qkvRows,
+                att.ptr, pl.qDim, pl.kvDim, pl.hs, pl.c.kvGroupSize(), pos.ptr, caches.ptr, caps.ptr, l,
+                (float) Math.sqrt(pl.hs));
+        executor.gemv(ctx, w.at(pl.offWo), half, pl.qDim, pl.dim, att.ptr, pl.qDim, n, alone ? x.ptr : part.ptr,
+                pl.dim, alone);
     }
 
-    /** SwiGLU FFN of local layer {@code l} on {@link #x}; this shard's partial w2 output into {@link #part}. */
+    /** SwiGLU FFN of local layer {@code l} on {@link #x}; the w2 output goes where {@link #attention}'s wo does. */
     void ffn(int l) {
         ctx.makeCurrent();
         DeviceBuffer w = layerW[l];
         int n = batch;
         int f = pl.f;
-        ctx.launch("rmsnorm", Launch.perRow(n), xb.ptr, pl.dim, x.ptr, pl.dim, w.at(pl.dim), pl.dim);
-        executor.gemv(ctx, w.at(pl.offW13), pl.dim, 2 * f, xb.ptr, pl.dim, n, h13.ptr, 2 * f);
+        ctx.launch(half ? "rmsnorm_h" : "rmsnorm", Launch.perRow(n), xb.ptr, pl.dim, x.ptr, pl.dim, w.at(pl.dim),
+                pl.dim);
+        executor.gemv(ctx, w.at(pl.offW13), half, pl.dim, 2 * f, xb.ptr, pl.dim, n, h13.ptr, 2 * f, false);
         ctx.launch("swiglu", Launch.elementwise((long) f * n), h13.ptr, hb.ptr, f, n);
-        executor.gemv(ctx, w.at(pl.offW2), f, pl.dim, hb.ptr, f, n, part.ptr, pl.dim);
+        executor.gemv(ctx, w.at(pl.offW2), half, f, pl.dim, hb.ptr, f, n, alone ? x.ptr : part.ptr, pl.dim, alone);
     }
 
-    /** Last stage: final norm and this shard's classifier rows for entries with an output, gathered into them. */
-    void logits(float[][] out) {
+    /**
+     * Last stage, before the step's kernels: uploads which entries want logits (row map) and returns how many
+     * do. Synchronous (a host copy), so it runs outside a captured graph.
+     */
+    int prepareLogits(float[][] out) {
         ctx.makeCurrent();
         int[] map = new int[batch];
         int k = 0;
         for (int b = 0; b < batch; b++) {
             map[b] = out[b] != null ? k++ : -1;
         }
+        if (k > 0) {
+            cuMemcpyHtoD(rowMap.ptr, Pointer.to(map), (long) batch * Integer.BYTES);
+        }
+        return k;
+    }
+
+    /** Last stage: final norm and this shard's classifier rows for the {@code k} entries with an output. */
+    void launchLogits(int k) {
         if (k == 0) {
             return;
         }
+        ctx.makeCurrent();
         int v = pl.vocab.length();
-        cuMemcpyHtoD(rowMap.ptr, Pointer.to(map), (long) batch * Integer.BYTES);
-        ctx.launch("rmsnorm_select", Launch.perRow(batch), xb.ptr, x.ptr, finalNorm.ptr, pl.dim, rowMap.ptr);
-        executor.gemv(ctx, classifier.ptr, pl.dim, v, xb.ptr, pl.dim, k, logits.ptr, v);
+        ctx.launch(half ? "rmsnorm_select_h" : "rmsnorm_select", Launch.perRow(batch), xb.ptr, x.ptr, finalNorm.ptr,
+                pl.dim, rowMap.ptr);
+        executor.gemv(ctx, classifier.ptr, half, pl.dim, v, xb.ptr, pl.dim, k, logits.ptr, v, false);
+    }
+
+    /** Last stage, after the step's kernels: copies the {@code k} logits rows into their entries' arrays. */
+    void gatherLogits(float[][] out, int k) {
+        if (k == 0) {
+            return;
+        }
+        ctx.makeCurrent();
+        int v = pl.vocab.length();
         float[] host = new float[k * v];
         cuMemcpyDtoH(Pointer.to(host), logits.ptr, (long) k * v * Float.BYTES);
-        for (int b = 0; b < batch; b++) {
-            if (map[b] >= 0) {
-                System.arraycopy(host, map[b] * v, out[b], pl.vocab.from(), v);
+        for (int b = 0, row = 0; b < batch; b++) {
+            if (out[b] != null) {
+                System.arraycopy(host, row++ * v, out[b], pl.vocab.from(), v);
             }
         }
+    }
+
+    /** The longest context of the bound step (positions + 1). */
+    int longest() {
+        return longest;
+    }
+
+    /** Bumped whenever weight storage is allocated or freed: captured graphs hold storage addresses. */
+    long storageVersion() {
+        return storageVersion;
     }
 
     int batch() {

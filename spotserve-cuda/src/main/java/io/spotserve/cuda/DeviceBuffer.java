@@ -13,18 +13,21 @@ final class DeviceBuffer implements AutoCloseable {
     private final CudaContext context;
     final CUdeviceptr ptr;
     final long bytes;
+    /** Bytes of one element: 4 for floats and ints, 2 for fp16 weights. */
+    final int elementBytes;
     private boolean freed;
 
-    DeviceBuffer(CudaDevice device, CudaContext context, CUdeviceptr ptr, long bytes) {
+    DeviceBuffer(CudaDevice device, CudaContext context, CUdeviceptr ptr, long bytes, int elementBytes) {
         this.device = device;
         this.context = context;
         this.ptr = ptr;
         this.bytes = bytes;
+        this.elementBytes = elementBytes;
     }
 
-    /** Address {@code floats} floats into the buffer. */
-    CUdeviceptr at(long floats) {
-        return floats == 0 ? ptr : ptr.withByteOffset(floats * Float.BYTES);
+    /** Address {@code elements} elements into the buffer. */
+    CUdeviceptr at(long elements) {
+        return elements == 0 ? ptr : ptr.withByteOffset(elements * elementBytes);
     }
 
     /** The GPU this buffer lives on. */

@@ -15,6 +15,8 @@ final class Launch {
     static final int ATTENTION_THREADS = 128;
     /** Grid-stride kernels never launch more blocks than this. */
     static final int MAX_GRID = 4096;
+    /** Smallest attention shared-memory bucket, in floats. */
+    static final int ATTENTION_MIN_BUCKET = 256;
     /** Shared memory a block may use without opting in (48 KiB on every GPU since Kepler). */
     static final int DEFAULT_SHARED_BYTES = 48 * 1024;
 
@@ -42,18 +44,27 @@ final class Launch {
     }
 
     /**
-     * attention: one block per (entry, local query head); scores of up to {@code longest} positions in shared
-     * memory.
+     * attention: one block per (entry, local query head); scores of up to {@code longest} positions in dynamic
+     * shared memory. The shared size is rounded up to a power-of-two bucket of floats (at least 256, at most
+     * what {@code limitBytes} allows), so consecutive decode steps launch the same shape and a captured CUDA
+     * graph can be replayed across them.
      *
-     * @throws IllegalArgumentException if the scores do not fit the default shared-memory budget
+     * @param limitBytes the dynamic shared memory a block of the attention kernel may use on this GPU
+     * @throws IllegalArgumentException if the scores do not fit {@code limitBytes}
      */
-    static Config attention(int batch, int heads, int longest) {
+    static Config attention(int batch, int heads, int longest, int limitBytes) {
         long bytes = (long) longest * Float.BYTES;
-        if (bytes > DEFAULT_SHARED_BYTES) {
+        if (bytes > limitBytes) {
             throw new IllegalArgumentException("attention over " + longest + " positions needs " + bytes
-                    + " bytes of shared memory, more than the " + DEFAULT_SHARED_BYTES + " a block gets by default");
+                    + " bytes of shared memory, more than the " + limitBytes + " a block of it may use on this GPU");
         }
-        return new Config(batch, heads, ATTENTION_THREADS, (int) bytes);
+        long bucket = Math.max(ATTENTION_MIN_BUCKET, Long.highestOneBit(Math.max(1, longest - 1)) << 1) * Float.BYTES;
+        return new Config(batch, heads, ATTENTION_THREADS, (int) Math.min(bucket, limitBytes));
+    }
+
+    /** attention within the default 48 KiB of shared memory (GPUs or tests without the opt-in limit). */
+    static Config attention(int batch, int heads, int longest) {
+        return attention(batch, heads, longest, DEFAULT_SHARED_BYTES);
     }
 
     /** Grid-stride element-wise kernels over {@code count} elements (add_inplace, swiglu, f32_to_f16). */

@@ -60,36 +60,96 @@ class CudaKernelsTest {
     @Test
     void gemvMatchesHostDotProducts() {
         Random r = new Random(1);
-        for (int[] shape : new int[][] {{1, 7, 1}, {33, 100, 3}, {288, 768, 5}, {512, 64, 9}}) {
+        // {rows, n, batch, row padding of x and out}: padding 0 keeps 16-byte alignment (vector path), 3 breaks it
+        for (int[] shape : new int[][] {{1, 7, 1, 3}, {33, 100, 3, 3}, {288, 768, 5, 3}, {512, 64, 9, 3},
+                {256, 2048, 1, 0}, {96, 5632, 16, 0}, {100, 1000, 17, 0}, {40, 1001, 2, 0}}) {
             int rows = shape[0];
             int n = shape[1];
             int batch = shape[2];
+            int xStride = n + shape[3];
+            int outStride = rows + shape[3];
             float[] w = random(r, rows * n);
-            float[] x = random(r, batch * (n + 3));
-            float[] expect = new float[batch * (rows + 1)];
+            float[] x = random(r, batch * xStride);
+            float[] expect = new float[batch * outStride];
+            float[] expectH = new float[batch * outStride];
             for (int b = 0; b < batch; b++) {
                 for (int i = 0; i < rows; i++) {
                     double s = 0;
+                    double h = 0;
                     for (int k = 0; k < n; k++) {
-                        s += (double) w[i * n + k] * x[b * (n + 3) + k];
+                        s += (double) w[i * n + k] * x[b * xStride + k];
+                        h += (double) io.spotserve.exec.spi.HalfFloats.round(w[i * n + k]) * x[b * xStride + k];
                     }
-                    expect[b * (rows + 1) + i] = (float) s;
+                    expect[b * outStride + i] = (float) s;
+                    expectH[b * outStride + i] = (float) h;
                 }
             }
+            String what = rows + "x" + n + " batch " + batch + " padding " + shape[3];
+            float tol = 1e-5f * (float) Math.sqrt(n) * 4;
             try (DeviceBuffer dw = upload(w); DeviceBuffer dx = upload(x);
                  DeviceBuffer out = CudaDevice.raw(null, ctx, expect.length);
-                 DeviceBuffer half = CudaDevice.raw(null, ctx, (w.length + 1) / 2)) {
-                ctx.launch("gemv_f32", Launch.gemv(rows), dw.ptr, n, rows, dx.ptr, n + 3, batch, out.ptr, rows + 1);
-                assertArrayEquals(expect, download(out, expect.length), 1e-3f, "fp32 " + rows + "x" + n + " batch " + batch);
-                ctx.launch("f32_to_f16", Launch.elementwise(w.length), dw.ptr, half.ptr, (long) w.length);
-                ctx.launch("gemv_f16", Launch.gemv(rows), half.ptr, n, rows, dx.ptr, n + 3, batch, out.ptr, rows + 1);
-                float[] got = download(out, expect.length);
-                for (int i = 0; i < got.length; i++) {
-                    assertTrue(Math.abs(got[i] - expect[i]) <= 2e-2f * (1 + Math.abs(expect[i])) + n * 1e-3f,
-                            "fp16 weights, fp32 accumulation: " + got[i] + " vs " + expect[i]);
+                 DeviceBuffer half = CudaDevice.raw(null, ctx, w.length, 2)) {
+                ctx.launch("gemv_f32", Launch.gemv(rows), dw.ptr, n, rows, dx.ptr, xStride, batch, out.ptr, outStride, 0);
+                assertClose(expect, download(out, expect.length), tol, "fp32 " + what);
+                ctx.launch("gemv_f32", Launch.gemv(rows), dw.ptr, n, rows, dx.ptr, xStride, batch, out.ptr, outStride, 1);
+                float[] twice = expect.clone();
+                for (int i = 0; i < twice.length; i++) {
+                    twice[i] *= 2;
                 }
+                assertClose(twice, download(out, expect.length), 2 * tol, "fp32 accumulate " + what);
+                ctx.launch("f32_to_f16", Launch.elementwise(w.length), dw.ptr, half.ptr, (long) w.length);
+                ctx.launch("gemv_f16", Launch.gemv(rows), half.ptr, n, rows, dx.ptr, xStride, batch, out.ptr, outStride, 0);
+                assertClose(expectH, download(out, expect.length), tol, "fp16 weights, fp32 accumulation " + what);
             }
         }
+    }
+
+    private static void assertClose(float[] expect, float[] got, float tol, String what) {
+        for (int i = 0; i < got.length; i++) {
+            assertTrue(Math.abs(got[i] - expect[i]) <= tol * (1 + Math.abs(expect[i])), what + " [" + i + "]: " + got[i]
+                    + " vs " + expect[i]);
+        }
+    }
+
+    @Test
+    void halfWeightKernelsMatchTheirFloatTwins() {
+        Random r = new Random(3);
+        int dim = 96;
+        int batch = 4;
+        float[] x = random(r, batch * dim);
+        float[] w = random(r, dim);
+        io.spotserve.exec.spi.HalfFloats.round(w);
+        short[] wh = io.spotserve.exec.spi.HalfFloats.toHalves(w);
+        int vLocal = 10;
+        float[] emb = random(r, vLocal * dim);
+        io.spotserve.exec.spi.HalfFloats.round(emb);
+        short[] embH = io.spotserve.exec.spi.HalfFloats.toHalves(emb);
+        try (DeviceBuffer dx = upload(x); DeviceBuffer dw = upload(w); DeviceBuffer dwh = CudaDevice.raw(null, ctx, dim, 2);
+             DeviceBuffer demb = upload(emb); DeviceBuffer dembh = CudaDevice.raw(null, ctx, emb.length, 2);
+             DeviceBuffer o1 = CudaDevice.raw(null, ctx, x.length); DeviceBuffer o2 = CudaDevice.raw(null, ctx, x.length);
+             DeviceBuffer tok = CudaDevice.raw(null, ctx, batch); DeviceBuffer map = CudaDevice.raw(null, ctx, batch)) {
+            cuMemcpyHtoD(dwh.ptr, Pointer.to(wh), (long) dim * 2);
+            cuMemcpyHtoD(dembh.ptr, Pointer.to(embH), (long) emb.length * 2);
+            ctx.launch("rmsnorm", Launch.perRow(batch), o1.ptr, dim, dx.ptr, dim, dw.ptr, dim);
+            ctx.launch("rmsnorm_h", Launch.perRow(batch), o2.ptr, dim, dx.ptr, dim, dwh.ptr, dim);
+            assertArrayEquals(download(o1, x.length), download(o2, x.length), "rmsnorm_h");
+            cuMemcpyHtoD(map.ptr, Pointer.to(new int[] {1, -1, 0, 2}), (long) batch * Integer.BYTES);
+            ctx.launch("rmsnorm_select", Launch.perRow(batch), o1.ptr, dx.ptr, dw.ptr, dim, map.ptr);
+            ctx.launch("rmsnorm_select_h", Launch.perRow(batch), o2.ptr, dx.ptr, dwh.ptr, dim, map.ptr);
+            assertArrayEquals(download(o1, 3 * dim), download(o2, 3 * dim), "rmsnorm_select_h");
+            cuMemcpyHtoD(tok.ptr, Pointer.to(new int[] {23, 20, 29, 31}), (long) batch * Integer.BYTES);
+            ctx.launch("embed", Launch.perRow(batch), o1.ptr, demb.ptr, tok.ptr, 20, vLocal, dim);
+            ctx.launch("embed_h", Launch.perRow(batch), o2.ptr, dembh.ptr, tok.ptr, 20, vLocal, dim);
+            float[] e = download(o2, x.length);
+            assertArrayEquals(download(o1, x.length), e, "embed_h");
+            assertEquals(emb[3 * dim + 5], e[5]);
+            assertEquals(0f, e[3 * dim + 5], "token 31 is outside the shard [20, 30)");
+        }
+    }
+
+    @Test
+    void attentionMayUseTheOptedInSharedMemory() {
+        assertTrue(ctx.attentionSharedLimit() >= 48 * 1024 - 1024, "limit " + ctx.attentionSharedLimit());
     }
 
     @Test

@@ -19,14 +19,26 @@ class LaunchTest {
     }
 
     @Test
-    void attentionSharedMemoryHoldsTheLongestSequenceOrIsRejected() {
+    void attentionSharedMemoryHoldsTheLongestSequenceInAPowerOfTwoBucketOrIsRejected() {
         Launch.Config cfg = Launch.attention(3, 4, 257);
         assertEquals(3, cfg.gridX());
         assertEquals(4, cfg.gridY());
-        assertEquals(257 * 4, cfg.sharedBytes());
+        assertEquals(512 * 4, cfg.sharedBytes());
+        for (int longest = 1; longest <= 12288; longest++) {
+            int bytes = Launch.attention(1, 1, longest).sharedBytes();
+            assertTrue(bytes >= longest * 4 && bytes <= 48 * 1024, longest + " -> " + bytes);
+            assertTrue(bytes == 48 * 1024 || Integer.bitCount(bytes) == 1, longest + " -> " + bytes);
+            assertTrue(bytes <= Math.max(256 * 4, 2 * longest * 4), longest + " -> " + bytes + " wastes too much");
+        }
+        assertEquals(256 * 4, Launch.attention(1, 1, 1).sharedBytes());
+        assertEquals(256 * 4, Launch.attention(1, 1, 256).sharedBytes());
         assertEquals(48 * 1024, Launch.attention(1, 1, 12288).sharedBytes());
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Launch.attention(1, 1, 12289));
         assertTrue(e.getMessage().contains("12289 positions needs 49156 bytes"), e.getMessage());
+        // an opted-in limit (e.g. 227 KiB on an H100) lets longer contexts through
+        assertEquals(65536 * 4 > 227 * 1024 ? 227 * 1024 : 65536 * 4, Launch.attention(1, 1, 40000, 227 * 1024)
+                .sharedBytes());
+        assertThrows(IllegalArgumentException.class, () -> Launch.attention(1, 1, 60000, 227 * 1024));
     }
 
     @Test
