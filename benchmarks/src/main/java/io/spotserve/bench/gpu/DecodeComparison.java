@@ -271,7 +271,10 @@ public final class DecodeComparison {
             Files.createDirectories(parent);
         }
         Files.writeString(out, report.markdown(), StandardCharsets.UTF_8);
-        System.out.print(report.markdown());
+        System.out.println("wrote " + out + " (" + report.rows().size() + " rows)");
+        for (Goal g : report.goals()) {
+            System.out.println(g.verdict() + ": " + g.text() + ": " + g.measured());
+        }
         System.exit(report.allPassed() ? 0 : 1);
     }
 }
