@@ -10,7 +10,7 @@
 #      step not stopping the later ones:
 #        tests            every io.spotserve.cuda test (contract suites, random-model parity, per-kernel, PTX and
 #                         layout tests) with GpuCheck; skipped GPU suites fail it unless --allow-skips; not run
-#                         with --bench-only
+#                         with --bench-only (SKIP_BENCH=1 runs this step only)
 #        jmh-cuda-decode  the short CudaDecode JMH run (25M model, batch 1/8/32)  -> $OUT/cuda-decode.json
 #        decode-1b        GpuDecodeBench: 1B random LLaMA, fp16 + fp32, batch 1 + 16, copy bandwidth
 #                                                                                 -> $OUT/decode-1b.json
@@ -121,6 +121,10 @@ run)
       $allow_skips
   else
     echo "tests: not run (--bench-only)" >> "$summary"
+  fi
+  if [ -n "${SKIP_BENCH:-}" ]; then   # the old tests-only mode
+    echo "benchmarks: not run (SKIP_BENCH)" >> "$summary"; cat "$summary"
+    [ "$failures" = 0 ]; exit
   fi
   # the short 25M-parameter JMH decode run (batch 1 / 8 / 32), JSON to $OUT/cuda-decode.json
   step jmh-cuda-decode "${LIMIT_JMH:-80}" "$root" "$java_bin" -cp "$cp_all" org.openjdk.jmh.Main CudaDecode \

@@ -93,6 +93,13 @@ public final class DecodeComparison {
                     ours.get("prompt").getAsInt(), ours.get("warmup_steps").getAsInt(), ours.get("runs").getAsInt(),
                     ours.get("steps_per_run").getAsInt()));
         }
+        long ourParameters = ours != null && ours.has("model") ? ours.getAsJsonObject("model").get("parameters").getAsLong() : -1;
+        long torchParameters = torch != null && torch.has("parameters") ? torch.get("parameters").getAsLong() : -1;
+        boolean sameModel = ourParameters < 0 || torchParameters < 0 || ourParameters == torchParameters;
+        if (!sameModel) {
+            md.append(String.format(Locale.ROOT, "**PyTorch ran another model** (%,d parameters, ours %,d): no ratio.%n",
+                    torchParameters, ourParameters));
+        }
         md.append("\n| weights | batch | weight bytes/step | bound ms/step | bound tok/s | ours ms/step | ours tok/s "
                 + "| % of bound | PyTorch eager tok/s | ours / eager |\n");
         md.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
@@ -106,7 +113,7 @@ public final class DecodeComparison {
                 double tps = batch * 1e3 / ms;
                 double boundMs = Double.isNaN(bandwidth) ? Double.NaN : DecodeBound.boundMs(bytes, bandwidth);
                 double boundTps = batch * 1e3 / boundMs;
-                double torchTps = w.equals("fp16") ? torchTokensPerSecond(torch, batch) : Double.NaN;
+                double torchTps = w.equals("fp16") && sameModel ? torchTokensPerSecond(torch, batch) : Double.NaN;
                 Row row = new Row(w, batch, bytes, boundMs, boundTps, ms, tps, tps / boundTps, torchTps, tps / torchTps);
                 rows.add(row);
                 md.append(String.format(Locale.ROOT, "| %s | %d | %,d | %s | %s | %.3f | %.1f | %s | %s | %s |%n", w,
@@ -127,8 +134,8 @@ public final class DecodeComparison {
                 ? new Goal(goalText(true), "not measured", "NOT MEASURED")
                 : new Goal(goalText(true), pct(b1.shareOfBound()), b1.shareOfBound() >= BOUND_GOAL ? "PASS" : "FAIL"));
         goals.add(b1 == null || Double.isNaN(b1.ratioToTorch())
-                ? new Goal(goalText(false), "not measured" + (torch == null || Double.isNaN(torchTokensPerSecond(torch, 1))
-                        ? reason(torch) : ""), "NOT MEASURED")
+                ? new Goal(goalText(false), "not measured" + (!sameModel ? " (PyTorch ran another model)"
+                        : torch == null || Double.isNaN(torchTokensPerSecond(torch, 1)) ? reason(torch) : ""), "NOT MEASURED")
                 : new Goal(goalText(false), ratio(b1.ratioToTorch()), b1.ratioToTorch() >= TORCH_GOAL ? "PASS" : "FAIL"));
         md.append("\n## Goals (issue 6)\n\n| goal | measured | verdict |\n|---|---:|---|\n");
         for (Goal g : goals) {

@@ -100,6 +100,13 @@ class DecodeComparisonTest {
         assertTrue(r.goals().get(1).measured().contains("torch missing"), r.goals().get(1).measured());
         assertFalse(r.allPassed());
 
+        JsonObject otherModel = json(TORCH);
+        otherModel.addProperty("parameters", 477_824);
+        DecodeComparison.Report mismatch = DecodeComparison.compare(json(OURS), otherModel);
+        assertEquals("NOT MEASURED", mismatch.goals().get(1).verdict());
+        assertTrue(mismatch.goals().get(1).measured().contains("another model"), mismatch.goals().get(1).measured());
+        assertTrue(Double.isNaN(mismatch.rows().get(0).ratioToTorch()));
+
         JsonObject noGpu = json("{\"tool\": \"GpuDecodeBench\", \"error\": \"needs a GPU: CUDA driver library not loadable\"}");
         DecodeComparison.Report none = DecodeComparison.compare(noGpu, null);
         assertTrue(none.rows().isEmpty());
