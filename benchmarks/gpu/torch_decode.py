@@ -101,21 +101,22 @@ def measure(torch, model, batch, prompt, new_tokens, runs, seed):
         r["generate_decode_tokens_per_s"] = batch * 1e3 / r["generate_decode_ms_per_step"]
 
         loop = []
-        for _ in range(runs + 1):  # the first run warms the loop up and is dropped
+        for run in range(runs + 1):  # run 0 (16 steps) warms the loop up and is dropped
+            steps = 16 if run == 0 else new_tokens
             out = model(input_ids=ids, attention_mask=mask, use_cache=True)
             cache = out.past_key_values
             token = out.logits[:, -1:].argmax(-1)
 
             def decode():
                 nonlocal cache, token
-                for _ in range(new_tokens):
+                for _ in range(steps):
                     o = model(input_ids=token, past_key_values=cache, use_cache=True)
                     cache = o.past_key_values
                     token = o.logits[:, -1:].argmax(-1)
                 return token
 
             ms, _ = timed(torch, decode)
-            loop.append(ms / new_tokens)
+            loop.append(ms / steps)
             del cache, out
         loop = loop[1:]
         r["loop_ms_per_step"] = statistics.median(loop)

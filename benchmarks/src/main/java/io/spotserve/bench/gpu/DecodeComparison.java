@@ -124,6 +124,17 @@ public final class DecodeComparison {
         if (rows.isEmpty()) {
             md.append("| — | — | — | — | — | not measured").append(reason(ours)).append(" | — | — | — | — |\n");
         }
+        if (!rows.isEmpty()) {
+            md.append("\n| weights | batch | load s | device bytes after load | prefill s (batch × prompt) | ms/step of each run |\n");
+            md.append("|---|---:|---:|---:|---:|---|\n");
+            for (JsonElement e : ours.getAsJsonArray("results")) {
+                JsonObject r = e.getAsJsonObject();
+                md.append(String.format(Locale.ROOT, "| %s | %d | %s | %s | %s | %s |%n", r.get("weights").getAsString(),
+                        r.get("batch").getAsInt(), num(val(r, "load_s"), "%.1f"),
+                        r.has("device_weight_bytes") ? String.format(Locale.ROOT, "%,d", r.get("device_weight_bytes").getAsLong()) : "—",
+                        num(val(r, "prefill_s"), "%.2f"), r.get("ms_per_step_runs")));
+            }
+        }
         md.append("\nThe bound counts, per step, every layer matrix and classifier row at the weight precision and "
                 + "the RMSNorm vectors at 4 bytes (not the embedding table, not the KV cache); tok/s = batch / step "
                 + "time. PyTorch eager runs fp16 only, so fp32 rows have no ratio.\n");
