@@ -5,14 +5,23 @@
 #      builds spotserve-cuda/target/gpu-bundle/: lib/ (classes, test classes, benchmark classes, every
 #      test-scope jar: JCuda and its linux-x86_64 natives, JUnit, JMH), shared/models (stories260K for the contract suites) and rt/, a jlink'ed
 #      Java 17 runtime for machines without a JDK (recipe and size: benchmarks/notes/cuda.md).
-#   2. on the GPU machine, from the repository root:   spotserve-cuda/gpu-check.sh run [--allow-skips]
-#      runs every io.spotserve.cuda test (contract suites, random-model parity, per-kernel tests, PTX and
-#      layout tests) with `java` from PATH when it is 17+, else with the bundle's rt/bin/java; then (unless
-#      SKIP_BENCH is set) a short CudaDecode JMH run whose JSON lands in $OUT. Exit status 1 on any failure
-#      or (without --allow-skips) any skipped GPU suite.
+#   2. on the GPU machine, from the repository root:   spotserve-cuda/gpu-check.sh run [--allow-skips] [--bench-only]
+#      one call runs every step, each under its own time limit, all within GPU_CHECK_BUDGET_S (555 s), a failing
+#      step not stopping the later ones:
+#        tests            every io.spotserve.cuda test (contract suites, random-model parity, per-kernel, PTX and
+#                         layout tests) with GpuCheck; skipped GPU suites fail it unless --allow-skips; not run
+#                         with --bench-only (SKIP_BENCH=1 runs this step only)
+#        jmh-cuda-decode  the short CudaDecode JMH run (25M model, batch 1/8/32)  -> $OUT/cuda-decode.json
+#        decode-1b        GpuDecodeBench: 1B random LLaMA, fp16 + fp32, batch 1 + 16, copy bandwidth
+#                                                                                 -> $OUT/decode-1b.json
+#        torch-decode     benchmarks/gpu/torch_decode.py (PyTorch eager, same shape) -> $OUT/torch-decode.json
+#        compare          DecodeComparison: bound, ratios, goals PASS/FAIL          -> $OUT/gpu-decode.md
+#      Java is `java` from PATH when it is 17+, else the bundle's rt/bin/java. Every step's output is appended
+#      to $OUT/steps.log, one line per step (rc, seconds) to $OUT/summary.txt ($OUT defaults to
+#      spotserve-cuda/target/gpu-out): 6 files. Exit status 1 when any step failed (a goal not met counts).
 #
-# With the device tool: carry ["spotserve-cuda/target/gpu-bundle"] (about 45 MB, under the 64 MiB limit) and
-# run `bash spotserve-cuda/gpu-check.sh run`.
+# With the device tool: carry ["spotserve-cuda/target/gpu-bundle"] (about 46 MB, under the 64 MiB limit) and
+# run `bash spotserve-cuda/gpu-check.sh run` (recipe, shapes and expected numbers: benchmarks/notes/cuda.md).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
@@ -43,28 +52,100 @@ bundle)
   ;;
 run)
   shift
+  allow_skips=""
+  bench_only=""
+  for a in "$@"; do
+    case "$a" in
+      --allow-skips) allow_skips="--allow-skips" ;;
+      --bench-only) bench_only=1 ;;
+      *) echo "unknown option $a; usage: $0 run [--allow-skips] [--bench-only]" >&2; exit 2 ;;
+    esac
+  done
   [ -d "$bundle/lib" ] || { echo "no $bundle; run '$0 bundle' on the build machine and carry it" >&2; exit 2; }
+  out="${OUT:-$here/target/gpu-out}"
+  mkdir -p "$out" && out="$(cd "$out" && pwd)"
+  log="$out/steps.log"
+  summary="$out/summary.txt"
+  : > "$log"
+  : > "$summary"
+  rm -f "$out"/cuda-decode.json "$out"/decode-1b.json "$out"/torch-decode.json "$out"/gpu-decode.md   # no stale results
   java_bin=""
   if command -v java >/dev/null && java -version 2>&1 | grep -qE 'version "(1[7-9]|[2-9][0-9])'; then
     java_bin="$(command -v java)"
   else
     java_bin="$bundle/rt/bin/java"
   fi
-  echo "java: $java_bin"; "$java_bin" -version 2>&1 | head -1
-  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>/dev/null || echo "(no nvidia-smi)"
-  ldconfig -p 2>/dev/null | grep -E 'libcuda\.so|libcublas\.so' || echo "(ldconfig lists no libcuda / libcublas)"
-  cd "$here"   # PtxTest reads src/main/cuda relative to the module
-  status=0
-  "$java_bin" --add-modules jdk.incubator.vector -Xss4m -Dspotserve.shared.dir="$bundle/shared" \
-      -cp "$bundle/lib/*" io.spotserve.cuda.GpuCheck "$@" || status=$?
-  if [ "$status" = 0 ] && [ -z "${SKIP_BENCH:-}" ]; then   # JMH decode benchmark, same classpath
-    "$java_bin" -cp "$bundle/lib/*" org.openjdk.jmh.Main CudaDecode -f 1 -wi 2 -i 3 -w 1 -r 1 \
-        -jvm "$java_bin" -rf json -rff "${OUT:-/tmp}/cuda-decode.json" || status=1
+  {
+    echo "=== env"
+    echo "java: $java_bin"; "$java_bin" -version 2>&1 | head -1
+    nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.memory --format=csv 2>/dev/null || echo "(no nvidia-smi)"
+    ldconfig -p 2>/dev/null | grep -E 'libcuda\.so|libcublas\.so' || echo "(ldconfig lists no libcuda / libcublas)"
+    command -v python3 >/dev/null && python3 --version 2>&1 || echo "(no python3)"
+    nproc; free -g 2>/dev/null | head -2
+  } >> "$log" 2>&1
+  cat "$log"
+  # one device call: every step gets its own limit, all of them together at most $budget seconds (the device
+  # tool allows 600 s a command); a failing or timed-out step does not stop the later ones
+  budget="${GPU_CHECK_BUDGET_S:-555}"
+  start=$SECONDS
+  failures=0
+  step() {   # step NAME LIMIT_S DIR COMMAND...: runs COMMAND in DIR, output appended to steps.log
+    local name="$1" cap="$2" dir="$3"
+    shift 3
+    local left=$(( budget - (SECONDS - start) ))
+    local limit=$(( cap < left ? cap : left ))
+    if [ "$left" -lt 5 ]; then
+      echo "$name: NOT RUN (the ${budget} s budget is spent)" | tee -a "$summary" | tee -a "$log"
+      failures=$((failures + 1))
+      return
+    fi
+    local part="$out/.step.log" t0=$SECONDS rc=0
+    echo "=== $name (limit ${limit} s): $*" >> "$log"
+    (cd "$dir" && timeout --kill-after=10 "$limit" "$@") > "$part" 2>&1 || rc=$?
+    cat "$part" >> "$log"
+    local line="$name: rc=$rc, $((SECONDS - t0)) s"
+    if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then line="$line (timed out at $limit s)"; fi
+    echo "=== $line" >> "$log"
+    echo "--- $line; last lines:"; tail -n 6 "$part" | cut -c1-300
+    if [ "$rc" != 0 ]; then   # the reason, when a step names it (no GPU, no torch)
+      grep -m 1 -E 'needs a GPU|missing: ' "$part" | sed 's/^[^A-Za-z]*/    why: /' | cut -c1-300 || true
+    fi
+    echo "$line" >> "$summary"
+    rm -f "$part"
+    [ "$rc" = 0 ] || failures=$((failures + 1))
+  }
+  cp_all="$bundle/lib/*"
+  jvm=(--add-modules jdk.incubator.vector -Dspotserve.shared.dir="$bundle/shared")
+  if [ -z "$bench_only" ]; then
+    # PtxTest reads src/main/cuda relative to the module, hence the directory
+    step tests "${LIMIT_TESTS:-170}" "$here" "$java_bin" "${jvm[@]}" -Xss4m -cp "$cp_all" io.spotserve.cuda.GpuCheck \
+      $allow_skips
+  else
+    echo "tests: not run (--bench-only)" >> "$summary"
   fi
-  exit $status
+  if [ -n "${SKIP_BENCH:-}" ]; then   # the old tests-only mode
+    echo "benchmarks: not run (SKIP_BENCH)" >> "$summary"; cat "$summary"
+    [ "$failures" = 0 ]; exit
+  fi
+  # the short 25M-parameter JMH decode run (batch 1 / 8 / 32), JSON to $OUT/cuda-decode.json
+  step jmh-cuda-decode "${LIMIT_JMH:-75}" "$root" "$java_bin" -cp "$cp_all" org.openjdk.jmh.Main CudaDecode \
+      -f 1 -wi 2 -i 3 -w 1 -r 1 -foe true -jvm "$java_bin" -rf json -rff "$out/cuda-decode.json"
+  # the 1B fp16 / fp32 decode at batch 1 and 16 with the copy bandwidth (benchmarks/notes/cuda.md)
+  step decode-1b "${LIMIT_1B:-150}" "$root" "$java_bin" "${jvm[@]}" -Xmx"${BENCH_XMX:-24g}" -cp "$cp_all" \
+      io.spotserve.bench.gpu.GpuDecodeBench --out "$out/decode-1b.json"
+  # PyTorch/transformers eager on the same shape
+  step torch-decode "${LIMIT_TORCH:-140}" "$root" python3 benchmarks/gpu/torch_decode.py --out "$out/torch-decode.json"
+  # the comparison and the goals (exit 1 when a goal fails or was not measured)
+  step compare "${LIMIT_COMPARE:-20}" "$root" "$java_bin" -cp "$cp_all" io.spotserve.bench.gpu.DecodeComparison \
+      "$out/decode-1b.json" "$out/torch-decode.json" "$out/gpu-decode.md"
+  echo
+  [ -f "$out/gpu-decode.md" ] && cat "$out/gpu-decode.md"
+  echo "total: $((SECONDS - start)) s, $failures step(s) failed" >> "$summary"
+  echo; echo "=== summary ($out)"; cat "$summary"
+  [ "$failures" = 0 ]
   ;;
 *)
-  echo "usage: $0 bundle | run [--allow-skips]" >&2
+  echo "usage: $0 bundle | run [--allow-skips] [--bench-only]" >&2
   exit 2
   ;;
 esac
