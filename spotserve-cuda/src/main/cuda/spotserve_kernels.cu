@@ -9,8 +9,15 @@
 #include <cuda_fp16.h>
 
 #define WARP 32
-#define GEMV_ROWS_PER_BLOCK 8   // 8 warps, one output row each
-#define GEMV_BATCH_TILE 4       // entries that share one pass over a weight row
+#define GEMV_ROWS_PER_BLOCK 4   // warps per gemv block, one output row each (Launch.GEMV_ROWS_PER_BLOCK)
+#define GEMV_BATCH_TILE 8       // batch entries that share one pass over a weight row
+#define GEMV_UNROLL 8           // 16-byte weight loads in flight per lane at batch 1 (fewer for larger tiles)
+
+// Dynamic shared memory. A macro so the CPU emulation test (src/test/native/cuda_cpu_shim.h) can give each
+// emulated block a buffer of exactly the launch's size; under nvcc it is the plain extern declaration.
+#ifndef SPOTSERVE_DYNAMIC_SHARED
+#define SPOTSERVE_DYNAMIC_SHARED(T, name) extern __shared__ T name[]
+#endif
 
 __device__ __forceinline__ float warp_sum(float v) {
     for (int o = WARP / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
@@ -45,58 +52,185 @@ __device__ float block_max(float v, float* red) {
     return v;
 }
 
-// out[b * outStride + r] = sum_k w[r * n + k] * x[b * xStride + k] for r < rows, b < batch.
-// One warp per row; the weight row is read once per tile of GEMV_BATCH_TILE entries (decode is
-// bandwidth-bound on the weights). Grid: ceil(rows / GEMV_ROWS_PER_BLOCK) blocks of 256 threads.
-extern "C" __global__ void gemv_f32(const float* __restrict__ w, int n, int rows,
-                                    const float* __restrict__ x, int xStride, int batch,
-                                    float* __restrict__ out, int outStride) {
-    int r = blockIdx.x * GEMV_ROWS_PER_BLOCK + threadIdx.x / WARP;
-    int lane = threadIdx.x % WARP;
-    if (r >= rows) return;
-    const float* wr = w + (size_t) r * n;
-    for (int b0 = 0; b0 < batch; b0 += GEMV_BATCH_TILE) {
-        float acc[GEMV_BATCH_TILE] = {0.0f, 0.0f, 0.0f, 0.0f};
-        int nb = min(GEMV_BATCH_TILE, batch - b0);
-        for (int k = lane; k < n; k += WARP) {
-            float wk = wr[k];
+__device__ __forceinline__ bool aligned16(const void* p) {
+    return (reinterpret_cast<unsigned long long>(p) & 15ull) == 0;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// GEMV (decode is weight-bandwidth bound: every weight byte is read from DRAM once per step, so the kernels
+// are built around streaming the weights at full bandwidth; see benchmarks/notes/cuda.md "Kernels (session 4)").
+//
+// One warp per output row, GEMV_ROWS_PER_BLOCK rows per block. Vector path (weights, x and both strides
+// 16-byte aligned, checked once per launch so the branch is uniform): each lane streams 16-byte chunks of the
+// row (uint4 = 8 halves or float4 = 4 floats; a warp reads 512 contiguous bytes per load), GEMV_UNROLL loads
+// in flight before the math, weights through the streaming cache path (__ldcs: read once per step) and x
+// through the read-only path (__ldg: x is re-read by every row, so it stays in L1). The batch is processed
+// in tiles of up to GEMV_BATCH_TILE entries with the tile size a template parameter (1 is the batch-1
+// specialisation: one accumulator, no predicates), so batch 16 reads each weight row twice, the second time
+// from cache. Scalar path (any alignment): the same math one element per lane per step.
+// ---------------------------------------------------------------------------------------------------------
+
+// Weight element types: the 16-byte vector, elements per vector, and the conversion to fp32.
+struct WeightF32 {
+    typedef float Elem;
+    typedef float4 Vec;
+    static constexpr int PER_VEC = 4;
+    static __device__ __forceinline__ float toFloat(float v) { return v; }
+    static __device__ __forceinline__ void unpack(const float4& v, float* f) {
+        f[0] = v.x;
+        f[1] = v.y;
+        f[2] = v.z;
+        f[3] = v.w;
+    }
+};
+
+struct WeightF16 {
+    typedef __half Elem;
+    typedef uint4 Vec;
+    static constexpr int PER_VEC = 8;
+    static __device__ __forceinline__ float toFloat(__half v) { return __half2float(v); }
+    static __device__ __forceinline__ void unpack2(unsigned int u, float* f) {
+        f[0] = __half2float(__ushort_as_half((unsigned short) (u & 0xffffu)));  // little-endian: low half first
+        f[1] = __half2float(__ushort_as_half((unsigned short) (u >> 16)));
+    }
+    static __device__ __forceinline__ void unpack(const uint4& v, float* f) {
+        unpack2(v.x, f);
+        unpack2(v.y, f + 2);
+        unpack2(v.z, f + 4);
+        unpack2(v.w, f + 6);
+    }
+};
+
+// acc[t] += w[k .. k+PER_VEC) . x[t][k .. k+PER_VEC) for the NB entries of a tile.
+template <typename W, int NB>
+__device__ __forceinline__ void gemv_chunk(const typename W::Vec& v, const float* __restrict__ x, int xStride, int k,
+                                           float* acc) {
+    float w[W::PER_VEC];
+    W::unpack(v, w);
 #pragma unroll
-            for (int t = 0; t < GEMV_BATCH_TILE; t++) {
-                if (t < nb) acc[t] += wk * x[(size_t) (b0 + t) * xStride + k];
-            }
-        }
+    for (int t = 0; t < NB; t++) {
+        // 32-bit offsets (an activation buffer is far below 2^31 floats): one register per entry, not two
+        const float4* xv = reinterpret_cast<const float4*>(x + (t * xStride + k));
 #pragma unroll
-        for (int t = 0; t < GEMV_BATCH_TILE; t++) {
-            float s = warp_sum(acc[t]);
-            if (lane == 0 && t < nb) out[(size_t) (b0 + t) * outStride + r] = s;
+        for (int q = 0; q < W::PER_VEC / 4; q++) {
+            float4 xx = __ldg(xv + q);
+            acc[t] += w[4 * q] * xx.x;
+            acc[t] += w[4 * q + 1] * xx.y;
+            acc[t] += w[4 * q + 2] * xx.z;
+            acc[t] += w[4 * q + 3] * xx.w;
         }
     }
 }
 
-// As gemv_f32 with fp16 weights and fp32 activations and accumulation (halves the weight traffic).
-extern "C" __global__ void gemv_f16(const __half* __restrict__ w, int n, int rows,
-                                    const float* __restrict__ x, int xStride, int batch,
-                                    float* __restrict__ out, int outStride) {
-    int r = blockIdx.x * GEMV_ROWS_PER_BLOCK + threadIdx.x / WARP;
-    int lane = threadIdx.x % WARP;
-    if (r >= rows) return;
-    const __half* wr = w + (size_t) r * n;
-    for (int b0 = 0; b0 < batch; b0 += GEMV_BATCH_TILE) {
-        float acc[GEMV_BATCH_TILE] = {0.0f, 0.0f, 0.0f, 0.0f};
-        int nb = min(GEMV_BATCH_TILE, batch - b0);
-        for (int k = lane; k < n; k += WARP) {
-            float wk = __half2float(wr[k]);
+// Lane t of the warp writes entry t's result (after the butterfly every lane holds every sum).
+template <int NB>
+__device__ __forceinline__ void gemv_store(float* acc, int lane, float* __restrict__ out, int outStride, int r,
+                                           int accumulate) {
 #pragma unroll
-            for (int t = 0; t < GEMV_BATCH_TILE; t++) {
-                if (t < nb) acc[t] += wk * x[(size_t) (b0 + t) * xStride + k];
-            }
-        }
+    for (int t = 0; t < NB; t++) acc[t] = warp_sum(acc[t]);
 #pragma unroll
-        for (int t = 0; t < GEMV_BATCH_TILE; t++) {
-            float s = warp_sum(acc[t]);
-            if (lane == 0 && t < nb) out[(size_t) (b0 + t) * outStride + r] = s;
+    for (int t = 0; t < NB; t++) {
+        if (lane == t) {
+            float* o = out + (size_t) t * outStride + r;
+            *o = (accumulate ? *o : 0.0f) + acc[t];
         }
     }
+}
+
+// Vector path for one row and a tile of NB entries (x and out already offset to the tile's first entry).
+template <typename W, int NB>
+__device__ __forceinline__ void gemv_tile(const typename W::Elem* __restrict__ wr, int n,
+                                          const float* __restrict__ x, int xStride, float* __restrict__ out,
+                                          int outStride, int r, int lane, int accumulate) {
+    const typename W::Vec* wv = reinterpret_cast<const typename W::Vec*>(wr);
+    int chunks = n / W::PER_VEC;
+    float acc[NB];
+#pragma unroll
+    for (int t = 0; t < NB; t++) acc[t] = 0.0f;
+    // Each step issues U weight loads per lane before any math, the last step with predicates instead of a
+    // serial remainder loop, so a row costs ceil(chunks / (32 * U)) memory round trips. Larger tiles use a
+    // smaller U: their x loads are in flight too, and it bounds the registers.
+    constexpr int U = NB == 1 ? GEMV_UNROLL : NB <= 4 ? GEMV_UNROLL / 4 : 1;
+    for (int c = lane; c < chunks; c += U * WARP) {
+        typename W::Vec v[U];
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            if (c + u * WARP < chunks) v[u] = __ldcs(wv + c + u * WARP);
+        }
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            if (c + u * WARP < chunks) gemv_chunk<W, NB>(v[u], x, xStride, (c + u * WARP) * W::PER_VEC, acc);
+        }
+    }
+    gemv_store<NB>(acc, lane, out, outStride, r, accumulate);
+}
+
+// Scalar path for one row, any n and alignment (a fallback: n or a pointer not 16-byte aligned): one weight
+// element per lane per step, one entry at a time (the row is re-read from cache for the next entry), which
+// keeps its registers below the vector path's.
+template <typename W>
+__device__ __forceinline__ void gemv_row_scalar(const typename W::Elem* __restrict__ wr, int n, const float* __restrict__ x,
+                                int xStride, int batch, float* __restrict__ out, int outStride, int r, int lane,
+                                int accumulate) {
+    for (int b = 0; b < batch; b++) {
+        const float* xb = x + (size_t) b * xStride;
+        float acc = 0.0f;
+        for (int k = lane; k < n; k += WARP) acc += W::toFloat(wr[k]) * xb[k];
+        acc = warp_sum(acc);
+        if (lane == 0) {
+            float* o = out + (size_t) b * outStride + r;
+            *o = (accumulate ? *o : 0.0f) + acc;
+        }
+    }
+}
+
+template <typename W>
+__device__ __forceinline__ void gemv_body(const typename W::Elem* __restrict__ w, int n, int rows,
+                                          const float* __restrict__ x, int xStride, int batch,
+                                          float* __restrict__ out, int outStride, int accumulate) {
+    int r = blockIdx.x * GEMV_ROWS_PER_BLOCK + threadIdx.x / WARP;
+    int lane = threadIdx.x % WARP;
+    if (r >= rows) return;  // whole warps only: no shuffle partner is ever missing
+    const typename W::Elem* wr = w + (size_t) r * n;
+    // Same value in every thread of the launch: the vector/scalar choice never diverges.
+    bool vec = aligned16(w) && aligned16(x) && n % W::PER_VEC == 0 && xStride % 4 == 0;
+    if (!vec) {
+        gemv_row_scalar<W>(wr, n, x, xStride, batch, out, outStride, r, lane, accumulate);
+        return;
+    }
+    int b0 = 0;
+    for (; batch - b0 >= GEMV_BATCH_TILE; b0 += GEMV_BATCH_TILE) {
+        gemv_tile<W, GEMV_BATCH_TILE>(wr, n, x + (size_t) b0 * xStride, xStride, out + (size_t) b0 * outStride,
+                                      outStride, r, lane, accumulate);
+    }
+    const float* xt = x + (size_t) b0 * xStride;
+    float* ot = out + (size_t) b0 * outStride;
+    switch (batch - b0) {
+        case 1: gemv_tile<W, 1>(wr, n, xt, xStride, ot, outStride, r, lane, accumulate); break;
+        case 2: gemv_tile<W, 2>(wr, n, xt, xStride, ot, outStride, r, lane, accumulate); break;
+        case 3: gemv_tile<W, 3>(wr, n, xt, xStride, ot, outStride, r, lane, accumulate); break;
+        case 4: gemv_tile<W, 4>(wr, n, xt, xStride, ot, outStride, r, lane, accumulate); break;
+        case 5: gemv_tile<W, 5>(wr, n, xt, xStride, ot, outStride, r, lane, accumulate); break;
+        case 6: gemv_tile<W, 6>(wr, n, xt, xStride, ot, outStride, r, lane, accumulate); break;
+        case 7: gemv_tile<W, 7>(wr, n, xt, xStride, ot, outStride, r, lane, accumulate); break;
+        default: break;  // 0: the batch was a multiple of the tile
+    }
+}
+
+// out[b * outStride + r] = (accumulate ? out[b * outStride + r] : 0) + sum_k w[r * n + k] * x[b * xStride + k]
+// for r < rows, b < batch (fp32 accumulation; accumulate = 1 fuses the residual add). `out` must not alias w
+// or x. Grid: ceil(rows / GEMV_ROWS_PER_BLOCK) blocks of GEMV_ROWS_PER_BLOCK * 32 threads (Launch.gemv).
+extern "C" __global__ void __launch_bounds__(GEMV_ROWS_PER_BLOCK * WARP)
+gemv_f32(const float* __restrict__ w, int n, int rows, const float* __restrict__ x, int xStride, int batch,
+         float* __restrict__ out, int outStride, int accumulate) {
+    gemv_body<WeightF32>(w, n, rows, x, xStride, batch, out, outStride, accumulate);
+}
+
+// As gemv_f32 with fp16 weights (half the weight traffic); activations and accumulation stay fp32.
+extern "C" __global__ void __launch_bounds__(GEMV_ROWS_PER_BLOCK * WARP)
+gemv_f16(const __half* __restrict__ w, int n, int rows, const float* __restrict__ x, int xStride, int batch,
+         float* __restrict__ out, int outStride, int accumulate) {
+    gemv_body<WeightF16>(w, n, rows, x, xStride, batch, out, outStride, accumulate);
 }
 
 // dst[i] = (half) src[i]: converts fp32 weights to the fp16 storage gemv_f16 reads.
@@ -107,17 +241,29 @@ extern "C" __global__ void f32_to_f16(const float* __restrict__ src, __half* __r
     }
 }
 
-// run.c rmsnorm per entry: o = w * (x / sqrt(mean(x^2) + 1e-5)). Grid: batch blocks.
-extern "C" __global__ void rmsnorm(float* __restrict__ o, int oStride, const float* __restrict__ x, int xStride,
-                                   const float* __restrict__ w, int size) {
-    __shared__ float red[32];
-    const float* xb = x + (size_t) blockIdx.x * xStride;
-    float* ob = o + (size_t) blockIdx.x * oStride;
+// run.c rmsnorm of one entry: o = w * (x / sqrt(mean(x^2) + 1e-5)); W is the norm weights' element type.
+template <typename W>
+__device__ __forceinline__ void rmsnorm_entry(float* __restrict__ ob, const float* __restrict__ xb,
+                                              const typename W::Elem* __restrict__ w, int size, float* red) {
     float ss = 0.0f;
     for (int j = threadIdx.x; j < size; j += blockDim.x) ss += xb[j] * xb[j];
     ss = block_sum(ss, red);
     ss = 1.0f / sqrtf(ss / size + 1e-5f);
-    for (int j = threadIdx.x; j < size; j += blockDim.x) ob[j] = w[j] * (ss * xb[j]);
+    for (int j = threadIdx.x; j < size; j += blockDim.x) ob[j] = W::toFloat(w[j]) * (ss * xb[j]);
+}
+
+// rmsnorm per entry. Grid: batch blocks.
+extern "C" __global__ void rmsnorm(float* __restrict__ o, int oStride, const float* __restrict__ x, int xStride,
+                                   const float* __restrict__ w, int size) {
+    __shared__ float red[32];
+    rmsnorm_entry<WeightF32>(o + (size_t) blockIdx.x * oStride, x + (size_t) blockIdx.x * xStride, w, size, red);
+}
+
+// rmsnorm with fp16 norm weights.
+extern "C" __global__ void rmsnorm_h(float* __restrict__ o, int oStride, const float* __restrict__ x, int xStride,
+                                     const __half* __restrict__ w, int size) {
+    __shared__ float red[32];
+    rmsnorm_entry<WeightF16>(o + (size_t) blockIdx.x * oStride, x + (size_t) blockIdx.x * xStride, w, size, red);
 }
 
 // Like rmsnorm but only for entries with rowMap[b] >= 0, written to row rowMap[b] of o (the classifier
@@ -126,14 +272,17 @@ extern "C" __global__ void rmsnorm_select(float* __restrict__ o, const float* __
                                           const float* __restrict__ w, int size, const int* __restrict__ rowMap) {
     __shared__ float red[32];
     int row = rowMap[blockIdx.x];
+    if (row < 0) return;  // the whole block
+    rmsnorm_entry<WeightF32>(o + (size_t) row * size, x + (size_t) blockIdx.x * size, w, size, red);
+}
+
+// rmsnorm_select with fp16 norm weights.
+extern "C" __global__ void rmsnorm_select_h(float* __restrict__ o, const float* __restrict__ x,
+                                            const __half* __restrict__ w, int size, const int* __restrict__ rowMap) {
+    __shared__ float red[32];
+    int row = rowMap[blockIdx.x];
     if (row < 0) return;
-    const float* xb = x + (size_t) blockIdx.x * size;
-    float* ob = o + (size_t) row * size;
-    float ss = 0.0f;
-    for (int j = threadIdx.x; j < size; j += blockDim.x) ss += xb[j] * xb[j];
-    ss = block_sum(ss, red);
-    ss = 1.0f / sqrtf(ss / size + 1e-5f);
-    for (int j = threadIdx.x; j < size; j += blockDim.x) ob[j] = w[j] * (ss * xb[j]);
+    rmsnorm_entry<WeightF16>(o + (size_t) row * size, x + (size_t) blockIdx.x * size, w, size, red);
 }
 
 // RoPE on q and k of each entry (pairs (2i, 2i+1), table [pos][hs/2][cos, sin] as the CPU executor builds
@@ -171,13 +320,15 @@ extern "C" __global__ void rope_store(float* __restrict__ qkv, int qkvRows, int 
     }
 }
 
-// Grouped-query attention over the KV cache: one block per (entry, local query head). Scores live in
-// dynamic shared memory (capacity floats); softmax is max-shifted like run.c; out is att[b][h*hs + d].
+// Grouped-query attention over the KV cache: one block per (entry, local query head). Scores of the entry's
+// pos[b] + 1 positions live in dynamic shared memory; the launch may give more (a power-of-two bucket, so a
+// captured CUDA graph serves many steps): only scores[0 .. pos[b]] is ever written or read. Softmax is
+// max-shifted like run.c; out is att[b][h*hs + d].
 extern "C" __global__ void attention(const float* __restrict__ qkv, int qkvRows, float* __restrict__ att,
                                      int qDim, int kvDim, int hs, int group,
                                      const int* __restrict__ pos, const unsigned long long* __restrict__ caches,
                                      const int* __restrict__ caps, int layer, float scale) {
-    extern __shared__ float scores[];
+    SPOTSERVE_DYNAMIC_SHARED(float, scores);
     __shared__ float red[32];
     int b = blockIdx.x;
     int h = blockIdx.y;
@@ -235,16 +386,29 @@ extern "C" __global__ void add_inplace(float* __restrict__ x, const float* __res
 
 // Token embedding of a vocabulary shard [v0, v0 + vLocal): x[b] = emb[tok[b] - v0], or zeros when the token
 // belongs to another shard (the all-reduce sum then assembles the full embedding). Grid: batch blocks.
-extern "C" __global__ void embed(float* __restrict__ x, const float* __restrict__ emb, const int* __restrict__ tok,
-                                 int v0, int vLocal, int dim) {
+template <typename W>
+__device__ __forceinline__ void embed_entry(float* __restrict__ x, const typename W::Elem* __restrict__ emb,
+                                            const int* __restrict__ tok, int v0, int vLocal, int dim) {
     int b = blockIdx.x;
     int t = tok[b] - v0;
     float* xb = x + (size_t) b * dim;
     bool mine = t >= 0 && t < vLocal;
-    for (int j = threadIdx.x; j < dim; j += blockDim.x) xb[j] = mine ? emb[(size_t) t * dim + j] : 0.0f;
+    for (int j = threadIdx.x; j < dim; j += blockDim.x) xb[j] = mine ? W::toFloat(emb[(size_t) t * dim + j]) : 0.0f;
 }
 
-// Sampling support: per row of `rows` x `n` logits, the first index of the maximum (run.c argmax).
+extern "C" __global__ void embed(float* __restrict__ x, const float* __restrict__ emb, const int* __restrict__ tok,
+                                 int v0, int vLocal, int dim) {
+    embed_entry<WeightF32>(x, emb, tok, v0, vLocal, dim);
+}
+
+// embed with an fp16 embedding table (rows widened to fp32 activations).
+extern "C" __global__ void embed_h(float* __restrict__ x, const __half* __restrict__ emb, const int* __restrict__ tok,
+                                   int v0, int vLocal, int dim) {
+    embed_entry<WeightF16>(x, emb, tok, v0, vLocal, dim);
+}
+
+// Sampling support: per row of `rows` x `n` logits, the first index of the maximum (run.c argmax; NaNs are
+// skipped rather than winning at index 0 as in run.c).
 // Grid: rows blocks; blockDim.x a power of two.
 extern "C" __global__ void argmax_rows(const float* __restrict__ logits, int n, int* __restrict__ out) {
     __shared__ float bv[1024];
@@ -260,7 +424,7 @@ extern "C" __global__ void argmax_rows(const float* __restrict__ logits, int n, 
     bi[threadIdx.x] = idx;
     __syncthreads();
     for (int s = blockDim.x / 2; s > 0; s >>= 1) {
-        if (threadIdx.x < s) {
+        if ((int) threadIdx.x < s) {
             float ov = bv[threadIdx.x + s];
             int oi = bi[threadIdx.x + s];
             if (ov > bv[threadIdx.x] || (ov == bv[threadIdx.x] && oi < bi[threadIdx.x])) {
@@ -270,7 +434,8 @@ extern "C" __global__ void argmax_rows(const float* __restrict__ logits, int n, 
         }
         __syncthreads();
     }
-    if (threadIdx.x == 0) out[blockIdx.x] = bi[0];
+    // No element above -inf (all -inf or NaN): run.c's argmax answers index 0.
+    if (threadIdx.x == 0) out[blockIdx.x] = bi[0] == 0x7fffffff ? 0 : bi[0];
 }
 
 // Sampling support: in-place softmax of each row of logits divided by a temperature. Grid: rows blocks.

@@ -5,8 +5,11 @@ package io.spotserve.cuda;
  * without a GPU. The constants must match the #defines of the .cu file (a test reads them from the source).
  */
 final class Launch {
-    /** Output rows per gemv block: one warp each (GEMV_ROWS_PER_BLOCK in the .cu). */
-    static final int GEMV_ROWS_PER_BLOCK = 8;
+    /**
+     * Output rows per gemv block: one warp each (GEMV_ROWS_PER_BLOCK in the .cu). Four warps per block keep the
+     * blocks small enough to spread a 2048-row matrix evenly over an H100's 132 SMs (512 blocks).
+     */
+    static final int GEMV_ROWS_PER_BLOCK = 4;
     /** Threads of a gemv block. */
     static final int GEMV_THREADS = GEMV_ROWS_PER_BLOCK * 32;
     /** Threads of the per-entry and element-wise kernels. */
@@ -31,7 +34,7 @@ final class Launch {
     private Launch() {
     }
 
-    /** gemv_f32 / gemv_f16 over {@code rows} output rows. */
+    /** gemv_f32 / gemv_f16 over {@code rows} output rows (any batch: the kernel tiles the batch itself). */
     static Config gemv(int rows) {
         return new Config(ceilDiv(rows, GEMV_ROWS_PER_BLOCK), 1, GEMV_THREADS, 0);
     }

@@ -10,11 +10,13 @@ import org.junit.jupiter.api.Test;
 class LaunchTest {
     @Test
     void gemvCoversEveryRowWithOneWarpEach() {
-        for (int rows : new int[] {1, 7, 8, 9, 512, 4096, 32000}) {
+        for (int rows : new int[] {1, 3, 4, 5, 7, 8, 9, 512, 2560, 11264, 32000}) {
             Launch.Config cfg = Launch.gemv(rows);
             int warps = cfg.gridX() * cfg.blockX() / 32;
             assertTrue(warps >= rows && warps - rows < Launch.GEMV_ROWS_PER_BLOCK, rows + " rows -> " + cfg);
-            assertEquals(256, cfg.blockX());
+            assertEquals(Launch.GEMV_ROWS_PER_BLOCK * 32, cfg.blockX());
+            assertEquals(1, cfg.gridY());
+            assertEquals(0, cfg.sharedBytes());
         }
     }
 
