@@ -11,7 +11,8 @@
 #define WARP 32
 #define GEMV_ROWS_PER_BLOCK 4   // warps per gemv block, one output row each (Launch.GEMV_ROWS_PER_BLOCK)
 #define GEMV_BATCH_TILE 8       // batch entries that share one pass over a weight row
-#define GEMV_UNROLL 8           // 16-byte weight loads in flight per lane at batch 1 (fewer for larger tiles)
+#define GEMV_UNROLL 8           // 16-byte weight loads in flight per lane at batch 1
+#define GEMV_MIN_BLOCKS 5       // resident gemv blocks per SM the register budget must allow (96 registers)
 
 // Dynamic shared memory. A macro so the CPU emulation test (src/test/native/cuda_cpu_shim.h) can give each
 // emulated block a buffer of exactly the launch's size; under nvcc it is the plain extern declaration.
@@ -60,14 +61,16 @@ __device__ __forceinline__ bool aligned16(const void* p) {
 // GEMV (decode is weight-bandwidth bound: every weight byte is read from DRAM once per step, so the kernels
 // are built around streaming the weights at full bandwidth; see benchmarks/notes/cuda.md "Kernels (session 4)").
 //
-// One warp per output row, GEMV_ROWS_PER_BLOCK rows per block. Vector path (weights, x and both strides
-// 16-byte aligned, checked once per launch so the branch is uniform): each lane streams 16-byte chunks of the
-// row (uint4 = 8 halves or float4 = 4 floats; a warp reads 512 contiguous bytes per load), GEMV_UNROLL loads
-// in flight before the math, weights through the streaming cache path (__ldcs: read once per step) and x
-// through the read-only path (__ldg: x is re-read by every row, so it stays in L1). The batch is processed
-// in tiles of up to GEMV_BATCH_TILE entries with the tile size a template parameter (1 is the batch-1
-// specialisation: one accumulator, no predicates), so batch 16 reads each weight row twice, the second time
-// from cache. Scalar path (any alignment): the same math one element per lane per step.
+// GEMV_ROWS_PER_BLOCK rows per block of as many warps. Vector path (weights, x and both strides 16-byte
+// aligned, checked once per launch so the branch is uniform): lanes stream 16-byte chunks (uint4 = 8 halves
+// or float4 = 4 floats; a warp reads 512 contiguous bytes per load) through the streaming cache path (__ldcs:
+// weights are read once per step), x through the read-only path (__ldg: x is re-read by every row, so it
+// stays in L1).
+//  * batch 1: one warp per row, GEMV_UNROLL loads in flight per lane before any math (gemv_row_batch1);
+//  * batch >= 2: tiles of up to GEMV_BATCH_TILE entries (the tile size a template parameter), the block's
+//    warps splitting the k range of its rows so that each x load serves all of them (gemv_tile_block);
+//    batch 16 reads each weight row twice, the second time right after the first (from cache).
+// Scalar path (any n or alignment): one element per lane per step, one entry at a time.
 // ---------------------------------------------------------------------------------------------------------
 
 // Weight element types: the 16-byte vector, elements per vector, and the conversion to fp32.
@@ -82,6 +85,8 @@ struct WeightF32 {
         f[2] = v.z;
         f[3] = v.w;
     }
+    // Elements 4q .. 4q+3 of the vector (q = 0 only).
+    static __device__ __forceinline__ void unpack4(const float4& v, int, float* f) { unpack(v, f); }
 };
 
 struct WeightF16 {
@@ -99,70 +104,134 @@ struct WeightF16 {
         unpack2(v.z, f + 4);
         unpack2(v.w, f + 6);
     }
+    // Elements 4q .. 4q+3 of the vector (q = 0 or 1).
+    static __device__ __forceinline__ void unpack4(const uint4& v, int q, float* f) {
+        unpack2(q == 0 ? v.x : v.z, f);
+        unpack2(q == 0 ? v.y : v.w, f + 2);
+    }
 };
 
-// acc[t] += w[k .. k+PER_VEC) . x[t][k .. k+PER_VEC) for the NB entries of a tile.
-template <typename W, int NB>
-__device__ __forceinline__ void gemv_chunk(const typename W::Vec& v, const float* __restrict__ x, int xStride, int k,
-                                           float* acc) {
-    float w[W::PER_VEC];
-    W::unpack(v, w);
-#pragma unroll
-    for (int t = 0; t < NB; t++) {
-        // 32-bit offsets (an activation buffer is far below 2^31 floats): one register per entry, not two
-        const float4* xv = reinterpret_cast<const float4*>(x + (t * xStride + k));
-#pragma unroll
-        for (int q = 0; q < W::PER_VEC / 4; q++) {
-            float4 xx = __ldg(xv + q);
-            acc[t] += w[4 * q] * xx.x;
-            acc[t] += w[4 * q + 1] * xx.y;
-            acc[t] += w[4 * q + 2] * xx.z;
-            acc[t] += w[4 * q + 3] * xx.w;
-        }
-    }
-}
-
-// Lane t of the warp writes entry t's result (after the butterfly every lane holds every sum).
-template <int NB>
-__device__ __forceinline__ void gemv_store(float* acc, int lane, float* __restrict__ out, int outStride, int r,
-                                           int accumulate) {
-#pragma unroll
-    for (int t = 0; t < NB; t++) acc[t] = warp_sum(acc[t]);
-#pragma unroll
-    for (int t = 0; t < NB; t++) {
-        if (lane == t) {
-            float* o = out + (size_t) t * outStride + r;
-            *o = (accumulate ? *o : 0.0f) + acc[t];
-        }
-    }
-}
-
-// Vector path for one row and a tile of NB entries (x and out already offset to the tile's first entry).
-template <typename W, int NB>
-__device__ __forceinline__ void gemv_tile(const typename W::Elem* __restrict__ wr, int n,
-                                          const float* __restrict__ x, int xStride, float* __restrict__ out,
-                                          int outStride, int r, int lane, int accumulate) {
+// Batch-1 vector path, one warp per row: each step issues GEMV_UNROLL weight loads per lane before any math
+// (the last step with predicates instead of a serial remainder loop), so a row costs
+// ceil(chunks / (32 * GEMV_UNROLL)) memory round trips: one for n = 2048 in fp16.
+template <typename W>
+__device__ __forceinline__ void gemv_row_batch1(const typename W::Elem* __restrict__ wr, int n,
+                                                const float* __restrict__ x, float* __restrict__ out, int r,
+                                                int lane, int accumulate) {
     const typename W::Vec* wv = reinterpret_cast<const typename W::Vec*>(wr);
+    const float4* xv = reinterpret_cast<const float4*>(x);
     int chunks = n / W::PER_VEC;
-    float acc[NB];
+    float acc = 0.0f;
+    for (int c = lane; c < chunks; c += GEMV_UNROLL * WARP) {
+        typename W::Vec v[GEMV_UNROLL];
 #pragma unroll
-    for (int t = 0; t < NB; t++) acc[t] = 0.0f;
-    // Each step issues U weight loads per lane before any math, the last step with predicates instead of a
-    // serial remainder loop, so a row costs ceil(chunks / (32 * U)) memory round trips. Larger tiles use a
-    // smaller U: their x loads are in flight too, and it bounds the registers.
-    constexpr int U = NB == 1 ? GEMV_UNROLL : NB <= 4 ? GEMV_UNROLL / 4 : 1;
-    for (int c = lane; c < chunks; c += U * WARP) {
-        typename W::Vec v[U];
-#pragma unroll
-        for (int u = 0; u < U; u++) {
+        for (int u = 0; u < GEMV_UNROLL; u++) {
             if (c + u * WARP < chunks) v[u] = __ldcs(wv + c + u * WARP);
         }
 #pragma unroll
-        for (int u = 0; u < U; u++) {
-            if (c + u * WARP < chunks) gemv_chunk<W, NB>(v[u], x, xStride, (c + u * WARP) * W::PER_VEC, acc);
+        for (int u = 0; u < GEMV_UNROLL; u++) {
+            if (c + u * WARP < chunks) {
+                float wf[W::PER_VEC];
+                W::unpack(v[u], wf);
+#pragma unroll
+                for (int q = 0; q < W::PER_VEC / 4; q++) {
+                    float4 xx = __ldg(xv + (c + u * WARP) * (W::PER_VEC / 4) + q);
+                    acc += wf[4 * q] * xx.x;
+                    acc += wf[4 * q + 1] * xx.y;
+                    acc += wf[4 * q + 2] * xx.z;
+                    acc += wf[4 * q + 3] * xx.w;
+                }
+            }
         }
     }
-    gemv_store<NB>(acc, lane, out, outStride, r, accumulate);
+    acc = warp_sum(acc);
+    if (lane == 0) out[r] = (accumulate ? out[r] : 0.0f) + acc;
+}
+
+// Transposing butterfly over 2H values per lane: after the step with distance H a lane keeps half of its
+// values (the upper half when lane & H), adding the partner's copy of that half. After the last step acc[0]
+// is value (lane & (2H - 1)) summed over the 2H lanes that differ only in those bits: 2H - 1 shuffles in all
+// instead of 5 per value.
+template <int H>
+__device__ __forceinline__ void transpose_reduce(float* acc, int lane) {
+    if constexpr (H >= 1) {
+        bool upper = (lane & H) != 0;
+#pragma unroll
+        for (int i = 0; i < H; i++) {
+            float send = upper ? acc[i] : acc[i + H];
+            float keep = upper ? acc[i + H] : acc[i];
+            acc[i] = keep + __shfl_xor_sync(0xffffffffu, send, H);
+        }
+        transpose_reduce<H / 2>(acc, lane);
+    }
+}
+
+// Batched vector path, one tile of NB entries (x and out offset to the tile's first entry): the block's
+// GEMV_ROWS_PER_BLOCK warps split the k range of the block's rows, so every x load (a float4 of one entry)
+// feeds all the block's rows instead of one. Per 16 bytes of weights a lane then reads 16 * NB / ROWS bytes
+// of x from L1 instead of 16 * NB, which keeps a batch-8 tile on DRAM bandwidth rather than L1 bandwidth.
+// The ROWS x NB partial sums of each lane are reduced across the warp by transpose_reduce and plain
+// butterflies (one sum per lane) and across the warps through shared memory.
+template <typename W, int NB>
+__device__ __forceinline__ void gemv_tile_block(const typename W::Elem* __restrict__ w, int n, int rows,
+                                                const float* __restrict__ x, int xStride, float* __restrict__ out,
+                                                int outStride, int accumulate, float* red) {
+    constexpr int R = GEMV_ROWS_PER_BLOCK;
+    constexpr int NBP = NB <= 1 ? 1 : NB <= 2 ? 2 : NB <= 4 ? 4 : 8;  // entries padded to a power of two
+    constexpr int V = R * NBP;                                         // partial sums per lane
+    static_assert(V <= WARP && (V & (V - 1)) == 0, "one partial sum per lane after the butterfly");
+    int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
+    int r0 = blockIdx.x * R;
+    int chunks = n / W::PER_VEC;
+    // One 64-bit base and 32-bit offsets (a block's rows span far less than 2^31 vectors); rows past the
+    // matrix re-read its last row (cached, valid memory) and their sums are never stored.
+    const typename W::Vec* wv = reinterpret_cast<const typename W::Vec*>(w + (size_t) r0 * n);
+    int last = min(R, rows - r0) - 1;
+    float acc[V];
+#pragma unroll
+    for (int i = 0; i < V; i++) acc[i] = 0.0f;
+    for (int c = warp * WARP + lane; c < chunks; c += R * WARP) {
+        typename W::Vec v[R];
+#pragma unroll
+        for (int j = 0; j < R; j++) v[j] = __ldcs(wv + (min(j, last) * chunks + c));
+        int k = c * W::PER_VEC;
+#pragma unroll
+        for (int q = 0; q < W::PER_VEC / 4; q++) {
+            float wf[R][4];
+#pragma unroll
+            for (int j = 0; j < R; j++) W::unpack4(v[j], q, wf[j]);
+#pragma unroll
+            for (int t = 0; t < NB; t++) {
+                // 32-bit offsets (an activation buffer is far below 2^31 floats)
+                float4 xx = __ldg(reinterpret_cast<const float4*>(x + (t * xStride + k + 4 * q)));
+#pragma unroll
+                for (int j = 0; j < R; j++) {
+                    float a = acc[j * NBP + t];
+                    a += wf[j][0] * xx.x;
+                    a += wf[j][1] * xx.y;
+                    a += wf[j][2] * xx.z;
+                    a += wf[j][3] * xx.w;
+                    acc[j * NBP + t] = a;
+                }
+            }
+        }
+    }
+    transpose_reduce<V / 2>(acc, lane);
+#pragma unroll
+    for (int o = V; o < WARP; o *= 2) acc[0] += __shfl_xor_sync(0xffffffffu, acc[0], o);
+    if (lane < V) red[warp * WARP + lane] = acc[0];
+    __syncthreads();
+    if (threadIdx.x < V) {
+        int i = threadIdx.x, j = i / NBP, t = i % NBP;
+        float s = 0.0f;
+#pragma unroll
+        for (int u = 0; u < R; u++) s += red[u * WARP + i];
+        if (t < NB && r0 + j < rows) {
+            float* o = out + (size_t) t * outStride + r0 + j;
+            *o = (accumulate ? *o : 0.0f) + s;
+        }
+    }
+    __syncthreads();  // red is reused by the next tile
 }
 
 // Scalar path for one row, any n and alignment (a fallback: n or a pointer not 16-byte aligned): one weight
@@ -188,46 +257,51 @@ template <typename W>
 __device__ __forceinline__ void gemv_body(const typename W::Elem* __restrict__ w, int n, int rows,
                                           const float* __restrict__ x, int xStride, int batch,
                                           float* __restrict__ out, int outStride, int accumulate) {
+    __shared__ float red[GEMV_ROWS_PER_BLOCK * WARP];
     int r = blockIdx.x * GEMV_ROWS_PER_BLOCK + threadIdx.x / WARP;
     int lane = threadIdx.x % WARP;
-    if (r >= rows) return;  // whole warps only: no shuffle partner is ever missing
-    const typename W::Elem* wr = w + (size_t) r * n;
-    // Same value in every thread of the launch: the vector/scalar choice never diverges.
+    // Same value in every thread of the launch: the path choice never diverges.
     bool vec = aligned16(w) && aligned16(x) && n % W::PER_VEC == 0 && xStride % 4 == 0;
-    if (!vec) {
-        gemv_row_scalar<W>(wr, n, x, xStride, batch, out, outStride, r, lane, accumulate);
+    if (vec && batch > 1) {  // the whole block cooperates (barriers): no thread may return before this
+        int b0 = 0;
+        for (; batch - b0 >= GEMV_BATCH_TILE; b0 += GEMV_BATCH_TILE) {
+            gemv_tile_block<W, GEMV_BATCH_TILE>(w, n, rows, x + (size_t) b0 * xStride, xStride,
+                                                out + (size_t) b0 * outStride, outStride, accumulate, red);
+        }
+        const float* xt = x + (size_t) b0 * xStride;
+        float* ot = out + (size_t) b0 * outStride;
+        switch (batch - b0) {
+            case 1: gemv_tile_block<W, 1>(w, n, rows, xt, xStride, ot, outStride, accumulate, red); break;
+            case 2: gemv_tile_block<W, 2>(w, n, rows, xt, xStride, ot, outStride, accumulate, red); break;
+            case 3: gemv_tile_block<W, 3>(w, n, rows, xt, xStride, ot, outStride, accumulate, red); break;
+            case 4: gemv_tile_block<W, 4>(w, n, rows, xt, xStride, ot, outStride, accumulate, red); break;
+            case 5: gemv_tile_block<W, 5>(w, n, rows, xt, xStride, ot, outStride, accumulate, red); break;
+            case 6: gemv_tile_block<W, 6>(w, n, rows, xt, xStride, ot, outStride, accumulate, red); break;
+            case 7: gemv_tile_block<W, 7>(w, n, rows, xt, xStride, ot, outStride, accumulate, red); break;
+            default: break;  // 0: the batch was a multiple of the tile
+        }
         return;
     }
-    int b0 = 0;
-    for (; batch - b0 >= GEMV_BATCH_TILE; b0 += GEMV_BATCH_TILE) {
-        gemv_tile<W, GEMV_BATCH_TILE>(wr, n, x + (size_t) b0 * xStride, xStride, out + (size_t) b0 * outStride,
-                                      outStride, r, lane, accumulate);
-    }
-    const float* xt = x + (size_t) b0 * xStride;
-    float* ot = out + (size_t) b0 * outStride;
-    switch (batch - b0) {
-        case 1: gemv_tile<W, 1>(wr, n, xt, xStride, ot, outStride, r, lane, accumulate); break;
-        case 2: gemv_tile<W, 2>(wr, n, xt, xStride, ot, outStride, r, lane, accumulate); break;
-        case 3: gemv_tile<W, 3>(wr, n, xt, xStride, ot, outStride, r, lane, accumulate); break;
-        case 4: gemv_tile<W, 4>(wr, n, xt, xStride, ot, outStride, r, lane, accumulate); break;
-        case 5: gemv_tile<W, 5>(wr, n, xt, xStride, ot, outStride, r, lane, accumulate); break;
-        case 6: gemv_tile<W, 6>(wr, n, xt, xStride, ot, outStride, r, lane, accumulate); break;
-        case 7: gemv_tile<W, 7>(wr, n, xt, xStride, ot, outStride, r, lane, accumulate); break;
-        default: break;  // 0: the batch was a multiple of the tile
+    if (r >= rows) return;  // whole warps only: no shuffle partner is ever missing
+    const typename W::Elem* wr = w + (size_t) r * n;
+    if (vec) {
+        gemv_row_batch1<W>(wr, n, x, out, r, lane, accumulate);  // batch 1: one warp streams the row
+    } else {
+        gemv_row_scalar<W>(wr, n, x, xStride, batch, out, outStride, r, lane, accumulate);
     }
 }
 
 // out[b * outStride + r] = (accumulate ? out[b * outStride + r] : 0) + sum_k w[r * n + k] * x[b * xStride + k]
 // for r < rows, b < batch (fp32 accumulation; accumulate = 1 fuses the residual add). `out` must not alias w
 // or x. Grid: ceil(rows / GEMV_ROWS_PER_BLOCK) blocks of GEMV_ROWS_PER_BLOCK * 32 threads (Launch.gemv).
-extern "C" __global__ void __launch_bounds__(GEMV_ROWS_PER_BLOCK * WARP)
+extern "C" __global__ void __launch_bounds__(GEMV_ROWS_PER_BLOCK * WARP, GEMV_MIN_BLOCKS)
 gemv_f32(const float* __restrict__ w, int n, int rows, const float* __restrict__ x, int xStride, int batch,
          float* __restrict__ out, int outStride, int accumulate) {
     gemv_body<WeightF32>(w, n, rows, x, xStride, batch, out, outStride, accumulate);
 }
 
 // As gemv_f32 with fp16 weights (half the weight traffic); activations and accumulation stay fp32.
-extern "C" __global__ void __launch_bounds__(GEMV_ROWS_PER_BLOCK * WARP)
+extern "C" __global__ void __launch_bounds__(GEMV_ROWS_PER_BLOCK * WARP, GEMV_MIN_BLOCKS)
 gemv_f16(const __half* __restrict__ w, int n, int rows, const float* __restrict__ x, int xStride, int batch,
          float* __restrict__ out, int outStride, int accumulate) {
     gemv_body<WeightF16>(w, n, rows, x, xStride, batch, out, outStride, accumulate);

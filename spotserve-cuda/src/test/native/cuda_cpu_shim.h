@@ -10,12 +10,15 @@
 //    a shuffle in a warp with returned lanes, or with a partial mask, fails the run;
 //  * __half is a 16-bit struct with round-to-nearest-even conversions written from the IEEE 754 definition;
 //  * __ldg / __ldcs (the kernels' vector loads) fail the run on a pointer not aligned to the loaded type,
-//    which is how the tests see that misaligned inputs take the scalar path.
+//    which is how the tests see that misaligned inputs take the scalar path, or outside the buffers the
+//    harness registered (allow_reads);
+//  * after each __syncthreads one warp is held back (rotating), so races on shared memory surface.
 // A failure prints "FAIL shim: ..." with the running case and exits with status 3.
 #pragma once
 
 #include <atomic>
 #include <barrier>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -64,10 +67,31 @@ inline std::string current_case = "(none)";
 // __ldg / __ldcs calls since the last reset: lets a test see which gemv path (vector or scalar) ran.
 inline std::atomic<long> vector_loads{0};
 
+// Address ranges a kernel may read with __ldg / __ldcs (the harness registers its buffers; changed only
+// between launches). Empty = unchecked.
+inline std::vector<std::pair<uintptr_t, uintptr_t>> readable;
+
+inline void allow_reads(const void* p, size_t bytes) {
+    readable.emplace_back(reinterpret_cast<uintptr_t>(p), reinterpret_cast<uintptr_t>(p) + bytes);
+}
+
+inline void forbid_reads(const void* p) {
+    for (size_t i = 0; i < readable.size(); i++) {
+        if (readable[i].first == reinterpret_cast<uintptr_t>(p)) {
+            readable.erase(readable.begin() + (long) i);
+            return;
+        }
+    }
+}
+
 [[noreturn]] inline void fail(const std::string& what) {
-    std::fprintf(stdout, "FAIL shim: %s (case: %s)\n", what.c_str(), current_case.c_str());
-    std::fflush(stdout);
-    std::_Exit(3);
+    static std::atomic_flag reported = ATOMIC_FLAG_INIT;
+    if (!reported.test_and_set()) {  // threads failing together: one line
+        std::fprintf(stdout, "FAIL shim: %s (case: %s)\n", what.c_str(), current_case.c_str());
+        std::fflush(stdout);
+        std::_Exit(3);
+    }
+    for (;;) std::this_thread::sleep_for(std::chrono::seconds(1));  // the first thread is exiting the process
 }
 
 struct Warp {
@@ -101,7 +125,7 @@ struct Block {
 
 struct Thread {
     Block* block = nullptr;
-    unsigned lane = 0, warp = 0, shuffles = 0;
+    unsigned lane = 0, warp = 0, shuffles = 0, syncs = 0;
 };
 inline thread_local Thread self;
 
@@ -127,9 +151,13 @@ inline T shfl_xor(unsigned mask, T v, int laneMask, int width) {
 template <typename T>
 inline const T* check_aligned(const T* p, const char* what) {
     vector_loads.fetch_add(1, std::memory_order_relaxed);
-    if (reinterpret_cast<uintptr_t>(p) % alignof(T) != 0) {
+    uintptr_t a = reinterpret_cast<uintptr_t>(p);
+    if (a % alignof(T) != 0) {
         fail(std::string(what) + " of a " + std::to_string(sizeof(T)) + "-byte type at a misaligned address");
     }
+    bool inside = readable.empty();
+    for (const auto& r : readable) inside = inside || (a >= r.first && a + sizeof(T) <= r.second);
+    if (!inside) fail(std::string(what) + " outside every input buffer");
     return p;
 }
 
@@ -168,7 +196,17 @@ void launch(void (*kernel)(P...), dim3 grid, dim3 block, size_t sharedBytes, A..
 
 }  // namespace cuda_shim
 
-inline void __syncthreads() { cuda_shim::self.block->bar.arrive_and_wait(); }
+// After each barrier one warp (rotating with the barrier count and the block) is held back briefly, so the
+// other warps run ahead: a missing __syncthreads before shared memory is reused then shows up as a wrong
+// result instead of depending on the OS scheduler.
+inline void __syncthreads() {
+    cuda_shim::Thread& t = cuda_shim::self;
+    t.block->bar.arrive_and_wait();
+    unsigned warps = (unsigned) t.block->warps.size();
+    if (warps > 1 && t.warp == (t.syncs++ * 7u + blockIdx.x + blockIdx.y) % warps) {
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+}
 
 template <typename T>
 inline T __shfl_xor_sync(unsigned mask, T v, int laneMask, int width = 32) {

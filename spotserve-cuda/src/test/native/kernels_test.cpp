@@ -60,8 +60,12 @@ struct Buf {
     explicit Buf(size_t n, T fill = T{}) : n(n) {
         p = static_cast<T*>(std::aligned_alloc(64, ((n * sizeof(T) + 63) / 64 + 1) * 64));
         std::fill(p, p + n, fill);
+        cuda_shim::allow_reads(p, n * sizeof(T));  // vector loads past the n elements fail the run
     }
-    ~Buf() { std::free(p); }
+    ~Buf() {
+        cuda_shim::forbid_reads(p);
+        std::free(p);
+    }
     Buf(const Buf&) = delete;
     T& operator[](size_t i) { return p[i]; }
     T* p;
@@ -193,6 +197,9 @@ void gemvCases() {
     }
     gemvCase<F16>(F16 ? 8 : 4, 4, 3, 1, 0, 0, 0, "vector one chunk");
     gemvCase<F16>(2048, 9, 1, 0, 0, 0, 0, "vector LLaMA width");
+    gemvCase<F16>(2048, 9, 16, 1, 0, 0, 0, "vector LLaMA width");
+    gemvCase<F16>(F16 ? 64 : 32, 3, 8, 1, 0, 0, 4, "vector fewer rows than a block");
+    gemvCase<F16>(F16 ? 64 : 32, 2, 2, 0, 0, 0, 4, "vector fewer rows than a block");
     gemvCase<F16>(256, 1, 64, 1, 0, 0, 0, "vector batch 64");
     // Scalar path: n not a multiple of the vector width, misaligned w / x, x stride not a multiple of 4.
     gemvCase<F16>(37, 6, 1, 0, 0, 0, 1, "scalar n%8");
