@@ -168,8 +168,9 @@ __device__ __forceinline__ void transpose_reduce(float* acc, int lane) {
 
 // Batched vector path, one tile of NB entries (x and out offset to the tile's first entry): the block's
 // GEMV_ROWS_PER_BLOCK warps split the k range of the block's rows, so every x load (a float4 of one entry)
-// feeds all the block's rows instead of one. Per 16 bytes of weights a lane then reads 16 * NB / ROWS bytes
-// of x from L1 instead of 16 * NB, which keeps a batch-8 tile on DRAM bandwidth rather than L1 bandwidth.
+// feeds all the block's rows instead of one: the x bytes read through L1 per weight byte drop by the factor
+// GEMV_ROWS_PER_BLOCK (fp16, tile 8: from 16 to 4), which keeps a batch-8 tile on DRAM bandwidth rather
+// than L1 bandwidth (benchmarks/notes/cuda.md has the arithmetic).
 // The ROWS x NB partial sums of each lane are reduced across the warp by transpose_reduce and plain
 // butterflies (one sum per lane) and across the warps through shared memory.
 template <typename W, int NB>
@@ -238,9 +239,10 @@ __device__ __forceinline__ void gemv_tile_block(const typename W::Elem* __restri
 // element per lane per step, one entry at a time (the row is re-read from cache for the next entry), which
 // keeps its registers below the vector path's.
 template <typename W>
-__device__ __forceinline__ void gemv_row_scalar(const typename W::Elem* __restrict__ wr, int n, const float* __restrict__ x,
-                                int xStride, int batch, float* __restrict__ out, int outStride, int r, int lane,
-                                int accumulate) {
+__device__ __forceinline__ void gemv_row_scalar(const typename W::Elem* __restrict__ wr, int n,
+                                                const float* __restrict__ x, int xStride, int batch,
+                                                float* __restrict__ out, int outStride, int r, int lane,
+                                                int accumulate) {
     for (int b = 0; b < batch; b++) {
         const float* xb = x + (size_t) b * xStride;
         float acc = 0.0f;
@@ -263,6 +265,7 @@ __device__ __forceinline__ void gemv_body(const typename W::Elem* __restrict__ w
     // Same value in every thread of the launch: the path choice never diverges.
     bool vec = aligned16(w) && aligned16(x) && n % W::PER_VEC == 0 && xStride % 4 == 0;
     if (vec && batch > 1) {  // the whole block cooperates (barriers): no thread may return before this
+        if ((int) blockIdx.x * GEMV_ROWS_PER_BLOCK >= rows) return;  // grid larger than Launch.gemv: whole block
         int b0 = 0;
         for (; batch - b0 >= GEMV_BATCH_TILE; b0 += GEMV_BATCH_TILE) {
             gemv_tile_block<W, GEMV_BATCH_TILE>(w, n, rows, x + (size_t) b0 * xStride, xStride,

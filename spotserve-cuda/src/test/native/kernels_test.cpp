@@ -525,7 +525,8 @@ void f32ToF16Case(unsigned grid) {
     for (int e = -24; e <= 15; e++) {
         for (int m : {0, 1, 2, 3, 1023}) {
             float base = std::ldexp(1.0f + m / 1024.0f, e), ulp = std::ldexp(1.0f, e - 10);
-            for (float f : {base + ulp / 2, std::nextafter(base + ulp / 2, 0.0f), std::nextafter(base + ulp / 2, 1e30f)}) {
+            float tie = base + ulp / 2;
+            for (float f : {tie, std::nextafter(tie, 0.0f), std::nextafter(tie, 1e30f)}) {
                 src.push_back(f);
                 src.push_back(-f);
             }
@@ -538,14 +539,16 @@ void f32ToF16Case(unsigned grid) {
     Buf<float> s(src.size());
     std::copy(src.begin(), src.end(), s.p);
     Buf<uint16_t> dst(src.size() + 2, 0xbeef);
-    launch(f32_to_f16, dim3{grid}, dim3{LAUNCH_THREADS}, 0, s.p, reinterpret_cast<__half*>(dst.p), (long long) src.size());
+    launch(f32_to_f16, dim3{grid}, dim3{LAUNCH_THREADS}, 0, s.p, reinterpret_cast<__half*>(dst.p),
+           (long long) src.size());
     std::string err;
     for (size_t i = 0; i < src.size() && err.empty(); i++) {
         uint16_t want = refFloatToHalf(src[i]), got = dst[i];
         bool nanOk = std::isnan(src[i]) && (got & 0x7c00) == 0x7c00 && (got & 0x3ff) != 0;
         if (got != want && !nanOk) {
             char buf[160];
-            std::snprintf(buf, sizeof buf, "element %zu (%.9g) converted to 0x%04x, expected 0x%04x", i, src[i], got, want);
+            std::snprintf(buf, sizeof buf, "element %zu (%.9g) converted to 0x%04x, expected 0x%04x", i, src[i], got,
+                          want);
             err = buf;
         }
     }

@@ -21,6 +21,7 @@ import org.junit.jupiter.api.Test;
  * {@code src/test/native/kernels_test.cpp}, which checks each kernel against a brute-force reference on seeded
  * random inputs and edge cases. This is how the kernels are verified on machines without a GPU (CI, and every
  * session so far); the gpu-tagged {@code CudaKernelsTest} checks the same kernels on a device.
+ * {@code -Dspotserve.emulation.sanitize=true} builds the emulation with AddressSanitizer and UBSan.
  */
 class KernelEmulationTest {
     private static final Path MODULE = Path.of(System.getProperty("user.dir"));
@@ -32,9 +33,15 @@ class KernelEmulationTest {
         Path exe = dir.resolve("kernels_test");
         Files.deleteIfExists(exe);
         List<String> compile = new ArrayList<>(List.of("g++", "-std=c++20", "-O1", "-pthread", "-fno-strict-aliasing",
-                "-Wno-unknown-pragmas", "-I" + MODULE.resolve("src/test/native"), "-I" + MODULE.resolve("src/main/cuda"),
+                "-Wno-unknown-pragmas", "-I" + MODULE.resolve("src/test/native"),
+                "-I" + MODULE.resolve("src/main/cuda"),
                 "-DLAUNCH_THREADS=" + Launch.THREADS, "-DLAUNCH_ATTENTION_THREADS=" + Launch.ATTENTION_THREADS,
                 MODULE.resolve("src/test/native/kernels_test.cpp").toString(), "-o", exe.toString()));
+        if (Boolean.getBoolean("spotserve.emulation.sanitize")) {
+            // AddressSanitizer + UBSan: also catches scalar out-of-bounds accesses (about 3x slower; off in CI)
+            compile.addAll(1, List.of("-fsanitize=address,undefined", "-fno-sanitize-recover=undefined",
+                    "-fno-omit-frame-pointer"));
+        }
         Result built = run(compile, 120);
         assertEquals(0, built.exit, "the kernels or the emulation harness do not compile with g++:\n" + built.output);
 
