@@ -213,15 +213,16 @@ void gemvCases() {
 // ------------------------------------------------------------------------------------------------- norms
 
 template <bool F16>
-void rmsnormCase(int size, int batch, int pad) {
+void rmsnormCase(int size, int batch, int pad, float amplitude = 3.0f) {
     const char* kernel = F16 ? "rmsnorm_h" : "rmsnorm";
     int xStride = size + pad, oStride = size + 2 * pad + 1;
     std::ostringstream d;
-    d << "size=" << size << " batch=" << batch << " xStride=" << xStride << " oStride=" << oStride;
+    d << "size=" << size << " batch=" << batch << " xStride=" << xStride << " oStride=" << oStride
+      << " |x|<=" << amplitude;
     begin(kernel, d.str());
     Buf<float> x((size_t) batch * xStride, std::numeric_limits<float>::quiet_NaN());
     for (int b = 0; b < batch; b++) {
-        for (int j = 0; j < size; j++) x[(size_t) b * xStride + j] = uniform(-3, 3);
+        for (int j = 0; j < size; j++) x[(size_t) b * xStride + j] = uniform(-amplitude, amplitude);
     }
     Buf<float> wf(size);
     Buf<uint16_t> wh(size);
@@ -616,6 +617,8 @@ int main() {
     rmsnormCase<false>(300, 2, 5);
     rmsnormCase<true>(64, 1, 0);
     rmsnormCase<true>(300, 3, 7);
+    rmsnormCase<false>(100, 2, 0, 3e-3f);  // mean(x^2) ~ the 1e-5 epsilon: the epsilon shows
+    rmsnormCase<true>(100, 2, 0, 3e-3f);
     rmsnormSelectCase<false>(300, {2, -1, 0, -1});
     rmsnormSelectCase<false>(48, {-1, 0});
     rmsnormSelectCase<true>(300, {-1, 1, -1, 0});
