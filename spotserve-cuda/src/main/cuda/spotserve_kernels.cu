@@ -13,6 +13,7 @@
 #define GEMV_BATCH_TILE 8       // batch entries that share one pass over a weight row
 #define GEMV_UNROLL 8           // 16-byte weight loads in flight per lane at batch 1
 #define GEMV_MIN_BLOCKS 5       // resident gemv blocks per SM the register budget must allow (96 registers)
+#define ATTENTION_MAX_WARPS 4   // attention blocks have at most this many warps (Launch.ATTENTION_THREADS)
 
 // Dynamic shared memory. A macro so the CPU emulation test (src/test/native/cuda_cpu_shim.h) can give each
 // emulated block a buffer of exactly the launch's size; under nvcc it is the plain extern declaration.
@@ -400,7 +401,7 @@ extern "C" __global__ void rope_store(float* __restrict__ qkv, int qkvRows, int 
 // Grouped-query attention over the KV cache: one block per (entry, local query head). Scores of the entry's
 // pos[b] + 1 positions live in dynamic shared memory; the launch may give more (a power-of-two bucket, so a
 // captured CUDA graph serves many steps): only scores[0 .. pos[b]] is ever written or read. Softmax is
-// max-shifted like run.c; out is att[b][h*hs + d].
+// max-shifted like run.c; out is att[b][h*hs + d]. Block: at most ATTENTION_MAX_WARPS warps.
 extern "C" __global__ void attention(const float* __restrict__ qkv, int qkvRows, float* __restrict__ att,
                                      int qDim, int kvDim, int hs, int group,
                                      const int* __restrict__ pos, const unsigned long long* __restrict__ caches,
@@ -435,11 +436,37 @@ extern "C" __global__ void attention(const float* __restrict__ qkv, int qkvRows,
     sum = block_sum(sum, red);
     for (int t = threadIdx.x; t < n; t += blockDim.x) scores[t] /= sum;  // run.c normalises by division
     __syncthreads();
+    // out = scores . V: warps take positions round-robin and lanes 32 consecutive dims of the head (coalesced
+    // V rows), four independent loads in flight per lane; the warps' partial sums meet in shared memory.
+    // (One thread per dim walking all positions serially would leave most threads idle and pay a memory
+    // latency per position.)
+    __shared__ float part[ATTENTION_MAX_WARPS][WARP];
+    int lane = threadIdx.x % WARP, wid = threadIdx.x / WARP, nw = blockDim.x / WARP;
     float* o = att + (size_t) b * qDim + h * hs;
-    for (int d = threadIdx.x; d < hs; d += blockDim.x) {
+    for (int d0 = 0; d0 < hs; d0 += WARP) {
+        int d = d0 + lane;
         float acc = 0.0f;
-        for (int t = 0; t < n; t++) acc += scores[t] * vb[(size_t) t * kvDim + d];
-        o[d] = acc;
+        if (d < hs) {
+            const float* vd = vb + d;
+            int t = wid;
+            for (; t + 3 * nw < n; t += 4 * nw) {
+                float v0 = vd[(size_t) t * kvDim], v1 = vd[(size_t) (t + nw) * kvDim];
+                float v2 = vd[(size_t) (t + 2 * nw) * kvDim], v3 = vd[(size_t) (t + 3 * nw) * kvDim];
+                acc += scores[t] * v0;
+                acc += scores[t + nw] * v1;
+                acc += scores[t + 2 * nw] * v2;
+                acc += scores[t + 3 * nw] * v3;
+            }
+            for (; t < n; t += nw) acc += scores[t] * vd[(size_t) t * kvDim];
+        }
+        part[wid][lane] = acc;
+        __syncthreads();
+        if (wid == 0 && d < hs) {
+            float sum = 0.0f;
+            for (int u = 0; u < nw; u++) sum += part[u][lane];
+            o[d] = sum;
+        }
+        __syncthreads();  // part is reused by the next 32 dims
     }
 }
 

@@ -631,6 +631,8 @@ int main() {
     attentionCase(4, 4, 16, {255, 3}, bucket(256));        // exactly fills its bucket; group 1
     attentionCase(6, 2, 8, {0}, 4096);                     // pos 0 in a 1024-float bucket; group 3
     attentionCase(2, 1, 32, {256, 200}, bucket(257));      // one past a power of two: next bucket, half used
+    attentionCase(4, 2, 64, {40, 17}, bucket(41));         // LLaMA head size: two 32-lane slices of dims
+    attentionCase(2, 2, 48, {9}, bucket(10));              // head size not a multiple of 32
 
     swigluCase(37, 3, 1);
     swigluCase(300, 2, 3);

@@ -20,6 +20,11 @@ final class Launch {
     static final int MAX_GRID = 4096;
     /** Shared memory a block may use without opting in (48 KiB on every GPU since Kepler). */
     static final int DEFAULT_SHARED_BYTES = 48 * 1024;
+    /**
+     * Static shared memory of the attention kernel ({@code red[32]} and {@code part[ATTENTION_MAX_WARPS][32]}
+     * floats in the .cu); the scores' dynamic shared memory gets the rest of {@link #DEFAULT_SHARED_BYTES}.
+     */
+    static final int ATTENTION_STATIC_SHARED_BYTES = (32 + 4 * 32) * Float.BYTES;
 
     /** A launch shape: grid (x, y), block x threads, dynamic shared bytes. */
     record Config(int gridX, int gridY, int blockX, int sharedBytes) {
@@ -52,9 +57,11 @@ final class Launch {
      */
     static Config attention(int batch, int heads, int longest) {
         long bytes = (long) longest * Float.BYTES;
-        if (bytes > DEFAULT_SHARED_BYTES) {
+        int available = DEFAULT_SHARED_BYTES - ATTENTION_STATIC_SHARED_BYTES;
+        if (bytes > available) {
             throw new IllegalArgumentException("attention over " + longest + " positions needs " + bytes
-                    + " bytes of shared memory, more than the " + DEFAULT_SHARED_BYTES + " a block gets by default");
+                    + " bytes of shared memory, more than the " + available + " a block gets by default ("
+                    + DEFAULT_SHARED_BYTES + " less the kernel's " + ATTENTION_STATIC_SHARED_BYTES + " static bytes)");
         }
         return new Config(batch, heads, ATTENTION_THREADS, (int) bytes);
     }

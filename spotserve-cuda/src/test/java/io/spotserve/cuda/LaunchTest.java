@@ -26,9 +26,11 @@ class LaunchTest {
         assertEquals(3, cfg.gridX());
         assertEquals(4, cfg.gridY());
         assertEquals(257 * 4, cfg.sharedBytes());
-        assertEquals(48 * 1024, Launch.attention(1, 1, 12288).sharedBytes());
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Launch.attention(1, 1, 12289));
-        assertTrue(e.getMessage().contains("12289 positions needs 49156 bytes"), e.getMessage());
+        // 48 KiB less attention's 640 static bytes: 12128 positions
+        assertEquals(12128 * 4, Launch.attention(1, 1, 12128).sharedBytes());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Launch.attention(1, 1, 12129));
+        assertTrue(e.getMessage().contains("12129 positions needs 48516 bytes of shared memory, more than the 48512"),
+                e.getMessage());
     }
 
     @Test
