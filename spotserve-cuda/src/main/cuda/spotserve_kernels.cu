@@ -11,8 +11,14 @@
 #define WARP 32
 #define GEMV_ROWS_PER_BLOCK 4   // warps per gemv block, one output row each (Launch.GEMV_ROWS_PER_BLOCK)
 #define GEMV_BATCH_TILE 8       // batch entries that share one pass over a weight row
+// The two tuning knobs can be overridden with -D for experiments (src/test/native/gemv_bench.cu); the committed
+// PTX uses these values.
+#ifndef GEMV_UNROLL
 #define GEMV_UNROLL 8           // 16-byte weight loads in flight per lane at batch 1
+#endif
+#ifndef GEMV_MIN_BLOCKS
 #define GEMV_MIN_BLOCKS 5       // resident gemv blocks per SM the register budget must allow (96 registers)
+#endif
 #define ATTENTION_MAX_WARPS 4   // attention blocks have at most this many warps (Launch.ATTENTION_THREADS)
 
 // Dynamic shared memory. A macro so the CPU emulation test (src/test/native/cuda_cpu_shim.h) can give each

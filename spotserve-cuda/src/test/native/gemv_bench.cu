@@ -6,6 +6,9 @@
 //   nvcc -O3 -std=c++17 -gencode arch=compute_75,code=compute_75 -Ispotserve-cuda/src/main/cuda \
 //        spotserve-cuda/src/test/native/gemv_bench.cu -o /tmp/gemv_bench && /tmp/gemv_bench
 //
+// Variants of the tuning knobs: add e.g. -DGEMV_MIN_BLOCKS=8 or -DGEMV_UNROLL=4 (the first line printed says
+// which were used).
+//
 // Output: one line per (precision, shape, batch): microseconds per launch, weight GB/s, % of copy bandwidth;
 // then the summed time of one decode step's GEMVs (22 layers + classifier) against the bandwidth bound.
 // Exit status 1 if a correctness check fails. Weights rotate over enough copies to defeat the L2 cache.
@@ -156,8 +159,9 @@ int main() {
     cudaDeviceProp prop;
     CHECK(cudaGetDeviceProperties(&prop, 0));
     double copy = copyBandwidth();
-    std::printf("device %s, %d SMs, L2 %d MiB; copy bandwidth (read + write) %.0f GB/s\n", prop.name,
-                prop.multiProcessorCount, prop.l2CacheSize >> 20, copy / 1e9);
+    std::printf("device %s, %d SMs, L2 %d MiB; copy bandwidth (read + write) %.0f GB/s; GEMV_MIN_BLOCKS=%d "
+                "GEMV_UNROLL=%d\n", prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20, copy / 1e9,
+                GEMV_MIN_BLOCKS, GEMV_UNROLL);
 
     bool ok = true;
     for (bool f16 : {true, false}) {
