@@ -47,7 +47,8 @@ final class CudaContext implements AutoCloseable {
 
     /** Every kernel entry point the Java side launches (a test checks each exists in the PTX). */
     static final List<String> KERNELS = List.of("gemv_f32", "gemv_f16", "f32_to_f16", "rmsnorm", "rmsnorm_select",
-            "rope_store", "attention", "swiglu", "add_inplace", "embed", "argmax_rows", "softmax_rows");
+            "rope_store", "attention", "swiglu", "add_inplace", "embed", "argmax_rows", "softmax_rows", "rmsnorm_h",
+            "rmsnorm_select_h", "embed_h");
 
     final int ordinal;
     private final CUdevice device = new CUdevice();

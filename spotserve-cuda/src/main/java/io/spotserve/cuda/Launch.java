@@ -5,8 +5,11 @@ package io.spotserve.cuda;
  * without a GPU. The constants must match the #defines of the .cu file (a test reads them from the source).
  */
 final class Launch {
-    /** Output rows per gemv block: one warp each (GEMV_ROWS_PER_BLOCK in the .cu). */
-    static final int GEMV_ROWS_PER_BLOCK = 8;
+    /**
+     * Output rows per gemv block: one warp each (GEMV_ROWS_PER_BLOCK in the .cu). Four warps per block keep the
+     * blocks small enough to spread a 2048-row matrix evenly over an H100's 132 SMs (512 blocks).
+     */
+    static final int GEMV_ROWS_PER_BLOCK = 4;
     /** Threads of a gemv block. */
     static final int GEMV_THREADS = GEMV_ROWS_PER_BLOCK * 32;
     /** Threads of the per-entry and element-wise kernels. */
@@ -19,6 +22,11 @@ final class Launch {
     static final int ATTENTION_MIN_BUCKET = 256;
     /** Shared memory a block may use without opting in (48 KiB on every GPU since Kepler). */
     static final int DEFAULT_SHARED_BYTES = 48 * 1024;
+    /**
+     * Static shared memory of the attention kernel ({@code red[32]} and {@code part[ATTENTION_MAX_WARPS][32]}
+     * floats in the .cu); the scores' dynamic shared memory gets the rest of {@link #DEFAULT_SHARED_BYTES}.
+     */
+    static final int ATTENTION_STATIC_SHARED_BYTES = (32 + 4 * 32) * Float.BYTES;
 
     /** A launch shape: grid (x, y), block x threads, dynamic shared bytes. */
     record Config(int gridX, int gridY, int blockX, int sharedBytes) {
@@ -33,7 +41,7 @@ final class Launch {
     private Launch() {
     }
 
-    /** gemv_f32 / gemv_f16 over {@code rows} output rows. */
+    /** gemv_f32 / gemv_f16 over {@code rows} output rows (any batch: the kernel tiles the batch itself). */
     static Config gemv(int rows) {
         return new Config(ceilDiv(rows, GEMV_ROWS_PER_BLOCK), 1, GEMV_THREADS, 0);
     }
@@ -62,9 +70,12 @@ final class Launch {
         return new Config(batch, heads, ATTENTION_THREADS, (int) Math.min(bucket, limitBytes));
     }
 
-    /** attention within the default 48 KiB of shared memory (GPUs or tests without the opt-in limit). */
+    /**
+     * attention within the default 48 KiB of shared memory less the kernel's static bytes (a GPU without the
+     * opt-in limit).
+     */
     static Config attention(int batch, int heads, int longest) {
-        return attention(batch, heads, longest, DEFAULT_SHARED_BYTES);
+        return attention(batch, heads, longest, DEFAULT_SHARED_BYTES - ATTENTION_STATIC_SHARED_BYTES);
     }
 
     /** Grid-stride element-wise kernels over {@code count} elements (add_inplace, swiglu, f32_to_f16). */
