@@ -137,9 +137,10 @@ final class GenerateCommand implements Main.Command {
             int maxBatch = Math.max(o.batch(), PREFILL_CHUNK);
             try (Pipeline pipeline = executor.createPipeline(layout, devices, maxBatch)) {
                 pipeline.loadWeights(checkpoint);
-                LOG.info("model {} ({} layers, dim {}, vocab {}, seq_len {}); executor {}, {} threads; layout {}; "
-                                + "{} steps, {}", checkpoint.file().getFileName(), config.layers(), config.dim(),
-                        config.vocabSize(), config.seqLen(), executor.name(), exOptions.threads(), layout, steps,
+                LOG.info("model {} ({} layers, dim {}, vocab {}, seq_len {}); executor {}, {} threads, {} weights; "
+                                + "layout {}; {} steps, {}", checkpoint.file().getFileName(), config.layers(),
+                        config.dim(), config.vocabSize(), config.seqLen(), executor.name(), exOptions.threads(),
+                        pipeline.weightPrecision().name().toLowerCase(java.util.Locale.ROOT), layout, steps,
                         sampling.get(0).isGreedy() ? "greedy" : "temperature " + o.temperature() + ", top-p "
                                 + o.topp() + ", seed " + sampling.get(0).seed());
                 generate(new Generator(pipeline, tokenizer), o.prompt(), steps, sampling, out);
