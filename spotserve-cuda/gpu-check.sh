@@ -118,7 +118,7 @@ run)
   jvm=(--add-modules jdk.incubator.vector -Dspotserve.shared.dir="$bundle/shared")
   if [ -z "$bench_only" ]; then
     # PtxTest reads src/main/cuda relative to the module, hence the directory
-    step tests "${LIMIT_TESTS:-170}" "$here" "$java_bin" "${jvm[@]}" -Xss4m -cp "$cp_all" io.spotserve.cuda.GpuCheck \
+    step tests "${LIMIT_TESTS:-150}" "$here" "$java_bin" "${jvm[@]}" -Xss4m -cp "$cp_all" io.spotserve.cuda.GpuCheck \
       $allow_skips
   else
     echo "tests: not run (--bench-only)" >> "$summary"
@@ -127,14 +127,23 @@ run)
     echo "benchmarks: not run (SKIP_BENCH)" >> "$summary"; cat "$summary"
     [ "$failures" = 0 ]; exit
   fi
+  # the gemv kernels alone at the LLaMA-1B shapes (nvcc on the GPU machine; no JDK), both register budgets
+  if command -v nvcc >/dev/null; then
+    step gemv-bench "${LIMIT_GEMV:-45}" "$root" bash -c 'for mb in 5 8; do echo "== GEMV_MIN_BLOCKS=$mb";
+      nvcc -O3 -std=c++17 -gencode arch=compute_75,code=compute_75 -DGEMV_MIN_BLOCKS=$mb \
+        -Ispotserve-cuda/src/main/cuda spotserve-cuda/src/test/native/gemv_bench.cu -o /tmp/gemv_bench_$mb \
+        && /tmp/gemv_bench_$mb || exit 1; done'
+  else
+    echo "gemv-bench: not run (no nvcc)" >> "$summary"
+  fi
   # the short 25M-parameter JMH decode run (batch 1 / 8 / 32), JSON to $OUT/cuda-decode.json
-  step jmh-cuda-decode "${LIMIT_JMH:-75}" "$root" "$java_bin" -cp "$cp_all" org.openjdk.jmh.Main CudaDecode \
+  step jmh-cuda-decode "${LIMIT_JMH:-60}" "$root" "$java_bin" -cp "$cp_all" org.openjdk.jmh.Main CudaDecode \
       -f 1 -wi 2 -i 3 -w 1 -r 1 -foe true -jvm "$java_bin" -rf json -rff "$out/cuda-decode.json"
   # the 1B fp16 / fp32 decode at batch 1 and 16 with the copy bandwidth (benchmarks/notes/cuda.md)
   step decode-1b "${LIMIT_1B:-150}" "$root" "$java_bin" "${jvm[@]}" -Xmx"${BENCH_XMX:-24g}" -cp "$cp_all" \
       io.spotserve.bench.gpu.GpuDecodeBench --out "$out/decode-1b.json"
   # PyTorch/transformers eager on the same shape
-  step torch-decode "${LIMIT_TORCH:-140}" "$root" python3 benchmarks/gpu/torch_decode.py --out "$out/torch-decode.json"
+  step torch-decode "${LIMIT_TORCH:-130}" "$root" python3 benchmarks/gpu/torch_decode.py --out "$out/torch-decode.json"
   # the comparison and the goals (exit 1 when a goal fails or was not measured)
   step compare "${LIMIT_COMPARE:-20}" "$root" "$java_bin" -cp "$cp_all" io.spotserve.bench.gpu.DecodeComparison \
       "$out/decode-1b.json" "$out/torch-decode.json" "$out/gpu-decode.md"
