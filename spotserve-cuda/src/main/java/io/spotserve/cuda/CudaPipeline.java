@@ -104,16 +104,13 @@ final class CudaPipeline extends AbstractPipeline<CudaShard> {
 
     @Override
     protected void compute(long[] seqs, int[] tokens, int[] positions, int count, float[][] logits) {
+        int rows = 0;
         for (CudaShard[] stage : shards) {
             for (CudaShard s : stage) {
-                s.bind(seqs, tokens, positions, count);
+                rows = s.bind(seqs, tokens, positions, count, logits); // the same count on every position
             }
         }
         CudaShard[] last = shards[shards.length - 1];
-        int rows = 0;
-        for (CudaShard s : last) {
-            rows = s.prepareLogits(logits); // the same count on every shard of the last stage
-        }
         int logitsRows = rows;
         Runnable launches = () -> launch(count, logitsRows);
         boolean replayed = false;

@@ -62,11 +62,17 @@ final class CudaShard implements PipelinePosition, AutoCloseable {
     private final DeviceBuffer hb;
     private final DeviceBuffer logits;
     private final DeviceBuffer rope;
-    private final DeviceBuffer tokens;  // int[maxBatch]
-    private final DeviceBuffer pos;     // int[maxBatch]
-    private final DeviceBuffer caps;    // int[maxBatch]
-    private final DeviceBuffer rowMap;  // int[maxBatch]
-    private final DeviceBuffer caches;  // u64[maxBatch] (two floats each)
+    /**
+     * The step's per-entry arguments, uploaded with one host copy per step: int[6 · maxBatch] holding positions |
+     * KV capacities | tokens | logits row map | KV-cache addresses (u64, as int pairs; 8-byte aligned).
+     */
+    private final DeviceBuffer args;
+    private final int[] hostArgs;
+    private final CUdeviceptr pos;
+    private final CUdeviceptr caps;
+    private final CUdeviceptr tokens;
+    private final CUdeviceptr rowMap;
+    private final CUdeviceptr caches;
     private int batch;
     private int longest;
     private long storageVersion;
@@ -99,11 +105,13 @@ final class CudaShard implements PipelinePosition, AutoCloseable {
             logits = pl.last ? scratch((long) maxBatch * pl.vocab.length()) : null;
             rope = scratch(ropeTable.length);
             cuMemcpyHtoD(rope.ptr, Pointer.to(ropeTable), (long) ropeTable.length * Float.BYTES);
-            tokens = scratch(maxBatch);
-            pos = scratch(maxBatch);
-            caps = scratch(maxBatch);
-            rowMap = scratch(maxBatch);
-            caches = scratch(2L * maxBatch);
+            args = scratch(6L * maxBatch);
+            hostArgs = new int[6 * maxBatch];
+            pos = args.at(0);
+            caps = args.at(maxBatch);
+            tokens = args.at(2L * maxBatch);
+            rowMap = args.at(3L * maxBatch);
+            caches = args.at(4L * maxBatch);
         } catch (RuntimeException e) {
             close();
             throw e;
@@ -378,26 +386,33 @@ final class CudaShard implements PipelinePosition, AutoCloseable {
 
     // ------------------------------------------------------------------ forward pass
 
-    /** Uploads the step's per-entry data: positions, KV cache addresses and capacities (and tokens on stage 0). */
-    void bind(long[] sequences, int[] tokenIds, int[] positions, int count) {
+    /**
+     * Uploads the step's per-entry data in one host copy: positions, KV capacities and cache addresses, tokens,
+     * and which entries want logits ({@code logits[b] != null}; only the last stage reads it).
+     *
+     * @return the number of entries that want logits
+     */
+    int bind(long[] sequences, int[] tokenIds, int[] positions, int count, float[][] logits) {
         ctx.makeCurrent();
-        int[] capOf = new int[count];
-        long[] addr = new long[count];
+        int mb = maxBatch;
         int lng = 0;
+        int k = 0;
         for (int b = 0; b < count; b++) {
             Kv entry = kv.get(sequences[b]);
-            capOf[b] = entry.capacity;
-            addr[b] = address(entry.data);
+            long addr = address(entry.data);
+            hostArgs[b] = positions[b];
+            hostArgs[mb + b] = entry.capacity;
+            hostArgs[2 * mb + b] = tokenIds[b];
+            hostArgs[3 * mb + b] = logits[b] != null ? k++ : -1;
+            hostArgs[4 * mb + 2 * b] = (int) addr;          // little-endian u64
+            hostArgs[4 * mb + 2 * b + 1] = (int) (addr >>> 32);
             lng = Math.max(lng, positions[b] + 1);
         }
-        cuMemcpyHtoD(pos.ptr, Pointer.to(positions), (long) count * Integer.BYTES);
-        cuMemcpyHtoD(caps.ptr, Pointer.to(capOf), (long) count * Integer.BYTES);
-        cuMemcpyHtoD(caches.ptr, Pointer.to(addr), (long) count * Long.BYTES);
-        if (pl.first) {
-            cuMemcpyHtoD(tokens.ptr, Pointer.to(tokenIds), (long) count * Integer.BYTES);
-        }
+        // the whole block (the entries past count are left-overs no kernel reads): ~6 KiB at maxBatch 256
+        cuMemcpyHtoD(args.ptr, Pointer.to(hostArgs), (long) hostArgs.length * Integer.BYTES);
         batch = count;
         longest = lng;
+        return k;
     }
 
     /** The raw device address of a buffer (what the kernels receive in their cache-pointer arrays). */
@@ -408,7 +423,7 @@ final class CudaShard implements PipelinePosition, AutoCloseable {
     /** Stage 0: this shard's embedding rows of the step's tokens into {@code out} (zeros for other shards' tokens). */
     void embed(DeviceBuffer out) {
         ctx.makeCurrent();
-        ctx.launch(half ? "embed_h" : "embed", Launch.perRow(batch), out.ptr, embedding.ptr, tokens.ptr,
+        ctx.launch(half ? "embed_h" : "embed", Launch.perRow(batch), out.ptr, embedding.ptr, tokens,
                 pl.vocab.from(), pl.vocab.length(), pl.dim);
     }
 
@@ -423,10 +438,10 @@ final class CudaShard implements PipelinePosition, AutoCloseable {
         int n = batch;
         ctx.launch(half ? "rmsnorm_h" : "rmsnorm", Launch.perRow(n), xb.ptr, pl.dim, x.ptr, pl.dim, w.at(0), pl.dim);
         executor.gemv(ctx, w.at(pl.offQkv), half, pl.dim, pl.qkvRows, xb.ptr, pl.dim, n, qkv.ptr, pl.qkvRows, false);
-        ctx.launch("rope_store", Launch.perRow(n), qkv.ptr, pl.qkvRows, pl.qDim, pl.kvDim, pl.hs, rope.ptr, pos.ptr,
-                caches.ptr, caps.ptr, l);
+        ctx.launch("rope_store", Launch.perRow(n), qkv.ptr, pl.qkvRows, pl.qDim, pl.kvDim, pl.hs, rope.ptr, pos,
+                caches, caps, l);
         ctx.launch("attention", Launch.attention(n, pl.hq, longest, ctx.attentionSharedLimit()), qkv.ptr, pl.qkvRows,
-                att.ptr, pl.qDim, pl.kvDim, pl.hs, pl.c.kvGroupSize(), pos.ptr, caches.ptr, caps.ptr, l,
+                att.ptr, pl.qDim, pl.kvDim, pl.hs, pl.c.kvGroupSize(), pos, caches, caps, l,
                 (float) Math.sqrt(pl.hs));
         executor.gemv(ctx, w.at(pl.offWo), half, pl.qDim, pl.dim, att.ptr, pl.qDim, n, alone ? x.ptr : part.ptr,
                 pl.dim, alone);
@@ -445,23 +460,6 @@ final class CudaShard implements PipelinePosition, AutoCloseable {
         executor.gemv(ctx, w.at(pl.offW2), half, f, pl.dim, hb.ptr, f, n, alone ? x.ptr : part.ptr, pl.dim, alone);
     }
 
-    /**
-     * Last stage, before the step's kernels: uploads which entries want logits (row map) and returns how many
-     * do. Synchronous (a host copy), so it runs outside a captured graph.
-     */
-    int prepareLogits(float[][] out) {
-        ctx.makeCurrent();
-        int[] map = new int[batch];
-        int k = 0;
-        for (int b = 0; b < batch; b++) {
-            map[b] = out[b] != null ? k++ : -1;
-        }
-        if (k > 0) {
-            cuMemcpyHtoD(rowMap.ptr, Pointer.to(map), (long) batch * Integer.BYTES);
-        }
-        return k;
-    }
-
     /** Last stage: final norm and this shard's classifier rows for the {@code k} entries with an output. */
     void launchLogits(int k) {
         if (k == 0) {
@@ -470,7 +468,7 @@ final class CudaShard implements PipelinePosition, AutoCloseable {
         ctx.makeCurrent();
         int v = pl.vocab.length();
         ctx.launch(half ? "rmsnorm_select_h" : "rmsnorm_select", Launch.perRow(batch), xb.ptr, x.ptr, finalNorm.ptr,
-                pl.dim, rowMap.ptr);
+                pl.dim, rowMap);
         executor.gemv(ctx, classifier.ptr, half, pl.dim, v, xb.ptr, pl.dim, k, logits.ptr, v, false);
     }
 
