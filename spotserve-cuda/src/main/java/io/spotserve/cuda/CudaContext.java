@@ -105,6 +105,19 @@ final class CudaContext implements AutoCloseable {
         return attentionSharedLimit;
     }
 
+    /** The kernels' parameter lists, parsed from the committed PTX on first use. */
+    static final class Signatures {
+        static final KernelSignatures ALL = load();
+
+        private Signatures() {
+        }
+
+        private static KernelSignatures load() {
+            byte[] z = ptx();
+            return KernelSignatures.parse(new String(z, 0, z.length - 1, java.nio.charset.StandardCharsets.US_ASCII));
+        }
+    }
+
     /** The PTX text, NUL-terminated as cuModuleLoadData expects. */
     static byte[] ptx() {
         try (InputStream in = CudaContext.class.getResourceAsStream(PTX_RESOURCE)) {
@@ -139,6 +152,7 @@ final class CudaContext implements AutoCloseable {
         if (f == null) {
             throw new IllegalArgumentException("kernel " + name + " unknown; expected one of " + KERNELS);
         }
+        Signatures.ALL.check(name, args);
         Pointer[] ps = new Pointer[args.length];
         for (int i = 0; i < args.length; i++) {
             Object a = args[i];
