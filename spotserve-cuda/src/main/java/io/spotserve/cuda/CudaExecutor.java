@@ -18,7 +18,10 @@ import jcuda.driver.CUdeviceptr;
  * and {@code useVector} do not apply to the GPU and are only reported.
  */
 public final class CudaExecutor extends AbstractExecutor<CudaDevice, CudaPipeline> {
-    /** System property: {@code -Dspotserve.cuda.graphs=false} runs every step kernel by kernel (no CUDA graphs). */
+    /**
+     * System property: {@code -Dspotserve.cuda.graphs=false} runs every step kernel by kernel (no CUDA graphs);
+     * read at each step.
+     */
     public static final String GRAPHS_PROPERTY = "spotserve.cuda.graphs";
 
     private final int gpus;

@@ -34,7 +34,7 @@ final class CudaPipeline extends AbstractPipeline<CudaShard> {
             }
         }
         // across GPUs the hand-offs synchronise the host between streams, which a graph cannot capture
-        this.graphs = oneGpu && executor.graphsAllowed() ? new StepGraphs(only) : null;
+        this.graphs = oneGpu ? new StepGraphs(only) : null;
     }
 
     private static CudaShard[][] positions(CudaExecutor executor, ShardLayout layout, List<CudaDevice> devices,
@@ -114,7 +114,7 @@ final class CudaPipeline extends AbstractPipeline<CudaShard> {
         int logitsRows = rows;
         Runnable launches = () -> launch(count, logitsRows);
         boolean replayed = false;
-        if (graphs != null) {
+        if (graphs != null && executor.graphsAllowed()) { // the property is read per step: benchmarks compare both
             CudaShard lead = shards[0][0];
             // also rejects a context too long for attention before anything is captured
             int shared = Launch.attention(count, 1, lead.longest(), lead.ctx.attentionSharedLimit()).sharedBytes();
@@ -138,7 +138,10 @@ final class CudaPipeline extends AbstractPipeline<CudaShard> {
         return v;
     }
 
-    /** Graph statistics for tests: {captures, replays}, or null when this pipeline runs kernel by kernel. */
+    /**
+     * Graph statistics for tests: {captures, replays}, or null when this pipeline cannot use graphs (it spans
+     * GPUs, or the driver refused a capture).
+     */
     long[] graphStats() {
         return graphs == null || graphs.disabled() ? null : new long[] {graphs.captures(), graphs.replays()};
     }

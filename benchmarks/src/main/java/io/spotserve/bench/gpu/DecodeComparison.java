@@ -1,5 +1,6 @@
 package io.spotserve.bench.gpu;
 
+import com.google.gson.JsonArray;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
@@ -134,6 +135,19 @@ public final class DecodeComparison {
                         r.has("device_weight_bytes") ? String.format(Locale.ROOT, "%,d", r.get("device_weight_bytes").getAsLong()) : "—",
                         num(val(r, "prefill_s"), "%.2f"), r.get("ms_per_step_runs")));
             }
+        }
+        if (ours != null && ours.has("graphs_off")) {
+            JsonObject off = ours.getAsJsonObject("graphs_off");
+            JsonArray runs = off.getAsJsonArray("ms_per_step_runs");
+            double[] ms = new double[runs.size()];
+            for (int i = 0; i < ms.length; i++) {
+                ms[i] = runs.get(i).getAsDouble();
+            }
+            double offMs = Stats.median(ms); // recomputed from the runs, like every row
+            Row on = rows.stream().filter(r -> r.weights().equals("fp16") && r.batch() == 1).findFirst().orElse(null);
+            md.append(String.format(Locale.ROOT, "%nWithout CUDA graphs (kernel by kernel, `-Dspotserve.cuda.graphs=false`), "
+                    + "fp16 batch 1: %.3f ms/step%s.%n", offMs, on == null ? ""
+                    : String.format(Locale.ROOT, " against %.3f with graphs (%.2fx)", on.msPerStep(), offMs / on.msPerStep())));
         }
         md.append("\nThe bound counts, per step, every layer matrix and classifier row at the weight precision and "
                 + "the RMSNorm vectors at 4 bytes (not the embedding table, not the KV cache); tok/s = batch / step "

@@ -231,6 +231,28 @@ public final class GpuDecodeBench {
                         precision, batch, r.get("ms_per_step").getAsDouble(), r.get("tokens_per_s").getAsDouble(),
                         r.get("ms_per_step_runs"), r.get("prefill_s").getAsDouble());
             }
+            if (o.executor().equals("cuda") && precision == WeightPrecision.FP16 && o.batches().contains(1)) {
+                // the same batch-1 decode kernel by kernel: what the CUDA graphs save
+                String before = System.getProperty(CudaExecutor.GRAPHS_PROPERTY);
+                System.setProperty(CudaExecutor.GRAPHS_PROPERTY, "false");
+                try {
+                    JsonObject r = new JsonObject();
+                    r.addProperty("weights", precision.name().toLowerCase());
+                    r.addProperty("batch", 1);
+                    r.addProperty("graphs", false);
+                    nextId = decode(o, pipeline, 1, nextId, r);
+                    json.add("graphs_off", r);
+                    write(o.out(), json);
+                    System.out.printf("%s batch 1 without CUDA graphs: %.3f ms/step, %.1f tokens/s%n", precision,
+                            r.get("ms_per_step").getAsDouble(), r.get("tokens_per_s").getAsDouble());
+                } finally {
+                    if (before == null) {
+                        System.clearProperty(CudaExecutor.GRAPHS_PROPERTY);
+                    } else {
+                        System.setProperty(CudaExecutor.GRAPHS_PROPERTY, before);
+                    }
+                }
+            }
             pipeline.close();
         }
     }

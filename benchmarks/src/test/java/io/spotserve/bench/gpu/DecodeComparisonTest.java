@@ -29,6 +29,7 @@ class DecodeComparisonTest {
                {"weights": "fp16", "batch": 16, "weight_bytes_per_step": 2000000000, "ms_per_step_runs": [4.0]},
                {"weights": "fp32", "batch": 1, "weight_bytes_per_step": 4000000000, "ms_per_step_runs": [3.0, 3.0]}
              ],
+             "graphs_off": {"weights": "fp16", "batch": 1, "graphs": false, "ms_per_step_runs": [2.5, 2.2, 2.3]},
              "errors": []}
             """;
     private static final String TORCH = """
@@ -73,6 +74,7 @@ class DecodeComparisonTest {
         assertTrue(r.markdown().contains("| fp16 | 1 | 2,000,000,000 | 0.838 | 1193.0 | 1.100 | 909.1 | 76.2% | 50.0 | 18.18x |"),
                 r.markdown());
         assertTrue(r.markdown().contains("2386.1 GB/s read+written"), r.markdown());
+        assertTrue(r.markdown().contains("fp16 batch 1: 2.300 ms/step against 1.100 with graphs (2.09x)"), r.markdown());
     }
 
     @Test
