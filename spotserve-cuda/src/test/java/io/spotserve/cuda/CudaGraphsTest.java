@@ -13,6 +13,7 @@ import io.spotserve.exec.TestPipelines;
 import io.spotserve.exec.WeightPrecision;
 import io.spotserve.model.LlamaCheckpoint;
 import io.spotserve.model.LlamaCheckpointWriter;
+import io.spotserve.model.LlamaConfig;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -80,7 +81,7 @@ class CudaGraphsTest {
     @CsvSource({"1, 1, FP32", "1, 1, FP16", "2, 2, FP32", "2, 2, FP16"})
     void replayedStepsEqualKernelByKernelSteps(int stages, int shards, WeightPrecision weights) throws IOException {
         LlamaCheckpoint ckpt = LlamaCheckpoint.load(LlamaCheckpointWriter.writeRandom(dir.resolve("g.bin"),
-                new io.spotserve.model.LlamaConfig(64, 160, 4, 8, 4, 300, 512, false), 5));
+                new LlamaConfig(64, 160, 4, 8, 4, 300, 512, false), 5));
         ShardLayout layout = ShardLayout.of(ckpt.config(), stages, shards);
         ExecutorOptions options = ExecutorOptions.defaults().withWeights(weights);
         List<float[]> eager;

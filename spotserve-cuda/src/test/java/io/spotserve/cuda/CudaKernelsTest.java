@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.spotserve.exec.spi.HalfFloats;
 import java.util.Random;
 import jcuda.Pointer;
 import org.junit.jupiter.api.AfterAll;
@@ -78,7 +79,7 @@ class CudaKernelsTest {
                     double h = 0;
                     for (int k = 0; k < n; k++) {
                         s += (double) w[i * n + k] * x[b * xStride + k];
-                        h += (double) io.spotserve.exec.spi.HalfFloats.round(w[i * n + k]) * x[b * xStride + k];
+                        h += (double) HalfFloats.round(w[i * n + k]) * x[b * xStride + k];
                     }
                     expect[b * outStride + i] = (float) s;
                     expectH[b * outStride + i] = (float) h;
@@ -118,12 +119,12 @@ class CudaKernelsTest {
         int batch = 4;
         float[] x = random(r, batch * dim);
         float[] w = random(r, dim);
-        io.spotserve.exec.spi.HalfFloats.round(w);
-        short[] wh = io.spotserve.exec.spi.HalfFloats.toHalves(w);
+        HalfFloats.round(w);
+        short[] wh = HalfFloats.toHalves(w);
         int vLocal = 10;
         float[] emb = random(r, vLocal * dim);
-        io.spotserve.exec.spi.HalfFloats.round(emb);
-        short[] embH = io.spotserve.exec.spi.HalfFloats.toHalves(emb);
+        HalfFloats.round(emb);
+        short[] embH = HalfFloats.toHalves(emb);
         try (DeviceBuffer dx = upload(x); DeviceBuffer dw = upload(w); DeviceBuffer dwh = CudaDevice.raw(null, ctx, dim, 2);
              DeviceBuffer demb = upload(emb); DeviceBuffer dembh = CudaDevice.raw(null, ctx, emb.length, 2);
              DeviceBuffer o1 = CudaDevice.raw(null, ctx, x.length); DeviceBuffer o2 = CudaDevice.raw(null, ctx, x.length);
