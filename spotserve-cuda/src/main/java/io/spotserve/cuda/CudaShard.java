@@ -164,11 +164,6 @@ final class CudaShard implements PipelinePosition, AutoCloseable {
         return slice instanceof ContextSlice.KvCache ? Float.BYTES : wBytes;
     }
 
-    /** Whether this position's weight storage holds fp16 halves. */
-    boolean halfWeights() {
-        return half;
-    }
-
     // ------------------------------------------------------------------ import / export
 
     /**
