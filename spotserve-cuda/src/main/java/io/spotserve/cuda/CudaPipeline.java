@@ -194,12 +194,12 @@ final class CudaPipeline extends AbstractPipeline<CudaShard> {
      * pipeline does, so the float results agree in order.
      */
     private void reduceInto(CudaShard[] stage, long n) {
-        CudaShard lead = stage[0];
-        Launch.Config cfg = Launch.elementwise(n);
-        int count = Math.toIntExact(n);
         if (stage.length == 1) {
             return; // the only shard's wo / w2 product added itself into the residual stream
         }
+        CudaShard lead = stage[0];
+        Launch.Config cfg = Launch.elementwise(n);
+        int count = Math.toIntExact(n);
         copy(lead, lead.reduced.ptr, lead, lead.part.ptr, n);
         for (int m = 1; m < stage.length; m++) {
             CudaShard s = stage[m];
