@@ -40,22 +40,15 @@ import org.slf4j.LoggerFactory;
  * and the new copy of a unit at once, and every allocation goes through the arena's capacity check
  * ({@link DeviceMemoryException} before anything is allocated).
  *
- * <p>Between units the engine is asked which instances died meanwhile (a preemption during the migration):
- * their devices stop being sources (the next replica or the checkpoint serves instead) and new positions on
- * them are marked lost, so the engine re-plans right after. Not thread-safe; runs on the engine thread.
+ * <p>The caller drives it unit by unit ({@link #begin}, then {@link #nextUnit} while {@link #hasNextUnit}, then
+ * {@link #finish}); between units it charges the copies to its clock and tells the migration which instances died
+ * meanwhile ({@link #instancesGone}, a preemption during the migration): their devices stop being sources (the next
+ * replica or the checkpoint serves instead) and new positions on them are marked lost, so the engine re-plans right
+ * after. Nothing here calls back into the engine. Every byte moves through the {@link SliceMover}. Not thread-safe;
+ * runs on the engine thread.
  */
 final class ContextMigration {
     private static final Logger LOG = LoggerFactory.getLogger(ContextMigration.class);
-
-    /** The engine's view between units. */
-    interface Progress {
-        /**
-         * Called after each unit with what it copied (device to device, and from the weight source) and the old
-         * pipelines that stay as they are (with their requests; they may keep decoding meanwhile); returns the
-         * instances that are gone now (terminated or past their preemption deadline) — cumulative is fine.
-         */
-        Set<String> afterUnit(ContextUnit unit, List<DataMove> moves, List<PipelineSlot> unchanged);
-    }
 
     /**
      * What happened: the new pipelines, the requests that lost their cache (parked in host memory or to recompute),
@@ -67,7 +60,9 @@ final class ContextMigration {
     }
 
     private final Executor executor;
-    private final WeightSource weights;
+    private final SliceMover mover;
+    /** The requests behind the deployment's in-flight batches, by batch id (see {@link DeploymentSnapshot}). */
+    private final Map<String, LiveRequest> batchRequests;
     private final LlamaConfig c;
     private final List<PipelineSlot> old;
     private final DeviceMapping mapping;
@@ -84,22 +79,32 @@ final class ContextMigration {
     private final List<DataMove> unitMoves = new ArrayList<>();
     /** Bytes each instance has sent so far: among equally near holders, the least loaded sender is chosen. */
     private final Map<String, Long> sent = new java.util.HashMap<>();
+    // ---- progress of a migration driven unit by unit
+    private final List<PipelineSlot> fresh = new ArrayList<>();
+    private final List<LiveRequest> dropped = new ArrayList<>();
+    private final Set<LiveRequest> untouched = new HashSet<>();
+    private final List<ContextUnit> pending = new ArrayList<>();
+    private List<PipelineSlot> unchanged = List.of();
+    private int resumed;
 
     ContextMigration(Executor executor, WeightSource weights, List<PipelineSlot> old, DeviceMapping mapping,
-                     Map<DeviceId, Device> devices, KvParking parking) {
-        this(executor, weights, old, mapping, devices, parking, ReconfigurationMode.MIGRATE);
+                     Map<DeviceId, Device> devices, KvParking parking, Map<String, LiveRequest> batchRequests) {
+        this(executor, new SliceMover(weights), weights.config(), old, mapping, batchRequests, devices, parking,
+                ReconfigurationMode.MIGRATE);
     }
 
     /** A migration carrying context the way {@code mode} says (the baselines read weights from the source only). */
-    ContextMigration(Executor executor, WeightSource weights, List<PipelineSlot> old, DeviceMapping mapping,
-                     Map<DeviceId, Device> devices, KvParking parking, ReconfigurationMode mode) {
+    ContextMigration(Executor executor, SliceMover mover, LlamaConfig config, List<PipelineSlot> old,
+                     DeviceMapping mapping, Map<String, LiveRequest> batchRequests, Map<DeviceId, Device> devices,
+                     KvParking parking, ReconfigurationMode mode) {
         this.mode = mode;
         this.parking = parking;
         this.executor = executor;
-        this.weights = weights;
-        this.c = weights.config();
+        this.mover = mover;
+        this.c = config;
         this.old = List.copyOf(old);
         this.mapping = mapping;
+        this.batchRequests = Map.copyOf(batchRequests);
         this.devices = devices;
     }
 
@@ -117,71 +122,106 @@ final class ContextMigration {
         return ShardLayout.balanced(c, counts, shards);
     }
 
+    /** Runs the whole migration with no instance dying meanwhile (tests, tools). */
+    Result runAll(List<ContextUnit> order, int maxBatchTokens, IntSupplier slotIds) {
+        try {
+            begin(order, maxBatchTokens, slotIds);
+            while (hasNextUnit()) {
+                nextUnit();
+            }
+            return finish();
+        } catch (RuntimeException e) {
+            abort();
+            throw e;
+        }
+    }
+
     /**
-     * Runs the migration.
+     * Builds the new pipelines on the mapped devices (reusing old ones that stay as they are) and moves the KV caches
+     * of the batches they inherit: the first unit. Returns what it copied.
      *
-     * @throws DeviceMemoryException if a new position cannot take what it needs; the new pipelines are closed
-     *                               then and the old ones have lost some units (the caller cold-starts)
+     * @throws DeviceMemoryException if a new position cannot take what it needs; call {@link #abort} then (the old
+     *                               pipelines may have lost some units: the caller cold-starts)
      */
-    Result run(List<ContextUnit> order, int maxBatchTokens, IntSupplier slotIds, Progress progress) {
+    List<DataMove> begin(List<ContextUnit> order, int maxBatchTokens, IntSupplier slotIds) {
         ParallelConfig nc = mapping.newConfig();
         ShardLayout nl = layout(c, nc.pipelineStages(), nc.tensorShards());
-        List<PipelineSlot> fresh = new ArrayList<>();
-        try {
-            for (int j = 0; j < nc.dataParallel(); j++) {
-                List<Device> devs = new ArrayList<>();
-                for (int s = 0; s < nl.stages(); s++) {
-                    for (int m = 0; m < nl.shards(); m++) {
-                        DeviceId id = mapping.deviceOf(new Position(j, s, m));
-                        Device d = devices.get(id);
-                        if (d == null) {
-                            throw new IllegalStateException("the mapping places " + new Position(j, s, m) + " on "
-                                    + id + ", which the engine does not have");
-                        }
-                        devs.add(d);
+        for (int j = 0; j < nc.dataParallel(); j++) {
+            List<Device> devs = new ArrayList<>();
+            for (int s = 0; s < nl.stages(); s++) {
+                for (int m = 0; m < nl.shards(); m++) {
+                    DeviceId id = mapping.deviceOf(new Position(j, s, m));
+                    Device d = devices.get(id);
+                    if (d == null) {
+                        throw new IllegalStateException("the mapping places " + new Position(j, s, m) + " on "
+                                + id + ", which the engine does not have");
                     }
-                }
-                PipelineSlot same = mode == ReconfigurationMode.RESTART ? null : unchanged(nl, devs);
-                if (same != null) {
-                    reused.add(same);
-                    fresh.add(same);
-                } else {
-                    fresh.add(new PipelineSlot(slotIds.getAsInt(), executor.createPipeline(nl, devs, maxBatchTokens),
-                            devs));
+                    devs.add(d);
                 }
             }
-            List<LiveRequest> dropped = new ArrayList<>();
-            Set<LiveRequest> untouched = new HashSet<>();
-            int resumed = moveKvCaches(fresh, dropped, untouched);
-            List<PipelineSlot> unchanged = reusedInOrder(fresh);
-            dead.addAll(progress.afterUnit(ContextUnit.KV, takeMoves(), unchanged));
-            markDead(fresh);
-            Set<ContextUnit> units = new LinkedHashSet<>();
-            for (ContextUnit u : order) {
-                if (!u.equals(ContextUnit.KV)) {
-                    units.add(u);
-                }
+            PipelineSlot same = mode == ReconfigurationMode.RESTART ? null : unchanged(nl, devs);
+            if (same != null) {
+                reused.add(same);
+                fresh.add(same);
+            } else {
+                fresh.add(new PipelineSlot(slotIds.getAsInt(), executor.createPipeline(nl, devs, maxBatchTokens),
+                        devs));
             }
-            units.addAll(allUnits()); // whatever the plan did not list, in the natural order
-            for (ContextUnit u : units) {
-                moveUnit(u, fresh);
-                dead.addAll(progress.afterUnit(u, takeMoves(), unchanged));
-                markDead(fresh);
+        }
+        resumed = moveKvCaches(fresh, dropped, untouched);
+        unchanged = reusedInOrder(fresh);
+        Set<ContextUnit> units = new LinkedHashSet<>();
+        for (ContextUnit u : order) {
+            if (!u.equals(ContextUnit.KV)) {
+                units.add(u);
             }
-            for (PipelineSlot s : old) {
-                if (!reused.contains(s)) {
-                    s.pipeline.close();
-                }
+        }
+        units.addAll(allUnits()); // whatever the plan did not list, in the natural order
+        pending.addAll(units);
+        return takeMoves();
+    }
+
+    /** The old pipelines that become new ones unchanged (with their requests; they may keep decoding meanwhile). */
+    List<PipelineSlot> unchanged() {
+        return unchanged;
+    }
+
+    boolean hasNextUnit() {
+        return !pending.isEmpty();
+    }
+
+    /** Moves the next weight unit in the planner's order; returns what it copied. */
+    List<DataMove> nextUnit() {
+        moveUnit(pending.remove(0), fresh);
+        return takeMoves();
+    }
+
+    /**
+     * The instances gone by now (terminated or past their preemption deadline; cumulative is fine): they stop being
+     * sources, and new positions on them are lost.
+     */
+    void instancesGone(Set<String> gone) {
+        dead.addAll(gone);
+        markDead(fresh);
+    }
+
+    /** Closes the old pipelines not reused; returns what happened. */
+    Result finish() {
+        for (PipelineSlot s : old) {
+            if (!reused.contains(s)) {
+                s.close();
             }
-            return new Result(fresh, dropped, untouched, resumed, moved, kept, reloaded);
-        } catch (RuntimeException e) {
-            for (PipelineSlot s : fresh) {
-                for (LiveRequest r : s.active) {
-                    r.slot = null;
-                }
-                s.pipeline.close();
+        }
+        return new Result(List.copyOf(fresh), dropped, untouched, resumed, moved, kept, reloaded);
+    }
+
+    /** After a failure: closes the new pipelines (their requests are the caller's to re-queue). */
+    void abort() {
+        for (PipelineSlot s : fresh) {
+            for (LiveRequest r : s.active) {
+                r.slot = null;
             }
-            throw e;
+            s.close();
         }
     }
 
@@ -267,7 +307,7 @@ final class ContextMigration {
         for (Map.Entry<Integer, List<InflightBatch>> e : mapping.keptBatches().entrySet()) {
             PipelineSlot to = fresh.get(e.getKey());
             for (InflightBatch b : e.getValue()) {
-                LiveRequest r = byId.get(EngineLoop.requestIdOf(b));
+                LiveRequest r = batchRequests.get(b.id());
                 if (r == null) {
                     continue;
                 }
@@ -336,7 +376,7 @@ final class ContextMigration {
                                     return false; // part of its cache is gone: recompute
                                 }
                                 boolean same = src.device(s1, m1) == dst.device(s2, m2);
-                                staged.add(new KvPiece(s2, m2, src.exportSlice(s1, m1, common.get()), same,
+                                staged.add(new KvPiece(s2, m2, mover.export(src, s1, m1, common.get()), same,
                                         common.get().bytes(c), src.device(s1, m1).id().instance(),
                                         dst.device(s2, m2).id().instance()));
                             }
@@ -353,7 +393,7 @@ final class ContextMigration {
             return false;
         }
         for (KvPiece piece : staged) {
-            dst.importSlice(piece.stage(), piece.shard(), piece.data());
+            mover.place(dst, piece.stage(), piece.shard(), piece.data());
             if (piece.sameDevice()) {
                 kept += piece.bytes();
             } else {
@@ -428,7 +468,7 @@ final class ContextMigration {
             }
         }
         for (Staged st : staged) {
-            st.slot.pipeline.importSlice(st.stage, st.shard, st.data);
+            mover.place(st.slot.pipeline, st.stage, st.shard, st.data);
         }
     }
 
@@ -500,11 +540,11 @@ final class ContextMigration {
             byte[] data;
             long bytes = piece.bytes(c);
             if (best == null) {
-                data = weights.encode(piece);
+                data = mover.read(piece);
                 reloaded += bytes;
                 unitMoves.add(new DataMove(null, target.id().instance(), bytes));
             } else {
-                data = best.slot().pipeline.exportSlice(best.stage(), best.shard(), piece);
+                data = mover.export(best.slot().pipeline, best.stage(), best.shard(), piece);
                 if (bestRank == 0) {
                     kept += bytes;
                 } else {

@@ -59,6 +59,16 @@ public interface EngineClock {
     }
 
     /**
+     * Whether time passes on its own (the wall clock): then the engine lets each pipeline's forward step complete on
+     * its own thread while it serves the others. Otherwise (default; simulated and virtual clocks, whose time moves
+     * only when the engine says so) the engine still computes the pipelines' steps side by side, but waits for them in
+     * dispatch order before it moves on, so a run is deterministic.
+     */
+    default boolean isRealTime() {
+        return false;
+    }
+
+    /**
      * Tells the clock that a reconfiguration starts copying context; the {@link #migrated(java.util.List) units} that
      * follow belong to it until the next call. A simulated clock lets the instances of one reconfiguration copy side
      * by side; the default does nothing.

@@ -23,6 +23,7 @@ final class KvParking {
 
     private final LlamaConfig c;
     private final long budgetBytes;
+    private final SliceMover mover;
     private long usedBytes;
 
     /** One parked (layer, KV head) piece: what it is, and the bytes its pipeline exported (any executor's format). */
@@ -30,8 +31,13 @@ final class KvParking {
     }
 
     KvParking(LlamaConfig config, long budgetBytes) {
+        this(config, budgetBytes, new SliceMover(null));
+    }
+
+    KvParking(LlamaConfig config, long budgetBytes, SliceMover mover) {
         this.c = config;
         this.budgetBytes = budgetBytes;
+        this.mover = mover;
     }
 
     /** Bytes of KV cache parked now. */
@@ -64,7 +70,7 @@ final class KvParking {
                     for (int h = heads.from(); h < heads.to(); h++) {
                         ContextSlice.KvCache piece = new ContextSlice.KvCache(r.id, layer, new IndexRange(h, h + 1),
                                 length);
-                        pieces.add(new Piece(piece, p.exportSlice(st, m, piece)));
+                        pieces.add(new Piece(piece, mover.export(p, st, m, piece)));
                     }
                 }
             }
@@ -87,7 +93,7 @@ final class KvParking {
         try {
             for (Piece piece : pieces) {
                 ContextSlice.KvCache k = piece.slice();
-                p.importSlice(l.stageOf(k.layer()), shardOfKvHead(l, k.kvHeads().from()), piece.data());
+                mover.place(p, l.stageOf(k.layer()), shardOfKvHead(l, k.kvHeads().from()), piece.data());
             }
             if (p.length(r.id) == r.parkedLength) {
                 return true;

@@ -7,6 +7,8 @@ import java.util.HashSet;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Set;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
 
 /**
  * One serving pipeline of the current configuration, the devices it occupies and the requests it runs. A
@@ -23,7 +25,11 @@ final class PipelineSlot {
     final Set<Integer> lost = new HashSet<>();
     /** When its last forward step ends on the engine clock (a simulated clock prices steps; otherwise now). */
     java.time.Duration busyUntil = java.time.Duration.ZERO;
+    /** The forward step running on its dispatcher now, or null; its requests and sequences are not touched meanwhile. */
+    StepInFlight inFlight;
     private Scratch scratch;
+    /** The thread that runs this pipeline's forward steps, so pipelines compute side by side; created on first use. */
+    private ExecutorService dispatcher;
 
     PipelineSlot(int id, Pipeline pipeline, List<Device> devices) {
         this.id = id;
@@ -32,6 +38,27 @@ final class PipelineSlot {
         for (Device d : devices) {
             instances.add(d.id().instance());
         }
+    }
+
+    /** The single thread this pipeline's forward steps run on (one step at a time, in dispatch order). */
+    ExecutorService dispatcher() {
+        if (dispatcher == null) {
+            dispatcher = Executors.newSingleThreadExecutor(r -> {
+                Thread t = new Thread(r, "spotserve-pipeline-" + id);
+                t.setDaemon(true);
+                return t;
+            });
+        }
+        return dispatcher;
+    }
+
+    /** Closes the pipeline (freeing its device memory) and stops its dispatcher thread. */
+    void close() {
+        if (dispatcher != null) {
+            dispatcher.shutdown();
+            dispatcher = null;
+        }
+        pipeline.close();
     }
 
     /** Step arrays reused between steps (one pipeline steps on the engine thread only). */

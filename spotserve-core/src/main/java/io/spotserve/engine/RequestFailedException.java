@@ -14,7 +14,17 @@ public final class RequestFailedException extends RuntimeException {
         /** {@link ServingEngine#close} gave up waiting for it. */
         ENGINE_CLOSED,
         /** The engine hit an internal error while running it. */
-        INTERNAL_ERROR
+        INTERNAL_ERROR,
+        /**
+         * Its token subscriber broke the Reactive Streams contract: {@code onNext} threw, or it called
+         * {@code request(n)} with {@code n <= 0} (rule 3.9); the cause is what it threw or the rule violation.
+         */
+        SUBSCRIBER_FAILED,
+        /**
+         * Its timeout elapsed while no configuration of the usable instances could serve the model (instances too
+         * small for it, or too few): it never ran.
+         */
+        NO_CAPACITY
     }
 
     private final long requestId;

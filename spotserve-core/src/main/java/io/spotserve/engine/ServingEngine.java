@@ -391,9 +391,19 @@ public final class ServingEngine implements AutoCloseable {
             }
             boolean ownsExecutor = executor == null;
             Executor ex = ownsExecutor ? ExecutorProvider.best().create() : executor;
-            EngineLoop loop = new EngineLoop(this, ex, ownsExecutor, clock != null ? clock : new SystemEngineClock(),
-                    layouts);
-            loop.start();
+            EngineLoop loop = null;
+            try {
+                loop = new EngineLoop(this, ex, ownsExecutor, clock != null ? clock : new SystemEngineClock(), layouts);
+                loop.start();
+            } catch (RuntimeException | Error e) {
+                // a failed build leaves nothing running: no engine thread, and the executor it created is closed
+                if (loop != null) {
+                    loop.abandon();
+                } else if (ownsExecutor) {
+                    ex.close();
+                }
+                throw e;
+            }
             return new ServingEngine(loop);
         }
 

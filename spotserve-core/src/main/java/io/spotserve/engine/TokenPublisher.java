@@ -24,6 +24,8 @@ final class TokenPublisher implements Flow.Subscription {
     private volatile boolean cancelled;
     private volatile boolean done;
     private volatile Throwable error;
+    /** What the subscriber did wrong (onNext threw, request(n <= 0)), or null. */
+    private volatile Throwable subscriberError;
     private boolean terminated;
 
     TokenPublisher(Flow.Subscriber<? super Token> subscriber) {
@@ -36,6 +38,14 @@ final class TokenPublisher implements Flow.Subscription {
 
     boolean isCancelled() {
         return cancelled;
+    }
+
+    /**
+     * What the subscriber did wrong, or null: {@code onNext} threw (rule 2.13) or it requested {@code n <= 0}
+     * (rule 3.9). The engine fails the request with it as the cause rather than treating it as a cancellation.
+     */
+    Throwable subscriberError() {
+        return subscriberError;
     }
 
     void offer(Token token) {
@@ -59,7 +69,12 @@ final class TokenPublisher implements Flow.Subscription {
     @Override
     public void request(long n) {
         if (n <= 0) {
-            fail(new IllegalArgumentException("Subscription.request(n) needs n > 0, was " + n + " (rule 3.9)"));
+            IllegalArgumentException e = new IllegalArgumentException(
+                    "Subscription.request(n) needs n > 0, was " + n + " (rule 3.9)");
+            if (subscriberError == null) {
+                subscriberError = e;
+            }
+            fail(e);
             cancelled = true;
             return;
         }
@@ -100,6 +115,9 @@ final class TokenPublisher implements Flow.Subscription {
                 }
             } catch (RuntimeException e) {
                 LOG.warn("streaming subscriber threw; cancelling its subscription", e);
+                if (subscriberError == null) {
+                    subscriberError = e;
+                }
                 cancelled = true;
                 buffer.clear();
             }

@@ -153,6 +153,7 @@ class ContextMigrationPropertyTest {
         // the engine's view of the old deployment, then the planning core
         Map<Position, DeviceId> placement = new LinkedHashMap<>();
         Map<Integer, List<InflightBatch>> batches = new LinkedHashMap<>();
+        Map<String, LiveRequest> byBatch = new LinkedHashMap<>();
         for (int i = 0; i < old.size(); i++) {
             PipelineSlot s = old.get(i);
             for (int st = 0; st < ol.stages(); st++) {
@@ -165,6 +166,7 @@ class ContextMigrationPropertyTest {
             List<InflightBatch> mine = new ArrayList<>();
             for (LiveRequest r : s.active) {
                 mine.add(new InflightBatch("r" + r.id, 1, s.pipeline.length(r.id), 0));
+                byBatch.put("r" + r.id, r);
             }
             if (!mine.isEmpty()) {
                 batches.put(i, mine);
@@ -175,8 +177,8 @@ class ContextMigrationPropertyTest {
         List<io.spotserve.plan.ContextUnit> order = MigrationPlanner.plan(mapping, Long.MAX_VALUE).order();
         int[] next = {100};
         KvParking parking = new KvParking(C, 1L << 30);
-        ContextMigration.Result result = new ContextMigration(executor, io.spotserve.exec.WeightSource.of(CHECKPOINT), old, mapping, devices, parking)
-                .run(order, 16, () -> next[0]++, (unit, moves, unchanged) -> Set.of());
+        ContextMigration.Result result = new ContextMigration(executor, io.spotserve.exec.WeightSource.of(CHECKPOINT), old, mapping, devices, parking,
+                byBatch).runAll(order, 16, () -> next[0]++);
         String what = "seed " + seed + ": " + oc + " -> " + nc + ", lost " + lost + ", fleet " + fleet;
 
         assertEquals(nc.dataParallel(), result.slots().size(), what);

@@ -13,8 +13,8 @@ import java.util.concurrent.locks.LockSupport;
  * threads spin briefly, then park.
  *
  * <p>Loops are strictly sequential: {@link #parallelFor} returns only when every chunk is done, and callers
- * from different threads (two pipelines driven by two engine threads) take turns. Bodies must not call back
- * into the pool.
+ * from different threads (two pipelines stepped side by side) take turns on the workers; a loop run on the caller
+ * alone (one thread, or work too small to share) takes no turn. Bodies must not call back into the pool.
  */
 final class WorkerPool implements AutoCloseable {
     /** The body of a parallel loop: process indices {@code [from, to)} on thread {@code worker} (0 = caller). */
@@ -84,14 +84,18 @@ final class WorkerPool implements AutoCloseable {
      * Runs {@code body} over {@code [0, n)} in contiguous chunks on all threads; on the caller alone when
      * {@code parallel} is false (the work is too small to pay for the hand-off).
      */
-    synchronized void parallelFor(int n, boolean parallel, Body body) {
+    void parallelFor(int n, boolean parallel, Body body) {
         if (n <= 0) {
             return;
         }
         if (!parallel || threads == 1 || n == 1) {
-            body.run(0, 0, n);
+            body.run(0, 0, n); // on the caller alone: pipelines on other threads need not wait for it
             return;
         }
+        runShared(n, body);
+    }
+
+    private synchronized void runShared(int n, Body body) {
         if (closed) {
             throw new IllegalStateException("worker pool is closed");
         }

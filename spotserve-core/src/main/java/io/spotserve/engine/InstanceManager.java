@@ -1,0 +1,332 @@
+package io.spotserve.engine;
+
+import io.spotserve.exec.Device;
+import io.spotserve.exec.Executor;
+import io.spotserve.instance.InstanceEvent;
+import io.spotserve.instance.InstanceProvider;
+import io.spotserve.plan.DeviceId;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The instance manager (SpotServe §3.2, DESIGN.md §2): the instances the engine holds and their devices, the
+ * provider's events (applied by the engine in the order the provider emitted them for each instance, see
+ * {@link Inbox}), preemption deadlines, and the fleet size N_t: on-demand asks and releases around the target, with
+ * on-demand instances released first. Membership changes are reported to the {@link Reconfigurator}. Owned by the
+ * engine thread.
+ */
+final class InstanceManager {
+    private static final Logger LOG = LoggerFactory.getLogger(InstanceManager.class);
+
+    private final Executor executor;
+    private final InstanceProvider provider;
+    private final MetricsRecorder metrics;
+    private final EngineClock clock;
+    private final ConfigPlanner planner;
+    private final int targetInstances;
+    private final Map<String, InstanceRecord> instances = new LinkedHashMap<>();
+    private final Set<String> gone = new HashSet<>();
+    private int outstandingRequests;
+    /** Set once the engine drains for close: instances that arrive then are released at once. */
+    private boolean draining;
+    private Reconfigurator reconfigurator;
+    private RequestManager requests;
+
+    InstanceManager(Executor executor, InstanceProvider provider, MetricsRecorder metrics, EngineClock clock,
+                    ConfigPlanner planner, int targetInstances) {
+        this.executor = executor;
+        this.provider = provider;
+        this.metrics = metrics;
+        this.clock = clock;
+        this.planner = planner;
+        this.targetInstances = targetInstances;
+    }
+
+    void wire(Reconfigurator reconfigurator, RequestManager requests) {
+        this.reconfigurator = reconfigurator;
+        this.requests = requests;
+    }
+
+    void draining() {
+        draining = true;
+    }
+
+    InstanceRecord get(String id) {
+        return instances.get(id);
+    }
+
+    boolean holds(String id) {
+        return instances.containsKey(id);
+    }
+
+    /** Every device of every instance held, by id. */
+    Map<DeviceId, Device> devices() {
+        Map<DeviceId, Device> all = new HashMap<>();
+        for (InstanceRecord r : instances.values()) {
+            for (Device d : r.devices) {
+                all.put(d.id(), d);
+            }
+        }
+        return all;
+    }
+
+    /** Instances without a preemption notice, in acquisition order. */
+    List<InstanceRecord> usable() {
+        List<InstanceRecord> usable = new ArrayList<>();
+        for (InstanceRecord r : instances.values()) {
+            if (r.usable()) {
+                usable.add(r);
+            }
+        }
+        return usable;
+    }
+
+    /** Instances gone by {@code now}: terminated, released, or past their preemption deadline. */
+    Set<String> goneBy(Duration now) {
+        Set<String> dead = new HashSet<>(gone);
+        for (InstanceRecord r : instances.values()) {
+            if (r.deadline != null && r.deadline.compareTo(now) <= 0) {
+                dead.add(r.instance.id());
+            }
+        }
+        return dead;
+    }
+
+    /** The earliest preemption deadline or arrangement time, or null. */
+    Duration nextDue() {
+        Duration next = null;
+        for (InstanceRecord r : instances.values()) {
+            next = RequestManager.min(next, r.deadline);
+            next = RequestManager.min(next, r.arrangeAt);
+        }
+        return next;
+    }
+
+    // ------------------------------------------------------------------ events
+
+    void apply(InstanceEvent event) {
+        if (event instanceof InstanceEvent.Acquired a) {
+            acquired(a);
+        } else if (event instanceof InstanceEvent.PreemptionNotice n) {
+            noticed(n);
+        } else if (event instanceof InstanceEvent.Terminated t) {
+            terminated(t);
+        }
+    }
+
+    private void acquired(InstanceEvent.Acquired a) {
+        String id = a.instanceId();
+        outstandingRequests = Math.max(0, outstandingRequests - 1);
+        if (instances.containsKey(id)) {
+            LOG.debug("duplicate Acquired event for {} ignored", id);
+            return;
+        }
+        if (gone.contains(id)) {
+            LOG.warn("late Acquired event for {} ignored: the instance already terminated", id);
+            return;
+        }
+        if (draining) {
+            LOG.info("instance {} arrived while closing; releasing it", id);
+            provider.release(id);
+            return;
+        }
+        List<Device> devices = new ArrayList<>();
+        try {
+            for (int g = 0; g < a.instance().type().gpus(); g++) {
+                devices.add(executor.createDevice(new DeviceId(id, g), a.instance().type().memoryPerGpuBytes()));
+            }
+        } catch (RuntimeException e) {
+            LOG.error("cannot create the devices of instance {}; ignoring it", id, e);
+            for (Device d : devices) {
+                executor.destroyDevice(d);
+            }
+            return;
+        }
+        instances.put(id, new InstanceRecord(a.instance(), devices));
+        metrics.instanceStarted(a.instance(), clock.now());
+        LOG.info("instance {} acquired ({} x {} MiB, {})", id, devices.size(),
+                a.instance().type().memoryPerGpuBytes() >> 20, a.instance().type().market());
+        reconfigurator.changed("acquired " + id);
+    }
+
+    private void noticed(InstanceEvent.PreemptionNotice n) {
+        InstanceRecord r = instances.get(n.instanceId());
+        if (r == null) {
+            if (gone.contains(n.instanceId())) {
+                LOG.debug("late preemption notice for {} ignored: already gone", n.instanceId());
+            } else {
+                LOG.warn("preemption notice for unknown instance {} ignored", n.instanceId());
+            }
+            return;
+        }
+        if (r.deadline != null) {
+            if (n.deadline().compareTo(r.deadline) < 0) {
+                LOG.info("repeated notice for {} moves its deadline from {} to {}", n.instanceId(), r.deadline,
+                        n.deadline());
+                r.deadline = n.deadline();
+            } else {
+                LOG.debug("duplicate preemption notice for {} ignored", n.instanceId());
+            }
+            return;
+        }
+        r.deadline = n.deadline();
+        LOG.info("preemption notice for {}: deadline {} (grace {})", n.instanceId(), n.deadline(), n.grace());
+        Duration at = reconfigurator.arrangeAt(n, requests.stepEstimate());
+        if (at == null) {
+            reconfigurator.changed("notice " + n.instanceId());
+        } else {
+            r.arrangeAt = at;
+            LOG.info("pipelines on {} keep decoding until {} (deadline {})", n.instanceId(), at, n.deadline());
+        }
+    }
+
+    private void terminated(InstanceEvent.Terminated t) {
+        if (!instances.containsKey(t.instanceId())) {
+            if (gone.contains(t.instanceId())) {
+                LOG.debug("duplicate or late Terminated event for {} ignored", t.instanceId());
+            } else {
+                LOG.warn("Terminated event for unknown instance {} ignored", t.instanceId());
+                gone.add(t.instanceId());
+            }
+            return;
+        }
+        LOG.info("instance {} terminated", t.instanceId());
+        // bill until the cloud's termination time, even when the event is applied later on the engine clock
+        Duration now = clock.now();
+        remove(t.instanceId(), "terminated " + t.instanceId(), t.at().compareTo(now) < 0 ? t.at() : now);
+    }
+
+    /** Arrangement times and preemption deadlines that have come: migrate off, or release at the deadline. */
+    void deadlines(Duration now) {
+        for (InstanceRecord r : instances.values()) {
+            if (r.arrangeAt != null && r.arrangeAt.compareTo(now) <= 0) {
+                r.arrangeAt = null;
+                LOG.info("{} is due to leave at {}: migrating off it now", r.instance.id(), r.deadline);
+                reconfigurator.changed("notice " + r.instance.id());
+            }
+        }
+        List<InstanceRecord> expired = new ArrayList<>();
+        for (InstanceRecord r : instances.values()) {
+            if (r.deadline != null && r.deadline.compareTo(now) <= 0) {
+                expired.add(r);
+            }
+        }
+        for (InstanceRecord r : expired) {
+            String id = r.instance.id();
+            LOG.info("preemption deadline of {} reached; releasing it", id);
+            remove(id, "deadline of " + id, r.deadline); // the cloud takes it at the deadline: billing ends there
+            provider.release(id);
+        }
+    }
+
+    /** Whether instances dated events or deadlines are due by {@code now} (the engine quiesces pipelines first). */
+    boolean deadlineDue(Duration now) {
+        for (InstanceRecord r : instances.values()) {
+            if ((r.arrangeAt != null && r.arrangeAt.compareTo(now) <= 0)
+                    || (r.deadline != null && r.deadline.compareTo(now) <= 0)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Forgets an instance now: retires its pipelines (their KV caches are lost) and destroys its devices. */
+    private void remove(String id, String reason) {
+        remove(id, reason, clock.now());
+    }
+
+    /** Forgets an instance whose billing ended at {@code endedAt}. */
+    private void remove(String id, String reason, Duration endedAt) {
+        InstanceRecord r = instances.remove(id);
+        gone.add(id);
+        if (r == null) {
+            return;
+        }
+        reconfigurator.loseInstance(id);
+        for (Device d : r.devices) {
+            executor.destroyDevice(d);
+        }
+        metrics.instanceEnded(id, endedAt);
+        reconfigurator.changed(reason);
+    }
+
+    // ------------------------------------------------------------------ N_t
+
+    /** Asks for instances below the target, releases surplus on-demand ones (on-demand first, paper §3.2). */
+    void manage() {
+        if (targetInstances == 0 || draining) {
+            return;
+        }
+        int desired = planner.desiredInstances(targetInstances);
+        if (desired < 0) {
+            return;
+        }
+        int usable = usable().size();
+        int missing = desired - usable - outstandingRequests;
+        if (missing > 0) {
+            outstandingRequests += missing;
+            LOG.info("{} usable instances, target {}: requesting {}", usable, desired, missing);
+            provider.requestOnDemand(missing);
+        } else if (usable > desired) {
+            // on-demand first (paper §3.2); idle ones before those hosting a pipeline, newest first
+            List<InstanceRecord> onDemand = new ArrayList<>();
+            for (InstanceRecord r : instances.values()) {
+                if (r.usable() && !r.instance.type().preemptible()) {
+                    onDemand.add(0, r);
+                }
+            }
+            onDemand.sort(Comparator.comparing((InstanceRecord r) -> reconfigurator.hosts(r.instance.id())));
+            for (int i = 0; i < onDemand.size() && usable > desired; i++, usable--) {
+                InstanceRecord r = onDemand.get(i);
+                String id = r.instance.id();
+                if (reconfigurator.hosts(id)) {
+                    // like a preemption notice we give ourselves: migrate off first, release at the deadline
+                    LOG.info("releasing surplus on-demand instance {} after moving its context off", id);
+                    r.deadline = clock.now().plusMillis(1);
+                    reconfigurator.changed("releasing " + id);
+                } else {
+                    LOG.info("releasing surplus on-demand instance {}", id);
+                    remove(id, "released " + id);
+                    provider.release(id);
+                }
+            }
+            if (usable > desired && planner.planning()) {
+                // then spot instances Algorithm 1's Δ no longer needs — only idle ones, never a serving pipeline
+                List<InstanceRecord> idleSpot = new ArrayList<>();
+                for (InstanceRecord r : instances.values()) {
+                    if (r.usable() && r.instance.type().preemptible() && !reconfigurator.hosts(r.instance.id())) {
+                        idleSpot.add(0, r);
+                    }
+                }
+                for (int i = 0; i < idleSpot.size() && usable > desired; i++, usable--) {
+                    String id = idleSpot.get(i).instance.id();
+                    LOG.info("releasing surplus idle spot instance {}", id);
+                    remove(id, "released " + id);
+                    provider.release(id);
+                }
+            }
+        }
+    }
+
+    /** Shutdown: destroys every device and releases every instance to the provider. */
+    void releaseAll() {
+        for (String id : new ArrayList<>(instances.keySet())) {
+            InstanceRecord r = instances.remove(id);
+            gone.add(id);
+            for (Device d : r.devices) {
+                executor.destroyDevice(d);
+            }
+            metrics.instanceEnded(id, clock.now());
+            provider.release(id);
+        }
+    }
+}

@@ -1,0 +1,557 @@
+package io.spotserve.engine;
+
+import io.spotserve.exec.ContextSlice;
+import io.spotserve.exec.Device;
+import io.spotserve.exec.Executor;
+import io.spotserve.exec.Pipeline;
+import io.spotserve.exec.ShardLayout;
+import io.spotserve.instance.InstanceEvent;
+import io.spotserve.model.LlamaConfig;
+import io.spotserve.plan.ContextUnit;
+import io.spotserve.plan.Deployment;
+import io.spotserve.plan.DeviceId;
+import io.spotserve.plan.DeviceMapper;
+import io.spotserve.plan.DeviceMapping;
+import io.spotserve.plan.InflightBatch;
+import io.spotserve.plan.MigrationInfeasibleException;
+import io.spotserve.plan.MigrationPlanner;
+import io.spotserve.plan.ModelContext;
+import io.spotserve.plan.ParallelConfig;
+import io.spotserve.plan.Position;
+import io.spotserve.plan.TargetFleet;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.function.Consumer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The reconfiguration step of the meta-context manager (SpotServe §3, DESIGN.md §2): after a membership change it
+ * runs the parallelization controller ({@link ConfigPlanner}: Algorithm 1 with a cost model, else the configured
+ * layouts), the {@link DeviceMapper} (most context stays in place), the interruption arranger (when to leave a
+ * noticed instance), the {@link MigrationPlanner} (the order of the units) and the migration itself
+ * ({@link ContextMigration}, driven unit by unit from here), then resumes serving on the new pipelines. It owns the
+ * pipelines of the current configuration. Owned by the engine thread.
+ */
+final class Reconfigurator {
+    private static final Logger LOG = LoggerFactory.getLogger(Reconfigurator.class);
+    /** A pipeline a migration leaves as it is fails its requests on a step error but stays (the migration holds it). */
+    private static final Consumer<PipelineSlot> KEEP = s -> { };
+
+    private final LlamaConfig config;
+    private final EngineClock clock;
+    private final Executor executor;
+    private final SliceMover mover;
+    private final KvParking parking;
+    private final ReconfigurationMode mode;
+    private final ConfigPlanner planner;
+    private final ModelContext modelContext;
+    private final MetricsRecorder metrics;
+    private final int maxBatch;
+    private final int maxBatchTokens;
+    private final InstanceManager instances;
+    private final RequestManager requests;
+    private final Inbox inbox;
+
+    private final List<PipelineSlot> slots = new ArrayList<>();
+    private final List<String> changeReasons = new ArrayList<>();
+    private boolean membershipChanged;
+    /** The configuration before the first membership change not yet handled by {@link #reconfigure}. */
+    private String pendingFrom;
+    /** The configuration the slots implement (slot i = pipeline i), or null when there are none. */
+    private ParallelConfig current;
+    private int nextSlotId;
+    /** When the running reconfiguration started copying (untouched pipelines decode from then on). */
+    private Duration migrationStart = Duration.ZERO;
+    /** Engine-clock duration of a reconfiguration, smoothed: the lead time a preemption notice needs. */
+    private Duration migrationEstimate = Duration.ZERO;
+    /** Why no configuration fits the usable instances (said once at WARN), or null while one does. */
+    private String noFit;
+    private volatile String description = "[]";
+
+    Reconfigurator(ServingEngine.Builder b, LlamaConfig config, EngineClock clock, Executor executor, SliceMover mover,
+                   KvParking parking, ConfigPlanner planner, MetricsRecorder metrics, InstanceManager instances,
+                   RequestManager requests, Inbox inbox) {
+        this.config = config;
+        this.clock = clock;
+        this.executor = executor;
+        this.mover = mover;
+        this.parking = parking;
+        this.mode = b.reconfigurationMode;
+        this.planner = planner;
+        this.modelContext = ModelContext.of("model", config);
+        this.metrics = metrics;
+        this.maxBatch = b.maxBatch;
+        this.maxBatchTokens = b.maxBatchTokens;
+        this.instances = instances;
+        this.requests = requests;
+        this.inbox = inbox;
+    }
+
+    // ------------------------------------------------------------------ views
+
+    List<PipelineSlot> slots() {
+        return slots;
+    }
+
+    /** Any thread: the pipelines of the current configuration, as text. */
+    String description() {
+        return description;
+    }
+
+    /** Requests one pipeline runs at once: B of the current configuration. */
+    int batchCap() {
+        return current != null ? current.maxBatch() : maxBatch;
+    }
+
+    /** Why requests cannot run now (no configuration fits the usable instances), or null. */
+    String noFit() {
+        return slots.isEmpty() ? noFit : null;
+    }
+
+    /** Whether a pipeline takes new requests: intact, and on no instance under preemption notice. */
+    boolean admits(PipelineSlot s) {
+        return !s.broken() && !doomed(s);
+    }
+
+    private boolean doomed(PipelineSlot s) {
+        for (String id : s.instances) {
+            InstanceRecord r = instances.get(id);
+            if (r == null || !r.usable()) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Whether an intact pipeline has a position on the instance. */
+    boolean hosts(String instanceId) {
+        for (PipelineSlot s : slots) {
+            if (s.instances.contains(instanceId) && !s.broken()) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    String describe() {
+        List<String> out = new ArrayList<>();
+        for (PipelineSlot s : slots) {
+            out.add(s.describe());
+        }
+        return out.toString();
+    }
+
+    // ------------------------------------------------------------------ membership changes
+
+    void changed(String reason) {
+        if (pendingFrom == null) {
+            pendingFrom = describe();
+        }
+        membershipChanged = true;
+        changeReasons.add(reason);
+    }
+
+    boolean pending() {
+        return membershipChanged;
+    }
+
+    /** The planner's periodic re-planning gate (arrival rate, Δ): records a change when it says so. */
+    void replanGate(int queued, int running) {
+        String why = planner.replanReason(instances.usable(), current, clock.now(), queued, running, migrationEstimate);
+        if (why != null) {
+            changed(why);
+        }
+    }
+
+    /**
+     * SpotServe §4.1, just-in-time arrangement: when to migrate off a noticed instance so the doomed pipelines keep
+     * decoding while the grace period still leaves room for the migration; null to migrate now.
+     */
+    Duration arrangeAt(InstanceEvent.PreemptionNotice n, Duration stepEstimate) {
+        if (!hosts(n.instanceId())) {
+            return null;
+        }
+        Duration now = clock.now();
+        Duration lead = migrationEstimate.multipliedBy(2).plus(stepEstimate.multipliedBy(2));
+        Duration at = n.deadline().minus(lead);
+        if (current != null) {
+            int remaining = 0;
+            for (PipelineSlot s : slots) {
+                if (s.instances.contains(n.instanceId())) {
+                    for (LiveRequest q : s.active) {
+                        remaining = Math.max(remaining, q.request.maxNewTokens() - q.generatedCount);
+                    }
+                }
+            }
+            at = planner.arrange(n, current, remaining, now, lead, at, stepEstimate);
+        }
+        return at.compareTo(now) <= 0 ? null : at;
+    }
+
+    /**
+     * The instance is gone: every pipeline with a position on it is broken. Its requests lose their KV cache (it is
+     * incomplete now) and go back to the front of the queue; the weights on the lost positions are freed, while the
+     * surviving positions keep theirs for the next reconfiguration to reuse.
+     */
+    void loseInstance(String instanceId) {
+        for (PipelineSlot s : slots) {
+            if (!s.instances.contains(instanceId)) {
+                continue;
+            }
+            requests.requeue(s);
+            ShardLayout l = s.pipeline.layout();
+            for (int st = 0; st < l.stages(); st++) {
+                for (int m = 0; m < l.shards(); m++) {
+                    if (s.pipeline.device(st, m).id().instance().equals(instanceId)) {
+                        s.lost.add(st * l.shards() + m); // may be marked already by a migration that saw it die
+                        for (ContextSlice w : l.weightSlices(st, m)) {
+                            s.pipeline.releaseSlice(st, m, w);
+                        }
+                    }
+                }
+            }
+            changed("lost a position of " + s.describe());
+        }
+    }
+
+    /** Takes a pipeline out of service (step failure, shutdown): requests re-queued, storage freed. */
+    void retire(PipelineSlot s) {
+        changed("retired " + s.describe());
+        requests.requeue(s);
+        slots.remove(s);
+        s.close();
+        if (slots.isEmpty()) {
+            current = null;
+        }
+    }
+
+    /** Shutdown: every pipeline retired (their requests failed already), the description emptied. */
+    void closeAll() {
+        for (PipelineSlot s : new ArrayList<>(slots)) {
+            retire(s);
+        }
+        description = "[]";
+    }
+
+    /**
+     * No configuration fits the usable instances, but pipelines on instances whose notice is due still hold requests:
+     * park their KV caches in host memory and take those pipelines out of service, so the requests resume with their
+     * caches as soon as instances are available again (beyond the paper, which recomputes them).
+     */
+    private void parkDoomed() {
+        for (PipelineSlot s : new ArrayList<>(slots)) {
+            boolean due = false;
+            for (String id : s.instances) {
+                InstanceRecord r = instances.get(id);
+                due |= r != null && !r.usable() && r.arrangeAt == null;
+            }
+            if (!due || s.broken() || s.active.isEmpty()) {
+                continue;
+            }
+            int parked = 0;
+            for (LiveRequest r : s.active) {
+                if (parking.park(r, s)) {
+                    parked++;
+                }
+            }
+            LOG.info("no configuration fits the usable instances: {} of {} requests on doomed {} parked their KV caches"
+                    + " in host memory", parked, s.active.size(), s.describe());
+            retire(s);
+        }
+    }
+
+    // ------------------------------------------------------------------ reconfiguration
+
+    /**
+     * Re-plans after a membership change (SpotServe §3): configuration for the usable devices, device mapping,
+     * migration order, then the migration itself. Nothing happens when the current pipelines are intact and still
+     * the best choice, or when no configuration fits (doomed pipelines then serve until their deadline). No step may
+     * be in flight.
+     */
+    void reconfigure() {
+        membershipChanged = false;
+        String from = pendingFrom != null ? pendingFrom : describe();
+        pendingFrom = null;
+        Map<DeviceId, Device> all = instances.devices();
+        List<InstanceRecord> usable = instances.usable();
+        List<TargetFleet.Instance> fleet = new ArrayList<>();
+        ParallelConfig target = planner.choose(usable, fleet, clock.now(), requests.queued());
+        if (target == null) {
+            parkDoomed();
+            noFit(usable);
+        } else {
+            noFit = null;
+        }
+        if (target == null || intact(target)) {
+            if (target == null && !slots.isEmpty()) {
+                LOG.info("no configuration fits the {} usable instances; current pipelines {} stay as they are",
+                        usable.size(), describe());
+            }
+            pendingFrom = from; // nothing changed: the reasons wait for the change that follows
+            return;
+        }
+        awaitStepsEnded();
+        Duration started = clock.now();
+        int interrupted = requests.takeInterrupted();
+        DeploymentSnapshot old = snapshot(target);
+        DeviceMapping mapping = DeviceMapper.map(modelContext, old.deployment(), new TargetFleet(target, fleet));
+        long minCapacity = Long.MAX_VALUE;
+        for (TargetFleet.Instance i : fleet) {
+            minCapacity = Math.min(minCapacity, instances.get(i.name()).instance.type().memoryPerGpuBytes());
+        }
+        List<ContextUnit> order = migrationOrder(mapping, minCapacity);
+        List<PipelineSlot> before = new ArrayList<>(slots);
+        List<LiveRequest> inFlight = new ArrayList<>();
+        for (PipelineSlot s : before) {
+            inFlight.addAll(s.active);
+        }
+        clock.migrationStarted();
+        migrationStart = clock.now();
+        ContextMigration migration = new ContextMigration(executor, mover, config, before, mapping, old.requests(), all,
+                parking, mode);
+        ContextMigration.Result result;
+        try {
+            result = migrate(migration, order);
+        } catch (RuntimeException e) {
+            LOG.warn("context migration to {} failed ({}); restarting from the checkpoint", target, e.toString(), e);
+            migration.abort();
+            result = coldStart(mapping, before, inFlight, all);
+        }
+        slots.clear();
+        slots.addAll(result.slots());
+        current = slots.isEmpty() ? null : target;
+        requests.requeue(result.dropped(), result.untouched());
+        interrupted += requests.takeInterrupted();
+        metrics.migrated(result.resumed(), result.bytesMoved());
+        String to = describe();
+        description = to;
+        String reason = String.join(", ", changeReasons);
+        changeReasons.clear();
+        Duration pause = clock.now().minus(started);
+        migrationEstimate = RequestManager.smooth(migrationEstimate, pause);
+        Reconfiguration rec = new Reconfiguration(started, reason, from, to, current, interrupted, result.resumed(),
+                result.bytesMoved(), result.bytesKept(), result.bytesReloaded(), mapping.bytesMoved(),
+                mapping.bytesReloaded(), pause);
+        metrics.reconfigured(rec);
+        LOG.info("reconfigured {} -> {} as {} ({}): {} requests resumed with their cache, {} recompute; bytes moved {}"
+                        + " (mapper: {}), kept in place {}, reloaded {} (mapper: {})", from, to, target, reason,
+                result.resumed(), interrupted, result.bytesMoved(), mapping.bytesMoved(), result.bytesKept(),
+                result.bytesReloaded(), mapping.bytesReloaded());
+    }
+
+    /** Says once, at WARN, that the usable instances cannot hold the model; requests then fail at their deadline. */
+    private void noFit(List<InstanceRecord> usable) {
+        if (usable.isEmpty() || !slots.isEmpty()) {
+            return;
+        }
+        long largest = 0;
+        int gpus = 0;
+        for (InstanceRecord r : usable) {
+            largest = Math.max(largest, r.instance.type().memoryPerGpuBytes());
+            gpus += r.instance.type().gpus();
+        }
+        String why = "no configuration of the " + usable.size() + " usable instances (" + gpus
+                + " devices, largest " + largest + " bytes) holds the model's weights and KV caches";
+        if (noFit == null) {
+            LOG.warn("{}; requests wait for larger instances and fail when their timeout elapses", why);
+        }
+        noFit = why;
+    }
+
+    /** Drives the migration unit by unit: copies charged to the clock, deaths noticed, untouched pipelines decoding. */
+    private ContextMigration.Result migrate(ContextMigration migration, List<ContextUnit> order) {
+        afterUnit(migration, migration.begin(order, maxBatchTokens, () -> nextSlotId++));
+        while (migration.hasNextUnit()) {
+            afterUnit(migration, migration.nextUnit());
+        }
+        return migration.finish();
+    }
+
+    /**
+     * Between two migrated units: charge the copies to the clock, tell the migration which instances are gone by now
+     * (events are only looked at here; they are applied after the migration, like any other), and let the pipelines
+     * the migration leaves as they are decode meanwhile when the clock allows it.
+     */
+    private void afterUnit(ContextMigration migration, List<DataMove> moves) {
+        clock.migrated(moves);
+        Duration now = clock.now();
+        Set<String> dead = new HashSet<>(instances.goneBy(now));
+        dead.addAll(inbox.goneBy(now));
+        migration.instancesGone(dead);
+        if (clock.stepsDuringMigration()) {
+            keepDecoding(migration.unchanged(), dead, now);
+        }
+    }
+
+    /**
+     * Pipelines the reconfiguration leaves as they are run the steps that fit up to {@code now} (each step starting
+     * when the previous one ended, from the start of the migration), unless one of their instances is gone. No
+     * admissions meanwhile: new requests wait for the new configuration.
+     */
+    private void keepDecoding(List<PipelineSlot> unchanged, Set<String> dead, Duration now) {
+        for (PipelineSlot s : unchanged) {
+            boolean alive = !s.broken();
+            for (String id : s.instances) {
+                alive &= !dead.contains(id);
+            }
+            if (!alive) {
+                continue;
+            }
+            if (s.busyUntil.compareTo(migrationStart) < 0) {
+                s.busyUntil = migrationStart;
+            }
+            while (!s.active.isEmpty() && s.busyUntil.compareTo(now) < 0) {
+                if (!requests.stepNow(s, s.busyUntil, KEEP)) {
+                    break;
+                }
+            }
+        }
+    }
+
+    /**
+     * Waits until every pipeline's last forward step has ended (only a simulated clock prices steps ahead of now): a
+     * reconfiguration, like a GPU kernel, does not cut a running step short.
+     */
+    private void awaitStepsEnded() {
+        Duration until = Duration.ZERO;
+        for (PipelineSlot s : slots) {
+            until = s.busyUntil.compareTo(until) > 0 ? s.busyUntil : until;
+        }
+        while (clock.now().compareTo(until) < 0) {
+            synchronized (inbox.monitor) {
+                try {
+                    clock.awaitUntil(until, inbox.monitor);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    return;
+                }
+            }
+        }
+    }
+
+    /** Whether the pipelines already implement {@code target} on usable, complete positions. */
+    private boolean intact(ParallelConfig target) {
+        if (current == null || !current.equals(target) || slots.size() != target.dataParallel()) {
+            return false;
+        }
+        for (PipelineSlot s : slots) {
+            if (s.broken()) {
+                return false;
+            }
+            for (String id : s.instances) {
+                InstanceRecord r = instances.get(id);
+                if (r == null || !r.usable()) {
+                    return false;
+                }
+            }
+        }
+        return true;
+    }
+
+    /** The current deployment as the device mapper sees it: live positions and each pipeline's requests. */
+    private DeploymentSnapshot snapshot(ParallelConfig target) {
+        if (current == null || slots.isEmpty()) {
+            return new DeploymentSnapshot(new Deployment(target, Map.of(), Map.of()), Map.of());
+        }
+        ParallelConfig oc = ParallelConfig.of(slots.size(), current.pipelineStages(), current.tensorShards(),
+                current.maxBatch());
+        Map<Position, DeviceId> placement = new LinkedHashMap<>();
+        Map<Integer, List<InflightBatch>> batches = new LinkedHashMap<>();
+        Map<String, LiveRequest> requestsByBatch = new LinkedHashMap<>();
+        for (int i = 0; i < slots.size(); i++) {
+            PipelineSlot s = slots.get(i);
+            ShardLayout l = s.pipeline.layout();
+            for (int st = 0; st < l.stages(); st++) {
+                for (int m = 0; m < l.shards(); m++) {
+                    DeviceId d = s.pipeline.device(st, m).id();
+                    if (s.alive(st, m) && instances.holds(d.instance())) {
+                        placement.put(new Position(i, st, m), d);
+                    }
+                }
+            }
+            List<InflightBatch> mine = new ArrayList<>();
+            for (LiveRequest r : s.active) {
+                int filled = s.pipeline.length(r.id);
+                if (filled > 0) {
+                    int prompt = Math.min(filled, r.prompt.length);
+                    InflightBatch b = new InflightBatch("r" + r.id, 1, prompt, filled - prompt);
+                    mine.add(b);
+                    requestsByBatch.put(b.id(), r);
+                }
+            }
+            if (!mine.isEmpty()) {
+                batches.put(i, mine);
+            }
+        }
+        return new DeploymentSnapshot(new Deployment(oc, placement, batches), requestsByBatch);
+    }
+
+    /** Algorithm 2's unit order under a per-instance buffer of one device's memory; sequential when infeasible. */
+    private static List<ContextUnit> migrationOrder(DeviceMapping mapping, long bufferBytes) {
+        try {
+            return MigrationPlanner.plan(mapping, bufferBytes).order();
+        } catch (MigrationInfeasibleException e) {
+            LOG.info("no migration order keeps every instance's buffer within {} bytes ({}); using the sequential order",
+                    bufferBytes, e.getMessage());
+            return List.of();
+        }
+    }
+
+    /**
+     * The Reparallelization fallback when a migration fails midway: every request recomputes, every old pipeline is
+     * closed and the new configuration loads all its weights from the checkpoint.
+     */
+    private ContextMigration.Result coldStart(DeviceMapping mapping, List<PipelineSlot> before,
+                                              List<LiveRequest> inFlight, Map<DeviceId, Device> all) {
+        for (PipelineSlot s : before) {
+            s.active.clear();
+            s.close();
+        }
+        List<LiveRequest> dropped = new ArrayList<>();
+        for (LiveRequest r : inFlight) {
+            r.slot = null;
+            if (!r.future.isDone()) {
+                dropped.add(r);
+            }
+        }
+        ParallelConfig nc = mapping.newConfig();
+        ShardLayout l = ContextMigration.layout(config, nc.pipelineStages(), nc.tensorShards());
+        List<PipelineSlot> fresh = new ArrayList<>();
+        long loaded = 0;
+        for (int j = 0; j < nc.dataParallel(); j++) {
+            List<Device> devs = new ArrayList<>();
+            for (int st = 0; st < l.stages(); st++) {
+                for (int m = 0; m < l.shards(); m++) {
+                    devs.add(all.get(mapping.deviceOf(new Position(j, st, m))));
+                }
+            }
+            Pipeline p = executor.createPipeline(l, devs, maxBatchTokens);
+            try {
+                mover.loadAll(p);
+            } catch (RuntimeException e) {
+                LOG.error("cannot load the weights of {} on {}; pipeline {} stays down", l, devs, j, e);
+                p.close();
+                continue;
+            }
+            for (int st = 0; st < l.stages(); st++) {
+                for (int m = 0; m < l.shards(); m++) {
+                    loaded += l.weightBytes(st, m);
+                }
+            }
+            fresh.add(new PipelineSlot(nextSlotId++, p, devs));
+        }
+        if (fresh.size() != nc.dataParallel()) {
+            for (PipelineSlot s : fresh) {
+                s.close();
+            }
+            fresh.clear();
+        }
+        return new ContextMigration.Result(fresh, dropped, Set.of(), 0, 0, 0, loaded);
+    }
+}
