@@ -17,6 +17,9 @@ import java.util.Objects;
  *       per call, then multinomial sampling if topP &ge; 1, else top-p: candidates with probability
  *       &ge; (1-topP)/(n-1), sorted by probability descending, cut where the cumulative mass first exceeds
  *       topP, and sampled with {@code coin * cumulative}.</li>
+ *   <li>a positive temperature so small that the largest logit divided by it overflows (run.c would compute NaN
+ *       probabilities): the limit distribution, the mass spread evenly over the largest logits, then the same coin
+ *       and the same multinomial / top-p step.</li>
  * </ul>
  *
  * <p><b>The logits array is overwritten</b> with the probabilities when temperature &gt; 0, as in run.c
@@ -63,16 +66,39 @@ public final class Sampler {
             return argmax(logits);
         }
         float temperature = params.temperature();
-        for (int i = 0; i < n; i++) {
-            logits[i] /= temperature;
+        float largest = logits[argmax(logits)];
+        if (Float.isInfinite(largest / temperature)) {
+            limitDistribution(logits, largest); // a temperature so small that the scaled logits overflow
+        } else {
+            for (int i = 0; i < n; i++) {
+                logits[i] /= temperature;
+            }
+            softmax(logits);
         }
-        softmax(logits);
         float coin = nextFloat();
         float topP = params.topP();
         if (topP <= 0f || topP >= 1f) {
             return sampleMultinomial(logits, coin);
         }
         return sampleTopP(logits, topP, coin);
+    }
+
+    /**
+     * The softmax of {@code logits / t} as t approaches 0: the mass spread evenly over the largest logits, none
+     * elsewhere. Used when the division itself would overflow (a positive temperature like 1e-40 that passes
+     * validation), where run.c's arithmetic yields NaN probabilities.
+     */
+    private static void limitDistribution(float[] logits, float largest) {
+        int ties = 0;
+        for (float x : logits) {
+            if (x == largest) {
+                ties++;
+            }
+        }
+        float share = 1f / ties;
+        for (int i = 0; i < logits.length; i++) {
+            logits[i] = logits[i] == largest ? share : 0f;
+        }
     }
 
     /** run.c {@code random_u32}: one xorshift64* step, returns the high 32 bits of the scrambled state. */

@@ -140,11 +140,18 @@ public final class TraceReader {
         };
     }
 
+    /** The latest trace time: a {@link Duration} of it still converts to nanoseconds (the engine clock's unit). */
+    static final long MAX_MILLIS = Long.MAX_VALUE / 1_000_000L;
+
     private static long millis(String s) {
         try {
             long t = new BigDecimal(s).longValueExact();
             if (t < 0) {
                 throw new LineProblem("time is " + s + " ms; expected a time >= 0");
+            }
+            if (t > MAX_MILLIS) {
+                throw new LineProblem("time " + s + " ms is beyond " + MAX_MILLIS + " ms (about 292 years), the"
+                        + " longest time the engine clock holds in nanoseconds; expected a time <= " + MAX_MILLIS);
             }
             return t;
         } catch (NumberFormatException e) {

@@ -351,4 +351,39 @@ class SamplerTest {
     private static List<String[]> rows(String resource) throws IOException {
         return TsvFixtures.rows(SamplerTest.class, resource);
     }
+
+    /**
+     * Regression (issue 12, defect 3): 1e-40 passes validation, but logits / 1e-40 overflow, and run.c's arithmetic
+     * then makes NaN probabilities (top-p read index -1, multinomial repeated the last token). Every accepted
+     * temperature is well defined: a tiny one behaves as its limit, the argmax, checked against a brute-force argmax.
+     */
+    @Test
+    void tinyPositiveTemperatureSamplesTheArgmax() {
+        Random rnd = new Random(12);
+        for (float topP : new float[] {0.5f, 0.9f, 1f}) {
+            for (float t : new float[] {1e-40f, Float.MIN_VALUE, 1e-30f}) {
+                Sampler sampler = new Sampler(new SamplingParams(t, topP, 7));
+                for (int trial = 0; trial < 50; trial++) {
+                    float[] logits = new float[512];
+                    int best = 0;
+                    for (int i = 0; i < logits.length; i++) {
+                        logits[i] = (float) rnd.nextGaussian() * 4f;
+                        if (logits[i] > logits[best]) {
+                            best = i;
+                        }
+                    }
+                    assertEquals(best, sampler.sample(logits.clone()), "t = " + t + ", topP = " + topP);
+                }
+            }
+        }
+        // ties at the maximum share the mass: each of them is drawn, nothing else is
+        Sampler sampler = new Sampler(new SamplingParams(1e-40f, 1f, 3));
+        boolean[] seen = new boolean[4];
+        for (int trial = 0; trial < 200; trial++) {
+            int token = sampler.sample(new float[] {2f, 5f, -1f, 5f});
+            assertTrue(token == 1 || token == 3, "token " + token);
+            seen[token] = true;
+        }
+        assertTrue(seen[1] && seen[3], "both maxima are drawn");
+    }
 }

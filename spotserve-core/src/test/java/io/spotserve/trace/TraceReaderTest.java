@@ -216,6 +216,17 @@ class TraceReaderTest {
 
     // ---------------------------------------------------------------- malformed input
 
+    /**
+     * Regression (issue 12, defect 6): a time near Long.MAX_VALUE ms was accepted, and replaying it overflowed the
+     * nanosecond conversion in the engine's build(). It is rejected here with file:line, in both formats.
+     */
+    @Test
+    void timesBeyondTheClockRangeAreRejectedWithFileAndLine(@TempDir Path dir) {
+        bad(dir, "far.csv", "0,add,node1\n" + Long.MAX_VALUE + ",remove,node1\n", 2, "longest time the engine clock");
+        bad(dir, "far-seg.txt", "[0, \"add\", {\"nodes\": [\"a\"]}]\n[9223372036854776, \"remove\", {\"nodes\": [\"a\"]}]\n",
+                2, "expected a time <= 9223372036854");
+    }
+
     private static TraceFormatException bad(Path dir, String name, String content, int line, String fragment) {
         Path f = dir.resolve(name);
         try {
