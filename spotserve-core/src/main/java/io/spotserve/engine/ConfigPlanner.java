@@ -338,16 +338,21 @@ final class ConfigPlanner {
         return lastDecision == null ? -1 : Math.min(target, lastDecision.targetInstances());
     }
 
+    /** The interruption arranger's decision for a noticed instance: when to leave it, and what its batches do. */
+    record Arranged(Duration at, Arrangement.Action action, String reason) {
+    }
+
     /**
-     * SpotServe §4.1: when to migrate off a noticed instance. Without planning, {@code latest} (deadline minus
-     * the migration lead); with it, after S_t = the most decode steps of the doomed batches that still fit the
-     * grace period minus the migration time (the arranger prices steps with the cost model; our measured
-     * iteration time paces them), never later than {@code latest}.
+     * SpotServe §4.1: when to migrate off a noticed instance, and how. Without planning, {@code latest} (deadline
+     * minus the migration lead) and MIGRATE; with it, the interruption arranger's S_t (the most decode steps of the
+     * doomed batches that still fit the grace period minus the migration time; the arranger prices steps with the
+     * cost model, our measured step time paces them), never later than {@code latest}, and its action: MIGRATE the
+     * caches after S_t steps, REROUTE the requests now without their caches, or let the batches FINISH first.
      */
-    Duration arrange(InstanceEvent.PreemptionNotice n, ParallelConfig current, int remaining, Duration now,
+    Arranged arrange(InstanceEvent.PreemptionNotice n, ParallelConfig current, int remaining, Duration now,
                      Duration lead, Duration latest, Duration iteration) {
         if (arranger == null) {
-            return latest;
+            return new Arranged(latest, Arrangement.Action.MIGRATE, "no planning core: leave just in time");
         }
         try {
             double grace = Math.max(0, n.deadline().minus(now).toNanos() / 1e9);
@@ -358,10 +363,10 @@ final class ConfigPlanner {
                     : iteration.toNanos() / 1e9;
             Duration byArranger = now.plusNanos((long) (a.steps() * step * 1e9));
             LOG.info("interruption arranger for {}: {} ({})", n.instanceId(), a.action(), a.reason());
-            return byArranger.compareTo(latest) < 0 ? byArranger : latest;
+            return new Arranged(byArranger.compareTo(latest) < 0 ? byArranger : latest, a.action(), a.reason());
         } catch (IllegalArgumentException e) {
             LOG.debug("the cost model cannot price {}: {}; pacing by the deadline only", current, e.getMessage());
-            return latest;
+            return new Arranged(latest, Arrangement.Action.MIGRATE, "unpriced: " + e.getMessage());
         }
     }
 

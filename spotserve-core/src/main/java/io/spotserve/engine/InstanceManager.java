@@ -4,6 +4,7 @@ import io.spotserve.exec.Device;
 import io.spotserve.exec.Executor;
 import io.spotserve.instance.InstanceEvent;
 import io.spotserve.instance.InstanceProvider;
+import io.spotserve.plan.Arrangement;
 import io.spotserve.plan.DeviceId;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -180,12 +181,22 @@ final class InstanceManager {
         }
         r.deadline = n.deadline();
         LOG.info("preemption notice for {}: deadline {} (grace {})", n.instanceId(), n.deadline(), n.grace());
-        Duration at = reconfigurator.arrangeAt(n, requests.stepEstimate());
-        if (at == null) {
+        ConfigPlanner.Arranged a = reconfigurator.arrange(n, requests.stepEstimate());
+        Duration now = clock.now();
+        if (a == null) {
+            reconfigurator.changed("notice " + n.instanceId());
+        } else if (a.action() == Arrangement.Action.REROUTE) {
+            LOG.info("pipelines on {} reroute their requests now, without their caches ({})", n.instanceId(),
+                    a.reason());
+            reconfigurator.reroute(n.instanceId());
+            reconfigurator.changed("notice " + n.instanceId() + ": reroute");
+        } else if (a.at().compareTo(now) <= 0) {
             reconfigurator.changed("notice " + n.instanceId());
         } else {
-            r.arrangeAt = at;
-            LOG.info("pipelines on {} keep decoding until {} (deadline {})", n.instanceId(), at, n.deadline());
+            r.arrangeAt = a.at();
+            r.finishing = a.action() == Arrangement.Action.FINISH;
+            LOG.info("pipelines on {} keep decoding until {} (deadline {}){}", n.instanceId(), a.at(), n.deadline(),
+                    r.finishing ? ", or until their batches finish" : "");
         }
     }
 
@@ -212,6 +223,10 @@ final class InstanceManager {
                 r.arrangeAt = null;
                 LOG.info("{} is due to leave at {}: migrating off it now", r.instance.id(), r.deadline);
                 reconfigurator.changed("notice " + r.instance.id());
+            } else if (batchesFinished(r)) {
+                r.arrangeAt = null;
+                LOG.info("the batches on {} finished: leaving it before its deadline {}", r.instance.id(), r.deadline);
+                reconfigurator.changed("notice " + r.instance.id() + ": batches finished");
             }
         }
         List<InstanceRecord> expired = new ArrayList<>();
@@ -232,11 +247,16 @@ final class InstanceManager {
     boolean deadlineDue(Duration now) {
         for (InstanceRecord r : instances.values()) {
             if ((r.arrangeAt != null && r.arrangeAt.compareTo(now) <= 0)
-                    || (r.deadline != null && r.deadline.compareTo(now) <= 0)) {
+                    || (r.deadline != null && r.deadline.compareTo(now) <= 0) || batchesFinished(r)) {
                 return true;
             }
         }
         return false;
+    }
+
+    /** A FINISH arrangement whose batches are done: the instance can be left now. */
+    private boolean batchesFinished(InstanceRecord r) {
+        return r.arrangeAt != null && r.finishing && !reconfigurator.busyOn(r.instance.id());
     }
 
     /** Forgets an instance now: retires its pipelines (their KV caches are lost) and destroys its devices. */

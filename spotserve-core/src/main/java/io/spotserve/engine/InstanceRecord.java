@@ -12,6 +12,8 @@ final class InstanceRecord {
     Duration deadline;
     /** When to migrate off this noticed instance (deadline minus migration time); null once arranged. */
     Duration arrangeAt;
+    /** The arranger said FINISH: leave as soon as the batches on it are done (by {@link #arrangeAt} at the latest). */
+    boolean finishing;
 
     InstanceRecord(Instance instance, List<Device> devices) {
         this.instance = instance;

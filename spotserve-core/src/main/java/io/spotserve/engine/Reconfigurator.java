@@ -7,17 +7,17 @@ import io.spotserve.exec.Pipeline;
 import io.spotserve.exec.ShardLayout;
 import io.spotserve.instance.InstanceEvent;
 import io.spotserve.model.LlamaConfig;
+import io.spotserve.plan.Arrangement;
 import io.spotserve.plan.ContextUnit;
 import io.spotserve.plan.Deployment;
 import io.spotserve.plan.DeviceId;
-import io.spotserve.plan.DeviceMapper;
 import io.spotserve.plan.DeviceMapping;
 import io.spotserve.plan.InflightBatch;
 import io.spotserve.plan.MigrationInfeasibleException;
-import io.spotserve.plan.MigrationPlanner;
 import io.spotserve.plan.ModelContext;
 import io.spotserve.plan.ParallelConfig;
 import io.spotserve.plan.Position;
+import io.spotserve.plan.ReconfigurationPlanner;
 import io.spotserve.plan.TargetFleet;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -33,8 +33,8 @@ import org.slf4j.LoggerFactory;
 /**
  * The reconfiguration step of the meta-context manager (SpotServe §3, DESIGN.md §2): after a membership change it
  * runs the parallelization controller ({@link ConfigPlanner}: Algorithm 1 with a cost model, else the configured
- * layouts), the {@link DeviceMapper} (most context stays in place), the interruption arranger (when to leave a
- * noticed instance), the {@link MigrationPlanner} (the order of the units) and the migration itself
+ * layouts), the device mapper (most context stays in place), the interruption arranger (when to leave a noticed
+ * instance), the migration planner (the order of the units; both from the {@link ReconfigurationPlanner}) and the migration itself
  * ({@link ContextMigration}, driven unit by unit from here), then resumes serving on the new pipelines. It owns the
  * pipelines of the current configuration. Owned by the engine thread.
  */
@@ -50,6 +50,8 @@ final class Reconfigurator {
     private final KvParking parking;
     private final ReconfigurationMode mode;
     private final ConfigPlanner planner;
+    /** Device mapping and migration order (SpotServe's Kuhn-Munkres one unless the host gave its own). */
+    private final ReconfigurationPlanner reconfigurationPlanner;
     private final ModelContext modelContext;
     private final MetricsRecorder metrics;
     private final int maxBatch;
@@ -84,6 +86,7 @@ final class Reconfigurator {
         this.parking = parking;
         this.mode = b.reconfigurationMode;
         this.planner = planner;
+        this.reconfigurationPlanner = b.reconfigurationPlanner;
         this.modelContext = ModelContext.of("model", config);
         this.metrics = metrics;
         this.maxBatch = b.maxBatch;
@@ -170,28 +173,56 @@ final class Reconfigurator {
     }
 
     /**
-     * SpotServe §4.1, just-in-time arrangement: when to migrate off a noticed instance so the doomed pipelines keep
-     * decoding while the grace period still leaves room for the migration; null to migrate now.
+     * SpotServe §4.1, just-in-time arrangement: when to leave a noticed instance so the doomed pipelines keep decoding
+     * while the grace period still leaves room for the migration, and what happens to their batches (the
+     * interruption arranger's action); null when no intact pipeline is on the instance (re-plan now).
      */
-    Duration arrangeAt(InstanceEvent.PreemptionNotice n, Duration stepEstimate) {
+    ConfigPlanner.Arranged arrange(InstanceEvent.PreemptionNotice n, Duration stepEstimate) {
         if (!hosts(n.instanceId())) {
             return null;
         }
         Duration now = clock.now();
         Duration lead = migrationEstimate.multipliedBy(2).plus(stepEstimate.multipliedBy(2));
         Duration at = n.deadline().minus(lead);
-        if (current != null) {
-            int remaining = 0;
-            for (PipelineSlot s : slots) {
-                if (s.instances.contains(n.instanceId())) {
-                    for (LiveRequest q : s.active) {
-                        remaining = Math.max(remaining, q.request.maxNewTokens() - q.generatedCount);
-                    }
+        if (current == null) {
+            return new ConfigPlanner.Arranged(at, Arrangement.Action.MIGRATE, "no configuration yet");
+        }
+        return planner.arrange(n, current, remaining(n.instanceId()), now, lead, at, stepEstimate);
+    }
+
+    /** The most output tokens a request on a pipeline of the instance still has to generate. */
+    private int remaining(String instanceId) {
+        int remaining = 0;
+        for (PipelineSlot s : slots) {
+            if (s.instances.contains(instanceId)) {
+                for (LiveRequest q : s.active) {
+                    remaining = Math.max(remaining, q.request.maxNewTokens() - q.generatedCount);
                 }
             }
-            at = planner.arrange(n, current, remaining, now, lead, at, stepEstimate);
         }
-        return at.compareTo(now) <= 0 ? null : at;
+        return remaining;
+    }
+
+    /** Whether a pipeline on the instance still runs requests (a FINISH arrangement waits for them). */
+    boolean busyOn(String instanceId) {
+        for (PipelineSlot s : slots) {
+            if (s.instances.contains(instanceId) && !s.active.isEmpty()) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /**
+     * The arranger's REROUTE: the requests of the pipelines on the instance leave them now without their KV caches
+     * (they recompute elsewhere from their committed tokens); the pipelines take no more requests.
+     */
+    void reroute(String instanceId) {
+        for (PipelineSlot s : slots) {
+            if (s.instances.contains(instanceId) && !s.broken() && !s.active.isEmpty()) {
+                requests.requeue(s);
+            }
+        }
     }
 
     /**
@@ -300,7 +331,7 @@ final class Reconfigurator {
         Duration started = clock.now();
         int interrupted = requests.takeInterrupted();
         DeploymentSnapshot old = snapshot(target);
-        DeviceMapping mapping = DeviceMapper.map(modelContext, old.deployment(), new TargetFleet(target, fleet));
+        DeviceMapping mapping = reconfigurationPlanner.map(modelContext, old.deployment(), new TargetFleet(target, fleet));
         long minCapacity = Long.MAX_VALUE;
         for (TargetFleet.Instance i : fleet) {
             minCapacity = Math.min(minCapacity, instances.get(i.name()).instance.type().memoryPerGpuBytes());
@@ -492,10 +523,10 @@ final class Reconfigurator {
         return new DeploymentSnapshot(new Deployment(oc, placement, batches), requestsByBatch);
     }
 
-    /** Algorithm 2's unit order under a per-instance buffer of one device's memory; sequential when infeasible. */
-    private static List<ContextUnit> migrationOrder(DeviceMapping mapping, long bufferBytes) {
+    /** The planner's unit order under a per-instance buffer of one device's memory; sequential when infeasible. */
+    private List<ContextUnit> migrationOrder(DeviceMapping mapping, long bufferBytes) {
         try {
-            return MigrationPlanner.plan(mapping, bufferBytes).order();
+            return reconfigurationPlanner.plan(mapping, bufferBytes).order();
         } catch (MigrationInfeasibleException e) {
             LOG.info("no migration order keeps every instance's buffer within {} bytes ({}); using the sequential order",
                     bufferBytes, e.getMessage());

@@ -10,6 +10,7 @@ import io.spotserve.model.LlamaConfig;
 import io.spotserve.model.Tokenizer;
 import io.spotserve.plan.CostModel;
 import io.spotserve.plan.ParallelConfigOptimizer;
+import io.spotserve.plan.ReconfigurationPlanner;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -139,6 +140,7 @@ public final class ServingEngine implements AutoCloseable {
         Duration drainTimeout = Duration.ofSeconds(30);
         CostModel costModel;
         ParallelConfigOptimizer optimizer;
+        ReconfigurationPlanner reconfigurationPlanner = ReconfigurationPlanner.kuhnMunkres();
         ParallelConfigOptimizer.Builder optimizerSettings;
         Duration replanInterval = Duration.ofSeconds(30);
         long hostKvBudget = 256L << 20;
@@ -343,6 +345,15 @@ public final class ServingEngine implements AutoCloseable {
 
         public Builder fallbackLayouts(boolean allow) {
             this.fallbackLayouts = allow;
+            return this;
+        }
+
+        /**
+         * The device mapper and migration planner every reconfiguration uses; default
+         * {@link ReconfigurationPlanner#kuhnMunkres()} (SpotServe's Kuhn-Munkres mapping and Algorithm 2 order).
+         */
+        public Builder reconfigurationPlanner(ReconfigurationPlanner planner) {
+            this.reconfigurationPlanner = Objects.requireNonNull(planner, "reconfigurationPlanner");
             return this;
         }
 

@@ -172,6 +172,85 @@ class EnginePlanningTest {
         }
     }
 
+    /**
+     * The arranger's REROUTE (SpotServe §3.4): a grace period shorter than the migration lead leaves no time to carry
+     * the caches; the requests of the doomed pipelines leave now without them and recompute elsewhere (outputs
+     * unchanged). Before the engine acted on the arranger, it moved their caches anyway.
+     */
+    @Test
+    void theArrangerReroutesWhenTheGraceIsShorterThanTheMigration() {
+        VirtualClock clock = new VirtualClock(Duration.ofMillis(10));
+        LocalInstanceProvider provider = new LocalInstanceProvider(clock, ON_DEMAND);
+        Instance a = provider.add(SPOT);
+        provider.add(SPOT);
+        provider.add(SPOT);
+        List<GenerationRequest> requests = EngineFixtures.requests(23, 6, 200, false);
+        List<CompletableFuture<Completion>> futures = new ArrayList<>();
+        try (ServingEngine engine = ServingEngine.builder().model(CHECKPOINT, TOKENIZER).instances(provider)
+                .executor(executor).clock(clock).maxBatch(8).planning(costModel).build()) {
+            for (GenerationRequest r : requests) {
+                futures.add(engine.submit(r));
+            }
+            await(() -> engine.metrics().running() > 0, engine);
+            Duration noticeAt = clock.now();
+            // 1 ms of grace: less than the lead a migration needs (two steps of 10 ms at least)
+            provider.deliver(new InstanceEvent.PreemptionNotice(a.id(), noticeAt, noticeAt.plusMillis(1)));
+            for (int i = 0; i < requests.size(); i++) {
+                assertArrayEquals(EngineFixtures.solo(requests.get(i)), futures.get(i).join().tokens(), "request " + i);
+            }
+            EngineMetrics m = engine.metrics();
+            Reconfiguration off = m.reconfigurations().stream().filter(r -> r.reason().contains("notice " + a.id()))
+                    .findFirst().orElseThrow(() -> new AssertionError(m.reconfigurations().toString()));
+            assertTrue(off.reason().contains("reroute"), off.toString());
+            assertTrue(off.interruptedRequests() > 0, "rerouted requests recompute: " + off);
+            assertEquals(0, off.resumedRequests(), "no cache is carried: " + off);
+            assertTrue(m.restarts() > 0, m.toString());
+        }
+    }
+
+    /**
+     * The arranger's FINISH: when the doomed batches finish within the grace period, the engine lets them finish and
+     * leaves the instance as soon as they are done, long before the deadline, with nothing interrupted or moved.
+     */
+    @Test
+    void theArrangerLetsBatchesFinishThenLeavesAtOnce() {
+        VirtualClock clock = new VirtualClock(Duration.ofMillis(10));
+        LocalInstanceProvider provider = new LocalInstanceProvider(clock, ON_DEMAND);
+        Instance a = provider.add(SPOT);
+        provider.add(SPOT);
+        provider.add(SPOT);
+        List<GenerationRequest> requests = EngineFixtures.requests(24, 6, 12, false);
+        List<CompletableFuture<Completion>> futures = new ArrayList<>();
+        try (ServingEngine engine = ServingEngine.builder().model(CHECKPOINT, TOKENIZER).instances(provider)
+                .executor(executor).clock(clock).maxBatch(8).planning(costModel).build()) {
+            for (GenerationRequest r : requests) {
+                futures.add(engine.submit(r));
+            }
+            await(() -> engine.metrics().running() > 0, engine);
+            Duration noticeAt = clock.now();
+            Duration deadline = noticeAt.plusSeconds(60);
+            provider.deliver(new InstanceEvent.PreemptionNotice(a.id(), noticeAt, deadline));
+            Duration lastDone = Duration.ZERO;
+            for (int i = 0; i < requests.size(); i++) {
+                Completion c = futures.get(i).join();
+                assertArrayEquals(EngineFixtures.solo(requests.get(i)), c.tokens(), "request " + i);
+                lastDone = c.finishedAt().compareTo(lastDone) > 0 ? c.finishedAt() : lastDone;
+            }
+            Duration done = lastDone;
+            await(() -> engine.metrics().reconfigurations().stream().anyMatch(r -> r.reason().contains("notice " + a.id())),
+                    engine);
+            EngineMetrics m = engine.metrics();
+            Reconfiguration off = m.reconfigurations().stream().filter(r -> r.reason().contains("notice " + a.id()))
+                    .findFirst().orElseThrow();
+            assertTrue(off.reason().contains("batches finished"), off.toString());
+            assertTrue(off.at().compareTo(done) >= 0, off + " after the batches finished at " + done);
+            assertTrue(off.at().compareTo(noticeAt.plusSeconds(5)) < 0, off + ": left long before the deadline");
+            assertEquals(0, off.interruptedRequests(), off.toString());
+            assertEquals(0, off.resumedRequests(), off.toString());
+            assertEquals(0, m.restarts(), m.toString());
+        }
+    }
+
     private static void await(BooleanSupplier condition, ServingEngine engine) {
         long until = System.nanoTime() + 60_000_000_000L;
         while (!condition.getAsBoolean()) {
