@@ -338,8 +338,11 @@ final class ConfigPlanner {
         return lastDecision == null ? -1 : Math.min(target, lastDecision.targetInstances());
     }
 
-    /** The interruption arranger's decision for a noticed instance: when to leave it, and what its batches do. */
-    record Arranged(Duration at, Arrangement.Action action, String reason) {
+    /**
+     * The interruption arranger's decision for a noticed instance: when to leave it after S_t steps, the latest time
+     * to leave it (deadline minus the migration lead), and what its batches do.
+     */
+    record Arranged(Duration at, Duration latest, Arrangement.Action action, String reason) {
     }
 
     /**
@@ -352,7 +355,7 @@ final class ConfigPlanner {
     Arranged arrange(InstanceEvent.PreemptionNotice n, ParallelConfig current, int remaining, Duration now,
                      Duration lead, Duration latest, Duration iteration) {
         if (arranger == null) {
-            return new Arranged(latest, Arrangement.Action.MIGRATE, "no planning core: leave just in time");
+            return new Arranged(latest, latest, Arrangement.Action.MIGRATE, "no planning core: leave just in time");
         }
         try {
             double grace = Math.max(0, n.deadline().minus(now).toNanos() / 1e9);
@@ -363,10 +366,10 @@ final class ConfigPlanner {
                     : iteration.toNanos() / 1e9;
             Duration byArranger = now.plusNanos((long) (a.steps() * step * 1e9));
             LOG.info("interruption arranger for {}: {} ({})", n.instanceId(), a.action(), a.reason());
-            return new Arranged(byArranger.compareTo(latest) < 0 ? byArranger : latest, a.action(), a.reason());
+            return new Arranged(byArranger.compareTo(latest) < 0 ? byArranger : latest, latest, a.action(), a.reason());
         } catch (IllegalArgumentException e) {
             LOG.debug("the cost model cannot price {}: {}; pacing by the deadline only", current, e.getMessage());
-            return new Arranged(latest, Arrangement.Action.MIGRATE, "unpriced: " + e.getMessage());
+            return new Arranged(latest, latest, Arrangement.Action.MIGRATE, "unpriced: " + e.getMessage());
         }
     }
 

@@ -193,8 +193,9 @@ final class InstanceManager {
         } else if (a.at().compareTo(now) <= 0) {
             reconfigurator.changed("notice " + n.instanceId());
         } else {
-            r.arrangeAt = a.at();
+            // FINISH: leave as soon as the batches are done, by the latest safe time at most
             r.finishing = a.action() == Arrangement.Action.FINISH;
+            r.arrangeAt = r.finishing ? a.latest() : a.at();
             LOG.info("pipelines on {} keep decoding until {} (deadline {}){}", n.instanceId(), a.at(), n.deadline(),
                     r.finishing ? ", or until their batches finish" : "");
         }
@@ -219,14 +220,14 @@ final class InstanceManager {
     /** Arrangement times and preemption deadlines that have come: migrate off, or release at the deadline. */
     void deadlines(Duration now) {
         for (InstanceRecord r : instances.values()) {
-            if (r.arrangeAt != null && r.arrangeAt.compareTo(now) <= 0) {
-                r.arrangeAt = null;
-                LOG.info("{} is due to leave at {}: migrating off it now", r.instance.id(), r.deadline);
-                reconfigurator.changed("notice " + r.instance.id());
-            } else if (batchesFinished(r)) {
+            if (batchesFinished(r)) {
                 r.arrangeAt = null;
                 LOG.info("the batches on {} finished: leaving it before its deadline {}", r.instance.id(), r.deadline);
                 reconfigurator.changed("notice " + r.instance.id() + ": batches finished");
+            } else if (r.arrangeAt != null && r.arrangeAt.compareTo(now) <= 0) {
+                r.arrangeAt = null;
+                LOG.info("{} is due to leave at {}: migrating off it now", r.instance.id(), r.deadline);
+                reconfigurator.changed("notice " + r.instance.id());
             }
         }
         List<InstanceRecord> expired = new ArrayList<>();

@@ -185,7 +185,7 @@ final class Reconfigurator {
         Duration lead = migrationEstimate.multipliedBy(2).plus(stepEstimate.multipliedBy(2));
         Duration at = n.deadline().minus(lead);
         if (current == null) {
-            return new ConfigPlanner.Arranged(at, Arrangement.Action.MIGRATE, "no configuration yet");
+            return new ConfigPlanner.Arranged(at, at, Arrangement.Action.MIGRATE, "no configuration yet");
         }
         return planner.arrange(n, current, remaining(n.instanceId()), now, lead, at, stepEstimate);
     }
