@@ -106,7 +106,7 @@ final class ConfigPlanner {
         for (ShardLayout candidate : layouts) {
             int p = candidate.stages();
             int m = candidate.shards();
-            ShardLayout l = ContextMigration.layout(config, p, m);
+            ShardLayout l = ShardLayout.split(config, p, m);
             fleet.clear();
             int gpus = 0;
             gpus = eligible(usable, l, maxBatch, fleet);
@@ -143,7 +143,7 @@ final class ConfigPlanner {
         ParallelConfig c = d.config();
         ShardLayout l;
         try {
-            l = ContextMigration.layout(config, c.pipelineStages(), c.tensorShards());
+            l = ShardLayout.split(config, c.pipelineStages(), c.tensorShards());
         } catch (IllegalArgumentException e) {
             LOG.warn("Algorithm 1 chose {}, which this model cannot be split into ({}); using the fixed layouts", c,
                     e.getMessage());
@@ -272,7 +272,7 @@ final class ConfigPlanner {
         }
         int gpus;
         try {
-            gpus = eligible(usable, ContextMigration.layout(config, c.pipelineStages(), c.tensorShards()), c.maxBatch(),
+            gpus = eligible(usable, ShardLayout.split(config, c.pipelineStages(), c.tensorShards()), c.maxBatch(),
                     new java.util.ArrayList<>());
         } catch (IllegalArgumentException e) {
             return null;

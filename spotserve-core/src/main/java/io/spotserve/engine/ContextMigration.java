@@ -12,7 +12,6 @@ import io.spotserve.plan.ContextUnit;
 import io.spotserve.plan.DeviceId;
 import io.spotserve.plan.DeviceMapping;
 import io.spotserve.plan.InflightBatch;
-import io.spotserve.plan.ModelContext;
 import io.spotserve.plan.ParallelConfig;
 import io.spotserve.plan.Position;
 import java.util.ArrayList;
@@ -108,20 +107,6 @@ final class ContextMigration {
         this.devices = devices;
     }
 
-    /** The layout the engine uses for (P, M): stage p owns layers [floor(p·L/P), floor((p+1)·L/P)), as the planner's byte model. */
-    static ShardLayout layout(LlamaConfig c, int stages, int shards) {
-        if (stages < 1 || stages > c.layers()) {
-            throw new IllegalArgumentException("P = " + stages + " pipeline stages cannot split the model's "
-                    + c.layers() + " layers; expected 1 <= P <= " + c.layers());
-        }
-        ModelContext model = ModelContext.of("layout", c); // the same split rule the device mapper plans with
-        List<Integer> counts = new ArrayList<>();
-        for (int s = 0; s < stages; s++) {
-            counts.add(model.firstLayer(s + 1, stages) - model.firstLayer(s, stages));
-        }
-        return ShardLayout.balanced(c, counts, shards);
-    }
-
     /** Runs the whole migration with no instance dying meanwhile (tests, tools). */
     Result runAll(List<ContextUnit> order, int maxBatchTokens, IntSupplier slotIds) {
         try {
@@ -145,7 +130,7 @@ final class ContextMigration {
      */
     List<DataMove> begin(List<ContextUnit> order, int maxBatchTokens, IntSupplier slotIds) {
         ParallelConfig nc = mapping.newConfig();
-        ShardLayout nl = layout(c, nc.pipelineStages(), nc.tensorShards());
+        ShardLayout nl = ShardLayout.split(c, nc.pipelineStages(), nc.tensorShards());
         for (int j = 0; j < nc.dataParallel(); j++) {
             List<Device> devs = new ArrayList<>();
             for (int s = 0; s < nl.stages(); s++) {

@@ -60,6 +60,8 @@ final class EngineLoop {
 
     // ---- engine-thread state ----
     private Duration drainDeadline;
+    /** close() was called: the drain starts once the commands before it are handled. */
+    private boolean closeSeen;
     private boolean stopped;
 
     private record Submit(LiveRequest request) {
@@ -209,6 +211,13 @@ final class EngineLoop {
             while (!stopped) {
                 drainInbox();
                 fireTimers();
+                if (closeSeen && drainDeadline == null) {
+                    // after the instance events posted before close() were applied: those instances still serve
+                    drainDeadline = clock.now().plus(drainTimeout);
+                    instances.draining();
+                    LOG.info("closing: draining {} queued and {} running requests (timeout {})", requests.queued(),
+                            RequestManager.running(reconfigurator.slots()), drainTimeout);
+                }
                 requests.dropAbandonedAndExpired(reconfigurator.slots(), reconfigurator.noFit());
                 if (drainDeadline == null) {
                     reconfigurator.replanGate(requests.queued(), RequestManager.running(reconfigurator.slots()));
@@ -281,10 +290,7 @@ final class EngineLoop {
             } else if (cmd instanceof StepInFlight.Ended e) {
                 requests.ended(e.step(), reconfigurator::retire);
             } else if (cmd instanceof Close) {
-                drainDeadline = clock.now().plus(drainTimeout);
-                instances.draining();
-                LOG.info("closing: draining {} queued and {} running requests (timeout {})", requests.queued(),
-                        RequestManager.running(reconfigurator.slots()), drainTimeout);
+                closeSeen = true; // takes effect after the events that came before it (see run)
             }
         }
     }

@@ -552,7 +552,7 @@ final class Reconfigurator {
             }
         }
         ParallelConfig nc = mapping.newConfig();
-        ShardLayout l = ContextMigration.layout(config, nc.pipelineStages(), nc.tensorShards());
+        ShardLayout l = ShardLayout.split(config, nc.pipelineStages(), nc.tensorShards());
         List<PipelineSlot> fresh = new ArrayList<>();
         long loaded = 0;
         for (int j = 0; j < nc.dataParallel(); j++) {

@@ -423,9 +423,9 @@ public final class ServingEngine implements AutoCloseable {
                     && c.vocabSize() >= m;
         }
 
-        /** Even split of the layers, or the first stages one layer longer when P does not divide them. */
+        /** {@link ShardLayout#split}: even split of the layers, the later stages one layer longer when P does not divide them. */
         static ShardLayout layout(LlamaConfig c, int p, int m) {
-            return ContextMigration.layout(c, p, m);
+            return ShardLayout.split(c, p, m);
         }
     }
 }

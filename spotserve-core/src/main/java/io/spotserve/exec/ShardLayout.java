@@ -89,6 +89,39 @@ public record ShardLayout(LlamaConfig config, List<Integer> stageLayers, int sha
         return new ShardLayout(config, Collections.nCopies(stages, config.layers() / stages), shards);
     }
 
+    /**
+     * The layout rule for (P, M) that the engine serves with and the planning core prices: stage {@code p} owns
+     * layers {@code [firstLayer(L, p, P), firstLayer(L, p + 1, P))} with {@code firstLayer = floor(p · L / P)}. When
+     * P does not divide L the stages differ by one layer and the <b>later</b> stages get the extra layers (L = 5,
+     * P = 4: {@code [1, 1, 1, 2]}; L = 10, P = 4: {@code [2, 3, 2, 3]}). The embedding is on stage 0, the final norm
+     * and classifier on stage P - 1; M shards every stage's heads and hidden units.
+     *
+     * @throws IllegalArgumentException if P is not in [1, L], or M does not fit the model
+     */
+    public static ShardLayout split(LlamaConfig config, int stages, int shards) {
+        Objects.requireNonNull(config, "config");
+        if (stages < 1 || stages > config.layers()) {
+            throw new IllegalArgumentException("P = " + stages + " pipeline stages cannot split the model's "
+                    + config.layers() + " layers; expected 1 <= P <= " + config.layers());
+        }
+        List<Integer> counts = new java.util.ArrayList<>();
+        for (int p = 0; p < stages; p++) {
+            counts.add(firstLayer(config.layers(), p + 1, stages) - firstLayer(config.layers(), p, stages));
+        }
+        return balanced(config, counts, shards);
+    }
+
+    /**
+     * The first layer of stage {@code stage} when {@code layers} layers are split over {@code stages} stages by
+     * {@link #split}'s rule: {@code floor(stage · layers / stages)} ({@code stage = stages} gives {@code layers}).
+     */
+    public static int firstLayer(int layers, int stage, int stages) {
+        if (stages < 1 || stage < 0 || stage > stages) {
+            throw new IllegalArgumentException("stage " + stage + " of P = " + stages + " does not exist");
+        }
+        return (int) ((long) stage * layers / stages);
+    }
+
     /** A layout with an explicit number of layers per stage, e.g. {@code [2, 1, 1, 1]} for 5 layers on P = 4. */
     public static ShardLayout balanced(LlamaConfig config, List<Integer> stageLayers, int shards) {
         return new ShardLayout(config, stageLayers, shards);

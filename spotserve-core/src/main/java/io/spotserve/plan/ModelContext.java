@@ -90,7 +90,11 @@ public record ModelContext(String name, int layers, long layerWeightBytes, long 
         return of(PaperModel.LLAMA_30B.shape());
     }
 
-    /** First block of stage {@code stage} of {@code stages}. */
+    /**
+     * First block of stage {@code stage} of {@code stages}: {@code floor(stage · L / P)}, the rule of
+     * {@code io.spotserve.exec.ShardLayout#split} (later stages take the extra layers), which the engine serves with;
+     * the planning package does not depend on the executor's, so {@code ShardLayoutTest} checks the two agree.
+     */
     public int firstLayer(int stage, int stages) {
         checkStages(stages);
         if (stage < 0 || stage > stages) {

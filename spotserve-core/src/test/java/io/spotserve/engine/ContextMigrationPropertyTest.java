@@ -84,7 +84,7 @@ class ContextMigrationPropertyTest {
         ParallelConfig oc = randomConfig(rnd, devices.size());
         List<Device> shuffled = new ArrayList<>(devices.values());
         Collections.shuffle(shuffled, rnd);
-        ShardLayout ol = ContextMigration.layout(C, oc.pipelineStages(), oc.tensorShards());
+        ShardLayout ol = ShardLayout.split(C, oc.pipelineStages(), oc.tensorShards());
         List<PipelineSlot> old = new ArrayList<>();
         long ids = 1;
         Map<Long, int[]> tokensOf = new LinkedHashMap<>();

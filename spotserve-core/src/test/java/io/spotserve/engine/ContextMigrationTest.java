@@ -46,7 +46,7 @@ class ContextMigrationTest {
     }
 
     private static long weights(int stages, int shards, int stage, int shard) {
-        return ContextMigration.layout(C, stages, shards).weightBytes(stage, shard);
+        return ShardLayout.split(C, stages, shards).weightBytes(stage, shard);
     }
 
     private static void checkOutputs(List<GenerationRequest> requests, List<CompletableFuture<Completion>> futures) {
@@ -115,7 +115,7 @@ class ContextMigrationTest {
     @Test
     void devicesSizedForTheNewConfigurationSufficeBecauseUnitsLeaveBeforeTheyArrive() {
         int batch = 2;
-        ShardLayout one = ContextMigration.layout(C, 1, 1);
+        ShardLayout one = ShardLayout.split(C, 1, 1);
         long capacity = one.weightBytes(0, 0) + (long) batch * C.seqLen() * one.kvBytesPerPosition(0, 0);
         InstanceType tight = new InstanceType("local.tight", 1, capacity, 1.9, InstanceType.Market.SPOT);
         VirtualClock clock = new VirtualClock(Duration.ofMillis(1));

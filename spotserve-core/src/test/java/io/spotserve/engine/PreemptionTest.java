@@ -1,5 +1,7 @@
 package io.spotserve.engine;
 
+import io.spotserve.exec.ShardLayout;
+
 import static io.spotserve.engine.EngineFixtures.CHECKPOINT;
 import static io.spotserve.engine.EngineFixtures.ON_DEMAND;
 import static io.spotserve.engine.EngineFixtures.SPOT;
@@ -181,7 +183,7 @@ class PreemptionTest {
             for (CompletableFuture<Completion> f : futures) {
                 kvBound += (long) (f.join().promptLength() + f.join().tokens().length) * perPosition;
             }
-            long weights = ContextMigration.layout(CHECKPOINT.config(), 1, 1).weightBytes(0, 0);
+            long weights = ShardLayout.split(CHECKPOINT.config(), 1, 1).weightBytes(0, 0);
             if (survivor.startsWith("same")) {
                 // the survivor already holds the same shards: weights stay in place, only KV caches move
                 assertTrue(off.bytesMigrated() > 0 && off.bytesMigrated() % perPosition == 0 && off.bytesMigrated() <= kvBound,

@@ -1,5 +1,7 @@
 package io.spotserve.engine;
 
+import io.spotserve.exec.ShardLayout;
+
 import static io.spotserve.engine.EngineFixtures.CHECKPOINT;
 import static io.spotserve.engine.EngineFixtures.TOKENIZER;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
@@ -29,7 +31,7 @@ class ReconfigurationModeTest {
     private static final InstanceType ONE_GPU = new InstanceType("local.1x", 1, 32L << 20, 1.9,
             InstanceType.Market.SPOT);
     /** Bytes of every weight slice of one whole P1M1 replica (embedding and tied classifier each counted). */
-    private static final long REPLICA = ContextMigration.layout(C, 1, 1).weightSlices(0, 0).stream()
+    private static final long REPLICA = ShardLayout.split(C, 1, 1).weightSlices(0, 0).stream()
             .mapToLong(s -> s.bytes(C)).sum();
 
     private record Run(EngineMetrics metrics, Reconfiguration notice, Reconfiguration added) {

@@ -76,4 +76,38 @@ class ShardLayoutTest {
         assertTrue(new ContextSlice.KvCache(7, 2, IndexRange.of(0, 4), 10)
                 .intersect(new ContextSlice.KvCache(8, 2, IndexRange.of(0, 4), 10)).isEmpty());
     }
+
+    /** The (P, M) rule: floor(p·L/P) boundaries, the later stages take the extra layers; planner and engine agree. */
+    @Test
+    void splitGivesTheExtraLayersToTheLaterStagesAsThePlannerPricesThem() {
+        assertEquals(List.of(1, 1, 1, 2), counts(ShardLayout.split(STORIES, 4, 1)));
+        assertEquals(List.of(2, 3), counts(ShardLayout.split(STORIES, 2, 2)));
+        LlamaConfig ten = new LlamaConfig(64, 172, 10, 8, 4, 512, 512, true);
+        assertEquals(List.of(2, 3, 2, 3), counts(ShardLayout.split(ten, 4, 1)));
+        for (int layers = 1; layers <= 48; layers++) {
+            LlamaConfig c = new LlamaConfig(64, 172, layers, 8, 4, 512, 512, true);
+            io.spotserve.plan.ModelContext model = io.spotserve.plan.ModelContext.of("l" + layers, c);
+            for (int p = 1; p <= layers; p++) {
+                ShardLayout l = ShardLayout.split(c, p, 1);
+                int sum = 0;
+                for (int st = 0; st < p; st++) {
+                    assertEquals(model.firstLayer(st, p), l.layers(st).from(), "L=" + layers + " P=" + p);
+                    assertEquals(ShardLayout.firstLayer(layers, st, p), l.layers(st).from());
+                    int n = l.layers(st).length();
+                    assertTrue(n == layers / p || n == layers / p + 1, "balanced: L=" + layers + " P=" + p);
+                    sum += n;
+                }
+                assertEquals(layers, sum);
+            }
+        }
+        assertRejected("P = 6 pipeline stages cannot split the model's 5 layers", () -> ShardLayout.split(STORIES, 6, 1));
+    }
+
+    private static List<Integer> counts(ShardLayout l) {
+        List<Integer> out = new java.util.ArrayList<>();
+        for (int st = 0; st < l.stages(); st++) {
+            out.add(l.layers(st).length());
+        }
+        return out;
+    }
 }
