@@ -35,6 +35,21 @@ final class DecodeWorkload implements AutoCloseable {
     private final float[][] logits;
 
     /** The benchmark checkpoint of {@link #MODEL_25M}, written once per machine (about 100 MB). */
+    /** Seeded greedy engine requests: {@code count} prompts of 32 random ids after BOS, 32 new tokens each. */
+    static java.util.List<io.spotserve.engine.GenerationRequest> engineRequests(int vocabSize, int count) {
+        java.util.Random rnd = new java.util.Random(1);
+        java.util.List<io.spotserve.engine.GenerationRequest> out = new java.util.ArrayList<>();
+        for (int i = 0; i < count; i++) {
+            int[] prompt = new int[32];
+            prompt[0] = io.spotserve.model.Tokenizer.BOS;
+            for (int k = 1; k < prompt.length; k++) {
+                prompt[k] = 3 + rnd.nextInt(vocabSize - 3);
+            }
+            out.add(io.spotserve.engine.GenerationRequest.builder().promptTokens(prompt).maxNewTokens(32).build());
+        }
+        return out;
+    }
+
     static LlamaCheckpoint checkpoint25M() throws IOException {
         Path file = Path.of(System.getProperty("java.io.tmpdir"), "spotserve-bench-25M-seed1.bin");
         if (!Files.exists(file)) {

@@ -10,11 +10,9 @@ import io.spotserve.exec.cpu.CpuExecutor;
 import io.spotserve.instance.InstanceType;
 import io.spotserve.instance.LocalInstanceProvider;
 import io.spotserve.model.LlamaCheckpoint;
-import io.spotserve.model.Tokenizer;
 import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Random;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.AuxCounters;
@@ -83,16 +81,7 @@ public class EngineSideBySideBenchmark {
         }
         engine = ServingEngine.builder().model(io.spotserve.exec.WeightSource.of(checkpoint)).instances(provider)
                 .executor(executor).clock(clock).maxBatch(8).maxBatchTokens(64).build();
-        Random rnd = new Random(1);
-        requests = new ArrayList<>();
-        for (int i = 0; i < REQUESTS; i++) {
-            int[] prompt = new int[32];
-            prompt[0] = Tokenizer.BOS;
-            for (int k = 1; k < prompt.length; k++) {
-                prompt[k] = 3 + rnd.nextInt(checkpoint.config().vocabSize() - 3);
-            }
-            requests.add(GenerationRequest.builder().promptTokens(prompt).maxNewTokens(32).build());
-        }
+        requests = DecodeWorkload.engineRequests(checkpoint.config().vocabSize(), REQUESTS);
         // the fleet is configured before the first op: wait until a warm-up request has been served
         serve(new Tokens());
         String config = engine.configuration();

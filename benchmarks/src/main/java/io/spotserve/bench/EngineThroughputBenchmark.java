@@ -15,7 +15,6 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Random;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -70,16 +69,7 @@ public class EngineThroughputBenchmark {
         provider.add(new InstanceType("bench.1x", 1, 1L << 30, 1.0, InstanceType.Market.SPOT));
         engine = ServingEngine.builder().model(checkpoint, tokenizer).instances(provider).executor(executor)
                 .clock(clock).maxBatch(maxBatch).maxBatchTokens(64).build();
-        Random rnd = new Random(1);
-        requests = new ArrayList<>();
-        for (int i = 0; i < REQUESTS; i++) {
-            int[] prompt = new int[32];
-            prompt[0] = Tokenizer.BOS;
-            for (int k = 1; k < prompt.length; k++) {
-                prompt[k] = 3 + rnd.nextInt(checkpoint.config().vocabSize() - 3);
-            }
-            requests.add(GenerationRequest.builder().promptTokens(prompt).maxNewTokens(32).build());
-        }
+        requests = DecodeWorkload.engineRequests(checkpoint.config().vocabSize(), REQUESTS);
     }
 
     @TearDown

@@ -172,19 +172,22 @@ class EnginePlanningTest {
         }
     }
 
+    /** What a run with one preemption notice left behind: the metrics, when the notice came, each completion. */
+    private record Noticed(EngineMetrics metrics, Duration noticeAt, List<Completion> completions,
+                           Reconfiguration off) {
+    }
+
     /**
-     * The arranger's REROUTE (SpotServe §3.4): a grace period shorter than the migration lead leaves no time to carry
-     * the caches; the requests of the doomed pipelines leave now without them and recompute elsewhere (outputs
-     * unchanged).
+     * Three instances serve {@code count} greedy requests of up to {@code maxNew} tokens under Algorithm 1; once
+     * requests run, the first instance gets a notice with {@code grace}. Every output must equal the solo oracle.
      */
-    @Test
-    void theArrangerReroutesWhenTheGraceIsShorterThanTheMigration() {
+    private static Noticed runWithNotice(long seed, int maxNew, Duration grace) {
         VirtualClock clock = new VirtualClock(Duration.ofMillis(10));
         LocalInstanceProvider provider = new LocalInstanceProvider(clock, ON_DEMAND);
         Instance a = provider.add(SPOT);
         provider.add(SPOT);
         provider.add(SPOT);
-        List<GenerationRequest> requests = EngineFixtures.requests(23, 6, 200, false);
+        List<GenerationRequest> requests = EngineFixtures.requests(seed, 6, maxNew, false);
         List<CompletableFuture<Completion>> futures = new ArrayList<>();
         try (ServingEngine engine = ServingEngine.builder().model(CHECKPOINT, TOKENIZER).instances(provider)
                 .executor(executor).clock(clock).maxBatch(8).planning(costModel).build()) {
@@ -193,19 +196,35 @@ class EnginePlanningTest {
             }
             await(() -> engine.metrics().running() > 0, engine);
             Duration noticeAt = clock.now();
-            // 1 ms of grace: less than the lead a migration needs (two steps of 10 ms at least)
-            provider.deliver(new InstanceEvent.PreemptionNotice(a.id(), noticeAt, noticeAt.plusMillis(1)));
+            provider.deliver(new InstanceEvent.PreemptionNotice(a.id(), noticeAt, noticeAt.plus(grace)));
+            List<Completion> done = new ArrayList<>();
             for (int i = 0; i < requests.size(); i++) {
-                assertArrayEquals(EngineFixtures.solo(requests.get(i)), futures.get(i).join().tokens(), "request " + i);
+                done.add(futures.get(i).join());
+                assertArrayEquals(EngineFixtures.solo(requests.get(i)), done.get(i).tokens(), "request " + i);
             }
+            await(() -> engine.metrics().reconfigurations().stream().anyMatch(r -> r.reason().contains("notice " + a.id())),
+                    engine);
             EngineMetrics m = engine.metrics();
             Reconfiguration off = m.reconfigurations().stream().filter(r -> r.reason().contains("notice " + a.id()))
-                    .findFirst().orElseThrow(() -> new AssertionError(m.reconfigurations().toString()));
-            assertTrue(off.reason().contains("reroute"), off.toString());
-            assertTrue(off.interruptedRequests() > 0, "rerouted requests recompute: " + off);
-            assertEquals(0, off.resumedRequests(), "no cache is carried: " + off);
-            assertTrue(m.restarts() > 0, m.toString());
+                    .findFirst().orElseThrow();
+            return new Noticed(m, noticeAt, done, off);
         }
+    }
+
+    /**
+     * The arranger's REROUTE (SpotServe §3.4): a grace period shorter than the migration lead leaves no time to carry
+     * the caches; the requests of the doomed pipelines leave now without them and recompute elsewhere (outputs
+     * unchanged).
+     */
+    @Test
+    void theArrangerReroutesWhenTheGraceIsShorterThanTheMigration() {
+        // 1 ms of grace: less than the lead a migration needs (two steps of 10 ms at least)
+        Noticed run = runWithNotice(23, 200, Duration.ofMillis(1));
+        Reconfiguration off = run.off();
+        assertTrue(off.reason().contains("reroute"), off.toString());
+        assertTrue(off.interruptedRequests() > 0, "rerouted requests recompute: " + off);
+        assertEquals(0, off.resumedRequests(), "no cache is carried: " + off);
+        assertTrue(run.metrics().restarts() > 0, run.metrics().toString());
     }
 
     /**
@@ -214,42 +233,16 @@ class EnginePlanningTest {
      */
     @Test
     void theArrangerLetsBatchesFinishThenLeavesAtOnce() {
-        VirtualClock clock = new VirtualClock(Duration.ofMillis(10));
-        LocalInstanceProvider provider = new LocalInstanceProvider(clock, ON_DEMAND);
-        Instance a = provider.add(SPOT);
-        provider.add(SPOT);
-        provider.add(SPOT);
-        List<GenerationRequest> requests = EngineFixtures.requests(24, 6, 12, false);
-        List<CompletableFuture<Completion>> futures = new ArrayList<>();
-        try (ServingEngine engine = ServingEngine.builder().model(CHECKPOINT, TOKENIZER).instances(provider)
-                .executor(executor).clock(clock).maxBatch(8).planning(costModel).build()) {
-            for (GenerationRequest r : requests) {
-                futures.add(engine.submit(r));
-            }
-            await(() -> engine.metrics().running() > 0, engine);
-            Duration noticeAt = clock.now();
-            Duration deadline = noticeAt.plusSeconds(60);
-            provider.deliver(new InstanceEvent.PreemptionNotice(a.id(), noticeAt, deadline));
-            List<Duration> finished = new ArrayList<>();
-            for (int i = 0; i < requests.size(); i++) {
-                Completion c = futures.get(i).join();
-                assertArrayEquals(EngineFixtures.solo(requests.get(i)), c.tokens(), "request " + i);
-                finished.add(c.finishedAt());
-            }
-            await(() -> engine.metrics().reconfigurations().stream().anyMatch(r -> r.reason().contains("notice " + a.id())),
-                    engine);
-            EngineMetrics m = engine.metrics();
-            Reconfiguration off = m.reconfigurations().stream().filter(r -> r.reason().contains("notice " + a.id()))
-                    .findFirst().orElseThrow();
-            assertTrue(off.reason().contains("batches finished"), off.toString());
-            // it leaves right after the last request of the doomed batch finished (within a few steps of 10 ms)
-            assertTrue(finished.stream().anyMatch(t -> t.compareTo(off.at()) <= 0
-                    && t.compareTo(off.at().minusMillis(100)) >= 0), off + " vs completions at " + finished);
-            assertTrue(off.at().compareTo(noticeAt.plusSeconds(5)) < 0, off + ": left long before the deadline");
-            assertEquals(0, off.interruptedRequests(), off.toString());
-            assertEquals(0, off.resumedRequests(), off.toString());
-            assertEquals(0, m.restarts(), m.toString());
-        }
+        Noticed run = runWithNotice(24, 12, Duration.ofSeconds(60));
+        Reconfiguration off = run.off();
+        assertTrue(off.reason().contains("batches finished"), off.toString());
+        // it leaves right after the last request of the doomed batch finished (within a few steps of 10 ms)
+        assertTrue(run.completions().stream().map(Completion::finishedAt).anyMatch(t -> t.compareTo(off.at()) <= 0
+                && t.compareTo(off.at().minusMillis(100)) >= 0), off + " vs " + run.completions());
+        assertTrue(off.at().compareTo(run.noticeAt().plusSeconds(5)) < 0, off + ": left long before the deadline");
+        assertEquals(0, off.interruptedRequests(), off.toString());
+        assertEquals(0, off.resumedRequests(), off.toString());
+        assertEquals(0, run.metrics().restarts(), run.metrics().toString());
     }
 
     private static void await(BooleanSupplier condition, ServingEngine engine) {

@@ -90,30 +90,15 @@ class EngineReliabilityTest {
         ServingEngine engine = engine(clock, provider).build();
         CountDownLatch subscribing = new CountDownLatch(1);
         CountDownLatch closed = new CountDownLatch(1);
-        Flow.Subscriber<Token> slow = new Flow.Subscriber<>() {
-            @Override
-            public void onSubscribe(Flow.Subscription s) {
-                subscribing.countDown();
-                try {
-                    closed.await(30, TimeUnit.SECONDS);
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                }
-                s.request(Long.MAX_VALUE);
+        Flow.Subscriber<Token> slow = subscriber(s -> {
+            subscribing.countDown();
+            try {
+                closed.await(30, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
             }
-
-            @Override
-            public void onNext(Token item) {
-            }
-
-            @Override
-            public void onError(Throwable t) {
-            }
-
-            @Override
-            public void onComplete() {
-            }
-        };
+            s.request(Long.MAX_VALUE);
+        }, null);
         ExecutorService caller = Executors.newSingleThreadExecutor();
         try {
             Future<CompletableFuture<Completion>> submitted = caller.submit(
@@ -184,24 +169,9 @@ class EngineReliabilityTest {
     void throwingOnSubscribeDoesNotConsumeQueueCapacity() throws Exception {
         provider.add(SPOT);
         IllegalStateException boom = new IllegalStateException("subscriber refuses");
-        Flow.Subscriber<Token> refusing = new Flow.Subscriber<>() {
-            @Override
-            public void onSubscribe(Flow.Subscription s) {
-                throw boom;
-            }
-
-            @Override
-            public void onNext(Token item) {
-            }
-
-            @Override
-            public void onError(Throwable t) {
-            }
-
-            @Override
-            public void onComplete() {
-            }
-        };
+        Flow.Subscriber<Token> refusing = subscriber(s -> {
+            throw boom;
+        }, null);
         try (ServingEngine engine = engine(clock, provider).queueCapacity(1).build()) {
             for (int i = 0; i < 3; i++) {
                 IllegalStateException e = assertThrows(IllegalStateException.class,
