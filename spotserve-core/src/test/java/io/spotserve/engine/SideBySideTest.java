@@ -92,4 +92,37 @@ class SideBySideTest {
             real.close();
         }
     }
+
+    /**
+     * On the real clock (steps in flight on their own threads while the engine applies events), a preemption with
+     * grace and one without lose nothing: every output equals the solo oracle.
+     */
+    @Test
+    void preemptionsWhileStepsAreInFlightLoseNothing() throws Exception {
+        Executor executor = EngineFixtures.executor();
+        SystemEngineClock clock = new SystemEngineClock();
+        LocalInstanceProvider provider = new LocalInstanceProvider(clock, null);
+        provider.add(ONE);
+        provider.add(ONE);
+        provider.add(ONE);
+        List<GenerationRequest> requests = EngineFixtures.requests(77, 9, 60, true);
+        try (ServingEngine engine = ServingEngine.builder().model(CHECKPOINT, TOKENIZER).instances(provider)
+                .executor(executor).clock(clock).maxBatch(2).drainTimeout(Duration.ZERO).build()) {
+            List<CompletableFuture<Completion>> futures = new ArrayList<>();
+            for (GenerationRequest r : requests) {
+                futures.add(engine.submit(r));
+            }
+            PreemptionTest.awaitRunning(engine, 2);
+            provider.preempt("local-0", Duration.ofMillis(100));
+            PreemptionTest.awaitRunning(engine, 1);
+            provider.kill("local-1");
+            for (int i = 0; i < requests.size(); i++) {
+                assertArrayEquals(EngineFixtures.solo(requests.get(i)), futures.get(i).get(60, TimeUnit.SECONDS).tokens(),
+                        "request " + i);
+            }
+            assertEquals(requests.size(), engine.metrics().completed());
+        } finally {
+            executor.close();
+        }
+    }
 }
