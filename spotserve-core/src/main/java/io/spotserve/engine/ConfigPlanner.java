@@ -219,7 +219,7 @@ final class ConfigPlanner {
         while (!arrivals.isEmpty() && arrivals.peekFirst().compareTo(from) < 0) {
             arrivals.pollFirst();
         }
-        return Math.max(minimumRate, (arrivals.size() + backlog) / (replanInterval.toNanos() / 1e9));
+        return Math.max(minimumRate, (arrivals.size() + backlog) / seconds(replanInterval));
     }
 
     /**
@@ -283,9 +283,9 @@ final class ConfigPlanner {
         }
         double phiNext = throughput(ParallelConfig.of(dataParallel(c, gpus), c.pipelineStages(), c.tensorShards(),
                 c.maxBatch()));
-        double horizon = Math.max(replanInterval.toNanos() / 1e9, phiNow > 0 ? (backlog + running) / phiNow
+        double horizon = Math.max(seconds(replanInterval), phiNow > 0 ? (backlog + running) / phiNow
                 : Double.POSITIVE_INFINITY);
-        double p = pause.toNanos() / 1e9;
+        double p = seconds(pause);
         if (Double.isInfinite(horizon) ? phiNext <= 0 : phiNext * (horizon - p) <= phiNow * horizon) {
             LOG.debug("not re-planning to {} at {} req/s: φ {} -> {} does not repay a {} s pause over {} s", c, rate,
                     phiNow, phiNext, p, horizon);
@@ -358,12 +358,12 @@ final class ConfigPlanner {
             return new Arranged(latest, latest, Arrangement.Action.MIGRATE, "no planning core: leave just in time");
         }
         try {
-            double grace = Math.max(0, n.deadline().minus(now).toNanos() / 1e9);
-            double migration = lead.toNanos() / 1e9;
+            double grace = Math.max(0, seconds(n.deadline().minus(now)));
+            double migration = seconds(lead);
             Arrangement a = arranger.onPreemption(current, 1, remaining, grace, migration);
             double step = iteration.isZero()
                     ? costModel.decodeStepSeconds(current.pipelineStages(), current.tensorShards(), current.maxBatch(), 1)
-                    : iteration.toNanos() / 1e9;
+                    : seconds(iteration);
             Duration byArranger = now.plusNanos((long) (a.steps() * step * 1e9));
             LOG.info("interruption arranger for {}: {} ({})", n.instanceId(), a.action(), a.reason());
             return new Arranged(byArranger.compareTo(latest) < 0 ? byArranger : latest, latest, a.action(), a.reason());
@@ -390,5 +390,14 @@ final class ConfigPlanner {
             }
         }
         return true;
+    }
+
+    /** {@code d} in seconds, without the overflow of {@code toNanos()} for durations beyond 292 years. */
+    private static double seconds(Duration d) {
+        try {
+            return d.toNanos() / 1e9;
+        } catch (ArithmeticException e) {
+            return d.getSeconds() + d.getNano() / 1e9;
+        }
     }
 }

@@ -39,15 +39,18 @@ public record EngineMetrics(Duration now, long submitted, long rejected, long co
         reconfigurations = List.copyOf(reconfigurations);
     }
 
+    /** Below it, {@code Duration.toNanos()} cannot overflow. */
+    private static final Duration NANOS_RANGE = Duration.ofSeconds(9_000_000_000L);
+
     /** Committed tokens per second of engine-clock time since the engine started. */
     public double tokensPerSecond() {
-        double s = now.toNanos() / 1e9;
+        double s = now.compareTo(NANOS_RANGE) < 0 ? now.toNanos() / 1e9 : now.getSeconds();
         return s > 0 ? generatedTokens / s : 0;
     }
 
     /** Completed requests per second of engine-clock time since the engine started. */
     public double requestsPerSecond() {
-        double s = now.toNanos() / 1e9;
+        double s = now.compareTo(NANOS_RANGE) < 0 ? now.toNanos() / 1e9 : now.getSeconds();
         return s > 0 ? completed / s : 0;
     }
 

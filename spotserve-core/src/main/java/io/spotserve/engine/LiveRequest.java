@@ -44,8 +44,17 @@ final class LiveRequest {
         this.publisher = publisher;
         this.decoder = decoder;
         this.submittedAt = submittedAt;
-        this.deadline = request.timeout() == null ? null : submittedAt.plus(request.timeout());
+        this.deadline = request.timeout() == null ? null : saturatedSum(submittedAt, request.timeout());
         this.generated = new int[Math.min(request.maxNewTokens(), 64)];
+    }
+
+    /** {@code a + b}, or the largest Duration when the sum overflows (a deadline that never comes). */
+    static Duration saturatedSum(Duration a, Duration b) {
+        try {
+            return a.plus(b);
+        } catch (ArithmeticException e) {
+            return Duration.ofSeconds(Long.MAX_VALUE, 999_999_999);
+        }
     }
 
     /** Prompt plus committed tokens: the positions whose KV cache a pipeline must hold before the next sample. */

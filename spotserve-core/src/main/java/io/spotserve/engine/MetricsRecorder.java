@@ -45,8 +45,8 @@ final class MetricsRecorder {
 
     synchronized void completed(Completion c) {
         int slot = (int) (completed % WINDOW);
-        latencies[slot] = c.latency().toNanos();
-        ttfts[slot] = c.timeToFirstToken().toNanos();
+        latencies[slot] = saturatedNanos(c.latency());
+        ttfts[slot] = saturatedNanos(c.timeToFirstToken());
         samples = Math.min(WINDOW, samples + 1);
         completed++;
     }
@@ -115,7 +115,7 @@ final class MetricsRecorder {
         double odCost = 0;
         for (Usage u : usage.values()) {
             Duration end = u.to != null ? u.to : now;
-            double hours = Math.max(0, end.minus(u.from).toNanos()) / 3.6e12;
+            double hours = Math.max(0, saturatedNanos(end.minus(u.from))) / 3.6e12;
             double cost = hours * u.instance.type().pricePerHour();
             if (u.instance.type().preemptible()) {
                 spotHours += hours;
@@ -128,5 +128,14 @@ final class MetricsRecorder {
         return new EngineMetrics(now, submitted, rejected, completed, failed, cancelled, queued, running, generated,
                 restarts, migrations, migratedBytes, EngineMetrics.Percentiles.of(lat, samples), EngineMetrics.Percentiles.of(ttf, samples),
                 reconfigurations, spotHours, odHours, spotCost, odCost);
+    }
+
+    /** Nanoseconds of {@code d}, saturated at Long.MAX_VALUE (a simulated clock may run centuries ahead). */
+    private static long saturatedNanos(Duration d) {
+        try {
+            return d.toNanos();
+        } catch (ArithmeticException e) {
+            return d.isNegative() ? Long.MIN_VALUE : Long.MAX_VALUE;
+        }
     }
 }

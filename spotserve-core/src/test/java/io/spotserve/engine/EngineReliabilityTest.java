@@ -158,6 +158,10 @@ class EngineReliabilityTest {
             Thread.sleep(200); // the engine thread goes idle with those two deadlines ahead
             real.add(SPOT);
             assertArrayEquals(EngineFixtures.solo(r), waiting.get(60, TimeUnit.SECONDS).tokens());
+            // a timeout as long as a Duration gets saturates to a deadline that never comes
+            GenerationRequest endless = GenerationRequest.builder().prompt("Tom had a red ball. He").maxNewTokens(6)
+                    .timeout(Duration.ofSeconds(Long.MAX_VALUE)).build();
+            assertArrayEquals(EngineFixtures.solo(endless), engine.submit(endless).get(60, TimeUnit.SECONDS).tokens());
             GenerationRequest after = GenerationRequest.of("The sun was", 6);
             assertArrayEquals(EngineFixtures.solo(after), engine.submit(after).get(60, TimeUnit.SECONDS).tokens());
             assertFalse(dated.isDone(), "the dated request waits for its arrival");
