@@ -11,6 +11,7 @@ import io.spotserve.plan.InterruptionArranger;
 import io.spotserve.plan.MemoryRule;
 import io.spotserve.plan.ParallelConfig;
 import io.spotserve.plan.ParallelConfigOptimizer;
+import io.spotserve.plan.ReplanGate;
 import io.spotserve.plan.TargetFleet;
 import java.time.Duration;
 import java.util.ArrayDeque;
@@ -283,12 +284,10 @@ final class ConfigPlanner {
         }
         double phiNext = throughput(ParallelConfig.of(dataParallel(c, gpus), c.pipelineStages(), c.tensorShards(),
                 c.maxBatch()));
-        double horizon = Math.max(seconds(replanInterval), phiNow > 0 ? (backlog + running) / phiNow
-                : Double.POSITIVE_INFINITY);
         double p = seconds(pause);
-        if (Double.isInfinite(horizon) ? phiNext <= 0 : phiNext * (horizon - p) <= phiNow * horizon) {
-            LOG.debug("not re-planning to {} at {} req/s: φ {} -> {} does not repay a {} s pause over {} s", c, rate,
-                    phiNow, phiNext, p, horizon);
+        if (!ReplanGate.repaysPause(phiNow, phiNext, backlog + running, seconds(replanInterval), p)) {
+            LOG.debug("not re-planning to {} at {} req/s: φ {} -> {} does not repay a {} s pause", c, rate, phiNow,
+                    phiNext, p);
             return null;
         }
         return why;

@@ -17,6 +17,7 @@ import io.spotserve.plan.PaperModel;
 import io.spotserve.plan.ParallelConfig;
 import io.spotserve.plan.ParallelConfigOptimizer;
 import io.spotserve.plan.Position;
+import io.spotserve.plan.ReplanGate;
 import io.spotserve.plan.TargetFleet;
 import io.spotserve.plan.Transfer;
 import io.spotserve.trace.TraceEvent;
@@ -403,8 +404,7 @@ public final class Simulation {
                 work += p.active.size();
             }
         }
-        double horizon = Math.max(prm.rateWindowSeconds(), work / phiOld);
-        return phiNew * (horizon - pause) > phiOld * horizon;
+        return ReplanGate.repaysPause(phiOld, phiNew, work, prm.rateWindowSeconds(), pause); // the engine's rule
     }
 
     /** "+O": Algorithm 1's Δ — allocate on-demand (ready after the launch delay) or release on-demand first. */
