@@ -181,13 +181,13 @@ class EnginePlanningTest {
      * Three instances serve {@code count} greedy requests of up to {@code maxNew} tokens under Algorithm 1; once
      * requests run, the first instance gets a notice with {@code grace}. Every output must equal the solo oracle.
      */
-    private static Noticed runWithNotice(long seed, int maxNew, Duration grace) {
+    private static Noticed runWithNotice(long seed, int count, int maxNew, Duration grace) {
         VirtualClock clock = new VirtualClock(Duration.ofMillis(10));
         LocalInstanceProvider provider = new LocalInstanceProvider(clock, ON_DEMAND);
         Instance a = provider.add(SPOT);
         provider.add(SPOT);
         provider.add(SPOT);
-        List<GenerationRequest> requests = EngineFixtures.requests(seed, 6, maxNew, false);
+        List<GenerationRequest> requests = EngineFixtures.requests(seed, count, maxNew, false);
         List<CompletableFuture<Completion>> futures = new ArrayList<>();
         try (ServingEngine engine = ServingEngine.builder().model(CHECKPOINT, TOKENIZER).instances(provider)
                 .executor(executor).clock(clock).maxBatch(8).planning(costModel).build()) {
@@ -219,7 +219,8 @@ class EnginePlanningTest {
     @Test
     void theArrangerReroutesWhenTheGraceIsShorterThanTheMigration() {
         // 1 ms of grace: less than the lead a migration needs (two steps of 10 ms at least)
-        Noticed run = runWithNotice(23, 200, Duration.ofMillis(1));
+        // a queue far longer than the pipelines hold keeps every pipeline busy when the notice comes
+        Noticed run = runWithNotice(23, 40, 200, Duration.ofMillis(1));
         Reconfiguration off = run.off();
         assertTrue(off.reason().contains("reroute"), off.toString());
         assertTrue(off.interruptedRequests() > 0, "rerouted requests recompute: " + off);
@@ -233,7 +234,7 @@ class EnginePlanningTest {
      */
     @Test
     void theArrangerLetsBatchesFinishThenLeavesAtOnce() {
-        Noticed run = runWithNotice(24, 12, Duration.ofSeconds(60));
+        Noticed run = runWithNotice(24, 30, 12, Duration.ofSeconds(60)); // a queue keeps every pipeline busy
         Reconfiguration off = run.off();
         assertTrue(off.reason().contains("batches finished"), off.toString());
         // it leaves right after the last request of the doomed batch finished (within a few steps of 10 ms)
