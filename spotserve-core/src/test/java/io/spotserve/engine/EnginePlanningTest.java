@@ -143,33 +143,13 @@ class EnginePlanningTest {
 
     @Test
     void theArrangerLetsDoomedPipelinesDecodeDuringTheGracePeriodThenTheirCachesMove() {
-        VirtualClock clock = new VirtualClock(Duration.ofMillis(10));
-        LocalInstanceProvider provider = new LocalInstanceProvider(clock, ON_DEMAND);
-        Instance a = provider.add(SPOT);
-        provider.add(SPOT);
-        List<GenerationRequest> requests = EngineFixtures.requests(22, 6, 400, false);
-        List<CompletableFuture<Completion>> futures = new ArrayList<>();
-        try (ServingEngine engine = ServingEngine.builder().model(CHECKPOINT, TOKENIZER).instances(provider)
-                .executor(executor).clock(clock).maxBatch(8).planning(costModel).build()) {
-            for (GenerationRequest r : requests) {
-                futures.add(engine.submit(r));
-            }
-            await(() -> engine.metrics().running() > 0, engine);
-            Duration noticeAt = clock.now();
-            Duration deadline = noticeAt.plusMillis(400);
-            provider.deliver(new InstanceEvent.PreemptionNotice(a.id(), noticeAt, deadline));
-            for (int i = 0; i < requests.size(); i++) {
-                assertArrayEquals(EngineFixtures.solo(requests.get(i)), futures.get(i).join().tokens(), "request " + i);
-            }
-            EngineMetrics m = engine.metrics();
-            Reconfiguration off = m.reconfigurations().stream().filter(r -> r.reason().contains("notice " + a.id()))
-                    .findFirst().orElseThrow(() -> new AssertionError(m.reconfigurations().toString()));
-            // the doomed pipeline kept decoding after the notice (S_t > 0 steps), and left before the deadline
-            assertTrue(off.at().compareTo(noticeAt) > 0, off + " (notice at " + noticeAt + ")");
-            assertTrue(off.at().compareTo(deadline) < 0, off.toString());
-            assertEquals(0, off.interruptedRequests(), off.toString());
-            assertEquals(0, m.restarts(), m.toString());
-        }
+        Noticed run = runWithNotice(22, 2, 6, 400, Duration.ofMillis(400));
+        Reconfiguration off = run.off();
+        // the doomed pipeline kept decoding after the notice (S_t > 0 steps), and left before the deadline
+        assertTrue(off.at().compareTo(run.noticeAt()) > 0, off + " (notice at " + run.noticeAt() + ")");
+        assertTrue(off.at().compareTo(run.noticeAt().plusMillis(400)) < 0, off.toString());
+        assertEquals(0, off.interruptedRequests(), off.toString());
+        assertEquals(0, run.metrics().restarts(), run.metrics().toString());
     }
 
     /** What a run with one preemption notice left behind: the metrics, when the notice came, each completion. */
@@ -178,15 +158,16 @@ class EnginePlanningTest {
     }
 
     /**
-     * Three instances serve {@code count} greedy requests of up to {@code maxNew} tokens under Algorithm 1; once
+     * {@code instances} instances serve {@code count} greedy requests of up to {@code maxNew} tokens under Algorithm 1; once
      * requests run, the first instance gets a notice with {@code grace}. Every output must equal the solo oracle.
      */
-    private static Noticed runWithNotice(long seed, int count, int maxNew, Duration grace) {
+    private static Noticed runWithNotice(long seed, int instances, int count, int maxNew, Duration grace) {
         VirtualClock clock = new VirtualClock(Duration.ofMillis(10));
         LocalInstanceProvider provider = new LocalInstanceProvider(clock, ON_DEMAND);
         Instance a = provider.add(SPOT);
-        provider.add(SPOT);
-        provider.add(SPOT);
+        for (int i = 1; i < instances; i++) {
+            provider.add(SPOT);
+        }
         List<GenerationRequest> requests = EngineFixtures.requests(seed, count, maxNew, false);
         List<CompletableFuture<Completion>> futures = new ArrayList<>();
         try (ServingEngine engine = ServingEngine.builder().model(CHECKPOINT, TOKENIZER).instances(provider)
@@ -220,7 +201,7 @@ class EnginePlanningTest {
     void theArrangerReroutesWhenTheGraceIsShorterThanTheMigration() {
         // 1 ms of grace: less than the lead a migration needs (two steps of 10 ms at least)
         // a queue far longer than the pipelines hold keeps every pipeline busy when the notice comes
-        Noticed run = runWithNotice(23, 40, 200, Duration.ofMillis(1));
+        Noticed run = runWithNotice(23, 3, 40, 200, Duration.ofMillis(1));
         Reconfiguration off = run.off();
         assertTrue(off.reason().contains("reroute"), off.toString());
         assertTrue(off.interruptedRequests() > 0, "rerouted requests recompute: " + off);
@@ -234,7 +215,7 @@ class EnginePlanningTest {
      */
     @Test
     void theArrangerLetsBatchesFinishThenLeavesAtOnce() {
-        Noticed run = runWithNotice(24, 30, 12, Duration.ofSeconds(60)); // a queue keeps every pipeline busy
+        Noticed run = runWithNotice(24, 3, 30, 12, Duration.ofSeconds(60)); // a queue keeps every pipeline busy
         Reconfiguration off = run.off();
         assertTrue(off.reason().contains("batches finished"), off.toString());
         // it leaves right after the last request of the doomed batch finished (within a few steps of 10 ms)
