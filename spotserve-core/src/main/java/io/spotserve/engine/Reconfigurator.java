@@ -378,7 +378,11 @@ final class Reconfigurator {
 
     /** Says once, at WARN, that the usable instances cannot hold the model; requests then fail at their deadline. */
     private void noFit(List<InstanceRecord> usable) {
-        if (usable.isEmpty() || !slots.isEmpty()) {
+        if (usable.isEmpty()) {
+            noFit = null; // no instance at all: requests simply wait (and expire) for one
+            return;
+        }
+        if (!slots.isEmpty()) {
             return;
         }
         long largest = 0;
