@@ -205,12 +205,13 @@ final class EngineLoop {
         }
         if (closing.get()) {
             metrics.rejected();
-            throw new RequestRejectedException("engine is closing; request not accepted");
+            throw new RequestRejectedException(RequestRejectedException.Reason.CLOSING,
+                    "engine is closing; request not accepted");
         }
         if (waiting.incrementAndGet() > queueCapacity) {
             waiting.decrementAndGet();
             metrics.rejected();
-            throw new RequestRejectedException("admission queue is full (" + queueCapacity
+            throw new RequestRejectedException(RequestRejectedException.Reason.QUEUE_FULL, "admission queue is full (" + queueCapacity
                     + " requests waiting); retry later");
         }
         long id = nextRequestId.getAndIncrement();
@@ -229,6 +230,10 @@ final class EngineLoop {
 
     EngineMetrics metrics() {
         return metrics.snapshot(clock.now());
+    }
+
+    int contextLength() {
+        return config.seqLen();
     }
 
     String configurationDescription() {
