@@ -503,6 +503,7 @@ final class EngineLoop {
             return;
         }
         r.deadline = n.deadline();
+        metrics.noticed(n.instanceId());
         LOG.info("preemption notice for {}: deadline {} (grace {})", n.instanceId(), n.deadline(), n.grace());
         // just-in-time arrangement (SpotServe §4.1): keep decoding on the doomed pipelines while the grace period
         // still leaves room for the migration, then move their context off the instance
