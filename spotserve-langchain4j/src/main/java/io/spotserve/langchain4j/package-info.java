@@ -1,0 +1,2 @@
+/** SpotServe-J langchain4j. */
+package io.spotserve.langchain4j;
