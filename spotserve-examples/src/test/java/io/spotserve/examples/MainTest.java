@@ -57,7 +57,7 @@ class MainTest {
     @Test
     void everyCommandHasHelpListingItsOptionsAndVersion() {
         CommandLine cl = Main.commands(System.out, System.err);
-        assertEquals(List.of("generate", "replay", "plan", "profile", "serve-demo"), List.copyOf(cl.getSubcommands().keySet()));
+        assertEquals(List.of("generate", "replay", "plan", "profile", "serve-demo", "serve"), List.copyOf(cl.getSubcommands().keySet()));
         for (var e : cl.getSubcommands().entrySet()) {
             Result help = run(e.getKey(), "--help");
             assertEquals(0, help.code, help.err);
@@ -77,7 +77,7 @@ class MainTest {
 
     @Test
     void missingOrUnknownCommandIsOneLine() {
-        for (String[] args : new String[][] {{}, {"serve"}, {"--bogus"}}) {
+        for (String[] args : new String[][] {{}, {"serve-http"}, {"--bogus"}}) {
             Result r = run(args);
             assertEquals(2, r.code, r.err);
             assertEquals(1, r.err.lines().count(), r.err);
