@@ -1,5 +1,9 @@
 package io.spotserve.server;
 
+import io.spotserve.model.StopMatcher;
+
+import io.spotserve.model.ChatTemplate;
+
 import com.google.gson.JsonArray;
 import com.google.gson.JsonNull;
 import com.google.gson.JsonObject;

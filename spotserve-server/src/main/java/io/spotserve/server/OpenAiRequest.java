@@ -1,5 +1,7 @@
 package io.spotserve.server;
 
+import io.spotserve.model.ChatMessage;
+
 import com.google.gson.JsonArray;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;

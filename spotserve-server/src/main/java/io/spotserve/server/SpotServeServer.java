@@ -1,5 +1,7 @@
 package io.spotserve.server;
 
+import io.spotserve.model.ChatTemplate;
+
 import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import com.sun.net.httpserver.HttpExchange;

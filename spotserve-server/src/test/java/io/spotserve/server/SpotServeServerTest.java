@@ -1,5 +1,9 @@
 package io.spotserve.server;
 
+import io.spotserve.model.ChatMessage;
+
+import io.spotserve.model.ChatTemplate;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;

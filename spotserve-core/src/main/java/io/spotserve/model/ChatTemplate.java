@@ -1,4 +1,4 @@
-package io.spotserve.server;
+package io.spotserve.model;
 
 import java.util.List;
 

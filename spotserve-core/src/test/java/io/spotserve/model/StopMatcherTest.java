@@ -1,4 +1,4 @@
-package io.spotserve.server;
+package io.spotserve.model;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 

@@ -1,22 +1,30 @@
-package io.spotserve.server;
+package io.spotserve.model;
 
 import java.util.List;
 
 /**
  * Finds the first stop sequence in streamed text. Text that might be the start of a stop sequence is held back
- * until the next piece shows whether it is, so nothing past a stop sequence is ever released.
+ * until the next piece shows whether it is, so nothing past a stop sequence is ever released. Used by front ends
+ * that stream generated text (the engine itself knows no stop sequences): on {@link #stopped()} they cancel the
+ * request.
  */
-final class StopMatcher {
+public final class StopMatcher {
     private final List<String> stops;
     private final StringBuilder pending = new StringBuilder();
     private boolean stopped;
 
-    StopMatcher(List<String> stops) {
+    /** A matcher for {@code stops} (none empty). */
+    public StopMatcher(List<String> stops) {
+        for (String s : stops) {
+            if (s.isEmpty()) {
+                throw new IllegalArgumentException("stop sequences must not be empty");
+            }
+        }
         this.stops = List.copyOf(stops);
     }
 
     /** Takes the next piece of text; returns what can be released now (the text before a stop sequence, if one completes). */
-    String accept(String piece) {
+    public String accept(String piece) {
         if (stopped) {
             return "";
         }
@@ -49,12 +57,12 @@ final class StopMatcher {
     }
 
     /** Whether a stop sequence was found. */
-    boolean stopped() {
+    public boolean stopped() {
         return stopped;
     }
 
     /** At the end of generation: the held-back text, which turned out not to start a stop sequence. */
-    String flush() {
+    public String flush() {
         String out = pending.toString();
         pending.setLength(0);
         return out;
