@@ -2,7 +2,6 @@ package io.spotserve.examples;
 
 import io.spotserve.engine.ServingEngine;
 import io.spotserve.engine.SystemEngineClock;
-import io.spotserve.instance.InstanceType;
 import io.spotserve.instance.LocalInstanceProvider;
 import io.spotserve.model.LlamaCheckpoint;
 import io.spotserve.model.LlamaConfig;
@@ -12,6 +11,7 @@ import java.io.PrintStream;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
@@ -35,10 +35,8 @@ final class ServeHttpCommand implements Callable<Integer> {
     int port = 8080;
     @Option(names = "--host", paramLabel = "ADDR", description = "address to bind (default 127.0.0.1: this machine only)")
     String host = "127.0.0.1";
-    @Option(names = "--instances", paramLabel = "N", description = "local spot instances (default 2, at most 256)")
-    int instances = 2;
-    @Option(names = "--gpus", paramLabel = "G", description = "devices per instance (default 2, at most 64)")
-    int gpus = 2;
+    @Mixin
+    LocalInstances local = new LocalInstances();
     @Option(names = "--api-key", paramLabel = "KEY",
             description = "require Authorization: Bearer KEY (default: $SPOTSERVE_API_KEY, else none)")
     String apiKey = System.getenv("SPOTSERVE_API_KEY");
@@ -74,8 +72,6 @@ final class ServeHttpCommand implements Callable<Integer> {
 
     private int serve() throws Exception {
         Ranges.within(NAME, "--port", port, 0, 65535);
-        Ranges.within(NAME, "--instances", instances, 1, ServeCommand.MAX_INSTANCES);
-        Ranges.within(NAME, "--gpus", gpus, 1, ServeCommand.MAX_GPUS);
         if (apiKey != null && apiKey.isBlank()) {
             throw new UsageException(NAME + ": --api-key must not be blank");
         }
@@ -83,14 +79,8 @@ final class ServeHttpCommand implements Callable<Integer> {
         LlamaCheckpoint checkpoint = LlamaCheckpoint.load(files.checkpoint());
         LlamaConfig shape = checkpoint.config();
         Tokenizer tokenizer = Tokenizer.load(files.tokenizer(), shape.vocabSize());
-        double perDevice = shape.parameterCount() * 4.0 + 8.0 * shape.seqLen() * shape.kvBytesPerPosition();
-        Ranges.fitsInHeap(NAME, "--instances " + instances + " x --gpus " + gpus, perDevice * instances * gpus);
         SystemEngineClock clock = new SystemEngineClock();
-        LocalInstanceProvider provider = new LocalInstanceProvider(clock, null);
-        InstanceType type = new InstanceType("local." + gpus + "x", gpus, 64L << 20, 1.9, InstanceType.Market.SPOT);
-        for (int i = 0; i < instances; i++) {
-            provider.add(type);
-        }
+        LocalInstanceProvider provider = local.launch(NAME, shape, 8, clock).provider();
         try (ServingEngine engine = ServingEngine.builder().model(checkpoint, tokenizer).instances(provider)
                 .clock(clock).build();
              SpotServeServer server = SpotServeServer.builder().engine(engine).host(host).port(port)

@@ -153,68 +153,17 @@ public final class ServerLoad {
         return ((OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean()).getProcessCpuTime();
     }
 
-    /** Each client submits its requests one after another, streaming, straight to the engine. */
-    static Pass direct(ServingEngine engine, int clients, int requests, int tokens) throws Exception {
-        long[] ttft = new long[clients * requests];
-        AtomicLong generated = new AtomicLong();
-        ExecutorService pool = Executors.newFixedThreadPool(clients);
-        long cpu0 = cpu();
-        long t0 = System.nanoTime();
-        List<CompletableFuture<Void>> all = new ArrayList<>();
-        for (int c = 0; c < clients; c++) {
-            int client = c;
-            all.add(CompletableFuture.runAsync(() -> {
-                for (int r = 0; r < requests; r++) {
-                    int index = client * requests + r;
-                    CountDownLatch done = new CountDownLatch(1);
-                    long start = System.nanoTime();
-                    engine.submit(GenerationRequest.of(PROMPTS[index % PROMPTS.length], tokens),
-                            new Flow.Subscriber<Token>() {
-                                @Override
-                                public void onSubscribe(Flow.Subscription s) {
-                                    s.request(Long.MAX_VALUE);
-                                }
-
-                                @Override
-                                public void onNext(Token t) {
-                                    if (t.index() == 0) {
-                                        ttft[index] = System.nanoTime() - start;
-                                    }
-                                    generated.incrementAndGet();
-                                }
-
-                                @Override
-                                public void onError(Throwable t) {
-                                    done.countDown();
-                                }
-
-                                @Override
-                                public void onComplete() {
-                                    done.countDown();
-                                }
-                            });
-                    try {
-                        done.await();
-                    } catch (InterruptedException e) {
-                        Thread.currentThread().interrupt();
-                        return;
-                    }
-                }
-            }, pool));
-        }
-        CompletableFuture.allOf(all.toArray(CompletableFuture[]::new)).get(30, TimeUnit.MINUTES);
-        long wall = System.nanoTime() - t0;
-        long cpu = cpu() - cpu0;
-        pool.shutdown();
-        return new Pass(ttft, generated.get(), wall, cpu);
+    /** One request of one client: records its time to first token in {@code ttft[index]} and counts its tokens. */
+    @FunctionalInterface
+    interface Request {
+        void run(int index, long[] ttft, AtomicLong generated) throws Exception;
     }
 
-    /** Each client sends its requests one after another as streaming completions over HTTP, reading every event. */
-    static Pass served(HttpClient http, SpotServeServer server, int clients, int requests, int tokens) throws Exception {
+    /** {@code clients} threads, each running its {@code requests} requests one after another. */
+    static Pass pass(int clients, int requests, Request request) throws Exception {
         long[] ttft = new long[clients * requests];
         AtomicLong generated = new AtomicLong();
         ExecutorService pool = Executors.newFixedThreadPool(clients);
-        URI uri = URI.create(server.baseUri() + "/completions");
         long cpu0 = cpu();
         long t0 = System.nanoTime();
         List<CompletableFuture<Void>> all = new ArrayList<>();
@@ -222,35 +171,8 @@ public final class ServerLoad {
             int client = c;
             all.add(CompletableFuture.runAsync(() -> {
                 for (int r = 0; r < requests; r++) {
-                    int index = client * requests + r;
-                    String body = "{\"model\":\"spotserve\",\"prompt\":\"" + PROMPTS[index % PROMPTS.length]
-                            + "\",\"max_tokens\":" + tokens + ",\"temperature\":0,\"stream\":true,"
-                            + "\"stream_options\":{\"include_usage\":true}}";
-                    long start = System.nanoTime();
                     try {
-                        HttpResponse<InputStream> resp = http.send(HttpRequest.newBuilder(uri)
-                                .timeout(Duration.ofMinutes(10)).POST(HttpRequest.BodyPublishers.ofString(body))
-                                .build(), HttpResponse.BodyHandlers.ofInputStream());
-                        if (resp.statusCode() != 200) {
-                            throw new IllegalStateException("HTTP " + resp.statusCode() + ": "
-                                    + new String(resp.body().readAllBytes(), StandardCharsets.UTF_8));
-                        }
-                        try (BufferedReader in = new BufferedReader(new InputStreamReader(resp.body(),
-                                StandardCharsets.UTF_8))) {
-                            boolean first = true;
-                            for (String line; (line = in.readLine()) != null; ) {
-                                if (line.startsWith("data: {") && line.contains("\"text\":\"") && first
-                                        && !line.contains("\"text\":\"\"")) {
-                                    ttft[index] = System.nanoTime() - start;
-                                    first = false;
-                                }
-                                int at = line.indexOf("\"completion_tokens\":");
-                                if (at >= 0) {
-                                    String n = line.substring(at + 20).split("[,}]")[0];
-                                    generated.addAndGet(Long.parseLong(n.trim()));
-                                }
-                            }
-                        }
+                        request.run(client * requests + r, ttft, generated);
                     } catch (Exception e) {
                         throw new IllegalStateException(e);
                     }
@@ -262,5 +184,69 @@ public final class ServerLoad {
         long cpu = cpu() - cpu0;
         pool.shutdown();
         return new Pass(ttft, generated.get(), wall, cpu);
+    }
+
+    /** Each client submits its requests one after another, streaming, straight to the engine. */
+    static Pass direct(ServingEngine engine, int clients, int requests, int tokens) throws Exception {
+        return pass(clients, requests, (index, ttft, generated) -> {
+            CountDownLatch done = new CountDownLatch(1);
+            long start = System.nanoTime();
+            engine.submit(GenerationRequest.of(PROMPTS[index % PROMPTS.length], tokens), new Flow.Subscriber<Token>() {
+                @Override
+                public void onSubscribe(Flow.Subscription s) {
+                    s.request(Long.MAX_VALUE);
+                }
+
+                @Override
+                public void onNext(Token t) {
+                    if (t.index() == 0) {
+                        ttft[index] = System.nanoTime() - start;
+                    }
+                    generated.incrementAndGet();
+                }
+
+                @Override
+                public void onError(Throwable t) {
+                    done.countDown();
+                }
+
+                @Override
+                public void onComplete() {
+                    done.countDown();
+                }
+            });
+            done.await();
+        });
+    }
+
+    /** Each client sends its requests one after another as streaming completions over HTTP, reading every event. */
+    static Pass served(HttpClient http, SpotServeServer server, int clients, int requests, int tokens) throws Exception {
+        URI uri = URI.create(server.baseUri() + "/completions");
+        return pass(clients, requests, (index, ttft, generated) -> {
+            String body = "{\"model\":\"spotserve\",\"prompt\":\"" + PROMPTS[index % PROMPTS.length]
+                    + "\",\"max_tokens\":" + tokens + ",\"temperature\":0,\"stream\":true,"
+                    + "\"stream_options\":{\"include_usage\":true}}";
+            long start = System.nanoTime();
+            HttpResponse<InputStream> resp = http.send(HttpRequest.newBuilder(uri).timeout(Duration.ofMinutes(10))
+                    .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofInputStream());
+            if (resp.statusCode() != 200) {
+                throw new IllegalStateException("HTTP " + resp.statusCode() + ": "
+                        + new String(resp.body().readAllBytes(), StandardCharsets.UTF_8));
+            }
+            try (BufferedReader in = new BufferedReader(new InputStreamReader(resp.body(), StandardCharsets.UTF_8))) {
+                boolean first = true;
+                for (String line; (line = in.readLine()) != null; ) {
+                    if (first && line.startsWith("data: {") && line.contains("\"text\":\"")
+                            && !line.contains("\"text\":\"\"")) {
+                        ttft[index] = System.nanoTime() - start;
+                        first = false;
+                    }
+                    int at = line.indexOf("\"completion_tokens\":");
+                    if (at >= 0) {
+                        generated.addAndGet(Long.parseLong(line.substring(at + 20).split("[,}]")[0].trim()));
+                    }
+                }
+            }
+        });
     }
 }
