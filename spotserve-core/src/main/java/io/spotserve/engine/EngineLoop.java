@@ -286,7 +286,7 @@ final class EngineLoop {
                     Duration took = clock.now().minus(before);
                     iterationEstimate = smooth(iterationEstimate, took.compareTo(longestStep) >= 0 ? took : longestStep);
                 }
-                metrics.load(queue.size(), running());
+                metrics.load(queue.size(), running(), kvCacheUsage());
                 if (drainDeadline != null && (idle() || clock.now().compareTo(drainDeadline) >= 0)) {
                     shutdown();
                     return;
@@ -313,6 +313,20 @@ final class EngineLoop {
 
     private boolean idle() {
         return queue.isEmpty() && scheduled.isEmpty() && running() == 0 && inbox.isEmpty();
+    }
+
+    /** KV positions reserved by running requests over what the pipelines hold (maxBatch × seq_len each). */
+    private double kvCacheUsage() {
+        if (slots.isEmpty()) {
+            return 0;
+        }
+        long reserved = 0;
+        for (PipelineSlot s : slots) {
+            for (LiveRequest r : s.active) {
+                reserved += r.prompt.length + r.request.maxNewTokens();
+            }
+        }
+        return Math.min(1.0, reserved / ((double) slots.size() * maxBatch * config.seqLen()));
     }
 
     private int running() {
@@ -1358,7 +1372,7 @@ final class EngineLoop {
             provider.release(id);
         }
         configurationDescription = "[]";
-        metrics.load(0, 0);
+        metrics.load(0, 0, 0);
         if (ownsExecutor) {
             executor.close();
         }

@@ -31,13 +31,16 @@ import java.util.List;
  * @param onDemandCost        USD for on-demand instances
  * @param instances           every instance the engine has used, in order of acquisition, with its state now
  * @param notices             preemption notices received (a repeated notice for the same instance counts once)
+ * @param kvCacheUsage        fraction in [0, 1] of the pipelines' KV-cache capacity (B sequences of seq_len
+ *                            positions each) that running requests have reserved (prompt + maxNewTokens each)
  */
 public record EngineMetrics(Duration now, long submitted, long rejected, long completed, long failed, long cancelled,
                             int queued, int running, long generatedTokens, long restarts, long migrations, long migratedBytes,
                             Percentiles latency,
                             Percentiles timeToFirstToken, List<Reconfiguration> reconfigurations,
                             double spotInstanceHours, double onDemandInstanceHours, double spotCost,
-                            double onDemandCost, List<InstanceUsage> instances, long notices) {
+                            double onDemandCost, List<InstanceUsage> instances, long notices,
+                            double kvCacheUsage) {
 
     public EngineMetrics {
         reconfigurations = List.copyOf(reconfigurations);

@@ -33,6 +33,7 @@ final class MetricsRecorder {
     private final Map<String, Usage> usage = new LinkedHashMap<>();
 
     private long notices;
+    private double kvCacheUsage;
 
     private record Usage(Instance instance, Duration from, Duration to, boolean noticed) {
     }
@@ -86,9 +87,10 @@ final class MetricsRecorder {
         restarts += n;
     }
 
-    synchronized void load(int queued, int running) {
+    synchronized void load(int queued, int running, double kvCacheUsage) {
         this.queued = queued;
         this.running = running;
+        this.kvCacheUsage = kvCacheUsage;
     }
 
     synchronized void reconfigured(Reconfiguration r) {
@@ -142,6 +144,6 @@ final class MetricsRecorder {
         }
         return new EngineMetrics(now, submitted, rejected, completed, failed, cancelled, queued, running, generated,
                 restarts, migrations, migratedBytes, EngineMetrics.Percentiles.of(lat, samples), EngineMetrics.Percentiles.of(ttf, samples),
-                reconfigurations, spotHours, odHours, spotCost, odCost, instances, notices);
+                reconfigurations, spotHours, odHours, spotCost, odCost, instances, notices, kvCacheUsage);
     }
 }
