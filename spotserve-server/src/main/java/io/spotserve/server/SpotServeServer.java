@@ -194,13 +194,8 @@ public final class SpotServeServer implements AutoCloseable {
             }
             case "/v1/models" -> {
                 expect(method, "GET");
-                JsonObject model = new JsonObject();
-                model.addProperty("id", modelName);
-                model.addProperty("object", "model");
-                model.addProperty("created", created);
-                model.addProperty("owned_by", "spotserve");
                 JsonArray data = new JsonArray();
-                data.add(model);
+                data.add(model());
                 JsonObject o = new JsonObject();
                 o.addProperty("object", "list");
                 o.add("data", data);
@@ -216,10 +211,31 @@ public final class SpotServeServer implements AutoCloseable {
                 String id = (chat ? "chatcmpl-" : "cmpl-") + idPrefix + "-" + ids.incrementAndGet();
                 new CompletionExchange(engine, modelName, template, metrics::recordCompletion, id).run(ex, r);
             }
-            default -> throw new ApiException(404, "invalid_request_error", null, "unknown_url",
-                    "unknown URL " + method + " " + path + "; this server has /v1/completions, /v1/chat/completions, "
-                            + "/v1/models, /health and /metrics");
+            default -> {
+                if (path.startsWith("/v1/models/")) {
+                    expect(method, "GET");
+                    String id = path.substring("/v1/models/".length());
+                    if (!id.equals(modelName)) {
+                        throw new ApiException(404, "invalid_request_error", "model", "model_not_found",
+                                "the model '" + id + "' does not exist; this server serves '" + modelName + "'");
+                    }
+                    sendJson(ex, 200, model());
+                    return;
+                }
+                throw new ApiException(404, "invalid_request_error", null, "unknown_url",
+                        "unknown URL " + method + " " + path + "; this server has /v1/completions, /v1/chat/completions, "
+                                + "/v1/models, /health and /metrics");
+            }
         }
+    }
+
+    private JsonObject model() {
+        JsonObject model = new JsonObject();
+        model.addProperty("id", modelName);
+        model.addProperty("object", "model");
+        model.addProperty("created", created);
+        model.addProperty("owned_by", "spotserve");
+        return model;
     }
 
     private void health(HttpExchange ex) throws IOException {

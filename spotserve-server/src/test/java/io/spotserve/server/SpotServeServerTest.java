@@ -230,6 +230,8 @@ class SpotServeServerTest {
     @Test
     void modelsAndHealth() throws Exception {
         assertEquals(List.of("spotserve"), client.models().list().data().stream().map(m -> m.id()).toList());
+        assertEquals("spotserve", client.models().retrieve("spotserve").id());
+        assertThrows(NotFoundException.class, () -> client.models().retrieve("gpt-4o"));
         HttpResponse<String> health = raw("GET", "/health", null, null); // no key needed
         assertEquals(200, health.statusCode(), health.body());
         assertTrue(health.body().contains("\"ready\""), health.body());
