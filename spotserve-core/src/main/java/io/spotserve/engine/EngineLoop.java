@@ -122,12 +122,13 @@ final class EngineLoop {
         }
         if (closing.get()) {
             metrics.rejected();
-            throw new RequestRejectedException("engine is closing; request not accepted");
+            throw new RequestRejectedException(RequestRejectedException.Reason.CLOSING,
+                    "engine is closing; request not accepted");
         }
         if (requests.waiting.incrementAndGet() > queueCapacity) {
             requests.waiting.decrementAndGet();
             metrics.rejected();
-            throw new RequestRejectedException("admission queue is full (" + queueCapacity
+            throw new RequestRejectedException(RequestRejectedException.Reason.QUEUE_FULL, "admission queue is full (" + queueCapacity
                     + " requests waiting); retry later");
         }
         long id = nextRequestId.getAndIncrement();
@@ -167,6 +168,10 @@ final class EngineLoop {
 
     EngineMetrics metrics() {
         return metrics.snapshot(clock.now());
+    }
+
+    int contextLength() {
+        return config.seqLen();
     }
 
     String configurationDescription() {
@@ -229,7 +234,8 @@ final class EngineLoop {
                 instances.manage();
                 requests.admit(reconfigurator.slots(), reconfigurator::admits, reconfigurator.batchCap());
                 boolean worked = requests.dispatch(reconfigurator.slots(), reconfigurator::retire);
-                metrics.load(requests.queued(), RequestManager.running(reconfigurator.slots()));
+                metrics.load(requests.queued(), RequestManager.running(reconfigurator.slots()),
+                        RequestManager.kvCacheUsage(reconfigurator.slots(), reconfigurator.batchCap(), config.seqLen()));
                 if (drainDeadline != null && (idle() || clock.now().compareTo(drainDeadline) >= 0)) {
                     shutdown();
                     return;
@@ -330,7 +336,7 @@ final class EngineLoop {
         reconfigurator.closeAll();
         requests.clear();
         instances.releaseAll();
-        metrics.load(0, 0);
+        metrics.load(0, 0, 0);
         if (ownsExecutor) {
             executor.close();
         }

@@ -1,5 +1,7 @@
 package io.spotserve.engine;
 
+import io.spotserve.instance.InstanceType;
+
 import java.time.Duration;
 import java.util.List;
 
@@ -27,16 +29,41 @@ import java.util.List;
  * @param onDemandInstanceHours instance-hours of on-demand instances
  * @param spotCost            USD for spot instances
  * @param onDemandCost        USD for on-demand instances
+ * @param instances           every instance the engine has used, in order of acquisition, with its state now
+ * @param notices             preemption notices received (a repeated notice for the same instance counts once)
+ * @param kvCacheUsage        fraction in [0, 1] of the pipelines' KV-cache capacity (B sequences of seq_len
+ *                            positions each) that running requests have reserved (prompt + maxNewTokens each)
  */
 public record EngineMetrics(Duration now, long submitted, long rejected, long completed, long failed, long cancelled,
                             int queued, int running, long generatedTokens, long restarts, long migrations, long migratedBytes,
                             Percentiles latency,
                             Percentiles timeToFirstToken, List<Reconfiguration> reconfigurations,
                             double spotInstanceHours, double onDemandInstanceHours, double spotCost,
-                            double onDemandCost) {
+                            double onDemandCost, List<InstanceUsage> instances, long notices,
+                            double kvCacheUsage) {
 
     public EngineMetrics {
         reconfigurations = List.copyOf(reconfigurations);
+        instances = List.copyOf(instances);
+    }
+
+    /**
+     * One instance the engine has used.
+     *
+     * @param id     the provider's instance id
+     * @param market spot or on-demand
+     * @param state  what it is doing now
+     */
+    public record InstanceUsage(String id, InstanceType.Market market, State state) {
+        /** Where an instance is in its life, as the engine sees it. */
+        public enum State {
+            /** Serving, no notice received. */
+            RUNNING,
+            /** A preemption notice was received; it is still there until its deadline. */
+            NOTICED,
+            /** Gone: preempted, terminated or released. */
+            ENDED
+        }
     }
 
     /** Below it, {@code Duration.toNanos()} cannot overflow. */

@@ -180,6 +180,7 @@ final class InstanceManager {
             return;
         }
         r.deadline = n.deadline();
+        metrics.noticed(n.instanceId());
         LOG.info("preemption notice for {}: deadline {} (grace {})", n.instanceId(), n.deadline(), n.grace());
         ConfigPlanner.Arranged a = reconfigurator.arrange(n, requests.stepEstimate());
         Duration now = clock.now();

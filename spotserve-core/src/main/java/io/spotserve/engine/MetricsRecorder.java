@@ -32,7 +32,10 @@ final class MetricsRecorder {
     private final List<Reconfiguration> reconfigurations = new ArrayList<>();
     private final Map<String, Usage> usage = new LinkedHashMap<>();
 
-    private record Usage(Instance instance, Duration from, Duration to) {
+    private long notices;
+    private double kvCacheUsage;
+
+    private record Usage(Instance instance, Duration from, Duration to, boolean noticed) {
     }
 
     synchronized void submitted() {
@@ -84,9 +87,10 @@ final class MetricsRecorder {
         restarts += n;
     }
 
-    synchronized void load(int queued, int running) {
+    synchronized void load(int queued, int running, double kvCacheUsage) {
         this.queued = queued;
         this.running = running;
+        this.kvCacheUsage = kvCacheUsage;
     }
 
     synchronized void reconfigured(Reconfiguration r) {
@@ -94,13 +98,22 @@ final class MetricsRecorder {
     }
 
     synchronized void instanceStarted(Instance i, Duration at) {
-        usage.putIfAbsent(i.id(), new Usage(i, at, null));
+        usage.putIfAbsent(i.id(), new Usage(i, at, null, false));
     }
 
     synchronized void instanceEnded(String id, Duration at) {
         Usage u = usage.get(id);
         if (u != null && u.to == null) {
-            usage.put(id, new Usage(u.instance, u.from, at));
+            usage.put(id, new Usage(u.instance, u.from, at, u.noticed));
+        }
+    }
+
+    /** A first preemption notice for instance {@code id}. */
+    synchronized void noticed(String id) {
+        notices++;
+        Usage u = usage.get(id);
+        if (u != null) {
+            usage.put(id, new Usage(u.instance, u.from, u.to, true));
         }
     }
 
@@ -113,7 +126,11 @@ final class MetricsRecorder {
         double odHours = 0;
         double spotCost = 0;
         double odCost = 0;
+        List<EngineMetrics.InstanceUsage> instances = new ArrayList<>(usage.size());
         for (Usage u : usage.values()) {
+            instances.add(new EngineMetrics.InstanceUsage(u.instance.id(), u.instance.type().market(),
+                    u.to != null ? EngineMetrics.InstanceUsage.State.ENDED : u.noticed
+                            ? EngineMetrics.InstanceUsage.State.NOTICED : EngineMetrics.InstanceUsage.State.RUNNING));
             Duration end = u.to != null ? u.to : now;
             double hours = Math.max(0, saturatedNanos(end.minus(u.from))) / 3.6e12;
             double cost = hours * u.instance.type().pricePerHour();
@@ -127,7 +144,7 @@ final class MetricsRecorder {
         }
         return new EngineMetrics(now, submitted, rejected, completed, failed, cancelled, queued, running, generated,
                 restarts, migrations, migratedBytes, EngineMetrics.Percentiles.of(lat, samples), EngineMetrics.Percentiles.of(ttf, samples),
-                reconfigurations, spotHours, odHours, spotCost, odCost);
+                reconfigurations, spotHours, odHours, spotCost, odCost, instances, notices, kvCacheUsage);
     }
 
     /** Nanoseconds of {@code d}, saturated at Long.MAX_VALUE (a simulated clock may run centuries ahead). */

@@ -105,6 +105,11 @@ public final class ServingEngine implements AutoCloseable {
         return loop.tokenizer;
     }
 
+    /** The model's context length (seq_len): prompt tokens plus {@code maxNewTokens} may not exceed it. */
+    public int contextLength() {
+        return loop.contextLength();
+    }
+
     /** The clock the engine runs on. */
     public EngineClock clock() {
         return loop.clock;

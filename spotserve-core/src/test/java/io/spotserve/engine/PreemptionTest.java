@@ -169,6 +169,13 @@ class PreemptionTest {
             checkAll(engine, requests, futures, recorders);
             EngineMetrics m = engine.metrics();
             assertEquals(0, m.restarts(), "every request on the noticed instance moved with its KV cache");
+            assertEquals(1, m.notices(), m.toString());
+            assertEquals(2, m.instances().size(), m.instances().toString());
+            assertEquals(a.id(), m.instances().get(0).id());
+            assertEquals(InstanceType.Market.SPOT, m.instances().get(0).market());
+            // the noticed instance is gone after its deadline (or still noticed); the survivor runs unnoticed
+            assertTrue(m.instances().get(0).state() != EngineMetrics.InstanceUsage.State.RUNNING, m.instances().toString());
+            assertEquals(EngineMetrics.InstanceUsage.State.RUNNING, m.instances().get(1).state());
             Reconfiguration off = m.reconfigurations().stream().filter(r -> r.reason().contains("notice " + a.id()))
                     .findFirst().orElseThrow(() -> new AssertionError(m.reconfigurations().toString()));
             // the requests on the noticed instance's pipeline moved (those already on the survivor stayed put)

@@ -246,6 +246,8 @@ class ServingEngineTest {
         RequestRejectedException e = assertThrows(RequestRejectedException.class,
                 () -> engine.submit(GenerationRequest.of("One day", 5)));
         assertTrue(e.getMessage().contains("full") && e.getMessage().contains("3"), e.getMessage());
+        assertEquals(RequestRejectedException.Reason.QUEUE_FULL, e.reason());
+        assertEquals(512, engine.contextLength(), "stories260K's seq_len");
         engine.close();
         for (CompletableFuture<Completion> f : accepted) {
             CompletionException ce = assertThrows(CompletionException.class, f::join);
@@ -257,7 +259,9 @@ class ServingEngineTest {
         assertEquals(1, m.rejected());
         assertEquals(3, m.failed());
         assertTrue(clock.now().compareTo(Duration.ofSeconds(5)) >= 0, "drain waited its timeout on the clock");
-        assertThrows(RequestRejectedException.class, () -> engine.submit(GenerationRequest.of("One day", 5)));
+        RequestRejectedException closed = assertThrows(RequestRejectedException.class,
+                () -> engine.submit(GenerationRequest.of("One day", 5)));
+        assertEquals(RequestRejectedException.Reason.CLOSING, closed.reason());
     }
 
     @Test

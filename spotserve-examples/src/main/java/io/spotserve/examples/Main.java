@@ -61,7 +61,18 @@ public final class Main {
     }
 
     public static void main(String[] args) {
-        System.exit(run(args, System.out, System.err));
+        CommandLine cl = commands(System.out, System.err);
+        if (cl.getSubcommands().get("serve").getCommand() instanceof ServeHttpCommand serve) {
+            // Ctrl-C stops the server and the engine cleanly (only a main installs hooks)
+            Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+                try {
+                    serve.stop();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }, "spotserve-shutdown"));
+        }
+        System.exit(cl.execute(args));
     }
 
     /** The command line with every sub-command, writing results to {@code out} and errors to {@code err}. */
@@ -72,6 +83,7 @@ public final class Main {
         cl.addSubcommand(new PlanCommand(out));
         cl.addSubcommand(new ProfileCommand(out));
         cl.addSubcommand(new ServeCommand(out));
+        cl.addSubcommand(new ServeHttpCommand(out));
         cl.setExpandAtFiles(false); // a prompt may start with '@'
         cl.setOut(new PrintWriter(new OutputStreamWriter(out, StandardCharsets.UTF_8), true));
         cl.setErr(new PrintWriter(new OutputStreamWriter(err, StandardCharsets.UTF_8), true));

@@ -7,11 +7,8 @@ import io.spotserve.engine.Reconfiguration;
 import io.spotserve.engine.ServingEngine;
 import io.spotserve.engine.SystemEngineClock;
 import io.spotserve.engine.Token;
-import io.spotserve.instance.Instance;
-import io.spotserve.instance.InstanceType;
 import io.spotserve.instance.LocalInstanceProvider;
 import io.spotserve.model.LlamaCheckpoint;
-import io.spotserve.model.LlamaConfig;
 import io.spotserve.model.Tokenizer;
 import java.io.PrintStream;
 import java.time.Duration;
@@ -22,6 +19,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Flow;
 import java.util.concurrent.atomic.AtomicBoolean;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
@@ -43,16 +41,10 @@ import picocli.CommandLine.Option;
         + "reconfigurations and a metrics line.")
 final class ServeCommand implements Callable<Integer> {
     private static final String NAME = "serve-demo";
-    /** Largest --instances: a demo on one machine. */
-    static final int MAX_INSTANCES = 256;
-    /** Largest --gpus: the biggest cloud instances have 8 to 16 GPUs. */
-    static final int MAX_GPUS = 64;
     private static final String[] PROMPTS = {"Once upon a time", "The little dog", "Lily and Ben", "One day"};
 
-    @Option(names = "--instances", paramLabel = "N", description = "local spot instances (default 2, at most 256)")
-    int instances = 2;
-    @Option(names = "--gpus", paramLabel = "G", description = "devices per instance (default 2, at most 64)")
-    int gpus = 2;
+    @Mixin
+    LocalInstances local = new LocalInstances();
     @Option(names = "--requests", paramLabel = "N", description = "requests to serve (default 4, at most 10000)")
     int requests = 4;
     @Option(names = "--tokens", paramLabel = "N", description = "tokens per request (default 40)")
@@ -69,28 +61,18 @@ final class ServeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        Ranges.within(NAME, "--instances", instances, 1, MAX_INSTANCES);
-        Ranges.within(NAME, "--gpus", gpus, 1, MAX_GPUS);
         Ranges.within(NAME, "--requests", requests, 1, 10_000);
         Ranges.atLeast(NAME, "--tokens", tokens, 1);
         int grace = preemptGraceMs == null ? -1 : Ranges.atLeast(NAME, "--preempt-grace-ms", preemptGraceMs, 0);
-        if (grace >= 0 && instances < 2) {
+        if (grace >= 0 && local.instances < 2) {
             throw new UsageException("serve-demo: --preempt-grace-ms needs --instances >= 2 (someone must survive)");
         }
         BundledModel.Extracted files = BundledModel.extracted();
         LlamaCheckpoint checkpoint = LlamaCheckpoint.load(files.checkpoint());
         Tokenizer tokenizer = Tokenizer.load(files.tokenizer(), checkpoint.config().vocabSize());
-        // every device may hold a whole copy of the weights and the KV caches of a full batch (maxBatch 2)
-        LlamaConfig shape = checkpoint.config();
-        double perDevice = shape.parameterCount() * 4.0 + 2.0 * shape.seqLen() * shape.kvBytesPerPosition();
-        Ranges.fitsInHeap(NAME, "--instances " + instances + " x --gpus " + gpus, perDevice * instances * gpus);
         SystemEngineClock clock = new SystemEngineClock();
-        LocalInstanceProvider provider = new LocalInstanceProvider(clock, null);
-        InstanceType type = new InstanceType("local." + gpus + "x", gpus, 64L << 20, 1.9, InstanceType.Market.SPOT);
-        List<Instance> launched = new ArrayList<>();
-        for (int i = 0; i < instances; i++) {
-            launched.add(provider.add(type));
-        }
+        LocalInstances.Launched launched = local.launch(NAME, checkpoint.config(), 2, clock);
+        LocalInstanceProvider provider = launched.provider();
         List<CompletableFuture<Completion>> futures = new ArrayList<>();
         AtomicBoolean preempted = new AtomicBoolean(grace < 0);
         try (ServingEngine engine = ServingEngine.builder().model(checkpoint, tokenizer).instances(provider)
@@ -106,7 +88,7 @@ final class ServeCommand implements Callable<Integer> {
                     @Override
                     public void onNext(Token t) {
                         if (preempted.compareAndSet(false, true)) {
-                            provider.preempt(launched.get(0).id(), Duration.ofMillis(grace));
+                            provider.preempt(launched.instances().get(0).id(), Duration.ofMillis(grace));
                         }
                     }
 

@@ -6,10 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -30,67 +27,56 @@ class MainTest {
     @TempDir
     Path dir;
 
-    private record Result(int code, String out, String err) {
-    }
-
-    private static Result run(String... args) {
-        ByteArrayOutputStream out = new ByteArrayOutputStream();
-        ByteArrayOutputStream err = new ByteArrayOutputStream();
-        int code = Main.run(args, new PrintStream(out, true, StandardCharsets.UTF_8),
-                new PrintStream(err, true, StandardCharsets.UTF_8));
-        return new Result(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
-    }
-
     /** Runs {@code args}, which must fail fast with exit code 2 and exactly one stderr line containing {@code fragment}. */
     private static String usageError(String fragment, String... args) {
-        Result r = assertTimeoutPreemptively(Duration.ofSeconds(60), () -> run(args), String.join(" ", args));
-        String what = String.join(" ", args) + " -> " + r.err;
-        assertEquals(2, r.code, what);
-        assertEquals("", r.out, what);
-        assertTrue(r.err.endsWith("\n") && r.err.indexOf('\n') == r.err.length() - 1, "not one line: " + what);
-        assertTrue(r.err.startsWith(args[0] + ": "), what);
-        assertTrue(r.err.contains(fragment), "expected '" + fragment + "' in: " + what);
-        assertFalse(r.err.contains("Exception") || r.err.contains("http") || r.err.contains("gson"), what);
-        return r.err;
+        CliRun r = assertTimeoutPreemptively(Duration.ofSeconds(60), () -> CliRun.of(args), String.join(" ", args));
+        String what = String.join(" ", args) + " -> " + r.err();
+        assertEquals(2, r.code(), what);
+        assertEquals("", r.out(), what);
+        assertTrue(r.err().endsWith("\n") && r.err().indexOf('\n') == r.err().length() - 1, "not one line: " + what);
+        assertTrue(r.err().startsWith(args[0] + ": "), what);
+        assertTrue(r.err().contains(fragment), "expected '" + fragment + "' in: " + what);
+        assertFalse(r.err().contains("Exception") || r.err().contains("http") || r.err().contains("gson"), what);
+        return r.err();
     }
 
     @Test
     void everyCommandHasHelpListingItsOptionsAndVersion() {
         CommandLine cl = Main.commands(System.out, System.err);
-        assertEquals(List.of("generate", "replay", "plan", "profile", "serve-demo"), List.copyOf(cl.getSubcommands().keySet()));
+        assertEquals(List.of("generate", "replay", "plan", "profile", "serve-demo", "serve"), List.copyOf(cl.getSubcommands().keySet()));
         for (var e : cl.getSubcommands().entrySet()) {
-            Result help = run(e.getKey(), "--help");
-            assertEquals(0, help.code, help.err);
-            assertEquals("", help.err);
-            assertTrue(help.out.startsWith("Usage: spotserve-examples " + e.getKey()), help.out);
+            CliRun help = CliRun.of(e.getKey(), "--help");
+            assertEquals(0, help.code(), help.err());
+            assertEquals("", help.err());
+            assertTrue(help.out().startsWith("Usage: spotserve-examples " + e.getKey()), help.out());
             for (OptionSpec o : e.getValue().getCommandSpec().options()) {
-                assertTrue(help.out.contains(o.longestName()), e.getKey() + " --help lacks " + o.longestName());
+                assertTrue(help.out().contains(o.longestName()), e.getKey() + " --help lacks " + o.longestName());
             }
-            Result version = run(e.getKey(), "--version");
-            assertEquals(0, version.code, version.err);
-            assertTrue(version.out.matches("SpotServe-J \\d+\\.\\d+\\.\\d+(-SNAPSHOT)? \\(Java .*\\)\\R"), version.out);
+            CliRun version = CliRun.of(e.getKey(), "--version");
+            assertEquals(0, version.code(), version.err());
+            assertTrue(version.out().matches("SpotServe-J \\d+\\.\\d+\\.\\d+(-SNAPSHOT)? \\(Java .*\\)\\R"), version.out());
         }
-        Result top = run("--help");
-        assertEquals(0, top.code);
-        assertTrue(top.out.contains("serve-demo") && top.out.contains("replay"), top.out);
+        CliRun top = CliRun.of("--help");
+        assertEquals(0, top.code());
+        assertTrue(top.out().contains("serve-demo") && top.out().contains("replay"), top.out());
     }
 
     @Test
     void missingOrUnknownCommandIsOneLine() {
-        for (String[] args : new String[][] {{}, {"serve"}, {"--bogus"}}) {
-            Result r = run(args);
-            assertEquals(2, r.code, r.err);
-            assertEquals(1, r.err.lines().count(), r.err);
-            assertTrue(r.err.startsWith("spotserve-examples: ") && r.err.contains("generate, replay, plan, profile, "
-                    + "serve-demo") || r.err.contains("unknown option --bogus"), r.err);
+        for (String[] args : new String[][] {{}, {"serve-http"}, {"--bogus"}}) {
+            CliRun r = CliRun.of(args);
+            assertEquals(2, r.code(), r.err());
+            assertEquals(1, r.err().lines().count(), r.err());
+            assertTrue(r.err().startsWith("spotserve-examples: ") && r.err().contains("generate, replay, plan, profile, "
+                    + "serve-demo") || r.err().contains("unknown option --bogus"), r.err());
         }
     }
 
     @Test
     void serveDemoTakesKeyEqualsValue() {
-        Result r = run("serve-demo", "--instances=1", "--requests=1", "--tokens=6");
-        assertEquals(0, r.code, r.err);
-        assertTrue(r.out.contains("completed=1 "), r.out);
+        CliRun r = CliRun.of("serve-demo", "--instances=1", "--requests=1", "--tokens=6");
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains("completed=1 "), r.out());
     }
 
     @Test
