@@ -80,6 +80,19 @@ abstract class Kernels {
         }
     }
 
+    /**
+     * run.c's SwiGLU gate over {@code count} hidden units: the w1 outputs at {@code h[gateOff ..+count)}, the w3
+     * outputs at {@code h[upOff ..+count)}; writes {@code hb[o + i] = silu(w1_i) · w3_i}.
+     */
+    void swiglu(float[] h, int gateOff, int upOff, int count, float[] hb, int o) {
+        for (int i = 0; i < count; i++) {
+            float v = h[gateOff + i];
+            v *= (1.0f / (1.0f + (float) Math.exp(-v)));
+            v *= h[upOff + i];
+            hb[o + i] = v;
+        }
+    }
+
     /** run.c's softmax over {@code x[0, size)}: subtract the max, exponentiate, normalise. */
     static void softmax(float[] x, int size) {
         float max = x[0];

@@ -18,8 +18,9 @@ import java.util.Map;
  * <ul>
  *   <li>one block per local layer: rms_att [dim] | rms_ffn [dim] | wqkv [(hq+2·hkv)·hs][dim] (the shard's wq
  *       rows, then wk rows, then wv rows, so one pass computes q, k and v) | wo [dim][hq·hs] (the shard's
- *       columns of wo, contiguous per output row) | w13 [2f][dim] (w1 and w3 rows interleaved:
- *       row 2i is w1 row i, row 2i+1 is w3 row i, so a chunk of rows gives whole gated hidden units) | w2 [dim][f];</li>
+ *       columns of wo, contiguous per output row) | w13 [2f][dim] (w1 and w3 rows interleaved in blocks of
+ *       {@link #UNIT_BLOCK} hidden units: the block's w1 rows, then its w3 rows, so one chunk of rows yields whole
+ *       gated units and the gate reads w1 and w3 outputs as two contiguous runs) | w2 [dim][f];</li>
  *   <li>the four layer matrices are stored in the kernels' {@link PackedRows} layout (rows interleaved in
  *       groups of four for the vector kernels, plain rows for the scalar ones); import and export convert from
  *       and to the canonical layout, so slice bytes never depend on the kernels;</li>
@@ -33,6 +34,8 @@ import java.util.Map;
  */
 final class StageShard implements PipelinePosition {
     private static final int PARALLEL_MIN_MACS = 1 << 15;
+    /** Hidden units per w1/w3 block of the fused up-projection (even, so blocks start on packed row groups). */
+    static final int UNIT_BLOCK = 16;
 
     /** One sequence's KV cache on this position. */
     private record Kv(float[] data, int capacity) {
@@ -264,18 +267,25 @@ final class StageShard implements PipelinePosition {
             PackedRows.segment(block, offWo, dim, qDim, lanes, r, sh0 * hs, canon, o, nh * hs, importing);
             o += nh * hs;
         }
-        for (int k = 0; k < nf; k++) {                                                       // w1 rows: even
-            PackedRows.segment(block, offW13, 2 * f, dim, lanes, 2 * (sf0 + k), 0, canon, o, dim, importing);
+        for (int k = 0; k < nf; k++) {                                                       // w1 rows
+            PackedRows.segment(block, offW13, 2 * f, dim, lanes, w13Row(sf0 + k, false), 0, canon, o, dim, importing);
             o += dim;
         }
-        for (int k = 0; k < nf; k++) {                                                       // w3 rows: odd
-            PackedRows.segment(block, offW13, 2 * f, dim, lanes, 2 * (sf0 + k) + 1, 0, canon, o, dim, importing);
+        for (int k = 0; k < nf; k++) {                                                       // w3 rows
+            PackedRows.segment(block, offW13, 2 * f, dim, lanes, w13Row(sf0 + k, true), 0, canon, o, dim, importing);
             o += dim;
         }
         for (int r = 0; r < dim; r++) {                                                      // w2 columns
             PackedRows.segment(block, offW2, dim, f, lanes, r, sf0, canon, o, nf, importing);
             o += nf;
         }
+    }
+
+    /** Storage row of local hidden unit {@code u}'s w1 row (or w3 row when {@code up}) in the w13 matrix. */
+    private int w13Row(int u, boolean up) {
+        int start = u - u % UNIT_BLOCK;
+        int m = Math.min(UNIT_BLOCK, f - start);
+        return 2 * start + u % UNIT_BLOCK + (up ? m : 0);
     }
 
     private void transferKv(ContextSlice.KvCache k, float[] canon, boolean importing) {
@@ -441,8 +451,9 @@ final class StageShard implements PipelinePosition {
     }
 
     /**
-     * The fused FFN up-projection: w1 and w3 rows are interleaved (row 2i = w1 row i, row 2i+1 = w3 row i), so
-     * each chunk of rows yields whole hidden units and applies run.c's SiLU gate to them at once, in parallel.
+     * The fused FFN up-projection, one block of {@link #UNIT_BLOCK} hidden units per index: the block's w1 and w3
+     * rows are adjacent, so each chunk computes whole units and applies run.c's SiLU gate to them at once, in
+     * parallel.
      */
     private final class FfnUpTask implements WorkerPool.Body {
         float[] w;
@@ -450,22 +461,20 @@ final class StageShard implements PipelinePosition {
         @Override
         public void run(int worker, int from, int to) {
             int rows = 2 * f;
-            int unitRows = lanes == 0 ? 2 : 4;
-            int r0 = from * unitRows;
-            int r1 = Math.min(rows, to * unitRows);
+            int u0 = from * UNIT_BLOCK;
+            int u1 = Math.min(f, to * UNIT_BLOCK);
+            int r0 = 2 * u0;
+            int r1 = 2 * u1;
             if (lanes == 0) {
                 kernels.matmul(w, offW13, dim, r0, r1, xb, dim, batch, h13, 0, rows);
             } else {
                 kernels.matmulPacked(w, offW13, dim, rows, r0, r1, xb, dim, batch, h13, 0, rows);
             }
             for (int b = 0; b < batch; b++) {
-                int g = b * rows;
-                int o = b * f;
-                for (int i = r0 / 2; i < r1 / 2; i++) {
-                    float v = h13[g + 2 * i];
-                    v *= (1.0f / (1.0f + (float) Math.exp(-v)));
-                    v *= h13[g + 2 * i + 1];
-                    hb[o + i] = v;
+                for (int u = u0; u < u1; u += UNIT_BLOCK) {
+                    int m = Math.min(UNIT_BLOCK, f - u);
+                    int g = b * rows + 2 * u;
+                    kernels.swiglu(h13, g, g + m, m, hb, b * f + u);
                 }
             }
         }
@@ -503,8 +512,7 @@ final class StageShard implements PipelinePosition {
         }
         FfnUpTask t = ffnUp;
         t.w = w;
-        int unitRows = lanes == 0 ? 2 : 4;
-        pool.parallelFor((2 * f + unitRows - 1) / unitRows, 2L * f * dim * n >= PARALLEL_MIN_MACS, t);
+        pool.parallelFor((f + UNIT_BLOCK - 1) / UNIT_BLOCK, 2L * f * dim * n >= PARALLEL_MIN_MACS, t);
         t.w = null;
         layerMatmul(w, offW2, f, dim, hb, f, n, part, dim);
     }

@@ -1,6 +1,7 @@
 package io.spotserve.exec.cpu;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -13,12 +14,28 @@ import jdk.incubator.vector.VectorSpecies;
 final class VectorKernels extends Kernels {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     private static final int L = S.length();
+    /** Half-width vectors (8 floats with AVX-512): one attention head of {@code L / 2} floats per vector. */
+    private static final VectorSpecies<Float> H = FloatVector.SPECIES_PREFERRED.vectorBitSize() >= 128
+            ? VectorSpecies.of(float.class, VectorShape.forBitSize(FloatVector.SPECIES_PREFERRED.vectorBitSize() / 2))
+            : FloatVector.SPECIES_PREFERRED;
     /** Weights per row block of the packed matmul (128 KiB: L2-resident while every entry quad passes over it). */
     private static final int BLOCK_FLOATS = 32 * 1024;
 
     @Override
     String name() {
         return "vector";
+    }
+
+    /**
+     * The lanes of {@code a} summed ({@code reduceLanes(ADD)}); every horizontal sum of the matmul goes through
+     * here so that a row's result does not depend on the tile shape that computed it.
+     */
+    static float sum(FloatVector a) {
+        return a.reduceLanes(VectorOperators.ADD);
+    }
+
+    private static float sumHalf(FloatVector a) {
+        return a.reduceLanes(VectorOperators.ADD);
     }
 
     /**
@@ -110,10 +127,8 @@ final class VectorKernels extends Kernels {
         }
         int tail = n - bound;
         int t = g + 4 * bound;
-        finish(a0, w, t - bound, x, x0, bound, n, out, o);
-        finish(a1, w, t + tail - bound, x, x0, bound, n, out, o + 1);
-        finish(a2, w, t + 2 * tail - bound, x, x0, bound, n, out, o + 2);
-        finish(a3, w, t + 3 * tail - bound, x, x0, bound, n, out, o + 3);
+        finish4(a0, a1, a2, a3, w, t - bound, t + tail - bound, t + 2 * tail - bound, t + 3 * tail - bound, x, x0,
+                bound, n, out, o);
     }
 
     private static void packed4x4(float[] w, int g, int n, int bound, float[] x, int x0, int xStride, float[] out,
@@ -170,25 +185,13 @@ final class VectorKernels extends Kernels {
         int t1 = t0 + tail;
         int t2 = t1 + tail;
         int t3 = t2 + tail;
-        finish(a00, w, t0, x, x0, bound, n, out, o);
-        finish(a10, w, t1, x, x0, bound, n, out, o + 1);
-        finish(a20, w, t2, x, x0, bound, n, out, o + 2);
-        finish(a30, w, t3, x, x0, bound, n, out, o + 3);
+        finish4(a00, a10, a20, a30, w, t0, t1, t2, t3, x, x0, bound, n, out, o);
         o += outStride;
-        finish(a01, w, t0, x, x1, bound, n, out, o);
-        finish(a11, w, t1, x, x1, bound, n, out, o + 1);
-        finish(a21, w, t2, x, x1, bound, n, out, o + 2);
-        finish(a31, w, t3, x, x1, bound, n, out, o + 3);
+        finish4(a01, a11, a21, a31, w, t0, t1, t2, t3, x, x1, bound, n, out, o);
         o += outStride;
-        finish(a02, w, t0, x, x2, bound, n, out, o);
-        finish(a12, w, t1, x, x2, bound, n, out, o + 1);
-        finish(a22, w, t2, x, x2, bound, n, out, o + 2);
-        finish(a32, w, t3, x, x2, bound, n, out, o + 3);
+        finish4(a02, a12, a22, a32, w, t0, t1, t2, t3, x, x2, bound, n, out, o);
         o += outStride;
-        finish(a03, w, t0, x, x3, bound, n, out, o);
-        finish(a13, w, t1, x, x3, bound, n, out, o + 1);
-        finish(a23, w, t2, x, x3, bound, n, out, o + 2);
-        finish(a33, w, t3, x, x3, bound, n, out, o + 3);
+        finish4(a03, a13, a23, a33, w, t0, t1, t2, t3, x, x3, bound, n, out, o);
     }
 
     private static void tile4x4(float[] w, int row, int n, float[] x, int x0, int xStride, float[] out, int o,
@@ -243,25 +246,13 @@ final class VectorKernels extends Kernels {
             a32 = u.fma(v2, a32);
             a33 = u.fma(v3, a33);
         }
-        finish(a00, w, w0, x, x0, bound, n, out, o);
-        finish(a10, w, w1, x, x0, bound, n, out, o + 1);
-        finish(a20, w, w2, x, x0, bound, n, out, o + 2);
-        finish(a30, w, w3, x, x0, bound, n, out, o + 3);
+        finish4(a00, a10, a20, a30, w, w0, w1, w2, w3, x, x0, bound, n, out, o);
         o += outStride;
-        finish(a01, w, w0, x, x1, bound, n, out, o);
-        finish(a11, w, w1, x, x1, bound, n, out, o + 1);
-        finish(a21, w, w2, x, x1, bound, n, out, o + 2);
-        finish(a31, w, w3, x, x1, bound, n, out, o + 3);
+        finish4(a01, a11, a21, a31, w, w0, w1, w2, w3, x, x1, bound, n, out, o);
         o += outStride;
-        finish(a02, w, w0, x, x2, bound, n, out, o);
-        finish(a12, w, w1, x, x2, bound, n, out, o + 1);
-        finish(a22, w, w2, x, x2, bound, n, out, o + 2);
-        finish(a32, w, w3, x, x2, bound, n, out, o + 3);
+        finish4(a02, a12, a22, a32, w, w0, w1, w2, w3, x, x2, bound, n, out, o);
         o += outStride;
-        finish(a03, w, w0, x, x3, bound, n, out, o);
-        finish(a13, w, w1, x, x3, bound, n, out, o + 1);
-        finish(a23, w, w2, x, x3, bound, n, out, o + 2);
-        finish(a33, w, w3, x, x3, bound, n, out, o + 3);
+        finish4(a03, a13, a23, a33, w, w0, w1, w2, w3, x, x3, bound, n, out, o);
     }
 
     private static float dot1(float[] w, int w0, float[] x, int x0, int n) {
@@ -270,7 +261,7 @@ final class VectorKernels extends Kernels {
         for (int j = 0; j < bound; j += L) {
             a = FloatVector.fromArray(S, w, w0 + j).fma(FloatVector.fromArray(S, x, x0 + j), a);
         }
-        float s = a.reduceLanes(VectorOperators.ADD);
+        float s = sum(a);
         for (int j = bound; j < n; j++) {
             s += w[w0 + j] * x[x0 + j];
         }
@@ -280,11 +271,22 @@ final class VectorKernels extends Kernels {
     /** Lanes, then the scalar tail of one (row, entry) dot product, stored. */
     private static void finish(FloatVector acc, float[] w, int wr, float[] x, int xr, int bound, int n, float[] out,
                                int o) {
-        float s = acc.reduceLanes(VectorOperators.ADD);
+        float s = sum(acc);
         for (int j = bound; j < n; j++) {
             s += w[wr + j] * x[xr + j];
         }
         out[o] = s;
+    }
+
+    /**
+     * {@link #finish} of four rows of one entry (row i at {@code out[o + i]}, its tail at {@code w[wr_i + j]}).
+     */
+    private static void finish4(FloatVector a0, FloatVector a1, FloatVector a2, FloatVector a3, float[] w, int wr0,
+                                int wr1, int wr2, int wr3, float[] x, int xr, int bound, int n, float[] out, int o) {
+        finish(a0, w, wr0, x, xr, bound, n, out, o);
+        finish(a1, w, wr1, x, xr, bound, n, out, o + 1);
+        finish(a2, w, wr2, x, xr, bound, n, out, o + 2);
+        finish(a3, w, wr3, x, xr, bound, n, out, o + 3);
     }
 
     @Override
@@ -332,6 +334,128 @@ final class VectorKernels extends Kernels {
         }
     }
 
+    // ------------------------------------------------------------------ exp, softmax, SwiGLU
+
+    private static final float LOG2E = 1.44269504088896341f;
+    private static final float LN2_HI = 0.693359375f;
+    private static final float LN2_LO = -2.12194440e-4f;
+    /** 1.5 · 2^23: adding it rounds a float of magnitude below 2^22 to an integer held in the low mantissa bits. */
+    private static final float ROUND = 12582912f;
+    private static final int ROUND_BITS = 0x4B400000;
+    private static final float EXP_MIN = -87.3f;
+    private static final float EXP_MAX = 88.3f;
+    private static final float P5 = 1.9875691500e-4f;
+    private static final float P4 = 1.3981999507e-3f;
+    private static final float P3 = 8.3334519073e-3f;
+    private static final float P2 = 4.1665795894e-2f;
+    private static final float P1 = 1.6666665459e-1f;
+    private static final float P0 = 5.0000001201e-1f;
+
+    /**
+     * {@code e^x} in vector lanes: x clamped to [-87.3, 88.3], x = n·ln 2 + r with |r| ≤ ln 2 / 2 (Cody-Waite),
+     * e^r by a degree-7 polynomial (the Cephes coefficients, about 1 ulp), times 2^n built from the exponent
+     * bits. Only IEEE add, multiply and fused multiply-add, so every JIT tier gives the same bits, and
+     * {@link #exp(float)} is its lane-for-lane twin (tails of a loop give what a full vector would). Replaces
+     * {@code Math.exp} (about 15 ns a call here) in the softmax and the SwiGLU gate.
+     */
+    static FloatVector exp(FloatVector x) {
+        x = x.max(EXP_MIN).min(EXP_MAX);
+        FloatVector t = x.mul(LOG2E).add(ROUND);
+        FloatVector n = t.sub(ROUND);
+        FloatVector r = n.fma(FloatVector.broadcast(S, -LN2_HI), x);
+        r = n.fma(FloatVector.broadcast(S, -LN2_LO), r);
+        FloatVector p = r.fma(P5, P4);
+        p = p.fma(r, FloatVector.broadcast(S, P3));
+        p = p.fma(r, FloatVector.broadcast(S, P2));
+        p = p.fma(r, FloatVector.broadcast(S, P1));
+        p = p.fma(r, FloatVector.broadcast(S, P0));
+        FloatVector z = r.mul(r);
+        FloatVector y = p.fma(z, r).add(1f);
+        FloatVector scale = t.reinterpretAsInts().add(127 - ROUND_BITS).lanewise(VectorOperators.LSHL, 23)
+                .reinterpretAsFloats();
+        return y.mul(scale);
+    }
+
+    /** The scalar twin of {@link #exp(FloatVector)}: the same operations in the same order, the same bits. */
+    static float exp(float x) {
+        x = Math.min(Math.max(x, EXP_MIN), EXP_MAX);
+        float t = x * LOG2E + ROUND;
+        float n = t - ROUND;
+        float r = Math.fma(n, -LN2_HI, x);
+        r = Math.fma(n, -LN2_LO, r);
+        float p = Math.fma(r, P5, P4);
+        p = Math.fma(p, r, P3);
+        p = Math.fma(p, r, P2);
+        p = Math.fma(p, r, P1);
+        p = Math.fma(p, r, P0);
+        float z = r * r;
+        float y = Math.fma(p, z, r) + 1f;
+        float scale = Float.intBitsToFloat((Float.floatToRawIntBits(t) + (127 - ROUND_BITS)) << 23);
+        return y * scale;
+    }
+
+    /**
+     * run.c's softmax (subtract the max, exponentiate, divide by the sum) with {@link #exp(FloatVector)}; the
+     * sum runs over vector lanes, then the scalar tail, so it depends only on {@code size}.
+     */
+    static void softmaxVector(float[] x, int size) {
+        int bound = S.loopBound(size);
+        float max = x[0];
+        if (bound > 0) {
+            FloatVector m = FloatVector.fromArray(S, x, 0);
+            for (int j = L; j < bound; j += L) {
+                m = m.max(FloatVector.fromArray(S, x, j));
+            }
+            max = Math.max(max, m.reduceLanes(VectorOperators.MAX));
+        }
+        for (int j = bound; j < size; j++) {
+            max = Math.max(max, x[j]);
+        }
+        float sum = 0f;
+        if (bound > 0) {
+            FloatVector acc = FloatVector.zero(S);
+            for (int j = 0; j < bound; j += L) {
+                FloatVector e = exp(FloatVector.fromArray(S, x, j).sub(max));
+                e.intoArray(x, j);
+                acc = acc.add(e);
+            }
+            sum = acc.reduceLanes(VectorOperators.ADD);
+        }
+        for (int j = bound; j < size; j++) {
+            x[j] = exp(x[j] - max);
+            sum += x[j];
+        }
+        for (int j = 0; j < bound; j += L) {
+            FloatVector.fromArray(S, x, j).div(sum).intoArray(x, j);
+        }
+        for (int j = bound; j < size; j++) {
+            x[j] /= sum;
+        }
+    }
+
+    /**
+     * run.c's gate {@code v = w1·x; v *= 1 / (1 + e^-v); v *= w3·x}, L units per step with
+     * {@link #exp(FloatVector)}; the tail uses the scalar twin, so a unit's value does not depend on where in a
+     * block it sits.
+     */
+    @Override
+    void swiglu(float[] h, int gateOff, int upOff, int count, float[] hb, int o) {
+        int i = 0;
+        int bound = S.loopBound(count);
+        FloatVector one = FloatVector.broadcast(S, 1f);
+        for (; i < bound; i += L) {
+            FloatVector v = FloatVector.fromArray(S, h, gateOff + i);
+            v = v.mul(one.div(one.add(exp(v.neg()))));
+            v.mul(FloatVector.fromArray(S, h, upOff + i)).intoArray(hb, o + i);
+        }
+        for (; i < count; i++) {
+            float v = h[gateOff + i];
+            v *= (1.0f / (1.0f + exp(-v)));
+            v *= h[upOff + i];
+            hb[o + i] = v;
+        }
+    }
+
     /**
      * Heads of one, two or four vectors (64 floats with AVX-512) keep q and the output in registers across all
      * positions; other head sizes use the generic dot/axpy loop.
@@ -343,9 +467,63 @@ final class VectorKernels extends Kernels {
             attend4(q, qOff, cache, kBase, vBase, stride, len, scale, scores, out, outOff);
         } else if (hs == 2 * L) {
             attend2(q, qOff, cache, kBase, vBase, stride, len, scale, scores, out, outOff);
+        } else if (hs == L) {
+            attend1(q, qOff, cache, kBase, vBase, stride, len, scale, scores, out, outOff);
+        } else if (hs == H.length() && H.length() < L) {
+            attendHalf(q, qOff, cache, kBase, vBase, stride, len, scale, scores, out, outOff);
         } else {
-            super.attendHead(q, qOff, cache, kBase, vBase, stride, len, hs, scale, scores, out, outOff);
+            for (int t = 0; t < len; t++) {
+                scores[t] = dot(q, qOff, cache, kBase + t * stride, hs) / scale;
+            }
+            softmaxVector(scores, len);
+            java.util.Arrays.fill(out, outOff, outOff + hs, 0f);
+            for (int t = 0; t < len; t++) {
+                axpy(scores[t], cache, vBase + t * stride, out, outOff, hs);
+            }
         }
+    }
+
+    private static void attend1(float[] q, int qOff, float[] cache, int kBase, int vBase, int stride, int len,
+                                float scale, float[] scores, float[] out, int outOff) {
+        FloatVector q0 = FloatVector.fromArray(S, q, qOff);
+        for (int t = 0, k = kBase; t < len; t++, k += stride) {
+            scores[t] = sum(q0.mul(FloatVector.fromArray(S, cache, k))) / scale;
+        }
+        softmaxVector(scores, len);
+        // two accumulators (even and odd positions): half the FMA latency chain
+        FloatVector o0 = FloatVector.zero(S);
+        FloatVector o1 = FloatVector.zero(S);
+        int t = 0;
+        for (int v = vBase; t + 2 <= len; t += 2, v += 2 * stride) {
+            o0 = FloatVector.fromArray(S, cache, v).fma(FloatVector.broadcast(S, scores[t]), o0);
+            o1 = FloatVector.fromArray(S, cache, v + stride).fma(FloatVector.broadcast(S, scores[t + 1]), o1);
+        }
+        if (t < len) {
+            o0 = FloatVector.fromArray(S, cache, vBase + t * stride).fma(FloatVector.broadcast(S, scores[t]), o0);
+        }
+        o0.add(o1).intoArray(out, outOff);
+    }
+
+    /** A head of half a vector (8 floats with AVX-512, stories260K's head size). */
+    private static void attendHalf(float[] q, int qOff, float[] cache, int kBase, int vBase, int stride, int len,
+                                   float scale, float[] scores, float[] out, int outOff) {
+        FloatVector q0 = FloatVector.fromArray(H, q, qOff);
+        for (int t = 0, k = kBase; t < len; t++, k += stride) {
+            scores[t] = sumHalf(q0.mul(FloatVector.fromArray(H, cache, k))) / scale;
+        }
+        softmaxVector(scores, len);
+        // two accumulators (even and odd positions): half the FMA latency chain
+        FloatVector o0 = FloatVector.zero(H);
+        FloatVector o1 = FloatVector.zero(H);
+        int t = 0;
+        for (int v = vBase; t + 2 <= len; t += 2, v += 2 * stride) {
+            o0 = FloatVector.fromArray(H, cache, v).fma(FloatVector.broadcast(H, scores[t]), o0);
+            o1 = FloatVector.fromArray(H, cache, v + stride).fma(FloatVector.broadcast(H, scores[t + 1]), o1);
+        }
+        if (t < len) {
+            o0 = FloatVector.fromArray(H, cache, vBase + t * stride).fma(FloatVector.broadcast(H, scores[t]), o0);
+        }
+        o0.add(o1).intoArray(out, outOff);
     }
 
     private static void attend4(float[] q, int qOff, float[] cache, int kBase, int vBase, int stride, int len,
@@ -359,9 +537,9 @@ final class VectorKernels extends Kernels {
             FloatVector b = q1.mul(FloatVector.fromArray(S, cache, k + L));
             a = q2.fma(FloatVector.fromArray(S, cache, k + 2 * L), a);
             b = q3.fma(FloatVector.fromArray(S, cache, k + 3 * L), b);
-            scores[t] = a.add(b).reduceLanes(VectorOperators.ADD) / scale;
+            scores[t] = sum(a.add(b)) / scale;
         }
-        softmax(scores, len);
+        softmaxVector(scores, len);
         FloatVector o0 = FloatVector.zero(S);
         FloatVector o1 = FloatVector.zero(S);
         FloatVector o2 = FloatVector.zero(S);
@@ -386,9 +564,9 @@ final class VectorKernels extends Kernels {
         for (int t = 0, k = kBase; t < len; t++, k += stride) {
             FloatVector a = q0.mul(FloatVector.fromArray(S, cache, k));
             a = q1.fma(FloatVector.fromArray(S, cache, k + L), a);
-            scores[t] = a.reduceLanes(VectorOperators.ADD) / scale;
+            scores[t] = sum(a) / scale;
         }
-        softmax(scores, len);
+        softmaxVector(scores, len);
         FloatVector o0 = FloatVector.zero(S);
         FloatVector o1 = FloatVector.zero(S);
         for (int t = 0, v = vBase; t < len; t++, v += stride) {

@@ -123,6 +123,58 @@ class KernelsTest {
     }
 
     @Test
+    void vectorExpIsWithinTwoUlpOfMathExpAndItsScalarTwinGivesTheSameBits() throws Exception {
+        Class<?> vk = Class.forName("io.spotserve.exec.cpu.VectorKernels");
+        java.lang.reflect.Method scalarExp = vk.getDeclaredMethod("exp", float.class);
+        java.lang.reflect.Method softmax = vk.getDeclaredMethod("softmaxVector", float[].class, int.class);
+        Random r = new Random(5);
+        int n = 4099;
+        float[] x = new float[n];
+        for (int i = 0; i < n; i++) {
+            x[i] = i < 8 ? new float[] {0f, -0f, -87f, 88f, -1e-8f, 1e-8f, -20f, 20f}[i]
+                    : (float) (r.nextDouble() * 170 - 85);
+        }
+        for (int i = 0; i < n; i++) {
+            float e = (float) scalarExp.invoke(null, x[i]);
+            float want = (float) Math.exp(x[i]);
+            assertTrue(Math.abs(e - want) <= 2 * Math.ulp(want), "exp(" + x[i] + ") = " + e + ", Math.exp " + want);
+        }
+        // softmax: vector lanes and the scalar tail use the same exp; every size matches the run.c formula
+        for (int size : new int[] {1, 5, 16, 17, 100, 513}) {
+            float[] v = java.util.Arrays.copyOf(x, size);
+            float[] want = v.clone();
+            Kernels.softmax(want, size);
+            softmax.invoke(null, v, size);
+            for (int i = 0; i < size; i++) {
+                assertEquals(want[i], v[i], 2e-6f * Math.max(1e-3f, want[i]) + 1e-30f, "softmax size " + size + " at " + i);
+            }
+        }
+    }
+
+    @Test
+    void swigluAgreesWithRunCAndDoesNotDependOnWhereAChunkStarts() {
+        Random r = new Random(8);
+        int units = 173;
+        float[] h13 = random(r, 2 * units + 3);
+        for (int i = 0; i < 20; i++) {
+            h13[3 + i] *= 40; // large gates: e^-v overflows / underflows
+        }
+        float[] want = new float[units + 1];
+        float[] whole = new float[units + 1];
+        float[] pieces = new float[units + 1];
+        // gate values at h13[3 ..+units), up values at h13[3 + units ..+units)
+        scalar.swiglu(h13, 3, 3 + units, units, want, 1);
+        vector.swiglu(h13, 3, 3 + units, units, whole, 1);
+        vector.swiglu(h13, 3, 3 + units, 7, pieces, 1);
+        vector.swiglu(h13, 3 + 7, 3 + units + 7, 33, pieces, 1 + 7);
+        vector.swiglu(h13, 3 + 40, 3 + units + 40, units - 40, pieces, 1 + 40);
+        for (int i = 1; i <= units; i++) {
+            assertEquals(want[i], whole[i], 1e-6f * Math.max(1f, Math.abs(want[i])), "unit " + (i - 1));
+            assertEquals(whole[i], pieces[i], 0f, "unit " + (i - 1) + " computed in another chunk");
+        }
+    }
+
+    @Test
     void attentionHeadsAgreeForEveryHeadSize() {
         Random r = new Random(21);
         for (int hs : new int[] {8, 16, 32, 48, 64, 128}) {
