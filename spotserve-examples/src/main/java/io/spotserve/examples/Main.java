@@ -61,7 +61,9 @@ public final class Main {
     }
 
     public static void main(String[] args) {
-        System.exit(run(args, System.out, System.err));
+        // the fast path by default: without the Vector API module, run the command in a JVM that has it
+        int code = FastPathLauncher.relaunchIfNeeded(args).orElseGet(() -> run(args, System.out, System.err));
+        System.exit(code);
     }
 
     /** The command line with every sub-command, writing results to {@code out} and errors to {@code err}. */

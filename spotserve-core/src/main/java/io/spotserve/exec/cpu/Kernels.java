@@ -11,6 +11,7 @@ import org.slf4j.LoggerFactory;
 abstract class Kernels {
     private static final Logger LOG = LoggerFactory.getLogger(Kernels.class);
     static final String VECTOR_MODULE = "jdk.incubator.vector";
+    private static final java.util.concurrent.atomic.AtomicBoolean WARNED = new java.util.concurrent.atomic.AtomicBoolean();
 
     /** Whether the Vector API module is in the boot layer (the JVM was started with --add-modules). */
     static boolean vectorModulePresent() {
@@ -19,6 +20,10 @@ abstract class Kernels {
 
     /** The vector kernels when wanted and available, the scalar ones otherwise. */
     static Kernels create(boolean wantVector) {
+        if (wantVector && !vectorModulePresent() && !WARNED.getAndSet(true)) { // once per JVM
+            LOG.warn("CPU executor: the Vector API module is not loaded, so the scalar kernels run (about 2-3x "
+                    + "slower); start the JVM with --add-modules " + VECTOR_MODULE + " to use the fast vector kernels");
+        }
         if (wantVector && vectorModulePresent()) {
             try {
                 return (Kernels) Class.forName("io.spotserve.exec.cpu.VectorKernels").getDeclaredConstructor().newInstance();
