@@ -55,7 +55,7 @@ abstract class Kernels {
 
     /**
      * {@link #matmul} over a {@code rows × n} matrix stored in the {@link PackedRows} layout of
-     * {@link #packLanes()} lanes; {@code r0} must be a multiple of 4 (a group boundary).
+     * {@link #packLanes()} lanes; {@code r0} must be a multiple of {@code 4·packLanes()} (a block boundary).
      */
     void matmulPacked(float[] w, int wOff, int n, int rows, int r0, int r1, float[] x, int xStride, int batch,
                       float[] out, int outOff, int outStride) {

@@ -75,33 +75,29 @@ final class VectorKernels extends Kernels {
     }
 
     /**
-     * Over {@link PackedRows} (four rows interleaved per vector chunk): the same 4 rows × 4 entries tile and,
-     * for the entries left over (batch 1 above all), a 4 rows × 1 entry tile; both read the group as one
-     * sequential stream. Each (row, entry) dot product is summed exactly as in {@link #matmul} (one accumulator
-     * over the chunks in order, then the lanes, then the tail), so results do not depend on the batch.
+     * Over {@link PackedRows} (column-major blocks of 4·L rows): four row vectors × four batch entries per pass
+     * (16 accumulators; per column one load of each weight vector serves four entries), or four row vectors ×
+     * one entry for the entries left over (batch 1 above all). Each (row, entry) result is the fused
+     * multiply-add chain {@code acc = fma(w[r][j], x[j], acc)} over j = 0, 1, ..., n-1 from 0 in every tile shape,
+     * so it does not depend on the batch. Rows below a block boundary use {@link #dot1}, whatever the batch.
      */
     @Override
     void matmulPacked(float[] w, int wOff, int n, int rows, int r0, int r1, float[] x, int xStride, int batch,
                       float[] out, int outOff, int outStride) {
-        int full = Math.min(r1, rows - rows % 4);
-        int bound = S.loopBound(n);
-        // rows in blocks of about BLOCK_FLOATS weights: the first entry quad streams a block from memory, the
-        // others find it in L1/L2
-        int blockRows = Math.max(4, (BLOCK_FLOATS / Math.max(1, n)) & ~3);
+        int g = 4 * L;
+        int full = Math.min(r1, rows - rows % g);
+        if (r0 < full && r0 % g != 0) {
+            throw new IllegalArgumentException("packed matmul must start on a block of " + g + " rows, not " + r0);
+        }
         int r = r0;
-        for (; r < full; r += blockRows) {
-            int end = Math.min(full, r + blockRows);
+        for (; r < full; r += g) {
+            int base = wOff + r * n;
             int b = 0;
             for (; b + 4 <= batch; b += 4) {
-                for (int q = r; q < end; q += 4) {
-                    packed4x4(w, wOff + q * n, n, bound, x, b * xStride, xStride, out, outOff + b * outStride + q,
-                            outStride);
-                }
+                block4x4(w, base, n, x, b * xStride, xStride, out, outOff + b * outStride + r, outStride);
             }
             for (; b < batch; b++) {
-                for (int q = r; q < end; q += 4) {
-                    packed4x1(w, wOff + q * n, n, bound, x, b * xStride, out, outOff + b * outStride + q);
-                }
+                block4x1(w, base, n, x, b * xStride, out, outOff + b * outStride + r);
             }
         }
         r = Math.max(r0, full);
@@ -112,27 +108,26 @@ final class VectorKernels extends Kernels {
         }
     }
 
-    private static void packed4x1(float[] w, int g, int n, int bound, float[] x, int x0, float[] out, int o) {
+    private static void block4x1(float[] w, int base, int n, float[] x, int x0, float[] out, int o) {
         FloatVector a0 = FloatVector.zero(S);
         FloatVector a1 = FloatVector.zero(S);
         FloatVector a2 = FloatVector.zero(S);
         FloatVector a3 = FloatVector.zero(S);
-        for (int j = 0; j < bound; j += L) {
-            int p = g + 4 * j;
-            FloatVector v = FloatVector.fromArray(S, x, x0 + j);
+        for (int j = 0, p = base; j < n; j++, p += 4 * L) {
+            FloatVector v = FloatVector.broadcast(S, x[x0 + j]);
             a0 = FloatVector.fromArray(S, w, p).fma(v, a0);
             a1 = FloatVector.fromArray(S, w, p + L).fma(v, a1);
             a2 = FloatVector.fromArray(S, w, p + 2 * L).fma(v, a2);
             a3 = FloatVector.fromArray(S, w, p + 3 * L).fma(v, a3);
         }
-        int tail = n - bound;
-        int t = g + 4 * bound;
-        finish4(a0, a1, a2, a3, w, t - bound, t + tail - bound, t + 2 * tail - bound, t + 3 * tail - bound, x, x0,
-                bound, n, out, o);
+        a0.intoArray(out, o);
+        a1.intoArray(out, o + L);
+        a2.intoArray(out, o + 2 * L);
+        a3.intoArray(out, o + 3 * L);
     }
 
-    private static void packed4x4(float[] w, int g, int n, int bound, float[] x, int x0, int xStride, float[] out,
-                                  int o, int outStride) {
+    private static void block4x4(float[] w, int base, int n, float[] x, int x0, int xStride, float[] out, int o,
+                                 int outStride) {
         int x1 = x0 + xStride;
         int x2 = x1 + xStride;
         int x3 = x2 + xStride;
@@ -152,12 +147,11 @@ final class VectorKernels extends Kernels {
         FloatVector a31 = FloatVector.zero(S);
         FloatVector a32 = FloatVector.zero(S);
         FloatVector a33 = FloatVector.zero(S);
-        for (int j = 0; j < bound; j += L) {
-            int p = g + 4 * j;
-            FloatVector v0 = FloatVector.fromArray(S, x, x0 + j);
-            FloatVector v1 = FloatVector.fromArray(S, x, x1 + j);
-            FloatVector v2 = FloatVector.fromArray(S, x, x2 + j);
-            FloatVector v3 = FloatVector.fromArray(S, x, x3 + j);
+        for (int j = 0, p = base; j < n; j++, p += 4 * L) {
+            FloatVector v0 = FloatVector.broadcast(S, x[x0 + j]);
+            FloatVector v1 = FloatVector.broadcast(S, x[x1 + j]);
+            FloatVector v2 = FloatVector.broadcast(S, x[x2 + j]);
+            FloatVector v3 = FloatVector.broadcast(S, x[x3 + j]);
             FloatVector u = FloatVector.fromArray(S, w, p);
             a00 = u.fma(v0, a00);
             a01 = u.fma(v1, a01);
@@ -179,19 +173,25 @@ final class VectorKernels extends Kernels {
             a32 = u.fma(v2, a32);
             a33 = u.fma(v3, a33);
         }
-        // finish(acc, w, wr, ...) reads the tail at w[wr + j] for j in [bound, n): wr = tail start - bound
-        int tail = n - bound;
-        int t0 = g + 4 * bound - bound;
-        int t1 = t0 + tail;
-        int t2 = t1 + tail;
-        int t3 = t2 + tail;
-        finish4(a00, a10, a20, a30, w, t0, t1, t2, t3, x, x0, bound, n, out, o);
+        a00.intoArray(out, o);
+        a10.intoArray(out, o + L);
+        a20.intoArray(out, o + 2 * L);
+        a30.intoArray(out, o + 3 * L);
         o += outStride;
-        finish4(a01, a11, a21, a31, w, t0, t1, t2, t3, x, x1, bound, n, out, o);
+        a01.intoArray(out, o);
+        a11.intoArray(out, o + L);
+        a21.intoArray(out, o + 2 * L);
+        a31.intoArray(out, o + 3 * L);
         o += outStride;
-        finish4(a02, a12, a22, a32, w, t0, t1, t2, t3, x, x2, bound, n, out, o);
+        a02.intoArray(out, o);
+        a12.intoArray(out, o + L);
+        a22.intoArray(out, o + 2 * L);
+        a32.intoArray(out, o + 3 * L);
         o += outStride;
-        finish4(a03, a13, a23, a33, w, t0, t1, t2, t3, x, x3, bound, n, out, o);
+        a03.intoArray(out, o);
+        a13.intoArray(out, o + L);
+        a23.intoArray(out, o + 2 * L);
+        a33.intoArray(out, o + 3 * L);
     }
 
     private static void tile4x4(float[] w, int row, int n, float[] x, int x0, int xStride, float[] out, int o,
