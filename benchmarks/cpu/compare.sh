@@ -70,7 +70,7 @@ for r in $(seq 1 "$ROUNDS"); do
     if [ $have_runc = 1 ]; then
       if cmp -s "$OUT/java-25M.txt" "$OUT/runc-25M.txt"; then rec greedy_text_equal "$t" "$r" 1; else rec greedy_text_equal "$t" "$r" 0; fi
     fi
-    java -jar "$BJAR" CpuDecode $JMH_ARGS -p threads="$t" -p vector=true -p batch=1,8 -p model=25M,stories260K \
+    java -Djmh.ignoreLock=true -jar "$BJAR" CpuDecode $JMH_ARGS -p threads="$t" -p vector=true -p batch=1,8 -p model=25M,stories260K \
       -jvmArgsAppend "--add-modules jdk.incubator.vector -Xmx2g -Dspotserve.shared.dir=$SHARED" -rf csv -rff "$OUT/jmh.csv" > "$OUT/jmh.log" 2>&1
     if grep -q "Vector API module is not loaded" "$OUT/jmh.log"; then
       echo "JMH ran the scalar kernels (see $OUT/jmh.log): numbers not comparable" >&2

@@ -6,10 +6,14 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * Vector API kernels: FMA over {@link FloatVector#SPECIES_PREFERRED} lanes; the matmul is register-tiled four
- * rows × four batch entries so each loaded weight vector feeds four sequences (this reuse is what makes batched
- * decode cheaper per token than batch 1) and sixteen independent chains hide the FMA latency. Summation order differs from run.c, within
- * float rounding. Loaded only reflectively by {@link Kernels#create}.
+ * Vector API kernels: FMA over {@link FloatVector#SPECIES_PREFERRED} lanes. The packed matmul is register-tiled
+ * four row vectors × four batch entries over column-major blocks ({@link PackedRows}), so each loaded weight
+ * vector feeds four sequences (this reuse is what makes batched decode cheaper per token than batch 1) and
+ * sixteen independent chains hide the FMA latency. Summation order differs from run.c, within float rounding.
+ * Loaded only reflectively by {@link Kernels#create}.
+ *
+ * <p>JDK 17 note, measured: a Vector API value passed to or returned from a call that C2 does not inline is
+ * boxed (an allocation per operation, 10-30× slower); keep kernels small enough to be compiled whole.
  */
 final class VectorKernels extends Kernels {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
@@ -39,32 +43,19 @@ final class VectorKernels extends Kernels {
     }
 
     /**
-     * Register-tiled: four weight rows × four batch entries per pass (16 independent FMA chains, each weight
-     * vector loaded once for four entries, each input vector once for four rows). Every (row, entry) dot
-     * product is summed the same way in every tile shape (one accumulator over the vector chunks in order,
-     * then the lanes, then the scalar tail), so an entry's result never depends on the batch it ran in.
+     * Plain rows (matrices below {@link StageShard#PACK_MIN_COLUMNS} columns, and the classifier): one dot
+     * product per (row, entry). A 4-row × 4-entry register tile over plain rows was dropped: with its sixteen
+     * lane sums inlined, C2 no longer inlined the Vector API calls of its loop and boxed every vector (12 MB
+     * allocated per stories260K batch-8 step, measured with {@code -prof gc}); these rows are small enough to
+     * stay in L1 for every entry.
      */
     @Override
     void matmul(float[] w, int wOff, int n, int r0, int r1, float[] x, int xStride, int batch,
                 float[] out, int outOff, int outStride) {
-        int r = r0;
-        for (; r + 4 <= r1; r += 4) {
-            int b = 0;
-            for (; b + 4 <= batch; b += 4) {
-                tile4x4(w, wOff + r * n, n, x, b * xStride, xStride, out, outOff + b * outStride + r, outStride);
-            }
-            for (; b < batch; b++) { // one row at a time: a single sequential stream, best for batch 1
-                int o = outOff + b * outStride + r;
-                int row = wOff + r * n;
-                out[o] = dot1(w, row, x, b * xStride, n);
-                out[o + 1] = dot1(w, row + n, x, b * xStride, n);
-                out[o + 2] = dot1(w, row + 2 * n, x, b * xStride, n);
-                out[o + 3] = dot1(w, row + 3 * n, x, b * xStride, n);
-            }
-        }
-        for (; r < r1; r++) {
+        for (int r = r0; r < r1; r++) {
+            int row = wOff + r * n;
             for (int b = 0; b < batch; b++) {
-                out[outOff + b * outStride + r] = dot1(w, wOff + r * n, x, b * xStride, n);
+                out[outOff + b * outStride + r] = dot1(w, row, x, b * xStride, n);
             }
         }
     }
@@ -194,67 +185,6 @@ final class VectorKernels extends Kernels {
         a33.intoArray(out, o + 3 * L);
     }
 
-    private static void tile4x4(float[] w, int row, int n, float[] x, int x0, int xStride, float[] out, int o,
-                                int outStride) {
-        int w0 = row;
-        int w1 = row + n;
-        int w2 = w1 + n;
-        int w3 = w2 + n;
-        int x1 = x0 + xStride;
-        int x2 = x1 + xStride;
-        int x3 = x2 + xStride;
-        FloatVector a00 = FloatVector.zero(S);
-        FloatVector a01 = FloatVector.zero(S);
-        FloatVector a02 = FloatVector.zero(S);
-        FloatVector a03 = FloatVector.zero(S);
-        FloatVector a10 = FloatVector.zero(S);
-        FloatVector a11 = FloatVector.zero(S);
-        FloatVector a12 = FloatVector.zero(S);
-        FloatVector a13 = FloatVector.zero(S);
-        FloatVector a20 = FloatVector.zero(S);
-        FloatVector a21 = FloatVector.zero(S);
-        FloatVector a22 = FloatVector.zero(S);
-        FloatVector a23 = FloatVector.zero(S);
-        FloatVector a30 = FloatVector.zero(S);
-        FloatVector a31 = FloatVector.zero(S);
-        FloatVector a32 = FloatVector.zero(S);
-        FloatVector a33 = FloatVector.zero(S);
-        int bound = S.loopBound(n);
-        for (int j = 0; j < bound; j += L) {
-            FloatVector v0 = FloatVector.fromArray(S, x, x0 + j);
-            FloatVector v1 = FloatVector.fromArray(S, x, x1 + j);
-            FloatVector v2 = FloatVector.fromArray(S, x, x2 + j);
-            FloatVector v3 = FloatVector.fromArray(S, x, x3 + j);
-            FloatVector u = FloatVector.fromArray(S, w, w0 + j);
-            a00 = u.fma(v0, a00);
-            a01 = u.fma(v1, a01);
-            a02 = u.fma(v2, a02);
-            a03 = u.fma(v3, a03);
-            u = FloatVector.fromArray(S, w, w1 + j);
-            a10 = u.fma(v0, a10);
-            a11 = u.fma(v1, a11);
-            a12 = u.fma(v2, a12);
-            a13 = u.fma(v3, a13);
-            u = FloatVector.fromArray(S, w, w2 + j);
-            a20 = u.fma(v0, a20);
-            a21 = u.fma(v1, a21);
-            a22 = u.fma(v2, a22);
-            a23 = u.fma(v3, a23);
-            u = FloatVector.fromArray(S, w, w3 + j);
-            a30 = u.fma(v0, a30);
-            a31 = u.fma(v1, a31);
-            a32 = u.fma(v2, a32);
-            a33 = u.fma(v3, a33);
-        }
-        finish4(a00, a10, a20, a30, w, w0, w1, w2, w3, x, x0, bound, n, out, o);
-        o += outStride;
-        finish4(a01, a11, a21, a31, w, w0, w1, w2, w3, x, x1, bound, n, out, o);
-        o += outStride;
-        finish4(a02, a12, a22, a32, w, w0, w1, w2, w3, x, x2, bound, n, out, o);
-        o += outStride;
-        finish4(a03, a13, a23, a33, w, w0, w1, w2, w3, x, x3, bound, n, out, o);
-    }
-
     private static float dot1(float[] w, int w0, float[] x, int x0, int n) {
         FloatVector a = FloatVector.zero(S);
         int bound = S.loopBound(n);
@@ -268,26 +198,7 @@ final class VectorKernels extends Kernels {
         return s;
     }
 
-    /** Lanes, then the scalar tail of one (row, entry) dot product, stored. */
-    private static void finish(FloatVector acc, float[] w, int wr, float[] x, int xr, int bound, int n, float[] out,
-                               int o) {
-        float s = sum(acc);
-        for (int j = bound; j < n; j++) {
-            s += w[wr + j] * x[xr + j];
-        }
-        out[o] = s;
-    }
 
-    /**
-     * {@link #finish} of four rows of one entry (row i at {@code out[o + i]}, its tail at {@code w[wr_i + j]}).
-     */
-    private static void finish4(FloatVector a0, FloatVector a1, FloatVector a2, FloatVector a3, float[] w, int wr0,
-                                int wr1, int wr2, int wr3, float[] x, int xr, int bound, int n, float[] out, int o) {
-        finish(a0, w, wr0, x, xr, bound, n, out, o);
-        finish(a1, w, wr1, x, xr, bound, n, out, o + 1);
-        finish(a2, w, wr2, x, xr, bound, n, out, o + 2);
-        finish(a3, w, wr3, x, xr, bound, n, out, o + 3);
-    }
 
     @Override
     float dot(float[] a, int aOff, float[] b, int bOff, int n) {
