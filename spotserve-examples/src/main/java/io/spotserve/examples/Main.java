@@ -61,6 +61,11 @@ public final class Main {
     }
 
     public static void main(String[] args) {
+        // the fast path by default: without the Vector API module, run the command in a JVM that has it
+        var relaunched = FastPathLauncher.relaunchIfNeeded(args);
+        if (relaunched.isPresent()) {
+            System.exit(relaunched.get());
+        }
         CommandLine cl = commands(System.out, System.err);
         if (cl.getSubcommands().get("serve").getCommand() instanceof ServeHttpCommand serve) {
             // Ctrl-C stops the server and the engine cleanly (only a main installs hooks)

@@ -14,10 +14,17 @@ import java.util.List;
 public final class CpuExecutor extends AbstractExecutor<CpuDevice, CpuPipeline> {
     private final Kernels kernels;
     private final WorkerPool pool;
+    private final int packMinColumns;
 
     /** An executor with the given options; the vector kernels are used when allowed and the module is present. */
     public CpuExecutor(ExecutorOptions options) {
+        this(options, StageShard.PACK_MIN_COLUMNS);
+    }
+
+    /** Tests: vector-kernel layer matrices with at least {@code packMinColumns} columns use the packed layout. */
+    CpuExecutor(ExecutorOptions options, int packMinColumns) {
         super(options, CpuDevice.class);
+        this.packMinColumns = packMinColumns;
         this.kernels = Kernels.create(options.useVector());
         this.pool = new WorkerPool(options.threads(), "spotserve-cpu");
     }
@@ -34,6 +41,10 @@ public final class CpuExecutor extends AbstractExecutor<CpuDevice, CpuPipeline> 
 
     Kernels kernels() {
         return kernels;
+    }
+
+    int packMinColumns() {
+        return packMinColumns;
     }
 
     WorkerPool pool() {

@@ -29,7 +29,7 @@ final class CpuPipeline extends AbstractPipeline<StageShard> {
         for (int p = 0; p < layout.stages(); p++) {
             for (int m = 0; m < layout.shards(); m++) {
                 shards[p][m] = new StageShard(layout, p, m, devices.get(p * layout.shards() + m), executor.kernels(),
-                        executor.pool(), rope, maxBatch);
+                        executor.pool(), rope, maxBatch, executor.packMinColumns());
             }
         }
         return shards;

@@ -11,6 +11,7 @@ import org.slf4j.LoggerFactory;
 abstract class Kernels {
     private static final Logger LOG = LoggerFactory.getLogger(Kernels.class);
     static final String VECTOR_MODULE = "jdk.incubator.vector";
+    private static final java.util.concurrent.atomic.AtomicBoolean WARNED = new java.util.concurrent.atomic.AtomicBoolean();
 
     /** Whether the Vector API module is in the boot layer (the JVM was started with --add-modules). */
     static boolean vectorModulePresent() {
@@ -19,6 +20,10 @@ abstract class Kernels {
 
     /** The vector kernels when wanted and available, the scalar ones otherwise. */
     static Kernels create(boolean wantVector) {
+        if (wantVector && !vectorModulePresent() && !WARNED.getAndSet(true)) { // once per JVM
+            LOG.warn("CPU executor: the Vector API module is not loaded, so the scalar kernels run (about 2-3x "
+                    + "slower); start the JVM with --add-modules " + VECTOR_MODULE + " to use the fast vector kernels");
+        }
         if (wantVector && vectorModulePresent()) {
             try {
                 return (Kernels) Class.forName("io.spotserve.exec.cpu.VectorKernels").getDeclaredConstructor().newInstance();
@@ -50,7 +55,7 @@ abstract class Kernels {
 
     /**
      * {@link #matmul} over a {@code rows × n} matrix stored in the {@link PackedRows} layout of
-     * {@link #packLanes()} lanes; {@code r0} must be a multiple of 4 (a group boundary).
+     * {@link #packLanes()} lanes; {@code r0} must be a multiple of {@code 4·packLanes()} (a block boundary).
      */
     void matmulPacked(float[] w, int wOff, int n, int rows, int r0, int r1, float[] x, int xStride, int batch,
                       float[] out, int outOff, int outStride) {
@@ -77,6 +82,19 @@ abstract class Kernels {
         java.util.Arrays.fill(out, outOff, outOff + hs, 0f);
         for (int t = 0; t < len; t++) {
             axpy(scores[t], cache, vBase + t * stride, out, outOff, hs);
+        }
+    }
+
+    /**
+     * run.c's SwiGLU gate over {@code count} hidden units: the w1 outputs at {@code h[gateOff ..+count)}, the w3
+     * outputs at {@code h[upOff ..+count)}; writes {@code hb[o + i] = silu(w1_i) · w3_i}.
+     */
+    void swiglu(float[] h, int gateOff, int upOff, int count, float[] hb, int o) {
+        for (int i = 0; i < count; i++) {
+            float v = h[gateOff + i];
+            v *= (1.0f / (1.0f + (float) Math.exp(-v)));
+            v *= h[upOff + i];
+            hb[o + i] = v;
         }
     }
 

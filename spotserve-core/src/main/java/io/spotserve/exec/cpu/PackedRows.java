@@ -2,19 +2,23 @@ package io.spotserve.exec.cpu;
 
 /**
  * The weight layout the vector matmul reads: a row-major matrix of {@code rows × n} floats whose rows are
- * interleaved in groups of four, so that the 4-row register tile reads one sequential stream (the hardware
- * prefetcher follows one stream far better than four streams {@code n} floats apart; on the benchmark machine
- * the 4-row tile ran at 7.5 GB/s over plain rows and at DRAM speed over packed ones).
- *
- * <p>A full group g (rows 4g..4g+3) occupies the same {@code 4n} floats the plain rows would, at the same
- * offset: first, for each vector chunk c of {@code lanes} columns below {@code bound = n - n % lanes}, the
- * chunk of row 0, row 1, row 2, row 3 ({@code 4·lanes} floats); then the {@code n - bound} tail columns of
- * row 0, row 1, row 2, row 3. The last {@code rows % 4} rows stay plain. {@code lanes = 0} means no packing
- * (the scalar kernels' plain layout). Packing is a permutation inside the matrix, so any row segment can be
- * copied in or out on its own (partial slice import / export stays exact).
+ * stored in column-major blocks of {@code 4·lanes} rows. A full block (rows {@code b..b+4·lanes}) occupies the
+ * same {@code 4·lanes·n} floats the plain rows would, at the same offset, as {@code n} columns of
+ * {@code 4·lanes} floats: element (r, j) at {@code matOff + b·n + j·4·lanes + (r - b)}. The matmul then keeps
+ * four vectors of rows in registers and adds {@code column_j · x[j]} for j = 0, 1, ...: every lane is one row, so
+ * there is no horizontal sum at all (JDK 17 compiles {@code reduceLanes(ADD)} as an ordered chain of scalar
+ * adds, which dominated small matrices), and the weights are read as one sequential stream. The last
+ * {@code rows % (4·lanes)} rows stay plain. {@code lanes = 0} means no packing (the scalar kernels' plain
+ * layout). Packing is a permutation inside the matrix, so any row segment can be copied in or out on its own
+ * (partial slice import / export stays exact).
  */
 final class PackedRows {
     private PackedRows() {
+    }
+
+    /** Rows per column-major block for {@code lanes}-float vectors (0: plain rows). */
+    static int blockRows(int lanes) {
+        return 4 * lanes;
     }
 
     /**
@@ -23,25 +27,19 @@ final class PackedRows {
      */
     static void segment(float[] store, int matOff, int rows, int n, int lanes, int r, int j0, float[] canon,
                         int canonOff, int len, boolean importing) {
-        if (lanes == 0 || r >= rows - rows % 4) {
+        int g = blockRows(lanes);
+        if (lanes == 0 || r >= rows - rows % g) {
             copy(store, matOff + r * n + j0, canon, canonOff, len, importing);
             return;
         }
-        int base = matOff + (r & ~3) * n;
-        int i = r & 3;
-        int bound = n - n % lanes;
-        int j = j0;
-        int end = j0 + len;
-        while (j < end) {
-            if (j < bound) {
-                int chunkEnd = Math.min(end, (j / lanes + 1) * lanes);
-                copy(store, base + (j / lanes) * 4 * lanes + i * lanes + j % lanes, canon, canonOff + (j - j0),
-                        chunkEnd - j, importing);
-                j = chunkEnd;
-            } else {
-                copy(store, base + 4 * bound + i * (n - bound) + (j - bound), canon, canonOff + (j - j0), end - j,
-                        importing);
-                j = end;
+        int at = matOff + (r - r % g) * n + r % g + j0 * g;
+        if (importing) {
+            for (int k = 0; k < len; k++, at += g) {
+                store[at] = canon[canonOff + k];
+            }
+        } else {
+            for (int k = 0; k < len; k++, at += g) {
+                canon[canonOff + k] = store[at];
             }
         }
     }

@@ -1,18 +1,27 @@
 package io.spotserve.exec.cpu;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * Vector API kernels: FMA over {@link FloatVector#SPECIES_PREFERRED} lanes; the matmul is register-tiled four
- * rows × four batch entries so each loaded weight vector feeds four sequences (this reuse is what makes batched
- * decode cheaper per token than batch 1) and sixteen independent chains hide the FMA latency. Summation order differs from run.c, within
- * float rounding. Loaded only reflectively by {@link Kernels#create}.
+ * Vector API kernels: FMA over {@link FloatVector#SPECIES_PREFERRED} lanes. The packed matmul is register-tiled
+ * four row vectors × four batch entries over column-major blocks ({@link PackedRows}), so each loaded weight
+ * vector feeds four sequences (this reuse is what makes batched decode cheaper per token than batch 1) and
+ * sixteen independent chains hide the FMA latency. Summation order differs from run.c, within float rounding.
+ * Loaded only reflectively by {@link Kernels#create}.
+ *
+ * <p>JDK 17 note, measured: a Vector API value passed to or returned from a call that C2 does not inline is
+ * boxed (an allocation per operation, 10-30× slower); keep kernels small enough to be compiled whole.
  */
 final class VectorKernels extends Kernels {
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     private static final int L = S.length();
+    /** Half-width vectors (8 floats with AVX-512): one attention head of {@code L / 2} floats per vector. */
+    private static final VectorSpecies<Float> H = FloatVector.SPECIES_PREFERRED.vectorBitSize() >= 128
+            ? VectorSpecies.of(float.class, VectorShape.forBitSize(FloatVector.SPECIES_PREFERRED.vectorBitSize() / 2))
+            : FloatVector.SPECIES_PREFERRED;
     /** Weights per row block of the packed matmul (128 KiB: L2-resident while every entry quad passes over it). */
     private static final int BLOCK_FLOATS = 32 * 1024;
 
@@ -22,32 +31,31 @@ final class VectorKernels extends Kernels {
     }
 
     /**
-     * Register-tiled: four weight rows × four batch entries per pass (16 independent FMA chains, each weight
-     * vector loaded once for four entries, each input vector once for four rows). Every (row, entry) dot
-     * product is summed the same way in every tile shape (one accumulator over the vector chunks in order,
-     * then the lanes, then the scalar tail), so an entry's result never depends on the batch it ran in.
+     * The lanes of {@code a} summed ({@code reduceLanes(ADD)}); every horizontal sum of the matmul goes through
+     * here so that a row's result does not depend on the tile shape that computed it.
+     */
+    static float sum(FloatVector a) {
+        return a.reduceLanes(VectorOperators.ADD);
+    }
+
+    private static float sumHalf(FloatVector a) {
+        return a.reduceLanes(VectorOperators.ADD);
+    }
+
+    /**
+     * Plain rows (matrices below {@link StageShard#PACK_MIN_COLUMNS} columns, and the classifier): one dot
+     * product per (row, entry). A 4-row × 4-entry register tile over plain rows was dropped: with its sixteen
+     * lane sums inlined, C2 no longer inlined the Vector API calls of its loop and boxed every vector (12 MB
+     * allocated per stories260K batch-8 step, measured with {@code -prof gc}); these rows are small enough to
+     * stay in L1 for every entry.
      */
     @Override
     void matmul(float[] w, int wOff, int n, int r0, int r1, float[] x, int xStride, int batch,
                 float[] out, int outOff, int outStride) {
-        int r = r0;
-        for (; r + 4 <= r1; r += 4) {
-            int b = 0;
-            for (; b + 4 <= batch; b += 4) {
-                tile4x4(w, wOff + r * n, n, x, b * xStride, xStride, out, outOff + b * outStride + r, outStride);
-            }
-            for (; b < batch; b++) { // one row at a time: a single sequential stream, best for batch 1
-                int o = outOff + b * outStride + r;
-                int row = wOff + r * n;
-                out[o] = dot1(w, row, x, b * xStride, n);
-                out[o + 1] = dot1(w, row + n, x, b * xStride, n);
-                out[o + 2] = dot1(w, row + 2 * n, x, b * xStride, n);
-                out[o + 3] = dot1(w, row + 3 * n, x, b * xStride, n);
-            }
-        }
-        for (; r < r1; r++) {
+        for (int r = r0; r < r1; r++) {
+            int row = wOff + r * n;
             for (int b = 0; b < batch; b++) {
-                out[outOff + b * outStride + r] = dot1(w, wOff + r * n, x, b * xStride, n);
+                out[outOff + b * outStride + r] = dot1(w, row, x, b * xStride, n);
             }
         }
     }
@@ -58,33 +66,29 @@ final class VectorKernels extends Kernels {
     }
 
     /**
-     * Over {@link PackedRows} (four rows interleaved per vector chunk): the same 4 rows × 4 entries tile and,
-     * for the entries left over (batch 1 above all), a 4 rows × 1 entry tile; both read the group as one
-     * sequential stream. Each (row, entry) dot product is summed exactly as in {@link #matmul} (one accumulator
-     * over the chunks in order, then the lanes, then the tail), so results do not depend on the batch.
+     * Over {@link PackedRows} (column-major blocks of 4·L rows): four row vectors × four batch entries per pass
+     * (16 accumulators; per column one load of each weight vector serves four entries), or four row vectors ×
+     * one entry for the entries left over (batch 1 above all). Each (row, entry) result is the fused
+     * multiply-add chain {@code acc = fma(w[r][j], x[j], acc)} over j = 0, 1, ..., n-1 from 0 in every tile shape,
+     * so it does not depend on the batch. Rows below a block boundary use {@link #dot1}, whatever the batch.
      */
     @Override
     void matmulPacked(float[] w, int wOff, int n, int rows, int r0, int r1, float[] x, int xStride, int batch,
                       float[] out, int outOff, int outStride) {
-        int full = Math.min(r1, rows - rows % 4);
-        int bound = S.loopBound(n);
-        // rows in blocks of about BLOCK_FLOATS weights: the first entry quad streams a block from memory, the
-        // others find it in L1/L2
-        int blockRows = Math.max(4, (BLOCK_FLOATS / Math.max(1, n)) & ~3);
+        int g = 4 * L;
+        int full = Math.min(r1, rows - rows % g);
+        if (r0 < full && r0 % g != 0) {
+            throw new IllegalArgumentException("packed matmul must start on a block of " + g + " rows, not " + r0);
+        }
         int r = r0;
-        for (; r < full; r += blockRows) {
-            int end = Math.min(full, r + blockRows);
+        for (; r < full; r += g) {
+            int base = wOff + r * n;
             int b = 0;
             for (; b + 4 <= batch; b += 4) {
-                for (int q = r; q < end; q += 4) {
-                    packed4x4(w, wOff + q * n, n, bound, x, b * xStride, xStride, out, outOff + b * outStride + q,
-                            outStride);
-                }
+                block4x4(w, base, n, x, b * xStride, xStride, out, outOff + b * outStride + r, outStride);
             }
             for (; b < batch; b++) {
-                for (int q = r; q < end; q += 4) {
-                    packed4x1(w, wOff + q * n, n, bound, x, b * xStride, out, outOff + b * outStride + q);
-                }
+                block4x1(w, base, n, x, b * xStride, out, outOff + b * outStride + r);
             }
         }
         r = Math.max(r0, full);
@@ -95,29 +99,26 @@ final class VectorKernels extends Kernels {
         }
     }
 
-    private static void packed4x1(float[] w, int g, int n, int bound, float[] x, int x0, float[] out, int o) {
+    private static void block4x1(float[] w, int base, int n, float[] x, int x0, float[] out, int o) {
         FloatVector a0 = FloatVector.zero(S);
         FloatVector a1 = FloatVector.zero(S);
         FloatVector a2 = FloatVector.zero(S);
         FloatVector a3 = FloatVector.zero(S);
-        for (int j = 0; j < bound; j += L) {
-            int p = g + 4 * j;
-            FloatVector v = FloatVector.fromArray(S, x, x0 + j);
+        for (int j = 0, p = base; j < n; j++, p += 4 * L) {
+            FloatVector v = FloatVector.broadcast(S, x[x0 + j]);
             a0 = FloatVector.fromArray(S, w, p).fma(v, a0);
             a1 = FloatVector.fromArray(S, w, p + L).fma(v, a1);
             a2 = FloatVector.fromArray(S, w, p + 2 * L).fma(v, a2);
             a3 = FloatVector.fromArray(S, w, p + 3 * L).fma(v, a3);
         }
-        int tail = n - bound;
-        int t = g + 4 * bound;
-        finish(a0, w, t - bound, x, x0, bound, n, out, o);
-        finish(a1, w, t + tail - bound, x, x0, bound, n, out, o + 1);
-        finish(a2, w, t + 2 * tail - bound, x, x0, bound, n, out, o + 2);
-        finish(a3, w, t + 3 * tail - bound, x, x0, bound, n, out, o + 3);
+        a0.intoArray(out, o);
+        a1.intoArray(out, o + L);
+        a2.intoArray(out, o + 2 * L);
+        a3.intoArray(out, o + 3 * L);
     }
 
-    private static void packed4x4(float[] w, int g, int n, int bound, float[] x, int x0, int xStride, float[] out,
-                                  int o, int outStride) {
+    private static void block4x4(float[] w, int base, int n, float[] x, int x0, int xStride, float[] out, int o,
+                                 int outStride) {
         int x1 = x0 + xStride;
         int x2 = x1 + xStride;
         int x3 = x2 + xStride;
@@ -137,12 +138,11 @@ final class VectorKernels extends Kernels {
         FloatVector a31 = FloatVector.zero(S);
         FloatVector a32 = FloatVector.zero(S);
         FloatVector a33 = FloatVector.zero(S);
-        for (int j = 0; j < bound; j += L) {
-            int p = g + 4 * j;
-            FloatVector v0 = FloatVector.fromArray(S, x, x0 + j);
-            FloatVector v1 = FloatVector.fromArray(S, x, x1 + j);
-            FloatVector v2 = FloatVector.fromArray(S, x, x2 + j);
-            FloatVector v3 = FloatVector.fromArray(S, x, x3 + j);
+        for (int j = 0, p = base; j < n; j++, p += 4 * L) {
+            FloatVector v0 = FloatVector.broadcast(S, x[x0 + j]);
+            FloatVector v1 = FloatVector.broadcast(S, x[x1 + j]);
+            FloatVector v2 = FloatVector.broadcast(S, x[x2 + j]);
+            FloatVector v3 = FloatVector.broadcast(S, x[x3 + j]);
             FloatVector u = FloatVector.fromArray(S, w, p);
             a00 = u.fma(v0, a00);
             a01 = u.fma(v1, a01);
@@ -164,104 +164,25 @@ final class VectorKernels extends Kernels {
             a32 = u.fma(v2, a32);
             a33 = u.fma(v3, a33);
         }
-        // finish(acc, w, wr, ...) reads the tail at w[wr + j] for j in [bound, n): wr = tail start - bound
-        int tail = n - bound;
-        int t0 = g + 4 * bound - bound;
-        int t1 = t0 + tail;
-        int t2 = t1 + tail;
-        int t3 = t2 + tail;
-        finish(a00, w, t0, x, x0, bound, n, out, o);
-        finish(a10, w, t1, x, x0, bound, n, out, o + 1);
-        finish(a20, w, t2, x, x0, bound, n, out, o + 2);
-        finish(a30, w, t3, x, x0, bound, n, out, o + 3);
+        a00.intoArray(out, o);
+        a10.intoArray(out, o + L);
+        a20.intoArray(out, o + 2 * L);
+        a30.intoArray(out, o + 3 * L);
         o += outStride;
-        finish(a01, w, t0, x, x1, bound, n, out, o);
-        finish(a11, w, t1, x, x1, bound, n, out, o + 1);
-        finish(a21, w, t2, x, x1, bound, n, out, o + 2);
-        finish(a31, w, t3, x, x1, bound, n, out, o + 3);
+        a01.intoArray(out, o);
+        a11.intoArray(out, o + L);
+        a21.intoArray(out, o + 2 * L);
+        a31.intoArray(out, o + 3 * L);
         o += outStride;
-        finish(a02, w, t0, x, x2, bound, n, out, o);
-        finish(a12, w, t1, x, x2, bound, n, out, o + 1);
-        finish(a22, w, t2, x, x2, bound, n, out, o + 2);
-        finish(a32, w, t3, x, x2, bound, n, out, o + 3);
+        a02.intoArray(out, o);
+        a12.intoArray(out, o + L);
+        a22.intoArray(out, o + 2 * L);
+        a32.intoArray(out, o + 3 * L);
         o += outStride;
-        finish(a03, w, t0, x, x3, bound, n, out, o);
-        finish(a13, w, t1, x, x3, bound, n, out, o + 1);
-        finish(a23, w, t2, x, x3, bound, n, out, o + 2);
-        finish(a33, w, t3, x, x3, bound, n, out, o + 3);
-    }
-
-    private static void tile4x4(float[] w, int row, int n, float[] x, int x0, int xStride, float[] out, int o,
-                                int outStride) {
-        int w0 = row;
-        int w1 = row + n;
-        int w2 = w1 + n;
-        int w3 = w2 + n;
-        int x1 = x0 + xStride;
-        int x2 = x1 + xStride;
-        int x3 = x2 + xStride;
-        FloatVector a00 = FloatVector.zero(S);
-        FloatVector a01 = FloatVector.zero(S);
-        FloatVector a02 = FloatVector.zero(S);
-        FloatVector a03 = FloatVector.zero(S);
-        FloatVector a10 = FloatVector.zero(S);
-        FloatVector a11 = FloatVector.zero(S);
-        FloatVector a12 = FloatVector.zero(S);
-        FloatVector a13 = FloatVector.zero(S);
-        FloatVector a20 = FloatVector.zero(S);
-        FloatVector a21 = FloatVector.zero(S);
-        FloatVector a22 = FloatVector.zero(S);
-        FloatVector a23 = FloatVector.zero(S);
-        FloatVector a30 = FloatVector.zero(S);
-        FloatVector a31 = FloatVector.zero(S);
-        FloatVector a32 = FloatVector.zero(S);
-        FloatVector a33 = FloatVector.zero(S);
-        int bound = S.loopBound(n);
-        for (int j = 0; j < bound; j += L) {
-            FloatVector v0 = FloatVector.fromArray(S, x, x0 + j);
-            FloatVector v1 = FloatVector.fromArray(S, x, x1 + j);
-            FloatVector v2 = FloatVector.fromArray(S, x, x2 + j);
-            FloatVector v3 = FloatVector.fromArray(S, x, x3 + j);
-            FloatVector u = FloatVector.fromArray(S, w, w0 + j);
-            a00 = u.fma(v0, a00);
-            a01 = u.fma(v1, a01);
-            a02 = u.fma(v2, a02);
-            a03 = u.fma(v3, a03);
-            u = FloatVector.fromArray(S, w, w1 + j);
-            a10 = u.fma(v0, a10);
-            a11 = u.fma(v1, a11);
-            a12 = u.fma(v2, a12);
-            a13 = u.fma(v3, a13);
-            u = FloatVector.fromArray(S, w, w2 + j);
-            a20 = u.fma(v0, a20);
-            a21 = u.fma(v1, a21);
-            a22 = u.fma(v2, a22);
-            a23 = u.fma(v3, a23);
-            u = FloatVector.fromArray(S, w, w3 + j);
-            a30 = u.fma(v0, a30);
-            a31 = u.fma(v1, a31);
-            a32 = u.fma(v2, a32);
-            a33 = u.fma(v3, a33);
-        }
-        finish(a00, w, w0, x, x0, bound, n, out, o);
-        finish(a10, w, w1, x, x0, bound, n, out, o + 1);
-        finish(a20, w, w2, x, x0, bound, n, out, o + 2);
-        finish(a30, w, w3, x, x0, bound, n, out, o + 3);
-        o += outStride;
-        finish(a01, w, w0, x, x1, bound, n, out, o);
-        finish(a11, w, w1, x, x1, bound, n, out, o + 1);
-        finish(a21, w, w2, x, x1, bound, n, out, o + 2);
-        finish(a31, w, w3, x, x1, bound, n, out, o + 3);
-        o += outStride;
-        finish(a02, w, w0, x, x2, bound, n, out, o);
-        finish(a12, w, w1, x, x2, bound, n, out, o + 1);
-        finish(a22, w, w2, x, x2, bound, n, out, o + 2);
-        finish(a32, w, w3, x, x2, bound, n, out, o + 3);
-        o += outStride;
-        finish(a03, w, w0, x, x3, bound, n, out, o);
-        finish(a13, w, w1, x, x3, bound, n, out, o + 1);
-        finish(a23, w, w2, x, x3, bound, n, out, o + 2);
-        finish(a33, w, w3, x, x3, bound, n, out, o + 3);
+        a03.intoArray(out, o);
+        a13.intoArray(out, o + L);
+        a23.intoArray(out, o + 2 * L);
+        a33.intoArray(out, o + 3 * L);
     }
 
     private static float dot1(float[] w, int w0, float[] x, int x0, int n) {
@@ -270,22 +191,14 @@ final class VectorKernels extends Kernels {
         for (int j = 0; j < bound; j += L) {
             a = FloatVector.fromArray(S, w, w0 + j).fma(FloatVector.fromArray(S, x, x0 + j), a);
         }
-        float s = a.reduceLanes(VectorOperators.ADD);
+        float s = sum(a);
         for (int j = bound; j < n; j++) {
             s += w[w0 + j] * x[x0 + j];
         }
         return s;
     }
 
-    /** Lanes, then the scalar tail of one (row, entry) dot product, stored. */
-    private static void finish(FloatVector acc, float[] w, int wr, float[] x, int xr, int bound, int n, float[] out,
-                               int o) {
-        float s = acc.reduceLanes(VectorOperators.ADD);
-        for (int j = bound; j < n; j++) {
-            s += w[wr + j] * x[xr + j];
-        }
-        out[o] = s;
-    }
+
 
     @Override
     float dot(float[] a, int aOff, float[] b, int bOff, int n) {
@@ -332,6 +245,128 @@ final class VectorKernels extends Kernels {
         }
     }
 
+    // ------------------------------------------------------------------ exp, softmax, SwiGLU
+
+    private static final float LOG2E = 1.44269504088896341f;
+    private static final float LN2_HI = 0.693359375f;
+    private static final float LN2_LO = -2.12194440e-4f;
+    /** 1.5 · 2^23: adding it rounds a float of magnitude below 2^22 to an integer held in the low mantissa bits. */
+    private static final float ROUND = 12582912f;
+    private static final int ROUND_BITS = 0x4B400000;
+    private static final float EXP_MIN = -87.3f;
+    private static final float EXP_MAX = 88.3f;
+    private static final float P5 = 1.9875691500e-4f;
+    private static final float P4 = 1.3981999507e-3f;
+    private static final float P3 = 8.3334519073e-3f;
+    private static final float P2 = 4.1665795894e-2f;
+    private static final float P1 = 1.6666665459e-1f;
+    private static final float P0 = 5.0000001201e-1f;
+
+    /**
+     * {@code e^x} in vector lanes: x clamped to [-87.3, 88.3], x = n·ln 2 + r with |r| ≤ ln 2 / 2 (Cody-Waite),
+     * e^r by a degree-7 polynomial (the Cephes coefficients, about 1 ulp), times 2^n built from the exponent
+     * bits. Only IEEE add, multiply and fused multiply-add, so every JIT tier gives the same bits, and
+     * {@link #exp(float)} is its lane-for-lane twin (tails of a loop give what a full vector would). Replaces
+     * {@code Math.exp} (about 15 ns a call here) in the softmax and the SwiGLU gate.
+     */
+    static FloatVector exp(FloatVector x) {
+        x = x.max(EXP_MIN).min(EXP_MAX);
+        FloatVector t = x.mul(LOG2E).add(ROUND);
+        FloatVector n = t.sub(ROUND);
+        FloatVector r = n.fma(FloatVector.broadcast(S, -LN2_HI), x);
+        r = n.fma(FloatVector.broadcast(S, -LN2_LO), r);
+        FloatVector p = r.fma(P5, P4);
+        p = p.fma(r, FloatVector.broadcast(S, P3));
+        p = p.fma(r, FloatVector.broadcast(S, P2));
+        p = p.fma(r, FloatVector.broadcast(S, P1));
+        p = p.fma(r, FloatVector.broadcast(S, P0));
+        FloatVector z = r.mul(r);
+        FloatVector y = p.fma(z, r).add(1f);
+        FloatVector scale = t.reinterpretAsInts().add(127 - ROUND_BITS).lanewise(VectorOperators.LSHL, 23)
+                .reinterpretAsFloats();
+        return y.mul(scale);
+    }
+
+    /** The scalar twin of {@link #exp(FloatVector)}: the same operations in the same order, the same bits. */
+    static float exp(float x) {
+        x = Math.min(Math.max(x, EXP_MIN), EXP_MAX);
+        float t = x * LOG2E + ROUND;
+        float n = t - ROUND;
+        float r = Math.fma(n, -LN2_HI, x);
+        r = Math.fma(n, -LN2_LO, r);
+        float p = Math.fma(r, P5, P4);
+        p = Math.fma(p, r, P3);
+        p = Math.fma(p, r, P2);
+        p = Math.fma(p, r, P1);
+        p = Math.fma(p, r, P0);
+        float z = r * r;
+        float y = Math.fma(p, z, r) + 1f;
+        float scale = Float.intBitsToFloat((Float.floatToRawIntBits(t) + (127 - ROUND_BITS)) << 23);
+        return y * scale;
+    }
+
+    /**
+     * run.c's softmax (subtract the max, exponentiate, divide by the sum) with {@link #exp(FloatVector)}; the
+     * sum runs over vector lanes, then the scalar tail, so it depends only on {@code size}.
+     */
+    static void softmaxVector(float[] x, int size) {
+        int bound = S.loopBound(size);
+        float max = x[0];
+        if (bound > 0) {
+            FloatVector m = FloatVector.fromArray(S, x, 0);
+            for (int j = L; j < bound; j += L) {
+                m = m.max(FloatVector.fromArray(S, x, j));
+            }
+            max = Math.max(max, m.reduceLanes(VectorOperators.MAX));
+        }
+        for (int j = bound; j < size; j++) {
+            max = Math.max(max, x[j]);
+        }
+        float sum = 0f;
+        if (bound > 0) {
+            FloatVector acc = FloatVector.zero(S);
+            for (int j = 0; j < bound; j += L) {
+                FloatVector e = exp(FloatVector.fromArray(S, x, j).sub(max));
+                e.intoArray(x, j);
+                acc = acc.add(e);
+            }
+            sum = acc.reduceLanes(VectorOperators.ADD);
+        }
+        for (int j = bound; j < size; j++) {
+            x[j] = exp(x[j] - max);
+            sum += x[j];
+        }
+        for (int j = 0; j < bound; j += L) {
+            FloatVector.fromArray(S, x, j).div(sum).intoArray(x, j);
+        }
+        for (int j = bound; j < size; j++) {
+            x[j] /= sum;
+        }
+    }
+
+    /**
+     * run.c's gate {@code v = w1·x; v *= 1 / (1 + e^-v); v *= w3·x}, L units per step with
+     * {@link #exp(FloatVector)}; the tail uses the scalar twin, so a unit's value does not depend on where in a
+     * block it sits.
+     */
+    @Override
+    void swiglu(float[] h, int gateOff, int upOff, int count, float[] hb, int o) {
+        int i = 0;
+        int bound = S.loopBound(count);
+        FloatVector one = FloatVector.broadcast(S, 1f);
+        for (; i < bound; i += L) {
+            FloatVector v = FloatVector.fromArray(S, h, gateOff + i);
+            v = v.mul(one.div(one.add(exp(v.neg()))));
+            v.mul(FloatVector.fromArray(S, h, upOff + i)).intoArray(hb, o + i);
+        }
+        for (; i < count; i++) {
+            float v = h[gateOff + i];
+            v *= (1.0f / (1.0f + exp(-v)));
+            v *= h[upOff + i];
+            hb[o + i] = v;
+        }
+    }
+
     /**
      * Heads of one, two or four vectors (64 floats with AVX-512) keep q and the output in registers across all
      * positions; other head sizes use the generic dot/axpy loop.
@@ -343,9 +378,63 @@ final class VectorKernels extends Kernels {
             attend4(q, qOff, cache, kBase, vBase, stride, len, scale, scores, out, outOff);
         } else if (hs == 2 * L) {
             attend2(q, qOff, cache, kBase, vBase, stride, len, scale, scores, out, outOff);
+        } else if (hs == L) {
+            attend1(q, qOff, cache, kBase, vBase, stride, len, scale, scores, out, outOff);
+        } else if (hs == H.length() && H.length() < L) {
+            attendHalf(q, qOff, cache, kBase, vBase, stride, len, scale, scores, out, outOff);
         } else {
-            super.attendHead(q, qOff, cache, kBase, vBase, stride, len, hs, scale, scores, out, outOff);
+            for (int t = 0; t < len; t++) {
+                scores[t] = dot(q, qOff, cache, kBase + t * stride, hs) / scale;
+            }
+            softmaxVector(scores, len);
+            java.util.Arrays.fill(out, outOff, outOff + hs, 0f);
+            for (int t = 0; t < len; t++) {
+                axpy(scores[t], cache, vBase + t * stride, out, outOff, hs);
+            }
         }
+    }
+
+    private static void attend1(float[] q, int qOff, float[] cache, int kBase, int vBase, int stride, int len,
+                                float scale, float[] scores, float[] out, int outOff) {
+        FloatVector q0 = FloatVector.fromArray(S, q, qOff);
+        for (int t = 0, k = kBase; t < len; t++, k += stride) {
+            scores[t] = sum(q0.mul(FloatVector.fromArray(S, cache, k))) / scale;
+        }
+        softmaxVector(scores, len);
+        // two accumulators (even and odd positions): half the FMA latency chain
+        FloatVector o0 = FloatVector.zero(S);
+        FloatVector o1 = FloatVector.zero(S);
+        int t = 0;
+        for (int v = vBase; t + 2 <= len; t += 2, v += 2 * stride) {
+            o0 = FloatVector.fromArray(S, cache, v).fma(FloatVector.broadcast(S, scores[t]), o0);
+            o1 = FloatVector.fromArray(S, cache, v + stride).fma(FloatVector.broadcast(S, scores[t + 1]), o1);
+        }
+        if (t < len) {
+            o0 = FloatVector.fromArray(S, cache, vBase + t * stride).fma(FloatVector.broadcast(S, scores[t]), o0);
+        }
+        o0.add(o1).intoArray(out, outOff);
+    }
+
+    /** A head of half a vector (8 floats with AVX-512, stories260K's head size). */
+    private static void attendHalf(float[] q, int qOff, float[] cache, int kBase, int vBase, int stride, int len,
+                                   float scale, float[] scores, float[] out, int outOff) {
+        FloatVector q0 = FloatVector.fromArray(H, q, qOff);
+        for (int t = 0, k = kBase; t < len; t++, k += stride) {
+            scores[t] = sumHalf(q0.mul(FloatVector.fromArray(H, cache, k))) / scale;
+        }
+        softmaxVector(scores, len);
+        // two accumulators (even and odd positions): half the FMA latency chain
+        FloatVector o0 = FloatVector.zero(H);
+        FloatVector o1 = FloatVector.zero(H);
+        int t = 0;
+        for (int v = vBase; t + 2 <= len; t += 2, v += 2 * stride) {
+            o0 = FloatVector.fromArray(H, cache, v).fma(FloatVector.broadcast(H, scores[t]), o0);
+            o1 = FloatVector.fromArray(H, cache, v + stride).fma(FloatVector.broadcast(H, scores[t + 1]), o1);
+        }
+        if (t < len) {
+            o0 = FloatVector.fromArray(H, cache, vBase + t * stride).fma(FloatVector.broadcast(H, scores[t]), o0);
+        }
+        o0.add(o1).intoArray(out, outOff);
     }
 
     private static void attend4(float[] q, int qOff, float[] cache, int kBase, int vBase, int stride, int len,
@@ -359,9 +448,9 @@ final class VectorKernels extends Kernels {
             FloatVector b = q1.mul(FloatVector.fromArray(S, cache, k + L));
             a = q2.fma(FloatVector.fromArray(S, cache, k + 2 * L), a);
             b = q3.fma(FloatVector.fromArray(S, cache, k + 3 * L), b);
-            scores[t] = a.add(b).reduceLanes(VectorOperators.ADD) / scale;
+            scores[t] = sum(a.add(b)) / scale;
         }
-        softmax(scores, len);
+        softmaxVector(scores, len);
         FloatVector o0 = FloatVector.zero(S);
         FloatVector o1 = FloatVector.zero(S);
         FloatVector o2 = FloatVector.zero(S);
@@ -386,9 +475,9 @@ final class VectorKernels extends Kernels {
         for (int t = 0, k = kBase; t < len; t++, k += stride) {
             FloatVector a = q0.mul(FloatVector.fromArray(S, cache, k));
             a = q1.fma(FloatVector.fromArray(S, cache, k + L), a);
-            scores[t] = a.reduceLanes(VectorOperators.ADD) / scale;
+            scores[t] = sum(a) / scale;
         }
-        softmax(scores, len);
+        softmaxVector(scores, len);
         FloatVector o0 = FloatVector.zero(S);
         FloatVector o1 = FloatVector.zero(S);
         for (int t = 0, v = vBase; t < len; t++, v += stride) {

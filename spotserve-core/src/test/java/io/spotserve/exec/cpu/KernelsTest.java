@@ -74,13 +74,13 @@ class KernelsTest {
     }
 
     @Test
-    void packedRowsRoundTripAndPackedMatmulEqualsPlainMatmulBitForBit() {
+    void packedRowsRoundTripAndPackedMatmulIsTheFmaChainPerRowWhateverTheBatch() {
         Random r = new Random(17);
         int lanes = vector.packLanes();
         assertTrue(lanes > 0, "vector kernels pack their weights");
         assertEquals(0, scalar.packLanes());
         for (int n : new int[] {1, 7, lanes, 43, 64, 100, 172, 517}) {
-            for (int rows : new int[] {1, 3, 4, 5, 8, 13, 40}) {
+            for (int rows : new int[] {1, 3, 5, 13, 4 * lanes, 4 * lanes + 7, 8 * lanes + 3}) {
                 int wOff = r.nextInt(5);
                 float[] plain = random(r, wOff + rows * n);
                 // pack whole rows in one call
@@ -109,9 +109,21 @@ class KernelsTest {
                     int outStride = rows + 1;
                     float[] want = new float[batch * outStride];
                     float[] got = new float[batch * outStride];
+                    // reference: rows in full packed blocks are fma(w, x, acc) over j = 0.. from 0 (an independent
+                    // scalar loop); the rows after the last full block are the plain vector matmul's
+                    int g = 4 * lanes;
                     vector.matmul(plain, wOff, n, 0, rows, x, n, batch, want, 1, outStride);
-                    // in two calls split at a group boundary, as the worker pool splits it
-                    int split = Math.min(rows, 4 * r.nextInt(rows / 4 + 1));
+                    for (int b = 0; b < batch; b++) {
+                        for (int row = 0; row < rows - rows % g; row++) {
+                            float acc = 0f;
+                            for (int j = 0; j < n; j++) {
+                                acc = Math.fma(plain[wOff + row * n + j], x[b * n + j], acc);
+                            }
+                            want[1 + b * outStride + row] = acc;
+                        }
+                    }
+                    // in two calls split at a block boundary, as the worker pool splits it
+                    int split = Math.min(rows, g * r.nextInt(rows / g + 1));
                     vector.matmulPacked(packed, wOff, n, rows, 0, split, x, n, batch, got, 1, outStride);
                     vector.matmulPacked(packed, wOff, n, rows, split, rows, x, n, batch, got, 1, outStride);
                     for (int i = 0; i < want.length; i++) {
@@ -119,6 +131,58 @@ class KernelsTest {
                     }
                 }
             }
+        }
+    }
+
+    @Test
+    void vectorExpIsWithinTwoUlpOfMathExpAndItsScalarTwinGivesTheSameBits() throws Exception {
+        Class<?> vk = Class.forName("io.spotserve.exec.cpu.VectorKernels");
+        java.lang.reflect.Method scalarExp = vk.getDeclaredMethod("exp", float.class);
+        java.lang.reflect.Method softmax = vk.getDeclaredMethod("softmaxVector", float[].class, int.class);
+        Random r = new Random(5);
+        int n = 4099;
+        float[] x = new float[n];
+        for (int i = 0; i < n; i++) {
+            x[i] = i < 8 ? new float[] {0f, -0f, -87f, 88f, -1e-8f, 1e-8f, -20f, 20f}[i]
+                    : (float) (r.nextDouble() * 170 - 85);
+        }
+        for (int i = 0; i < n; i++) {
+            float e = (float) scalarExp.invoke(null, x[i]);
+            float want = (float) Math.exp(x[i]);
+            assertTrue(Math.abs(e - want) <= 2 * Math.ulp(want), "exp(" + x[i] + ") = " + e + ", Math.exp " + want);
+        }
+        // softmax: vector lanes and the scalar tail use the same exp; every size matches the run.c formula
+        for (int size : new int[] {1, 5, 16, 17, 100, 513}) {
+            float[] v = java.util.Arrays.copyOf(x, size);
+            float[] want = v.clone();
+            Kernels.softmax(want, size);
+            softmax.invoke(null, v, size);
+            for (int i = 0; i < size; i++) {
+                assertEquals(want[i], v[i], 2e-6f * Math.max(1e-3f, want[i]) + 1e-30f, "softmax size " + size + " at " + i);
+            }
+        }
+    }
+
+    @Test
+    void swigluAgreesWithRunCAndDoesNotDependOnWhereAChunkStarts() {
+        Random r = new Random(8);
+        int units = 173;
+        float[] h13 = random(r, 2 * units + 3);
+        for (int i = 0; i < 20; i++) {
+            h13[3 + i] *= 40; // large gates: e^-v overflows / underflows
+        }
+        float[] want = new float[units + 1];
+        float[] whole = new float[units + 1];
+        float[] pieces = new float[units + 1];
+        // gate values at h13[3 ..+units), up values at h13[3 + units ..+units)
+        scalar.swiglu(h13, 3, 3 + units, units, want, 1);
+        vector.swiglu(h13, 3, 3 + units, units, whole, 1);
+        vector.swiglu(h13, 3, 3 + units, 7, pieces, 1);
+        vector.swiglu(h13, 3 + 7, 3 + units + 7, 33, pieces, 1 + 7);
+        vector.swiglu(h13, 3 + 40, 3 + units + 40, units - 40, pieces, 1 + 40);
+        for (int i = 1; i <= units; i++) {
+            assertEquals(want[i], whole[i], 1e-6f * Math.max(1f, Math.abs(want[i])), "unit " + (i - 1));
+            assertEquals(whole[i], pieces[i], 0f, "unit " + (i - 1) + " computed in another chunk");
         }
     }
 

@@ -1,0 +1,181 @@
+package io.spotserve.examples;
+
+import java.io.IOException;
+import java.lang.management.ManagementFactory;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+
+/**
+ * Makes {@code java -jar spotserve-examples.jar ...} run the CPU executor's Vector API kernels without any flag:
+ * when the JVM was started without the {@code jdk.incubator.vector} module, the main re-launches itself once in
+ * a child JVM with {@code --add-modules jdk.incubator.vector} (and the parent's own JVM options), forwarding
+ * standard input, output, error and the exit code.
+ *
+ * <p>Why a re-launch: the module must be in the boot layer, which only the command line decides, and a jar
+ * manifest cannot add it. A launcher script or {@code JDK_JAVA_OPTIONS} would work only for users who go
+ * through them; the re-launch works for the exact commands the README shows, from a fresh clone. It costs one
+ * extra JVM start (tens of milliseconds), which the class-data-sharing archive below more than pays back.
+ *
+ * <p>Class-data sharing: the child uses a dynamic AppCDS archive of the classes a run loads, kept beside the
+ * jar ({@code spotserve-examples.jsa}, or in {@code java.io.tmpdir} when that folder is read-only). The first
+ * run without an archive writes it at exit ({@code -XX:ArchiveClassesAtExit}, into a temporary file renamed
+ * into place, so concurrent first runs never see a half-written archive); later runs map it
+ * ({@code -XX:SharedArchiveFile}), which shortens start-up. An archive older than the jar (rebuilt) is
+ * written anew. Only for class paths made of jar files (the JVM refuses to archive with class folders).
+ *
+ * <p>Unless the command line picks a collector, the child uses the serial collector (see the comment at its
+ * flag).
+ *
+ * <p>Opt-outs: {@code -Dspotserve.relaunch=false} (then the scalar kernels run and the executor logs one WARN
+ * line saying how to enable the fast path), {@code -Dspotserve.cds=false} (no archive). A JVM that already has
+ * the module never re-launches.
+ */
+final class FastPathLauncher {
+    static final String MODULE = "jdk.incubator.vector";
+    /** Set in the child so that it never re-launches again. */
+    static final String RELAUNCHED = "spotserve.relaunched";
+
+    private FastPathLauncher() {
+    }
+
+    /**
+     * Runs the command in a child JVM with the Vector API module when this JVM lacks it; returns the child's
+     * exit code, or empty when this JVM should run the command itself.
+     */
+    static Optional<Integer> relaunchIfNeeded(String[] args) {
+        if (ModuleLayer.boot().findModule(MODULE).isPresent()
+                || Boolean.getBoolean(RELAUNCHED)
+                || "false".equalsIgnoreCase(System.getProperty("spotserve.relaunch"))) {
+            return Optional.empty();
+        }
+        Optional<String> java = ProcessHandle.current().info().command();
+        String classPath = System.getProperty("java.class.path");
+        if (java.isEmpty() || classPath == null || classPath.isEmpty()) {
+            return Optional.empty(); // cannot tell how we were started: run here (scalar, with the WARN line)
+        }
+        List<String> cmd = new ArrayList<>();
+        cmd.add(java.get());
+        cmd.add("--add-modules");
+        cmd.add(MODULE);
+        cmd.add("-D" + RELAUNCHED + "=true");
+        List<String> inherited = ManagementFactory.getRuntimeMXBean().getInputArguments();
+        if (inherited.stream().noneMatch(a -> a.matches("-XX:[+-]Use\\w*GC"))) {
+            // a CLI run holds one model and short-lived garbage: the serial collector keeps the heap (and the
+            // peak RSS) near the live size, about half of G1's on the 25M model, and starts faster
+            cmd.add("-XX:+UseSerialGC");
+        }
+        for (String a : inherited) {
+            if (!a.startsWith("-XX:SharedArchiveFile") && !a.startsWith("-XX:ArchiveClassesAtExit")) {
+                cmd.add(a);
+            }
+        }
+        Path archive = null;
+        Path pending = null;
+        if (!"false".equalsIgnoreCase(System.getProperty("spotserve.cds")) && onlyJars(classPath)) {
+            archive = archivePath(classPath);
+            if (archive != null && Files.isRegularFile(archive) && newerThanClassPath(archive, classPath)) {
+                cmd.add("-XX:SharedArchiveFile=" + archive);
+                cmd.add("-Xlog:cds=off");
+                cmd.add("-Xlog:cds+dynamic=off");
+            } else if (archive != null) {
+                pending = archive.resolveSibling(archive.getFileName() + "." + ProcessHandle.current().pid() + ".tmp");
+                cmd.add("-XX:ArchiveClassesAtExit=" + pending);
+                cmd.add("-Xlog:cds=off");
+                cmd.add("-Xlog:cds+dynamic=off");
+            }
+        }
+        cmd.add("-cp");
+        cmd.add(classPath);
+        cmd.add(Main.class.getName());
+        cmd.addAll(List.of(args));
+        Process child;
+        try {
+            child = new ProcessBuilder(cmd).inheritIO().start();
+        } catch (IOException e) {
+            return Optional.empty();
+        }
+        Thread reaper = new Thread(child::destroy, "spotserve-relaunch-reaper");
+        Runtime.getRuntime().addShutdownHook(reaper);
+        int code;
+        try {
+            code = child.waitFor();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            child.destroy();
+            code = 130;
+        }
+        try {
+            Runtime.getRuntime().removeShutdownHook(reaper);
+        } catch (IllegalStateException ignored) {
+            // shutting down already
+        }
+        if (pending != null) {
+            try {
+                if (code == 0 && Files.size(pending) > 0) {
+                    Files.move(pending, archive, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+                }
+            } catch (IOException ignored) {
+                // another run may have won the race; the archive is an optimisation only
+            } finally {
+                try {
+                    Files.deleteIfExists(pending);
+                } catch (IOException ignored) {
+                    // nothing to clean
+                }
+            }
+        }
+        return Optional.of(code);
+    }
+
+    /** Whether every class path entry is a jar file (the JVM refuses to archive with class folders). */
+    static boolean onlyJars(String classPath) {
+        for (String entry : classPath.split(System.getProperty("path.separator"))) {
+            if (!entry.endsWith(".jar") || !Files.isRegularFile(Path.of(entry))) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** Whether the archive was written after every jar of the class path (a rebuilt jar makes it stale). */
+    private static boolean newerThanClassPath(Path archive, String classPath) {
+        try {
+            long made = Files.getLastModifiedTime(archive).toMillis();
+            for (String entry : classPath.split(System.getProperty("path.separator"))) {
+                Path p = Path.of(entry);
+                if (Files.exists(p) && Files.getLastModifiedTime(p).toMillis() > made) {
+                    return false;
+                }
+            }
+            return true;
+        } catch (IOException e) {
+            return false;
+        }
+    }
+
+    /**
+     * Where the archive for this class path lives: beside the jar when the class path is one writable jar,
+     * otherwise in the temp folder under a name derived from the class path; null when no place is writable.
+     */
+    static Path archivePath(String classPath) {
+        String sep = System.getProperty("path.separator");
+        if (!classPath.contains(sep) && classPath.endsWith(".jar")) {
+            Path jar = Path.of(classPath).toAbsolutePath();
+            Path dir = jar.getParent();
+            String name = jar.getFileName().toString();
+            if (dir != null && Files.isWritable(dir)) {
+                return dir.resolve(name.substring(0, name.length() - 4) + ".jsa");
+            }
+        }
+        Path tmp = Path.of(System.getProperty("java.io.tmpdir"));
+        if (!Files.isWritable(tmp)) {
+            return null;
+        }
+        String key = Integer.toHexString((classPath + System.getProperty("java.version")).hashCode());
+        return tmp.resolve("spotserve-" + key + ".jsa");
+    }
+}
