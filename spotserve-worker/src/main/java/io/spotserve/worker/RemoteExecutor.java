@@ -1,5 +1,6 @@
 package io.spotserve.worker;
 
+import io.grpc.Context;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
@@ -164,15 +165,27 @@ public final class RemoteExecutor implements Executor {
     <T> T call(List<RemoteInstanceProvider.WorkerLink> involved, RemoteInstanceProvider.WorkerLink target,
                Function<ManagedChannel, T> rpc) {
         requireLive(involved, null);
+        // the call is cancelled as soon as any worker it involves is declared dead (a step waiting on a hung
+        // downstream stage fails then, not at its deadline)
+        Context.CancellableContext ctx = Context.ROOT.withCancellation();
+        Context.CancellationListener onDeath = dead -> ctx.cancel(dead.cancellationCause());
+        for (RemoteInstanceProvider.WorkerLink w : involved) {
+            w.calls.addListener(onDeath, Runnable::run);
+        }
         T result;
         try {
-            result = target.calls.call(() -> rpc.apply(channels.to(target.address)));
+            result = ctx.call(() -> rpc.apply(channels.to(target.address)));
         } catch (StatusRuntimeException e) {
             throw translate(e, involved);
         } catch (RuntimeException e) {
             throw e;
         } catch (Exception e) {
             throw new IllegalStateException(e);
+        } finally {
+            for (RemoteInstanceProvider.WorkerLink w : involved) {
+                w.calls.removeListener(onDeath);
+            }
+            ctx.cancel(null);
         }
         requireLive(involved, null); // a worker declared dead meanwhile: its result is not used
         return result;
