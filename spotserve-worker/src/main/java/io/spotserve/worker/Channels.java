@@ -1,7 +1,7 @@
 package io.spotserve.worker;
 
-import io.grpc.Grpc;
 import io.grpc.ManagedChannel;
+import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.util.Map;
@@ -23,8 +23,8 @@ final class Channels implements AutoCloseable {
     ManagedChannel to(String address) {
         return open.computeIfAbsent(address, a -> {
             try {
-                return Grpc.newChannelBuilder(a, security.channelCredentials()).maxInboundMessageSize(maxMessageBytes)
-                        .build();
+                return NettyChannelBuilder.forTarget(a, security.channelCredentials())
+                        .maxInboundMessageSize(maxMessageBytes).flowControlWindow(Servers.FLOW_CONTROL_WINDOW).build();
             } catch (IOException e) {
                 throw new UncheckedIOException("cannot read the TLS material for a channel to " + a, e);
             }

@@ -10,6 +10,8 @@ import java.util.concurrent.TimeUnit;
 
 /** Starts the gRPC servers of this module: bound where asked (loopback by default), authenticated, bounded. */
 final class Servers {
+    /** HTTP/2 flow-control window: two slice chunks in flight, so a stream never waits on window updates. */
+    static final int FLOW_CONTROL_WINDOW = 2 * Wire.CHUNK_BYTES + (1 << 16);
     private Servers() {
     }
 
@@ -18,6 +20,7 @@ final class Servers {
         NettyServerBuilder b = NettyServerBuilder.forAddress(bind, security.serverCredentials())
                 .maxInboundMessageSize(maxMessageBytes)
                 .maxInboundMetadataSize(16 << 10)
+                .flowControlWindow(FLOW_CONTROL_WINDOW)
                 .permitKeepAliveTime(5, TimeUnit.SECONDS)
                 .permitKeepAliveWithoutCalls(true);
         for (BindableService s : services) {

@@ -18,7 +18,8 @@ import org.slf4j.LoggerFactory;
  * {@code java -jar spotserve-worker.jar --controller HOST:PORT --devices N --device-memory BYTES
  * [--notices aws|gcp|azure|signal] [--token-file F | --tls-cert C --tls-key K --tls-ca A]}: one worker per cloud
  * instance. Other options: {@code --listen HOST:PORT} (default 127.0.0.1:0), {@code --advertise HOST},
- * {@code --notice-grace SECONDS} (for {@code signal}, default 30), {@code --metadata-url URL} (the notice
+ * {@code --executor NAME} (default {@code ExecutorProvider.best()}), {@code --notice-grace SECONDS} (for
+ * {@code signal}, default 30), {@code --metadata-url URL} (the notice
  * watcher's base URL), {@code --azure-vm NAME}. Exit codes: 0 closed, 2 bad arguments or refused by the
  * controller, 3 fenced (the controller declared this worker dead).
  */
@@ -68,6 +69,7 @@ public final class WorkerMain {
                     case "--listen" -> b.bind(Servers.address(v));
                     case "--advertise" -> b.advertise(v);
                     case "--label" -> b.label(v);
+                    case "--executor" -> b.executor(provider(v).create());
                     default -> throw new IllegalArgumentException("unknown option " + a);
                 }
             }
@@ -166,6 +168,19 @@ public final class WorkerMain {
         }
     }
 
+    /** The installed executor provider named {@code name} ("cpu", "cuda"), which must be usable here. */
+    private static io.spotserve.exec.ExecutorProvider provider(String name) {
+        for (io.spotserve.exec.ExecutorProvider p : io.spotserve.exec.ExecutorProvider.installed()) {
+            if (p.name().equals(name)) {
+                if (!p.isUsable()) {
+                    throw new IllegalArgumentException("executor '" + name + "' is not usable here: " + p.unusableReason());
+                }
+                return p;
+            }
+        }
+        throw new IllegalArgumentException("no executor provider named '" + name + "' is installed");
+    }
+
     /** A byte count with an optional k/m/g suffix (powers of 1024). */
     static long bytes(String v) {
         String s = v.trim().toLowerCase(Locale.ROOT);
@@ -186,6 +201,7 @@ public final class WorkerMain {
                 + "         [--notices aws|gcp|azure|signal] [--notice-grace SECONDS] [--metadata-url URL] "
                 + "[--azure-vm NAME]\n"
                 + "         (--token-file F | --tls-cert C --tls-key K --tls-ca A [--token-file F])\n"
-                + "         [--listen HOST:PORT (default 127.0.0.1:0)] [--advertise HOST] [--label NAME]";
+                + "         [--listen HOST:PORT (default 127.0.0.1:0)] [--advertise HOST] [--label NAME]\n"
+                + "         [--executor cpu|cuda (default: the best usable)]";
     }
 }
