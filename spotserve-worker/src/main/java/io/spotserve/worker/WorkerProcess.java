@@ -76,13 +76,16 @@ public final class WorkerProcess implements AutoCloseable {
         long deadline = System.nanoTime() + cfg.registerTimeout.toNanos();
         while (true) {
             try {
-                reply = controller.withDeadlineAfter(5, TimeUnit.SECONDS).register(RegisterRequest.newBuilder()
+                // a retry after a lost reply registers again: the first registration then never heartbeats and
+                // its lease expires (Terminated), so no ghost stays
+                reply = controller.withDeadlineAfter(10, TimeUnit.SECONDS).register(RegisterRequest.newBuilder()
                         .setAddress(address).setDevices(cfg.devices).setDeviceMemoryBytes(cfg.deviceMemory)
                         .setExecutor(executor.name()).setLabel(cfg.label).build());
                 break;
             } catch (StatusRuntimeException e) {
                 Status.Code code = e.getStatus().getCode();
-                if (code != Status.Code.UNAVAILABLE || System.nanoTime() > deadline) {
+                boolean retry = code == Status.Code.UNAVAILABLE || code == Status.Code.DEADLINE_EXCEEDED;
+                if (!retry || System.nanoTime() > deadline) {
                     close();
                     throw new IllegalStateException("controller " + cfg.controller + " refused registration: "
                             + code + (e.getStatus().getDescription() == null ? "" : " (" + e.getStatus().getDescription()

@@ -32,6 +32,11 @@ final class WorkerJvms implements AutoCloseable {
 
     /** Starts {@code java WorkerMain args...}; its output goes to {@code label}.log. */
     Process start(String label, String... args) throws IOException {
+        return start(List.of(), label, args);
+    }
+
+    /** Starts {@code java jvmArgs... WorkerMain args...}; its output goes to {@code label}.log. */
+    Process start(List<String> jvmArgs, String label, String... args) throws IOException {
         List<String> cmd = new ArrayList<>();
         cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         cmd.add("-Xmx192m");
@@ -39,6 +44,7 @@ final class WorkerJvms implements AutoCloseable {
         cmd.add("--add-modules");
         cmd.add("jdk.incubator.vector");
         cmd.add("-Dorg.slf4j.simpleLogger.defaultLogLevel=info");
+        cmd.addAll(jvmArgs);
         cmd.add("-cp");
         cmd.add(System.getProperty("java.class.path"));
         cmd.add(WorkerMain.class.getName());
