@@ -126,6 +126,10 @@ public final class RemoteInstanceProvider implements InstanceProvider {
 
     /** Declares a worker dead (lease expired, released, or its connection failed): fence, cancel, report. */
     void declareDead(WorkerLink w, String why) {
+        declareDead(w, why, false);
+    }
+
+    private void declareDead(WorkerLink w, String why, boolean released) {
         synchronized (this) {
             if (w.dead) {
                 return;
@@ -134,7 +138,11 @@ public final class RemoteInstanceProvider implements InstanceProvider {
         }
         w.calls.cancel(new IllegalStateException("worker " + w.id + " declared dead: " + why));
         channels.forget(w.address);
-        LOG.warn("worker {} (epoch {}, {}) is gone: {}", w.id, w.epoch, w.address, why);
+        if (released) {
+            LOG.info("worker {} (epoch {}, {}) released", w.id, w.epoch, w.address);
+        } else {
+            LOG.warn("worker {} (epoch {}, {}) is gone: {}", w.id, w.epoch, w.address, why);
+        }
         emit(new InstanceEvent.Terminated(w.id, now()));
     }
 
@@ -183,7 +191,7 @@ public final class RemoteInstanceProvider implements InstanceProvider {
             w = workers.get(instanceId);
         }
         if (w != null) {
-            declareDead(w, "released by the engine");
+            declareDead(w, "released by the engine", true);
         }
     }
 

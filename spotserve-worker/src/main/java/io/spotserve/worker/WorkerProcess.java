@@ -42,6 +42,8 @@ public final class WorkerProcess implements AutoCloseable {
     private Server server;
     private volatile String instanceId;
     private volatile long epoch;
+    private volatile long selfFenceNanos = Long.MAX_VALUE;
+    private volatile long lastAnswer;
     private String address;
 
     private WorkerProcess(Builder b) {
@@ -100,6 +102,10 @@ public final class WorkerProcess implements AutoCloseable {
         LOG.info("worker {} (epoch {}) serving {} devices of {} bytes with {} at {}", instanceId, epoch, cfg.devices,
                 cfg.deviceMemory, executor.name(), address);
         long every = Math.max(50, reply.getHeartbeatIntervalMs());
+        // the controller declares us dead after its lease; without an answer for 5 leases (>= 1 s) we are dead to
+        // it for sure, so stop: a worker never outlives its controller's interest (nor a crashed test's)
+        selfFenceNanos = TimeUnit.MILLISECONDS.toNanos(Math.max(1_000, 5 * reply.getLeaseTimeoutMs()));
+        lastAnswer = System.nanoTime();
         heartbeats.scheduleWithFixedDelay(() -> heartbeat(controller), every, every, TimeUnit.MILLISECONDS);
         return this;
     }
@@ -108,15 +114,24 @@ public final class WorkerProcess implements AutoCloseable {
         try {
             HeartbeatReply r = controller.withDeadlineAfter(2, TimeUnit.SECONDS).heartbeat(
                     HeartbeatRequest.newBuilder().setInstanceId(instanceId).setEpoch(epoch).build());
+            lastAnswer = System.nanoTime();
             if (r.getStatus() == HeartbeatReply.Status.FENCED) {
                 fence("the controller declared worker " + instanceId + " (epoch " + epoch + ") dead");
             }
         } catch (StatusRuntimeException e) {
             LOG.debug("heartbeat to {} failed: {}", cfg.controller, e.getStatus());
+            long silent = System.nanoTime() - lastAnswer;
+            if (silent > selfFenceNanos) {
+                fence("no answer from controller " + cfg.controller + " for " + TimeUnit.NANOSECONDS.toSeconds(silent)
+                        + " s (its lease on worker " + instanceId + " has expired)");
+            }
         }
     }
 
     private void fence(String why) {
+        if (terminated.isDone()) {
+            return;
+        }
         service.fence();
         LOG.warn("{}; fenced, serving nothing more", why);
         terminated.complete(why);
