@@ -1,6 +1,7 @@
 package io.spotserve.worker;
 
 import com.google.protobuf.ByteString;
+import com.google.protobuf.UnsafeByteOperations;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.spotserve.exec.ContextSlice;
@@ -100,13 +101,16 @@ final class Wire {
         return (int) crc.getValue();
     }
 
-    /** {@code bytes} cut into checksummed chunks; the first names the target position. */
+    /**
+     * {@code bytes} cut into checksummed chunks; the first names the target position. The chunks wrap {@code bytes}
+     * without copying: the caller must not change them until the chunks are sent.
+     */
     static List<SliceChunk> chunks(byte[] bytes, io.spotserve.worker.proto.PositionRef target) {
         List<SliceChunk> out = new ArrayList<>();
         for (int off = 0; off < bytes.length || off == 0; off += CHUNK_BYTES) {
             int len = Math.min(CHUNK_BYTES, bytes.length - off);
             SliceChunk.Builder b = SliceChunk.newBuilder().setTotalBytes(bytes.length).setOffset(off)
-                    .setPayload(ByteString.copyFrom(bytes, off, len)).setCrc32C(crc(bytes, off, len));
+                    .setPayload(UnsafeByteOperations.unsafeWrap(bytes, off, len)).setCrc32C(crc(bytes, off, len));
             if (off == 0 && target != null) {
                 b.setTarget(target);
             }

@@ -207,6 +207,40 @@ class WorkerClusterTest {
     }
 
     @Test
+    void weightsAreStreamedFromTheControllerWhenTheWorkersCannotReadTheCheckpoint() throws Exception {
+        java.nio.file.Path copy = java.nio.file.Path.of("target", "worker-logs", "cluster", "controller-only.bin");
+        java.nio.file.Files.copy(SharedData.stories260K(), copy, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        LlamaCheckpoint mine = LlamaCheckpoint.load(copy); // mapped: stays readable here after the file is gone
+        java.nio.file.Files.delete(copy);
+        ShardLayout layout = ShardLayout.balanced(ckpt.config(), List.of(3, 2), 1);
+        RemoteExecutor ex = controller.executor();
+        List<Device> devices = place(layout, 0, 0);
+        Pipeline p = ex.createPipeline(layout, devices, 1);
+        try {
+            long before = ex.sliceBytes();
+            p.loadWeights(mine);
+            long predicted = 0;
+            for (int st = 0; st < layout.stages(); st++) {
+                for (ContextSlice s : layout.weightSlices(st, 0)) {
+                    predicted += SliceFormat.HEADER_BYTES + s.bytes(ckpt.config());
+                }
+            }
+            assertEquals(predicted, ex.sliceBytes() - before, "every weight slice was streamed once");
+            assertTrue(p.isReady());
+            p.openSequence(2, 32);
+            int token = 1;
+            for (int pos = 0; pos < 20; pos++) {
+                token = io.spotserve.exec.ReferenceLlama.argmax(p.decode(new long[] {2}, new int[] {token},
+                        new int[] {pos})[0]);
+                assertEquals(reference[pos], token);
+            }
+        } finally {
+            p.close();
+            destroy(devices);
+        }
+    }
+
+    @Test
     void malformedMessagesAreRefusedAndChangeNothing() throws Exception {
         ShardLayout layout = ShardLayout.balanced(ckpt.config(), List.of(3, 2), 1);
         RemoteExecutor ex = controller.executor();
