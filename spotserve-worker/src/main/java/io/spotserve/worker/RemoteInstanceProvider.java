@@ -59,7 +59,7 @@ public final class RemoteInstanceProvider implements InstanceProvider {
     private java.util.function.Consumer<InstanceEvent> listener;
     private long nextEpoch = 1;
     private int nextId;
-    private boolean closed;
+    private volatile boolean closed;
 
     private RemoteInstanceProvider(Builder b) throws IOException {
         this.cfg = b;
@@ -276,6 +276,22 @@ public final class RemoteInstanceProvider implements InstanceProvider {
             }
             out.onNext(HeartbeatReply.newBuilder().setStatus(s).build());
             out.onCompleted();
+        }
+
+        @Override
+        public void attach(HeartbeatRequest r, StreamObserver<HeartbeatReply> out) {
+            WorkerLink w = live(r.getInstanceId());
+            if (w == null || w.epoch != r.getEpoch()) {
+                out.onNext(HeartbeatReply.newBuilder().setStatus(HeartbeatReply.Status.FENCED).build());
+                out.onCompleted();
+                return;
+            }
+            // the stream stays open; its cancellation is the worker's connection going away
+            ((io.grpc.stub.ServerCallStreamObserver<HeartbeatReply>) out).setOnCancelHandler(() -> {
+                if (!closed) {
+                    declareDead(w, "its connection to the controller dropped");
+                }
+            });
         }
 
         @Override

@@ -107,7 +107,31 @@ public final class WorkerProcess implements AutoCloseable {
         selfFenceNanos = TimeUnit.MILLISECONDS.toNanos(Math.max(1_000, 5 * reply.getLeaseTimeoutMs()));
         lastAnswer = System.nanoTime();
         heartbeats.scheduleWithFixedDelay(() -> heartbeat(controller), every, every, TimeUnit.MILLISECONDS);
+        attach();
         return this;
+    }
+
+    /** Opens the stream whose drop tells the controller at once that this process or its connection is gone. */
+    private void attach() {
+        ControllerGrpc.newStub(channels.to(cfg.controller)).attach(HeartbeatRequest.newBuilder().setInstanceId(instanceId)
+                .setEpoch(epoch).build(), new io.grpc.stub.StreamObserver<>() {
+                    @Override
+                    public void onNext(HeartbeatReply r) {
+                        if (r.getStatus() == HeartbeatReply.Status.FENCED) {
+                            fence("the controller declared worker " + instanceId + " (epoch " + epoch + ") dead");
+                        }
+                    }
+
+                    @Override
+                    public void onError(Throwable t) {
+                        // the connection dropped: the controller has declared us dead; the next heartbeat hears so
+                        LOG.debug("attach stream to {} ended: {}", cfg.controller, t.toString());
+                    }
+
+                    @Override
+                    public void onCompleted() {
+                    }
+                });
     }
 
     private void heartbeat(ControllerGrpc.ControllerBlockingStub controller) {
