@@ -228,6 +228,9 @@ final class WorkerService {
             throw new IllegalArgumentException("a step needs as many tokens and positions as sequences (>= 1); got "
                     + count + " sequences, " + r.getTokensCount() + " tokens, " + r.getPositionsCount() + " positions");
         }
+        if (count > p.maxBatch()) { // before anything is allocated for the step
+            throw new IllegalArgumentException("batch of " + count + " entries outside [1, maxBatch " + p.maxBatch() + "]");
+        }
         IndexRange hosted = p.hostedStages();
         if (r.getStage() != hosted.from()) {
             throw new IllegalArgumentException("step enters at stage " + r.getStage() + " but this worker hosts stages "
