@@ -28,7 +28,7 @@ final class Wire {
     static final int CHUNK_BYTES = 4 << 20;
     /** The default bound on one inbound message (a chunk, a step's activations or logits). */
     static final int DEFAULT_MAX_MESSAGE_BYTES = 32 << 20;
-    /** The largest slice a stream may announce (a whole layer of a 70B model stays far below). */
+    /** The largest slice a stream may announce (one layer's shard of a 70B model is about 0.8 GiB in fp32). */
     static final long MAX_SLICE_BYTES = Integer.MAX_VALUE - 16;
 
     private Wire() {
@@ -122,15 +122,19 @@ final class Wire {
         return out;
     }
 
-    /** Reassembles a chunk stream, checking order, sizes and checksums; one instance per stream. */
+    /**
+     * Reassembles a chunk stream, checking order, sizes and checksums; one instance per stream. Memory grows with
+     * the bytes that actually arrived, never with what the first chunk merely announces.
+     */
     static final class Assembly {
         private byte[] bytes;
+        private long total = -1;
         private int filled;
         private int chunks;
         private io.spotserve.worker.proto.PositionRef target;
 
         void add(SliceChunk c) {
-            if (bytes == null) {
+            if (total < 0) {
                 if (!c.hasTarget()) {
                     throw new IllegalArgumentException("the first chunk of a slice stream must name its target");
                 }
@@ -139,23 +143,28 @@ final class Wire {
                             + " bytes, expected [" + SliceFormat.HEADER_BYTES + ", " + MAX_SLICE_BYTES + "]");
                 }
                 target = c.getTarget();
-                bytes = new byte[(int) c.getTotalBytes()];
+                total = c.getTotalBytes();
+                bytes = new byte[(int) Math.min(total, CHUNK_BYTES)];
             }
-            if (c.getTotalBytes() != bytes.length) {
+            if (c.getTotalBytes() != total) {
                 throw new IllegalArgumentException("chunk " + chunks + " announces " + c.getTotalBytes()
-                        + " total bytes, the stream " + bytes.length);
+                        + " total bytes, the stream " + total);
             }
             if (c.getOffset() != filled) {
                 throw new IllegalArgumentException("chunk " + chunks + " at offset " + c.getOffset() + ", expected "
                         + filled + " (chunks must arrive in order)");
             }
             ByteString p = c.getPayload();
-            if (p.size() > CHUNK_BYTES || p.size() > bytes.length - filled || (p.isEmpty() && bytes.length > 0)) {
-                throw new IllegalArgumentException("chunk " + chunks + " carries " + p.size() + " bytes; at most "
-                        + Math.min(CHUNK_BYTES, bytes.length - filled) + " remain (and at least 1)");
+            if (p.size() > CHUNK_BYTES || p.size() > total - filled || p.isEmpty()) {
+                throw new IllegalArgumentException("chunk " + chunks + " carries " + p.size() + " bytes; expected 1 to "
+                        + Math.min(CHUNK_BYTES, total - filled));
             }
             if (crc(p) != c.getCrc32C()) {
                 throw new IllegalArgumentException("chunk " + chunks + " (offset " + filled + ") fails its CRC32C check");
+            }
+            if (filled + p.size() > bytes.length) {
+                bytes = java.util.Arrays.copyOf(bytes, (int) Math.min(total, Math.max(2L * bytes.length,
+                        (long) filled + p.size())));
             }
             p.copyTo(bytes, filled);
             filled += p.size();
@@ -163,13 +172,13 @@ final class Wire {
         }
 
         boolean complete() {
-            return bytes != null && filled == bytes.length;
+            return total >= 0 && filled == total;
         }
 
         byte[] bytes() {
             if (!complete()) {
                 throw new IllegalArgumentException("slice stream ended after " + filled + " of "
-                        + (bytes == null ? "?" : bytes.length) + " bytes");
+                        + (total < 0 ? "?" : Long.toString(total)) + " bytes");
             }
             return bytes;
         }
