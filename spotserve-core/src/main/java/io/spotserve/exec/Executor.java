@@ -41,6 +41,35 @@ public interface Executor extends AutoCloseable {
      */
     Pipeline createPipeline(ShardLayout layout, List<? extends Device> devices, int maxBatch);
 
+    /**
+     * Builds an empty <em>partial</em> pipeline hosting only the positions of {@code stages} (a worker process
+     * holding some stages of a pipeline whose other stages live elsewhere): position (stage p, shard m) with p in
+     * {@code stages} lives on {@code devices.get((p - stages.from()) * M + m)}. It runs with
+     * {@link Pipeline#forwardStage}; {@link Pipeline#forward} needs every stage and refuses. Weights, slices and
+     * sequences work as on a full pipeline, for the hosted positions only.
+     *
+     * @throws IllegalArgumentException      if the stage range is empty or outside the layout, or the device list
+     *                                       does not have one entry per hosted position
+     * @throws UnsupportedOperationException if this executor cannot run stages separately (the default)
+     */
+    default Pipeline createStages(ShardLayout layout, IndexRange stages, List<? extends Device> devices, int maxBatch) {
+        throw new UnsupportedOperationException(name() + " cannot build partial pipelines (stages " + stages + ")");
+    }
+
+    /**
+     * Moves one slice from position (fromStage, fromShard) of {@code from} into position (toStage, toShard) of
+     * {@code to} and returns the imported slice: the unit of context migration (SpotServe §3.3). The default
+     * stages the bytes here ({@link Pipeline#exportSlice} then {@link Pipeline#importSlice}); an executor whose
+     * positions live in other processes overrides it to stream the bytes directly between them.
+     *
+     * @throws IllegalArgumentException as {@link Pipeline#exportSlice} / {@link Pipeline#importSlice}; nothing
+     *                                  changes at the target then
+     */
+    default ContextSlice transfer(Pipeline from, int fromStage, int fromShard, ContextSlice slice,
+                                  Pipeline to, int toStage, int toShard) {
+        return to.importSlice(toStage, toShard, from.exportSlice(fromStage, fromShard, slice));
+    }
+
     @Override
     void close();
 }

@@ -124,6 +124,31 @@ public interface Pipeline extends AutoCloseable {
      */
     void forward(long[] sequences, int[] tokens, int[] positions, int count, float[][] logits);
 
+    /**
+     * The stages whose positions this pipeline hosts: every stage for a pipeline from
+     * {@link Executor#createPipeline}, a sub-range for one from {@link Executor#createStages}.
+     */
+    default IndexRange hostedStages() {
+        return new IndexRange(0, layout().stages());
+    }
+
+    /**
+     * One forward step through one hosted stage only, with the same entries and checks as {@link #forward}: stage 0
+     * embeds {@code tokens}; a later stage reads its input residual stream from {@code hidden} ({@code count × dim}
+     * floats, entry-major). A stage before the last writes its output residual stream back into {@code hidden}; the
+     * last stage fills the non-null {@code logits[i]}. Run the stages in order for each step; a sequence's filled
+     * length advances with each stage step.
+     *
+     * @throws IllegalArgumentException      as {@link #forward}, or if the stage is not hosted or {@code hidden} is
+     *                                       shorter than {@code count × dim}; nothing is computed then
+     * @throws IllegalStateException         if a position of the stage lacks weights
+     * @throws UnsupportedOperationException if this pipeline cannot run stages separately (the default)
+     */
+    default void forwardStage(int stage, long[] sequences, int[] tokens, int[] positions, int count, float[] hidden,
+                              float[][] logits) {
+        throw new UnsupportedOperationException(this + " cannot run stages separately");
+    }
+
     /** Batched decode: one new token per sequence; returns fresh logits arrays. */
     default float[][] decode(long[] sequences, int[] tokens, int[] positions) {
         float[][] out = new float[sequences.length][config().vocabSize()];

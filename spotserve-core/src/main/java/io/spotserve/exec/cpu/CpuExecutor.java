@@ -1,6 +1,7 @@
 package io.spotserve.exec.cpu;
 
 import io.spotserve.exec.ExecutorOptions;
+import io.spotserve.exec.IndexRange;
 import io.spotserve.exec.ShardLayout;
 import io.spotserve.exec.spi.AbstractExecutor;
 import io.spotserve.plan.DeviceId;
@@ -59,6 +60,11 @@ public final class CpuExecutor extends AbstractExecutor<CpuDevice, CpuPipeline> 
     @Override
     protected CpuPipeline newPipeline(ShardLayout layout, List<CpuDevice> devices, int maxBatch) {
         return new CpuPipeline(this, layout, devices, maxBatch);
+    }
+
+    @Override
+    protected CpuPipeline newStagePipeline(ShardLayout layout, IndexRange stages, List<CpuDevice> devices, int maxBatch) {
+        return new CpuPipeline(this, layout, stages, devices, maxBatch);
     }
 
     void closed(CpuPipeline pipeline) {

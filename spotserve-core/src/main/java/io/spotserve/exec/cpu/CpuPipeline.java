@@ -1,5 +1,6 @@
 package io.spotserve.exec.cpu;
 
+import io.spotserve.exec.IndexRange;
 import io.spotserve.exec.ShardLayout;
 import io.spotserve.exec.spi.AbstractPipeline;
 import java.util.List;
@@ -16,20 +17,26 @@ final class CpuPipeline extends AbstractPipeline<StageShard> {
     private final float[] reduced;
 
     CpuPipeline(CpuExecutor executor, ShardLayout layout, List<CpuDevice> devices, int maxBatch) {
-        super(layout, maxBatch, positions(executor, layout, devices, maxBatch), executor.options().weights());
+        this(executor, layout, new IndexRange(0, layout.stages()), devices, maxBatch);
+    }
+
+    /** A pipeline hosting the positions of {@code hosted} only, {@code devices} stage-major from its first stage. */
+    CpuPipeline(CpuExecutor executor, ShardLayout layout, IndexRange hosted, List<CpuDevice> devices, int maxBatch) {
+        super(layout, maxBatch, positions(executor, layout, hosted, devices, maxBatch), executor.options().weights());
         this.executor = executor;
         stageInput = new float[layout.stages()][maxBatch * c.dim()];
         reduced = new float[maxBatch * c.dim()];
     }
 
-    private static StageShard[][] positions(CpuExecutor executor, ShardLayout layout, List<CpuDevice> devices,
-                                            int maxBatch) {
+    private static StageShard[][] positions(CpuExecutor executor, ShardLayout layout, IndexRange hosted,
+                                            List<CpuDevice> devices, int maxBatch) {
         float[] rope = ropeTable(layout.config());
-        StageShard[][] shards = new StageShard[layout.stages()][layout.shards()];
-        for (int p = 0; p < layout.stages(); p++) {
+        StageShard[][] shards = new StageShard[layout.stages()][];
+        for (int p = hosted.from(); p < hosted.to(); p++) {
+            shards[p] = new StageShard[layout.shards()];
             for (int m = 0; m < layout.shards(); m++) {
-                shards[p][m] = new StageShard(layout, p, m, devices.get(p * layout.shards() + m), executor.kernels(),
-                        executor.pool(), rope, maxBatch, executor.packMinColumns());
+                shards[p][m] = new StageShard(layout, p, m, devices.get((p - hosted.from()) * layout.shards() + m),
+                        executor.kernels(), executor.pool(), rope, maxBatch, executor.packMinColumns());
             }
         }
         return shards;
@@ -72,6 +79,47 @@ final class CpuPipeline extends AbstractPipeline<StageShard> {
         }
         for (StageShard s : shards[shards.length - 1]) {
             s.logits(x, logits);
+        }
+    }
+
+    @Override
+    protected void computeStage(int stage, long[] seqs, int[] tokens, int[] positions, int count, float[] hidden,
+                                float[][] logits) {
+        int dim = c.dim();
+        int n = count * dim;
+        StageShard[] shardsOfStage = shards[stage];
+        float[] x = stageInput[stage];
+        if (stage == 0) {
+            for (int b = 0; b < count; b++) {
+                for (StageShard s : shardsOfStage) {
+                    if (s.embed(tokens[b], x, b * dim)) {
+                        break;
+                    }
+                }
+            }
+        } else {
+            System.arraycopy(hidden, 0, x, 0, n); // the activation hand-off from the previous stage's process
+        }
+        for (StageShard s : shardsOfStage) {
+            s.bind(seqs, positions, count);
+        }
+        int nl = shardsOfStage[0].layers.length();
+        for (int l = 0; l < nl; l++) {
+            for (StageShard s : shardsOfStage) {
+                s.attention(l, x);
+            }
+            allReduceAdd(shardsOfStage, x, n);
+            for (StageShard s : shardsOfStage) {
+                s.ffn(l, x);
+            }
+            allReduceAdd(shardsOfStage, x, n);
+        }
+        if (stage + 1 < shards.length) {
+            System.arraycopy(x, 0, hidden, 0, n);
+        } else {
+            for (StageShard s : shardsOfStage) {
+                s.logits(x, logits);
+            }
         }
     }
 

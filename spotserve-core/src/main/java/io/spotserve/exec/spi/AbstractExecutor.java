@@ -3,6 +3,7 @@ package io.spotserve.exec.spi;
 import io.spotserve.exec.Device;
 import io.spotserve.exec.Executor;
 import io.spotserve.exec.ExecutorOptions;
+import io.spotserve.exec.IndexRange;
 import io.spotserve.exec.Pipeline;
 import io.spotserve.exec.ShardLayout;
 import io.spotserve.plan.DeviceId;
@@ -42,6 +43,14 @@ public abstract class AbstractExecutor<D extends ArenaDevice, P extends Pipeline
 
     /** A new pipeline over checked arguments: {@code devices} are this executor's, one per position. */
     protected abstract P newPipeline(ShardLayout layout, List<D> devices, int maxBatch);
+
+    /**
+     * A new partial pipeline hosting {@code stages} over checked arguments ({@link Executor#createStages}); the
+     * default refuses, as a backend that cannot run one stage at a time.
+     */
+    protected P newStagePipeline(ShardLayout layout, IndexRange stages, List<D> devices, int maxBatch) {
+        throw new UnsupportedOperationException(name() + " cannot build partial pipelines (stages " + stages + ")");
+    }
 
     /** Frees the backend's own resources after every pipeline is closed (called once, without the lock). */
     protected void closeResources() {
@@ -103,6 +112,39 @@ public abstract class AbstractExecutor<D extends ArenaDevice, P extends Pipeline
             own.add(deviceType.cast(d));
         }
         P p = newPipeline(layout, own, maxBatch);
+        pipelines.add(p);
+        return p;
+    }
+
+    @Override
+    public final synchronized Pipeline createStages(ShardLayout layout, IndexRange stages, List<? extends Device> devices,
+                                                    int maxBatch) {
+        Objects.requireNonNull(layout, "layout");
+        Objects.requireNonNull(stages, "stages");
+        Objects.requireNonNull(devices, "devices");
+        checkOpen();
+        if (stages.isEmpty() || stages.to() > layout.stages()) {
+            throw new IllegalArgumentException("hosted stages " + stages + " must be a non-empty range inside [0, "
+                    + layout.stages() + ") of " + layout);
+        }
+        int positions = stages.length() * layout.shards();
+        if (devices.size() != positions) {
+            throw new IllegalArgumentException("stages " + stages + " of " + layout + " have " + positions
+                    + " positions but " + devices.size() + " devices were given (stage-major from stage "
+                    + stages.from() + ")");
+        }
+        if (maxBatch < 1) {
+            throw new IllegalArgumentException("maxBatch must be >= 1, was " + maxBatch);
+        }
+        List<D> own = new ArrayList<>(positions);
+        for (int i = 0; i < positions; i++) {
+            Device d = devices.get(i);
+            if (!deviceType.isInstance(d) || !((ArenaDevice) d).ownedBy(this)) {
+                throw new IllegalArgumentException("device " + i + " (" + d + ") was not created by this executor");
+            }
+            own.add(deviceType.cast(d));
+        }
+        P p = newStagePipeline(layout, stages, own, maxBatch);
         pipelines.add(p);
         return p;
     }

@@ -4,6 +4,7 @@ import io.spotserve.exec.CheckpointSlices;
 import io.spotserve.exec.ContextSlice;
 import io.spotserve.exec.Device;
 import io.spotserve.exec.DeviceMemoryException;
+import io.spotserve.exec.IndexRange;
 import io.spotserve.exec.Pipeline;
 import io.spotserve.exec.ShardLayout;
 import io.spotserve.exec.SliceFormat;
@@ -36,8 +37,10 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
     protected final LlamaConfig c;
     /** The most entries of one forward step. */
     protected final int maxBatch;
-    /** The positions, [stage][shard]. */
+    /** The positions, [stage][shard]; a partial pipeline has null rows for the stages it does not host. */
     protected final S[][] shards;
+    /** The stages whose positions are in {@link #shards}: all of them, or a sub-range for a partial pipeline. */
+    protected final IndexRange hosted;
     /** How this pipeline keeps weights: imported weight values are rounded to it before a position sees them. */
     protected final WeightPrecision weights;
     private final Map<Long, int[]> sequences = new LinkedHashMap<>(); // id -> {capacity, length}
@@ -58,6 +61,47 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
         this.maxBatch = maxBatch;
         this.shards = shards;
         this.weights = Objects.requireNonNull(weights, "weights");
+        this.hosted = hostedRange(shards);
+    }
+
+    private static IndexRange hostedRange(Object[][] shards) {
+        int from = 0;
+        while (from < shards.length && shards[from] == null) {
+            from++;
+        }
+        int to = from;
+        while (to < shards.length && shards[to] != null) {
+            to++;
+        }
+        for (int p = to; p < shards.length; p++) {
+            if (shards[p] != null) {
+                throw new IllegalArgumentException("hosted stages must be contiguous; stage " + p + " follows a gap at "
+                        + to);
+            }
+        }
+        if (from == to) {
+            throw new IllegalArgumentException("a pipeline must host at least one stage");
+        }
+        return new IndexRange(from, to);
+    }
+
+    @Override
+    public final IndexRange hostedStages() {
+        return hosted;
+    }
+
+    /** Whether this pipeline hosts only some stages (built by {@link io.spotserve.exec.Executor#createStages}). */
+    protected final boolean partial() {
+        return hosted.length() != layout.stages();
+    }
+
+    /**
+     * The backend's step through one hosted stage on validated input with the stage's positions complete, as in
+     * {@link #forwardStage}; the default refuses (a backend that only runs whole pipelines).
+     */
+    protected void computeStage(int stage, long[] seqs, int[] tokens, int[] positions, int count, float[] hidden,
+                                float[][] logits) {
+        throw new UnsupportedOperationException(this + " cannot run stages separately");
     }
 
     @Override
@@ -117,6 +161,10 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
             throw new IllegalArgumentException("position (stage " + stage + ", shard " + shard + ") outside P = "
                     + layout.stages() + ", M = " + layout.shards());
         }
+        if (shards[stage] == null) {
+            throw new IllegalArgumentException("stage " + stage + " of " + layout + " is not hosted by this partial "
+                    + "pipeline (it hosts stages " + hosted + ")");
+        }
         return shards[stage][shard];
     }
 
@@ -140,6 +188,9 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
         // all-or-nothing per device: check every device can take what is still missing before allocating
         Map<Device, Long> need = new IdentityHashMap<>();
         for (S[] stage : shards) {
+            if (stage == null) {
+                continue; // a stage another process hosts
+            }
             for (S s : stage) {
                 long bytes = 0;
                 for (ContextSlice slice : layout.weightSlices(s.stage(), s.shard())) {
@@ -160,6 +211,9 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
             }
         }
         for (S[] stage : shards) {
+            if (stage == null) {
+                continue; // a stage another process hosts
+            }
             for (S s : stage) {
                 for (ContextSlice slice : layout.weightSlices(s.stage(), s.shard())) {
                     s.transfer(slice, quantized(slice, CheckpointSlices.read(checkpoint, slice)), true);
@@ -246,6 +300,9 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
         List<S> done = new ArrayList<>();
         try {
             for (S[] stage : shards) {
+                if (stage == null) {
+                    continue; // a stage another process hosts
+                }
                 for (S s : stage) {
                     s.reserveSequence(sequence, capacity, "KV cache of sequence " + sequence + " (" + capacity
                             + " positions, stage " + s.stage() + ", shard " + s.shard() + ")");
@@ -266,6 +323,9 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
         checkOpen();
         if (sequences.remove(sequence) != null) {
             for (S[] stage : shards) {
+                if (stage == null) {
+                    continue; // a stage another process hosts
+                }
                 for (S s : stage) {
                     s.removeSequence(sequence);
                 }
@@ -292,8 +352,15 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
     @Override
     public final void forward(long[] seqs, int[] tokens, int[] positions, int count, float[][] logits) {
         checkOpen();
+        if (partial()) {
+            throw new IllegalStateException("this partial pipeline hosts only stages " + hosted + " of " + layout
+                    + "; run it stage by stage with forwardStage");
+        }
         validate(seqs, tokens, positions, count, logits);
         for (S[] stage : shards) {
+            if (stage == null) {
+                continue; // a stage another process hosts
+            }
             for (S s : stage) {
                 if (!s.complete()) {
                     throw new IllegalStateException("position (stage " + s.stage() + ", shard " + s.shard() + ") of "
@@ -306,6 +373,47 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
             int[] st = sequences.get(seqs[b]);
             st[1] = Math.max(st[1], positions[b] + 1);
         }
+    }
+
+    @Override
+    public final void forwardStage(int stage, long[] seqs, int[] tokens, int[] positions, int count, float[] hidden,
+                                   float[][] logits) {
+        checkOpen();
+        if (!hosted.contains(stage)) {
+            throw new IllegalArgumentException("stage " + stage + " of " + layout + " is not hosted here (stages "
+                    + hosted + ")");
+        }
+        validate(seqs, tokens, positions, count, logits);
+        if (stage > 0 || stage + 1 < layout.stages()) {
+            Objects.requireNonNull(hidden, "hidden");
+            if (hidden.length < (long) count * c.dim()) {
+                throw new IllegalArgumentException("hidden has " + hidden.length + " floats, expected at least count "
+                        + count + " x dim " + c.dim());
+            }
+        }
+        for (S s : shards[stage]) {
+            if (!s.complete()) {
+                throw new IllegalStateException("position (stage " + s.stage() + ", shard " + s.shard() + ") of "
+                        + layout + " lacks weights; load or import all its slices first");
+            }
+        }
+        computeStage(stage, seqs, tokens, positions, count, hidden, logits);
+        for (int b = 0; b < count; b++) {
+            int[] st = sequences.get(seqs[b]);
+            st[1] = Math.max(st[1], positions[b] + 1);
+        }
+    }
+
+    @Override
+    public boolean isReady() {
+        for (int p = hosted.from(); p < hosted.to(); p++) {
+            for (int m = 0; m < layout.shards(); m++) {
+                if (!hasAllWeights(p, m)) {
+                    return false;
+                }
+            }
+        }
+        return true;
     }
 
     private void validate(long[] seqs, int[] tokens, int[] positions, int count, float[][] logits) {
@@ -371,6 +479,9 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
             return;
         }
         for (S[] stage : shards) {
+            if (stage == null) {
+                continue; // a stage another process hosts
+            }
             for (S s : stage) {
                 s.releaseAll();
             }

@@ -1,0 +1,216 @@
+package io.spotserve.bench;
+
+import io.spotserve.exec.ContextSlice;
+import io.spotserve.exec.Device;
+import io.spotserve.exec.Executor;
+import io.spotserve.exec.ExecutorOptions;
+import io.spotserve.exec.Pipeline;
+import io.spotserve.exec.ShardLayout;
+import io.spotserve.exec.cpu.CpuExecutor;
+import io.spotserve.model.LlamaCheckpoint;
+import io.spotserve.plan.DeviceId;
+import io.spotserve.worker.RemoteExecutor;
+import io.spotserve.worker.RemoteInstanceProvider;
+import io.spotserve.worker.WireSecurity;
+import io.spotserve.worker.WorkerMain;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * Worker processes on loopback against their in-process anchors, in one run (issue 13's benchmarks 1 and 2):
+ * <ol>
+ *   <li>migration: every weight slice of the 25M model moved worker to worker ({@code RemoteExecutor.transfer}),
+ *       against a plain TCP socket copy of the same number of bytes on the same loopback;</li>
+ *   <li>decode: greedy batch-1 decode with P = 2 stages on two worker processes, against the same P = 2 layout on
+ *       the CPU executor in this process; the difference per step is the wire's overhead.</li>
+ * </ol>
+ * {@code java --add-modules jdk.incubator.vector -cp benchmarks/target/benchmarks.jar io.spotserve.bench.WorkerWireBench}
+ */
+public final class WorkerWireBench {
+    private static final String TOKEN = "bench-token-0123456789abcdef";
+
+    private WorkerWireBench() {
+    }
+
+    public static void main(String[] args) throws Exception {
+        int rounds = args.length > 0 ? Integer.parseInt(args[0]) : 3;
+        int steps = args.length > 1 ? Integer.parseInt(args[1]) : 128;
+        LlamaCheckpoint ckpt = DecodeWorkload.checkpoint25M();
+        Path token = Files.createTempFile("spotserve-bench", ".token");
+        Files.writeString(token, TOKEN);
+        List<Process> workers = new ArrayList<>();
+        try (RemoteInstanceProvider controller = RemoteInstanceProvider.builder().security(WireSecurity.token(TOKEN))
+                .leaseTimeout(java.time.Duration.ofSeconds(10)).build()) {
+            for (int i = 0; i < 2; i++) {
+                workers.add(new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                        "--add-modules", "jdk.incubator.vector", "-Xmx1g", "-cp", System.getProperty("java.class.path"),
+                        WorkerMain.class.getName(), "--controller", controller.address(), "--devices", "2",
+                        "--device-memory", "512m", "--token-file", token.toString(), "--executor", "cpu").inheritIO().start());
+            }
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+            while (controller.liveWorkers().size() < 2) {
+                if (System.nanoTime() > deadline) {
+                    throw new IllegalStateException("the two worker processes did not register within 60 s");
+                }
+                Thread.sleep(50);
+            }
+            List<String> ids = controller.liveWorkers();
+            RemoteExecutor ex = controller.executor();
+            migration(ex, ckpt, ids, rounds);
+            decode(ex, ckpt, ids, steps);
+        } finally {
+            for (Process p : workers) {
+                p.destroyForcibly();
+                p.waitFor(5, TimeUnit.SECONDS);
+            }
+            Files.deleteIfExists(token);
+        }
+    }
+
+    private static void migration(RemoteExecutor ex, LlamaCheckpoint ckpt, List<String> ids, int rounds) throws Exception {
+        ShardLayout layout = ShardLayout.of(ckpt.config(), 1, 1);
+        Device a = ex.createDevice(new DeviceId(ids.get(0), 0), 512L << 20);
+        Device b = ex.createDevice(new DeviceId(ids.get(1), 0), 512L << 20);
+        Pipeline from = ex.createPipeline(layout, List.of(a), 1);
+        Pipeline to = ex.createPipeline(layout, List.of(b), 1);
+        from.loadWeights(ckpt);
+        List<ContextSlice> slices = layout.weightSlices(0, 0);
+        double[] wire = new double[rounds];
+        double[] socket = new double[rounds];
+        long bytes = 0;
+        for (int r = 0; r < rounds; r++) {
+            long before = ex.sliceBytes();
+            long t0 = System.nanoTime();
+            for (ContextSlice s : slices) {
+                ex.transfer(from, 0, 0, s, to, 0, 0);
+            }
+            double sec = (System.nanoTime() - t0) / 1e9;
+            bytes = ex.sliceBytes() - before;
+            wire[r] = bytes / sec / 1e6;
+            socket[r] = socketCopy(bytes);
+            for (ContextSlice s : slices) {
+                to.releaseSlice(0, 0, s);
+            }
+        }
+        from.close();
+        to.close();
+        ex.destroyDevice(a);
+        ex.destroyDevice(b);
+        double w = median(wire);
+        double s = median(socket);
+        System.out.printf("migration: %d weight slices, %.1f MB per round; worker-to-worker %.0f MB/s, plain socket "
+                + "copy %.0f MB/s (median of %d), ratio %.2f; rounds wire %s socket %s%n", slices.size(), bytes / 1e6, w,
+                s, rounds, w / s, Arrays.toString(round(wire)), Arrays.toString(round(socket)));
+    }
+
+    /** MB/s of copying {@code bytes} over a loopback TCP connection in 4 MiB writes, reader in another thread. */
+    private static double socketCopy(long bytes) throws Exception {
+        byte[] buf = new byte[4 << 20];
+        Arrays.fill(buf, (byte) 7);
+        try (ServerSocket server = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            Thread reader = new Thread(() -> {
+                try (Socket s = server.accept(); InputStream in = s.getInputStream()) {
+                    byte[] rb = new byte[4 << 20];
+                    long got = 0;
+                    while (got < bytes) {
+                        int n = in.read(rb);
+                        if (n < 0) {
+                            break;
+                        }
+                        got += n;
+                    }
+                    s.getOutputStream().write(1);
+                } catch (Exception e) {
+                    throw new IllegalStateException(e);
+                }
+            });
+            reader.start();
+            long t0 = System.nanoTime();
+            try (Socket c = new Socket(InetAddress.getLoopbackAddress(), server.getLocalPort());
+                 OutputStream out = c.getOutputStream()) {
+                long sent = 0;
+                while (sent < bytes) {
+                    int n = (int) Math.min(buf.length, bytes - sent);
+                    out.write(buf, 0, n);
+                    sent += n;
+                }
+                out.flush();
+                if (c.getInputStream().read() != 1) {
+                    throw new IllegalStateException("reader did not confirm");
+                }
+            }
+            double sec = (System.nanoTime() - t0) / 1e9;
+            reader.join();
+            return bytes / sec / 1e6;
+        }
+    }
+
+    private static void decode(RemoteExecutor ex, LlamaCheckpoint ckpt, List<String> ids, int steps) {
+        ShardLayout layout = ShardLayout.of(ckpt.config(), 2, 1);
+        List<Device> devices = List.of(ex.createDevice(new DeviceId(ids.get(0), 1), 512L << 20),
+                ex.createDevice(new DeviceId(ids.get(1), 1), 512L << 20));
+        Pipeline remote = ex.createPipeline(layout, devices, 1);
+        remote.loadWeights(ckpt);
+        double remoteUs = perStep(remote, steps);
+        remote.close();
+        double localUs;
+        try (Executor cpu = new CpuExecutor(ExecutorOptions.defaults())) {
+            List<Device> ds = List.of(cpu.createDevice(new DeviceId("local", 0), 512L << 20),
+                    cpu.createDevice(new DeviceId("local", 1), 512L << 20));
+            Pipeline local = cpu.createPipeline(layout, ds, 1);
+            local.loadWeights(ckpt);
+            localUs = perStep(local, steps);
+            local.close();
+        }
+        System.out.printf("decode 25M, P=2, batch 1, %d steps: two worker processes %.1f tok/s (%.0f us/step), one "
+                + "process %.1f tok/s (%.0f us/step); ratio %.2f, wire overhead %.0f us/step%n", steps, 1e6 / remoteUs,
+                remoteUs, 1e6 / localUs, localUs, localUs / remoteUs, remoteUs - localUs);
+    }
+
+    /** Median microseconds per greedy decode step over {@code steps} steps after 32 warm-up steps. */
+    private static double perStep(Pipeline p, int steps) {
+        int warm = 32;
+        p.openSequence(1, warm + steps);
+        int token = 1;
+        double[] us = new double[steps];
+        for (int pos = 0; pos < warm + steps; pos++) {
+            long t0 = System.nanoTime();
+            float[] logits = p.decode(new long[] {1}, new int[] {token}, new int[] {pos})[0];
+            if (pos >= warm) {
+                us[pos - warm] = (System.nanoTime() - t0) / 1e3;
+            }
+            int best = 0;
+            for (int i = 1; i < logits.length; i++) {
+                if (logits[i] > logits[best]) {
+                    best = i;
+                }
+            }
+            token = best;
+        }
+        p.closeSequence(1);
+        return median(us);
+    }
+
+    private static double median(double[] v) {
+        double[] s = v.clone();
+        Arrays.sort(s);
+        return s[s.length / 2];
+    }
+
+    private static double[] round(double[] v) {
+        double[] out = new double[v.length];
+        for (int i = 0; i < v.length; i++) {
+            out[i] = Math.round(v[i]);
+        }
+        return out;
+    }
+}

@@ -1,0 +1,312 @@
+package io.spotserve.worker;
+
+import io.grpc.Context;
+import io.grpc.ManagedChannel;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.stub.StreamObserver;
+import io.spotserve.exec.ContextSlice;
+import io.spotserve.exec.Device;
+import io.spotserve.exec.DeviceLostException;
+import io.spotserve.exec.DeviceMemoryException;
+import io.spotserve.exec.Executor;
+import io.spotserve.exec.ExecutorOptions;
+import io.spotserve.exec.Pipeline;
+import io.spotserve.exec.ShardLayout;
+import io.spotserve.plan.DeviceId;
+import io.spotserve.worker.proto.CreateDeviceRequest;
+import io.spotserve.worker.proto.ImportReply;
+import io.spotserve.worker.proto.SendSliceReply;
+import io.spotserve.worker.proto.SendSliceRequest;
+import io.spotserve.worker.proto.SliceChunk;
+import io.spotserve.worker.proto.SliceRequest;
+import io.spotserve.worker.proto.WorkerGrpc;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Objects;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Function;
+
+/**
+ * The executor SPI over worker processes: devices are the registered workers' devices, a pipeline's stages run
+ * in the workers that hold them. Activations go worker to worker (the controller sends tokens to the first
+ * stage's worker and gets the logits back from it); a tensor group (the M shards of one stage) must sit in one
+ * worker, where it reduces in-process. {@link #transfer} streams slices worker to worker. A call that touches a
+ * worker declared dead, or whose connection fails, throws {@link DeviceLostException}; a result that arrives from
+ * a worker declared dead in the meantime is discarded the same way.
+ *
+ * <p>Bytes that cross the wire are counted: {@link #sliceBytes()} (weights and KV slices in SliceFormat, whichever
+ * processes they moved between) and {@link #activationBytes()} (residual streams between stages).
+ */
+public final class RemoteExecutor implements Executor {
+    private final RemoteInstanceProvider provider;
+    private final Channels channels;
+    private final AtomicLong nextPipeline = new AtomicLong(1);
+    private final AtomicLong sliceBytes = new AtomicLong();
+    private final AtomicLong activationBytes = new AtomicLong();
+
+    RemoteExecutor(RemoteInstanceProvider provider, Channels channels) {
+        this.provider = provider;
+        this.channels = channels;
+    }
+
+    @Override
+    public String name() {
+        return "remote";
+    }
+
+    @Override
+    public ExecutorOptions options() {
+        return ExecutorOptions.defaults();
+    }
+
+    /** Bytes of weight and KV slices moved over the network so far (SliceFormat, headers included). */
+    public long sliceBytes() {
+        return sliceBytes.get();
+    }
+
+    /** Bytes of activations handed from stage to stage between workers so far. */
+    public long activationBytes() {
+        return activationBytes.get();
+    }
+
+    void countSlice(long bytes) {
+        sliceBytes.addAndGet(bytes);
+    }
+
+    void countActivations(long bytes) {
+        activationBytes.addAndGet(bytes);
+    }
+
+    long newPipelineId() {
+        return nextPipeline.getAndIncrement();
+    }
+
+    @Override
+    public Device createDevice(DeviceId id, long capacityBytes) {
+        Objects.requireNonNull(id, "id");
+        RemoteInstanceProvider.WorkerLink w = provider.live(id.instance());
+        if (w == null) {
+            throw new IllegalArgumentException("device " + id + ": instance " + id.instance() + " is not a live worker");
+        }
+        call(List.of(w), w, ch -> WorkerGrpc.newBlockingStub(ch).withDeadlineAfter(10, TimeUnit.SECONDS)
+                .createDevice(CreateDeviceRequest.newBuilder().setDevice(Wire.ref(id)).setCapacityBytes(capacityBytes)
+                        .build()));
+        return new RemoteDevice(this, id, capacityBytes, w);
+    }
+
+    @Override
+    public void destroyDevice(Device device) {
+        RemoteDevice d = own(device);
+        if (d.worker.dead) {
+            return; // its memory went with its process
+        }
+        call(List.of(d.worker), d.worker, ch -> WorkerGrpc.newBlockingStub(ch).withDeadlineAfter(10, TimeUnit.SECONDS)
+                .destroyDevice(Wire.ref(d.id)));
+    }
+
+    RemoteDevice own(Device device) {
+        if (!(device instanceof RemoteDevice d) || d.executor != this) {
+            throw new IllegalArgumentException("device " + device + " was not created by this remote executor");
+        }
+        return d;
+    }
+
+    @Override
+    public Pipeline createPipeline(ShardLayout layout, List<? extends Device> devices, int maxBatch) {
+        Objects.requireNonNull(layout, "layout");
+        Objects.requireNonNull(devices, "devices");
+        int positions = layout.stages() * layout.shards();
+        if (devices.size() != positions) {
+            throw new IllegalArgumentException(layout + " has " + positions + " positions but " + devices.size()
+                    + " devices were given (stage-major: index = stage * M + shard)");
+        }
+        if (maxBatch < 1) {
+            throw new IllegalArgumentException("maxBatch must be >= 1, was " + maxBatch);
+        }
+        List<RemoteDevice> own = new ArrayList<>();
+        for (Device d : devices) {
+            own.add(own(d));
+        }
+        return RemotePipeline.create(this, layout, own, maxBatch);
+    }
+
+    @Override
+    public ContextSlice transfer(Pipeline from, int fromStage, int fromShard, ContextSlice slice, Pipeline to,
+                                 int toStage, int toShard) {
+        if (!(from instanceof RemotePipeline src) || !(to instanceof RemotePipeline dst) || src.executor != this
+                || dst.executor != this) {
+            return Executor.super.transfer(from, fromStage, fromShard, slice, to, toStage, toShard);
+        }
+        RemotePipeline.Segment s = src.segmentOf(fromStage);
+        RemotePipeline.Segment t = dst.segmentOf(toStage);
+        SendSliceReply r = call(List.of(s.worker(), t.worker()), s.worker(), ch -> WorkerGrpc.newBlockingStub(ch)
+                .withDeadlineAfter(150, TimeUnit.SECONDS).sendSlice(SendSliceRequest.newBuilder()
+                        .setSource(SliceRequest.newBuilder().setPosition(s.position(fromStage, fromShard))
+                                .setSlice(Wire.sliceHeader(slice)))
+                        .setPeerAddress(t.worker().address).setTarget(t.position(toStage, toShard)).build()));
+        if (s.worker() != t.worker()) {
+            countSlice(r.getBytes());
+        }
+        dst.imported(slice);
+        return slice;
+    }
+
+    /**
+     * Runs {@code rpc} against {@code target} inside its cancellable context; every worker in {@code involved}
+     * must be live before and after, else the call counts as lost.
+     */
+    <T> T call(List<RemoteInstanceProvider.WorkerLink> involved, RemoteInstanceProvider.WorkerLink target,
+               Function<ManagedChannel, T> rpc) {
+        requireLive(involved, null);
+        // the call is cancelled as soon as any worker it involves is declared dead (a step waiting on a hung
+        // downstream stage fails then, not at its deadline)
+        Context.CancellableContext ctx = Context.ROOT.withCancellation();
+        Context.CancellationListener onDeath = dead -> ctx.cancel(dead.cancellationCause());
+        for (RemoteInstanceProvider.WorkerLink w : involved) {
+            w.calls.addListener(onDeath, Runnable::run);
+        }
+        T result;
+        try {
+            result = ctx.call(() -> rpc.apply(channels.to(target.address)));
+        } catch (StatusRuntimeException e) {
+            throw translate(e, involved);
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Exception e) {
+            throw new IllegalStateException(e);
+        } finally {
+            for (RemoteInstanceProvider.WorkerLink w : involved) {
+                w.calls.removeListener(onDeath);
+            }
+            ctx.cancel(null);
+        }
+        requireLive(involved, null); // a worker declared dead meanwhile: its result is not used
+        return result;
+    }
+
+    private void requireLive(List<RemoteInstanceProvider.WorkerLink> involved, Throwable cause) {
+        List<DeviceId> lost = new ArrayList<>();
+        Set<String> names = new LinkedHashSet<>();
+        for (RemoteInstanceProvider.WorkerLink w : involved) {
+            if (w.dead) {
+                names.add(w.id + " (epoch " + w.epoch + ")");
+                for (int g = 0; g < w.devices; g++) {
+                    lost.add(new DeviceId(w.id, g));
+                }
+            }
+        }
+        if (!lost.isEmpty()) {
+            throw new DeviceLostException(lost, "worker " + String.join(", ", names) + " was declared dead; its "
+                    + "devices and everything on them are lost", cause);
+        }
+    }
+
+    private RuntimeException translate(StatusRuntimeException e, List<RemoteInstanceProvider.WorkerLink> involved) {
+        Status s = e.getStatus();
+        String msg = s.getDescription() == null ? s.getCode().toString() : s.getDescription();
+        switch (s.getCode()) {
+            case INVALID_ARGUMENT:
+            case NOT_FOUND:
+                return new IllegalArgumentException(msg, e);
+            case FAILED_PRECONDITION:
+            case UNAUTHENTICATED:
+            case PERMISSION_DENIED:
+                return new IllegalStateException(msg, e);
+            case UNIMPLEMENTED:
+                return new UnsupportedOperationException(msg, e);
+            case RESOURCE_EXHAUSTED: {
+                String m = e.getTrailers() == null ? null : e.getTrailers().get(WorkerService.MEMORY);
+                if (m != null) {
+                    String[] f = m.split(",");
+                    if (f.length == 5) {
+                        try {
+                            return new DeviceMemoryException(new DeviceId(f[0], Integer.parseInt(f[1])),
+                                    "a request to worker (" + msg + ")", Long.parseLong(f[2]), Long.parseLong(f[3]),
+                                    Long.parseLong(f[4]));
+                        } catch (IllegalArgumentException ignored) {
+                            // fall through: a malformed trailer is reported as the status itself
+                        }
+                    }
+                }
+                return new IllegalStateException(msg, e);
+            }
+            default: {
+                // UNAVAILABLE, CANCELLED, DEADLINE_EXCEEDED, INTERNAL...: a process or its connection is gone
+                requireLive(involved, e);
+                List<DeviceId> all = new ArrayList<>();
+                for (RemoteInstanceProvider.WorkerLink w : involved) {
+                    for (int g = 0; g < w.devices; g++) {
+                        all.add(new DeviceId(w.id, g));
+                    }
+                }
+                return new DeviceLostException(all, "a call to workers " + names(involved) + " failed with "
+                        + s.getCode() + " (" + msg + "); treating their devices as lost", e);
+            }
+        }
+    }
+
+    private static String names(List<RemoteInstanceProvider.WorkerLink> ws) {
+        List<String> out = new ArrayList<>();
+        for (RemoteInstanceProvider.WorkerLink w : ws) {
+            out.add(w.id);
+        }
+        return out.toString();
+    }
+
+    /** Streams chunks to a client-streaming import (the controller's own bytes) and waits for the answer. */
+    ImportReply push(RemoteInstanceProvider.WorkerLink w, List<SliceChunk> chunks) {
+        return call(List.of(w), w, ch -> {
+            CompletableFuture<ImportReply> done = new CompletableFuture<>();
+            StreamObserver<SliceChunk> up = WorkerGrpc.newStub(ch).withDeadlineAfter(120, TimeUnit.SECONDS)
+                    .importSlice(new StreamObserver<>() {
+                        @Override
+                        public void onNext(ImportReply v) {
+                            done.complete(v);
+                        }
+
+                        @Override
+                        public void onError(Throwable t) {
+                            done.completeExceptionally(t);
+                        }
+
+                        @Override
+                        public void onCompleted() {
+                            done.completeExceptionally(Status.INTERNAL.withDescription("worker answered nothing")
+                                    .asRuntimeException());
+                        }
+                    });
+            for (SliceChunk c : chunks) {
+                up.onNext(c);
+            }
+            up.onCompleted();
+            try {
+                return done.get(130, TimeUnit.SECONDS);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw Status.CANCELLED.withDescription("interrupted").asRuntimeException();
+            } catch (ExecutionException e) {
+                throw e.getCause() instanceof StatusRuntimeException sre ? sre
+                        : Status.INTERNAL.withCause(e.getCause()).asRuntimeException();
+            } catch (TimeoutException e) {
+                throw Status.DEADLINE_EXCEEDED.withDescription("slice import timed out").asRuntimeException();
+            }
+        });
+    }
+
+    @Override
+    public void close() {
+        // the channels belong to the provider; pipelines close themselves
+    }
+
+    @Override
+    public String toString() {
+        return "RemoteExecutor[" + provider.address() + "]";
+    }
+}

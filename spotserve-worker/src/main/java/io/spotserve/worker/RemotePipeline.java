@@ -1,0 +1,397 @@
+package io.spotserve.worker;
+
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.spotserve.exec.CheckpointSlices;
+import io.spotserve.exec.ContextSlice;
+import io.spotserve.exec.Device;
+import io.spotserve.exec.IndexRange;
+import io.spotserve.exec.Pipeline;
+import io.spotserve.exec.ShardLayout;
+import io.spotserve.exec.SliceFormat;
+import io.spotserve.exec.spi.AbstractPipeline;
+import io.spotserve.model.LlamaCheckpoint;
+import io.spotserve.model.LlamaConfig;
+import io.spotserve.worker.proto.CreateStagesRequest;
+import io.spotserve.worker.proto.Hop;
+import io.spotserve.worker.proto.ImportReply;
+import io.spotserve.worker.proto.LoadWeightsRequest;
+import io.spotserve.worker.proto.PipelineRef;
+import io.spotserve.worker.proto.PositionRef;
+import io.spotserve.worker.proto.SequenceRequest;
+import io.spotserve.worker.proto.SliceChunk;
+import io.spotserve.worker.proto.SliceRequest;
+import io.spotserve.worker.proto.StepReply;
+import io.spotserve.worker.proto.StepRequest;
+import io.spotserve.worker.proto.WorkerGrpc;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.Iterator;
+import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * A pipeline whose stages live in worker processes: consecutive stages on one worker form a segment, a partial
+ * pipeline there ({@code Executor.createStages}). A step enters at the first segment's worker, which hands the
+ * activations to the next segment's worker, and so on; the last returns the logits up the chain. The controller
+ * mirrors the sequences' filled lengths (the workers check them again).
+ */
+final class RemotePipeline implements Pipeline {
+    /** A run of consecutive stages held by one worker as its partial pipeline {@code id}. */
+    record Segment(RemoteInstanceProvider.WorkerLink worker, long id, IndexRange stages) {
+        PositionRef position(int stage, int shard) {
+            return PositionRef.newBuilder().setPipeline(id).setStage(stage).setShard(shard).build();
+        }
+    }
+
+    final RemoteExecutor executor;
+    private final ShardLayout layout;
+    private final LlamaConfig c;
+    private final List<RemoteDevice> devices;
+    private final int maxBatch;
+    private final List<Segment> segments;
+    private final List<RemoteInstanceProvider.WorkerLink> workers;
+    private final Map<Long, int[]> sequences = new LinkedHashMap<>(); // id -> {capacity, length}
+    private boolean closed;
+
+    private RemotePipeline(RemoteExecutor executor, ShardLayout layout, List<RemoteDevice> devices, int maxBatch,
+                           List<Segment> segments) {
+        this.executor = executor;
+        this.layout = layout;
+        this.c = layout.config();
+        this.devices = devices;
+        this.maxBatch = maxBatch;
+        this.segments = segments;
+        Set<RemoteInstanceProvider.WorkerLink> ws = new LinkedHashSet<>();
+        for (Segment s : segments) {
+            ws.add(s.worker());
+        }
+        this.workers = List.copyOf(ws);
+    }
+
+    static RemotePipeline create(RemoteExecutor executor, ShardLayout layout, List<RemoteDevice> devices, int maxBatch) {
+        int m = layout.shards();
+        List<RemoteInstanceProvider.WorkerLink> stageWorker = new ArrayList<>();
+        for (int p = 0; p < layout.stages(); p++) {
+            RemoteInstanceProvider.WorkerLink w = devices.get(p * m).worker;
+            for (int s = 1; s < m; s++) {
+                if (devices.get(p * m + s).worker != w) {
+                    throw new IllegalArgumentException("stage " + p + " of " + layout + " has shards on workers " + w.id
+                            + " and " + devices.get(p * m + s).worker.id + "; the M shards of a stage (a tensor "
+                            + "group) must sit in one worker");
+                }
+            }
+            stageWorker.add(w);
+        }
+        List<Segment> segments = new ArrayList<>();
+        int from = 0;
+        for (int p = 1; p <= layout.stages(); p++) {
+            if (p == layout.stages() || stageWorker.get(p) != stageWorker.get(from)) {
+                segments.add(new Segment(stageWorker.get(from), executor.newPipelineId(), new IndexRange(from, p)));
+                from = p;
+            }
+        }
+        RemotePipeline pipeline = new RemotePipeline(executor, layout, devices, maxBatch, List.copyOf(segments));
+        List<Segment> made = new ArrayList<>();
+        try {
+            for (Segment s : segments) {
+                CreateStagesRequest.Builder r = CreateStagesRequest.newBuilder().setPipeline(s.id())
+                        .setModel(Wire.shape(layout.config())).addAllStageLayers(layout.stageLayers())
+                        .setShards(m).setFirstStage(s.stages().from()).setEndStage(s.stages().to()).setMaxBatch(maxBatch);
+                for (int p = s.stages().from(); p < s.stages().to(); p++) {
+                    for (int sh = 0; sh < m; sh++) {
+                        r.addDevices(Wire.ref(devices.get(p * m + sh).id));
+                    }
+                }
+                executor.call(List.of(s.worker()), s.worker(), ch -> WorkerGrpc.newBlockingStub(ch)
+                        .withDeadlineAfter(30, TimeUnit.SECONDS).createStages(r.build()));
+                made.add(s);
+            }
+        } catch (RuntimeException e) {
+            for (Segment s : made) {
+                pipeline.closeSegment(s);
+            }
+            throw e;
+        }
+        return pipeline;
+    }
+
+    Segment segmentOf(int stage) {
+        checkOpen();
+        for (Segment s : segments) {
+            if (s.stages().contains(stage)) {
+                return s;
+            }
+        }
+        throw new IllegalArgumentException("stage " + stage + " outside [0, " + layout.stages() + ")");
+    }
+
+    private void checkPosition(int stage, int shard) {
+        if (stage < 0 || stage >= layout.stages() || shard < 0 || shard >= layout.shards()) {
+            throw new IllegalArgumentException("position (stage " + stage + ", shard " + shard + ") outside P = "
+                    + layout.stages() + ", M = " + layout.shards());
+        }
+    }
+
+    private void checkOpen() {
+        if (closed) {
+            throw new IllegalStateException("pipeline " + layout + " is closed");
+        }
+    }
+
+    private WorkerGrpc.WorkerBlockingStub stub(io.grpc.ManagedChannel ch, int seconds) {
+        return WorkerGrpc.newBlockingStub(ch).withDeadlineAfter(seconds, TimeUnit.SECONDS);
+    }
+
+    @Override
+    public ShardLayout layout() {
+        return layout;
+    }
+
+    @Override
+    public int maxBatch() {
+        return maxBatch;
+    }
+
+    @Override
+    public Device device(int stage, int shard) {
+        checkPosition(stage, shard);
+        return devices.get(stage * layout.shards() + shard);
+    }
+
+    /** The workers this pipeline runs on, in stage order. */
+    List<RemoteInstanceProvider.WorkerLink> workers() {
+        return workers;
+    }
+
+    @Override
+    public void loadWeights(LlamaCheckpoint checkpoint) {
+        checkOpen();
+        if (!checkpoint.config().equals(c)) {
+            throw new IllegalArgumentException("checkpoint shape " + checkpoint.config() + " differs from the pipeline's "
+                    + c);
+        }
+        for (Segment s : segments) {
+            try {
+                executor.call(List.of(s.worker()), s.worker(), ch -> stub(ch, 120).loadWeights(LoadWeightsRequest
+                        .newBuilder().setPipeline(s.id()).setCheckpointPath(checkpoint.file().toAbsolutePath().toString())
+                        .build()));
+            } catch (IllegalArgumentException e) {
+                if (!(e.getCause() instanceof StatusRuntimeException sre) || sre.getStatus().getCode() != Status.Code.NOT_FOUND) {
+                    throw e;
+                }
+                streamWeights(s, checkpoint); // the worker cannot read the file: send the slices ourselves
+            }
+        }
+    }
+
+    private void streamWeights(Segment s, LlamaCheckpoint checkpoint) {
+        for (int p = s.stages().from(); p < s.stages().to(); p++) {
+            for (int m = 0; m < layout.shards(); m++) {
+                for (ContextSlice slice : layout.weightSlices(p, m)) {
+                    byte[] bytes = SliceFormat.encode(c, slice, CheckpointSlices.read(checkpoint, slice));
+                    executor.push(s.worker(), Wire.chunks(bytes, s.position(p, m)));
+                    executor.countSlice(bytes.length);
+                }
+            }
+        }
+    }
+
+    @Override
+    public boolean hasAllWeights(int stage, int shard) {
+        checkPosition(stage, shard);
+        Segment s = segmentOf(stage);
+        return executor.call(List.of(s.worker()), s.worker(), ch -> stub(ch, 10).positionState(s.position(stage, shard)))
+                .getHasAllWeights();
+    }
+
+    @Override
+    public byte[] exportSlice(int stage, int shard, ContextSlice slice) {
+        checkPosition(stage, shard);
+        Segment s = segmentOf(stage);
+        byte[] bytes = executor.call(List.of(s.worker()), s.worker(), ch -> {
+            Iterator<SliceChunk> it = stub(ch, 120).exportSlice(SliceRequest.newBuilder()
+                    .setPosition(s.position(stage, shard)).setSlice(Wire.sliceHeader(slice)).build());
+            Wire.Assembly a = new Wire.Assembly();
+            while (it.hasNext()) {
+                a.add(it.next());
+            }
+            return a.bytes();
+        });
+        executor.countSlice(bytes.length);
+        return bytes;
+    }
+
+    @Override
+    public ContextSlice importSlice(int stage, int shard, byte[] bytes) {
+        checkPosition(stage, shard);
+        Segment s = segmentOf(stage);
+        SliceFormat.peek(c, bytes); // a malformed slice never leaves this process
+        ImportReply r = executor.push(s.worker(), Wire.chunks(bytes, s.position(stage, shard)));
+        executor.countSlice(bytes.length);
+        ContextSlice slice = Wire.slice(r.getSliceHeader(), c);
+        imported(slice);
+        return slice;
+    }
+
+    /** Mirrors a slice that arrived at one of this pipeline's positions (a KV slice extends its sequence). */
+    synchronized void imported(ContextSlice slice) {
+        if (slice instanceof ContextSlice.KvCache k) {
+            int[] st = sequences.get(k.sequence());
+            if (st != null) {
+                st[1] = Math.max(st[1], k.length());
+            }
+        }
+    }
+
+    @Override
+    public void releaseSlice(int stage, int shard, ContextSlice slice) {
+        checkPosition(stage, shard);
+        Segment s = segmentOf(stage);
+        executor.call(List.of(s.worker()), s.worker(), ch -> stub(ch, 10).releaseSlice(SliceRequest.newBuilder()
+                .setPosition(s.position(stage, shard)).setSlice(Wire.sliceHeader(slice)).build()));
+    }
+
+    @Override
+    public synchronized void openSequence(long sequence, int capacity) {
+        checkOpen();
+        if (sequences.containsKey(sequence)) {
+            throw new IllegalArgumentException("sequence " + sequence + " is already open");
+        }
+        List<Segment> done = new ArrayList<>();
+        try {
+            for (Segment s : segments) {
+                executor.call(List.of(s.worker()), s.worker(), ch -> stub(ch, 10).openSequence(SequenceRequest
+                        .newBuilder().setPipeline(s.id()).setSequence(sequence).setCapacity(capacity).build()));
+                done.add(s);
+            }
+        } catch (RuntimeException e) {
+            for (Segment s : done) {
+                closeSequenceOn(s, sequence);
+            }
+            throw e;
+        }
+        sequences.put(sequence, new int[] {capacity, 0});
+    }
+
+    private void closeSequenceOn(Segment s, long sequence) {
+        if (s.worker().dead) {
+            return;
+        }
+        try {
+            executor.call(List.of(s.worker()), s.worker(), ch -> stub(ch, 10).closeSequence(SequenceRequest.newBuilder()
+                    .setPipeline(s.id()).setSequence(sequence).build()));
+        } catch (RuntimeException ignored) {
+            // best effort: a worker that cannot answer loses the sequence with everything else
+        }
+    }
+
+    @Override
+    public synchronized void closeSequence(long sequence) {
+        checkOpen();
+        if (sequences.remove(sequence) != null) {
+            for (Segment s : segments) {
+                closeSequenceOn(s, sequence);
+            }
+        }
+    }
+
+    @Override
+    public synchronized Set<Long> sequences() {
+        return Collections.unmodifiableSet(new LinkedHashSet<>(sequences.keySet()));
+    }
+
+    @Override
+    public synchronized int length(long sequence) {
+        int[] st = sequences.get(sequence);
+        if (st == null) {
+            throw new IllegalArgumentException("sequence " + sequence + " is not open");
+        }
+        return st[1];
+    }
+
+    @Override
+    public void forward(long[] seqs, int[] tokens, int[] positions, int count, float[][] logits) {
+        checkOpen();
+        AbstractPipeline.checkBatchArrays(seqs, tokens, positions, count, logits, maxBatch);
+        StepRequest.Builder r = StepRequest.newBuilder().setPipeline(segments.get(0).id()).setStage(0);
+        synchronized (this) {
+            for (int i = 0; i < count; i++) {
+                if (!sequences.containsKey(seqs[i])) {
+                    throw new IllegalArgumentException("entry " + i + ": sequence " + seqs[i] + " is not open");
+                }
+                if (logits[i] != null && logits[i].length != c.vocabSize()) {
+                    throw new IllegalArgumentException("entry " + i + ": logits array has " + logits[i].length
+                            + " floats, expected vocab " + c.vocabSize());
+                }
+                r.addSequences(seqs[i]).addTokens(tokens[i]).addPositions(positions[i]);
+                if (logits[i] != null) {
+                    r.addLogitsFor(i);
+                }
+            }
+        }
+        for (Segment s : segments.subList(1, segments.size())) {
+            r.addRoute(Hop.newBuilder().setAddress(s.worker().address).setPipeline(s.id())
+                    .setFirstStage(s.stages().from()));
+        }
+        Segment first = segments.get(0);
+        StepReply reply = executor.call(workers, first.worker(), ch -> stub(ch, 60).forward(r.build()));
+        int v = c.vocabSize();
+        int wanted = r.getLogitsForCount();
+        if (reply.getLogits().size() != (long) wanted * v * Float.BYTES) {
+            throw new IllegalStateException("worker " + first.worker().id + " returned " + reply.getLogits().size()
+                    + " bytes of logits, expected " + wanted + " x vocab " + v + " floats");
+        }
+        float[] all = new float[wanted * v];
+        Wire.floats(reply.getLogits(), all, 0, all.length);
+        for (int k = 0; k < wanted; k++) {
+            System.arraycopy(all, k * v, logits[r.getLogitsFor(k)], 0, v);
+        }
+        executor.countActivations(reply.getActivationBytes());
+        synchronized (this) {
+            for (int b = 0; b < count; b++) {
+                int[] st = sequences.get(seqs[b]);
+                if (st != null) {
+                    st[1] = Math.max(st[1], positions[b] + 1);
+                }
+            }
+        }
+    }
+
+    private void closeSegment(Segment s) {
+        if (s.worker().dead) {
+            return;
+        }
+        try {
+            executor.call(List.of(s.worker()), s.worker(), ch -> stub(ch, 10).closePipeline(PipelineRef.newBuilder()
+                    .setPipeline(s.id()).build()));
+        } catch (RuntimeException ignored) {
+            // a worker that cannot answer frees everything when it dies
+        }
+    }
+
+    @Override
+    public synchronized void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        for (Segment s : segments) {
+            closeSegment(s);
+        }
+        sequences.clear();
+    }
+
+    @Override
+    public String toString() {
+        List<String> parts = new ArrayList<>();
+        for (Segment s : segments) {
+            parts.add("stages " + s.stages() + " @ " + s.worker().id);
+        }
+        return "RemotePipeline[" + layout + ", " + String.join(", ", parts) + "]";
+    }
+}

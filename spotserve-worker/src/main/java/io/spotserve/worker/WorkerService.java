@@ -1,0 +1,539 @@
+package io.spotserve.worker;
+
+import com.google.protobuf.ByteString;
+import io.grpc.ManagedChannel;
+import io.grpc.Metadata;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.stub.StreamObserver;
+import io.spotserve.exec.ContextSlice;
+import io.spotserve.exec.Device;
+import io.spotserve.exec.DeviceMemoryException;
+import io.spotserve.exec.Executor;
+import io.spotserve.exec.IndexRange;
+import io.spotserve.exec.Pipeline;
+import io.spotserve.exec.ShardLayout;
+import io.spotserve.model.LlamaCheckpoint;
+import io.spotserve.model.LlamaConfig;
+import io.spotserve.plan.DeviceId;
+import io.spotserve.worker.proto.Ack;
+import io.spotserve.worker.proto.CreateDeviceRequest;
+import io.spotserve.worker.proto.CreateStagesRequest;
+import io.spotserve.worker.proto.DeviceRef;
+import io.spotserve.worker.proto.DeviceState;
+import io.spotserve.worker.proto.Hop;
+import io.spotserve.worker.proto.ImportReply;
+import io.spotserve.worker.proto.LoadWeightsRequest;
+import io.spotserve.worker.proto.PeerGrpc;
+import io.spotserve.worker.proto.PipelineRef;
+import io.spotserve.worker.proto.PositionRef;
+import io.spotserve.worker.proto.PositionStateReply;
+import io.spotserve.worker.proto.SendSliceReply;
+import io.spotserve.worker.proto.SendSliceRequest;
+import io.spotserve.worker.proto.SequenceRequest;
+import io.spotserve.worker.proto.SliceChunk;
+import io.spotserve.worker.proto.SliceRequest;
+import io.spotserve.worker.proto.StepReply;
+import io.spotserve.worker.proto.StepRequest;
+import io.spotserve.worker.proto.WorkerGrpc;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.function.Function;
+import java.util.function.Supplier;
+
+/**
+ * What a worker process serves: the executor SPI over its own devices (Worker service, for the controller) and
+ * the data plane between workers (Peer service). Every request is checked before anything changes; a refused
+ * request leaves the worker as it was.
+ */
+final class WorkerService {
+    /** Trailer keys carrying a {@link DeviceMemoryException}'s numbers back to the controller. */
+    static final Metadata.Key<String> MEMORY = Metadata.Key.of("spotserve-device-memory", Metadata.ASCII_STRING_MARSHALLER);
+
+    private final Executor executor;
+    private final int deviceCount;
+    private final long deviceMemory;
+    private final Function<String, ManagedChannel> peers;
+    private final Map<DeviceId, Device> devices = new ConcurrentHashMap<>();
+    private final Map<Long, Pipeline> pipelines = new ConcurrentHashMap<>();
+    private final Map<Path, LlamaCheckpoint> checkpoints = new ConcurrentHashMap<>();
+    private volatile String instanceId;
+    private volatile boolean fenced;
+
+    WorkerService(Executor executor, int deviceCount, long deviceMemory, Function<String, ManagedChannel> peers) {
+        this.executor = executor;
+        this.deviceCount = deviceCount;
+        this.deviceMemory = deviceMemory;
+        this.peers = peers;
+    }
+
+    /** The instance id the controller gave this worker (devices must be named after it). */
+    void registeredAs(String id) {
+        this.instanceId = id;
+    }
+
+    /** The controller declared this worker dead: drop everything and answer nothing any more. */
+    void fence() {
+        fenced = true;
+        for (Pipeline p : pipelines.values()) {
+            synchronized (p) {
+                p.close();
+            }
+        }
+        pipelines.clear();
+    }
+
+    boolean fenced() {
+        return fenced;
+    }
+
+    Worker worker() {
+        return new Worker();
+    }
+
+    Peer peer() {
+        return new Peer();
+    }
+
+    // ------------------------------------------------------------------ helpers
+
+    private <R> void unary(StreamObserver<R> out, Supplier<R> body) {
+        R reply;
+        try {
+            checkLive();
+            reply = body.get();
+        } catch (RuntimeException e) {
+            out.onError(error(e));
+            return;
+        }
+        out.onNext(reply);
+        out.onCompleted();
+    }
+
+    private void checkLive() {
+        if (fenced) {
+            throw new StatusRuntimeException(Status.FAILED_PRECONDITION.withDescription(
+                    "this worker was declared dead by its controller (fenced); it serves nothing more"));
+        }
+    }
+
+    static StatusRuntimeException error(RuntimeException e) {
+        StatusRuntimeException s = Wire.status(e);
+        if (e instanceof DeviceMemoryException d) {
+            Metadata trailers = new Metadata();
+            trailers.put(MEMORY, d.device().instance() + "," + d.device().gpu() + "," + d.requested() + "," + d.used()
+                    + "," + d.capacity());
+            return s.getStatus().asRuntimeException(trailers);
+        }
+        return s;
+    }
+
+    private Pipeline pipeline(long id) {
+        Pipeline p = pipelines.get(id);
+        if (p == null) {
+            throw new IllegalArgumentException("pipeline " + id + " does not exist on this worker");
+        }
+        return p;
+    }
+
+    private Device device(DeviceRef ref) {
+        DeviceId id = Wire.id(ref);
+        Device d = devices.get(id);
+        if (d == null) {
+            throw new IllegalArgumentException("device " + id + " does not exist on this worker");
+        }
+        return d;
+    }
+
+    private static DeviceState state(Device d) {
+        return DeviceState.newBuilder().setDevice(Wire.ref(d.id())).setCapacityBytes(d.capacityBytes())
+                .setUsedBytes(d.usedBytes()).build();
+    }
+
+    private ContextSlice slice(Pipeline p, SliceRequest r) {
+        return Wire.slice(r.getSlice(), p.config());
+    }
+
+    /** Imports a reassembled slice into its target position; shared by the controller's and the peers' streams. */
+    private ImportReply importAssembled(Wire.Assembly a) {
+        checkLive();
+        byte[] bytes = a.bytes();
+        PositionRef t = a.target();
+        Pipeline p = pipeline(t.getPipeline());
+        ContextSlice s;
+        synchronized (p) {
+            s = p.importSlice(t.getStage(), t.getShard(), bytes);
+        }
+        return ImportReply.newBuilder().setSliceHeader(Wire.sliceHeader(s)).setBytes(bytes.length).build();
+    }
+
+    private StreamObserver<SliceChunk> importStream(StreamObserver<ImportReply> out) {
+        return new StreamObserver<>() {
+            private final Wire.Assembly assembly = new Wire.Assembly();
+            private boolean failed;
+
+            @Override
+            public void onNext(SliceChunk chunk) {
+                if (failed) {
+                    return;
+                }
+                try {
+                    checkLive();
+                    assembly.add(chunk);
+                } catch (RuntimeException e) {
+                    failed = true;
+                    out.onError(error(e));
+                }
+            }
+
+            @Override
+            public void onError(Throwable t) {
+                failed = true; // the sender gave up: nothing was imported
+            }
+
+            @Override
+            public void onCompleted() {
+                if (failed) {
+                    return;
+                }
+                ImportReply r;
+                try {
+                    r = importAssembled(assembly);
+                } catch (RuntimeException e) {
+                    out.onError(error(e));
+                    return;
+                }
+                out.onNext(r);
+                out.onCompleted();
+            }
+        };
+    }
+
+    /** Runs the hosted stages of one step and, when later stages live elsewhere, hands the activations on. */
+    private StepReply step(StepRequest r) {
+        checkLive();
+        Pipeline p = pipeline(r.getPipeline());
+        LlamaConfig c = p.config();
+        int count = r.getSequencesCount();
+        if (count < 1 || r.getTokensCount() != count || r.getPositionsCount() != count) {
+            throw new IllegalArgumentException("a step needs as many tokens and positions as sequences (>= 1); got "
+                    + count + " sequences, " + r.getTokensCount() + " tokens, " + r.getPositionsCount() + " positions");
+        }
+        if (count > p.maxBatch()) { // before anything is allocated for the step
+            throw new IllegalArgumentException("batch of " + count + " entries outside [1, maxBatch " + p.maxBatch() + "]");
+        }
+        IndexRange hosted = p.hostedStages();
+        if (r.getStage() != hosted.from()) {
+            throw new IllegalArgumentException("step enters at stage " + r.getStage() + " but this worker hosts stages "
+                    + hosted + " of pipeline " + r.getPipeline());
+        }
+        int last = p.layout().stages() - 1;
+        float[][] logits = new float[count][];
+        int previous = -1;
+        for (int i : r.getLogitsForList()) {
+            if (i <= previous || i >= count) {
+                throw new IllegalArgumentException("logits_for must be increasing entry indices in [0, " + count
+                        + "); got " + r.getLogitsForList());
+            }
+            previous = i;
+        }
+        if (hosted.to() <= last && r.getRouteCount() == 0) {
+            throw new IllegalArgumentException("stages after " + (hosted.to() - 1) + " live elsewhere but the step "
+                    + "carries no route");
+        }
+        if (hosted.to() <= last && r.getRoute(0).getFirstStage() != hosted.to()) {
+            throw new IllegalArgumentException("the route's next hop starts at stage " + r.getRoute(0).getFirstStage()
+                    + ", expected " + hosted.to());
+        }
+        long[] seqs = new long[count];
+        int[] tokens = new int[count];
+        int[] positions = new int[count];
+        for (int i = 0; i < count; i++) {
+            seqs[i] = r.getSequences(i);
+            tokens[i] = r.getTokens(i);
+            positions[i] = r.getPositions(i);
+        }
+        float[] hidden = new float[count * c.dim()];
+        if (hosted.from() > 0) {
+            Wire.floats(r.getHidden(), hidden, 0, hidden.length);
+        } else if (!r.getHidden().isEmpty()) {
+            throw new IllegalArgumentException("a step entering at stage 0 carries tokens, not activations");
+        }
+        if (hosted.to() > last) {
+            for (int i : r.getLogitsForList()) {
+                logits[i] = new float[c.vocabSize()];
+            }
+        }
+        synchronized (p) {
+            for (int s = hosted.from(); s < hosted.to(); s++) {
+                p.forwardStage(s, seqs, tokens, positions, count, hidden, logits);
+            }
+        }
+        if (hosted.to() > last) {
+            ByteString.Output packed = ByteString.newOutput(r.getLogitsForCount() * c.vocabSize() * Float.BYTES);
+            for (int i : r.getLogitsForList()) {
+                try {
+                    Wire.floats(logits[i], c.vocabSize()).writeTo(packed);
+                } catch (IOException e) {
+                    throw new IllegalStateException(e);
+                }
+            }
+            return StepReply.newBuilder().setLogits(packed.toByteString()).build();
+        }
+        Hop next = r.getRoute(0);
+        ByteString activations = Wire.floats(hidden, hidden.length);
+        StepRequest forward = r.toBuilder().setPipeline(next.getPipeline()).setStage(next.getFirstStage())
+                .setHidden(activations).clearRoute().addAllRoute(r.getRouteList().subList(1, r.getRouteCount()))
+                .build();
+        StepReply downstream = PeerGrpc.newBlockingStub(peers.apply(next.getAddress()))
+                .withDeadlineAfter(60, TimeUnit.SECONDS).stageForward(forward);
+        return downstream.toBuilder().setActivationBytes(downstream.getActivationBytes() + activations.size()).build();
+    }
+
+    // ------------------------------------------------------------------ services
+
+    final class Worker extends WorkerGrpc.WorkerImplBase {
+        @Override
+        public void createDevice(CreateDeviceRequest r, StreamObserver<DeviceState> out) {
+            unary(out, () -> {
+                DeviceId id = Wire.id(r.getDevice());
+                if (instanceId == null || !instanceId.equals(id.instance())) {
+                    throw new IllegalArgumentException("device " + id + " is not on this worker (instance "
+                            + instanceId + ")");
+                }
+                if (id.gpu() >= deviceCount) {
+                    throw new IllegalArgumentException("device index " + id.gpu() + " outside [0, " + deviceCount
+                            + ") of this worker");
+                }
+                if (r.getCapacityBytes() < 0 || r.getCapacityBytes() > deviceMemory) {
+                    throw new IllegalArgumentException("device capacity " + r.getCapacityBytes() + " outside [0, "
+                            + deviceMemory + "] bytes this worker offers per device");
+                }
+                synchronized (devices) {
+                    Device d = executor.createDevice(id, r.getCapacityBytes());
+                    devices.put(id, d);
+                    return state(d);
+                }
+            });
+        }
+
+        @Override
+        public void destroyDevice(DeviceRef r, StreamObserver<Ack> out) {
+            unary(out, () -> {
+                synchronized (devices) {
+                    Device d = device(r);
+                    executor.destroyDevice(d);
+                    devices.remove(d.id());
+                }
+                return Ack.getDefaultInstance();
+            });
+        }
+
+        @Override
+        public void deviceUsage(DeviceRef r, StreamObserver<DeviceState> out) {
+            unary(out, () -> state(device(r)));
+        }
+
+        @Override
+        public void createStages(CreateStagesRequest r, StreamObserver<Ack> out) {
+            unary(out, () -> {
+                LlamaConfig c = Wire.config(r.getModel());
+                ShardLayout layout = ShardLayout.balanced(c, r.getStageLayersList(), r.getShards());
+                IndexRange stages = new IndexRange(r.getFirstStage(), r.getEndStage());
+                List<Device> ds = new ArrayList<>();
+                for (DeviceRef ref : r.getDevicesList()) {
+                    ds.add(device(ref));
+                }
+                if (r.getMaxBatch() < 1 || r.getMaxBatch() > 4096) {
+                    throw new IllegalArgumentException("max_batch " + r.getMaxBatch() + " outside [1, 4096]");
+                }
+                synchronized (pipelines) {
+                    if (pipelines.containsKey(r.getPipeline())) {
+                        throw new IllegalArgumentException("pipeline " + r.getPipeline() + " already exists here");
+                    }
+                    pipelines.put(r.getPipeline(), executor.createStages(layout, stages, ds, r.getMaxBatch()));
+                }
+                return Ack.getDefaultInstance();
+            });
+        }
+
+        @Override
+        public void closePipeline(PipelineRef r, StreamObserver<Ack> out) {
+            unary(out, () -> {
+                Pipeline p = pipelines.remove(r.getPipeline());
+                if (p != null) {
+                    synchronized (p) {
+                        p.close();
+                    }
+                }
+                return Ack.getDefaultInstance();
+            });
+        }
+
+        @Override
+        public void loadWeights(LoadWeightsRequest r, StreamObserver<Ack> out) {
+            unary(out, () -> {
+                Pipeline p = pipeline(r.getPipeline());
+                Path file = Path.of(r.getCheckpointPath()).toAbsolutePath().normalize();
+                if (!Files.isRegularFile(file) || !Files.isReadable(file)) {
+                    throw new StatusRuntimeException(Status.NOT_FOUND.withDescription("checkpoint " + file
+                            + " is not a readable file on this worker"));
+                }
+                LlamaCheckpoint ck = checkpoints.computeIfAbsent(file, f -> {
+                    try {
+                        return LlamaCheckpoint.load(f);
+                    } catch (IOException e) {
+                        throw new IllegalArgumentException("cannot read checkpoint " + f + ": " + e.getMessage(), e);
+                    }
+                });
+                synchronized (p) {
+                    p.loadWeights(ck);
+                }
+                return Ack.getDefaultInstance();
+            });
+        }
+
+        @Override
+        public void positionState(PositionRef r, StreamObserver<PositionStateReply> out) {
+            unary(out, () -> {
+                Pipeline p = pipeline(r.getPipeline());
+                synchronized (p) {
+                    return PositionStateReply.newBuilder().setHasAllWeights(p.hasAllWeights(r.getStage(), r.getShard()))
+                            .setDevice(state(p.device(r.getStage(), r.getShard()))).build();
+                }
+            });
+        }
+
+        @Override
+        public StreamObserver<SliceChunk> importSlice(StreamObserver<ImportReply> out) {
+            return importStream(out);
+        }
+
+        @Override
+        public void exportSlice(SliceRequest r, StreamObserver<SliceChunk> out) {
+            byte[] bytes;
+            try {
+                checkLive();
+                Pipeline p = pipeline(r.getPosition().getPipeline());
+                synchronized (p) {
+                    bytes = p.exportSlice(r.getPosition().getStage(), r.getPosition().getShard(), slice(p, r));
+                }
+            } catch (RuntimeException e) {
+                out.onError(error(e));
+                return;
+            }
+            for (SliceChunk c : Wire.chunks(bytes, r.getPosition())) {
+                out.onNext(c);
+            }
+            out.onCompleted();
+        }
+
+        @Override
+        public void sendSlice(SendSliceRequest r, StreamObserver<SendSliceReply> out) {
+            unary(out, () -> {
+                SliceRequest src = r.getSource();
+                Pipeline p = pipeline(src.getPosition().getPipeline());
+                byte[] bytes;
+                synchronized (p) {
+                    bytes = p.exportSlice(src.getPosition().getStage(), src.getPosition().getShard(), slice(p, src));
+                }
+                List<SliceChunk> chunks = Wire.chunks(bytes, r.getTarget());
+                CompletableFuture<ImportReply> done = new CompletableFuture<>();
+                StreamObserver<SliceChunk> up = PeerGrpc.newStub(peers.apply(r.getPeerAddress()))
+                        .withDeadlineAfter(120, TimeUnit.SECONDS).pushSlice(new StreamObserver<>() {
+                            @Override
+                            public void onNext(ImportReply v) {
+                                done.complete(v);
+                            }
+
+                            @Override
+                            public void onError(Throwable t) {
+                                done.completeExceptionally(t);
+                            }
+
+                            @Override
+                            public void onCompleted() {
+                                done.completeExceptionally(new IllegalStateException("peer answered nothing"));
+                            }
+                        });
+                for (SliceChunk c : chunks) {
+                    up.onNext(c);
+                }
+                up.onCompleted();
+                try {
+                    done.get(130, TimeUnit.SECONDS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new IllegalStateException("interrupted while streaming a slice to " + r.getPeerAddress());
+                } catch (ExecutionException e) {
+                    if (e.getCause() instanceof StatusRuntimeException sre) {
+                        throw sre; // the receiver's own refusal, passed on as it said it
+                    }
+                    throw new IllegalStateException("streaming a slice to " + r.getPeerAddress() + " failed", e.getCause());
+                } catch (TimeoutException e) {
+                    throw new IllegalStateException("streaming a slice to " + r.getPeerAddress() + " timed out");
+                }
+                return SendSliceReply.newBuilder().setBytes(bytes.length).setChunks(chunks.size()).build();
+            });
+        }
+
+        @Override
+        public void releaseSlice(SliceRequest r, StreamObserver<Ack> out) {
+            unary(out, () -> {
+                Pipeline p = pipeline(r.getPosition().getPipeline());
+                synchronized (p) {
+                    p.releaseSlice(r.getPosition().getStage(), r.getPosition().getShard(), slice(p, r));
+                }
+                return Ack.getDefaultInstance();
+            });
+        }
+
+        @Override
+        public void openSequence(SequenceRequest r, StreamObserver<Ack> out) {
+            unary(out, () -> {
+                Pipeline p = pipeline(r.getPipeline());
+                synchronized (p) {
+                    p.openSequence(r.getSequence(), r.getCapacity());
+                }
+                return Ack.getDefaultInstance();
+            });
+        }
+
+        @Override
+        public void closeSequence(SequenceRequest r, StreamObserver<Ack> out) {
+            unary(out, () -> {
+                Pipeline p = pipeline(r.getPipeline());
+                synchronized (p) {
+                    p.closeSequence(r.getSequence());
+                }
+                return Ack.getDefaultInstance();
+            });
+        }
+
+        @Override
+        public void forward(StepRequest r, StreamObserver<StepReply> out) {
+            unary(out, () -> step(r));
+        }
+    }
+
+    final class Peer extends PeerGrpc.PeerImplBase {
+        @Override
+        public void stageForward(StepRequest r, StreamObserver<StepReply> out) {
+            unary(out, () -> step(r));
+        }
+
+        @Override
+        public StreamObserver<SliceChunk> pushSlice(StreamObserver<ImportReply> out) {
+            return importStream(out);
+        }
+    }
+}
