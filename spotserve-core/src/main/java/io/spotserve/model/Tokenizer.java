@@ -129,6 +129,22 @@ public final class Tokenizer {
         return new Tokenizer(file, pieces, scores, maxTokenLength);
     }
 
+    /**
+     * A tokenizer over an in-memory vocabulary (a GGUF {@code llama} tokenizer, pieces with SentencePiece's
+     * {@code ▁} already turned into spaces). Ids 0, 1, 2 must be {@code <unk>}, BOS and EOS, and byte fallback
+     * pieces {@code <0xNN>} at id {@code NN + 3}, as in Llama 2's vocabulary.
+     */
+    static Tokenizer of(Path source, byte[][] pieces, float[] scores) {
+        if (pieces.length != scores.length || pieces.length == 0) {
+            throw new IllegalArgumentException(pieces.length + " pieces and " + scores.length + " scores");
+        }
+        int max = 1;
+        for (byte[] p : pieces) {
+            max = Math.max(max, p.length);
+        }
+        return new Tokenizer(source, pieces.clone(), scores.clone(), max);
+    }
+
     /** The file this tokenizer was read from. */
     public Path file() {
         return file;
