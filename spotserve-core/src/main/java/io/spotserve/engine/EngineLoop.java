@@ -198,10 +198,12 @@ final class EngineLoop {
                         + config.vocabSize() + ")");
             }
         }
-        if ((long) prompt.length + request.maxNewTokens() > config.seqLen()) {
+        if ((long) prompt.length + request.maxNewTokens() > ConfigPlanner.contextTokens(config)) {
             throw new IllegalArgumentException("prompt of " + prompt.length + " tokens + maxNewTokens "
                     + request.maxNewTokens() + " = " + (prompt.length + request.maxNewTokens())
-                    + " exceeds the model's seq_len " + config.seqLen());
+                    + (config.seqLen() <= ConfigPlanner.MAX_CONTEXT_TOKENS ? " exceeds the model's seq_len " + config.seqLen()
+                    : " exceeds the engine's context limit " + ConfigPlanner.MAX_CONTEXT_TOKENS + " (model seq_len "
+                    + config.seqLen() + ")"));
         }
         if (closing.get()) {
             metrics.rejected();
@@ -1223,7 +1225,7 @@ final class EngineLoop {
     }
 
     private void commit(LiveRequest r, int token, Duration now) {
-        if (token == Tokenizer.BOS) {
+        if (token == config.stopToken()) {
             finish(r, Completion.FinishReason.STOP, now);
             return;
         }

@@ -48,6 +48,7 @@ final class ByteLevelBpe {
     private final Pattern pre;
     private final boolean ignoreMerges;
     private final Map<String, int[]> cache = new ConcurrentHashMap<>();
+    private final List<String> merges;
 
     ByteLevelBpe(String[] tokens, List<String> merges, Map<String, Integer> specials, boolean ignoreMerges) {
         this.tokens = tokens.clone();
@@ -57,6 +58,7 @@ final class ByteLevelBpe {
                 ids.put(tokens[i], i);
             }
         }
+        this.merges = List.copyOf(merges);
         this.mergeRanks = new HashMap<>(merges.size() * 2);
         for (int r = 0; r < merges.size(); r++) {
             String m = merges.get(r);
@@ -94,6 +96,20 @@ final class ByteLevelBpe {
     /** The token's string in the byte-level alphabet (or a special token's content). */
     String token(int id) {
         return tokens[id];
+    }
+
+    /** The merges, best first ("left right"). */
+    List<String> merges() {
+        return merges;
+    }
+
+    /** Whether token {@code id} is a special (added) token. */
+    boolean isSpecial(int id) {
+        return specials.get(tokens[id]) != null && specials.get(tokens[id]) == id;
+    }
+
+    boolean ignoreMerges() {
+        return ignoreMerges;
     }
 
     /** Id of a special token's content, or -1. */

@@ -183,17 +183,20 @@ public final class GgufModel {
             throw new ModelFormatException(file, "tokenizer.ggml.model", "missing",
                     "a tokenizer in the file (tokenizer.ggml.model, .tokens, .scores)");
         }
-        if (!model.equals("llama")) {
-            throw new ModelFormatException(file, "tokenizer.ggml.model", "\"" + model + "\"",
-                    "\"llama\" (SentencePiece-style; byte-level BPE tokenizers are not supported yet)");
-        }
         List<?> tokens = gguf.list("tokenizer.ggml.tokens");
-        List<?> scores = gguf.list("tokenizer.ggml.scores");
         int vocab = config().vocabSize();
         if (tokens == null || tokens.size() != vocab) {
             throw new ModelFormatException(file, "tokenizer.ggml.tokens",
                     tokens == null ? "missing" : tokens.size() + " tokens", vocab + " tokens (the embedding's rows)");
         }
+        if (model.equals("gpt2")) {
+            return byteLevel(file, tokens);
+        }
+        if (!model.equals("llama")) {
+            throw new ModelFormatException(file, "tokenizer.ggml.model", "\"" + model + "\"",
+                    "\"llama\" (SentencePiece-style) or \"gpt2\" (byte-level BPE with the llama-bpe pre-tokenizer)");
+        }
+        List<?> scores = gguf.list("tokenizer.ggml.scores");
         if (scores == null || scores.size() != vocab) {
             throw new ModelFormatException(file, "tokenizer.ggml.scores",
                     scores == null ? "missing" : scores.size() + " scores", vocab + " scores");
@@ -205,6 +208,37 @@ public final class GgufModel {
             sc[i] = ((Number) scores.get(i)).floatValue();
         }
         return Tokenizer.of(file, pieces, sc);
+    }
+
+    private Tokenizer byteLevel(Path file, List<?> tokens) throws ModelFormatException {
+        String pre = gguf.string("tokenizer.ggml.pre");
+        if (!"llama-bpe".equals(pre) && !"llama3".equals(pre)) {
+            throw new ModelFormatException(file, "tokenizer.ggml.pre", pre == null ? "missing" : "\"" + pre + "\"",
+                    "\"llama-bpe\" (Llama 3's pre-tokenizer, the only one supported)");
+        }
+        List<?> merges = gguf.list("tokenizer.ggml.merges");
+        if (merges == null) {
+            throw new ModelFormatException(file, "tokenizer.ggml.merges", "missing", "the BPE merges of a gpt2 tokenizer");
+        }
+        List<?> types = gguf.list("tokenizer.ggml.token_type");
+        String[] t = new String[tokens.size()];
+        java.util.Map<String, Integer> specials = new HashMap<>();
+        for (int i = 0; i < t.length; i++) {
+            t[i] = String.valueOf(tokens.get(i));
+            if (types != null && i < types.size() && ((Number) types.get(i)).intValue() == 3) {
+                specials.put(t[i], i);
+            }
+        }
+        List<String> m = new ArrayList<>(merges.size());
+        for (Object o : merges) {
+            m.add(String.valueOf(o));
+        }
+        try {
+            return Tokenizer.byteLevel(file, new ByteLevelBpe(t, m, specials, true), config().bosId(), config().eosId());
+        } catch (IllegalArgumentException e) {
+            throw new ModelFormatException(file, "tokenizer.ggml.tokens/merges", e.getMessage(),
+                    "a byte-level BPE vocabulary");
+        }
     }
 
     @Override

@@ -53,7 +53,24 @@ public final class GgufWriter {
         meta.put("llama.rope.freq_base", new Object[]{6, (double) c.ropeTheta()});
         meta.put("llama.attention.layer_norm_rms_epsilon", new Object[]{6, (double) c.normEps()});
         meta.put("llama.vocab_size", new Object[]{4, (long) c.vocabSize()});
-        if (tokenizer != null) {
+        if (tokenizer != null && tokenizer.bpe() != null) {
+            if (tokenizer.vocabSize() != c.vocabSize()) {
+                throw new IllegalArgumentException("tokenizer has " + tokenizer.vocabSize() + " tokens, the model "
+                        + c.vocabSize());
+            }
+            ByteLevelBpe bpe = tokenizer.bpe();
+            List<Object> tokens = new ArrayList<>();
+            List<Object> types = new ArrayList<>();
+            for (int i = 0; i < c.vocabSize(); i++) {
+                tokens.add(bpe.token(i));
+                types.add((long) (bpe.isSpecial(i) ? 3 : 1));
+            }
+            meta.put("tokenizer.ggml.model", new Object[]{8, "gpt2"});
+            meta.put("tokenizer.ggml.pre", new Object[]{8, "llama-bpe"});
+            meta.put("tokenizer.ggml.tokens", new Object[]{9, 8, tokens});
+            meta.put("tokenizer.ggml.token_type", new Object[]{9, 5, types});
+            meta.put("tokenizer.ggml.merges", new Object[]{9, 8, new ArrayList<Object>(bpe.merges())});
+        } else if (tokenizer != null) {
             if (tokenizer.vocabSize() != c.vocabSize()) {
                 throw new IllegalArgumentException("tokenizer has " + tokenizer.vocabSize() + " tokens, the model "
                         + c.vocabSize());

@@ -89,6 +89,14 @@ public record LlamaConfig(int dim, int hiddenDim, int layers, int heads, int kvH
                 ropeTheta, ropeScaling, normEps, bosId, eosId);
     }
 
+    /**
+     * The sampled token that ends a generation: llama2.c-style vocabularies (BOS id 1) end on BOS, as run.c does;
+     * other models (Llama 3) end on their EOS id.
+     */
+    public int stopToken() {
+        return bosId == 1 ? bosId : eosId;
+    }
+
     /** Whether rope, epsilon and special ids are llama2.c's (the settings every kernel supported before). */
     public boolean llama2cDefaults() {
         return ropeTheta == DEFAULT_ROPE_THETA && ropeScaling == null && normEps == DEFAULT_NORM_EPS;

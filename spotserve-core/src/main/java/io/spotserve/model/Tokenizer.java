@@ -182,6 +182,11 @@ public final class Tokenizer {
         return HfTokenizerJson.read(file, bosId, eosId);
     }
 
+    /** The byte-level BPE behind this tokenizer, or null (SentencePiece-style). */
+    ByteLevelBpe bpe() {
+        return bpe;
+    }
+
     /** Begin-of-sequence id ({@link #BOS} for SentencePiece-style vocabularies). */
     public int bosId() {
         return bosId;
