@@ -21,13 +21,13 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
-import java.util.Map;
-import java.util.Set;
+import java.util.concurrent.Callable;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
 
 /**
  * {@code generate}: llama2.c {@code run.c}'s generate mode on our executor. Prints only the generated text on
@@ -42,37 +42,61 @@ import org.slf4j.LoggerFactory;
  * </pre>
  *
  * <p>Defaults are run.c's: the bundled stories260K + tok512, empty prompt, 256 steps, temperature 1.0, top-p
- * 0.9, seed from the clock (logged). See {@link #USAGE} for the meaning of each option; the rules of the
+ * 0.9, seed from the clock (logged). The rules of the
  * loop (steps count positions, BOS handling) are {@link Generation}'s.
  */
-final class GenerateCommand implements Main.Command {
+@Command(name = "generate", mixinStandardHelpOptions = true, versionProvider = Main.Version.class, sortOptions = false,
+        description = "llama2.c run.c's generate mode on our executor: prints the generated text on stdout; logs go "
+        + "to stderr.")
+final class GenerateCommand implements Callable<Integer> {
+    private static final String NAME = "generate";
     private static final Logger LOG = LoggerFactory.getLogger(GenerateCommand.class);
     /** Largest {@code --batch}: a guard against typos that would allocate B KV caches. */
     static final int MAX_BATCH = 1024;
     /** Prompt positions one forward call may carry (besides the batch's decode tokens). */
     private static final int PREFILL_CHUNK = 64;
 
-    static final String USAGE = String.join("\n",
-            "usage: generate [options]   (prints the generated text on stdout; logs go to stderr)",
-            "  --model PATH        llama2.c checkpoint (default: the bundled stories260K); needs --tokenizer",
-            "  --tokenizer PATH    llama2.c tokenizer of that model (default: the bundled tok512)",
-            "  --prompt TEXT       prompt, printed as part of the output like run.c (default: empty)",
-            "  --steps N           positions to run, prompt included; 0 = seq_len (default 256, more = seq_len)",
-            "  --temperature T     0 = greedy (reproduces run.c exactly); default 1.0",
-            "  --topp P            nucleus mass in (0, 1]; 1 = plain multinomial (run.c's -p 0); default 0.9",
-            "  --seed S            non-zero random seed (default: the clock, logged); sample i of a batch uses S+i",
-            "  --pp P              pipeline stages, each on its own device (default 1)",
-            "  --stage-layers L    layers per stage when P does not divide them, e.g. 2,1,1,1 (implies --pp)",
-            "  --tp M              tensor shards per stage, each on its own device (default 1)",
-            "  --batch B           B samples of the same prompt decoded together; printed in order, each",
-            "                      followed by a newline (sample 0 is streamed as it is produced)",
-            "  --threads N         worker threads (default: all processors)",
-            "  --no-vector         scalar kernels only (run.c's float summation order)",
-            "  --help              this text");
+    @Option(names = "--model", paramLabel = "PATH",
+            description = "llama2.c checkpoint (default: the bundled stories260K); needs --tokenizer")
+    Path model;
+    @Option(names = "--tokenizer", paramLabel = "PATH",
+            description = "llama2.c tokenizer of that model (default: the bundled tok512)")
+    Path tokenizer;
+    @Option(names = "--prompt", paramLabel = "TEXT",
+            description = "prompt, printed as part of the output like run.c (default: empty)")
+    String prompt = "";
+    @Option(names = "--steps", paramLabel = "N",
+            description = "positions to run, prompt included; 0 = seq_len (default 256, more = seq_len)")
+    int steps = 256;
+    @Option(names = "--temperature", paramLabel = "T",
+            description = "0 = greedy (reproduces run.c exactly); default 1.0")
+    float temperature = 1.0f;
+    @Option(names = "--topp", paramLabel = "P",
+            description = "nucleus mass in (0, 1]; 1 = plain multinomial (run.c's -p 0); default 0.9")
+    float topp = 0.9f;
+    @Option(names = "--seed", paramLabel = "S",
+            description = "non-zero random seed (default: the clock, logged); sample i of a batch uses S+i")
+    Long seed;
+    @Option(names = "--pp", paramLabel = "P", description = "pipeline stages, each on its own device (default 1)")
+    Integer pp;
+    @Option(names = "--stage-layers", paramLabel = "L",
+            description = "layers per stage when P does not divide them, e.g. 2,1,1,1 (implies --pp)")
+    String stageLayers;
+    @Option(names = "--tp", paramLabel = "M", description = "tensor shards per stage, each on its own device (default 1)")
+    int tp = 1;
+    @Option(names = "--batch", paramLabel = "B", description = "B samples of the same prompt decoded together; printed "
+            + "in order, each followed by a newline (sample 0 is streamed as it is produced)")
+    int batch = 1;
+    @Option(names = "--threads", paramLabel = "N", description = "worker threads (default: all processors)")
+    Integer threads;
+    @Option(names = "--no-vector", description = "scalar kernels only (run.c's float summation order)")
+    boolean noVector;
 
-    private static final Set<String> VALUED = Set.of("model", "tokenizer", "prompt", "steps", "temperature", "topp",
-            "seed", "pp", "stage-layers", "tp", "batch", "threads");
-    private static final Set<String> FLAGS = Set.of("no-vector", "help");
+    private final PrintStream out;
+
+    GenerateCommand(PrintStream out) {
+        this.out = out;
+    }
 
     /** The parsed, validated command line. */
     record Options(Path model, Path tokenizer, String prompt, int steps, float temperature, float topp, Long seed,
@@ -80,13 +104,8 @@ final class GenerateCommand implements Main.Command {
     }
 
     @Override
-    public int run(String[] args, PrintStream out) throws UsageException, IOException {
-        Map<String, String> opts = CommandLine.parse("generate", args, VALUED, FLAGS, "see generate --help");
-        if (opts.containsKey("help")) {
-            out.println(USAGE);
-            return 0;
-        }
-        Options o = options(opts);
+    public Integer call() throws UsageException, IOException {
+        Options o = options();
         String argEncoding = System.getProperty("sun.jnu.encoding", "UTF-8");
         if (o.prompt().indexOf('\uFFFD') >= 0 && !argEncoding.equalsIgnoreCase("UTF-8")) {
             LOG.warn("the prompt contains U+FFFD: the JVM read the command line as {} and lost its non-ASCII "
@@ -198,9 +217,9 @@ final class GenerateCommand implements Main.Command {
     }
 
     /** Validates every option; touches no file content yet (only existence). */
-    static Options options(Map<String, String> opts) throws UsageException {
-        Path model = file(opts, "model");
-        Path tokenizer = file(opts, "tokenizer");
+    Options options() throws UsageException {
+        file("--model", model);
+        file("--tokenizer", tokenizer);
         if (model != null && tokenizer == null) {
             throw new UsageException("generate: --model needs --tokenizer PATH too (the bundled tok512 fits only "
                     + "the bundled model)");
@@ -209,28 +228,16 @@ final class GenerateCommand implements Main.Command {
             throw new UsageException("generate: --tokenizer needs --model PATH too (the bundled stories260K "
                     + "has its own tokenizer)");
         }
-        String prompt = opts.getOrDefault("prompt", "");
-        int steps = integer(opts, "steps", 256, 0, Integer.MAX_VALUE);
-        float temperature = decimal(opts, "temperature", 1.0f);
+        Ranges.atLeast(NAME, "--steps", steps, 0);
         if (!(temperature >= 0f) || Float.isInfinite(temperature)) {
             throw new UsageException("generate: --temperature must be a finite number >= 0 (0 = greedy), was "
-                    + opts.get("temperature"));
+                    + temperature);
         }
-        float topp = decimal(opts, "topp", 0.9f);
         if (!(topp > 0f && topp <= 1f)) {
             throw new UsageException("generate: --topp must be in (0, 1] (1 = plain multinomial sampling, which "
-                    + "run.c's -p 0 means), was " + opts.get("topp"));
+                    + "run.c's -p 0 means), was " + topp);
         }
-        Long seed = null;
-        if (opts.containsKey("seed")) {
-            String v = opts.get("seed").trim();
-            try {
-                seed = Long.parseLong(v);
-            } catch (NumberFormatException e) {
-                throw new UsageException("generate: --seed must be an integer, was '" + v + "'");
-            }
-        }
-        int batch = integer(opts, "batch", 1, 1, MAX_BATCH);
+        Ranges.within(NAME, "--batch", batch, 1, MAX_BATCH);
         if (seed != null && temperature > 0f) {
             for (int i = 0; i < batch; i++) {
                 if (seed + i == 0 && i == 0) {
@@ -244,32 +251,35 @@ final class GenerateCommand implements Main.Command {
                 }
             }
         }
-        Integer pp = opts.containsKey("pp") ? integer(opts, "pp", 1, 1, Integer.MAX_VALUE) : null;
-        List<Integer> stageLayers = null;
-        if (opts.containsKey("stage-layers")) {
-            stageLayers = new ArrayList<>();
-            for (String part : opts.get("stage-layers").split(",", -1)) {
+        if (pp != null) {
+            Ranges.atLeast(NAME, "--pp", pp, 1);
+        }
+        List<Integer> layers = null;
+        if (stageLayers != null) {
+            layers = new ArrayList<>();
+            for (String part : stageLayers.split(",", -1)) {
                 try {
                     int n = Integer.parseInt(part.trim());
                     if (n < 1) {
                         throw new NumberFormatException();
                     }
-                    stageLayers.add(n);
+                    layers.add(n);
                 } catch (NumberFormatException e) {
                     throw new UsageException("generate: --stage-layers must be a comma-separated list of layer "
-                            + "counts >= 1 (e.g. 2,1,1,1), was '" + opts.get("stage-layers") + "'");
+                            + "counts >= 1 (e.g. 2,1,1,1), was '" + stageLayers + "'");
                 }
             }
-            if (pp != null && pp != stageLayers.size()) {
-                throw new UsageException("generate: --stage-layers " + opts.get("stage-layers") + " lists "
-                        + stageLayers.size() + " stages but --pp is " + pp);
+            if (pp != null && pp != layers.size()) {
+                throw new UsageException("generate: --stage-layers " + stageLayers + " lists "
+                        + layers.size() + " stages but --pp is " + pp);
             }
         }
-        int tp = integer(opts, "tp", 1, 1, Integer.MAX_VALUE);
-        Integer threads = opts.containsKey("threads") ? integer(opts, "threads", 1, 1, 4096) : null;
-        boolean vector = !opts.containsKey("no-vector");
-        return new Options(model, tokenizer, prompt, steps, temperature, topp, seed, pp, stageLayers, tp, batch,
-                threads, vector);
+        Ranges.atLeast(NAME, "--tp", tp, 1);
+        if (threads != null) {
+            Ranges.within(NAME, "--threads", threads, 1, 4096);
+        }
+        return new Options(model, tokenizer, prompt, steps, temperature, topp, seed, pp, layers, tp, batch,
+                threads, !noVector);
     }
 
     /** The layout for the options on this model: stage layer counts (explicit or even) × tensor shards. */
@@ -308,25 +318,10 @@ final class GenerateCommand implements Main.Command {
         return out;
     }
 
-    private static Path file(Map<String, String> opts, String key) throws UsageException {
-        String v = opts.get(key);
-        if (v == null) {
-            return null;
-        }
-        Path p = Path.of(v);
-        if (!Files.isRegularFile(p)) {
-            throw new UsageException("generate: --" + key + " " + v + " is not a readable file"
+    private static void file(String option, Path p) throws UsageException {
+        if (p != null && !Files.isRegularFile(p)) {
+            throw new UsageException("generate: " + option + " " + p + " is not a readable file"
                     + (Files.exists(p) ? "" : " (it does not exist)"));
         }
-        return p;
-    }
-
-    private static int integer(Map<String, String> opts, String key, int dflt, int min, int max)
-            throws UsageException {
-        return CommandLine.integer("generate", opts, key, dflt, min, max);
-    }
-
-    private static float decimal(Map<String, String> opts, String key, float dflt) throws UsageException {
-        return (float) CommandLine.number("generate", opts, key, dflt); // run.c: atof (double), then a float
     }
 }

@@ -1,5 +1,6 @@
 package io.spotserve.examples;
 
+import com.google.gson.JsonParseException;
 import io.spotserve.plan.ConfigEstimate;
 import io.spotserve.plan.CostModel;
 import io.spotserve.plan.Decision;
@@ -14,13 +15,16 @@ import io.spotserve.model.LlamaCheckpoint;
 import io.spotserve.model.LlamaConfig;
 import java.io.IOException;
 import java.io.PrintStream;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Locale;
-import java.util.Map;
-import java.util.Set;
+import java.util.concurrent.Callable;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
 
 /**
  * {@code plan}: runs SpotServe's Algorithm 1 (§2.3) once on a latency profile and prints the chosen
@@ -42,50 +46,91 @@ import java.util.Set;
  * {@code profile} command): its exact byte model is used and the memory rule defaults to {@code device}, with
  * {@code --device-memory-mib} per device (default the T4's 15,360 MiB).
  */
-final class PlanCommand implements Main.Command {
-    private static final List<String> OPTIONS = List.of("profile", "instances", "gpus-per-instance", "rate",
-            "max-batch", "in", "out", "policy", "model", "min-gpus", "memory", "on-demand", "spare", "acquirable",
-            "tolerance", "model-file", "device-memory-mib");
+@Command(name = "plan", mixinStandardHelpOptions = true, versionProvider = Main.Version.class, sortOptions = false,
+        description = "Runs SpotServe's Algorithm 1 once on a latency profile and prints the chosen configuration "
+        + "as one line (exit 1 when none fits).")
+final class PlanCommand implements Callable<Integer> {
+    private static final String NAME = "plan";
+    private static final Pattern GSON_POSITION = Pattern.compile("line (\\d+) column (\\d+)");
+
+    @Option(names = "--profile", paramLabel = "PATH", description = "latency profile JSON (required)")
+    Path profilePath;
+    @Option(names = "--instances", paramLabel = "N", description = "instances available (required)")
+    Integer instances;
+    @Option(names = "--gpus-per-instance", paramLabel = "G", description = "default 4")
+    int gpusPerInstance = 4;
+    @Option(names = "--rate", paramLabel = "R", description = "arrival rate, requests/s (default 0)")
+    double rate = 0;
+    @Option(names = "--max-batch", paramLabel = "B", description = "default 4")
+    int maxBatch = 4;
+    @Option(names = "--in", paramLabel = "N", description = "prompt tokens (default 512)")
+    int in = 512;
+    @Option(names = "--out", paramLabel = "N", description = "output tokens (default 128)")
+    int outTokens = 128;
+    @Option(names = "--policy", paramLabel = "paper|artifact", description = "default paper")
+    String policy = "paper";
+    @Option(names = "--model", paramLabel = "opt-6.7b|gpt-20b|llama-30b",
+            description = "the paper's model the profile is of (default: from the profile's file name)")
+    String model;
+    @Option(names = "--min-gpus", paramLabel = "N", description = "minimum GPUs of a generic model (default 1)")
+    Integer minGpus;
+    @Option(names = "--memory", paramLabel = "artifact|device",
+            description = "memory rule (default artifact; device with --model-file)")
+    String memory;
+    @Option(names = "--on-demand", paramLabel = "K", description = "of the instances, on-demand ones (default 0)")
+    int onDemand = 0;
+    @Option(names = "--spare", paramLabel = "S", description = "default 0")
+    int spare = 0;
+    @Option(names = "--acquirable", paramLabel = "A", description = "default 0")
+    int acquirable = 0;
+    @Option(names = "--tolerance", paramLabel = "X", description = "latency tolerance (default 0.05)")
+    double tolerance = 0.05;
+    @Option(names = "--model-file", paramLabel = "PATH", description = "the llama2.c checkpoint a profile of ours is of")
+    Path modelFile;
+    @Option(names = "--device-memory-mib", paramLabel = "MIB", description = "per device (default 15360, a T4's)")
+    Integer deviceMemoryMib;
+
+    private final PrintStream out;
+
+    PlanCommand(PrintStream out) {
+        this.out = out;
+    }
 
     @Override
-    public int run(String[] args, PrintStream out) throws UsageException {
-        Map<String, String> opts = CommandLine.parse("plan", args, Set.copyOf(OPTIONS), Set.of(),
-                "options are --" + String.join(" --", OPTIONS));
-        if (!opts.containsKey("profile")) {
+    public Integer call() throws UsageException {
+        if (profilePath == null) {
             throw new UsageException("plan: --profile PATH is required");
         }
-        if (!opts.containsKey("instances")) {
+        if (instances == null) {
             throw new UsageException("plan: --instances N is required");
         }
-        Path path = Path.of(opts.get("profile"));
+        Path path = profilePath;
         if (!Files.isRegularFile(path)) {
             throw new UsageException("plan: --profile " + path + " is not a file");
         }
-        LatencyProfile profile;
-        try {
-            profile = LatencyProfile.read(path);
-        } catch (IllegalArgumentException e) {
-            throw new UsageException("plan: --profile " + e.getMessage());
-        }
-        int instances = integer(opts, "instances", -1, 0);
-        int gpusPerInstance = integer(opts, "gpus-per-instance", 4, 1);
-        double rate = decimal(opts, "rate", 0);
-        int onDemand = integer(opts, "on-demand", 0, 0);
+        LatencyProfile profile = profile(path);
+        Ranges.atLeast(NAME, "--instances", instances, 0);
+        Ranges.atLeast(NAME, "--gpus-per-instance", gpusPerInstance, 1);
+        decimal("--rate", rate);
+        Ranges.atLeast(NAME, "--on-demand", onDemand, 0);
         if (onDemand > instances) {
             throw new UsageException("plan: --on-demand " + onDemand + " exceeds --instances " + instances);
         }
 
-        if (opts.containsKey("model") && opts.containsKey("model-file")) {
+        if (model != null && modelFile != null) {
             throw new UsageException("plan: give --model or --model-file, not both");
         }
         Hardware g4dn = Hardware.G4DN_12XLARGE.withGpusPerInstance(gpusPerInstance);
-        long deviceMib = integer(opts, "device-memory-mib", (int) (g4dn.gpuMemoryBytes() >> 20), 1);
+        long deviceMib = deviceMemoryMib == null ? g4dn.gpuMemoryBytes() >> 20
+                : Ranges.atLeast(NAME, "--device-memory-mib", deviceMemoryMib, 1);
         Hardware hw = new Hardware(g4dn.name(), gpusPerInstance, deviceMib << 20, g4dn.networkGbps(),
                 g4dn.migrationOverheadSeconds(), g4dn.spotUsdPerHour(), g4dn.onDemandUsdPerHour());
-        CostModel model;
+        Ranges.atLeast(NAME, "--in", in, 1);
+        Ranges.atLeast(NAME, "--out", outTokens, 0);
+        CostModel costModel;
         String defaultMemory = "artifact";
-        if (opts.containsKey("model-file")) {
-            Path file = Path.of(opts.get("model-file"));
+        if (modelFile != null) {
+            Path file = modelFile;
             if (!Files.isRegularFile(file)) {
                 throw new UsageException("plan: --model-file " + file + " is not a file");
             }
@@ -95,31 +140,29 @@ final class PlanCommand implements Main.Command {
             } catch (IllegalArgumentException | IOException e) {
                 throw new UsageException("plan: --model-file " + file + ": " + e.getMessage());
             }
-            int in = integer(opts, "in", 512, 1);
-            int outTokens = integer(opts, "out", 128, 0);
             if ((long) in + outTokens > config.seqLen()) {
                 throw new UsageException("plan: --in " + in + " + --out " + outTokens + " tokens exceed the seq_len "
                         + config.seqLen() + " of --model-file " + file);
             }
             try {
-                model = CostModel.of(profile, file.getFileName().toString(), config, hw);
+                costModel = CostModel.of(profile, file.getFileName().toString(), config, hw);
             } catch (IllegalArgumentException e) {
                 throw new UsageException("plan: --profile/--model-file mismatch: " + e.getMessage());
             }
             defaultMemory = "device";
         } else {
-            model = paperOrGptModel(opts, path, profile, hw);
+            costModel = paperOrGptModel(path, profile, hw);
         }
 
-        ParallelConfigOptimizer.Builder b = ParallelConfigOptimizer.builder(model)
-                .policy(policy(opts.getOrDefault("policy", "paper")))
-                .memoryRule(memoryRule(opts.getOrDefault("memory", defaultMemory)))
-                .maxBatch(integer(opts, "max-batch", 4, 1))
-                .promptTokens(integer(opts, "in", 512, 1))
-                .outputTokens(integer(opts, "out", 128, 0))
-                .spareInstances(integer(opts, "spare", 0, 0))
-                .acquirableInstances(integer(opts, "acquirable", 0, 0))
-                .latencyTolerance(decimal(opts, "tolerance", 0.05));
+        ParallelConfigOptimizer.Builder b = ParallelConfigOptimizer.builder(costModel)
+                .policy(policy(policy))
+                .memoryRule(memoryRule(memory != null ? memory : defaultMemory))
+                .maxBatch(Ranges.atLeast(NAME, "--max-batch", maxBatch, 1))
+                .promptTokens(in)
+                .outputTokens(outTokens)
+                .spareInstances(Ranges.atLeast(NAME, "--spare", spare, 0))
+                .acquirableInstances(Ranges.atLeast(NAME, "--acquirable", acquirable, 0))
+                .latencyTolerance(decimal("--tolerance", tolerance));
         ParallelConfigOptimizer optimizer;
         try {
             optimizer = b.build();
@@ -144,11 +187,10 @@ final class PlanCommand implements Main.Command {
         return 0;
     }
 
-    private static CostModel paperOrGptModel(Map<String, String> opts, Path path, LatencyProfile profile,
-                                             Hardware hw) throws UsageException {
+    private CostModel paperOrGptModel(Path path, LatencyProfile profile, Hardware hw) throws UsageException {
         ModelShape shape;
         int minGpus;
-        String modelName = opts.get("model");
+        String modelName = model;
         PaperModel paper = null;
         try {
             paper = PaperModel.fromName(modelName != null ? modelName : path.getFileName().toString());
@@ -164,7 +206,7 @@ final class PlanCommand implements Main.Command {
             shape = ModelShape.gptStyle(profile.name(), profile.layerNum(), profile.hiddenSize(), 51200);
             minGpus = 1;
         }
-        minGpus = integer(opts, "min-gpus", minGpus, 1);
+        minGpus = this.minGpus == null ? minGpus : Ranges.atLeast(NAME, "--min-gpus", this.minGpus, 1);
         try {
             return CostModel.of(profile, shape, hw, minGpus);
         } catch (IllegalArgumentException e) {
@@ -172,14 +214,33 @@ final class PlanCommand implements Main.Command {
         }
     }
 
-    private static int integer(Map<String, String> opts, String key, int dflt, int min) throws UsageException {
-        return CommandLine.integer("plan", opts, key, dflt, min, Integer.MAX_VALUE);
+    /** The profile in {@code path}; a file that is not one is a usage error naming what is wrong, in one line. */
+    private static LatencyProfile profile(Path path) throws UsageException {
+        String text;
+        try {
+            text = Files.readString(path, StandardCharsets.UTF_8);
+        } catch (CharacterCodingException e) {
+            throw new UsageException("plan: --profile " + path + " is not a text file (not UTF-8); expected a latency "
+                    + "profile JSON as `profile` writes it");
+        } catch (IOException e) {
+            throw new UsageException("plan: --profile " + path + " cannot be read: " + e.getMessage());
+        }
+        try {
+            return LatencyProfile.parse(text);
+        } catch (IllegalArgumentException e) {
+            if (e.getCause() instanceof JsonParseException) {
+                Matcher m = GSON_POSITION.matcher(String.valueOf(e.getCause().getMessage()));
+                throw new UsageException("plan: --profile " + path + " is not valid JSON" + (m.find() ? " (at line "
+                        + m.group(1) + ", column " + m.group(2) + ")" : "") + "; expected a latency profile JSON as "
+                        + "`profile` writes it");
+            }
+            throw new UsageException("plan: --profile " + path + ": " + e.getMessage());
+        }
     }
 
-    private static double decimal(Map<String, String> opts, String key, double dflt) throws UsageException {
-        double x = CommandLine.number("plan", opts, key, dflt);
+    private static double decimal(String option, double x) throws UsageException {
         if (!(x >= 0) || Double.isInfinite(x)) {
-            throw new UsageException("plan: --" + key + " must be a finite number >= 0, was " + opts.get(key));
+            throw new UsageException("plan: " + option + " must be a finite number >= 0, was " + x);
         }
         return x;
     }

@@ -19,10 +19,13 @@ import io.spotserve.plan.CostModel;
 import io.spotserve.plan.Hardware;
 import io.spotserve.plan.LatencyProfile;
 import io.spotserve.trace.AvailabilityTrace;
+import io.spotserve.trace.TraceFormatException;
 import io.spotserve.trace.TraceReader;
+import java.io.IOException;
 import java.io.InputStreamReader;
 import java.io.PrintStream;
 import java.io.Reader;
+import java.nio.charset.CharacterCodingException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -32,8 +35,10 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
-import java.util.Set;
+import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
 
 /**
  * {@code replay}: the paper's end-to-end experiment (§6) in miniature. The bundled stories260K model is served
@@ -56,16 +61,24 @@ import java.util.concurrent.CompletableFuture;
  * {@code ondemand_only_cost_usd} prices the same instance-hours at the on-demand price (the paper's baseline).
  * Engine logs are at WARN unless {@code -Dorg.slf4j.simpleLogger.defaultLogLevel} says otherwise.
  */
-final class ReplayCommand implements Main.Command {
+@Command(name = "replay", mixinStandardHelpOptions = true, versionProvider = Main.Version.class, sortOptions = false,
+        description = "Serves the bundled model on instances that come and go as a spot availability trace says, "
+        + "compressed in time; prints a summary table and, last, one JSON line.")
+final class ReplayCommand implements Callable<Integer> {
     static final String DEFAULT_TRACE = "/traces/trace_0304_real.txt";
     static final double SPOT_PRICE = 1.9;
     static final double ON_DEMAND_PRICE = 3.9;
     static final Duration GRACE = Duration.ofSeconds(30);
+    /**
+     * Largest --speed: the 30 s notice then lasts 3 ms of wall time, about one decode step of the bundled model;
+     * beyond it preemptions outrun the engine and costs (engine hours × speed) mean nothing.
+     */
+    static final double MAX_SPEED = 10_000;
+    /** Longest wall time a replay may be asked to take (trace or arrivals, whichever ends later). */
+    static final Duration MAX_WALL = Duration.ofHours(24);
     private static final String NAME = "replay";
     private static final String LOG_LEVEL = "org.slf4j.simpleLogger.defaultLogLevel";
     private static final String ENGINE_LOG_LEVEL = "org.slf4j.simpleLogger.log.io.spotserve";
-    private static final Set<String> VALUED = Set.of("trace", "speed", "requests", "rate", "seed");
-    private static final String HINT = "options are --trace PATH --speed X --requests N --rate R --seed S --fixed";
     private static final String[] PROMPTS = {"Once upon a time", "The little dog", "Lily and Ben went to the park",
         "One day", "Tom had a red ball. He", "The sun was"};
 
@@ -82,26 +95,55 @@ final class ReplayCommand implements Main.Command {
         return CostModel.of(profile, "stories260K", checkpoint.config(), local);
     }
 
+    @Option(names = "--trace", paramLabel = "PATH",
+            description = "availability trace (default: the paper's trace A_S, bundled)")
+    Path tracePath;
+    @Option(names = "--speed", paramLabel = "X", description = "trace seconds per wall second (default 22, at most 10000)")
+    double speed = 22;
+    @Option(names = "--requests", paramLabel = "N", description = "requests to submit (default 300)")
+    int requests = 300;
+    @Option(names = "--rate", paramLabel = "R", description = "Poisson arrivals per trace second (default 0.25)")
+    double rate = 0.25;
+    @Option(names = "--seed", paramLabel = "S", description = "seed of arrivals and prompts (default 1)")
+    int seed = 1;
+    @Option(names = "--fixed", description = "one P1M2 pipeline per instance instead of SpotServe's planner")
+    boolean fixed;
+
+    private final PrintStream out;
+
+    ReplayCommand(PrintStream out) {
+        this.out = out;
+    }
+
     @Override
-    public int run(String[] args, PrintStream out) throws Exception {
-        Map<String, String> opts = CommandLine.parse(NAME, args, VALUED, Set.of("fixed"), HINT);
-        boolean plan = !opts.containsKey("fixed");
+    public Integer call() throws Exception {
+        boolean plan = !fixed;
         // keep the progress line readable: engine INFO logs only when asked for with -D...defaultLogLevel=info
         // (slf4j-simple reads a per-logger level when the logger is created, i.e. when the engine classes load)
         if (System.getProperty(LOG_LEVEL) == null && System.getProperty(ENGINE_LOG_LEVEL) == null) {
             System.setProperty(ENGINE_LOG_LEVEL, "warn");
         }
-        double speed = CommandLine.number(NAME, opts, "speed", 22);
-        if (!(speed > 0) || Double.isInfinite(speed)) {
-            throw new UsageException(NAME + ": --speed must be a positive finite number, was " + opts.get("speed"));
+        if (!(speed > 0 && speed <= MAX_SPEED)) {
+            throw new UsageException(NAME + ": --speed must be in (0, " + (long) MAX_SPEED + "] trace seconds per "
+                    + "wall second, was " + speed);
         }
-        int requests = CommandLine.integer(NAME, opts, "requests", 300, 1, 100_000);
-        double rate = CommandLine.number(NAME, opts, "rate", 0.25);
+        Ranges.within(NAME, "--requests", requests, 1, 100_000);
         if (!(rate > 0) || Double.isInfinite(rate)) {
-            throw new UsageException(NAME + ": --rate must be a positive finite number, was " + opts.get("rate"));
+            throw new UsageException(NAME + ": --rate must be a positive finite number, was " + rate);
         }
-        long seed = CommandLine.integer(NAME, opts, "seed", 1, 0, Integer.MAX_VALUE);
-        AvailabilityTrace trace = trace(opts.get("trace"));
+        Ranges.atLeast(NAME, "--seed", seed, 0);
+        AvailabilityTrace trace = trace(tracePath);
+        double traceSeconds = trace.endTime().toNanos() / 1e9;
+        double arrivalSeconds = requests / rate; // expected arrival of the last request, trace seconds
+        double expectedWall = Math.max(traceSeconds, arrivalSeconds) / speed;
+        if (expectedWall > MAX_WALL.toSeconds()) {
+            throw new UsageException(String.format(java.util.Locale.ROOT, "%s: %s would take about %.3g hours of wall "
+                    + "time (%s at --speed %s), more than %d; raise --speed%s", NAME, arrivalSeconds > traceSeconds
+                    ? "--requests " + requests + " at --rate " + rate : "the trace", expectedWall / 3600,
+                    arrivalSeconds > traceSeconds ? String.format(java.util.Locale.ROOT, "%.3g trace seconds of "
+                    + "arrivals", arrivalSeconds) : String.format(java.util.Locale.ROOT, "%.0f trace seconds",
+                    traceSeconds), speed, MAX_WALL.toHours(), arrivalSeconds > traceSeconds ? " or --rate" : ""));
+        }
 
         BundledModel.Extracted files = BundledModel.extracted();
         LlamaCheckpoint checkpoint = LlamaCheckpoint.load(files.checkpoint());
@@ -206,17 +248,25 @@ final class ReplayCommand implements Main.Command {
         return 0;
     }
 
-    private static AvailabilityTrace trace(String path) throws Exception {
-        if (path == null) {
+    private static AvailabilityTrace trace(Path file) throws Exception {
+        if (file == null) {
             try (Reader in = new InputStreamReader(BundledModel.open(DEFAULT_TRACE), StandardCharsets.UTF_8)) {
                 return TraceReader.parseSegments(in, "trace_0304_real.txt");
             }
         }
-        Path file = Path.of(path);
         if (!Files.isRegularFile(file)) {
-            throw new UsageException(NAME + ": --trace " + path + " is not a readable file");
+            throw new UsageException(NAME + ": --trace " + file + " is not a readable file");
         }
-        return TraceReader.read(file);
+        try {
+            return TraceReader.read(file);
+        } catch (CharacterCodingException e) {
+            throw new UsageException(NAME + ": --trace " + file + " is not a text file (not UTF-8); expected an "
+                    + "availability trace (segment lines or CSV events)");
+        } catch (TraceFormatException | IllegalArgumentException e) {
+            throw new UsageException(NAME + ": --trace " + e.getMessage());
+        } catch (IOException e) {
+            throw new UsageException(NAME + ": --trace " + file + " cannot be read: " + e.getMessage());
+        }
     }
 
     private static Duration scaled(Duration traceTime, double scale) {

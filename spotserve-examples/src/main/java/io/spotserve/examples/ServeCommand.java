@@ -11,16 +11,18 @@ import io.spotserve.instance.Instance;
 import io.spotserve.instance.InstanceType;
 import io.spotserve.instance.LocalInstanceProvider;
 import io.spotserve.model.LlamaCheckpoint;
+import io.spotserve.model.LlamaConfig;
 import io.spotserve.model.Tokenizer;
 import java.io.PrintStream;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
+import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Flow;
 import java.util.concurrent.atomic.AtomicBoolean;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
 
 /**
  * {@code serve-demo}: serves a few greedy requests with the bundled stories260K model on virtual spot instances
@@ -35,24 +37,53 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * </pre>
  * Output: one line per request ({@code request i restarts=R: TEXT}), then the reconfigurations and a metrics line.
  */
-final class ServeCommand implements Main.Command {
-    private static final List<String> OPTIONS = List.of("instances", "gpus", "requests", "tokens", "preempt-grace-ms");
+@Command(name = "serve-demo", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
+        sortOptions = false, description = "Serves a few greedy requests with the bundled model on local spot "
+        + "instances; --preempt-grace-ms preempts one mid-stream. Prints one line per request, the "
+        + "reconfigurations and a metrics line.")
+final class ServeCommand implements Callable<Integer> {
+    private static final String NAME = "serve-demo";
+    /** Largest --instances: a demo on one machine. */
+    static final int MAX_INSTANCES = 256;
+    /** Largest --gpus: the biggest cloud instances have 8 to 16 GPUs. */
+    static final int MAX_GPUS = 64;
     private static final String[] PROMPTS = {"Once upon a time", "The little dog", "Lily and Ben", "One day"};
 
+    @Option(names = "--instances", paramLabel = "N", description = "local spot instances (default 2, at most 256)")
+    int instances = 2;
+    @Option(names = "--gpus", paramLabel = "G", description = "devices per instance (default 2, at most 64)")
+    int gpus = 2;
+    @Option(names = "--requests", paramLabel = "N", description = "requests to serve (default 4, at most 10000)")
+    int requests = 4;
+    @Option(names = "--tokens", paramLabel = "N", description = "tokens per request (default 40)")
+    int tokens = 40;
+    @Option(names = "--preempt-grace-ms", paramLabel = "G",
+            description = "preempt the first instance with this grace period when the first token streams")
+    Integer preemptGraceMs;
+
+    private final PrintStream out;
+
+    ServeCommand(PrintStream out) {
+        this.out = out;
+    }
+
     @Override
-    public int run(String[] args, PrintStream out) throws Exception {
-        Map<String, String> opts = parse(args);
-        int instances = integer(opts, "instances", 2, 1);
-        int gpus = integer(opts, "gpus", 2, 1);
-        int requests = integer(opts, "requests", 4, 1);
-        int tokens = integer(opts, "tokens", 40, 1);
-        int grace = opts.containsKey("preempt-grace-ms") ? integer(opts, "preempt-grace-ms", 0, 0) : -1;
+    public Integer call() throws Exception {
+        Ranges.within(NAME, "--instances", instances, 1, MAX_INSTANCES);
+        Ranges.within(NAME, "--gpus", gpus, 1, MAX_GPUS);
+        Ranges.within(NAME, "--requests", requests, 1, 10_000);
+        Ranges.atLeast(NAME, "--tokens", tokens, 1);
+        int grace = preemptGraceMs == null ? -1 : Ranges.atLeast(NAME, "--preempt-grace-ms", preemptGraceMs, 0);
         if (grace >= 0 && instances < 2) {
             throw new UsageException("serve-demo: --preempt-grace-ms needs --instances >= 2 (someone must survive)");
         }
         BundledModel.Extracted files = BundledModel.extracted();
         LlamaCheckpoint checkpoint = LlamaCheckpoint.load(files.checkpoint());
         Tokenizer tokenizer = Tokenizer.load(files.tokenizer(), checkpoint.config().vocabSize());
+        // every device may hold a whole copy of the weights and the KV caches of a full batch (maxBatch 2)
+        LlamaConfig shape = checkpoint.config();
+        double perDevice = shape.parameterCount() * 4.0 + 2.0 * shape.seqLen() * shape.kvBytesPerPosition();
+        Ranges.fitsInHeap(NAME, "--instances " + instances + " x --gpus " + gpus, perDevice * instances * gpus);
         SystemEngineClock clock = new SystemEngineClock();
         LocalInstanceProvider provider = new LocalInstanceProvider(clock, null);
         InstanceType type = new InstanceType("local." + gpus + "x", gpus, 64L << 20, 1.9, InstanceType.Market.SPOT);
@@ -103,39 +134,5 @@ final class ServeCommand implements Main.Command {
                     m.timeToFirstToken().p50().toMillis(), m.tokensPerSecond());
         }
         return 0;
-    }
-
-    private static Map<String, String> parse(String[] args) throws UsageException {
-        Map<String, String> opts = new LinkedHashMap<>();
-        for (int i = 0; i < args.length; i++) {
-            String a = args[i];
-            if (!a.startsWith("--") || i + 1 >= args.length) {
-                throw new UsageException("serve-demo: expected --option value pairs, got '" + a + "'; options are --"
-                        + String.join(" --", OPTIONS));
-            }
-            String key = a.substring(2);
-            if (!OPTIONS.contains(key)) {
-                throw new UsageException("serve-demo: unknown option --" + key + "; options are --"
-                        + String.join(" --", OPTIONS));
-            }
-            opts.put(key, args[++i]);
-        }
-        return opts;
-    }
-
-    private static int integer(Map<String, String> opts, String key, int dflt, int min) throws UsageException {
-        String v = opts.get(key);
-        if (v == null) {
-            return dflt;
-        }
-        try {
-            int n = Integer.parseInt(v);
-            if (n < min) {
-                throw new UsageException("serve-demo: --" + key + " must be >= " + min + ", was " + n);
-            }
-            return n;
-        } catch (NumberFormatException e) {
-            throw new UsageException("serve-demo: --" + key + " must be an integer, was '" + v + "'");
-        }
     }
 }

@@ -179,21 +179,23 @@ class GenerateCommandTest {
         String[][] table = {
                 // args..., expected fragment of the message
                 {"--steps", "-1", "--steps must be >= 0, was -1"},
-                {"--steps", "ten", "--steps must be an integer, was 'ten'"},
-                {"--temperature", "-0.5", "--temperature must be a finite number >= 0"},
+                {"--steps", "ten", "Invalid value for option '--steps': 'ten' is not an int"},
+                {"--temperature=-0.5", "--temperature must be a finite number >= 0"},
                 {"--temperature", "NaN", "--temperature must be a finite number >= 0"},
-                {"--temperature", "hot", "--temperature must be a number, was 'hot'"},
+                {"--temperature", "hot", "Invalid value for option '--temperature': 'hot' is not a float"},
                 {"--topp", "0", "--topp must be in (0, 1]"},
                 {"--topp", "1.5", "--topp must be in (0, 1]"},
                 {"--topp", "NaN", "--topp must be in (0, 1]"},
                 {"--temperature", "0.8", "--seed", "0", "--seed must be non-zero when --temperature > 0"},
                 {"--temperature", "0.8", "--seed", "-2", "--batch", "3", "gives sample 2 the seed 0"},
-                {"--seed", "x1", "--seed must be an integer, was 'x1'"},
-                {"--bogus", "1", "unknown option --bogus"},
-                {"--steps", "option --steps needs a value"},
-                {"--prompt", "--steps", "4", "option --prompt needs a value"},
-                {"--steps", "3", "--steps", "4", "option --steps given twice"},
-                {"--no-vector=yes", "option --no-vector takes no value"},
+                {"--seed", "x1", "Invalid value for option '--seed': 'x1' is not a long"},
+                {"--bogus", "1", "unknown option --bogus; see generate --help"},
+                {"--bogus=1", "unknown option --bogus; see generate --help"},
+                {"stray", "unexpected argument 'stray'"},
+                {"--steps", "Missing required parameter for option '--steps'"},
+                {"--prompt", "--steps", "4", "Expected parameter for option '--prompt' but found '--steps'"},
+                {"--steps", "3", "--steps=4", "option '--steps' (N) should be specified only once"},
+                {"--no-vector=yes", "Invalid value for option '--no-vector': 'yes' is not a boolean"},
                 {"hello", "unexpected argument 'hello'"},
                 {"--model", "/no/such/model.bin", "--tokenizer", tok, "--model /no/such/model.bin is not a readable file"},
                 {"--model", model, "--tokenizer", "/no/such/tok.bin", "--tokenizer /no/such/tok.bin is not a readable"},
@@ -232,7 +234,7 @@ class GenerateCommandTest {
     void helpGoesToStdoutAndExitsZero() {
         Run r = run(List.of("generate", "--help"));
         assertEquals(0, r.rc());
-        assertTrue(r.text().startsWith("usage: generate"), r.text());
+        assertTrue(r.text().startsWith("Usage: spotserve-examples generate"), r.text());
         for (String option : List.of("--model", "--tokenizer", "--prompt", "--steps", "--temperature", "--topp", "--seed",
                 "--pp", "--stage-layers", "--tp", "--batch", "--threads", "--no-vector")) {
             assertTrue(r.text().contains(option), option);

@@ -108,16 +108,17 @@ class PlanCommandTest {
     @CsvSource(delimiter = '|', value = {
         "plan --instances 4|--profile PATH is required",
         "plan --profile PROFILE|--instances N is required",
-        "plan --profile PROFILE --instances four|--instances must be an integer, was 'four'",
+        "plan --profile PROFILE --instances four|Invalid value for option '--instances': 'four' is not an int",
         "plan --profile PROFILE --instances 4 --policy fastest|--policy must be paper or artifact, was 'fastest'",
-        "plan --profile PROFILE --instances 4 --rate -1|--rate must be a finite number >= 0, was -1",
+        "plan --profile PROFILE --instances 4 --rate -1|--rate must be a finite number >= 0, was -1.0",
         "plan --profile PROFILE --instances 4 --gpus 4|unknown option --gpus",
         "plan --profile PROFILE --instances 4 --memory lots|--memory must be artifact or device",
         "plan --profile PROFILE --instances 4 --model gpt-5|--model 'gpt-5' names none",
         "plan --profile /no/such/file.json --instances 4|is not a file",
         "plan --profile PROFILE --instances 4 --on-demand 5|--on-demand 5 exceeds --instances 4",
         "plan --profile PROFILE --instances 4 --policy artifact --acquirable 2|ARTIFACT policy searches only N_t",
-        "plan --profile PROFILE --instances|--instances needs a value",
+        "plan --profile PROFILE --instances|Missing required parameter for option '--instances'",
+        "plan --profile=PROFILE --instances=4 --max-batch=0|--max-batch must be >= 1, was 0",
     })
     void badArgumentsExitTwoWithOneLine(String line, String message) {
         String[] args = line.replace("PROFILE", profile("megatron_6.7B")).split(" ");

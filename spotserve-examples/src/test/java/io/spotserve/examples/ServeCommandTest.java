@@ -45,6 +45,6 @@ class ServeCommandTest {
         int code = Main.run(new String[] {"serve-demo", "--tokens", "zero"}, new PrintStream(new ByteArrayOutputStream()),
                 new PrintStream(err, true, StandardCharsets.UTF_8));
         assertEquals(2, code);
-        assertTrue(err.toString(StandardCharsets.UTF_8).contains("--tokens must be an integer, was 'zero'"));
+        assertTrue(err.toString(StandardCharsets.UTF_8).contains("Invalid value for option '--tokens': 'zero' is not an int"));
     }
 }
