@@ -142,8 +142,9 @@ public final class GgufFile {
     private static String string(Path file, ByteBuffer b) throws ModelFormatException {
         long len = b.getLong();
         if (len < 0 || len > b.remaining()) {
-            throw new ModelFormatException(file, "string at byte " + (b.position() - 8), "of length " + len,
-                    "a length within the file (" + b.remaining() + " bytes left)");
+            throw new ModelFormatException(file, "header", "truncated or corrupt: a string of length " + len
+                    + " at byte " + (b.position() - 8) + " runs past the end of the file (" + b.remaining()
+                    + " bytes left)", "a complete GGUF header");
         }
         byte[] bytes = new byte[(int) len];
         b.get(bytes);
@@ -165,8 +166,8 @@ public final class GgufFile {
                 int et = b.getInt();
                 long n = b.getLong();
                 if (n < 0 || n > b.remaining()) {
-                    throw new ModelFormatException(file, key, "an array of " + n + " elements",
-                            "an array that fits in the file");
+                    throw new ModelFormatException(file, "header", "truncated or corrupt: " + key + " is an array of "
+                            + n + " elements with " + b.remaining() + " bytes left", "a complete GGUF header");
                 }
                 List<Object> list = new ArrayList<>((int) n);
                 for (long i = 0; i < n; i++) {
