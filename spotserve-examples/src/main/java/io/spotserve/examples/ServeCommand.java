@@ -10,7 +10,7 @@ import io.spotserve.engine.Token;
 import io.spotserve.instance.Instance;
 import io.spotserve.instance.InstanceType;
 import io.spotserve.instance.LocalInstanceProvider;
-import io.spotserve.model.LlamaCheckpoint;
+import io.spotserve.model.ModelWeights;
 import io.spotserve.model.LlamaConfig;
 import io.spotserve.model.Tokenizer;
 import java.io.PrintStream;
@@ -49,6 +49,13 @@ final class ServeCommand implements Callable<Integer> {
     static final int MAX_GPUS = 64;
     private static final String[] PROMPTS = {"Once upon a time", "The little dog", "Lily and Ben", "One day"};
 
+    @Option(names = "--model", paramLabel = "PATH",
+            description = "model: a .gguf file, a Hugging Face folder or a llama2.c checkpoint (default: the bundled "
+                    + "stories260K); a llama2.c checkpoint needs --tokenizer")
+    java.nio.file.Path model;
+    @Option(names = "--tokenizer", paramLabel = "PATH",
+            description = "tokenizer.bin (llama2.c) or tokenizer.json (default: the one in the GGUF file or the folder)")
+    java.nio.file.Path tokenizer;
     @Option(names = "--instances", paramLabel = "N", description = "local spot instances (default 2, at most 256)")
     int instances = 2;
     @Option(names = "--gpus", paramLabel = "G", description = "devices per instance (default 2, at most 64)")
@@ -77,9 +84,9 @@ final class ServeCommand implements Callable<Integer> {
         if (grace >= 0 && instances < 2) {
             throw new UsageException("serve-demo: --preempt-grace-ms needs --instances >= 2 (someone must survive)");
         }
-        BundledModel.Extracted files = BundledModel.extracted();
-        LlamaCheckpoint checkpoint = LlamaCheckpoint.load(files.checkpoint());
-        Tokenizer tokenizer = Tokenizer.load(files.tokenizer(), checkpoint.config().vocabSize());
+        ModelFiles files = ModelFiles.load(NAME, model, tokenizer);
+        ModelWeights checkpoint = files.weights();
+        Tokenizer tokenizer = files.tokenizer();
         // every device may hold a whole copy of the weights and the KV caches of a full batch (maxBatch 2)
         LlamaConfig shape = checkpoint.config();
         double perDevice = shape.parameterCount() * 4.0 + 2.0 * shape.seqLen() * shape.kvBytesPerPosition();
