@@ -40,8 +40,14 @@ final class MappedTensor {
     /** Maps the tensor's bytes at {@code offset} of {@code channel} (the caller checked they lie inside the file). */
     static MappedTensor map(FileChannel channel, String name, TensorType type, long rows, int cols, long offset)
             throws IOException {
+        return map(channel, name, type, rows, cols, offset, CHUNK_BYTES);
+    }
+
+    /** As {@link #map(FileChannel, String, TensorType, long, int, long)} with mappings of at most {@code chunkBytes}. */
+    static MappedTensor map(FileChannel channel, String name, TensorType type, long rows, int cols, long offset,
+                            long chunkBytes) throws IOException {
         long rowBytes = type.rowBytes(cols);
-        long perChunk = Math.max(1, CHUNK_BYTES / Math.max(1, rowBytes));
+        long perChunk = Math.max(1, chunkBytes / Math.max(1, rowBytes));
         int n = (int) Math.max(1, (rows + perChunk - 1) / perChunk);
         ByteBuffer[] chunks = new ByteBuffer[n];
         for (int i = 0; i < n; i++) {
@@ -51,6 +57,11 @@ final class MappedTensor {
                     .order(ByteOrder.LITTLE_ENDIAN);
         }
         return new MappedTensor(name, type, rows, cols, chunks, perChunk);
+    }
+
+    /** Number of separate mappings. */
+    int mappings() {
+        return chunks.length;
     }
 
     long elements() {

@@ -149,6 +149,20 @@ class GgufStoriesTest {
     }
 
     @Test
+    void bf16AndQ4FilesDecodeWithinTheirPrecision() throws IOException {
+        float[] exact = slices(ckpt);
+        float[] bf16 = slices(convert(TensorType.BF16).weights());
+        float[] q4 = slices(convert(TensorType.Q4_0).weights());
+        double q4Err = 0;
+        for (int i = 0; i < exact.length; i++) {
+            assertEquals(exact[i], bf16[i], Math.abs(exact[i]) / 256 + 1e-30, "bf16 element " + i);
+            q4Err = Math.max(q4Err, Math.abs(exact[i] - q4[i]));
+        }
+        // Q4_0 keeps 16 levels per block of 32: errors up to about amax / 8
+        assertTrue(q4Err > 0.001 && q4Err < 0.25, "max Q4_0 weight error " + q4Err);
+    }
+
+    @Test
     void tokenizerStoredInTheFileEncodesAndDecodesLikeTok512() throws IOException {
         Tokenizer fromFile = convert(TensorType.F32).tokenizer();
         for (String s : new String[] {"Once upon a time", "Lily and Ben\nwent  home.", "héllo wörld 123 ✓", ""}) {
