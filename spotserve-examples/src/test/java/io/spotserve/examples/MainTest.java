@@ -57,7 +57,7 @@ class MainTest {
     @Test
     void everyCommandHasHelpListingItsOptionsAndVersion() {
         CommandLine cl = Main.commands(System.out, System.err);
-        assertEquals(List.of("generate", "replay", "plan", "profile", "serve-demo"), List.copyOf(cl.getSubcommands().keySet()));
+        assertEquals(List.of("generate", "replay", "plan", "profile", "serve-demo", "convert"), List.copyOf(cl.getSubcommands().keySet()));
         for (var e : cl.getSubcommands().entrySet()) {
             Result help = run(e.getKey(), "--help");
             assertEquals(0, help.code, help.err);
