@@ -18,7 +18,7 @@ import java.util.Objects;
  * Writes a model as a GGUF v3 file of the {@code llama} architecture, the layout {@link GgufModel} and llama.cpp
  * read: {@code llama.*} metadata, the tokenizer (when given, as {@code tokenizer.ggml.model = "llama"}), and the
  * tensors under llama.cpp's names. Matrices are stored in the requested type; norms stay F32 (as llama.cpp keeps
- * them) for block types and take the requested plain type otherwise; a matrix whose row length is not a multiple of a block type's 32 falls back to F16. Tensors are written
+ * them: its CPU backend asserts f32 norm weights); a matrix whose row length is not a multiple of a block type's 32 falls back to F16. Tensors are written
  * one row at a time, never the whole model on the heap. This is our converter (llama2.c → GGUF) and the source of
  * the GGUF files the tests read.
  */
@@ -191,7 +191,7 @@ public final class GgufWriter {
 
     private static void add(List<Entry> entries, LlamaConfig c, Tensor kind, int layer, TensorType type) {
         long[] d = TensorSetWeights.dims(c, kind);
-        TensorType t = d[0] == 1 && type.blockSize > 1 ? TensorType.F32 : type;
+        TensorType t = d[0] == 1 ? TensorType.F32 : type; // llama.cpp multiplies only by f32 norm weights
         if (d[1] % t.blockSize != 0) {
             t = TensorType.F16;
         }

@@ -12,7 +12,6 @@ import io.spotserve.exec.ExecutorOptions;
 import io.spotserve.exec.Pipeline;
 import io.spotserve.exec.ShardLayout;
 import io.spotserve.exec.TestPipelines;
-import io.spotserve.exec.WeightPrecision;
 import io.spotserve.exec.spi.HalfFloats;
 import io.spotserve.model.GgufModel;
 import io.spotserve.model.GgufWriter;
@@ -28,8 +27,8 @@ import org.junit.jupiter.api.io.TempDir;
 
 /**
  * stories260K converted by our {@link GgufWriter} to GGUF F32, F16 and Q8_0 and read back by {@link GgufModel}:
- * F32 holds the llama2.c floats exactly and decodes the same greedy tokens under every (P, M); F16 equals the
- * fp16-rounded checkpoint (the FP16 weight precision) exactly; Q8_0 stays within a stated logit tolerance and gives
+ * F32 holds the llama2.c floats exactly and decodes the same greedy tokens under every (P, M); F16 holds the
+ * fp16-rounded matrices and the exact f32 norms (llama.cpp's convention) and decodes exactly like them; Q8_0 stays within a stated logit tolerance and gives
  * the same greedy text for the tested prompts. The tokenizer stored in the file encodes like tok512.bin.
  */
 class GgufStoriesTest {
@@ -85,19 +84,47 @@ class GgufStoriesTest {
         }
     }
 
+    /** The checkpoint with its matrices rounded to fp16 and its norm vectors exact: what an F16 GGUF file holds. */
+    private static ModelWeights fp16Matrices(ModelWeights exact) {
+        return new ModelWeights() {
+            @Override
+            public io.spotserve.model.LlamaConfig config() {
+                return exact.config();
+            }
+
+            @Override
+            public String description() {
+                return "fp16 matrices of " + exact.description();
+            }
+
+            @Override
+            public void read(LlamaCheckpoint.Tensor t, int layer, long offset, float[] dst, int dstOff, int len) {
+                exact.read(t, layer, offset, dst, dstOff, len);
+                if (t != LlamaCheckpoint.Tensor.RMS_ATT && t != LlamaCheckpoint.Tensor.RMS_FFN
+                        && t != LlamaCheckpoint.Tensor.RMS_FINAL) {
+                    for (int i = dstOff; i < dstOff + len; i++) {
+                        dst[i] = HalfFloats.round(dst[i]);
+                    }
+                }
+            }
+        };
+    }
+
     @Test
-    void f16FileEqualsTheFp16RoundedCheckpoint() throws IOException {
+    void f16FileHoldsFp16MatricesAndF32NormsAndDecodesLikeThem() throws IOException {
         GgufModel g = convert(TensorType.F16);
-        float[] rounded = slices(ckpt);
-        HalfFloats.round(rounded);
-        assertArrayEquals(rounded, slices(g.weights()));
+        ModelWeights want = fp16Matrices(ckpt);
+        assertArrayEquals(slices(want), slices(g.weights()));
         assertEquals(TensorType.F16, g.tensorType(LlamaCheckpoint.Tensor.WQ, 0));
-        try (Executor fp16 = new CpuExecutor(new ExecutorOptions(1, true, WeightPrecision.FP16));
-             Executor fp32 = new CpuExecutor(new ExecutorOptions(1, true))) {
+        assertEquals(TensorType.F32, g.tensorType(LlamaCheckpoint.Tensor.RMS_ATT, 0)); // as llama.cpp requires
+        try (Executor ex = new CpuExecutor(new ExecutorOptions(1, true))) {
             ShardLayout layout = ShardLayout.of(ckpt.config(), 1, 2);
-            int[] want = TestPipelines.greedy(TestPipelines.loaded(fp16, ckpt, layout, "h", 1), 1, 1, STEPS);
-            assertArrayEquals(want, TestPipelines.greedy(TestPipelines.loaded(fp32, g.weights(), layout, "g", 1), 1, 1,
-                    STEPS));
+            int[] expected = TestPipelines.greedy(TestPipelines.loaded(ex, want, layout, "h", 1), 1, 1, STEPS);
+            assertArrayEquals(expected, TestPipelines.greedy(TestPipelines.loaded(ex, g.weights(), layout, "g", 1), 1,
+                    1, STEPS));
+            // and the same greedy text as the exact checkpoint for these 64 steps
+            assertArrayEquals(TestPipelines.greedy(TestPipelines.loaded(ex, ckpt, layout, "c", 1), 1, 1, STEPS),
+                    expected);
         }
     }
 
