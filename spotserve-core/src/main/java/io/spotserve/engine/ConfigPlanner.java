@@ -53,8 +53,12 @@ final class ConfigPlanner {
     private Decision lastDecision;
     private double rateAtDecision = -1;
 
-    ConfigPlanner(ServingEngine.Builder b, LlamaConfig config, List<ShardLayout> layouts) {
+    /** Bytes the executor stores per weight (its real weight size in device memory). */
+    private final int bytesPerWeight;
+
+    ConfigPlanner(ServingEngine.Builder b, LlamaConfig config, List<ShardLayout> layouts, int bytesPerWeight) {
         this.config = config;
+        this.bytesPerWeight = bytesPerWeight;
         this.layouts = layouts;
         this.maxBatch = b.maxBatch;
         this.costModel = b.costModel;
@@ -386,7 +390,7 @@ final class ConfigPlanner {
     private boolean fits(ShardLayout layout, int batch, long capacity) {
         for (int st = 0; st < layout.stages(); st++) {
             for (int m = 0; m < layout.shards(); m++) {
-                long need = layout.weightBytes(st, m)
+                long need = layout.weightBytes(st, m, bytesPerWeight)
                         + (long) batch * contextTokens(config) * layout.kvBytesPerPosition(st, m);
                 if (need > capacity) {
                     return false;

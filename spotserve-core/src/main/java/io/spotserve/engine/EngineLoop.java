@@ -162,7 +162,7 @@ final class EngineLoop {
         this.targetInstances = b.targetInstances;
         this.drainTimeout = b.drainTimeout;
         this.modelContext = ModelContext.of("model", config);
-        this.planner = new ConfigPlanner(b, config, List.copyOf(layouts));
+        this.planner = new ConfigPlanner(b, config, List.copyOf(layouts), executor.storedBytesPerWeight());
         this.parking = new KvParking(config, b.hostKvBudget);
         this.thread = new Thread(this::run, "spotserve-engine");
         this.thread.setDaemon(true);
@@ -1063,7 +1063,7 @@ final class EngineLoop {
             }
             for (int st = 0; st < l.stages(); st++) {
                 for (int m = 0; m < l.shards(); m++) {
-                    loaded += l.weightBytes(st, m);
+                    loaded += l.weightBytes(st, m, executor.storedBytesPerWeight());
                 }
             }
             fresh.add(new PipelineSlot(nextSlotId++, p, devs));
