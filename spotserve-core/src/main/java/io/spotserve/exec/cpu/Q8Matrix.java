@@ -8,10 +8,9 @@ import io.spotserve.exec.spi.HalfFloats;
  * byte per weight instead of four: decode is memory-bound, so this is the CPU's cheap-memory format.
  *
  * <p>The product with an activation vector follows llama.cpp's Q8_0 × Q8_0 scheme: the activation is quantized per
- * block of 32 the same way ({@link #quantizeActivation}), each block's integer dot product
- * {@code Σ qw·qx} is exact in int arithmetic, and the row result is {@code Σ_b (dw_b · dx_b) · isum_b} accumulated
- * block by block in float, in block order. Only the integer part is vectorized, so the Vector API kernel
- * ({@code Q8VectorKernel}) and {@link #matmulScalar} give bit-identical results.
+ * block of 32 the same way ({@link #quantizeActivation}); the integer products are exact, and the float part runs
+ * in 16 lane accumulators in a fixed order ({@link #matmulScalar} spells it out) that the Vector API kernel
+ * ({@code Q8VectorKernel}) follows lane for lane, so the two give bit-identical results.
  */
 final class Q8Matrix {
     static final int BLOCK = 32;
@@ -73,29 +72,45 @@ final class Q8Matrix {
         return d[r * (n / BLOCK) + j / BLOCK] * q[r * n + j];
     }
 
+    /** Lanes of the per-row float accumulator (the vector kernel's 16 int lanes; the scalar loop mirrors them). */
+    static final int LANES = 16;
+
     /**
      * Rows {@code [r0, r1)} times the quantized activations: {@code out[outOff + b·outStride + r]} for each batch
-     * entry b. Plain loops; the reference the vector kernel equals bit for bit.
+     * entry b. Plain loops in the vector kernel's exact order: lane {@code l < 16} of block k holds the exact integer
+     * {@code qw[l]·qx[l] + qw[l+16]·qx[l+16]}, is scaled by {@code dw_k · dx_k} and added to float accumulator
+     * {@code l}; the 16 accumulators are summed in lane order at the end of the row.
      */
     void matmulScalar(int r0, int r1, byte[] qx, float[] dx, int batch, float[] out, int outOff, int outStride) {
         int blocks = n / BLOCK;
+        float[] acc = new float[LANES];
         for (int r = r0; r < r1; r++) {
             int wq = r * n;
             int wd = r * blocks;
             for (int b = 0; b < batch; b++) {
                 int xq = b * n;
                 int xd = b * blocks;
-                float sum = 0f;
+                java.util.Arrays.fill(acc, 0f);
                 for (int k = 0; k < blocks; k++) {
-                    int isum = 0;
                     int base = k * BLOCK;
-                    for (int j = 0; j < BLOCK; j++) {
-                        isum += q[wq + base + j] * qx[xq + base + j];
+                    float scale = d[wd + k] * dx[xd + k];
+                    for (int l = 0; l < LANES; l++) {
+                        int lane = q[wq + base + l] * qx[xq + base + l]
+                                + q[wq + base + l + LANES] * qx[xq + base + l + LANES];
+                        acc[l] = acc[l] + (float) lane * scale;
                     }
-                    sum += (d[wd + k] * dx[xd + k]) * isum;
                 }
-                out[outOff + b * outStride + r] = sum;
+                out[outOff + b * outStride + r] = sumLanes(acc);
             }
         }
+    }
+
+    /** The accumulators summed in lane order (both kernels use this). */
+    static float sumLanes(float[] acc) {
+        float s = 0f;
+        for (int l = 0; l < LANES; l++) {
+            s += acc[l];
+        }
+        return s;
     }
 }
