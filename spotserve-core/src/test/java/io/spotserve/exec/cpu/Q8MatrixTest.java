@@ -45,6 +45,29 @@ class Q8MatrixTest {
     }
 
     @Test
+    void requantizingDequantizedBlocksGivesTheSameBytes() {
+        // a Q8_0 tensor read from a GGUF file arrives as floats d·q; quantizing those again must give back exactly
+        // (q, d), so int8 weights survive a float round trip (a slice migrated as floats, a file loaded as floats)
+        Random r = new Random(5);
+        int rows = 11;
+        int n = 128;
+        float[] w = random(r, rows * n, 0.3f);
+        for (int i = 0; i < 32; i++) {
+            w[i] = 0f; // an all-zero block
+        }
+        Q8Matrix a = Q8Matrix.quantize(w, 0, rows, n);
+        float[] deq = new float[rows * n];
+        for (int i = 0; i < rows; i++) {
+            for (int j = 0; j < n; j++) {
+                deq[i * n + j] = a.get(i, j);
+            }
+        }
+        Q8Matrix b = Q8Matrix.quantize(deq, 0, rows, n);
+        assertArrayEquals(a.q, b.q);
+        assertArrayEquals(a.d, b.d);
+    }
+
+    @Test
     void productEqualsBruteForceOnTheQuantizedOperands() {
         Random r = new Random(2);
         int rows = 33;
