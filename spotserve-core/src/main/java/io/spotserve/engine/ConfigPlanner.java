@@ -54,8 +54,12 @@ final class ConfigPlanner {
     private Decision lastDecision;
     private double rateAtDecision = -1;
 
-    ConfigPlanner(ServingEngine.Builder b, LlamaConfig config, List<ShardLayout> layouts) {
+    /** Bytes the executor stores per weight (its real weight size in device memory). */
+    private final int bytesPerWeight;
+
+    ConfigPlanner(ServingEngine.Builder b, LlamaConfig config, List<ShardLayout> layouts, int bytesPerWeight) {
         this.config = config;
+        this.bytesPerWeight = bytesPerWeight;
         this.layouts = layouts;
         this.maxBatch = b.maxBatch;
         this.costModel = b.costModel;
@@ -377,12 +381,24 @@ final class ConfigPlanner {
                 && a.maxBatch() == b.maxBatch() && a.dataParallel() <= b.dataParallel();
     }
 
+    /**
+     * Most positions (prompt + output) one request may use, which the memory model reserves KV cache for: the
+     * model's seq_len up to {@value #MAX_CONTEXT_TOKENS}. Real models declare contexts (Llama 3.1: 131,072) far
+     * beyond what a serving instance allocates per sequence; KV caches are sized by each request, and requests
+     * longer than this are rejected at submission.
+     */
+    static int contextTokens(LlamaConfig config) {
+        return Math.min(config.seqLen(), MAX_CONTEXT_TOKENS);
+    }
+
+    static final int MAX_CONTEXT_TOKENS = 4096;
+
     /** Whether each position's weights plus KV cache for B full-length sequences fit {@code capacity} bytes. */
     private boolean fits(ShardLayout layout, int batch, long capacity) {
         for (int st = 0; st < layout.stages(); st++) {
             for (int m = 0; m < layout.shards(); m++) {
-                long need = layout.weightBytes(st, m)
-                        + (long) batch * config.seqLen() * layout.kvBytesPerPosition(st, m);
+                long need = layout.weightBytes(st, m, bytesPerWeight)
+                        + (long) batch * contextTokens(config) * layout.kvBytesPerPosition(st, m);
                 if (need > capacity) {
                     return false;
                 }

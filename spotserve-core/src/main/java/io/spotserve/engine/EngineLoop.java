@@ -80,7 +80,7 @@ final class EngineLoop {
         this.clock = clock;
         this.queueCapacity = b.queueCapacity;
         this.drainTimeout = b.drainTimeout;
-        this.planner = new ConfigPlanner(b, config, List.copyOf(layouts));
+        this.planner = new ConfigPlanner(b, config, List.copyOf(layouts), executor.storedBytesPerWeight());
         SliceMover mover = new SliceMover(b.weights);
         KvParking parking = new KvParking(config, b.hostKvBudget, mover);
         this.requests = new RequestManager(config, clock, metrics, parking, planner, b.admissionGroup, inbox::post);
@@ -115,10 +115,12 @@ final class EngineLoop {
                         + config.vocabSize() + ")");
             }
         }
-        if ((long) prompt.length + request.maxNewTokens() > config.seqLen()) {
+        if ((long) prompt.length + request.maxNewTokens() > ConfigPlanner.contextTokens(config)) {
             throw new IllegalArgumentException("prompt of " + prompt.length + " tokens + maxNewTokens "
                     + request.maxNewTokens() + " = " + (prompt.length + request.maxNewTokens())
-                    + " exceeds the model's seq_len " + config.seqLen());
+                    + (config.seqLen() <= ConfigPlanner.MAX_CONTEXT_TOKENS ? " exceeds the model's seq_len " + config.seqLen()
+                    : " exceeds the engine's context limit " + ConfigPlanner.MAX_CONTEXT_TOKENS + " (model seq_len "
+                    + config.seqLen() + ")"));
         }
         if (closing.get()) {
             metrics.rejected();
@@ -171,7 +173,7 @@ final class EngineLoop {
     }
 
     int contextLength() {
-        return config.seqLen();
+        return ConfigPlanner.contextTokens(config);
     }
 
     String configurationDescription() {
@@ -235,7 +237,7 @@ final class EngineLoop {
                 requests.admit(reconfigurator.slots(), reconfigurator::admits, reconfigurator.batchCap());
                 boolean worked = requests.dispatch(reconfigurator.slots(), reconfigurator::retire);
                 metrics.load(requests.queued(), RequestManager.running(reconfigurator.slots()),
-                        RequestManager.kvCacheUsage(reconfigurator.slots(), reconfigurator.batchCap(), config.seqLen()));
+                        RequestManager.kvCacheUsage(reconfigurator.slots(), reconfigurator.batchCap(), ConfigPlanner.contextTokens(config)));
                 if (drainDeadline != null && (idle() || clock.now().compareTo(drainDeadline) >= 0)) {
                     shutdown();
                     return;

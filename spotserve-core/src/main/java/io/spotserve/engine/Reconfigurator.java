@@ -576,7 +576,7 @@ final class Reconfigurator {
             }
             for (int st = 0; st < l.stages(); st++) {
                 for (int m = 0; m < l.shards(); m++) {
-                    loaded += l.weightBytes(st, m);
+                    loaded += l.weightBytes(st, m, executor.storedBytesPerWeight());
                 }
             }
             fresh.add(new PipelineSlot(nextSlotId++, p, devs));

@@ -390,7 +390,7 @@ final class RequestManager {
     }
 
     private void commit(LiveRequest r, int token, Duration now) {
-        if (token == Tokenizer.BOS) {
+        if (token == config.stopToken()) {
             finish(r, Completion.FinishReason.STOP, now);
             return;
         }

@@ -5,7 +5,7 @@ import io.spotserve.exec.ExecutorProvider;
 import io.spotserve.exec.ShardLayout;
 import io.spotserve.exec.WeightSource;
 import io.spotserve.instance.InstanceProvider;
-import io.spotserve.model.LlamaCheckpoint;
+import io.spotserve.model.ModelWeights;
 import io.spotserve.model.LlamaConfig;
 import io.spotserve.model.Tokenizer;
 import io.spotserve.plan.CostModel;
@@ -155,7 +155,7 @@ public final class ServingEngine implements AutoCloseable {
         }
 
         /** The model: real weights and the tokenizer that goes with them (vocabulary sizes must agree). */
-        public Builder model(LlamaCheckpoint checkpoint, Tokenizer tokenizer) {
+        public Builder model(ModelWeights checkpoint, Tokenizer tokenizer) {
             this.weights = WeightSource.of(Objects.requireNonNull(checkpoint, "checkpoint"));
             this.tokenizer = Objects.requireNonNull(tokenizer, "tokenizer");
             return this;

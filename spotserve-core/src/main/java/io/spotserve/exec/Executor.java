@@ -18,6 +18,15 @@ public interface Executor extends AutoCloseable {
     ExecutorOptions options();
 
     /**
+     * Bytes one weight takes in this executor's device memory (the real size that sharding, migration and the
+     * planner's memory model count): 4 by default — the CPU executor computes fp16-precision weights from floats —
+     * and 2 where fp16 weights are stored as halves (CUDA).
+     */
+    default int storedBytesPerWeight() {
+        return Float.BYTES;
+    }
+
+    /**
      * Creates a device arena of {@code capacityBytes} for physical device {@code id}.
      *
      * @throws IllegalArgumentException if the capacity is negative or the id is already in use

@@ -2,6 +2,7 @@ package io.spotserve.exec;
 
 import io.spotserve.model.LlamaCheckpoint;
 import io.spotserve.model.LlamaCheckpointWriter;
+import io.spotserve.model.ModelWeights;
 import io.spotserve.model.LlamaConfig;
 import io.spotserve.plan.DeviceId;
 import io.spotserve.plan.LatencyProfile;
@@ -124,7 +125,7 @@ public final class ExecutorProfiler {
      * @throws IllegalArgumentException if the prompt plus the decode steps do not fit the model's seq_len
      * @throws DeviceMemoryException    if the executor cannot hold the model and the KV caches
      */
-    public LatencyProfile profile(String name, LlamaCheckpoint checkpoint) {
+    public LatencyProfile profile(String name, ModelWeights checkpoint) {
         Objects.requireNonNull(name, "name");
         Objects.requireNonNull(checkpoint, "checkpoint");
         LlamaConfig c = checkpoint.config();
@@ -207,7 +208,7 @@ public final class ExecutorProfiler {
     }
 
     /** [init, incr] cost of one stage boundary: P = 2 minus P = 1 at M = 1, B = 1, timed alternately. */
-    private double[] stageBoundaryMs(LlamaCheckpoint checkpoint, Run one, int[][] tokens) {
+    private double[] stageBoundaryMs(ModelWeights checkpoint, Run one, int[][] tokens) {
         LlamaConfig c = checkpoint.config();
         ShardLayout two = ShardLayout.balanced(c, List.of(c.layers() - c.layers() / 2, c.layers() / 2), 1);
         try (Run run2 = new Run(checkpoint, two, 1, tokens)) {
@@ -238,7 +239,7 @@ public final class ExecutorProfiler {
         private final float[][] noLogits;
         private final float[][] logits;
 
-        Run(LlamaCheckpoint checkpoint, ShardLayout layout, int batch, int[][] tokens) {
+        Run(ModelWeights checkpoint, ShardLayout layout, int batch, int[][] tokens) {
             this.tokens = tokens;
             int capacity = promptTokens + decodeSteps;
             int width = batch * promptTokens;

@@ -27,6 +27,7 @@ public final class Generation {
     private final int[] promptTokens;
     private final int steps;
     private final Sampler sampler;
+    private final int stopToken;
     /** tokens[0] = promptTokens[0]; tokens[i] = the token chosen at position i - 1 (final BOS included). */
     private final int[] tokens;
     private int count = 1;
@@ -42,7 +43,16 @@ public final class Generation {
      * @throws IllegalArgumentException if the prompt is empty, {@code steps < 0} or {@code seqLen < 1}
      */
     public Generation(int[] promptTokens, int steps, int seqLen, SamplingParams sampling) {
+        this(promptTokens, steps, seqLen, sampling, Tokenizer.BOS);
+    }
+
+    /**
+     * Starts a run that stops on {@code stopToken} instead of BOS (a model's {@code LlamaConfig.stopToken()}: EOS
+     * for Llama 3).
+     */
+    public Generation(int[] promptTokens, int steps, int seqLen, SamplingParams sampling, int stopToken) {
         Objects.requireNonNull(promptTokens, "promptTokens");
+        this.stopToken = stopToken;
         Objects.requireNonNull(sampling, "sampling");
         if (promptTokens.length == 0) {
             throw new IllegalArgumentException("prompt needs at least one token (BOS), got none");
@@ -74,6 +84,11 @@ public final class Generation {
     /** The prompt tokens (a copy). */
     public int[] promptTokens() {
         return promptTokens.clone();
+    }
+
+    /** The token that ends the run (BOS for llama2.c models). */
+    public int stopToken() {
+        return stopToken;
     }
 
     /** Number of prompt tokens, BOS included. */
@@ -154,7 +169,7 @@ public final class Generation {
             next = sampler.sample(logits);
         }
         tokens[count++] = next;
-        if (next == Tokenizer.BOS) {
+        if (next == stopToken) {
             stoppedOnBos = true;
         }
         return next;

@@ -145,7 +145,7 @@ public final class Generator {
         List<Generation> generations = new ArrayList<>(requests.size());
         for (Request r : requests) {
             int[] prompt = tokenizer.encode(r.prompt(), true, false);
-            generations.add(new Generation(prompt, r.steps(), seqLen, r.sampling()));
+            generations.add(new Generation(prompt, r.steps(), seqLen, r.sampling(), pipeline.config().stopToken()));
         }
         StringBuilder[] texts = new StringBuilder[generations.size()];
         for (int i = 0; i < texts.length; i++) {
@@ -272,7 +272,7 @@ public final class Generator {
                 }
                 Generation g = generations.get(i);
                 int token = g.advance(logits[e]);
-                if (token != Tokenizer.BOS) {
+                if (token != g.stopToken()) {
                     listener.onToken(i, token, decoders[i].accept(token));
                 }
                 if (g.isDone()) {

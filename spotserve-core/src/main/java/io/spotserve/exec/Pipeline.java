@@ -1,6 +1,6 @@
 package io.spotserve.exec;
 
-import io.spotserve.model.LlamaCheckpoint;
+import io.spotserve.model.ModelWeights;
 import io.spotserve.model.LlamaConfig;
 import java.util.Arrays;
 import java.util.Set;
@@ -49,7 +49,7 @@ public interface Pipeline extends AutoCloseable {
      * @throws IllegalArgumentException if the checkpoint's shape differs from the layout's
      * @throws DeviceMemoryException    if a device cannot hold its slices
      */
-    void loadWeights(LlamaCheckpoint checkpoint);
+    void loadWeights(ModelWeights checkpoint);
 
     /** Whether position (stage, shard) holds every weight slice it needs (it may then compute). */
     boolean hasAllWeights(int stage, int shard);

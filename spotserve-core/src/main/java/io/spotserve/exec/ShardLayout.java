@@ -228,6 +228,17 @@ public record ShardLayout(LlamaConfig config, List<Integer> stageLayers, int sha
         return bytes;
     }
 
+    /**
+     * {@link #weightBytes(int, int)} for an executor that stores {@code bytesPerWeight} bytes per weight (2 for fp16
+     * halves; see {@code Executor.storedBytesPerWeight()}) instead of 4.
+     */
+    public long weightBytes(int stage, int shard, int bytesPerWeight) {
+        if (bytesPerWeight < 1) {
+            throw new IllegalArgumentException("bytesPerWeight must be >= 1, was " + bytesPerWeight);
+        }
+        return weightBytes(stage, shard) / Float.BYTES * bytesPerWeight;
+    }
+
     /** Bytes of KV cache position (stage, shard) holds per sequence position. */
     public long kvBytesPerPosition(int stage, int shard) {
         return 2L * layers(stage).length() * kvHeads(shard).length() * config.headSize() * Float.BYTES;

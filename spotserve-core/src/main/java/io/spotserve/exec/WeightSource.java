@@ -2,6 +2,7 @@ package io.spotserve.exec;
 
 import io.spotserve.model.LlamaCheckpoint;
 import io.spotserve.model.LlamaConfig;
+import io.spotserve.model.ModelWeights;
 import java.util.Objects;
 
 /**
@@ -24,12 +25,17 @@ public interface WeightSource {
 
     /** Reads slices out of {@code checkpoint}, in {@link SliceFormat} (importable by every executor). */
     static WeightSource of(LlamaCheckpoint checkpoint) {
+        return of((ModelWeights) checkpoint);
+    }
+
+    /** Reads slices out of model weights in any format (llama2.c, GGUF, Hugging Face), in {@link SliceFormat}. */
+    static WeightSource of(ModelWeights checkpoint) {
         Objects.requireNonNull(checkpoint, "checkpoint");
         return new CheckpointWeights(checkpoint);
     }
 
     /** The checkpoint-backed source; {@link Pipeline#loadWeights} uses its checkpoint directly on a cold start. */
-    record CheckpointWeights(LlamaCheckpoint checkpoint) implements WeightSource {
+    record CheckpointWeights(ModelWeights checkpoint) implements WeightSource {
         public CheckpointWeights {
             Objects.requireNonNull(checkpoint, "checkpoint");
         }

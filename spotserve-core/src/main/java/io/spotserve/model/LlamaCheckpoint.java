@@ -24,7 +24,7 @@ import java.util.Objects;
  * w3 [L][hidden][dim]; rms_final [dim]; two legacy RoPE tables [seqLen][headSize/2] (skipped); and, only
  * when the header's vocab_size is negative, a separate classifier [vocab][dim].
  */
-public final class LlamaCheckpoint {
+public final class LlamaCheckpoint implements ModelWeights {
     /** Bytes of the llama2.c header: seven little-endian int32 values. */
     public static final int HEADER_BYTES = 7 * Integer.BYTES;
     /** Upper bound we accept for any single header dimension; larger values mean a corrupt file. */
@@ -224,6 +224,25 @@ public final class LlamaCheckpoint {
         FloatBuffer all = tensor(tensor);
         int start = Math.toIntExact(perLayer * layer);
         return all.position(start).limit(Math.toIntExact(start + perLayer)).slice();
+    }
+
+    @Override
+    public String description() {
+        return file.getFileName().toString();
+    }
+
+    @Override
+    public void read(Tensor tensor, int layer, long offset, float[] dst, int dstOff, int len) {
+        FloatBuffer b = switch (tensor) {
+            case RMS_ATT, WQ, WK, WV, WO, RMS_FFN, W1, W2, W3 -> layer(tensor, layer);
+            default -> tensor(tensor);
+        };
+        if (offset < 0 || offset + len > b.limit()) {
+            throw new IndexOutOfBoundsException(tensor + " elements [" + offset + ", " + (offset + len) + ") outside [0, "
+                    + b.limit() + ")");
+        }
+        b.position((int) offset);
+        b.get(dst, dstOff, len);
     }
 
     @Override

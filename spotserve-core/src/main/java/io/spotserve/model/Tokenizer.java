@@ -49,7 +49,20 @@ public final class Tokenizer {
     /** For each id: the raw byte its piece stands for ({@code <0xNN>}), or -1. */
     private final int[] byteValue;
 
+    /** Byte-level BPE (Llama 3), or null for the SentencePiece-style run.c algorithm. */
+    private final ByteLevelBpe bpe;
+    private final int bosId;
+    private final int eosId;
+
     private Tokenizer(Path file, byte[][] pieces, float[] scores, int maxTokenLength) {
+        this(file, pieces, scores, maxTokenLength, null, BOS, EOS);
+    }
+
+    private Tokenizer(Path file, byte[][] pieces, float[] scores, int maxTokenLength, ByteLevelBpe bpe, int bosId,
+                      int eosId) {
+        this.bpe = bpe;
+        this.bosId = bosId;
+        this.eosId = eosId;
         this.file = file;
         this.pieces = pieces;
         this.scores = scores;
@@ -129,6 +142,66 @@ public final class Tokenizer {
         return new Tokenizer(file, pieces, scores, maxTokenLength);
     }
 
+    /**
+     * A tokenizer over an in-memory vocabulary (a GGUF {@code llama} tokenizer, pieces with SentencePiece's
+     * {@code ▁} already turned into spaces). Ids 0, 1, 2 must be {@code <unk>}, BOS and EOS, and byte fallback
+     * pieces {@code <0xNN>} at id {@code NN + 3}, as in Llama 2's vocabulary.
+     */
+    static Tokenizer of(Path source, byte[][] pieces, float[] scores) {
+        if (pieces.length != scores.length || pieces.length == 0) {
+            throw new IllegalArgumentException(pieces.length + " pieces and " + scores.length + " scores");
+        }
+        int max = 1;
+        for (byte[] p : pieces) {
+            max = Math.max(max, p.length);
+        }
+        return new Tokenizer(source, pieces.clone(), scores.clone(), max);
+    }
+
+    /** A byte-level BPE tokenizer (Llama 3) with its begin/end-of-sequence ids. */
+    static Tokenizer byteLevel(Path source, ByteLevelBpe bpe, int bosId, int eosId) {
+        int n = bpe.vocabSize();
+        byte[][] pieces = new byte[n][];
+        int max = 1;
+        for (int i = 0; i < n; i++) {
+            pieces[i] = bpe.bytes(i);
+            max = Math.max(max, pieces[i].length);
+        }
+        return new Tokenizer(source, pieces, new float[n], max, bpe, bosId, eosId);
+    }
+
+    /**
+     * Reads a Hugging Face {@code tokenizer.json} of a byte-level BPE model (Llama 3's): vocabulary, merges, added
+     * (special) tokens; the pre-tokenizer must be Llama 3's split regex.
+     *
+     * @param bosId the model's begin-of-sequence id (from its config)
+     * @param eosId the model's end-of-sequence id
+     * @throws ModelFormatException if the file is not a byte-level BPE tokenizer.json we support
+     */
+    public static Tokenizer loadHuggingFace(Path file, int bosId, int eosId) throws IOException {
+        return HfTokenizerJson.read(file, bosId, eosId);
+    }
+
+    /** The byte-level BPE behind this tokenizer, or null (SentencePiece-style). */
+    ByteLevelBpe bpe() {
+        return bpe;
+    }
+
+    /** Begin-of-sequence id ({@link #BOS} for SentencePiece-style vocabularies). */
+    public int bosId() {
+        return bosId;
+    }
+
+    /** End-of-sequence id ({@link #EOS} for SentencePiece-style vocabularies). */
+    public int eosId() {
+        return eosId;
+    }
+
+    /** Whether this is a byte-level BPE tokenizer (no dummy prefix, no BOS space rule). */
+    public boolean byteLevel() {
+        return bpe != null;
+    }
+
     /** The file this tokenizer was read from. */
     public Path file() {
         return file;
@@ -174,6 +247,18 @@ public final class Tokenizer {
      */
     public int[] encode(String text, boolean bos, boolean eos) {
         Objects.requireNonNull(text, "text");
+        if (bpe != null) {
+            int[] body = bpe.encode(text);
+            int[] out = new int[body.length + (bos ? 1 : 0) + (eos ? 1 : 0)];
+            if (bos) {
+                out[0] = bosId;
+            }
+            System.arraycopy(body, 0, out, bos ? 1 : 0, body.length);
+            if (eos) {
+                out[out.length - 1] = eosId;
+            }
+            return out;
+        }
         return encodeUtf8(text.getBytes(StandardCharsets.UTF_8), bos, eos);
     }
 
@@ -368,6 +453,9 @@ public final class Tokenizer {
      */
     public byte[] decode(int prevToken, int token) {
         checkToken(token);
+        if (bpe != null) {
+            return pieces[token].clone();
+        }
         int b = byteValue[token];
         byte[] piece = pieces[token];
         if (prevToken == BOS && piece.length > 0 && piece[0] == ' ') {

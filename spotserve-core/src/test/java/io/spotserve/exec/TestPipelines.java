@@ -20,7 +20,7 @@ public final class TestPipelines {
     }
 
     /** A pipeline of {@code layout} on fresh roomy devices, weights loaded from {@code checkpoint}. */
-    public static Pipeline loaded(Executor executor, LlamaCheckpoint checkpoint, ShardLayout layout, String prefix,
+    public static Pipeline loaded(Executor executor, io.spotserve.model.ModelWeights checkpoint, ShardLayout layout, String prefix,
                                   int maxBatch) {
         Pipeline p = executor.createPipeline(layout, devices(executor, layout, prefix, 1L << 30), maxBatch);
         p.loadWeights(checkpoint);

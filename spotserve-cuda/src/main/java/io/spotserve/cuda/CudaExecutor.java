@@ -44,6 +44,12 @@ public final class CudaExecutor extends AbstractExecutor<CudaDevice, CudaPipelin
         this.useCublas = probe.cublas() && Boolean.getBoolean(CublasGemm.PROPERTY);
     }
 
+    /** fp16 weights are stored as halves (2 bytes), fp32 ones as floats. */
+    @Override
+    public int storedBytesPerWeight() {
+        return options().weights() == io.spotserve.exec.WeightPrecision.FP16 ? 2 : Float.BYTES;
+    }
+
     @Override
     public String name() {
         return useCublas ? "cuda+cublas" : "cuda";

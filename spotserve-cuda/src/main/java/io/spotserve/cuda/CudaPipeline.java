@@ -39,6 +39,11 @@ final class CudaPipeline extends AbstractPipeline<CudaShard> {
 
     private static CudaShard[][] positions(CudaExecutor executor, ShardLayout layout, List<CudaDevice> devices,
                                            int maxBatch) {
+        if (layout.config().normEps() != io.spotserve.model.LlamaConfig.DEFAULT_NORM_EPS) {
+            // the rmsnorm kernels add run.c's 1e-5 as a constant; rope theta and scaling arrive via the table
+            throw new IllegalArgumentException("the CUDA executor supports rms_norm_eps 1e-5 only, the model has "
+                    + layout.config().normEps() + "; use the CPU executor for this model");
+        }
         float[] rope = ropeTable(layout.config());
         CudaShard[][] shards = new CudaShard[layout.stages()][layout.shards()];
         try {

@@ -9,9 +9,8 @@ import io.spotserve.exec.Generator;
 import io.spotserve.exec.Pipeline;
 import io.spotserve.exec.SamplingParams;
 import io.spotserve.exec.ShardLayout;
-import io.spotserve.model.LlamaCheckpoint;
 import io.spotserve.model.LlamaConfig;
-import io.spotserve.model.ModelFormatException;
+import io.spotserve.model.ModelWeights;
 import io.spotserve.model.Tokenizer;
 import io.spotserve.plan.DeviceId;
 import java.io.ByteArrayOutputStream;
@@ -57,10 +56,12 @@ final class GenerateCommand implements Callable<Integer> {
     private static final int PREFILL_CHUNK = 64;
 
     @Option(names = "--model", paramLabel = "PATH",
-            description = "llama2.c checkpoint (default: the bundled stories260K); needs --tokenizer")
+            description = "model: a .gguf file, a Hugging Face folder or a llama2.c checkpoint (default: the bundled "
+                    + "stories260K); a llama2.c checkpoint needs --tokenizer")
     Path model;
     @Option(names = "--tokenizer", paramLabel = "PATH",
-            description = "llama2.c tokenizer of that model (default: the bundled tok512)")
+            description = "tokenizer of that model: llama2.c tokenizer.bin or a tokenizer.json (default: the one in "
+                    + "the GGUF file or the folder; the bundled tok512 for the bundled model)")
     Path tokenizer;
     @Option(names = "--prompt", paramLabel = "TEXT",
             description = "prompt, printed as part of the output like run.c (default: empty)")
@@ -112,29 +113,10 @@ final class GenerateCommand implements Callable<Integer> {
                     + "characters; run java in a UTF-8 locale (e.g. LC_ALL=C.UTF-8)", argEncoding);
         }
 
-        Path modelPath;
-        Path tokenizerPath;
-        if (o.model() != null) {
-            modelPath = o.model();
-            tokenizerPath = o.tokenizer();
-        } else {
-            BundledModel.Extracted bundled = BundledModel.extracted();
-            modelPath = bundled.checkpoint();
-            tokenizerPath = bundled.tokenizer();
-        }
-        LlamaCheckpoint checkpoint;
-        Tokenizer tokenizer;
-        try {
-            checkpoint = LlamaCheckpoint.load(modelPath);
-        } catch (ModelFormatException e) {
-            throw new UsageException("generate: --model " + e.getMessage());
-        }
+        ModelFiles files = ModelFiles.load(NAME, o.model(), o.tokenizer());
+        ModelWeights checkpoint = files.weights();
+        Tokenizer tokenizer = files.tokenizer();
         LlamaConfig config = checkpoint.config();
-        try {
-            tokenizer = Tokenizer.load(tokenizerPath, config.vocabSize());
-        } catch (ModelFormatException e) {
-            throw new UsageException("generate: --tokenizer " + e.getMessage());
-        }
         ShardLayout layout = layout(o, config);
         int steps = Generation.effectiveSteps(o.steps(), config.seqLen());
         List<SamplingParams> sampling = sampling(o);
@@ -157,7 +139,7 @@ final class GenerateCommand implements Callable<Integer> {
             try (Pipeline pipeline = executor.createPipeline(layout, devices, maxBatch)) {
                 pipeline.loadWeights(checkpoint);
                 LOG.info("model {} ({} layers, dim {}, vocab {}, seq_len {}); executor {}, {} threads, {} weights; "
-                                + "layout {}; {} steps, {}", checkpoint.file().getFileName(), config.layers(),
+                                + "layout {}; {} steps, {}", files.name(), config.layers(),
                         config.dim(), config.vocabSize(), config.seqLen(), executor.name(), exOptions.threads(),
                         pipeline.weightPrecision().name().toLowerCase(java.util.Locale.ROOT), layout, steps,
                         sampling.get(0).isGreedy() ? "greedy" : "temperature " + o.temperature() + ", top-p "
@@ -175,7 +157,7 @@ final class GenerateCommand implements Callable<Integer> {
         RuncText[] texts = new RuncText[n];
         ByteArrayOutputStream[] later = new ByteArrayOutputStream[n];
         for (int i = 0; i < n; i++) {
-            texts[i] = new RuncText(generator.tokenizer(), Tokenizer.BOS);
+            texts[i] = new RuncText(generator.tokenizer(), generator.tokenizer().bosId());
             later[i] = new ByteArrayOutputStream();
         }
         List<Generator.Request> requests = new ArrayList<>(n);
@@ -220,10 +202,6 @@ final class GenerateCommand implements Callable<Integer> {
     Options options() throws UsageException {
         file("--model", model);
         file("--tokenizer", tokenizer);
-        if (model != null && tokenizer == null) {
-            throw new UsageException("generate: --model needs --tokenizer PATH too (the bundled tok512 fits only "
-                    + "the bundled model)");
-        }
         if (tokenizer != null && model == null) {
             throw new UsageException("generate: --tokenizer needs --model PATH too (the bundled stories260K "
                     + "has its own tokenizer)");
@@ -319,7 +297,7 @@ final class GenerateCommand implements Callable<Integer> {
     }
 
     private static void file(String option, Path p) throws UsageException {
-        if (p != null && !Files.isRegularFile(p)) {
+        if (p != null && !Files.isRegularFile(p) && !(option.equals("--model") && Files.isDirectory(p))) {
             throw new UsageException("generate: " + option + " " + p + " is not a readable file"
                     + (Files.exists(p) ? "" : " (it does not exist)"));
         }

@@ -89,6 +89,7 @@ public final class Main {
         cl.addSubcommand(new ProfileCommand(out));
         cl.addSubcommand(new ServeCommand(out));
         cl.addSubcommand(new ServeHttpCommand(out));
+        cl.addSubcommand(new ConvertCommand(out));
         cl.setExpandAtFiles(false); // a prompt may start with '@'
         cl.setOut(new PrintWriter(new OutputStreamWriter(out, StandardCharsets.UTF_8), true));
         cl.setErr(new PrintWriter(new OutputStreamWriter(err, StandardCharsets.UTF_8), true));

@@ -13,7 +13,7 @@ import io.spotserve.exec.ExecutorProfiler;
 import io.spotserve.exec.ExecutorProvider;
 import io.spotserve.instance.InstanceType;
 import io.spotserve.instance.TraceInstanceProvider;
-import io.spotserve.model.LlamaCheckpoint;
+import io.spotserve.model.ModelWeights;
 import io.spotserve.model.Tokenizer;
 import io.spotserve.plan.CostModel;
 import io.spotserve.plan.Hardware;
@@ -83,18 +83,25 @@ final class ReplayCommand implements Callable<Integer> {
         "One day", "Tom had a red ball. He", "The sun was"};
 
     /** A quick profile of the executor that will serve, as the planner's cost model (SpotServe §3.2). */
-    private static CostModel costModel(LlamaCheckpoint checkpoint, InstanceType spot) {
-        System.err.println("replay: profiling the bundled model for the planner ...");
+    private static CostModel costModel(ModelWeights checkpoint, String name, InstanceType spot) {
+        System.err.println("replay: profiling " + name + " for the planner ...");
         LatencyProfile profile;
         try (Executor executor = ExecutorProvider.best().create()) {
             profile = ExecutorProfiler.builder(executor).promptTokens(16).maxBatch(4).warmup(1).repeats(2)
-                    .decodeSteps(4).build().profile("stories260K", checkpoint);
+                    .decodeSteps(4).build().profile(name, checkpoint);
         }
         Hardware local = new Hardware(spot.name(), spot.gpus(), spot.memoryPerGpuBytes(), 10.0, 0.0, SPOT_PRICE,
                 ON_DEMAND_PRICE);
-        return CostModel.of(profile, "stories260K", checkpoint.config(), local);
+        return CostModel.of(profile, name, checkpoint.config(), local);
     }
 
+    @Option(names = "--model", paramLabel = "PATH",
+            description = "model: a .gguf file, a Hugging Face folder or a llama2.c checkpoint (default: the bundled "
+                    + "stories260K); a llama2.c checkpoint needs --tokenizer")
+    java.nio.file.Path model;
+    @Option(names = "--tokenizer", paramLabel = "PATH",
+            description = "tokenizer.bin (llama2.c) or tokenizer.json (default: the one in the GGUF file or the folder)")
+    java.nio.file.Path tokenizer;
     @Option(names = "--trace", paramLabel = "PATH",
             description = "availability trace (default: the paper's trace A_S, bundled)")
     Path tracePath;
@@ -145,9 +152,9 @@ final class ReplayCommand implements Callable<Integer> {
                     traceSeconds), speed, MAX_WALL.toHours(), arrivalSeconds > traceSeconds ? " or --rate" : ""));
         }
 
-        BundledModel.Extracted files = BundledModel.extracted();
-        LlamaCheckpoint checkpoint = LlamaCheckpoint.load(files.checkpoint());
-        Tokenizer tokenizer = Tokenizer.load(files.tokenizer(), checkpoint.config().vocabSize());
+        ModelFiles files = ModelFiles.load(NAME, model, tokenizer);
+        ModelWeights checkpoint = files.weights();
+        Tokenizer tokenizer = files.tokenizer();
         double scale = 1 / speed;
         SystemEngineClock clock = new SystemEngineClock();
         InstanceType spot = new InstanceType("local.2x", 2, 32L << 20, SPOT_PRICE, InstanceType.Market.SPOT);
@@ -163,7 +170,7 @@ final class ReplayCommand implements Callable<Integer> {
         ServingEngine.Builder builder = ServingEngine.builder().model(checkpoint, tokenizer).instances(provider)
                 .clock(clock).parallelism(1, 2).maxBatch(4);
         if (plan) {
-            builder.planning(costModel(checkpoint, spot)).targetInstances(12).replanInterval(scaled(Duration.ofSeconds(60), scale));
+            builder.planning(costModel(checkpoint, files.name(), spot)).targetInstances(12).replanInterval(scaled(Duration.ofSeconds(60), scale));
         }
         try (ServingEngine engine = builder.build()) {
             double arrival = 0; // trace seconds

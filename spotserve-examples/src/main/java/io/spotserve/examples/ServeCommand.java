@@ -8,7 +8,7 @@ import io.spotserve.engine.ServingEngine;
 import io.spotserve.engine.SystemEngineClock;
 import io.spotserve.engine.Token;
 import io.spotserve.instance.LocalInstanceProvider;
-import io.spotserve.model.LlamaCheckpoint;
+import io.spotserve.model.ModelWeights;
 import io.spotserve.model.Tokenizer;
 import java.io.PrintStream;
 import java.time.Duration;
@@ -45,6 +45,13 @@ final class ServeCommand implements Callable<Integer> {
 
     @Mixin
     LocalInstances local = new LocalInstances();
+    @Option(names = "--model", paramLabel = "PATH",
+            description = "model: a .gguf file, a Hugging Face folder or a llama2.c checkpoint (default: the bundled "
+                    + "stories260K); a llama2.c checkpoint needs --tokenizer")
+    java.nio.file.Path model;
+    @Option(names = "--tokenizer", paramLabel = "PATH",
+            description = "tokenizer.bin (llama2.c) or tokenizer.json (default: the one in the GGUF file or the folder)")
+    java.nio.file.Path tokenizer;
     @Option(names = "--requests", paramLabel = "N", description = "requests to serve (default 4, at most 10000)")
     int requests = 4;
     @Option(names = "--tokens", paramLabel = "N", description = "tokens per request (default 40)")
@@ -67,9 +74,9 @@ final class ServeCommand implements Callable<Integer> {
         if (grace >= 0 && local.instances < 2) {
             throw new UsageException("serve-demo: --preempt-grace-ms needs --instances >= 2 (someone must survive)");
         }
-        BundledModel.Extracted files = BundledModel.extracted();
-        LlamaCheckpoint checkpoint = LlamaCheckpoint.load(files.checkpoint());
-        Tokenizer tokenizer = Tokenizer.load(files.tokenizer(), checkpoint.config().vocabSize());
+        ModelFiles files = ModelFiles.load(NAME, model, tokenizer);
+        ModelWeights checkpoint = files.weights();
+        Tokenizer tokenizer = files.tokenizer();
         SystemEngineClock clock = new SystemEngineClock();
         LocalInstances.Launched launched = local.launch(NAME, checkpoint.config(), 2, clock);
         LocalInstanceProvider provider = launched.provider();

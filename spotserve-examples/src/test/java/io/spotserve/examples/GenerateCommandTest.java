@@ -173,6 +173,27 @@ class GenerateCommandTest {
     }
 
     @Test
+    void ggufFilesAndHuggingFaceFoldersGenerateTheBundledModelsText(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir)
+            throws IOException {
+        RuncReferences.Case c = RuncReferences.find("greedy-empty-full");
+        BundledModel.Extracted files = BundledModel.extracted();
+        io.spotserve.model.LlamaCheckpoint ckpt = io.spotserve.model.LlamaCheckpoint.load(files.checkpoint());
+        io.spotserve.model.Tokenizer tok = io.spotserve.model.Tokenizer.load(files.tokenizer(), ckpt.config().vocabSize());
+        java.nio.file.Path gguf = dir.resolve("stories260K.gguf");
+        io.spotserve.model.GgufWriter.write(gguf, ckpt, tok, io.spotserve.model.TensorType.F32);
+        java.nio.file.Path folder = dir.resolve("stories260K-hf");
+        io.spotserve.model.HfWriter.write(folder, ckpt, io.spotserve.model.TensorType.F32, 2, null);
+        for (List<String> args : List.of(List.of("--model", gguf.toString()),
+                List.of("--model", folder.toString(), "--tokenizer", files.tokenizer().toString()))) {
+            List<String> a = new ArrayList<>(List.of("generate", "--temperature", "0", "--steps", "0"));
+            a.addAll(args);
+            Run r = run(a);
+            assertEquals(0, r.rc(), a + ": " + r.err());
+            assertEquals(expected(c), r.text(), a.toString());
+        }
+    }
+
+    @Test
     void badArgumentsPrintOneLineAndExitTwoWithNothingOnStdout() throws IOException {
         String tok = BundledModel.extracted().tokenizer().toString();
         String model = BundledModel.extracted().checkpoint().toString();
@@ -199,7 +220,7 @@ class GenerateCommandTest {
                 {"hello", "unexpected argument 'hello'"},
                 {"--model", "/no/such/model.bin", "--tokenizer", tok, "--model /no/such/model.bin is not a readable file"},
                 {"--model", model, "--tokenizer", "/no/such/tok.bin", "--tokenizer /no/such/tok.bin is not a readable"},
-                {"--model", model, "--model needs --tokenizer PATH too"},
+                {"--model", model, "is a llama2.c checkpoint, which carries no tokenizer; add --tokenizer PATH"},
                 {"--tokenizer", tok, "--tokenizer needs --model PATH too"},
                 {"--model", tok, "--tokenizer", tok, "field 'hidden_dim' is 0"},
                 {"--model", model, "--tokenizer", model, "--tokenizer " + model + ": field 'token 2 length'"},

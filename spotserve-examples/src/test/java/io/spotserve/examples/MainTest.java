@@ -43,7 +43,7 @@ class MainTest {
     @Test
     void everyCommandHasHelpListingItsOptionsAndVersion() {
         CommandLine cl = Main.commands(System.out, System.err);
-        assertEquals(List.of("generate", "replay", "plan", "profile", "serve-demo", "serve"), List.copyOf(cl.getSubcommands().keySet()));
+        assertEquals(List.of("generate", "replay", "plan", "profile", "serve-demo", "serve", "convert"), List.copyOf(cl.getSubcommands().keySet()));
         for (var e : cl.getSubcommands().entrySet()) {
             CliRun help = CliRun.of(e.getKey(), "--help");
             assertEquals(0, help.code(), help.err());

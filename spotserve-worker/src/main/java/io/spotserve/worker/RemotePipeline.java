@@ -11,6 +11,7 @@ import io.spotserve.exec.ShardLayout;
 import io.spotserve.exec.SliceFormat;
 import io.spotserve.exec.spi.AbstractPipeline;
 import io.spotserve.model.LlamaCheckpoint;
+import io.spotserve.model.ModelWeights;
 import io.spotserve.model.LlamaConfig;
 import io.spotserve.worker.proto.CreateStagesRequest;
 import io.spotserve.worker.proto.Hop;
@@ -169,16 +170,20 @@ final class RemotePipeline implements Pipeline {
     }
 
     @Override
-    public void loadWeights(LlamaCheckpoint checkpoint) {
+    public void loadWeights(ModelWeights checkpoint) {
         checkOpen();
         if (!checkpoint.config().equals(c)) {
             throw new IllegalArgumentException("checkpoint shape " + checkpoint.config() + " differs from the pipeline's "
                     + c);
         }
         for (Segment s : segments) {
+            if (!(checkpoint instanceof LlamaCheckpoint file)) {
+                streamWeights(s, checkpoint); // workers read llama2.c files by path; other formats are streamed
+                continue;
+            }
             try {
                 executor.call(List.of(s.worker()), s.worker(), ch -> stub(ch, 120).loadWeights(LoadWeightsRequest
-                        .newBuilder().setPipeline(s.id()).setCheckpointPath(checkpoint.file().toAbsolutePath().toString())
+                        .newBuilder().setPipeline(s.id()).setCheckpointPath(file.file().toAbsolutePath().toString())
                         .build()));
             } catch (IllegalArgumentException e) {
                 if (!(e.getCause() instanceof StatusRuntimeException sre) || sre.getStatus().getCode() != Status.Code.NOT_FOUND) {
@@ -189,7 +194,7 @@ final class RemotePipeline implements Pipeline {
         }
     }
 
-    private void streamWeights(Segment s, LlamaCheckpoint checkpoint) {
+    private void streamWeights(Segment s, ModelWeights checkpoint) {
         for (int p = s.stages().from(); p < s.stages().to(); p++) {
             for (int m = 0; m < layout.shards(); m++) {
                 for (ContextSlice slice : layout.weightSlices(p, m)) {

@@ -8,7 +8,7 @@ import io.spotserve.exec.Pipeline;
 import io.spotserve.exec.ShardLayout;
 import io.spotserve.exec.spi.AbstractPipeline;
 import io.spotserve.exec.spi.WeightCoverage;
-import io.spotserve.model.LlamaCheckpoint;
+import io.spotserve.model.ModelWeights;
 import io.spotserve.model.LlamaConfig;
 import java.util.Collections;
 import java.util.IdentityHashMap;
@@ -101,7 +101,7 @@ final class TimingPipeline implements Pipeline {
 
     /** Charges every weight unit still missing, after checking each device can take all of it. */
     @Override
-    public void loadWeights(LlamaCheckpoint checkpoint) {
+    public void loadWeights(ModelWeights checkpoint) {
         Objects.requireNonNull(checkpoint, "checkpoint");
         checkOpen();
         if (!checkpoint.config().equals(c)) {
@@ -124,7 +124,7 @@ final class TimingPipeline implements Pipeline {
         for (Map.Entry<Device, Long> e : need.entrySet()) {
             Device d = e.getKey();
             if (e.getValue() > d.freeBytes()) {
-                throw new DeviceMemoryException(d.id(), "weights of " + layout + " from " + checkpoint.file().getFileName(),
+                throw new DeviceMemoryException(d.id(), "weights of " + layout + " from " + checkpoint.description(),
                         e.getValue(), d.usedBytes(), d.capacityBytes());
             }
         }

@@ -65,6 +65,8 @@ final class StageShard implements PipelinePosition {
     final int kvDim;
     final int f;
     final int group;
+    /** RMSNorm epsilon from the config (llama2.c: 1e-5). */
+    private final float eps;
     private final int qkvRows;
     private final int offQkv;
     private final int offWo;
@@ -141,6 +143,7 @@ final class StageShard implements PipelinePosition {
         kvDim = hkv * hs;
         f = hidden.length();
         group = c.kvGroupSize();
+        eps = c.normEps();
         qkvRows = qDim + 2 * kvDim;
         offQkv = 2 * dim;
         offWo = offQkv + qkvRows * dim;
@@ -430,7 +433,7 @@ final class StageShard implements PipelinePosition {
         float[] w = layerW[l];
         int n = batch;
         for (int b = 0; b < n; b++) {
-            rmsnorm(xb, b * dim, x, b * dim, w, 0, dim);
+            rmsnorm(xb, b * dim, x, b * dim, w, 0, dim, eps);
         }
         layerMatmul(w, offQkv, dim, qkvRows, xb, dim, n, qkv, qkvRows);
         int half = hs / 2;
@@ -525,7 +528,7 @@ final class StageShard implements PipelinePosition {
         float[] w = layerW[l];
         int n = batch;
         for (int b = 0; b < n; b++) {
-            rmsnorm(xb, b * dim, x, b * dim, w, dim, dim);
+            rmsnorm(xb, b * dim, x, b * dim, w, dim, dim, eps);
         }
         FfnUpTask t = ffnUp;
         t.w = w;
@@ -542,7 +545,7 @@ final class StageShard implements PipelinePosition {
         int k = 0;
         for (int b = 0; b < batch; b++) {
             if (out[b] != null) {
-                rmsnorm(xb, k * dim, x, b * dim, finalNorm, 0, dim);
+                rmsnorm(xb, k * dim, x, b * dim, finalNorm, 0, dim, eps);
                 k++;
             }
         }
@@ -639,14 +642,14 @@ final class StageShard implements PipelinePosition {
         }
     }
 
-    /** run.c's rmsnorm: float sum of squares, mean + 1e-5, reciprocal square root, then weight · (ss · x). */
-    static void rmsnorm(float[] o, int oOff, float[] x, int xOff, float[] weight, int wOff, int size) {
+    /** run.c's rmsnorm: float sum of squares, mean + eps (1e-5 there), reciprocal square root, then weight · (ss · x). */
+    static void rmsnorm(float[] o, int oOff, float[] x, int xOff, float[] weight, int wOff, int size, float eps) {
         float ss = 0.0f;
         for (int j = 0; j < size; j++) {
             ss += x[xOff + j] * x[xOff + j];
         }
         ss /= size;
-        ss += 1e-5f;
+        ss += eps;
         ss = 1.0f / (float) Math.sqrt(ss);
         for (int j = 0; j < size; j++) {
             o[oOff + j] = weight[wOff + j] * (ss * x[xOff + j]);

@@ -9,7 +9,7 @@ import io.spotserve.exec.Pipeline;
 import io.spotserve.exec.ShardLayout;
 import io.spotserve.exec.SliceFormat;
 import io.spotserve.exec.WeightPrecision;
-import io.spotserve.model.LlamaCheckpoint;
+import io.spotserve.model.ModelWeights;
 import io.spotserve.model.LlamaConfig;
 import java.util.ArrayList;
 import java.util.Collections;
@@ -123,20 +123,28 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
     /** Called once when the pipeline closes, after its storage is freed (e.g. to tell the executor). */
     protected abstract void onClose();
 
-    /** cos/sin of run.c's rotary angles: [pos][pair][cos, sin], freq = 1 / 10000^(2·pair / hs) in float. */
-    public static float[] ropeTable(LlamaConfig c) {
-        int hs = c.headSize();
-        int half = hs / 2;
-        float[] t = new float[c.seqLen() * half * 2];
-        for (int pos = 0; pos < c.seqLen(); pos++) {
+    /**
+     * cos/sin of run.c's rotary angles: [pos][pair][cos, sin] for {@code positions} positions, angle
+     * {@code pos · freq} with the config's frequencies ({@link LlamaConfig#ropeFrequencies}: 1 / theta^(2·pair / hs)
+     * in float, divided by the rope scaling factor); llama2.c's table for theta 10000.
+     */
+    public static float[] ropeTable(LlamaConfig c, int positions) {
+        int half = c.headSize() / 2;
+        float[] freq = c.ropeFrequencies();
+        float[] t = new float[Math.multiplyExact(positions, half * 2)];
+        for (int pos = 0; pos < positions; pos++) {
             for (int i = 0; i < half; i++) {
-                float freq = 1.0f / (float) Math.pow(10000.0f, (2 * i) / (float) hs);
-                float val = pos * freq;
+                float val = pos * freq[i];
                 t[(pos * half + i) * 2] = (float) Math.cos(val);
                 t[(pos * half + i) * 2 + 1] = (float) Math.sin(val);
             }
         }
         return t;
+    }
+
+    /** {@link #ropeTable(LlamaConfig, int)} for all {@code seq_len} positions. */
+    public static float[] ropeTable(LlamaConfig c) {
+        return ropeTable(c, c.seqLen());
     }
 
     @Override
@@ -178,7 +186,7 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
     // ------------------------------------------------------------------ weights
 
     @Override
-    public final void loadWeights(LlamaCheckpoint checkpoint) {
+    public final void loadWeights(ModelWeights checkpoint) {
         Objects.requireNonNull(checkpoint, "checkpoint");
         checkOpen();
         if (!checkpoint.config().equals(c)) {
@@ -206,7 +214,7 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
         for (Map.Entry<Device, Long> e : need.entrySet()) {
             Device d = e.getKey();
             if (e.getValue() > d.freeBytes()) {
-                throw new DeviceMemoryException(d.id(), "weights of " + layout + " from " + checkpoint.file().getFileName(),
+                throw new DeviceMemoryException(d.id(), "weights of " + layout + " from " + checkpoint.description(),
                         e.getValue(), d.usedBytes(), d.capacityBytes());
             }
         }
