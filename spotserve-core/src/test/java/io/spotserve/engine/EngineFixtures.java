@@ -1,6 +1,6 @@
 package io.spotserve.engine;
 
-import io.spotserve.SharedData;
+import io.spotserve.testing.SharedData;
 import io.spotserve.exec.Device;
 import io.spotserve.exec.Executor;
 import io.spotserve.exec.ExecutorOptions;

@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.spotserve.SharedData;
+import io.spotserve.testing.SharedData;
 import io.spotserve.model.LlamaCheckpoint;
 import io.spotserve.model.LlamaConfig;
 import io.spotserve.plan.DeviceId;

@@ -1,6 +1,6 @@
 package io.spotserve.exec;
 
-import io.spotserve.TsvFixtures;
+import io.spotserve.testing.TsvFixtures;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;

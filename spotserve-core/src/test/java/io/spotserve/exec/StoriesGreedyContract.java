@@ -2,7 +2,7 @@ package io.spotserve.exec;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 
-import io.spotserve.SharedData;
+import io.spotserve.testing.SharedData;
 import io.spotserve.model.LlamaCheckpoint;
 import java.io.IOException;
 import java.util.Arrays;

@@ -3,7 +3,7 @@ package io.spotserve.model;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.spotserve.SharedData;
+import io.spotserve.testing.SharedData;
 import java.io.IOException;
 import java.nio.FloatBuffer;
 import org.junit.jupiter.api.Test;

@@ -6,7 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.spotserve.SharedData;
+import io.spotserve.testing.SharedData;
 import io.spotserve.model.LlamaCheckpoint.Tensor;
 import java.io.IOException;
 import java.nio.FloatBuffer;

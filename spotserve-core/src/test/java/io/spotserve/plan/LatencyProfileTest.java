@@ -62,7 +62,7 @@ class LatencyProfileTest {
 
     @Test
     void badFilesAreRejectedWithTheFieldNamed() throws Exception {
-        String good = Files.readString(io.spotserve.SharedData.file("profiles/T4-4x/megatron_6.7B_profile.json"));
+        String good = Files.readString(io.spotserve.testing.SharedData.file("profiles/T4-4x/megatron_6.7B_profile.json"));
         assertMessage(mutate(good, o -> o.remove("layer_num")), "layer_num");
         assertMessage(mutate(good, o -> o.addProperty("padded_layer_num", 30)), "padded_layer_num");
         assertMessage(mutate(good, o -> o.add("tp-3", o.get("tp-2"))), "tp-3");

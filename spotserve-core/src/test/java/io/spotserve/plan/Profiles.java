@@ -1,6 +1,6 @@
 package io.spotserve.plan;
 
-import io.spotserve.SharedData;
+import io.spotserve.testing.SharedData;
 
 /** The artifact's real T4 profiles from ../shared/profiles/T4-4x, for tests. */
 final class Profiles {

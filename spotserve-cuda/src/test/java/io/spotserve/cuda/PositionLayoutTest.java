@@ -3,7 +3,7 @@ package io.spotserve.cuda;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
-import io.spotserve.SharedData;
+import io.spotserve.testing.SharedData;
 import io.spotserve.exec.CheckpointSlices;
 import io.spotserve.exec.ContextSlice;
 import io.spotserve.exec.IndexRange;

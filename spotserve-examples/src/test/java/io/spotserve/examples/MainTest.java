@@ -119,7 +119,7 @@ class MainTest {
                 "--instances", "2");
         usageError("--profile " + text + " is not valid JSON (at line 1, column ", "plan", "--profile",
                 text.toString(), "--instances", "2");
-        usageError("--model-file " + bin, "plan", "--profile", io.spotserve.SharedData.file(
+        usageError("--model-file " + bin, "plan", "--profile", io.spotserve.testing.SharedData.file(
                 "profiles/T4-4x/megatron_345M_profile.json").toString(), "--instances", "2", "--model-file", bin.toString());
         usageError("profile: --model " + text, "profile", "--model", text.toString());
         usageError("generate: --model ", "generate", "--model", bin.toString(), "--tokenizer", bin.toString());

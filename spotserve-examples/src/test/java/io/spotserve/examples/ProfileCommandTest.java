@@ -84,7 +84,7 @@ class ProfileCommandTest {
         assertUsage(run("profile", "--timer", "cpu", "--threads", "2"), "it needs an executor with 1 thread, this one has 2");
 
         Path model = BundledModel.extractTo(dir.resolve("m")).checkpoint();
-        Path t4 = io.spotserve.SharedData.file("profiles/T4-4x/megatron_345M_profile.json");
+        Path t4 = io.spotserve.testing.SharedData.file("profiles/T4-4x/megatron_345M_profile.json");
         assertUsage(run("plan", "--profile", t4.toString(), "--model-file", model.toString(), "--instances", "1",
                 "--in", "64", "--out", "8"), "is for 24 layers of width 1024 but model 'stories260K.bin' has 5 layers of width 64");
         assertUsage(run("plan", "--profile", t4.toString(), "--model-file", model.toString(), "--instances", "1"),

@@ -16,7 +16,7 @@ import dev.langchain4j.model.chat.response.PartialResponseContext;
 import dev.langchain4j.model.chat.response.StreamingChatResponseHandler;
 import dev.langchain4j.model.output.FinishReason;
 import dev.langchain4j.service.AiServices;
-import io.spotserve.SharedData;
+import io.spotserve.testing.SharedData;
 import io.spotserve.engine.GenerationRequest;
 import io.spotserve.engine.ServingEngine;
 import io.spotserve.engine.SystemEngineClock;

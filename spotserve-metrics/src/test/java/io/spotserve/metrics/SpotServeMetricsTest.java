@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
-import io.spotserve.SharedData;
+import io.spotserve.testing.SharedData;
 import io.spotserve.engine.Completion;
 import io.spotserve.engine.EngineMetrics;
 import io.spotserve.engine.GenerationRequest;

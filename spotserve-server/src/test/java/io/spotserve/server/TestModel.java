@@ -1,6 +1,6 @@
 package io.spotserve.server;
 
-import io.spotserve.SharedData;
+import io.spotserve.testing.SharedData;
 import io.spotserve.engine.ServingEngine;
 import io.spotserve.engine.SystemEngineClock;
 import io.spotserve.instance.Instance;

@@ -3,7 +3,7 @@ package io.spotserve.worker;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.spotserve.SharedData;
+import io.spotserve.testing.SharedData;
 import io.spotserve.engine.Completion;
 import io.spotserve.engine.GenerationRequest;
 import io.spotserve.engine.ServingEngine;

@@ -7,7 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.spotserve.SharedData;
+import io.spotserve.testing.SharedData;
 import io.spotserve.exec.Device;
 import io.spotserve.exec.DeviceLostException;
 import io.spotserve.exec.Pipeline;

@@ -13,9 +13,16 @@ abstract class Kernels {
     static final String VECTOR_MODULE = "jdk.incubator.vector";
     private static final java.util.concurrent.atomic.AtomicBoolean WARNED = new java.util.concurrent.atomic.AtomicBoolean();
 
-    /** Whether the Vector API module is in the boot layer (the JVM was started with --add-modules). */
+    /**
+     * Whether the Vector API module is in the boot layer (the JVM was started with --add-modules). When it is, and
+     * core runs as the named module {@code io.spotserve.core}, core starts reading it here: module-info.java does not
+     * require it (not even {@code requires static}), so an application compiling against core never resolves an
+     * incubator module or sees its warning.
+     */
     static boolean vectorModulePresent() {
-        return ModuleLayer.boot().findModule(VECTOR_MODULE).isPresent();
+        java.util.Optional<Module> vector = ModuleLayer.boot().findModule(VECTOR_MODULE);
+        vector.ifPresent(Kernels.class.getModule()::addReads); // a no-op on the class path (the unnamed module)
+        return vector.isPresent();
     }
 
     /** The vector kernels when wanted and available, the scalar ones otherwise. */

@@ -6,7 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.spotserve.SharedData;
+import io.spotserve.testing.SharedData;
 import io.spotserve.exec.ContextSlice;
 import io.spotserve.exec.Device;
 import io.spotserve.exec.Executor;

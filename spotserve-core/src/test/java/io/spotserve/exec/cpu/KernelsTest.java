@@ -3,7 +3,7 @@ package io.spotserve.exec.cpu;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.spotserve.SharedData;
+import io.spotserve.testing.SharedData;
 import io.spotserve.exec.Executor;
 import io.spotserve.exec.ExecutorOptions;
 import io.spotserve.exec.Pipeline;

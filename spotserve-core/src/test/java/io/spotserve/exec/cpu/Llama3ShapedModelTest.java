@@ -4,7 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.spotserve.NodeReference;
+import io.spotserve.testing.NodeReference;
 import io.spotserve.engine.Completion;
 import io.spotserve.engine.GenerationRequest;
 import io.spotserve.engine.ServingEngine;

@@ -1,4 +1,4 @@
-package io.spotserve;
+package io.spotserve.testing;
 
 import java.io.BufferedReader;
 import java.io.IOException;

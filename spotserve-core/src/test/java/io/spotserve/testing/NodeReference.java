@@ -1,4 +1,4 @@
-package io.spotserve;
+package io.spotserve.testing;
 
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 

@@ -1,4 +1,4 @@
-package io.spotserve;
+package io.spotserve.testing;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
