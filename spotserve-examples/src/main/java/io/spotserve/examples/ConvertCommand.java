@@ -1,6 +1,7 @@
 package io.spotserve.examples;
 
 import io.spotserve.model.GgufWriter;
+import io.spotserve.model.ModelChatTemplate;
 import io.spotserve.model.HfWriter;
 import io.spotserve.model.TensorType;
 import java.io.IOException;
@@ -83,11 +84,19 @@ final class ConvertCommand implements Callable<Integer> {
             HfWriter.write(outPath, files.weights(), t, shards, null);
             if (model != null && Files.isRegularFile(model.resolve("tokenizer.json"))) {
                 Files.copy(model.resolve("tokenizer.json"), outPath.resolve("tokenizer.json"));
+                if (Files.isRegularFile(model.resolve(ModelChatTemplate.TOKENIZER_CONFIG))) {
+                    // carries the chat template and special tokens along
+                    Files.copy(model.resolve(ModelChatTemplate.TOKENIZER_CONFIG),
+                            outPath.resolve(ModelChatTemplate.TOKENIZER_CONFIG));
+                }
             } else if (tokenizer != null && tokenizer.getFileName().toString().endsWith(".json")) {
                 Files.copy(tokenizer, outPath.resolve("tokenizer.json"));
             }
         } else {
-            GgufWriter.write(outPath, files.weights(), files.tokenizer(), t);
+            // the model's chat template (GGUF or tokenizer_config.json) goes into tokenizer.chat_template
+            String chat = files.source() == null ? null
+                    : files.source().chatTemplate().map(ModelChatTemplate::source).orElse(null);
+            GgufWriter.write(outPath, files.weights(), files.tokenizer(), t, chat);
         }
         out.println(NAME + ": wrote " + outPath + " (" + format.toLowerCase(Locale.ROOT) + ", " + t + ") from "
                 + files.name());
