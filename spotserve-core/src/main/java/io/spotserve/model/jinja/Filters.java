@@ -3,7 +3,6 @@ package io.spotserve.model.jinja;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
 
 /**
@@ -98,8 +97,9 @@ final class Filters {
                 return sort(v, args, kw);
             case "unique": {
                 List<Object> out = new ArrayList<>();
+                java.util.Set<Object> seen = new java.util.HashSet<>();
                 for (Object o : list(name, v)) {
-                    if (out.stream().noneMatch(x -> Values.strictEquals(x, o))) {
+                    if (seen.add(uniqueKey(o))) {
                         out.add(o);
                     }
                 }
@@ -361,7 +361,26 @@ final class Filters {
         return out;
     }
 
-    static String lower(String s) {
-        return s.toLowerCase(Locale.ROOT);
+    /** Values strictly equal (as {@code unique} compares) have equal keys; containers count by identity. */
+    private record Identity(Object value) {
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof Identity i && i.value == value;
+        }
+
+        @Override
+        public int hashCode() {
+            return System.identityHashCode(value);
+        }
+    }
+
+    private static Object uniqueKey(Object o) {
+        if (o instanceof Long || o instanceof Double) {
+            return ((Number) o).doubleValue();
+        }
+        if (o == null) {
+            return Identity.class;
+        }
+        return o instanceof String || o instanceof Boolean || o instanceof Undefined ? o : new Identity(o);
     }
 }

@@ -55,15 +55,24 @@ final class Interpreter {
     }
 
     private void step(Node at) {
-        if (++steps > limits.maxSteps()) {
+        charge(1, at);
+    }
+
+    private void charge(long n, Node at) {
+        steps += n;
+        if (steps > limits.maxSteps()) {
             throw new JinjaException(JinjaException.Kind.LIMIT, "more than " + limits.maxSteps()
                     + " evaluation steps", source.where(at.pos()));
         }
     }
 
-    /** Fails when a string or list the template builds grows past the output limit. */
+    /**
+     * Fails when a string or list the template builds grows past the output limit, and charges steps in proportion
+     * to its size (copying big strings over and over costs steps, not just one each).
+     */
     Object checkSize(Object v, Node at) {
         int size = v instanceof String s ? s.length() : v instanceof List<?> l ? l.size() : 0;
+        charge(v instanceof String ? size / 256 : size / 16, at);
         if (size > limits.maxOutputChars()) {
             throw new JinjaException(JinjaException.Kind.LIMIT, "a value of more than " + limits.maxOutputChars()
                     + " characters or items", source.where(at.pos()));
@@ -263,8 +272,8 @@ final class Interpreter {
             return evalNode(n, scope);
         } catch (JinjaException | LoopControl e) {
             throw e;
-        } catch (IllegalArgumentException | ArithmeticException | IndexOutOfBoundsException e) {
-            throw error(e.getMessage(), n);
+        } catch (IllegalArgumentException | ArithmeticException | IndexOutOfBoundsException | ClassCastException e) {
+            throw error(e.getMessage() != null ? e.getMessage() : e.toString(), n);
         }
     }
 
@@ -376,12 +385,15 @@ final class Interpreter {
         if (f.args() != null) {
             arguments(f.args(), scope, args, kwargs, f);
         }
+        if (operand instanceof List<?> l) {
+            charge(l.size() / 16, f);
+        }
         try {
             return checkSize(Filters.apply(f.name(), operand, args, kwargs), f);
         } catch (JinjaException e) {
             throw e;
-        } catch (IllegalArgumentException | ArithmeticException e) {
-            throw error(e.getMessage(), f);
+        } catch (IllegalArgumentException | ArithmeticException | ClassCastException e) {
+            throw error(e.getMessage() != null ? e.getMessage() : e.toString(), f);
         }
     }
 
@@ -396,6 +408,11 @@ final class Interpreter {
                 break;
         }
         Object right = eval(b.right(), scope);
+        if (right instanceof List<?> l) {
+            charge(l.size() / 16, b);
+        } else if (right instanceof String s) {
+            charge(s.length() / 256, b);
+        }
         return checkSize(Operators.apply(b.op(), left, right), b);
     }
 }

@@ -87,6 +87,15 @@ class JinjaTemplateTest {
                 "{% set ns = namespace(s='ab') %}{% for i in range(60) %}{% set ns.s = ns.s + ns.s %}{% endfor %}",
                 small).render(Map.of()));
         assertEquals(JinjaException.Kind.LIMIT, e.kind());
+        // copying a big string again and again costs steps in proportion to its size
+        JinjaTemplate.Limits roomy = new JinjaTemplate.Limits(4 << 20, 1_000_000, Clock.systemUTC());
+        long t0 = System.nanoTime();
+        e = assertThrows(JinjaException.class, () -> JinjaTemplate.parse("{% set ns = namespace(s='ab') %}"
+                + "{% for i in range(19) %}{% set ns.s = ns.s + ns.s %}{% endfor %}{% for i in range(1000000) %}"
+                + "{% set y = ns.s ~ i %}{% endfor %}", roomy).render(Map.of()));
+        assertEquals(JinjaException.Kind.LIMIT, e.kind());
+        assertTrue(e.getMessage().contains("more than 1000000 evaluation steps"), e.getMessage());
+        assertTrue(System.nanoTime() - t0 < 30_000_000_000L, "stopped long before a million 1 MiB copies");
         e = assertThrows(JinjaException.class, () -> render("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
                 Map.of()));
         assertTrue(e.getMessage().contains("nests more than"), e.getMessage());
