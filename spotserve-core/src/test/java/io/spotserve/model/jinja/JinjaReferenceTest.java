@@ -83,6 +83,8 @@ class JinjaReferenceTest {
         c.add(messages(msg("user", "  padded with spaces  \n\n"), msg("assistant", "\tline one\nline two\n"),
                 msg("user", "日本語 🙂 émoji, nbsp\u00a0here, quotes \" ' and back\\slash {{ not a tag }}")));
         c.add(messages(msg("system", "  System with\nnewlines  "), msg("user", "")));
+        c.add(messages(msg("user", "Think first."), msg("assistant", "<think>\nsome reasoning\n</think>\n\nThe answer."),
+                msg("user", "And now?")));
         return c;
     }
 
@@ -107,38 +109,46 @@ class JinjaReferenceTest {
         for (String model : WITH_TEMPLATE) {
             Optional<ModelChatTemplate> t = ModelChatTemplate.fromTokenizerConfig(tokenizerConfig(model));
             assertTrue(t.isPresent(), model + " ships a chat_template");
-            String src = t.get().source();
-            int i = 0;
-            for (JsonArray conv : conversations()) {
-                for (boolean gen : new boolean[] {true, false}) {
-                    JsonObject v = baseVars(t.get(), conv, gen);
-                    cases.add(new Case(model + " conversation " + i + " add_generation_prompt=" + gen, src, v,
-                            true));
-                }
-                i++;
-            }
-            // a template that reads the clock (llama3_2) with and without a fixed date string
-            JsonObject dated = baseVars(t.get(), conversations().get(1), true);
-            dated.addProperty("date_string", "01 Jan 2030");
-            cases.add(new Case(model + " with date_string", src, dated, true));
-            // tools and tool calls (templates without tool support just ignore them or fail; both must agree)
-            JsonObject withTools = baseVars(t.get(), conversations().get(1), true);
-            withTools.add("tools", tools());
-            cases.add(new Case(model + " with tools", src, withTools, true));
-            JsonObject toolTurns = baseVars(t.get(), toolConversation(), true);
-            toolTurns.add("tools", tools());
-            cases.add(new Case(model + " with tool calls", src, toolTurns, true));
-            JsonObject toolsInSystem = baseVars(t.get(), conversations().get(1), true);
-            toolsInSystem.add("tools", tools());
-            toolsInSystem.addProperty("tools_in_user_message", false);
-            cases.add(new Case(model + " with tools in the system message", src, toolsInSystem, true));
-            // conversations a template may reject
-            cases.add(new Case(model + " two user turns", src, baseVars(t.get(),
-                    messages(msg("user", "a"), msg("user", "b")), true), true));
-            cases.add(new Case(model + " assistant first", src, baseVars(t.get(),
-                    messages(msg("assistant", "a"), msg("user", "b")), true), true));
-            cases.add(new Case(model + " no messages", src, baseVars(t.get(), new JsonArray(), true), true));
+            cases.addAll(casesFor(model, t.get()));
         }
+        return cases;
+    }
+
+    static List<Case> casesFor(String model, ModelChatTemplate t) {
+        List<Case> cases = new ArrayList<>();
+        String src = t.source();
+        int i = 0;
+        for (JsonArray conv : conversations()) {
+            for (boolean gen : new boolean[] {true, false}) {
+                JsonObject v = baseVars(t, conv, gen);
+                cases.add(new Case(model + " conversation " + i + " add_generation_prompt=" + gen, src, v, true));
+            }
+            i++;
+        }
+        // a template that reads the clock (llama3_2) with and without a fixed date string
+        JsonObject dated = baseVars(t, conversations().get(1), true);
+        dated.addProperty("date_string", "01 Jan 2030");
+        cases.add(new Case(model + " with date_string", src, dated, true));
+        JsonObject noThinking = baseVars(t, conversations().get(2), true);
+        noThinking.addProperty("enable_thinking", false);
+        cases.add(new Case(model + " with enable_thinking=false", src, noThinking, true));
+        // tools and tool calls (templates without tool support just ignore them or fail; both must agree)
+        JsonObject withTools = baseVars(t, conversations().get(1), true);
+        withTools.add("tools", tools());
+        cases.add(new Case(model + " with tools", src, withTools, true));
+        JsonObject toolTurns = baseVars(t, toolConversation(), true);
+        toolTurns.add("tools", tools());
+        cases.add(new Case(model + " with tool calls", src, toolTurns, true));
+        JsonObject toolsInSystem = baseVars(t, conversations().get(1), true);
+        toolsInSystem.add("tools", tools());
+        toolsInSystem.addProperty("tools_in_user_message", false);
+        cases.add(new Case(model + " with tools in the system message", src, toolsInSystem, true));
+        // conversations a template may reject
+        cases.add(new Case(model + " two user turns", src, baseVars(t, messages(msg("user", "a"), msg("user", "b")),
+                true), true));
+        cases.add(new Case(model + " assistant first", src, baseVars(t, messages(msg("assistant", "a"),
+                msg("user", "b")), true), true));
+        cases.add(new Case(model + " no messages", src, baseVars(t, new JsonArray(), true), true));
         return cases;
     }
 
@@ -171,6 +181,22 @@ class JinjaReferenceTest {
         // most cases render; the rejections are the templates' own rules
         assertTrue(counts[0] >= WITH_TEMPLATE.size() * 12, "rendered " + counts[0] + " of " + cases.size());
         assertTrue(counts[1] >= 1, "some conversation is rejected (gemma3 requires alternating roles)");
+    }
+
+    /** Templates of other well-known models (written after their published chat templates), same cases. */
+    @Test
+    void otherModelsTemplatesRenderExactlyAsTheReference() throws Exception {
+        List<Case> cases = new ArrayList<>();
+        for (String name : List.of("mistral", "zephyr", "phi3", "qwen3", "llama3")) {
+            String src;
+            try (var in = getClass().getResourceAsStream("/chat-templates/" + name + ".jinja")) {
+                src = new String(in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+            }
+            cases.addAll(casesFor(name, new ModelChatTemplate(src, "<s>", "</s>")));
+        }
+        int[] counts = compare(cases);
+        assertTrue(counts[0] >= 5 * 12, "rendered " + counts[0] + " of " + cases.size());
+        assertTrue(counts[1] >= 2, "mistral rejects system roles and non-alternating turns: " + bothFailed);
     }
 
     @Test
