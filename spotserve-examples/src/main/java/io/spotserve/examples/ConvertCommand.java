@@ -1,5 +1,6 @@
 package io.spotserve.examples;
 
+import com.google.gson.JsonObject;
 import io.spotserve.model.GgufWriter;
 import io.spotserve.model.ModelChatTemplate;
 import io.spotserve.model.HfWriter;
@@ -9,6 +10,7 @@ import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Locale;
+import java.util.Optional;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -91,6 +93,17 @@ final class ConvertCommand implements Callable<Integer> {
                 }
             } else if (tokenizer != null && tokenizer.getFileName().toString().endsWith(".json")) {
                 Files.copy(tokenizer, outPath.resolve("tokenizer.json"));
+            }
+            Path config = outPath.resolve(ModelChatTemplate.TOKENIZER_CONFIG);
+            Optional<ModelChatTemplate> chat = files.source() == null ? Optional.empty()
+                    : files.source().chatTemplate();
+            if (chat.isPresent() && !Files.exists(config)) {
+                // a GGUF's chat template goes where transformers looks for it
+                JsonObject j = new JsonObject();
+                j.addProperty("chat_template", chat.get().source());
+                j.addProperty("bos_token", chat.get().bosToken());
+                j.addProperty("eos_token", chat.get().eosToken());
+                Files.writeString(config, j.toString());
             }
         } else {
             // the model's chat template (GGUF or tokenizer_config.json) goes into tokenizer.chat_template

@@ -48,8 +48,8 @@ final class Members {
             throw new IllegalArgumentException("a string index must be an integer, got " + Values.aTypeName(key));
         }
         if (!(key instanceof String)) {
-            throw new IllegalArgumentException("cannot index " + Values.aTypeName(object) + " with a "
-                    + Values.typeName(key));
+            throw new IllegalArgumentException("cannot index " + Values.aTypeName(object) + " with "
+                    + Values.aTypeName(key));
         }
         return Undefined.INSTANCE;
     }
