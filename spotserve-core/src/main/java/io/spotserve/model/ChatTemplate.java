@@ -1,6 +1,10 @@
 package io.spotserve.model;
 
+import io.spotserve.model.jinja.JinjaTemplate;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.Objects;
 
 /**
  * Turns the messages of a chat request into the prompt text the model continues. A model that was trained with
@@ -27,6 +31,34 @@ public interface ChatTemplate {
                 b.append(role).append(": ").append(m.content()).append("\n\n");
             }
             return b.append("Assistant:").toString();
+        };
+    }
+
+    /**
+     * A model's own Jinja2 chat template (see {@link JinjaTemplate} for the language), rendered with
+     * {@code messages} (each a dict of {@code role} and {@code content}), {@code add_generation_prompt = true},
+     * {@code tools = none} unless given, and {@code extraVariables} (typically {@code bos_token} and
+     * {@code eos_token}; they may override the defaults).
+     *
+     * @throws io.spotserve.model.jinja.JinjaException if {@code source} does not parse (rendering errors, such as
+     *                                                  the template's {@code raise_exception} on a conversation it
+     *                                                  does not accept, come from {@link #render})
+     */
+    static ChatTemplate jinja(String source, Map<String, ?> extraVariables) {
+        return jinja(JinjaTemplate.parse(source), extraVariables);
+    }
+
+    /** {@link #jinja(String, Map)} for an already parsed template (e.g. one with custom limits or clock). */
+    static ChatTemplate jinja(JinjaTemplate template, Map<String, ?> extraVariables) {
+        Objects.requireNonNull(template, "template");
+        Map<String, Object> fixed = new HashMap<>();
+        fixed.put("add_generation_prompt", true);
+        fixed.put("tools", null);
+        fixed.putAll(Objects.requireNonNull(extraVariables, "extraVariables"));
+        return messages -> {
+            Map<String, Object> vars = new HashMap<>(fixed);
+            vars.put("messages", List.copyOf(messages));
+            return template.render(vars);
         };
     }
 }

@@ -9,6 +9,7 @@ import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
+import java.util.Optional;
 import java.util.Map;
 
 /**
@@ -21,6 +22,9 @@ import java.util.Map;
  * of per-pair frequency divisors.
  */
 public final class GgufModel {
+    /** The metadata key of the model's Jinja2 chat template. */
+    public static final String CHAT_TEMPLATE = "tokenizer.chat_template";
+
     /** The tensor names llama.cpp uses for each kind of weight ({@code %d}: the layer). */
     static String tensorName(Tensor kind, int layer) {
         return switch (kind) {
@@ -239,6 +243,31 @@ public final class GgufModel {
             throw new ModelFormatException(file, "tokenizer.ggml.tokens/merges", e.getMessage(),
                     "a byte-level BPE vocabulary");
         }
+    }
+
+    /**
+     * The chat template stored in the file ({@code tokenizer.chat_template}) with the text of its BOS and EOS tokens
+     * ({@code tokenizer.ggml.tokens} at {@code bos_token_id}/{@code eos_token_id}; empty when absent).
+     *
+     * @return empty when the file has no chat template
+     * @throws ModelFormatException if {@code tokenizer.chat_template} is not a string
+     */
+    public Optional<ModelChatTemplate> chatTemplate() throws ModelFormatException {
+        Object t = gguf.metadata().get(CHAT_TEMPLATE);
+        if (t == null) {
+            return Optional.empty();
+        }
+        if (!(t instanceof String source)) {
+            throw new ModelFormatException(gguf.file(), CHAT_TEMPLATE, "a " + t.getClass().getSimpleName(),
+                    "a string (a Jinja2 template)");
+        }
+        List<?> tokens = gguf.list("tokenizer.ggml.tokens");
+        return Optional.of(new ModelChatTemplate(source, tokenText(tokens, config().bosId()),
+                tokenText(tokens, config().eosId())));
+    }
+
+    private static String tokenText(List<?> tokens, int id) {
+        return tokens != null && id >= 0 && id < tokens.size() ? String.valueOf(tokens.get(id)) : "";
     }
 
     @Override

@@ -36,6 +36,15 @@ public final class GgufWriter {
      * Writes {@code weights} (and {@code tokenizer}, may be null) to {@code file} with matrices of type {@code type}.
      */
     public static void write(Path file, ModelWeights weights, Tokenizer tokenizer, TensorType type) throws IOException {
+        write(file, weights, tokenizer, type, null);
+    }
+
+    /**
+     * Writes {@code weights} (and {@code tokenizer}, may be null) to {@code file} with matrices of type {@code type},
+     * storing {@code chatTemplate} (Jinja2 source; null for none) as {@code tokenizer.chat_template}.
+     */
+    public static void write(Path file, ModelWeights weights, Tokenizer tokenizer, TensorType type,
+            String chatTemplate) throws IOException {
         Objects.requireNonNull(file, "file");
         Objects.requireNonNull(type, "type");
         LlamaConfig c = weights.config();
@@ -90,6 +99,9 @@ public final class GgufWriter {
             meta.put("tokenizer.ggml.scores", new Object[]{9, 6, scores});
             meta.put("tokenizer.ggml.token_type", new Object[]{9, 5, types});
             meta.put("tokenizer.ggml.unknown_token_id", new Object[]{4, (long) Tokenizer.UNK});
+        }
+        if (chatTemplate != null) {
+            meta.put(GgufModel.CHAT_TEMPLATE, new Object[]{8, chatTemplate});
         }
         if (c.bosId() >= 0) {
             meta.put("tokenizer.ggml.bos_token_id", new Object[]{4, (long) c.bosId()});

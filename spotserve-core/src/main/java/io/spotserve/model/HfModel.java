@@ -11,6 +11,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.Map;
+import java.util.Optional;
 import java.util.TreeSet;
 
 /**
@@ -198,6 +199,17 @@ public final class HfModel {
     /** The weights in the executors' canonical layout (q/k rows un-permuted). */
     public ModelWeights weights() {
         return weights;
+    }
+
+    /**
+     * The chat template of the folder's {@code tokenizer_config.json} with its {@code bos_token}/{@code eos_token}.
+     *
+     * @return empty when there is no tokenizer_config.json or it has no {@code chat_template}
+     * @throws ModelFormatException if tokenizer_config.json is malformed
+     */
+    public Optional<ModelChatTemplate> chatTemplate() throws IOException {
+        Path f = dir.resolve(ModelChatTemplate.TOKENIZER_CONFIG);
+        return Files.isRegularFile(f) ? ModelChatTemplate.fromTokenizerConfig(f) : Optional.empty();
     }
 
     @Override

@@ -9,6 +9,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.Objects;
+import java.util.Optional;
 
 /**
  * The one entry point for loading a model from a path, whatever its format: a GGUF file (recognised by its
@@ -109,6 +110,26 @@ public final class ModelSource implements ModelWeights {
             }
             case LLAMA2C -> throw new ModelFormatException(path, "tokenizer", "not part of a llama2.c checkpoint",
                     "a separate tokenizer.bin (Tokenizer.load, or --tokenizer on the command line)");
+        };
+    }
+
+    /**
+     * The chat template that comes with the model, with its BOS/EOS token texts: a GGUF file's
+     * {@code tokenizer.chat_template}, or a Hugging Face folder's {@code tokenizer_config.json} {@code chat_template}.
+     * A llama2.c checkpoint has none. {@code chatTemplate().map(ModelChatTemplate::template)
+     * .orElse(ChatTemplate.plain())} is the usual default.
+     *
+     * @return empty when the model carries no chat template
+     * @throws ModelFormatException if the template field is malformed
+     */
+    public Optional<ModelChatTemplate> chatTemplate() throws IOException {
+        return switch (format) {
+            case GGUF -> gguf.chatTemplate();
+            case HUGGING_FACE -> {
+                Path f = path.resolve(ModelChatTemplate.TOKENIZER_CONFIG);
+                yield Files.isRegularFile(f) ? ModelChatTemplate.fromTokenizerConfig(f) : Optional.empty();
+            }
+            case LLAMA2C -> Optional.empty();
         };
     }
 

@@ -1,6 +1,8 @@
 package io.spotserve.examples;
 
+import com.google.gson.JsonObject;
 import io.spotserve.model.GgufWriter;
+import io.spotserve.model.ModelChatTemplate;
 import io.spotserve.model.HfWriter;
 import io.spotserve.model.TensorType;
 import java.io.IOException;
@@ -8,6 +10,7 @@ import java.io.PrintStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Locale;
+import java.util.Optional;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -83,11 +86,30 @@ final class ConvertCommand implements Callable<Integer> {
             HfWriter.write(outPath, files.weights(), t, shards, null);
             if (model != null && Files.isRegularFile(model.resolve("tokenizer.json"))) {
                 Files.copy(model.resolve("tokenizer.json"), outPath.resolve("tokenizer.json"));
+                if (Files.isRegularFile(model.resolve(ModelChatTemplate.TOKENIZER_CONFIG))) {
+                    // carries the chat template and special tokens along
+                    Files.copy(model.resolve(ModelChatTemplate.TOKENIZER_CONFIG),
+                            outPath.resolve(ModelChatTemplate.TOKENIZER_CONFIG));
+                }
             } else if (tokenizer != null && tokenizer.getFileName().toString().endsWith(".json")) {
                 Files.copy(tokenizer, outPath.resolve("tokenizer.json"));
             }
+            Path config = outPath.resolve(ModelChatTemplate.TOKENIZER_CONFIG);
+            Optional<ModelChatTemplate> chat = files.source() == null ? Optional.empty()
+                    : files.source().chatTemplate();
+            if (chat.isPresent() && !Files.exists(config)) {
+                // a GGUF's chat template goes where transformers looks for it
+                JsonObject j = new JsonObject();
+                j.addProperty("chat_template", chat.get().source());
+                j.addProperty("bos_token", chat.get().bosToken());
+                j.addProperty("eos_token", chat.get().eosToken());
+                Files.writeString(config, j.toString());
+            }
         } else {
-            GgufWriter.write(outPath, files.weights(), files.tokenizer(), t);
+            // the model's chat template (GGUF or tokenizer_config.json) goes into tokenizer.chat_template
+            String chat = files.source() == null ? null
+                    : files.source().chatTemplate().map(ModelChatTemplate::source).orElse(null);
+            GgufWriter.write(outPath, files.weights(), files.tokenizer(), t, chat);
         }
         out.println(NAME + ": wrote " + outPath + " (" + format.toLowerCase(Locale.ROOT) + ", " + t + ") from "
                 + files.name());

@@ -12,9 +12,10 @@ import java.nio.file.Path;
 /**
  * The model a command serves, from {@code --model PATH} in any format {@link ModelSource} detects (a GGUF file, a
  * Hugging Face folder, a llama2.c checkpoint) and, for llama2.c, {@code --tokenizer PATH}; without {@code --model},
- * the bundled stories260K with tok512.
+ * the bundled stories260K with tok512. {@code source} is the opened model (null for the bundled one), for what else
+ * it carries (its chat template).
  */
-record ModelFiles(ModelWeights weights, Tokenizer tokenizer, String name) {
+record ModelFiles(ModelWeights weights, Tokenizer tokenizer, String name, ModelSource source) {
 
     /**
      * Loads the model for command {@code command}.
@@ -29,7 +30,8 @@ record ModelFiles(ModelWeights weights, Tokenizer tokenizer, String name) {
             }
             BundledModel.Extracted files = BundledModel.extracted();
             LlamaCheckpoint ckpt = LlamaCheckpoint.load(files.checkpoint());
-            return new ModelFiles(ckpt, Tokenizer.load(files.tokenizer(), ckpt.config().vocabSize()), "stories260K");
+            return new ModelFiles(ckpt, Tokenizer.load(files.tokenizer(), ckpt.config().vocabSize()), "stories260K",
+                    null);
         }
         if (!Files.exists(model)) {
             throw new UsageException(command + ": --model " + model + " does not exist");
@@ -63,6 +65,6 @@ record ModelFiles(ModelWeights weights, Tokenizer tokenizer, String name) {
             throw new UsageException(command + ": the tokenizer has " + tok.vocabSize() + " tokens but the model "
                     + source.config().vocabSize());
         }
-        return new ModelFiles(source, tok, model.getFileName() + " (" + source.format() + ")");
+        return new ModelFiles(source, tok, model.getFileName() + " (" + source.format() + ")", source);
     }
 }

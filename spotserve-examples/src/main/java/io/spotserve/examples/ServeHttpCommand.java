@@ -3,11 +3,19 @@ package io.spotserve.examples;
 import io.spotserve.engine.ServingEngine;
 import io.spotserve.engine.SystemEngineClock;
 import io.spotserve.instance.LocalInstanceProvider;
-import io.spotserve.model.LlamaCheckpoint;
+import io.spotserve.model.ChatTemplate;
 import io.spotserve.model.LlamaConfig;
-import io.spotserve.model.Tokenizer;
+import io.spotserve.model.ModelChatTemplate;
+import io.spotserve.model.ModelFormatException;
+import io.spotserve.model.jinja.JinjaException;
 import io.spotserve.server.SpotServeServer;
+import java.io.IOException;
 import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import picocli.CommandLine.Command;
@@ -15,18 +23,21 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
- * {@code serve}: an OpenAI-compatible HTTP endpoint on the bundled stories260K model, served by local spot
- * instances, until the process is stopped (Ctrl-C). Prints the base URL on stdout once it listens.
+ * {@code serve}: an OpenAI-compatible HTTP endpoint on a model (the bundled stories260K unless {@code --model}),
+ * served by local spot instances, until the process is stopped (Ctrl-C). Prints the base URL on stdout once it
+ * listens. Chat messages go through the model's own chat template when it ships one (GGUF
+ * {@code tokenizer.chat_template}, Hugging Face {@code tokenizer_config.json}), else the plain one;
+ * {@code --chat-template} overrides either.
  *
  * <pre>
  * java -jar spotserve-examples.jar serve [--port 8080] [--host 127.0.0.1] [--instances 2] [--gpus 2]
- *     [--api-key KEY] [--model-name stories260K]
+ *     [--model PATH [--tokenizer PATH]] [--chat-template FILE|plain] [--api-key KEY] [--model-name NAME]
  * curl http://127.0.0.1:8080/v1/completions -d '{"prompt": "Once upon a time", "max_tokens": 40}'
  * </pre>
  * The API key may also come from the environment variable {@code SPOTSERVE_API_KEY}.
  */
 @Command(name = "serve", mixinStandardHelpOptions = true, versionProvider = Main.Version.class, sortOptions = false,
-        description = "Serves the bundled model on local spot instances behind an OpenAI-compatible HTTP API "
+        description = "Serves a model (default: the bundled one) on local spot instances behind an OpenAI-compatible HTTP API "
         + "(/v1/completions, /v1/chat/completions, /v1/models, /health, /metrics) until stopped.")
 final class ServeHttpCommand implements Callable<Integer> {
     private static final String NAME = "serve";
@@ -40,8 +51,20 @@ final class ServeHttpCommand implements Callable<Integer> {
     @Option(names = "--api-key", paramLabel = "KEY",
             description = "require Authorization: Bearer KEY (default: $SPOTSERVE_API_KEY, else none)")
     String apiKey = System.getenv("SPOTSERVE_API_KEY");
-    @Option(names = "--model-name", paramLabel = "NAME", description = "model id clients use (default stories260K)")
-    String modelName = "stories260K";
+    @Option(names = "--model-name", paramLabel = "NAME",
+            description = "model id clients use (default: stories260K, or the --model file's name)")
+    String modelName;
+    @Option(names = "--model", paramLabel = "PATH",
+            description = "model: a .gguf file, a Hugging Face folder or a llama2.c checkpoint (default: the bundled "
+                    + "stories260K); a llama2.c checkpoint needs --tokenizer")
+    Path model;
+    @Option(names = "--tokenizer", paramLabel = "PATH",
+            description = "tokenizer.bin (llama2.c) or tokenizer.json (default: the one in the GGUF file or the folder)")
+    Path tokenizer;
+    @Option(names = "--chat-template", paramLabel = "FILE|plain",
+            description = "a Jinja2 chat template file to use instead of the model's, or 'plain' (default: the "
+                    + "model's own template if it ships one, else plain)")
+    String chatTemplate;
 
     private final PrintStream out;
     private final CountDownLatch stop = new CountDownLatch(1);
@@ -75,21 +98,63 @@ final class ServeHttpCommand implements Callable<Integer> {
         if (apiKey != null && apiKey.isBlank()) {
             throw new UsageException(NAME + ": --api-key must not be blank");
         }
-        BundledModel.Extracted files = BundledModel.extracted();
-        LlamaCheckpoint checkpoint = LlamaCheckpoint.load(files.checkpoint());
-        LlamaConfig shape = checkpoint.config();
-        Tokenizer tokenizer = Tokenizer.load(files.tokenizer(), shape.vocabSize());
+        ModelFiles files = ModelFiles.load(NAME, model, tokenizer);
+        LlamaConfig shape = files.weights().config();
+        String name = modelName != null ? modelName : model == null ? "stories260K"
+                : model.getFileName().toString().replaceFirst("\\.gguf$", "");
+        SpotServeServer.Builder builder = SpotServeServer.builder().host(host).port(port).modelName(name)
+                .apiKey(apiKey);
+        String templateNote = chatTemplate(files, builder);
         SystemEngineClock clock = new SystemEngineClock();
         LocalInstanceProvider provider = local.launch(NAME, shape, 8, clock).provider();
-        try (ServingEngine engine = ServingEngine.builder().model(checkpoint, tokenizer).instances(provider)
-                .clock(clock).build();
-             SpotServeServer server = SpotServeServer.builder().engine(engine).host(host).port(port)
-                     .modelName(modelName).apiKey(apiKey).build().start()) {
-            out.println("serving " + modelName + " at " + server.baseUri() + (apiKey != null ? " (API key required)"
-                    : "") + "; stop with Ctrl-C");
+        try (ServingEngine engine = ServingEngine.builder().model(files.weights(), files.tokenizer())
+                .instances(provider).clock(clock).build();
+             SpotServeServer server = builder.engine(engine).build().start()) {
+            out.println("serving " + name + " at " + server.baseUri() + (apiKey != null ? " (API key required)"
+                    : "") + " with " + templateNote + "; stop with Ctrl-C");
             out.flush();
             stop.await();
         }
         return 0;
+    }
+
+    /** Sets the builder's chat template from --chat-template or the model; says which one in words. */
+    private String chatTemplate(ModelFiles files, SpotServeServer.Builder builder) throws IOException,
+            UsageException {
+        Optional<ModelChatTemplate> own;
+        try {
+            own = files.source() == null ? Optional.empty() : files.source().chatTemplate();
+        } catch (ModelFormatException e) {
+            throw new UsageException(NAME + ": chat template of --model: " + e.getMessage());
+        }
+        if ("plain".equals(chatTemplate)) {
+            builder.chatTemplate(ChatTemplate.plain());
+            return "the plain chat template";
+        }
+        if (chatTemplate != null) {
+            Path file = Path.of(chatTemplate);
+            if (!Files.isRegularFile(file)) {
+                throw new UsageException(NAME + ": --chat-template " + chatTemplate + " is neither a file nor 'plain'");
+            }
+            Map<String, Object> tokens = new HashMap<>();
+            tokens.put("bos_token", own.map(ModelChatTemplate::bosToken).orElse(""));
+            tokens.put("eos_token", own.map(ModelChatTemplate::eosToken).orElse(""));
+            try {
+                builder.chatTemplate(ChatTemplate.jinja(Files.readString(file), tokens));
+            } catch (JinjaException e) {
+                throw new UsageException(NAME + ": --chat-template " + chatTemplate + ": " + e.getMessage());
+            }
+            return "the chat template of " + file.getFileName();
+        }
+        if (own.isPresent()) {
+            try {
+                builder.model(files.source());
+            } catch (JinjaException e) {
+                throw new UsageException(NAME + ": the chat template of --model cannot be used (" + e.getMessage()
+                        + "); pass --chat-template FILE or plain");
+            }
+            return "the model's chat template";
+        }
+        return "the plain chat template (the model ships none)";
     }
 }

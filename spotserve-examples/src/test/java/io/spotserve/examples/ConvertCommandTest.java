@@ -4,6 +4,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.spotserve.model.GgufModel;
+import io.spotserve.model.GgufWriter;
+import io.spotserve.model.ModelChatTemplate;
+import io.spotserve.model.Tokenizer;
 import io.spotserve.model.LlamaCheckpoint;
 import io.spotserve.model.ModelSource;
 import io.spotserve.model.TensorType;
@@ -64,6 +67,30 @@ class ConvertCommandTest {
                 .toArray(String[]::new));
         assertEquals(0, h.rc(), h.err());
         assertEquals(reference.out(), h.out());
+    }
+
+    @Test
+    void chatTemplateTravelsBetweenGgufAndHfFolders() throws Exception {
+        BundledModel.Extracted files = BundledModel.extracted();
+        LlamaCheckpoint ckpt = LlamaCheckpoint.load(files.checkpoint());
+        Tokenizer tok = Tokenizer.load(files.tokenizer(), ckpt.config().vocabSize());
+        String template = "{{ bos_token }}{% for m in messages %}<{{ m.role }}>{{ m.content }}{{ eos_token }}"
+                + "{% endfor %}";
+        Path gguf = dir.resolve("chat.gguf");
+        GgufWriter.write(gguf, ckpt, tok, TensorType.F32, template);
+        ModelChatTemplate original = ModelSource.open(gguf).chatTemplate().orElseThrow();
+
+        Path folder = dir.resolve("chat-hf");
+        Run c = run("convert", "--model", gguf.toString(), "--out", folder.toString(), "--format", "hf",
+                "--type", "f32");
+        assertEquals(0, c.rc(), c.err());
+        assertEquals(original, ModelSource.open(folder).chatTemplate().orElseThrow());
+
+        Path back = dir.resolve("chat-again.gguf");
+        c = run("convert", "--model", folder.toString(), "--tokenizer", files.tokenizer().toString(), "--out",
+                back.toString());
+        assertEquals(0, c.rc(), c.err());
+        assertEquals(original, ModelSource.open(back).chatTemplate().orElseThrow());
     }
 
     @Test

@@ -7,7 +7,11 @@ import dev.langchain4j.model.chat.request.DefaultChatRequestParameters;
 import dev.langchain4j.model.chat.response.ChatResponse;
 import io.spotserve.engine.ServingEngine;
 import io.spotserve.model.ChatTemplate;
+import io.spotserve.model.ModelChatTemplate;
+import io.spotserve.model.ModelSource;
+import java.io.IOException;
 import java.util.Objects;
+import java.util.Optional;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.ExecutionException;
@@ -59,7 +63,8 @@ public final class SpotServeChatModel implements ChatModel {
     /** Configures {@link SpotServeChatModel} and {@link SpotServeStreamingChatModel}. */
     public static final class Builder {
         private ServingEngine engine;
-        private ChatTemplate template = ChatTemplate.plain();
+        private ChatTemplate template;
+        private ChatTemplate modelTemplate;
         private String modelName = "spotserve";
         private double temperature = 0;
         private double topP = 1;
@@ -74,9 +79,26 @@ public final class SpotServeChatModel implements ChatModel {
             return this;
         }
 
-        /** How messages become a prompt; default {@link ChatTemplate#plain()}. */
+        /**
+         * How messages become a prompt. It wins over the template of {@link #model(ModelSource)}; without either,
+         * {@link ChatTemplate#plain()}.
+         */
         public Builder chatTemplate(ChatTemplate template) {
             this.template = Objects.requireNonNull(template, "chatTemplate");
+            return this;
+        }
+
+        /**
+         * The model the engine serves, for its chat template: the Jinja2 template a GGUF file or a Hugging Face folder
+         * ships (with its BOS/EOS token texts) becomes the default; a model without one leaves
+         * {@link ChatTemplate#plain()}. A template set with {@link #chatTemplate(ChatTemplate)} still wins.
+         *
+         * @throws IOException if the model's template field is malformed
+         * @throws io.spotserve.model.jinja.JinjaException if the model's template does not parse
+         */
+        public Builder model(ModelSource source) throws IOException {
+            Optional<ModelChatTemplate> t = Objects.requireNonNull(source, "model").chatTemplate();
+            this.modelTemplate = t.isPresent() ? t.get().template() : null;
             return this;
         }
 
@@ -114,7 +136,9 @@ public final class SpotServeChatModel implements ChatModel {
             if (engine == null) {
                 throw new IllegalStateException("engine is required: builder().engine(engine)");
             }
-            return new ChatSettings(engine, template, modelName, temperature, topP, seed);
+            ChatTemplate chosen = template != null ? template : modelTemplate != null ? modelTemplate
+                    : ChatTemplate.plain();
+            return new ChatSettings(engine, chosen, modelName, temperature, topP, seed);
         }
 
         /** The blocking chat model. */

@@ -24,9 +24,13 @@ import io.spotserve.instance.InstanceType;
 import io.spotserve.instance.LocalInstanceProvider;
 import io.spotserve.model.ChatMessage;
 import io.spotserve.model.ChatTemplate;
+import io.spotserve.model.GgufWriter;
 import io.spotserve.model.LlamaCheckpoint;
+import io.spotserve.model.ModelSource;
+import io.spotserve.model.TensorType;
 import io.spotserve.model.Tokenizer;
 import java.io.IOException;
+import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -37,6 +41,7 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
 
 /** The LangChain4j models on the real stories260K model, against the engine's own greedy output. */
 @Timeout(120)
@@ -44,11 +49,13 @@ class SpotServeChatModelTest {
     static ServingEngine engine;
     static SpotServeChatModel model;
     static SpotServeStreamingChatModel streaming;
+    static LlamaCheckpoint checkpoint;
+    static Tokenizer tokenizer;
 
     @BeforeAll
     static void start() throws IOException {
-        LlamaCheckpoint checkpoint = LlamaCheckpoint.load(SharedData.file("models/stories260K.bin"));
-        Tokenizer tokenizer = Tokenizer.load(SharedData.file("models/tok512.bin"), checkpoint.config().vocabSize());
+        checkpoint = LlamaCheckpoint.load(SharedData.file("models/stories260K.bin"));
+        tokenizer = Tokenizer.load(SharedData.file("models/tok512.bin"), checkpoint.config().vocabSize());
         SystemEngineClock clock = new SystemEngineClock();
         LocalInstanceProvider provider = new LocalInstanceProvider(clock, null);
         provider.add(new InstanceType("local.2x", 2, 64L << 20, 1.9, InstanceType.Market.SPOT));
@@ -102,6 +109,25 @@ class SpotServeChatModelTest {
         assertEquals(30, r.tokenUsage().outputTokenCount());
         assertEquals(r.tokenUsage().inputTokenCount() + 30, r.tokenUsage().totalTokenCount());
         assertEquals("spotserve", r.modelName());
+    }
+
+    @Test
+    void theModelsOwnChatTemplateIsTheDefaultAndASetOneWins(@TempDir Path dir) throws IOException {
+        Path gguf = dir.resolve("stories-chat.gguf");
+        GgufWriter.write(gguf, checkpoint, tokenizer, TensorType.F32, "{{ bos_token }}{% for m in messages %}"
+                + "<|{{ m.role }}|>{{ m.content }}{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}");
+        ModelSource source = ModelSource.open(gguf);
+        String prompt = source.chatTemplate().orElseThrow().bosToken() + "<|system|>Be brief.<|user|>A dog<|assistant|>";
+        io.spotserve.engine.Completion expected = engine.submit(GenerationRequest.of(prompt, 12)).join();
+        ChatRequest request = ChatRequest.builder().messages(SystemMessage.from("Be brief."), UserMessage.from("A dog"))
+                .maxOutputTokens(12).build();
+        ChatResponse r = SpotServeChatModel.builder().engine(engine).model(source).build().chat(request);
+        assertEquals(expected.text(), r.aiMessage().text());
+        assertEquals(tokenizer.encode(prompt, true, false).length, r.tokenUsage().inputTokenCount());
+        ChatResponse plain = SpotServeChatModel.builder().engine(engine).model(source).chatTemplate(ChatTemplate.plain())
+                .build().chat(request);
+        assertEquals(direct(12, new ChatMessage("system", "Be brief."), new ChatMessage("user", "A dog")),
+                plain.aiMessage().text());
     }
 
     @Test

@@ -3,6 +3,7 @@ package io.spotserve.server;
 import io.spotserve.model.StopMatcher;
 
 import io.spotserve.model.ChatTemplate;
+import io.spotserve.model.jinja.JinjaException;
 
 import com.google.gson.JsonArray;
 import com.google.gson.JsonNull;
@@ -52,7 +53,13 @@ final class CompletionExchange {
             throw new ApiException(404, "invalid_request_error", "model", "model_not_found", "the model '"
                     + r.model() + "' does not exist; this server serves '" + modelName + "'");
         }
-        String prompt = r.chat() ? template.render(r.messages()) : r.prompt();
+        String prompt;
+        try {
+            prompt = r.chat() ? template.render(r.messages()) : r.prompt();
+        } catch (JinjaException e) {
+            // the model's template refuses this conversation (raise_exception) or cannot render it
+            throw ApiException.badField("messages", e.getMessage());
+        }
         int promptTokens = promptTokens(prompt);
         int maxTokens = r.maxTokens() != null ? r.maxTokens() : r.chat()
                 ? Math.max(1, engine.contextLength() - promptTokens) : DEFAULT_COMPLETION_TOKENS;

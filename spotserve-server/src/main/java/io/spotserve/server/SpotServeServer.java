@@ -1,7 +1,5 @@
 package io.spotserve.server;
 
-import io.spotserve.model.ChatTemplate;
-
 import com.google.gson.JsonArray;
 import com.google.gson.JsonObject;
 import com.sun.net.httpserver.HttpExchange;
@@ -10,6 +8,9 @@ import io.micrometer.prometheusmetrics.PrometheusConfig;
 import io.micrometer.prometheusmetrics.PrometheusMeterRegistry;
 import io.spotserve.engine.ServingEngine;
 import io.spotserve.metrics.SpotServeMetrics;
+import io.spotserve.model.ChatTemplate;
+import io.spotserve.model.ModelChatTemplate;
+import io.spotserve.model.ModelSource;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -19,6 +20,7 @@ import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.time.Duration;
 import java.util.Objects;
+import java.util.Optional;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
@@ -76,7 +78,7 @@ public final class SpotServeServer implements AutoCloseable {
         this.requestedPort = b.port;
         this.modelName = b.modelName;
         this.apiKey = b.apiKey == null ? null : b.apiKey.getBytes(StandardCharsets.UTF_8);
-        this.template = b.template;
+        this.template = b.effectiveChatTemplate();
         this.maxBodyBytes = b.maxBodyBytes;
         this.threads = b.threads;
         this.drainTimeout = b.drainTimeout;
@@ -326,7 +328,8 @@ public final class SpotServeServer implements AutoCloseable {
         private int port = 8080;
         private String modelName = "spotserve";
         private String apiKey;
-        private ChatTemplate template = ChatTemplate.plain();
+        private ChatTemplate template;
+        private ChatTemplate modelTemplate;
         private int maxBodyBytes = 1 << 20;
         private int threads = 128;
         private Duration drainTimeout = Duration.ofSeconds(30);
@@ -374,10 +377,33 @@ public final class SpotServeServer implements AutoCloseable {
             return this;
         }
 
-        /** How chat messages become a prompt; default {@link ChatTemplate#plain()}. */
+        /**
+         * How chat messages become a prompt. It wins over the template of {@link #model(ModelSource)}; without
+         * either, {@link ChatTemplate#plain()}.
+         */
         public Builder chatTemplate(ChatTemplate template) {
             this.template = Objects.requireNonNull(template, "chatTemplate");
             return this;
+        }
+
+        /**
+         * The model the engine serves, for its chat template: the Jinja2 template a GGUF file
+         * ({@code tokenizer.chat_template}) or a Hugging Face folder ({@code tokenizer_config.json}) ships becomes the
+         * default (with the model's BOS/EOS token texts); a model without one leaves {@link ChatTemplate#plain()}. A
+         * template set with {@link #chatTemplate(ChatTemplate)} still wins.
+         *
+         * @throws IOException if the model's template field is malformed
+         * @throws io.spotserve.model.jinja.JinjaException if the model's template does not parse
+         */
+        public Builder model(ModelSource source) throws IOException {
+            Optional<ModelChatTemplate> t = Objects.requireNonNull(source, "model").chatTemplate();
+            this.modelTemplate = t.isPresent() ? t.get().template() : null;
+            return this;
+        }
+
+        /** The chat template {@link #build()} will use: the one set, else the model's, else the plain one. */
+        ChatTemplate effectiveChatTemplate() {
+            return template != null ? template : modelTemplate != null ? modelTemplate : ChatTemplate.plain();
         }
 
         /** Largest request body accepted (413 beyond); default 1 MiB. */

@@ -7,6 +7,7 @@ import io.spotserve.instance.Instance;
 import io.spotserve.instance.InstanceType;
 import io.spotserve.instance.LocalInstanceProvider;
 import io.spotserve.model.LlamaCheckpoint;
+import io.spotserve.model.ModelWeights;
 import io.spotserve.model.Tokenizer;
 import java.io.IOException;
 import java.io.UncheckedIOException;
@@ -38,13 +39,19 @@ final class TestModel {
     }
 
     static Served engine(int instances, UnaryOperator<ServingEngine.Builder> settings) {
+        return engine(CHECKPOINT, TOKENIZER, instances, settings);
+    }
+
+    /** An engine on another model (same instance setup). */
+    static Served engine(ModelWeights model, Tokenizer tokenizer, int instances,
+                         UnaryOperator<ServingEngine.Builder> settings) {
         SystemEngineClock clock = new SystemEngineClock();
         LocalInstanceProvider provider = new LocalInstanceProvider(clock, null);
         List<Instance> launched = new ArrayList<>();
         for (int i = 0; i < instances; i++) {
             launched.add(provider.add(SPOT));
         }
-        ServingEngine engine = settings.apply(ServingEngine.builder().model(CHECKPOINT, TOKENIZER).instances(provider)
+        ServingEngine engine = settings.apply(ServingEngine.builder().model(model, tokenizer).instances(provider)
                 .clock(clock)).build();
         return new Served(engine, provider, launched);
     }
