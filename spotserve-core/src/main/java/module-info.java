@@ -20,6 +20,7 @@ module io.spotserve.core {
     exports io.spotserve.exec.cpu;
     exports io.spotserve.instance;
     exports io.spotserve.model;
+    exports io.spotserve.model.jinja;
     exports io.spotserve.plan;
     exports io.spotserve.trace;
     exports io.spotserve.exec.spi to io.spotserve.cuda, io.spotserve.worker;

@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.google.gson.Gson;
-import io.spotserve.SharedData;
+import io.spotserve.testing.SharedData;
 import io.spotserve.model.jinja.JinjaException;
 import java.io.IOException;
 import java.io.InputStream;

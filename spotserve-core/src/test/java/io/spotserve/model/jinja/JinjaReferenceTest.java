@@ -10,7 +10,7 @@ import com.google.gson.JsonArray;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParser;
-import io.spotserve.NodeReference;
+import io.spotserve.testing.NodeReference;
 import io.spotserve.model.ModelChatTemplate;
 import java.nio.file.Files;
 import java.nio.file.Path;
