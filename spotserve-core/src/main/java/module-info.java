@@ -15,6 +15,7 @@ module io.spotserve.core {
     // launcher adds it); the CPU executor then adds the read edge itself. Not declared here, not even as
     // "requires static": every module compiled against core would resolve the incubator module and warn.
 
+    exports io.spotserve.clock;
     exports io.spotserve.engine;
     exports io.spotserve.exec;
     exports io.spotserve.exec.cpu;

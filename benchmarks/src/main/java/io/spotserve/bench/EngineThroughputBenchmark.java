@@ -3,7 +3,7 @@ package io.spotserve.bench;
 import io.spotserve.engine.Completion;
 import io.spotserve.engine.GenerationRequest;
 import io.spotserve.engine.ServingEngine;
-import io.spotserve.engine.SystemEngineClock;
+import io.spotserve.clock.SystemEngineClock;
 import io.spotserve.exec.Executor;
 import io.spotserve.exec.ExecutorOptions;
 import io.spotserve.exec.cpu.CpuExecutor;

@@ -1,5 +1,6 @@
 package io.spotserve.engine;
 
+import io.spotserve.clock.DataMove;
 import io.spotserve.exec.ContextSlice;
 import io.spotserve.exec.Device;
 import io.spotserve.exec.DeviceMemoryException;

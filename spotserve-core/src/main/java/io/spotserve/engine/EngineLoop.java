@@ -1,5 +1,6 @@
 package io.spotserve.engine;
 
+import io.spotserve.clock.EngineClock;
 import io.spotserve.exec.Executor;
 import io.spotserve.exec.ShardLayout;
 import io.spotserve.instance.InstanceEvent;

@@ -1,5 +1,6 @@
 package io.spotserve.engine;
 
+import io.spotserve.clock.EngineClock;
 import io.spotserve.exec.Device;
 import io.spotserve.exec.Executor;
 import io.spotserve.instance.InstanceEvent;

@@ -1,5 +1,7 @@
 package io.spotserve.engine;
 
+import io.spotserve.clock.EngineClock;
+import io.spotserve.clock.DataMove;
 import io.spotserve.exec.ContextSlice;
 import io.spotserve.exec.Device;
 import io.spotserve.exec.Executor;

@@ -1,5 +1,7 @@
 package io.spotserve.engine;
 
+import io.spotserve.clock.EngineClock;
+import io.spotserve.clock.ForwardStep;
 import io.spotserve.exec.DeviceMemoryException;
 import io.spotserve.exec.Pipeline;
 import io.spotserve.model.LlamaConfig;

@@ -1,5 +1,9 @@
 package io.spotserve.engine;
 
+import io.spotserve.clock.EngineClock;
+import io.spotserve.clock.SystemEngineClock;
+import io.spotserve.clock.VirtualClock;
+import io.spotserve.clock.SimulatedClock;
 import io.spotserve.exec.Executor;
 import io.spotserve.exec.ExecutorProvider;
 import io.spotserve.exec.ShardLayout;

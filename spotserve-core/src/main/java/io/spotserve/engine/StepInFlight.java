@@ -1,5 +1,6 @@
 package io.spotserve.engine;
 
+import io.spotserve.clock.ForwardStep;
 import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
 

@@ -1,6 +1,6 @@
 package io.spotserve.instance;
 
-import io.spotserve.engine.EngineClock;
+import io.spotserve.clock.EngineClock;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;

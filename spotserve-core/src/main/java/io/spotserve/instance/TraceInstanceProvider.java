@@ -1,6 +1,6 @@
 package io.spotserve.instance;
 
-import io.spotserve.engine.EngineClock;
+import io.spotserve.clock.EngineClock;
 import io.spotserve.trace.AvailabilityTrace;
 import io.spotserve.trace.TraceEvent;
 import io.spotserve.trace.TraceReader;

@@ -1,7 +1,9 @@
 package io.spotserve.model;
 
 import io.spotserve.model.jinja.JinjaTemplate;
+import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
@@ -57,7 +59,14 @@ public interface ChatTemplate {
         fixed.putAll(Objects.requireNonNull(extraVariables, "extraVariables"));
         return messages -> {
             Map<String, Object> vars = new HashMap<>(fixed);
-            vars.put("messages", List.copyOf(messages));
+            List<Map<String, Object>> list = new ArrayList<>(messages.size());
+            for (ChatMessage m : messages) { // the interpreter knows plain values only, not our types
+                Map<String, Object> message = new LinkedHashMap<>();
+                message.put("role", m.role());
+                message.put("content", m.content());
+                list.add(message);
+            }
+            vars.put("messages", list);
             return template.render(vars);
         };
     }

@@ -1,6 +1,5 @@
 package io.spotserve.model;
 
-import io.spotserve.exec.spi.HalfFloats;
 import java.nio.ByteBuffer;
 
 /**

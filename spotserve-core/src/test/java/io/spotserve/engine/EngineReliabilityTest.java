@@ -1,5 +1,8 @@
 package io.spotserve.engine;
 
+import io.spotserve.clock.EngineClock;
+import io.spotserve.clock.SystemEngineClock;
+import io.spotserve.clock.VirtualClock;
 import static io.spotserve.engine.EngineFixtures.CHECKPOINT;
 import static io.spotserve.engine.EngineFixtures.SPOT;
 import static io.spotserve.engine.EngineFixtures.TOKENIZER;

@@ -1,5 +1,6 @@
 package io.spotserve.engine;
 
+import io.spotserve.clock.VirtualClock;
 import io.spotserve.exec.ShardLayout;
 
 import static io.spotserve.engine.EngineFixtures.CHECKPOINT;

@@ -1,5 +1,8 @@
 package io.spotserve.engine;
 
+import io.spotserve.clock.SimulatedClock;
+import io.spotserve.clock.ForwardStep;
+import io.spotserve.clock.DataMove;
 import static io.spotserve.engine.EngineFixtures.CHECKPOINT;
 import static io.spotserve.engine.EngineFixtures.TOKENIZER;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;

@@ -1,5 +1,6 @@
 package io.spotserve.engine;
 
+import io.spotserve.clock.VirtualClock;
 import static io.spotserve.engine.EngineFixtures.CHECKPOINT;
 import static io.spotserve.engine.EngineFixtures.SPOT;
 import static io.spotserve.engine.EngineFixtures.TOKENIZER;

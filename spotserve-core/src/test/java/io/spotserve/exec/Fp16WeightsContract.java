@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.spotserve.exec.spi.HalfFloats;
+import io.spotserve.model.HalfFloats;
 import io.spotserve.model.LlamaCheckpoint;
 import io.spotserve.model.LlamaCheckpointWriter;
 import io.spotserve.model.LlamaConfig;

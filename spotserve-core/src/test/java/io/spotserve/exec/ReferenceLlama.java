@@ -1,6 +1,6 @@
 package io.spotserve.exec;
 
-import io.spotserve.exec.spi.HalfFloats;
+import io.spotserve.model.HalfFloats;
 import io.spotserve.model.LlamaCheckpoint;
 import io.spotserve.model.LlamaCheckpoint.Tensor;
 import io.spotserve.model.LlamaConfig;

@@ -5,7 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.spotserve.testing.SharedData;
-import io.spotserve.engine.VirtualClock;
+import io.spotserve.clock.VirtualClock;
 import java.io.IOException;
 import java.time.Duration;
 import java.util.ArrayList;

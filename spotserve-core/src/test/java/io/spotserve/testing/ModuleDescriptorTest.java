@@ -20,7 +20,7 @@ class ModuleDescriptorTest {
                 com.google.gson.Gson.class);
         Module core = layer.findModule("io.spotserve.core").orElseThrow();
         ModuleDescriptor d = core.getDescriptor();
-        assertEquals(new TreeSet<>(Set.of("io.spotserve.engine", "io.spotserve.exec", "io.spotserve.exec.cpu",
+        assertEquals(new TreeSet<>(Set.of("io.spotserve.clock", "io.spotserve.engine", "io.spotserve.exec", "io.spotserve.exec.cpu",
                 "io.spotserve.instance", "io.spotserve.model", "io.spotserve.model.jinja", "io.spotserve.plan", "io.spotserve.trace",
                 "io.spotserve.exec.spi to io.spotserve.cuda, io.spotserve.worker")), ModuleCheck.exports(d));
         assertTrue(d.packages().containsAll(Set.of("io.spotserve.exec.spi", "io.spotserve.engine")));

@@ -7,7 +7,7 @@ import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
 import io.spotserve.exec.ContextSlice;
 import io.spotserve.exec.ShardLayout;
 import io.spotserve.exec.WeightPrecision;
-import io.spotserve.exec.spi.HalfFloats;
+import io.spotserve.model.HalfFloats;
 import io.spotserve.exec.spi.PipelinePosition;
 import io.spotserve.exec.spi.WeightCoverage;
 import java.util.ArrayList;

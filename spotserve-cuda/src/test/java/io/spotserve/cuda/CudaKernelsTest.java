@@ -6,7 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.spotserve.exec.spi.HalfFloats;
+import io.spotserve.model.HalfFloats;
 import java.util.Random;
 import jcuda.Pointer;
 import org.junit.jupiter.api.AfterAll;

@@ -1,6 +1,6 @@
 package io.spotserve.examples;
 
-import io.spotserve.engine.EngineClock;
+import io.spotserve.clock.EngineClock;
 import io.spotserve.instance.Instance;
 import io.spotserve.instance.InstanceType;
 import io.spotserve.instance.LocalInstanceProvider;

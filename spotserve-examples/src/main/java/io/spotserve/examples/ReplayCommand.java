@@ -7,7 +7,7 @@ import io.spotserve.engine.GenerationRequest;
 import io.spotserve.engine.Reconfiguration;
 import io.spotserve.engine.RequestRejectedException;
 import io.spotserve.engine.ServingEngine;
-import io.spotserve.engine.SystemEngineClock;
+import io.spotserve.clock.SystemEngineClock;
 import io.spotserve.exec.Executor;
 import io.spotserve.exec.ExecutorProfiler;
 import io.spotserve.exec.ExecutorProvider;

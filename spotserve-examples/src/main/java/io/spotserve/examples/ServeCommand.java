@@ -5,7 +5,7 @@ import io.spotserve.engine.EngineMetrics;
 import io.spotserve.engine.GenerationRequest;
 import io.spotserve.engine.Reconfiguration;
 import io.spotserve.engine.ServingEngine;
-import io.spotserve.engine.SystemEngineClock;
+import io.spotserve.clock.SystemEngineClock;
 import io.spotserve.engine.Token;
 import io.spotserve.instance.LocalInstanceProvider;
 import io.spotserve.model.ModelWeights;

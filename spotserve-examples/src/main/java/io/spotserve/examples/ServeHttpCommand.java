@@ -1,7 +1,7 @@
 package io.spotserve.examples;
 
 import io.spotserve.engine.ServingEngine;
-import io.spotserve.engine.SystemEngineClock;
+import io.spotserve.clock.SystemEngineClock;
 import io.spotserve.instance.LocalInstanceProvider;
 import io.spotserve.model.ChatTemplate;
 import io.spotserve.model.LlamaConfig;

@@ -19,7 +19,7 @@ import dev.langchain4j.service.AiServices;
 import io.spotserve.testing.SharedData;
 import io.spotserve.engine.GenerationRequest;
 import io.spotserve.engine.ServingEngine;
-import io.spotserve.engine.SystemEngineClock;
+import io.spotserve.clock.SystemEngineClock;
 import io.spotserve.instance.InstanceType;
 import io.spotserve.instance.LocalInstanceProvider;
 import io.spotserve.model.ChatMessage;

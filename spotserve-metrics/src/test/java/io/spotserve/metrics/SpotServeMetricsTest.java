@@ -11,7 +11,7 @@ import io.spotserve.engine.EngineMetrics;
 import io.spotserve.engine.GenerationRequest;
 import io.spotserve.engine.Reconfiguration;
 import io.spotserve.engine.ServingEngine;
-import io.spotserve.engine.SystemEngineClock;
+import io.spotserve.clock.SystemEngineClock;
 import io.spotserve.instance.Instance;
 import io.spotserve.instance.InstanceType;
 import io.spotserve.instance.LocalInstanceProvider;

@@ -1,7 +1,7 @@
 package io.spotserve.bench.engine;
 
-import io.spotserve.engine.ForwardStep;
-import io.spotserve.engine.SimulatedClock;
+import io.spotserve.clock.ForwardStep;
+import io.spotserve.clock.SimulatedClock;
 import io.spotserve.plan.CostModel;
 import java.time.Duration;
 import java.util.HashMap;

@@ -10,7 +10,7 @@ import io.spotserve.engine.Reconfiguration;
 import io.spotserve.engine.RequestFailedException;
 import io.spotserve.exec.SamplingParams;
 import io.spotserve.engine.ServingEngine;
-import io.spotserve.engine.SimulatedClock;
+import io.spotserve.clock.SimulatedClock;
 import io.spotserve.model.LlamaConfig;
 import io.spotserve.plan.Hardware;
 import io.spotserve.plan.ModelShape;

@@ -1,7 +1,7 @@
 package io.spotserve.bench.engine;
 
 import io.spotserve.bench.eval.Scenario;
-import io.spotserve.engine.EngineClock;
+import io.spotserve.clock.EngineClock;
 import io.spotserve.instance.Instance;
 import io.spotserve.instance.InstanceEvent;
 import io.spotserve.instance.InstanceProvider;

@@ -3,7 +3,7 @@ package io.spotserve.bench.server;
 import com.sun.management.OperatingSystemMXBean;
 import io.spotserve.engine.GenerationRequest;
 import io.spotserve.engine.ServingEngine;
-import io.spotserve.engine.SystemEngineClock;
+import io.spotserve.clock.SystemEngineClock;
 import io.spotserve.engine.Token;
 import io.spotserve.instance.InstanceType;
 import io.spotserve.instance.LocalInstanceProvider;

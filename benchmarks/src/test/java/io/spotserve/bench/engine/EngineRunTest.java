@@ -7,7 +7,7 @@ import io.spotserve.bench.eval.Arrivals;
 import io.spotserve.bench.eval.Evaluation;
 import io.spotserve.bench.eval.RunResult;
 import io.spotserve.bench.eval.Scenario;
-import io.spotserve.engine.ForwardStep;
+import io.spotserve.clock.ForwardStep;
 import io.spotserve.model.LlamaConfig;
 import io.spotserve.plan.CostModel;
 import io.spotserve.plan.LatencyProfile;

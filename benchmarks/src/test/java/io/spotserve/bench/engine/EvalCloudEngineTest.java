@@ -8,7 +8,7 @@ import io.spotserve.engine.Completion;
 import io.spotserve.engine.EngineMetrics;
 import io.spotserve.engine.GenerationRequest;
 import io.spotserve.engine.ServingEngine;
-import io.spotserve.engine.VirtualClock;
+import io.spotserve.clock.VirtualClock;
 import io.spotserve.exec.Executor;
 import io.spotserve.exec.ExecutorOptions;
 import io.spotserve.exec.cpu.CpuExecutor;

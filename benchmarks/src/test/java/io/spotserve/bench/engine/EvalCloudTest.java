@@ -10,7 +10,7 @@ import io.spotserve.bench.eval.RunResult;
 import io.spotserve.bench.eval.Scenario;
 import io.spotserve.bench.eval.Simulation;
 import io.spotserve.bench.eval.SystemSpec;
-import io.spotserve.engine.VirtualClock;
+import io.spotserve.clock.VirtualClock;
 import io.spotserve.instance.InstanceEvent;
 import io.spotserve.instance.InstanceType;
 import io.spotserve.instance.TraceInstanceProvider;

@@ -16,7 +16,7 @@ import io.spotserve.exec.ShardLayout;
 import io.spotserve.exec.SliceFormat;
 import io.spotserve.exec.WeightPrecision;
 import io.spotserve.exec.cpu.CpuExecutor;
-import io.spotserve.exec.spi.HalfFloats;
+import io.spotserve.model.HalfFloats;
 import io.spotserve.model.LlamaCheckpoint;
 import io.spotserve.model.LlamaCheckpoint.Tensor;
 import io.spotserve.model.LlamaCheckpointWriter;

@@ -1,6 +1,6 @@
 package io.spotserve.exec.cpu;
 
-import io.spotserve.exec.spi.HalfFloats;
+import io.spotserve.model.HalfFloats;
 
 /**
  * A {@code rows × n} weight matrix kept in GGUF's Q8_0 form: each row is {@code n / 32} blocks of 32 signed bytes

@@ -1,5 +1,6 @@
 package io.spotserve.exec.spi;
 
+import io.spotserve.model.HalfFloats;
 import io.spotserve.exec.CheckpointSlices;
 import io.spotserve.exec.ContextSlice;
 import io.spotserve.exec.Device;

@@ -73,8 +73,8 @@ public final class JinjaTemplate {
     }
 
     /**
-     * Renders with {@code variables} (String, Number, Boolean, List, Map with String keys,
-     * {@link io.spotserve.model.ChatMessage} or null values).
+     * Renders with {@code variables} (String, Number, Boolean, List, Map with String keys or null values; chat
+     * messages as maps with "role" and "content", as {@link io.spotserve.model.ChatTemplate#jinja} passes them).
      *
      * @throws JinjaException if rendering fails (a type error, an unknown filter, {@code raise_exception}, a limit)
      */

@@ -1,6 +1,5 @@
 package io.spotserve.model.jinja;
 
-import io.spotserve.model.ChatMessage;
 import java.math.BigDecimal;
 import java.util.ArrayList;
 import java.util.Collection;
@@ -247,12 +246,6 @@ final class Values {
         if (v instanceof Character c) {
             return c.toString();
         }
-        if (v instanceof ChatMessage m) {
-            Map<String, Object> map = new LinkedHashMap<>();
-            map.put("role", m.role());
-            map.put("content", m.content());
-            return map;
-        }
         if (v instanceof Map<?, ?> m) {
             Map<String, Object> map = new LinkedHashMap<>();
             for (Map.Entry<?, ?> e : m.entrySet()) {
@@ -271,6 +264,6 @@ final class Values {
             return fromJava(java.util.Arrays.asList(a));
         }
         throw new IllegalArgumentException("a template variable cannot be a " + v.getClass().getName()
-                + " (use String, Number, Boolean, List, Map, ChatMessage or null)");
+                + " (use String, Number, Boolean, List, Map or null)");
     }
 }

@@ -12,7 +12,7 @@ import io.spotserve.exec.ExecutorOptions;
 import io.spotserve.exec.Pipeline;
 import io.spotserve.exec.ShardLayout;
 import io.spotserve.exec.TestPipelines;
-import io.spotserve.exec.spi.HalfFloats;
+import io.spotserve.model.HalfFloats;
 import io.spotserve.model.GgufModel;
 import io.spotserve.model.GgufWriter;
 import io.spotserve.model.LlamaCheckpoint;

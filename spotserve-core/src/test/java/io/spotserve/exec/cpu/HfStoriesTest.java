@@ -88,7 +88,7 @@ class HfStoriesTest {
         assertTrue(Files.exists(folder.resolve("model-00003-of-00003.safetensors")));
         HfModel hf = HfModel.load(folder);
         float[] rounded = slices(ckpt);
-        io.spotserve.exec.spi.HalfFloats.round(rounded);
+        io.spotserve.model.HalfFloats.round(rounded);
         assertArrayEquals(rounded, slices(hf.weights()));
         try (Executor fp16 = new CpuExecutor(new ExecutorOptions(1, true, WeightPrecision.FP16));
              Executor fp32 = new CpuExecutor(new ExecutorOptions(1, true))) {

@@ -8,7 +8,7 @@ import io.spotserve.testing.NodeReference;
 import io.spotserve.engine.Completion;
 import io.spotserve.engine.GenerationRequest;
 import io.spotserve.engine.ServingEngine;
-import io.spotserve.engine.VirtualClock;
+import io.spotserve.clock.VirtualClock;
 import io.spotserve.exec.Executor;
 import io.spotserve.exec.ExecutorOptions;
 import io.spotserve.exec.Pipeline;

@@ -1,7 +1,7 @@
-package io.spotserve.exec.spi;
+package io.spotserve.model;
 
 /**
- * IEEE 754 binary16 conversions for executors that store fp16 weights (Java 17 has no
+ * IEEE 754 binary16 conversions, for F16 tensors in model files and executors that store fp16 weights (Java 17 has no
  * {@code Float.floatToFloat16}). Rounding is to nearest, ties to even, with overflow to infinity, gradual
  * underflow to subnormals, as CUDA's {@code __float2half_rn} does for every value but NaN (kept a quiet NaN
  * here); so a weight rounded here and one converted on a GPU are the same half.

@@ -1,4 +1,4 @@
-package io.spotserve.engine;
+package io.spotserve.clock;
 
 import java.time.Duration;
 

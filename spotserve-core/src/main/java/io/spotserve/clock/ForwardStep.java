@@ -1,4 +1,4 @@
-package io.spotserve.engine;
+package io.spotserve.clock;
 
 /**
  * One forward step of one pipeline as the engine reports it to its {@link EngineClock}: the shape a step-time

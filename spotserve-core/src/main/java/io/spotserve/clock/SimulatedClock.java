@@ -1,4 +1,4 @@
-package io.spotserve.engine;
+package io.spotserve.clock;
 
 import java.time.Duration;
 import java.util.HashMap;
@@ -18,7 +18,7 @@ import java.util.Objects;
  * event can still land between two units.
  *
  * <p>{@link #hold()} freezes time until {@link #release()}, so a harness can hand over a whole workload with
- * {@link ServingEngine#submit(GenerationRequest, Duration)} before anything happens: the run is then deterministic.
+ * {@link io.spotserve.engine.ServingEngine#submit(io.spotserve.engine.GenerationRequest, Duration)} before anything happens: the run is then deterministic.
  * What the engine copies while the clock is held is its set-up before the run (the initial fleet loading its
  * weights, which a real deployment does before it takes traffic) and costs no time. Thread-safe.
  */

@@ -1,4 +1,4 @@
-package io.spotserve.exec.spi;
+package io.spotserve.model;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
