@@ -1,0 +1,181 @@
+package io.spotserve.worker;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.spotserve.SharedData;
+import io.spotserve.engine.Completion;
+import io.spotserve.engine.EngineMetrics;
+import io.spotserve.engine.GenerationRequest;
+import io.spotserve.engine.ServingEngine;
+import io.spotserve.engine.SystemEngineClock;
+import io.spotserve.engine.Token;
+import io.spotserve.exec.Executor;
+import io.spotserve.exec.ExecutorOptions;
+import io.spotserve.exec.cpu.CpuExecutor;
+import io.spotserve.instance.InstanceType;
+import io.spotserve.instance.LocalInstanceProvider;
+import io.spotserve.model.LlamaCheckpoint;
+import io.spotserve.model.Tokenizer;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.Flow;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * Issue 13, serving across real machines: a worker JVM that is SIGKILLed while the engine generates on it is a
+ * preemption without notice. One pipeline runs its three stages on three worker processes; once tokens have streamed,
+ * the middle worker is killed. No request fails: the engine re-queues them (they recompute from their committed
+ * tokens), takes the dead worker out of the fleet and re-plans on the two that remain, and every request ends with the
+ * same tokens as the in-process engine. Waits are bounded hang guards, never speed assertions.
+ */
+@Timeout(value = 240, unit = TimeUnit.SECONDS)
+class WorkerKillTest {
+    private static final String TOKEN = "kill-token-0123456789abcdef";
+    private static final String[] PROMPTS = {"Once upon a time", "The little dog", "Lily and Ben went to the park",
+        "One day", "Tom had a red ball. He", "The sun was"};
+
+    private static ServingEngine.Builder configure(ServingEngine.Builder b) {
+        // P = 3 over three one-device workers; fallback layouts let two workers serve as P = 2 after the kill
+        return b.parallelism(3, 1).maxBatch(4);
+    }
+
+    private static List<GenerationRequest> requests(int count, int maxNew) {
+        List<GenerationRequest> out = new ArrayList<>();
+        for (int i = 0; i < count; i++) {
+            out.add(GenerationRequest.of(PROMPTS[i % PROMPTS.length], maxNew + 7 * i));
+        }
+        return out;
+    }
+
+    /** Counts the tokens streamed to one request; opens {@code streamed} once it has seen {@code after}. */
+    private static final class Counter implements Flow.Subscriber<Token> {
+        final AtomicInteger tokens = new AtomicInteger();
+        final CountDownLatch streamed;
+        final int after;
+
+        Counter(CountDownLatch streamed, int after) {
+            this.streamed = streamed;
+            this.after = after;
+        }
+
+        @Override
+        public void onSubscribe(Flow.Subscription s) {
+            s.request(Long.MAX_VALUE);
+        }
+
+        @Override
+        public void onNext(Token t) {
+            if (tokens.incrementAndGet() == after) {
+                streamed.countDown();
+            }
+        }
+
+        @Override
+        public void onError(Throwable t) {
+        }
+
+        @Override
+        public void onComplete() {
+        }
+    }
+
+    @Test
+    void aKilledWorkerIsAPreemptionNoRequestFailsAndServingGoesOnWithTheOthers() throws Exception {
+        LlamaCheckpoint ckpt = LlamaCheckpoint.load(SharedData.stories260K());
+        Tokenizer tok = Tokenizer.load(SharedData.tok512(), ckpt.config().vocabSize());
+        List<GenerationRequest> requests = requests(6, 100);
+        List<GenerationRequest> later = requests(3, 30);
+        List<int[]> expected = new ArrayList<>();
+        try (Executor cpu = new CpuExecutor(ExecutorOptions.defaults().withThreads(1))) {
+            LocalInstanceProvider local = new LocalInstanceProvider(new SystemEngineClock(), null);
+            for (int i = 0; i < 3; i++) {
+                local.add(new InstanceType("local", 1, 16L << 20, 1, InstanceType.Market.SPOT));
+            }
+            try (ServingEngine engine = configure(ServingEngine.builder().model(ckpt, tok).instances(local)
+                    .executor(cpu)).build()) {
+                List<CompletableFuture<Completion>> fs = new ArrayList<>();
+                for (GenerationRequest r : requests) {
+                    fs.add(engine.submit(r));
+                }
+                for (GenerationRequest r : later) {
+                    fs.add(engine.submit(r));
+                }
+                for (CompletableFuture<Completion> f : fs) {
+                    expected.add(f.get(120, TimeUnit.SECONDS).tokens());
+                }
+            }
+        }
+
+        SystemEngineClock clock = new SystemEngineClock();
+        try (WorkerJvms jvms = new WorkerJvms("kill");
+             RemoteInstanceProvider controller = RemoteInstanceProvider.builder().security(WireSecurity.token(TOKEN))
+                     .clock(clock::now).build()) {
+            String token = jvms.tokenFile("token", TOKEN).toString();
+            List<String> ids = new ArrayList<>();
+            List<Process> processes = new ArrayList<>();
+            for (int i = 0; i < 3; i++) {
+                // one at a time, so each process is known by the instance id it registers as
+                processes.add(jvms.start("worker" + i, "--controller", controller.address(), "--devices", "1",
+                        "--device-memory", "16m", "--token-file", token, "--label", "w" + i));
+                long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();
+                while (controller.liveWorkers().size() < i + 1) {
+                    assertTrue(System.nanoTime() < deadline, "worker " + i + " registered: " + jvms.log("worker" + i));
+                    Thread.sleep(20);
+                }
+                List<String> live = new ArrayList<>(controller.liveWorkers());
+                live.removeAll(ids);
+                ids.add(live.get(0));
+            }
+            try (ServingEngine engine = configure(ServingEngine.builder().model(ckpt, tok).instances(controller)
+                    .executor(controller.executor()).clock(clock)).build()) {
+                CountDownLatch streamed = new CountDownLatch(1);
+                List<CompletableFuture<Completion>> fs = new ArrayList<>();
+                for (GenerationRequest r : requests) {
+                    fs.add(engine.submit(r, new Counter(streamed, 8)));
+                }
+                assertTrue(streamed.await(120, TimeUnit.SECONDS), "tokens streamed before the kill");
+                String before = engine.configuration();
+                String victim = ids.get(1);
+                assertTrue(before.contains(victim), "the victim serves: " + before);
+                Process p = processes.get(1);
+                p.destroyForcibly(); // SIGKILL: no notice, no goodbye
+                assertTrue(p.waitFor(30, TimeUnit.SECONDS), "the killed worker is gone");
+                long running = fs.stream().filter(f -> !f.isDone()).count();
+                assertTrue(running > 0, "requests were still generating when the worker was killed");
+
+                for (int i = 0; i < requests.size(); i++) {
+                    Completion c = fs.get(i).get(120, TimeUnit.SECONDS);
+                    assertArrayEquals(expected.get(i), c.tokens(), "request " + i + " (" + c.restarts() + " restarts)");
+                }
+                EngineMetrics m = engine.metrics();
+                assertEquals(0, m.failed(), m.toString());
+                assertTrue(m.restarts() > 0, "the requests on the killed worker's pipeline recomputed: " + m);
+                String after = engine.configuration();
+                assertFalse(after.contains(victim), "the killed worker is out of the configuration: " + after);
+                assertTrue(after.contains(ids.get(0)) && after.contains(ids.get(2)), "the others serve: " + after);
+                assertEquals(List.of(ids.get(0), ids.get(2)), controller.liveWorkers());
+
+                // it keeps serving on the two that remain
+                for (int i = 0; i < later.size(); i++) {
+                    Completion c = engine.submit(later.get(i)).get(120, TimeUnit.SECONDS);
+                    assertArrayEquals(expected.get(requests.size() + i), c.tokens(), "later request " + i);
+                }
+                m = engine.metrics();
+                assertEquals(0, m.failed(), m.toString());
+                assertEquals(requests.size() + later.size(), m.completed(), m.toString());
+                System.out.printf("worker %s killed with %d requests running: %d restarts, %d reconfigurations, "
+                        + "configuration %s -> %s%n", victim, running, m.restarts(), m.reconfigurations().size(),
+                        before, after);
+            }
+        }
+    }
+}
