@@ -27,6 +27,8 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Flow;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -58,15 +60,26 @@ class WorkerKillTest {
         return out;
     }
 
-    /** Counts the tokens streamed to one request; opens {@code streamed} once it has seen {@code after}. */
+    /**
+     * Counts the tokens streamed to one request; opens {@code streamed} once it has seen {@code after}, and notes in
+     * {@code resumed} when the first token after the kill ({@code killedAt}, set by the test) and the re-plan that
+     * followed it ({@code replanned}) arrived: a token the engine committed in between came from a step that ended
+     * before the kill.
+     */
     private static final class Counter implements Flow.Subscriber<Token> {
         final AtomicInteger tokens = new AtomicInteger();
         final CountDownLatch streamed;
         final int after;
+        final AtomicLong killedAt;
+        final AtomicLong resumed;
+        final BooleanSupplier replanned;
 
-        Counter(CountDownLatch streamed, int after) {
+        Counter(CountDownLatch streamed, int after, AtomicLong killedAt, AtomicLong resumed, BooleanSupplier replanned) {
             this.streamed = streamed;
             this.after = after;
+            this.killedAt = killedAt;
+            this.resumed = resumed;
+            this.replanned = replanned;
         }
 
         @Override
@@ -78,6 +91,9 @@ class WorkerKillTest {
         public void onNext(Token t) {
             if (tokens.incrementAndGet() == after) {
                 streamed.countDown();
+            }
+            if (killedAt.get() != 0 && resumed.get() == 0 && replanned.getAsBoolean()) {
+                resumed.compareAndSet(0, System.nanoTime());
             }
         }
 
@@ -158,15 +174,20 @@ class WorkerKillTest {
             try (ServingEngine engine = configure(ServingEngine.builder().model(ckpt, tok).instances(controller)
                     .executor(controller.executor()).clock(clock)).build()) {
                 CountDownLatch streamed = new CountDownLatch(1);
+                AtomicLong killedAt = new AtomicLong();
+                AtomicLong resumed = new AtomicLong();
                 List<CompletableFuture<Completion>> fs = new ArrayList<>();
+                BooleanSupplier replanned = () -> engine.metrics().reconfigurations().size() > 1; // the first: start
                 for (GenerationRequest r : requests) {
-                    fs.add(engine.submit(r, new Counter(streamed, 8)));
+                    fs.add(engine.submit(r, new Counter(streamed, 8, killedAt, resumed, replanned)));
                 }
                 assertTrue(streamed.await(120, TimeUnit.SECONDS), "tokens streamed before the kill");
                 String before = engine.configuration();
+                assertEquals(1, engine.metrics().reconfigurations().size(), "one configuration before the kill");
                 String victim = ids.get(killed);
                 assertTrue(before.contains(victim), "the victim serves: " + before);
                 Process p = processes.get(killed);
+                killedAt.set(System.nanoTime());
                 p.destroyForcibly(); // SIGKILL: no notice, no goodbye
                 assertTrue(p.waitFor(30, TimeUnit.SECONDS), "the killed worker is gone");
                 long running = fs.stream().filter(f -> !f.isDone()).count();
@@ -194,9 +215,10 @@ class WorkerKillTest {
                 m = engine.metrics();
                 assertEquals(0, m.failed(), m.toString());
                 assertEquals(requests.size() + later.size(), m.completed(), m.toString());
-                System.out.printf("worker %s killed with %d requests running: %d restarts, %d reconfigurations, "
-                        + "configuration %s -> %s%n", victim, running, m.restarts(), m.reconfigurations().size(),
-                        before, after);
+                System.out.printf("worker %s killed with %d requests running: first token again %.0f ms after the kill; %d "
+                        + "restarts, %d reconfigurations, configuration %s -> %s%n", victim, running,
+                        (resumed.get() - killedAt.get()) / 1e6, m.restarts(), m.reconfigurations().size(), before,
+                        after);
             }
         }
     }
