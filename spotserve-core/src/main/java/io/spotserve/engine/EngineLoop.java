@@ -49,6 +49,8 @@ final class EngineLoop {
     private final RequestManager requests;
     private final InstanceManager instances;
     private final Reconfigurator reconfigurator;
+    /** Devices found lost by calls into pipelines, until the instance manager takes them out of the fleet. */
+    private final LostDevices losses = new LostDevices();
 
     // ---- shared with caller threads ----
     private final Inbox inbox = new Inbox();
@@ -84,10 +86,11 @@ final class EngineLoop {
         this.planner = new ConfigPlanner(b, config, List.copyOf(layouts), executor.storedBytesPerWeight());
         SliceMover mover = new SliceMover(b.weights);
         KvParking parking = new KvParking(config, b.hostKvBudget, mover);
-        this.requests = new RequestManager(config, clock, metrics, parking, planner, b.admissionGroup, inbox::post);
+        this.requests = new RequestManager(config, clock, metrics, parking, planner, losses, b.admissionGroup,
+                inbox::post);
         this.instances = new InstanceManager(executor, provider, metrics, clock, planner, b.targetInstances);
         this.reconfigurator = new Reconfigurator(b, config, clock, executor, mover, parking, planner, metrics,
-                instances, requests, inbox);
+                instances, requests, inbox, losses);
         this.instances.wire(reconfigurator, requests);
         this.thread = new Thread(this::run, "spotserve-engine");
         this.thread.setDaemon(true);
@@ -219,6 +222,7 @@ final class EngineLoop {
             while (!stopped) {
                 drainInbox();
                 fireTimers();
+                applyLosses();
                 if (closeSeen && drainDeadline == null) {
                     // after the instance events posted before close() were applied: those instances still serve
                     drainDeadline = clock.now().plus(drainTimeout);
@@ -232,11 +236,14 @@ final class EngineLoop {
                 }
                 if (reconfigurator.pending()) {
                     requests.joinAll(reconfigurator.slots(), reconfigurator::retire);
+                    applyLosses(); // a step that just ended may have found a worker dead: plan without it
                     reconfigurator.reconfigure();
+                    applyLosses(); // the migration may have found one dead: re-planned next iteration
                 }
                 instances.manage();
                 requests.admit(reconfigurator.slots(), reconfigurator::admits, reconfigurator.batchCap());
                 boolean worked = requests.dispatch(reconfigurator.slots(), reconfigurator::retire);
+                worked |= applyLosses();
                 metrics.load(requests.queued(), RequestManager.running(reconfigurator.slots()),
                         RequestManager.kvCacheUsage(reconfigurator.slots(), reconfigurator.batchCap(), ConfigPlanner.contextTokens(config)));
                 if (drainDeadline != null && (idle() || clock.now().compareTo(drainDeadline) >= 0)) {
@@ -286,6 +293,20 @@ final class EngineLoop {
             }
         }
         return next;
+    }
+
+    /**
+     * Hands the devices found lost since the last call to the instance manager: their instances are gone now (a
+     * preemption without grace) and the next iteration re-plans without them. Returns whether there were any.
+     */
+    private boolean applyLosses() {
+        if (losses.isEmpty()) {
+            return false;
+        }
+        for (LostDevices.Loss loss : losses.take()) {
+            instances.lost(loss);
+        }
+        return true;
     }
 
     /** Takes commands off the inbox: instance events wait in the inbox's timers until they are due. */

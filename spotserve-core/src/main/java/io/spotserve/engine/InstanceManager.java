@@ -219,6 +219,26 @@ final class InstanceManager {
         remove(t.instanceId(), "terminated " + t.instanceId(), t.at().compareTo(now) < 0 ? t.at() : now);
     }
 
+    /**
+     * Devices were found lost while the engine called into a pipeline (their worker died or was fenced): every
+     * instance holding one is gone now, as a preemption without grace. Its pipelines lose their positions there (their
+     * requests recompute), it is released to the provider, and the engine re-plans on the remaining instances. The
+     * provider's own Terminated (or any later event) for it is then ignored like any event for a gone instance.
+     */
+    void lost(LostDevices.Loss loss) {
+        for (String id : loss.instances()) {
+            if (!instances.containsKey(id)) {
+                LOG.debug("lost devices of {} need nothing more: the instance is {}", id,
+                        gone.contains(id) ? "already gone" : "not one of ours");
+                continue;
+            }
+            LOG.warn("instance {} is lost ({}); serving goes on without it", id, loss.cause());
+            remove(id, "lost " + id);
+            provider.release(id);
+        }
+        reconfigurator.changed("devices lost on " + loss.instances()); // a broken pipeline is replaced in any case
+    }
+
     /** Arrangement times and preemption deadlines that have come: migrate off, or release at the deadline. */
     void deadlines(Duration now) {
         for (InstanceRecord r : instances.values()) {
@@ -275,11 +295,20 @@ final class InstanceManager {
             return;
         }
         reconfigurator.loseInstance(id);
-        for (Device d : r.devices) {
-            executor.destroyDevice(d);
-        }
+        destroy(r.devices);
         metrics.instanceEnded(id, endedAt);
         reconfigurator.changed(reason);
+    }
+
+    /** Destroys devices; never throws (a dead worker's devices went with its process). */
+    private void destroy(List<Device> devices) {
+        for (Device d : devices) {
+            try {
+                executor.destroyDevice(d);
+            } catch (RuntimeException e) {
+                LOG.warn("destroying device {} failed ({}); it is forgotten", d.id(), e.toString());
+            }
+        }
     }
 
     // ------------------------------------------------------------------ N_t
@@ -345,9 +374,7 @@ final class InstanceManager {
         for (String id : new ArrayList<>(instances.keySet())) {
             InstanceRecord r = instances.remove(id);
             gone.add(id);
-            for (Device d : r.devices) {
-                executor.destroyDevice(d);
-            }
+            destroy(r.devices);
             metrics.instanceEnded(id, clock.now());
             provider.release(id);
         }

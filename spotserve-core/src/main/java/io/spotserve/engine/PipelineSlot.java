@@ -2,6 +2,7 @@ package io.spotserve.engine;
 
 import io.spotserve.exec.Device;
 import io.spotserve.exec.Pipeline;
+import io.spotserve.exec.ShardLayout;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.LinkedHashSet;
@@ -9,6 +10,8 @@ import java.util.List;
 import java.util.Set;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * One serving pipeline of the current configuration, the devices it occupies and the requests it runs. A
@@ -16,6 +19,8 @@ import java.util.concurrent.Executors;
  * surviving positions keep their weights so the next reconfiguration can reuse them (SpotServe §3.3).
  */
 final class PipelineSlot {
+    private static final Logger LOG = LoggerFactory.getLogger(PipelineSlot.class);
+
     final int id;
     final Pipeline pipeline;
     final List<Device> devices;
@@ -52,13 +57,48 @@ final class PipelineSlot {
         return dispatcher;
     }
 
-    /** Closes the pipeline (freeing its device memory) and stops its dispatcher thread. */
+    /**
+     * Closes the pipeline (freeing its device memory) and stops its dispatcher thread. Never throws: a pipeline whose
+     * worker died cannot answer, and its memory went with the process.
+     */
     void close() {
         if (dispatcher != null) {
             dispatcher.shutdown();
             dispatcher = null;
         }
-        pipeline.close();
+        try {
+            pipeline.close();
+        } catch (RuntimeException e) {
+            LOG.warn("closing pipeline {} failed ({}); its storage is given up", describe(), e.toString());
+        }
+    }
+
+    /** Frees a sequence's KV cache; never throws (a lost device has nothing left to free). */
+    void closeSequence(long sequence) {
+        try {
+            pipeline.closeSequence(sequence);
+        } catch (RuntimeException e) {
+            LOG.warn("closing sequence {} on pipeline {} failed ({}); its cache is given up", sequence, describe(),
+                    e.toString());
+        }
+    }
+
+    /**
+     * Marks the positions whose device is on one of {@code instancesGone} lost: the pipeline is broken from now on
+     * (it computes and admits nothing more). Returns how many positions were newly marked.
+     */
+    int markLost(Set<String> instancesGone) {
+        ShardLayout l = pipeline.layout();
+        int marked = 0;
+        for (int st = 0; st < l.stages(); st++) {
+            for (int m = 0; m < l.shards(); m++) {
+                if (instancesGone.contains(devices.get(st * l.shards() + m).id().instance())
+                        && lost.add(st * l.shards() + m)) {
+                    marked++;
+                }
+            }
+        }
+        return marked;
     }
 
     /** Step arrays reused between steps (one pipeline steps on the engine thread only). */

@@ -4,8 +4,8 @@ import io.spotserve.clock.EngineClock;
 import io.spotserve.clock.DataMove;
 import io.spotserve.exec.ContextSlice;
 import io.spotserve.exec.Device;
+import io.spotserve.exec.DeviceLostException;
 import io.spotserve.exec.Executor;
-import io.spotserve.exec.Pipeline;
 import io.spotserve.exec.ShardLayout;
 import io.spotserve.instance.InstanceEvent;
 import io.spotserve.model.LlamaConfig;
@@ -61,6 +61,8 @@ final class Reconfigurator {
     private final InstanceManager instances;
     private final RequestManager requests;
     private final Inbox inbox;
+    private final LostDevices losses;
+    private final MigrationFallback fallback;
 
     private final List<PipelineSlot> slots = new ArrayList<>();
     private final List<String> changeReasons = new ArrayList<>();
@@ -80,7 +82,7 @@ final class Reconfigurator {
 
     Reconfigurator(ServingEngine.Builder b, LlamaConfig config, EngineClock clock, Executor executor, SliceMover mover,
                    KvParking parking, ConfigPlanner planner, MetricsRecorder metrics, InstanceManager instances,
-                   RequestManager requests, Inbox inbox) {
+                   RequestManager requests, Inbox inbox, LostDevices losses) {
         this.config = config;
         this.clock = clock;
         this.executor = executor;
@@ -96,6 +98,8 @@ final class Reconfigurator {
         this.instances = instances;
         this.requests = requests;
         this.inbox = inbox;
+        this.losses = losses;
+        this.fallback = new MigrationFallback(executor, mover, config, b.maxBatchTokens, losses);
     }
 
     // ------------------------------------------------------------------ views
@@ -243,13 +247,23 @@ final class Reconfigurator {
                 for (int m = 0; m < l.shards(); m++) {
                     if (s.pipeline.device(st, m).id().instance().equals(instanceId)) {
                         s.lost.add(st * l.shards() + m); // may be marked already by a migration that saw it die
-                        for (ContextSlice w : l.weightSlices(st, m)) {
-                            s.pipeline.releaseSlice(st, m, w);
-                        }
+                        releaseLost(s, st, m);
                     }
                 }
             }
             changed("lost a position of " + s.describe());
+        }
+    }
+
+    /** Frees the weights of a lost position; a device that died with its worker has nothing left to free. */
+    private static void releaseLost(PipelineSlot s, int stage, int shard) {
+        try {
+            for (ContextSlice w : s.pipeline.layout().weightSlices(stage, shard)) {
+                s.pipeline.releaseSlice(stage, shard, w);
+            }
+        } catch (RuntimeException e) {
+            LOG.debug("lost position (stage {}, shard {}) of {} not released: {}", stage, shard, s.describe(),
+                    e.toString());
         }
     }
 
@@ -288,10 +302,18 @@ final class Reconfigurator {
                 continue;
             }
             int parked = 0;
-            for (LiveRequest r : s.active) {
-                if (parking.park(r, s)) {
-                    parked++;
+            try {
+                for (LiveRequest r : s.active) {
+                    if (parking.park(r, s)) {
+                        parked++;
+                    }
                 }
+            } catch (RuntimeException e) {
+                DeviceLostException lost = LostDevices.find(e);
+                if (lost == null) {
+                    throw e;
+                }
+                requests.deviceLost(s, lost, "parking KV caches"); // the parked ones resume with them, the rest recompute
             }
             LOG.info("no configuration fits the usable instances: {} of {} requests on doomed {} parked their KV caches"
                     + " in host memory", parked, s.active.size(), s.describe());
@@ -352,9 +374,8 @@ final class Reconfigurator {
         try {
             result = migrate(migration, order);
         } catch (RuntimeException e) {
-            LOG.warn("context migration to {} failed ({}); restarting from the checkpoint", target, e.toString(), e);
             migration.abort();
-            result = coldStart(mapping, before, inFlight, all);
+            result = fallback.recover(e, mapping, before, inFlight, all, requests::isQueued, () -> nextSlotId++);
         }
         slots.clear();
         slots.addAll(result.slots());
@@ -420,6 +441,7 @@ final class Reconfigurator {
         Duration now = clock.now();
         Set<String> dead = new HashSet<>(instances.goneBy(now));
         dead.addAll(inbox.goneBy(now));
+        dead.addAll(losses.pendingInstances()); // a step that kept decoding meanwhile found a worker dead
         migration.instancesGone(dead);
         if (clock.stepsDuringMigration()) {
             keepDecoding(migration.unchanged(), dead, now);
@@ -538,57 +560,5 @@ final class Reconfigurator {
                     bufferBytes, e.getMessage());
             return List.of();
         }
-    }
-
-    /**
-     * The Reparallelization fallback when a migration fails midway: every request recomputes, every old pipeline is
-     * closed and the new configuration loads all its weights from the checkpoint.
-     */
-    private ContextMigration.Result coldStart(DeviceMapping mapping, List<PipelineSlot> before,
-                                              List<LiveRequest> inFlight, Map<DeviceId, Device> all) {
-        for (PipelineSlot s : before) {
-            s.active.clear();
-            s.close();
-        }
-        List<LiveRequest> dropped = new ArrayList<>();
-        for (LiveRequest r : inFlight) {
-            r.slot = null;
-            if (!r.future.isDone()) {
-                dropped.add(r);
-            }
-        }
-        ParallelConfig nc = mapping.newConfig();
-        ShardLayout l = ShardLayout.split(config, nc.pipelineStages(), nc.tensorShards());
-        List<PipelineSlot> fresh = new ArrayList<>();
-        long loaded = 0;
-        for (int j = 0; j < nc.dataParallel(); j++) {
-            List<Device> devs = new ArrayList<>();
-            for (int st = 0; st < l.stages(); st++) {
-                for (int m = 0; m < l.shards(); m++) {
-                    devs.add(all.get(mapping.deviceOf(new Position(j, st, m))));
-                }
-            }
-            Pipeline p = executor.createPipeline(l, devs, maxBatchTokens);
-            try {
-                mover.loadAll(p);
-            } catch (RuntimeException e) {
-                LOG.error("cannot load the weights of {} on {}; pipeline {} stays down", l, devs, j, e);
-                p.close();
-                continue;
-            }
-            for (int st = 0; st < l.stages(); st++) {
-                for (int m = 0; m < l.shards(); m++) {
-                    loaded += l.weightBytes(st, m, executor.storedBytesPerWeight());
-                }
-            }
-            fresh.add(new PipelineSlot(nextSlotId++, p, devs));
-        }
-        if (fresh.size() != nc.dataParallel()) {
-            for (PipelineSlot s : fresh) {
-                s.close();
-            }
-            fresh.clear();
-        }
-        return new ContextMigration.Result(fresh, dropped, Set.of(), 0, 0, 0, loaded);
     }
 }

@@ -2,6 +2,7 @@ package io.spotserve.engine;
 
 import io.spotserve.clock.EngineClock;
 import io.spotserve.clock.ForwardStep;
+import io.spotserve.exec.DeviceLostException;
 import io.spotserve.exec.DeviceMemoryException;
 import io.spotserve.exec.Pipeline;
 import io.spotserve.model.LlamaConfig;
@@ -43,6 +44,7 @@ final class RequestManager {
     private final MetricsRecorder metrics;
     private final KvParking parking;
     private final ConfigPlanner planner;
+    private final LostDevices losses;
     private final int admissionGroup;
     /** Where dispatchers post the end of a step (the engine's inbox). */
     private final Consumer<Object> inbox;
@@ -59,8 +61,9 @@ final class RequestManager {
     private int interrupted;
 
     RequestManager(LlamaConfig config, EngineClock clock, MetricsRecorder metrics, KvParking parking,
-                   ConfigPlanner planner, int admissionGroup, Consumer<Object> inbox) {
+                   ConfigPlanner planner, LostDevices losses, int admissionGroup, Consumer<Object> inbox) {
         this.config = config;
+        this.losses = losses;
         this.clock = clock;
         this.metrics = metrics;
         this.parking = parking;
@@ -92,6 +95,11 @@ final class RequestManager {
 
     int queued() {
         return queue.size();
+    }
+
+    /** Whether {@code r} waits in the admission queue (it was re-queued already). */
+    boolean isQueued(LiveRequest r) {
+        return queue.contains(r);
     }
 
     boolean hasWaiting() {
@@ -187,19 +195,31 @@ final class RequestManager {
     /** Admits the head of the queue into {@code s}; false if the pipeline has no KV room for it. */
     private boolean admitOne(PipelineSlot s) {
         LiveRequest r = queue.peekFirst();
+        boolean parked = r.parked != null;
+        boolean restored;
         try {
             s.pipeline.openSequence(r.id, r.prompt.length + r.request.maxNewTokens());
+            restored = parked && parking.restore(r, s.pipeline);
         } catch (DeviceMemoryException e) {
             LOG.debug("pipeline {} is full: {}", s.describe(), e.getMessage());
             return false;
-        }
-        if (r.parked != null) {
-            if (parking.restore(r, s.pipeline)) {
-                metrics.migrated(1, 0); // resumes at its committed step with the cache it parked
-            } else {
-                r.restarts++;
+        } catch (RuntimeException e) {
+            DeviceLostException lost = LostDevices.find(e);
+            if (lost == null) {
+                throw e;
+            }
+            deviceLost(s, lost, "admitting request " + r.id);
+            if (parked && r.parked == null) {
+                r.restarts++; // its parked cache was spent on the lost pipeline: it recomputes
                 metrics.restarted(1);
             }
+            return false;
+        }
+        if (restored) {
+            metrics.migrated(1, 0); // resumes at its committed step with the cache it parked
+        } else if (parked) {
+            r.restarts++;
+            metrics.restarted(1);
         }
         queue.pollFirst();
         uncount(r);
@@ -341,8 +361,8 @@ final class RequestManager {
 
     /**
      * Waits for {@code step}, prices it on the clock, samples each finished row with its request's own sampler and
-     * commits; returns how long the pipeline is busy with it (null when it failed: its requests failed, and the
-     * pipeline was retired).
+     * commits; returns how long the pipeline is busy with it (null when it failed: when devices were lost its requests
+     * go back to the queue, see {@link #deviceLost}; on any other failure its requests failed and it was retired).
      */
     private Duration complete(StepInFlight step, Consumer<PipelineSlot> retire) {
         PipelineSlot s = step.slot();
@@ -356,6 +376,11 @@ final class RequestManager {
             error = e;
         }
         s.inFlight = null;
+        DeviceLostException lost = LostDevices.find(error);
+        if (lost != null) {
+            deviceLost(s, lost, "a forward step");
+            return null;
+        }
         if (error != null) {
             LOG.error("forward step failed on pipeline {}; failing its requests", s.describe(), error);
             for (LiveRequest r : new ArrayList<>(s.active)) {
@@ -445,7 +470,7 @@ final class RequestManager {
         parking.release(r);
         if (r.slot != null) {
             r.slot.active.remove(r);
-            r.slot.pipeline.closeSequence(r.id);
+            r.slot.closeSequence(r.id);
             r.slot = null;
         } else if (!queue.remove(r)) {
             scheduled.remove(r);
@@ -515,6 +540,23 @@ final class RequestManager {
         }
     }
 
+    /**
+     * A call into {@code s} found devices gone (a worker died): not the requests' fault, so none fails. They go back
+     * to the front of the queue and recompute from their committed tokens; the pipeline's positions on the lost
+     * instances are marked lost (it is broken: it computes and admits nothing more, while its surviving positions keep
+     * their weights for the next configuration), or all of them when the lost devices are none of its own; the loss
+     * is recorded for the instance manager, which takes those instances out of the fleet and re-plans.
+     */
+    void deviceLost(PipelineSlot s, DeviceLostException e, String during) {
+        Set<String> gone = losses.report(e);
+        LOG.warn("{} on pipeline {} failed: devices {} are lost ({}); its {} requests resume from their committed "
+                + "tokens", during, s.describe(), e.devices(), e.getMessage(), s.active.size());
+        requeue(s);
+        if (s.markLost(gone) == 0 && !s.broken()) {
+            s.markLost(s.instances); // it cannot be trusted to compute any more
+        }
+    }
+
     /** Sends the requests of a pipeline back to the front of the queue, freeing their KV caches. */
     void requeue(PipelineSlot s) {
         List<LiveRequest> back = new ArrayList<>(s.active);
@@ -524,7 +566,7 @@ final class RequestManager {
             if (s.pipeline.length(r.id) == 0) {
                 untouched.add(r);
             }
-            s.pipeline.closeSequence(r.id);
+            s.closeSequence(r.id);
             r.slot = null;
         }
         requeue(back, untouched);

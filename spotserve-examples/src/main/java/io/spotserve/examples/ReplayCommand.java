@@ -11,6 +11,7 @@ import io.spotserve.clock.SystemEngineClock;
 import io.spotserve.exec.Executor;
 import io.spotserve.exec.ExecutorProfiler;
 import io.spotserve.exec.ExecutorProvider;
+import io.spotserve.instance.InstanceProvider;
 import io.spotserve.instance.InstanceType;
 import io.spotserve.instance.TraceInstanceProvider;
 import io.spotserve.model.ModelWeights;
@@ -60,6 +61,12 @@ import picocli.CommandLine.Option;
  * object. Costs and instance-hours are in trace time (engine-clock hours × speed); latencies are wall time.
  * {@code ondemand_only_cost_usd} prices the same instance-hours at the on-demand price (the paper's baseline).
  * Engine logs are at WARN unless {@code -Dorg.slf4j.simpleLogger.defaultLogLevel} says otherwise.
+ *
+ * <p>{@code --workers N} serves on real processes instead of the trace: N worker JVMs on this machine (one 32 MiB
+ * device each, loopback, a fresh random token), one P1M1 pipeline per worker (no planner: no instance can be added).
+ * Once half the requests are submitted and every pipeline runs requests, one worker is SIGKILLed, like a spot VM that
+ * disappears without notice; its requests recompute on the others ({@code interrupted_requests}), none is lost. The
+ * JSON then also carries {@code workers} and {@code killed_worker}.
  */
 @Command(name = "replay", mixinStandardHelpOptions = true, versionProvider = Main.Version.class, sortOptions = false,
         description = "Serves the bundled model on instances that come and go as a spot availability trace says, "
@@ -115,8 +122,13 @@ final class ReplayCommand implements Callable<Integer> {
     int seed = 1;
     @Option(names = "--fixed", description = "one P1M2 pipeline per instance instead of SpotServe's planner")
     boolean fixed;
+    @Option(names = "--workers", paramLabel = "N", description = "serve on N local worker JVMs (2..8) instead of the "
+            + "trace, and SIGKILL one of them mid-replay")
+    int workers;
 
     private final PrintStream out;
+    /** Tokens generated when the kill condition first held (-1: it does not hold). */
+    private long killBaseline = -1;
 
     ReplayCommand(PrintStream out) {
         this.out = out;
@@ -139,8 +151,16 @@ final class ReplayCommand implements Callable<Integer> {
             throw new UsageException(NAME + ": --rate must be a positive finite number, was " + rate);
         }
         Ranges.atLeast(NAME, "--seed", seed, 0);
-        AvailabilityTrace trace = trace(tracePath);
-        double traceSeconds = trace.endTime().toNanos() / 1e9;
+        if (workers != 0) {
+            Ranges.within(NAME, "--workers", workers, 2, 8);
+            if (tracePath != null) {
+                throw new UsageException(NAME + ": --workers replaces the trace (the fleet is the worker JVMs, one of "
+                        + "which is killed mid-replay); give --trace or --workers, not both");
+            }
+            plan = false; // no launcher: the planner could not add instances
+        }
+        AvailabilityTrace trace = workers > 0 ? null : trace(tracePath);
+        double traceSeconds = trace == null ? 0 : trace.endTime().toNanos() / 1e9;
         double arrivalSeconds = requests / rate; // expected arrival of the last request, trace seconds
         double expectedWall = Math.max(traceSeconds, arrivalSeconds) / speed;
         if (expectedWall > MAX_WALL.toSeconds()) {
@@ -158,9 +178,18 @@ final class ReplayCommand implements Callable<Integer> {
         double scale = 1 / speed;
         SystemEngineClock clock = new SystemEngineClock();
         InstanceType spot = new InstanceType("local.2x", 2, 32L << 20, SPOT_PRICE, InstanceType.Market.SPOT);
-        TraceInstanceProvider provider = new TraceInstanceProvider(trace, spot, scaled(GRACE, scale), scale, clock,
-                plan ? spot.on(InstanceType.Market.ON_DEMAND, ON_DEMAND_PRICE) : null);
-        Duration end = scaled(trace.endTime(), scale);
+        LocalWorkerFleet fleet = null;
+        InstanceProvider provider;
+        if (workers > 0) {
+            System.err.println("replay: starting " + workers + " worker JVMs ...");
+            fleet = LocalWorkerFleet.start(workers, 32L << 20, clock::now, Duration.ofSeconds(120));
+            provider = fleet.controller();
+        } else {
+            provider = new TraceInstanceProvider(trace, spot, scaled(GRACE, scale), scale, clock,
+                    plan ? spot.on(InstanceType.Market.ON_DEMAND, ON_DEMAND_PRICE) : null);
+        }
+        Duration end = trace == null ? Duration.ZERO : scaled(trace.endTime(), scale);
+        String killed = null;
 
         Random rnd = new Random(seed);
         List<CompletableFuture<Completion>> futures = new ArrayList<>();
@@ -172,7 +201,11 @@ final class ReplayCommand implements Callable<Integer> {
         if (plan) {
             builder.planning(costModel(checkpoint, files.name(), spot)).targetInstances(12).replanInterval(scaled(Duration.ofSeconds(60), scale));
         }
-        try (ServingEngine engine = builder.build()) {
+        if (fleet != null) {
+            builder.executor(fleet.controller().executor()).parallelism(1, 1);
+        }
+        // the engine closes first (it releases the workers), then the fleet kills what still runs
+        try (LocalWorkerFleet workerFleet = fleet; ServingEngine engine = builder.build()) {
             double arrival = 0; // trace seconds
             for (int i = 0; i < requests; i++) {
                 arrival += -Math.log(1 - rnd.nextDouble()) / rate;
@@ -184,6 +217,7 @@ final class ReplayCommand implements Callable<Integer> {
                 } catch (RequestRejectedException e) {
                     rejected++;
                 }
+                killed = killed != null ? killed : maybeKill(workerFleet, engine, i + 1, false);
             }
             // let the requests finish and the trace play out, bounded in case something hangs
             Duration last = clock.now().plus(Duration.ofSeconds(120));
@@ -191,6 +225,7 @@ final class ReplayCommand implements Callable<Integer> {
             while (clock.now().compareTo(until) < 0
                     && (clock.now().compareTo(end) < 0 || !futures.stream().allMatch(CompletableFuture::isDone))) {
                 progress(clock, engine, futures, trace, speed);
+                killed = killed != null ? killed : maybeKill(workerFleet, engine, requests, true);
                 Thread.sleep(100);
             }
             progress(clock, engine, futures, trace, speed);
@@ -220,7 +255,7 @@ final class ReplayCommand implements Callable<Integer> {
             interrupted += r.interruptedRequests();
         }
         Map<String, Object> json = new LinkedHashMap<>();
-        json.put("trace", trace.source());
+        json.put("trace", trace != null ? trace.source() : "workers:" + workers);
         json.put("speed", speed);
         json.put("wall_s", round(wallSeconds, 3));
         json.put("trace_s", round(m.now().toNanos() / 1e9 * speed, 3));
@@ -244,8 +279,12 @@ final class ReplayCommand implements Callable<Integer> {
         json.put("instance_hours", round(m.instanceHours() * speed, 6));
         json.put("cost_usd", round(m.totalCost() * speed, 6));
         json.put("ondemand_only_cost_usd", round(m.onDemandOnlyCost(ON_DEMAND_PRICE) * speed, 6));
+        if (workers > 0) {
+            json.put("workers", workers);
+            json.put("killed_worker", killed);
+        }
 
-        out.println("replay of " + trace.source() + " at " + speed + "x (" + round(wallSeconds, 1) + " s wall)");
+        out.println("replay of " + json.get("trace") + " at " + speed + "x (" + round(wallSeconds, 1) + " s wall)");
         for (Map.Entry<String, Object> e : json.entrySet()) {
             if (!e.getKey().equals("trace")) {
                 out.printf("  %-24s %s%n", e.getKey(), e.getValue());
@@ -274,6 +313,34 @@ final class ReplayCommand implements Callable<Integer> {
         } catch (IOException e) {
             throw new UsageException(NAME + ": --trace " + file + " cannot be read: " + e.getMessage());
         }
+    }
+
+    /**
+     * {@code replay --workers}: SIGKILLs one worker once half the requests are submitted, every pipeline runs requests
+     * (at the end of the arrivals: any) and about two more steps of every pipeline were generated since, so the victim's
+     * requests hold computed KV caches; returns its instance id, or null when not yet.
+     */
+    private String maybeKill(LocalWorkerFleet fleet, ServingEngine engine, int submitted, boolean arrivalsDone)
+            throws IOException, InterruptedException {
+        if (fleet == null) {
+            return null;
+        }
+        EngineMetrics m = engine.metrics();
+        int running = m.running();
+        if (submitted < (requests + 1) / 2 || running < (arrivalsDone ? 1 : workers)) {
+            killBaseline = -1;
+            return null;
+        }
+        if (killBaseline < 0) {
+            killBaseline = m.generatedTokens();
+        }
+        if (m.generatedTokens() < killBaseline + 2L * running) {
+            return null;
+        }
+        String id = fleet.killOne(Duration.ofSeconds(30));
+        System.err.println();
+        System.err.println("replay: killed worker " + id + " (SIGKILL) with " + running + " requests running");
+        return id;
     }
 
     private static Duration scaled(Duration traceTime, double scale) {
@@ -308,9 +375,11 @@ final class ReplayCommand implements Callable<Integer> {
                                  List<CompletableFuture<Completion>> futures, AvailabilityTrace trace, double speed) {
         EngineMetrics m = engine.metrics();
         double t = clock.now().toNanos() / 1e9 * speed;
+        long instances = trace != null ? trace.instanceCountAt(Duration.ofNanos(Math.round(t * 1e9)))
+                : m.instances().stream().filter(i -> i.state() == EngineMetrics.InstanceUsage.State.RUNNING).count();
         System.err.printf("\r[trace %6.0f / %.0f s] instances=%2d submitted=%d completed=%d running=%d queued=%d "
-                        + "reconfigurations=%d   ", t, trace.endTime().toNanos() / 1e9,
-                trace.instanceCountAt(Duration.ofNanos(Math.round(t * 1e9))), futures.size(), m.completed(),
+                        + "reconfigurations=%d   ", t, trace != null ? trace.endTime().toNanos() / 1e9 : 0.0,
+                instances, futures.size(), m.completed(),
                 m.running(), m.queued(), m.reconfigurations().size());
     }
 }

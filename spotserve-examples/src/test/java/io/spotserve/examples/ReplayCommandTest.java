@@ -14,7 +14,9 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
 
 /** {@code replay} serves the bundled model through the paper's trace A_S without losing a request. */
 class ReplayCommandTest {
@@ -81,10 +83,30 @@ class ReplayCommandTest {
         }
     }
 
+    /**
+     * {@code --workers 3}: three worker JVMs serve; one is SIGKILLed mid-replay with requests running on it. They
+     * recompute on the other two: interrupted, never failed or lost.
+     */
+    @Test
+    @Timeout(value = 300, unit = TimeUnit.SECONDS)
+    void replayOnWorkerProcessesSurvivesAKilledWorkerWithoutLosingARequest() {
+        Result r = run("replay", "--workers", "3", "--requests", "24", "--rate", "4", "--speed", "20");
+        JsonObject json = allCompleted(r, 24);
+        assertEquals("workers:3", json.get("trace").getAsString(), r.out);
+        assertEquals(3, json.get("workers").getAsInt(), r.out);
+        assertTrue(json.has("killed_worker") && json.get("killed_worker").getAsString().startsWith("worker-"), r.out);
+        assertTrue(json.get("interrupted_requests").getAsInt() > 0, r.out);
+        assertEquals(json.get("interrupted_requests").getAsInt(), json.get("restarts").getAsInt(), r.out);
+        assertTrue(json.get("reconfigurations").getAsInt() >= 2, "the start, then the re-plan without the killed worker: "
+                + r.out);
+    }
+
     @Test
     void badArgumentsAreOneLineAndExitTwo() {
         for (String[] args : new String[][] {{"replay", "--speed", "0"}, {"replay", "--rate", "x"},
-            {"replay", "--requests", "0"}, {"replay", "--trace", "/no/such/trace.txt"}, {"replay", "--bogus", "1"}}) {
+            {"replay", "--requests", "0"}, {"replay", "--trace", "/no/such/trace.txt"}, {"replay", "--bogus", "1"},
+            {"replay", "--workers", "1"}, {"replay", "--workers", "9"},
+            {"replay", "--workers", "2", "--trace", "/no/such/trace.txt"}}) {
             Result r = run(args);
             assertEquals(2, r.code, Arrays.toString(args) + ": " + r.err);
             assertEquals(1, r.err.strip().split("\n").length, r.err);

@@ -240,6 +240,12 @@ public final class RemoteExecutor implements Executor {
             default: {
                 // UNAVAILABLE, CANCELLED, DEADLINE_EXCEEDED, INTERNAL...: a process or its connection is gone
                 requireLive(involved, e);
+                if (involved.size() > 1 && provider.awaitDeath(involved)) {
+                    // a step relayed through several workers fails on all of them when one dies: only the one the
+                    // provider declares dead (at once for a dropped connection, within the lease for a hung one)
+                    // is lost, so an engine keeps serving on the others
+                    requireLive(involved, e);
+                }
                 List<DeviceId> all = new ArrayList<>();
                 for (RemoteInstanceProvider.WorkerLink w : involved) {
                     for (int g = 0; g < w.devices; g++) {

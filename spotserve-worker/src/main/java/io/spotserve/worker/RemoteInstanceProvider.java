@@ -23,9 +23,12 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.function.IntConsumer;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
@@ -122,6 +125,35 @@ public final class RemoteInstanceProvider implements InstanceProvider {
     synchronized WorkerLink live(String instanceId) {
         WorkerLink w = workers.get(instanceId);
         return w == null || w.dead ? null : w;
+    }
+
+    /**
+     * Waits until one of {@code links} is declared dead, at most until a hung worker's lease would have expired (a
+     * killed worker's dropped connection is seen at once); returns whether one was.
+     */
+    boolean awaitDeath(List<WorkerLink> links) {
+        if (closed) {
+            return false;
+        }
+        CompletableFuture<Void> any = new CompletableFuture<>();
+        Context.CancellationListener onDeath = ctx -> any.complete(null);
+        for (WorkerLink w : links) {
+            w.calls.addListener(onDeath, Runnable::run);
+        }
+        long waitMs = cfg.leaseTimeout.toMillis() * 3 / 2 + 100;
+        try {
+            any.get(waitMs, TimeUnit.MILLISECONDS);
+            return true;
+        } catch (TimeoutException | ExecutionException e) {
+            return false;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
+        } finally {
+            for (WorkerLink w : links) {
+                w.calls.removeListener(onDeath);
+            }
+        }
     }
 
     /** Declares a worker dead (lease expired, released, or its connection failed): fence, cancel, report. */
