@@ -28,11 +28,27 @@ import java.util.Map;
  *       when one position is both and the model shares the classifier, one array serves both);</li>
  *   <li>per open sequence: K and V for every local layer, [layer][K|V][capacity][hkv·hs].</li>
  * </ul>
+ * With {@link io.spotserve.exec.WeightPrecision#Q8_0} weights, each layer matrix (and the embedding / classifier
+ * rows) whose shard falls on whole 32-weight blocks is kept instead as GGUF Q8_0 blocks ({@link Q8Blocks}, 34 bytes
+ * per 32 weights) in one byte array per layer, the norms staying in the float block; its matmuls quantize the
+ * activations per block and run {@link Kernels#matmulQ8}. A matrix whose shard split does not fall on blocks (wo
+ * when a shard's heads span a partial block, w2 when its hidden units do, everything when dim is not a multiple of
+ * 32) stays fp32 on that position, and the reason is logged. Import and export still speak canonical floats:
+ * importing quantizes (exact for values that came from Q8_0 blocks of the same alignment: requantizing dequantized
+ * blocks gives the same bytes), exporting dequantizes. A migrated piece that covers part of a block is staged in a
+ * transient float copy of that matrix until the layer is complete, so pieces of any split reassemble exactly.
  * The forward math mirrors llama2.c's run.c: RMSNorm (eps 1e-5, float sum of squares), RoPE per pair with
  * frequency 1/10000^(i/hs), grouped-query attention with scores divided by sqrt(hs) and a max-shifted
  * softmax, SwiGLU FFN. Partial outputs of wo and w2 are left in {@link #part} for the pipeline's all-reduce.
  */
 final class StageShard implements PipelinePosition {
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(StageShard.class);
+    static final String[] MATRIX_LABELS = {"wq/wk/wv", "wo", "w1/w3", "w2"};
+    /** Layer matrices, by index into the per-matrix tables. */
+    private static final int QKV = 0;
+    private static final int WO = 1;
+    private static final int W13 = 2;
+    private static final int W2 = 3;
     private static final int PARALLEL_MIN_MACS = 1 << 15;
     /**
      * Hidden units per w1/w3 block of the fused up-projection: 2·32 rows, a multiple of the packed blocks
@@ -68,16 +84,28 @@ final class StageShard implements PipelinePosition {
     /** RMSNorm epsilon from the config (llama2.c: 1e-5). */
     private final float eps;
     private final int qkvRows;
-    private final int offQkv;
-    private final int offWo;
-    private final int offW13;
-    private final int offW2;
+    /** Per layer matrix (QKV, WO, W13, W2): rows, columns, whether kept as Q8_0 blocks, offset (floats or bytes). */
+    private final int[] matRows = new int[4];
+    private final int[] matCols = new int[4];
+    private final boolean[] q8 = new boolean[4];
+    private final int[] matOff = new int[4];
+    /** Whether the embedding / classifier rows are Q8_0 blocks. */
+    private final boolean q8Vocab;
+    /** With Q8_0 weights: the matrices kept fp32 because this shard splits their blocks, and their columns. */
+    final String fallback;
     final int layerFloats;
+    /** Bytes of the Q8_0 matrices of one layer (0 when none is Q8_0). */
+    final int layerBytes;
 
     private final WeightCoverage coverage;
     private final float[][] layerW;
+    private final byte[][] layerQ;
+    /** Float copies of Q8_0 matrices being assembled from pieces that split blocks: [matrix][local layer]. */
+    private final float[][][] staging = new float[4][][];
     private float[] embedding;
     private float[] classifier;
+    private byte[] embeddingQ;
+    private byte[] classifierQ;
     private float[] finalNorm;
     private final Map<Long, Kv> kv = new HashMap<>();
 
@@ -104,6 +132,9 @@ final class StageShard implements PipelinePosition {
     private final float[] hb;
     private final float[][] scores;
     private final float[] logitScratch;
+    /** Quantized activations of the current Q8_0 matmul: quants [maxBatch][n] and per-block scales. */
+    private final byte[] qx;
+    private final float[] dx;
     private final float[][] kvOf;
     private final int[] capOf;
     private final int[] posOf;
@@ -111,11 +142,12 @@ final class StageShard implements PipelinePosition {
 
     private final MatmulTask matmul = new MatmulTask();
     private final PackedMatmulTask packedMatmul = new PackedMatmulTask();
+    private final Q8MatmulTask q8Matmul = new Q8MatmulTask();
     private final FfnUpTask ffnUp = new FfnUpTask();
     private final AttentionTask attention = new AttentionTask();
 
     StageShard(ShardLayout layout, int stage, int shard, CpuDevice device, Kernels kernels, WorkerPool pool,
-               float[] rope, int maxBatch, int packMinColumns) {
+               float[] rope, int maxBatch, int packMinColumns, boolean keepQ8) {
         this.device = device;
         this.c = layout.config();
         this.stage = stage;
@@ -145,14 +177,47 @@ final class StageShard implements PipelinePosition {
         group = c.kvGroupSize();
         eps = c.normEps();
         qkvRows = qDim + 2 * kvDim;
-        offQkv = 2 * dim;
-        offWo = offQkv + qkvRows * dim;
-        offW13 = offWo + dim * qDim;
-        offW2 = offW13 + 2 * f * dim;
-        layerFloats = offW2 + dim * f;
+        int[] rows = {qkvRows, dim, 2 * f, dim};
+        int[] cols = {dim, qDim, dim, f};
+        // a Q8_0 matrix's blocks must be the file's blocks: its first column and its width on whole blocks
+        int[] firstCol = {0, heads.from() * hs, 0, hidden.from()};
+        int floats = 2 * dim;
+        int bytes = 0;
+        StringBuilder fallback = new StringBuilder();
+        for (int m = 0; m < 4; m++) {
+            matRows[m] = rows[m];
+            matCols[m] = cols[m];
+            q8[m] = keepQ8 && Q8Blocks.aligned(cols[m]) && Q8Blocks.aligned(firstCol[m]);
+            if (q8[m]) {
+                matOff[m] = bytes;
+                bytes = Math.addExact(bytes, Math.toIntExact(Q8Blocks.matrixBytes(rows[m], cols[m])));
+            } else {
+                matOff[m] = floats;
+                floats = Math.addExact(floats, Math.multiplyExact(rows[m], cols[m]));
+                if (keepQ8) {
+                    fallback.append(fallback.length() == 0 ? "" : "; ").append(MATRIX_LABELS[m]).append(": columns [")
+                            .append(firstCol[m]).append(", ").append(firstCol[m] + cols[m]).append(")");
+                }
+            }
+        }
+        layerFloats = floats;
+        layerBytes = bytes;
+        q8Vocab = keepQ8 && Q8Blocks.aligned(dim);
+        if (keepQ8 && !q8Vocab) {
+            fallback.append(fallback.length() == 0 ? "" : "; ").append("embedding/classifier: dim ").append(dim);
+        }
+        this.fallback = fallback.toString();
+        if (!this.fallback.isEmpty()) {
+            LOG.debug("stage {} shard {} of {}: keeping fp32 instead of Q8_0 for matrices whose shard does not fall on "
+                    + "whole 32-weight blocks ({})", stage, shard, layout, fallback);
+        }
 
         int nl = layers.length();
         layerW = new float[nl][];
+        layerQ = new byte[nl][];
+        for (int m = 0; m < 4; m++) {
+            staging[m] = new float[nl][];
+        }
 
         xb = new float[maxBatch * dim];
         qkv = new float[maxBatch * qkvRows];
@@ -162,6 +227,10 @@ final class StageShard implements PipelinePosition {
         hb = new float[maxBatch * f];
         scores = new float[pool.threads()][c.seqLen()];
         logitScratch = last ? new float[maxBatch * vocab.length()] : null;
+        boolean anyQ8 = layerBytes > 0 || q8Vocab;
+        int maxCols = Math.max(dim, Math.max(qDim, f));
+        qx = anyQ8 ? new byte[maxBatch * maxCols] : null;
+        dx = anyQ8 ? new float[maxBatch * (maxCols / Q8Blocks.BLOCK + 1)] : null;
         kvOf = new float[maxBatch][];
         capOf = new int[maxBatch];
         posOf = new int[maxBatch];
@@ -189,28 +258,59 @@ final class StageShard implements PipelinePosition {
     @Override
     public long allocationBytes(ContextSlice slice) {
         if (slice instanceof ContextSlice.Embedding) {
-            return embedding == null ? (long) vocab.length() * dim * Float.BYTES : 0;
+            return hasEmbedding() ? 0 : vocabBytes();
         } else if (slice instanceof ContextSlice.Classifier) {
-            boolean present = aliasClassifier ? embedding != null : classifier != null;
-            return present ? 0 : (long) vocab.length() * dim * Float.BYTES;
+            boolean present = aliasClassifier ? hasEmbedding() : classifier != null || classifierQ != null;
+            return present ? 0 : vocabBytes();
         } else if (slice instanceof ContextSlice.FinalNorm) {
             return finalNorm == null ? (long) dim * Float.BYTES : 0;
         } else if (slice instanceof ContextSlice.LayerWeights w) {
-            return layerW[w.layer() - layers.from()] == null ? (long) layerFloats * Float.BYTES : 0;
+            return layerW[w.layer() - layers.from()] == null ? (long) layerFloats * Float.BYTES + layerBytes : 0;
         }
         return 0;
     }
 
+    private boolean hasEmbedding() {
+        return embedding != null || embeddingQ != null;
+    }
+
+    /** Bytes of this position's embedding (or classifier) rows as stored. */
+    private long vocabBytes() {
+        return q8Vocab ? Q8Blocks.matrixBytes(vocab.length(), dim) : (long) vocab.length() * dim * Float.BYTES;
+    }
+
     /** Bytes all of this position's weights take. */
     long weightStorageBytes() {
-        long floats = (long) layerW.length * layerFloats;
+        long bytes = (long) layerW.length * ((long) layerFloats * Float.BYTES + layerBytes);
         if (first) {
-            floats += (long) vocab.length() * dim;
+            bytes += vocabBytes();
         }
         if (last) {
-            floats += dim + (aliasClassifier ? 0 : (long) vocab.length() * dim);
+            bytes += (long) dim * Float.BYTES + (aliasClassifier ? 0 : vocabBytes());
         }
-        return floats * Float.BYTES;
+        return bytes;
+    }
+
+    /** Whether layer matrix {@code m} (0 wq/wk/wv, 1 wo, 2 w1/w3, 3 w2) is kept as Q8_0 blocks here. */
+    boolean q8(int m) {
+        return q8[m];
+    }
+
+    /** Whether the embedding / classifier rows are kept as Q8_0 blocks here. */
+    boolean q8Vocab() {
+        return q8Vocab;
+    }
+
+    /** Whether some Q8_0 matrix is being assembled in floats from pieces that split its blocks. */
+    boolean assembling() {
+        for (float[][] m : staging) {
+            for (float[] l : m) {
+                if (l != null) {
+                    return true;
+                }
+            }
+        }
+        return false;
     }
 
     /** {@link PackedRows} lanes of a layer matrix of {@code n} columns. */
@@ -228,23 +328,16 @@ final class StageShard implements PipelinePosition {
     @Override
     public void transfer(ContextSlice slice, float[] canon, boolean importing) {
         if (slice instanceof ContextSlice.Embedding e) {
-            if (importing && embedding == null) {
-                embedding = device.allocate("token embedding rows " + vocab + " of stage " + stage, vocab.length() * dim);
-                if (aliasClassifier) {
-                    classifier = embedding;
-                }
+            if (importing && !hasEmbedding()) {
+                allocateVocab(true, "token embedding rows " + vocab + " of stage " + stage);
             }
-            rows(embedding, (e.vocab().from() - vocab.from()) * dim, canon, 0, e.vocab().length() * dim, importing);
+            vocabRows(true, e.vocab(), canon, importing);
         } else if (slice instanceof ContextSlice.Classifier k) {
-            if (importing && classifier == null) {
-                if (aliasClassifier) {
-                    embedding = device.allocate("token embedding / classifier rows " + vocab, vocab.length() * dim);
-                    classifier = embedding;
-                } else {
-                    classifier = device.allocate("classifier rows " + vocab, vocab.length() * dim);
-                }
+            if (importing && classifier == null && classifierQ == null) {
+                allocateVocab(aliasClassifier, aliasClassifier ? "token embedding / classifier rows " + vocab
+                        : "classifier rows " + vocab);
             }
-            rows(classifier, (k.vocab().from() - vocab.from()) * dim, canon, 0, k.vocab().length() * dim, importing);
+            vocabRows(false, k.vocab(), canon, importing);
         } else if (slice instanceof ContextSlice.FinalNorm) {
             if (importing && finalNorm == null) {
                 finalNorm = device.allocate("final norm", dim);
@@ -257,47 +350,150 @@ final class StageShard implements PipelinePosition {
         }
         if (importing) {
             coverage.mark(slice);
+            if (slice instanceof ContextSlice.LayerWeights w && coverage.layerComplete(w.layer() - layers.from())) {
+                dropStaging(w.layer() - layers.from());
+            }
+        }
+    }
+
+    private void dropStaging(int l) {
+        for (int m = 0; m < 4; m++) {
+            staging[m][l] = null;
         }
     }
 
     private void transferLayer(ContextSlice.LayerWeights w, float[] canon, boolean importing) {
         int l = w.layer() - layers.from();
         if (importing && layerW[l] == null) {
-            layerW[l] = device.allocate("layer " + w.layer() + " heads " + heads + " hidden " + hidden, layerFloats);
+            String what = "layer " + w.layer() + " heads " + heads + " hidden " + hidden;
+            float[] block = device.allocate(what, layerFloats);
+            if (layerBytes > 0) {
+                try {
+                    layerQ[l] = device.allocateBytes(what + " (Q8_0 blocks)", layerBytes);
+                } catch (RuntimeException e) {
+                    device.free(block);
+                    throw e;
+                }
+            }
+            layerW[l] = block;
         }
-        float[] block = layerW[l];
         int sh0 = w.heads().from() - heads.from();   // local first head of the slice
         int nh = w.heads().length();
         int skv0 = w.kvHeads(c).from() - kvHeads.from();
         int nkv = w.kvHeads(c).length();
         int sf0 = w.hidden().from() - hidden.from();
         int nf = w.hidden().length();
-        int lanes = lanesFor(dim);
         int o = 0;
-        rows(block, 0, canon, o, 2 * dim, importing);                                       // rms_att, rms_ffn
+        rows(layerW[l], 0, canon, o, 2 * dim, importing);                                   // rms_att, rms_ffn
         o += 2 * dim;
-        PackedRows.rows(block, offQkv, qkvRows, dim, lanes, sh0 * hs, nh * hs, canon, o, importing);     // wq rows
-        o += nh * hs * dim;
-        PackedRows.rows(block, offQkv, qkvRows, dim, lanes, qDim + skv0 * hs, nkv * hs, canon, o, importing); // wk
-        o += nkv * hs * dim;
-        PackedRows.rows(block, offQkv, qkvRows, dim, lanes, qDim + kvDim + skv0 * hs, nkv * hs, canon, o,
-                importing);                                                                 // wv rows
-        o += nkv * hs * dim;
+        o = matrixRows(QKV, l, sh0 * hs, nh * hs, canon, o, importing);                     // wq rows
+        o = matrixRows(QKV, l, qDim + skv0 * hs, nkv * hs, canon, o, importing);            // wk rows
+        o = matrixRows(QKV, l, qDim + kvDim + skv0 * hs, nkv * hs, canon, o, importing);    // wv rows
         for (int r = 0; r < dim; r++) {                                                      // wo columns
-            PackedRows.segment(block, offWo, dim, qDim, lanesFor(qDim), r, sh0 * hs, canon, o, nh * hs, importing);
+            segment(WO, l, r, sh0 * hs, canon, o, nh * hs, importing);
             o += nh * hs;
         }
         for (int k = 0; k < nf; k++) {                                                       // w1 rows
-            PackedRows.segment(block, offW13, 2 * f, dim, lanes, w13Row(sf0 + k, false), 0, canon, o, dim, importing);
+            segment(W13, l, w13Row(sf0 + k, false), 0, canon, o, dim, importing);
             o += dim;
         }
         for (int k = 0; k < nf; k++) {                                                       // w3 rows
-            PackedRows.segment(block, offW13, 2 * f, dim, lanes, w13Row(sf0 + k, true), 0, canon, o, dim, importing);
+            segment(W13, l, w13Row(sf0 + k, true), 0, canon, o, dim, importing);
             o += dim;
         }
         for (int r = 0; r < dim; r++) {                                                      // w2 columns
-            PackedRows.segment(block, offW2, dim, f, lanesFor(f), r, sf0, canon, o, nf, importing);
+            segment(W2, l, r, sf0, canon, o, nf, importing);
             o += nf;
+        }
+    }
+
+    /** Whole rows {@code [r0, r0 + count)} of layer matrix {@code m}, contiguous in {@code canon} from {@code o}. */
+    private int matrixRows(int m, int l, int r0, int count, float[] canon, int o, boolean importing) {
+        int n = matCols[m];
+        for (int r = 0; r < count; r++, o += n) {
+            segment(m, l, r0 + r, 0, canon, o, n, importing);
+        }
+        return o;
+    }
+
+    /** Columns {@code [j0, j0 + len)} of row {@code r} of layer matrix {@code m} of local layer {@code l}, in or out. */
+    private void segment(int m, int l, int r, int j0, float[] canon, int cOff, int len, boolean importing) {
+        int n = matCols[m];
+        if (!q8[m]) {
+            PackedRows.segment(layerW[l], matOff[m], matRows[m], n, lanesFor(n), r, j0, canon, cOff, len, importing);
+            return;
+        }
+        byte[] q = layerQ[l];
+        int rowAt = matOff[m] + r * Q8Blocks.rowBytes(n);
+        float[] st = staging[m][l];
+        boolean whole = Q8Blocks.aligned(j0) && Q8Blocks.aligned(len);
+        if (importing) {
+            if (st == null && whole) {
+                Q8Blocks.quantize(canon, cOff, len, q, rowAt + j0 / Q8Blocks.BLOCK * Q8Blocks.BLOCK_BYTES);
+                return;
+            }
+            if (st == null) { // a piece that splits blocks: assemble this matrix in floats until the layer is complete
+                st = new float[matRows[m] * n];
+                for (int i = 0; i < matRows[m]; i++) {
+                    Q8Blocks.dequantize(q, matOff[m] + i * Q8Blocks.rowBytes(n), n, st, i * n);
+                }
+                staging[m][l] = st;
+            }
+            System.arraycopy(canon, cOff, st, r * n + j0, len);
+            int k0 = j0 / Q8Blocks.BLOCK;
+            int k1 = (j0 + len + Q8Blocks.BLOCK - 1) / Q8Blocks.BLOCK;
+            Q8Blocks.quantize(st, r * n + k0 * Q8Blocks.BLOCK, (k1 - k0) * Q8Blocks.BLOCK, q,
+                    rowAt + k0 * Q8Blocks.BLOCK_BYTES);
+        } else if (st != null) {
+            System.arraycopy(st, r * n + j0, canon, cOff, len);
+        } else if (whole) {
+            Q8Blocks.dequantize(q, rowAt + j0 / Q8Blocks.BLOCK * Q8Blocks.BLOCK_BYTES, len, canon, cOff);
+        } else {
+            int k0 = j0 / Q8Blocks.BLOCK;
+            int k1 = (j0 + len + Q8Blocks.BLOCK - 1) / Q8Blocks.BLOCK;
+            float[] tmp = new float[(k1 - k0) * Q8Blocks.BLOCK];
+            Q8Blocks.dequantize(q, rowAt + k0 * Q8Blocks.BLOCK_BYTES, tmp.length, tmp, 0);
+            System.arraycopy(tmp, j0 - k0 * Q8Blocks.BLOCK, canon, cOff, len);
+        }
+    }
+
+    /** Allocates the embedding rows ({@code embedding}) or the classifier rows, aliased when {@code shared}. */
+    private void allocateVocab(boolean embeddingRows, String what) {
+        boolean shared = aliasClassifier;
+        if (q8Vocab) {
+            byte[] b = device.allocateBytes(what + " (Q8_0 blocks)", Math.toIntExact(vocabBytes()));
+            if (embeddingRows || shared) {
+                embeddingQ = b;
+            }
+            if (!embeddingRows || shared) {
+                classifierQ = b;
+            }
+        } else {
+            float[] a = device.allocate(what, vocab.length() * dim);
+            if (embeddingRows || shared) {
+                embedding = a;
+            }
+            if (!embeddingRows || shared) {
+                classifier = a;
+            }
+        }
+    }
+
+    /** Copies vocabulary rows {@code range} of the embedding (or classifier) in or out. */
+    private void vocabRows(boolean embeddingRows, IndexRange range, float[] canon, boolean importing) {
+        int r0 = range.from() - vocab.from();
+        if (!q8Vocab) {
+            rows(embeddingRows ? embedding : classifier, r0 * dim, canon, 0, range.length() * dim, importing);
+            return;
+        }
+        byte[] q = embeddingRows ? embeddingQ : classifierQ;
+        int rb = Q8Blocks.rowBytes(dim);
+        for (int r = 0; r < range.length(); r++) {
+            if (importing) {
+                Q8Blocks.quantize(canon, r * dim, dim, q, (r0 + r) * rb);
+            } else {
+                Q8Blocks.dequantize(q, (r0 + r) * rb, dim, canon, r * dim);
+            }
         }
     }
 
@@ -360,28 +556,42 @@ final class StageShard implements PipelinePosition {
         coverage.unmark(slice);
         if (slice instanceof ContextSlice.Embedding) {
             if (!aliasClassifier || !coverage.anyClassifier()) {
-                device.free(embedding);
-                embedding = null;
-                if (aliasClassifier) {
-                    classifier = null;
-                }
+                freeEmbedding();
             }
         } else if (slice instanceof ContextSlice.Classifier) {
             if (!aliasClassifier) {
                 device.free(classifier);
+                device.free(classifierQ);
                 classifier = null;
+                classifierQ = null;
             } else if (!coverage.anyEmbedding()) {
-                device.free(embedding);
-                embedding = null;
-                classifier = null;
+                freeEmbedding();
             }
         } else if (slice instanceof ContextSlice.FinalNorm) {
             device.free(finalNorm);
             finalNorm = null;
         } else if (slice instanceof ContextSlice.LayerWeights w) {
-            int l = w.layer() - layers.from();
-            device.free(layerW[l]);
-            layerW[l] = null;
+            freeLayer(w.layer() - layers.from());
+        }
+    }
+
+    private void freeLayer(int l) {
+        device.free(layerW[l]);
+        device.free(layerQ[l]);
+        layerW[l] = null;
+        layerQ[l] = null;
+        dropStaging(l);
+    }
+
+    /** Frees the embedding rows (and the classifier, when they are the same rows). */
+    private void freeEmbedding() {
+        device.free(embedding);
+        device.free(embeddingQ);
+        embedding = null;
+        embeddingQ = null;
+        if (aliasClassifier) {
+            classifier = null;
+            classifierQ = null;
         }
     }
 
@@ -392,16 +602,21 @@ final class StageShard implements PipelinePosition {
             removeSequence(id);
         }
         for (int l = 0; l < layerW.length; l++) {
-            device.free(layerW[l]);
-            layerW[l] = null;
+            freeLayer(l);
         }
         device.free(embedding);
+        device.free(embeddingQ);
         if (classifier != embedding) {
             device.free(classifier);
+        }
+        if (classifierQ != embeddingQ) {
+            device.free(classifierQ);
         }
         device.free(finalNorm);
         embedding = null;
         classifier = null;
+        embeddingQ = null;
+        classifierQ = null;
         finalNorm = null;
         coverage.clear();
     }
@@ -424,7 +639,11 @@ final class StageShard implements PipelinePosition {
         if (!vocab.contains(token)) {
             return false;
         }
-        System.arraycopy(embedding, (token - vocab.from()) * dim, x, xOff, dim);
+        if (q8Vocab) {
+            Q8Blocks.dequantize(embeddingQ, (token - vocab.from()) * Q8Blocks.rowBytes(dim), dim, x, xOff);
+        } else {
+            System.arraycopy(embedding, (token - vocab.from()) * dim, x, xOff, dim);
+        }
         return true;
     }
 
@@ -435,7 +654,7 @@ final class StageShard implements PipelinePosition {
         for (int b = 0; b < n; b++) {
             rmsnorm(xb, b * dim, x, b * dim, w, 0, dim, eps);
         }
-        layerMatmul(w, offQkv, dim, qkvRows, xb, dim, n, qkv, qkvRows);
+        matmul(QKV, l, xb, dim, n, qkv, qkvRows);
         int half = hs / 2;
         for (int b = 0; b < n; b++) {
             int pos = posOf[b];
@@ -460,7 +679,7 @@ final class StageShard implements PipelinePosition {
             work += (long) (posOf[b] + 1) * qDim * 2;
         }
         pool.parallelFor(n * hq, work >= PARALLEL_MIN_MACS, attention);
-        layerMatmul(w, offWo, qDim, dim, att, qDim, n, part, dim);
+        matmul(WO, l, att, qDim, n, part, dim);
     }
 
     private static void rotate(float[] v, int i, float fcr, float fci) {
@@ -477,6 +696,7 @@ final class StageShard implements PipelinePosition {
      */
     private final class FfnUpTask implements WorkerPool.Body {
         float[] w;
+        byte[] wq;
 
         @Override
         public void run(int worker, int from, int to) {
@@ -485,10 +705,12 @@ final class StageShard implements PipelinePosition {
             int u1 = Math.min(f, to * UNIT_BLOCK);
             int r0 = 2 * u0;
             int r1 = 2 * u1;
-            if (lanesFor(dim) == 0) {
-                kernels.matmul(w, offW13, dim, r0, r1, xb, dim, batch, h13, 0, rows);
+            if (q8[W13]) {
+                kernels.matmulQ8(wq, matOff[W13], dim, r0, r1, qx, dx, batch, h13, 0, rows);
+            } else if (lanesFor(dim) == 0) {
+                kernels.matmul(w, matOff[W13], dim, r0, r1, xb, dim, batch, h13, 0, rows);
             } else {
-                kernels.matmulPacked(w, offW13, dim, rows, r0, r1, xb, dim, batch, h13, 0, rows);
+                kernels.matmulPacked(w, matOff[W13], dim, rows, r0, r1, xb, dim, batch, h13, 0, rows);
             }
             for (int b = 0; b < batch; b++) {
                 for (int u = u0; u < u1; u += UNIT_BLOCK) {
@@ -532,9 +754,14 @@ final class StageShard implements PipelinePosition {
         }
         FfnUpTask t = ffnUp;
         t.w = w;
+        t.wq = layerQ[l];
+        if (q8[W13]) {
+            Q8Blocks.quantizeActivations(xb, dim, n, dim, qx, dx);
+        }
         pool.parallelFor((f + UNIT_BLOCK - 1) / UNIT_BLOCK, 2L * f * dim * n >= PARALLEL_MIN_MACS, t);
         t.w = null;
-        layerMatmul(w, offW2, f, dim, hb, f, n, part, dim);
+        t.wq = null;
+        matmul(W2, l, hb, f, n, part, dim);
     }
 
     /**
@@ -553,13 +780,57 @@ final class StageShard implements PipelinePosition {
             return;
         }
         int v = vocab.length();
-        runMatmul(classifier, 0, dim, v, xb, dim, k, logitScratch, v);
+        if (q8Vocab) {
+            runQ8Matmul(classifierQ, 0, dim, v, xb, dim, k, logitScratch, v);
+        } else {
+            runMatmul(classifier, 0, dim, v, xb, dim, k, logitScratch, v);
+        }
         k = 0;
         for (int b = 0; b < batch; b++) {
             if (out[b] != null) {
                 System.arraycopy(logitScratch, k * v, out[b], vocab.from(), v);
                 k++;
             }
+        }
+    }
+
+    /** Layer matrix {@code m} of local layer {@code l} times {@code count} activation vectors: Q8_0 or float. */
+    private void matmul(int m, int l, float[] x, int xStride, int count, float[] out, int outStride) {
+        if (q8[m]) {
+            runQ8Matmul(layerQ[l], matOff[m], matCols[m], matRows[m], x, xStride, count, out, outStride);
+        } else {
+            layerMatmul(layerW[l], matOff[m], matCols[m], matRows[m], x, xStride, count, out, outStride);
+        }
+    }
+
+    /** Quantizes the activations per block, then multiplies the Q8_0 rows, split among threads by rows. */
+    private void runQ8Matmul(byte[] w, int wOff, int n, int rows, float[] x, int xStride, int count, float[] out,
+                             int outStride) {
+        Q8Blocks.quantizeActivations(x, xStride, count, n, qx, dx);
+        Q8MatmulTask t = q8Matmul;
+        t.w = w;
+        t.wOff = wOff;
+        t.n = n;
+        t.batch = count;
+        t.out = out;
+        t.outStride = outStride;
+        pool.parallelFor(rows, (long) rows * n * count >= PARALLEL_MIN_MACS, t);
+        t.w = null;
+        t.out = null;
+    }
+
+    /** Rows of one Q8_0 matmul per chunk, on the quantized activations in {@link #qx} / {@link #dx}. */
+    private final class Q8MatmulTask implements WorkerPool.Body {
+        byte[] w;
+        int wOff;
+        int n;
+        int batch;
+        float[] out;
+        int outStride;
+
+        @Override
+        public void run(int worker, int from, int to) {
+            kernels.matmulQ8(w, wOff, n, from, to, qx, dx, batch, out, 0, outStride);
         }
     }
 
