@@ -40,9 +40,9 @@ import org.junit.jupiter.api.io.TempDir;
  * same file dequantized to fp32 under every (P, M), and survives migration between layouts whose splits cut blocks.
  *
  * <p>Reference: the fp32 pipeline on the same file's dequantized values. The Q8_0 pipeline differs from it only by
- * the per-block quantization of activations (llama.cpp's Q8_0 × Q8_0 scheme), so logits move by a little (measured
- * below 0.1 on stories260K; bounded here by {@link #LOGIT_TOLERANCE}) and greedy tokens agree wherever the fp32
- * top-two margin exceeds twice that. Exact greedy equality over {@link #STEPS} steps is also asserted for every
+ * the per-block quantization of activations (llama.cpp's Q8_0 × Q8_0 scheme), so logits move by a little
+ * (0.33 at most on stories260K over 3 prompts × 100 positions; bounded here by {@link #LOGIT_TOLERANCE}) and the
+ * greedy token agrees wherever the fp32 top-two margin exceeds twice the step's largest logit change. Exact greedy equality over {@link #STEPS} steps is also asserted for every
  * layout: it held here for 200 steps at M ≤ 2 and for 71 at M = 4, and can fail only if a near-tie (a top-two
  * margin below the quantization noise) lands inside the first {@link #STEPS} tokens, e.g. after kernel changes.
  */
@@ -183,7 +183,7 @@ class CpuQ8WeightsTest {
                 }
                 assertTrue(maxErr > 0, "Q8_0 activations change the logits a little");
                 assertTrue(maxErr < LOGIT_TOLERANCE, layout + ": max logit error " + maxErr);
-                assertTrue(clear > 250, layout + ": only " + clear + " of 300 positions had a clear argmax");
+                assertTrue(clear > 200, layout + ": only " + clear + " of 300 positions had a clear argmax"); // 258 measured
                 q.close();
                 f.close();
             }
