@@ -69,7 +69,7 @@ final class CpuPipeline extends AbstractPipeline<StageShard> {
         StringBuilder b = new StringBuilder();
         for (int m = 0; m < 4; m++) {
             if (count[m] > 0) {
-                b.append(b.length() == 0 ? "" : ", ").append(StageShard.MATRIX_LABELS[m]).append(" on ").append(count[m])
+                b.append(b.length() == 0 ? "" : ", ").append(ShardWeights.MATRIX_LABELS[m]).append(" on ").append(count[m])
                         .append(" of ").append(positions).append(" positions");
             }
         }
