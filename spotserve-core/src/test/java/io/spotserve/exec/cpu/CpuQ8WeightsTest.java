@@ -245,6 +245,22 @@ class CpuQ8WeightsTest {
             }
             int[] want = TestPipelines.greedy(direct, 1, 1, 40);
             assertArrayEquals(want, TestPipelines.greedy(whole, 1, 1, 40));
+            // Q8_0 weights travel as their blocks: about 1.07 bytes per weight on the wire, not 4
+            ContextSlice layer1 = p2.weightSlices(0, 0).get(2);
+            byte[] wire = whole.exportSlice(0, 0, layer1);
+            long floats = layer1.floats(c);
+            assertTrue(wire.length < floats * 4 * 0.28, wire.length + " bytes for " + floats + " weights");
+            // and any executor reads them back as the file's floats: an fp32 pipeline fed the blocks decodes like
+            // one loaded from the file
+            try (Executor fp32 = new CpuExecutor(new ExecutorOptions(2, true))) {
+                Pipeline f = fp32.createPipeline(p2, TestPipelines.devices(fp32, p2, "f", 1 << 22), 1);
+                SliceMigrationContract.migrate(whole, f);
+                Pipeline fDirect = TestPipelines.loaded(fp32, random.weights(), p2, "fd", 1);
+                for (ContextSlice w : p2.weightSlices(1, 0)) {
+                    assertArrayEquals(fDirect.exportSlice(1, 0, w), f.exportSlice(1, 0, w), w.toString());
+                }
+                assertArrayEquals(TestPipelines.greedy(fDirect, 1, 1, 40), TestPipelines.greedy(f, 1, 1, 40));
+            }
             // and on to a layout that cuts wo's blocks: those pieces land in fp32 storage, decoding continues
             Pipeline quarter = ex.createPipeline(p2m4, TestPipelines.devices(ex, p2m4, "quarter", 1 << 22), 1);
             SliceMigrationContract.migrate(whole, quarter);
