@@ -29,7 +29,34 @@ final class Q8VectorKernel {
         int blocks = n / Q8Blocks.BLOCK;
         int rb = Q8Blocks.rowBytes(n);
         float[] acc = new float[Q8Blocks.LANES];
-        for (int r = r0; r < r1; r++) {
+        int r = r0;
+        for (; r + 1 < r1; r += 2) { // two rows at a time share each activation block's widening
+            int row0 = wOff + r * rb;
+            int row1 = row0 + rb;
+            for (int b = 0; b < batch; b++) {
+                int xq = b * n;
+                int xd = b * blocks;
+                FloatVector sum0 = FloatVector.zero(F);
+                FloatVector sum1 = FloatVector.zero(F);
+                for (int k = 0; k < blocks; k++) {
+                    int xa = xq + k * Q8Blocks.BLOCK;
+                    ShortVector x0 = widen(qx, xa);
+                    ShortVector x1 = widen(qx, xa + 16);
+                    float dxk = dx[xd + k];
+                    int at0 = row0 + k * Q8Blocks.BLOCK_BYTES;
+                    int at1 = row1 + k * Q8Blocks.BLOCK_BYTES;
+                    sum0 = lanes(widen(w, at0 + 2), widen(w, at0 + 18), x0, x1)
+                            .fma(FloatVector.broadcast(F, Q8Blocks.scale(w, at0) * dxk), sum0);
+                    sum1 = lanes(widen(w, at1 + 2), widen(w, at1 + 18), x0, x1)
+                            .fma(FloatVector.broadcast(F, Q8Blocks.scale(w, at1) * dxk), sum1);
+                }
+                sum0.intoArray(acc, 0);
+                out[outOff + b * outStride + r] = Q8Blocks.sumLanes(acc);
+                sum1.intoArray(acc, 0);
+                out[outOff + b * outStride + r + 1] = Q8Blocks.sumLanes(acc);
+            }
+        }
+        for (; r < r1; r++) {
             int row = wOff + r * rb;
             for (int b = 0; b < batch; b++) {
                 int xq = b * n;
@@ -38,20 +65,28 @@ final class Q8VectorKernel {
                 for (int k = 0; k < blocks; k++) {
                     int at = row + k * Q8Blocks.BLOCK_BYTES;
                     int xa = xq + k * Q8Blocks.BLOCK;
-                    ShortVector w0 = (ShortVector) ByteVector.fromArray(B, w, at + 2).convertShape(VectorOperators.B2S, S, 0);
-                    ShortVector w1 = (ShortVector) ByteVector.fromArray(B, w, at + 18).convertShape(VectorOperators.B2S, S, 0);
-                    ShortVector x0 = (ShortVector) ByteVector.fromArray(B, qx, xa).convertShape(VectorOperators.B2S, S, 0);
-                    ShortVector x1 = (ShortVector) ByteVector.fromArray(B, qx, xa + 16).convertShape(VectorOperators.B2S, S, 0);
-                    IntVector pairs = w0.mul(x0).add(w1.mul(x1)).reinterpretAsInts();
-                    IntVector lanes = pairs.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)
-                            .add(pairs.lanewise(VectorOperators.ASHR, 16));
-                    FloatVector f = (FloatVector) lanes.convert(VectorOperators.I2F, 0);
-                    float s = Q8Blocks.scale(w, at) * dx[xd + k];
-                    sum = f.fma(FloatVector.broadcast(F, s), sum);
+                    FloatVector f = lanes(widen(w, at + 2), widen(w, at + 18), widen(qx, xa), widen(qx, xa + 16));
+                    sum = f.fma(FloatVector.broadcast(F, Q8Blocks.scale(w, at) * dx[xd + k]), sum);
                 }
                 sum.intoArray(acc, 0);
                 out[outOff + b * outStride + r] = Q8Blocks.sumLanes(acc);
             }
         }
+    }
+
+    /** 16 signed bytes at {@code a[at]} widened to 16 shorts. */
+    private static ShortVector widen(byte[] a, int at) {
+        return (ShortVector) ByteVector.fromArray(B, a, at).convertShape(VectorOperators.B2S, S, 0);
+    }
+
+    /**
+     * The 8 exact int lanes of one block, as floats: {@code p[2l] + p[2l+1] + p[2l+16] + p[2l+17]} from the short
+     * products of the weight halves {@code w0, w1} and the activation halves {@code x0, x1}.
+     */
+    private static FloatVector lanes(ShortVector w0, ShortVector w1, ShortVector x0, ShortVector x1) {
+        IntVector pairs = w0.mul(x0).add(w1.mul(x1)).reinterpretAsInts();
+        IntVector sums = pairs.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)
+                .add(pairs.lanewise(VectorOperators.ASHR, 16));
+        return (FloatVector) sums.convert(VectorOperators.I2F, 0);
     }
 }
