@@ -45,9 +45,18 @@ final class Q8Blocks {
         return rows * rowBytes(n);
     }
 
-    /** The scale of the block whose bytes start at {@code w[at]}. */
+    /**
+     * The scale of the block whose bytes start at {@code w[at]}: its fp16 value, exactly (as
+     * {@link HalfFloats#toFloat}), without branches for finite values: the half's exponent and mantissa bits moved to
+     * a float's places and scaled by 2^112 give normal and subnormal halves alike.
+     */
     static float scale(byte[] w, int at) {
-        return HalfFloats.toFloat((short) ((w[at] & 0xff) | (w[at + 1] << 8)));
+        int h = (w[at] & 0xff) | ((w[at + 1] & 0xff) << 8);
+        if ((h & 0x7c00) == 0x7c00) {
+            return HalfFloats.toFloat((short) h); // infinity or NaN (never written by a quantizer)
+        }
+        float magnitude = Float.intBitsToFloat((h & 0x7fff) << 13) * 0x1p112f;
+        return (h & 0x8000) != 0 ? -magnitude : magnitude;
     }
 
     /**

@@ -163,6 +163,18 @@ class Q8BlocksTest {
     }
 
     @Test
+    void blockScalesDecodeEveryHalfExactly() {
+        byte[] b = new byte[2];
+        for (int h = 0; h < 65536; h++) {
+            b[0] = (byte) h;
+            b[1] = (byte) (h >>> 8);
+            float want = HalfFloats.toFloat((short) h);
+            assertEquals(Float.floatToRawIntBits(want), Float.floatToRawIntBits(Q8Blocks.scale(b, 0)),
+                    "half 0x" + Integer.toHexString(h));
+        }
+    }
+
+    @Test
     void rowRangesAndOutputStridesSelectTheRightCells() {
         Random r = new Random(4);
         int n = 64;
