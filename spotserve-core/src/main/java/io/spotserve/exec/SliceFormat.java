@@ -103,6 +103,17 @@ public final class SliceFormat {
     }
 
     /**
+     * Weight slice {@code slice} of {@code weights}, encoded for import: as Q8_0 blocks ({@link #encodeQ8}) when the
+     * model's matrices are stored as Q8_0 (a Q8_0 GGUF file: its blocks travel as they are, about 1.07 bytes per
+     * weight), as floats ({@link #encode}) otherwise.
+     */
+    public static byte[] encodeWeights(io.spotserve.model.ModelWeights weights, ContextSlice slice) {
+        float[] data = CheckpointSlices.read(weights, slice);
+        return ExecutorOptions.storedAsQ8(weights) ? encodeQ8(weights.config(), slice, data)
+                : encode(weights.config(), slice, data);
+    }
+
+    /**
      * Quantizes 32 floats to a Q8_0 block (scale amax / 127 as fp16, quants rounded to nearest) at {@code out[at]}
      * and returns whether the block decodes to exactly those floats.
      */

@@ -276,6 +276,26 @@ class CpuQ8WeightsTest {
     }
 
     @Test
+    void aQ8FileIsStreamedAsItsBlocks() {
+        // the cold-start / reload path (WeightSource, a remote worker's stream): a Q8_0 file's slices leave as blocks
+        io.spotserve.exec.WeightSource source = io.spotserve.exec.WeightSource.of(random.weights());
+        ShardLayout layout = ShardLayout.of(random.config(), 1, 1);
+        long wire = 0;
+        long floats = 0;
+        for (ContextSlice s : layout.weightSlices(0, 0)) {
+            byte[] bytes = source.encode(s);
+            assertArrayEquals(CheckpointSlices.read(random.weights(), s), SliceFormat.decode(random.config(), bytes).data(),
+                    0f, s.toString());
+            wire += bytes.length;
+            floats += s.floats(random.config());
+        }
+        assertTrue(wire < floats * 4 * 0.28, wire + " bytes for " + floats + " weights");
+        // an fp32 checkpoint is still sent as floats
+        byte[] plain = io.spotserve.exec.WeightSource.of(ckpt).encode(new ContextSlice.FinalNorm());
+        assertEquals(SliceFormat.HEADER_BYTES + 4L * ckpt.config().dim(), plain.length);
+    }
+
+    @Test
     void batchedEntriesGetExactlyTheLogitsTheyGetAlone() {
         // activations are quantized per entry, so batching changes nothing, bit for bit
         try (Executor ex = q8(true)) {
