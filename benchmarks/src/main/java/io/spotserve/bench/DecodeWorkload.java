@@ -61,7 +61,7 @@ final class DecodeWorkload implements AutoCloseable {
     }
 
     /** Places {@code ckpt} on {@code shards} 2 GiB devices of {@code executor} and opens the staggered batch. */
-    DecodeWorkload(Executor executor, LlamaCheckpoint ckpt, int shards, int batch) {
+    DecodeWorkload(Executor executor, io.spotserve.model.ModelWeights ckpt, int shards, int batch) {
         this.executor = executor;
         this.batch = batch;
         try {

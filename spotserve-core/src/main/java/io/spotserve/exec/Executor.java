@@ -27,6 +27,16 @@ public interface Executor extends AutoCloseable {
     }
 
     /**
+     * {@link #storedBytesPerWeight()} exactly, for formats of a fractional size: 1.0625 for the CPU executor with
+     * {@link WeightPrecision#Q8_0} weights (34 bytes per 32 weights), where {@link #storedBytesPerWeight()} must
+     * round up to 2. The planner's memory model should use this one ({@link ShardLayout#weightBytes(int, int,
+     * double)}).
+     */
+    default double storedBytesPerWeightExact() {
+        return storedBytesPerWeight();
+    }
+
+    /**
      * Creates a device arena of {@code capacityBytes} for physical device {@code id}.
      *
      * @throws IllegalArgumentException if the capacity is negative or the id is already in use

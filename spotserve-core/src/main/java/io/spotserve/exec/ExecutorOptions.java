@@ -12,7 +12,7 @@ import java.util.Objects;
 public record ExecutorOptions(int threads, boolean useVector, WeightPrecision weights) {
     /** System property that disables the Vector API fast path when set to {@code false}. */
     public static final String VECTOR_PROPERTY = "spotserve.vector";
-    /** System property naming the default weight precision ({@code fp32} or {@code fp16}). */
+    /** System property naming the default weight precision ({@code fp32}, {@code fp16} or {@code q8_0}). */
     public static final String WEIGHTS_PROPERTY = "spotserve.weights";
 
     public ExecutorOptions {
@@ -48,6 +48,38 @@ public record ExecutorOptions(int threads, boolean useVector, WeightPrecision we
     /** A copy with the SIMD path allowed or forbidden. */
     public ExecutorOptions withVector(boolean useVector) {
         return new ExecutorOptions(threads, useVector, weights);
+    }
+
+    /**
+     * The options to serve {@code model} with: this, except that where {@link #weights()} is the default
+     * {@link WeightPrecision#FP32} and the model's layer matrices are stored as Q8_0 (a Q8_0 GGUF file), weights are
+     * kept as {@link WeightPrecision#Q8_0} blocks: int8 stays int8 unless fp16 was asked for, or
+     * {@code -Dspotserve.q8=false} (the {@link #KEEP_Q8_PROPERTY}) turns this off.
+     */
+    public ExecutorOptions forModel(io.spotserve.model.ModelWeights model) {
+        Objects.requireNonNull(model, "model");
+        if (weights == WeightPrecision.FP32 && !"false".equalsIgnoreCase(System.getProperty(KEEP_Q8_PROPERTY))
+                && storedAsQ8(model)) {
+            return withWeights(WeightPrecision.Q8_0);
+        }
+        return this;
+    }
+
+    /** System property that, set to {@code false}, makes {@link #forModel} dequantize Q8_0 files to fp32. */
+    public static final String KEEP_Q8_PROPERTY = "spotserve.q8";
+
+    /** Whether the model's attention and FFN matrices of layer 0 are stored as Q8_0 (what a Q8_0 GGUF file holds). */
+    public static boolean storedAsQ8(io.spotserve.model.ModelWeights model) {
+        io.spotserve.model.LlamaCheckpoint.Tensor[] matrices = {io.spotserve.model.LlamaCheckpoint.Tensor.WQ,
+                io.spotserve.model.LlamaCheckpoint.Tensor.WK, io.spotserve.model.LlamaCheckpoint.Tensor.WV,
+                io.spotserve.model.LlamaCheckpoint.Tensor.WO, io.spotserve.model.LlamaCheckpoint.Tensor.W1,
+                io.spotserve.model.LlamaCheckpoint.Tensor.W3};
+        for (io.spotserve.model.LlamaCheckpoint.Tensor t : matrices) {
+            if (model.storedType(t, 0) != io.spotserve.model.TensorType.Q8_0) {
+                return false;
+            }
+        }
+        return true;
     }
 
     /** A copy keeping weights in {@code weights} precision. */

@@ -239,6 +239,20 @@ public record ShardLayout(LlamaConfig config, List<Integer> stageLayers, int sha
         return weightBytes(stage, shard) / Float.BYTES * bytesPerWeight;
     }
 
+    /**
+     * {@link #weightBytes(int, int)} for an executor that stores {@code bytesPerWeight} bytes per matrix weight
+     * (1.0625 for Q8_0 blocks, 2 for fp16 halves; {@code Executor.storedBytesPerWeightExact()}), the norm vectors
+     * staying fp32 (4 bytes), rounded up to whole bytes.
+     */
+    public long weightBytes(int stage, int shard, double bytesPerWeight) {
+        if (!(bytesPerWeight > 0)) {
+            throw new IllegalArgumentException("bytesPerWeight must be > 0, was " + bytesPerWeight);
+        }
+        long norms = (long) layers(stage).length() * 2 * config.dim() + (stage == stages() - 1 ? config.dim() : 0);
+        long matrices = weightBytes(stage, shard) / Float.BYTES - norms;
+        return (long) Math.ceil(matrices * bytesPerWeight) + norms * Float.BYTES;
+    }
+
     /** Bytes of KV cache position (stage, shard) holds per sequence position. */
     public long kvBytesPerPosition(int stage, int shard) {
         return 2L * layers(stage).length() * kvHeads(shard).length() * config.headSize() * Float.BYTES;

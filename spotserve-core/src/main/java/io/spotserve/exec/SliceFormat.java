@@ -13,11 +13,22 @@ import java.util.Objects;
  * <p>Every executor (CPU, CUDA, a remote worker later) reads and writes this one format, so context migrates
  * between heterogeneous devices and the header lets the receiver reject data for another model or a
  * corrupt transfer before touching its memory.
+ *
+ * <p>Version 2 ({@link #encodeQ8}) carries the same floats losslessly in less space when they are Q8_0 values (a
+ * pipeline keeping {@link WeightPrecision#Q8_0} weights exports them so): after the same header, one bit per chunk
+ * of 32 floats (bit {@code i % 8} of byte {@code i / 8}) says whether chunk i travels as one 34-byte Q8_0 block (an
+ * fp16 scale, little-endian, and 32 signed bytes; used only when the block decodes to exactly the chunk's floats, bit
+ * for bit) or as its 32 floats; a last partial chunk always travels as floats. {@link #decode} reads both versions
+ * and gives the same floats, so importers need not know which one arrived.
  */
 public final class SliceFormat {
     /** "SSCX" in ASCII. */
     static final int MAGIC = 0x53534358;
     static final int VERSION = 1;
+    /** The version of {@link #encodeQ8}'s payload: chunks of 32 floats as Q8_0 blocks where exact. */
+    static final int VERSION_Q8 = 2;
+    private static final int CHUNK = 32;
+    private static final int BLOCK_BYTES = 34;
     /** magic, version, 6 config ints, kind, layer, 4 range bounds, length (ints) + sequence (long) + count (long). */
     public static final int HEADER_BYTES = 15 * Integer.BYTES + 2 * Long.BYTES;
 
@@ -41,13 +52,105 @@ public final class SliceFormat {
             throw new IllegalArgumentException(slice + " needs " + expected + " floats, got " + data.length);
         }
         ByteBuffer buf = ByteBuffer.allocate(Math.toIntExact(HEADER_BYTES + 4L * data.length)).order(ByteOrder.LITTLE_ENDIAN);
-        buf.putInt(MAGIC).putInt(VERSION);
+        putHeader(buf, config, slice, VERSION, data.length);
+        buf.asFloatBuffer().put(data);
+        return buf.array();
+    }
+
+    /**
+     * Encodes {@code data} as {@link #encode} does, but in version 2: each chunk of 32 floats that is exactly a Q8_0
+     * block's values travels as that 34-byte block (the class comment gives the layout). Lossless: {@link #decode}
+     * gives back {@code data} bit for bit. About 1.07 bytes per weight for Q8_0 weights instead of 4.
+     *
+     * @throws IllegalArgumentException if the data length does not match the slice
+     */
+    public static byte[] encodeQ8(LlamaConfig config, ContextSlice slice, float[] data) {
+        Objects.requireNonNull(config, "config");
+        slice.validate(config);
+        long expected = slice.floats(config);
+        if (data.length != expected) {
+            throw new IllegalArgumentException(slice + " needs " + expected + " floats, got " + data.length);
+        }
+        int chunks = data.length / CHUNK;
+        byte[] bitmap = new byte[(chunks + 7) / 8];
+        byte[] blocks = new byte[Math.multiplyExact(chunks, BLOCK_BYTES)];
+        float[] check = new float[CHUNK];
+        long size = HEADER_BYTES + bitmap.length + 4L * (data.length % CHUNK);
+        for (int i = 0; i < chunks; i++) {
+            if (toBlock(data, i * CHUNK, blocks, i * BLOCK_BYTES, check)) {
+                bitmap[i >>> 3] |= (byte) (1 << (i & 7));
+                size += BLOCK_BYTES;
+            } else {
+                size += 4 * CHUNK;
+            }
+        }
+        ByteBuffer buf = ByteBuffer.allocate(Math.toIntExact(size)).order(ByteOrder.LITTLE_ENDIAN);
+        putHeader(buf, config, slice, VERSION_Q8, data.length);
+        buf.put(bitmap);
+        for (int i = 0; i < chunks; i++) {
+            if ((bitmap[i >>> 3] & (1 << (i & 7))) != 0) {
+                buf.put(blocks, i * BLOCK_BYTES, BLOCK_BYTES);
+            } else {
+                for (int j = 0; j < CHUNK; j++) {
+                    buf.putFloat(data[i * CHUNK + j]);
+                }
+            }
+        }
+        for (int j = chunks * CHUNK; j < data.length; j++) {
+            buf.putFloat(data[j]);
+        }
+        return buf.array();
+    }
+
+    /**
+     * Weight slice {@code slice} of {@code weights}, encoded for import: as Q8_0 blocks ({@link #encodeQ8}) when the
+     * model's matrices are stored as Q8_0 (a Q8_0 GGUF file: its blocks travel as they are, about 1.07 bytes per
+     * weight), as floats ({@link #encode}) otherwise.
+     */
+    public static byte[] encodeWeights(io.spotserve.model.ModelWeights weights, ContextSlice slice) {
+        float[] data = CheckpointSlices.read(weights, slice);
+        return ExecutorOptions.storedAsQ8(weights) ? encodeQ8(weights.config(), slice, data)
+                : encode(weights.config(), slice, data);
+    }
+
+    /**
+     * Quantizes 32 floats to a Q8_0 block (scale amax / 127 as fp16, quants rounded to nearest) at {@code out[at]}
+     * and returns whether the block decodes to exactly those floats.
+     */
+    private static boolean toBlock(float[] x, int off, byte[] out, int at, float[] check) {
+        float amax = 0;
+        for (int j = 0; j < CHUNK; j++) {
+            amax = Math.max(amax, Math.abs(x[off + j]));
+        }
+        if (!(amax < Float.POSITIVE_INFINITY)) {
+            return false; // NaN or infinity: never a block
+        }
+        float d = amax / 127f;
+        float inv = d != 0 ? 1f / d : 0f;
+        short h = io.spotserve.model.HalfFloats.toHalf(d);
+        float dh = io.spotserve.model.HalfFloats.toFloat(h);
+        out[at] = (byte) h;
+        out[at + 1] = (byte) (h >>> 8);
+        for (int j = 0; j < CHUNK; j++) {
+            int q = Math.round(x[off + j] * inv);
+            if (q < -128 || q > 127) {
+                return false;
+            }
+            out[at + 2 + j] = (byte) q;
+            check[j] = dh * q;
+            if (Float.floatToRawIntBits(check[j]) != Float.floatToRawIntBits(x[off + j])) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    private static void putHeader(ByteBuffer buf, LlamaConfig config, ContextSlice slice, int version, long count) {
+        buf.putInt(MAGIC).putInt(version);
         buf.putInt(config.dim()).putInt(config.hiddenDim()).putInt(config.layers()).putInt(config.heads())
                 .putInt(config.kvHeads()).putInt(config.vocabSize());
         writeSlice(buf, slice);
-        buf.putLong(data.length);
-        buf.asFloatBuffer().put(data);
-        return buf.array();
+        buf.putLong(count);
     }
 
     /**
@@ -60,15 +163,38 @@ public final class SliceFormat {
     }
 
     /**
-     * Decodes bytes written by {@link #encode}.
+     * Decodes bytes written by {@link #encode} or {@link #encodeQ8}.
      *
      * @throws IllegalArgumentException if the magic, version, model shape or length is wrong
      */
     public static Decoded decode(LlamaConfig config, byte[] bytes) {
         ContextSlice slice = header(config, bytes);
         float[] data = new float[(int) slice.floats(config)];
-        ByteBuffer.wrap(bytes, HEADER_BYTES, bytes.length - HEADER_BYTES).order(ByteOrder.LITTLE_ENDIAN)
-                .asFloatBuffer().get(data);
+        ByteBuffer buf = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
+        if (buf.getInt(4) == VERSION) {
+            buf.position(HEADER_BYTES);
+            buf.asFloatBuffer().get(data);
+            return new Decoded(slice, data);
+        }
+        int chunks = data.length / CHUNK;
+        int at = HEADER_BYTES + (chunks + 7) / 8;
+        for (int i = 0; i < chunks; i++) {
+            int o = i * CHUNK;
+            if ((bytes[HEADER_BYTES + (i >>> 3)] & (1 << (i & 7))) != 0) {
+                float d = io.spotserve.model.HalfFloats.toFloat(buf.getShort(at));
+                for (int j = 0; j < CHUNK; j++) {
+                    data[o + j] = d * bytes[at + 2 + j];
+                }
+                at += BLOCK_BYTES;
+            } else {
+                for (int j = 0; j < CHUNK; j++, at += 4) {
+                    data[o + j] = buf.getFloat(at);
+                }
+            }
+        }
+        for (int j = chunks * CHUNK; j < data.length; j++, at += 4) {
+            data[j] = buf.getFloat(at);
+        }
         return new Decoded(slice, data);
     }
 
@@ -158,8 +284,9 @@ public final class SliceFormat {
                     + Integer.toHexString(MAGIC));
         }
         int version = buf.getInt();
-        if (version != VERSION) {
-            throw new IllegalArgumentException("slice format version " + version + ", expected " + VERSION);
+        if (version != VERSION && version != VERSION_Q8) {
+            throw new IllegalArgumentException("slice format version " + version + ", expected " + VERSION + " or "
+                    + VERSION_Q8);
         }
         int[] shape = {buf.getInt(), buf.getInt(), buf.getInt(), buf.getInt(), buf.getInt(), buf.getInt()};
         int[] want = {config.dim(), config.hiddenDim(), config.layers(), config.heads(), config.kvHeads(),
@@ -171,10 +298,27 @@ public final class SliceFormat {
         ContextSlice slice = readSlice(buf, config);
         long count = buf.getLong();
         long expected = slice.floats(config);
-        if (count != expected || bytes.length != HEADER_BYTES + 4 * expected) {
+        long length = version == VERSION ? HEADER_BYTES + 4 * expected : q8Length(bytes, expected);
+        if (count != expected || bytes.length != length) {
             throw new IllegalArgumentException(slice + " declares " + count + " floats in " + bytes.length
-                    + " bytes, expected " + expected + " floats (" + (HEADER_BYTES + 4 * expected) + " bytes)");
+                    + " bytes, expected " + expected + " floats (" + (length < 0 ? "a chunk bitmap past the end"
+                    : length + " bytes") + (version == VERSION_Q8 ? ", version 2" : "") + ")");
         }
         return slice;
+    }
+
+    /** Bytes a version-2 slice of {@code floats} floats takes by its chunk bitmap, or -1 if the bitmap is cut off. */
+    private static long q8Length(byte[] bytes, long floats) {
+        long chunks = floats / CHUNK;
+        long bitmapEnd = HEADER_BYTES + (chunks + 7) / 8;
+        if (bytes.length < bitmapEnd) {
+            return -1;
+        }
+        long length = bitmapEnd + 4 * (floats % CHUNK);
+        for (long i = 0; i < chunks; i++) {
+            boolean block = (bytes[(int) (HEADER_BYTES + (i >>> 3))] & (1 << (i & 7))) != 0;
+            length += block ? BLOCK_BYTES : 4 * CHUNK;
+        }
+        return length;
     }
 }

@@ -23,7 +23,10 @@ public interface WeightSource {
      */
     byte[] encode(ContextSlice slice);
 
-    /** Reads slices out of {@code checkpoint}, in {@link SliceFormat} (importable by every executor). */
+    /**
+     * Reads slices out of {@code checkpoint}, in {@link SliceFormat} (importable by every executor; version 2, Q8_0
+     * blocks, for a Q8_0 file).
+     */
     static WeightSource of(LlamaCheckpoint checkpoint) {
         return of((ModelWeights) checkpoint);
     }
@@ -47,7 +50,7 @@ public interface WeightSource {
 
         @Override
         public byte[] encode(ContextSlice slice) {
-            return SliceFormat.encode(checkpoint.config(), slice, CheckpointSlices.read(checkpoint, slice));
+            return SliceFormat.encodeWeights(checkpoint, slice); // a Q8_0 file's blocks travel as blocks
         }
     }
 }

@@ -149,6 +149,11 @@ public final class ModelSource implements ModelWeights {
     }
 
     @Override
+    public TensorType storedType(Tensor tensor, int layer) {
+        return weights.storedType(tensor, layer);
+    }
+
+    @Override
     public void read(Tensor tensor, int layer, long offset, float[] dst, int dstOff, int len) {
         weights.read(tensor, layer, offset, dst, dstOff, len);
     }

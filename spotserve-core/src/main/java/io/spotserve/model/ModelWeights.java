@@ -29,4 +29,13 @@ public interface ModelWeights {
      * @throws IllegalArgumentException  for {@link Tensor#FREQ_CIS}, which no format but llama2.c's stores
      */
     void read(Tensor tensor, int layer, long offset, float[] dst, int dstOff, int len);
+
+    /**
+     * How {@code tensor} of {@code layer} is stored in the file ({@link TensorType#F32} unless the format says
+     * otherwise), so an executor can keep a Q8_0 tensor's blocks as they are. Values read with {@link #read} are the
+     * stored ones decoded to floats either way.
+     */
+    default TensorType storedType(Tensor tensor, int layer) {
+        return TensorType.F32;
+    }
 }

@@ -108,6 +108,11 @@ final class TensorSetWeights implements ModelWeights {
     }
 
     @Override
+    public TensorType storedType(Tensor kind, int layer) {
+        return tensor(kind, layer).type;
+    }
+
+    @Override
     public void read(Tensor kind, int layer, long offset, float[] dst, int dstOff, int len) {
         if (isPerLayer(kind) && (layer < 0 || layer >= config.layers())) {
             throw new IndexOutOfBoundsException("layer " + layer + " outside [0, " + config.layers() + ")");

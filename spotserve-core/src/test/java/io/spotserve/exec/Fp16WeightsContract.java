@@ -133,7 +133,7 @@ public abstract class Fp16WeightsContract {
     void devicesAccountTheStoredWeightBytes() throws IOException {
         LlamaCheckpoint ckpt = checkpoint(4);
         ShardLayout layout = ShardLayout.of(ckpt.config(), 2, 2);
-        long[] used = new long[2];
+        long[] used = new long[WeightPrecision.values().length];
         for (WeightPrecision w : WeightPrecision.values()) {
             try (Executor ex = executor(FP16.withWeights(w))) {
                 Pipeline p = TestPipelines.loaded(ex, ckpt, layout, "mem", 1);

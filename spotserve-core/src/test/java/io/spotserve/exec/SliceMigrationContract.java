@@ -41,12 +41,12 @@ public abstract class SliceMigrationContract {
      *
      * @return bytes moved
      */
-    static long migrate(Pipeline from, Pipeline to, long... sequences) {
+    public static long migrate(Pipeline from, Pipeline to, long... sequences) {
         ShardLayout a = from.layout();
         ShardLayout b = to.layout();
         long moved = 0;
         for (long seq : sequences) {
-            to.openSequence(seq, c.seqLen());
+            to.openSequence(seq, to.config().seqLen());
         }
         for (int p2 = 0; p2 < b.stages(); p2++) {
             for (int m2 = 0; m2 < b.shards(); m2++) {

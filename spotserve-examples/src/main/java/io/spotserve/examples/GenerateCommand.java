@@ -121,7 +121,8 @@ final class GenerateCommand implements Callable<Integer> {
         int steps = Generation.effectiveSteps(o.steps(), config.seqLen());
         List<SamplingParams> sampling = sampling(o);
 
-        ExecutorOptions exOptions = ExecutorOptions.defaults().withVector(o.vector());
+        // a Q8_0 GGUF file stays int8 on the CPU executor (-Dspotserve.q8=false dequantizes it to fp32)
+        ExecutorOptions exOptions = ExecutorOptions.defaults().withVector(o.vector()).forModel(checkpoint);
         if (o.threads() != null) {
             exOptions = exOptions.withThreads(o.threads());
         }

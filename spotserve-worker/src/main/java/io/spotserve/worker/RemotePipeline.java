@@ -2,7 +2,6 @@ package io.spotserve.worker;
 
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
-import io.spotserve.exec.CheckpointSlices;
 import io.spotserve.exec.ContextSlice;
 import io.spotserve.exec.Device;
 import io.spotserve.exec.IndexRange;
@@ -198,7 +197,7 @@ final class RemotePipeline implements Pipeline {
         for (int p = s.stages().from(); p < s.stages().to(); p++) {
             for (int m = 0; m < layout.shards(); m++) {
                 for (ContextSlice slice : layout.weightSlices(p, m)) {
-                    byte[] bytes = SliceFormat.encode(c, slice, CheckpointSlices.read(checkpoint, slice));
+                    byte[] bytes = SliceFormat.encodeWeights(checkpoint, slice); // Q8_0 files: as blocks
                     executor.push(s.worker(), Wire.chunks(bytes, s.position(p, m)));
                     executor.countSlice(bytes.length);
                 }

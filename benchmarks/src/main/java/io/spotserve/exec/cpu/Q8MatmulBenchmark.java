@@ -15,8 +15,9 @@ import org.openjdk.jmh.annotations.State;
  * One decode token's layer matrices of the 25M benchmark model (dim 512, hidden 1376, 8 layers, 8 heads / 4 KV
  * heads: per layer wqkv 1024×512, wo 512×512, w13 2752×512, w2 512×1376; 24.7 MB of f32 weights, 6.6 MB of Q8_0)
  * at batch 1 on one thread: our F32 vector kernel (packed rows) and scalar kernel, against the Q8_0 kernels
- * ({@link Q8Matrix}, activation quantization included). Kernel level only: Q8_0 is not yet wired into the executor's
- * decode step, so this is not a tokens/s figure. Lives in the executor's package (package-private kernels).
+ * ({@link Q8Blocks}, GGUF's 34-byte blocks, activation quantization included). Kernel level only; tokens/s of the
+ * whole decode step are {@code io.spotserve.bench.Q8DecodeBenchmark}. Lives in the executor's package
+ * (package-private kernels).
  *
  * <pre>java --add-modules jdk.incubator.vector -jar benchmarks/target/benchmarks.jar Q8Matmul -f 1 -wi 3 -i 5</pre>
  */
@@ -31,7 +32,7 @@ public class Q8MatmulBenchmark {
     public static class Weights {
         float[][] f32 = new float[LAYERS * SHAPES.length][];
         float[][] packed = new float[LAYERS * SHAPES.length][];
-        Q8Matrix[] q8 = new Q8Matrix[LAYERS * SHAPES.length];
+        byte[][] q8 = new byte[LAYERS * SHAPES.length][];
         float[] x = new float[1376];
         float[] out = new float[2752];
         byte[] qx = new byte[1376];
@@ -51,7 +52,7 @@ public class Q8MatmulBenchmark {
                     w[j] = (float) (r.nextGaussian() * 0.05);
                 }
                 f32[i] = w;
-                q8[i] = Q8Matrix.quantize(w, 0, s[0], s[1]);
+                q8[i] = Q8Blocks.quantizeMatrix(w, 0, s[0], s[1]);
                 int lanes = vector.packLanes();
                 float[] p = new float[w.length];
                 if (lanes > 0) {
@@ -91,8 +92,8 @@ public class Q8MatmulBenchmark {
     public float q8Vector(Weights w) {
         for (int i = 0; i < w.q8.length; i++) {
             int[] s = SHAPES[i % SHAPES.length];
-            Q8Matrix.quantizeActivation(w.x, s[1], 1, s[1], w.qx, w.dx);
-            Q8VectorKernel.matmul(w.q8[i], 0, s[0], w.qx, w.dx, 1, w.out, 0, s[0]);
+            Q8Blocks.quantizeActivations(w.x, s[1], 1, s[1], w.qx, w.dx);
+            Q8VectorKernel.matmul(w.q8[i], 0, s[1], 0, s[0], w.qx, w.dx, 1, w.out, 0, s[0]);
         }
         return w.out[0];
     }
@@ -101,8 +102,8 @@ public class Q8MatmulBenchmark {
     public float q8Scalar(Weights w) {
         for (int i = 0; i < w.q8.length; i++) {
             int[] s = SHAPES[i % SHAPES.length];
-            Q8Matrix.quantizeActivation(w.x, s[1], 1, s[1], w.qx, w.dx);
-            w.q8[i].matmulScalar(0, s[0], w.qx, w.dx, 1, w.out, 0, s[0]);
+            Q8Blocks.quantizeActivations(w.x, s[1], 1, s[1], w.qx, w.dx);
+            Q8Blocks.matmul(w.q8[i], 0, s[1], 0, s[0], w.qx, w.dx, 1, w.out, 0, s[0]);
         }
         return w.out[0];
     }

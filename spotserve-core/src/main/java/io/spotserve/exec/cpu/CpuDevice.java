@@ -13,7 +13,7 @@ import java.util.Set;
  * request leaves the arena exactly as it was.
  */
 final class CpuDevice extends ArenaDevice {
-    private final Set<float[]> live = Collections.newSetFromMap(new IdentityHashMap<>());
+    private final Set<Object> live = Collections.newSetFromMap(new IdentityHashMap<>());
 
     CpuDevice(CpuExecutor owner, DeviceId id, long capacity) {
         super(owner, id, capacity);
@@ -41,6 +41,34 @@ final class CpuDevice extends ArenaDevice {
     /** Allocates one zeroed buffer. */
     float[] allocate(String what, int floats) {
         return allocate(what, new int[] {floats})[0];
+    }
+
+    /**
+     * Allocates one zeroed byte buffer (Q8_0 weight blocks), counted at its length.
+     *
+     * @throws io.spotserve.exec.DeviceMemoryException if it does not fit; nothing is allocated then
+     */
+    synchronized byte[] allocateBytes(String what, int bytes) {
+        if (bytes < 0) {
+            throw new IllegalArgumentException("cannot allocate " + bytes + " bytes for " + what);
+        }
+        checkFits(what, bytes);
+        byte[] out = new byte[bytes];
+        live.add(out);
+        account(bytes);
+        return out;
+    }
+
+    /** Returns a byte buffer's bytes to the arena; null is ignored. */
+    synchronized void free(byte[] buffer) {
+        if (buffer == null) {
+            return;
+        }
+        if (!live.remove(buffer)) {
+            throw new IllegalStateException("device " + id() + ": buffer of " + buffer.length
+                    + " bytes was not allocated here or was already freed");
+        }
+        account(-(long) buffer.length);
     }
 
     /** Returns a buffer's bytes to the arena; null is ignored. */

@@ -35,6 +35,23 @@ public final class CpuExecutor extends AbstractExecutor<CpuDevice, CpuPipeline> 
         return "cpu-" + kernels.name();
     }
 
+    /**
+     * 4 for fp32 and fp16 weights (the CPU computes fp16-precision weights from floats); for
+     * {@link io.spotserve.exec.WeightPrecision#Q8_0}, 2: the exact 34 / 32 rounded up for callers that count whole
+     * bytes ({@link #storedBytesPerWeightExact()} gives 1.0625).
+     */
+    @Override
+    public int storedBytesPerWeight() {
+        return (int) Math.ceil(storedBytesPerWeightExact());
+    }
+
+    /** 4, or 1.0625 with {@link io.spotserve.exec.WeightPrecision#Q8_0} weights (34 bytes per 32 weights). */
+    @Override
+    public double storedBytesPerWeightExact() {
+        return options().weights() == io.spotserve.exec.WeightPrecision.Q8_0
+                ? io.spotserve.exec.WeightPrecision.Q8_0.bytesPerWeight() : Float.BYTES;
+    }
+
     /** Whether the Vector API kernels are in use. */
     public boolean vectorized() {
         return !(kernels instanceof ScalarKernels);

@@ -2,6 +2,7 @@ package io.spotserve.exec.cpu;
 
 import io.spotserve.exec.IndexRange;
 import io.spotserve.exec.ShardLayout;
+import io.spotserve.exec.WeightPrecision;
 import io.spotserve.exec.spi.AbstractPipeline;
 import java.util.List;
 
@@ -12,6 +13,7 @@ import java.util.List;
  * handed from stage to stage by copying it into the next stage's input buffer, as a real hand-off would.
  */
 final class CpuPipeline extends AbstractPipeline<StageShard> {
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(CpuPipeline.class);
     private final CpuExecutor executor;
     private final float[][] stageInput;  // [stage][maxBatch * dim]: the residual stream entering each stage
     private final float[] reduced;
@@ -24,6 +26,7 @@ final class CpuPipeline extends AbstractPipeline<StageShard> {
     CpuPipeline(CpuExecutor executor, ShardLayout layout, IndexRange hosted, List<CpuDevice> devices, int maxBatch) {
         super(layout, maxBatch, positions(executor, layout, hosted, devices, maxBatch), executor.options().weights());
         this.executor = executor;
+        logFallbacks();
         stageInput = new float[layout.stages()][maxBatch * c.dim()];
         reduced = new float[maxBatch * c.dim()];
     }
@@ -36,10 +39,52 @@ final class CpuPipeline extends AbstractPipeline<StageShard> {
             shards[p] = new StageShard[layout.shards()];
             for (int m = 0; m < layout.shards(); m++) {
                 shards[p][m] = new StageShard(layout, p, m, devices.get((p - hosted.from()) * layout.shards() + m),
-                        executor.kernels(), executor.pool(), rope, maxBatch, executor.packMinColumns());
+                        executor.kernels(), executor.pool(), rope, maxBatch, executor.packMinColumns(),
+                        executor.options().weights() == WeightPrecision.Q8_0);
             }
         }
         return shards;
+    }
+
+    /** One line per pipeline naming the matrices some positions keep fp32 under Q8_0 weights, and why. */
+    private void logFallbacks() {
+        if (weights != WeightPrecision.Q8_0) {
+            return;
+        }
+        int[] count = new int[4];
+        int vocabCount = 0;
+        int positions = 0;
+        for (StageShard[] stage : shards) {
+            if (stage == null) {
+                continue;
+            }
+            for (StageShard s : stage) {
+                positions++;
+                for (int m = 0; m < 4; m++) {
+                    count[m] += s.q8(m) ? 0 : 1;
+                }
+                vocabCount += (s.first || s.last) && !s.q8Vocab() ? 1 : 0;
+            }
+        }
+        StringBuilder b = new StringBuilder();
+        for (int m = 0; m < 4; m++) {
+            if (count[m] > 0) {
+                b.append(b.length() == 0 ? "" : ", ").append(ShardWeights.MATRIX_LABELS[m]).append(" on ").append(count[m])
+                        .append(" of ").append(positions).append(" positions");
+            }
+        }
+        if (vocabCount > 0) {
+            b.append(b.length() == 0 ? "" : ", ").append("embedding/classifier (dim ").append(c.dim()).append(")");
+        }
+        if (b.length() > 0) {
+            LOG.info("{}: Q8_0 weights, but {} stay fp32: their shard's columns do not fall on whole 32-weight blocks "
+                    + "(debug logging of {} names each position's columns)", layout, b, StageShard.class.getName());
+        }
+    }
+
+    /** Position (stage, shard), for tests of its storage. */
+    StageShard shard(int stage, int shard) {
+        return position(stage, shard);
     }
 
     @Override

@@ -69,6 +69,16 @@ abstract class Kernels {
         throw new IllegalStateException(name() + " kernels use plain rows (packLanes 0), not the packed layout");
     }
 
+    /**
+     * {@link #matmul} for a matrix kept as Q8_0 blocks ({@link Q8Blocks}) at {@code w[wOff..]} with {@code n} columns,
+     * rows {@code [r0, r1)}, against activations quantized by {@link Q8Blocks#quantizeActivations}. The scalar
+     * implementation is {@link Q8Blocks#matmul}; the vector one is bit-identical to it.
+     */
+    void matmulQ8(byte[] w, int wOff, int n, int r0, int r1, byte[] qx, float[] dx, int batch, float[] out,
+                  int outOff, int outStride) {
+        Q8Blocks.matmul(w, wOff, n, r0, r1, qx, dx, batch, out, outOff, outStride);
+    }
+
     /** {@code Σ_j a[aOff + j] · b[bOff + j]}. */
     abstract float dot(float[] a, int aOff, float[] b, int bOff, int n);
 

@@ -8,49 +8,85 @@ import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * {@link Q8Matrix#matmulScalar} with the integer block dot products on the Vector API: 32 weight bytes and 32
- * activation bytes are widened to shorts, multiplied (|q| ≤ 127, so each product fits a short), widened to two int
- * halves and added lane-wise (exact), converted to float, scaled and added to 16 float accumulators; no reduction per
- * block. The lane order is {@link Q8Matrix#matmulScalar}'s, so results are bit-identical to the scalar kernel. Loaded only when the {@code jdk.incubator.vector} module is present.
+ * {@link Q8Blocks#matmul} with the integer block sums on the Vector API, in 256-bit vectors (AVX2): the two halves of
+ * a block's 32 weight bytes and 32 activation bytes are widened to 16 shorts each and multiplied (|q| ≤ 127, so each
+ * product fits a short, and so does the sum of the two halves' products, ≤ 32,258); the 16 short sums, read as 8
+ * ints, are split into their low and high shorts by shifts and added, giving 8 exact int lanes
+ * {@code p[2l] + p[2l+1] + p[2l+16] + p[2l+17]}; those are converted to float and fused-multiply-added into 8 float
+ * accumulators with the block's scale. No reduction per block. The lane order is {@link Q8Blocks#matmul}'s, so the
+ * results are bit-identical to the scalar kernel. Loaded only when the {@code jdk.incubator.vector} module is present.
  */
 final class Q8VectorKernel {
-    private static final VectorSpecies<Byte> B = ByteVector.SPECIES_256;   // one block of 32 quants
-    private static final VectorSpecies<Short> S = ShortVector.SPECIES_512; // 32 shorts
-    private static final VectorSpecies<Integer> I = IntVector.SPECIES_512; // 16 ints
-    private static final VectorSpecies<Float> F = FloatVector.SPECIES_512;   // 16 float accumulators
+    private static final VectorSpecies<Byte> B = ByteVector.SPECIES_128;    // half a block: 16 quants
+    private static final VectorSpecies<Short> S = ShortVector.SPECIES_256;  // 16 shorts
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;  // 8 float accumulators
 
     private Q8VectorKernel() {
     }
 
-    static void matmul(Q8Matrix w, int r0, int r1, byte[] qx, float[] dx, int batch, float[] out, int outOff,
-                       int outStride) {
-        int n = w.n;
-        int blocks = n / Q8Matrix.BLOCK;
-        byte[] q = w.q;
-        float[] d = w.d;
-        float[] acc = new float[Q8Matrix.LANES];
-        for (int r = r0; r < r1; r++) {
-            int wq = r * n;
-            int wd = r * blocks;
+    static void matmul(byte[] w, int wOff, int n, int r0, int r1, byte[] qx, float[] dx, int batch, float[] out,
+                       int outOff, int outStride) {
+        int blocks = n / Q8Blocks.BLOCK;
+        int rb = Q8Blocks.rowBytes(n);
+        float[] acc = new float[Q8Blocks.LANES];
+        int r = r0;
+        for (; r + 1 < r1; r += 2) { // two rows at a time share each activation block's widening
+            int row0 = wOff + r * rb;
+            int row1 = row0 + rb;
+            for (int b = 0; b < batch; b++) {
+                int xq = b * n;
+                int xd = b * blocks;
+                FloatVector sum0 = FloatVector.zero(F);
+                FloatVector sum1 = FloatVector.zero(F);
+                for (int k = 0; k < blocks; k++) {
+                    int xa = xq + k * Q8Blocks.BLOCK;
+                    ShortVector x0 = widen(qx, xa);
+                    ShortVector x1 = widen(qx, xa + 16);
+                    float dxk = dx[xd + k];
+                    int at0 = row0 + k * Q8Blocks.BLOCK_BYTES;
+                    int at1 = row1 + k * Q8Blocks.BLOCK_BYTES;
+                    sum0 = lanes(widen(w, at0 + 2), widen(w, at0 + 18), x0, x1)
+                            .fma(FloatVector.broadcast(F, Q8Blocks.scale(w, at0) * dxk), sum0);
+                    sum1 = lanes(widen(w, at1 + 2), widen(w, at1 + 18), x0, x1)
+                            .fma(FloatVector.broadcast(F, Q8Blocks.scale(w, at1) * dxk), sum1);
+                }
+                sum0.intoArray(acc, 0);
+                out[outOff + b * outStride + r] = Q8Blocks.sumLanes(acc);
+                sum1.intoArray(acc, 0);
+                out[outOff + b * outStride + r + 1] = Q8Blocks.sumLanes(acc);
+            }
+        }
+        for (; r < r1; r++) {
+            int row = wOff + r * rb;
             for (int b = 0; b < batch; b++) {
                 int xq = b * n;
                 int xd = b * blocks;
                 FloatVector sum = FloatVector.zero(F);
                 for (int k = 0; k < blocks; k++) {
-                    int base = k * Q8Matrix.BLOCK;
-                    ShortVector ws = (ShortVector) ByteVector.fromArray(B, q, wq + base)
-                            .convertShape(VectorOperators.B2S, S, 0);
-                    ShortVector xs = (ShortVector) ByteVector.fromArray(B, qx, xq + base)
-                            .convertShape(VectorOperators.B2S, S, 0);
-                    ShortVector p = ws.mul(xs);
-                    IntVector lo = (IntVector) p.convertShape(VectorOperators.S2I, I, 0);
-                    IntVector hi = (IntVector) p.convertShape(VectorOperators.S2I, I, 1);
-                    FloatVector lane = (FloatVector) lo.add(hi).convertShape(VectorOperators.I2F, F, 0);
-                    sum = sum.add(lane.mul(d[wd + k] * dx[xd + k]));
+                    int at = row + k * Q8Blocks.BLOCK_BYTES;
+                    int xa = xq + k * Q8Blocks.BLOCK;
+                    FloatVector f = lanes(widen(w, at + 2), widen(w, at + 18), widen(qx, xa), widen(qx, xa + 16));
+                    sum = f.fma(FloatVector.broadcast(F, Q8Blocks.scale(w, at) * dx[xd + k]), sum);
                 }
                 sum.intoArray(acc, 0);
-                out[outOff + b * outStride + r] = Q8Matrix.sumLanes(acc);
+                out[outOff + b * outStride + r] = Q8Blocks.sumLanes(acc);
             }
         }
+    }
+
+    /** 16 signed bytes at {@code a[at]} widened to 16 shorts. */
+    private static ShortVector widen(byte[] a, int at) {
+        return (ShortVector) ByteVector.fromArray(B, a, at).convertShape(VectorOperators.B2S, S, 0);
+    }
+
+    /**
+     * The 8 exact int lanes of one block, as floats: {@code p[2l] + p[2l+1] + p[2l+16] + p[2l+17]} from the short
+     * products of the weight halves {@code w0, w1} and the activation halves {@code x0, x1}.
+     */
+    private static FloatVector lanes(ShortVector w0, ShortVector w1, ShortVector x0, ShortVector x1) {
+        IntVector pairs = w0.mul(x0).add(w1.mul(x1)).reinterpretAsInts();
+        IntVector sums = pairs.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)
+                .add(pairs.lanewise(VectorOperators.ASHR, 16));
+        return (FloatVector) sums.convert(VectorOperators.I2F, 0);
     }
 }

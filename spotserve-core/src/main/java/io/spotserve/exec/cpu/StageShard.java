@@ -14,26 +14,24 @@ import java.util.Map;
  * slices, allocated from its device, and its part of every layer of the stage. This is the hot-path file of
  * the CPU executor.
  *
- * <p>Storage, all flat row-major float arrays from the device arena, allocated on first import:
- * <ul>
- *   <li>one block per local layer: rms_att [dim] | rms_ffn [dim] | wqkv [(hq+2·hkv)·hs][dim] (the shard's wq
- *       rows, then wk rows, then wv rows, so one pass computes q, k and v) | wo [dim][hq·hs] (the shard's
- *       columns of wo, contiguous per output row) | w13 [2f][dim] (w1 and w3 rows interleaved in blocks of
- *       {@link #UNIT_BLOCK} hidden units: the block's w1 rows, then its w3 rows, so one chunk of rows yields whole
- *       gated units and the gate reads w1 and w3 outputs as two contiguous runs) | w2 [dim][f];</li>
- *   <li>the four layer matrices are stored in the kernels' {@link PackedRows} layout (column-major blocks of
- *       4·lanes rows for the vector kernels, plain rows for the scalar ones); import and export convert from
- *       and to the canonical layout, so slice bytes never depend on the kernels;</li>
- *   <li>embedding rows [vLocal][dim] (stage 0), final norm [dim] and classifier rows [vLocal][dim] (last stage;
- *       when one position is both and the model shares the classifier, one array serves both);</li>
- *   <li>per open sequence: K and V for every local layer, [layer][K|V][capacity][hkv·hs].</li>
- * </ul>
- * The forward math mirrors llama2.c's run.c: RMSNorm (eps 1e-5, float sum of squares), RoPE per pair with
+ * <p>Storage, allocated from the device arena on first import: the weights in {@link ShardWeights} (per local layer
+ * a float block rms_att | rms_ffn | wqkv | wo | w13 | w2, the matrices in the kernels' {@link PackedRows} layout; with
+ * {@link io.spotserve.exec.WeightPrecision#Q8_0} weights the matrices that fall on whole 32-weight blocks move to a
+ * byte block of GGUF Q8_0 blocks, see there), and per open sequence K and V for every local layer,
+ * [layer][K|V][capacity][hkv·hs]. Matrix products run through {@link ShardMatmul}: float kernels, or for Q8_0 blocks
+ * the activations quantized per block and {@link Kernels#matmulQ8}.
+ *
+ * <p>The forward math mirrors llama2.c's run.c: RMSNorm (eps 1e-5, float sum of squares), RoPE per pair with
  * frequency 1/10000^(i/hs), grouped-query attention with scores divided by sqrt(hs) and a max-shifted
  * softmax, SwiGLU FFN. Partial outputs of wo and w2 are left in {@link #part} for the pipeline's all-reduce.
  */
 final class StageShard implements PipelinePosition {
-    private static final int PARALLEL_MIN_MACS = 1 << 15;
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(StageShard.class);
+    private static final int QKV = ShardWeights.QKV;
+    private static final int WO = ShardWeights.WO;
+    private static final int W13 = ShardWeights.W13;
+    private static final int W2 = ShardWeights.W2;
+    private static final int PARALLEL_MIN_MACS = ShardMatmul.PARALLEL_MIN_MACS;
     /**
      * Hidden units per w1/w3 block of the fused up-projection: 2·32 rows, a multiple of the packed blocks
      * ({@link PackedRows#blockRows}: 64 rows with AVX-512, 32 with AVX2), so unit blocks start on packed blocks.
@@ -55,7 +53,6 @@ final class StageShard implements PipelinePosition {
     final IndexRange vocab;
     final boolean first;
     final boolean last;
-    private final boolean aliasClassifier;
 
     final int dim;
     final int hs;
@@ -68,22 +65,13 @@ final class StageShard implements PipelinePosition {
     /** RMSNorm epsilon from the config (llama2.c: 1e-5). */
     private final float eps;
     private final int qkvRows;
-    private final int offQkv;
-    private final int offWo;
-    private final int offW13;
-    private final int offW2;
-    final int layerFloats;
-
     private final WeightCoverage coverage;
-    private final float[][] layerW;
-    private float[] embedding;
-    private float[] classifier;
-    private float[] finalNorm;
+    /** This position's weights (float blocks, Q8_0 blocks, vocabulary rows, final norm). */
+    final ShardWeights weights;
     private final Map<Long, Kv> kv = new HashMap<>();
 
     private final Kernels kernels;
-    /** {@link PackedRows} lanes of the kernels (0: plain rows, the scalar kernels' layout). */
-    private final int lanes;
+    private final ShardMatmul mm;
     /**
      * Matrices with fewer columns stay in plain rows even for the vector kernels. Measured on this machine: the
      * column-block kernel is 1.3-5× faster than plain rows on a matrix alone at every size, and 10-20% less CPU
@@ -91,7 +79,6 @@ final class StageShard implements PipelinePosition {
      * forward pass, for a reason not found in this round; small matrices keep the plain layout meanwhile.
      */
     static final int PACK_MIN_COLUMNS = 256;
-    private final int packMinColumns;
     private final WorkerPool pool;
     private final float[] rope; // [seqLen][hs/2][cos, sin], shared by the pipeline
 
@@ -109,13 +96,11 @@ final class StageShard implements PipelinePosition {
     private final int[] posOf;
     private int batch;
 
-    private final MatmulTask matmul = new MatmulTask();
-    private final PackedMatmulTask packedMatmul = new PackedMatmulTask();
     private final FfnUpTask ffnUp = new FfnUpTask();
     private final AttentionTask attention = new AttentionTask();
 
     StageShard(ShardLayout layout, int stage, int shard, CpuDevice device, Kernels kernels, WorkerPool pool,
-               float[] rope, int maxBatch, int packMinColumns) {
+               float[] rope, int maxBatch, int packMinColumns, boolean keepQ8) {
         this.device = device;
         this.c = layout.config();
         this.stage = stage;
@@ -128,10 +113,7 @@ final class StageShard implements PipelinePosition {
         this.vocab = coverage.vocab();
         this.first = coverage.first();
         this.last = coverage.last();
-        this.aliasClassifier = coverage.aliasClassifier();
         this.kernels = kernels;
-        this.lanes = kernels.packLanes();
-        this.packMinColumns = packMinColumns;
         this.pool = pool;
         this.rope = rope;
 
@@ -145,14 +127,12 @@ final class StageShard implements PipelinePosition {
         group = c.kvGroupSize();
         eps = c.normEps();
         qkvRows = qDim + 2 * kvDim;
-        offQkv = 2 * dim;
-        offWo = offQkv + qkvRows * dim;
-        offW13 = offWo + dim * qDim;
-        offW2 = offW13 + 2 * f * dim;
-        layerFloats = offW2 + dim * f;
-
-        int nl = layers.length();
-        layerW = new float[nl][];
+        weights = new ShardWeights(coverage, c, device, kernels.packLanes(), packMinColumns, keepQ8);
+        mm = new ShardMatmul(kernels, pool, packMinColumns, maxBatch, weights.maxQ8Columns());
+        if (!weights.fallback.isEmpty()) {
+            LOG.debug("stage {} shard {} of {}: keeping fp32 instead of Q8_0 for matrices whose shard does not fall on "
+                    + "whole 32-weight blocks ({})", stage, shard, layout, weights.fallback);
+        }
 
         xb = new float[maxBatch * dim];
         qkv = new float[maxBatch * qkvRows];
@@ -188,34 +168,39 @@ final class StageShard implements PipelinePosition {
     /** Bytes that importing {@code slice} would newly allocate on the device. */
     @Override
     public long allocationBytes(ContextSlice slice) {
-        if (slice instanceof ContextSlice.Embedding) {
-            return embedding == null ? (long) vocab.length() * dim * Float.BYTES : 0;
-        } else if (slice instanceof ContextSlice.Classifier) {
-            boolean present = aliasClassifier ? embedding != null : classifier != null;
-            return present ? 0 : (long) vocab.length() * dim * Float.BYTES;
-        } else if (slice instanceof ContextSlice.FinalNorm) {
-            return finalNorm == null ? (long) dim * Float.BYTES : 0;
-        } else if (slice instanceof ContextSlice.LayerWeights w) {
-            return layerW[w.layer() - layers.from()] == null ? (long) layerFloats * Float.BYTES : 0;
-        }
-        return 0;
+        return slice instanceof ContextSlice.KvCache ? 0 : weights.allocationBytes(slice);
     }
 
     /** Bytes all of this position's weights take. */
     long weightStorageBytes() {
-        long floats = (long) layerW.length * layerFloats;
+        long bytes = (long) weights.layerW.length * ((long) weights.layerFloats * Float.BYTES + weights.layerBytes);
         if (first) {
-            floats += (long) vocab.length() * dim;
+            bytes += weights.vocabBytes();
         }
         if (last) {
-            floats += dim + (aliasClassifier ? 0 : (long) vocab.length() * dim);
+            bytes += (long) dim * Float.BYTES + (coverage.aliasClassifier() ? 0 : weights.vocabBytes());
         }
-        return floats * Float.BYTES;
+        return bytes;
+    }
+
+    /** Whether layer matrix {@code m} (0 wq/wk/wv, 1 wo, 2 w1/w3, 3 w2) is kept as Q8_0 blocks here. */
+    boolean q8(int m) {
+        return weights.q8[m];
+    }
+
+    /** Whether the embedding / classifier rows are kept as Q8_0 blocks here. */
+    boolean q8Vocab() {
+        return weights.q8Vocab;
+    }
+
+    /** Whether some Q8_0 matrix is being assembled in floats from pieces that split its blocks. */
+    boolean assembling() {
+        return weights.assembling();
     }
 
     /** {@link PackedRows} lanes of a layer matrix of {@code n} columns. */
     private int lanesFor(int n) {
-        return n >= packMinColumns ? lanes : 0;
+        return mm.lanesFor(n);
     }
 
     // ------------------------------------------------------------------ import / export (context migration)
@@ -227,85 +212,17 @@ final class StageShard implements PipelinePosition {
      */
     @Override
     public void transfer(ContextSlice slice, float[] canon, boolean importing) {
-        if (slice instanceof ContextSlice.Embedding e) {
-            if (importing && embedding == null) {
-                embedding = device.allocate("token embedding rows " + vocab + " of stage " + stage, vocab.length() * dim);
-                if (aliasClassifier) {
-                    classifier = embedding;
-                }
-            }
-            rows(embedding, (e.vocab().from() - vocab.from()) * dim, canon, 0, e.vocab().length() * dim, importing);
-        } else if (slice instanceof ContextSlice.Classifier k) {
-            if (importing && classifier == null) {
-                if (aliasClassifier) {
-                    embedding = device.allocate("token embedding / classifier rows " + vocab, vocab.length() * dim);
-                    classifier = embedding;
-                } else {
-                    classifier = device.allocate("classifier rows " + vocab, vocab.length() * dim);
-                }
-            }
-            rows(classifier, (k.vocab().from() - vocab.from()) * dim, canon, 0, k.vocab().length() * dim, importing);
-        } else if (slice instanceof ContextSlice.FinalNorm) {
-            if (importing && finalNorm == null) {
-                finalNorm = device.allocate("final norm", dim);
-            }
-            rows(finalNorm, 0, canon, 0, dim, importing);
-        } else if (slice instanceof ContextSlice.LayerWeights w) {
-            transferLayer(w, canon, importing);
-        } else {
-            transferKv((ContextSlice.KvCache) slice, canon, importing);
+        if (slice instanceof ContextSlice.KvCache k) {
+            transferKv(k, canon, importing);
+            return;
         }
+        weights.transfer(slice, canon, importing, stage);
         if (importing) {
             coverage.mark(slice);
+            if (slice instanceof ContextSlice.LayerWeights w && coverage.layerComplete(w.layer() - layers.from())) {
+                weights.dropStaging(w.layer() - layers.from());
+            }
         }
-    }
-
-    private void transferLayer(ContextSlice.LayerWeights w, float[] canon, boolean importing) {
-        int l = w.layer() - layers.from();
-        if (importing && layerW[l] == null) {
-            layerW[l] = device.allocate("layer " + w.layer() + " heads " + heads + " hidden " + hidden, layerFloats);
-        }
-        float[] block = layerW[l];
-        int sh0 = w.heads().from() - heads.from();   // local first head of the slice
-        int nh = w.heads().length();
-        int skv0 = w.kvHeads(c).from() - kvHeads.from();
-        int nkv = w.kvHeads(c).length();
-        int sf0 = w.hidden().from() - hidden.from();
-        int nf = w.hidden().length();
-        int lanes = lanesFor(dim);
-        int o = 0;
-        rows(block, 0, canon, o, 2 * dim, importing);                                       // rms_att, rms_ffn
-        o += 2 * dim;
-        PackedRows.rows(block, offQkv, qkvRows, dim, lanes, sh0 * hs, nh * hs, canon, o, importing);     // wq rows
-        o += nh * hs * dim;
-        PackedRows.rows(block, offQkv, qkvRows, dim, lanes, qDim + skv0 * hs, nkv * hs, canon, o, importing); // wk
-        o += nkv * hs * dim;
-        PackedRows.rows(block, offQkv, qkvRows, dim, lanes, qDim + kvDim + skv0 * hs, nkv * hs, canon, o,
-                importing);                                                                 // wv rows
-        o += nkv * hs * dim;
-        for (int r = 0; r < dim; r++) {                                                      // wo columns
-            PackedRows.segment(block, offWo, dim, qDim, lanesFor(qDim), r, sh0 * hs, canon, o, nh * hs, importing);
-            o += nh * hs;
-        }
-        for (int k = 0; k < nf; k++) {                                                       // w1 rows
-            PackedRows.segment(block, offW13, 2 * f, dim, lanes, w13Row(sf0 + k, false), 0, canon, o, dim, importing);
-            o += dim;
-        }
-        for (int k = 0; k < nf; k++) {                                                       // w3 rows
-            PackedRows.segment(block, offW13, 2 * f, dim, lanes, w13Row(sf0 + k, true), 0, canon, o, dim, importing);
-            o += dim;
-        }
-        for (int r = 0; r < dim; r++) {                                                      // w2 columns
-            PackedRows.segment(block, offW2, dim, f, lanesFor(f), r, sf0, canon, o, nf, importing);
-            o += nf;
-        }
-    }
-
-    /** Storage row of local hidden unit {@code u}'s w1 row (or w3 row when {@code up}) in the w13 matrix. */
-    private int w13Row(int u, boolean up) {
-        int start = u - u % UNIT_BLOCK;
-        int m = Math.min(UNIT_BLOCK, f - start);
-        return 2 * start + u % UNIT_BLOCK + (up ? m : 0);
     }
 
     private void transferKv(ContextSlice.KvCache k, float[] canon, boolean importing) {
@@ -318,17 +235,9 @@ final class StageShard implements PipelinePosition {
         for (int which = 0; which < 2; which++) {
             int base = (l * 2 + which) * cap * kvDim;
             for (int t = 0; t < k.length(); t++) {
-                rows(entry.data, base + t * kvDim + off, canon, o, width, importing);
+                ShardWeights.rows(entry.data, base + t * kvDim + off, canon, o, width, importing);
                 o += width;
             }
-        }
-    }
-
-    private static void rows(float[] store, int storeOff, float[] canon, int canonOff, int len, boolean importing) {
-        if (importing) {
-            System.arraycopy(canon, canonOff, store, storeOff, len);
-        } else {
-            System.arraycopy(store, storeOff, canon, canonOff, len);
         }
     }
 
@@ -358,31 +267,7 @@ final class StageShard implements PipelinePosition {
     @Override
     public void release(ContextSlice slice) {
         coverage.unmark(slice);
-        if (slice instanceof ContextSlice.Embedding) {
-            if (!aliasClassifier || !coverage.anyClassifier()) {
-                device.free(embedding);
-                embedding = null;
-                if (aliasClassifier) {
-                    classifier = null;
-                }
-            }
-        } else if (slice instanceof ContextSlice.Classifier) {
-            if (!aliasClassifier) {
-                device.free(classifier);
-                classifier = null;
-            } else if (!coverage.anyEmbedding()) {
-                device.free(embedding);
-                embedding = null;
-                classifier = null;
-            }
-        } else if (slice instanceof ContextSlice.FinalNorm) {
-            device.free(finalNorm);
-            finalNorm = null;
-        } else if (slice instanceof ContextSlice.LayerWeights w) {
-            int l = w.layer() - layers.from();
-            device.free(layerW[l]);
-            layerW[l] = null;
-        }
+        weights.release(slice, coverage);
     }
 
     /** Frees everything this position holds. */
@@ -391,18 +276,7 @@ final class StageShard implements PipelinePosition {
         for (Long id : kv.keySet().toArray(new Long[0])) {
             removeSequence(id);
         }
-        for (int l = 0; l < layerW.length; l++) {
-            device.free(layerW[l]);
-            layerW[l] = null;
-        }
-        device.free(embedding);
-        if (classifier != embedding) {
-            device.free(classifier);
-        }
-        device.free(finalNorm);
-        embedding = null;
-        classifier = null;
-        finalNorm = null;
+        weights.releaseAll();
         coverage.clear();
     }
 
@@ -424,18 +298,18 @@ final class StageShard implements PipelinePosition {
         if (!vocab.contains(token)) {
             return false;
         }
-        System.arraycopy(embedding, (token - vocab.from()) * dim, x, xOff, dim);
+        weights.embed(token - vocab.from(), x, xOff);
         return true;
     }
 
     /** This shard's attention heads of local layer {@code l} on input {@code x}; partial wo output into {@link #part}. */
     void attention(int l, float[] x) {
-        float[] w = layerW[l];
+        float[] w = weights.layerW[l];
         int n = batch;
         for (int b = 0; b < n; b++) {
             rmsnorm(xb, b * dim, x, b * dim, w, 0, dim, eps);
         }
-        layerMatmul(w, offQkv, dim, qkvRows, xb, dim, n, qkv, qkvRows);
+        matmul(QKV, l, xb, dim, n, qkv, qkvRows);
         int half = hs / 2;
         for (int b = 0; b < n; b++) {
             int pos = posOf[b];
@@ -460,7 +334,7 @@ final class StageShard implements PipelinePosition {
             work += (long) (posOf[b] + 1) * qDim * 2;
         }
         pool.parallelFor(n * hq, work >= PARALLEL_MIN_MACS, attention);
-        layerMatmul(w, offWo, qDim, dim, att, qDim, n, part, dim);
+        matmul(WO, l, att, qDim, n, part, dim);
     }
 
     private static void rotate(float[] v, int i, float fcr, float fci) {
@@ -477,6 +351,7 @@ final class StageShard implements PipelinePosition {
      */
     private final class FfnUpTask implements WorkerPool.Body {
         float[] w;
+        byte[] wq;
 
         @Override
         public void run(int worker, int from, int to) {
@@ -485,10 +360,13 @@ final class StageShard implements PipelinePosition {
             int u1 = Math.min(f, to * UNIT_BLOCK);
             int r0 = 2 * u0;
             int r1 = 2 * u1;
-            if (lanesFor(dim) == 0) {
-                kernels.matmul(w, offW13, dim, r0, r1, xb, dim, batch, h13, 0, rows);
+            int off = weights.matOff[W13];
+            if (weights.q8[W13]) {
+                kernels.matmulQ8(wq, off, dim, r0, r1, mm.qx, mm.dx, batch, h13, 0, rows);
+            } else if (lanesFor(dim) == 0) {
+                kernels.matmul(w, off, dim, r0, r1, xb, dim, batch, h13, 0, rows);
             } else {
-                kernels.matmulPacked(w, offW13, dim, rows, r0, r1, xb, dim, batch, h13, 0, rows);
+                kernels.matmulPacked(w, off, dim, rows, r0, r1, xb, dim, batch, h13, 0, rows);
             }
             for (int b = 0; b < batch; b++) {
                 for (int u = u0; u < u1; u += UNIT_BLOCK) {
@@ -525,16 +403,21 @@ final class StageShard implements PipelinePosition {
 
     /** This shard's FFN hidden units of local layer {@code l} on input {@code x}; partial w2 output into {@link #part}. */
     void ffn(int l, float[] x) {
-        float[] w = layerW[l];
+        float[] w = weights.layerW[l];
         int n = batch;
         for (int b = 0; b < n; b++) {
             rmsnorm(xb, b * dim, x, b * dim, w, dim, dim, eps);
         }
         FfnUpTask t = ffnUp;
         t.w = w;
+        t.wq = weights.layerQ[l];
+        if (weights.q8[W13]) {
+            mm.quantize(xb, dim, n, dim);
+        }
         pool.parallelFor((f + UNIT_BLOCK - 1) / UNIT_BLOCK, 2L * f * dim * n >= PARALLEL_MIN_MACS, t);
         t.w = null;
-        layerMatmul(w, offW2, f, dim, hb, f, n, part, dim);
+        t.wq = null;
+        matmul(W2, l, hb, f, n, part, dim);
     }
 
     /**
@@ -545,7 +428,7 @@ final class StageShard implements PipelinePosition {
         int k = 0;
         for (int b = 0; b < batch; b++) {
             if (out[b] != null) {
-                rmsnorm(xb, k * dim, x, b * dim, finalNorm, 0, dim, eps);
+                rmsnorm(xb, k * dim, x, b * dim, weights.finalNorm, 0, dim, eps);
                 k++;
             }
         }
@@ -553,7 +436,11 @@ final class StageShard implements PipelinePosition {
             return;
         }
         int v = vocab.length();
-        runMatmul(classifier, 0, dim, v, xb, dim, k, logitScratch, v);
+        if (weights.q8Vocab) {
+            mm.q8(weights.classifierQ, 0, dim, v, xb, dim, k, logitScratch, v);
+        } else {
+            mm.plain(weights.classifier, 0, dim, v, xb, dim, k, logitScratch, v);
+        }
         k = 0;
         for (int b = 0; b < batch; b++) {
             if (out[b] != null) {
@@ -563,82 +450,13 @@ final class StageShard implements PipelinePosition {
         }
     }
 
-    /** A layer matrix: in the kernels' {@link PackedRows} layout, split among threads by whole row groups. */
-    private void layerMatmul(float[] w, int wOff, int n, int rows, float[] x, int xStride, int count, float[] out,
-                             int outStride) {
-        int lanes = lanesFor(n);
-        if (lanes == 0) {
-            runMatmul(w, wOff, n, rows, x, xStride, count, out, outStride);
-            return;
-        }
-        PackedMatmulTask t = packedMatmul;
-        t.w = w;
-        t.wOff = wOff;
-        t.n = n;
-        t.rows = rows;
-        t.x = x;
-        t.xStride = xStride;
-        t.batch = count;
-        t.out = out;
-        t.outStride = outStride;
-        int g = PackedRows.blockRows(lanes);
-        pool.parallelFor((rows + g - 1) / g, (long) rows * n * count >= PARALLEL_MIN_MACS, t);
-        t.w = null;
-        t.x = null;
-        t.out = null;
-    }
-
-    /** Packed row blocks of one matmul per chunk; reusable like {@link MatmulTask}. */
-    private final class PackedMatmulTask implements WorkerPool.Body {
-        float[] w;
-        int wOff;
-        int n;
-        int rows;
-        float[] x;
-        int xStride;
-        int batch;
-        float[] out;
-        int outStride;
-
-        @Override
-        public void run(int worker, int from, int to) {
-            int g = PackedRows.blockRows(lanesFor(n));
-            kernels.matmulPacked(w, wOff, n, rows, from * g, Math.min(rows, to * g), x, xStride, batch, out, 0,
-                    outStride);
-        }
-    }
-
-    private void runMatmul(float[] w, int wOff, int n, int rows, float[] x, int xStride, int count, float[] out,
-                           int outStride) {
-        MatmulTask t = matmul;
-        t.w = w;
-        t.wOff = wOff;
-        t.n = n;
-        t.x = x;
-        t.xStride = xStride;
-        t.batch = count;
-        t.out = out;
-        t.outStride = outStride;
-        pool.parallelFor(rows, (long) rows * n * count >= PARALLEL_MIN_MACS, t);
-        t.w = null;
-        t.x = null;
-        t.out = null;
-    }
-
-    /** Rows of one matmul per chunk; a reusable object so a step allocates nothing per call. */
-    private final class MatmulTask implements WorkerPool.Body {
-        float[] w;
-        int wOff;
-        int n;
-        float[] x;
-        int xStride;
-        int batch;
-        float[] out;
-        int outStride;
-
-        @Override
-        public void run(int worker, int from, int to) {
-            kernels.matmul(w, wOff, n, from, to, x, xStride, batch, out, 0, outStride);
+    /** Layer matrix {@code m} of local layer {@code l} times {@code count} activation vectors: Q8_0 or float. */
+    private void matmul(int m, int l, float[] x, int xStride, int count, float[] out, int outStride) {
+        ShardWeights w = weights;
+        if (w.q8[m]) {
+            mm.q8(w.layerQ[l], w.matOff[m], w.matCols[m], w.matRows[m], x, xStride, count, out, outStride);
+        } else {
+            mm.layer(w.layerW[l], w.matOff[m], w.matCols[m], w.matRows[m], x, xStride, count, out, outStride);
         }
     }
 

@@ -260,7 +260,9 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
         }
         float[] data = new float[Math.toIntExact(slice.floats(c))];
         s.transfer(slice, data, false);
-        return SliceFormat.encode(c, slice, data);
+        // Q8_0 weights leave as their blocks (version 2, lossless), not as 4-byte floats
+        return weights == WeightPrecision.Q8_0 && !(slice instanceof ContextSlice.KvCache)
+                ? SliceFormat.encodeQ8(c, slice, data) : SliceFormat.encode(c, slice, data);
     }
 
     @Override

@@ -150,6 +150,12 @@ public final class WeightCoverage {
         }
     }
 
+    /** Whether local layer {@code l} (0 = the position's first layer) has all its heads, hidden units and norms. */
+    public boolean layerComplete(int l) {
+        return rmsDone[l] && allTrue(headDone[l], 0, headDone[l].length)
+                && allTrue(hiddenDone[l], 0, hiddenDone[l].length);
+    }
+
     /** Whether every weight the position needs is present (cached until the next mark or unmark). */
     public boolean complete() {
         if (!completeKnown) {

@@ -1,0 +1,172 @@
+package io.spotserve.exec.cpu;
+
+import io.spotserve.model.HalfFloats;
+
+/**
+ * Matrices kept in GGUF's Q8_0 form, byte for byte: each row of {@code n} weights is {@code n / 32} blocks of
+ * {@link #BLOCK_BYTES} = 34 bytes, an fp16 scale {@code d} (little-endian) then 32 signed bytes {@code q}, weight =
+ * {@code d · q}. One byte and a sixteenth per weight instead of four: decode is memory-bound, so this is the CPU's
+ * cheap-memory format. The bytes of a row are exactly the bytes of that row in a Q8_0 GGUF tensor.
+ *
+ * <p>The product with activations follows llama.cpp's Q8_0 × Q8_0 scheme (and llama2.c's runq.c): each activation
+ * vector is quantized per block of 32 the same way ({@link #quantizeActivations}: scale amax / 127 rounded to fp16,
+ * quants rounded to nearest), the integer products of a block are summed exactly, and the float part runs in
+ * {@link #LANES} accumulators in a fixed order that the Vector API kernel ({@code Q8VectorKernel}) follows lane for
+ * lane, so the two give bit-identical results: lane {@code l} of block k is the exact integer
+ * {@code p[2l] + p[2l+1] + p[2l+16] + p[2l+17]} ({@code p[j] = qw[j]·qx[j]}), multiplied by
+ * {@code dw_k · dx_k} and added to accumulator l with one fused multiply-add; the accumulators are summed in lane
+ * order at the end of the row. Compared with a float dot product of the dequantized weights, the only extra error is
+ * the activation's quantization: at most {@code dx · (1/2 + 127/2048)} per element (half a step, plus the fp16
+ * rounding of the step).
+ */
+final class Q8Blocks {
+    /** Weights per block. */
+    static final int BLOCK = 32;
+    /** Bytes per block: the fp16 scale and 32 quants. */
+    static final int BLOCK_BYTES = 34;
+    /** Float accumulators per row (one 256-bit vector of floats). */
+    static final int LANES = 8;
+
+    private Q8Blocks() {
+    }
+
+    /** Whether {@code n} weights fill whole blocks. */
+    static boolean aligned(long n) {
+        return n % BLOCK == 0;
+    }
+
+    /** Bytes of a row of {@code n} weights ({@code n} a multiple of 32). */
+    static int rowBytes(int n) {
+        return n / BLOCK * BLOCK_BYTES;
+    }
+
+    /** Bytes of a {@code rows × n} matrix. */
+    static long matrixBytes(long rows, int n) {
+        return rows * rowBytes(n);
+    }
+
+    /**
+     * The scale of the block whose bytes start at {@code w[at]}: its fp16 value, exactly (as
+     * {@link HalfFloats#toFloat}), without branches for finite values: the half's exponent and mantissa bits moved to
+     * a float's places and scaled by 2^112 give normal and subnormal halves alike.
+     */
+    static float scale(byte[] w, int at) {
+        int h = (w[at] & 0xff) | ((w[at + 1] & 0xff) << 8);
+        if ((h & 0x7c00) == 0x7c00) {
+            return HalfFloats.toFloat((short) h); // infinity or NaN (never written by a quantizer)
+        }
+        float magnitude = Float.intBitsToFloat((h & 0x7fff) << 13) * 0x1p112f;
+        return (h & 0x8000) != 0 ? -magnitude : magnitude;
+    }
+
+    /**
+     * Quantizes {@code n} floats ({@code n} a multiple of 32) into blocks at {@code dst[at..]} as llama.cpp's
+     * reference quantizer does: scale amax / 127 stored as fp16, quants {@code round(x · 127 / amax)}. Requantizing
+     * the dequantized values of a block written this way gives back the same bytes.
+     */
+    static void quantize(float[] x, int xOff, int n, byte[] dst, int at) {
+        for (int k = 0; k < n / BLOCK; k++, at += BLOCK_BYTES) {
+            int base = xOff + k * BLOCK;
+            float amax = 0;
+            for (int j = 0; j < BLOCK; j++) {
+                amax = Math.max(amax, Math.abs(x[base + j]));
+            }
+            float d = amax / 127f;
+            float inv = d != 0 ? 1f / d : 0f;
+            short h = HalfFloats.toHalf(d);
+            dst[at] = (byte) h;
+            dst[at + 1] = (byte) (h >>> 8);
+            for (int j = 0; j < BLOCK; j++) {
+                dst[at + 2 + j] = (byte) Math.round(x[base + j] * inv);
+            }
+        }
+    }
+
+    /** Dequantizes {@code n} weights ({@code n} a multiple of 32) from blocks at {@code src[at..]} into {@code dst}. */
+    static void dequantize(byte[] src, int at, int n, float[] dst, int dstOff) {
+        for (int k = 0; k < n / BLOCK; k++, at += BLOCK_BYTES) {
+            float d = scale(src, at);
+            int o = dstOff + k * BLOCK;
+            for (int j = 0; j < BLOCK; j++) {
+                dst[o + j] = d * src[at + 2 + j];
+            }
+        }
+    }
+
+    /** Quantizes a {@code rows × n} row-major float matrix into a new byte array. */
+    static byte[] quantizeMatrix(float[] w, int off, int rows, int n) {
+        if (!aligned(n)) {
+            throw new IllegalArgumentException("Q8_0 rows need a multiple of " + BLOCK + " columns, got " + n);
+        }
+        byte[] out = new byte[Math.toIntExact(matrixBytes(rows, n))];
+        for (int r = 0; r < rows; r++) {
+            quantize(w, off + r * n, n, out, r * rowBytes(n));
+        }
+        return out;
+    }
+
+    /**
+     * The activation side: {@code batch} vectors of {@code n} floats (entry b at {@code x[b·xStride]}) quantized per
+     * block as the weights are (llama.cpp's q8_0 of x), quants into {@code qx[b·n ..]}, scales (fp16 values, as
+     * floats) into {@code dx[b·n/32 ..]}.
+     */
+    static void quantizeActivations(float[] x, int xStride, int batch, int n, byte[] qx, float[] dx) {
+        int blocks = n / BLOCK;
+        for (int b = 0; b < batch; b++) {
+            for (int k = 0; k < blocks; k++) {
+                int base = b * xStride + k * BLOCK;
+                float amax = 0;
+                for (int j = 0; j < BLOCK; j++) {
+                    amax = Math.max(amax, Math.abs(x[base + j]));
+                }
+                float d = amax / 127f;
+                float inv = d != 0 ? 1f / d : 0f;
+                dx[b * blocks + k] = HalfFloats.round(d);
+                int q = b * n + k * BLOCK;
+                for (int j = 0; j < BLOCK; j++) {
+                    qx[q + j] = (byte) Math.round(x[base + j] * inv);
+                }
+            }
+        }
+    }
+
+    /**
+     * Rows {@code [r0, r1)} of the {@code n}-column matrix at {@code w[wOff..]} times the quantized activations:
+     * {@code out[outOff + b·outStride + r]} for each entry b, in the lane order of the class comment.
+     */
+    static void matmul(byte[] w, int wOff, int n, int r0, int r1, byte[] qx, float[] dx, int batch, float[] out,
+                       int outOff, int outStride) {
+        int blocks = n / BLOCK;
+        int rb = rowBytes(n);
+        float[] acc = new float[LANES];
+        for (int r = r0; r < r1; r++) {
+            int row = wOff + r * rb;
+            for (int b = 0; b < batch; b++) {
+                int xq = b * n;
+                int xd = b * blocks;
+                java.util.Arrays.fill(acc, 0f);
+                for (int k = 0; k < blocks; k++) {
+                    int at = row + k * BLOCK_BYTES + 2;
+                    int xa = xq + k * BLOCK;
+                    float s = scale(w, at - 2) * dx[xd + k];
+                    for (int l = 0; l < LANES; l++) {
+                        int j = 2 * l;
+                        int lane = w[at + j] * qx[xa + j] + w[at + j + 1] * qx[xa + j + 1]
+                                + w[at + j + 16] * qx[xa + j + 16] + w[at + j + 17] * qx[xa + j + 17];
+                        acc[l] = Math.fma((float) lane, s, acc[l]);
+                    }
+                }
+                out[outOff + b * outStride + r] = sumLanes(acc);
+            }
+        }
+    }
+
+    /** The accumulators summed in lane order (both kernels use this). */
+    static float sumLanes(float[] acc) {
+        float s = 0f;
+        for (int l = 0; l < LANES; l++) {
+            s += acc[l];
+        }
+        return s;
+    }
+}

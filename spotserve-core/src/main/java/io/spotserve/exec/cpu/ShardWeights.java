@@ -1,0 +1,427 @@
+package io.spotserve.exec.cpu;
+
+import io.spotserve.exec.ContextSlice;
+import io.spotserve.exec.IndexRange;
+import io.spotserve.exec.spi.WeightCoverage;
+import io.spotserve.model.LlamaConfig;
+
+/**
+ * The weight storage of one {@link StageShard}: per local layer a float block (rms_att, rms_ffn, then the layer
+ * matrices kept in floats) and, with {@link io.spotserve.exec.WeightPrecision#Q8_0} weights, a byte block of the
+ * matrices kept as Q8_0 blocks ({@link Q8Blocks}); the embedding and classifier rows (floats or Q8_0 blocks; one array
+ * when they are the same rows) and the final norm. Matrices, by index {@link #QKV}, {@link #WO}, {@link #W13},
+ * {@link #W2}: wqkv [(hq+2·hkv)·hs][dim] (the shard's wq rows, then wk, then wv), wo [dim][hq·hs] (the shard's
+ * columns), w13 [2f][dim] (w1 and w3 rows interleaved in blocks of {@link StageShard#UNIT_BLOCK} hidden units), w2
+ * [dim][f]. Float matrices use the kernels' {@link PackedRows} layout.
+ *
+ * <p>A matrix is kept as Q8_0 only where its shard columns start and end on the file's 32-weight blocks; otherwise it
+ * stays fp32 on this position ({@link #fallback} says which and why). Import quantizes canonical floats (exact for
+ * values that came from Q8_0 blocks of the same alignment), export dequantizes; a migrated piece that splits blocks is
+ * assembled in a transient float copy of its matrix ({@link #staging}, not device-accounted) until the layer is
+ * complete, so pieces cut by any other layout reassemble the exact blocks.
+ */
+final class ShardWeights {
+    static final String[] MATRIX_LABELS = {"wq/wk/wv", "wo", "w1/w3", "w2"};
+    static final int QKV = 0;
+    static final int WO = 1;
+    static final int W13 = 2;
+    static final int W2 = 3;
+
+    private final CpuDevice device;
+    private final LlamaConfig c;
+    /** {@link PackedRows} lanes of the kernels (0: plain rows) and the narrowest matrix they pack. */
+    private final int lanes;
+    private final int packMinColumns;
+    private final IndexRange layers;
+    private final IndexRange heads;
+    private final IndexRange kvHeads;
+    private final IndexRange hidden;
+    private final IndexRange vocab;
+    private final boolean aliasClassifier;
+    private final int dim;
+    private final int hs;
+    private final int qDim;
+    private final int kvDim;
+    private final int f;
+
+    /** Per layer matrix: rows, columns, whether kept as Q8_0 blocks, offset (in the float or the byte block). */
+    final int[] matRows = new int[4];
+    final int[] matCols = new int[4];
+    final boolean[] q8 = new boolean[4];
+    final int[] matOff = new int[4];
+    /** Whether the embedding / classifier rows are Q8_0 blocks. */
+    final boolean q8Vocab;
+    /** With Q8_0 weights: the matrices kept fp32 because this shard splits their blocks, and their columns. */
+    final String fallback;
+    /** Floats of one layer's float block (the norms and the float matrices). */
+    final int layerFloats;
+    /** Bytes of the Q8_0 matrices of one layer (0 when none is Q8_0). */
+    final int layerBytes;
+
+    final float[][] layerW;
+    final byte[][] layerQ;
+    /** Float copies of Q8_0 matrices being assembled from pieces that split blocks: [matrix][local layer]. */
+    private final float[][][] staging = new float[4][][];
+    float[] embedding;
+    float[] classifier;
+    byte[] embeddingQ;
+    byte[] classifierQ;
+    float[] finalNorm;
+
+    ShardWeights(WeightCoverage coverage, LlamaConfig c, CpuDevice device, int lanes, int packMinColumns,
+                 boolean keepQ8) {
+        this.device = device;
+        this.c = c;
+        this.lanes = lanes;
+        this.packMinColumns = packMinColumns;
+        this.layers = coverage.layers();
+        this.heads = coverage.heads();
+        this.kvHeads = coverage.kvHeads();
+        this.hidden = coverage.hidden();
+        this.vocab = coverage.vocab();
+        this.aliasClassifier = coverage.aliasClassifier();
+        dim = c.dim();
+        hs = c.headSize();
+        qDim = heads.length() * hs;
+        kvDim = kvHeads.length() * hs;
+        f = hidden.length();
+        int[] rows = {qDim + 2 * kvDim, dim, 2 * f, dim};
+        int[] cols = {dim, qDim, dim, f};
+        // a Q8_0 matrix's blocks must be the file's blocks: its first column and its width on whole blocks
+        int[] firstCol = {0, heads.from() * hs, 0, hidden.from()};
+        int floats = 2 * dim;
+        int bytes = 0;
+        StringBuilder why = new StringBuilder();
+        for (int m = 0; m < 4; m++) {
+            matRows[m] = rows[m];
+            matCols[m] = cols[m];
+            q8[m] = keepQ8 && Q8Blocks.aligned(cols[m]) && Q8Blocks.aligned(firstCol[m]);
+            if (q8[m]) {
+                matOff[m] = bytes;
+                bytes = Math.addExact(bytes, Math.toIntExact(Q8Blocks.matrixBytes(rows[m], cols[m])));
+            } else {
+                matOff[m] = floats;
+                floats = Math.addExact(floats, Math.multiplyExact(rows[m], cols[m]));
+                if (keepQ8) {
+                    why.append(why.length() == 0 ? "" : "; ").append(MATRIX_LABELS[m]).append(": columns [")
+                            .append(firstCol[m]).append(", ").append(firstCol[m] + cols[m]).append(")");
+                }
+            }
+        }
+        layerFloats = floats;
+        layerBytes = bytes;
+        q8Vocab = keepQ8 && Q8Blocks.aligned(dim);
+        if (keepQ8 && !q8Vocab) {
+            why.append(why.length() == 0 ? "" : "; ").append("embedding/classifier: dim ").append(dim);
+        }
+        fallback = why.toString();
+        int nl = layers.length();
+        layerW = new float[nl][];
+        layerQ = new byte[nl][];
+        for (int m = 0; m < 4; m++) {
+            staging[m] = new float[nl][];
+        }
+    }
+
+    /** The widest Q8_0 matrix's columns (0 when none is Q8_0): the activation scratch the products need. */
+    int maxQ8Columns() {
+        int max = q8Vocab ? dim : 0;
+        for (int m = 0; m < 4; m++) {
+            max = Math.max(max, q8[m] ? matCols[m] : 0);
+        }
+        return max;
+    }
+
+    /** Bytes that importing weight slice {@code slice} would newly allocate on the device. */
+    long allocationBytes(ContextSlice slice) {
+        if (slice instanceof ContextSlice.Embedding) {
+            return hasEmbedding() ? 0 : vocabBytes();
+        } else if (slice instanceof ContextSlice.Classifier) {
+            boolean present = aliasClassifier ? hasEmbedding() : classifier != null || classifierQ != null;
+            return present ? 0 : vocabBytes();
+        } else if (slice instanceof ContextSlice.FinalNorm) {
+            return finalNorm == null ? (long) dim * Float.BYTES : 0;
+        } else if (slice instanceof ContextSlice.LayerWeights w) {
+            return layerW[w.layer() - layers.from()] == null ? (long) layerFloats * Float.BYTES + layerBytes : 0;
+        }
+        return 0;
+    }
+
+    private boolean hasEmbedding() {
+        return embedding != null || embeddingQ != null;
+    }
+
+    /** Bytes of this position's embedding (or classifier) rows as stored. */
+    long vocabBytes() {
+        return q8Vocab ? Q8Blocks.matrixBytes(vocab.length(), dim) : (long) vocab.length() * dim * Float.BYTES;
+    }
+
+    /** Whether some Q8_0 matrix is being assembled in floats from pieces that split its blocks. */
+    boolean assembling() {
+        for (float[][] m : staging) {
+            for (float[] l : m) {
+                if (l != null) {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+
+    /** Drops the float copies of local layer {@code l}'s matrices (the layer is complete, or freed). */
+    void dropStaging(int l) {
+        for (int m = 0; m < 4; m++) {
+            staging[m][l] = null;
+        }
+    }
+
+    /**
+     * Copies a weight slice between its canonical float layout ({@link ContextSlice} javadoc) and this storage.
+     * Importing allocates missing storage first (which may throw, changing nothing), then copies.
+     */
+    void transfer(ContextSlice slice, float[] canon, boolean importing, int stage) {
+        if (slice instanceof ContextSlice.Embedding e) {
+            if (importing && !hasEmbedding()) {
+                allocateVocab(true, "token embedding rows " + vocab + " of stage " + stage);
+            }
+            vocabRows(true, e.vocab(), canon, importing);
+        } else if (slice instanceof ContextSlice.Classifier k) {
+            if (importing && classifier == null && classifierQ == null) {
+                allocateVocab(aliasClassifier, aliasClassifier ? "token embedding / classifier rows " + vocab
+                        : "classifier rows " + vocab);
+            }
+            vocabRows(false, k.vocab(), canon, importing);
+        } else if (slice instanceof ContextSlice.FinalNorm) {
+            if (importing && finalNorm == null) {
+                finalNorm = device.allocate("final norm", dim);
+            }
+            rows(finalNorm, 0, canon, 0, dim, importing);
+        } else {
+            transferLayer((ContextSlice.LayerWeights) slice, canon, importing);
+        }
+    }
+
+    private void transferLayer(ContextSlice.LayerWeights w, float[] canon, boolean importing) {
+        int l = w.layer() - layers.from();
+        if (importing && layerW[l] == null) {
+            String what = "layer " + w.layer() + " heads " + heads + " hidden " + hidden;
+            float[] block = device.allocate(what, layerFloats);
+            if (layerBytes > 0) {
+                try {
+                    layerQ[l] = device.allocateBytes(what + " (Q8_0 blocks)", layerBytes);
+                } catch (RuntimeException e) {
+                    device.free(block);
+                    throw e;
+                }
+            }
+            layerW[l] = block;
+        }
+        int sh0 = w.heads().from() - heads.from();   // local first head of the slice
+        int nh = w.heads().length();
+        int skv0 = w.kvHeads(c).from() - kvHeads.from();
+        int nkv = w.kvHeads(c).length();
+        int sf0 = w.hidden().from() - hidden.from();
+        int nf = w.hidden().length();
+        int o = 0;
+        rows(layerW[l], 0, canon, o, 2 * dim, importing);                                   // rms_att, rms_ffn
+        o += 2 * dim;
+        o = matrixRows(QKV, l, sh0 * hs, nh * hs, canon, o, importing);                     // wq rows
+        o = matrixRows(QKV, l, qDim + skv0 * hs, nkv * hs, canon, o, importing);            // wk rows
+        o = matrixRows(QKV, l, qDim + kvDim + skv0 * hs, nkv * hs, canon, o, importing);    // wv rows
+        for (int r = 0; r < dim; r++) {                                                      // wo columns
+            segment(WO, l, r, sh0 * hs, canon, o, nh * hs, importing);
+            o += nh * hs;
+        }
+        for (int k = 0; k < nf; k++) {                                                       // w1 rows
+            segment(W13, l, w13Row(sf0 + k, false), 0, canon, o, dim, importing);
+            o += dim;
+        }
+        for (int k = 0; k < nf; k++) {                                                       // w3 rows
+            segment(W13, l, w13Row(sf0 + k, true), 0, canon, o, dim, importing);
+            o += dim;
+        }
+        for (int r = 0; r < dim; r++) {                                                      // w2 columns
+            segment(W2, l, r, sf0, canon, o, nf, importing);
+            o += nf;
+        }
+    }
+
+    /** Whole rows {@code [r0, r0 + count)} of layer matrix {@code m}, contiguous in {@code canon} from {@code o}. */
+    private int matrixRows(int m, int l, int r0, int count, float[] canon, int o, boolean importing) {
+        int n = matCols[m];
+        for (int r = 0; r < count; r++, o += n) {
+            segment(m, l, r0 + r, 0, canon, o, n, importing);
+        }
+        return o;
+    }
+
+    /** Columns {@code [j0, j0 + len)} of row {@code r} of layer matrix {@code m} of local layer {@code l}, in or out. */
+    private void segment(int m, int l, int r, int j0, float[] canon, int cOff, int len, boolean importing) {
+        int n = matCols[m];
+        if (!q8[m]) {
+            int packed = n >= packMinColumns ? lanes : 0;
+            PackedRows.segment(layerW[l], matOff[m], matRows[m], n, packed, r, j0, canon, cOff, len, importing);
+            return;
+        }
+        byte[] q = layerQ[l];
+        int rowAt = matOff[m] + r * Q8Blocks.rowBytes(n);
+        float[] st = staging[m][l];
+        boolean whole = Q8Blocks.aligned(j0) && Q8Blocks.aligned(len);
+        if (importing) {
+            if (st == null && whole) {
+                Q8Blocks.quantize(canon, cOff, len, q, rowAt + j0 / Q8Blocks.BLOCK * Q8Blocks.BLOCK_BYTES);
+                return;
+            }
+            if (st == null) { // a piece that splits blocks: assemble this matrix in floats until the layer is complete
+                st = new float[matRows[m] * n];
+                for (int i = 0; i < matRows[m]; i++) {
+                    Q8Blocks.dequantize(q, matOff[m] + i * Q8Blocks.rowBytes(n), n, st, i * n);
+                }
+                staging[m][l] = st;
+            }
+            System.arraycopy(canon, cOff, st, r * n + j0, len);
+            int k0 = j0 / Q8Blocks.BLOCK;
+            int k1 = (j0 + len + Q8Blocks.BLOCK - 1) / Q8Blocks.BLOCK;
+            Q8Blocks.quantize(st, r * n + k0 * Q8Blocks.BLOCK, (k1 - k0) * Q8Blocks.BLOCK, q,
+                    rowAt + k0 * Q8Blocks.BLOCK_BYTES);
+        } else if (st != null) {
+            System.arraycopy(st, r * n + j0, canon, cOff, len);
+        } else if (whole) {
+            Q8Blocks.dequantize(q, rowAt + j0 / Q8Blocks.BLOCK * Q8Blocks.BLOCK_BYTES, len, canon, cOff);
+        } else {
+            int k0 = j0 / Q8Blocks.BLOCK;
+            int k1 = (j0 + len + Q8Blocks.BLOCK - 1) / Q8Blocks.BLOCK;
+            float[] tmp = new float[(k1 - k0) * Q8Blocks.BLOCK];
+            Q8Blocks.dequantize(q, rowAt + k0 * Q8Blocks.BLOCK_BYTES, tmp.length, tmp, 0);
+            System.arraycopy(tmp, j0 - k0 * Q8Blocks.BLOCK, canon, cOff, len);
+        }
+    }
+
+    /** Allocates the embedding rows ({@code embedding}) or the classifier rows, aliased when {@code shared}. */
+    private void allocateVocab(boolean embeddingRows, String what) {
+        boolean shared = aliasClassifier;
+        if (q8Vocab) {
+            byte[] b = device.allocateBytes(what + " (Q8_0 blocks)", Math.toIntExact(vocabBytes()));
+            if (embeddingRows || shared) {
+                embeddingQ = b;
+            }
+            if (!embeddingRows || shared) {
+                classifierQ = b;
+            }
+        } else {
+            float[] a = device.allocate(what, vocab.length() * dim);
+            if (embeddingRows || shared) {
+                embedding = a;
+            }
+            if (!embeddingRows || shared) {
+                classifier = a;
+            }
+        }
+    }
+
+    /** Copies vocabulary rows {@code range} of the embedding (or classifier) in or out. */
+    private void vocabRows(boolean embeddingRows, IndexRange range, float[] canon, boolean importing) {
+        int r0 = range.from() - vocab.from();
+        if (!q8Vocab) {
+            rows(embeddingRows ? embedding : classifier, r0 * dim, canon, 0, range.length() * dim, importing);
+            return;
+        }
+        byte[] q = embeddingRows ? embeddingQ : classifierQ;
+        int rb = Q8Blocks.rowBytes(dim);
+        for (int r = 0; r < range.length(); r++) {
+            if (importing) {
+                Q8Blocks.quantize(canon, r * dim, dim, q, (r0 + r) * rb);
+            } else {
+                Q8Blocks.dequantize(q, (r0 + r) * rb, dim, canon, r * dim);
+            }
+        }
+    }
+
+    /** Storage row of local hidden unit {@code u}'s w1 row (or w3 row when {@code up}) in the w13 matrix. */
+    private int w13Row(int u, boolean up) {
+        int start = u - u % StageShard.UNIT_BLOCK;
+        int m = Math.min(StageShard.UNIT_BLOCK, f - start);
+        return 2 * start + u % StageShard.UNIT_BLOCK + (up ? m : 0);
+    }
+
+    static void rows(float[] store, int storeOff, float[] canon, int canonOff, int len, boolean importing) {
+        if (importing) {
+            System.arraycopy(canon, canonOff, store, storeOff, len);
+        } else {
+            System.arraycopy(store, storeOff, canon, canonOff, len);
+        }
+    }
+
+    /** Frees one whole weight unit (a layer block, the embedding, the classifier or the final norm). */
+    void release(ContextSlice slice, WeightCoverage coverage) {
+        if (slice instanceof ContextSlice.Embedding) {
+            if (!aliasClassifier || !coverage.anyClassifier()) {
+                freeEmbedding();
+            }
+        } else if (slice instanceof ContextSlice.Classifier) {
+            if (!aliasClassifier) {
+                device.free(classifier);
+                device.free(classifierQ);
+                classifier = null;
+                classifierQ = null;
+            } else if (!coverage.anyEmbedding()) {
+                freeEmbedding();
+            }
+        } else if (slice instanceof ContextSlice.FinalNorm) {
+            device.free(finalNorm);
+            finalNorm = null;
+        } else if (slice instanceof ContextSlice.LayerWeights w) {
+            freeLayer(w.layer() - layers.from());
+        }
+    }
+
+    private void freeLayer(int l) {
+        device.free(layerW[l]);
+        device.free(layerQ[l]);
+        layerW[l] = null;
+        layerQ[l] = null;
+        dropStaging(l);
+    }
+
+    /** Frees the embedding rows (and the classifier, when they are the same rows). */
+    private void freeEmbedding() {
+        device.free(embedding);
+        device.free(embeddingQ);
+        embedding = null;
+        embeddingQ = null;
+        if (aliasClassifier) {
+            classifier = null;
+            classifierQ = null;
+        }
+    }
+
+    /** Frees every weight. */
+    void releaseAll() {
+        for (int l = 0; l < layerW.length; l++) {
+            freeLayer(l);
+        }
+        device.free(embedding);
+        device.free(embeddingQ);
+        if (classifier != embedding) {
+            device.free(classifier);
+        }
+        if (classifierQ != embeddingQ) {
+            device.free(classifierQ);
+        }
+        device.free(finalNorm);
+        embedding = null;
+        classifier = null;
+        embeddingQ = null;
+        classifierQ = null;
+        finalNorm = null;
+    }
+
+    /** Copies the embedding row of local vocabulary row {@code row} into {@code x[xOff..]}. */
+    void embed(int row, float[] x, int xOff) {
+        if (q8Vocab) {
+            Q8Blocks.dequantize(embeddingQ, row * Q8Blocks.rowBytes(dim), dim, x, xOff);
+        } else {
+            System.arraycopy(embedding, row * dim, x, xOff, dim);
+        }
+    }
+}
