@@ -364,6 +364,10 @@ final class Markdown {
                     c.met() ? "met" : "not met");
         }
         line("");
+        for (String l : CostClaim.markdown(a, List.of(PaperFigures.SPOTSERVE, PaperFigures.ENGINE))) {
+            line(l);
+        }
+        line("");
         line("Paper: cost cut by up to 54% while average latency rises by < 18% and P99 is reduced by 90%; "
                 + "cost axis about 2–4 ×10⁻⁵ USD/token; on-demand curve from 3, 4, 6, 8 instances.");
         if (plots.cost() != null) {
