@@ -553,6 +553,12 @@ final class Markdown {
             }
             head.append(" P99 spotserve, median s |");
             rule.append("---:|");
+            boolean engine = seeds.values().stream().anyMatch(m -> m.values().stream()
+                    .anyMatch(bySystem -> bySystem.containsKey(PaperFigures.ENGINE)));
+            if (engine) {
+                head.append(" rer-e/eng | rep-e/eng |");
+                rule.append("---:|---:|");
+            }
             line(head.toString());
             line(rule.toString());
             for (Cell c : a.cells()) {
@@ -565,7 +571,16 @@ final class Markdown {
                 double[] p = seeds.values().stream().map(m -> m.getOrDefault(c, Map.of()).get("spotserve"))
                         .filter(java.util.Objects::nonNull).mapToDouble(Summary::p99).sorted().toArray();
                 row.append(" ").append(p.length == 0 ? "n/a" : s(medianOf(p))).append(" |");
+                if (engine) {
+                    row.append(" ").append(median(seeds, c, PaperFigures.ENGINE_REROUTING, PaperFigures.ENGINE))
+                            .append(" | ").append(median(seeds, c, PaperFigures.ENGINE_REPARALLELIZATION,
+                                    PaperFigures.ENGINE)).append(" |");
+                }
                 line(row.toString());
+            }
+            if (engine) {
+                line("");
+                line(EngineSeeds.sentence(seeds, a.cells()));
             }
         }
     }
