@@ -29,7 +29,8 @@ import java.util.concurrent.CompletionException;
  * migration between device arenas, the interruption arranger and KV parking — on a {@link SimulatedClock} whose
  * steps cost what the T4 profiles say ({@link CostModelStepTime}) and whose migrations move bytes at 50 Gbps per
  * instance, with a {@link TimingExecutor} (no floats) holding a paper-size model and {@link EvalCloud} replaying the
- * cell's spot trace (and granting on-demand instances in "+O" cells). Every arrival is handed over before time
+ * cell's spot trace and, in "+O" cells, the cell's {@link io.spotserve.bench.eval.OnDemandSchedule} — the same fleet
+ * for every engine system (no engine manages its own fleet here). Every arrival is handed over before time
  * starts, so a run is deterministic.
  *
  * <p>What differs from {@code Simulation}'s {@code spotserve} is the engine's own policy: requests join running
@@ -143,7 +144,7 @@ public final class EngineRun {
         List<RunResult.Request> rows = new ArrayList<>(arrivals.length);
         List<Reconfiguration> reconfigs;
         ServingEngine.Builder builder = ServingEngine.builder().model(TimingExecutor.weights(config))
-                .instances(cloud).clock(clock).targetInstances(sc.onDemandMixing() ? prm.maxInstances() : 0)
+                .instances(cloud).clock(clock).targetInstances(0) // the cloud's fleet: the trace + the cell's OnDemandSchedule
                 .maxBatchTokens(prm.maxBatch() * positions).queueCapacity(Math.max(1, arrivals.length))
                 .hostKvBudget(ours ? HOST_KV_BUDGET : 0)
                 .replanInterval(Duration.ofNanos(Math.round(prm.rateWindowSeconds() * 1e9)))

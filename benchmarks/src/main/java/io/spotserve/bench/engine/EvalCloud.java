@@ -1,5 +1,6 @@
 package io.spotserve.bench.engine;
 
+import io.spotserve.bench.eval.OnDemandSchedule;
 import io.spotserve.bench.eval.Scenario;
 import io.spotserve.clock.EngineClock;
 import io.spotserve.instance.Instance;
@@ -60,6 +61,7 @@ public final class EvalCloud implements InstanceProvider {
     private final Duration launch;
     private final Duration grace;
     private final Duration traceEnd;
+    private final boolean scheduled;
     private final List<InstanceEvent> traceEvents;
     private final Map<String, Lease> leases = new LinkedHashMap<>();
     private final Map<String, String> spotIdOfNode = new LinkedHashMap<>();
@@ -172,6 +174,35 @@ public final class EvalCloud implements InstanceProvider {
                 }
             }
         }
+        this.scheduled = b.onDemandSchedule != null;
+        if (scheduled) {
+            if (onDemandType == null && !b.onDemandSchedule.isEmpty()) {
+                throw new IllegalArgumentException("an on-demand schedule of " + b.onDemandSchedule.size()
+                        + " instances needs an on-demand type; got none");
+            }
+            for (OnDemandSchedule.Lease s : b.onDemandSchedule) {
+                Duration granted = ofSeconds(s.granted());
+                Duration usable = s.everUsable() ? ofSeconds(s.usable()) : null;
+                Duration ended = Double.isInfinite(s.ended()) ? null : ofSeconds(s.ended());
+                if (leases.containsKey(s.id())) {
+                    throw new IllegalArgumentException("on-demand schedule repeats instance id " + s.id());
+                }
+                leases.put(s.id(), new Lease(s.id(), InstanceType.Market.ON_DEMAND, null, granted, usable, ended));
+                nextOnDemand++;
+                if (usable == null) {
+                    continue; // released while launching: billed, never seen
+                }
+                out.add(new InstanceEvent.Acquired(new Instance(s.id(), onDemandType), usable));
+                if (ended != null) {
+                    Duration notice = ended.minus(grace);
+                    if (notice.compareTo(usable) < 0) {
+                        notice = usable;
+                    }
+                    out.add(new InstanceEvent.PreemptionNotice(s.id(), notice, ended));
+                    out.add(new InstanceEvent.Terminated(s.id(), ended));
+                }
+            }
+        }
         out.sort(Comparator.comparing(InstanceEvent::at)); // stable: an instance's events keep their order
         this.traceEvents = List.copyOf(out);
     }
@@ -183,8 +214,9 @@ public final class EvalCloud implements InstanceProvider {
 
     /**
      * The cloud of one evaluation cell: its spot events and trace end, its launch delay and grace, instances of its
-     * cost model's hardware (GPUs, usable memory per GPU and both prices), and on-demand grants only in "+O" cells
-     * ({@link Scenario#onDemandMixing()}), as in {@code Simulation}.
+     * cost model's hardware (GPUs, usable memory per GPU and both prices), and in "+O" cells
+     * ({@link Scenario#onDemandMixing()}) the cell's {@link OnDemandSchedule} — the same on-demand fleet for every
+     * system that runs on it; live {@link #requestOnDemand} calls grant nothing.
      */
     public static EvalCloud of(Scenario scenario, EngineClock clock) {
         Objects.requireNonNull(scenario, "scenario");
@@ -206,6 +238,7 @@ public final class EvalCloud implements InstanceProvider {
                 .spotType(spot)
                 .onDemandType(scenario.onDemandMixing() ? spot.on(InstanceType.Market.ON_DEMAND,
                         hw.onDemandUsdPerHour()) : null)
+                .onDemandSchedule(scenario.onDemandMixing() ? OnDemandSchedule.of(scenario) : null)
                 .build();
     }
 
@@ -268,8 +301,9 @@ public final class EvalCloud implements InstanceProvider {
         if (closed) {
             return;
         }
-        if (onDemandType == null) {
-            LOG.info("asked for {} instances; this cell has no on-demand market", count);
+        if (onDemandType == null || scheduled) {
+            LOG.info("asked for {} instances; this cell has {}", count,
+                    scheduled ? "a replayed on-demand schedule, no live grants" : "no on-demand market");
             return;
         }
         Duration now = clock.now();
@@ -438,6 +472,7 @@ public final class EvalCloud implements InstanceProvider {
         private InstanceType spotType = EvalCloud.spotType(Hardware.G4DN_12XLARGE);
         private InstanceType onDemandType = spotType.on(InstanceType.Market.ON_DEMAND,
                 Hardware.G4DN_12XLARGE.onDemandUsdPerHour());
+        private List<OnDemandSchedule.Lease> onDemandSchedule;
 
         private Builder(List<TraceEvent> events, EngineClock clock) {
             this.events = List.copyOf(Objects.requireNonNull(events, "spotEvents"));
@@ -483,6 +518,18 @@ public final class EvalCloud implements InstanceProvider {
                         + "; expected ON_DEMAND");
             }
             this.onDemandType = type;
+            return this;
+        }
+
+        /**
+         * Replays a pre-decided on-demand fleet instead of granting live requests (null: live grants, the default).
+         * Each lease is billed from its grant, reported {@link InstanceEvent.Acquired} at its usable time unless it
+         * ends first (then never reported), and, if it ends, noticed {@link #grace} before its end (not before it is
+         * usable) and {@link InstanceEvent.Terminated} at its end — as a spot removal. {@link #requestOnDemand} then
+         * grants nothing.
+         */
+        public Builder onDemandSchedule(List<OnDemandSchedule.Lease> schedule) {
+            this.onDemandSchedule = schedule == null ? null : List.copyOf(schedule);
             return this;
         }
 

@@ -31,12 +31,14 @@ import java.util.stream.IntStream;
  * java -cp benchmarks/target/benchmarks.jar io.spotserve.bench.eval.Evaluation [--out benchmarks/results]
  *     [--models OPT-6.7B,GPT-20B,LLaMA-30B] [--traces A_S,B_S,A_S+O,B_S+O,MAF] [--systems spotserve,...]
  *     [--seed 1] [--arrivals paper|artifact] [--shared ../shared] [--threads N] [--robustness [10]] [--sensitivity]
- *     [--variant default] [--no-report]
+ *     [--variant default] [--no-report] [--robustness-engine [N]]
  * </pre>
  * It also writes {@code run.csv} (the seed and arrival process of the run, for the report). With
  * {@code --robustness N} it then re-runs the same models, traces and systems for seeds 1..N under both arrival
  * processes (paper Gamma CV 6 and the artifact's near-periodic one) and writes one summary row per
  * (arrivals, seed, cell, system) to {@code robustness.csv}; the report turns it into the seed-robustness tables.
+ * The engine systems run there only with {@code --robustness-engine [N]} (seeds 1..N, default all of them): through
+ * the real engine each seed costs about as much as the main grid's engine runs.
  * Unless {@code --no-report} is given it then writes {@code report.md} and {@code plots/*.png} into the same
  * directory ({@link io.spotserve.bench.report.EvaluationReport#write}), so one command produces everything.
  * With {@code --sensitivity} it re-runs the same cells and systems (the run's seed, both arrival processes) under
@@ -61,7 +63,7 @@ public final class Evaluation {
     /** Options of one evaluation run. */
     record Options(Path out, List<PaperModel> models, List<String> traces, List<String> systems, long seed,
                    Arrivals.Mode arrivals, Path shared, int threads, boolean report, int robustnessSeeds,
-                   boolean sensitivity, String variant) {
+                   boolean sensitivity, String variant, int robustnessEngineSeeds) {
     }
 
     public static void main(String[] args) {
@@ -106,6 +108,7 @@ public final class Evaluation {
         int threads = Runtime.getRuntime().availableProcessors();
         boolean report = true;
         int robustness = 0;
+        int robustnessEngine = -1; // -1: not asked; 0: as many seeds as --robustness
         boolean sensitivity = false;
         String variant = "default";
         for (int i = 0; i < args.length; i++) {
@@ -116,6 +119,16 @@ public final class Evaluation {
             }
             if (a.equals("--no-report")) {
                 report = false;
+                continue;
+            }
+            if (a.equals("--robustness-engine")) {
+                robustnessEngine = 0;
+                if (i + 1 < args.length && args[i + 1].matches("\\d+")) {
+                    robustnessEngine = Integer.parseInt(args[++i]);
+                    if (robustnessEngine < 1) {
+                        throw new IllegalArgumentException("--robustness-engine needs >= 1 seed, was " + robustnessEngine);
+                    }
+                }
                 continue;
             }
             if (a.equals("--robustness")) {
@@ -161,7 +174,7 @@ public final class Evaluation {
                     }
                 }
                 default -> throw new IllegalArgumentException("unknown option '" + a + "'; expected --out, --models, "
-                        + "--traces, --systems, --seed, --arrivals, --shared, --threads, --variant, --robustness [N], --sensitivity or --no-report");
+                        + "--traces, --systems, --seed, --arrivals, --shared, --threads, --variant, --robustness [N], --robustness-engine [N], --sensitivity or --no-report");
             }
         }
         List<String> known = SystemSpec.all().stream().map(SystemSpec::name).toList();
@@ -173,8 +186,14 @@ public final class Evaluation {
                 throw new IllegalArgumentException("unknown system '" + s + "'; expected one of " + known);
             }
         }
+        if (robustnessEngine >= 0 && robustness == 0) {
+            throw new IllegalArgumentException("--robustness-engine runs the engine systems inside --robustness; "
+                    + "give --robustness too");
+        }
+        int engineSeeds = robustnessEngine < 0 ? 0 : robustnessEngine == 0 ? robustness : Math.min(robustnessEngine,
+                robustness);
         return new Options(out, models, traces, systems, seed, mode, shared == null ? locateShared() : shared, threads,
-                report, robustness, sensitivity, variant);
+                report, robustness, sensitivity, variant, engineSeeds);
     }
 
     /** The variant named {@code name}. */
@@ -401,7 +420,7 @@ public final class Evaluation {
      */
     static int robustness(Options o) throws IOException {
         List<SystemSpec> systems = SystemSpec.all().stream().filter(s -> o.systems().contains(s.name()))
-                .filter(SystemSpec::simulated).toList(); // the engine runs the main grid only
+                .toList(); // the engine systems only for seeds <= o.robustnessEngineSeeds() (--robustness-engine)
         record Task(Arrivals.Mode mode, long seed, PaperModel model, String trace, Scenario sc, SystemSpec sys) {
         }
         List<Task> tasks = new ArrayList<>();
@@ -414,7 +433,7 @@ public final class Evaluation {
                         }
                         Scenario sc = scenario(o.shared(), m, tr, seed, mode);
                         for (SystemSpec s : systems) {
-                            if (Simulation.feasible(sc, s)) {
+                            if ((s.simulated() || seed <= o.robustnessEngineSeeds()) && Simulation.feasible(sc, s)) {
                                 tasks.add(new Task(mode, seed, m, tr, sc, s));
                             }
                         }
@@ -430,15 +449,19 @@ public final class Evaluation {
     }
 
     /**
-     * Simulates every task on {@code threads} threads; row i is {@code prefix(task i)} followed by the run's
-     * system and summary columns (p50, p90, p99, average, USD per token, requests, completed).
+     * Runs every task on {@code threads} threads (simulated systems on {@link Simulation}, the engine systems through
+     * {@link io.spotserve.bench.engine.EngineRun}); row i is {@code prefix(task i)} followed by the run's system and
+     * summary columns (p50, p90, p99, average, USD per token, requests, completed).
      */
     private static <T> String[] runRows(List<T> tasks, int threads, Function<T, Scenario> scenario,
                                         Function<T, SystemSpec> system, Function<T, String> prefix) {
         String[] rows = new String[tasks.size()];
         inParallel(threads, tasks.size(), i -> {
             T t = tasks.get(i);
-            RunResult r = Simulation.run(scenario.apply(t), system.apply(t));
+            SystemSpec sys = system.apply(t);
+            RunResult r = sys.simulated() ? Simulation.run(scenario.apply(t), sys)
+                    : io.spotserve.bench.engine.EngineRun.run(scenario.apply(t),
+                    io.spotserve.bench.engine.EngineRun.Variant.of(sys.name()));
             rows[i] = prefix.apply(t) + "," + r.system() + "," + f(r.percentile(50)) + ","
                     + f(r.percentile(90)) + "," + f(r.percentile(99)) + "," + f(r.average()) + ","
                     + String.format(Locale.ROOT, "%.6e", r.usdPerToken()) + "," + r.requests().size() + ","

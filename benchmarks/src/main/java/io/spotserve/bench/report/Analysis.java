@@ -16,7 +16,6 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import java.util.Optional;
 import java.util.Set;
 import java.util.TreeSet;
 
@@ -274,26 +273,9 @@ final class Analysis {
     List<CostComparison> costComparisons(String subject) {
         List<CostComparison> out = new ArrayList<>();
         for (CostPoint spot : costPoints()) {
-            if (!spot.system().equals(subject)) {
-                continue;
+            if (spot.system().equals(subject)) {
+                out.add(CostClaim.compare(spot, onDemandFor(spot.trace())));
             }
-            List<CostPoint> fleets = onDemandFor(spot.trace()).stream()
-                    .filter(p -> Double.isFinite(p.avg()) && p.avg() > 0 && Double.isFinite(p.usdPerToken()))
-                    .toList();
-            if (fleets.isEmpty() || !Double.isFinite(spot.avg()) || !Double.isFinite(spot.usdPerToken())) {
-                out.add(new CostComparison(spot, null, Double.NaN, Double.NaN, Double.NaN, false, false, null));
-                continue;
-            }
-            double limit = 1 + PaperFigures.FIG7_AVG_LATENCY_RISE;
-            Optional<CostPoint> within = fleets.stream().filter(p -> spot.avg() <= limit * p.avg())
-                    .max(Comparator.comparingDouble(CostPoint::usdPerToken));
-            CostPoint od = within.orElseGet(() -> fleets.stream()
-                    .min(Comparator.comparingDouble(p -> Math.abs(Math.log(spot.avg() / p.avg())))).orElseThrow());
-            double costCut = 1 - spot.usdPerToken() / od.usdPerToken();
-            double avgRise = spot.avg() / od.avg() - 1;
-            double p99Cut = 1 - ratio(spot.p99(), od.p99());
-            boolean met = within.isPresent() && costCut >= PaperFigures.FIG7_COST_CUT;
-            out.add(new CostComparison(spot, od, costCut, avgRise, p99Cut, within.isPresent(), met, od.trace()));
         }
         return out;
     }

@@ -364,6 +364,10 @@ final class Markdown {
                     c.met() ? "met" : "not met");
         }
         line("");
+        for (String l : CostClaim.markdown(a, List.of(PaperFigures.SPOTSERVE, PaperFigures.ENGINE))) {
+            line(l);
+        }
+        line("");
         line("Paper: cost cut by up to 54% while average latency rises by < 18% and P99 is reduced by 90%; "
                 + "cost axis about 2–4 ×10⁻⁵ USD/token; on-demand curve from 3, 4, 6, 8 instances.");
         if (plots.cost() != null) {
@@ -549,6 +553,12 @@ final class Markdown {
             }
             head.append(" P99 spotserve, median s |");
             rule.append("---:|");
+            boolean engine = seeds.values().stream().anyMatch(m -> m.values().stream()
+                    .anyMatch(bySystem -> bySystem.containsKey(PaperFigures.ENGINE)));
+            if (engine) {
+                head.append(" rer-e/eng | rep-e/eng |");
+                rule.append("---:|---:|");
+            }
             line(head.toString());
             line(rule.toString());
             for (Cell c : a.cells()) {
@@ -561,7 +571,16 @@ final class Markdown {
                 double[] p = seeds.values().stream().map(m -> m.getOrDefault(c, Map.of()).get("spotserve"))
                         .filter(java.util.Objects::nonNull).mapToDouble(Summary::p99).sorted().toArray();
                 row.append(" ").append(p.length == 0 ? "n/a" : s(medianOf(p))).append(" |");
+                if (engine) {
+                    row.append(" ").append(median(seeds, c, PaperFigures.ENGINE_REROUTING, PaperFigures.ENGINE))
+                            .append(" | ").append(median(seeds, c, PaperFigures.ENGINE_REPARALLELIZATION,
+                                    PaperFigures.ENGINE)).append(" |");
+                }
                 line(row.toString());
+            }
+            if (engine) {
+                line("");
+                line(EngineSeeds.sentence(seeds, a.cells()));
             }
         }
     }

@@ -185,6 +185,37 @@ class EngineRunTest {
                 a.reconfigurations().toString());
     }
 
+    /**
+     * "+O": every engine system runs on the same fleet — the spot trace plus the cell's OnDemandSchedule — so each is
+     * billed the schedule's on-demand instance-seconds and holds the same instances at every second (GPT-20B B_S+O,
+     * the arrivals of the first 150 s, all served before the trace ends).
+     */
+    @Test
+    void everyEngineSystemGetsTheSameFleetInAMixingCell() throws IOException {
+        Scenario full = Evaluation.scenario(SHARED, PaperModel.GPT_20B, "B_S+O", 1, Arrivals.Mode.PAPER);
+        double[] early = Arrays.stream(full.arrivals()).filter(a -> a < 150).toArray();
+        Scenario sc = new Scenario(full.model(), full.costModel(), full.traceName(), full.spotEvents(),
+                full.endSeconds(), full.onDemandMixing(), early, full.nominalRate(), full.fluctuating(),
+                full.optimizerCv(), full.params());
+        double scheduled = io.spotserve.bench.eval.OnDemandSchedule.billedSeconds(
+                io.spotserve.bench.eval.OnDemandSchedule.of(sc), sc.endSeconds());
+        assertEquals(2370, scheduled, 1e-9, "2 on-demand instances 90-750 s and 90-990 s, 1 from 210 s");
+        List<RunResult.TimelineRow> first = null;
+        for (EngineRun.Variant v : EngineRun.Variant.values()) {
+            RunResult r = EngineRun.run(sc, v);
+            assertEquals(early.length, r.completed(), v.system());
+            assertEquals(sc.endSeconds(), r.endSeconds(), 1e-9, v.system());
+            assertEquals(scheduled, r.onDemandInstanceSeconds(), 1e-6, v.system());
+            List<RunResult.TimelineRow> fleet = r.timeline().stream()
+                    .map(t -> new RunResult.TimelineRow(t.t(), t.spot(), t.onDemand(), "", 0, 0)).toList();
+            if (first == null) {
+                first = fleet;
+            } else {
+                assertEquals(first, fleet, v.system() + " holds another fleet");
+            }
+        }
+    }
+
     private static long total(ModelContext c) {
         return c.layers() * c.layerWeightBytes() + c.embeddingBytes() + c.classifierBytes();
     }

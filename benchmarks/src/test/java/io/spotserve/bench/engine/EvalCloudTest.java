@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.spotserve.bench.eval.Arrivals;
 import io.spotserve.bench.eval.RunResult;
+import io.spotserve.bench.eval.OnDemandSchedule;
 import io.spotserve.bench.eval.Scenario;
 import io.spotserve.bench.eval.Simulation;
 import io.spotserve.bench.eval.SystemSpec;
@@ -258,10 +259,50 @@ class EvalCloudTest {
         assertEquals(cloud.traceEvents(), got);
         assertEquals(0, cloud.bill(Duration.ofSeconds(1320)).onDemandInstanceSeconds());
 
-        EvalCloud mixing = EvalCloud.of(scenario("trace_0304_real", true), clock);
-        mixing.start(e -> { });
-        mixing.requestOnDemand(3);
-        assertEquals(3 * 1320.0, mixing.bill(Duration.ofSeconds(1320)).onDemandInstanceSeconds(), 1e-9);
+    }
+
+    /**
+     * "+O": the cell's OnDemandSchedule is the on-demand fleet, delivered like spot nodes (usable after the launch,
+     * noticed one grace before a release, gone at it; a release while launching is billed and never reported), with
+     * the grace the cloud was built with; live requests grant nothing; the bill is the schedule's.
+     */
+    @Test
+    void aMixingCellReplaysItsOnDemandScheduleForEverySystem() throws IOException {
+        VirtualClock clock = new VirtualClock(Duration.ZERO);
+        Scenario sc = scenario("trace_0304_real", true);
+        List<OnDemandSchedule.Lease> schedule = OnDemandSchedule.of(sc);
+        assertTrue(schedule.size() >= 3, schedule.toString());
+        for (Duration grace : List.of(GRACE, Duration.ZERO)) {
+            EvalCloud cloud = EvalCloud.of(sc, clock, grace);
+            List<InstanceEvent> got = new ArrayList<>();
+            cloud.start(got::add);
+            cloud.requestOnDemand(3);
+            assertEquals(cloud.traceEvents(), got, "nothing granted live");
+            for (OnDemandSchedule.Lease l : schedule) {
+                List<InstanceEvent> mine = got.stream().filter(e -> e.instanceId().equals(l.id())).toList();
+                if (!l.everUsable()) {
+                    assertEquals(List.of(), mine, l.id());
+                    continue;
+                }
+                InstanceEvent.Acquired a = (InstanceEvent.Acquired) mine.get(0);
+                assertEquals(EvalCloud.ofSeconds(l.usable()), a.at(), l.id());
+                assertEquals(InstanceType.Market.ON_DEMAND, a.instance().type().market());
+                assertEquals(3.9, a.instance().type().pricePerHour());
+                if (Double.isInfinite(l.ended())) {
+                    assertEquals(1, mine.size(), l.id() + " kept: " + mine);
+                } else {
+                    Duration end = EvalCloud.ofSeconds(l.ended());
+                    InstanceEvent.PreemptionNotice n = (InstanceEvent.PreemptionNotice) mine.get(1);
+                    assertEquals(end, n.deadline(), l.id());
+                    assertEquals(end.minus(grace), n.at(), l.id());
+                    assertEquals(new InstanceEvent.Terminated(l.id(), end), mine.get(2));
+                }
+            }
+            for (long s = 0; s <= 1600; s += 53) {
+                assertEquals(OnDemandSchedule.billedSeconds(schedule, s),
+                        cloud.bill(Duration.ofSeconds(s)).onDemandInstanceSeconds(), 1e-6, "stop " + s);
+            }
+        }
     }
 
     /** Oracle: the trace's own cluster-size steps (AvailabilityTrace.instanceCountSteps) integrated up to stop. */

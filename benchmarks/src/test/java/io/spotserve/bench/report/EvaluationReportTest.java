@@ -409,6 +409,35 @@ class EvaluationReportTest {
     }
 
     /**
+     * robustness.csv with the engine systems (Evaluation --robustness-engine): seed 1 rerouting-engine / engine 2,
+     * reparallelization-engine / engine 3; seed 2 0.5 and 3 — medians 1.25 (1 of 2 above 1) and 3.00 (2 of 2), the
+     * engine below both in every cell in 1 of 2 seeds.
+     */
+    @Test
+    void robustnessShowsTheEngineAgainstItsSameEngineBaselinesWhenItRan() throws IOException {
+        Path dir = twoCells(tmp.resolve("re")).write();
+        String h = String.join(",", Results.ROBUSTNESS_COLUMNS);
+        List<String> rows = new java.util.ArrayList<>(List.of(h));
+        double[][] p99 = {{10, 20, 30}, {10, 5, 30}};
+        for (int seed = 1; seed <= 2; seed++) {
+            rows.add("paper," + seed + ",GPT-20B,A_S,spotserve,1,1,10,5,1e-5,100,100");
+            rows.add("paper," + seed + ",GPT-20B,A_S,rerouting,1,1,20,5,1e-5,100,100");
+            rows.add("paper," + seed + ",GPT-20B,A_S,reparallelization,1,1,30,5,1e-5,100,100");
+            String[] sys = {"spotserve-engine", "rerouting-engine", "reparallelization-engine"};
+            for (int k = 0; k < 3; k++) {
+                rows.add("paper," + seed + ",GPT-20B,A_S," + sys[k] + ",1,1," + p99[seed - 1][k] + ",5,1e-5,100,100");
+            }
+        }
+        Files.write(dir.resolve(Results.ROBUSTNESS), rows);
+        EvaluationReport.write(dir);
+        String md = Files.readString(dir.resolve("report.md"));
+        assertTrue(md.contains(" P99 spotserve, median s | rer-e/eng | rep-e/eng |"), md);
+        assertTrue(md.contains(" | 1.25× (1/2) | 3.00× (2/2) |"), md);
+        assertTrue(md.contains("Engine against the baselines built into it (rer-e/eng, rep-e/eng), 2 seeds: below both "
+                + "in every cell in 1;"), md);
+    }
+
+    /**
      * sensitivity.csv with a default and one variant of two cells: under default spotserve wins A_S (4x / 2x) and
      * loses B_S vs Rerouting (0.8x); under "slow-reload" the baselines' P99s double and spotserve's stay, so target 1
      * becomes MET (2 of 2 cells), the ratio range of GPT-20B becomes 1.60-8.00 vs Rerouting, and the geometric-mean
