@@ -103,11 +103,14 @@ class SpotServeMetricsTest {
             long migrated = m.reconfigurations().stream().mapToLong(Reconfiguration::bytesMigrated).sum();
             assertEquals(kept, value(done, "spotserve_kept_bytes_total"), done);
             assertEquals(migrated, value(done, "spotserve_migrated_bytes_total"), done);
-            // the preemption hit running requests: they resumed with their KV cache or (too little time left to
-            // move it on a busy machine) recomputed
+            // the preemption hit running requests: they resumed with their KV cache (moved by the reconfiguration,
+            // or parked in host memory when the surviving pipeline was full and restored once it had room: then no
+            // reconfiguration record counts them, only the engine's migrations) or, with too little time left to
+            // move it on a busy machine, recomputed
             long resumed = m.reconfigurations().stream().mapToLong(Reconfiguration::resumedRequests).sum();
             long interrupted = m.reconfigurations().stream().mapToLong(Reconfiguration::interruptedRequests).sum();
-            assertTrue(resumed + interrupted >= 1, m.toString());
+            assertTrue(m.migrations() + m.restarts() >= 1, m.toString());
+            assertTrue(m.migrations() >= resumed && m.restarts() >= interrupted, m.toString());
             assertEquals(resumed, value(done, "spotserve_resumed_requests_total"), done);
             assertEquals(interrupted, value(done, "spotserve_interrupted_requests_total"), done);
             assertEquals(m.restarts(), value(done, "spotserve_restarts_total"), done);
