@@ -66,6 +66,7 @@ public final class WorkerWireBench {
             List<String> ids = controller.liveWorkers();
             RemoteExecutor ex = controller.executor();
             migration(ex, ckpt, ids, rounds);
+            ping(ex, ckpt, ids, 500);
             decode(ex, ckpt, ids, steps);
         } finally {
             for (Process p : workers) {
@@ -110,6 +111,32 @@ public final class WorkerWireBench {
         System.out.printf("migration: %d weight slices, %.1f MB per round; worker-to-worker %.0f MB/s, plain socket "
                 + "copy %.0f MB/s (median of %d), ratio %.2f; rounds wire %s socket %s%n", slices.size(), bytes / 1e6, w,
                 s, rounds, w / s, Arrays.toString(round(wire)), Arrays.toString(round(socket)));
+    }
+
+    /**
+     * The floor under every remote step: median microseconds of one unary call, controller to one worker, timed as
+     * opening and closing a sequence on a pipeline there ({@code calls} pairs after 50 warm-up pairs).
+     */
+    private static void ping(RemoteExecutor ex, LlamaCheckpoint ckpt, List<String> ids, int calls) {
+        Device d = ex.createDevice(new DeviceId(ids.get(0), 0), 64L << 20);
+        Pipeline p = ex.createPipeline(ShardLayout.of(ckpt.config(), 1, 1), List.of(d), 1);
+        int warm = 50;
+        double[] us = new double[calls];
+        for (int i = 0; i < warm + calls; i++) {
+            long t0 = System.nanoTime();
+            p.openSequence(i + 1, 8);
+            p.closeSequence(i + 1);
+            if (i >= warm) {
+                us[i - warm] = (System.nanoTime() - t0) / 2e3;
+            }
+        }
+        p.close();
+        ex.destroyDevice(d);
+        double[] sorted = us.clone();
+        Arrays.sort(sorted);
+        System.out.printf("unary call, controller to one worker (openSequence / closeSequence): median %.0f us, "
+                + "p10 %.0f us, p90 %.0f us over %d calls%n", median(us), sorted[calls / 10], sorted[calls * 9 / 10],
+                calls);
     }
 
     /** MB/s of copying {@code bytes} over a loopback TCP connection in 4 MiB writes, reader in another thread. */
