@@ -127,6 +127,8 @@ final class ReplayCommand implements Callable<Integer> {
     int workers;
 
     private final PrintStream out;
+    /** Requests one pipeline serves at once (the engine's maxBatch). */
+    private static final int MAX_BATCH = 4;
     /** Tokens generated when the kill condition first held (-1: it does not hold). */
     private long killBaseline = -1;
 
@@ -156,6 +158,11 @@ final class ReplayCommand implements Callable<Integer> {
             if (tracePath != null) {
                 throw new UsageException(NAME + ": --workers replaces the trace (the fleet is the worker JVMs, one of "
                         + "which is killed mid-replay); give --trace or --workers, not both");
+            }
+            if (requests <= (workers - 1) * MAX_BATCH) {
+                throw new UsageException(NAME + ": --workers " + workers + " needs --requests above " + (workers - 1)
+                        * MAX_BATCH + " (" + MAX_BATCH + " per pipeline), so every worker serves requests when one is "
+                        + "killed; got " + requests);
             }
             plan = false; // no launcher: the planner could not add instances
         }
@@ -197,7 +204,7 @@ final class ReplayCommand implements Callable<Integer> {
         long wallStart = System.nanoTime();
         EngineMetrics m;
         ServingEngine.Builder builder = ServingEngine.builder().model(checkpoint, tokenizer).instances(provider)
-                .clock(clock).parallelism(1, 2).maxBatch(4);
+                .clock(clock).parallelism(1, 2).maxBatch(MAX_BATCH);
         if (plan) {
             builder.planning(costModel(checkpoint, files.name(), spot)).targetInstances(12).replanInterval(scaled(Duration.ofSeconds(60), scale));
         }
@@ -217,7 +224,7 @@ final class ReplayCommand implements Callable<Integer> {
                 } catch (RequestRejectedException e) {
                     rejected++;
                 }
-                killed = killed != null ? killed : maybeKill(workerFleet, engine, i + 1, false);
+                killed = killed != null ? killed : maybeKill(workerFleet, engine, i + 1);
             }
             // let the requests finish and the trace play out, bounded in case something hangs
             Duration last = clock.now().plus(Duration.ofSeconds(120));
@@ -225,7 +232,7 @@ final class ReplayCommand implements Callable<Integer> {
             while (clock.now().compareTo(until) < 0
                     && (clock.now().compareTo(end) < 0 || !futures.stream().allMatch(CompletableFuture::isDone))) {
                 progress(clock, engine, futures, trace, speed);
-                killed = killed != null ? killed : maybeKill(workerFleet, engine, requests, true);
+                killed = killed != null ? killed : maybeKill(workerFleet, engine, requests);
                 Thread.sleep(100);
             }
             progress(clock, engine, futures, trace, speed);
@@ -316,25 +323,26 @@ final class ReplayCommand implements Callable<Integer> {
     }
 
     /**
-     * {@code replay --workers}: SIGKILLs one worker once half the requests are submitted, every pipeline runs requests
-     * (at the end of the arrivals: any) and about two more steps of every pipeline were generated since, so the victim's
-     * requests hold computed KV caches; returns its instance id, or null when not yet.
+     * {@code replay --workers}: SIGKILLs one worker once half the requests are submitted, more requests run than all
+     * pipelines but one can hold (so every pipeline, the victim's included, runs some: one single-device pipeline per
+     * worker, at most {@link #MAX_BATCH} requests each) and about four more steps of every pipeline were generated
+     * since, so the victim's requests hold computed KV caches; returns its instance id, or null when not yet.
      */
-    private String maybeKill(LocalWorkerFleet fleet, ServingEngine engine, int submitted, boolean arrivalsDone)
+    private String maybeKill(LocalWorkerFleet fleet, ServingEngine engine, int submitted)
             throws IOException, InterruptedException {
         if (fleet == null) {
             return null;
         }
         EngineMetrics m = engine.metrics();
         int running = m.running();
-        if (submitted < (requests + 1) / 2 || running < (arrivalsDone ? 1 : workers)) {
+        if (submitted < (requests + 1) / 2 || running <= (workers - 1) * MAX_BATCH) {
             killBaseline = -1;
             return null;
         }
         if (killBaseline < 0) {
             killBaseline = m.generatedTokens();
         }
-        if (m.generatedTokens() < killBaseline + 2L * running) {
+        if (m.generatedTokens() < killBaseline + 4L * running) {
             return null;
         }
         String id = fleet.killOne(Duration.ofSeconds(30));

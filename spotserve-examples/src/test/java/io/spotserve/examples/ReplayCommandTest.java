@@ -106,7 +106,7 @@ class ReplayCommandTest {
         for (String[] args : new String[][] {{"replay", "--speed", "0"}, {"replay", "--rate", "x"},
             {"replay", "--requests", "0"}, {"replay", "--trace", "/no/such/trace.txt"}, {"replay", "--bogus", "1"},
             {"replay", "--workers", "1"}, {"replay", "--workers", "9"},
-            {"replay", "--workers", "2", "--trace", "/no/such/trace.txt"}}) {
+            {"replay", "--workers", "2", "--trace", "/no/such/trace.txt"}, {"replay", "--workers", "3", "--requests", "8"}}) {
             Result r = run(args);
             assertEquals(2, r.code, Arrays.toString(args) + ": " + r.err);
             assertEquals(1, r.err.strip().split("\n").length, r.err);
