@@ -39,6 +39,7 @@ import java.util.Random;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
@@ -102,13 +103,8 @@ final class ReplayCommand implements Callable<Integer> {
         return CostModel.of(profile, name, checkpoint.config(), local);
     }
 
-    @Option(names = "--model", paramLabel = "PATH",
-            description = "model: a .gguf file, a Hugging Face folder or a llama2.c checkpoint (default: the bundled "
-                    + "stories260K); a llama2.c checkpoint needs --tokenizer")
-    java.nio.file.Path model;
-    @Option(names = "--tokenizer", paramLabel = "PATH",
-            description = "tokenizer.bin (llama2.c) or tokenizer.json (default: the one in the GGUF file or the folder)")
-    java.nio.file.Path tokenizer;
+    @Mixin
+    ModelOptions modelOptions = new ModelOptions();
     @Option(names = "--trace", paramLabel = "PATH",
             description = "availability trace (default: the paper's trace A_S, bundled)")
     Path tracePath;
@@ -179,7 +175,7 @@ final class ReplayCommand implements Callable<Integer> {
                     traceSeconds), speed, MAX_WALL.toHours(), arrivalSeconds > traceSeconds ? " or --rate" : ""));
         }
 
-        ModelFiles files = ModelFiles.load(NAME, model, tokenizer);
+        ModelFiles files = modelOptions.load(NAME);
         ModelWeights checkpoint = files.weights();
         Tokenizer tokenizer = files.tokenizer();
         double scale = 1 / speed;

@@ -45,13 +45,8 @@ final class ServeCommand implements Callable<Integer> {
 
     @Mixin
     LocalInstances local = new LocalInstances();
-    @Option(names = "--model", paramLabel = "PATH",
-            description = "model: a .gguf file, a Hugging Face folder or a llama2.c checkpoint (default: the bundled "
-                    + "stories260K); a llama2.c checkpoint needs --tokenizer")
-    java.nio.file.Path model;
-    @Option(names = "--tokenizer", paramLabel = "PATH",
-            description = "tokenizer.bin (llama2.c) or tokenizer.json (default: the one in the GGUF file or the folder)")
-    java.nio.file.Path tokenizer;
+    @Mixin
+    ModelOptions modelOptions = new ModelOptions();
     @Option(names = "--requests", paramLabel = "N", description = "requests to serve (default 4, at most 10000)")
     int requests = 4;
     @Option(names = "--tokens", paramLabel = "N", description = "tokens per request (default 40)")
@@ -74,7 +69,7 @@ final class ServeCommand implements Callable<Integer> {
         if (grace >= 0 && local.instances < 2) {
             throw new UsageException("serve-demo: --preempt-grace-ms needs --instances >= 2 (someone must survive)");
         }
-        ModelFiles files = ModelFiles.load(NAME, model, tokenizer);
+        ModelFiles files = modelOptions.load(NAME);
         ModelWeights checkpoint = files.weights();
         Tokenizer tokenizer = files.tokenizer();
         SystemEngineClock clock = new SystemEngineClock();

@@ -54,13 +54,8 @@ final class ServeHttpCommand implements Callable<Integer> {
     @Option(names = "--model-name", paramLabel = "NAME",
             description = "model id clients use (default: stories260K, or the --model file's name)")
     String modelName;
-    @Option(names = "--model", paramLabel = "PATH",
-            description = "model: a .gguf file, a Hugging Face folder or a llama2.c checkpoint (default: the bundled "
-                    + "stories260K); a llama2.c checkpoint needs --tokenizer")
-    Path model;
-    @Option(names = "--tokenizer", paramLabel = "PATH",
-            description = "tokenizer.bin (llama2.c) or tokenizer.json (default: the one in the GGUF file or the folder)")
-    Path tokenizer;
+    @Mixin
+    ModelOptions modelOptions = new ModelOptions();
     @Option(names = "--chat-template", paramLabel = "FILE|plain",
             description = "a Jinja2 chat template file to use instead of the model's, or 'plain' (default: the "
                     + "model's own template if it ships one, else plain)")
@@ -98,8 +93,9 @@ final class ServeHttpCommand implements Callable<Integer> {
         if (apiKey != null && apiKey.isBlank()) {
             throw new UsageException(NAME + ": --api-key must not be blank");
         }
-        ModelFiles files = ModelFiles.load(NAME, model, tokenizer);
+        ModelFiles files = modelOptions.load(NAME);
         LlamaConfig shape = files.weights().config();
+        Path model = modelOptions.model;
         String name = modelName != null ? modelName : model == null ? "stories260K"
                 : model.getFileName().toString().replaceFirst("\\.gguf$", "");
         SpotServeServer.Builder builder = SpotServeServer.builder().host(host).port(port).modelName(name)
