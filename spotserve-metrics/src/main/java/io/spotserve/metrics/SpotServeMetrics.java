@@ -35,7 +35,7 @@ import java.util.function.ToDoubleFunction;
  * spotserve_reconfiguration_pause_seconds_total}, {@code spotserve_migrated_bytes_total}, {@code
  * spotserve_kept_bytes_total}, {@code spotserve_reloaded_bytes_total}, {@code
  * spotserve_interrupted_requests_total} (recomputed from committed tokens), {@code
- * spotserve_resumed_requests_total} (resumed with a migrated KV cache), {@code spotserve_restarts_total},
+ * spotserve_resumed_requests_total} (resumed with a migrated or parked KV cache), {@code spotserve_restarts_total},
  * {@code spotserve_instances{market,state}}, {@code spotserve_preemption_notices_total}, {@code
  * spotserve_cost_usd{market}} and {@code spotserve_instance_hours{market}} (engine clock).
  *
@@ -97,8 +97,10 @@ public final class SpotServeMetrics implements MeterBinder, AutoCloseable {
                 m -> sum(m, Reconfiguration::bytesLoaded));
         counter(registry, "spotserve.interrupted.requests", "Requests that lost their KV cache and recomputed", null,
                 m -> sum(m, Reconfiguration::interruptedRequests));
-        counter(registry, "spotserve.resumed.requests", "Requests resumed with a migrated KV cache", null,
-                m -> sum(m, Reconfiguration::resumedRequests));
+        // the engine's own count: caches migrated by a reconfiguration and caches parked in host memory at a notice
+        // and restored later (those no reconfiguration record counts)
+        counter(registry, "spotserve.resumed.requests", "Requests resumed with a migrated or parked KV cache", null,
+                EngineMetrics::migrations);
         counter(registry, "spotserve.restarts", "Times a request lost its KV cache and was recomputed", null,
                 m -> m.restarts());
         counter(registry, "spotserve.preemption.notices", "Preemption notices received", null, m -> m.notices());
