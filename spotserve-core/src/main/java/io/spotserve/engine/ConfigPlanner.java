@@ -376,6 +376,34 @@ final class ConfigPlanner {
         }
     }
 
+    /**
+     * SpotServe §3.4 at an acquisition notice: the running batches (at most {@code remaining} tokens to go) keep
+     * decoding for S_t steps, the fewest that cover the newcomer's initialization T⁺ (the arranger's
+     * {@code onAcquisition}), and the newcomer joins then: MIGRATE their caches at that point, FINISH (the batches are
+     * done before it is ready; it joins on arrival) or REROUTE (moving the caches takes at least as long as those
+     * steps: it joins on arrival and the requests of changed pipelines recompute). Null without a planning core or
+     * when the cost model cannot price the current configuration: the newcomer joins on arrival.
+     */
+    Arranged arrangeJoin(InstanceEvent.Launching l, ParallelConfig current, int remaining, Duration now, Duration lead,
+                         Duration iteration) {
+        if (arranger == null) {
+            return null;
+        }
+        try {
+            double startup = Math.max(0, seconds(l.readyAt().minus(now)));
+            Arrangement a = arranger.onAcquisition(current, 1, remaining, startup, seconds(lead));
+            double step = iteration.isZero()
+                    ? costModel.decodeStepSeconds(current.pipelineStages(), current.tensorShards(), current.maxBatch(), 1)
+                    : seconds(iteration);
+            Duration at = now.plusNanos((long) Math.min(a.steps() * step * 1e9, Long.MAX_VALUE / 2.0));
+            LOG.info("interruption arranger for newcomer {}: {} ({})", l.instanceId(), a.action(), a.reason());
+            return new Arranged(at, at, a.action(), a.reason());
+        } catch (IllegalArgumentException e) {
+            LOG.debug("the cost model cannot price {}: {}; the newcomer joins on arrival", current, e.getMessage());
+            return null;
+        }
+    }
+
     private static boolean sameShape(ParallelConfig a, ParallelConfig b) {
         return a.pipelineStages() == b.pipelineStages() && a.tensorShards() == b.tensorShards()
                 && a.maxBatch() == b.maxBatch() && a.dataParallel() <= b.dataParallel();

@@ -69,6 +69,7 @@ final class ContextMigration {
     private final Map<DeviceId, Device> devices;
     private final KvParking parking;
     private final ReconfigurationMode mode;
+    private final boolean carryCaches;
     private final Set<String> dead = new HashSet<>();
     /** Old pipelines that become new ones unchanged (same layout on the same devices): nothing of theirs moves. */
     private final Set<PipelineSlot> reused = new HashSet<>();
@@ -90,14 +91,18 @@ final class ContextMigration {
     ContextMigration(Executor executor, WeightSource weights, List<PipelineSlot> old, DeviceMapping mapping,
                      Map<DeviceId, Device> devices, KvParking parking, Map<String, LiveRequest> batchRequests) {
         this(executor, new SliceMover(weights), weights.config(), old, mapping, batchRequests, devices, parking,
-                ReconfigurationMode.MIGRATE);
+                ReconfigurationMode.MIGRATE, true);
     }
 
-    /** A migration carrying context the way {@code mode} says (the baselines read weights from the source only). */
+    /**
+     * A migration carrying context the way {@code mode} says (the baselines read weights from the source only);
+     * without {@code carryCaches} no KV cache moves or is parked (the arranger rerouted the requests), whatever the mode.
+     */
     ContextMigration(Executor executor, SliceMover mover, LlamaConfig config, List<PipelineSlot> old,
                      DeviceMapping mapping, Map<String, LiveRequest> batchRequests, Map<DeviceId, Device> devices,
-                     KvParking parking, ReconfigurationMode mode) {
+                     KvParking parking, ReconfigurationMode mode, boolean carryCaches) {
         this.mode = mode;
+        this.carryCaches = carryCaches;
         this.parking = parking;
         this.executor = executor;
         this.mover = mover;
@@ -300,7 +305,7 @@ final class ContextMigration {
                 if (r.slot == to) {
                     // its pipeline stays as it is: not interrupted, nothing to resume
                     kept += (long) to.pipeline.length(r.id) * c.kvBytesPerPosition();
-                } else if (mode == ReconfigurationMode.MIGRATE && moveKv(r, r.slot, to)) {
+                } else if (mode == ReconfigurationMode.MIGRATE && carryCaches && moveKv(r, r.slot, to)) {
                     resumed++;
                 } else {
                     continue;
@@ -316,7 +321,7 @@ final class ContextMigration {
                     boolean open = s.pipeline.sequences().contains(r.id);
                     if (open && s.pipeline.length(r.id) == 0) {
                         untouched.add(r); // admitted but not computed yet: it loses nothing
-                    } else if (open && parking != null && mode == ReconfigurationMode.MIGRATE) {
+                    } else if (open && parking != null && mode == ReconfigurationMode.MIGRATE && carryCaches) {
                         parking.park(r, s);
                     }
                     dropped.add(r);

@@ -228,24 +228,26 @@ final class EngineLoop {
                     drainDeadline = clock.now().plus(drainTimeout);
                     instances.draining();
                     LOG.info("closing: draining {} queued and {} running requests (timeout {})", requests.queued(),
-                            RequestManager.running(reconfigurator.slots()), drainTimeout);
+                            PipelineSlot.running(reconfigurator.slots()), drainTimeout);
                 }
                 requests.dropAbandonedAndExpired(reconfigurator.slots(), reconfigurator.noFit());
                 if (drainDeadline == null) {
-                    reconfigurator.replanGate(requests.queued(), RequestManager.running(reconfigurator.slots()));
+                    reconfigurator.replanGate(requests.queued(), PipelineSlot.running(reconfigurator.slots()));
                 }
                 if (reconfigurator.pending()) {
-                    requests.joinAll(reconfigurator.slots(), reconfigurator::retire);
+                    requests.joinAll(reconfigurator.slots());
+                    retireFailed();
                     applyLosses(); // a step that just ended may have found a worker dead: plan without it
                     reconfigurator.reconfigure();
                     applyLosses(); // the migration may have found one dead: re-planned next iteration
                 }
                 instances.manage();
                 requests.admit(reconfigurator.slots(), reconfigurator::admits, reconfigurator.batchCap());
-                boolean worked = requests.dispatch(reconfigurator.slots(), reconfigurator::retire);
+                boolean worked = requests.dispatch(reconfigurator.slots());
+                retireFailed();
                 worked |= applyLosses();
-                metrics.load(requests.queued(), RequestManager.running(reconfigurator.slots()),
-                        RequestManager.kvCacheUsage(reconfigurator.slots(), reconfigurator.batchCap(), ConfigPlanner.contextTokens(config)));
+                metrics.load(requests.queued(), PipelineSlot.running(reconfigurator.slots()),
+                        PipelineSlot.kvCacheUsage(reconfigurator.slots(), reconfigurator.batchCap(), ConfigPlanner.contextTokens(config)));
                 if (drainDeadline != null && (idle() || clock.now().compareTo(drainDeadline) >= 0)) {
                     shutdown();
                     return;
@@ -265,8 +267,15 @@ final class EngineLoop {
         }
     }
 
+    /** Takes the pipelines whose step failed out of service (the request manager failed their requests). */
+    private void retireFailed() {
+        for (PipelineSlot s : requests.takeFailed()) {
+            reconfigurator.retire(s);
+        }
+    }
+
     private boolean idle() {
-        return !requests.hasWaiting() && RequestManager.running(reconfigurator.slots()) == 0 && inbox.isEmpty();
+        return !requests.hasWaiting() && PipelineSlot.running(reconfigurator.slots()) == 0 && inbox.isEmpty();
     }
 
     private void awaitWork() throws InterruptedException {
@@ -281,7 +290,7 @@ final class EngineLoop {
     /** The earliest time something is due: a dated event, a preemption deadline, a request deadline, the drain end. */
     private Duration nextWakeup() {
         List<PipelineSlot> slots = reconfigurator.slots();
-        boolean busy = requests.queued() > 0 || RequestManager.running(slots) > 0;
+        boolean busy = requests.queued() > 0 || PipelineSlot.running(slots) > 0;
         // re-plan while there is load, or until a decision has seen it gone (then an idle engine sleeps)
         Duration next = RequestManager.min(drainDeadline, planner.nextReplan(busy));
         next = RequestManager.min(next, inbox.nextEvent());
@@ -318,7 +327,8 @@ final class EngineLoop {
             } else if (cmd instanceof InstanceEvent e) {
                 inbox.hold(e);
             } else if (cmd instanceof StepInFlight.Ended e) {
-                requests.ended(e.step(), reconfigurator::retire);
+                requests.ended(e.step());
+                retireFailed();
             } else if (cmd instanceof Close) {
                 closeSeen = true; // takes effect after the events that came before it (see run)
             }
@@ -331,7 +341,8 @@ final class EngineLoop {
         requests.arrivalsDue(now);
         if (inbox.eventDue(now) || instances.deadlineDue(now)) {
             // membership changes touch pipelines: let the steps in flight end first
-            requests.joinAll(reconfigurator.slots(), reconfigurator::retire);
+            requests.joinAll(reconfigurator.slots());
+            retireFailed();
             for (InstanceEvent e : inbox.due(now)) {
                 instances.apply(e);
             }
@@ -346,7 +357,8 @@ final class EngineLoop {
     private void shutdown(RequestFailedException.Reason reason, String message, Throwable cause) {
         stopped = true;
         closing.set(true);
-        requests.joinAll(reconfigurator.slots(), s -> { });
+        requests.joinAll(reconfigurator.slots());
+        requests.takeFailed(); // everything is retired below
         requests.failAll(reconfigurator.slots(), reason, message, cause);
         synchronized (inbox.monitor) {
             terminated = true; // submissions after this fail in the caller's thread

@@ -37,6 +37,8 @@ final class InstanceManager {
     private final int targetInstances;
     private final Map<String, InstanceRecord> instances = new LinkedHashMap<>();
     private final Set<String> gone = new HashSet<>();
+    /** The arranger's decisions at acquisition notices, by instance, until its {@code Acquired} comes. */
+    private final Map<String, ConfigPlanner.Arranged> launches = new HashMap<>();
     private int outstandingRequests;
     /** Set once the engine drains for close: instances that arrive then are released at once. */
     private boolean draining;
@@ -81,11 +83,14 @@ final class InstanceManager {
         return all;
     }
 
-    /** Instances without a preemption notice, in acquisition order. */
+    /**
+     * Instances the configuration may use: without a preemption notice and not waiting for the time the arranger
+     * picked for them to join, in acquisition order.
+     */
     List<InstanceRecord> usable() {
         List<InstanceRecord> usable = new ArrayList<>();
         for (InstanceRecord r : instances.values()) {
-            if (r.usable()) {
+            if (r.usable() && r.joinAt == null) {
                 usable.add(r);
             }
         }
@@ -109,6 +114,7 @@ final class InstanceManager {
         for (InstanceRecord r : instances.values()) {
             next = RequestManager.min(next, r.deadline);
             next = RequestManager.min(next, r.arrangeAt);
+            next = RequestManager.min(next, r.joinAt);
         }
         return next;
     }
@@ -116,7 +122,9 @@ final class InstanceManager {
     // ------------------------------------------------------------------ events
 
     void apply(InstanceEvent event) {
-        if (event instanceof InstanceEvent.Acquired a) {
+        if (event instanceof InstanceEvent.Launching l) {
+            launching(l);
+        } else if (event instanceof InstanceEvent.Acquired a) {
             acquired(a);
         } else if (event instanceof InstanceEvent.PreemptionNotice n) {
             noticed(n);
@@ -125,8 +133,30 @@ final class InstanceManager {
         }
     }
 
+    /**
+     * An acquisition notice: the interruption arranger decides now how the running batches meet the newcomer (SpotServe
+     * §3.4): they keep decoding while it initializes and join it after S_t steps with their caches (MIGRATE), finish
+     * before it is ready (FINISH), or go to it without their caches (REROUTE: moving them would take longer). Applied
+     * when its {@code Acquired} comes.
+     */
+    private void launching(InstanceEvent.Launching l) {
+        String id = l.instanceId();
+        if (instances.containsKey(id) || gone.contains(id) || launches.containsKey(id)) {
+            LOG.debug("acquisition notice for {} ignored: the instance is {}", id,
+                    gone.contains(id) ? "gone" : "known already");
+            return;
+        }
+        ConfigPlanner.Arranged a = reconfigurator.arrangeJoin(l, requests.stepEstimate());
+        LOG.info("instance {} launching, ready at {}{}", id, l.readyAt(),
+                a == null ? ": it joins on arrival" : ": " + a.action() + " (" + a.reason() + ")");
+        if (a != null) {
+            launches.put(id, a);
+        }
+    }
+
     private void acquired(InstanceEvent.Acquired a) {
         String id = a.instanceId();
+        ConfigPlanner.Arranged arranged = launches.remove(id);
         outstandingRequests = Math.max(0, outstandingRequests - 1);
         if (instances.containsKey(id)) {
             LOG.debug("duplicate Acquired event for {} ignored", id);
@@ -153,11 +183,30 @@ final class InstanceManager {
             }
             return;
         }
-        instances.put(id, new InstanceRecord(a.instance(), devices));
+        InstanceRecord record = new InstanceRecord(a.instance(), devices);
+        instances.put(id, record);
         metrics.instanceStarted(a.instance(), clock.now());
         LOG.info("instance {} acquired ({} x {} MiB, {})", id, devices.size(),
                 a.instance().type().memoryPerGpuBytes() >> 20, a.instance().type().market());
-        reconfigurator.changed("acquired " + id);
+        join(record, arranged);
+    }
+
+    /** The newcomer joins now, or at the arranger's S_t; a REROUTE join carries no cache. */
+    private void join(InstanceRecord r, ConfigPlanner.Arranged arranged) {
+        String id = r.instance.id();
+        if (arranged == null) {
+            reconfigurator.changed("acquired " + id);
+        } else if (arranged.action() == Arrangement.Action.REROUTE) {
+            reconfigurator.rerouteAtNextChange();
+            reconfigurator.changed("acquired " + id + ": reroute");
+        } else if (arranged.action() == Arrangement.Action.FINISH) {
+            reconfigurator.changed("acquired " + id + ": batches finished first");
+        } else if (arranged.at().compareTo(clock.now()) > 0) {
+            r.joinAt = arranged.at();
+            LOG.info("instance {} joins at {}, after the running batches' arranged steps", id, r.joinAt);
+        } else {
+            reconfigurator.changed("acquired " + id + ": migrate");
+        }
     }
 
     private void noticed(InstanceEvent.PreemptionNotice n) {
@@ -181,6 +230,7 @@ final class InstanceManager {
             return;
         }
         r.deadline = n.deadline();
+        r.joinAt = null; // a newcomer noticed before it joined never joins
         metrics.noticed(n.instanceId());
         LOG.info("preemption notice for {}: deadline {} (grace {})", n.instanceId(), n.deadline(), n.grace());
         ConfigPlanner.Arranged a = reconfigurator.arrange(n, requests.stepEstimate());
@@ -204,6 +254,7 @@ final class InstanceManager {
     }
 
     private void terminated(InstanceEvent.Terminated t) {
+        launches.remove(t.instanceId()); // launched, then gone before it was ever usable
         if (!instances.containsKey(t.instanceId())) {
             if (gone.contains(t.instanceId())) {
                 LOG.debug("duplicate or late Terminated event for {} ignored", t.instanceId());
@@ -242,6 +293,10 @@ final class InstanceManager {
     /** Arrangement times and preemption deadlines that have come: migrate off, or release at the deadline. */
     void deadlines(Duration now) {
         for (InstanceRecord r : instances.values()) {
+            if (r.joinAt != null && r.joinAt.compareTo(now) <= 0) {
+                r.joinAt = null;
+                reconfigurator.changed("acquired " + r.instance.id() + ": migrate after the arranged steps");
+            }
             if (batchesFinished(r)) {
                 r.arrangeAt = null;
                 LOG.info("the batches on {} finished: leaving it before its deadline {}", r.instance.id(), r.deadline);
@@ -270,6 +325,7 @@ final class InstanceManager {
     boolean deadlineDue(Duration now) {
         for (InstanceRecord r : instances.values()) {
             if ((r.arrangeAt != null && r.arrangeAt.compareTo(now) <= 0)
+                    || (r.joinAt != null && r.joinAt.compareTo(now) <= 0)
                     || (r.deadline != null && r.deadline.compareTo(now) <= 0) || batchesFinished(r)) {
                 return true;
             }
@@ -322,7 +378,11 @@ final class InstanceManager {
         if (desired < 0) {
             return;
         }
-        int usable = usable().size();
+        int joining = 0;
+        for (InstanceRecord r : instances.values()) {
+            joining += r.joinAt != null ? 1 : 0;
+        }
+        int usable = usable().size() + joining;
         int missing = desired - usable - outstandingRequests;
         if (missing > 0) {
             outstandingRequests += missing;

@@ -5,7 +5,10 @@ import io.spotserve.instance.Instance;
 import java.time.Duration;
 import java.util.List;
 
-/** The engine's view of one instance: its devices, and its preemption deadline once noticed. */
+/**
+ * The engine's view of one instance: its devices, its preemption deadline once noticed, and when it joins the
+ * configuration if the arranger deferred that.
+ */
 final class InstanceRecord {
     final Instance instance;
     final List<Device> devices;
@@ -14,6 +17,11 @@ final class InstanceRecord {
     Duration arrangeAt;
     /** The arranger said FINISH: leave as soon as the batches on it are done (by {@link #arrangeAt} at the latest). */
     boolean finishing;
+    /**
+     * When this newly acquired instance joins the configuration, as the interruption arranger placed it after the
+     * instance's acquisition notice; null once joined (or when it joined on arrival).
+     */
+    Duration joinAt;
 
     InstanceRecord(Instance instance, List<Device> devices) {
         this.instance = instance;

@@ -147,4 +147,27 @@ final class PipelineSlot {
         return "P" + pipeline.layout().stages() + "M" + pipeline.layout().shards() + "@" + instances
                 + (broken() ? "(broken)" : "");
     }
+
+    /** KV positions reserved by running requests over what the pipelines hold ({@code batch} × seq_len each). */
+    static double kvCacheUsage(List<PipelineSlot> slots, int batch, int seqLen) {
+        if (slots.isEmpty()) {
+            return 0;
+        }
+        long reserved = 0;
+        for (PipelineSlot s : slots) {
+            for (LiveRequest r : s.active) {
+                reserved += r.prompt.length + r.request.maxNewTokens();
+            }
+        }
+        return Math.min(1.0, reserved / ((double) slots.size() * batch * seqLen));
+    }
+
+    /** Requests running on the pipelines. */
+    static int running(List<PipelineSlot> slots) {
+        int n = 0;
+        for (PipelineSlot s : slots) {
+            n += s.active.size();
+        }
+        return n;
+    }
 }

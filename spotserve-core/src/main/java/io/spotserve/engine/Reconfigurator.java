@@ -28,7 +28,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
-import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -43,7 +42,6 @@ import org.slf4j.LoggerFactory;
 final class Reconfigurator {
     private static final Logger LOG = LoggerFactory.getLogger(Reconfigurator.class);
     /** A pipeline a migration leaves as it is fails its requests on a step error but stays (the migration holds it). */
-    private static final Consumer<PipelineSlot> KEEP = s -> { };
 
     private final LlamaConfig config;
     private final EngineClock clock;
@@ -67,6 +65,8 @@ final class Reconfigurator {
     private final List<PipelineSlot> slots = new ArrayList<>();
     private final List<String> changeReasons = new ArrayList<>();
     private boolean membershipChanged;
+    /** False for the next reconfiguration after an acquisition the arranger rerouted. */
+    private boolean carryCaches = true;
     /** The configuration before the first membership change not yet handled by {@link #reconfigure}. */
     private String pendingFrom;
     /** The configuration the slots implement (slot i = pipeline i), or null when there are none. */
@@ -194,6 +194,32 @@ final class Reconfigurator {
             return new ConfigPlanner.Arranged(at, at, Arrangement.Action.MIGRATE, "no configuration yet");
         }
         return planner.arrange(n, current, remaining(n.instanceId()), now, lead, at, stepEstimate);
+    }
+
+    /**
+     * SpotServe §3.4 at an acquisition notice: how the running batches meet the newcomer (see
+     * {@link ConfigPlanner#arrangeJoin}); null when nothing runs (it simply joins on arrival).
+     */
+    ConfigPlanner.Arranged arrangeJoin(InstanceEvent.Launching l, Duration stepEstimate) {
+        int remaining = 0;
+        for (PipelineSlot s : slots) {
+            for (LiveRequest q : s.active) {
+                remaining = Math.max(remaining, q.request.maxNewTokens() - q.generatedCount);
+            }
+        }
+        if (current == null || remaining == 0) {
+            return null;
+        }
+        Duration lead = migrationEstimate.multipliedBy(2).plus(stepEstimate.multipliedBy(2));
+        return planner.arrangeJoin(l, current, remaining, clock.now(), lead, stepEstimate);
+    }
+
+    /**
+     * The arranger rerouted an acquisition: the next reconfiguration does not carry KV caches (the requests of the
+     * pipelines it changes recompute on the new ones); weights still move as the device mapper says.
+     */
+    void rerouteAtNextChange() {
+        carryCaches = false;
     }
 
     /** The most output tokens a request on a pipeline of the instance still has to generate. */
@@ -369,7 +395,8 @@ final class Reconfigurator {
         clock.migrationStarted();
         migrationStart = clock.now();
         ContextMigration migration = new ContextMigration(executor, mover, config, before, mapping, old.requests(), all,
-                parking, mode);
+                parking, mode, carryCaches);
+        carryCaches = true;
         ContextMigration.Result result;
         try {
             result = migrate(migration, order);
@@ -466,11 +493,14 @@ final class Reconfigurator {
                 s.busyUntil = migrationStart;
             }
             while (!s.active.isEmpty() && s.busyUntil.compareTo(now) < 0) {
-                if (!requests.stepNow(s, s.busyUntil, KEEP)) {
+                if (!requests.stepNow(s, s.busyUntil)) {
                     break;
                 }
             }
         }
+        // a pipeline whose step failed here lost its requests already; the migration in progress owns the pipelines
+        // and the next reconfiguration builds fresh ones, so it is not retired behind the migration's back
+        requests.takeFailed();
     }
 
     /**

@@ -48,6 +48,8 @@ final class RequestManager {
     private final int admissionGroup;
     /** Where dispatchers post the end of a step (the engine's inbox). */
     private final Consumer<Object> inbox;
+    /** Pipelines whose step failed (not by a device loss) since the last {@link #takeFailed}: to be retired. */
+    private final List<PipelineSlot> failedPipelines = new ArrayList<>();
     /** Requests accepted but not admitted yet; shared with caller threads (admission control). */
     final AtomicInteger waiting = new AtomicInteger();
 
@@ -104,28 +106,6 @@ final class RequestManager {
 
     boolean hasWaiting() {
         return !queue.isEmpty() || !scheduled.isEmpty();
-    }
-
-    /** KV positions reserved by running requests over what the pipelines hold ({@code batch} × seq_len each). */
-    static double kvCacheUsage(List<PipelineSlot> slots, int batch, int seqLen) {
-        if (slots.isEmpty()) {
-            return 0;
-        }
-        long reserved = 0;
-        for (PipelineSlot s : slots) {
-            for (LiveRequest r : s.active) {
-                reserved += r.prompt.length + r.request.maxNewTokens();
-            }
-        }
-        return Math.min(1.0, reserved / ((double) slots.size() * batch * seqLen));
-    }
-
-    static int running(List<PipelineSlot> slots) {
-        int n = 0;
-        for (PipelineSlot s : slots) {
-            n += s.active.size();
-        }
-        return n;
     }
 
     /** The smoothed duration of one step: how long a pipeline takes to produce one more token. */
@@ -236,7 +216,7 @@ final class RequestManager {
      * reports false; otherwise it waits for the dispatched steps in dispatch order, commits them, and reports
      * whether any ran.
      */
-    boolean dispatch(List<PipelineSlot> slots, Consumer<PipelineSlot> retire) {
+    boolean dispatch(List<PipelineSlot> slots) {
         List<StepInFlight> started = new ArrayList<>();
         Duration now = clock.now();
         for (PipelineSlot s : new ArrayList<>(slots)) {
@@ -253,7 +233,7 @@ final class RequestManager {
         }
         Duration longest = Duration.ZERO;
         for (StepInFlight step : started) {
-            Duration busy = complete(step, retire);
+            Duration busy = complete(step);
             longest = busy != null && busy.compareTo(longest) > 0 ? busy : longest;
         }
         Duration took = clock.now().minus(now);
@@ -265,32 +245,45 @@ final class RequestManager {
      * One step of {@code s} starting at {@code start}, waited for and committed (pipelines that keep decoding during a
      * migration); returns whether anything ran.
      */
-    boolean stepNow(PipelineSlot s, Duration start, Consumer<PipelineSlot> retire) {
+    boolean stepNow(PipelineSlot s, Duration start) {
         StepInFlight step = start(s, start);
         if (step == null) {
             return false;
         }
-        complete(step, retire);
+        complete(step);
         return true;
     }
 
     /** Waits for every step in flight and commits it (before anything touches pipelines or their requests). */
-    void joinAll(List<PipelineSlot> slots, Consumer<PipelineSlot> retire) {
+    void joinAll(List<PipelineSlot> slots) {
         for (PipelineSlot s : new ArrayList<>(slots)) {
             StepInFlight step = s.inFlight;
             if (step != null) {
-                complete(step, retire);
+                complete(step);
             }
         }
     }
 
     /** The end of a step came through the inbox; commits it unless it was committed already. */
-    void ended(StepInFlight step, Consumer<PipelineSlot> retire) {
+    void ended(StepInFlight step) {
         if (step.slot().inFlight == step) {
-            Duration busy = complete(step, retire);
+            Duration busy = complete(step);
             Duration took = clock.now().minus(step.dispatchedAt());
             stepEstimate = smooth(stepEstimate, busy != null && busy.compareTo(took) > 0 ? busy : took);
         }
+    }
+
+    /**
+     * The pipelines whose forward step failed since the last call (their requests failed already); the caller takes
+     * them out of service.
+     */
+    List<PipelineSlot> takeFailed() {
+        if (failedPipelines.isEmpty()) {
+            return List.of();
+        }
+        List<PipelineSlot> out = List.copyOf(failedPipelines);
+        failedPipelines.clear();
+        return out;
     }
 
     static Duration smooth(Duration average, Duration sample) {
@@ -362,9 +355,10 @@ final class RequestManager {
     /**
      * Waits for {@code step}, prices it on the clock, samples each finished row with its request's own sampler and
      * commits; returns how long the pipeline is busy with it (null when it failed: when devices were lost its requests
-     * go back to the queue, see {@link #deviceLost}; on any other failure its requests failed and it was retired).
+     * go back to the queue, see {@link #deviceLost}; on any other failure its requests failed and the pipeline waits in
+     * {@link #takeFailed} for the engine to retire it).
      */
-    private Duration complete(StepInFlight step, Consumer<PipelineSlot> retire) {
+    private Duration complete(StepInFlight step) {
         PipelineSlot s = step.slot();
         Throwable error = null;
         try {
@@ -386,7 +380,7 @@ final class RequestManager {
             for (LiveRequest r : new ArrayList<>(s.active)) {
                 fail(r, RequestFailedException.Reason.INTERNAL_ERROR, "forward step failed: " + error, error);
             }
-            retire.accept(s);
+            failedPipelines.add(s);
             return null;
         }
         Duration busy = clock.computed(step.shape());

@@ -14,7 +14,8 @@ import org.slf4j.LoggerFactory;
 /**
  * Virtual instances in this JVM, for tests, demos and single-machine serving: each instance is a set of
  * devices (the engine backs them with its executor, each with the type's memory capacity). Tests and demos
- * drive the market by hand: {@link #add} an instance, {@link #preempt} one with a grace period, {@link #kill}
+ * drive the market by hand: {@link #add} an instance, {@link #launch} one that initializes for a while first
+ * (an acquisition notice now, usable later), {@link #preempt} one with a grace period, {@link #kill}
  * one without notice, or {@link #deliver} any raw event (future-dated, duplicated or about an unknown
  * instance) to exercise the engine's tolerance. Event times come from the engine's clock.
  *
@@ -63,6 +64,26 @@ public final class LocalInstanceProvider implements InstanceProvider {
         Instance instance = new Instance("local-" + nextId++, type);
         live.put(instance.id(), instance);
         emit(new InstanceEvent.Acquired(instance, clock.now()));
+        return instance;
+    }
+
+    /**
+     * Launches an instance of {@code type} that initializes for {@code startup}: the engine hears the acquisition
+     * notice ({@link InstanceEvent.Launching}) now and {@link InstanceEvent.Acquired} dated {@code startup} from now.
+     * Returns it (listed as live from now on).
+     *
+     * @throws IllegalArgumentException if {@code startup} is negative
+     */
+    public synchronized Instance launch(InstanceType type, Duration startup) {
+        Objects.requireNonNull(type, "type");
+        if (startup.isNegative()) {
+            throw new IllegalArgumentException("startup must be >= 0, was " + startup);
+        }
+        Instance instance = new Instance("local-" + nextId++, type);
+        live.put(instance.id(), instance);
+        Duration now = clock.now();
+        emit(new InstanceEvent.Launching(instance.id(), now, now.plus(startup)));
+        emit(new InstanceEvent.Acquired(instance, now.plus(startup)));
         return instance;
     }
 

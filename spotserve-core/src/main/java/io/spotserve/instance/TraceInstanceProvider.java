@@ -22,7 +22,9 @@ import org.slf4j.LoggerFactory;
  * on the engine clock: a trace time t becomes {@code t × timeScale} (so a 20-minute trace can run in seconds),
  * an added node an {@link InstanceEvent.Acquired} of the given type, and a removed node a
  * {@link InstanceEvent.PreemptionNotice} one grace period ahead (never before the node joined) followed by
- * {@link InstanceEvent.Terminated} at its removal time.
+ * {@link InstanceEvent.Terminated} at its removal time. With {@link #announceAdditions} a node added after the start is
+ * also announced ahead by an acquisition notice ({@link InstanceEvent.Launching}, usable at its trace time), as the
+ * SpotServe artifact's replayer fires every event its grace period early.
  *
  * <p>All events are handed over, dated, when the engine starts; the engine applies each when its clock
  * reaches it. Throughput-change lines ({@code other}/RATE) and the end marker are not membership changes and are
@@ -40,6 +42,7 @@ public final class TraceInstanceProvider implements InstanceProvider {
     private final InstanceType onDemandType;
     private Consumer<InstanceEvent> listener;
     private int nextOnDemand;
+    private Duration additionNotice = Duration.ZERO;
 
     /**
      * A provider replaying {@code trace}.
@@ -78,7 +81,30 @@ public final class TraceInstanceProvider implements InstanceProvider {
         return new TraceInstanceProvider(TraceReader.read(file), type, grace, timeScale, clock, onDemandType);
     }
 
-    /** The events this provider delivers, in trace order (notices are dated one grace before their removal). */
+    /**
+     * Announces every node added after time 0 {@code lead} ahead of its addition (never before time 0) with an
+     * acquisition notice; zero (the default) announces nothing. Call before {@link #start}.
+     *
+     * @return this provider
+     * @throws IllegalArgumentException if {@code lead} is negative
+     * @throws IllegalStateException if the provider was started
+     */
+    public synchronized TraceInstanceProvider announceAdditions(Duration lead) {
+        Objects.requireNonNull(lead, "lead");
+        if (lead.isNegative()) {
+            throw new IllegalArgumentException("acquisition notice lead must be >= 0, was " + lead);
+        }
+        if (listener != null) {
+            throw new IllegalStateException("announceAdditions must be called before start");
+        }
+        this.additionNotice = lead;
+        return this;
+    }
+
+    /**
+     * The events this provider delivers, in trace order (notices are dated one grace before their removal, acquisition
+     * notices {@link #announceAdditions one lead} before their addition).
+     */
     public List<InstanceEvent> events() {
         List<InstanceEvent> out = new ArrayList<>();
         Map<String, Duration> joined = new HashMap<>();
@@ -88,6 +114,10 @@ public final class TraceInstanceProvider implements InstanceProvider {
                 case ADD -> {
                     for (String node : e.nodes()) {
                         joined.put(node, at);
+                        if (!additionNotice.isZero() && !at.isZero()) {
+                            Duration notice = at.compareTo(additionNotice) > 0 ? at.minus(additionNotice) : Duration.ZERO;
+                            out.add(new InstanceEvent.Launching(node, notice, at));
+                        }
                         out.add(new InstanceEvent.Acquired(new Instance(node, type), at));
                     }
                 }

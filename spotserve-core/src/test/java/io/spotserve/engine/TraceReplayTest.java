@@ -53,6 +53,31 @@ class TraceReplayTest {
                 events.get(i - 1));
     }
 
+    /** With an acquisition-notice lead, every node added after the start is announced that lead ahead, at 0 at the earliest. */
+    @Test
+    void additionsAfterTheStartAreAnnouncedOneLeadAhead() throws IOException {
+        AvailabilityTrace trace = TraceReader.read(SharedData.file("traces/spotserve/trace_seg/trace_0203.txt"));
+        VirtualClock clock = new VirtualClock(Duration.ofMillis(1));
+        List<InstanceEvent> plain = new TraceInstanceProvider(trace, SPOT, Duration.ofMillis(30), 0.001, clock, null)
+                .events();
+        TraceInstanceProvider announcing = new TraceInstanceProvider(trace, SPOT, Duration.ofMillis(30), 0.001, clock,
+                null).announceAdditions(Duration.ofMillis(30));
+        List<InstanceEvent> events = announcing.events();
+        int later = 0;
+        for (InstanceEvent e : plain) {
+            if (e instanceof InstanceEvent.Acquired a && !a.at().isZero()) {
+                later++;
+                int i = events.indexOf(a);
+                Duration lead = a.at().compareTo(Duration.ofMillis(30)) > 0 ? a.at().minusMillis(30) : Duration.ZERO;
+                assertEquals(new InstanceEvent.Launching(a.instanceId(), lead, a.at()), events.get(i - 1), events.toString());
+            }
+        }
+        assertTrue(later > 0, "the segment adds nodes after its start: " + plain);
+        assertEquals(plain.size() + later, events.size());
+        assertEquals(plain, events.stream().filter(e -> !(e instanceof InstanceEvent.Launching)).toList());
+        assertThrows(IllegalArgumentException.class, () -> announcing.announceAdditions(Duration.ofMillis(-1)));
+    }
+
     @Test
     void malformedLineNamesFileAndLine(@TempDir Path dir) throws IOException {
         Path bad = dir.resolve("bad.csv");
