@@ -44,10 +44,18 @@ public final class CudaExecutor extends AbstractExecutor<CudaDevice, CudaPipelin
         this.useCublas = probe.cublas() && Boolean.getBoolean(CublasGemm.PROPERTY);
     }
 
-    /** fp16 weights are stored as halves (2 bytes), fp32 ones as floats. */
+    /**
+     * fp16 weights are stored as halves (2 bytes), and so are Q8_0 ones (dequantized on upload and rounded to halves:
+     * there is no Q8_0 kernel yet); fp32 ones as floats.
+     */
     @Override
     public int storedBytesPerWeight() {
-        return options().weights() == io.spotserve.exec.WeightPrecision.FP16 ? 2 : Float.BYTES;
+        return storesHalves(options().weights()) ? 2 : Float.BYTES;
+    }
+
+    /** Whether weights of {@code precision} live on the device as halves: fp16, and Q8_0 dequantized on upload. */
+    static boolean storesHalves(io.spotserve.exec.WeightPrecision precision) {
+        return precision == io.spotserve.exec.WeightPrecision.FP16 || precision == io.spotserve.exec.WeightPrecision.Q8_0;
     }
 
     @Override

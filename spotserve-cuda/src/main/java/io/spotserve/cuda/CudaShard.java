@@ -86,7 +86,7 @@ final class CudaShard implements PipelinePosition, AutoCloseable {
         this.stage = stage;
         this.shard = shard;
         this.maxBatch = maxBatch;
-        this.half = executor.options().weights() == WeightPrecision.FP16;
+        this.half = CudaExecutor.storesHalves(executor.options().weights());
         this.wBytes = half ? 2 : Float.BYTES;
         this.alone = layout.shards() == 1;
         this.coverage = new WeightCoverage(layout, stage, shard);
