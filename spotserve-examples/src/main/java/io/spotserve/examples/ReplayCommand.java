@@ -182,6 +182,8 @@ final class ReplayCommand implements Callable<Integer> {
         SystemEngineClock clock = new SystemEngineClock();
         InstanceType spot = new InstanceType("local.2x", 2, 32L << 20, SPOT_PRICE, InstanceType.Market.SPOT);
         LocalWorkerFleet fleet = null;
+        long networkSliceBytes = 0;
+        long networkActivationBytes = 0;
         InstanceProvider provider;
         if (workers > 0) {
             System.err.println("replay: starting " + workers + " worker JVMs ...");
@@ -234,6 +236,10 @@ final class ReplayCommand implements Callable<Integer> {
             progress(clock, engine, futures, trace, speed);
             System.err.println();
             m = engine.metrics();
+            if (workerFleet != null) {
+                networkSliceBytes = workerFleet.controller().executor().sliceBytes();
+                networkActivationBytes = workerFleet.controller().executor().activationBytes();
+            }
         }
         double wallSeconds = (System.nanoTime() - wallStart) / 1e9;
         int completed = 0;
@@ -285,6 +291,8 @@ final class ReplayCommand implements Callable<Integer> {
         if (workers > 0) {
             json.put("workers", workers);
             json.put("killed_worker", killed);
+            json.put("network_slice_bytes", networkSliceBytes); // weights and KV caches between processes
+            json.put("network_activation_bytes", networkActivationBytes); // stage to stage, worker to worker
         }
 
         out.println("replay of " + json.get("trace") + " at " + speed + "x (" + round(wallSeconds, 1) + " s wall)");

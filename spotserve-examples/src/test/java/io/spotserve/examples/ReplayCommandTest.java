@@ -97,6 +97,9 @@ class ReplayCommandTest {
         assertTrue(json.has("killed_worker") && json.get("killed_worker").getAsString().startsWith("worker-"), r.out);
         assertTrue(json.get("interrupted_requests").getAsInt() > 0, r.out);
         assertEquals(json.get("interrupted_requests").getAsInt(), json.get("restarts").getAsInt(), r.out);
+        // the bytes between processes are reported (P = 1: no activation crosses a process boundary)
+        assertTrue(json.get("network_slice_bytes").getAsLong() >= 0, r.out);
+        assertEquals(0, json.get("network_activation_bytes").getAsLong(), r.out);
         assertTrue(json.get("reconfigurations").getAsInt() >= 2, "the start, then the re-plan without the killed worker: "
                 + r.out);
     }
