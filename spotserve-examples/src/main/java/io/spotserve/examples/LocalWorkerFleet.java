@@ -28,6 +28,8 @@ final class LocalWorkerFleet implements AutoCloseable {
     private final Path dir;
     private final RemoteInstanceProvider controller;
     private final List<Process> processes = new ArrayList<>();
+    private final java.util.Map<String, Process> byLabel = new java.util.LinkedHashMap<>();
+    private Path tokenFile;
     private final Thread hook = new Thread(this::killAll, "spotserve-replay-workers");
 
     private LocalWorkerFleet(Path dir, RemoteInstanceProvider controller) {
@@ -43,6 +45,26 @@ final class LocalWorkerFleet implements AutoCloseable {
      */
     static LocalWorkerFleet start(int n, long deviceMemory, Supplier<Duration> clock, Duration timeout)
             throws IOException, InterruptedException {
+        LocalWorkerFleet fleet = open(clock);
+        try {
+            for (int i = 0; i < n; i++) {
+                fleet.launch("replay-" + i, deviceMemory, null);
+            }
+            fleet.awaitRegistered(n, timeout);
+        } catch (IOException | InterruptedException | RuntimeException e) {
+            fleet.close();
+            throw e;
+        }
+        return fleet;
+    }
+
+    /**
+     * A controller on loopback with a fresh random token in a private temporary folder, and no worker yet: {@link
+     * #launch} starts them.
+     *
+     * @throws IOException if the folder or the token file cannot be written
+     */
+    static LocalWorkerFleet open(Supplier<Duration> clock) throws IOException {
         Path dir = Files.createTempDirectory("spotserve-replay-workers");
         byte[] secret = new byte[24];
         new SecureRandom().nextBytes(secret);
@@ -55,46 +77,91 @@ final class LocalWorkerFleet implements AutoCloseable {
             // not a POSIX file system: the folder is private to this user anyway
         }
         RemoteInstanceProvider controller = RemoteInstanceProvider.builder().security(WireSecurity.token(token))
-                .leaseTimeout(Duration.ofSeconds(6)).clock(clock).idPrefix("worker-")
+                .leaseTimeout(Duration.ofSeconds(20)).clock(clock).idPrefix("worker-")
                 .instanceType("worker", ReplayCommand.SPOT_PRICE, InstanceType.Market.SPOT).build();
         LocalWorkerFleet fleet = new LocalWorkerFleet(dir, controller);
+        fleet.tokenFile = tokenFile;
         Runtime.getRuntime().addShutdownHook(fleet.hook);
-        try {
-            for (int i = 0; i < n; i++) {
-                fleet.launch(i, tokenFile, deviceMemory);
-            }
-            long deadline = System.nanoTime() + timeout.toNanos();
-            while (controller.liveWorkers().size() < n) {
-                for (Process p : fleet.processes) {
-                    if (!p.isAlive()) {
+        return fleet;
+    }
+
+    /**
+     * Waits (at most {@code timeout}) until {@code n} workers are registered.
+     *
+     * @throws IOException if a worker exits before it registers or they do not register in time
+     */
+    void awaitRegistered(int n, Duration timeout) throws IOException, InterruptedException {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (controller.liveWorkers().size() < n) {
+            synchronized (processes) {
+                for (Process p : processes) {
+                    if (!p.isAlive() && p.exitValue() != 0 && p.exitValue() != 143 && p.exitValue() != 137) {
                         throw new IOException("a worker JVM exited with status " + p.exitValue() + " before it "
                                 + "registered; see its log in " + dir);
                     }
                 }
-                if (System.nanoTime() > deadline) {
-                    throw new IOException(controller.liveWorkers().size() + " of " + n + " workers registered within "
-                            + timeout.toSeconds() + " s; see their logs in " + dir);
-                }
-                Thread.sleep(20);
             }
-        } catch (IOException | InterruptedException | RuntimeException e) {
-            fleet.close();
-            throw e;
+            if (System.nanoTime() > deadline) {
+                throw new IOException(controller.liveWorkers().size() + " of " + n + " workers registered within "
+                        + timeout.toSeconds() + " s; see their logs in " + dir);
+            }
+            Thread.sleep(20);
         }
-        return fleet;
     }
 
-    private void launch(int i, Path tokenFile, long deviceMemory) throws IOException {
+    /**
+     * Starts worker {@code label} (one device of {@code deviceMemory} bytes); with a {@code noticeGrace} it takes a
+     * SIGTERM ({@link #notice}) as its preemption notice with that grace, as {@code --notices signal} does on a VM.
+     */
+    void launch(String label, long deviceMemory, Duration noticeGrace) throws IOException {
         List<String> cmd = new ArrayList<>();
         cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         cmd.addAll(List.of("-Xmx192m", "-XX:+UseSerialGC", "--add-modules", "jdk.incubator.vector",
                 "-cp", System.getProperty("java.class.path"), WorkerMain.class.getName(),
                 "--controller", controller.address(), "--devices", "1", "--device-memory", Long.toString(deviceMemory),
-                "--token-file", tokenFile.toString(), "--label", "replay-" + i));
+                "--token-file", tokenFile.toString(), "--label", label));
+        if (noticeGrace != null) {
+            cmd.addAll(List.of("--notices", "signal", "--notice-grace",
+                    Double.toString(noticeGrace.toNanos() / 1e9)));
+        }
         Process p = new ProcessBuilder(cmd).redirectErrorStream(true)
-                .redirectOutput(dir.resolve("worker-" + i + ".log").toFile()).start();
+                .redirectOutput(dir.resolve(label + ".log").toFile()).start();
         synchronized (processes) {
             processes.add(p);
+            byLabel.put(label, p);
+        }
+    }
+
+    /** SIGTERMs worker {@code label}: its preemption notice (when launched with a grace); false if it is not running. */
+    boolean notice(String label) {
+        Process p;
+        synchronized (processes) {
+            p = byLabel.get(label);
+        }
+        if (p == null || !p.isAlive()) {
+            return false;
+        }
+        p.destroy();
+        return true;
+    }
+
+    /** SIGKILLs worker {@code label}, as the cloud takes a VM at its deadline; false if it is not running. */
+    boolean kill(String label) {
+        Process p;
+        synchronized (processes) {
+            p = byLabel.get(label);
+        }
+        if (p == null || !p.isAlive()) {
+            return false;
+        }
+        p.destroyForcibly();
+        return true;
+    }
+
+    /** Worker JVMs started so far. */
+    int launched() {
+        synchronized (processes) {
+            return processes.size();
         }
     }
 

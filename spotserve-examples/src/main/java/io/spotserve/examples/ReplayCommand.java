@@ -121,6 +121,10 @@ final class ReplayCommand implements Callable<Integer> {
     @Option(names = "--workers", paramLabel = "N", description = "serve on N local worker JVMs (2..8) instead of the "
             + "trace, and SIGKILL one of them mid-replay")
     int workers;
+    @Option(names = "--processes", description = "play the trace on real worker JVMs: each trace node is a worker "
+            + "process; a removal SIGTERMs it one grace period ahead (its preemption notice) and SIGKILLs it at the "
+            + "removal time, an addition starts a new one")
+    boolean processes;
 
     private final PrintStream out;
     /** Requests one pipeline serves at once (the engine's maxBatch). */
@@ -149,6 +153,13 @@ final class ReplayCommand implements Callable<Integer> {
             throw new UsageException(NAME + ": --rate must be a positive finite number, was " + rate);
         }
         Ranges.atLeast(NAME, "--seed", seed, 0);
+        if (processes && workers != 0) {
+            throw new UsageException(NAME + ": --processes plays the trace on worker JVMs and --workers replaces the "
+                    + "trace with N of them; give one of the two");
+        }
+        if (processes) {
+            plan = false; // one P1M1 pipeline per worker: no launcher for the planner's on-demand instances
+        }
         if (workers != 0) {
             Ranges.within(NAME, "--workers", workers, 2, 8);
             if (tracePath != null) {
@@ -179,13 +190,34 @@ final class ReplayCommand implements Callable<Integer> {
         ModelWeights checkpoint = files.weights();
         Tokenizer tokenizer = files.tokenizer();
         double scale = 1 / speed;
-        SystemEngineClock clock = new SystemEngineClock();
-        InstanceType spot = new InstanceType("local.2x", 2, 32L << 20, SPOT_PRICE, InstanceType.Market.SPOT);
         LocalWorkerFleet fleet = null;
+        TraceWorkerDriver driver = null;
+        java.util.concurrent.atomic.AtomicReference<SystemEngineClock> clockOnceServing =
+                new java.util.concurrent.atomic.AtomicReference<>();
+        if (processes) {
+            // the trace's clock starts once its first nodes serve: worker start-up is not trace time
+            fleet = LocalWorkerFleet.open(() -> clockOnceServing.get() == null ? Duration.ZERO
+                    : clockOnceServing.get().now());
+            System.err.println("replay: starting the trace's " + TraceWorkerDriver.initialNodes(trace).size()
+                    + " initial nodes as worker JVMs ...");
+            try {
+                driver = TraceWorkerDriver.startInitial(fleet, trace, scaled(GRACE, scale), 32L << 20,
+                        Duration.ofSeconds(120));
+            } catch (IOException | InterruptedException | RuntimeException e) {
+                fleet.close();
+                throw e;
+            }
+        }
+        SystemEngineClock clock = new SystemEngineClock();
+        clockOnceServing.set(clock);
+        InstanceType spot = new InstanceType("local.2x", 2, 32L << 20, SPOT_PRICE, InstanceType.Market.SPOT);
         long networkSliceBytes = 0;
         long networkActivationBytes = 0;
         InstanceProvider provider;
-        if (workers > 0) {
+        if (fleet != null) {
+            provider = fleet.controller();
+            driver.play(clock::now, scale);
+        } else if (workers > 0) {
             System.err.println("replay: starting " + workers + " worker JVMs ...");
             fleet = LocalWorkerFleet.start(workers, 32L << 20, clock::now, Duration.ofSeconds(120));
             provider = fleet.controller();
@@ -210,7 +242,8 @@ final class ReplayCommand implements Callable<Integer> {
             builder.executor(fleet.controller().executor()).parallelism(1, 1);
         }
         // the engine closes first (it releases the workers), then the fleet kills what still runs
-        try (LocalWorkerFleet workerFleet = fleet; ServingEngine engine = builder.build()) {
+        try (LocalWorkerFleet workerFleet = fleet; TraceWorkerDriver trafficDriver = driver;
+             ServingEngine engine = builder.build()) {
             double arrival = 0; // trace seconds
             for (int i = 0; i < requests; i++) {
                 arrival += -Math.log(1 - rnd.nextDouble()) / rate;
@@ -236,6 +269,10 @@ final class ReplayCommand implements Callable<Integer> {
             progress(clock, engine, futures, trace, speed);
             System.err.println();
             m = engine.metrics();
+            if (trafficDriver != null && trafficDriver.failure() != null) {
+                System.err.println("replay: a worker of the trace could not be started: "
+                        + trafficDriver.failure().getMessage());
+            }
             if (workerFleet != null) {
                 networkSliceBytes = workerFleet.controller().executor().sliceBytes();
                 networkActivationBytes = workerFleet.controller().executor().activationBytes();
@@ -291,6 +328,11 @@ final class ReplayCommand implements Callable<Integer> {
         if (workers > 0) {
             json.put("workers", workers);
             json.put("killed_worker", killed);
+        }
+        if (fleet != null) {
+            if (processes) {
+                json.put("worker_processes", fleet.launched());
+            }
             json.put("network_slice_bytes", networkSliceBytes); // weights and KV caches between processes
             json.put("network_activation_bytes", networkActivationBytes); // stage to stage, worker to worker
         }
@@ -334,8 +376,8 @@ final class ReplayCommand implements Callable<Integer> {
      */
     private String maybeKill(LocalWorkerFleet fleet, ServingEngine engine, int submitted)
             throws IOException, InterruptedException {
-        if (fleet == null) {
-            return null;
+        if (fleet == null || workers == 0) {
+            return null; // --processes: the trace decides who goes, with a notice
         }
         EngineMetrics m = engine.metrics();
         int running = m.running();

@@ -16,6 +16,7 @@ import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.api.Timeout;
 
 /** {@code replay} serves the bundled model through the paper's trace A_S without losing a request. */
@@ -102,6 +103,34 @@ class ReplayCommandTest {
         assertEquals(0, json.get("network_activation_bytes").getAsLong(), r.out);
         assertTrue(json.get("reconfigurations").getAsInt() >= 2, "the start, then the re-plan without the killed worker: "
                 + r.out);
+    }
+
+    /**
+     * {@code --processes}: the trace on real worker JVMs. Two nodes start, a third is added (a new JVM), the first is
+     * removed (SIGTERM one grace ahead, then SIGKILL): each is a reconfiguration, and no request is lost.
+     */
+    @Test
+    @Timeout(value = 300, unit = TimeUnit.SECONDS)
+    void theTraceOnWorkerProcessesAddsAndNoticesRealJvms(@TempDir Path dir) throws Exception {
+        Path trace = dir.resolve("small.txt");
+        Files.writeString(trace, "[0, \"add\", {\"nodes\": [\"node-0\", \"node-1\"]}]\n"
+                + "[60000, \"add\", {\"nodes\": [\"node-2\"]}]\n"
+                + "[120000, \"remove\", {\"nodes\": [\"node-0\"]}]\n"
+                + "[180000, \"DONE\", {\"nodes\": []}]\n");
+        Result r = run("replay", "--processes", "--trace", trace.toString(), "--speed", "20", "--requests", "24",
+                "--rate", "0.2");
+        JsonObject json = allCompleted(r, 24);
+        assertEquals(3, json.get("worker_processes").getAsInt(), r.out);
+        // the start on two workers, the third joining, and the first leaving at its notice
+        assertTrue(json.get("reconfigurations").getAsInt() >= 3, r.out);
+        assertTrue(json.get("network_slice_bytes").getAsLong() >= 0, r.out);
+    }
+
+    @Test
+    void processesAndWorkersExcludeEachOther() {
+        Result r = run("replay", "--processes", "--workers", "3");
+        assertEquals(2, r.code, r.err);
+        assertTrue(r.err.contains("--processes") && r.err.contains("--workers"), r.err);
     }
 
     @Test
