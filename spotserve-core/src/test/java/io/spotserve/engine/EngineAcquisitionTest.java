@@ -28,6 +28,8 @@ import java.util.Optional;
 import java.util.SortedMap;
 import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Flow;
+import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -96,14 +98,39 @@ class EngineAcquisitionTest {
         List<CompletableFuture<Completion>> futures = new ArrayList<>();
         try (ServingEngine engine = ServingEngine.builder().model(CHECKPOINT, TOKENIZER).instances(provider)
                 .executor(executor).clock(clock).maxBatch(8).planning(costModel, ONE_PIPELINE).build()) {
-            for (GenerationRequest r : requests) {
-                futures.add(engine.submit(r));
+            // the newcomer is launched from the engine thread as the last submitted request commits its second token,
+            // so where it happens on the virtual clock does not depend on how fast this thread runs: every request was
+            // admitted before it (FIFO) and the long ones are all running then
+            CompletableFuture<Instance> launched = new CompletableFuture<>();
+            CompletableFuture<Duration> launchedAt = new CompletableFuture<>();
+            for (int i = 1; i < requests.size(); i++) {
+                futures.add(engine.submit(requests.get(i)));
             }
-            // long requests are all running within a step or two; short ones may finish first, so one is enough
-            int atLaunch = maxNew > 50 ? requests.size() : 1;
-            await(() -> engine.metrics().running() >= atLaunch, engine);
-            Duration launchedAt = clock.now();
-            Instance newcomer = startup == null ? provider.add(SPOT) : provider.launch(SPOT, startup);
+            futures.add(0, engine.submit(requests.get(0), new Flow.Subscriber<Token>() {
+                private int seen;
+
+                @Override
+                public void onSubscribe(Flow.Subscription s) {
+                    s.request(Long.MAX_VALUE);
+                }
+
+                @Override
+                public void onNext(Token t) {
+                    if (++seen == 2) {
+                        launchedAt.complete(clock.now());
+                        launched.complete(startup == null ? provider.add(SPOT) : provider.launch(SPOT, startup));
+                    }
+                }
+
+                @Override
+                public void onError(Throwable t) {
+                }
+
+                @Override
+                public void onComplete() {
+                }
+            }));
+            Instance newcomer = launched.orTimeout(60, TimeUnit.SECONDS).join();
             List<Completion> done = new ArrayList<>();
             for (int i = 0; i < requests.size(); i++) {
                 done.add(futures.get(i).join());
@@ -115,7 +142,8 @@ class EngineAcquisitionTest {
             Reconfiguration join = m.reconfigurations().stream().filter(r -> r.reason().contains(tag)).findFirst()
                     .orElseThrow();
             assertEquals(ParallelConfig.of(1, 2, 2, 8), join.configuration(), join.toString());
-            return new Joined(m, launchedAt, startup == null ? launchedAt : launchedAt.plus(startup), done, join);
+            Duration at = launchedAt.join();
+            return new Joined(m, at, startup == null ? at : at.plus(startup), done, join);
         }
     }
 
