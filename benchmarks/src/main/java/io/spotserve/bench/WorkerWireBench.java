@@ -33,7 +33,11 @@ import java.util.concurrent.TimeUnit;
  *   <li>decode: greedy batch-1 decode with P = 2 stages on two worker processes, against the same P = 2 layout on
  *       the CPU executor in this process; the difference per step is the wire's overhead.</li>
  * </ol>
- * {@code java --add-modules jdk.incubator.vector -cp benchmarks/target/benchmarks.jar io.spotserve.bench.WorkerWireBench}
+ * Every measurement runs after a warm-up, since fresh worker JVMs run gRPC's per-call code interpreted for the
+ * first few thousand calls (a cold unary call costs about 1 ms on a 2-vCPU VM, a warm one about 0.15 ms): one
+ * unmeasured migration round, {@code warm} unmeasured unary calls and decode steps.
+ * {@code java --add-modules jdk.incubator.vector -cp benchmarks/target/benchmarks.jar io.spotserve.bench.WorkerWireBench
+ * [ROUNDS [STEPS [WARM]]]} (defaults 3, 128, 2000; WARM 32 reproduces the cold numbers of the first runs)
  */
 public final class WorkerWireBench {
     private static final String TOKEN = "bench-token-0123456789abcdef";
@@ -44,6 +48,7 @@ public final class WorkerWireBench {
     public static void main(String[] args) throws Exception {
         int rounds = args.length > 0 ? Integer.parseInt(args[0]) : 3;
         int steps = args.length > 1 ? Integer.parseInt(args[1]) : 128;
+        int warm = args.length > 2 ? Integer.parseInt(args[2]) : 2000;
         LlamaCheckpoint ckpt = DecodeWorkload.checkpoint25M();
         Path token = Files.createTempFile("spotserve-bench", ".token");
         Files.writeString(token, TOKEN);
@@ -66,8 +71,8 @@ public final class WorkerWireBench {
             List<String> ids = controller.liveWorkers();
             RemoteExecutor ex = controller.executor();
             migration(ex, ckpt, ids, rounds);
-            ping(ex, ckpt, ids, 500);
-            decode(ex, ckpt, ids, steps);
+            ping(ex, ckpt, ids, 500, Math.max(50, warm));
+            decode(ex, ckpt, ids, steps, warm);
         } finally {
             for (Process p : workers) {
                 p.destroyForcibly();
@@ -88,7 +93,7 @@ public final class WorkerWireBench {
         double[] wire = new double[rounds];
         double[] socket = new double[rounds];
         long bytes = 0;
-        for (int r = 0; r < rounds; r++) {
+        for (int r = -1; r < rounds; r++) { // round -1 warms the data path up and is not measured
             long before = ex.sliceBytes();
             long t0 = System.nanoTime();
             for (ContextSlice s : slices) {
@@ -96,8 +101,10 @@ public final class WorkerWireBench {
             }
             double sec = (System.nanoTime() - t0) / 1e9;
             bytes = ex.sliceBytes() - before;
-            wire[r] = bytes / sec / 1e6;
-            socket[r] = socketCopy(bytes);
+            if (r >= 0) {
+                wire[r] = bytes / sec / 1e6;
+                socket[r] = socketCopy(bytes);
+            }
             for (ContextSlice s : slices) {
                 to.releaseSlice(0, 0, s);
             }
@@ -117,10 +124,9 @@ public final class WorkerWireBench {
      * The floor under every remote step: median microseconds of one unary call, controller to one worker, timed as
      * opening and closing a sequence on a pipeline there ({@code calls} pairs after 50 warm-up pairs).
      */
-    private static void ping(RemoteExecutor ex, LlamaCheckpoint ckpt, List<String> ids, int calls) {
+    private static void ping(RemoteExecutor ex, LlamaCheckpoint ckpt, List<String> ids, int calls, int warm) {
         Device d = ex.createDevice(new DeviceId(ids.get(0), 0), 64L << 20);
         Pipeline p = ex.createPipeline(ShardLayout.of(ckpt.config(), 1, 1), List.of(d), 1);
-        int warm = 50;
         double[] us = new double[calls];
         for (int i = 0; i < warm + calls; i++) {
             long t0 = System.nanoTime();
@@ -181,13 +187,13 @@ public final class WorkerWireBench {
         }
     }
 
-    private static void decode(RemoteExecutor ex, LlamaCheckpoint ckpt, List<String> ids, int steps) {
+    private static void decode(RemoteExecutor ex, LlamaCheckpoint ckpt, List<String> ids, int steps, int warm) {
         ShardLayout layout = ShardLayout.of(ckpt.config(), 2, 1);
         List<Device> devices = List.of(ex.createDevice(new DeviceId(ids.get(0), 1), 512L << 20),
                 ex.createDevice(new DeviceId(ids.get(1), 1), 512L << 20));
         Pipeline remote = ex.createPipeline(layout, devices, 1);
         remote.loadWeights(ckpt);
-        double remoteUs = perStep(remote, steps);
+        double remoteUs = perStep(remote, steps, warm);
         remote.close();
         double localUs;
         try (Executor cpu = new CpuExecutor(ExecutorOptions.defaults())) {
@@ -195,35 +201,42 @@ public final class WorkerWireBench {
                     cpu.createDevice(new DeviceId("local", 1), 512L << 20));
             Pipeline local = cpu.createPipeline(layout, ds, 1);
             local.loadWeights(ckpt);
-            localUs = perStep(local, steps);
+            localUs = perStep(local, steps, warm);
             local.close();
         }
-        System.out.printf("decode 25M, P=2, batch 1, %d steps: two worker processes %.1f tok/s (%.0f us/step), one "
-                + "process %.1f tok/s (%.0f us/step); ratio %.2f, wire overhead %.0f us/step%n", steps, 1e6 / remoteUs,
+        System.out.printf("decode 25M, P=2, batch 1, %d steps after %d warm-up steps: two worker processes %.1f tok/s (%.0f us/step), one "
+                + "process %.1f tok/s (%.0f us/step); ratio %.2f, wire overhead %.0f us/step%n", steps, warm, 1e6 / remoteUs,
                 remoteUs, 1e6 / localUs, localUs, localUs / remoteUs, remoteUs - localUs);
     }
 
     /** Median microseconds per greedy decode step over {@code steps} steps after 32 warm-up steps. */
-    private static double perStep(Pipeline p, int steps) {
-        int warm = 32;
-        p.openSequence(1, warm + steps);
+    private static double perStep(Pipeline p, int steps, int warm) {
+        int window = p.layout().config().seqLen();
         int token = 1;
         double[] us = new double[steps];
-        for (int pos = 0; pos < warm + steps; pos++) {
+        int pos = 0;
+        long seq = 1;
+        p.openSequence(seq, window);
+        for (int i = 0; i < warm + steps; i++, pos++) {
+            if (pos == window) { // a long warm-up restarts the sequence instead of running past the context window
+                p.closeSequence(seq);
+                p.openSequence(++seq, window);
+                pos = 0;
+            }
             long t0 = System.nanoTime();
-            float[] logits = p.decode(new long[] {1}, new int[] {token}, new int[] {pos})[0];
-            if (pos >= warm) {
-                us[pos - warm] = (System.nanoTime() - t0) / 1e3;
+            float[] logits = p.decode(new long[] {seq}, new int[] {token}, new int[] {pos})[0];
+            if (i >= warm) {
+                us[i - warm] = (System.nanoTime() - t0) / 1e3;
             }
             int best = 0;
-            for (int i = 1; i < logits.length; i++) {
-                if (logits[i] > logits[best]) {
-                    best = i;
+            for (int v = 1; v < logits.length; v++) {
+                if (logits[v] > logits[best]) {
+                    best = v;
                 }
             }
             token = best;
         }
-        p.closeSequence(1);
+        p.closeSequence(seq);
         return median(us);
     }
 
