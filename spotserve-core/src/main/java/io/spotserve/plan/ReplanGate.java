@@ -14,11 +14,11 @@ import java.util.Objects;
  *       {@link #RATE_BAND} since the last decision ({@link #rateMoved}), Algorithm 1 prefers another (P, M, B), and
  *       either a managed fleet shrinks with the load (the new configuration needs fewer GPUs and Δ wants fewer
  *       instances than are held), or the current configuration cannot keep up (φ(C_t) &lt; α_t) and the change
- *       repays its pause for the requests it delays ({@link #lowersLatency}).</li>
+ *       repays its pause for the requests it delays ({@link #worthChanging}).</li>
  *   <li><b>Membership change</b> (an instance noticed, lost or acquired, {@link #atMembershipChange}): a
  *       reconfiguration happens anyway, but the (P, M, B) changes only when it must (the current one no longer fits),
  *       or when Algorithm 1's new choice serves more and repays the pause of changing shape for the requests it
- *       delays ({@link #lowersLatency}). Without this hysteresis a fleet that moves between two sizes moves between two
+ *       delays ({@link #worthChanging}). Without this hysteresis a fleet that moves between two sizes moves between two
  *       shapes each time (GPT-20B: D2P2M8 at one size, D3P3M4 at the next), and every flip stops every pipeline.</li>
  * </ul>
  * Membership changes themselves are never gated: they must reconfigure.
@@ -122,7 +122,7 @@ public final class ReplanGate {
         if (next == null) {
             return Outcome.KEEP;
         }
-        return lowersLatency(phiNow, capacity.throughput(next), waiting, running, arrivals, window, pause)
+        return worthChanging(phiNow, capacity.throughput(next), waiting, running, arrivals, window, pause)
                 ? Outcome.CAPACITY : Outcome.KEEP;
     }
 
@@ -130,7 +130,7 @@ public final class ReplanGate {
      * At a membership change: the configuration to deploy. {@code current}'s (P, M, B) resized to the usable devices
      * is kept unless it no longer fits, a managed fleet shrinks to Algorithm 1's fewer GPUs, or Algorithm 1's
      * {@code preferred} serves more and repays the pause of changing shape for the requests it delays
-     * ({@link #lowersLatency}; the same test as the workload trigger's). A caller that keeps the shape although
+     * ({@link #worthChanging}; the same test as the workload trigger's). A caller that keeps the shape although
      * Algorithm 1's serves more asks again every interval: the change is deferred, not dropped.
      *
      * @param current      the deployed configuration, or null when none
@@ -163,7 +163,7 @@ public final class ReplanGate {
         }
         double phiKept = capacity.throughput(kept);
         double phiPreferred = capacity.throughput(preferred);
-        return lowersLatency(phiKept, phiPreferred, waiting, running, arrivals, window, pause) ? preferred : kept;
+        return worthChanging(phiKept, phiPreferred, waiting, running, arrivals, window, pause) ? preferred : kept;
     }
 
     /**
@@ -182,7 +182,24 @@ public final class ReplanGate {
     }
 
     /**
-     * The test of every change of shape: whether it lowers the total latency of the requests present and arriving over
+     * The test of every change of shape. While requests wait, the change must lower their request-seconds and those
+     * of the requests arriving over the horizon ({@link #lowersLatency}): in the middle of a burst every queued request
+     * pays the pause. When nothing is queued — the quietest moment a change can have — there is no queue to shorten
+     * and the change is judged on capacity for what comes next: it must serve more over one window despite its pause
+     * ({@link #repaysPause}, with H = the window: at least window / (window − pause) times the throughput, 19 % more
+     * for a 4.8 s pause and a 30 s window). A change refused while requests wait is thereby deferred to the moment
+     * the queue has drained, or to the moment the queue is long enough to gain.
+     */
+    public static boolean worthChanging(double phiNow, double phiNext, int waiting, int running, double arrivals,
+                                        double window, double pause) {
+        if (waiting <= 0) {
+            return repaysPause(phiNow, phiNext, running, window, pause);
+        }
+        return lowersLatency(phiNow, phiNext, waiting, running, arrivals, window, pause);
+    }
+
+    /**
+     * Whether a change of shape lowers the total latency of the requests present and arriving over
      * the horizon, in a fluid model of the queue. Q requests are queued or running; without the change the queue moves
      * at α − φ_now, with it it grows at α through the pause and then moves at α − φ_next (never below empty); the
      * change is made iff ∫Q over the horizon H = max(window, (waiting + running) / φ_now) is smaller with it (by

@@ -184,6 +184,20 @@ class ReplanGateTest {
     }
 
     @Test
+    void withNothingQueuedAChangeIsJudgedOnCapacityWithAMargin() {
+        // GPT-20B on 7 instances: the current P2M8 fits once (0.563 req/s), Algorithm 1's D2P3M4 serves 0.967. With
+        // nothing queued or running and light arrivals the queue model sees nothing to gain, yet the next burst would
+        // find half the capacity: at the quiet moment the capacity test makes the change
+        assertFalse(ReplanGate.lowersLatency(0.563, 0.967, 0, 0, 0.35, 30, 4.8));
+        assertTrue(ReplanGate.worthChanging(0.563, 0.967, 0, 0, 0.35, 30, 4.8));
+        // 16 % more (D2P3M4 0.967 -> D2P2M8 1.126) does not repay a 4.8 s pause over 30 s; 29 % more does
+        assertFalse(ReplanGate.worthChanging(0.967, 1.126, 0, 8, 0.35, 30, 4.8));
+        assertTrue(ReplanGate.worthChanging(1.126, 1.451, 0, 8, 0.35, 30, 4.8));
+        // requests waiting: the queue model decides (the end of a burst: refused, deferred)
+        assertFalse(ReplanGate.worthChanging(1.126, 1.451, 20, 16, 0.35, 30, 4.8));
+    }
+
+    @Test
     void aFleetMovingBetweenTwoSizesKeepsOneShape() {
         // Algorithm 1 prefers D2P2M8 on 36 GPUs (φ 0.96: a little more than D3P3M4's 0.90, and lower latency) and
         // D3P3M4 on 40: without hysteresis each fleet change would flip the shape and stop every pipeline; with it the
