@@ -113,16 +113,16 @@ final class ConfigPlanner {
         if (optimizer != null) {
             ParallelConfig planned = plannedConfig(usable, fleet, arrivalRate(now, backlog));
             if (current != null) {
+                double priced = shapeChangePause(planned, pause);
                 ParallelConfig chosen = ReplanGate.atMembershipChange(current, planned, fleetShrinks(usable),
-                        capacity(usable), backlog, running, arrivalsOnly(now), seconds(replanInterval),
-                        shapeChangePause(planned, pause));
+                        capacity(usable), backlog, running, arrivalsOnly(now), seconds(replanInterval), priced);
                 deferred = chosen != null && chosen != planned && planned != null
                         && throughput(planned) > throughput(chosen);
                 if (chosen != null && chosen != planned) {
                     eligible(usable, ShardLayout.split(config, chosen.pipelineStages(), chosen.tensorShards()),
                             chosen.maxBatch(), fleet);
                     LOG.info("keeping {} (resized) over Algorithm 1's {}: the change of shape would not repay a {} s"
-                            + " pause", chosen, planned, String.format(Locale.ROOT, "%.3f", seconds(pause)));
+                            + " pause", chosen, planned, String.format(Locale.ROOT, "%.3f", priced));
                     return chosen;
                 }
             }
