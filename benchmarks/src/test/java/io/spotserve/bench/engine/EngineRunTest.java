@@ -169,11 +169,8 @@ class EngineRunTest {
 
     @Test
     void aRealCellIsDeterministic() throws IOException {
-        Scenario full = Evaluation.scenario(SHARED, PaperModel.GPT_20B, "B_S", 1, Arrivals.Mode.PAPER);
-        double[] early = Arrays.stream(full.arrivals()).filter(a -> a < 300).toArray();
-        Scenario sc = new Scenario(full.model(), full.costModel(), full.traceName(), full.spotEvents(),
-                full.endSeconds(), full.onDemandMixing(), early, full.nominalRate(), full.fluctuating(),
-                full.optimizerCv(), full.params());
+        Scenario sc = gpt20bArrivingBefore("B_S", 300);
+        double[] early = sc.arrivals();
         RunResult a = EngineRun.run(sc);
         RunResult b = EngineRun.run(sc);
         assertEquals(early.length, a.completed());
@@ -194,11 +191,8 @@ class EngineRunTest {
      */
     @Test
     void aBurstIsNotStoppedForAChangeOfShape() throws IOException {
-        Scenario full = Evaluation.scenario(SHARED, PaperModel.GPT_20B, "B_S", 1, Arrivals.Mode.PAPER);
-        double[] early = Arrays.stream(full.arrivals()).filter(a -> a < 60).toArray();
-        Scenario sc = new Scenario(full.model(), full.costModel(), full.traceName(), full.spotEvents(),
-                full.endSeconds(), full.onDemandMixing(), early, full.nominalRate(), full.fluctuating(),
-                full.optimizerCv(), full.params());
+        Scenario sc = gpt20bArrivingBefore("B_S", 60);
+        double[] early = sc.arrivals();
         RunResult r = EngineRun.run(sc);
         assertEquals(early.length, r.completed());
         assertTrue(early.length > 30, "the opening burst: " + early.length);
@@ -216,11 +210,8 @@ class EngineRunTest {
      */
     @Test
     void everyEngineSystemGetsTheSameFleetInAMixingCell() throws IOException {
-        Scenario full = Evaluation.scenario(SHARED, PaperModel.GPT_20B, "B_S+O", 1, Arrivals.Mode.PAPER);
-        double[] early = Arrays.stream(full.arrivals()).filter(a -> a < 150).toArray();
-        Scenario sc = new Scenario(full.model(), full.costModel(), full.traceName(), full.spotEvents(),
-                full.endSeconds(), full.onDemandMixing(), early, full.nominalRate(), full.fluctuating(),
-                full.optimizerCv(), full.params());
+        Scenario sc = gpt20bArrivingBefore("B_S+O", 150);
+        double[] early = sc.arrivals();
         double scheduled = io.spotserve.bench.eval.OnDemandSchedule.billedSeconds(
                 io.spotserve.bench.eval.OnDemandSchedule.of(sc), sc.endSeconds());
         assertEquals(2370, scheduled, 1e-9, "2 on-demand instances 90-750 s and 90-990 s, 1 from 210 s");
@@ -238,6 +229,15 @@ class EngineRunTest {
                 assertEquals(first, fleet, v.system() + " holds another fleet");
             }
         }
+    }
+
+    /** GPT-20B on {@code trace} (seed 1, Gamma CV-6) with only the requests that arrive before {@code seconds}. */
+    private static Scenario gpt20bArrivingBefore(String trace, double seconds) throws IOException {
+        Scenario full = Evaluation.scenario(SHARED, PaperModel.GPT_20B, trace, 1, Arrivals.Mode.PAPER);
+        double[] early = Arrays.stream(full.arrivals()).filter(a -> a < seconds).toArray();
+        return new Scenario(full.model(), full.costModel(), full.traceName(), full.spotEvents(), full.endSeconds(),
+                full.onDemandMixing(), early, full.nominalRate(), full.fluctuating(), full.optimizerCv(),
+                full.params());
     }
 
     private static long total(ModelContext c) {
