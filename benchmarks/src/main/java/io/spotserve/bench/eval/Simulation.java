@@ -45,7 +45,9 @@ import java.util.TreeMap;
  * {@link Scenario.Params#spotServePolicy()}) picks
  * C, {@link DeviceMapper} maps devices and decides which batches keep their KV cache, {@link MigrationPlanner}
  * orders the migration (its StartStage markers give progressive resume times), {@link InterruptionArranger} decides
- * how many decode steps run inside the grace period and MIGRATE / REROUTE / FINISH. The executor is timing-only:
+ * how many decode steps run inside the grace period and MIGRATE / REROUTE / FINISH, and for spotserve+
+ * {@link ReplanGate} decides when a change of configuration is worth its pause (the engine's gate). The executor is
+ * timing-only:
  * every prefill and decode iteration takes {@link CostModel#prefillSeconds} / {@link CostModel#decodeStepSeconds}
  * (+ {@link CostModel#embedSeconds} once per prefill) for the current (P, M, batch); a transfer step takes, on the
  * busiest instance, max(sent, received)/50 Gbps + intra-instance/50 Gbps + reloaded/{@code reloadBytesPerSecond},
@@ -427,9 +429,8 @@ public final class Simulation {
      * between it and the current (P, M, B) resized.
      */
     private Target chooseTarget(List<Inst> surv) {
-        Target tgt = deployTarget(surv.size(), countOnDemand(surv));
         if (!gated() || config == null || pipes.length == 0) {
-            return tgt;
+            return deployTarget(surv.size(), countOnDemand(surv));
         }
         return gatedTarget(surv);
     }
