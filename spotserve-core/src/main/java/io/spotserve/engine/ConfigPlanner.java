@@ -15,6 +15,7 @@ import io.spotserve.plan.ReplanGate;
 import io.spotserve.plan.TargetFleet;
 import java.time.Duration;
 import java.util.ArrayDeque;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import org.slf4j.Logger;
@@ -53,6 +54,8 @@ final class ConfigPlanner {
     private Duration nextReplan;
     private Decision lastDecision;
     private double rateAtDecision = -1;
+    /** A membership change kept the current shape although Algorithm 1's serves more: re-checked every interval. */
+    private boolean deferred;
 
     /** Bytes the executor stores per weight (its real weight size in device memory). */
     private final int bytesPerWeight;
@@ -96,14 +99,33 @@ final class ConfigPlanner {
     }
 
     /**
-     * The first configured (P, M) — then the smaller fallbacks — for which some usable instances have devices large
-     * enough for every position with B full-length KV caches; D = as many pipelines as those devices allow. Fills
-     * {@code fleet} with the instances that qualify (too small ones stay idle).
+     * The configuration for the usable instances. With planning, Algorithm 1's choice — but with {@code current}
+     * deployed, {@link ReplanGate#atMembershipChange} keeps the current (P, M, B) resized to the usable devices unless
+     * it no longer fits or Algorithm 1's choice serves more and repays {@code pause} for the {@code backlog} +
+     * {@code running} requests (hysteresis: a fleet moving between two sizes does not move between two shapes).
+     * Without planning, or when neither fits: the first configured (P, M) — then the smaller fallbacks — for which
+     * some usable instances have devices large enough for every position with B full-length KV caches; D = as many
+     * pipelines as those devices allow. Fills {@code fleet} with the instances that qualify (too small ones stay
+     * idle).
      */
     ParallelConfig choose(List<InstanceRecord> usable, List<TargetFleet.Instance> fleet, Duration now,
-                          int backlog) {
+                          int backlog, int running, ParallelConfig current, Duration pause) {
         if (optimizer != null) {
             ParallelConfig planned = plannedConfig(usable, fleet, arrivalRate(now, backlog));
+            if (current != null) {
+                double priced = shapeChangePause(planned, pause);
+                ParallelConfig chosen = ReplanGate.atMembershipChange(current, planned, fleetShrinks(usable),
+                        capacity(usable), backlog, running, arrivalsOnly(now), seconds(replanInterval), priced);
+                deferred = chosen != null && chosen != planned && planned != null
+                        && throughput(planned) > throughput(chosen);
+                if (chosen != null && chosen != planned) {
+                    eligible(usable, ShardLayout.split(config, chosen.pipelineStages(), chosen.tensorShards()),
+                            chosen.maxBatch(), fleet);
+                    LOG.info("keeping {} (resized) over Algorithm 1's {}: the change of shape would not repay a {} s"
+                            + " pause", chosen, planned, String.format(Locale.ROOT, "%.3f", priced));
+                    return chosen;
+                }
+            }
             if (planned != null) {
                 return planned;
             }
@@ -227,16 +249,19 @@ final class ConfigPlanner {
         return Math.max(minimumRate, (arrivals.size() + backlog) / seconds(replanInterval));
     }
 
+    /** The arrival rate of the last interval without the backlog (the gate's α for the queue that follows). */
+    private double arrivalsOnly(Duration now) {
+        arrivalRate(now, 0); // drops the submissions older than the interval
+        return Math.max(minimumRate, arrivals.size() / seconds(replanInterval));
+    }
+
     /**
      * Every re-planning interval: the reason to re-plan on the arrival rate, or null. Its Δ always updates the
-     * instance target; the configuration changes only when (1) the rate moved by more than a quarter since the last
-     * decision, (2) Algorithm 1 prefers another (P, M, B), and either its configuration needs fewer GPUs while the
-     * instance manager follows Δ and Δ wants fewer instances than the fleet holds (the fleet shrinks with the load,
-     * for its cost), or (3) the current one cannot keep
-     * up (φ(C_t) &lt; α_t: with every device serving, a change at lower load would only trade a pause for a little
-     * latency) and (4) the pause pays back: φ_new · (H − pause) &gt; φ_now · H, where H = max(interval, (queued + running) / φ_now) is how long
-     * the present work keeps the pipelines busy and pause the measured reconfiguration time (a re-plan in the middle
-     * of a burst would stop every pipeline for less than it gains).
+     * instance target; whether the configuration changes is {@link ReplanGate#onRate}'s rule (the rate moved by more
+     * than a quarter since the last decision, Algorithm 1 prefers another (P, M, B), and either a managed fleet
+     * shrinks with the load or the current configuration cannot keep up and the change repays its pause for the
+     * requests it delays). A change of shape a membership change deferred (requests were waiting) is re-checked
+     * with {@link ReplanGate#atMembershipChange}'s rule every interval, whatever the rate did.
      */
     String replanReason(List<InstanceRecord> usable, ParallelConfig current, Duration now, int backlog, int running,
                         Duration pause) {
@@ -252,49 +277,82 @@ final class ConfigPlanner {
         }
         nextReplan = now.plus(replanInterval);
         double rate = arrivalRate(now, backlog);
-        double base = Math.max(rateAtDecision, 0);
-        if (rateAtDecision >= 0 && Math.abs(rate - base) <= 0.25 * base && !(base == 0 && rate > 0)) {
+        if (deferred && current != null) {
+            // a change of shape a membership change refused while requests waited: made once it repays them
+            Decision d = fleetOptimizer.decide(usable.size(), onDemand(usable), rate);
+            ParallelConfig preferred = d.choice().isEmpty() ? null : capacity(usable).fit(d.config());
+            ParallelConfig chosen = ReplanGate.atMembershipChange(current, preferred, fleetShrinks(usable),
+                    capacity(usable), backlog, running, arrivalsOnly(now), seconds(replanInterval),
+                    shapeChangePause(preferred, pause));
+            deferred = preferred != null && chosen != preferred && throughput(preferred) > throughput(chosen);
+            if (preferred != null && chosen == preferred && !ReplanGate.sameShape(preferred, current)) {
+                decide(usable, rate);
+                return String.format(Locale.ROOT, "deferred change of shape to %s at %.3f req/s", preferred, rate);
+            }
+        }
+        if (!ReplanGate.rateMoved(rate, rateAtDecision)) {
             return null;
         }
         decide(usable, rate);
         Decision d = fleetOptimizer.decide(usable.size(), onDemand(usable), rate);
-        if (d.choice().isEmpty() || (current != null && sameShape(d.config(), current))) {
+        ParallelConfig preferred = d.choice().isEmpty() ? null : d.config();
+        ReplanGate.Outcome o = ReplanGate.onRate(rate, current, preferred, fleetShrinks(usable), capacity(usable),
+                backlog, running, arrivalsOnly(now), seconds(replanInterval), shapeChangePause(preferred, pause));
+        if (!o.replans()) {
+            LOG.debug("not re-planning to {} at {} req/s from {}", preferred, rate, current);
             return null;
         }
         String why = String.format(Locale.ROOT, "arrival rate %.3f req/s", rate);
-        if (current == null) {
-            return why;
+        return o == ReplanGate.Outcome.SHRINK ? why + " (fewer GPUs: Δ releases the rest)" : why;
+    }
+
+    /**
+     * The pause a change to {@code next}'s (P, M) is priced with: the measured reconfiguration time, but never less
+     * than moving the new positions' weights onto an instance over the network (the instance's GPUs × the model's
+     * weights / (P·M), by the cost model's migration time). Before any migration was measured the estimate is 0 (a
+     * warm start pauses nothing), and a change of shape then looked free: GPT-20B B_S re-planned 30 s into a burst
+     * and stopped every pipeline for 4.9 s.
+     */
+    private double shapeChangePause(ParallelConfig next, Duration measured) {
+        double m = seconds(measured);
+        if (next == null) {
+            return m;
         }
-        ParallelConfig c = d.config();
-        if (managesFleet && lastDecision.targetInstances() < usable.size()
-                && (long) c.dataParallel() * c.pipelineStages() * c.tensorShards()
-                < (long) current.dataParallel() * current.pipelineStages() * current.tensorShards()) {
-            return why + " (fewer GPUs: Δ releases the rest)"; // a managed fleet shrinks with the load, for its cost
-        }
-        double phiNow = throughput(current);
-        if (phiNow >= rate) {
-            return null;
-        }
-        int gpus;
-        try {
-            gpus = eligible(usable, ShardLayout.split(config, c.pipelineStages(), c.tensorShards()), c.maxBatch(),
-                    new java.util.ArrayList<>());
-        } catch (IllegalArgumentException e) {
-            return null;
-        }
-        int pm = c.pipelineStages() * c.tensorShards();
-        if (gpus < pm) {
-            return null;
-        }
-        double phiNext = throughput(ParallelConfig.of(dataParallel(c, gpus), c.pipelineStages(), c.tensorShards(),
-                c.maxBatch()));
-        double p = seconds(pause);
-        if (!ReplanGate.repaysPause(phiNow, phiNext, backlog + running, seconds(replanInterval), p)) {
-            LOG.debug("not re-planning to {} at {} req/s: φ {} -> {} does not repay a {} s pause", c, rate, phiNow,
-                    phiNext, p);
-            return null;
-        }
-        return why;
+        int pm = next.pipelineStages() * next.tensorShards();
+        int perInstance = Math.min(costModel.hardware().gpusPerInstance(), pm);
+        long bytes = costModel.shape().weightBytes() / pm * perInstance;
+        return Math.max(m, costModel.migrationSeconds(bytes));
+    }
+
+    /** Whether the instance manager follows Δ and Δ wants fewer instances than are usable (the fleet shrinks). */
+    private boolean fleetShrinks(List<InstanceRecord> usable) {
+        return managesFleet && lastDecision != null && lastDecision.targetInstances() < usable.size();
+    }
+
+    /** The gate's view of the usable instances: a (P, M, B) sized to the devices that hold it, and its φ. */
+    private ReplanGate.Capacity capacity(List<InstanceRecord> usable) {
+        return new ReplanGate.Capacity() {
+            @Override
+            public ParallelConfig fit(ParallelConfig shape) {
+                int gpus;
+                try {
+                    gpus = eligible(usable, ShardLayout.split(config, shape.pipelineStages(), shape.tensorShards()),
+                            shape.maxBatch(), new ArrayList<>());
+                } catch (IllegalArgumentException e) {
+                    return null;
+                }
+                if (gpus < shape.pipelineStages() * shape.tensorShards()) {
+                    return null;
+                }
+                return ParallelConfig.of(dataParallel(shape, gpus), shape.pipelineStages(), shape.tensorShards(),
+                        shape.maxBatch());
+            }
+
+            @Override
+            public double throughput(ParallelConfig c) {
+                return ConfigPlanner.this.throughput(c);
+            }
+        };
     }
 
     /** The prompt length the planner prices a typical request with: the paper's 512, or half the context if shorter. */
@@ -402,11 +460,6 @@ final class ConfigPlanner {
             LOG.debug("the cost model cannot price {}: {}; the newcomer joins on arrival", current, e.getMessage());
             return null;
         }
-    }
-
-    private static boolean sameShape(ParallelConfig a, ParallelConfig b) {
-        return a.pipelineStages() == b.pipelineStages() && a.tensorShards() == b.tensorShards()
-                && a.maxBatch() == b.maxBatch() && a.dataParallel() <= b.dataParallel();
     }
 
     /**

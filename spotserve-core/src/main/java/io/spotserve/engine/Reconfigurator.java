@@ -362,7 +362,8 @@ final class Reconfigurator {
         Map<DeviceId, Device> all = instances.devices();
         List<InstanceRecord> usable = instances.usable();
         List<TargetFleet.Instance> fleet = new ArrayList<>();
-        ParallelConfig target = planner.choose(usable, fleet, clock.now(), requests.queued());
+        ParallelConfig target = planner.choose(usable, fleet, clock.now(), requests.queued(),
+                PipelineSlot.running(slots), current, migrationEstimate);
         if (target == null) {
             parkDoomed();
             noFit(usable);

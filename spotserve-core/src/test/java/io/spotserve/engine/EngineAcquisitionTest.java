@@ -42,7 +42,8 @@ import org.junit.jupiter.api.Test;
  * they go to the new configuration without their caches because moving them costs more than the steps it waits
  * (REROUTE). Every branch is driven on a virtual clock of 10 ms per step, with a cost model that prices a decode step
  * at the same 10 ms, and a scripted Algorithm 1 that spreads one pipeline over whatever it has (one instance: P1M2;
- * two: P2M2), so the join changes the pipeline the requests run on.
+ * two: P1M4, priced faster than keeping P1M2 twice so the re-plan gate's hysteresis takes it), so the join changes the
+ * pipeline the requests run on.
  */
 class EngineAcquisitionTest {
     private static final Duration STEP = Duration.ofMillis(10);
@@ -54,16 +55,18 @@ class EngineAcquisitionTest {
         executor = EngineFixtures.executor();
         int layers = CHECKPOINT.config().layers();
         SortedMap<Integer, SortedMap<Integer, LatencyProfile.LayerTimes>> tables = new TreeMap<>();
-        for (int tp : new int[] {1, 2}) {
+        for (int tp : new int[] {1, 2, 4}) {
             SortedMap<Integer, LatencyProfile.LayerTimes> row = new TreeMap<>();
             for (int b : new int[] {1, 2, 4, 8}) {
-                double ms = (double) STEP.toMillis() / layers; // a decode step of the whole model: 10 ms
+                // a decode step of the whole model: 10 ms at M <= 2 (the configuration the requests run on); M = 4
+                // is priced far faster, so the re-plan gate finds the newcomer's shape worth its pause
+                double ms = (double) STEP.toMillis() / layers / (tp == 4 ? 8 : 1);
                 row.put(b, new LatencyProfile.LayerTimes(ms, ms));
             }
             tables.put(tp, row);
         }
         LatencyProfile flat = new LatencyProfile("10 ms per step", layers, layers, 1.0, 0, 0, CHECKPOINT.config().dim(),
-                2, 16, List.of(0.0, 0.0, 0.0, 0.0), tables);
+                4, 16, List.of(0.0, 0.0, 0.0, 0.0), tables);
         Hardware local = new Hardware("local.2x", SPOT.gpus(), SPOT.memoryPerGpuBytes(), 10.0, 0.0, 1.9, 3.9);
         costModel = CostModel.of(flat, "stories260K", CHECKPOINT.config(), local);
     }
@@ -73,9 +76,9 @@ class EngineAcquisitionTest {
         executor.close();
     }
 
-    /** One pipeline over all the devices it is given: P1M2 on one 2-GPU instance, P2M2 on two. */
+    /** One pipeline over all the devices it is given: P1M2 on one 2-GPU instance, P1M4 on two. */
     private static final ParallelConfigOptimizer ONE_PIPELINE = (n, onDemand, rate) -> {
-        ParallelConfig c = ParallelConfig.of(1, Math.min(n, 2), 2, 8);
+        ParallelConfig c = ParallelConfig.of(1, 1, n >= 2 ? 4 : 2, 8);
         return new Decision(Optional.of(new ConfigEstimate(c, 1, 1, 0.1, 0.0, 0.1, 10.0, 1L << 20)), true, rate, n,
                 n, n, 0, 0, 0, 0, ParallelConfigOptimizer.Policy.PAPER, "scripted: one pipeline over " + n);
     };
@@ -141,7 +144,7 @@ class EngineAcquisitionTest {
             EngineMetrics m = engine.metrics();
             Reconfiguration join = m.reconfigurations().stream().filter(r -> r.reason().contains(tag)).findFirst()
                     .orElseThrow();
-            assertEquals(ParallelConfig.of(1, 2, 2, 8), join.configuration(), join.toString());
+            assertEquals(ParallelConfig.of(1, 1, 4, 8), join.configuration(), join.toString());
             Duration at = launchedAt.join();
             return new Joined(m, at, startup == null ? at : at.plus(startup), done, join);
         }

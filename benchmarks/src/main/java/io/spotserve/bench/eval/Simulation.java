@@ -45,7 +45,9 @@ import java.util.TreeMap;
  * {@link Scenario.Params#spotServePolicy()}) picks
  * C, {@link DeviceMapper} maps devices and decides which batches keep their KV cache, {@link MigrationPlanner}
  * orders the migration (its StartStage markers give progressive resume times), {@link InterruptionArranger} decides
- * how many decode steps run inside the grace period and MIGRATE / REROUTE / FINISH. The executor is timing-only:
+ * how many decode steps run inside the grace period and MIGRATE / REROUTE / FINISH, and for spotserve+
+ * {@link ReplanGate} decides when a change of configuration is worth its pause (the engine's gate). The executor is
+ * timing-only:
  * every prefill and decode iteration takes {@link CostModel#prefillSeconds} / {@link CostModel#decodeStepSeconds}
  * (+ {@link CostModel#embedSeconds} once per prefill) for the current (P, M, batch); a transfer step takes, on the
  * busiest instance, max(sent, received)/50 Gbps + intra-instance/50 Gbps + reloaded/{@code reloadBytesPerSecond},
@@ -87,6 +89,10 @@ public final class Simulation {
 
     private Pending pending;
     private final Set<Pipe> resuming = new HashSet<>();
+    /** spotserve+: α at the last workload decision (the gate's rate band), −1 before any. */
+    private double rateAtDecision = -1;
+    /** spotserve+: a membership change kept the shape although Algorithm 1's serves more (re-checked each window). */
+    private boolean deferred;
     private boolean replanQueued;
     private double queuedDeadline = INF;
     private String queuedReason = "";
@@ -363,13 +369,14 @@ public final class Simulation {
         double phi = cost.throughput(config, Math.min(m1, config.maxBatch()), Math.min(m2, config.maxBatch()),
                 prm.promptTokens(), prm.outputTokens());
         double a = deployAlpha();
+        if (gated()) {
+            gate(a, phi);
+            return;
+        }
         if (phi >= a) {
             return;
         }
         if (sys.kind() == SystemSpec.Kind.SPOTSERVE) {
-            if (sys.backlogAware() && !repaysPause(phi)) {
-                return;
-            }
             requestReplan(String.format(Locale.ROOT, "rate %.2f req/s > capacity %.2f", a, phi), INF);
         } else if (sys.kind() == SystemSpec.Kind.REPARALLELIZATION) {
             reparDecide(String.format(Locale.ROOT, "rate %.2f req/s > capacity %.2f", a, phi));
@@ -377,34 +384,123 @@ public final class Simulation {
     }
 
     /**
-     * Ours (spotserve+): a workload-triggered reconfiguration pauses the touched pipelines (engine restart, migration),
-     * so it is worth it only if it pays that pause back while the present work lasts. Over the horizon H the current
-     * backlog (queued + running requests) keeps the fleet busy at φ_old, at least one rate window, the new
-     * configuration serves φ_new·(H − pause) requests against φ_old·H without the change; re-plan iff that is more.
-     * Membership changes (preemptions, acquisitions) are not gated: they must re-plan.
+     * Whether this system's re-plan decisions go through the engine's gate ({@link ReplanGate}): ours, spotserve+.
+     * The paper's SpotServe and its ablations keep the paper's trigger (φ(C_t) &lt; α_t, Algorithm 1's choice at every
+     * membership change).
      */
-    private boolean repaysPause(double phiOld) {
-        if (pending != null || !resuming.isEmpty()) {
-            return true;
+    private boolean gated() {
+        return sys.kind() == SystemSpec.Kind.SPOTSERVE && sys.backlogAware();
+    }
+
+    /**
+     * spotserve+, every rate window: the engine's workload trigger ({@link ReplanGate#rateMoved},
+     * {@link ReplanGate#onRate}) and its re-check of a change of shape a membership change deferred.
+     */
+    private void gate(double rate, double phi) {
+        if (pending != null || !resuming.isEmpty() || !pipesIntact()) {
+            return; // a reconfiguration is under way, or one is due anyway
         }
         List<Inst> surv = readyInstances(false);
-        Target tgt = deployTarget(surv.size(), countOnDemand(surv));
-        if (tgt == null || !pipesIntact()) {
-            return true;
-        }
-        if (tgt.config.equals(config) && tgt.m1 == m1 && tgt.m2 == m2) {
-            return true;
-        }
-        double phiNew = cost.throughput(tgt.config, Math.min(tgt.m1, tgt.config.maxBatch()),
-                Math.min(tgt.m2, tgt.config.maxBatch()), prm.promptTokens(), prm.outputTokens());
-        double pause = Math.max(prm.engineRestartSeconds(), mapAndTime(deployment(null), tgt, surv).totalSeconds);
-        int work = retry.size() + fresh.size();
-        for (Pipe p : pipes) {
-            if (p != null) {
-                work += p.active.size();
+        if (deferred) {
+            Target t = gatedTarget(surv);
+            if (t != null && !ReplanGate.sameShape(t.config, config)) {
+                requestReplan(String.format(Locale.ROOT, "deferred change of shape at %.2f req/s", rate), INF);
+                return;
             }
         }
-        return ReplanGate.repaysPause(phiOld, phiNew, work, prm.rateWindowSeconds(), pause); // the engine's rule
+        if (!ReplanGate.rateMoved(rate, rateAtDecision)) {
+            return;
+        }
+        rateAtDecision = rate;
+        Target tgt = deployTarget(surv.size(), countOnDemand(surv));
+        if (tgt == null) {
+            return;
+        }
+        ReplanGate.Outcome o = ReplanGate.onRate(rate, config, tgt.config, false, capacity(surv.size(), tgt), waiting(),
+                running(), arrivalsRate(), prm.rateWindowSeconds(), pauseTo(tgt, surv));
+        if (o.replans()) {
+            requestReplan(String.format(Locale.ROOT, "rate %.2f req/s > capacity %.2f", rate, phi), INF);
+        }
+    }
+
+    /**
+     * The configuration to deploy on {@code surv}: Algorithm 1's ({@link #deployTarget}); for spotserve+ with a
+     * configuration deployed, the engine's membership-change hysteresis ({@link ReplanGate#atMembershipChange})
+     * between it and the current (P, M, B) resized.
+     */
+    private Target chooseTarget(List<Inst> surv) {
+        if (!gated() || config == null || pipes.length == 0) {
+            return deployTarget(surv.size(), countOnDemand(surv));
+        }
+        return gatedTarget(surv);
+    }
+
+    private Target gatedTarget(List<Inst> surv) {
+        Target tgt = deployTarget(surv.size(), countOnDemand(surv));
+        ReplanGate.Capacity cap = capacity(surv.size(), tgt);
+        ParallelConfig preferred = tgt == null ? null : tgt.config;
+        double pause = tgt == null ? 0 : pauseTo(tgt, surv);
+        ParallelConfig chosen = ReplanGate.atMembershipChange(config, preferred, false, cap, waiting(), running(),
+                arrivalsRate(), prm.rateWindowSeconds(), pause);
+        deferred = preferred != null && chosen != preferred && cap.throughput(preferred) > cap.throughput(chosen);
+        if (chosen == null || chosen == preferred) {
+            return tgt;
+        }
+        return new Target(chosen, m1, m2);
+    }
+
+    /**
+     * The gate's view of {@code instances} instances: D = their GPUs / (P·M) (every device serving, as
+     * {@link #deployTarget}), φ with the micro-batching of the current configuration for its shape and of
+     * {@code tgt} for Algorithm 1's.
+     */
+    private ReplanGate.Capacity capacity(int instances, Target tgt) {
+        return new ReplanGate.Capacity() {
+            @Override
+            public ParallelConfig fit(ParallelConfig shape) {
+                int d = instances * gpi / (shape.pipelineStages() * shape.tensorShards());
+                return d < 1 ? null : ParallelConfig.of(d, shape.pipelineStages(), shape.tensorShards(),
+                        shape.maxBatch());
+            }
+
+            @Override
+            public double throughput(ParallelConfig c) {
+                boolean current = config != null && c.pipelineStages() == config.pipelineStages()
+                        && c.tensorShards() == config.tensorShards() && c.maxBatch() == config.maxBatch();
+                int a = current || tgt == null ? m1 : tgt.m1;
+                int b = current || tgt == null ? m2 : tgt.m2;
+                try {
+                    return cost.throughput(c, Math.min(a, c.maxBatch()), Math.min(b, c.maxBatch()),
+                            prm.promptTokens(), prm.outputTokens());
+                } catch (IllegalArgumentException e) {
+                    return 0;
+                }
+            }
+        };
+    }
+
+    /** The pause of moving to {@code tgt}: the planned migration's time, at least an engine restart. */
+    private double pauseTo(Target tgt, List<Inst> surv) {
+        return Math.max(prm.engineRestartSeconds(), mapAndTime(deployment(null), tgt, surv).totalSeconds);
+    }
+
+    private int waiting() {
+        return retry.size() + fresh.size();
+    }
+
+    private int running() {
+        int n = 0;
+        for (Pipe p : pipes) {
+            if (p != null) {
+                n += p.active.size();
+            }
+        }
+        return n;
+    }
+
+    /** α without the backlog, floored at the nominal rate: the gate's arrivals for the queue that follows. */
+    private double arrivalsRate() {
+        return Math.max(sc.nominalRate(), windowRate());
     }
 
     /** "+O": Algorithm 1's Δ — allocate on-demand (ready after the launch delay) or release on-demand first. */
@@ -744,7 +840,7 @@ public final class Simulation {
 
     private void beginReplan(String reason, double deadline) {
         List<Inst> surv = readyInstances(false);
-        Target tgt = deployTarget(surv.size(), countOnDemand(surv));
+        Target tgt = chooseTarget(surv);
         if (tgt == null) {
             return;
         }
@@ -867,7 +963,7 @@ public final class Simulation {
 
     private void doReconfig(Pending pd) {
         List<Inst> surv = readyInstances(false);
-        Target tgt = deployTarget(surv.size(), countOnDemand(surv));
+        Target tgt = chooseTarget(surv);
         if (tgt == null) {
             // nothing feasible on the survivors: stop the touched pipelines, keep the requests' committed tokens
             for (Pipe p : pd.touched()) {

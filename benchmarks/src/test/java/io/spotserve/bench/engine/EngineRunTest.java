@@ -169,11 +169,8 @@ class EngineRunTest {
 
     @Test
     void aRealCellIsDeterministic() throws IOException {
-        Scenario full = Evaluation.scenario(SHARED, PaperModel.GPT_20B, "B_S", 1, Arrivals.Mode.PAPER);
-        double[] early = Arrays.stream(full.arrivals()).filter(a -> a < 300).toArray();
-        Scenario sc = new Scenario(full.model(), full.costModel(), full.traceName(), full.spotEvents(),
-                full.endSeconds(), full.onDemandMixing(), early, full.nominalRate(), full.fluctuating(),
-                full.optimizerCv(), full.params());
+        Scenario sc = gpt20bArrivingBefore("B_S", 300);
+        double[] early = sc.arrivals();
         RunResult a = EngineRun.run(sc);
         RunResult b = EngineRun.run(sc);
         assertEquals(early.length, a.completed());
@@ -186,17 +183,35 @@ class EngineRunTest {
     }
 
     /**
+     * Issue 16: GPT-20B B_S opens with a burst (31 requests in the first 10 s). 30 s in, the arrival rate has moved
+     * and Algorithm 1 prefers D3P3M4 to the running D2P2M8; the engine used to re-plan then — its pause estimate was
+     * still 0 (the warm start pauses nothing) — and every queued request paid the 4.9 s the change took. The gate now
+     * prices a change of shape at least at the weight move and makes it only if it lowers the request-seconds of the
+     * queue: no workload-triggered change before the preemption notice at 90 s.
+     */
+    @Test
+    void aBurstIsNotStoppedForAChangeOfShape() throws IOException {
+        Scenario sc = gpt20bArrivingBefore("B_S", 60);
+        double[] early = sc.arrivals();
+        RunResult r = EngineRun.run(sc);
+        assertEquals(early.length, r.completed());
+        assertTrue(early.length > 30, "the opening burst: " + early.length);
+        for (RunResult.Reconfiguration x : r.reconfigurations()) {
+            if (x.t() > 0 && x.t() < 90) {
+                throw new AssertionError("reconfigured during the burst: " + x);
+            }
+        }
+    }
+
+    /**
      * "+O": every engine system runs on the same fleet — the spot trace plus the cell's OnDemandSchedule — so each is
      * billed the schedule's on-demand instance-seconds and holds the same instances at every second (GPT-20B B_S+O,
      * the arrivals of the first 150 s, all served before the trace ends).
      */
     @Test
     void everyEngineSystemGetsTheSameFleetInAMixingCell() throws IOException {
-        Scenario full = Evaluation.scenario(SHARED, PaperModel.GPT_20B, "B_S+O", 1, Arrivals.Mode.PAPER);
-        double[] early = Arrays.stream(full.arrivals()).filter(a -> a < 150).toArray();
-        Scenario sc = new Scenario(full.model(), full.costModel(), full.traceName(), full.spotEvents(),
-                full.endSeconds(), full.onDemandMixing(), early, full.nominalRate(), full.fluctuating(),
-                full.optimizerCv(), full.params());
+        Scenario sc = gpt20bArrivingBefore("B_S+O", 150);
+        double[] early = sc.arrivals();
         double scheduled = io.spotserve.bench.eval.OnDemandSchedule.billedSeconds(
                 io.spotserve.bench.eval.OnDemandSchedule.of(sc), sc.endSeconds());
         assertEquals(2370, scheduled, 1e-9, "2 on-demand instances 90-750 s and 90-990 s, 1 from 210 s");
@@ -214,6 +229,15 @@ class EngineRunTest {
                 assertEquals(first, fleet, v.system() + " holds another fleet");
             }
         }
+    }
+
+    /** GPT-20B on {@code trace} (seed 1, Gamma CV-6) with only the requests that arrive before {@code seconds}. */
+    private static Scenario gpt20bArrivingBefore(String trace, double seconds) throws IOException {
+        Scenario full = Evaluation.scenario(SHARED, PaperModel.GPT_20B, trace, 1, Arrivals.Mode.PAPER);
+        double[] early = Arrays.stream(full.arrivals()).filter(a -> a < seconds).toArray();
+        return new Scenario(full.model(), full.costModel(), full.traceName(), full.spotEvents(), full.endSeconds(),
+                full.onDemandMixing(), early, full.nominalRate(), full.fluctuating(), full.optimizerCv(),
+                full.params());
     }
 
     private static long total(ModelContext c) {
