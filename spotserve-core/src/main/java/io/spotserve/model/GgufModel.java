@@ -72,6 +72,7 @@ public final class GgufModel {
                     "\"llama\" (the only architecture supported)");
         }
         Map<String, MappedTensor> mapped = new HashMap<>();
+        FileReads reads = new FileReads(file);
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
             for (GgufFile.TensorInfo t : g.tensors().values()) {
                 TensorType type = TensorType.ofGgml(t.ggmlType());
@@ -93,7 +94,7 @@ public final class GgufModel {
                             "at bytes [" + start + ", " + (start + bytes) + ")",
                             "within the file's " + g.fileSize() + " bytes (truncated or corrupt file)");
                 }
-                mapped.put(t.name(), MappedTensor.map(ch, t.name(), type, rows, (int) cols, start));
+                mapped.put(t.name(), MappedTensor.map(ch, t.name(), type, rows, (int) cols, start, reads));
             }
         }
         LlamaConfig config = config(g, mapped);

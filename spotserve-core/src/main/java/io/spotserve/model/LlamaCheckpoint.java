@@ -1,12 +1,9 @@
 package io.spotserve.model;
 
-import java.io.EOFException;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
-import java.nio.channels.ClosedChannelException;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -44,23 +41,19 @@ public final class LlamaCheckpoint implements ModelWeights {
         TOKEN_EMBEDDING, RMS_ATT, WQ, WK, WV, WO, RMS_FFN, W1, W2, W3, RMS_FINAL, FREQ_CIS, CLASSIFIER
     }
 
-    /** Bytes of the per-thread buffer {@link #read} goes through. */
-    static final int READ_CHUNK_BYTES = 256 * 1024;
-    private static final ThreadLocal<ByteBuffer> READ_BUFFER = ThreadLocal.withInitial(
-            () -> ByteBuffer.allocateDirect(READ_CHUNK_BYTES).order(ByteOrder.LITTLE_ENDIAN));
-
     private final Path file;
     private final LlamaConfig config;
     private final FloatBuffer[] tensors; // indexed by Tensor.ordinal(); CLASSIFIER aliases TOKEN_EMBEDDING when shared
     private final long[] offsets;        // byte offset of each tensor in the file, same indexing
-    /** The channel {@link #read} uses, opened on first use (again after an interrupt closed it). */
-    private volatile FileChannel channel;
+    /** How {@link #read} reads the file (positional reads, not the mapping). */
+    private final FileReads reads;
 
     private LlamaCheckpoint(Path file, LlamaConfig config, FloatBuffer[] tensors, long[] offsets) {
         this.file = file;
         this.config = config;
         this.tensors = tensors;
         this.offsets = offsets;
+        this.reads = new FileReads(file);
     }
 
     /**
@@ -280,62 +273,13 @@ public final class LlamaCheckpoint implements ModelWeights {
         }
         Objects.checkFromIndexSize(dstOff, len, dst.length);
         long pos = offsets[tensor.ordinal()] + (start + offset) * Float.BYTES;
-        ByteBuffer buf = READ_BUFFER.get();
-        try {
-            while (len > 0) {
-                int n = Math.min(len, READ_CHUNK_BYTES / Float.BYTES);
-                buf.clear().limit(n * Float.BYTES);
-                readFully(buf, pos);
-                buf.flip();
-                buf.asFloatBuffer().get(dst, dstOff, n);
-                pos += (long) n * Float.BYTES;
-                dstOff += n;
-                len -= n;
-            }
-        } catch (IOException e) {
-            throw new UncheckedIOException("reading " + tensor + " from " + file, e);
+        while (len > 0) {
+            int n = Math.min(len, FileReads.CHUNK_BYTES / Float.BYTES);
+            reads.read(pos, n * Float.BYTES).asFloatBuffer().get(dst, dstOff, n);
+            pos += (long) n * Float.BYTES;
+            dstOff += n;
+            len -= n;
         }
-    }
-
-    /** Fills {@code buf} from file position {@code pos}; reopens the channel once if an interrupt closed it. */
-    private void readFully(ByteBuffer buf, long pos) throws IOException {
-        for (int attempt = 0; ; attempt++) {
-            FileChannel ch = channel();
-            try {
-                while (buf.hasRemaining()) {
-                    if (ch.read(buf, pos + buf.position()) < 0) {
-                        throw new EOFException(file + " ended at byte " + (pos + buf.position()));
-                    }
-                }
-                return;
-            } catch (ClosedChannelException e) {
-                // an interrupted reader closes a FileChannel for every thread: open a new one once (the interrupted
-                // thread itself keeps its interrupt status and fails)
-                if (attempt > 0 || Thread.currentThread().isInterrupted()) {
-                    throw e;
-                }
-                synchronized (this) {
-                    if (channel == ch) {
-                        channel = null;
-                    }
-                }
-            }
-        }
-    }
-
-    private FileChannel channel() throws IOException {
-        FileChannel ch = channel;
-        if (ch == null || !ch.isOpen()) {
-            synchronized (this) {
-                ch = channel;
-                if (ch == null || !ch.isOpen()) {
-                    // closed with the checkpoint's last reference (FileChannel closes its descriptor when collected)
-                    ch = FileChannel.open(file, StandardOpenOption.READ);
-                    channel = ch;
-                }
-            }
-        }
-        return ch;
     }
 
     @Override

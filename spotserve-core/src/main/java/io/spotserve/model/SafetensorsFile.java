@@ -32,6 +32,7 @@ final class SafetensorsFile {
      *                              offsets outside the file
      */
     static void read(Path file, Map<String, MappedTensor> into) throws IOException {
+        FileReads reads = new FileReads(file);
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
             long size = ch.size();
             if (size < 8) {
@@ -92,7 +93,7 @@ final class SafetensorsFile {
                             + "] (file data section is " + (size - dataStart) + " bytes)", bytesWanted
                             + " bytes for " + dtype + " " + shape + " inside the file (truncated or corrupt file)");
                 }
-                into.put(name, MappedTensor.map(ch, name, type, rows, (int) cols, dataStart + begin));
+                into.put(name, MappedTensor.map(ch, name, type, rows, (int) cols, dataStart + begin, reads));
             }
         }
     }

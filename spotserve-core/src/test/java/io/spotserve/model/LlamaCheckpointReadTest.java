@@ -26,7 +26,7 @@ class LlamaCheckpointReadTest {
     @Test
     void readsEqualTheMappedViewsForEveryTensorAndLayer() throws IOException {
         LlamaCheckpoint ckpt = LlamaCheckpoint.load(LlamaCheckpointWriter.writeRandom(dir.resolve("m.bin"), C, 7));
-        assertEquals(true, (long) C.hiddenDim() * C.dim() * Float.BYTES > LlamaCheckpoint.READ_CHUNK_BYTES);
+        assertEquals(true, (long) C.hiddenDim() * C.dim() * Float.BYTES > FileReads.CHUNK_BYTES);
         for (Tensor t : Tensor.values()) {
             boolean perLayer = switch (t) {
                 case RMS_ATT, WQ, WK, WV, WO, RMS_FFN, W1, W2, W3 -> true;
