@@ -15,7 +15,8 @@ import java.nio.file.StandardOpenOption;
  * weights are read when an executor copies them into its own layout. The bytes pass through the page cache only;
  * reading through a mapping instead leaves every page read resident in the process (counted in its RSS) until the
  * mapping is collected, which on the 25M model doubled the weights' footprint. Thread-safe: reads are positional
- * on one shared channel, opened on first use and again if an interrupted reader closed it.
+ * on one shared channel, opened with the model (so a model stays readable after its file is deleted) and opened
+ * again if an interrupted reader closed it.
  */
 final class FileReads {
     /** Largest single read, and the size of each thread's buffer. */
@@ -26,8 +27,14 @@ final class FileReads {
     private final Path file;
     private volatile FileChannel channel;
 
-    FileReads(Path file) {
+    /**
+     * Opens {@code file} now, so that the model stays readable if the file is deleted or replaced afterwards (as a
+     * mapping did). The channel is closed when this object is collected (a {@link FileChannel} closes its descriptor
+     * then), with the model that holds it.
+     */
+    FileReads(Path file) throws IOException {
         this.file = file;
+        this.channel = FileChannel.open(file, StandardOpenOption.READ);
     }
 
     /**

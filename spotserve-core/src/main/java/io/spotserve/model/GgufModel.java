@@ -72,8 +72,8 @@ public final class GgufModel {
                     "\"llama\" (the only architecture supported)");
         }
         Map<String, MappedTensor> mapped = new HashMap<>();
-        FileReads reads = new FileReads(file);
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
+            FileReads reads = new FileReads(file); // opened now: the model stays readable if the file goes away
             for (GgufFile.TensorInfo t : g.tensors().values()) {
                 TensorType type = TensorType.ofGgml(t.ggmlType());
                 if (type == null) {

@@ -48,12 +48,12 @@ public final class LlamaCheckpoint implements ModelWeights {
     /** How {@link #read} reads the file (positional reads, not the mapping). */
     private final FileReads reads;
 
-    private LlamaCheckpoint(Path file, LlamaConfig config, FloatBuffer[] tensors, long[] offsets) {
+    private LlamaCheckpoint(Path file, LlamaConfig config, FloatBuffer[] tensors, long[] offsets, FileReads reads) {
         this.file = file;
         this.config = config;
         this.tensors = tensors;
         this.offsets = offsets;
-        this.reads = new FileReads(file);
+        this.reads = reads;
     }
 
     /**
@@ -116,7 +116,7 @@ public final class LlamaCheckpoint implements ModelWeights {
                 tensors[Tensor.CLASSIFIER.ordinal()] = tensors[Tensor.TOKEN_EMBEDDING.ordinal()];
                 offsets[Tensor.CLASSIFIER.ordinal()] = offsets[Tensor.TOKEN_EMBEDDING.ordinal()];
             }
-            return new LlamaCheckpoint(file, config, tensors, offsets);
+            return new LlamaCheckpoint(file, config, tensors, offsets, new FileReads(file));
         }
     }
 

@@ -32,8 +32,8 @@ final class SafetensorsFile {
      *                              offsets outside the file
      */
     static void read(Path file, Map<String, MappedTensor> into) throws IOException {
-        FileReads reads = new FileReads(file);
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
+            FileReads reads = new FileReads(file); // opened now: the model stays readable if the file goes away
             long size = ch.size();
             if (size < 8) {
                 throw new ModelFormatException(file, "header length", "missing (file is " + size + " bytes)",

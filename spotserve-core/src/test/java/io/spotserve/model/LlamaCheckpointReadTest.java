@@ -58,4 +58,17 @@ class LlamaCheckpointReadTest {
         assertThrows(IndexOutOfBoundsException.class, () -> ckpt.read(Tensor.RMS_FINAL, 0, 0, dst, 0, C.dim() + 1));
         assertThrows(IndexOutOfBoundsException.class, () -> ckpt.read(Tensor.RMS_FINAL, 0, 0, dst, dst.length - 2, 4));
     }
+
+    /** As with the mapping it replaced, a loaded checkpoint stays readable after its file is deleted. */
+    @Test
+    void aLoadedCheckpointStaysReadableAfterItsFileIsDeleted() throws IOException {
+        Path f = LlamaCheckpointWriter.writeRandom(dir.resolve("gone.bin"), C, 9);
+        LlamaCheckpoint ckpt = LlamaCheckpoint.load(f);
+        float[] expected = new float[C.dim()];
+        ckpt.layer(Tensor.WQ, 1).get(expected);
+        java.nio.file.Files.delete(f);
+        float[] got = new float[C.dim()];
+        ckpt.read(Tensor.WQ, 1, 0, got, 0, got.length);
+        assertArrayEquals(expected, got, 0f);
+    }
 }
