@@ -66,6 +66,7 @@ for r in $(seq 1 "$ROUNDS"); do
       --prompt "$PROMPT" --steps "$STEPS" --temperature 0 --threads "$t" > "$OUT/java-25M.txt" 2> "$OUT/java.err"
     rec java_25M_generate_toks "$t" "$r" "$(sed -n 's/.*achieved tok\/s: \([0-9.]*\).*/\1/p' "$OUT/java.err")"
     rec java_25M_wall_s "$t" "$r" "$(cut -d' ' -f1 "$OUT/time")"
+    # %M is the largest RSS in the process tree, not the sum: the re-launched child JVM (the parent is ~45 MB)
     rec java_25M_rss_mb "$t" "$r" "$(awk '{printf "%.0f", $2/1024}' "$OUT/time")"
     if [ $have_runc = 1 ]; then
       if cmp -s "$OUT/java-25M.txt" "$OUT/runc-25M.txt"; then rec greedy_text_equal "$t" "$r" 1; else rec greedy_text_equal "$t" "$r" 0; fi

@@ -73,6 +73,7 @@ public final class GgufModel {
         }
         Map<String, MappedTensor> mapped = new HashMap<>();
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
+            FileReads reads = new FileReads(file); // opened now: the model stays readable if the file goes away
             for (GgufFile.TensorInfo t : g.tensors().values()) {
                 TensorType type = TensorType.ofGgml(t.ggmlType());
                 if (type == null) {
@@ -93,7 +94,7 @@ public final class GgufModel {
                             "at bytes [" + start + ", " + (start + bytes) + ")",
                             "within the file's " + g.fileSize() + " bytes (truncated or corrupt file)");
                 }
-                mapped.put(t.name(), MappedTensor.map(ch, t.name(), type, rows, (int) cols, start));
+                mapped.put(t.name(), MappedTensor.map(ch, t.name(), type, rows, (int) cols, start, reads));
             }
         }
         LlamaConfig config = config(g, mapped);

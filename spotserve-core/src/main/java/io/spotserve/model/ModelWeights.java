@@ -9,8 +9,10 @@ import io.spotserve.model.LlamaCheckpoint.Tensor;
  * (pairs {@code (2i, 2i+1)} of a head rotate together, as in Meta's and llama.cpp's layout). A source that
  * stores fp16, bf16 or 8-bit blocks converts on read.
  *
- * <p>Executors copy the slices they own out of a source ({@code CheckpointSlices}); nothing reads a whole
- * file onto the heap. Implementations are thread-safe for reads.
+ * <p>Executors copy the slices they own out of a source ({@code CheckpointSlices}, or row chunks straight into their
+ * own layout: {@code PipelinePosition.load}); nothing reads a whole file onto the heap. The file formats read with
+ * positional file reads rather than through their mappings, so a load leaves no file pages resident in the process.
+ * Implementations are thread-safe for reads.
  */
 public interface ModelWeights {
     /** The model's shape and settings. */

@@ -33,6 +33,7 @@ final class SafetensorsFile {
      */
     static void read(Path file, Map<String, MappedTensor> into) throws IOException {
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
+            FileReads reads = new FileReads(file); // opened now: the model stays readable if the file goes away
             long size = ch.size();
             if (size < 8) {
                 throw new ModelFormatException(file, "header length", "missing (file is " + size + " bytes)",
@@ -92,7 +93,7 @@ final class SafetensorsFile {
                             + "] (file data section is " + (size - dataStart) + " bytes)", bytesWanted
                             + " bytes for " + dtype + " " + shape + " inside the file (truncated or corrupt file)");
                 }
-                into.put(name, MappedTensor.map(ch, name, type, rows, (int) cols, dataStart + begin));
+                into.put(name, MappedTensor.map(ch, name, type, rows, (int) cols, dataStart + begin, reads));
             }
         }
     }

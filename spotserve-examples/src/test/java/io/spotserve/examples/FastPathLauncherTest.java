@@ -88,4 +88,13 @@ class FastPathLauncherTest {
         assertTrue(other.getFileName().toString().startsWith("spotserve-"), other.toString());
         assertTrue(other.toString().endsWith(".jsa"), other.toString());
     }
+
+    @Test
+    void theChildGetsTheSerialCollectorAndASmallYoungGenerationUnlessTheUserChose() {
+        assertEquals(List.of("-XX:+UseSerialGC", "-Xmn8m"), FastPathLauncher.heapOptions(List.of("-Xmx2g")));
+        assertEquals(List.of("-XX:+UseSerialGC"), FastPathLauncher.heapOptions(List.of("-Xmn64m")));
+        assertEquals(List.of("-XX:+UseSerialGC"), FastPathLauncher.heapOptions(List.of("-XX:NewRatio=2")));
+        assertEquals(List.of(), FastPathLauncher.heapOptions(List.of("-XX:+UseG1GC")));
+        assertEquals(List.of(), FastPathLauncher.heapOptions(List.of("-XX:+UseParallelGC", "-Xmn4m")));
+    }
 }

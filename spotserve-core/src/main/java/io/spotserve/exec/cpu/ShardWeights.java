@@ -3,7 +3,10 @@ package io.spotserve.exec.cpu;
 import io.spotserve.exec.ContextSlice;
 import io.spotserve.exec.IndexRange;
 import io.spotserve.exec.spi.WeightCoverage;
+import io.spotserve.model.HalfFloats;
+import io.spotserve.model.LlamaCheckpoint.Tensor;
 import io.spotserve.model.LlamaConfig;
+import io.spotserve.model.ModelWeights;
 
 /**
  * The weight storage of one {@link StageShard}: per local layer a float block (rms_att, rms_ffn, then the layer
@@ -203,18 +206,8 @@ final class ShardWeights {
 
     private void transferLayer(ContextSlice.LayerWeights w, float[] canon, boolean importing) {
         int l = w.layer() - layers.from();
-        if (importing && layerW[l] == null) {
-            String what = "layer " + w.layer() + " heads " + heads + " hidden " + hidden;
-            float[] block = device.allocate(what, layerFloats);
-            if (layerBytes > 0) {
-                try {
-                    layerQ[l] = device.allocateBytes(what + " (Q8_0 blocks)", layerBytes);
-                } catch (RuntimeException e) {
-                    device.free(block);
-                    throw e;
-                }
-            }
-            layerW[l] = block;
+        if (importing) {
+            allocateLayer(l);
         }
         int sh0 = w.heads().from() - heads.from();   // local first head of the slice
         int nh = w.heads().length();
@@ -243,6 +236,118 @@ final class ShardWeights {
         for (int r = 0; r < dim; r++) {                                                      // w2 columns
             segment(W2, l, r, sf0, canon, o, nf, importing);
             o += nf;
+        }
+    }
+
+    /** Allocates local layer {@code l}'s storage if missing (may throw, changing nothing). */
+    private void allocateLayer(int l) {
+        if (layerW[l] != null) {
+            return;
+        }
+        String what = "layer " + (layers.from() + l) + " heads " + heads + " hidden " + hidden;
+        float[] block = device.allocate(what, layerFloats);
+        if (layerBytes > 0) {
+            try {
+                layerQ[l] = device.allocateBytes(what + " (Q8_0 blocks)", layerBytes);
+            } catch (RuntimeException e) {
+                device.free(block);
+                throw e;
+            }
+        }
+        layerW[l] = block;
+    }
+
+    /** Floats of the buffer {@link #load} reads the file through (at least one row of any tensor). */
+    static final int LOAD_CHUNK_FLOATS = 64 * 1024;
+
+    /**
+     * Imports weight slice {@code slice} straight from {@code src} into this storage, a chunk of rows at a time,
+     * without the slice's canonical float copy: the values land exactly where {@link #transfer} of
+     * {@code CheckpointSlices.read(src, slice)} puts them (same {@link #segment} calls, same rounding), but the heap
+     * holds one {@value #LOAD_CHUNK_FLOATS}-float buffer instead of a copy of the slice (a layer of the 25M model
+     * is 11.6 MB; a 32000-row embedding of width 2048, 262 MB). With {@code fp16} every value is rounded to the
+     * nearest fp16 value first, as the pipeline does for {@link io.spotserve.exec.WeightPrecision#FP16}.
+     */
+    void load(ModelWeights src, ContextSlice slice, boolean fp16, int stage) {
+        int widest = Math.max(dim, c.hiddenDim());
+        float[] buf = new float[(int) Math.max(widest, Math.min(LOAD_CHUNK_FLOATS, slice.floats(c)))];
+        if (slice instanceof ContextSlice.Embedding || slice instanceof ContextSlice.Classifier) {
+            boolean emb = slice instanceof ContextSlice.Embedding;
+            IndexRange range = emb ? ((ContextSlice.Embedding) slice).vocab() : ((ContextSlice.Classifier) slice).vocab();
+            if (emb && !hasEmbedding()) {
+                allocateVocab(true, "token embedding rows " + vocab + " of stage " + stage);
+            } else if (!emb && classifier == null && classifierQ == null) {
+                allocateVocab(aliasClassifier, aliasClassifier ? "token embedding / classifier rows " + vocab
+                        : "classifier rows " + vocab);
+            }
+            Tensor t = emb ? Tensor.TOKEN_EMBEDDING : Tensor.CLASSIFIER;
+            int per = buf.length / dim;
+            for (int r = range.from(); r < range.to(); r += per) {
+                int n = Math.min(per, range.to() - r);
+                read(src, t, 0, (long) r * dim, buf, n * dim, fp16);
+                vocabRows(emb, IndexRange.of(r, r + n), buf, true);
+            }
+        } else if (slice instanceof ContextSlice.FinalNorm) {
+            if (finalNorm == null) {
+                finalNorm = device.allocate("final norm", dim);
+            }
+            read(src, Tensor.RMS_FINAL, 0, 0, buf, dim, fp16);
+            rows(finalNorm, 0, buf, 0, dim, true);
+        } else {
+            loadLayer(src, (ContextSlice.LayerWeights) slice, buf, fp16);
+        }
+    }
+
+    private void loadLayer(ModelWeights src, ContextSlice.LayerWeights w, float[] buf, boolean fp16) {
+        int l = w.layer() - layers.from();
+        allocateLayer(l);
+        int layer = w.layer();
+        IndexRange q = w.heads().scale(hs);
+        IndexRange kv = w.kvHeads(c).scale(hs);
+        IndexRange fr = w.hidden();
+        int q0 = (w.heads().from() - heads.from()) * hs;    // local first row / column of the slice's heads
+        int kv0 = (w.kvHeads(c).from() - kvHeads.from()) * hs;
+        int f0 = w.hidden().from() - hidden.from();
+        read(src, Tensor.RMS_ATT, layer, 0, buf, dim, fp16);
+        rows(layerW[l], 0, buf, 0, dim, true);
+        read(src, Tensor.RMS_FFN, layer, 0, buf, dim, fp16);
+        rows(layerW[l], dim, buf, 0, dim, true);
+        loadRows(src, Tensor.WQ, layer, q, dim, 0, dim, QKV, l, r -> q0 + r, 0, buf, fp16);
+        loadRows(src, Tensor.WK, layer, kv, dim, 0, dim, QKV, l, r -> qDim + kv0 + r, 0, buf, fp16);
+        loadRows(src, Tensor.WV, layer, kv, dim, 0, dim, QKV, l, r -> qDim + kvDim + kv0 + r, 0, buf, fp16);
+        loadRows(src, Tensor.WO, layer, IndexRange.of(0, dim), dim, q.from(), q.length(), WO, l, r -> r, q0, buf,
+                fp16);
+        loadRows(src, Tensor.W1, layer, fr, dim, 0, dim, W13, l, r -> w13Row(f0 + r, false), 0, buf, fp16);
+        loadRows(src, Tensor.W3, layer, fr, dim, 0, dim, W13, l, r -> w13Row(f0 + r, true), 0, buf, fp16);
+        loadRows(src, Tensor.W2, layer, IndexRange.of(0, dim), c.hiddenDim(), fr.from(), fr.length(), W2, l, r -> r,
+                f0, buf, fp16);
+    }
+
+    /**
+     * Rows {@code fileRows} of a file tensor of row width {@code width}, columns {@code [col0, col0 + len)}, into
+     * layer matrix {@code m} of local layer {@code l}: the k-th row to storage row {@code toRow(k)} at column
+     * {@code toCol}. Whole rows are read several at a time.
+     */
+    private void loadRows(ModelWeights src, Tensor t, int layer, IndexRange fileRows, int width, int col0, int len,
+                          int m, int l, java.util.function.IntUnaryOperator toRow, int toCol, float[] buf,
+                          boolean fp16) {
+        int per = len == width ? buf.length / width : 1;
+        for (int k = 0; k < fileRows.length(); k += per) {
+            int n = Math.min(per, fileRows.length() - k);
+            long at = (long) (fileRows.from() + k) * width + col0;
+            read(src, t, layer, at, buf, n == 1 ? len : n * width, fp16);
+            for (int i = 0; i < n; i++) {
+                segment(m, l, toRow.applyAsInt(k + i), toCol, buf, i * width, len, true);
+            }
+        }
+    }
+
+    private static void read(ModelWeights src, Tensor t, int layer, long offset, float[] buf, int len, boolean fp16) {
+        src.read(t, layer, offset, buf, 0, len);
+        if (fp16) {
+            for (int i = 0; i < len; i++) {
+                buf[i] = HalfFloats.round(buf[i]);
+            }
         }
     }
 

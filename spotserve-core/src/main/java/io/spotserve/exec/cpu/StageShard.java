@@ -6,6 +6,7 @@ import io.spotserve.exec.ShardLayout;
 import io.spotserve.exec.spi.PipelinePosition;
 import io.spotserve.exec.spi.WeightCoverage;
 import io.spotserve.model.LlamaConfig;
+import io.spotserve.model.ModelWeights;
 import java.util.HashMap;
 import java.util.Map;
 
@@ -223,6 +224,19 @@ final class StageShard implements PipelinePosition {
                 weights.dropStaging(w.layer() - layers.from());
             }
         }
+    }
+
+    @Override
+    public boolean load(ModelWeights source, ContextSlice slice, boolean fp16) {
+        if (slice instanceof ContextSlice.KvCache) {
+            throw new IllegalArgumentException(slice + " is cache context; a checkpoint holds only weights");
+        }
+        weights.load(source, slice, fp16, stage);
+        coverage.mark(slice);
+        if (slice instanceof ContextSlice.LayerWeights w && coverage.layerComplete(w.layer() - layers.from())) {
+            weights.dropStaging(w.layer() - layers.from());
+        }
+        return true;
     }
 
     private void transferKv(ContextSlice.KvCache k, float[] canon, boolean importing) {

@@ -225,7 +225,9 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
             }
             for (S s : stage) {
                 for (ContextSlice slice : layout.weightSlices(s.stage(), s.shard())) {
-                    s.transfer(slice, quantized(slice, CheckpointSlices.read(checkpoint, slice)), true);
+                    if (!s.load(checkpoint, slice, weights == WeightPrecision.FP16)) {
+                        s.transfer(slice, quantized(slice, CheckpointSlices.read(checkpoint, slice)), true);
+                    }
                 }
             }
         }

@@ -3,6 +3,7 @@ package io.spotserve.exec.spi;
 import io.spotserve.exec.ContextSlice;
 import io.spotserve.exec.Device;
 import io.spotserve.exec.IndexRange;
+import io.spotserve.model.ModelWeights;
 
 /**
  * What {@link AbstractPipeline} needs from one backend's pipeline position (stage p, shard m): its share of
@@ -80,6 +81,16 @@ public interface PipelinePosition {
 
     /** Copies {@code slice} between storage and its canonical floats (into storage when importing). */
     void transfer(ContextSlice slice, float[] canon, boolean importing);
+
+    /**
+     * Imports weight slice {@code slice} (not a KV slice) straight from {@code source}, with the same result as
+     * {@code transfer(slice, CheckpointSlices.read(source, slice), true)} after rounding every value to fp16 when
+     * {@code fp16}, but without the slice's canonical copy on the heap. Returns false when the backend has no such
+     * path; the caller then reads the canonical floats and calls {@link #transfer}.
+     */
+    default boolean load(ModelWeights source, ContextSlice slice, boolean fp16) {
+        return false;
+    }
 
     /** Frees the storage of one weight unit (a no-op when absent). */
     void release(ContextSlice slice);
