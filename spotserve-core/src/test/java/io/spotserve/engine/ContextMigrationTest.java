@@ -71,8 +71,11 @@ class ContextMigrationTest {
         // 6 requests, 2 per pipeline: the two survivors (B = 4 each) can take over all of them
         List<GenerationRequest> requests = EngineFixtures.requests(11, 6, 60, false);
         List<CompletableFuture<Completion>> futures = new ArrayList<>();
-        try (ServingEngine engine = startRunning(provider, clock, 1, 1, 4, requests, futures)) {
-            provider.deliver(new InstanceEvent.PreemptionNotice(a.id(), clock.now(), clock.now().plusMillis(30)));
+        try (ServingEngine engine = ServingEngine.builder().model(CHECKPOINT, TOKENIZER).instances(provider)
+                .executor(executor).clock(clock).parallelism(1, 1).maxBatch(4).build()) {
+            // short requests: the notice comes from the engine thread while they run (a polling test thread can miss them)
+            EngineFixtures.submitThen(engine, requests, futures, 2, () -> provider.deliver(
+                    new InstanceEvent.PreemptionNotice(a.id(), clock.now(), clock.now().plusMillis(30))));
             checkOutputs(requests, futures);
             EngineMetrics m = engine.metrics();
             Reconfiguration off = byReason(m, "notice " + a.id());

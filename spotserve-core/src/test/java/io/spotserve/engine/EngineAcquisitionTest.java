@@ -28,7 +28,6 @@ import java.util.Optional;
 import java.util.SortedMap;
 import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.Flow;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.AfterAll;
@@ -106,33 +105,10 @@ class EngineAcquisitionTest {
             // admitted before it (FIFO) and the long ones are all running then
             CompletableFuture<Instance> launched = new CompletableFuture<>();
             CompletableFuture<Duration> launchedAt = new CompletableFuture<>();
-            for (int i = 1; i < requests.size(); i++) {
-                futures.add(engine.submit(requests.get(i)));
-            }
-            futures.add(0, engine.submit(requests.get(0), new Flow.Subscriber<Token>() {
-                private int seen;
-
-                @Override
-                public void onSubscribe(Flow.Subscription s) {
-                    s.request(Long.MAX_VALUE);
-                }
-
-                @Override
-                public void onNext(Token t) {
-                    if (++seen == 2) {
-                        launchedAt.complete(clock.now());
-                        launched.complete(startup == null ? provider.add(SPOT) : provider.launch(SPOT, startup));
-                    }
-                }
-
-                @Override
-                public void onError(Throwable t) {
-                }
-
-                @Override
-                public void onComplete() {
-                }
-            }));
+            EngineFixtures.submitThen(engine, requests, futures, 2, () -> {
+                launchedAt.complete(clock.now());
+                launched.complete(startup == null ? provider.add(SPOT) : provider.launch(SPOT, startup));
+            });
             Instance newcomer = launched.orTimeout(60, TimeUnit.SECONDS).join();
             List<Completion> done = new ArrayList<>();
             for (int i = 0; i < requests.size(); i++) {

@@ -120,4 +120,53 @@ final class EngineFixtures {
     static SamplingParams greedy() {
         return SamplingParams.greedy();
     }
+
+    /**
+     * Submits {@code requests} (the first one last) and runs {@code action} on the engine thread when that last one
+     * has committed {@code tokens} tokens; returns once it ran. Every request was admitted before the last one (FIFO),
+     * so what runs at that point does not depend on how fast the calling thread is, unlike polling
+     * {@code metrics().running()}, which can miss short requests that finish first on a loaded machine.
+     * {@code futures} receives the futures in request order.
+     */
+    static void submitThen(ServingEngine engine, List<GenerationRequest> requests,
+                           List<java.util.concurrent.CompletableFuture<Completion>> futures, int tokens,
+                           Runnable action) {
+        java.util.concurrent.CompletableFuture<Void> ran = new java.util.concurrent.CompletableFuture<>();
+        List<java.util.concurrent.CompletableFuture<Completion>> rest = new ArrayList<>();
+        for (int i = 1; i < requests.size(); i++) {
+            rest.add(engine.submit(requests.get(i)));
+        }
+        futures.add(engine.submit(requests.get(0), new java.util.concurrent.Flow.Subscriber<Token>() {
+            private int seen;
+
+            @Override
+            public void onSubscribe(java.util.concurrent.Flow.Subscription s) {
+                s.request(Long.MAX_VALUE);
+            }
+
+            @Override
+            public void onNext(Token t) {
+                if (++seen == tokens) {
+                    try {
+                        action.run();
+                        ran.complete(null);
+                    } catch (RuntimeException e) {
+                        ran.completeExceptionally(e);
+                    }
+                }
+            }
+
+            @Override
+            public void onError(Throwable t) {
+                ran.completeExceptionally(t);
+            }
+
+            @Override
+            public void onComplete() {
+                ran.completeExceptionally(new AssertionError("request 0 finished before its token " + tokens));
+            }
+        }));
+        futures.addAll(rest);
+        ran.orTimeout(60, java.util.concurrent.TimeUnit.SECONDS).join();
+    }
 }

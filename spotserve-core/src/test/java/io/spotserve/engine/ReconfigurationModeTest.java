@@ -50,18 +50,10 @@ class ReconfigurationModeTest {
         try (Executor executor = EngineFixtures.executor();
              ServingEngine engine = ServingEngine.builder().model(CHECKPOINT, TOKENIZER).instances(provider)
                      .executor(executor).clock(clock).maxBatch(4).reconfigurationMode(mode).build()) {
-            for (GenerationRequest r : requests) {
-                futures.add(engine.submit(r));
-            }
+            // the notice comes from the engine thread once all six run (at the last request's second token)
+            EngineFixtures.submitThen(engine, requests, futures, 2, () -> provider.deliver(
+                    new InstanceEvent.PreemptionNotice(a.id(), clock.now(), clock.now().plusMillis(30))));
             long until = System.nanoTime() + 30_000_000_000L;
-            while (engine.metrics().running() < requests.size()) {
-                if (System.nanoTime() > until) {
-                    throw new AssertionError("requests did not all start: " + engine.metrics());
-                }
-                Thread.onSpinWait();
-            }
-            provider.deliver(new InstanceEvent.PreemptionNotice(a.id(), clock.now(), clock.now().plusMillis(30)));
-            until = System.nanoTime() + 30_000_000_000L;
             while (engine.metrics().reconfigurations().stream().noneMatch(x -> x.reason().contains("notice " + a.id()))) {
                 if (System.nanoTime() > until) {
                     throw new AssertionError("no reconfiguration for the notice: " + engine.metrics());
