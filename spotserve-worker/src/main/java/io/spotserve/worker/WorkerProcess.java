@@ -27,8 +27,6 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicReference;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -147,59 +145,32 @@ public final class WorkerProcess implements AutoCloseable {
                 .addRoute(Hop.newBuilder().setAddress(address).setPipeline(1).setFirstStage(2)).build();
         long[] first = new long[Math.min(cfg.warmUpCalls, 200)];
         long[] last = new long[first.length];
-        AtomicInteger started = new AtomicInteger();
-        AtomicInteger done = new AtomicInteger();
-        AtomicReference<RuntimeException> failure = new AtomicReference<>();
+        int done = 0;
         service.warming(true);
         ManagedChannel ch = channels.create(address);
         try {
             PeerGrpc.PeerBlockingStub stub = PeerGrpc.newBlockingStub(ch);
-            // a few callers at once: the server side of one call runs while the client side of another does, so
-            // more calls (and so more of the compiler's samples) fit in the time bound
-            Runnable caller = () -> {
-                try {
-                    while (failure.get() == null && System.nanoTime() < deadline
-                            && started.getAndIncrement() < cfg.warmUpCalls) {
-                        long c0 = System.nanoTime();
-                        ByteString logits = stub.withDeadlineAfter(10, TimeUnit.SECONDS).warmUp(request).getLogits();
-                        if (logits.size() != hidden.length * Float.BYTES) {
-                            throw new IllegalStateException("warm-up reply carries " + logits.size()
-                                    + " bytes, expected " + hidden.length * Float.BYTES);
-                        }
-                        long took = System.nanoTime() - c0;
-                        int n = done.getAndIncrement();
-                        if (n < first.length) {
-                            first[n] = took;
-                        }
-                        last[n % last.length] = took;
-                    }
-                } catch (RuntimeException e) {
-                    failure.compareAndSet(null, e);
+            while (done < cfg.warmUpCalls && System.nanoTime() < deadline) {
+                long c0 = System.nanoTime();
+                ByteString logits = stub.withDeadlineAfter(10, TimeUnit.SECONDS).warmUp(request).getLogits();
+                if (logits.size() != hidden.length * Float.BYTES) {
+                    throw new IllegalStateException("warm-up reply carries " + logits.size() + " bytes, expected "
+                            + hidden.length * Float.BYTES);
                 }
-            };
-            Thread[] helpers = new Thread[WARM_UP_CALLERS - 1];
-            for (int i = 0; i < helpers.length; i++) {
-                helpers[i] = new Thread(caller, "spotserve-worker-warm-up-" + (i + 1));
-                helpers[i].setDaemon(true);
-                helpers[i].start();
+                long took = System.nanoTime() - c0;
+                if (done < first.length) {
+                    first[done] = took;
+                }
+                last[done % last.length] = took;
+                done++;
             }
-            caller.run();
-            for (Thread t : helpers) {
-                t.join();
-            }
-            int n = done.get();
-            if (failure.get() != null) {
-                LOG.warn("warm-up call to its own server at {} failed after {} calls ({}); registering without more",
-                        address, n, failure.get().toString());
-            } else {
-                LOG.info("warmed the call path up: {} calls to its own server in {} ms ({} callers); median {} us "
-                                + "over the first {} calls, {} us over the last {}", n,
-                        (System.nanoTime() - t0) / 1_000_000, WARM_UP_CALLERS,
-                        medianMicros(first, Math.min(n, first.length)), Math.min(n, first.length),
-                        medianMicros(last, Math.min(n, last.length)), Math.min(n, last.length));
-            }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt(); // registration sees it and gives up
+            LOG.info("warmed the call path up: {} calls to its own server in {} ms; median {} us over the first {} "
+                            + "calls, {} us over the last {}", done, (System.nanoTime() - t0) / 1_000_000,
+                    medianMicros(first, Math.min(done, first.length)), Math.min(done, first.length),
+                    medianMicros(last, Math.min(done, last.length)), Math.min(done, last.length));
+        } catch (RuntimeException e) {
+            LOG.warn("warm-up call to its own server at {} failed after {} calls ({}); registering without it",
+                    address, done, e.toString());
         } finally {
             service.warming(false);
             ch.shutdownNow();
@@ -336,8 +307,6 @@ public final class WorkerProcess implements AutoCloseable {
     public static final Duration DEFAULT_WARM_UP_TIME = Duration.ofMillis(1500);
     /** Floats of activations per warm-up call: one 2 KB residual vector, the size of a small model's step. */
     static final int WARM_UP_FLOATS = 512;
-    /** Threads making warm-up calls at once. */
-    static final int WARM_UP_CALLERS = 2;
 
     /** Configuration of a worker. */
     public static final class Builder {
