@@ -37,7 +37,9 @@ import java.util.concurrent.TimeUnit;
  * first few thousand calls (a cold unary call costs about 1 ms on a 2-vCPU VM, a warm one about 0.15 ms): one
  * unmeasured migration round, {@code warm} unmeasured unary calls and decode steps.
  * {@code java --add-modules jdk.incubator.vector -cp benchmarks/target/benchmarks.jar io.spotserve.bench.WorkerWireBench
- * [ROUNDS [STEPS [WARM]]]} (defaults 3, 128, 2000; WARM 32 reproduces the cold numbers of the first runs)
+ * [ROUNDS [STEPS [WARM [WORKER_WARMUP [WORKER_WARMUP_SECONDS]]]]]} (defaults 3, 128, 2000; WARM 32 reproduces the cold numbers of the first
+ * runs; WORKER_WARMUP is passed to the workers as {@code --warm-up}, their own warm-up calls before they register,
+ * 0 = off, absent = the worker's default; WORKER_WARMUP_SECONDS its time bound, {@code --warm-up-time})
  */
 public final class WorkerWireBench {
     private static final String TOKEN = "bench-token-0123456789abcdef";
@@ -49,17 +51,29 @@ public final class WorkerWireBench {
         int rounds = args.length > 0 ? Integer.parseInt(args[0]) : 3;
         int steps = args.length > 1 ? Integer.parseInt(args[1]) : 128;
         int warm = args.length > 2 ? Integer.parseInt(args[2]) : 2000;
+        // the workers' own warm-up calls before they register (--warm-up); absent: the worker's default
+        String workerWarmUp = args.length > 3 ? args[3] : null;
+        String workerWarmUpTime = args.length > 4 ? args[4] : null; // seconds (--warm-up-time)
         LlamaCheckpoint ckpt = DecodeWorkload.checkpoint25M();
         Path token = Files.createTempFile("spotserve-bench", ".token");
         Files.writeString(token, TOKEN);
         List<Process> workers = new ArrayList<>();
         try (RemoteInstanceProvider controller = RemoteInstanceProvider.builder().security(WireSecurity.token(TOKEN))
                 .leaseTimeout(java.time.Duration.ofSeconds(10)).build()) {
+            long launched = System.nanoTime();
             for (int i = 0; i < 2; i++) {
-                workers.add(new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
-                        "--add-modules", "jdk.incubator.vector", "-Xmx1g", "-cp", System.getProperty("java.class.path"),
-                        WorkerMain.class.getName(), "--controller", controller.address(), "--devices", "2",
-                        "--device-memory", "512m", "--token-file", token.toString(), "--executor", "cpu").inheritIO().start());
+                List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java")
+                        .toString(), "--add-modules", "jdk.incubator.vector", "-Xmx1g", "-cp",
+                        System.getProperty("java.class.path"), WorkerMain.class.getName(), "--controller",
+                        controller.address(), "--devices", "2", "--device-memory", "512m", "--token-file",
+                        token.toString(), "--executor", "cpu"));
+                if (workerWarmUp != null) {
+                    cmd.addAll(List.of("--warm-up", workerWarmUp));
+                }
+                if (workerWarmUpTime != null) {
+                    cmd.addAll(List.of("--warm-up-time", workerWarmUpTime));
+                }
+                workers.add(new ProcessBuilder(cmd).inheritIO().start());
             }
             long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
             while (controller.liveWorkers().size() < 2) {
@@ -68,6 +82,9 @@ public final class WorkerWireBench {
                 }
                 Thread.sleep(50);
             }
+            System.out.printf("workers: both registered %d ms after launch (worker warm-up %s calls, %s s)%n",
+                    (System.nanoTime() - launched) / 1_000_000, workerWarmUp == null ? "default" : workerWarmUp,
+                    workerWarmUpTime == null ? "default" : workerWarmUpTime);
             List<String> ids = controller.liveWorkers();
             RemoteExecutor ex = controller.executor();
             migration(ex, ckpt, ids, rounds);

@@ -21,14 +21,20 @@ final class Channels implements AutoCloseable {
 
     /** The channel to {@code address} (host:port), opened on first use. */
     ManagedChannel to(String address) {
-        return open.computeIfAbsent(address, a -> {
-            try {
-                return NettyChannelBuilder.forTarget(a, security.channelCredentials())
-                        .maxInboundMessageSize(maxMessageBytes).flowControlWindow(Servers.FLOW_CONTROL_WINDOW).build();
-            } catch (IOException e) {
-                throw new UncheckedIOException("cannot read the TLS material for a channel to " + a, e);
-            }
-        });
+        return open.computeIfAbsent(address, this::create);
+    }
+
+    /**
+     * A new channel to {@code address} with the same credentials and limits as {@link #to}'s, not kept here: the
+     * caller shuts it down.
+     */
+    ManagedChannel create(String address) {
+        try {
+            return NettyChannelBuilder.forTarget(address, security.channelCredentials())
+                    .maxInboundMessageSize(maxMessageBytes).flowControlWindow(Servers.FLOW_CONTROL_WINDOW).build();
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read the TLS material for a channel to " + address, e);
+        }
     }
 
     /** Closes the channel to {@code address} (its process is gone). */

@@ -19,7 +19,9 @@ import org.slf4j.LoggerFactory;
  * [--notices aws|gcp|azure|signal] [--token-file F | --tls-cert C --tls-key K --tls-ca A]}: one worker per cloud
  * instance. Other options: {@code --listen HOST:PORT} (default 127.0.0.1:0), {@code --advertise HOST},
  * {@code --executor NAME} (default {@code ExecutorProvider.best()}), {@code --notice-grace SECONDS} (for
- * {@code signal}, default 30), {@code --metadata-url URL} (the notice
+ * {@code signal}, default 30), {@code --warm-up CALLS} (warm-up calls to its own server before registering, 0 =
+ * off, default {@value WorkerProcess#DEFAULT_WARM_UP_CALLS}), {@code --warm-up-time SECONDS} (their wall-time bound,
+ * default 1.5), {@code --metadata-url URL} (the notice
  * watcher's base URL), {@code --azure-vm NAME}. Exit codes: 0 closed, 2 bad arguments or refused by the
  * controller, 3 fenced (the controller declared this worker dead).
  */
@@ -43,6 +45,8 @@ public final class WorkerMain {
         Path cert = null;
         Path key = null;
         Path ca = null;
+        int warmUpCalls = WorkerProcess.DEFAULT_WARM_UP_CALLS;
+        Duration warmUpTime = WorkerProcess.DEFAULT_WARM_UP_TIME;
         try {
             for (int i = 0; i < args.length; i++) {
                 String a = args[i];
@@ -70,6 +74,8 @@ public final class WorkerMain {
                     case "--advertise" -> b.advertise(v);
                     case "--label" -> b.label(v);
                     case "--executor" -> b.executor(provider(v).create());
+                    case "--warm-up" -> warmUpCalls = Integer.parseInt(v);
+                    case "--warm-up-time" -> warmUpTime = Duration.ofMillis(Math.round(Double.parseDouble(v) * 1000));
                     default -> throw new IllegalArgumentException("unknown option " + a);
                 }
             }
@@ -89,6 +95,7 @@ public final class WorkerMain {
                         + "runs unauthenticated");
             }
             b.security(security);
+            b.warmUp(warmUpCalls, warmUpTime);
             if (notices != null && !notices.matches("aws|gcp|azure|signal")) {
                 throw new IllegalArgumentException("--notices must be aws, gcp, azure or signal, got " + notices);
             }
@@ -202,6 +209,8 @@ public final class WorkerMain {
                 + "[--azure-vm NAME]\n"
                 + "         (--token-file F | --tls-cert C --tls-key K --tls-ca A [--token-file F])\n"
                 + "         [--listen HOST:PORT (default 127.0.0.1:0)] [--advertise HOST] [--label NAME]\n"
-                + "         [--executor cpu|cuda (default: the best usable)]";
+                + "         [--executor cpu|cuda (default: the best usable)]\n"
+                + "         [--warm-up CALLS (calls to its own server before registering, 0 = off, default "
+                + WorkerProcess.DEFAULT_WARM_UP_CALLS + ")] [--warm-up-time SECONDS (default 1.5)]";
     }
 }

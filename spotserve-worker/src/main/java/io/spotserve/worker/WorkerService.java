@@ -47,6 +47,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Function;
 import java.util.function.Supplier;
 
@@ -68,6 +69,9 @@ final class WorkerService {
     private final Map<Path, LlamaCheckpoint> checkpoints = new ConcurrentHashMap<>();
     private volatile String instanceId;
     private volatile boolean fenced;
+    /** Whether {@code WarmUp} calls are answered: only while the worker warms up, before it registers. */
+    private volatile boolean warming;
+    private final AtomicLong warmUpServed = new AtomicLong();
 
     WorkerService(Executor executor, int deviceCount, long deviceMemory, Function<String, ManagedChannel> peers) {
         this.executor = executor;
@@ -94,6 +98,16 @@ final class WorkerService {
 
     boolean fenced() {
         return fenced;
+    }
+
+    /** Opens ({@code true}) or closes the warm-up window in which {@code WarmUp} calls are answered. */
+    void warming(boolean on) {
+        this.warming = on;
+    }
+
+    /** How many {@code WarmUp} calls this service answered (all of them passed the server's security check). */
+    long warmUpServed() {
+        return warmUpServed.get();
     }
 
     Worker worker() {
@@ -297,6 +311,33 @@ final class WorkerService {
         StepReply downstream = PeerGrpc.newBlockingStub(peers.apply(next.getAddress()))
                 .withDeadlineAfter(60, TimeUnit.SECONDS).stageForward(forward);
         return downstream.toBuilder().setActivationBytes(downstream.getActivationBytes() + activations.size()).build();
+    }
+
+    /** Largest activation payload a warm-up call may carry (its real calls carry count x dim floats). */
+    static final int WARM_UP_MAX_BYTES = 64 << 10;
+
+    /**
+     * Answers one warm-up call the way {@link #step} answers a middle stage's call (checks the request's shape,
+     * decodes the activations, encodes floats back), without touching any pipeline or device.
+     */
+    private StepReply warmStep(StepRequest r) {
+        if (!warming) {
+            throw new StatusRuntimeException(Status.FAILED_PRECONDITION.withDescription(
+                    "warm-up calls are answered only while this worker warms up, before it registers"));
+        }
+        int count = r.getSequencesCount();
+        if (count < 1 || r.getTokensCount() != count || r.getPositionsCount() != count) {
+            throw new IllegalArgumentException("a warm-up step needs as many tokens and positions as sequences (>= 1)");
+        }
+        int bytes = r.getHidden().size();
+        if (bytes % Float.BYTES != 0 || bytes > WARM_UP_MAX_BYTES) {
+            throw new IllegalArgumentException("a warm-up step carries whole floats, at most " + WARM_UP_MAX_BYTES
+                    + " bytes; got " + bytes);
+        }
+        float[] hidden = new float[bytes / Float.BYTES];
+        Wire.floats(r.getHidden(), hidden, 0, hidden.length);
+        warmUpServed.incrementAndGet();
+        return StepReply.newBuilder().setLogits(Wire.floats(hidden, hidden.length)).setActivationBytes(bytes).build();
     }
 
     // ------------------------------------------------------------------ services
@@ -534,6 +575,11 @@ final class WorkerService {
         @Override
         public StreamObserver<SliceChunk> pushSlice(StreamObserver<ImportReply> out) {
             return importStream(out);
+        }
+
+        @Override
+        public void warmUp(StepRequest r, StreamObserver<StepReply> out) {
+            unary(out, () -> warmStep(r));
         }
     }
 }

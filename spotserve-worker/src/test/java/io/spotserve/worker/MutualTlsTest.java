@@ -2,6 +2,7 @@ package io.spotserve.worker;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.grpc.Grpc;
 import io.grpc.ManagedChannel;
@@ -48,6 +49,7 @@ class MutualTlsTest {
             try {
                 good.start();
                 assertEquals(List.of(good.instanceId()), controller.liveWorkers());
+                assertTrue(good.warmUpCalls() > 0, "the warm-up runs over mTLS too");
                 // a worker whose certificate another CA signed never registers
                 WorkerProcess rogue = WorkerProcess.builder().controller(controller.address()).devices(1)
                         .deviceMemory(1 << 20).security(tls("rogue")).registerTimeout(Duration.ofSeconds(1))
