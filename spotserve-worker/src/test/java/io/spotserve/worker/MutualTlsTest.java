@@ -45,7 +45,7 @@ class MutualTlsTest {
                 .leaseTimeout(Duration.ofMillis(500)).build()) {
             WorkerProcess good = WorkerProcess.builder().controller(controller.address()).devices(1).deviceMemory(1 << 20)
                     .security(tls("cluster")).executor(new CpuExecutor(new ExecutorOptions(1, false)))
-                    .build();
+                    .warmUp(50).build();
             try {
                 good.start();
                 assertEquals(List.of(good.instanceId()), controller.liveWorkers());
