@@ -129,6 +129,8 @@ final class ReplayCommand implements Callable<Integer> {
     private final PrintStream out;
     /** Requests one pipeline serves at once (the engine's maxBatch). */
     private static final int MAX_BATCH = 4;
+    /** Requests that streamed their first token ({@code --workers}: the kill waits until every running one has). */
+    private final java.util.concurrent.atomic.AtomicInteger started = new java.util.concurrent.atomic.AtomicInteger();
     /** Tokens generated when the kill condition first held (-1: it does not hold). */
     private long killBaseline = -1;
 
@@ -251,7 +253,7 @@ final class ReplayCommand implements Callable<Integer> {
                 awaitEngineTime(clock, scaled(Duration.ofNanos(Math.round(arrival * 1e9)), scale), engine, futures,
                         trace, speed);
                 try {
-                    futures.add(engine.submit(r));
+                    futures.add(workers > 0 ? engine.submit(r, new FirstToken(started)) : engine.submit(r));
                 } catch (RequestRejectedException e) {
                     rejected++;
                 }
@@ -371,7 +373,7 @@ final class ReplayCommand implements Callable<Integer> {
     /**
      * {@code replay --workers}: SIGKILLs one worker once half the requests are submitted, more requests run than all
      * pipelines but one can hold (so every pipeline, the victim's included, runs some: one single-device pipeline per
-     * worker, at most {@link #MAX_BATCH} requests each) and about four more steps of every pipeline were generated
+     * worker, at most {@link #MAX_BATCH} requests each) and every running request has its first token and about four more steps of every pipeline were generated
      * since, so the victim's requests hold computed KV caches; returns its instance id, or null when not yet.
      */
     private String maybeKill(LocalWorkerFleet fleet, ServingEngine engine, int submitted)
@@ -388,7 +390,11 @@ final class ReplayCommand implements Callable<Integer> {
         if (killBaseline < 0) {
             killBaseline = m.generatedTokens();
         }
-        if (m.generatedTokens() < killBaseline + 4L * running) {
+        // every running request has its first token, i.e. a computed cache: a pipeline whose first step is slow (a cold
+        // worker JVM) may otherwise hold only admitted requests when others are steps ahead (a fresh-clone run killed
+        // such a worker and nothing was interrupted)
+        long unfinishedStarted = started.get() - m.completed() - m.failed() - m.cancelled();
+        if (m.generatedTokens() < killBaseline + 4L * running || unfinishedStarted < running) {
             return null;
         }
         String id = fleet.killOne(Duration.ofSeconds(30));
@@ -435,5 +441,36 @@ final class ReplayCommand implements Callable<Integer> {
                         + "reconfigurations=%d   ", t, trace != null ? trace.endTime().toNanos() / 1e9 : 0.0,
                 instances, futures.size(), m.completed(),
                 m.running(), m.queued(), m.reconfigurations().size());
+    }
+
+    /** Counts a request once its first token streams. */
+    private static final class FirstToken implements java.util.concurrent.Flow.Subscriber<io.spotserve.engine.Token> {
+        private final java.util.concurrent.atomic.AtomicInteger started;
+        private boolean seen;
+
+        FirstToken(java.util.concurrent.atomic.AtomicInteger started) {
+            this.started = started;
+        }
+
+        @Override
+        public void onSubscribe(java.util.concurrent.Flow.Subscription s) {
+            s.request(Long.MAX_VALUE);
+        }
+
+        @Override
+        public void onNext(io.spotserve.engine.Token token) {
+            if (!seen) {
+                seen = true;
+                started.incrementAndGet();
+            }
+        }
+
+        @Override
+        public void onError(Throwable t) {
+        }
+
+        @Override
+        public void onComplete() {
+        }
     }
 }
