@@ -107,7 +107,7 @@ class ReplayCommandTest {
 
     /**
      * {@code --processes}: the trace on real worker JVMs. Two nodes start, a third is added (a new JVM), the first is
-     * removed (SIGTERM one grace ahead, then SIGKILL): each is a reconfiguration, and no request is lost.
+     * removed (SIGTERM one grace ahead, then SIGKILL); the engine re-plans and no request is lost.
      */
     @Test
     @Timeout(value = 300, unit = TimeUnit.SECONDS)
@@ -121,8 +121,11 @@ class ReplayCommandTest {
                 "--rate", "0.2");
         JsonObject json = allCompleted(r, 24);
         assertEquals(3, json.get("worker_processes").getAsInt(), r.out);
-        // the start on two workers, the third joining, and the first leaving at its notice
-        assertTrue(json.get("reconfigurations").getAsInt() >= 3, r.out);
+        // the start on two workers, then the third joining and the first leaving at its notice (one reconfiguration or
+        // two: a slow JVM start can make the newcomer register when the notice comes); the newcomer's weights came
+        // from a worker that held them, not from the checkpoint
+        assertTrue(json.get("reconfigurations").getAsInt() >= 2, r.out);
+        assertTrue(json.get("bytes_migrated").getAsLong() > 0, r.out);
         assertTrue(json.get("network_slice_bytes").getAsLong() >= 0, r.out);
     }
 
