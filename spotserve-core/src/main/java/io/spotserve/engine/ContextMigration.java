@@ -69,7 +69,8 @@ final class ContextMigration {
     private final Map<DeviceId, Device> devices;
     private final KvParking parking;
     private final ReconfigurationMode mode;
-    private final boolean carryCaches;
+    /** Whether kept requests' KV caches move (or are parked): SpotServe's mode, unless the arranger rerouted them. */
+    private final boolean movesCaches;
     private final Set<String> dead = new HashSet<>();
     /** Old pipelines that become new ones unchanged (same layout on the same devices): nothing of theirs moves. */
     private final Set<PipelineSlot> reused = new HashSet<>();
@@ -102,7 +103,7 @@ final class ContextMigration {
                      DeviceMapping mapping, Map<String, LiveRequest> batchRequests, Map<DeviceId, Device> devices,
                      KvParking parking, ReconfigurationMode mode, boolean carryCaches) {
         this.mode = mode;
-        this.carryCaches = carryCaches;
+        this.movesCaches = mode == ReconfigurationMode.MIGRATE && carryCaches;
         this.parking = parking;
         this.executor = executor;
         this.mover = mover;
@@ -305,7 +306,7 @@ final class ContextMigration {
                 if (r.slot == to) {
                     // its pipeline stays as it is: not interrupted, nothing to resume
                     kept += (long) to.pipeline.length(r.id) * c.kvBytesPerPosition();
-                } else if (mode == ReconfigurationMode.MIGRATE && carryCaches && moveKv(r, r.slot, to)) {
+                } else if (movesCaches && moveKv(r, r.slot, to)) {
                     resumed++;
                 } else {
                     continue;
@@ -321,7 +322,7 @@ final class ContextMigration {
                     boolean open = s.pipeline.sequences().contains(r.id);
                     if (open && s.pipeline.length(r.id) == 0) {
                         untouched.add(r); // admitted but not computed yet: it loses nothing
-                    } else if (open && parking != null && mode == ReconfigurationMode.MIGRATE && carryCaches) {
+                    } else if (open && parking != null && movesCaches) {
                         parking.park(r, s);
                     }
                     dropped.add(r);

@@ -201,12 +201,7 @@ final class Reconfigurator {
      * {@link ConfigPlanner#arrangeJoin}); null when nothing runs (it simply joins on arrival).
      */
     ConfigPlanner.Arranged arrangeJoin(InstanceEvent.Launching l, Duration stepEstimate) {
-        int remaining = 0;
-        for (PipelineSlot s : slots) {
-            for (LiveRequest q : s.active) {
-                remaining = Math.max(remaining, q.request.maxNewTokens() - q.generatedCount);
-            }
-        }
+        int remaining = remaining(null);
         if (current == null || remaining == 0) {
             return null;
         }
@@ -222,11 +217,14 @@ final class Reconfigurator {
         carryCaches = false;
     }
 
-    /** The most output tokens a request on a pipeline of the instance still has to generate. */
+    /**
+     * The most output tokens a request on a pipeline of the instance still has to generate; with a null id, on any
+     * pipeline.
+     */
     private int remaining(String instanceId) {
         int remaining = 0;
         for (PipelineSlot s : slots) {
-            if (s.instances.contains(instanceId)) {
+            if (instanceId == null || s.instances.contains(instanceId)) {
                 for (LiveRequest q : s.active) {
                     remaining = Math.max(remaining, q.request.maxNewTokens() - q.generatedCount);
                 }
