@@ -57,10 +57,14 @@ final class ConfigPlanner {
     /** A membership change kept the current shape although Algorithm 1's serves more: re-checked every interval. */
     private boolean deferred;
 
-    /** Bytes the executor stores per weight (its real weight size in device memory). */
-    private final int bytesPerWeight;
+    /**
+     * Bytes the executor stores per matrix weight, exactly (its real weight size in device memory: 1.0625 for Q8_0
+     * blocks, 2 for halves, 4 for floats); {@link ShardLayout#weightBytes(int, int, double)} keeps the norm vectors
+     * at 4.
+     */
+    private final double bytesPerWeight;
 
-    ConfigPlanner(ServingEngine.Builder b, LlamaConfig config, List<ShardLayout> layouts, int bytesPerWeight) {
+    ConfigPlanner(ServingEngine.Builder b, LlamaConfig config, List<ShardLayout> layouts, double bytesPerWeight) {
         this.config = config;
         this.bytesPerWeight = bytesPerWeight;
         this.layouts = layouts;

@@ -110,7 +110,7 @@ final class MigrationFallback {
             }
             for (int st = 0; st < l.stages(); st++) {
                 for (int m = 0; m < l.shards(); m++) {
-                    loaded += l.weightBytes(st, m, executor.storedBytesPerWeight());
+                    loaded += l.weightBytes(st, m, executor.storedBytesPerWeightExact());
                 }
             }
             fresh.add(new PipelineSlot(slotIds.getAsInt(), p, devs));

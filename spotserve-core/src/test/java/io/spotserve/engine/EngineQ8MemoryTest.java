@@ -1,0 +1,97 @@
+package io.spotserve.engine;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.spotserve.exec.Executor;
+import io.spotserve.exec.ExecutorOptions;
+import io.spotserve.exec.Pipeline;
+import io.spotserve.exec.ReferenceLlama;
+import io.spotserve.exec.ShardLayout;
+import io.spotserve.exec.TestPipelines;
+import io.spotserve.exec.WeightPrecision;
+import io.spotserve.exec.cpu.CpuExecutor;
+import io.spotserve.clock.VirtualClock;
+import io.spotserve.instance.InstanceType;
+import io.spotserve.instance.LocalInstanceProvider;
+import io.spotserve.model.GgufModel;
+import io.spotserve.model.GgufWriter;
+import io.spotserve.model.LlamaConfig;
+import io.spotserve.model.TensorType;
+import io.spotserve.model.Tokenizer;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The planner's memory model counts Q8_0 weights at their real size (34 bytes per 32 weights, 1.0625 per weight),
+ * not rounded up to 2: a device that holds stories260K's Q8_0 blocks plus one full-length KV cache, but would not
+ * hold the same weights as halves, serves the model on its own. Before the planner used the executor's exact size
+ * it judged the device too small and the request waited forever.
+ */
+@Timeout(120)
+class EngineQ8MemoryTest {
+    @TempDir
+    Path dir;
+
+    @Test
+    void aDeviceSizedForQ8BlocksServesTheQ8Model() throws Exception {
+        Path file = dir.resolve("stories260K-q8_0.gguf");
+        GgufWriter.write(file, EngineFixtures.CHECKPOINT, EngineFixtures.TOKENIZER, TensorType.Q8_0);
+        GgufModel model = GgufModel.load(file);
+        Tokenizer tokenizer = model.tokenizer();
+        LlamaConfig config = model.config();
+        ShardLayout one = ShardLayout.of(config, 1, 1);
+        long kv = (long) ConfigPlanner.contextTokens(config) * one.kvBytesPerPosition(0, 0);
+        long needQ8 = one.weightBytes(0, 0, WeightPrecision.Q8_0.bytesPerWeight()) + kv;
+        long needHalves = one.weightBytes(0, 0, 2.0) + kv;
+        long capacity = (needQ8 + needHalves) / 2;
+        assertTrue(needQ8 <= capacity && capacity < needHalves, needQ8 + " <= " + capacity + " < " + needHalves);
+
+        InstanceType small = new InstanceType("local.q8", 1, capacity, 1.0, InstanceType.Market.SPOT);
+        VirtualClock clock = new VirtualClock(Duration.ofMillis(10), Duration.ofMillis(1));
+        LocalInstanceProvider provider = new LocalInstanceProvider(clock, null);
+        provider.add(small);
+        GenerationRequest request = GenerationRequest.builder().prompt("Once upon a time").maxNewTokens(24)
+                .sampling(EngineFixtures.greedy()).build();
+        try (Executor executor = new CpuExecutor(new ExecutorOptions(1, false).withWeights(WeightPrecision.Q8_0))) {
+            assertEquals(1.0625, executor.storedBytesPerWeightExact());
+            int[] expected;
+            try (Pipeline solo = TestPipelines.loaded(executor, model.weights(), one, "solo", 1)) {
+                expected = greedy(solo, tokenizer.encode(request.prompt(), true, false), request.maxNewTokens());
+            }
+            try (ServingEngine engine = ServingEngine.builder().model(model.weights(), tokenizer).instances(provider)
+                    .executor(executor).clock(clock).parallelism(1, 1).maxBatch(1).fallbackLayouts(false).build()) {
+                Completion c = engine.submit(request).get(30, TimeUnit.SECONDS);
+                assertArrayEquals(expected, c.tokens());
+            }
+        }
+    }
+
+    /** run.c's loop on one pipeline: prompt tokens forced, then argmax; BOS ends the text. */
+    private static int[] greedy(Pipeline p, int[] prompt, int maxNew) {
+        p.openSequence(7, prompt.length + maxNew);
+        List<Integer> out = new ArrayList<>();
+        int token = prompt[0];
+        for (int pos = 0; out.size() < maxNew; pos++) {
+            float[] logits = p.decode(new long[] {7}, new int[] {token}, new int[] {pos})[0];
+            if (pos < prompt.length - 1) {
+                token = prompt[pos + 1];
+                continue;
+            }
+            token = ReferenceLlama.argmax(logits);
+            if (token == Tokenizer.BOS) {
+                break;
+            }
+            out.add(token);
+        }
+        p.closeSequence(7);
+        return out.stream().mapToInt(Integer::intValue).toArray();
+    }
+}
