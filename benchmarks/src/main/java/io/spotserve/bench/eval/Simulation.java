@@ -3,6 +3,7 @@ package io.spotserve.bench.eval;
 import io.spotserve.plan.Arrangement;
 import io.spotserve.plan.CostModel;
 import io.spotserve.plan.Decision;
+import io.spotserve.plan.FleetPlan;
 import io.spotserve.plan.Deployment;
 import io.spotserve.plan.DeviceId;
 import io.spotserve.plan.DeviceMapper;
@@ -503,7 +504,12 @@ public final class Simulation {
         return Math.max(sc.nominalRate(), windowRate());
     }
 
-    /** "+O": Algorithm 1's Δ — allocate on-demand (ready after the launch delay) or release on-demand first. */
+    /**
+     * "+O": Algorithm 1's Δ carried out by the instance manager's rule ({@link FleetPlan}, the engine's too): ask for
+     * on-demand instances (ready after the launch delay), or release on-demand ones — launching, idle, then hosting
+     * ones, which get a notice of their own first (the system moves its context off within the grace period, as at
+     * a preemption). The trace's spot instances are never released.
+     */
     private void fleetManage() {
         if (!sc.onDemandMixing() || sys.kind() == SystemSpec.Kind.ONDEMAND) {
             return;
@@ -515,29 +521,37 @@ public final class Simulation {
             }
         }
         int n = alive.size();
-        int acq = Math.max(0, prm.maxInstances() - n);
-        Decision d = fleetOpt(acq).decide(n, countOnDemand(alive), alpha());
+        Decision d = fleetOpt(Math.max(0, prm.maxInstances() - n)).decide(n, countOnDemand(alive), alpha());
         if (d.choice().isEmpty()) {
             return;
         }
-        if (d.allocate() > 0) {
-            for (int i = 0; i < Math.min(d.allocate(), acq); i++) {
-                Inst in = new Inst("od-" + onDemandCounter++, false, now);
-                insts.put(in.name, in);
-                at(now + prm.launchSeconds(), () -> ready(in));
+        Set<String> used = usedInstances();
+        List<FleetPlan.Member> members = new ArrayList<>();
+        for (Inst in : alive) {
+            members.add(new FleetPlan.Member(in.name, !in.spot, !in.ready ? FleetPlan.State.LAUNCHING
+                    : used.contains(in.name) ? FleetPlan.State.HOSTING : FleetPlan.State.IDLE));
+        }
+        FleetPlan.Step step = FleetPlan.plan(d.targetInstances(), members, 0, prm.maxInstances(), false);
+        for (int i = 0; i < step.ask(); i++) {
+            Inst in = new Inst("od-" + onDemandCounter++, false, now);
+            insts.put(in.name, in);
+            at(now + prm.launchSeconds(), () -> ready(in));
+        }
+        List<String> leaving = new ArrayList<>();
+        for (FleetPlan.Release r : step.releases()) {
+            Inst in = insts.get(r.id());
+            if (r.migrateFirst()) {
+                in.noticed = true;
+                in.deathAt = now + prm.graceSeconds();
+                at(in.deathAt, () -> death(List.of(in.name)));
+                leaving.add(in.name);
+            } else {
+                in.released = true;
+                in.end = now;
             }
-        } else if (d.releaseOnDemand() > 0) {
-            int left = d.releaseOnDemand();
-            Set<String> used = usedInstances();
-            for (boolean launching : new boolean[] {true, false}) {
-                for (Inst in : alive) {
-                    if (left > 0 && !in.spot && in.ready != launching && !used.contains(in.name)) {
-                        in.released = true;
-                        in.end = now;
-                        left--;
-                    }
-                }
-            }
+        }
+        if (!leaving.isEmpty() && sys.kind() == SystemSpec.Kind.SPOTSERVE) {
+            requestReplan("release " + String.join("+", leaving), now + prm.graceSeconds());
         }
     }
 
