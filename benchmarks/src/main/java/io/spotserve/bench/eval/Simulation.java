@@ -3,13 +3,14 @@ package io.spotserve.bench.eval;
 import io.spotserve.plan.Arrangement;
 import io.spotserve.plan.CostModel;
 import io.spotserve.plan.Decision;
-import io.spotserve.plan.FleetPlan;
 import io.spotserve.plan.Deployment;
 import io.spotserve.plan.DeviceId;
 import io.spotserve.plan.DeviceMapper;
 import io.spotserve.plan.DeviceMapping;
+import io.spotserve.plan.FleetPlan;
 import io.spotserve.plan.Hardware;
 import io.spotserve.plan.InflightBatch;
+import io.spotserve.plan.Interruption;
 import io.spotserve.plan.InterruptionArranger;
 import io.spotserve.plan.MigrationPlan;
 import io.spotserve.plan.MigrationPlanner;
@@ -902,18 +903,17 @@ public final class Simulation {
         for (Req r : p.active) {
             remaining = Math.max(remaining, prm.outputTokens() - r.done);
         }
-        int busy = p.busy ? 1 : 0;
+        // the engine's record of what to do (plan/Interruption); the simulator counts steps, the engine paces time
+        Interruption plan;
         if (!sys.arranger()) {
-            p.action = Arrangement.Action.REROUTE;
-            p.stopAfter = busy;
+            plan = Interruption.rerouteNow("ablation without the arranger");
         } else if (deadline < INF) {
-            Arrangement a = arranger.onPreemption(config, m2, remaining, Math.max(0, deadline - now), tmig);
-            p.action = a.action();
-            p.stopAfter = a.action() == Arrangement.Action.REROUTE ? busy : Math.max(a.steps(), busy);
+            plan = Interruption.atPreemption(arranger, config, m2, remaining, Math.max(0, deadline - now), tmig, 0);
         } else {
-            p.action = Arrangement.Action.MIGRATE;
-            p.stopAfter = busy;
+            plan = Interruption.migrateNow("no deadline");
         }
+        p.action = plan.action();
+        p.stopAfter = plan.stepsBeforeStop(p.busy ? 1 : 0);
         if (p.stopAfter == 0) {
             p.halted = true;
         }
