@@ -12,6 +12,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.TreeMap;
+import java.util.function.IntFunction;
 
 /**
  * The on-demand fleet of one "+O" cell, decided once and replayed for every engine system of the cell — as the
@@ -120,6 +121,23 @@ public final class OnDemandSchedule {
         return s;
     }
 
+    /**
+     * The instance manager's step on an evaluation fleet (this schedule's and the simulator's): Algorithm 1's target
+     * (PAPER policy, spare pool, from the optimizer for the instances still acquirable under
+     * {@link Scenario.Params#maxInstances()}) for N_t = {@code members}, carried out by {@link FleetPlan} with the
+     * trace's spot instances never released. Empty when no configuration is feasible.
+     */
+    static FleetPlan.Step step(List<FleetPlan.Member> members, double alpha, Scenario.Params prm,
+                               IntFunction<ParallelConfigOptimizer> optimizerFor) {
+        int n = members.size();
+        int onDemand = (int) members.stream().filter(FleetPlan.Member::onDemand).count();
+        Decision d = optimizerFor.apply(Math.max(0, prm.maxInstances() - n)).decide(n, onDemand, alpha);
+        if (d.choice().isEmpty()) {
+            return new FleetPlan.Step(0, List.of());
+        }
+        return FleetPlan.plan(d.targetInstances(), members, 0, prm.maxInstances(), false);
+    }
+
     private static void add(TreeMap<Double, List<Runnable>> at, double t, Runnable r) {
         at.computeIfAbsent(t, k -> new ArrayList<>()).add(r);
     }
@@ -179,12 +197,7 @@ public final class OnDemandSchedule {
                 members.add(new FleetPlan.Member(l.id(), true,
                         l.usable() > now ? FleetPlan.State.LAUNCHING : FleetPlan.State.HOSTING));
             }
-            int n = members.size();
-            Decision d = optimizer(Math.max(0, prm.maxInstances() - n)).decide(n, onDemand.size(), alpha());
-            if (d.choice().isEmpty()) {
-                return;
-            }
-            FleetPlan.Step step = FleetPlan.plan(d.targetInstances(), members, 0, prm.maxInstances(), false);
+            FleetPlan.Step step = step(members, alpha(), prm, this::optimizer);
             for (int i = 0; i < step.ask(); i++) {
                 String id = "od-" + leases.size();
                 leases.put(id, new Lease(id, now, now + prm.launchSeconds(), Double.POSITIVE_INFINITY,

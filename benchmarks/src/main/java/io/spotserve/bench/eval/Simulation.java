@@ -506,33 +506,22 @@ public final class Simulation {
     }
 
     /**
-     * "+O": Algorithm 1's Δ carried out by the instance manager's rule ({@link FleetPlan}, the engine's too): ask for
-     * on-demand instances (ready after the launch delay), or release on-demand ones — launching, idle, then hosting
-     * ones, which get a notice of their own first (the system moves its context off within the grace period, as at
-     * a preemption). The trace's spot instances are never released.
+     * "+O": Algorithm 1's Δ by the instance manager's rule ({@link OnDemandSchedule#step}, {@link FleetPlan}): asks (ready
+     * after the launch delay) or on-demand releases; a hosting one gets a notice first, to move its context off.
      */
     private void fleetManage() {
         if (!sc.onDemandMixing() || sys.kind() == SystemSpec.Kind.ONDEMAND) {
             return;
         }
-        List<Inst> alive = new ArrayList<>();
-        for (Inst in : insts.values()) {
-            if (!in.dead && !in.released && !in.noticed) {
-                alive.add(in);
-            }
-        }
-        int n = alive.size();
-        Decision d = fleetOpt(Math.max(0, prm.maxInstances() - n)).decide(n, countOnDemand(alive), alpha());
-        if (d.choice().isEmpty()) {
-            return;
-        }
         Set<String> used = usedInstances();
         List<FleetPlan.Member> members = new ArrayList<>();
-        for (Inst in : alive) {
-            members.add(new FleetPlan.Member(in.name, !in.spot, !in.ready ? FleetPlan.State.LAUNCHING
-                    : used.contains(in.name) ? FleetPlan.State.HOSTING : FleetPlan.State.IDLE));
+        for (Inst in : insts.values()) {
+            if (!in.dead && !in.released && !in.noticed) {
+                members.add(new FleetPlan.Member(in.name, !in.spot, !in.ready ? FleetPlan.State.LAUNCHING
+                        : used.contains(in.name) ? FleetPlan.State.HOSTING : FleetPlan.State.IDLE));
+            }
         }
-        FleetPlan.Step step = FleetPlan.plan(d.targetInstances(), members, 0, prm.maxInstances(), false);
+        FleetPlan.Step step = OnDemandSchedule.step(members, alpha(), prm, this::fleetOpt);
         for (int i = 0; i < step.ask(); i++) {
             Inst in = new Inst("od-" + onDemandCounter++, false, now);
             insts.put(in.name, in);
@@ -541,18 +530,20 @@ public final class Simulation {
         List<String> leaving = new ArrayList<>();
         for (FleetPlan.Release r : step.releases()) {
             Inst in = insts.get(r.id());
-            if (r.migrateFirst()) {
+            if (r.migrateFirst()) { // a hosting one leaves after a notice of its own
                 in.noticed = true;
                 in.deathAt = now + prm.graceSeconds();
-                at(in.deathAt, () -> death(List.of(in.name)));
                 leaving.add(in.name);
             } else {
                 in.released = true;
                 in.end = now;
             }
         }
-        if (!leaving.isEmpty() && sys.kind() == SystemSpec.Kind.SPOTSERVE) {
-            requestReplan("release " + String.join("+", leaving), now + prm.graceSeconds());
+        if (!leaving.isEmpty()) {
+            at(now + prm.graceSeconds(), () -> death(leaving));
+            if (sys.kind() == SystemSpec.Kind.SPOTSERVE) {
+                requestReplan("release " + String.join("+", leaving), now + prm.graceSeconds());
+            }
         }
     }
 
@@ -904,14 +895,9 @@ public final class Simulation {
             remaining = Math.max(remaining, prm.outputTokens() - r.done);
         }
         // the engine's record of what to do (plan/Interruption); the simulator counts steps, the engine paces time
-        Interruption plan;
-        if (!sys.arranger()) {
-            plan = Interruption.rerouteNow("ablation without the arranger");
-        } else if (deadline < INF) {
-            plan = Interruption.atPreemption(arranger, config, m2, remaining, Math.max(0, deadline - now), tmig, 0);
-        } else {
-            plan = Interruption.migrateNow("no deadline");
-        }
+        Interruption plan = !sys.arranger() ? Interruption.rerouteNow("ablation without the arranger")
+                : deadline < INF ? Interruption.atPreemption(arranger, config, m2, remaining, Math.max(0, deadline - now),
+                tmig, 0) : Interruption.migrateNow("no deadline");
         p.action = plan.action();
         p.stopAfter = plan.stepsBeforeStop(p.busy ? 1 : 0);
         if (p.stopAfter == 0) {
