@@ -378,6 +378,14 @@ final class InstanceManager {
         if (targetInstances == 0 || draining) {
             return;
         }
+        for (InstanceRecord r : new ArrayList<>(instances.values())) {
+            String id = r.instance.id();
+            if (r.releasing && r.deadline == null && !reconfigurator.hosts(id)) {
+                LOG.info("surplus instance {} hosts nothing any more: releasing it", id);
+                remove(id, "released " + id);
+                provider.release(id);
+            }
+        }
         int desired = planner.desiredInstances(targetInstances);
         if (desired < 0) {
             return;
@@ -403,9 +411,9 @@ final class InstanceManager {
             InstanceRecord r = instances.get(release.id());
             String kind = r.instance.type().preemptible() ? "spot" : "on-demand";
             if (release.migrateFirst()) {
-                // like a preemption notice we give ourselves: migrate off first, release at the deadline
+                // not usable from now on: the next reconfiguration moves its context off, then it goes (above)
                 LOG.info("releasing surplus {} instance {} after moving its context off", kind, release.id());
-                r.deadline = clock.now().plusMillis(1);
+                r.releasing = true;
                 reconfigurator.changed("releasing " + release.id());
             } else {
                 LOG.info("releasing surplus {} instance {}", kind, release.id());

@@ -320,7 +320,7 @@ final class Reconfigurator {
             boolean due = false;
             for (String id : s.instances) {
                 InstanceRecord r = instances.get(id);
-                due |= r != null && !r.usable() && r.arrangeAt == null;
+                due |= r != null && r.deadline != null && r.arrangeAt == null; // a released one keeps serving
             }
             if (!due || s.broken() || s.active.isEmpty()) {
                 continue;
