@@ -7,6 +7,7 @@ import io.spotserve.model.LlamaConfig;
 import io.spotserve.plan.Arrangement;
 import io.spotserve.plan.CostModel;
 import io.spotserve.plan.Decision;
+import io.spotserve.plan.Interruption;
 import io.spotserve.plan.InterruptionArranger;
 import io.spotserve.plan.MemoryRule;
 import io.spotserve.plan.ParallelConfig;
@@ -424,14 +425,13 @@ final class ConfigPlanner {
         }
         try {
             double grace = Math.max(0, seconds(n.deadline().minus(now)));
-            double migration = seconds(lead);
-            Arrangement a = arranger.onPreemption(current, 1, remaining, grace, migration);
-            double step = iteration.isZero()
-                    ? costModel.decodeStepSeconds(current.pipelineStages(), current.tensorShards(), current.maxBatch(), 1)
-                    : seconds(iteration);
-            Duration byArranger = now.plusNanos((long) (a.steps() * step * 1e9));
-            LOG.info("interruption arranger for {}: {} ({})", n.instanceId(), a.action(), a.reason());
-            return new Arranged(byArranger.compareTo(latest) < 0 ? byArranger : latest, latest, a.action(), a.reason());
+            // the arranger prices steps with the cost model (M2 = 1); our measured step time paces them
+            Interruption i = Interruption.atPreemption(arranger, current, 1, remaining, grace, seconds(lead),
+                    seconds(iteration));
+            LOG.info("interruption arranger for {}: {} ({})", n.instanceId(), i.action(), i.reason());
+            Duration at = i.leaveAfterSeconds() < i.latestSeconds() || i.action() == Arrangement.Action.REROUTE
+                    ? now.plusNanos((long) (i.leaveAfterSeconds() * 1e9)) : latest;
+            return new Arranged(at.compareTo(latest) < 0 ? at : latest, latest, i.action(), i.reason());
         } catch (IllegalArgumentException e) {
             LOG.debug("the cost model cannot price {}: {}; pacing by the deadline only", current, e.getMessage());
             return new Arranged(latest, latest, Arrangement.Action.MIGRATE, "unpriced: " + e.getMessage());
@@ -453,13 +453,11 @@ final class ConfigPlanner {
         }
         try {
             double startup = Math.max(0, seconds(l.readyAt().minus(now)));
-            Arrangement a = arranger.onAcquisition(current, 1, remaining, startup, seconds(lead));
-            double step = iteration.isZero()
-                    ? costModel.decodeStepSeconds(current.pipelineStages(), current.tensorShards(), current.maxBatch(), 1)
-                    : seconds(iteration);
-            Duration at = now.plusNanos((long) Math.min(a.steps() * step * 1e9, Long.MAX_VALUE / 2.0));
-            LOG.info("interruption arranger for newcomer {}: {} ({})", l.instanceId(), a.action(), a.reason());
-            return new Arranged(at, at, a.action(), a.reason());
+            Interruption i = Interruption.atAcquisition(arranger, current, 1, remaining, startup, seconds(lead),
+                    seconds(iteration));
+            Duration at = now.plusNanos((long) (i.leaveAfterSeconds() * 1e9));
+            LOG.info("interruption arranger for newcomer {}: {} ({})", l.instanceId(), i.action(), i.reason());
+            return new Arranged(at, at, i.action(), i.reason());
         } catch (IllegalArgumentException e) {
             LOG.debug("the cost model cannot price {}: {}; the newcomer joins on arrival", current, e.getMessage());
             return null;

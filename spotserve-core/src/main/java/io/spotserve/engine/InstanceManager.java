@@ -7,9 +7,9 @@ import io.spotserve.instance.InstanceEvent;
 import io.spotserve.instance.InstanceProvider;
 import io.spotserve.plan.Arrangement;
 import io.spotserve.plan.DeviceId;
+import io.spotserve.plan.FleetPlan;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Comparator;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
@@ -369,62 +369,56 @@ final class InstanceManager {
 
     // ------------------------------------------------------------------ N_t
 
-    /** Asks for instances below the target, releases surplus on-demand ones (on-demand first, paper §3.2). */
+    /**
+     * N_t by the instance manager's rule ({@link FleetPlan}): asks for on-demand instances below the target, releases
+     * surplus ones — on-demand first (launching, idle, then hosting ones after migrating off), then idle spot ones when
+     * planning — and never a hosting instance before its context is moved off.
+     */
     void manage() {
         if (targetInstances == 0 || draining) {
             return;
+        }
+        for (InstanceRecord r : new ArrayList<>(instances.values())) {
+            String id = r.instance.id();
+            if (r.releasing && r.deadline == null && !reconfigurator.hosts(id)) {
+                LOG.info("surplus instance {} hosts nothing any more: releasing it", id);
+                remove(id, "released " + id);
+                provider.release(id);
+            }
         }
         int desired = planner.desiredInstances(targetInstances);
         if (desired < 0) {
             return;
         }
-        int joining = 0;
+        List<FleetPlan.Member> members = new ArrayList<>();
         for (InstanceRecord r : instances.values()) {
-            joining += r.joinAt != null ? 1 : 0;
-        }
-        int usable = usable().size() + joining;
-        int missing = desired - usable - outstandingRequests;
-        if (missing > 0) {
-            outstandingRequests += missing;
-            LOG.info("{} usable instances, target {}: requesting {}", usable, desired, missing);
-            provider.requestOnDemand(missing);
-        } else if (usable > desired) {
-            // on-demand first (paper §3.2); idle ones before those hosting a pipeline, newest first
-            List<InstanceRecord> onDemand = new ArrayList<>();
-            for (InstanceRecord r : instances.values()) {
-                if (r.usable() && !r.instance.type().preemptible()) {
-                    onDemand.add(0, r);
-                }
-            }
-            onDemand.sort(Comparator.comparing((InstanceRecord r) -> reconfigurator.hosts(r.instance.id())));
-            for (int i = 0; i < onDemand.size() && usable > desired; i++, usable--) {
-                InstanceRecord r = onDemand.get(i);
+            if (r.usable()) {
                 String id = r.instance.id();
-                if (reconfigurator.hosts(id)) {
-                    // like a preemption notice we give ourselves: migrate off first, release at the deadline
-                    LOG.info("releasing surplus on-demand instance {} after moving its context off", id);
-                    r.deadline = clock.now().plusMillis(1);
-                    reconfigurator.changed("releasing " + id);
-                } else {
-                    LOG.info("releasing surplus on-demand instance {}", id);
-                    remove(id, "released " + id);
-                    provider.release(id);
-                }
+                FleetPlan.State state = r.joinAt != null ? FleetPlan.State.LAUNCHING
+                        : reconfigurator.hosts(id) ? FleetPlan.State.HOSTING : FleetPlan.State.IDLE;
+                members.add(new FleetPlan.Member(id, !r.instance.type().preemptible(), state));
             }
-            if (usable > desired && planner.planning()) {
-                // then spot instances Algorithm 1's Δ no longer needs — only idle ones, never a serving pipeline
-                List<InstanceRecord> idleSpot = new ArrayList<>();
-                for (InstanceRecord r : instances.values()) {
-                    if (r.usable() && r.instance.type().preemptible() && !reconfigurator.hosts(r.instance.id())) {
-                        idleSpot.add(0, r);
-                    }
-                }
-                for (int i = 0; i < idleSpot.size() && usable > desired; i++, usable--) {
-                    String id = idleSpot.get(i).instance.id();
-                    LOG.info("releasing surplus idle spot instance {}", id);
-                    remove(id, "released " + id);
-                    provider.release(id);
-                }
+        }
+        FleetPlan.Step step = FleetPlan.plan(desired, members, outstandingRequests, Integer.MAX_VALUE,
+                planner.planning());
+        if (step.ask() > 0) {
+            outstandingRequests += step.ask();
+            LOG.info("{} usable instances and {} asked for, target {}: requesting {}", members.size(),
+                    outstandingRequests - step.ask(), desired, step.ask());
+            provider.requestOnDemand(step.ask());
+        }
+        for (FleetPlan.Release release : step.releases()) {
+            InstanceRecord r = instances.get(release.id());
+            String kind = r.instance.type().preemptible() ? "spot" : "on-demand";
+            if (release.migrateFirst()) {
+                // not usable from now on: the next reconfiguration moves its context off, then it goes (above)
+                LOG.info("releasing surplus {} instance {} after moving its context off", kind, release.id());
+                r.releasing = true;
+                reconfigurator.changed("releasing " + release.id());
+            } else {
+                LOG.info("releasing surplus {} instance {}", kind, release.id());
+                remove(release.id(), "released " + release.id());
+                provider.release(release.id());
             }
         }
     }

@@ -22,6 +22,11 @@ final class InstanceRecord {
      * instance's acquisition notice; null once joined (or when it joined on arrival).
      */
     Duration joinAt;
+    /**
+     * The instance manager released this surplus instance while it hosted part of the configuration: it is no longer
+     * usable (the next reconfiguration moves its context off) and is handed back once no pipeline is on it.
+     */
+    boolean releasing;
 
     InstanceRecord(Instance instance, List<Device> devices) {
         this.instance = instance;
@@ -29,6 +34,6 @@ final class InstanceRecord {
     }
 
     boolean usable() {
-        return deadline == null;
+        return deadline == null && !releasing;
     }
 }

@@ -25,6 +25,8 @@ final class KvParking {
     private final long budgetBytes;
     private final SliceMover mover;
     private long usedBytes;
+    /** Requests parked since the last {@link #takeParked()} (the next reconfiguration record counts them). */
+    private int parkedSince;
 
     /** One parked (layer, KV head) piece: what it is, and the bytes its pipeline exported (any executor's format). */
     record Piece(ContextSlice.KvCache slice, byte[] data) {
@@ -38,6 +40,13 @@ final class KvParking {
         this.c = config;
         this.budgetBytes = budgetBytes;
         this.mover = mover;
+    }
+
+    /** Requests parked since the previous call (each reconfiguration record takes its count). */
+    int takeParked() {
+        int n = parkedSince;
+        parkedSince = 0;
+        return n;
     }
 
     /** Bytes of KV cache parked now. */
@@ -78,6 +87,7 @@ final class KvParking {
         r.parked = pieces;
         r.parkedLength = length;
         usedBytes += bytes;
+        parkedSince++;
         LOG.debug("request {}: {} KV positions parked in host memory ({} B)", r.id, length, bytes);
         return true;
     }

@@ -15,6 +15,11 @@ import java.time.Duration;
  * @param configuration        the configuration C = (D, P, M, B) the pipelines after implement; null when none
  * @param interruptedRequests  requests that lost their KV cache and resume by recomputing from committed tokens
  * @param resumedRequests      requests whose KV cache was migrated: they resume at their committed step
+ * @param parkedRequests       requests whose KV cache was parked in host memory instead (no room for it in the new
+ *                             configuration, or, when no configuration fitted before this change, exported from a doomed
+ *                             pipeline since the previous record): they resume at their committed step when admitted
+ *                             again ({@link EngineMetrics#migrations()} counts them then) or recompute if the parked
+ *                             cache cannot be restored ({@link EngineMetrics#restarts()}); not in the other two counts
  * @param bytesMigrated        weight and KV bytes copied from one device to another
  * @param bytesKept            context bytes handed to a new position on the same device (not moved)
  * @param bytesLoaded          weight bytes read from the checkpoint (no surviving replica)
@@ -24,6 +29,6 @@ import java.time.Duration;
  */
 public record Reconfiguration(Duration at, String reason, String from, String to, ParallelConfig configuration,
                               int interruptedRequests,
-                              int resumedRequests, long bytesMigrated, long bytesKept, long bytesLoaded,
+                              int resumedRequests, int parkedRequests, long bytesMigrated, long bytesKept, long bytesLoaded,
                               long plannedBytesMoved, long plannedBytesReloaded, Duration pause) {
 }

@@ -320,7 +320,7 @@ final class Reconfigurator {
             boolean due = false;
             for (String id : s.instances) {
                 InstanceRecord r = instances.get(id);
-                due |= r != null && !r.usable() && r.arrangeAt == null;
+                due |= r != null && r.deadline != null && r.arrangeAt == null; // a released one keeps serving
             }
             if (!due || s.broken() || s.active.isEmpty()) {
                 continue;
@@ -415,14 +415,15 @@ final class Reconfigurator {
         changeReasons.clear();
         Duration pause = clock.now().minus(started);
         migrationEstimate = RequestManager.smooth(migrationEstimate, pause);
+        int parked = parking.takeParked();
         Reconfiguration rec = new Reconfiguration(started, reason, from, to, current, interrupted, result.resumed(),
-                result.bytesMoved(), result.bytesKept(), result.bytesReloaded(), mapping.bytesMoved(),
+                parked, result.bytesMoved(), result.bytesKept(), result.bytesReloaded(), mapping.bytesMoved(),
                 mapping.bytesReloaded(), pause);
         metrics.reconfigured(rec);
-        LOG.info("reconfigured {} -> {} as {} ({}): {} requests resumed with their cache, {} recompute; bytes moved {}"
-                        + " (mapper: {}), kept in place {}, reloaded {} (mapper: {})", from, to, target, reason,
-                result.resumed(), interrupted, result.bytesMoved(), mapping.bytesMoved(), result.bytesKept(),
-                result.bytesReloaded(), mapping.bytesReloaded());
+        LOG.info("reconfigured {} -> {} as {} ({}): {} requests resumed with their cache, {} parked it, {} recompute;"
+                        + " bytes moved {} (mapper: {}), kept in place {}, reloaded {} (mapper: {})", from, to, target,
+                reason, result.resumed(), parked, interrupted, result.bytesMoved(), mapping.bytesMoved(),
+                result.bytesKept(), result.bytesReloaded(), mapping.bytesReloaded());
     }
 
     /** Says once, at WARN, that the usable instances cannot hold the model; requests then fail at their deadline. */

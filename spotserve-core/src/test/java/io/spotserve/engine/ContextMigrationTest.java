@@ -164,12 +164,24 @@ class ContextMigrationTest {
             provider.deliver(new InstanceEvent.PreemptionNotice(a.id(), now, now.plusMillis(50)));
             checkOutputs(requests, futures);
             EngineMetrics m = engine.metrics();
+            // the reconfiguration records account for every parked cache: the change onto "later" counts the requests
+            // parked on the doomed pipeline (no configuration fitted then, so no record was made at the notice)
+            int parked = 0;
+            int resumed = 0;
+            for (Reconfiguration r : m.reconfigurations()) {
+                parked += r.parkedRequests();
+                resumed += r.resumedRequests();
+            }
             if (budget > 0) {
                 // those still running at the notice (some stop early at BOS) resumed with their parked caches
                 assertEquals(0, m.restarts(), "every request resumed with its parked cache: " + m);
                 assertTrue(m.migrations() >= 1, m.toString());
+                assertTrue(parked >= 1, "the records show the parked caches: " + m.reconfigurations());
+                assertEquals(m.migrations(), parked + resumed, "each resumed request is parked or migrated in a record: "
+                        + m.reconfigurations());
             } else {
                 assertTrue(m.restarts() >= 1 && m.migrations() == 0, "without host memory they recompute: " + m);
+                assertEquals(0, parked, m.reconfigurations().toString());
             }
         }
     }

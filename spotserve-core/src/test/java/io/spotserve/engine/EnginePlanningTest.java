@@ -142,6 +142,45 @@ class EnginePlanningTest {
         }
     }
 
+    /**
+     * The instance manager's rule ({@code plan/FleetPlan}) in the engine: when Δ says one instance is enough, the
+     * surplus on-demand instance goes first even while it hosts the pipeline — but only after the pipeline and its
+     * requests' KV caches moved onto the spot instance, so no request recomputes anything.
+     */
+    @Test
+    void aSurplusOnDemandInstanceThatHostsIsReleasedOnlyAfterItsContextMovedOff() {
+        ParallelConfig one = ParallelConfig.of(1, 1, 1, 4);
+        ParallelConfigOptimizer script = (n, onDemand, rate) -> new Decision(
+                Optional.of(new ConfigEstimate(one, 1, 1, 0.1, 0.0, 0.1, 10.0, 1L << 20)), true, rate, n, 1, 1, 1 - n,
+                Math.max(0, 1 - n), Math.min(onDemand, Math.max(n - 1, 0)), Math.max(0, n - 1 - onDemand),
+                ParallelConfigOptimizer.Policy.PAPER, "scripted: one instance");
+        VirtualClock clock = new VirtualClock(Duration.ofMillis(10));
+        LocalInstanceProvider provider = new LocalInstanceProvider(clock, ON_DEMAND);
+        Instance od = provider.add(ON_DEMAND);
+        List<GenerationRequest> requests = EngineFixtures.requests(24, 4, 300, false);
+        List<CompletableFuture<Completion>> futures = new ArrayList<>();
+        try (ServingEngine engine = ServingEngine.builder().model(CHECKPOINT, TOKENIZER).instances(provider)
+                .executor(executor).clock(clock).maxBatch(4).planning(costModel, script).targetInstances(3).build()) {
+            for (GenerationRequest r : requests) {
+                futures.add(engine.submit(r));
+            }
+            await(() -> engine.metrics().running() == requests.size(), engine);
+            Instance spot = provider.add(SPOT); // now two instances for a target of one: the on-demand one is surplus
+            for (int i = 0; i < requests.size(); i++) {
+                assertArrayEquals(EngineFixtures.solo(requests.get(i)), futures.get(i).join().tokens(), "request " + i);
+            }
+            await(() -> provider.live().size() == 1, engine);
+            assertEquals(spot.id(), provider.live().get(0).id(), "the on-demand instance is released first");
+            EngineMetrics m = engine.metrics();
+            Reconfiguration off = m.reconfigurations().stream().filter(r -> r.reason().contains("releasing " + od.id()))
+                    .findFirst().orElseThrow(() -> new AssertionError("no move off " + od.id() + ": "
+                            + m.reconfigurations()));
+            assertTrue(off.to().contains(spot.id()) && !off.to().contains(od.id()), off.toString());
+            assertEquals(0, off.interruptedRequests(), off.toString());
+            assertEquals(0, m.restarts(), "every running request kept its cache: " + m);
+        }
+    }
+
     @Test
     void theArrangerLetsDoomedPipelinesDecodeDuringTheGracePeriodThenTheirCachesMove() {
         Noticed run = runWithNotice(22, 2, 6, 400, Duration.ofMillis(400));

@@ -1,6 +1,7 @@
 package io.spotserve.bench.eval;
 
 import io.spotserve.plan.Decision;
+import io.spotserve.plan.FleetPlan;
 import io.spotserve.plan.ParallelConfigOptimizer;
 import io.spotserve.trace.TraceEvent;
 
@@ -11,6 +12,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.TreeMap;
+import java.util.function.IntFunction;
 
 /**
  * The on-demand fleet of one "+O" cell, decided once and replayed for every engine system of the cell — as the
@@ -22,12 +24,13 @@ import java.util.TreeMap;
  * notice and every removal (in the trace's order; the notice is {@link Scenario.Params#graceSeconds()} before the
  * removal), and — in cells whose rate fluctuates (MAF) — every rate window, with α = the nominal rate, or in
  * fluctuating cells max(nominal, arrivals of the last window / window). Alive instances are the spot ones granted and
- * neither noticed nor removed plus the on-demand ones granted (launching or usable) and not released. Δ &gt; 0
- * requests on-demand instances (granted now, usable one launch delay later); Δ &lt; 0 releases on-demand instances
- * only, those still launching first, oldest first. Because no system is attached, a release cannot know whether the
- * instance serves: a launching instance ends at the decision, a usable one is handed back
- * {@link Scenario.Params#graceSeconds()} later — every system sees it as a preemption with that notice, so one that
- * uses notices can move its context off first.
+ * neither noticed nor removed plus the on-demand ones granted (launching or usable) and not released. The step is
+ * the instance manager's rule {@link FleetPlan} (the engine's and the simulator's too), with the trace's spot
+ * instances never released: Δ &gt; 0 requests on-demand instances (granted now, usable one launch delay later);
+ * Δ &lt; 0 releases on-demand instances, those still launching first, oldest first. Because no system is attached, a
+ * release cannot know whether the instance serves, so every usable one counts as hosting: a launching instance ends
+ * at the decision, a usable one is handed back {@link Scenario.Params#graceSeconds()} later — every system sees it as
+ * a preemption with that notice, so one that uses notices can move its context off first.
  *
  * <p>Same inputs, same schedule: the result depends on the model (through Algorithm 1), the spot trace, the nominal
  * rate and, in fluctuating cells, the arrivals — never on a system's behaviour.
@@ -118,6 +121,23 @@ public final class OnDemandSchedule {
         return s;
     }
 
+    /**
+     * The instance manager's step on an evaluation fleet (this schedule's and the simulator's): Algorithm 1's target
+     * (PAPER policy, spare pool, from the optimizer for the instances still acquirable under
+     * {@link Scenario.Params#maxInstances()}) for N_t = {@code members}, carried out by {@link FleetPlan} with the
+     * trace's spot instances never released. Empty when no configuration is feasible.
+     */
+    static FleetPlan.Step step(List<FleetPlan.Member> members, double alpha, Scenario.Params prm,
+                               IntFunction<ParallelConfigOptimizer> optimizerFor) {
+        int n = members.size();
+        int onDemand = (int) members.stream().filter(FleetPlan.Member::onDemand).count();
+        Decision d = optimizerFor.apply(Math.max(0, prm.maxInstances() - n)).decide(n, onDemand, alpha);
+        if (d.choice().isEmpty()) {
+            return new FleetPlan.Step(0, List.of());
+        }
+        return FleetPlan.plan(d.targetInstances(), members, 0, prm.maxInstances(), false);
+    }
+
     private static void add(TreeMap<Double, List<Runnable>> at, double t, Runnable r) {
         at.computeIfAbsent(t, k -> new ArrayList<>()).add(r);
     }
@@ -166,30 +186,27 @@ public final class OnDemandSchedule {
                     onDemand.add(l);
                 }
             }
-            int spot = (int) spotAlive.values().stream().filter(b -> b).count();
-            int n = spot + onDemand.size();
-            int acquirable = Math.max(0, prm.maxInstances() - n);
-            Decision d = optimizer(acquirable).decide(n, onDemand.size(), alpha());
-            if (d.choice().isEmpty()) {
-                return;
+            List<FleetPlan.Member> members = new ArrayList<>();
+            spotAlive.forEach((node, alive) -> {
+                if (alive) {
+                    members.add(new FleetPlan.Member(node, false, FleetPlan.State.IDLE));
+                }
+            });
+            for (Lease l : onDemand) {
+                // no system is attached: a usable instance may host, so it gets a notice before it goes
+                members.add(new FleetPlan.Member(l.id(), true,
+                        l.usable() > now ? FleetPlan.State.LAUNCHING : FleetPlan.State.HOSTING));
             }
-            if (d.allocate() > 0) {
-                for (int i = 0; i < Math.min(d.allocate(), acquirable); i++) {
-                    String id = "od-" + leases.size();
-                    leases.put(id, new Lease(id, now, now + prm.launchSeconds(), Double.POSITIVE_INFINITY,
-                            Double.POSITIVE_INFINITY));
-                }
-            } else if (d.releaseOnDemand() > 0) {
-                int left = d.releaseOnDemand();
-                for (boolean launching : new boolean[] {true, false}) {
-                    for (Lease l : onDemand) {
-                        if (left > 0 && (l.usable() > now) == launching) {
-                            double end = launching ? now : now + prm.graceSeconds();
-                            leases.put(l.id(), new Lease(l.id(), l.granted(), l.usable(), now, end));
-                            left--;
-                        }
-                    }
-                }
+            FleetPlan.Step step = step(members, alpha(), prm, this::optimizer);
+            for (int i = 0; i < step.ask(); i++) {
+                String id = "od-" + leases.size();
+                leases.put(id, new Lease(id, now, now + prm.launchSeconds(), Double.POSITIVE_INFINITY,
+                        Double.POSITIVE_INFINITY));
+            }
+            for (FleetPlan.Release r : step.releases()) {
+                Lease l = leases.get(r.id());
+                double end = r.migrateFirst() ? now + prm.graceSeconds() : now;
+                leases.put(l.id(), new Lease(l.id(), l.granted(), l.usable(), now, end));
             }
         }
 

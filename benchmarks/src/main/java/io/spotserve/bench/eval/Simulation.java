@@ -7,8 +7,10 @@ import io.spotserve.plan.Deployment;
 import io.spotserve.plan.DeviceId;
 import io.spotserve.plan.DeviceMapper;
 import io.spotserve.plan.DeviceMapping;
+import io.spotserve.plan.FleetPlan;
 import io.spotserve.plan.Hardware;
 import io.spotserve.plan.InflightBatch;
+import io.spotserve.plan.Interruption;
 import io.spotserve.plan.InterruptionArranger;
 import io.spotserve.plan.MigrationPlan;
 import io.spotserve.plan.MigrationPlanner;
@@ -503,40 +505,44 @@ public final class Simulation {
         return Math.max(sc.nominalRate(), windowRate());
     }
 
-    /** "+O": Algorithm 1's Δ — allocate on-demand (ready after the launch delay) or release on-demand first. */
+    /**
+     * "+O": Algorithm 1's Δ by the instance manager's rule ({@link OnDemandSchedule#step}, {@link FleetPlan}): asks (ready
+     * after the launch delay) or on-demand releases; a hosting one gets a notice first, to move its context off.
+     */
     private void fleetManage() {
         if (!sc.onDemandMixing() || sys.kind() == SystemSpec.Kind.ONDEMAND) {
             return;
         }
-        List<Inst> alive = new ArrayList<>();
+        Set<String> used = usedInstances();
+        List<FleetPlan.Member> members = new ArrayList<>();
         for (Inst in : insts.values()) {
             if (!in.dead && !in.released && !in.noticed) {
-                alive.add(in);
+                members.add(new FleetPlan.Member(in.name, !in.spot, !in.ready ? FleetPlan.State.LAUNCHING
+                        : used.contains(in.name) ? FleetPlan.State.HOSTING : FleetPlan.State.IDLE));
             }
         }
-        int n = alive.size();
-        int acq = Math.max(0, prm.maxInstances() - n);
-        Decision d = fleetOpt(acq).decide(n, countOnDemand(alive), alpha());
-        if (d.choice().isEmpty()) {
-            return;
+        FleetPlan.Step step = OnDemandSchedule.step(members, alpha(), prm, this::fleetOpt);
+        for (int i = 0; i < step.ask(); i++) {
+            Inst in = new Inst("od-" + onDemandCounter++, false, now);
+            insts.put(in.name, in);
+            at(now + prm.launchSeconds(), () -> ready(in));
         }
-        if (d.allocate() > 0) {
-            for (int i = 0; i < Math.min(d.allocate(), acq); i++) {
-                Inst in = new Inst("od-" + onDemandCounter++, false, now);
-                insts.put(in.name, in);
-                at(now + prm.launchSeconds(), () -> ready(in));
+        List<String> leaving = new ArrayList<>();
+        for (FleetPlan.Release r : step.releases()) {
+            Inst in = insts.get(r.id());
+            if (r.migrateFirst()) { // a hosting one leaves after a notice of its own
+                in.noticed = true;
+                in.deathAt = now + prm.graceSeconds();
+                leaving.add(in.name);
+            } else {
+                in.released = true;
+                in.end = now;
             }
-        } else if (d.releaseOnDemand() > 0) {
-            int left = d.releaseOnDemand();
-            Set<String> used = usedInstances();
-            for (boolean launching : new boolean[] {true, false}) {
-                for (Inst in : alive) {
-                    if (left > 0 && !in.spot && in.ready != launching && !used.contains(in.name)) {
-                        in.released = true;
-                        in.end = now;
-                        left--;
-                    }
-                }
+        }
+        if (!leaving.isEmpty()) {
+            at(now + prm.graceSeconds(), () -> death(leaving));
+            if (sys.kind() == SystemSpec.Kind.SPOTSERVE) {
+                requestReplan("release " + String.join("+", leaving), now + prm.graceSeconds());
             }
         }
     }
@@ -888,18 +894,12 @@ public final class Simulation {
         for (Req r : p.active) {
             remaining = Math.max(remaining, prm.outputTokens() - r.done);
         }
-        int busy = p.busy ? 1 : 0;
-        if (!sys.arranger()) {
-            p.action = Arrangement.Action.REROUTE;
-            p.stopAfter = busy;
-        } else if (deadline < INF) {
-            Arrangement a = arranger.onPreemption(config, m2, remaining, Math.max(0, deadline - now), tmig);
-            p.action = a.action();
-            p.stopAfter = a.action() == Arrangement.Action.REROUTE ? busy : Math.max(a.steps(), busy);
-        } else {
-            p.action = Arrangement.Action.MIGRATE;
-            p.stopAfter = busy;
-        }
+        // the engine's record of what to do (plan/Interruption); the simulator counts steps, the engine paces time
+        Interruption plan = !sys.arranger() ? Interruption.rerouteNow("ablation without the arranger")
+                : deadline < INF ? Interruption.atPreemption(arranger, config, m2, remaining, Math.max(0, deadline - now),
+                tmig, 0) : Interruption.migrateNow("no deadline");
+        p.action = plan.action();
+        p.stopAfter = plan.stepsBeforeStop(p.busy ? 1 : 0);
         if (p.stopAfter == 0) {
             p.halted = true;
         }
