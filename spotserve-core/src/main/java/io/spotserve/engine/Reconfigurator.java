@@ -23,6 +23,7 @@ import io.spotserve.plan.ReconfigurationPlanner;
 import io.spotserve.plan.TargetFleet;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -61,6 +62,11 @@ final class Reconfigurator {
     private final Inbox inbox;
     private final LostDevices losses;
     private final MigrationFallback fallback;
+    /** Baselines' pipeline start-up around their weight reads (null: reads pause the engine), see the builder. */
+    private final Duration startupBeforeLoad;
+    private final Duration startupAfterLoad;
+    /** Per instance, bytes read from storage in the running reconfiguration (only with a pipeline start-up). */
+    private final Map<String, Long> loading = new HashMap<>();
 
     private final List<PipelineSlot> slots = new ArrayList<>();
     private final List<String> changeReasons = new ArrayList<>();
@@ -99,6 +105,8 @@ final class Reconfigurator {
         this.requests = requests;
         this.inbox = inbox;
         this.losses = losses;
+        this.startupBeforeLoad = b.startupBeforeLoad;
+        this.startupAfterLoad = b.startupAfterLoad;
         this.fallback = new MigrationFallback(executor, mover, config, b.maxBatchTokens, losses);
     }
 
@@ -123,9 +131,9 @@ final class Reconfigurator {
         return slots.isEmpty() ? noFit : null;
     }
 
-    /** Whether a pipeline takes new requests: intact, and on no instance under preemption notice. */
+    /** Whether a pipeline takes new requests: intact, started, and on no instance under preemption notice. */
     boolean admits(PipelineSlot s) {
-        return !s.broken() && !doomed(s);
+        return !s.broken() && !doomed(s) && s.readyAt.compareTo(clock.now()) <= 0;
     }
 
     private boolean doomed(PipelineSlot s) {
@@ -393,6 +401,7 @@ final class Reconfigurator {
         }
         clock.migrationStarted();
         migrationStart = clock.now();
+        loading.clear();
         ContextMigration migration = new ContextMigration(executor, mover, config, before, mapping, old.requests(), all,
                 parking, mode, carryCaches);
         carryCaches = true;
@@ -403,6 +412,7 @@ final class Reconfigurator {
             migration.abort();
             result = fallback.recover(e, mapping, before, inFlight, all, requests::isQueued, () -> nextSlotId++);
         }
+        startBuiltPipelines(result.slots(), migration.unchanged());
         slots.clear();
         slots.addAll(result.slots());
         current = slots.isEmpty() ? null : target;
@@ -423,6 +433,29 @@ final class Reconfigurator {
                         + " (mapper: {}), kept in place {}, reloaded {} (mapper: {})", from, to, target, reason,
                 result.resumed(), interrupted, result.bytesMoved(), mapping.bytesMoved(), result.bytesKept(),
                 result.bytesReloaded(), mapping.bytesReloaded());
+    }
+
+    /**
+     * With a pipeline start-up (baselines): each pipeline the reconfiguration built takes requests once its engine has
+     * started, its slowest instance has read its weights from storage and the start-up after the load has passed.
+     */
+    private void startBuiltPipelines(List<PipelineSlot> built, List<PipelineSlot> unchanged) {
+        if (startupBeforeLoad == null) {
+            return;
+        }
+        Duration now = clock.now();
+        for (PipelineSlot s : built) {
+            if (unchanged.contains(s)) {
+                continue;
+            }
+            Duration load = Duration.ZERO;
+            for (String id : s.instances) {
+                Duration t = clock.loadTime(loading.getOrDefault(id, 0L));
+                load = t.compareTo(load) > 0 ? t : load;
+            }
+            s.readyAt = now.plus(startupBeforeLoad).plus(load).plus(startupAfterLoad);
+            LOG.debug("pipeline {} starts: ready at {}", s.describe(), s.readyAt);
+        }
     }
 
     /** Says once, at WARN, that the usable instances cannot hold the model; requests then fail at their deadline. */
@@ -463,6 +496,17 @@ final class Reconfigurator {
      * the migration leaves as they are decode meanwhile when the clock allows it.
      */
     private void afterUnit(ContextMigration migration, List<DataMove> moves) {
+        if (startupBeforeLoad != null) {
+            List<DataMove> copies = new ArrayList<>(moves.size());
+            for (DataMove m : moves) {
+                if (m.fromStorage()) {
+                    loading.merge(m.toInstance(), m.bytes(), Long::sum); // the built pipeline waits for it, not the engine
+                } else {
+                    copies.add(m);
+                }
+            }
+            moves = copies;
+        }
         clock.migrated(moves);
         Duration now = clock.now();
         Set<String> dead = new HashSet<>(instances.goneBy(now));
