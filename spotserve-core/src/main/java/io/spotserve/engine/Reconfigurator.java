@@ -23,7 +23,6 @@ import io.spotserve.plan.ReconfigurationPlanner;
 import io.spotserve.plan.TargetFleet;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.HashMap;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -62,11 +61,8 @@ final class Reconfigurator {
     private final Inbox inbox;
     private final LostDevices losses;
     private final MigrationFallback fallback;
-    /** Baselines' pipeline start-up around their weight reads (null: reads pause the engine), see the builder. */
-    private final Duration startupBeforeLoad;
-    private final Duration startupAfterLoad;
-    /** Per instance, bytes read from storage in the running reconfiguration (only with a pipeline start-up). */
-    private final Map<String, Long> loading = new HashMap<>();
+    /** The baselines' pipeline start-up around their weight reads; null: reads pause the engine. */
+    private final PipelineStartup startup;
 
     private final List<PipelineSlot> slots = new ArrayList<>();
     private final List<String> changeReasons = new ArrayList<>();
@@ -105,8 +101,7 @@ final class Reconfigurator {
         this.requests = requests;
         this.inbox = inbox;
         this.losses = losses;
-        this.startupBeforeLoad = b.startupBeforeLoad;
-        this.startupAfterLoad = b.startupAfterLoad;
+        this.startup = PipelineStartup.of(b);
         this.fallback = new MigrationFallback(executor, mover, config, b.maxBatchTokens, losses);
     }
 
@@ -401,7 +396,9 @@ final class Reconfigurator {
         }
         clock.migrationStarted();
         migrationStart = clock.now();
-        loading.clear();
+        if (startup != null) {
+            startup.begin();
+        }
         ContextMigration migration = new ContextMigration(executor, mover, config, before, mapping, old.requests(), all,
                 parking, mode, carryCaches);
         carryCaches = true;
@@ -412,7 +409,9 @@ final class Reconfigurator {
             migration.abort();
             result = fallback.recover(e, mapping, before, inFlight, all, requests::isQueued, () -> nextSlotId++);
         }
-        startBuiltPipelines(result.slots(), migration.unchanged());
+        if (startup != null) {
+            startup.start(result.slots(), migration.unchanged(), clock);
+        }
         slots.clear();
         slots.addAll(result.slots());
         current = slots.isEmpty() ? null : target;
@@ -433,29 +432,6 @@ final class Reconfigurator {
                         + " (mapper: {}), kept in place {}, reloaded {} (mapper: {})", from, to, target, reason,
                 result.resumed(), interrupted, result.bytesMoved(), mapping.bytesMoved(), result.bytesKept(),
                 result.bytesReloaded(), mapping.bytesReloaded());
-    }
-
-    /**
-     * With a pipeline start-up (baselines): each pipeline the reconfiguration built takes requests once its engine has
-     * started, its slowest instance has read its weights from storage and the start-up after the load has passed.
-     */
-    private void startBuiltPipelines(List<PipelineSlot> built, List<PipelineSlot> unchanged) {
-        if (startupBeforeLoad == null) {
-            return;
-        }
-        Duration now = clock.now();
-        for (PipelineSlot s : built) {
-            if (unchanged.contains(s)) {
-                continue;
-            }
-            Duration load = Duration.ZERO;
-            for (String id : s.instances) {
-                Duration t = clock.loadTime(loading.getOrDefault(id, 0L));
-                load = t.compareTo(load) > 0 ? t : load;
-            }
-            s.readyAt = now.plus(startupBeforeLoad).plus(load).plus(startupAfterLoad);
-            LOG.debug("pipeline {} starts: ready at {}", s.describe(), s.readyAt);
-        }
     }
 
     /** Says once, at WARN, that the usable instances cannot hold the model; requests then fail at their deadline. */
@@ -496,18 +472,7 @@ final class Reconfigurator {
      * the migration leaves as they are decode meanwhile when the clock allows it.
      */
     private void afterUnit(ContextMigration migration, List<DataMove> moves) {
-        if (startupBeforeLoad != null) {
-            List<DataMove> copies = new ArrayList<>(moves.size());
-            for (DataMove m : moves) {
-                if (m.fromStorage()) {
-                    loading.merge(m.toInstance(), m.bytes(), Long::sum); // the built pipeline waits for it, not the engine
-                } else {
-                    copies.add(m);
-                }
-            }
-            moves = copies;
-        }
-        clock.migrated(moves);
+        clock.migrated(startup == null ? moves : startup.withoutReads(moves)); // built pipelines wait for their reads
         Duration now = clock.now();
         Set<String> dead = new HashSet<>(instances.goneBy(now));
         dead.addAll(inbox.goneBy(now));
