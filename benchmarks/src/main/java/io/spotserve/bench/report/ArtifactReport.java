@@ -79,6 +79,11 @@ public final class ArtifactReport {
         return new double[] {lo, hi};
     }
 
+    /** Whether a ratio rounds into the paper's range (its labels have two decimals). */
+    static boolean inRange(double ratio, double[] range) {
+        return ratio >= range[0] - 0.005 && ratio < range[1] + 0.005;
+    }
+
     /** The section, or null when {@code resultsDir} has no artifact.csv. */
     public static String section(Path resultsDir) {
         Path csv = resultsDir.resolve(CSV);
@@ -151,7 +156,7 @@ public final class ArtifactReport {
                     StringBuilder ours = new StringBuilder();
                     for (CellVerdict c : mine) {
                         double v = vsRer ? c.vsRer() : c.vsRep();
-                        in += v >= pr[0] && v <= pr[1] ? 1 : 0;
+                        in += inRange(v, pr) ? 1 : 0;
                         ours.append(ours.length() == 0 ? "" : ", ").append(String.format(Locale.ROOT, "%.2f", v));
                     }
                     inRange += in;
