@@ -59,6 +59,16 @@ public interface EngineClock {
     }
 
     /**
+     * How long one instance takes to read {@code bytes} of weights from the model's weight source (storage), for a
+     * pipeline that waits for its own load instead of pausing the engine
+     * ({@code ServingEngine.Builder#pipelineStartup}). Zero by default (a real clock: the read really takes its
+     * time); a simulated clock prices it at its storage bandwidth.
+     */
+    default Duration loadTime(long bytes) {
+        return Duration.ZERO;
+    }
+
+    /**
      * Whether time passes on its own (the wall clock): then the engine lets each pipeline's forward step complete on
      * its own thread while it serves the others. Otherwise (default; simulated and virtual clocks, whose time moves
      * only when the engine says so) the engine still computes the pipelines' steps side by side, but waits for them in

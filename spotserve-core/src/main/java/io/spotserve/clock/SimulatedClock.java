@@ -138,6 +138,13 @@ public final class SimulatedClock implements EngineClock {
         }
     }
 
+    /** {@code bytes} at the storage bandwidth (zero when storage reads are free). */
+    @Override
+    public Duration loadTime(long bytes) {
+        double s = time(bytes, storageBytesPerSecond);
+        return s <= 0 ? Duration.ZERO : Duration.ofNanos((long) Math.ceil(s * 1e9));
+    }
+
     /** True: the GPUs of untouched pipelines compute while the instances copy. */
     @Override
     public boolean stepsDuringMigration() {

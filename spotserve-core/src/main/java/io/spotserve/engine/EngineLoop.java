@@ -300,6 +300,9 @@ final class EngineLoop {
             if (!s.active.isEmpty() && s.inFlight == null && s.busyUntil.compareTo(clock.now()) > 0) {
                 next = RequestManager.min(next, s.busyUntil); // its step ends then
             }
+            if (requests.queued() > 0 && s.readyAt.compareTo(clock.now()) > 0) {
+                next = RequestManager.min(next, s.readyAt); // a starting pipeline takes the queue then
+            }
         }
         return next;
     }

@@ -30,6 +30,11 @@ final class PipelineSlot {
     final Set<Integer> lost = new HashSet<>();
     /** When its last forward step ends on the engine clock (a simulated clock prices steps; otherwise now). */
     java.time.Duration busyUntil = java.time.Duration.ZERO;
+    /**
+     * When it takes its first requests: a baseline's pipeline built from storage with a start-up time
+     * ({@code ServingEngine.Builder#pipelineStartup}) is ready only after its engine started and its weights loaded.
+     */
+    java.time.Duration readyAt = java.time.Duration.ZERO;
     /** The forward step running on its dispatcher now, or null; its requests and sequences are not touched meanwhile. */
     StepInFlight inFlight;
     private Scratch scratch;

@@ -61,6 +61,8 @@ final class Reconfigurator {
     private final Inbox inbox;
     private final LostDevices losses;
     private final MigrationFallback fallback;
+    /** The baselines' pipeline start-up around their weight reads; null: reads pause the engine. */
+    private final PipelineStartup startup;
 
     private final List<PipelineSlot> slots = new ArrayList<>();
     private final List<String> changeReasons = new ArrayList<>();
@@ -99,6 +101,7 @@ final class Reconfigurator {
         this.requests = requests;
         this.inbox = inbox;
         this.losses = losses;
+        this.startup = PipelineStartup.of(b);
         this.fallback = new MigrationFallback(executor, mover, config, b.maxBatchTokens, losses);
     }
 
@@ -123,9 +126,9 @@ final class Reconfigurator {
         return slots.isEmpty() ? noFit : null;
     }
 
-    /** Whether a pipeline takes new requests: intact, and on no instance under preemption notice. */
+    /** Whether a pipeline takes new requests: intact, started, and on no instance under preemption notice. */
     boolean admits(PipelineSlot s) {
-        return !s.broken() && !doomed(s);
+        return !s.broken() && !doomed(s) && s.readyAt.compareTo(clock.now()) <= 0;
     }
 
     private boolean doomed(PipelineSlot s) {
@@ -393,6 +396,9 @@ final class Reconfigurator {
         }
         clock.migrationStarted();
         migrationStart = clock.now();
+        if (startup != null) {
+            startup.begin();
+        }
         ContextMigration migration = new ContextMigration(executor, mover, config, before, mapping, old.requests(), all,
                 parking, mode, carryCaches);
         carryCaches = true;
@@ -402,6 +408,9 @@ final class Reconfigurator {
         } catch (RuntimeException e) {
             migration.abort();
             result = fallback.recover(e, mapping, before, inFlight, all, requests::isQueued, () -> nextSlotId++);
+        }
+        if (startup != null) {
+            startup.start(result.slots(), migration.unchanged(), clock);
         }
         slots.clear();
         slots.addAll(result.slots());
@@ -464,7 +473,7 @@ final class Reconfigurator {
      * the migration leaves as they are decode meanwhile when the clock allows it.
      */
     private void afterUnit(ContextMigration migration, List<DataMove> moves) {
-        clock.migrated(moves);
+        clock.migrated(startup == null ? moves : startup.withoutReads(moves)); // built pipelines wait for their reads
         Duration now = clock.now();
         Set<String> dead = new HashSet<>(instances.goneBy(now));
         dead.addAll(inbox.goneBy(now));

@@ -154,6 +154,8 @@ public final class ServingEngine implements AutoCloseable {
         Duration replanInterval = Duration.ofSeconds(30);
         long hostKvBudget = 256L << 20;
         double minimumArrivalRate;
+        Duration startupBeforeLoad;
+        Duration startupAfterLoad;
 
         private Builder() {
         }
@@ -251,6 +253,28 @@ public final class ServingEngine implements AutoCloseable {
          */
         public Builder reconfigurationMode(ReconfigurationMode mode) {
             this.reconfigurationMode = Objects.requireNonNull(mode, "mode");
+            return this;
+        }
+
+        /**
+         * For the baselines ({@link ReconfigurationMode#REROUTE}, {@link ReconfigurationMode#RESTART}) only: a pipeline
+         * a reconfiguration builds from storage starts its own engine instead of pausing the whole engine — it takes
+         * requests {@code beforeLoad} + the slowest of its instances' weight reads (the clock's
+         * {@link io.spotserve.clock.EngineClock#loadTime}) + {@code afterLoad} after the reconfiguration, while the
+         * pipelines left as they are keep serving, new requests included. Not set (default): the reads pause the
+         * engine like any copy and a built pipeline serves at once.
+         *
+         * @throws IllegalArgumentException if either time is negative
+         */
+        public Builder pipelineStartup(Duration beforeLoad, Duration afterLoad) {
+            Objects.requireNonNull(beforeLoad, "beforeLoad");
+            Objects.requireNonNull(afterLoad, "afterLoad");
+            if (beforeLoad.isNegative() || afterLoad.isNegative()) {
+                throw new IllegalArgumentException("pipeline start-up times must be >= 0, were " + beforeLoad + " and "
+                        + afterLoad);
+            }
+            this.startupBeforeLoad = beforeLoad;
+            this.startupAfterLoad = afterLoad;
             return this;
         }
 
@@ -388,6 +412,10 @@ public final class ServingEngine implements AutoCloseable {
             }
             if (provider == null) {
                 throw new IllegalStateException("instances(provider) is required");
+            }
+            if (startupBeforeLoad != null && reconfigurationMode == ReconfigurationMode.MIGRATE) {
+                throw new IllegalStateException("pipelineStartup models the baselines' engine restarts; it needs "
+                        + "reconfigurationMode REROUTE or RESTART, was MIGRATE");
             }
             LlamaConfig config = weights.config();
             if (tokenizer != null && tokenizer.vocabSize() != config.vocabSize()) {

@@ -121,6 +121,15 @@ public final class EngineRun {
 
     /** Runs the cell with {@code variant}; blocks until every request finished or failed. */
     public static RunResult run(Scenario sc, Variant variant) {
+        return run(sc, variant, null);
+    }
+
+    /**
+     * Runs the cell with {@code variant} under the authors' artifact's setup ({@link ArtifactProfile}: events fired
+     * early, Rerouting's cluster-wide layout, the baselines' engine start-ups), or as the main grid when
+     * {@code artifact} is null; blocks until every request finished or failed.
+     */
+    public static RunResult run(Scenario sc, Variant variant, ArtifactProfile artifact) {
         Scenario.Params prm = sc.params();
         Hardware hw = sc.costModel().hardware();
         LlamaConfig config = config(sc.model().shape());
@@ -130,7 +139,8 @@ public final class EngineRun {
                 .storageBytesPerSecond(prm.reloadBytesPerSecond()).build();
         clock.hold();
         boolean ours = variant == Variant.SPOTSERVE;
-        EvalCloud cloud = EvalCloud.of(sc, clock, ours ? seconds(prm.graceSeconds()) : Duration.ZERO);
+        EvalCloud cloud = artifact != null ? artifact.cloud(sc, clock, variant)
+                : EvalCloud.of(sc, clock, ours ? seconds(prm.graceSeconds()) : Duration.ZERO);
         ParallelConfigOptimizer.Builder settings = ParallelConfigOptimizer.builder(sc.costModel())
                 .policy(prm.spotServePolicy()).maxBatch(prm.maxBatch()).promptTokens(prm.promptTokens())
                 .outputTokens(prm.outputTokens()).arrivalCv(sc.optimizerCv()).spareInstances(prm.spareInstances());
@@ -153,9 +163,21 @@ public final class EngineRun {
                 .drainTimeout(Duration.ZERO);
         switch (variant) {
             case SPOTSERVE -> builder.planning(sc.costModel(), settings).maxBatch(prm.maxBatch());
-            case REPARALLELIZATION -> builder.planning(sc.costModel(), settings).maxBatch(prm.maxBatch())
-                    .reconfigurationMode(ReconfigurationMode.RESTART);
+            case REPARALLELIZATION -> {
+                builder.planning(sc.costModel(), settings).maxBatch(prm.maxBatch())
+                        .reconfigurationMode(ReconfigurationMode.RESTART);
+                if (artifact != null) { // every daemon and engine restarts, then every pipeline reloads
+                    builder.pipelineStartup(artifact.startup(), Duration.ZERO);
+                }
+            }
             case REROUTING -> {
+                if (artifact != null) { // start-up, load, then the start-up time again (BASELINE_TRITON)
+                    var c = artifact.reroutingLayout();
+                    builder.parallelism(c.pipelineStages(), c.tensorShards()).maxBatch(c.maxBatch())
+                            .fallbackLayouts(false).reconfigurationMode(ReconfigurationMode.REROUTE)
+                            .pipelineStartup(artifact.startup(), artifact.startup());
+                    break;
+                }
                 int initial = initialInstances(cloud);
                 var d = settings.copy().spareInstances(0).acquirableInstances(0).build()
                         .decide(initial, 0, sc.nominalRate());
@@ -173,7 +195,11 @@ public final class EngineRun {
                         .sampling(SamplingParams.greedy()).timeout(seconds(limit - a)).build();
                 futures.add(engine.submit(r, seconds(a)));
             }
-            awaitInitialFleet(engine, cloud);
+            // Rerouting's artifact layout may not fit the initial fleet (LLaMA-30B A_S: 7 instances, P4M8 takes 8)
+            boolean fits = artifact == null || variant != Variant.REROUTING || initialInstances(cloud)
+                    * hw.gpusPerInstance() >= artifact.reroutingLayout().pipelineStages()
+                    * artifact.reroutingLayout().tensorShards();
+            awaitInitialFleet(engine, cloud, fits);
             clock.release();
             double last = 0;
             for (int i = 0; i < arrivals.length; i++) {
@@ -214,8 +240,8 @@ public final class EngineRun {
      * Waits (real time) until the engine has configured the instances that exist at time zero, while the clock is held:
      * that set-up is free (the paper's initial instances are warm) and then never races the first arrivals.
      */
-    private static void awaitInitialFleet(ServingEngine engine, EvalCloud cloud) {
-        boolean any = initialInstances(cloud) > 0;
+    private static void awaitInitialFleet(ServingEngine engine, EvalCloud cloud, boolean fits) {
+        boolean any = fits && initialInstances(cloud) > 0;
         long until = System.nanoTime() + 120_000_000_000L;
         while (any && engine.metrics().reconfigurations().isEmpty()) {
             if (System.nanoTime() > until) {

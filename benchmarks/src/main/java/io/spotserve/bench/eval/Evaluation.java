@@ -68,7 +68,11 @@ public final class Evaluation {
 
     public static void main(String[] args) {
         try {
-            Options o = parse(args);
+            if (artifactSetup(args)) { // --setup artifact: the paper-faithful profile, not the main grid
+                ArtifactSetup.main(withoutSetup(args));
+                return;
+            }
+            Options o = parse(withoutSetup(args));
             long t0 = System.nanoTime();
             int rows = run(o);
             System.err.printf(Locale.ROOT, "wrote %d summary rows to %s in %.1f s%n", rows, o.out(),
@@ -95,6 +99,34 @@ public final class Evaluation {
             System.err.println("evaluation: " + e.getMessage());
             System.exit(2);
         }
+    }
+
+    /**
+     * Whether the arguments ask for {@link ArtifactSetup} ({@code --setup artifact}) rather than the main grid
+     * ({@code --setup main} or no {@code --setup}).
+     *
+     * @throws IllegalArgumentException if {@code --setup} has another or no value
+     */
+    static boolean artifactSetup(String[] args) {
+        int i = Arrays.asList(args).indexOf("--setup");
+        if (i < 0) {
+            return false;
+        }
+        if (i + 1 >= args.length || !List.of("artifact", "main").contains(args[i + 1])) {
+            throw new IllegalArgumentException("--setup must be main or artifact, was "
+                    + (i + 1 < args.length ? "'" + args[i + 1] + "'" : "missing"));
+        }
+        return args[i + 1].equals("artifact");
+    }
+
+    /** The arguments without {@code --setup VALUE}. */
+    static String[] withoutSetup(String[] args) {
+        List<String> rest = new ArrayList<>(Arrays.asList(args));
+        int i = rest.indexOf("--setup");
+        if (i >= 0) {
+            rest.subList(i, Math.min(rest.size(), i + 2)).clear();
+        }
+        return rest.toArray(String[]::new);
     }
 
     static Options parse(String[] args) {
@@ -471,7 +503,7 @@ public final class Evaluation {
     }
 
     /** Runs {@code body(0..n-1)} on a pool of {@code threads}; a failed simulation fails the whole grid. */
-    private static void inParallel(int threads, int n, java.util.function.IntConsumer body) {
+    static void inParallel(int threads, int n, java.util.function.IntConsumer body) {
         java.util.concurrent.ForkJoinPool pool = new java.util.concurrent.ForkJoinPool(threads);
         try {
             pool.submit(() -> IntStream.range(0, n).parallel().forEach(body)).get();

@@ -53,13 +53,23 @@ public final class EvaluationReport {
             }
             source = "../" + NOTES;
         }
-        String md = new Markdown(analysis, plots, notes, source).render();
+        String md = withSection(new Markdown(analysis, plots, notes, source).render(),
+                ArtifactReport.section(resultsDir), "## Why our numbers differ");
         Path report = resultsDir.resolve("report.md");
         try {
             Files.writeString(report, md, StandardCharsets.UTF_8);
         } catch (IOException e) {
             throw new UncheckedIOException("cannot write " + report, e);
         }
+    }
+
+    /** {@code md} with {@code section} (null: none) inserted before the heading {@code before}, or at the end. */
+    static String withSection(String md, String section, String before) {
+        if (section == null) {
+            return md;
+        }
+        int at = md.indexOf("\n" + before);
+        return at < 0 ? md + "\n" + section : md.substring(0, at + 1) + section + "\n" + md.substring(at + 1);
     }
 
     /** {@code --results DIR} (default benchmarks/results). */
