@@ -429,11 +429,15 @@ final class ReplayCommand implements Callable<Integer> {
         long bytesKept = 0;
         long bytesLoaded = 0;
         long interrupted = 0;
+        long byPreemption = 0;
         for (Reconfiguration r : m.reconfigurations()) {
             bytesMigrated += r.bytesMigrated();
             bytesKept += r.bytesKept();
             bytesLoaded += r.bytesLoaded();
             interrupted += r.interruptedRequests();
+            if (preemption(r.reason())) {
+                byPreemption += r.interruptedRequests() + r.resumedRequests();
+            }
         }
         Map<String, Object> json = new LinkedHashMap<>();
         json.put("trace", trace != null ? trace.source() : "workers:" + workers);
@@ -458,6 +462,8 @@ final class ReplayCommand implements Callable<Integer> {
         json.put("interrupted_requests", interrupted);
         json.put("restarts", m.restarts());
         json.put("resumed_with_cache", m.migrations());
+        // of both kinds, the requests of reconfigurations that a preemption notice or a lost instance triggered
+        json.put("interrupted_by_preemption", byPreemption);
         json.put("bytes_migrated", bytesMigrated);
         json.put("bytes_kept_in_place", bytesKept);
         json.put("bytes_loaded", bytesLoaded);
@@ -488,6 +494,20 @@ final class ReplayCommand implements Callable<Integer> {
         }
         out.println(new Gson().toJson(json));
         return 0;
+    }
+
+    /**
+     * Whether a reconfiguration was triggered (alone or with other changes) by a preemption notice or an instance that
+     * was lost or terminated, rather than by an acquisition, the planner or a release of our own.
+     */
+    static boolean preemption(String reasons) {
+        for (String reason : reasons.split(", ")) {
+            if (reason.startsWith("notice ") || reason.startsWith("terminated ") || reason.startsWith("lost ")
+                    || reason.startsWith("devices lost on ")) {
+                return true;
+            }
+        }
+        return false;
     }
 
     private static AvailabilityTrace trace(Path file) throws Exception {
