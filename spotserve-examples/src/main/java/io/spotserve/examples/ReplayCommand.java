@@ -54,29 +54,37 @@ import picocli.CommandLine.Option;
  *
  * <pre>
  * java -jar spotserve-examples.jar replay [--trace PATH] [--speed 22] [--clients 24 | --rate R] [--requests N]
- *     [--tokens 128] [--grace 2] [--seed 1] [--fixed | --processes]
+ *     [--tokens 128] [--grace 1] [--seed 1] [--fixed | --processes]
  * </pre>
  *
  * <p>The defaults are chosen so that a preemption finds requests to interrupt, as in the paper. Only the trace is
  * compressed: the model's requests take their real time. (1) Load: the paper runs its fleet near its serving capacity
  * (arrival rates just under the required throughput), so its GPUs are decoding when a notice comes. Here the capacity
- * is the CPU's, which depends on the machine and on what else runs on it, so a fixed open-loop rate is either idle
- * (a notice finds nothing running; the earlier default, 0.25 requests per trace second, did) or overloaded. The
- * default load is therefore closed-loop: {@code --clients} 24 clients, each submitting its next request when its last
- * one completes, until the trace ends; 24 exceeds the pipelines any configuration of the 12 instances runs, so every
- * pipeline is busy and the wall time stays the trace's at any CPU speed. {@code --rate R} gives the open-loop Poisson
- * arrivals (R per trace second) instead. (2) Grace: AWS gives 30 s, about one 128-token GPT-20B request of the paper.
- * Compressed like the trace, 30 trace seconds are 1.36 s of wall time, a dozen stories260K requests' worth: every
- * doomed batch finished before its deadline and nothing was interrupted. {@code --grace} keeps the paper's ratio of
- * grace to request instead: its default, 2 trace seconds (91 ms at 22x), is about one 128-token request at the default
- * load on a quiet 2-core machine. A notice then leaves less time than the migration takes, so the interruption arranger
- * reroutes the doomed pipelines' requests at once and they recompute ({@code interrupted_requests}); requests that a
- * reconfiguration moves (an instance joining, the planner changing the configuration, surplus instances released)
- * resume at their token with their migrated KV cache ({@code resumed_with_cache}). {@code wrong_outputs} counts
- * completions that differ from the prompt's greedy solo run (a check that interrupted requests resume exactly).
- * With {@code --processes} there is no planning core: the doomed worker's requests migrate off it at once, and when
- * its SIGKILL at the deadline comes before the migration has finished they recompute.
- * By default the engine is driven by SpotServe's planning core: the bundled model is profiled first (about a
+ * is the CPU's, which depends on the machine and on what else runs on it, so a fixed open-loop rate is either idle (a
+ * notice finds nothing running; the earlier default, 0.25 requests per trace second, did) or overloaded. The default
+ * load is therefore closed-loop: {@code --clients} 24 clients, each submitting its next request when its last one
+ * completes, until the trace ends; 24 are as many as the pipelines any configuration of the 12 instances (24 devices)
+ * runs, so the pipelines are busy, and the wall time stays the trace's at any CPU speed. {@code --rate R} gives the
+ * open-loop Poisson arrivals (R per trace second) instead. (2) Grace: AWS gives 30 s, about as long as one request of
+ * the paper (128 tokens of GPT-20B on T4 GPUs, tens of seconds), less the seconds its migration takes. Compressed like
+ * the trace, 30 trace seconds are 1.36 s of wall time, several stories260K requests' worth: every doomed batch finished
+ * before its deadline and nothing was interrupted. {@code --grace} scales the notice to the requests instead: its
+ * default, 1 trace second (45 ms at 22x), is shorter than one request's decoding (128 steps, ~64 ms as the profile
+ * prices them; the requests' p50 latency at the default load was 125-190 ms on a shared 2-core machine) and than a
+ * reconfiguration of the fleet, as the paper's 30 s, less a migration of seconds, are shorter than its longest
+ * requests. With 2 trace seconds (91 ms) the arranger, which prices a step at the profile's ~0.5 ms, still let a busy
+ * batch finish first in one default run out of three. A notice then leaves less time than the migration takes (the
+ * arranger's estimate, twice the smoothed pause of the last reconfigurations, was 70-800 ms in our runs), so the
+ * interruption arranger reroutes the doomed pipelines' requests at once and they recompute ({@code
+ * interrupted_requests}); requests that a reconfiguration moves (an instance joining, the planner changing the
+ * configuration, surplus instances released) resume at their token with their migrated KV cache ({@code
+ * resumed_with_cache}); {@code interrupted_by_preemption} counts, of both kinds, the requests of reconfigurations that
+ * a notice or a lost instance triggered (alone or together with other changes; a release of our own is not one). {@code
+ * wrong_outputs} counts completions that differ from the prompt's greedy solo run (a check that interrupted requests
+ * resume exactly). With {@code --processes} there is no planning core: the doomed worker's requests migrate off it at
+ * once, and when its SIGKILL at the deadline comes before the migration has finished they recompute.
+ *
+ * <p>By default the engine is driven by SpotServe's planning core: the bundled model is profiled first (about a
  * second), Algorithm 1 picks (D, P, M, B) for the usable instances and the measured arrival rate and may add
  * on-demand instances (3.9 USD/h) up to 12 — the paper's "+O" setting; the device mapper, migration planner and
  * interruption arranger handle every change. {@code --fixed} serves one P1M2 pipeline per instance instead.
@@ -99,7 +107,7 @@ final class ReplayCommand implements Callable<Integer> {
     static final double SPOT_PRICE = 1.9;
     static final double ON_DEMAND_PRICE = 3.9;
     /** Default {@code --grace}, trace seconds (the class comment says why it is not the cloud's 30 s). */
-    static final double DEFAULT_GRACE = 2;
+    static final double DEFAULT_GRACE = 1;
     /** Longest {@code --grace}: AWS's two-minute spot interruption notice. */
     static final double MAX_GRACE = 120;
     /** Default {@code --clients}. */
@@ -152,7 +160,7 @@ final class ReplayCommand implements Callable<Integer> {
             + "S_out; at most 400)")
     int tokens = DEFAULT_TOKENS;
     @Option(names = "--grace", paramLabel = "SECONDS", description = "preemption notice of a removal, trace seconds, "
-            + "in (0, 120] (default 2: about one request, as the paper's 30 s are to its requests; see the docs)")
+            + "in (0, 120] (default 1: less than one request, as the paper's 30 s less its migration are; see the docs)")
     Double grace;
     @Option(names = "--seed", paramLabel = "S", description = "seed of arrivals and prompts (default 1)")
     int seed = 1;

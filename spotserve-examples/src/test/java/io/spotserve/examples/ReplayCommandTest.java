@@ -53,6 +53,22 @@ class ReplayCommandTest {
         return json;
     }
 
+    /** One line of a segment trace: {@code [ms, "kind", {"nodes": [...]}]}. */
+    private static String event(long ms, String kind, String... nodes) {
+        StringBuilder b = new StringBuilder("[" + ms + ", \"" + kind + "\", {\"nodes\": [");
+        for (int i = 0; i < nodes.length; i++) {
+            b.append(i == 0 ? "\"" : ", \"").append(nodes[i]).append('"');
+        }
+        return b.append("]}]").toString();
+    }
+
+    /** A trace file of {@code events} in {@code dir}. */
+    private static Path trace(Path dir, String... events) throws IOException {
+        Path trace = dir.resolve("trace.txt");
+        Files.writeString(trace, String.join("\n", events) + "\n");
+        return trace;
+    }
+
     @Test
     void plannedReplayCompletesEveryRequestAndPricesSpotAndOnDemand() {
         Result r = run("replay", "--speed", "2000", "--requests", "8", "--rate", "1");
@@ -86,7 +102,7 @@ class ReplayCommandTest {
 
     /**
      * Issue 13: with its defaults a replay really interrupts requests. A short trace played with the default load,
-     * request length and grace (24 closed-loop clients, 128-token requests, a 2 trace-second notice at --speed 22):
+     * request length and grace (24 closed-loop clients, 128-token requests, a 1 trace-second notice at --speed 22):
      * every instance that serves when the notice comes is removed, so whatever configuration Algorithm 1 picked, its
      * pipelines hold running requests then; they are interrupted, resume (with their KV cache or recomputed from their
      * committed tokens) and complete with exactly the solo run's tokens. With the grace compressed like the trace
@@ -96,16 +112,14 @@ class ReplayCommandTest {
     @Test
     @Timeout(value = 180, unit = TimeUnit.SECONDS)
     void theDefaultsInterruptRequestsAtARemovalAndLoseNone(@TempDir Path dir) throws IOException {
-        Path trace = dir.resolve("short.txt");
-        Files.writeString(trace, "[0, \"add\", {\"nodes\": [\"node-0\", \"node-1\", \"node-2\", \"node-3\"]}]\n"
-                + "[60000, \"remove\", {\"nodes\": [\"node-0\", \"node-1\", \"node-2\", \"node-3\"]}]\n"
-                + "[60000, \"add\", {\"nodes\": [\"node-4\", \"node-5\"]}]\n"
-                + "[90000, \"DONE\", {\"nodes\": []}]\n");
+        Path trace = trace(dir, event(0, "add", "node-0", "node-1", "node-2", "node-3"),
+                event(60_000, "remove", "node-0", "node-1", "node-2", "node-3"), event(60_000, "add", "node-4", "node-5"),
+                event(90_000, "DONE"));
         Result r = run("replay", "--trace", trace.toString());
         JsonObject json = allCompleted(r, -1);
         assertEquals(24, json.get("clients").getAsInt(), r.out);
         assertEquals(128, json.get("tokens").getAsInt(), r.out);
-        assertEquals(2.0, json.get("grace_s").getAsDouble(), 1e-9, r.out);
+        assertEquals(1.0, json.get("grace_s").getAsDouble(), 1e-9, r.out);
         // the removal's notice interrupted requests (rerouted to recompute, or moved with their caches)
         assertTrue(json.get("interrupted_by_preemption").getAsInt() > 0, "no request was interrupted at the removal: "
                 + r.out);
@@ -152,11 +166,8 @@ class ReplayCommandTest {
     @Test
     @Timeout(value = 300, unit = TimeUnit.SECONDS)
     void theTraceOnWorkerProcessesAddsAndNoticesRealJvms(@TempDir Path dir) throws Exception {
-        Path trace = dir.resolve("small.txt");
-        Files.writeString(trace, "[0, \"add\", {\"nodes\": [\"node-0\", \"node-1\"]}]\n"
-                + "[60000, \"add\", {\"nodes\": [\"node-2\"]}]\n"
-                + "[120000, \"remove\", {\"nodes\": [\"node-0\"]}]\n"
-                + "[180000, \"DONE\", {\"nodes\": []}]\n");
+        Path trace = trace(dir, event(0, "add", "node-0", "node-1"), event(60_000, "add", "node-2"),
+                event(120_000, "remove", "node-0"), event(180_000, "DONE"));
         Result r = run("replay", "--processes", "--trace", trace.toString(), "--speed", "20");
         JsonObject json = allCompleted(r, -1);
         assertEquals(3, json.get("worker_processes").getAsInt(), r.out);
