@@ -262,6 +262,11 @@ final class ReplayCommand implements Callable<Integer> {
         // by default requests arrive until the trace ends, so its last removals find work to interrupt
         boolean untilTraceEnd = trace != null && requests == null;
         if (trace != null) {
+            if (untilTraceEnd && !closedLoop && !(arrivalRate * traceSeconds >= 1)) {
+                throw new UsageException(String.format(java.util.Locale.ROOT, "%s: --rate %s over the trace's %.0f s "
+                        + "would submit about %.3g requests, less than one; raise --rate or give --requests", NAME,
+                        arrivalRate, traceSeconds, arrivalRate * traceSeconds));
+            }
             if (untilTraceEnd && !closedLoop && arrivalRate * traceSeconds > MAX_REQUESTS) {
                 throw new UsageException(String.format(java.util.Locale.ROOT, "%s: --rate %s over the trace's %.0f s "
                         + "would submit about %.0f requests, more than %d; lower --rate or give --requests", NAME,
