@@ -157,7 +157,7 @@ final class ReplayCommand implements Callable<Integer> {
             + "second (the default with --workers: 0.25)")
     Double rate;
     @Option(names = "--tokens", paramLabel = "N", description = "output tokens per request (default 128, the paper's "
-            + "S_out; at most 400)")
+            + "S_out; at most the model's context less the prompt: 500 for stories260K)")
     int tokens = DEFAULT_TOKENS;
     @Option(names = "--grace", paramLabel = "SECONDS", description = "preemption notice of a removal, trace seconds, "
             + "in (0, 120] (default 1: less than one request, as the paper's 30 s less its migration are; see the docs)")
