@@ -38,6 +38,7 @@ import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
+import java.util.function.Supplier;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -47,14 +48,43 @@ import picocli.CommandLine.Option;
  * on instances that come and go as a real spot availability trace says (default: the paper's trace A_S,
  * {@code traces/trace_0304_real.txt}, bundled from {@code shared/traces/spotserve/trace_seg}), on the real clock,
  * compressed in time: {@code --speed X} runs X trace seconds per wall second (default 22, so the 1320 s trace
- * takes about a minute). Requests arrive as a seeded Poisson process at {@code --rate} per trace second, greedy,
- * prompts from a small fixed list. Each trace node is a 2-device spot instance (1.9 USD/h; on-demand price
- * 3.9 USD/h, the paper's g4dn prices); removals come with a 30 trace-second notice.
+ * takes about a minute). Requests are greedy, {@code --tokens} new tokens each (default 128, the paper's S_out),
+ * prompts from a small fixed list (seeded). Each trace node is a 2-device spot instance (1.9 USD/h; on-demand price
+ * 3.9 USD/h, the paper's g4dn prices); a removal comes with a preemption notice {@code --grace} trace seconds ahead.
  *
  * <pre>
- * java -jar spotserve-examples.jar replay [--trace PATH] [--speed 22] [--requests 300] [--rate 0.25] [--seed 1] [--fixed]
+ * java -jar spotserve-examples.jar replay [--trace PATH] [--speed 22] [--clients 24 | --rate R] [--requests N]
+ *     [--tokens 128] [--grace 1] [--seed 1] [--fixed | --processes]
  * </pre>
- * By default the engine is driven by SpotServe's planning core: the bundled model is profiled first (about a
+ *
+ * <p>The defaults are chosen so that a preemption finds requests to interrupt, as in the paper. Only the trace is
+ * compressed: the model's requests take their real time. (1) Load: the paper runs its fleet near its serving capacity
+ * (arrival rates just under the required throughput), so its GPUs are decoding when a notice comes. Here the capacity
+ * is the CPU's, which depends on the machine and on what else runs on it, so a fixed open-loop rate is either idle (a
+ * notice finds nothing running; the earlier default, 0.25 requests per trace second, did) or overloaded. The default
+ * load is therefore closed-loop: {@code --clients} 24 clients, each submitting its next request when its last one
+ * completes, until the trace ends; 24 are as many as the pipelines any configuration of the 12 instances (24 devices)
+ * runs, so the pipelines are busy, and the wall time stays the trace's at any CPU speed. {@code --rate R} gives the
+ * open-loop Poisson arrivals (R per trace second) instead. (2) Grace: AWS gives 30 s, about as long as one request of
+ * the paper (128 tokens of GPT-20B on T4 GPUs, tens of seconds), less the seconds its migration takes. Compressed like
+ * the trace, 30 trace seconds are 1.36 s of wall time, several stories260K requests' worth: every doomed batch finished
+ * before its deadline and nothing was interrupted. {@code --grace} scales the notice to the requests instead: its
+ * default, 1 trace second (45 ms at 22x), is shorter than one request's decoding (128 steps, ~64 ms as the profile
+ * prices them; the requests' p50 latency at the default load was 125-190 ms on a shared 2-core machine) and than a
+ * reconfiguration of the fleet, as the paper's 30 s, less a migration of seconds, are shorter than its longest
+ * requests. With 2 trace seconds (91 ms) the arranger, which prices a step at the profile's ~0.5 ms, still let a busy
+ * batch finish first in one default run out of three. A notice then leaves less time than the migration takes (the
+ * arranger's estimate, twice the smoothed pause of the last reconfigurations, was 70-800 ms in our runs), so the
+ * interruption arranger reroutes the doomed pipelines' requests at once and they recompute ({@code
+ * interrupted_requests}); requests that a reconfiguration moves (an instance joining, the planner changing the
+ * configuration, surplus instances released) resume at their token with their migrated KV cache ({@code
+ * resumed_with_cache}); {@code interrupted_by_preemption} counts, of both kinds, the requests of reconfigurations that
+ * a notice or a lost instance triggered (alone or together with other changes; a release of our own is not one). {@code
+ * wrong_outputs} counts completions that differ from the prompt's greedy solo run (a check that interrupted requests
+ * resume exactly). With {@code --processes} there is no planning core: the doomed worker's requests migrate off it at
+ * once, and when its SIGKILL at the deadline comes before the migration has finished they recompute.
+ *
+ * <p>By default the engine is driven by SpotServe's planning core: the bundled model is profiled first (about a
  * second), Algorithm 1 picks (D, P, M, B) for the usable instances and the measured arrival rate and may add
  * on-demand instances (3.9 USD/h) up to 12 — the paper's "+O" setting; the device mapper, migration planner and
  * interruption arranger handle every change. {@code --fixed} serves one P1M2 pipeline per instance instead.
@@ -76,9 +106,16 @@ final class ReplayCommand implements Callable<Integer> {
     static final String DEFAULT_TRACE = "/traces/trace_0304_real.txt";
     static final double SPOT_PRICE = 1.9;
     static final double ON_DEMAND_PRICE = 3.9;
-    static final Duration GRACE = Duration.ofSeconds(30);
+    /** Default {@code --grace}, trace seconds (the class comment says why it is not the cloud's 30 s). */
+    static final double DEFAULT_GRACE = 1;
+    /** Longest {@code --grace}: AWS's two-minute spot interruption notice. */
+    static final double MAX_GRACE = 120;
+    /** Default {@code --clients}. */
+    static final int DEFAULT_CLIENTS = 24;
+    /** Default {@code --tokens}: the paper's S_out. */
+    static final int DEFAULT_TOKENS = 128;
     /**
-     * Largest --speed: the 30 s notice then lasts 3 ms of wall time, about one decode step of the bundled model;
+     * Largest --speed: a 30 s notice then lasts 3 ms of wall time, about one decode step of the bundled model;
      * beyond it preemptions outrun the engine and costs (engine hours × speed) mean nothing.
      */
     static final double MAX_SPEED = 10_000;
@@ -110,10 +147,21 @@ final class ReplayCommand implements Callable<Integer> {
     Path tracePath;
     @Option(names = "--speed", paramLabel = "X", description = "trace seconds per wall second (default 22, at most 10000)")
     double speed = 22;
-    @Option(names = "--requests", paramLabel = "N", description = "requests to submit (default 300)")
-    int requests = 300;
-    @Option(names = "--rate", paramLabel = "R", description = "Poisson arrivals per trace second (default 0.25)")
-    double rate = 0.25;
+    @Option(names = "--requests", paramLabel = "N", description = "requests to submit (default: as many as arrive "
+            + "until the trace ends; 300 with --workers)")
+    Integer requests;
+    @Option(names = "--clients", paramLabel = "N", description = "closed-loop load (the default, N = 24): N clients, "
+            + "each submits its next request when its last one completes, until the trace ends")
+    Integer clients;
+    @Option(names = "--rate", paramLabel = "R", description = "open-loop load instead: Poisson arrivals per trace "
+            + "second (the default with --workers: 0.25)")
+    Double rate;
+    @Option(names = "--tokens", paramLabel = "N", description = "output tokens per request (default 128, the paper's "
+            + "S_out; at most the model's context less the prompt: 500 for stories260K)")
+    int tokens = DEFAULT_TOKENS;
+    @Option(names = "--grace", paramLabel = "SECONDS", description = "preemption notice of a removal, trace seconds, "
+            + "in (0, 120] (default 1: less than one request, as the paper's 30 s less its migration are; see the docs)")
+    Double grace;
     @Option(names = "--seed", paramLabel = "S", description = "seed of arrivals and prompts (default 1)")
     int seed = 1;
     @Option(names = "--fixed", description = "one P1M2 pipeline per instance instead of SpotServe's planner")
@@ -129,6 +177,12 @@ final class ReplayCommand implements Callable<Integer> {
     private final PrintStream out;
     /** Requests one pipeline serves at once (the engine's maxBatch). */
     private static final int MAX_BATCH = 4;
+    /** Engine-clock time at which the trace started (after the initial workers serve, with --processes). */
+    private Duration traceStart = Duration.ZERO;
+    /** Most requests one replay submits. */
+    private static final int MAX_REQUESTS = 100_000;
+    /** Requests to submit at most (the arrivals may stop earlier, at the trace's end). */
+    private int total;
     /** Requests that streamed their first token ({@code --workers}: the kill waits until every running one has). */
     private final java.util.concurrent.atomic.AtomicInteger started = new java.util.concurrent.atomic.AtomicInteger();
     /** Tokens generated when the kill condition first held (-1: it does not hold). */
@@ -150,15 +204,34 @@ final class ReplayCommand implements Callable<Integer> {
             throw new UsageException(NAME + ": --speed must be in (0, " + (long) MAX_SPEED + "] trace seconds per "
                     + "wall second, was " + speed);
         }
-        Ranges.within(NAME, "--requests", requests, 1, 100_000);
-        if (!(rate > 0) || Double.isInfinite(rate)) {
+        if (requests != null) {
+            Ranges.within(NAME, "--requests", requests, 1, MAX_REQUESTS);
+        }
+        Ranges.within(NAME, "--tokens", tokens, 1, 4096);
+        if (grace != null && !(grace > 0 && grace <= MAX_GRACE)) {
+            throw new UsageException(NAME + ": --grace must be in (0, " + (long) MAX_GRACE + "] trace seconds, was "
+                    + grace);
+        }
+        if (rate != null && clients != null) {
+            throw new UsageException(NAME + ": --rate (open-loop Poisson arrivals) and --clients (closed loop) are two "
+                    + "loads; give one of the two");
+        }
+        if (rate != null && (!(rate > 0) || Double.isInfinite(rate))) {
             throw new UsageException(NAME + ": --rate must be a positive finite number, was " + rate);
+        }
+        if (clients != null) {
+            Ranges.within(NAME, "--clients", clients, 1, 1000);
         }
         Ranges.atLeast(NAME, "--seed", seed, 0);
         if (processes && workers != 0) {
             throw new UsageException(NAME + ": --processes plays the trace on worker JVMs and --workers replaces the "
                     + "trace with N of them; give one of the two");
         }
+        if (workers != 0 && grace != null) {
+            throw new UsageException(NAME + ": --workers kills a worker without notice; --grace is the notice of a "
+                    + "trace's removals, give it without --workers");
+        }
+        Duration notice = Duration.ofNanos(Math.round((grace != null ? grace : DEFAULT_GRACE) * 1e9));
         if (processes) {
             plan = false; // one P1M1 pipeline per worker: no launcher for the planner's on-demand instances
         }
@@ -168,21 +241,46 @@ final class ReplayCommand implements Callable<Integer> {
                 throw new UsageException(NAME + ": --workers replaces the trace (the fleet is the worker JVMs, one of "
                         + "which is killed mid-replay); give --trace or --workers, not both");
             }
-            if (requests <= (workers - 1) * MAX_BATCH) {
+            total = requests != null ? requests : 300;
+            if (total <= (workers - 1) * MAX_BATCH) {
                 throw new UsageException(NAME + ": --workers " + workers + " needs --requests above " + (workers - 1)
                         * MAX_BATCH + " (" + MAX_BATCH + " per pipeline), so every worker serves requests when one is "
-                        + "killed; got " + requests);
+                        + "killed; got " + total);
             }
             plan = false; // no launcher: the planner could not add instances
+            if (clients != null) {
+                throw new UsageException(NAME + ": --workers submits open-loop (--rate) so it can kill a worker "
+                        + "half-way through the requests; --clients is for a trace");
+            }
         }
+        // the load: N closed-loop clients (default), or Poisson arrivals at --rate (always with --workers)
+        boolean closedLoop = rate == null && workers == 0;
+        int clientCount = clients != null ? clients : DEFAULT_CLIENTS;
+        double arrivalRate = rate != null ? rate : 0.25;
         AvailabilityTrace trace = workers > 0 ? null : trace(tracePath);
         double traceSeconds = trace == null ? 0 : trace.endTime().toNanos() / 1e9;
-        double arrivalSeconds = requests / rate; // expected arrival of the last request, trace seconds
+        // by default requests arrive until the trace ends, so its last removals find work to interrupt
+        boolean untilTraceEnd = trace != null && requests == null;
+        if (trace != null) {
+            if (untilTraceEnd && !closedLoop && !(arrivalRate * traceSeconds >= 1)) {
+                throw new UsageException(String.format(java.util.Locale.ROOT, "%s: --rate %s over the trace's %.0f s "
+                        + "would submit about %.3g requests, less than one; raise --rate or give --requests", NAME,
+                        arrivalRate, traceSeconds, arrivalRate * traceSeconds));
+            }
+            if (untilTraceEnd && !closedLoop && arrivalRate * traceSeconds > MAX_REQUESTS) {
+                throw new UsageException(String.format(java.util.Locale.ROOT, "%s: --rate %s over the trace's %.0f s "
+                        + "would submit about %.0f requests, more than %d; lower --rate or give --requests", NAME,
+                        arrivalRate, traceSeconds, arrivalRate * traceSeconds, MAX_REQUESTS));
+            }
+            total = untilTraceEnd ? MAX_REQUESTS : requests;
+        }
+        // expected last arrival, trace seconds (closed loop: at most the trace)
+        double arrivalSeconds = untilTraceEnd || closedLoop ? traceSeconds : total / arrivalRate;
         double expectedWall = Math.max(traceSeconds, arrivalSeconds) / speed;
         if (expectedWall > MAX_WALL.toSeconds()) {
             throw new UsageException(String.format(java.util.Locale.ROOT, "%s: %s would take about %.3g hours of wall "
                     + "time (%s at --speed %s), more than %d; raise --speed%s", NAME, arrivalSeconds > traceSeconds
-                    ? "--requests " + requests + " at --rate " + rate : "the trace", expectedWall / 3600,
+                    ? "--requests " + total + " at --rate " + arrivalRate : "the trace", expectedWall / 3600,
                     arrivalSeconds > traceSeconds ? String.format(java.util.Locale.ROOT, "%.3g trace seconds of "
                     + "arrivals", arrivalSeconds) : String.format(java.util.Locale.ROOT, "%.0f trace seconds",
                     traceSeconds), speed, MAX_WALL.toHours(), arrivalSeconds > traceSeconds ? " or --rate" : ""));
@@ -191,6 +289,16 @@ final class ReplayCommand implements Callable<Integer> {
         ModelFiles files = modelOptions.load(NAME);
         ModelWeights checkpoint = files.weights();
         Tokenizer tokenizer = files.tokenizer();
+        int longestPrompt = 0;
+        for (String p : PROMPTS) {
+            longestPrompt = Math.max(longestPrompt, tokenizer.encode(p, true, false).length);
+        }
+        int context = checkpoint.config().seqLen();
+        if (longestPrompt + tokens > context) {
+            throw new UsageException(NAME + ": --tokens " + tokens + " does not fit " + files.name() + "'s context of "
+                    + context + " positions with the longest prompt (" + longestPrompt + " tokens); at most "
+                    + (context - longestPrompt));
+        }
         double scale = 1 / speed;
         LocalWorkerFleet fleet = null;
         TraceWorkerDriver driver = null;
@@ -203,28 +311,29 @@ final class ReplayCommand implements Callable<Integer> {
             System.err.println("replay: starting the trace's " + TraceWorkerDriver.initialNodes(trace).size()
                     + " initial nodes as worker JVMs ...");
             try {
-                driver = TraceWorkerDriver.startInitial(fleet, trace, scaled(GRACE, scale), 32L << 20,
+                driver = TraceWorkerDriver.startInitial(fleet, trace, scaled(notice, scale), 32L << 20,
                         Duration.ofSeconds(120));
             } catch (IOException | InterruptedException | RuntimeException e) {
                 fleet.close();
                 throw e;
             }
         }
+        InstanceType spot = new InstanceType("local.2x", 2, 32L << 20, SPOT_PRICE, InstanceType.Market.SPOT);
+        // profile before the trace's clock starts: the first removals must not pass while the planner is not ready
+        CostModel costModel = plan ? costModel(checkpoint, files.name(), spot) : null;
         SystemEngineClock clock = new SystemEngineClock();
         clockOnceServing.set(clock);
-        InstanceType spot = new InstanceType("local.2x", 2, 32L << 20, SPOT_PRICE, InstanceType.Market.SPOT);
         long networkSliceBytes = 0;
         long networkActivationBytes = 0;
         InstanceProvider provider;
         if (fleet != null) {
-            provider = fleet.controller();
-            driver.play(clock::now, scale);
+            provider = fleet.controller(); // the trace plays once the engine serves on the initial workers
         } else if (workers > 0) {
             System.err.println("replay: starting " + workers + " worker JVMs ...");
             fleet = LocalWorkerFleet.start(workers, 32L << 20, clock::now, Duration.ofSeconds(120));
             provider = fleet.controller();
         } else {
-            provider = new TraceInstanceProvider(trace, spot, scaled(GRACE, scale), scale, clock,
+            provider = new TraceInstanceProvider(trace, spot, scaled(notice, scale), scale, clock,
                     plan ? spot.on(InstanceType.Market.ON_DEMAND, ON_DEMAND_PRICE) : null);
         }
         Duration end = trace == null ? Duration.ZERO : scaled(trace.endTime(), scale);
@@ -232,13 +341,14 @@ final class ReplayCommand implements Callable<Integer> {
 
         Random rnd = new Random(seed);
         List<CompletableFuture<Completion>> futures = new ArrayList<>();
+        List<String> prompts = new ArrayList<>(); // of each submitted request, to check its output
         int rejected = 0;
         long wallStart = System.nanoTime();
         EngineMetrics m;
         ServingEngine.Builder builder = ServingEngine.builder().model(checkpoint, tokenizer).instances(provider)
                 .clock(clock).parallelism(1, 2).maxBatch(MAX_BATCH);
         if (plan) {
-            builder.planning(costModel(checkpoint, files.name(), spot)).targetInstances(12).replanInterval(scaled(Duration.ofSeconds(60), scale));
+            builder.planning(costModel).targetInstances(12).replanInterval(scaled(Duration.ofSeconds(60), scale));
         }
         if (fleet != null) {
             builder.executor(fleet.controller().executor()).parallelism(1, 1);
@@ -246,29 +356,61 @@ final class ReplayCommand implements Callable<Integer> {
         // the engine closes first (it releases the workers), then the fleet kills what still runs
         try (LocalWorkerFleet workerFleet = fleet; TraceWorkerDriver trafficDriver = driver;
              ServingEngine engine = builder.build()) {
+            Duration origin = Duration.ZERO; // engine-clock time at trace time 0
+            if (trafficDriver != null) {
+                // worker JVMs take seconds to receive their weights: the trace (and the load) start once they serve
+                origin = awaitFirstConfiguration(engine, clock, Duration.ofSeconds(120));
+                trafficDriver.play(clock::now, scale, origin);
+            }
+            Duration start = origin;
+            traceStart = origin;
+            Supplier<Duration> traceClock = () -> clock.now().minus(start);
             double arrival = 0; // trace seconds
-            for (int i = 0; i < requests; i++) {
-                arrival += -Math.log(1 - rnd.nextDouble()) / rate;
-                GenerationRequest r = GenerationRequest.of(PROMPTS[rnd.nextInt(PROMPTS.length)], 16 + rnd.nextInt(49));
-                awaitEngineTime(clock, scaled(Duration.ofNanos(Math.round(arrival * 1e9)), scale), engine, futures,
+            java.util.concurrent.Semaphore idle = new java.util.concurrent.Semaphore(clientCount); // closed loop
+            for (int i = 0; i < total; i++) {
+                if (closedLoop) {
+                    if (!awaitClient(idle, traceClock, end, engine, futures, trace, speed)) {
+                        break; // the trace ended
+                    }
+                    String prompt = PROMPTS[rnd.nextInt(PROMPTS.length)];
+                    try {
+                        CompletableFuture<Completion> f = engine.submit(GenerationRequest.of(prompt, tokens));
+                        f.whenComplete((c, e) -> idle.release());
+                        futures.add(f);
+                        prompts.add(prompt);
+                    } catch (RequestRejectedException e) {
+                        rejected++;
+                        idle.release();
+                        Thread.sleep(10); // the queue is full: the client retries a little later
+                    }
+                    continue;
+                }
+                arrival += -Math.log(1 - rnd.nextDouble()) / arrivalRate;
+                if (untilTraceEnd && arrival > traceSeconds) {
+                    break;
+                }
+                String prompt = PROMPTS[rnd.nextInt(PROMPTS.length)];
+                GenerationRequest r = GenerationRequest.of(prompt, tokens);
+                awaitEngineTime(traceClock, scaled(Duration.ofNanos(Math.round(arrival * 1e9)), scale), engine, futures,
                         trace, speed);
                 try {
                     futures.add(workers > 0 ? engine.submit(r, new FirstToken(started)) : engine.submit(r));
+                    prompts.add(prompt);
                 } catch (RequestRejectedException e) {
                     rejected++;
                 }
                 killed = killed != null ? killed : maybeKill(workerFleet, engine, i + 1);
             }
             // let the requests finish and the trace play out, bounded in case something hangs
-            Duration last = clock.now().plus(Duration.ofSeconds(120));
+            Duration last = traceClock.get().plus(Duration.ofSeconds(120));
             Duration until = end.compareTo(last) > 0 ? end : last;
-            while (clock.now().compareTo(until) < 0
-                    && (clock.now().compareTo(end) < 0 || !futures.stream().allMatch(CompletableFuture::isDone))) {
-                progress(clock, engine, futures, trace, speed);
-                killed = killed != null ? killed : maybeKill(workerFleet, engine, requests);
+            while (traceClock.get().compareTo(until) < 0
+                    && (traceClock.get().compareTo(end) < 0 || !futures.stream().allMatch(CompletableFuture::isDone))) {
+                progress(traceClock, engine, futures, trace, speed);
+                killed = killed != null ? killed : maybeKill(workerFleet, engine, total);
                 Thread.sleep(100);
             }
-            progress(clock, engine, futures, trace, speed);
+            progress(traceClock, engine, futures, trace, speed);
             System.err.println();
             m = engine.metrics();
             if (trafficDriver != null && trafficDriver.failure() != null) {
@@ -283,12 +425,16 @@ final class ReplayCommand implements Callable<Integer> {
         double wallSeconds = (System.nanoTime() - wallStart) / 1e9;
         int completed = 0;
         int failed = 0;
-        for (CompletableFuture<Completion> f : futures) {
+        int wrong = 0;
+        SoloOracle oracle = SoloOracle.of(checkpoint, tokenizer, List.of(PROMPTS), tokens);
+        for (int i = 0; i < futures.size(); i++) {
+            CompletableFuture<Completion> f = futures.get(i);
             if (f.isDone()) {
                 if (f.isCompletedExceptionally()) {
                     failed++;
                 } else {
                     completed++;
+                    wrong += oracle.matches(prompts.get(i), f.join().tokens()) ? 0 : 1;
                 }
             }
         }
@@ -296,27 +442,41 @@ final class ReplayCommand implements Callable<Integer> {
         long bytesKept = 0;
         long bytesLoaded = 0;
         long interrupted = 0;
+        long byPreemption = 0;
         for (Reconfiguration r : m.reconfigurations()) {
             bytesMigrated += r.bytesMigrated();
             bytesKept += r.bytesKept();
             bytesLoaded += r.bytesLoaded();
             interrupted += r.interruptedRequests();
+            if (preemption(r.reason())) {
+                byPreemption += r.interruptedRequests() + r.resumedRequests();
+            }
         }
         Map<String, Object> json = new LinkedHashMap<>();
         json.put("trace", trace != null ? trace.source() : "workers:" + workers);
         json.put("speed", speed);
+        if (closedLoop) {
+            json.put("clients", clientCount);
+        } else {
+            json.put("rate", arrivalRate);
+        }
+        json.put("tokens", tokens);
+        json.put("grace_s", workers > 0 ? 0 : notice.toNanos() / 1e9);
         json.put("wall_s", round(wallSeconds, 3));
-        json.put("trace_s", round(m.now().toNanos() / 1e9 * speed, 3));
+        json.put("trace_s", round(m.now().minus(traceStart).toNanos() / 1e9 * speed, 3));
         json.put("submitted", futures.size());
         json.put("rejected", rejected);
         json.put("completed", completed);
         json.put("failed", failed);
         json.put("lost", futures.size() - completed - failed);
+        json.put("wrong_outputs", wrong); // completions that differ from the prompt's solo greedy run
         json.put("generated_tokens", m.generatedTokens());
         json.put("reconfigurations", m.reconfigurations().size());
         json.put("interrupted_requests", interrupted);
         json.put("restarts", m.restarts());
         json.put("resumed_with_cache", m.migrations());
+        // of both kinds, the requests of reconfigurations that a preemption notice or a lost instance triggered
+        json.put("interrupted_by_preemption", byPreemption);
         json.put("bytes_migrated", bytesMigrated);
         json.put("bytes_kept_in_place", bytesKept);
         json.put("bytes_loaded", bytesLoaded);
@@ -347,6 +507,20 @@ final class ReplayCommand implements Callable<Integer> {
         }
         out.println(new Gson().toJson(json));
         return 0;
+    }
+
+    /**
+     * Whether a reconfiguration was triggered (alone or with other changes) by a preemption notice or an instance that
+     * was lost or terminated, rather than by an acquisition, the planner or a release of our own.
+     */
+    static boolean preemption(String reasons) {
+        for (String reason : reasons.split(", ")) {
+            if (reason.startsWith("notice ") || reason.startsWith("terminated ") || reason.startsWith("lost ")
+                    || reason.startsWith("devices lost on ")) {
+                return true;
+            }
+        }
+        return false;
     }
 
     private static AvailabilityTrace trace(Path file) throws Exception {
@@ -383,7 +557,7 @@ final class ReplayCommand implements Callable<Integer> {
         }
         EngineMetrics m = engine.metrics();
         int running = m.running();
-        if (submitted < (requests + 1) / 2 || running <= (workers - 1) * MAX_BATCH) {
+        if (submitted < (total + 1) / 2 || running <= (workers - 1) * MAX_BATCH) {
             killBaseline = -1;
             return null;
         }
@@ -412,13 +586,56 @@ final class ReplayCommand implements Callable<Integer> {
         return Math.round(v * f) / f;
     }
 
+    /**
+     * Waits (at most {@code timeout}) until the engine has deployed its first configuration and returns the engine
+     * clock then; fails when it does not come.
+     */
+    private static Duration awaitFirstConfiguration(ServingEngine engine, SystemEngineClock clock, Duration timeout)
+            throws InterruptedException, IOException {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (engine.metrics().reconfigurations().isEmpty()) {
+            if (System.nanoTime() > deadline) {
+                throw new IOException("the engine did not deploy the model on the initial workers within "
+                        + timeout.toSeconds() + " s");
+            }
+            Thread.sleep(20);
+        }
+        System.err.println("replay: serving on the initial workers; the trace starts");
+        return clock.now();
+    }
+
+    /**
+     * Closed loop: waits until one of the clients is idle (its last request completed) and returns true, or returns
+     * false once the engine clock reaches {@code end} (the trace's end: no more requests).
+     */
+    private static boolean awaitClient(java.util.concurrent.Semaphore idle, Supplier<Duration> clock, Duration end,
+                                       ServingEngine engine, List<CompletableFuture<Completion>> futures,
+                                       AvailabilityTrace trace, double speed) throws InterruptedException {
+        long lastProgress = 0;
+        while (clock.get().compareTo(end) < 0) {
+            if (idle.tryAcquire(20, java.util.concurrent.TimeUnit.MILLISECONDS)) {
+                return clock.get().compareTo(end) < 0 || release(idle);
+            }
+            if (System.nanoTime() - lastProgress > 100_000_000L) {
+                progress(clock, engine, futures, trace, speed);
+                lastProgress = System.nanoTime();
+            }
+        }
+        return false;
+    }
+
+    private static boolean release(java.util.concurrent.Semaphore idle) {
+        idle.release();
+        return false;
+    }
+
     /** Sleeps until the engine clock reaches {@code at}, refreshing the progress line meanwhile. */
-    private static void awaitEngineTime(SystemEngineClock clock, Duration at, ServingEngine engine,
+    private static void awaitEngineTime(Supplier<Duration> clock, Duration at, ServingEngine engine,
                                         List<CompletableFuture<Completion>> futures, AvailabilityTrace trace,
                                         double speed) throws InterruptedException {
         long lastProgress = 0;
         while (true) {
-            long left = at.minus(clock.now()).toNanos();
+            long left = at.minus(clock.get()).toNanos();
             if (left <= 0) {
                 return;
             }
@@ -431,10 +648,10 @@ final class ReplayCommand implements Callable<Integer> {
         }
     }
 
-    private static void progress(SystemEngineClock clock, ServingEngine engine,
+    private static void progress(Supplier<Duration> clock, ServingEngine engine,
                                  List<CompletableFuture<Completion>> futures, AvailabilityTrace trace, double speed) {
         EngineMetrics m = engine.metrics();
-        double t = clock.now().toNanos() / 1e9 * speed;
+        double t = clock.get().toNanos() / 1e9 * speed;
         long instances = trace != null ? trace.instanceCountAt(Duration.ofNanos(Math.round(t * 1e9)))
                 : m.instances().stream().filter(i -> i.state() == EngineMetrics.InstanceUsage.State.RUNNING).count();
         System.err.printf("\r[trace %6.0f / %.0f s] instances=%2d submitted=%d completed=%d running=%d queued=%d "

@@ -102,13 +102,13 @@ final class TraceWorkerDriver implements AutoCloseable {
 
     /**
      * Plays the rest of the trace on a background thread as {@code clock} (the engine's) advances, trace time ×
-     * {@code scale}; {@link #close} stops it.
+     * {@code scale} after {@code origin} (the engine-clock time of trace time 0); {@link #close} stops it.
      */
-    void play(Supplier<Duration> clock, double scale) {
+    void play(Supplier<Duration> clock, double scale, Duration origin) {
         if (thread != null) {
             throw new IllegalStateException("the trace is playing already");
         }
-        this.clock = clock;
+        this.clock = () -> clock.get().minus(origin);
         this.actions = actions(trace, scale, grace);
         this.thread = new Thread(this::run, "spotserve-replay-trace");
         thread.setDaemon(true);
