@@ -17,6 +17,7 @@ import io.spotserve.model.LlamaCheckpoint;
 import io.spotserve.model.LlamaConfig;
 import io.spotserve.plan.DeviceId;
 import io.spotserve.worker.proto.Ack;
+import io.spotserve.worker.proto.BulkTicket;
 import io.spotserve.worker.proto.CreateDeviceRequest;
 import io.spotserve.worker.proto.CreateStagesRequest;
 import io.spotserve.worker.proto.DeviceRef;
@@ -24,12 +25,14 @@ import io.spotserve.worker.proto.DeviceState;
 import io.spotserve.worker.proto.Hop;
 import io.spotserve.worker.proto.ImportReply;
 import io.spotserve.worker.proto.LoadWeightsRequest;
+import io.spotserve.worker.proto.OpenBulkRequest;
 import io.spotserve.worker.proto.PeerGrpc;
 import io.spotserve.worker.proto.PipelineRef;
 import io.spotserve.worker.proto.PositionRef;
 import io.spotserve.worker.proto.PositionStateReply;
 import io.spotserve.worker.proto.SendSliceReply;
 import io.spotserve.worker.proto.SendSliceRequest;
+import io.spotserve.worker.proto.SendSlicesRequest;
 import io.spotserve.worker.proto.SequenceRequest;
 import io.spotserve.worker.proto.SliceChunk;
 import io.spotserve.worker.proto.SliceRequest;
@@ -49,6 +52,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Function;
+import java.util.function.IntFunction;
 import java.util.function.Supplier;
 
 /**
@@ -72,12 +76,19 @@ final class WorkerService {
     /** Whether {@code WarmUp} calls are answered: only while the worker warms up, before it registers. */
     private volatile boolean warming;
     private final AtomicLong warmUpServed = new AtomicLong();
+    /** This worker's bulk socket, or null (slices then travel over gRPC streams only). */
+    private volatile BulkTransfer bulk;
 
     WorkerService(Executor executor, int deviceCount, long deviceMemory, Function<String, ManagedChannel> peers) {
         this.executor = executor;
         this.deviceCount = deviceCount;
         this.deviceMemory = deviceMemory;
         this.peers = peers;
+    }
+
+    /** Serves and sends bulk transfers through {@code b} from now on. */
+    void bulk(BulkTransfer b) {
+        this.bulk = b;
     }
 
     /** The instance id the controller gave this worker (devices must be named after it). */
@@ -340,6 +351,119 @@ final class WorkerService {
         return StepReply.newBuilder().setLogits(Wire.floats(hidden, hidden.length)).setActivationBytes(bytes).build();
     }
 
+    /**
+     * Moves slices of one hosted position to a position of the worker at {@code peer}: over the bulk socket when both
+     * sides have one (the next slice exported while the previous one travels), else over {@code Peer/PushSlice}.
+     */
+    private SendSliceReply moveSlices(PositionRef from, List<ByteString> headers, String peer, PositionRef target) {
+        Pipeline p = pipeline(from.getPipeline());
+        if (headers.isEmpty() || headers.size() > BulkTransfer.MAX_SLICES_PER_TICKET) {
+            throw new IllegalArgumentException("a transfer moves 1 to " + BulkTransfer.MAX_SLICES_PER_TICKET
+                    + " slices, got " + headers.size());
+        }
+        List<ContextSlice> slices = new ArrayList<>();
+        for (ByteString h : headers) {
+            slices.add(Wire.slice(h, p.config()));
+        }
+        IntFunction<byte[]> export = i -> {
+            checkLive();
+            synchronized (p) {
+                return p.exportSlice(from.getStage(), from.getShard(), slices.get(i));
+            }
+        };
+        BulkTicket ticket = null;
+        if (bulk != null) {
+            try {
+                ticket = PeerGrpc.newBlockingStub(peers.apply(peer)).withDeadlineAfter(10, TimeUnit.SECONDS)
+                        .openBulk(OpenBulkRequest.newBuilder().setTarget(target).addAllSlices(headers).build());
+            } catch (StatusRuntimeException e) {
+                if (e.getStatus().getCode() != Status.Code.UNIMPLEMENTED) {
+                    throw e; // the receiver's own refusal (no such position, bad slice), passed on as it said it
+                }
+            }
+        }
+        if (ticket != null) {
+            BulkTransfer.Sent sent = bulk.send(Servers.address(peer).getHostString(), ticket, slices.size(), export);
+            return SendSliceReply.newBuilder().setBytes(sent.bytes()).setChunks(sent.chunks())
+                    .setSlices(sent.slices()).setBulk(true).build();
+        }
+        long bytes = 0;
+        int chunks = 0;
+        for (int i = 0; i < slices.size(); i++) {
+            byte[] data = export.apply(i);
+            chunks += push(peer, Wire.chunks(data, target));
+            bytes += data.length;
+        }
+        return SendSliceReply.newBuilder().setBytes(bytes).setChunks(chunks).setSlices(slices.size()).build();
+    }
+
+    /** Streams one slice's chunks to {@code peer}'s {@code PushSlice} and waits for its import; returns the chunks. */
+    private int push(String peer, List<SliceChunk> chunks) {
+        CompletableFuture<ImportReply> done = new CompletableFuture<>();
+        StreamObserver<SliceChunk> up = PeerGrpc.newStub(peers.apply(peer))
+                .withDeadlineAfter(120, TimeUnit.SECONDS).pushSlice(new StreamObserver<>() {
+                    @Override
+                    public void onNext(ImportReply v) {
+                        done.complete(v);
+                    }
+
+                    @Override
+                    public void onError(Throwable t) {
+                        done.completeExceptionally(t);
+                    }
+
+                    @Override
+                    public void onCompleted() {
+                        done.completeExceptionally(new IllegalStateException("peer answered nothing"));
+                    }
+                });
+        for (SliceChunk c : chunks) {
+            up.onNext(c);
+        }
+        up.onCompleted();
+        try {
+            done.get(130, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while streaming a slice to " + peer);
+        } catch (ExecutionException e) {
+            if (e.getCause() instanceof StatusRuntimeException sre) {
+                throw sre; // the receiver's own refusal, passed on as it said it
+            }
+            throw new IllegalStateException("streaming a slice to " + peer + " failed", e.getCause());
+        } catch (TimeoutException e) {
+            throw new IllegalStateException("streaming a slice to " + peer + " timed out");
+        }
+        return chunks.size();
+    }
+
+    /** Issues a bulk ticket for slices into a position this worker hosts. */
+    private BulkTicket issueBulk(OpenBulkRequest r) {
+        if (bulk == null) {
+            throw new StatusRuntimeException(Status.UNIMPLEMENTED.withDescription("this worker has no bulk socket"));
+        }
+        PositionRef t = r.getTarget();
+        Pipeline p = pipeline(t.getPipeline());
+        if (!p.hostedStages().contains(t.getStage()) || t.getShard() < 0 || t.getShard() >= p.layout().shards()) {
+            throw new IllegalArgumentException("position (stage " + t.getStage() + ", shard " + t.getShard()
+                    + ") is not hosted by pipeline " + t.getPipeline() + " here (stages " + p.hostedStages() + ")");
+        }
+        List<ContextSlice> slices = new ArrayList<>();
+        for (ByteString h : r.getSlicesList()) {
+            slices.add(Wire.slice(h, p.config()));
+        }
+        return bulk.issue(t, slices, p.config());
+    }
+
+    /** The bulk socket's import of one complete, checked slice. */
+    ContextSlice importBulk(PositionRef t, byte[] bytes) {
+        checkLive();
+        Pipeline p = pipeline(t.getPipeline());
+        synchronized (p) {
+            return p.importSlice(t.getStage(), t.getShard(), bytes);
+        }
+    }
+
     // ------------------------------------------------------------------ services
 
     final class Worker extends WorkerGrpc.WorkerImplBase {
@@ -480,51 +604,13 @@ final class WorkerService {
 
         @Override
         public void sendSlice(SendSliceRequest r, StreamObserver<SendSliceReply> out) {
-            unary(out, () -> {
-                SliceRequest src = r.getSource();
-                Pipeline p = pipeline(src.getPosition().getPipeline());
-                byte[] bytes;
-                synchronized (p) {
-                    bytes = p.exportSlice(src.getPosition().getStage(), src.getPosition().getShard(), slice(p, src));
-                }
-                List<SliceChunk> chunks = Wire.chunks(bytes, r.getTarget());
-                CompletableFuture<ImportReply> done = new CompletableFuture<>();
-                StreamObserver<SliceChunk> up = PeerGrpc.newStub(peers.apply(r.getPeerAddress()))
-                        .withDeadlineAfter(120, TimeUnit.SECONDS).pushSlice(new StreamObserver<>() {
-                            @Override
-                            public void onNext(ImportReply v) {
-                                done.complete(v);
-                            }
+            unary(out, () -> moveSlices(r.getSource().getPosition(), List.of(r.getSource().getSlice()),
+                    r.getPeerAddress(), r.getTarget()));
+        }
 
-                            @Override
-                            public void onError(Throwable t) {
-                                done.completeExceptionally(t);
-                            }
-
-                            @Override
-                            public void onCompleted() {
-                                done.completeExceptionally(new IllegalStateException("peer answered nothing"));
-                            }
-                        });
-                for (SliceChunk c : chunks) {
-                    up.onNext(c);
-                }
-                up.onCompleted();
-                try {
-                    done.get(130, TimeUnit.SECONDS);
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                    throw new IllegalStateException("interrupted while streaming a slice to " + r.getPeerAddress());
-                } catch (ExecutionException e) {
-                    if (e.getCause() instanceof StatusRuntimeException sre) {
-                        throw sre; // the receiver's own refusal, passed on as it said it
-                    }
-                    throw new IllegalStateException("streaming a slice to " + r.getPeerAddress() + " failed", e.getCause());
-                } catch (TimeoutException e) {
-                    throw new IllegalStateException("streaming a slice to " + r.getPeerAddress() + " timed out");
-                }
-                return SendSliceReply.newBuilder().setBytes(bytes.length).setChunks(chunks.size()).build();
-            });
+        @Override
+        public void sendSlices(SendSlicesRequest r, StreamObserver<SendSliceReply> out) {
+            unary(out, () -> moveSlices(r.getPosition(), r.getSlicesList(), r.getPeerAddress(), r.getTarget()));
         }
 
         @Override
@@ -575,6 +661,11 @@ final class WorkerService {
         @Override
         public StreamObserver<SliceChunk> pushSlice(StreamObserver<ImportReply> out) {
             return importStream(out);
+        }
+
+        @Override
+        public void openBulk(OpenBulkRequest r, StreamObserver<BulkTicket> out) {
+            unary(out, () -> issueBulk(r));
         }
 
         @Override
