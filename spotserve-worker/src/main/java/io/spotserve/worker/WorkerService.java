@@ -99,6 +99,9 @@ final class WorkerService {
     /** The controller declared this worker dead: drop everything and answer nothing any more. */
     void fence() {
         fenced = true;
+        for (Long id : List.copyOf(downstreams.keySet())) {
+            closeDownstream(id);
+        }
         for (Pipeline p : pipelines.values()) {
             synchronized (p) {
                 p.close();
@@ -319,9 +322,37 @@ final class WorkerService {
         StepRequest forward = r.toBuilder().setPipeline(next.getPipeline()).setStage(next.getFirstStage())
                 .setHidden(activations).clearRoute().addAllRoute(r.getRouteList().subList(1, r.getRouteCount()))
                 .build();
-        StepReply downstream = PeerGrpc.newBlockingStub(peers.apply(next.getAddress()))
-                .withDeadlineAfter(60, TimeUnit.SECONDS).stageForward(forward);
+        StepReply downstream = downstream(r.getPipeline(), next.getAddress(), forward);
         return downstream.toBuilder().setActivationBytes(downstream.getActivationBytes() + activations.size()).build();
+    }
+
+    /** The step stream this worker keeps to the next stage's worker, per hosted pipeline. */
+    private record Downstream(String address, StepStream stream) {
+    }
+
+    private final Map<Long, Downstream> downstreams = new ConcurrentHashMap<>();
+
+    /** Hands a step on to the next stage's worker over the pipeline's step stream (a unary call while it is busy). */
+    private StepReply downstream(long pipeline, String address, StepRequest forward) {
+        Downstream d = downstreams.compute(pipeline, (k, old) -> {
+            if (old != null && !old.stream().broken() && old.address().equals(address)) {
+                return old;
+            }
+            if (old != null) {
+                old.stream().close();
+            }
+            return new Downstream(address, new StepStream(peers.apply(address)));
+        });
+        StepReply reply = d.stream().tryStep(forward, 60);
+        return reply != null ? reply : PeerGrpc.newBlockingStub(peers.apply(address))
+                .withDeadlineAfter(60, TimeUnit.SECONDS).stageForward(forward);
+    }
+
+    private void closeDownstream(long pipeline) {
+        Downstream d = downstreams.remove(pipeline);
+        if (d != null) {
+            d.stream().close();
+        }
     }
 
     /** Largest activation payload a warm-up call may carry (its real calls carry count x dim floats). */
@@ -535,6 +566,7 @@ final class WorkerService {
         public void closePipeline(PipelineRef r, StreamObserver<Ack> out) {
             unary(out, () -> {
                 Pipeline p = pipelines.remove(r.getPipeline());
+                closeDownstream(r.getPipeline());
                 if (p != null) {
                     synchronized (p) {
                         p.close();
@@ -649,6 +681,36 @@ final class WorkerService {
         @Override
         public void forward(StepRequest r, StreamObserver<StepReply> out) {
             unary(out, () -> step(r));
+        }
+
+        @Override
+        public StreamObserver<StepRequest> steps(StreamObserver<StepReply> out) {
+            return new StreamObserver<>() {
+                @Override
+                public void onNext(StepRequest r) {
+                    StepReply reply;
+                    try {
+                        checkLive();
+                        reply = step(r);
+                    } catch (RuntimeException e) {
+                        Status s = error(e).getStatus();
+                        reply = StepReply.newBuilder().setErrorCode(s.getCode().value())
+                                .setError(s.getDescription() == null ? s.getCode().toString() : s.getDescription())
+                                .build();
+                    }
+                    out.onNext(reply);
+                }
+
+                @Override
+                public void onError(Throwable t) {
+                    // the caller gave up on the stream; nothing is pending here
+                }
+
+                @Override
+                public void onCompleted() {
+                    out.onCompleted();
+                }
+            };
         }
     }
 
