@@ -349,6 +349,19 @@ final class BulkTransfer implements AutoCloseable {
 
     // ------------------------------------------------------------------ sender
 
+    /** How long a sender tries to reach a receiver's bulk socket before it reports it {@link Unreachable}. */
+    static final int CONNECT_TIMEOUT_MS = 3_000;
+
+    /**
+     * The receiver's bulk socket cannot be reached (e.g. a firewall between VMs lets only the gRPC port through);
+     * nothing was sent, so the caller may move the slices over gRPC instead.
+     */
+    static final class Unreachable extends IllegalStateException {
+        Unreachable(String message, Throwable cause) {
+            super(message, cause);
+        }
+    }
+
     /** What a sender moved: SliceFormat bytes, chunks, slices (all imported at the receiver). */
     record Sent(long bytes, int chunks, int slices) {
     }
@@ -363,16 +376,26 @@ final class BulkTransfer implements AutoCloseable {
      *
      * @throws IllegalArgumentException    if the receiver refused the transfer (its reason in the message)
      * @throws DeviceMemoryException       if the receiver's device has no room
-     * @throws IllegalStateException       if the connection failed
+     * @throws Unreachable                if the receiver's socket cannot be reached (nothing was sent)
+     * @throws IllegalStateException       if the connection failed later
      */
     Sent send(String host, BulkTicket ticket, int count, IntFunction<byte[]> export) {
         long bytes = 0;
         int chunks = 0;
         SocketFactory f = tls == null ? SocketFactory.getDefault() : tls.getSocketFactory();
+        Socket socket = null;
+        try {
+            socket = f.createSocket();
+            socket.setTcpNoDelay(true);
+            socket.connect(new InetSocketAddress(host, ticket.getPort()), CONNECT_TIMEOUT_MS);
+        } catch (IOException e) {
+            if (socket != null) {
+                closeQuietly(socket);
+            }
+            throw new Unreachable("cannot connect to the bulk socket " + host + ":" + ticket.getPort() + ": " + e, e);
+        }
         Future<Exported> next = threads.submit(() -> exported(export.apply(0)));
-        try (Socket s = f.createSocket()) {
-            s.setTcpNoDelay(true);
-            s.connect(new InetSocketAddress(host, ticket.getPort()), 10_000);
+        try (Socket s = socket) {
             s.setSoTimeout(READ_TIMEOUT_MS + 5_000);
             DataOutputStream out = new DataOutputStream(new BufferedOutputStream(s.getOutputStream(), 64));
             InputStream raw = s.getInputStream();

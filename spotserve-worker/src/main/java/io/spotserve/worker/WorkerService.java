@@ -61,6 +61,7 @@ import java.util.function.Supplier;
  * request leaves the worker as it was.
  */
 final class WorkerService {
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(WorkerService.class);
     /** Trailer keys carrying a {@link DeviceMemoryException}'s numbers back to the controller. */
     static final Metadata.Key<String> MEMORY = Metadata.Key.of("spotserve-device-memory", Metadata.ASCII_STRING_MARSHALLER);
 
@@ -414,9 +415,16 @@ final class WorkerService {
             }
         }
         if (ticket != null) {
-            BulkTransfer.Sent sent = bulk.send(Servers.address(peer).getHostString(), ticket, slices.size(), export);
-            return SendSliceReply.newBuilder().setBytes(sent.bytes()).setChunks(sent.chunks())
-                    .setSlices(sent.slices()).setBulk(true).build();
+            try {
+                BulkTransfer.Sent sent = bulk.send(Servers.address(peer).getHostString(), ticket, slices.size(),
+                        export);
+                return SendSliceReply.newBuilder().setBytes(sent.bytes()).setChunks(sent.chunks())
+                        .setSlices(sent.slices()).setBulk(true).build();
+            } catch (BulkTransfer.Unreachable e) {
+                // nothing was sent (the unused ticket expires): the gRPC stream below carries the slices instead
+                LOG.warn("{}; moving {} slices over gRPC instead (open the port, or run with --bulk-transfer off)",
+                        e.getMessage(), slices.size());
+            }
         }
         long bytes = 0;
         int chunks = 0;

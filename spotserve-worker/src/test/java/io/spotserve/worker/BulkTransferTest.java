@@ -210,6 +210,25 @@ class BulkTransferTest {
     }
 
     @Test
+    void anUnreachableSocketIsReportedBeforeAnythingIsExported() throws Exception {
+        long before = used();
+        BulkTicket t = bulk.issue(TARGET, slices, from.config());
+        int closedPort;
+        try (java.net.ServerSocket probe = new java.net.ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            closedPort = probe.getLocalPort();
+        }
+        java.util.concurrent.atomic.AtomicInteger exports = new java.util.concurrent.atomic.AtomicInteger();
+        BulkTransfer.Unreachable e = assertThrows(BulkTransfer.Unreachable.class, () -> bulk.send("127.0.0.1",
+                t.toBuilder().setPort(closedPort).build(), slices.size(), i -> {
+                    exports.incrementAndGet();
+                    return export(i);
+                }));
+        assertTrue(e.getMessage().contains("cannot connect"), e.getMessage());
+        assertEquals(0, exports.get());
+        assertEquals(before, used());
+    }
+
+    @Test
     void ticketsAreBoundedAndNameAtLeastOneSlice() {
         assertThrows(IllegalArgumentException.class, () -> bulk.issue(TARGET, List.of(), from.config()));
         List<ContextSlice> many = new ArrayList<>();
