@@ -6,14 +6,19 @@ import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.ClientResponseObserver;
+import io.spotserve.worker.proto.PeerGrpc;
 import io.spotserve.worker.proto.StepReply;
 import io.spotserve.worker.proto.StepRequest;
 import io.spotserve.worker.proto.WorkerGrpc;
+import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.Function;
 
 /**
  * One long-lived {@code Worker/Steps} stream to the worker that hosts a pipeline's next stages: a step is one
@@ -155,6 +160,48 @@ final class StepStream implements AutoCloseable {
             }
         } else { // a step is waiting on it: it fails now
             breakStream(Status.CANCELLED.withDescription("step stream closed").asRuntimeException());
+        }
+    }
+
+    /** The step streams a worker keeps to the next stage's worker, one per hosted pipeline. */
+    static final class Hops {
+        private record Hop(String address, StepStream stream) {
+        }
+
+        private final Function<String, ManagedChannel> peers;
+        private final Map<Long, Hop> open = new ConcurrentHashMap<>();
+
+        Hops(Function<String, ManagedChannel> peers) {
+            this.peers = peers;
+        }
+
+        /** Hands a step of {@code pipeline} on to the worker at {@code address} (a unary call while its stream is busy). */
+        StepReply step(long pipeline, String address, StepRequest forward) {
+            Hop h = open.compute(pipeline, (k, old) -> {
+                if (old != null && !old.stream().broken() && old.address().equals(address)) {
+                    return old;
+                }
+                if (old != null) {
+                    old.stream().close();
+                }
+                return new Hop(address, new StepStream(peers.apply(address)));
+            });
+            StepReply reply = h.stream().tryStep(forward, 60);
+            return reply != null ? reply : PeerGrpc.newBlockingStub(peers.apply(address))
+                    .withDeadlineAfter(60, TimeUnit.SECONDS).stageForward(forward);
+        }
+
+        void close(long pipeline) {
+            Hop h = open.remove(pipeline);
+            if (h != null) {
+                h.stream().close();
+            }
+        }
+
+        void closeAll() {
+            for (Long id : List.copyOf(open.keySet())) {
+                close(id);
+            }
         }
     }
 }

@@ -45,11 +45,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Function;
 import java.util.function.IntFunction;
@@ -61,7 +57,6 @@ import java.util.function.Supplier;
  * request leaves the worker as it was.
  */
 final class WorkerService {
-    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(WorkerService.class);
     /** Trailer keys carrying a {@link DeviceMemoryException}'s numbers back to the controller. */
     static final Metadata.Key<String> MEMORY = Metadata.Key.of("spotserve-device-memory", Metadata.ASCII_STRING_MARSHALLER);
 
@@ -79,12 +74,15 @@ final class WorkerService {
     private final AtomicLong warmUpServed = new AtomicLong();
     /** This worker's bulk socket, or null (slices then travel over gRPC streams only). */
     private volatile BulkTransfer bulk;
+    /** The step streams to the next stage's workers. */
+    private final StepStream.Hops hops;
 
     WorkerService(Executor executor, int deviceCount, long deviceMemory, Function<String, ManagedChannel> peers) {
         this.executor = executor;
         this.deviceCount = deviceCount;
         this.deviceMemory = deviceMemory;
         this.peers = peers;
+        this.hops = new StepStream.Hops(peers);
     }
 
     /** Serves and sends bulk transfers through {@code b} from now on. */
@@ -100,9 +98,7 @@ final class WorkerService {
     /** The controller declared this worker dead: drop everything and answer nothing any more. */
     void fence() {
         fenced = true;
-        for (Long id : List.copyOf(downstreams.keySet())) {
-            closeDownstream(id);
-        }
+        hops.closeAll();
         for (Pipeline p : pipelines.values()) {
             synchronized (p) {
                 p.close();
@@ -323,37 +319,8 @@ final class WorkerService {
         StepRequest forward = r.toBuilder().setPipeline(next.getPipeline()).setStage(next.getFirstStage())
                 .setHidden(activations).clearRoute().addAllRoute(r.getRouteList().subList(1, r.getRouteCount()))
                 .build();
-        StepReply downstream = downstream(r.getPipeline(), next.getAddress(), forward);
+        StepReply downstream = hops.step(r.getPipeline(), next.getAddress(), forward);
         return downstream.toBuilder().setActivationBytes(downstream.getActivationBytes() + activations.size()).build();
-    }
-
-    /** The step stream this worker keeps to the next stage's worker, per hosted pipeline. */
-    private record Downstream(String address, StepStream stream) {
-    }
-
-    private final Map<Long, Downstream> downstreams = new ConcurrentHashMap<>();
-
-    /** Hands a step on to the next stage's worker over the pipeline's step stream (a unary call while it is busy). */
-    private StepReply downstream(long pipeline, String address, StepRequest forward) {
-        Downstream d = downstreams.compute(pipeline, (k, old) -> {
-            if (old != null && !old.stream().broken() && old.address().equals(address)) {
-                return old;
-            }
-            if (old != null) {
-                old.stream().close();
-            }
-            return new Downstream(address, new StepStream(peers.apply(address)));
-        });
-        StepReply reply = d.stream().tryStep(forward, 60);
-        return reply != null ? reply : PeerGrpc.newBlockingStub(peers.apply(address))
-                .withDeadlineAfter(60, TimeUnit.SECONDS).stageForward(forward);
-    }
-
-    private void closeDownstream(long pipeline) {
-        Downstream d = downstreams.remove(pipeline);
-        if (d != null) {
-            d.stream().close();
-        }
     }
 
     /** Largest activation payload a warm-up call may carry (its real calls carry count x dim floats). */
@@ -403,77 +370,7 @@ final class WorkerService {
                 return p.exportSlice(from.getStage(), from.getShard(), slices.get(i));
             }
         };
-        BulkTicket ticket = null;
-        if (bulk != null) {
-            try {
-                ticket = PeerGrpc.newBlockingStub(peers.apply(peer)).withDeadlineAfter(10, TimeUnit.SECONDS)
-                        .openBulk(OpenBulkRequest.newBuilder().setTarget(target).addAllSlices(headers).build());
-            } catch (StatusRuntimeException e) {
-                if (e.getStatus().getCode() != Status.Code.UNIMPLEMENTED) {
-                    throw e; // the receiver's own refusal (no such position, bad slice), passed on as it said it
-                }
-            }
-        }
-        if (ticket != null) {
-            try {
-                BulkTransfer.Sent sent = bulk.send(Servers.address(peer).getHostString(), ticket, slices.size(),
-                        export);
-                return SendSliceReply.newBuilder().setBytes(sent.bytes()).setChunks(sent.chunks())
-                        .setSlices(sent.slices()).setBulk(true).build();
-            } catch (BulkTransfer.Unreachable e) {
-                // nothing was sent (the unused ticket expires): the gRPC stream below carries the slices instead
-                LOG.warn("{}; moving {} slices over gRPC instead (open the port, or run with --bulk-transfer off)",
-                        e.getMessage(), slices.size());
-            }
-        }
-        long bytes = 0;
-        int chunks = 0;
-        for (int i = 0; i < slices.size(); i++) {
-            byte[] data = export.apply(i);
-            chunks += push(peer, Wire.chunks(data, target));
-            bytes += data.length;
-        }
-        return SendSliceReply.newBuilder().setBytes(bytes).setChunks(chunks).setSlices(slices.size()).build();
-    }
-
-    /** Streams one slice's chunks to {@code peer}'s {@code PushSlice} and waits for its import; returns the chunks. */
-    private int push(String peer, List<SliceChunk> chunks) {
-        CompletableFuture<ImportReply> done = new CompletableFuture<>();
-        StreamObserver<SliceChunk> up = PeerGrpc.newStub(peers.apply(peer))
-                .withDeadlineAfter(120, TimeUnit.SECONDS).pushSlice(new StreamObserver<>() {
-                    @Override
-                    public void onNext(ImportReply v) {
-                        done.complete(v);
-                    }
-
-                    @Override
-                    public void onError(Throwable t) {
-                        done.completeExceptionally(t);
-                    }
-
-                    @Override
-                    public void onCompleted() {
-                        done.completeExceptionally(new IllegalStateException("peer answered nothing"));
-                    }
-                });
-        for (SliceChunk c : chunks) {
-            up.onNext(c);
-        }
-        up.onCompleted();
-        try {
-            done.get(130, TimeUnit.SECONDS);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted while streaming a slice to " + peer);
-        } catch (ExecutionException e) {
-            if (e.getCause() instanceof StatusRuntimeException sre) {
-                throw sre; // the receiver's own refusal, passed on as it said it
-            }
-            throw new IllegalStateException("streaming a slice to " + peer + " failed", e.getCause());
-        } catch (TimeoutException e) {
-            throw new IllegalStateException("streaming a slice to " + peer + " timed out");
-        }
-        return chunks.size();
+        return SliceSender.send(peers, bulk, headers, export, peer, target);
     }
 
     /** Issues a bulk ticket for slices into a position this worker hosts. */
@@ -574,7 +471,7 @@ final class WorkerService {
         public void closePipeline(PipelineRef r, StreamObserver<Ack> out) {
             unary(out, () -> {
                 Pipeline p = pipelines.remove(r.getPipeline());
-                closeDownstream(r.getPipeline());
+                hops.close(r.getPipeline());
                 if (p != null) {
                     synchronized (p) {
                         p.close();
