@@ -108,22 +108,33 @@ public final class WorkerWireBench {
         from.loadWeights(ckpt);
         List<ContextSlice> slices = layout.weightSlices(0, 0);
         double[] wire = new double[rounds];
+        double[] batched = new double[rounds];
         double[] socket = new double[rounds];
         long bytes = 0;
         for (int r = -1; r < rounds; r++) { // round -1 warms the data path up and is not measured
-            long before = ex.sliceBytes();
-            long t0 = System.nanoTime();
-            for (ContextSlice s : slices) {
-                ex.transfer(from, 0, 0, s, to, 0, 0);
+            // one slice per call (the SPI's transfer), then all slices in one call (transferAll: export, stream and
+            // import of consecutive slices overlap), then the socket copy of the same bytes
+            for (int mode = 0; mode < 2; mode++) {
+                long before = ex.sliceBytes();
+                long t0 = System.nanoTime();
+                if (mode == 0) {
+                    for (ContextSlice s : slices) {
+                        ex.transfer(from, 0, 0, s, to, 0, 0);
+                    }
+                } else {
+                    ex.transferAll(from, 0, 0, slices, to, 0, 0);
+                }
+                double sec = (System.nanoTime() - t0) / 1e9;
+                bytes = ex.sliceBytes() - before;
+                if (r >= 0) {
+                    (mode == 0 ? wire : batched)[r] = bytes / sec / 1e6;
+                }
+                for (ContextSlice s : slices) {
+                    to.releaseSlice(0, 0, s);
+                }
             }
-            double sec = (System.nanoTime() - t0) / 1e9;
-            bytes = ex.sliceBytes() - before;
             if (r >= 0) {
-                wire[r] = bytes / sec / 1e6;
                 socket[r] = socketCopy(bytes);
-            }
-            for (ContextSlice s : slices) {
-                to.releaseSlice(0, 0, s);
             }
         }
         from.close();
@@ -131,10 +142,13 @@ public final class WorkerWireBench {
         ex.destroyDevice(a);
         ex.destroyDevice(b);
         double w = median(wire);
+        double bt = median(batched);
         double s = median(socket);
-        System.out.printf("migration: %d weight slices, %.1f MB per round; worker-to-worker %.0f MB/s, plain socket "
-                + "copy %.0f MB/s (median of %d), ratio %.2f; rounds wire %s socket %s%n", slices.size(), bytes / 1e6, w,
-                s, rounds, w / s, Arrays.toString(round(wire)), Arrays.toString(round(socket)));
+        System.out.printf("migration: %d weight slices, %.1f MB per round; worker-to-worker %.0f MB/s one slice per "
+                + "transfer, %.0f MB/s with transferAll; plain socket copy %.0f MB/s (median of %d); ratio %.2f per "
+                + "slice, %.2f transferAll; rounds per slice %s transferAll %s socket %s%n", slices.size(), bytes / 1e6,
+                w, bt, s, rounds, w / s, bt / s, Arrays.toString(round(wire)), Arrays.toString(round(batched)),
+                Arrays.toString(round(socket)));
     }
 
     /**

@@ -18,6 +18,7 @@ import io.spotserve.worker.proto.CreateDeviceRequest;
 import io.spotserve.worker.proto.ImportReply;
 import io.spotserve.worker.proto.SendSliceReply;
 import io.spotserve.worker.proto.SendSliceRequest;
+import io.spotserve.worker.proto.SendSlicesRequest;
 import io.spotserve.worker.proto.SliceChunk;
 import io.spotserve.worker.proto.SliceRequest;
 import io.spotserve.worker.proto.WorkerGrpc;
@@ -156,6 +157,48 @@ public final class RemoteExecutor implements Executor {
         }
         dst.imported(slice);
         return slice;
+    }
+
+    /**
+     * Moves several slices of one position to one position of another pipeline, as {@link #transfer} does each, in
+     * one call to the source worker: over the bulk socket it exports slice i+1 while slice i travels and the receiver
+     * imports slice i while it reads slice i+1 (at most two slices in memory on each side). Slices that fall back to
+     * the in-process default (pipelines of other executors) move one by one.
+     *
+     * @return the slices moved, in order
+     * @throws IllegalArgumentException as {@link #transfer}; if the receiver refused a slice, the ones before it in
+     *                                  {@code slices} were imported (the message says how many)
+     */
+    public List<ContextSlice> transferAll(Pipeline from, int fromStage, int fromShard, List<ContextSlice> slices,
+                                          Pipeline to, int toStage, int toShard) {
+        Objects.requireNonNull(slices, "slices");
+        if (!(from instanceof RemotePipeline src) || !(to instanceof RemotePipeline dst) || src.executor != this
+                || dst.executor != this) {
+            List<ContextSlice> out = new ArrayList<>();
+            for (ContextSlice s : slices) {
+                out.add(transfer(from, fromStage, fromShard, s, to, toStage, toShard));
+            }
+            return out;
+        }
+        if (slices.isEmpty()) {
+            return List.of();
+        }
+        RemotePipeline.Segment s = src.segmentOf(fromStage);
+        RemotePipeline.Segment t = dst.segmentOf(toStage);
+        SendSlicesRequest.Builder req = SendSlicesRequest.newBuilder().setPosition(s.position(fromStage, fromShard))
+                .setPeerAddress(t.worker().address).setTarget(t.position(toStage, toShard));
+        for (ContextSlice slice : slices) {
+            req.addSlices(Wire.sliceHeader(slice));
+        }
+        SendSliceReply r = call(List.of(s.worker(), t.worker()), s.worker(), ch -> WorkerGrpc.newBlockingStub(ch)
+                .withDeadlineAfter(150L + 10L * slices.size(), TimeUnit.SECONDS).sendSlices(req.build()));
+        if (s.worker() != t.worker()) {
+            countSlice(r.getBytes());
+        }
+        for (ContextSlice slice : slices) {
+            dst.imported(slice);
+        }
+        return List.copyOf(slices);
     }
 
     /**

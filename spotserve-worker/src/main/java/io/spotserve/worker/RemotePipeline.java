@@ -57,6 +57,9 @@ final class RemotePipeline implements Pipeline {
     private final List<RemoteInstanceProvider.WorkerLink> workers;
     private final Map<Long, int[]> sequences = new LinkedHashMap<>(); // id -> {capacity, length}
     private boolean closed;
+    private final Object streamLock = new Object();
+    private StepStream steps;
+    private io.grpc.ManagedChannel stepsChannel;
 
     private RemotePipeline(RemoteExecutor executor, ShardLayout layout, List<RemoteDevice> devices, int maxBatch,
                            List<Segment> segments) {
@@ -318,6 +321,20 @@ final class RemotePipeline implements Pipeline {
         return st[1];
     }
 
+    /** The open step stream to the first stage's worker over {@code ch}, a new one if there is none or it broke. */
+    private StepStream stepStream(io.grpc.ManagedChannel ch) {
+        synchronized (streamLock) {
+            if (steps == null || steps.broken() || stepsChannel != ch) {
+                if (steps != null) {
+                    steps.close();
+                }
+                steps = new StepStream(ch);
+                stepsChannel = ch;
+            }
+            return steps;
+        }
+    }
+
     @Override
     public void forward(long[] seqs, int[] tokens, int[] positions, int count, float[][] logits) {
         checkOpen();
@@ -343,7 +360,11 @@ final class RemotePipeline implements Pipeline {
                     .setFirstStage(s.stages().from()));
         }
         Segment first = segments.get(0);
-        StepReply reply = executor.call(workers, first.worker(), ch -> stub(ch, 60).forward(r.build()));
+        StepRequest request = r.build();
+        StepReply reply = executor.call(workers, first.worker(), ch -> {
+            StepReply viaStream = stepStream(ch).tryStep(request, 60);
+            return viaStream != null ? viaStream : stub(ch, 60).forward(request); // another thread is stepping
+        });
         int v = c.vocabSize();
         int wanted = r.getLogitsForCount();
         if (reply.getLogits().size() != (long) wanted * v * Float.BYTES) {
@@ -384,6 +405,11 @@ final class RemotePipeline implements Pipeline {
             return;
         }
         closed = true;
+        synchronized (streamLock) {
+            if (steps != null) {
+                steps.close();
+            }
+        }
         for (Segment s : segments) {
             closeSegment(s);
         }

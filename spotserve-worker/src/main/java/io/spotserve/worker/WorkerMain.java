@@ -21,7 +21,8 @@ import org.slf4j.LoggerFactory;
  * {@code --executor NAME} (default {@code ExecutorProvider.best()}), {@code --notice-grace SECONDS} (for
  * {@code signal}, default 30), {@code --warm-up CALLS} (warm-up calls to its own server before registering, 0 =
  * off, default {@value WorkerProcess#DEFAULT_WARM_UP_CALLS}), {@code --warm-up-time SECONDS} (their wall-time bound,
- * default 1.5), {@code --metadata-url URL} (the notice
+ * default 1.5), {@code --bulk-transfer on|off} (slices to other workers over a ticketed TCP socket instead of
+ * gRPC streams, default on; never under mTLS), {@code --metadata-url URL} (the notice
  * watcher's base URL), {@code --azure-vm NAME}. Exit codes: 0 closed, 2 bad arguments or refused by the
  * controller, 3 fenced (the controller declared this worker dead).
  */
@@ -74,6 +75,11 @@ public final class WorkerMain {
                     case "--advertise" -> b.advertise(v);
                     case "--label" -> b.label(v);
                     case "--executor" -> b.executor(provider(v).create());
+                    case "--bulk-transfer" -> b.bulkTransfer(switch (v) {
+                        case "on" -> true;
+                        case "off" -> false;
+                        default -> throw new IllegalArgumentException("--bulk-transfer takes on or off, got " + v);
+                    });
                     case "--warm-up" -> warmUpCalls = Integer.parseInt(v);
                     case "--warm-up-time" -> warmUpTime = Duration.ofMillis(Math.round(Double.parseDouble(v) * 1000));
                     default -> throw new IllegalArgumentException("unknown option " + a);
@@ -211,6 +217,7 @@ public final class WorkerMain {
                 + "         [--listen HOST:PORT (default 127.0.0.1:0)] [--advertise HOST] [--label NAME]\n"
                 + "         [--executor cpu|cuda (default: the best usable)]\n"
                 + "         [--warm-up CALLS (calls to its own server before registering, 0 = off, default "
-                + WorkerProcess.DEFAULT_WARM_UP_CALLS + ")] [--warm-up-time SECONDS (default 1.5)]";
+                + WorkerProcess.DEFAULT_WARM_UP_CALLS + ")] [--warm-up-time SECONDS (default 1.5)]\n"
+                + "         [--bulk-transfer on|off (slices to other workers over a ticketed socket, default on)]";
     }
 }

@@ -52,6 +52,7 @@ public final class WorkerProcess implements AutoCloseable {
     private final CompletableFuture<String> terminated = new CompletableFuture<>();
     private final ScheduledExecutorService heartbeats;
     private Server server;
+    private BulkTransfer bulk;
     private volatile String instanceId;
     private volatile long epoch;
     private volatile long selfFenceNanos = Long.MAX_VALUE;
@@ -85,6 +86,11 @@ public final class WorkerProcess implements AutoCloseable {
                 List.of(service.worker(), service.peer()));
         String host = cfg.advertise != null ? cfg.advertise : hostOf(cfg.bind);
         address = host + ":" + server.getPort();
+        if (cfg.bulkTransfer && !cfg.security.usesTls()) {
+            // on the gRPC server's own address; under mTLS slices keep to the (TLS) gRPC streams
+            bulk = new BulkTransfer(cfg.bind.getAddress(), null, service::importBulk);
+            service.bulk(bulk);
+        }
         warmUp();
         ControllerGrpc.ControllerBlockingStub controller = ControllerGrpc.newBlockingStub(channels.to(cfg.controller));
         RegisterReply reply;
@@ -289,6 +295,9 @@ public final class WorkerProcess implements AutoCloseable {
     public void close() {
         heartbeats.shutdownNow();
         Servers.stop(server);
+        if (bulk != null) {
+            bulk.close();
+        }
         channels.close();
         executor.close();
         terminated.complete("closed");
@@ -338,6 +347,7 @@ public final class WorkerProcess implements AutoCloseable {
         private Duration registerTimeout = Duration.ofSeconds(30);
         private int warmUpCalls = DEFAULT_WARM_UP_CALLS;
         private Duration warmUpTime = DEFAULT_WARM_UP_TIME;
+        private boolean bulkTransfer = true;
 
         /** host:port of the controller (required). */
         public Builder controller(String hostPort) {
@@ -423,6 +433,16 @@ public final class WorkerProcess implements AutoCloseable {
             }
             this.warmUpCalls = calls;
             this.warmUpTime = maxTime;
+            return this;
+        }
+
+        /**
+         * Whether slices to and from other workers may travel over this worker's bulk socket (plain TCP on the bind
+         * address, opened per transfer with a one-time ticket issued over gRPC) instead of gRPC streams; default on.
+         * Under mTLS slices always take the gRPC streams.
+         */
+        public Builder bulkTransfer(boolean on) {
+            this.bulkTransfer = on;
             return this;
         }
 

@@ -17,6 +17,7 @@ import io.spotserve.model.LlamaCheckpoint;
 import io.spotserve.model.LlamaConfig;
 import io.spotserve.plan.DeviceId;
 import io.spotserve.worker.proto.Ack;
+import io.spotserve.worker.proto.BulkTicket;
 import io.spotserve.worker.proto.CreateDeviceRequest;
 import io.spotserve.worker.proto.CreateStagesRequest;
 import io.spotserve.worker.proto.DeviceRef;
@@ -24,12 +25,14 @@ import io.spotserve.worker.proto.DeviceState;
 import io.spotserve.worker.proto.Hop;
 import io.spotserve.worker.proto.ImportReply;
 import io.spotserve.worker.proto.LoadWeightsRequest;
+import io.spotserve.worker.proto.OpenBulkRequest;
 import io.spotserve.worker.proto.PeerGrpc;
 import io.spotserve.worker.proto.PipelineRef;
 import io.spotserve.worker.proto.PositionRef;
 import io.spotserve.worker.proto.PositionStateReply;
 import io.spotserve.worker.proto.SendSliceReply;
 import io.spotserve.worker.proto.SendSliceRequest;
+import io.spotserve.worker.proto.SendSlicesRequest;
 import io.spotserve.worker.proto.SequenceRequest;
 import io.spotserve.worker.proto.SliceChunk;
 import io.spotserve.worker.proto.SliceRequest;
@@ -42,13 +45,10 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Function;
+import java.util.function.IntFunction;
 import java.util.function.Supplier;
 
 /**
@@ -72,12 +72,22 @@ final class WorkerService {
     /** Whether {@code WarmUp} calls are answered: only while the worker warms up, before it registers. */
     private volatile boolean warming;
     private final AtomicLong warmUpServed = new AtomicLong();
+    /** This worker's bulk socket, or null (slices then travel over gRPC streams only). */
+    private volatile BulkTransfer bulk;
+    /** The step streams to the next stage's workers. */
+    private final StepStream.Hops hops;
 
     WorkerService(Executor executor, int deviceCount, long deviceMemory, Function<String, ManagedChannel> peers) {
         this.executor = executor;
         this.deviceCount = deviceCount;
         this.deviceMemory = deviceMemory;
         this.peers = peers;
+        this.hops = new StepStream.Hops(peers);
+    }
+
+    /** Serves and sends bulk transfers through {@code b} from now on. */
+    void bulk(BulkTransfer b) {
+        this.bulk = b;
     }
 
     /** The instance id the controller gave this worker (devices must be named after it). */
@@ -88,6 +98,7 @@ final class WorkerService {
     /** The controller declared this worker dead: drop everything and answer nothing any more. */
     void fence() {
         fenced = true;
+        hops.closeAll();
         for (Pipeline p : pipelines.values()) {
             synchronized (p) {
                 p.close();
@@ -308,8 +319,7 @@ final class WorkerService {
         StepRequest forward = r.toBuilder().setPipeline(next.getPipeline()).setStage(next.getFirstStage())
                 .setHidden(activations).clearRoute().addAllRoute(r.getRouteList().subList(1, r.getRouteCount()))
                 .build();
-        StepReply downstream = PeerGrpc.newBlockingStub(peers.apply(next.getAddress()))
-                .withDeadlineAfter(60, TimeUnit.SECONDS).stageForward(forward);
+        StepReply downstream = hops.step(r.getPipeline(), next.getAddress(), forward);
         return downstream.toBuilder().setActivationBytes(downstream.getActivationBytes() + activations.size()).build();
     }
 
@@ -338,6 +348,56 @@ final class WorkerService {
         Wire.floats(r.getHidden(), hidden, 0, hidden.length);
         warmUpServed.incrementAndGet();
         return StepReply.newBuilder().setLogits(Wire.floats(hidden, hidden.length)).setActivationBytes(bytes).build();
+    }
+
+    /**
+     * Moves slices of one hosted position to a position of the worker at {@code peer}: over the bulk socket when both
+     * sides have one (the next slice exported while the previous one travels), else over {@code Peer/PushSlice}.
+     */
+    private SendSliceReply moveSlices(PositionRef from, List<ByteString> headers, String peer, PositionRef target) {
+        Pipeline p = pipeline(from.getPipeline());
+        if (headers.isEmpty() || headers.size() > BulkTransfer.MAX_SLICES_PER_TICKET) {
+            throw new IllegalArgumentException("a transfer moves 1 to " + BulkTransfer.MAX_SLICES_PER_TICKET
+                    + " slices, got " + headers.size());
+        }
+        List<ContextSlice> slices = new ArrayList<>();
+        for (ByteString h : headers) {
+            slices.add(Wire.slice(h, p.config()));
+        }
+        IntFunction<byte[]> export = i -> {
+            checkLive();
+            synchronized (p) {
+                return p.exportSlice(from.getStage(), from.getShard(), slices.get(i));
+            }
+        };
+        return SliceSender.send(peers, bulk, headers, export, peer, target);
+    }
+
+    /** Issues a bulk ticket for slices into a position this worker hosts. */
+    private BulkTicket issueBulk(OpenBulkRequest r) {
+        if (bulk == null) {
+            throw new StatusRuntimeException(Status.UNIMPLEMENTED.withDescription("this worker has no bulk socket"));
+        }
+        PositionRef t = r.getTarget();
+        Pipeline p = pipeline(t.getPipeline());
+        if (!p.hostedStages().contains(t.getStage()) || t.getShard() < 0 || t.getShard() >= p.layout().shards()) {
+            throw new IllegalArgumentException("position (stage " + t.getStage() + ", shard " + t.getShard()
+                    + ") is not hosted by pipeline " + t.getPipeline() + " here (stages " + p.hostedStages() + ")");
+        }
+        List<ContextSlice> slices = new ArrayList<>();
+        for (ByteString h : r.getSlicesList()) {
+            slices.add(Wire.slice(h, p.config()));
+        }
+        return bulk.issue(t, slices, p.config());
+    }
+
+    /** The bulk socket's import of one complete, checked slice. */
+    ContextSlice importBulk(PositionRef t, byte[] bytes) {
+        checkLive();
+        Pipeline p = pipeline(t.getPipeline());
+        synchronized (p) {
+            return p.importSlice(t.getStage(), t.getShard(), bytes);
+        }
     }
 
     // ------------------------------------------------------------------ services
@@ -411,6 +471,7 @@ final class WorkerService {
         public void closePipeline(PipelineRef r, StreamObserver<Ack> out) {
             unary(out, () -> {
                 Pipeline p = pipelines.remove(r.getPipeline());
+                hops.close(r.getPipeline());
                 if (p != null) {
                     synchronized (p) {
                         p.close();
@@ -480,51 +541,13 @@ final class WorkerService {
 
         @Override
         public void sendSlice(SendSliceRequest r, StreamObserver<SendSliceReply> out) {
-            unary(out, () -> {
-                SliceRequest src = r.getSource();
-                Pipeline p = pipeline(src.getPosition().getPipeline());
-                byte[] bytes;
-                synchronized (p) {
-                    bytes = p.exportSlice(src.getPosition().getStage(), src.getPosition().getShard(), slice(p, src));
-                }
-                List<SliceChunk> chunks = Wire.chunks(bytes, r.getTarget());
-                CompletableFuture<ImportReply> done = new CompletableFuture<>();
-                StreamObserver<SliceChunk> up = PeerGrpc.newStub(peers.apply(r.getPeerAddress()))
-                        .withDeadlineAfter(120, TimeUnit.SECONDS).pushSlice(new StreamObserver<>() {
-                            @Override
-                            public void onNext(ImportReply v) {
-                                done.complete(v);
-                            }
+            unary(out, () -> moveSlices(r.getSource().getPosition(), List.of(r.getSource().getSlice()),
+                    r.getPeerAddress(), r.getTarget()));
+        }
 
-                            @Override
-                            public void onError(Throwable t) {
-                                done.completeExceptionally(t);
-                            }
-
-                            @Override
-                            public void onCompleted() {
-                                done.completeExceptionally(new IllegalStateException("peer answered nothing"));
-                            }
-                        });
-                for (SliceChunk c : chunks) {
-                    up.onNext(c);
-                }
-                up.onCompleted();
-                try {
-                    done.get(130, TimeUnit.SECONDS);
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                    throw new IllegalStateException("interrupted while streaming a slice to " + r.getPeerAddress());
-                } catch (ExecutionException e) {
-                    if (e.getCause() instanceof StatusRuntimeException sre) {
-                        throw sre; // the receiver's own refusal, passed on as it said it
-                    }
-                    throw new IllegalStateException("streaming a slice to " + r.getPeerAddress() + " failed", e.getCause());
-                } catch (TimeoutException e) {
-                    throw new IllegalStateException("streaming a slice to " + r.getPeerAddress() + " timed out");
-                }
-                return SendSliceReply.newBuilder().setBytes(bytes.length).setChunks(chunks.size()).build();
-            });
+        @Override
+        public void sendSlices(SendSlicesRequest r, StreamObserver<SendSliceReply> out) {
+            unary(out, () -> moveSlices(r.getPosition(), r.getSlicesList(), r.getPeerAddress(), r.getTarget()));
         }
 
         @Override
@@ -564,6 +587,36 @@ final class WorkerService {
         public void forward(StepRequest r, StreamObserver<StepReply> out) {
             unary(out, () -> step(r));
         }
+
+        @Override
+        public StreamObserver<StepRequest> steps(StreamObserver<StepReply> out) {
+            return new StreamObserver<>() {
+                @Override
+                public void onNext(StepRequest r) {
+                    StepReply reply;
+                    try {
+                        checkLive();
+                        reply = step(r);
+                    } catch (RuntimeException e) {
+                        Status s = error(e).getStatus();
+                        reply = StepReply.newBuilder().setErrorCode(s.getCode().value())
+                                .setError(s.getDescription() == null ? s.getCode().toString() : s.getDescription())
+                                .build();
+                    }
+                    out.onNext(reply);
+                }
+
+                @Override
+                public void onError(Throwable t) {
+                    // the caller gave up on the stream; nothing is pending here
+                }
+
+                @Override
+                public void onCompleted() {
+                    out.onCompleted();
+                }
+            };
+        }
     }
 
     final class Peer extends PeerGrpc.PeerImplBase {
@@ -575,6 +628,11 @@ final class WorkerService {
         @Override
         public StreamObserver<SliceChunk> pushSlice(StreamObserver<ImportReply> out) {
             return importStream(out);
+        }
+
+        @Override
+        public void openBulk(OpenBulkRequest r, StreamObserver<BulkTicket> out) {
+            unary(out, () -> issueBulk(r));
         }
 
         @Override

@@ -53,8 +53,10 @@ class WorkerChaosTest {
 
     private static List<GenerationRequest> requests() {
         List<GenerationRequest> out = new ArrayList<>();
-        for (int i = 0; i < PROMPTS.length; i++) {
-            out.add(GenerationRequest.of(PROMPTS[i], 260 + 11 * i));
+        // enough work (six waves of four requests) that requests still run when the notice's 1 s of grace is over,
+        // even where steps over the workers' step streams take well under a millisecond
+        for (int i = 0; i < 6 * PROMPTS.length; i++) {
+            out.add(GenerationRequest.of(PROMPTS[i % PROMPTS.length], 380 + 11 * (i % 8)));
         }
         return out;
     }
@@ -125,10 +127,10 @@ class WorkerChaosTest {
             List<Process> processes = new ArrayList<>();
             for (int i = 0; i < 3; i++) {
                 // one at a time, so each process is known by the instance id it registers as; each takes a SIGTERM as
-                // its preemption notice with 3 s of grace
+                // its preemption notice with 1 s of grace
                 processes.add(jvms.start("worker" + i, "--controller", controller.address(), "--devices", "1",
                         "--device-memory", "16m", "--token-file", token, "--label", "w" + i, "--notices", "signal",
-                        "--notice-grace", "3"));
+                        "--notice-grace", "1"));
                 ids.add(awaitNewWorker(controller, ids, jvms, "worker" + i));
             }
             try (ServingEngine engine = configure(ServingEngine.builder().model(ckpt, tok).instances(controller)
