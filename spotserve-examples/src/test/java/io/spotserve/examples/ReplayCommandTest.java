@@ -170,7 +170,10 @@ class ReplayCommandTest {
     void theTraceOnWorkerProcessesAddsAndNoticesRealJvms(@TempDir Path dir) throws Exception {
         Path trace = trace(dir, event(0, "add", "node-0", "node-1"), event(60_000, "add", "node-2"),
                 event(120_000, "remove", "node-0"), event(180_000, "DONE"));
-        Result r = run("replay", "--processes", "--trace", trace.toString(), "--speed", "20");
+        // 400-token requests: a notice that falls in a batch's last grace period (50 ms of wall time) lets it FINISH,
+        // which is right but interrupts nothing; with 128 tokens that window was ~6 % of a batch's life and a quiet
+        // fresh-clone run hit it, with 400 it is ~2 %
+        Result r = run("replay", "--processes", "--trace", trace.toString(), "--speed", "20", "--tokens", "400");
         JsonObject json = allCompleted(r, -1);
         assertEquals(3, json.get("worker_processes").getAsInt(), r.out);
         // the start on two workers, then the third joining and the first leaving at its notice (one reconfiguration or
