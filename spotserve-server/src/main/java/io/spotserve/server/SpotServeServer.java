@@ -269,16 +269,26 @@ public final class SpotServeServer implements AutoCloseable {
         }
     }
 
+    /**
+     * Most bytes of an oversized body read and discarded before the 413 goes out. Closing a connection whose request
+     * body is still unread makes the kernel reset it, and a client still sending can then lose the 413 itself
+     * ("bytes received: 0"); a body beyond this is not read (the client may see a reset instead of the 413).
+     */
+    private static final long DISCARD_BYTES = 1L << 20;
+
     /** The request body as UTF-8, at most {@code maxBodyBytes} of it. */
     private String body(HttpExchange ex) throws IOException, ApiException {
         String length = ex.getRequestHeaders().getFirst("Content-Length");
         if (length != null) {
+            long declared;
             try {
-                if (Long.parseLong(length.trim()) > maxBodyBytes) {
-                    throw tooLarge();
-                }
+                declared = Long.parseLong(length.trim());
             } catch (NumberFormatException e) {
                 throw ApiException.badRequest("bad Content-Length " + length);
+            }
+            if (declared > maxBodyBytes) {
+                discard(ex.getRequestBody());
+                throw tooLarge();
             }
         }
         ByteArrayOutputStream buf = new ByteArrayOutputStream();
@@ -286,12 +296,22 @@ public final class SpotServeServer implements AutoCloseable {
         try (InputStream in = ex.getRequestBody()) {
             for (int r; (r = in.read(chunk)) >= 0; ) {
                 if (buf.size() + r > maxBodyBytes) {
+                    discard(in);
                     throw tooLarge();
                 }
                 buf.write(chunk, 0, r);
             }
         }
         return buf.toString(StandardCharsets.UTF_8);
+    }
+
+    /** Reads and drops up to {@link #DISCARD_BYTES} of what is left of a request body. */
+    private static void discard(InputStream in) throws IOException {
+        byte[] sink = new byte[8192];
+        long left = DISCARD_BYTES;
+        for (int r; left > 0 && (r = in.read(sink, 0, (int) Math.min(sink.length, left))) >= 0; ) {
+            left -= r;
+        }
     }
 
     private ApiException tooLarge() {
