@@ -28,7 +28,6 @@ final class Q8VectorKernel {
                        int outOff, int outStride) {
         int blocks = n / Q8Blocks.BLOCK;
         int rb = Q8Blocks.rowBytes(n);
-        float[] acc = new float[Q8Blocks.LANES];
         // One row at a time. A two-row variant that shared each activation block's widening between the rows ran
         // 3x slower per weight on matrices beyond the L2 cache (0.23-0.26 vs 0.07-0.09 ns per weight, 24 MB of Q8_0
         // rows, AMD EPYC, JDK 17 C2): it made the 25M model's Q8_0 decode slower than fp32 on a quiet machine.
@@ -44,10 +43,23 @@ final class Q8VectorKernel {
                     FloatVector f = lanes(widen(w, at + 2), widen(w, at + 18), widen(qx, xa), widen(qx, xa + 16));
                     sum = f.fma(FloatVector.broadcast(F, Q8Blocks.scale(w, at) * dx[xd + k]), sum);
                 }
-                sum.intoArray(acc, 0);
-                out[outOff + b * outStride + r] = Q8Blocks.sumLanes(acc);
+                out[outOff + b * outStride + r] = sumLanes(sum);
             }
         }
+    }
+
+    /**
+     * The lanes summed in lane order, as {@link Q8Blocks#sumLanes}. Lane by lane rather than {@code intoArray} into a
+     * scratch array: in the executor's compilation context (this kernel inlined into the FFN task) C2 failed to
+     * intrinsify that store ("failed to inline (intrinsic)" in {@code -XX:+PrintInlining}), so the accumulator was
+     * boxed: the Q8_0 decode step allocated 52.6 MB per step and ran slower than fp32.
+     */
+    private static float sumLanes(FloatVector v) {
+        float s = 0f;
+        for (int l = 0; l < Q8Blocks.LANES; l++) {
+            s += v.lane(l);
+        }
+        return s;
     }
 
     /** 16 signed bytes at {@code a[at]} widened to 16 shorts. */
