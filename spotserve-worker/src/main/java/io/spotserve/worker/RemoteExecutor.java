@@ -4,7 +4,6 @@ import io.grpc.Context;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
-import io.grpc.stub.StreamObserver;
 import io.spotserve.exec.ContextSlice;
 import io.spotserve.exec.Device;
 import io.spotserve.exec.DeviceLostException;
@@ -312,29 +311,9 @@ public final class RemoteExecutor implements Executor {
     /** Streams chunks to a client-streaming import (the controller's own bytes) and waits for the answer. */
     ImportReply push(RemoteInstanceProvider.WorkerLink w, List<SliceChunk> chunks) {
         return call(List.of(w), w, ch -> {
-            CompletableFuture<ImportReply> done = new CompletableFuture<>();
-            StreamObserver<SliceChunk> up = WorkerGrpc.newStub(ch).withDeadlineAfter(120, TimeUnit.SECONDS)
-                    .importSlice(new StreamObserver<>() {
-                        @Override
-                        public void onNext(ImportReply v) {
-                            done.complete(v);
-                        }
-
-                        @Override
-                        public void onError(Throwable t) {
-                            done.completeExceptionally(t);
-                        }
-
-                        @Override
-                        public void onCompleted() {
-                            done.completeExceptionally(Status.INTERNAL.withDescription("worker answered nothing")
-                                    .asRuntimeException());
-                        }
-                    });
-            for (SliceChunk c : chunks) {
-                up.onNext(c);
-            }
-            up.onCompleted();
+            CompletableFuture<ImportReply> done = Wire.streamChunks(
+                    WorkerGrpc.newStub(ch).withDeadlineAfter(120, TimeUnit.SECONDS)::importSlice, chunks,
+                    () -> Status.INTERNAL.withDescription("worker answered nothing").asRuntimeException());
             try {
                 return done.get(130, TimeUnit.SECONDS);
             } catch (InterruptedException e) {

@@ -4,7 +4,6 @@ import com.google.protobuf.ByteString;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
-import io.grpc.stub.StreamObserver;
 import io.spotserve.worker.proto.BulkTicket;
 import io.spotserve.worker.proto.ImportReply;
 import io.spotserve.worker.proto.OpenBulkRequest;
@@ -76,28 +75,9 @@ final class SliceSender {
 
     /** Streams one slice's chunks to {@code peer}'s {@code PushSlice} and waits for its import; returns the chunks. */
     private static int push(Function<String, ManagedChannel> peers, String peer, List<SliceChunk> chunks) {
-        CompletableFuture<ImportReply> done = new CompletableFuture<>();
-        StreamObserver<SliceChunk> up = PeerGrpc.newStub(peers.apply(peer))
-                .withDeadlineAfter(120, TimeUnit.SECONDS).pushSlice(new StreamObserver<>() {
-                    @Override
-                    public void onNext(ImportReply v) {
-                        done.complete(v);
-                    }
-
-                    @Override
-                    public void onError(Throwable t) {
-                        done.completeExceptionally(t);
-                    }
-
-                    @Override
-                    public void onCompleted() {
-                        done.completeExceptionally(new IllegalStateException("peer answered nothing"));
-                    }
-                });
-        for (SliceChunk c : chunks) {
-            up.onNext(c);
-        }
-        up.onCompleted();
+        CompletableFuture<ImportReply> done = Wire.streamChunks(
+                PeerGrpc.newStub(peers.apply(peer)).withDeadlineAfter(120, TimeUnit.SECONDS)::pushSlice, chunks,
+                () -> new IllegalStateException("peer answered nothing"));
         try {
             done.get(130, TimeUnit.SECONDS);
         } catch (InterruptedException e) {

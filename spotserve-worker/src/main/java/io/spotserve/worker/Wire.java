@@ -9,13 +9,18 @@ import io.spotserve.exec.DeviceMemoryException;
 import io.spotserve.exec.SliceFormat;
 import io.spotserve.model.LlamaConfig;
 import io.spotserve.plan.DeviceId;
+import io.grpc.stub.StreamObserver;
 import io.spotserve.worker.proto.DeviceRef;
+import io.spotserve.worker.proto.ImportReply;
 import io.spotserve.worker.proto.ModelShape;
 import io.spotserve.worker.proto.SliceChunk;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.function.Function;
+import java.util.function.Supplier;
 import java.util.zip.CRC32C;
 
 /**
@@ -120,6 +125,38 @@ final class Wire {
             }
         }
         return out;
+    }
+
+    /**
+     * Sends {@code chunks} on a client-streaming import opened by {@code open} (a stub's {@code pushSlice} or
+     * {@code importSlice}) and returns the receiver's single answer; a stream that ends without one completes
+     * exceptionally with {@code noAnswer}. The caller waits and maps failures its own way.
+     */
+    static CompletableFuture<ImportReply> streamChunks(
+            Function<StreamObserver<ImportReply>, StreamObserver<SliceChunk>> open, List<SliceChunk> chunks,
+            Supplier<RuntimeException> noAnswer) {
+        CompletableFuture<ImportReply> done = new CompletableFuture<>();
+        StreamObserver<SliceChunk> up = open.apply(new StreamObserver<>() {
+            @Override
+            public void onNext(ImportReply v) {
+                done.complete(v);
+            }
+
+            @Override
+            public void onError(Throwable t) {
+                done.completeExceptionally(t);
+            }
+
+            @Override
+            public void onCompleted() {
+                done.completeExceptionally(noAnswer.get());
+            }
+        });
+        for (SliceChunk c : chunks) {
+            up.onNext(c);
+        }
+        up.onCompleted();
+        return done;
     }
 
     /**
