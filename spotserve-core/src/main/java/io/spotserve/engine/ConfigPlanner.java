@@ -340,6 +340,15 @@ final class ConfigPlanner {
         return managesFleet && lastDecision != null && lastDecision.targetInstances() < usable.size();
     }
 
+    /**
+     * How many pipelines of {@code shape}'s (P, M, B) the usable instances hold (by the engine's rule for D), 0 when
+     * not one fits.
+     */
+    int pipelinesOn(List<InstanceRecord> usable, ParallelConfig shape) {
+        ParallelConfig fit = capacity(usable).fit(shape);
+        return fit == null ? 0 : fit.dataParallel();
+    }
+
     /** The gate's view of the usable instances: a (P, M, B) sized to the devices that hold it, and its φ. */
     private ReplanGate.Capacity capacity(List<InstanceRecord> usable) {
         return new ReplanGate.Capacity() {
