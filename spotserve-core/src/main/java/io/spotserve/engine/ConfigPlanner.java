@@ -52,7 +52,11 @@ final class ConfigPlanner {
     private final boolean managesFleet;
     /** Submission times within the last re-planning interval: the arrival-rate estimate α_t. */
     private final ArrayDeque<Duration> arrivals = new ArrayDeque<>();
+    /** A burst re-checks the workload trigger at most this many times per re-planning interval. */
+    static final int BURST_SPACING = 6;
     private Duration nextReplan;
+    /** When the workload trigger last looked (the interval's tick or a burst), or null. */
+    private Duration lastCheck;
     private Decision lastDecision;
     private double rateAtDecision = -1;
     /** A membership change kept the current shape although Algorithm 1's serves more: re-checked every interval. */
@@ -261,7 +265,8 @@ final class ConfigPlanner {
     }
 
     /**
-     * Every re-planning interval: the reason to re-plan on the arrival rate, or null. Its Δ always updates the
+     * Every re-planning interval, and early in a burst ({@link #burst}): the reason to re-plan on the arrival rate,
+     * or null. Its Δ always updates the
      * instance target; whether the configuration changes is {@link ReplanGate#onRate}'s rule (the rate moved by more
      * than a quarter since the last decision, Algorithm 1 prefers another (P, M, B), and either a managed fleet
      * shrinks with the load or the current configuration cannot keep up and the change repays its pause for the
@@ -277,9 +282,10 @@ final class ConfigPlanner {
             nextReplan = now.plus(replanInterval);
             return null;
         }
-        if (now.compareTo(nextReplan) < 0) {
+        if (now.compareTo(nextReplan) < 0 && !burst(current, now, backlog)) {
             return null;
         }
+        lastCheck = now;
         nextReplan = now.plus(replanInterval);
         double rate = arrivalRate(now, backlog);
         if (deferred && current != null) {
@@ -334,6 +340,15 @@ final class ConfigPlanner {
         return managesFleet && lastDecision != null && lastDecision.targetInstances() < usable.size();
     }
 
+    /**
+     * How many pipelines of {@code shape}'s (P, M, B) the usable instances hold (by the engine's rule for D), 0 when
+     * not one fits.
+     */
+    int pipelinesOn(List<InstanceRecord> usable, ParallelConfig shape) {
+        ParallelConfig fit = capacity(usable).fit(shape);
+        return fit == null ? 0 : fit.dataParallel();
+    }
+
     /** The gate's view of the usable instances: a (P, M, B) sized to the devices that hold it, and its φ. */
     private ReplanGate.Capacity capacity(List<InstanceRecord> usable) {
         return new ReplanGate.Capacity() {
@@ -385,6 +400,18 @@ final class ConfigPlanner {
             }
         }
         return best;
+    }
+
+    /**
+     * Whether a burst calls for the workload trigger before the interval's tick: more requests wait than one round
+     * of every deployed batch holds (D·B), and a {@link #BURST_SPACING}th of the interval has passed since the last
+     * look. Bursts of a CV-6 arrival process last seconds; a trigger that looks only every 30 s meets most of them
+     * after they have drained. A change of B alone moves nothing (a free reconfiguration under {@code MIGRATE}); any
+     * change still passes {@link ReplanGate#onRate} with the pause it costs.
+     */
+    private boolean burst(ParallelConfig current, Duration now, int backlog) {
+        return current != null && backlog > current.dataParallel() * current.maxBatch()
+                && (lastCheck == null || now.compareTo(lastCheck.plus(replanInterval.dividedBy(BURST_SPACING))) >= 0);
     }
 
     /** When the engine must wake up to re-plan ({@code busy}: requests queued or running), or null. */

@@ -10,6 +10,7 @@ import io.spotserve.plan.DeviceId;
 import io.spotserve.plan.FleetPlan;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Collection;
 import java.util.HashMap;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
@@ -333,9 +334,30 @@ final class InstanceManager {
         return false;
     }
 
-    /** A FINISH arrangement whose batches are done: the instance can be left now. */
+    /**
+     * Whether the pipeline on {@code ids} may still take requests: none of them is releasing, and every noticed one is
+     * arranged to leave later than now (it is in its grace period, before the migration lead).
+     */
+    boolean inGrace(Collection<String> ids) {
+        Duration now = clock.now();
+        for (String id : ids) {
+            InstanceRecord r = instances.get(id);
+            if (r == null || r.releasing
+                    || r.deadline != null && (r.arrangeAt == null || r.arrangeAt.compareTo(now) <= 0)) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /**
+     * A FINISH arrangement whose batches are done: the instance can be left now — unless requests wait and leaving
+     * would cost a pipeline ({@link Reconfigurator#leavingLosesPipelines}); it then serves them until its arranged
+     * time.
+     */
     private boolean batchesFinished(InstanceRecord r) {
-        return r.arrangeAt != null && r.finishing && !reconfigurator.busyOn(r.instance.id());
+        return r.arrangeAt != null && r.finishing && !reconfigurator.busyOn(r.instance.id())
+                && !(requests.queued() > 0 && reconfigurator.leavingLosesPipelines());
     }
 
     /** Forgets an instance now: retires its pipelines (their KV caches are lost) and destroys its devices. */

@@ -129,9 +129,22 @@ final class Reconfigurator {
         return slots.isEmpty() ? noFit : null;
     }
 
-    /** Whether a pipeline takes new requests: intact, started, and on no instance under preemption notice. */
+    /**
+     * Whether a pipeline takes new requests: intact, started, and on no instance under preemption notice — or, while
+     * leaving the noticed instance would cost a pipeline, on one still in its grace period before the arranged time.
+     */
     boolean admits(PipelineSlot s) {
-        return !s.broken() && !doomed(s) && s.readyAt.compareTo(clock.now()) <= 0;
+        return !s.broken() && (!doomed(s) || leavingLosesPipelines() && instances.inGrace(s.instances))
+                && s.readyAt.compareTo(clock.now()) <= 0;
+    }
+
+    /**
+     * Whether the usable instances hold fewer pipelines of the current configuration than run now: leaving a noticed
+     * instance then costs serving capacity, so its pipeline keeps serving through the grace period (it admits new
+     * requests, and a FINISH arrangement does not leave early while requests wait).
+     */
+    boolean leavingLosesPipelines() {
+        return current != null && planner.pipelinesOn(instances.usable(), current) < current.dataParallel();
     }
 
     private boolean doomed(PipelineSlot s) {

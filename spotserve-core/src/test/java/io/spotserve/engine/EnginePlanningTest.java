@@ -1,5 +1,6 @@
 package io.spotserve.engine;
 
+import io.spotserve.clock.SimulatedClock;
 import io.spotserve.clock.VirtualClock;
 import static io.spotserve.engine.EngineFixtures.CHECKPOINT;
 import static io.spotserve.engine.EngineFixtures.ON_DEMAND;
@@ -27,6 +28,8 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import java.util.SortedMap;
+import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
 import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.AfterAll;
@@ -270,6 +273,63 @@ class EnginePlanningTest {
         assertEquals(0, off.interruptedRequests(), off.toString());
         assertEquals(0, off.resumedRequests(), off.toString());
         assertEquals(0, run.metrics().restarts(), run.metrics().toString());
+    }
+
+    /**
+     * A burst is met before the re-planning interval's tick: when more requests wait than one round of every deployed
+     * batch holds (D·B), the workload trigger looks at once (then at most six times per interval). Algorithm 1 is
+     * scripted to want B 8 above 1 req/s and B 1 below; the profile is the measured one slowed 1000× (a device far
+     * slower than this CPU), so the deployed B 1 cannot keep up with the burst and the gate lets the free change of B
+     * through. The interval is 60 s and the whole run takes ~10 s of engine time: the old trigger (ticks only) never
+     * looked.
+     */
+    @Test
+    void aBurstLargerThanOneRoundOfTheBatchesIsMetBeforeTheIntervalsTick() {
+        ParallelConfig small = ParallelConfig.of(1, 1, 1, 1);
+        ParallelConfig large = ParallelConfig.of(1, 1, 1, 8);
+        ParallelConfigOptimizer script = (n, onDemand, rate) -> {
+            ParallelConfig c = rate > 1 ? large : small;
+            return new Decision(Optional.of(new ConfigEstimate(c, 1, 1, 0.1, 0.0, 0.1, c.maxBatch() / 0.1, 1L << 20)),
+                    true, rate, n, 1, n, 0, 0, 0, 0, ParallelConfigOptimizer.Policy.PAPER, "scripted B " + c.maxBatch());
+        };
+        LatencyProfile measured = costModel.profile();
+        SortedMap<Integer, SortedMap<Integer, LatencyProfile.LayerTimes>> slow = new TreeMap<>();
+        measured.layerTimes().forEach((m, byBatch) -> {
+            SortedMap<Integer, LatencyProfile.LayerTimes> t = new TreeMap<>();
+            byBatch.forEach((b, lt) -> t.put(b, new LatencyProfile.LayerTimes(lt.initMs() * 1000, lt.incrMs() * 1000)));
+            slow.put(m, t);
+        });
+        LatencyProfile slowed = new LatencyProfile(measured.name(), measured.layerNum(), measured.paddedLayerNum(),
+                measured.finalFixFactor(), measured.ppInitCommMs() * 1000, measured.ppIncrCommMs() * 1000,
+                measured.hiddenSize(), measured.maxTensorParallel(), measured.promptTokens(),
+                measured.embedMs().stream().map(e -> e * 1000).toList(), slow);
+        CostModel slowModel = CostModel.of(slowed, "stories260K", CHECKPOINT.config(), costModel.hardware());
+
+        SimulatedClock clock = SimulatedClock.builder(s -> Duration.ofMillis(50)).build();
+        clock.hold();
+        LocalInstanceProvider provider = new LocalInstanceProvider(clock, null);
+        provider.add(SPOT);
+        List<GenerationRequest> requests = EngineFixtures.requests(29, 48, 8, false);
+        List<CompletableFuture<Completion>> futures = new ArrayList<>();
+        try (ServingEngine engine = ServingEngine.builder().model(CHECKPOINT, TOKENIZER).instances(provider)
+                .executor(executor).clock(clock).maxBatch(8).planning(slowModel, script)
+                .replanInterval(Duration.ofSeconds(60)).build()) {
+            for (GenerationRequest r : requests) {
+                futures.add(engine.submit(r, Duration.ofSeconds(1)));
+            }
+            clock.release();
+            for (int i = 0; i < requests.size(); i++) {
+                assertArrayEquals(EngineFixtures.solo(requests.get(i)), futures.get(i).join().tokens(), "request " + i);
+            }
+            List<Reconfiguration> records = engine.metrics().reconfigurations();
+            assertEquals(small.maxBatch(), records.get(0).configuration().maxBatch(), records.toString());
+            Reconfiguration up = records.stream().filter(r -> r.configuration() != null
+                    && r.configuration().maxBatch() == large.maxBatch()).findFirst().orElse(null);
+            assertNotNull(up, "the burst of 48 requests on B 1 re-plans before the 60 s tick: " + records);
+            assertTrue(up.reason().contains("arrival rate"), up.toString());
+            assertTrue(up.at().compareTo(Duration.ofSeconds(2)) < 0, "met at the burst (1 s), not later: " + up);
+            assertEquals(0, engine.metrics().restarts(), engine.metrics().toString());
+        }
     }
 
     private static void await(BooleanSupplier condition, ServingEngine engine) {
