@@ -33,6 +33,9 @@ import io.spotserve.worker.proto.PositionStateReply;
 import io.spotserve.worker.proto.SendSliceReply;
 import io.spotserve.worker.proto.SendSliceRequest;
 import io.spotserve.worker.proto.SendSlicesRequest;
+import io.spotserve.worker.proto.SendStagedRequest;
+import io.spotserve.worker.proto.StagedRef;
+import io.spotserve.worker.proto.StagingState;
 import io.spotserve.worker.proto.SequenceRequest;
 import io.spotserve.worker.proto.SliceChunk;
 import io.spotserve.worker.proto.SliceRequest;
@@ -57,6 +60,7 @@ import java.util.function.Supplier;
  * request leaves the worker as it was.
  */
 final class WorkerService {
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(WorkerService.class);
     /** Trailer keys carrying a {@link DeviceMemoryException}'s numbers back to the controller. */
     static final Metadata.Key<String> MEMORY = Metadata.Key.of("spotserve-device-memory", Metadata.ASCII_STRING_MARSHALLER);
 
@@ -76,9 +80,13 @@ final class WorkerService {
     private volatile BulkTransfer bulk;
     /** The step streams to the next stage's workers. */
     private final StepStream.Hops hops;
+    /** Migration slices exported here and waiting to be sent to their target. */
+    private final StagingArea staging;
 
-    WorkerService(Executor executor, int deviceCount, long deviceMemory, Function<String, ManagedChannel> peers) {
+    WorkerService(Executor executor, int deviceCount, long deviceMemory, Function<String, ManagedChannel> peers,
+                  StagingArea staging) {
         this.executor = executor;
+        this.staging = staging;
         this.deviceCount = deviceCount;
         this.deviceMemory = deviceMemory;
         this.peers = peers;
@@ -105,6 +113,15 @@ final class WorkerService {
             }
         }
         pipelines.clear();
+        staging.clear();
+    }
+
+    /** Frees the staged slices that waited longer than the staging timeout. */
+    void sweepStaging() {
+        int n = staging.sweep();
+        if (n > 0) {
+            LOG.warn("{} staged migration slices were never sent; freed after the staging timeout", n);
+        }
     }
 
     boolean fenced() {
@@ -400,6 +417,26 @@ final class WorkerService {
         }
     }
 
+    /** Exports a slice of a hosted position into the staging area. */
+    private StagedRef stage(SliceRequest r) {
+        Pipeline p = pipeline(r.getPosition().getPipeline());
+        byte[] bytes;
+        synchronized (p) {
+            bytes = p.exportSlice(r.getPosition().getStage(), r.getPosition().getShard(), slice(p, r));
+        }
+        return StagedRef.newBuilder().setHandle(staging.put(r.getSlice(), bytes)).setBytes(bytes.length).build();
+    }
+
+    /** Sends a staged slice to its target: imported here when local, else to the peer worker over the bulk socket. */
+    private SendSliceReply sendStagedSlice(SendStagedRequest r) {
+        StagingArea.Entry e = staging.take(r.getHandle());
+        if (r.getLocal()) {
+            importBulk(r.getTarget(), e.data());
+            return SendSliceReply.newBuilder().setBytes(e.data().length).setSlices(1).build();
+        }
+        return SliceSender.send(peers, bulk, List.of(e.header()), i -> e.data(), r.getPeerAddress(), r.getTarget());
+    }
+
     // ------------------------------------------------------------------ services
 
     final class Worker extends WorkerGrpc.WorkerImplBase {
@@ -559,6 +596,46 @@ final class WorkerService {
                 }
                 return Ack.getDefaultInstance();
             });
+        }
+
+        @Override
+        public void stageSlice(SliceRequest r, StreamObserver<StagedRef> out) {
+            unary(out, () -> stage(r));
+        }
+
+        @Override
+        public void sendStaged(SendStagedRequest r, StreamObserver<SendSliceReply> out) {
+            unary(out, () -> sendStagedSlice(r));
+        }
+
+        @Override
+        public void fetchStaged(StagedRef r, StreamObserver<SliceChunk> out) {
+            StagingArea.Entry e;
+            try {
+                checkLive();
+                e = staging.get(r.getHandle());
+            } catch (RuntimeException ex) {
+                out.onError(error(ex));
+                return;
+            }
+            for (SliceChunk c : Wire.chunks(e.data(), PositionRef.getDefaultInstance())) {
+                out.onNext(c);
+            }
+            out.onCompleted();
+        }
+
+        @Override
+        public void releaseStaged(StagedRef r, StreamObserver<Ack> out) {
+            unary(out, () -> {
+                staging.release(r.getHandle());
+                return Ack.getDefaultInstance();
+            });
+        }
+
+        @Override
+        public void stagingUsage(Ack r, StreamObserver<StagingState> out) {
+            unary(out, () -> StagingState.newBuilder().setBytes(staging.usedBytes()).setSlices(staging.size())
+                    .setCapacityBytes(staging.capacity()).build());
         }
 
         @Override
