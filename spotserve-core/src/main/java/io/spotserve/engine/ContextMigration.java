@@ -78,6 +78,8 @@ final class ContextMigration {
     /** Whether kept requests' KV caches move (or are parked): SpotServe's mode, unless the arranger rerouted them. */
     private final boolean movesCaches;
     private final Set<String> dead = new HashSet<>();
+    /** Losses absorbed here, for the caller to report ({@link #takeLosses}). */
+    private final List<DeviceLostException> absorbed = new ArrayList<>();
     /** Old pipelines that become new ones unchanged (same layout on the same devices): nothing of theirs moves. */
     private final Set<PipelineSlot> reused = new HashSet<>();
     private long moved;
@@ -201,6 +203,16 @@ final class ContextMigration {
     void instancesGone(Set<String> gone) {
         dead.addAll(gone);
         markDead(fresh);
+    }
+
+    /**
+     * The device losses the migration absorbed since the last call (a source that died between staging a piece and
+     * its import: the piece came from the checkpoint, or its request recomputes); the caller reports them.
+     */
+    List<DeviceLostException> takeLosses() {
+        List<DeviceLostException> out = List.copyOf(absorbed);
+        absorbed.clear();
+        return out;
     }
 
     /** Closes the old pipelines not reused; returns what happened. */
@@ -405,6 +417,7 @@ final class ContextMigration {
                     LOG.info("request {}: the worker holding part of its KV cache ({}) died during the move; it will"
                             + " recompute", r.id, piece.fromInstance());
                     dead.add(piece.fromInstance());
+                    absorbed.add(e);
                     markDead(fresh);
                     dst.closeSequence(r.id);
                     return false;
@@ -524,6 +537,7 @@ final class ContextMigration {
                 ContextSlice piece = st.data().slice();
                 LOG.info("{} staged on {} was lost with it; reading it from the checkpoint", piece, st.fromInstance());
                 dead.add(st.fromInstance());
+                absorbed.add(e);
                 markDead(this.fresh);
                 mover.place(st.slot.pipeline, st.stage, st.shard, mover.readStaged(piece));
                 long bytes = piece.bytes(c);
