@@ -43,8 +43,14 @@ final class SliceMover {
         }
     }
 
-    /** Weight slice {@code s} from the checkpoint, staged in host memory. */
+    /**
+     * Weight slice {@code s} from the weight source: a checkpoint is read by whoever imports it (a remote worker that
+     * can read the file loads it there), any other source encodes it into host memory now.
+     */
     StagedSlice readStaged(ContextSlice s) {
+        if (weights instanceof WeightSource.CheckpointWeights cw) {
+            return StagedSlice.fromCheckpoint(cw.checkpoint(), s);
+        }
         return StagedSlice.held(s, read(s));
     }
 

@@ -1,5 +1,6 @@
 package io.spotserve.exec;
 
+import io.spotserve.model.ModelWeights;
 import java.util.Objects;
 import java.util.concurrent.atomic.AtomicBoolean;
 
@@ -46,6 +47,74 @@ public interface StagedSlice extends AutoCloseable {
     /** A slice staged as bytes in the caller's memory (the default of {@link Pipeline#stageSlice}). */
     static StagedSlice held(ContextSlice slice, byte[] data) {
         return new Held(slice, data);
+    }
+
+    /**
+     * Weight slice {@code slice} to be read from {@code checkpoint} (the migration's source when no device holds it):
+     * nothing is read until {@link #data()} asks, so a target that can read the checkpoint itself (a worker on a
+     * machine with the checkpoint file) loads the slice there instead.
+     */
+    static StagedSlice fromCheckpoint(ModelWeights checkpoint, ContextSlice slice) {
+        return new FromCheckpoint(checkpoint, slice);
+    }
+
+    /** The staged slice of {@link #fromCheckpoint}: encoded ({@link SliceFormat#encodeWeights}) on first use. */
+    final class FromCheckpoint implements StagedSlice {
+        private final ModelWeights checkpoint;
+        private final ContextSlice slice;
+        private byte[] data;
+        private boolean released;
+
+        private FromCheckpoint(ModelWeights checkpoint, ContextSlice slice) {
+            this.checkpoint = Objects.requireNonNull(checkpoint, "checkpoint");
+            this.slice = Objects.requireNonNull(slice, "slice");
+            if (slice instanceof ContextSlice.KvCache) {
+                throw new IllegalArgumentException("a checkpoint holds no KV cache: " + slice);
+            }
+            slice.validate(checkpoint.config());
+        }
+
+        /** The checkpoint the slice is read from. */
+        public ModelWeights checkpoint() {
+            return checkpoint;
+        }
+
+        @Override
+        public ContextSlice slice() {
+            return slice;
+        }
+
+        @Override
+        public synchronized long bytes() {
+            return data().length;
+        }
+
+        @Override
+        public synchronized byte[] data() {
+            if (released) {
+                throw new IllegalStateException("staged " + slice + " was released");
+            }
+            if (data == null) {
+                data = SliceFormat.encodeWeights(checkpoint, slice);
+            }
+            return data;
+        }
+
+        @Override
+        public synchronized boolean released() {
+            return released;
+        }
+
+        @Override
+        public synchronized void release() {
+            released = true;
+            data = null;
+        }
+
+        @Override
+        public String toString() {
+            return "StagedSlice.FromCheckpoint[" + slice + (released ? ", released" : "") + "]";
+        }
     }
 
     /** The staged slice of {@link #held}: the bytes are dropped on release. */

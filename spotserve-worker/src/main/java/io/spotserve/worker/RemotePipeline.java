@@ -16,6 +16,7 @@ import io.spotserve.model.LlamaConfig;
 import io.spotserve.worker.proto.CreateStagesRequest;
 import io.spotserve.worker.proto.Hop;
 import io.spotserve.worker.proto.ImportReply;
+import io.spotserve.worker.proto.LoadSliceRequest;
 import io.spotserve.worker.proto.LoadWeightsRequest;
 import io.spotserve.worker.proto.PipelineRef;
 import io.spotserve.worker.proto.PositionRef;
@@ -267,6 +268,12 @@ final class RemotePipeline implements Pipeline {
     @Override
     public ContextSlice importStaged(int stage, int shard, StagedSlice staged) {
         checkPosition(stage, shard);
+        if (staged instanceof StagedSlice.FromCheckpoint c && c.checkpoint() instanceof LlamaCheckpoint file) {
+            ContextSlice loaded = loadFromFile(stage, shard, file, c.slice());
+            if (loaded != null) {
+                return loaded;
+            }
+        }
         if (!(staged instanceof RemoteStagedSlice r) || r.executor != executor) {
             return importSlice(stage, shard, staged.data());
         }
@@ -281,6 +288,32 @@ final class RemotePipeline implements Pipeline {
         }
         imported(r.slice());
         return r.slice();
+    }
+
+    /**
+     * Has the worker of position (stage, shard) load {@code slice} from the checkpoint file itself; null when it
+     * cannot read the file there (the caller streams the slice instead).
+     */
+    private ContextSlice loadFromFile(int stage, int shard, LlamaCheckpoint file, ContextSlice slice) {
+        if (!file.config().equals(c)) {
+            throw new IllegalArgumentException("checkpoint shape " + file.config() + " differs from the pipeline's " + c);
+        }
+        Segment t = segmentOf(stage);
+        try {
+            ImportReply r = executor.call(List.of(t.worker()), t.worker(), ch -> stub(ch, 120).loadSlice(
+                    LoadSliceRequest.newBuilder().setPosition(t.position(stage, shard))
+                            .setCheckpointPath(file.file().toAbsolutePath().toString())
+                            .setSlice(Wire.sliceHeader(slice)).build()));
+            ContextSlice done = Wire.slice(r.getSliceHeader(), c);
+            imported(done);
+            return done;
+        } catch (IllegalArgumentException e) {
+            if (e.getCause() instanceof StatusRuntimeException sre && sre.getStatus().getCode() == Status.Code.NOT_FOUND
+                    && String.valueOf(sre.getStatus().getDescription()).startsWith("checkpoint ")) {
+                return null;
+            }
+            throw e;
+        }
     }
 
     /** Mirrors a slice that arrived at one of this pipeline's positions (a KV slice extends its sequence). */

@@ -24,6 +24,7 @@ import io.spotserve.worker.proto.DeviceRef;
 import io.spotserve.worker.proto.DeviceState;
 import io.spotserve.worker.proto.Hop;
 import io.spotserve.worker.proto.ImportReply;
+import io.spotserve.worker.proto.LoadSliceRequest;
 import io.spotserve.worker.proto.LoadWeightsRequest;
 import io.spotserve.worker.proto.OpenBulkRequest;
 import io.spotserve.worker.proto.PeerGrpc;
@@ -417,6 +418,26 @@ final class WorkerService {
         }
     }
 
+    /**
+     * The checkpoint at {@code path} on this machine, loaded once (memory-mapped).
+     *
+     * @throws StatusRuntimeException NOT_FOUND when it is not a readable file here
+     */
+    private LlamaCheckpoint checkpoint(String path) {
+        Path file = Path.of(path).toAbsolutePath().normalize();
+        if (!Files.isRegularFile(file) || !Files.isReadable(file)) {
+            throw new StatusRuntimeException(Status.NOT_FOUND.withDescription("checkpoint " + file
+                    + " is not a readable file on this worker"));
+        }
+        return checkpoints.computeIfAbsent(file, f -> {
+            try {
+                return LlamaCheckpoint.load(f);
+            } catch (IOException e) {
+                throw new IllegalArgumentException("cannot read checkpoint " + f + ": " + e.getMessage(), e);
+            }
+        });
+    }
+
     /** Exports a slice of a hosted position into the staging area. */
     private StagedRef stage(SliceRequest r) {
         Pipeline p = pipeline(r.getPosition().getPipeline());
@@ -522,22 +543,30 @@ final class WorkerService {
         public void loadWeights(LoadWeightsRequest r, StreamObserver<Ack> out) {
             unary(out, () -> {
                 Pipeline p = pipeline(r.getPipeline());
-                Path file = Path.of(r.getCheckpointPath()).toAbsolutePath().normalize();
-                if (!Files.isRegularFile(file) || !Files.isReadable(file)) {
-                    throw new StatusRuntimeException(Status.NOT_FOUND.withDescription("checkpoint " + file
-                            + " is not a readable file on this worker"));
-                }
-                LlamaCheckpoint ck = checkpoints.computeIfAbsent(file, f -> {
-                    try {
-                        return LlamaCheckpoint.load(f);
-                    } catch (IOException e) {
-                        throw new IllegalArgumentException("cannot read checkpoint " + f + ": " + e.getMessage(), e);
-                    }
-                });
+                LlamaCheckpoint ck = checkpoint(r.getCheckpointPath());
                 synchronized (p) {
                     p.loadWeights(ck);
                 }
                 return Ack.getDefaultInstance();
+            });
+        }
+
+        @Override
+        public void loadSlice(LoadSliceRequest r, StreamObserver<ImportReply> out) {
+            unary(out, () -> {
+                Pipeline p = pipeline(r.getPosition().getPipeline());
+                LlamaCheckpoint ck = checkpoint(r.getCheckpointPath());
+                ContextSlice slice = Wire.slice(r.getSlice(), p.config());
+                if (!ck.config().equals(p.config())) {
+                    throw new IllegalArgumentException("checkpoint " + r.getCheckpointPath() + " has shape "
+                            + ck.config() + ", the pipeline " + p.config());
+                }
+                byte[] bytes = io.spotserve.exec.SliceFormat.encodeWeights(ck, slice);
+                ContextSlice done;
+                synchronized (p) {
+                    done = p.importSlice(r.getPosition().getStage(), r.getPosition().getShard(), bytes);
+                }
+                return ImportReply.newBuilder().setSliceHeader(Wire.sliceHeader(done)).setBytes(bytes.length).build();
             });
         }
 

@@ -110,6 +110,42 @@ class RemoteStagingTest {
     }
 
     @Test
+    void aCheckpointPieceIsReadByTheTargetWorkerWhenItCanReadTheFileElseStreamed() throws Exception {
+        LlamaCheckpoint ckpt = LlamaCheckpoint.load(SharedData.stories260K());
+        java.nio.file.Path dir = java.nio.file.Path.of("target", "worker-logs", "staging");
+        java.nio.file.Files.createDirectories(dir);
+        java.nio.file.Path copy = dir.resolve("controller-only.bin");
+        java.nio.file.Files.copy(SharedData.stories260K(), copy, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        LlamaCheckpoint mine = LlamaCheckpoint.load(copy); // mapped: stays readable here after the file is gone
+        java.nio.file.Files.delete(copy);
+        ShardLayout layout = ShardLayout.of(ckpt.config(), 1, 1);
+        try (RemoteInstanceProvider controller = RemoteInstanceProvider.builder().security(TOKEN).build();
+             WorkerProcess w = worker(controller, true, 64L << 20)) {
+            RemoteExecutor ex = controller.executor();
+            Pipeline reference = pipeline(ex, w, 0, layout);
+            reference.loadWeights(ckpt);
+            for (LlamaCheckpoint source : List.of(ckpt, mine)) {
+                Pipeline p = pipeline(ex, w, source == ckpt ? 1 : 2, layout);
+                for (ContextSlice s : layout.weightSlices(0, 0)) {
+                    long relayed = ex.relayedSliceBytes();
+                    StagedSlice staged = StagedSlice.fromCheckpoint(source, s);
+                    assertEquals(s, p.importStaged(0, 0, staged));
+                    long expected = source == ckpt ? 0 : staged.bytes();
+                    assertEquals(expected, ex.relayedSliceBytes() - relayed, source == ckpt
+                            ? "the worker read the file itself" : "the worker cannot read it: streamed");
+                    staged.release();
+                }
+                assertTrue(p.isReady());
+                for (ContextSlice s : layout.weightSlices(0, 0)) {
+                    assertArrayEquals(reference.exportSlice(0, 0, s), p.exportSlice(0, 0, s), s.toString());
+                }
+                p.close();
+            }
+            reference.close();
+        }
+    }
+
+    @Test
     void theStagingMemoryBoundsWhatAWorkerHoldsAndADeadSourceFailsTheImportAsLost() throws Exception {
         LlamaCheckpoint ckpt = LlamaCheckpoint.load(SharedData.stories260K());
         ShardLayout layout = ShardLayout.of(ckpt.config(), 1, 1);
