@@ -224,24 +224,39 @@ public final class WorkerWireBench {
                 ex.createDevice(new DeviceId(ids.get(1), 1), 512L << 20));
         Pipeline remote = ex.createPipeline(layout, devices, 1);
         remote.loadWeights(ckpt);
-        double remoteUs = perStep(remote, steps, warm);
+        long[] before = new long[3];
+        double remoteUs = perStep(remote, steps, warm, () -> {
+            before[0] = ex.steps();
+            before[1] = ex.stepComputeNanos();
+            before[2] = ex.stepHandlerNanos();
+        });
+        double remoteMeanUs = lastMeanUs;
+        long n = ex.steps() - before[0];
+        double computeUs = (ex.stepComputeNanos() - before[1]) / 1e3 / n;
+        double handlerUs = (ex.stepHandlerNanos() - before[2]) / 1e3 / n;
         remote.close();
         double localUs;
+        double localMeanUs;
         try (Executor cpu = new CpuExecutor(ExecutorOptions.defaults())) {
             List<Device> ds = List.of(cpu.createDevice(new DeviceId("local", 0), 512L << 20),
                     cpu.createDevice(new DeviceId("local", 1), 512L << 20));
             Pipeline local = cpu.createPipeline(layout, ds, 1);
             local.loadWeights(ckpt);
-            localUs = perStep(local, steps, warm);
+            localUs = perStep(local, steps, warm, () -> { });
+            localMeanUs = lastMeanUs;
             local.close();
         }
         System.out.printf("decode 25M, P=2, batch 1, %d steps after %d warm-up steps: two worker processes %.1f tok/s (%.0f us/step), one "
                 + "process %.1f tok/s (%.0f us/step); ratio %.2f, wire overhead %.0f us/step%n", steps, warm, 1e6 / remoteUs,
                 remoteUs, 1e6 / localUs, localUs, localUs / remoteUs, remoteUs - localUs);
+        System.out.printf("decode on the workers, means per step: whole step %.0f us; forward passes %.0f us (both "
+                + "stages; one process: %.0f us per whole step), step handlers %.0f us (forward passes + decode, checks, "
+                + "encode), the rest %.0f us (network, thread hand-offs, the controller's side)%n", remoteMeanUs,
+                computeUs, localMeanUs, handlerUs, remoteMeanUs - handlerUs);
     }
 
     /** Median microseconds per greedy decode step over {@code steps} steps after 32 warm-up steps. */
-    private static double perStep(Pipeline p, int steps, int warm) {
+    private static double perStep(Pipeline p, int steps, int warm, Runnable measuredFromHere) {
         int window = p.layout().config().seqLen();
         int token = 1;
         double[] us = new double[steps];
@@ -253,6 +268,9 @@ public final class WorkerWireBench {
                 p.closeSequence(seq);
                 p.openSequence(++seq, window);
                 pos = 0;
+            }
+            if (i == warm) {
+                measuredFromHere.run();
             }
             long t0 = System.nanoTime();
             float[] logits = p.decode(new long[] {seq}, new int[] {token}, new int[] {pos})[0];
@@ -268,8 +286,12 @@ public final class WorkerWireBench {
             token = best;
         }
         p.closeSequence(seq);
+        lastMeanUs = Arrays.stream(us).average().orElse(Double.NaN);
         return median(us);
     }
+
+    /** Mean microseconds per step of the last {@link #perStep} call. */
+    private static double lastMeanUs;
 
     private static double median(double[] v) {
         double[] s = v.clone();

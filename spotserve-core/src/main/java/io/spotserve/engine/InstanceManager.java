@@ -195,17 +195,17 @@ final class InstanceManager {
     private void join(InstanceRecord r, ConfigPlanner.Arranged arranged) {
         String id = r.instance.id();
         if (arranged == null) {
-            reconfigurator.changed("acquired " + id);
+            reconfigurator.changed(Reconfiguration.Trigger.ACQUIRED, "acquired " + id);
         } else if (arranged.action() == Arrangement.Action.REROUTE) {
             reconfigurator.rerouteAtNextChange();
-            reconfigurator.changed("acquired " + id + ": reroute");
+            reconfigurator.changed(Reconfiguration.Trigger.ACQUIRED, "acquired " + id + ": reroute");
         } else if (arranged.action() == Arrangement.Action.FINISH) {
-            reconfigurator.changed("acquired " + id + ": batches finished first");
+            reconfigurator.changed(Reconfiguration.Trigger.ACQUIRED, "acquired " + id + ": batches finished first");
         } else if (arranged.at().compareTo(clock.now()) > 0) {
             r.joinAt = arranged.at();
             LOG.info("instance {} joins at {}, after the running batches' arranged steps", id, r.joinAt);
         } else {
-            reconfigurator.changed("acquired " + id + ": migrate");
+            reconfigurator.changed(Reconfiguration.Trigger.ACQUIRED, "acquired " + id + ": migrate");
         }
     }
 
@@ -236,14 +236,14 @@ final class InstanceManager {
         ConfigPlanner.Arranged a = reconfigurator.arrange(n, requests.stepEstimate());
         Duration now = clock.now();
         if (a == null) {
-            reconfigurator.changed("notice " + n.instanceId());
+            reconfigurator.changed(Reconfiguration.Trigger.NOTICE, "notice " + n.instanceId());
         } else if (a.action() == Arrangement.Action.REROUTE) {
             LOG.info("pipelines on {} reroute their requests now, without their caches ({})", n.instanceId(),
                     a.reason());
             reconfigurator.reroute(n.instanceId());
-            reconfigurator.changed("notice " + n.instanceId() + ": reroute");
+            reconfigurator.changed(Reconfiguration.Trigger.NOTICE, "notice " + n.instanceId() + ": reroute");
         } else if (a.at().compareTo(now) <= 0) {
-            reconfigurator.changed("notice " + n.instanceId());
+            reconfigurator.changed(Reconfiguration.Trigger.NOTICE, "notice " + n.instanceId());
         } else {
             // FINISH: leave as soon as the batches are done, by the latest safe time at most
             r.finishing = a.action() == Arrangement.Action.FINISH;
@@ -267,7 +267,7 @@ final class InstanceManager {
         LOG.info("instance {} terminated", t.instanceId());
         // bill until the cloud's termination time, even when the event is applied later on the engine clock
         Duration now = clock.now();
-        remove(t.instanceId(), "terminated " + t.instanceId(), t.at().compareTo(now) < 0 ? t.at() : now);
+        remove(t.instanceId(), Reconfiguration.Trigger.LOST, "terminated " + t.instanceId(), t.at().compareTo(now) < 0 ? t.at() : now);
     }
 
     /**
@@ -284,10 +284,10 @@ final class InstanceManager {
                 continue;
             }
             LOG.warn("instance {} is lost ({}); serving goes on without it", id, loss.cause());
-            remove(id, "lost " + id);
+            remove(id, Reconfiguration.Trigger.LOST, "lost " + id);
             provider.release(id);
         }
-        reconfigurator.changed("devices lost on " + loss.instances()); // a broken pipeline is replaced in any case
+        reconfigurator.changed(Reconfiguration.Trigger.LOST, "devices lost on " + loss.instances()); // a broken pipeline is replaced in any case
     }
 
     /** Arrangement times and preemption deadlines that have come: migrate off, or release at the deadline. */
@@ -295,16 +295,16 @@ final class InstanceManager {
         for (InstanceRecord r : instances.values()) {
             if (r.joinAt != null && r.joinAt.compareTo(now) <= 0) {
                 r.joinAt = null;
-                reconfigurator.changed("acquired " + r.instance.id() + ": migrate after the arranged steps");
+                reconfigurator.changed(Reconfiguration.Trigger.ACQUIRED, "acquired " + r.instance.id() + ": migrate after the arranged steps");
             }
             if (batchesFinished(r)) {
                 r.arrangeAt = null;
                 LOG.info("the batches on {} finished: leaving it before its deadline {}", r.instance.id(), r.deadline);
-                reconfigurator.changed("notice " + r.instance.id() + ": batches finished");
+                reconfigurator.changed(Reconfiguration.Trigger.NOTICE, "notice " + r.instance.id() + ": batches finished");
             } else if (r.arrangeAt != null && r.arrangeAt.compareTo(now) <= 0) {
                 r.arrangeAt = null;
                 LOG.info("{} is due to leave at {}: migrating off it now", r.instance.id(), r.deadline);
-                reconfigurator.changed("notice " + r.instance.id());
+                reconfigurator.changed(Reconfiguration.Trigger.NOTICE, "notice " + r.instance.id());
             }
         }
         List<InstanceRecord> expired = new ArrayList<>();
@@ -316,7 +316,7 @@ final class InstanceManager {
         for (InstanceRecord r : expired) {
             String id = r.instance.id();
             LOG.info("preemption deadline of {} reached; releasing it", id);
-            remove(id, "deadline of " + id, r.deadline); // the cloud takes it at the deadline: billing ends there
+            remove(id, Reconfiguration.Trigger.DEADLINE, "deadline of " + id, r.deadline); // the cloud takes it at the deadline: billing ends there
             provider.release(id);
         }
     }
@@ -339,21 +339,21 @@ final class InstanceManager {
     }
 
     /** Forgets an instance now: retires its pipelines (their KV caches are lost) and destroys its devices. */
-    private void remove(String id, String reason) {
-        remove(id, reason, clock.now());
+    private void remove(String id, Reconfiguration.Trigger trigger, String reason) {
+        remove(id, trigger, reason, clock.now());
     }
 
     /** Forgets an instance whose billing ended at {@code endedAt}. */
-    private void remove(String id, String reason, Duration endedAt) {
+    private void remove(String id, Reconfiguration.Trigger trigger, String reason, Duration endedAt) {
         InstanceRecord r = instances.remove(id);
         gone.add(id);
         if (r == null) {
             return;
         }
-        reconfigurator.loseInstance(id);
+        reconfigurator.loseInstance(id, trigger);
         destroy(r.devices);
         metrics.instanceEnded(id, endedAt);
-        reconfigurator.changed(reason);
+        reconfigurator.changed(trigger, reason);
     }
 
     /** Destroys devices; never throws (a dead worker's devices went with its process). */
@@ -382,7 +382,7 @@ final class InstanceManager {
             String id = r.instance.id();
             if (r.releasing && r.deadline == null && !reconfigurator.hosts(id)) {
                 LOG.info("surplus instance {} hosts nothing any more: releasing it", id);
-                remove(id, "released " + id);
+                remove(id, Reconfiguration.Trigger.RELEASED, "released " + id);
                 provider.release(id);
             }
         }
@@ -414,10 +414,10 @@ final class InstanceManager {
                 // not usable from now on: the next reconfiguration moves its context off, then it goes (above)
                 LOG.info("releasing surplus {} instance {} after moving its context off", kind, release.id());
                 r.releasing = true;
-                reconfigurator.changed("releasing " + release.id());
+                reconfigurator.changed(Reconfiguration.Trigger.RELEASED, "releasing " + release.id());
             } else {
                 LOG.info("releasing surplus {} instance {}", kind, release.id());
-                remove(release.id(), "released " + release.id());
+                remove(release.id(), Reconfiguration.Trigger.RELEASED, "released " + release.id());
                 provider.release(release.id());
             }
         }

@@ -2,6 +2,7 @@ package io.spotserve.engine;
 
 import io.spotserve.plan.ParallelConfig;
 import java.time.Duration;
+import java.util.Set;
 
 /**
  * One change of the engine's parallel configuration (SpotServe §3: every membership change re-plans), with
@@ -9,7 +10,8 @@ import java.time.Duration;
  * stayed in place.
  *
  * @param at                   engine-clock time the change started
- * @param reason               what triggered it (instance acquired, preemption notice, termination, ...)
+ * @param reason               what triggered it (instance acquired, preemption notice, termination, ...), in words
+ * @param triggers             the kinds of event that triggered it (several when changes were planned together)
  * @param from                 pipelines before, e.g. "[P2M1@[a, b]]"
  * @param to                   pipelines after
  * @param configuration        the configuration C = (D, P, M, B) the pipelines after implement; null when none
@@ -27,8 +29,40 @@ import java.time.Duration;
  * @param plannedBytesReloaded bytes the device mapper predicted to reload from the checkpoint
  * @param pause                engine-clock time the change took
  */
-public record Reconfiguration(Duration at, String reason, String from, String to, ParallelConfig configuration,
+public record Reconfiguration(Duration at, String reason, Set<Trigger> triggers, String from, String to, ParallelConfig configuration,
                               int interruptedRequests,
                               int resumedRequests, int parkedRequests, long bytesMigrated, long bytesKept, long bytesLoaded,
                               long plannedBytesMoved, long plannedBytesReloaded, Duration pause) {
+
+    /** What made the engine re-plan its pipelines. */
+    public enum Trigger {
+        /** An instance was acquired (it joins now, or after the interruption arranger's steps). */
+        ACQUIRED,
+        /** A preemption notice: the engine leaves the instance before its deadline. */
+        NOTICE,
+        /** A noticed instance reached its deadline and was taken. */
+        DEADLINE,
+        /** An instance was terminated by the cloud or found lost (its worker died), with no notice left to act on. */
+        LOST,
+        /** The engine released a surplus instance of its own. */
+        RELEASED,
+        /** The planner's periodic re-plan (arrival rate, backlog) chose another configuration. */
+        REPLAN,
+        /** A pipeline was taken out of service after a failed step. */
+        RETIRED
+    }
+
+    /** Checks the values. */
+    public Reconfiguration {
+        triggers = Set.copyOf(triggers);
+    }
+
+    /**
+     * Whether the cloud forced this change: a preemption notice, a deadline or an instance that was terminated or lost
+     * was among its triggers (not only acquisitions, the planner, failed steps or releases of our own).
+     */
+    public boolean forcedByCloud() {
+        return triggers.contains(Trigger.NOTICE) || triggers.contains(Trigger.DEADLINE)
+                || triggers.contains(Trigger.LOST);
+    }
 }

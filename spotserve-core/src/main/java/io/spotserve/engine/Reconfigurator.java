@@ -25,6 +25,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
+import java.util.EnumSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -66,6 +67,8 @@ final class Reconfigurator {
 
     private final List<PipelineSlot> slots = new ArrayList<>();
     private final List<String> changeReasons = new ArrayList<>();
+    /** The kinds of {@link #changeReasons}, for the record. */
+    private final EnumSet<Reconfiguration.Trigger> changeTriggers = EnumSet.noneOf(Reconfiguration.Trigger.class);
     private boolean membershipChanged;
     /** False for the next reconfiguration after an acquisition the arranger rerouted. */
     private boolean carryCaches = true;
@@ -161,12 +164,13 @@ final class Reconfigurator {
 
     // ------------------------------------------------------------------ membership changes
 
-    void changed(String reason) {
+    void changed(Reconfiguration.Trigger trigger, String reason) {
         if (pendingFrom == null) {
             pendingFrom = describe();
         }
         membershipChanged = true;
         changeReasons.add(reason);
+        changeTriggers.add(trigger);
     }
 
     boolean pending() {
@@ -177,7 +181,7 @@ final class Reconfigurator {
     void replanGate(int queued, int running) {
         String why = planner.replanReason(instances.usable(), current, clock.now(), queued, running, migrationEstimate);
         if (why != null) {
-            changed(why);
+            changed(Reconfiguration.Trigger.REPLAN, why);
         }
     }
 
@@ -263,7 +267,7 @@ final class Reconfigurator {
      * incomplete now) and go back to the front of the queue; the weights on the lost positions are freed, while the
      * surviving positions keep theirs for the next reconfiguration to reuse.
      */
-    void loseInstance(String instanceId) {
+    void loseInstance(String instanceId, Reconfiguration.Trigger trigger) {
         for (PipelineSlot s : slots) {
             if (!s.instances.contains(instanceId)) {
                 continue;
@@ -278,7 +282,7 @@ final class Reconfigurator {
                     }
                 }
             }
-            changed("lost a position of " + s.describe());
+            changed(trigger, "lost a position of " + s.describe());
         }
     }
 
@@ -296,7 +300,7 @@ final class Reconfigurator {
 
     /** Takes a pipeline out of service (step failure, shutdown): requests re-queued, storage freed. */
     void retire(PipelineSlot s) {
-        changed("retired " + s.describe());
+        changed(Reconfiguration.Trigger.RETIRED, "retired " + s.describe());
         requests.requeue(s);
         slots.remove(s);
         s.close();
@@ -422,11 +426,13 @@ final class Reconfigurator {
         description = to;
         String reason = String.join(", ", changeReasons);
         changeReasons.clear();
+        Set<Reconfiguration.Trigger> triggers = Set.copyOf(changeTriggers);
+        changeTriggers.clear();
         Duration pause = clock.now().minus(started);
         migrationEstimate = RequestManager.smooth(migrationEstimate, pause);
         int parked = parking.takeParked();
-        Reconfiguration rec = new Reconfiguration(started, reason, from, to, current, interrupted, result.resumed(),
-                parked, result.bytesMoved(), result.bytesKept(), result.bytesReloaded(), mapping.bytesMoved(),
+        Reconfiguration rec = new Reconfiguration(started, reason, triggers, from, to, current, interrupted,
+                result.resumed(), parked, result.bytesMoved(), result.bytesKept(), result.bytesReloaded(), mapping.bytesMoved(),
                 mapping.bytesReloaded(), pause);
         metrics.reconfigured(rec);
         LOG.info("reconfigured {} -> {} as {} ({}): {} requests resumed with their cache, {} parked it, {} recompute;"

@@ -7,6 +7,7 @@ import static io.spotserve.engine.EngineFixtures.SPOT;
 import static io.spotserve.engine.EngineFixtures.TOKENIZER;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -110,7 +111,8 @@ class EnginePlanningTest {
             EngineMetrics m = engine.metrics();
             assertTrue(m.onDemandInstanceHours() > 0, "a burst of " + requests.size()
                     + " requests makes Algorithm 1 ask for instances: " + m.reconfigurations());
-            assertTrue(m.reconfigurations().stream().anyMatch(r -> r.reason().contains("acquired local-")),
+            assertTrue(m.reconfigurations().stream().anyMatch(r -> r.reason().contains("acquired local-")
+                    && r.triggers().contains(Reconfiguration.Trigger.ACQUIRED) && !r.forcedByCloud()),
                     m.reconfigurations().toString());
             // the load is gone: the next decisions release the on-demand instances again, keeping the spot one
             await(() -> provider.live().size() == 1, engine);
@@ -177,6 +179,8 @@ class EnginePlanningTest {
                             + m.reconfigurations()));
             assertTrue(off.to().contains(spot.id()) && !off.to().contains(od.id()), off.toString());
             assertEquals(0, off.interruptedRequests(), off.toString());
+            assertTrue(off.triggers().contains(Reconfiguration.Trigger.RELEASED), off.toString());
+            assertFalse(off.forcedByCloud(), "a release of our own is not forced by the cloud: " + off);
             assertEquals(0, m.restarts(), "every running request kept its cache: " + m);
         }
     }
@@ -228,6 +232,7 @@ class EnginePlanningTest {
             EngineMetrics m = engine.metrics();
             Reconfiguration off = m.reconfigurations().stream().filter(r -> r.reason().contains("notice " + a.id()))
                     .findFirst().orElseThrow();
+            assertTrue(off.triggers().contains(Reconfiguration.Trigger.NOTICE) && off.forcedByCloud(), off.toString());
             return new Noticed(m, noticeAt, done, off);
         }
     }

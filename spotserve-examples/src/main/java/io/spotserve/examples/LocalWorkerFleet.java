@@ -119,7 +119,7 @@ final class LocalWorkerFleet implements AutoCloseable {
         cmd.addAll(List.of("-Xmx192m", "-XX:+UseSerialGC", "--add-modules", "jdk.incubator.vector",
                 "-cp", System.getProperty("java.class.path"), WorkerMain.class.getName(),
                 "--controller", controller.address(), "--devices", "1", "--device-memory", Long.toString(deviceMemory),
-                "--token-file", tokenFile.toString(), "--label", label));
+                "--token-file", tokenFile.toString(), "--label", label, "--threads", "1"));
         if (noticeGrace != null) {
             cmd.addAll(List.of("--notices", "signal", "--notice-grace",
                     Double.toString(noticeGrace.toNanos() / 1e9)));

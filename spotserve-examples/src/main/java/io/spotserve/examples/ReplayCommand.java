@@ -1,10 +1,8 @@
 package io.spotserve.examples;
 
-import com.google.gson.Gson;
 import io.spotserve.engine.Completion;
 import io.spotserve.engine.EngineMetrics;
 import io.spotserve.engine.GenerationRequest;
-import io.spotserve.engine.Reconfiguration;
 import io.spotserve.engine.RequestRejectedException;
 import io.spotserve.engine.ServingEngine;
 import io.spotserve.clock.SystemEngineClock;
@@ -32,13 +30,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
-import java.util.function.Supplier;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -200,47 +195,12 @@ final class ReplayCommand implements Callable<Integer> {
         if (System.getProperty(LOG_LEVEL) == null && System.getProperty(ENGINE_LOG_LEVEL) == null) {
             System.setProperty(ENGINE_LOG_LEVEL, "warn");
         }
-        if (!(speed > 0 && speed <= MAX_SPEED)) {
-            throw new UsageException(NAME + ": --speed must be in (0, " + (long) MAX_SPEED + "] trace seconds per "
-                    + "wall second, was " + speed);
-        }
-        if (requests != null) {
-            Ranges.within(NAME, "--requests", requests, 1, MAX_REQUESTS);
-        }
-        Ranges.within(NAME, "--tokens", tokens, 1, 4096);
-        if (grace != null && !(grace > 0 && grace <= MAX_GRACE)) {
-            throw new UsageException(NAME + ": --grace must be in (0, " + (long) MAX_GRACE + "] trace seconds, was "
-                    + grace);
-        }
-        if (rate != null && clients != null) {
-            throw new UsageException(NAME + ": --rate (open-loop Poisson arrivals) and --clients (closed loop) are two "
-                    + "loads; give one of the two");
-        }
-        if (rate != null && (!(rate > 0) || Double.isInfinite(rate))) {
-            throw new UsageException(NAME + ": --rate must be a positive finite number, was " + rate);
-        }
-        if (clients != null) {
-            Ranges.within(NAME, "--clients", clients, 1, 1000);
-        }
-        Ranges.atLeast(NAME, "--seed", seed, 0);
-        if (processes && workers != 0) {
-            throw new UsageException(NAME + ": --processes plays the trace on worker JVMs and --workers replaces the "
-                    + "trace with N of them; give one of the two");
-        }
-        if (workers != 0 && grace != null) {
-            throw new UsageException(NAME + ": --workers kills a worker without notice; --grace is the notice of a "
-                    + "trace's removals, give it without --workers");
-        }
+        checkOptions();
         Duration notice = Duration.ofNanos(Math.round((grace != null ? grace : DEFAULT_GRACE) * 1e9));
         if (processes) {
             plan = false; // one P1M1 pipeline per worker: no launcher for the planner's on-demand instances
         }
         if (workers != 0) {
-            Ranges.within(NAME, "--workers", workers, 2, 8);
-            if (tracePath != null) {
-                throw new UsageException(NAME + ": --workers replaces the trace (the fleet is the worker JVMs, one of "
-                        + "which is killed mid-replay); give --trace or --workers, not both");
-            }
             total = requests != null ? requests : 300;
             if (total <= (workers - 1) * MAX_BATCH) {
                 throw new UsageException(NAME + ": --workers " + workers + " needs --requests above " + (workers - 1)
@@ -248,10 +208,6 @@ final class ReplayCommand implements Callable<Integer> {
                         + "killed; got " + total);
             }
             plan = false; // no launcher: the planner could not add instances
-            if (clients != null) {
-                throw new UsageException(NAME + ": --workers submits open-loop (--rate) so it can kill a worker "
-                        + "half-way through the requests; --clients is for a trace");
-            }
         }
         // the load: N closed-loop clients (default), or Poisson arrivals at --rate (always with --workers)
         boolean closedLoop = rate == null && workers == 0;
@@ -364,12 +320,12 @@ final class ReplayCommand implements Callable<Integer> {
             }
             Duration start = origin;
             traceStart = origin;
-            Supplier<Duration> traceClock = () -> clock.now().minus(start);
+            ReplayProgress progress = new ReplayProgress(() -> clock.now().minus(start), engine, futures, trace, speed);
             double arrival = 0; // trace seconds
             java.util.concurrent.Semaphore idle = new java.util.concurrent.Semaphore(clientCount); // closed loop
             for (int i = 0; i < total; i++) {
                 if (closedLoop) {
-                    if (!awaitClient(idle, traceClock, end, engine, futures, trace, speed)) {
+                    if (!progress.awaitClient(idle, end)) {
                         break; // the trace ended
                     }
                     String prompt = PROMPTS[rnd.nextInt(PROMPTS.length)];
@@ -391,8 +347,7 @@ final class ReplayCommand implements Callable<Integer> {
                 }
                 String prompt = PROMPTS[rnd.nextInt(PROMPTS.length)];
                 GenerationRequest r = GenerationRequest.of(prompt, tokens);
-                awaitEngineTime(traceClock, scaled(Duration.ofNanos(Math.round(arrival * 1e9)), scale), engine, futures,
-                        trace, speed);
+                progress.awaitTime(scaled(Duration.ofNanos(Math.round(arrival * 1e9)), scale));
                 try {
                     futures.add(workers > 0 ? engine.submit(r, new FirstToken(started)) : engine.submit(r));
                     prompts.add(prompt);
@@ -402,15 +357,15 @@ final class ReplayCommand implements Callable<Integer> {
                 killed = killed != null ? killed : maybeKill(workerFleet, engine, i + 1);
             }
             // let the requests finish and the trace play out, bounded in case something hangs
-            Duration last = traceClock.get().plus(Duration.ofSeconds(120));
+            Duration last = progress.now().plus(Duration.ofSeconds(120));
             Duration until = end.compareTo(last) > 0 ? end : last;
-            while (traceClock.get().compareTo(until) < 0
-                    && (traceClock.get().compareTo(end) < 0 || !futures.stream().allMatch(CompletableFuture::isDone))) {
-                progress(traceClock, engine, futures, trace, speed);
+            while (progress.now().compareTo(until) < 0
+                    && (progress.now().compareTo(end) < 0 || !futures.stream().allMatch(CompletableFuture::isDone))) {
+                progress.show();
                 killed = killed != null ? killed : maybeKill(workerFleet, engine, total);
                 Thread.sleep(100);
             }
-            progress(traceClock, engine, futures, trace, speed);
+            progress.show();
             System.err.println();
             m = engine.metrics();
             if (trafficDriver != null && trafficDriver.failure() != null) {
@@ -423,104 +378,69 @@ final class ReplayCommand implements Callable<Integer> {
             }
         }
         double wallSeconds = (System.nanoTime() - wallStart) / 1e9;
-        int completed = 0;
-        int failed = 0;
-        int wrong = 0;
-        SoloOracle oracle = SoloOracle.of(checkpoint, tokenizer, List.of(PROMPTS), tokens);
-        for (int i = 0; i < futures.size(); i++) {
-            CompletableFuture<Completion> f = futures.get(i);
-            if (f.isDone()) {
-                if (f.isCompletedExceptionally()) {
-                    failed++;
-                } else {
-                    completed++;
-                    wrong += oracle.matches(prompts.get(i), f.join().tokens()) ? 0 : 1;
-                }
-            }
-        }
-        long bytesMigrated = 0;
-        long bytesKept = 0;
-        long bytesLoaded = 0;
-        long interrupted = 0;
-        long byPreemption = 0;
-        for (Reconfiguration r : m.reconfigurations()) {
-            bytesMigrated += r.bytesMigrated();
-            bytesKept += r.bytesKept();
-            bytesLoaded += r.bytesLoaded();
-            interrupted += r.interruptedRequests();
-            if (preemption(r.reason())) {
-                byPreemption += r.interruptedRequests() + r.resumedRequests();
-            }
-        }
-        Map<String, Object> json = new LinkedHashMap<>();
-        json.put("trace", trace != null ? trace.source() : "workers:" + workers);
-        json.put("speed", speed);
-        if (closedLoop) {
-            json.put("clients", clientCount);
-        } else {
-            json.put("rate", arrivalRate);
-        }
-        json.put("tokens", tokens);
-        json.put("grace_s", workers > 0 ? 0 : notice.toNanos() / 1e9);
-        json.put("wall_s", round(wallSeconds, 3));
-        json.put("trace_s", round(m.now().minus(traceStart).toNanos() / 1e9 * speed, 3));
-        json.put("submitted", futures.size());
-        json.put("rejected", rejected);
-        json.put("completed", completed);
-        json.put("failed", failed);
-        json.put("lost", futures.size() - completed - failed);
-        json.put("wrong_outputs", wrong); // completions that differ from the prompt's solo greedy run
-        json.put("generated_tokens", m.generatedTokens());
-        json.put("reconfigurations", m.reconfigurations().size());
-        json.put("interrupted_requests", interrupted);
-        json.put("restarts", m.restarts());
-        json.put("resumed_with_cache", m.migrations());
-        // of both kinds, the requests of reconfigurations that a preemption notice or a lost instance triggered
-        json.put("interrupted_by_preemption", byPreemption);
-        json.put("bytes_migrated", bytesMigrated);
-        json.put("bytes_kept_in_place", bytesKept);
-        json.put("bytes_loaded", bytesLoaded);
-        json.put("p50_ms", m.latency().p50().toMillis());
-        json.put("p90_ms", m.latency().p90().toMillis());
-        json.put("p99_ms", m.latency().p99().toMillis());
-        json.put("ttft_p50_ms", m.timeToFirstToken().p50().toMillis());
-        json.put("instance_hours", round(m.instanceHours() * speed, 6));
-        json.put("cost_usd", round(m.totalCost() * speed, 6));
-        json.put("ondemand_only_cost_usd", round(m.onDemandOnlyCost(ON_DEMAND_PRICE) * speed, 6));
+        ReplaySummary summary = new ReplaySummary(new ReplaySummary.Load(trace != null ? trace.source()
+                : "workers:" + workers, speed, closedLoop, clientCount, arrivalRate, tokens,
+                workers > 0 ? 0 : notice.toNanos() / 1e9), wallSeconds, traceStart, m, futures, prompts, rejected,
+                SoloOracle.of(checkpoint, tokenizer, List.of(PROMPTS), tokens));
         if (workers > 0) {
-            json.put("workers", workers);
-            json.put("killed_worker", killed);
+            summary.put("workers", workers);
+            summary.put("killed_worker", killed);
         }
         if (fleet != null) {
             if (processes) {
-                json.put("worker_processes", fleet.launched());
+                summary.put("worker_processes", fleet.launched());
             }
-            json.put("network_slice_bytes", networkSliceBytes); // weights and KV caches between processes
-            json.put("network_activation_bytes", networkActivationBytes); // stage to stage, worker to worker
+            summary.put("network_slice_bytes", networkSliceBytes); // weights and KV caches between processes
+            summary.put("network_activation_bytes", networkActivationBytes); // stage to stage, worker to worker
         }
-
-        out.println("replay of " + json.get("trace") + " at " + speed + "x (" + round(wallSeconds, 1) + " s wall)");
-        for (Map.Entry<String, Object> e : json.entrySet()) {
-            if (!e.getKey().equals("trace")) {
-                out.printf("  %-24s %s%n", e.getKey(), e.getValue());
-            }
-        }
-        out.println(new Gson().toJson(json));
+        summary.print(out, wallSeconds);
         return 0;
     }
 
-    /**
-     * Whether a reconfiguration was triggered (alone or with other changes) by a preemption notice or an instance that
-     * was lost or terminated, rather than by an acquisition, the planner or a release of our own.
-     */
-    static boolean preemption(String reasons) {
-        for (String reason : reasons.split(", ")) {
-            if (reason.startsWith("notice ") || reason.startsWith("terminated ") || reason.startsWith("lost ")
-                    || reason.startsWith("devices lost on ")) {
-                return true;
+    /** The checks of the options alone (before anything is loaded), each with its own message. */
+    private void checkOptions() throws UsageException {
+        if (!(speed > 0 && speed <= MAX_SPEED)) {
+            throw new UsageException(NAME + ": --speed must be in (0, " + (long) MAX_SPEED + "] trace seconds per "
+                    + "wall second, was " + speed);
+        }
+        if (requests != null) {
+            Ranges.within(NAME, "--requests", requests, 1, MAX_REQUESTS);
+        }
+        Ranges.within(NAME, "--tokens", tokens, 1, 4096);
+        if (grace != null && !(grace > 0 && grace <= MAX_GRACE)) {
+            throw new UsageException(NAME + ": --grace must be in (0, " + (long) MAX_GRACE + "] trace seconds, was "
+                    + grace);
+        }
+        if (rate != null && clients != null) {
+            throw new UsageException(NAME + ": --rate (open-loop Poisson arrivals) and --clients (closed loop) are two "
+                    + "loads; give one of the two");
+        }
+        if (rate != null && (!(rate > 0) || Double.isInfinite(rate))) {
+            throw new UsageException(NAME + ": --rate must be a positive finite number, was " + rate);
+        }
+        if (clients != null) {
+            Ranges.within(NAME, "--clients", clients, 1, 1000);
+        }
+        Ranges.atLeast(NAME, "--seed", seed, 0);
+        if (processes && workers != 0) {
+            throw new UsageException(NAME + ": --processes plays the trace on worker JVMs and --workers replaces the "
+                    + "trace with N of them; give one of the two");
+        }
+        if (workers != 0 && grace != null) {
+            throw new UsageException(NAME + ": --workers kills a worker without notice; --grace is the notice of a "
+                    + "trace's removals, give it without --workers");
+        }
+        if (workers != 0) {
+            Ranges.within(NAME, "--workers", workers, 2, 8);
+            if (tracePath != null) {
+                throw new UsageException(NAME + ": --workers replaces the trace (the fleet is the worker JVMs, one of "
+                        + "which is killed mid-replay); give --trace or --workers, not both");
+            }
+            if (clients != null) {
+                throw new UsageException(NAME + ": --workers submits open-loop (--rate) so it can kill a worker "
+                        + "half-way through the requests; --clients is for a trace");
             }
         }
-        return false;
     }
 
     private static AvailabilityTrace trace(Path file) throws Exception {
@@ -581,10 +501,6 @@ final class ReplayCommand implements Callable<Integer> {
         return Duration.ofNanos(Math.round(traceTime.toNanos() * scale));
     }
 
-    private static double round(double v, int digits) {
-        double f = Math.pow(10, digits);
-        return Math.round(v * f) / f;
-    }
 
     /**
      * Waits (at most {@code timeout}) until the engine has deployed its first configuration and returns the engine
@@ -604,61 +520,9 @@ final class ReplayCommand implements Callable<Integer> {
         return clock.now();
     }
 
-    /**
-     * Closed loop: waits until one of the clients is idle (its last request completed) and returns true, or returns
-     * false once the engine clock reaches {@code end} (the trace's end: no more requests).
-     */
-    private static boolean awaitClient(java.util.concurrent.Semaphore idle, Supplier<Duration> clock, Duration end,
-                                       ServingEngine engine, List<CompletableFuture<Completion>> futures,
-                                       AvailabilityTrace trace, double speed) throws InterruptedException {
-        long lastProgress = 0;
-        while (clock.get().compareTo(end) < 0) {
-            if (idle.tryAcquire(20, java.util.concurrent.TimeUnit.MILLISECONDS)) {
-                return clock.get().compareTo(end) < 0 || release(idle);
-            }
-            if (System.nanoTime() - lastProgress > 100_000_000L) {
-                progress(clock, engine, futures, trace, speed);
-                lastProgress = System.nanoTime();
-            }
-        }
-        return false;
-    }
 
-    private static boolean release(java.util.concurrent.Semaphore idle) {
-        idle.release();
-        return false;
-    }
 
-    /** Sleeps until the engine clock reaches {@code at}, refreshing the progress line meanwhile. */
-    private static void awaitEngineTime(Supplier<Duration> clock, Duration at, ServingEngine engine,
-                                        List<CompletableFuture<Completion>> futures, AvailabilityTrace trace,
-                                        double speed) throws InterruptedException {
-        long lastProgress = 0;
-        while (true) {
-            long left = at.minus(clock.get()).toNanos();
-            if (left <= 0) {
-                return;
-            }
-            if (System.nanoTime() - lastProgress > 100_000_000L) {
-                progress(clock, engine, futures, trace, speed);
-                lastProgress = System.nanoTime();
-            }
-            long ms = Math.min(100, left / 1_000_000L);
-            Thread.sleep(ms, (int) (ms == 100 ? 0 : left % 1_000_000L));
-        }
-    }
 
-    private static void progress(Supplier<Duration> clock, ServingEngine engine,
-                                 List<CompletableFuture<Completion>> futures, AvailabilityTrace trace, double speed) {
-        EngineMetrics m = engine.metrics();
-        double t = clock.get().toNanos() / 1e9 * speed;
-        long instances = trace != null ? trace.instanceCountAt(Duration.ofNanos(Math.round(t * 1e9)))
-                : m.instances().stream().filter(i -> i.state() == EngineMetrics.InstanceUsage.State.RUNNING).count();
-        System.err.printf("\r[trace %6.0f / %.0f s] instances=%2d submitted=%d completed=%d running=%d queued=%d "
-                        + "reconfigurations=%d   ", t, trace != null ? trace.endTime().toNanos() / 1e9 : 0.0,
-                instances, futures.size(), m.completed(),
-                m.running(), m.queued(), m.reconfigurations().size());
-    }
 
     /** Counts a request once its first token streams. */
     private static final class FirstToken implements java.util.concurrent.Flow.Subscriber<io.spotserve.engine.Token> {

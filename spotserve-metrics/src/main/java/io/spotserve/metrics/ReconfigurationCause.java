@@ -1,25 +1,23 @@
 package io.spotserve.metrics;
 
+import io.spotserve.engine.Reconfiguration;
 import java.util.EnumSet;
 import java.util.Set;
 
-/**
- * Why the engine reconfigured, as a small fixed set of tag values: the engine records free-text reasons such as
- * {@code "notice i-3, acquired i-7"}, one clause per event that triggered the change.
- */
+/** Why the engine reconfigured, as a small fixed set of tag values: one per {@link Reconfiguration.Trigger}. */
 enum ReconfigurationCause {
-    PREEMPTION_NOTICE("notice "),
-    PREEMPTION("deadline of "),
-    INSTANCE_ACQUIRED("acquired "),
-    INSTANCE_RELEASED("releas"),
-    INSTANCE_LOST("lost "),
-    PIPELINE_RETIRED("retired "),
-    OTHER("");
+    PREEMPTION_NOTICE(Reconfiguration.Trigger.NOTICE),
+    PREEMPTION(Reconfiguration.Trigger.DEADLINE),
+    INSTANCE_ACQUIRED(Reconfiguration.Trigger.ACQUIRED),
+    INSTANCE_RELEASED(Reconfiguration.Trigger.RELEASED),
+    INSTANCE_LOST(Reconfiguration.Trigger.LOST),
+    PIPELINE_RETIRED(Reconfiguration.Trigger.RETIRED),
+    REPLAN(Reconfiguration.Trigger.REPLAN);
 
-    private final String prefix;
+    private final Reconfiguration.Trigger trigger;
 
-    ReconfigurationCause(String prefix) {
-        this.prefix = prefix;
+    ReconfigurationCause(Reconfiguration.Trigger trigger) {
+        this.trigger = trigger;
     }
 
     /** The tag value, e.g. {@code preemption_notice}. */
@@ -27,19 +25,13 @@ enum ReconfigurationCause {
         return name().toLowerCase(java.util.Locale.ROOT);
     }
 
-    /** The distinct causes named by a reason text (each counted once per reconfiguration). */
-    static Set<ReconfigurationCause> of(String reason) {
+    /** The distinct causes of a reconfiguration (each counted once per reconfiguration). */
+    static Set<ReconfigurationCause> of(Reconfiguration r) {
         Set<ReconfigurationCause> out = EnumSet.noneOf(ReconfigurationCause.class);
-        for (String clause : reason.split(",")) {
-            String c = clause.trim();
-            ReconfigurationCause found = OTHER;
-            for (ReconfigurationCause k : values()) {
-                if (k != OTHER && c.startsWith(k.prefix)) {
-                    found = k;
-                    break;
-                }
+        for (ReconfigurationCause k : values()) {
+            if (r.triggers().contains(k.trigger)) {
+                out.add(k);
             }
-            out.add(found);
         }
         return out;
     }

@@ -85,7 +85,7 @@ public final class SpotServeMetrics implements MeterBinder, AutoCloseable {
         for (ReconfigurationCause cause : ReconfigurationCause.values()) {
             counter(registry, "spotserve.reconfigurations", "Reconfigurations by cause (one per cause it names)",
                     "cause=" + cause.tag(), m -> m.reconfigurations().stream()
-                            .filter(r -> ReconfigurationCause.of(r.reason()).contains(cause)).count());
+                            .filter(r -> ReconfigurationCause.of(r).contains(cause)).count());
         }
         counter(registry, "spotserve.reconfiguration.pause.seconds", "Engine-clock time spent reconfiguring", null,
                 m -> m.reconfigurations().stream().mapToLong(r -> r.pause().toNanos()).sum() / 1e9);

@@ -121,12 +121,23 @@ class SpotServeMetricsTest {
     }
 
     @Test
-    void causesAreReadFromTheEnginesReasons() {
+    void causesAreTheEnginesTriggers() {
         assertEquals(EnumSet.of(ReconfigurationCause.PREEMPTION_NOTICE, ReconfigurationCause.INSTANCE_LOST,
                         ReconfigurationCause.PREEMPTION),
-                ReconfigurationCause.of("notice local-0, lost a position of P1M1@[local-0](broken), deadline of local-0"));
-        assertEquals(EnumSet.of(ReconfigurationCause.INSTANCE_ACQUIRED), ReconfigurationCause.of("acquired a, acquired b"));
-        assertEquals(EnumSet.of(ReconfigurationCause.INSTANCE_RELEASED), ReconfigurationCause.of("releasing x"));
-        assertEquals(EnumSet.of(ReconfigurationCause.OTHER), ReconfigurationCause.of("something new"));
+                ReconfigurationCause.of(record(Reconfiguration.Trigger.NOTICE, Reconfiguration.Trigger.LOST,
+                        Reconfiguration.Trigger.DEADLINE)));
+        assertEquals(EnumSet.of(ReconfigurationCause.INSTANCE_ACQUIRED),
+                ReconfigurationCause.of(record(Reconfiguration.Trigger.ACQUIRED)));
+        assertEquals(EnumSet.of(ReconfigurationCause.REPLAN, ReconfigurationCause.INSTANCE_RELEASED),
+                ReconfigurationCause.of(record(Reconfiguration.Trigger.RELEASED, Reconfiguration.Trigger.REPLAN)));
+        // every trigger has its tag
+        assertEquals(Reconfiguration.Trigger.values().length, ReconfigurationCause.values().length);
+        assertEquals(EnumSet.allOf(ReconfigurationCause.class),
+                ReconfigurationCause.of(record(Reconfiguration.Trigger.values())));
+    }
+
+    private static Reconfiguration record(Reconfiguration.Trigger... triggers) {
+        return new Reconfiguration(java.time.Duration.ZERO, "test", java.util.Set.of(triggers), "[]", "[]", null, 0, 0,
+                0, 0, 0, 0, 0, 0, java.time.Duration.ZERO);
     }
 }

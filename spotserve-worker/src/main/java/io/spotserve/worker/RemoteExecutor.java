@@ -56,6 +56,9 @@ public final class RemoteExecutor implements Executor {
     private final AtomicLong peerSlices = new AtomicLong();
     private final AtomicLong staged = new AtomicLong();
     private final AtomicLong activationBytes = new AtomicLong();
+    private final AtomicLong steps = new AtomicLong();
+    private final AtomicLong stepComputeNanos = new AtomicLong();
+    private final AtomicLong stepHandlerNanos = new AtomicLong();
 
     RemoteExecutor(RemoteInstanceProvider provider, Channels channels) {
         this.provider = provider;
@@ -133,6 +136,34 @@ public final class RemoteExecutor implements Executor {
 
     void staged(int delta) {
         staged.addAndGet(delta);
+    }
+
+    /** Forward steps run on workers so far (one per pipeline step, whatever the number of workers it crosses). */
+    public long steps() {
+        return steps.get();
+    }
+
+    /**
+     * Nanoseconds the workers spent in their stages' forward passes over all {@link #steps()} (summed over the workers
+     * of each step): beside the steps' wall time on the caller's side, what the network and the hand-offs cost.
+     */
+    public long stepComputeNanos() {
+        return stepComputeNanos.get();
+    }
+
+    /**
+     * Nanoseconds the workers spent handling the steps, from the handler's start to its reply, calls to the next
+     * worker excluded (summed over the workers of each step): {@link #stepComputeNanos()} plus decoding, checking
+     * and encoding.
+     */
+    public long stepHandlerNanos() {
+        return stepHandlerNanos.get();
+    }
+
+    void countStep(long computeNanos, long handlerNanos) {
+        steps.incrementAndGet();
+        stepComputeNanos.addAndGet(computeNanos);
+        stepHandlerNanos.addAndGet(handlerNanos);
     }
 
     void countActivations(long bytes) {

@@ -448,6 +448,7 @@ final class RemotePipeline implements Pipeline {
             System.arraycopy(all, k * v, logits[r.getLogitsFor(k)], 0, v);
         }
         executor.countActivations(reply.getActivationBytes());
+        executor.countStep(reply.getComputeNanos(), reply.getHandlerNanos());
         synchronized (this) {
             for (int b = 0; b < count; b++) {
                 int[] st = sequences.get(seqs[b]);

@@ -1,5 +1,7 @@
 package io.spotserve.worker;
 
+import io.spotserve.exec.ExecutorOptions;
+import io.spotserve.exec.ExecutorProvider;
 import io.spotserve.worker.notice.AwsSpotNotices;
 import io.spotserve.worker.notice.AzureScheduledEvents;
 import io.spotserve.worker.notice.CloudNotice;
@@ -18,7 +20,8 @@ import org.slf4j.LoggerFactory;
  * {@code java -jar spotserve-worker.jar --controller HOST:PORT --devices N --device-memory BYTES
  * [--notices aws|gcp|azure|signal] [--token-file F | --tls-cert C --tls-key K --tls-ca A]}: one worker per cloud
  * instance. Other options: {@code --listen HOST:PORT} (default 127.0.0.1:0), {@code --advertise HOST},
- * {@code --executor NAME} (default {@code ExecutorProvider.best()}), {@code --notice-grace SECONDS} (for
+ * {@code --executor NAME} (default {@code ExecutorProvider.best()}), {@code --threads N} (kernel threads per
+ * pipeline, default all available processors; give fewer when several workers share a machine), {@code --notice-grace SECONDS} (for
  * {@code signal}, default 30), {@code --warm-up CALLS} (warm-up calls to its own server before registering, 0 =
  * off, default {@value WorkerProcess#DEFAULT_WARM_UP_CALLS}), {@code --warm-up-time SECONDS} (their wall-time bound,
  * default 1.5), {@code --bulk-transfer on|off} (slices to other workers over a ticketed TCP socket instead of
@@ -48,6 +51,8 @@ public final class WorkerMain {
         Path cert = null;
         Path key = null;
         Path ca = null;
+        String executorName = null;
+        Integer threads = null;
         int warmUpCalls = WorkerProcess.DEFAULT_WARM_UP_CALLS;
         Duration warmUpTime = WorkerProcess.DEFAULT_WARM_UP_TIME;
         try {
@@ -76,7 +81,8 @@ public final class WorkerMain {
                     case "--listen" -> b.bind(Servers.address(v));
                     case "--advertise" -> b.advertise(v);
                     case "--label" -> b.label(v);
-                    case "--executor" -> b.executor(provider(v).create());
+                    case "--executor" -> executorName = v;
+                    case "--threads" -> threads = Integer.parseInt(v);
                     case "--bulk-transfer" -> b.bulkTransfer(switch (v) {
                         case "on" -> true;
                         case "off" -> false;
@@ -107,6 +113,14 @@ public final class WorkerMain {
             }
             b.security(security);
             b.warmUp(warmUpCalls, warmUpTime);
+            if (threads != null && threads < 1) {
+                throw new IllegalArgumentException("--threads must be at least 1, got " + threads);
+            }
+            if (executorName != null || threads != null) {
+                ExecutorOptions options = threads == null ? ExecutorOptions.defaults()
+                        : ExecutorOptions.defaults().withThreads(threads);
+                b.executor((executorName != null ? provider(executorName) : ExecutorProvider.best()).create(options));
+            }
             if (notices != null && !notices.matches("aws|gcp|azure|signal")) {
                 throw new IllegalArgumentException("--notices must be aws, gcp, azure or signal, got " + notices);
             }
@@ -187,8 +201,8 @@ public final class WorkerMain {
     }
 
     /** The installed executor provider named {@code name} ("cpu", "cuda"), which must be usable here. */
-    private static io.spotserve.exec.ExecutorProvider provider(String name) {
-        for (io.spotserve.exec.ExecutorProvider p : io.spotserve.exec.ExecutorProvider.installed()) {
+    private static ExecutorProvider provider(String name) {
+        for (ExecutorProvider p : ExecutorProvider.installed()) {
             if (p.name().equals(name)) {
                 if (!p.isUsable()) {
                     throw new IllegalArgumentException("executor '" + name + "' is not usable here: " + p.unusableReason());
@@ -220,7 +234,8 @@ public final class WorkerMain {
                 + "[--azure-vm NAME]\n"
                 + "         (--token-file F | --tls-cert C --tls-key K --tls-ca A [--token-file F])\n"
                 + "         [--listen HOST:PORT (default 127.0.0.1:0)] [--advertise HOST] [--label NAME]\n"
-                + "         [--executor cpu|cuda (default: the best usable)]\n"
+                + "         [--executor cpu|cuda (default: the best usable)] [--threads N (kernel threads per pipeline, "
+                + "default: the available processors)]\n"
                 + "         [--warm-up CALLS (calls to its own server before registering, 0 = off, default "
                 + WorkerProcess.DEFAULT_WARM_UP_CALLS + ")] [--warm-up-time SECONDS (default 1.5)]\n"
                 + "         [--bulk-transfer on|off (slices to other workers over a ticketed socket, default on)]\n"

@@ -263,6 +263,7 @@ final class WorkerService {
 
     /** Runs the hosted stages of one step and, when later stages live elsewhere, hands the activations on. */
     private StepReply step(StepRequest r) {
+        long received = System.nanoTime();
         checkLive();
         Pipeline p = pipeline(r.getPipeline());
         LlamaConfig c = p.config();
@@ -316,11 +317,13 @@ final class WorkerService {
                 logits[i] = new float[c.vocabSize()];
             }
         }
+        long computeStart = System.nanoTime();
         synchronized (p) {
             for (int s = hosted.from(); s < hosted.to(); s++) {
                 p.forwardStage(s, seqs, tokens, positions, count, hidden, logits);
             }
         }
+        long compute = System.nanoTime() - computeStart;
         if (hosted.to() > last) {
             ByteString.Output packed = ByteString.newOutput(r.getLogitsForCount() * c.vocabSize() * Float.BYTES);
             for (int i : r.getLogitsForList()) {
@@ -330,15 +333,20 @@ final class WorkerService {
                     throw new IllegalStateException(e);
                 }
             }
-            return StepReply.newBuilder().setLogits(packed.toByteString()).build();
+            return StepReply.newBuilder().setLogits(packed.toByteString()).setComputeNanos(compute)
+                    .setHandlerNanos(System.nanoTime() - received).build();
         }
         Hop next = r.getRoute(0);
         ByteString activations = Wire.floats(hidden, hidden.length);
         StepRequest forward = r.toBuilder().setPipeline(next.getPipeline()).setStage(next.getFirstStage())
                 .setHidden(activations).clearRoute().addAllRoute(r.getRouteList().subList(1, r.getRouteCount()))
                 .build();
+        long called = System.nanoTime();
         StepReply downstream = hops.step(r.getPipeline(), next.getAddress(), forward);
-        return downstream.toBuilder().setActivationBytes(downstream.getActivationBytes() + activations.size()).build();
+        long downstreamNanos = System.nanoTime() - called;
+        return downstream.toBuilder().setActivationBytes(downstream.getActivationBytes() + activations.size())
+                .setComputeNanos(downstream.getComputeNanos() + compute)
+                .setHandlerNanos(downstream.getHandlerNanos() + System.nanoTime() - received - downstreamNanos).build();
     }
 
     /** Largest activation payload a warm-up call may carry (its real calls carry count x dim floats). */

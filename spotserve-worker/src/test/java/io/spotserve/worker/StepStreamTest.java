@@ -52,8 +52,14 @@ class StepStreamTest {
             StepReply viaStream = stream.tryStep(step, 10);
             float[] streamed = new float[ckpt.config().vocabSize()];
             Wire.floats(viaStream.getLogits(), streamed, 0, streamed.length);
+            long stepsBefore = ex.steps();
             float[] called = p.decode(new long[] {2}, new int[] {1}, new int[] {0})[0];
             assertArrayEquals(called, streamed);
+            // the worker says how long its forward pass and its handler took: both within the step's wall time
+            assertTrue(viaStream.getComputeNanos() > 0 && viaStream.getHandlerNanos() >= viaStream.getComputeNanos(),
+                    viaStream.getComputeNanos() + " / " + viaStream.getHandlerNanos());
+            assertEquals(stepsBefore + 1, ex.steps());
+            assertTrue(ex.stepComputeNanos() > 0 && ex.stepHandlerNanos() >= ex.stepComputeNanos());
 
             // a refused step answers with its status; the stream stays open for the next one
             StatusRuntimeException e = assertThrows(StatusRuntimeException.class, () -> stream.tryStep(
