@@ -3,10 +3,12 @@ package io.spotserve.engine;
 import io.spotserve.clock.DataMove;
 import io.spotserve.exec.ContextSlice;
 import io.spotserve.exec.Device;
+import io.spotserve.exec.DeviceLostException;
 import io.spotserve.exec.DeviceMemoryException;
 import io.spotserve.exec.Executor;
 import io.spotserve.exec.Pipeline;
 import io.spotserve.exec.ShardLayout;
+import io.spotserve.exec.StagedSlice;
 import io.spotserve.exec.WeightSource;
 import io.spotserve.model.LlamaConfig;
 import io.spotserve.plan.ContextUnit;
@@ -36,9 +38,13 @@ import org.slf4j.LoggerFactory;
  * source is, in order of preference: the target device itself (the piece <em>stays in place</em>: it is
  * handed from the old position to the new one without leaving the device), another device of the same
  * instance, any other surviving holder, and only when no holder survives, the checkpoint. Each unit is first
- * staged in host memory, then released from the old positions, then imported: a device never holds the old
- * and the new copy of a unit at once, and every allocation goes through the arena's capacity check
- * ({@link DeviceMemoryException} before anything is allocated).
+ * staged at its source ({@link Pipeline#stageSlice}: in host memory for the in-process executors, in the source
+ * worker's memory for remote ones, which then stream it to the target worker directly), then released from the old
+ * positions, then imported and the staged copy released: a device never holds the old and the new copy of a unit at
+ * once, and every allocation goes through the arena's capacity check ({@link DeviceMemoryException} before anything
+ * is allocated). Staged copies of one unit (or one request's KV cache) exist at a time, and are released on every
+ * path, failures included. A source that dies between staging and import is read from the checkpoint instead (a KV
+ * piece: its request recomputes).
  *
  * <p>The caller drives it unit by unit ({@link #begin}, then {@link #nextUnit} while {@link #hasNextUnit}, then
  * {@link #finish}); between units it charges the copies to its clock and tells the migration which instances died
@@ -72,6 +78,8 @@ final class ContextMigration {
     /** Whether kept requests' KV caches move (or are parked): SpotServe's mode, unless the arranger rerouted them. */
     private final boolean movesCaches;
     private final Set<String> dead = new HashSet<>();
+    /** Losses absorbed here, for the caller to report ({@link #takeLosses}). */
+    private final List<DeviceLostException> absorbed = new ArrayList<>();
     /** Old pipelines that become new ones unchanged (same layout on the same devices): nothing of theirs moves. */
     private final Set<PipelineSlot> reused = new HashSet<>();
     private long moved;
@@ -195,6 +203,16 @@ final class ContextMigration {
     void instancesGone(Set<String> gone) {
         dead.addAll(gone);
         markDead(fresh);
+    }
+
+    /**
+     * The device losses the migration absorbed since the last call (a source that died between staging a piece and
+     * its import: the piece came from the checkpoint, or its request recomputes); the caller reports them.
+     */
+    List<DeviceLostException> takeLosses() {
+        List<DeviceLostException> out = List.copyOf(absorbed);
+        absorbed.clear();
+        return out;
     }
 
     /** Closes the old pipelines not reused; returns what happened. */
@@ -346,7 +364,11 @@ final class ContextMigration {
         return resumed;
     }
 
-    /** Stages the request's filled KV cache in host memory, frees it on the old pipeline, imports it on the new. */
+    /**
+     * Stages the request's filled KV cache at its old positions, frees it on the old pipeline, imports it on the new.
+     * Every staged piece is released, moved or not. A source that dies before its piece arrives costs the request its
+     * cache (it recomputes); a target that dies fails the migration.
+     */
     private boolean moveKv(LiveRequest r, PipelineSlot from, PipelineSlot to) {
         Pipeline src = from.pipeline;
         Pipeline dst = to.pipeline;
@@ -354,43 +376,64 @@ final class ContextMigration {
         ShardLayout a = src.layout();
         ShardLayout b = dst.layout();
         List<KvPiece> staged = new ArrayList<>();
-        for (int s2 = 0; s2 < b.stages() && length > 0; s2++) {
-            for (int m2 = 0; m2 < b.shards(); m2++) {
-                for (ContextSlice need : b.kvSlices(s2, m2, r.id, length)) {
-                    for (int s1 = 0; s1 < a.stages(); s1++) {
-                        for (int m1 = 0; m1 < a.shards(); m1++) {
-                            for (ContextSlice have : a.kvSlices(s1, m1, r.id, length)) {
-                                var common = have.intersect(need);
-                                if (common.isEmpty()) {
-                                    continue;
+        try {
+            for (int s2 = 0; s2 < b.stages() && length > 0; s2++) {
+                for (int m2 = 0; m2 < b.shards(); m2++) {
+                    for (ContextSlice need : b.kvSlices(s2, m2, r.id, length)) {
+                        for (int s1 = 0; s1 < a.stages(); s1++) {
+                            for (int m1 = 0; m1 < a.shards(); m1++) {
+                                for (ContextSlice have : a.kvSlices(s1, m1, r.id, length)) {
+                                    var common = have.intersect(need);
+                                    if (common.isEmpty()) {
+                                        continue;
+                                    }
+                                    if (!from.alive(s1, m1) || !usable(src.device(s1, m1))) {
+                                        return false; // part of its cache is gone: recompute
+                                    }
+                                    boolean same = src.device(s1, m1) == dst.device(s2, m2);
+                                    staged.add(new KvPiece(s2, m2, mover.stage(src, s1, m1, common.get()), same,
+                                            common.get().bytes(c), src.device(s1, m1).id().instance(),
+                                            dst.device(s2, m2).id().instance()));
                                 }
-                                if (!from.alive(s1, m1) || !usable(src.device(s1, m1))) {
-                                    return false; // part of its cache is gone: recompute
-                                }
-                                boolean same = src.device(s1, m1) == dst.device(s2, m2);
-                                staged.add(new KvPiece(s2, m2, mover.export(src, s1, m1, common.get()), same,
-                                        common.get().bytes(c), src.device(s1, m1).id().instance(),
-                                        dst.device(s2, m2).id().instance()));
                             }
                         }
                     }
                 }
             }
-        }
-        src.closeSequence(r.id);
-        try {
-            dst.openSequence(r.id, r.prompt.length + r.request.maxNewTokens());
-        } catch (DeviceMemoryException e) {
-            LOG.debug("no KV room for request {} on new pipeline {}: {}", r.id, to.id, e.getMessage());
-            return false;
-        }
-        for (KvPiece piece : staged) {
-            mover.place(dst, piece.stage(), piece.shard(), piece.data());
-            if (piece.sameDevice()) {
-                kept += piece.bytes();
-            } else {
-                moved += piece.bytes();
-                unitMoves.add(new DataMove(piece.fromInstance(), piece.toInstance(), piece.bytes()));
+            src.closeSequence(r.id);
+            try {
+                dst.openSequence(r.id, r.prompt.length + r.request.maxNewTokens());
+            } catch (DeviceMemoryException e) {
+                LOG.debug("no KV room for request {} on new pipeline {}: {}", r.id, to.id, e.getMessage());
+                return false;
+            }
+            for (KvPiece piece : staged) {
+                try {
+                    mover.place(dst, piece.stage(), piece.shard(), piece.data());
+                } catch (DeviceLostException e) {
+                    if (!sourceOnlyLost(e, piece.fromInstance(), piece.toInstance())) {
+                        throw e;
+                    }
+                    LOG.info("request {}: the worker holding part of its KV cache ({}) died during the move; it will"
+                            + " recompute", r.id, piece.fromInstance());
+                    dead.add(piece.fromInstance());
+                    absorbed.add(e);
+                    markDead(fresh);
+                    dst.closeSequence(r.id);
+                    return false;
+                }
+            }
+            for (KvPiece piece : staged) {
+                if (piece.sameDevice()) {
+                    kept += piece.bytes();
+                } else {
+                    moved += piece.bytes();
+                    unitMoves.add(new DataMove(piece.fromInstance(), piece.toInstance(), piece.bytes()));
+                }
+            }
+        } finally {
+            for (KvPiece piece : staged) {
+                piece.data().release();
             }
         }
         if (dst.length(r.id) != length) {
@@ -400,15 +443,28 @@ final class ContextMigration {
         return true;
     }
 
+    /**
+     * Whether {@code e} says that the staged piece's source instance is gone while its target is not: the piece must
+     * then come from elsewhere (the checkpoint, or a recomputation).
+     */
+    private static boolean sourceOnlyLost(DeviceLostException e, String fromInstance, String toInstance) {
+        Set<String> lost = LostDevices.instancesOf(e);
+        return fromInstance != null && lost.contains(fromInstance) && !lost.contains(toInstance);
+    }
+
     // ------------------------------------------------------------------ weights, unit by unit
 
-    /** A KV piece on its way to new position (stage, shard), staged in host memory. */
-    private record KvPiece(int stage, int shard, byte[] data, boolean sameDevice, long bytes, String fromInstance,
+    /** A KV piece on its way to new position (stage, shard), staged at its source. */
+    private record KvPiece(int stage, int shard, StagedSlice data, boolean sameDevice, long bytes, String fromInstance,
                            String toInstance) {
     }
 
-    /** A weight piece on its way to new position (stage, shard) of {@code slot}, staged in host memory. */
-    private record Staged(PipelineSlot slot, int stage, int shard, byte[] data) {
+    /**
+     * A weight piece on its way to new position (stage, shard) of {@code slot}, staged at its source (instance
+     * {@code fromInstance}, null for the checkpoint); {@code moved} when it counts as moved between devices.
+     */
+    private record Staged(PipelineSlot slot, int stage, int shard, StagedSlice data, String fromInstance,
+                          boolean moved) {
     }
 
     /** Old position (stage, shard) of {@code slot}: a possible source of a piece. */
@@ -420,6 +476,16 @@ final class ContextMigration {
 
     private void moveUnit(ContextUnit unit, List<PipelineSlot> fresh) {
         List<Staged> staged = new ArrayList<>();
+        try {
+            stageAndPlace(unit, fresh, staged);
+        } finally {
+            for (Staged st : staged) {
+                st.data().release(); // those placed are released already: this frees what a failure left behind
+            }
+        }
+    }
+
+    private void stageAndPlace(ContextUnit unit, List<PipelineSlot> fresh, List<Staged> staged) {
         for (PipelineSlot to : fresh) {
             if (reused.contains(to)) {
                 keptUnit(unit, to);
@@ -460,7 +526,29 @@ final class ContextMigration {
             }
         }
         for (Staged st : staged) {
-            mover.place(st.slot.pipeline, st.stage, st.shard, st.data);
+            try {
+                mover.place(st.slot.pipeline, st.stage, st.shard, st.data);
+            } catch (DeviceLostException e) {
+                String target = st.slot.pipeline.device(st.stage, st.shard).id().instance();
+                if (!sourceOnlyLost(e, st.fromInstance(), target)) {
+                    throw e;
+                }
+                // the worker that staged it died before it arrived: the checkpoint serves instead
+                ContextSlice piece = st.data().slice();
+                LOG.info("{} staged on {} was lost with it; reading it from the checkpoint", piece, st.fromInstance());
+                dead.add(st.fromInstance());
+                absorbed.add(e);
+                markDead(this.fresh);
+                mover.place(st.slot.pipeline, st.stage, st.shard, mover.readStaged(piece));
+                long bytes = piece.bytes(c);
+                if (st.moved()) {
+                    moved -= bytes;
+                } else {
+                    kept -= bytes;
+                }
+                reloaded += bytes;
+                unitMoves.add(new DataMove(null, target, bytes));
+            }
         }
     }
 
@@ -529,14 +617,14 @@ final class ContextMigration {
                     bestSent = load;
                 }
             }
-            byte[] data;
+            StagedSlice data;
             long bytes = piece.bytes(c);
             if (best == null) {
-                data = mover.read(piece);
+                data = mover.readStaged(piece);
                 reloaded += bytes;
                 unitMoves.add(new DataMove(null, target.id().instance(), bytes));
             } else {
-                data = mover.export(best.slot().pipeline, best.stage(), best.shard(), piece);
+                data = mover.stage(best.slot().pipeline, best.stage(), best.shard(), piece);
                 if (bestRank == 0) {
                     kept += bytes;
                 } else {
@@ -547,7 +635,8 @@ final class ContextMigration {
                     }
                 }
             }
-            out.add(new Staged(to, s2, m2, data));
+            out.add(new Staged(to, s2, m2, data, best == null ? null : best.device().id().instance(),
+                    best != null && bestRank != 0));
         }
     }
 }

@@ -494,6 +494,9 @@ final class Reconfigurator {
     private void afterUnit(ContextMigration migration, List<DataMove> moves) {
         clock.migrated(startup == null ? moves : startup.withoutReads(moves)); // built pipelines wait for their reads
         Duration now = clock.now();
+        for (DeviceLostException e : migration.takeLosses()) {
+            losses.report(e); // a source that died with staged slices: the engine treats it as gone
+        }
         Set<String> dead = new HashSet<>(instances.goneBy(now));
         dead.addAll(inbox.goneBy(now));
         dead.addAll(losses.pendingInstances()); // a step that kept decoding meanwhile found a worker dead

@@ -2,13 +2,17 @@ package io.spotserve.engine;
 
 import io.spotserve.exec.ContextSlice;
 import io.spotserve.exec.Pipeline;
+import io.spotserve.exec.StagedSlice;
 import io.spotserve.exec.WeightSource;
 
 /**
  * The one place where context (weight and KV slices) leaves or enters a pipeline's devices during a
  * reconfiguration, a cold start or KV parking: {@link ContextMigration} and {@link KvParking} decide what moves
- * where, this class carries the bytes. Today every move is staged in the engine's host memory; a deployment with
- * remote workers can replace these methods with worker-to-worker transfers without touching the planning code.
+ * where, this class carries the bytes. Migration moves are {@link #stage staged} at the source pipeline and
+ * {@link #place(Pipeline, int, int, StagedSlice) placed} at the target: the in-process executors stage in the
+ * engine's host memory, remote workers keep the staged bytes on the source worker and stream them to the target
+ * worker directly. Parked KV caches are {@link #export exported} into the engine's memory on purpose: they must
+ * outlive the instances they leave.
  */
 final class SliceMover {
     private final WeightSource weights;
@@ -20,6 +24,34 @@ final class SliceMover {
     /** Copies slice {@code s} out of position (stage, shard) of {@code from}, in the executor's slice format. */
     byte[] export(Pipeline from, int stage, int shard, ContextSlice s) {
         return from.exportSlice(stage, shard, s);
+    }
+
+    /** Stages slice {@code s} of position (stage, shard) of {@code from} for a later {@link #place(Pipeline, int, int, StagedSlice)}. */
+    StagedSlice stage(Pipeline from, int stage, int shard, ContextSlice s) {
+        return from.stageSlice(stage, shard, s);
+    }
+
+    /**
+     * Imports a staged slice at (stage, shard) of {@code to} and releases it, imported or not (a staged slice is
+     * released exactly once: {@link StagedSlice#release} does nothing the second time).
+     */
+    void place(Pipeline to, int stage, int shard, StagedSlice staged) {
+        try {
+            to.importStaged(stage, shard, staged);
+        } finally {
+            staged.release();
+        }
+    }
+
+    /**
+     * Weight slice {@code s} from the weight source: a checkpoint is read by whoever imports it (a remote worker that
+     * can read the file loads it there), any other source encodes it into host memory now.
+     */
+    StagedSlice readStaged(ContextSlice s) {
+        if (weights instanceof WeightSource.CheckpointWeights cw) {
+            return StagedSlice.fromCheckpoint(cw.checkpoint(), s);
+        }
+        return StagedSlice.held(s, read(s));
     }
 
     /** Places bytes {@link #export exported} from some pipeline (or {@link #read read}) at (stage, shard) of {@code to}. */

@@ -14,7 +14,9 @@ import java.util.Set;
  * checkpoint or by importing migrated slices), {@link #openSequence open} sequences (allocates their KV cache
  * on every position's device), call {@link #forward} per step, {@link #closeSequence close} finished ones.
  * Context migration is {@link #exportSlice} on the old pipeline and {@link #importSlice} on the new one, slice
- * by slice, in any layout-to-layout combination (use {@link ContextSlice#intersect} to find what to move).
+ * by slice, in any layout-to-layout combination (use {@link ContextSlice#intersect} to find what to move); an engine
+ * uses {@link #stageSlice} and {@link #importStaged} instead, so that pipelines in other processes can keep the
+ * staged bytes where they are and send them to the target process directly.
  *
  * <p>Not thread-safe: one engine thread drives a pipeline (it parallelises internally).
  */
@@ -84,6 +86,36 @@ public interface Pipeline extends AutoCloseable {
      * @throws DeviceMemoryException    if the device cannot hold the storage; nothing changes then
      */
     ContextSlice importSlice(int stage, int shard, byte[] bytes);
+
+    /**
+     * Stages a slice that position (stage, shard) holds for a later {@link #importStaged} into any pipeline (the
+     * first half of a migration move). The staged slice does not depend on this position or pipeline staying alive:
+     * the caller may release the slice here or close this pipeline before importing. The default exports the bytes
+     * into the caller's memory ({@link StagedSlice#held}); a pipeline whose positions live in other processes keeps
+     * them in the process that holds the position, so they can move from there to the target directly.
+     *
+     * @throws IllegalArgumentException as {@link #exportSlice}
+     * @throws IllegalStateException    if the source cannot stage more bytes now (a bounded staging area is full)
+     */
+    default StagedSlice stageSlice(int stage, int shard, ContextSlice slice) {
+        return StagedSlice.held(slice, exportSlice(stage, shard, slice));
+    }
+
+    /**
+     * Imports a {@link #stageSlice staged} slice into position (stage, shard), as {@link #importSlice} does with its
+     * bytes. It does not release the staged slice (the caller does, imported or not). The default imports
+     * {@link StagedSlice#data()}.
+     *
+     * @return the slice that was imported
+     * @throws IllegalArgumentException as {@link #importSlice}
+     * @throws DeviceMemoryException    as {@link #importSlice}
+     * @throws DeviceLostException      if the process holding the staged bytes is gone (the caller reads the slice
+     *                                  from elsewhere, or recomputes it)
+     * @throws IllegalStateException    if the staged slice was released
+     */
+    default ContextSlice importStaged(int stage, int shard, StagedSlice staged) {
+        return importSlice(stage, shard, staged.data());
+    }
 
     /**
      * Frees the storage of one weight unit of position (stage, shard) — the sender's side of a move in the

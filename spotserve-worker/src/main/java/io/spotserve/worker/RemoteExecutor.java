@@ -39,16 +39,22 @@ import java.util.function.Function;
  * stage's worker and gets the logits back from it); a tensor group (the M shards of one stage) must sit in one
  * worker, where it reduces in-process. {@link #transfer} streams slices worker to worker. A call that touches a
  * worker declared dead, or whose connection fails, throws {@link DeviceLostException}; a result that arrives from
- * a worker declared dead in the meantime is discarded the same way.
+ * a worker declared dead in the meantime is discarded the same way. Migration moves are staged on the source worker
+ * ({@code Pipeline.stageSlice}) and streamed from there to the target worker ({@code Pipeline.importStaged}); a
+ * staged slice whose worker died fails its import with {@link DeviceLostException}.
  *
  * <p>Bytes that cross the wire are counted: {@link #sliceBytes()} (weights and KV slices in SliceFormat, whichever
- * processes they moved between) and {@link #activationBytes()} (residual streams between stages).
+ * processes they moved between; split into {@link #peerSliceBytes()} worker to worker and {@link #relayedSliceBytes()}
+ * through the controller) and {@link #activationBytes()} (residual streams between stages).
  */
 public final class RemoteExecutor implements Executor {
     private final RemoteInstanceProvider provider;
     private final Channels channels;
     private final AtomicLong nextPipeline = new AtomicLong(1);
-    private final AtomicLong sliceBytes = new AtomicLong();
+    private final AtomicLong peerBytes = new AtomicLong();
+    private final AtomicLong relayedBytes = new AtomicLong();
+    private final AtomicLong peerSlices = new AtomicLong();
+    private final AtomicLong staged = new AtomicLong();
     private final AtomicLong activationBytes = new AtomicLong();
     private final AtomicLong steps = new AtomicLong();
     private final AtomicLong stepComputeNanos = new AtomicLong();
@@ -69,14 +75,67 @@ public final class RemoteExecutor implements Executor {
         return ExecutorOptions.defaults();
     }
 
-    /** Bytes of weight and KV slices moved over the network so far (SliceFormat, headers included). */
+    /**
+     * Bytes of weight and KV slices moved over the network so far (SliceFormat, headers included): {@link
+     * #peerSliceBytes()} plus {@link #relayedSliceBytes()}.
+     */
     public long sliceBytes() {
-        return sliceBytes.get();
+        return peerBytes.get() + relayedBytes.get();
+    }
+
+    /** Bytes of slices that went from one worker to another directly (migration moves, {@link #transfer}). */
+    public long peerSliceBytes() {
+        return peerBytes.get();
+    }
+
+    /**
+     * Bytes of slices that passed through the controller: exported to it or imported from it (weights streamed
+     * from the controller's checkpoint, KV caches parked in its memory, slices staged elsewhere).
+     */
+    public long relayedSliceBytes() {
+        return relayedBytes.get();
+    }
+
+    /** Slices staged on workers by this executor's pipelines and not released yet. */
+    public long stagedSlices() {
+        return staged.get();
     }
 
     /** Bytes of activations handed from stage to stage between workers so far. */
     public long activationBytes() {
         return activationBytes.get();
+    }
+
+    /** Counts slices sent worker to worker by their sender's reply. */
+    void countPeer(SendSliceReply r) {
+        peerBytes.addAndGet(r.getBytes());
+        peerSlices.addAndGet(r.getSlices());
+    }
+
+    /**
+     * Slices that went worker to worker so far; each carries {@link io.spotserve.exec.SliceFormat#HEADER_BYTES} of
+     * header besides its payload in {@link #peerSliceBytes()}.
+     */
+    public long peerSlices() {
+        return peerSlices.get();
+    }
+
+    /** What the staging area of live worker {@code instance} holds now (tests, diagnostics). */
+    io.spotserve.worker.proto.StagingState stagingUsage(String instance) {
+        RemoteInstanceProvider.WorkerLink w = provider.live(instance);
+        if (w == null) {
+            throw new IllegalArgumentException(instance + " is not a live worker");
+        }
+        return call(List.of(w), w, ch -> WorkerGrpc.newBlockingStub(ch).withDeadlineAfter(10, TimeUnit.SECONDS)
+                .stagingUsage(io.spotserve.worker.proto.Ack.getDefaultInstance()));
+    }
+
+    void countRelayed(long bytes) {
+        relayedBytes.addAndGet(bytes);
+    }
+
+    void staged(int delta) {
+        staged.addAndGet(delta);
     }
 
     /** Forward steps run on workers so far (one per pipeline step, whatever the number of workers it crosses). */
@@ -105,10 +164,6 @@ public final class RemoteExecutor implements Executor {
         steps.incrementAndGet();
         stepComputeNanos.addAndGet(computeNanos);
         stepHandlerNanos.addAndGet(handlerNanos);
-    }
-
-    void countSlice(long bytes) {
-        sliceBytes.addAndGet(bytes);
     }
 
     void countActivations(long bytes) {
@@ -183,7 +238,7 @@ public final class RemoteExecutor implements Executor {
                                 .setSlice(Wire.sliceHeader(slice)))
                         .setPeerAddress(t.worker().address).setTarget(t.position(toStage, toShard)).build()));
         if (s.worker() != t.worker()) {
-            countSlice(r.getBytes());
+            countPeer(r);
         }
         dst.imported(slice);
         return slice;
@@ -223,7 +278,7 @@ public final class RemoteExecutor implements Executor {
         SendSliceReply r = call(List.of(s.worker(), t.worker()), s.worker(), ch -> WorkerGrpc.newBlockingStub(ch)
                 .withDeadlineAfter(150L + 10L * slices.size(), TimeUnit.SECONDS).sendSlices(req.build()));
         if (s.worker() != t.worker()) {
-            countSlice(r.getBytes());
+            countPeer(r);
         }
         for (ContextSlice slice : slices) {
             dst.imported(slice);

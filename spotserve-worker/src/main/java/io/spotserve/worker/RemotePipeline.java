@@ -8,6 +8,7 @@ import io.spotserve.exec.IndexRange;
 import io.spotserve.exec.Pipeline;
 import io.spotserve.exec.ShardLayout;
 import io.spotserve.exec.SliceFormat;
+import io.spotserve.exec.StagedSlice;
 import io.spotserve.exec.spi.AbstractPipeline;
 import io.spotserve.model.LlamaCheckpoint;
 import io.spotserve.model.ModelWeights;
@@ -15,10 +16,14 @@ import io.spotserve.model.LlamaConfig;
 import io.spotserve.worker.proto.CreateStagesRequest;
 import io.spotserve.worker.proto.Hop;
 import io.spotserve.worker.proto.ImportReply;
+import io.spotserve.worker.proto.LoadSliceRequest;
 import io.spotserve.worker.proto.LoadWeightsRequest;
 import io.spotserve.worker.proto.PipelineRef;
 import io.spotserve.worker.proto.PositionRef;
+import io.spotserve.worker.proto.SendSliceReply;
+import io.spotserve.worker.proto.SendStagedRequest;
 import io.spotserve.worker.proto.SequenceRequest;
+import io.spotserve.worker.proto.StagedRef;
 import io.spotserve.worker.proto.SliceChunk;
 import io.spotserve.worker.proto.SliceRequest;
 import io.spotserve.worker.proto.StepReply;
@@ -202,7 +207,7 @@ final class RemotePipeline implements Pipeline {
                 for (ContextSlice slice : layout.weightSlices(p, m)) {
                     byte[] bytes = SliceFormat.encodeWeights(checkpoint, slice); // Q8_0 files: as blocks
                     executor.push(s.worker(), Wire.chunks(bytes, s.position(p, m)));
-                    executor.countSlice(bytes.length);
+                    executor.countRelayed(bytes.length);
                 }
             }
         }
@@ -229,7 +234,7 @@ final class RemotePipeline implements Pipeline {
             }
             return a.bytes();
         });
-        executor.countSlice(bytes.length);
+        executor.countRelayed(bytes.length);
         return bytes;
     }
 
@@ -239,10 +244,76 @@ final class RemotePipeline implements Pipeline {
         Segment s = segmentOf(stage);
         SliceFormat.peek(c, bytes); // a malformed slice never leaves this process
         ImportReply r = executor.push(s.worker(), Wire.chunks(bytes, s.position(stage, shard)));
-        executor.countSlice(bytes.length);
+        executor.countRelayed(bytes.length);
         ContextSlice slice = Wire.slice(r.getSliceHeader(), c);
         imported(slice);
         return slice;
+    }
+
+    /** Stages the slice on the worker holding the position: the bytes stay there until they are sent. */
+    @Override
+    public StagedSlice stageSlice(int stage, int shard, ContextSlice slice) {
+        checkPosition(stage, shard);
+        Segment s = segmentOf(stage);
+        StagedRef ref = executor.call(List.of(s.worker()), s.worker(), ch -> stub(ch, 120).stageSlice(SliceRequest
+                .newBuilder().setPosition(s.position(stage, shard)).setSlice(Wire.sliceHeader(slice)).build()));
+        return new RemoteStagedSlice(executor, s.worker(), ref, slice);
+    }
+
+    /**
+     * A slice staged on a worker of this executor goes from that worker to the target's directly (bulk socket, else
+     * gRPC), or is imported by that worker itself when the target is there; any other staged slice is pushed from
+     * the controller.
+     */
+    @Override
+    public ContextSlice importStaged(int stage, int shard, StagedSlice staged) {
+        checkPosition(stage, shard);
+        if (staged instanceof StagedSlice.FromCheckpoint c && c.checkpoint() instanceof LlamaCheckpoint file) {
+            ContextSlice loaded = loadFromFile(stage, shard, file, c.slice());
+            if (loaded != null) {
+                return loaded;
+            }
+        }
+        if (!(staged instanceof RemoteStagedSlice r) || r.executor != executor) {
+            return importSlice(stage, shard, staged.data());
+        }
+        Segment t = segmentOf(stage);
+        boolean local = r.worker == t.worker();
+        r.takeForSend();
+        SendSliceReply reply = executor.call(List.of(r.worker, t.worker()), r.worker, ch -> stub(ch, 150)
+                .sendStaged(SendStagedRequest.newBuilder().setHandle(r.handle).setPeerAddress(t.worker().address)
+                        .setTarget(t.position(stage, shard)).setLocal(local).build()));
+        if (!local) {
+            executor.countPeer(reply);
+        }
+        imported(r.slice());
+        return r.slice();
+    }
+
+    /**
+     * Has the worker of position (stage, shard) load {@code slice} from the checkpoint file itself; null when it
+     * cannot read the file there (the caller streams the slice instead).
+     */
+    private ContextSlice loadFromFile(int stage, int shard, LlamaCheckpoint file, ContextSlice slice) {
+        if (!file.config().equals(c)) {
+            throw new IllegalArgumentException("checkpoint shape " + file.config() + " differs from the pipeline's " + c);
+        }
+        Segment t = segmentOf(stage);
+        try {
+            ImportReply r = executor.call(List.of(t.worker()), t.worker(), ch -> stub(ch, 120).loadSlice(
+                    LoadSliceRequest.newBuilder().setPosition(t.position(stage, shard))
+                            .setCheckpointPath(file.file().toAbsolutePath().toString())
+                            .setSlice(Wire.sliceHeader(slice)).build()));
+            ContextSlice done = Wire.slice(r.getSliceHeader(), c);
+            imported(done);
+            return done;
+        } catch (IllegalArgumentException e) {
+            if (e.getCause() instanceof StatusRuntimeException sre && sre.getStatus().getCode() == Status.Code.NOT_FOUND
+                    && String.valueOf(sre.getStatus().getDescription()).startsWith("checkpoint ")) {
+                return null;
+            }
+            throw e;
+        }
     }
 
     /** Mirrors a slice that arrived at one of this pipeline's positions (a KV slice extends its sequence). */

@@ -25,7 +25,9 @@ import org.slf4j.LoggerFactory;
  * {@code signal}, default 30), {@code --warm-up CALLS} (warm-up calls to its own server before registering, 0 =
  * off, default {@value WorkerProcess#DEFAULT_WARM_UP_CALLS}), {@code --warm-up-time SECONDS} (their wall-time bound,
  * default 1.5), {@code --bulk-transfer on|off} (slices to other workers over a ticketed TCP socket instead of
- * gRPC streams, default on; never under mTLS), {@code --metadata-url URL} (the notice
+ * gRPC streams, default on; never under mTLS), {@code --staging-memory BYTES} (migration slices staged on this
+ * worker at once, waiting for their send to the target worker; default devices x device memory), {@code
+ * --staging-timeout SECONDS} (a staged slice nobody sends is freed then, default 120), {@code --metadata-url URL} (the notice
  * watcher's base URL), {@code --azure-vm NAME}. Exit codes: 0 closed, 2 bad arguments or refused by the
  * controller, 3 fenced (the controller declared this worker dead).
  */
@@ -86,6 +88,9 @@ public final class WorkerMain {
                         case "off" -> false;
                         default -> throw new IllegalArgumentException("--bulk-transfer takes on or off, got " + v);
                     });
+                    case "--staging-memory" -> b.stagingMemory(bytes(v));
+                    case "--staging-timeout" -> b.stagingTimeout(Duration.ofMillis(Math.round(Double.parseDouble(v)
+                            * 1000)));
                     case "--warm-up" -> warmUpCalls = Integer.parseInt(v);
                     case "--warm-up-time" -> warmUpTime = Duration.ofMillis(Math.round(Double.parseDouble(v) * 1000));
                     default -> throw new IllegalArgumentException("unknown option " + a);
@@ -233,6 +238,9 @@ public final class WorkerMain {
                 + "default: the available processors)]\n"
                 + "         [--warm-up CALLS (calls to its own server before registering, 0 = off, default "
                 + WorkerProcess.DEFAULT_WARM_UP_CALLS + ")] [--warm-up-time SECONDS (default 1.5)]\n"
-                + "         [--bulk-transfer on|off (slices to other workers over a ticketed socket, default on)]";
+                + "         [--bulk-transfer on|off (slices to other workers over a ticketed socket, default on)]\n"
+                + "         [--staging-memory BYTES[k|m|g] (migration slices staged here at once, default devices x "
+                + "device memory)]\n"
+                + "         [--staging-timeout SECONDS (a staged slice nobody sends is freed then, default 120)]";
     }
 }

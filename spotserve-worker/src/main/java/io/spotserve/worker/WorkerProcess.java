@@ -63,7 +63,9 @@ public final class WorkerProcess implements AutoCloseable {
         this.cfg = b;
         this.executor = b.executor != null ? b.executor : ExecutorProvider.best().create();
         this.channels = new Channels(b.security, b.maxMessageBytes);
-        this.service = new WorkerService(executor, b.devices, b.deviceMemory, channels::to);
+        long staging = b.stagingMemory >= 0 ? b.stagingMemory : b.devices * b.deviceMemory;
+        this.service = new WorkerService(executor, b.devices, b.deviceMemory, channels::to,
+                new StagingArea(staging, b.stagingTimeout, System::nanoTime));
         this.heartbeats = Executors.newSingleThreadScheduledExecutor(r -> {
             Thread t = new Thread(r, "spotserve-worker-heartbeat");
             t.setDaemon(true);
@@ -228,6 +230,7 @@ public final class WorkerProcess implements AutoCloseable {
     }
 
     private void heartbeat(ControllerGrpc.ControllerBlockingStub controller) {
+        service.sweepStaging(); // staged slices nobody sent within the staging timeout
         try {
             HeartbeatReply r = controller.withDeadlineAfter(2, TimeUnit.SECONDS).heartbeat(
                     HeartbeatRequest.newBuilder().setInstanceId(instanceId).setEpoch(epoch).build());
@@ -348,6 +351,8 @@ public final class WorkerProcess implements AutoCloseable {
         private int warmUpCalls = DEFAULT_WARM_UP_CALLS;
         private Duration warmUpTime = DEFAULT_WARM_UP_TIME;
         private boolean bulkTransfer = true;
+        private long stagingMemory = -1;
+        private Duration stagingTimeout = Duration.ofMinutes(2);
 
         /** host:port of the controller (required). */
         public Builder controller(String hostPort) {
@@ -443,6 +448,28 @@ public final class WorkerProcess implements AutoCloseable {
          */
         public Builder bulkTransfer(boolean on) {
             this.bulkTransfer = on;
+            return this;
+        }
+
+        /**
+         * The most bytes of migration slices this worker keeps staged at once (exported, waiting to be sent to their
+         * target worker), outside its device memory; default: devices x device memory. A stage beyond it is refused.
+         */
+        public Builder stagingMemory(long bytes) {
+            if (bytes < 0) {
+                throw new IllegalArgumentException("staging memory must be >= 0 bytes, got " + bytes);
+            }
+            this.stagingMemory = bytes;
+            return this;
+        }
+
+        /** How long a staged slice waits for its send before it is freed (a controller that gave up); default 2 min. */
+        public Builder stagingTimeout(Duration d) {
+            Objects.requireNonNull(d, "stagingTimeout");
+            if (d.isNegative() || d.isZero()) {
+                throw new IllegalArgumentException("staging timeout must be positive, got " + d);
+            }
+            this.stagingTimeout = d;
             return this;
         }
 

@@ -24,6 +24,7 @@ import io.spotserve.worker.proto.DeviceRef;
 import io.spotserve.worker.proto.DeviceState;
 import io.spotserve.worker.proto.Hop;
 import io.spotserve.worker.proto.ImportReply;
+import io.spotserve.worker.proto.LoadSliceRequest;
 import io.spotserve.worker.proto.LoadWeightsRequest;
 import io.spotserve.worker.proto.OpenBulkRequest;
 import io.spotserve.worker.proto.PeerGrpc;
@@ -33,6 +34,9 @@ import io.spotserve.worker.proto.PositionStateReply;
 import io.spotserve.worker.proto.SendSliceReply;
 import io.spotserve.worker.proto.SendSliceRequest;
 import io.spotserve.worker.proto.SendSlicesRequest;
+import io.spotserve.worker.proto.SendStagedRequest;
+import io.spotserve.worker.proto.StagedRef;
+import io.spotserve.worker.proto.StagingState;
 import io.spotserve.worker.proto.SequenceRequest;
 import io.spotserve.worker.proto.SliceChunk;
 import io.spotserve.worker.proto.SliceRequest;
@@ -57,6 +61,7 @@ import java.util.function.Supplier;
  * request leaves the worker as it was.
  */
 final class WorkerService {
+    private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(WorkerService.class);
     /** Trailer keys carrying a {@link DeviceMemoryException}'s numbers back to the controller. */
     static final Metadata.Key<String> MEMORY = Metadata.Key.of("spotserve-device-memory", Metadata.ASCII_STRING_MARSHALLER);
 
@@ -76,9 +81,13 @@ final class WorkerService {
     private volatile BulkTransfer bulk;
     /** The step streams to the next stage's workers. */
     private final StepStream.Hops hops;
+    /** Migration slices exported here and waiting to be sent to their target. */
+    private final StagingArea staging;
 
-    WorkerService(Executor executor, int deviceCount, long deviceMemory, Function<String, ManagedChannel> peers) {
+    WorkerService(Executor executor, int deviceCount, long deviceMemory, Function<String, ManagedChannel> peers,
+                  StagingArea staging) {
         this.executor = executor;
+        this.staging = staging;
         this.deviceCount = deviceCount;
         this.deviceMemory = deviceMemory;
         this.peers = peers;
@@ -105,6 +114,15 @@ final class WorkerService {
             }
         }
         pipelines.clear();
+        staging.clear();
+    }
+
+    /** Frees the staged slices that waited longer than the staging timeout. */
+    void sweepStaging() {
+        int n = staging.sweep();
+        if (n > 0) {
+            LOG.warn("{} staged migration slices were never sent; freed after the staging timeout", n);
+        }
     }
 
     boolean fenced() {
@@ -408,6 +426,46 @@ final class WorkerService {
         }
     }
 
+    /**
+     * The checkpoint at {@code path} on this machine, loaded once (memory-mapped).
+     *
+     * @throws StatusRuntimeException NOT_FOUND when it is not a readable file here
+     */
+    private LlamaCheckpoint checkpoint(String path) {
+        Path file = Path.of(path).toAbsolutePath().normalize();
+        if (!Files.isRegularFile(file) || !Files.isReadable(file)) {
+            throw new StatusRuntimeException(Status.NOT_FOUND.withDescription("checkpoint " + file
+                    + " is not a readable file on this worker"));
+        }
+        return checkpoints.computeIfAbsent(file, f -> {
+            try {
+                return LlamaCheckpoint.load(f);
+            } catch (IOException e) {
+                throw new IllegalArgumentException("cannot read checkpoint " + f + ": " + e.getMessage(), e);
+            }
+        });
+    }
+
+    /** Exports a slice of a hosted position into the staging area. */
+    private StagedRef stage(SliceRequest r) {
+        Pipeline p = pipeline(r.getPosition().getPipeline());
+        byte[] bytes;
+        synchronized (p) {
+            bytes = p.exportSlice(r.getPosition().getStage(), r.getPosition().getShard(), slice(p, r));
+        }
+        return StagedRef.newBuilder().setHandle(staging.put(r.getSlice(), bytes)).setBytes(bytes.length).build();
+    }
+
+    /** Sends a staged slice to its target: imported here when local, else to the peer worker over the bulk socket. */
+    private SendSliceReply sendStagedSlice(SendStagedRequest r) {
+        StagingArea.Entry e = staging.take(r.getHandle());
+        if (r.getLocal()) {
+            importBulk(r.getTarget(), e.data());
+            return SendSliceReply.newBuilder().setBytes(e.data().length).setSlices(1).build();
+        }
+        return SliceSender.send(peers, bulk, List.of(e.header()), i -> e.data(), r.getPeerAddress(), r.getTarget());
+    }
+
     // ------------------------------------------------------------------ services
 
     final class Worker extends WorkerGrpc.WorkerImplBase {
@@ -493,22 +551,30 @@ final class WorkerService {
         public void loadWeights(LoadWeightsRequest r, StreamObserver<Ack> out) {
             unary(out, () -> {
                 Pipeline p = pipeline(r.getPipeline());
-                Path file = Path.of(r.getCheckpointPath()).toAbsolutePath().normalize();
-                if (!Files.isRegularFile(file) || !Files.isReadable(file)) {
-                    throw new StatusRuntimeException(Status.NOT_FOUND.withDescription("checkpoint " + file
-                            + " is not a readable file on this worker"));
-                }
-                LlamaCheckpoint ck = checkpoints.computeIfAbsent(file, f -> {
-                    try {
-                        return LlamaCheckpoint.load(f);
-                    } catch (IOException e) {
-                        throw new IllegalArgumentException("cannot read checkpoint " + f + ": " + e.getMessage(), e);
-                    }
-                });
+                LlamaCheckpoint ck = checkpoint(r.getCheckpointPath());
                 synchronized (p) {
                     p.loadWeights(ck);
                 }
                 return Ack.getDefaultInstance();
+            });
+        }
+
+        @Override
+        public void loadSlice(LoadSliceRequest r, StreamObserver<ImportReply> out) {
+            unary(out, () -> {
+                Pipeline p = pipeline(r.getPosition().getPipeline());
+                LlamaCheckpoint ck = checkpoint(r.getCheckpointPath());
+                ContextSlice slice = Wire.slice(r.getSlice(), p.config());
+                if (!ck.config().equals(p.config())) {
+                    throw new IllegalArgumentException("checkpoint " + r.getCheckpointPath() + " has shape "
+                            + ck.config() + ", the pipeline " + p.config());
+                }
+                byte[] bytes = io.spotserve.exec.SliceFormat.encodeWeights(ck, slice);
+                ContextSlice done;
+                synchronized (p) {
+                    done = p.importSlice(r.getPosition().getStage(), r.getPosition().getShard(), bytes);
+                }
+                return ImportReply.newBuilder().setSliceHeader(Wire.sliceHeader(done)).setBytes(bytes.length).build();
             });
         }
 
@@ -567,6 +633,46 @@ final class WorkerService {
                 }
                 return Ack.getDefaultInstance();
             });
+        }
+
+        @Override
+        public void stageSlice(SliceRequest r, StreamObserver<StagedRef> out) {
+            unary(out, () -> stage(r));
+        }
+
+        @Override
+        public void sendStaged(SendStagedRequest r, StreamObserver<SendSliceReply> out) {
+            unary(out, () -> sendStagedSlice(r));
+        }
+
+        @Override
+        public void fetchStaged(StagedRef r, StreamObserver<SliceChunk> out) {
+            StagingArea.Entry e;
+            try {
+                checkLive();
+                e = staging.get(r.getHandle());
+            } catch (RuntimeException ex) {
+                out.onError(error(ex));
+                return;
+            }
+            for (SliceChunk c : Wire.chunks(e.data(), PositionRef.getDefaultInstance())) {
+                out.onNext(c);
+            }
+            out.onCompleted();
+        }
+
+        @Override
+        public void releaseStaged(StagedRef r, StreamObserver<Ack> out) {
+            unary(out, () -> {
+                staging.release(r.getHandle());
+                return Ack.getDefaultInstance();
+            });
+        }
+
+        @Override
+        public void stagingUsage(Ack r, StreamObserver<StagingState> out) {
+            unary(out, () -> StagingState.newBuilder().setBytes(staging.usedBytes()).setSlices(staging.size())
+                    .setCapacityBytes(staging.capacity()).build());
         }
 
         @Override

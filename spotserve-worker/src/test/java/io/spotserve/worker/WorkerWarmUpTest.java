@@ -105,7 +105,7 @@ class WorkerWarmUpTest {
     void duringTheWindowOnlyAuthenticatedCallsAreAnswered() throws Exception {
         WorkerService service = new WorkerService(new CpuExecutor(new ExecutorOptions(1, false)), 1, 1 << 20, a -> {
             throw new IllegalStateException("no peers");
-        });
+        }, new StagingArea(1 << 20, java.time.Duration.ofMinutes(1), System::nanoTime));
         Server server = Servers.start(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), TOKEN,
                 Wire.DEFAULT_MAX_MESSAGE_BYTES, "test-worker", List.of(service.worker(), service.peer()));
         try {

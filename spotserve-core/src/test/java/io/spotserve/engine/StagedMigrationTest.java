@@ -1,0 +1,317 @@
+package io.spotserve.engine;
+
+import static io.spotserve.engine.EngineFixtures.CHECKPOINT;
+import static io.spotserve.engine.EngineFixtures.TOKENIZER;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.spotserve.clock.VirtualClock;
+import io.spotserve.exec.ContextSlice;
+import io.spotserve.exec.Device;
+import io.spotserve.exec.DeviceLostException;
+import io.spotserve.exec.Executor;
+import io.spotserve.exec.ExecutorOptions;
+import io.spotserve.exec.IndexRange;
+import io.spotserve.exec.Pipeline;
+import io.spotserve.exec.ShardLayout;
+import io.spotserve.exec.StagedSlice;
+import io.spotserve.exec.WeightPrecision;
+import io.spotserve.instance.Instance;
+import io.spotserve.instance.InstanceEvent;
+import io.spotserve.instance.InstanceType;
+import io.spotserve.instance.LocalInstanceProvider;
+import io.spotserve.model.ModelWeights;
+import io.spotserve.plan.DeviceId;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * The engine's migrations move every slice through {@link Pipeline#stageSlice} / {@link Pipeline#importStaged} (the
+ * SPI that lets remote workers keep staged bytes at the source), release every staged slice whatever happens, and
+ * treat a staged slice whose source died before its import as lost: the piece comes from the checkpoint instead and
+ * outputs stay token-identical to solo runs.
+ */
+@Timeout(value = 60, unit = TimeUnit.SECONDS)
+class StagedMigrationTest {
+    /** Two devices per instance and M = 2: every unit moves as two pieces, so a failure leaves staged ones behind. */
+    private static final InstanceType TWO_GPU = new InstanceType("local.2x", 2, 32L << 20, 1.9, InstanceType.Market.SPOT);
+
+    /** What the probe does at the first import of a slice staged on the first instance into instance "b". */
+    enum Fault {
+        NONE, TARGET_FAILS, SOURCE_LOST
+    }
+
+    private Executor real;
+
+    @BeforeEach
+    void setUp() {
+        real = EngineFixtures.executor();
+    }
+
+    @AfterEach
+    void tearDown() {
+        real.close();
+    }
+
+    private Reconfiguration grow(Probe probe, List<GenerationRequest> requests) {
+        // 1 MB/s: the migration to b spans virtual time; steps take 1 ms
+        VirtualClock clock = new VirtualClock(Duration.ofMillis(1), Duration.ZERO, 1_000_000);
+        LocalInstanceProvider provider = new LocalInstanceProvider(clock, TWO_GPU.on(InstanceType.Market.ON_DEMAND, 3.9));
+        probe.source = provider.add(TWO_GPU).id();
+        List<CompletableFuture<Completion>> futures = new ArrayList<>();
+        try (ServingEngine engine = ServingEngine.builder().model(CHECKPOINT, TOKENIZER).instances(provider)
+                .executor(probe).clock(clock).parallelism(1, 2).maxBatch(4).build()) {
+            EngineFixtures.submitThen(engine, requests, futures, 2, () -> provider.deliver(
+                    new InstanceEvent.Acquired(new Instance("b", TWO_GPU), clock.now())));
+            for (int i = 0; i < requests.size(); i++) {
+                assertArrayEquals(EngineFixtures.solo(requests.get(i)), futures.get(i).join().tokens(), "request " + i);
+            }
+            return engine.metrics().reconfigurations().stream().filter(r -> r.reason().contains("acquired b"))
+                    .findFirst().orElseThrow(() -> new AssertionError("no growth: " + engine.metrics()
+                            .reconfigurations()));
+        }
+    }
+
+    @Test
+    void everyMovedSliceIsStagedAtItsSourceAndReleased() {
+        Probe probe = new Probe(real, Fault.NONE);
+        Reconfiguration grow = grow(probe, EngineFixtures.requests(21, 6, 60, false));
+        assertTrue(grow.bytesMigrated() > 0, grow.toString());
+        assertTrue(probe.fromAToB.get() > 0, "weights went to b as staged slices");
+        assertEquals(0, probe.exports.get(), "no migration exported bytes outside the staging SPI");
+        probe.assertAllReleased();
+    }
+
+    @Test
+    void aFailedImportReleasesEveryStagedSliceAndTheEngineRecovers() {
+        Probe probe = new Probe(real, Fault.TARGET_FAILS);
+        grow(probe, EngineFixtures.requests(22, 6, 60, false));
+        assertTrue(probe.fired.get(), "the fault was injected");
+        probe.assertAllReleased();
+    }
+
+    @Test
+    void aSourceLostBeforeItsStagedSliceArrivedIsReadFromTheCheckpoint() {
+        Probe probe = new Probe(real, Fault.SOURCE_LOST);
+        Reconfiguration grow = grow(probe, EngineFixtures.requests(23, 6, 60, false));
+        assertTrue(probe.fired.get(), "the fault was injected");
+        assertTrue(grow.bytesLoaded() > 0, "the lost piece came from the checkpoint: " + grow);
+        assertTrue(probe.checkpointImports.get() > 0, "inside the migration, not by a cold start after it failed");
+        assertEquals(0, grow.plannedBytesReloaded(), "the mapper planned no reload: " + grow);
+        probe.assertAllReleased();
+    }
+
+    /** An executor around a real one whose pipelines track the staged slices and inject one {@link Fault}. */
+    private static final class Probe implements Executor {
+        private final Executor real;
+        private final Fault fault;
+        final AtomicBoolean fired = new AtomicBoolean();
+        final AtomicInteger exports = new AtomicInteger();
+        final AtomicInteger fromAToB = new AtomicInteger();
+        final AtomicInteger checkpointImports = new AtomicInteger();
+        private final List<Tracked> staged = new CopyOnWriteArrayList<>();
+        /** The instance serving before "b" arrives. */
+        volatile String source;
+
+        Probe(Executor real, Fault fault) {
+            this.real = real;
+            this.fault = fault;
+        }
+
+        void assertAllReleased() {
+            assertTrue(!staged.isEmpty(), "something was staged");
+            for (Tracked t : staged) {
+                assertTrue(t.releases.get() >= 1, "never released: " + t.slice());
+                assertTrue(t.inner.released(), t.slice().toString());
+            }
+        }
+
+        @Override
+        public String name() {
+            return "probe-" + real.name();
+        }
+
+        @Override
+        public ExecutorOptions options() {
+            return real.options();
+        }
+
+        @Override
+        public Device createDevice(DeviceId id, long capacityBytes) {
+            return real.createDevice(id, capacityBytes);
+        }
+
+        @Override
+        public void destroyDevice(Device device) {
+            real.destroyDevice(device);
+        }
+
+        @Override
+        public Pipeline createPipeline(ShardLayout layout, List<? extends Device> devices, int maxBatch) {
+            return new Probed(real.createPipeline(layout, devices, maxBatch));
+        }
+
+        @Override
+        public void close() {
+        }
+
+        /** A staged slice that counts its releases and remembers where it was staged. */
+        private record Tracked(StagedSlice inner, String instance, AtomicInteger releases) implements StagedSlice {
+            @Override
+            public ContextSlice slice() {
+                return inner.slice();
+            }
+
+            @Override
+            public long bytes() {
+                return inner.bytes();
+            }
+
+            @Override
+            public byte[] data() {
+                return inner.data();
+            }
+
+            @Override
+            public boolean released() {
+                return inner.released();
+            }
+
+            @Override
+            public void release() {
+                releases.incrementAndGet();
+                inner.release();
+            }
+        }
+
+        private final class Probed implements Pipeline {
+            private final Pipeline p;
+
+            Probed(Pipeline p) {
+                this.p = p;
+            }
+
+            @Override
+            public StagedSlice stageSlice(int stage, int shard, ContextSlice slice) {
+                Tracked t = new Tracked(p.stageSlice(stage, shard, slice), p.device(stage, shard).id().instance(),
+                        new AtomicInteger());
+                staged.add(t);
+                return t;
+            }
+
+            @Override
+            public ContextSlice importStaged(int stage, int shard, StagedSlice s) {
+                if (!(s instanceof Tracked t)) {
+                    checkpointImports.incrementAndGet(); // read from the checkpoint during the migration
+                    return p.importStaged(stage, shard, s);
+                }
+                DeviceId target = p.device(stage, shard).id();
+                if (t.instance().equals(source) && target.instance().equals("b")) {
+                    fromAToB.incrementAndGet();
+                    if (fault != Fault.NONE && fired.compareAndSet(false, true)) {
+                        if (fault == Fault.TARGET_FAILS) {
+                            throw new IllegalStateException("injected: the import into " + target + " failed");
+                        }
+                        throw new DeviceLostException(List.of(new DeviceId(source, 0), new DeviceId(source, 1)),
+                                "injected: " + source
+                                + " died after staging " + t.slice(), null);
+                    }
+                }
+                return p.importStaged(stage, shard, t.inner());
+            }
+
+            @Override
+            public ShardLayout layout() {
+                return p.layout();
+            }
+
+            @Override
+            public WeightPrecision weightPrecision() {
+                return p.weightPrecision();
+            }
+
+            @Override
+            public int maxBatch() {
+                return p.maxBatch();
+            }
+
+            @Override
+            public Device device(int stage, int shard) {
+                return p.device(stage, shard);
+            }
+
+            @Override
+            public void loadWeights(ModelWeights checkpoint) {
+                p.loadWeights(checkpoint);
+            }
+
+            @Override
+            public boolean hasAllWeights(int stage, int shard) {
+                return p.hasAllWeights(stage, shard);
+            }
+
+            @Override
+            public byte[] exportSlice(int stage, int shard, ContextSlice slice) {
+                exports.incrementAndGet();
+                return p.exportSlice(stage, shard, slice);
+            }
+
+            @Override
+            public ContextSlice importSlice(int stage, int shard, byte[] bytes) {
+                return p.importSlice(stage, shard, bytes);
+            }
+
+            @Override
+            public void releaseSlice(int stage, int shard, ContextSlice slice) {
+                p.releaseSlice(stage, shard, slice);
+            }
+
+            @Override
+            public void openSequence(long sequence, int capacity) {
+                p.openSequence(sequence, capacity);
+            }
+
+            @Override
+            public void closeSequence(long sequence) {
+                p.closeSequence(sequence);
+            }
+
+            @Override
+            public Set<Long> sequences() {
+                return p.sequences();
+            }
+
+            @Override
+            public int length(long sequence) {
+                return p.length(sequence);
+            }
+
+            @Override
+            public void forward(long[] sequences, int[] tokens, int[] positions, int count, float[][] logits) {
+                p.forward(sequences, tokens, positions, count, logits);
+            }
+
+            @Override
+            public IndexRange hostedStages() {
+                return p.hostedStages();
+            }
+
+            @Override
+            public void close() {
+                p.close();
+            }
+        }
+    }
+}
