@@ -61,7 +61,7 @@ final class VectorKernels extends Kernels {
     }
 
     @Override
-    void matmulQ8(byte[] w, int wOff, int n, int r0, int r1, byte[] qx, float[] dx, int batch, float[] out,
+    void matmulQ8(byte[] w, int wOff, int n, int r0, int r1, short[] qx, float[] dx, int batch, float[] out,
                   int outOff, int outStride) {
         Q8VectorKernel.matmul(w, wOff, n, r0, r1, qx, dx, batch, out, outOff, outStride);
     }
