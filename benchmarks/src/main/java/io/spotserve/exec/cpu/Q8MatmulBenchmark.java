@@ -35,7 +35,7 @@ public class Q8MatmulBenchmark {
         byte[][] q8 = new byte[LAYERS * SHAPES.length][];
         float[] x = new float[1376];
         float[] out = new float[2752];
-        byte[] qx = new byte[1376];
+        short[] qx = new short[1376];
         float[] dx = new float[1376 / 32];
         Kernels vector;
         Kernels scalar;

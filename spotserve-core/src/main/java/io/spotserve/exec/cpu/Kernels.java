@@ -74,7 +74,7 @@ abstract class Kernels {
      * rows {@code [r0, r1)}, against activations quantized by {@link Q8Blocks#quantizeActivations}. The scalar
      * implementation is {@link Q8Blocks#matmul}; the vector one is bit-identical to it.
      */
-    void matmulQ8(byte[] w, int wOff, int n, int r0, int r1, byte[] qx, float[] dx, int batch, float[] out,
+    void matmulQ8(byte[] w, int wOff, int n, int r0, int r1, short[] qx, float[] dx, int batch, float[] out,
                   int outOff, int outStride) {
         Q8Blocks.matmul(w, wOff, n, r0, r1, qx, dx, batch, out, outOff, outStride);
     }

@@ -5,76 +5,125 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShuffle;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
- * {@link Q8Blocks#matmul} with the integer block sums on the Vector API, in 256-bit vectors (AVX2): the two halves of
- * a block's 32 weight bytes and 32 activation bytes are widened to 16 shorts each and multiplied (|q| ≤ 127, so each
- * product fits a short, and so does the sum of the two halves' products, ≤ 32,258); the 16 short sums, read as 8
- * ints, are split into their low and high shorts by shifts and added, giving 8 exact int lanes
- * {@code p[2l] + p[2l+1] + p[2l+16] + p[2l+17]}; those are converted to float and fused-multiply-added into 8 float
- * accumulators with the block's scale. No reduction per block. The lane order is {@link Q8Blocks#matmul}'s, so the
- * results are bit-identical to the scalar kernel. Loaded only when the {@code jdk.incubator.vector} module is present.
+ * {@link Q8Blocks#matmul} with the integer block sums on the Vector API. Per block, the 32 weight bytes are widened
+ * to shorts and multiplied by the 32 activation quants (already shorts, |q| ≤ 127, so each product fits a short);
+ * the products, read as ints, are split into their low and high shorts and added ({@code (p << 16) + p}, shifted
+ * back arithmetically: the pair sum ≤ 32,512 fits the high short), giving 16 exact int lanes
+ * {@code p[2l] + p[2l+1]}; those are converted to float and fused-multiply-added into 16 float accumulators with the
+ * block's scale (a table load, {@link Q8Blocks#scale}). No reduction per block; at the end of a row the 16 lanes
+ * are summed as a shuffle-and-add halving tree. The lane order and the tree are {@link Q8Blocks#matmul}'s, so the
+ * results are bit-identical to the scalar kernel.
+ *
+ * <p>Two shapes of the same arithmetic: {@link #matmulWide} holds a whole block in one 512-bit vector of shorts and
+ * the accumulators in one 512-bit vector of floats (AVX-512); {@link #matmulNarrow} splits both into two 256-bit
+ * halves (AVX2), whose first tree level is the sum of the two half accumulators. {@link #matmul} picks the one that
+ * fits the machine's preferred vector size (on AVX2, 512-bit vectors are not intrinsified and would run boxed).
+ * Loaded only when the {@code jdk.incubator.vector} module is present.
  */
 final class Q8VectorKernel {
-    private static final VectorSpecies<Byte> B = ByteVector.SPECIES_128;    // half a block: 16 quants
-    private static final VectorSpecies<Short> S = ShortVector.SPECIES_256;  // 16 shorts
-    private static final VectorSpecies<Float> F = FloatVector.SPECIES_256;  // 8 float accumulators
+    private static final VectorSpecies<Byte> B256 = ByteVector.SPECIES_256;
+    private static final VectorSpecies<Byte> B128 = ByteVector.SPECIES_128;
+    private static final VectorSpecies<Short> S512 = ShortVector.SPECIES_512;
+    private static final VectorSpecies<Short> S256 = ShortVector.SPECIES_256;
+    private static final VectorSpecies<Float> F512 = FloatVector.SPECIES_512;
+    private static final VectorSpecies<Float> F256 = FloatVector.SPECIES_256;
+    private static final VectorShuffle<Float> SWAP8 = VectorShuffle.fromOp(F512, i -> i ^ 8);
+    private static final VectorShuffle<Float> SWAP4W = VectorShuffle.fromOp(F512, i -> i ^ 4);
+    private static final VectorShuffle<Float> SWAP2W = VectorShuffle.fromOp(F512, i -> i ^ 2);
+    private static final VectorShuffle<Float> SWAP1W = VectorShuffle.fromOp(F512, i -> i ^ 1);
+    private static final VectorShuffle<Float> SWAP4 = VectorShuffle.fromOp(F256, i -> i ^ 4);
+    private static final VectorShuffle<Float> SWAP2 = VectorShuffle.fromOp(F256, i -> i ^ 2);
+    private static final VectorShuffle<Float> SWAP1 = VectorShuffle.fromOp(F256, i -> i ^ 1);
+    /** Whether this machine's vectors are 512 bits for floats and shorts (AVX-512 with BW). */
+    static final boolean WIDE = FloatVector.SPECIES_PREFERRED.length() >= 16
+            && ShortVector.SPECIES_PREFERRED.length() >= 32;
 
     private Q8VectorKernel() {
     }
 
-    static void matmul(byte[] w, int wOff, int n, int r0, int r1, byte[] qx, float[] dx, int batch, float[] out,
+    static void matmul(byte[] w, int wOff, int n, int r0, int r1, short[] qx, float[] dx, int batch, float[] out,
                        int outOff, int outStride) {
+        if (WIDE) {
+            matmulWide(w, wOff, n, r0, r1, qx, dx, batch, out, outOff, outStride);
+        } else {
+            matmulNarrow(w, wOff, n, r0, r1, qx, dx, batch, out, outOff, outStride);
+        }
+    }
+
+    /** One row at a time, a block per 512-bit vector (see the class comment). */
+    static void matmulWide(byte[] w, int wOff, int n, int r0, int r1, short[] qx, float[] dx, int batch,
+                           float[] out, int outOff, int outStride) {
         int blocks = n / Q8Blocks.BLOCK;
         int rb = Q8Blocks.rowBytes(n);
-        // One row at a time. A two-row variant that shared each activation block's widening between the rows ran
-        // 3x slower per weight on matrices beyond the L2 cache (0.23-0.26 vs 0.07-0.09 ns per weight, 24 MB of Q8_0
-        // rows, AMD EPYC, JDK 17 C2): it made the 25M model's Q8_0 decode slower than fp32 on a quiet machine.
+        // One row at a time: two-row variants that share each activation block between the rows ran 2.5-3x slower
+        // per weight on this JDK (AMD EPYC, C2), both here and in the earlier 256-bit kernel.
         for (int r = r0; r < r1; r++) {
             int row = wOff + r * rb;
             for (int b = 0; b < batch; b++) {
                 int xq = b * n;
                 int xd = b * blocks;
-                FloatVector sum = FloatVector.zero(F);
+                FloatVector sum = FloatVector.zero(F512);
+                for (int k = 0; k < blocks; k++) {
+                    int at = row + k * Q8Blocks.BLOCK_BYTES;
+                    ShortVector wv = (ShortVector) ByteVector.fromArray(B256, w, at + 2)
+                            .convertShape(VectorOperators.B2S, S512, 0);
+                    IntVector p = wv.mul(ShortVector.fromArray(S512, qx, xq + k * Q8Blocks.BLOCK)).reinterpretAsInts();
+                    FloatVector f = (FloatVector) pairSums(p).convert(VectorOperators.I2F, 0);
+                    sum = f.fma(FloatVector.broadcast(F512, Q8Blocks.scale(w, at) * dx[xd + k]), sum);
+                }
+                sum = sum.add(sum.rearrange(SWAP8));
+                sum = sum.add(sum.rearrange(SWAP4W));
+                sum = sum.add(sum.rearrange(SWAP2W));
+                sum = sum.add(sum.rearrange(SWAP1W));
+                out[outOff + b * outStride + r] = sum.lane(0);
+            }
+        }
+    }
+
+    /** One row at a time, each block as two 256-bit halves into two half accumulators (see the class comment). */
+    static void matmulNarrow(byte[] w, int wOff, int n, int r0, int r1, short[] qx, float[] dx, int batch,
+                             float[] out, int outOff, int outStride) {
+        int blocks = n / Q8Blocks.BLOCK;
+        int rb = Q8Blocks.rowBytes(n);
+        for (int r = r0; r < r1; r++) {
+            int row = wOff + r * rb;
+            for (int b = 0; b < batch; b++) {
+                int xq = b * n;
+                int xd = b * blocks;
+                FloatVector lo = FloatVector.zero(F256);
+                FloatVector hi = FloatVector.zero(F256);
                 for (int k = 0; k < blocks; k++) {
                     int at = row + k * Q8Blocks.BLOCK_BYTES;
                     int xa = xq + k * Q8Blocks.BLOCK;
-                    FloatVector f = lanes(widen(w, at + 2), widen(w, at + 18), widen(qx, xa), widen(qx, xa + 16));
-                    sum = f.fma(FloatVector.broadcast(F, Q8Blocks.scale(w, at) * dx[xd + k]), sum);
+                    FloatVector s = FloatVector.broadcast(F256, Q8Blocks.scale(w, at) * dx[xd + k]);
+                    ShortVector w0 = (ShortVector) ByteVector.fromArray(B128, w, at + 2)
+                            .convertShape(VectorOperators.B2S, S256, 0);
+                    ShortVector w1 = (ShortVector) ByteVector.fromArray(B128, w, at + 18)
+                            .convertShape(VectorOperators.B2S, S256, 0);
+                    IntVector p0 = w0.mul(ShortVector.fromArray(S256, qx, xa)).reinterpretAsInts();
+                    IntVector p1 = w1.mul(ShortVector.fromArray(S256, qx, xa + 16)).reinterpretAsInts();
+                    lo = ((FloatVector) pairSums(p0).convert(VectorOperators.I2F, 0)).fma(s, lo);
+                    hi = ((FloatVector) pairSums(p1).convert(VectorOperators.I2F, 0)).fma(s, hi);
                 }
-                out[outOff + b * outStride + r] = sumLanes(sum);
+                FloatVector sum = lo.add(hi);
+                sum = sum.add(sum.rearrange(SWAP4));
+                sum = sum.add(sum.rearrange(SWAP2));
+                sum = sum.add(sum.rearrange(SWAP1));
+                out[outOff + b * outStride + r] = sum.lane(0);
             }
         }
     }
 
     /**
-     * The lanes summed in lane order, as {@link Q8Blocks#sumLanes}. Lane by lane rather than {@code intoArray} into a
-     * scratch array: in the executor's compilation context (this kernel inlined into the FFN task) C2 failed to
-     * intrinsify that store ("failed to inline (intrinsic)" in {@code -XX:+PrintInlining}), so the accumulator was
-     * boxed: the Q8_0 decode step allocated 52.6 MB per step and ran slower than fp32.
+     * Each int lane of {@code p} holds two short products (low: the even one); the lane becomes their exact sum:
+     * {@code (p << 16) + p} has {@code lo + hi} in its high short (no carry reaches it from the zero low half), and
+     * the arithmetic shift brings it back signed. Exact while the sum fits a short, as it does for |qx| ≤ 127.
      */
-    private static float sumLanes(FloatVector v) {
-        float s = 0f;
-        for (int l = 0; l < Q8Blocks.LANES; l++) {
-            s += v.lane(l);
-        }
-        return s;
-    }
-
-    /** 16 signed bytes at {@code a[at]} widened to 16 shorts. */
-    private static ShortVector widen(byte[] a, int at) {
-        return (ShortVector) ByteVector.fromArray(B, a, at).convertShape(VectorOperators.B2S, S, 0);
-    }
-
-    /**
-     * The 8 exact int lanes of one block, as floats: {@code p[2l] + p[2l+1] + p[2l+16] + p[2l+17]} from the short
-     * products of the weight halves {@code w0, w1} and the activation halves {@code x0, x1}.
-     */
-    private static FloatVector lanes(ShortVector w0, ShortVector w1, ShortVector x0, ShortVector x1) {
-        IntVector pairs = w0.mul(x0).add(w1.mul(x1)).reinterpretAsInts();
-        IntVector sums = pairs.lanewise(VectorOperators.LSHL, 16).lanewise(VectorOperators.ASHR, 16)
-                .add(pairs.lanewise(VectorOperators.ASHR, 16));
-        return (FloatVector) sums.convert(VectorOperators.I2F, 0);
+    private static IntVector pairSums(IntVector p) {
+        return p.lanewise(VectorOperators.LSHL, 16).add(p).lanewise(VectorOperators.ASHR, 16);
     }
 }

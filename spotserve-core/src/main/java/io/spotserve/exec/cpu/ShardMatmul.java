@@ -16,7 +16,7 @@ final class ShardMatmul {
     private final int lanes;
     private final int packMinColumns;
     /** Quantized activations of the current Q8_0 product: quants [batch][n] and per-block scales (null: no Q8_0). */
-    final byte[] qx;
+    final short[] qx;
     final float[] dx;
 
     private final MatmulTask matmul = new MatmulTask();
@@ -32,7 +32,7 @@ final class ShardMatmul {
         this.pool = pool;
         this.lanes = kernels.packLanes();
         this.packMinColumns = packMinColumns;
-        qx = maxQ8Columns > 0 ? new byte[maxBatch * maxQ8Columns] : null;
+        qx = maxQ8Columns > 0 ? new short[maxBatch * maxQ8Columns] : null;
         dx = maxQ8Columns > 0 ? new float[maxBatch * (maxQ8Columns / Q8Blocks.BLOCK)] : null;
     }
 

@@ -61,7 +61,7 @@ final class VectorKernels extends Kernels {
     }
 
     @Override
-    void matmulQ8(byte[] w, int wOff, int n, int r0, int r1, byte[] qx, float[] dx, int batch, float[] out,
+    void matmulQ8(byte[] w, int wOff, int n, int r0, int r1, short[] qx, float[] dx, int batch, float[] out,
                   int outOff, int outStride) {
         Q8VectorKernel.matmul(w, wOff, n, r0, r1, qx, dx, batch, out, outOff, outStride);
     }
@@ -117,10 +117,21 @@ final class VectorKernels extends Kernels {
             a2 = FloatVector.fromArray(S, w, p + 2 * L).fma(v, a2);
             a3 = FloatVector.fromArray(S, w, p + 3 * L).fma(v, a3);
         }
-        a0.intoArray(out, o);
-        a1.intoArray(out, o + L);
-        a2.intoArray(out, o + 2 * L);
-        a3.intoArray(out, o + 3 * L);
+        store(a0, out, o);
+        store(a1, out, o + L);
+        store(a2, out, o + 2 * L);
+        store(a3, out, o + 3 * L);
+    }
+
+    /**
+     * {@code v} into {@code out[o .. o + L)} lane by lane. Not {@code intoArray}: inlined into the FFN and matmul
+     * tasks, C2 failed to intrinsify that store here as it did for the Q8_0 accumulator (session 8), and the
+     * fallback allocated a float[] per store (JFR allocation samples of the fp32 decode step: ~335 KB per step).
+     */
+    private static void store(FloatVector v, float[] out, int o) {
+        for (int l = 0; l < L; l++) {
+            out[o + l] = v.lane(l);
+        }
     }
 
     private static void block4x4(float[] w, int base, int n, float[] x, int x0, int xStride, float[] out, int o,

@@ -3,7 +3,6 @@ package io.spotserve.exec.cpu;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.spotserve.model.HalfFloats;
 import java.util.Random;
@@ -87,7 +86,7 @@ class Q8BlocksTest {
         float[] wf = random(r, rows * n, 0.05f);
         byte[] m = Q8Blocks.quantizeMatrix(wf, 0, rows, n);
         float[] x = random(r, batch * n, 1f);
-        byte[] qx = new byte[batch * n];
+        short[] qx = new short[batch * n];
         float[] dx = new float[batch * n / 32];
         Q8Blocks.quantizeActivations(x, n, batch, n, qx, dx);
         float[] out = new float[batch * rows];
@@ -125,40 +124,116 @@ class Q8BlocksTest {
         }
     }
 
+    /** The vector kernel in both shapes (512-bit and 256-bit), each into its own output array. */
+    private static void vectorBothShapes(byte[] m, int n, int rows, short[] qx, float[] dx, int batch, float[] wide,
+                                         float[] narrow) {
+        Q8VectorKernel.matmulWide(m, 0, n, 0, rows, qx, dx, batch, wide, 0, rows);
+        Q8VectorKernel.matmulNarrow(m, 0, n, 0, rows, qx, dx, batch, narrow, 0, rows);
+    }
+
+    /**
+     * The documented arithmetic, written out independently of both kernels: lane l of block k is the exact integer
+     * {@code qw[2l]·qx[2l] + qw[2l+1]·qx[2l+1]}, fused-multiply-added with {@code scale_k · dx_k} into accumulator l;
+     * the 16 accumulators are then summed as a halving tree (8, 4, 2, 1).
+     */
+    private static float reference(byte[] m, int n, int row, short[] qx, float[] dx, int b) {
+        int blocks = n / 32;
+        float[] acc = new float[16];
+        for (int k = 0; k < blocks; k++) {
+            int at = (row * blocks + k) * 34;
+            float d = HalfFloats.toFloat((short) ((m[at] & 0xff) | ((m[at + 1] & 0xff) << 8)));
+            float s = d * dx[b * blocks + k];
+            for (int l = 0; l < 16; l++) {
+                long lane = 0;
+                for (int j = 2 * l; j < 2 * l + 2; j++) {
+                    lane += (long) m[at + 2 + j] * qx[b * n + k * 32 + j];
+                }
+                acc[l] = Math.fma((float) lane, s, acc[l]); // (float) lane is exact: |lane| <= 32,512
+            }
+        }
+        float[] t = acc.clone();
+        for (int h = 8; h >= 1; h /= 2) {
+            float[] u = t.clone();
+            for (int l = 0; l < h; l++) {
+                u[l] = t[l] + t[l + h];
+            }
+            t = u;
+        }
+        return t[0];
+    }
+
+    private static void assertAllEqualReference(byte[] m, int n, int rows, short[] qx, float[] dx, int batch,
+                                                String where) {
+        float[] scalar = new float[batch * rows];
+        Q8Blocks.matmul(m, 0, n, 0, rows, qx, dx, batch, scalar, 0, rows);
+        float[] want = new float[batch * rows];
+        for (int b = 0; b < batch; b++) {
+            for (int i = 0; i < rows; i++) {
+                want[b * rows + i] = reference(m, n, i, qx, dx, b);
+            }
+        }
+        assertArrayEquals(want, scalar, "scalar vs reference, " + where);
+        if (Kernels.vectorModulePresent()) {
+            float[] wide = new float[batch * rows];
+            float[] narrow = new float[batch * rows];
+            vectorBothShapes(m, n, rows, qx, dx, batch, wide, narrow);
+            assertArrayEquals(want, wide, "512-bit vector kernel, " + where);
+            assertArrayEquals(want, narrow, "256-bit vector kernel, " + where);
+        }
+    }
+
     @Test
-    void vectorKernelIsBitIdenticalToTheScalarOne() {
-        assumeTrue(Kernels.vectorModulePresent(), "jdk.incubator.vector not loaded");
+    void bothKernelsFollowTheDocumentedLaneOrderBitForBit() {
         Random r = new Random(3);
         for (int n : new int[] {32, 64, 288, 768, 1376}) {
             int rows = 19;
             int batch = 4;
             byte[] m = Q8Blocks.quantizeMatrix(random(r, rows * n, 0.2f), 0, rows, n);
             float[] x = random(r, batch * n, 3f);
-            byte[] qx = new byte[batch * n];
+            short[] qx = new short[batch * n];
             float[] dx = new float[batch * n / 32];
             Q8Blocks.quantizeActivations(x, n, batch, n, qx, dx);
-            float[] a = new float[batch * rows];
-            float[] v = new float[batch * rows];
-            Q8Blocks.matmul(m, 0, n, 0, rows, qx, dx, batch, a, 0, rows);
-            Q8VectorKernel.matmul(m, 0, n, 0, rows, qx, dx, batch, v, 0, rows);
-            assertArrayEquals(a, v, "n = " + n);
-            // extreme quants: -128 in a file's weights (our quantizer never writes it, another might) times ±127
+            assertAllEqualReference(m, n, rows, qx, dx, batch, "random n = " + n);
+            // random bytes as weights: every quant -128..127 and arbitrary fp16 scales (finite, either sign)
             for (int at = 0; at < m.length; at += 34) {
-                java.util.Arrays.fill(m, at + 2, at + 34, (byte) -128);
+                for (int j = 2; j < 34; j++) {
+                    m[at + j] = (byte) r.nextInt(256);
+                }
+                short h = HalfFloats.toHalf((float) (r.nextGaussian() * 0.01));
+                m[at] = (byte) h;
+                m[at + 1] = (byte) (h >>> 8);
             }
             for (int i = 0; i < qx.length; i++) {
-                qx[i] = (byte) (i % 3 == 0 ? -127 : 127);
+                qx[i] = (short) (r.nextInt(255) - 127);
             }
+            assertAllEqualReference(m, n, rows, qx, dx, batch, "random bytes n = " + n);
+            // extremes: -128 and 127 weights (a pair sum of -128·-127 twice is 32,512, the largest a short lane
+            // carries) against ±127, zero weight scales in some blocks, zero activation blocks (dx = 0) in others
+            for (int at = 0; at < m.length; at += 34) {
+                java.util.Arrays.fill(m, at + 2, at + 34, (byte) ((at / 34) % 2 == 0 ? -128 : 127));
+                if ((at / 34) % 5 == 3) {
+                    m[at] = 0;
+                    m[at + 1] = 0;
+                }
+            }
+            for (int i = 0; i < qx.length; i++) {
+                qx[i] = (short) ((i / 2) % 3 == 0 ? -127 : 127);
+            }
+            for (int k = 0; k < dx.length; k += 4) {
+                dx[k] = 0f;
+            }
+            assertAllEqualReference(m, n, rows, qx, dx, batch, "extremes n = " + n);
+            // and the integer lanes stayed exact: the products summed in double
+            float[] a = new float[batch * rows];
             Q8Blocks.matmul(m, 0, n, 0, rows, qx, dx, batch, a, 0, rows);
-            Q8VectorKernel.matmul(m, 0, n, 0, rows, qx, dx, batch, v, 0, rows);
-            assertArrayEquals(a, v, "extremes n = " + n);
-            // and the integer lanes stayed exact: every product is -128·(±127), summed in double
-            float d = Q8Blocks.scale(m, 0);
             double want = 0;
+            double mag = 0;
             for (int j = 0; j < n; j++) {
-                want += (double) Q8Blocks.scale(m, j / 32 * 34) * dx[j / 32] * -128 * qx[j];
+                double t = (double) Q8Blocks.scale(m, j / 32 * 34) * dx[j / 32] * m[2 + j / 32 * 34 + j % 32] * qx[j];
+                want += t;
+                mag += Math.abs(t);
             }
-            assertEquals(want, a[0], 1e-4 * Math.abs(want) + 1e-6, "extremes n = " + n + " (d " + d + ")");
+            assertEquals(want, a[0], 1e-5 * mag + 1e-6, "extremes n = " + n);
         }
     }
 
@@ -181,7 +256,7 @@ class Q8BlocksTest {
         int rows = 10;
         byte[] m = Q8Blocks.quantizeMatrix(random(r, rows * n, 1f), 0, rows, n);
         float[] x = random(r, 2 * 80, 1f);
-        byte[] qx = new byte[2 * n];
+        short[] qx = new short[2 * n];
         float[] dx = new float[2 * n / 32];
         Q8Blocks.quantizeActivations(x, 80, 2, n, qx, dx); // entry stride 80 > n: only the first n of each count
         float[] all = new float[2 * rows];
