@@ -65,11 +65,12 @@ final class ConfigPlanner {
     /**
      * Bytes the executor stores per matrix weight, exactly (its real weight size in device memory: 1.0625 for Q8_0
      * blocks, 2 for halves, 4 for floats); {@link ShardLayout#weightBytes(int, int, double)} keeps the norm vectors
-     * at 4.
+     * at 4. Read at every decision: a remote executor's value follows the workers that registered.
      */
-    private final double bytesPerWeight;
+    private final java.util.function.DoubleSupplier bytesPerWeight;
 
-    ConfigPlanner(ServingEngine.Builder b, LlamaConfig config, List<ShardLayout> layouts, double bytesPerWeight) {
+    ConfigPlanner(ServingEngine.Builder b, LlamaConfig config, List<ShardLayout> layouts,
+                  java.util.function.DoubleSupplier bytesPerWeight) {
         this.config = config;
         this.bytesPerWeight = bytesPerWeight;
         this.layouts = layouts;
@@ -505,6 +506,7 @@ final class ConfigPlanner {
 
     /** Whether each position's weights plus KV cache for B full-length sequences fit {@code capacity} bytes. */
     private boolean fits(ShardLayout layout, int batch, long capacity) {
+        double bytesPerWeight = this.bytesPerWeight.getAsDouble();
         for (int st = 0; st < layout.stages(); st++) {
             for (int m = 0; m < layout.shards(); m++) {
                 long need = layout.weightBytes(st, m, bytesPerWeight)

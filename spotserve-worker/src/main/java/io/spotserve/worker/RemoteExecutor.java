@@ -76,6 +76,22 @@ public final class RemoteExecutor implements Executor {
     }
 
     /**
+     * The most bytes one matrix weight takes on any live worker (each worker's executor says it at registration: 4 for
+     * fp32, 2 for fp16 halves, 1.0625 for Q8_0 blocks), so the planner never under-counts a worker; 4 while no worker
+     * is live. It changes as workers come and go: the engine's planner reads it at every decision.
+     */
+    @Override
+    public double storedBytesPerWeightExact() {
+        return provider.bytesPerWeight(Float.BYTES);
+    }
+
+    /** {@link #storedBytesPerWeightExact()} rounded up to whole bytes. */
+    @Override
+    public int storedBytesPerWeight() {
+        return (int) Math.ceil(storedBytesPerWeightExact());
+    }
+
+    /**
      * Bytes of weight and KV slices moved over the network so far (SliceFormat, headers included): {@link
      * #peerSliceBytes()} plus {@link #relayedSliceBytes()}.
      */

@@ -109,6 +109,20 @@ public final class RemoteInstanceProvider implements InstanceProvider {
         return out;
     }
 
+    /**
+     * The most bytes per matrix weight any live worker stores (what their executors said at registration), or
+     * {@code fallback} while none is live: the planner's memory model then never under-counts a worker.
+     */
+    synchronized double bytesPerWeight(double fallback) {
+        double most = 0;
+        for (WorkerLink w : workers.values()) {
+            if (!w.dead) {
+                most = Math.max(most, w.bytesPerWeight);
+            }
+        }
+        return most > 0 ? most : fallback;
+    }
+
     private Duration now() {
         return cfg.clock != null ? cfg.clock.get() : Duration.ofNanos(System.nanoTime() - startNanos);
     }
@@ -247,12 +261,15 @@ public final class RemoteInstanceProvider implements InstanceProvider {
         final String address;
         final int devices;
         final long deviceMemory;
+        /** Bytes one matrix weight takes on this worker's devices (what its executor said at registration). */
+        final double bytesPerWeight;
         final Context.CancellableContext calls = Context.ROOT.withCancellation();
         volatile long lastBeat = System.nanoTime();
         volatile boolean dead;
 
-        WorkerLink(String id, long epoch, String address, int devices, long deviceMemory) {
+        WorkerLink(String id, long epoch, String address, int devices, long deviceMemory, double bytesPerWeight) {
             this.id = id;
+            this.bytesPerWeight = bytesPerWeight;
             this.epoch = epoch;
             this.address = address;
             this.devices = devices;
@@ -270,6 +287,11 @@ public final class RemoteInstanceProvider implements InstanceProvider {
                     throw new IllegalArgumentException("a worker offers 1..1024 devices of >= 1 byte; got "
                             + r.getDevices() + " of " + r.getDeviceMemoryBytes());
                 }
+                double bpw = r.getStoredBytesPerWeight();
+                if (!(bpw == 0 || (bpw >= 0.5 && bpw <= 8))) {
+                    throw new IllegalArgumentException("a worker stores 0.5..8 bytes per weight (0: not said); got "
+                            + bpw);
+                }
             } catch (IllegalArgumentException e) {
                 out.onError(Wire.status(e));
                 return;
@@ -280,12 +302,13 @@ public final class RemoteInstanceProvider implements InstanceProvider {
                     return;
                 }
                 String id = cfg.idPrefix + (nextId++);
-                w = new WorkerLink(id, nextEpoch++, r.getAddress(), r.getDevices(), r.getDeviceMemoryBytes());
+                w = new WorkerLink(id, nextEpoch++, r.getAddress(), r.getDevices(), r.getDeviceMemoryBytes(),
+                        r.getStoredBytesPerWeight() == 0 ? Float.BYTES : r.getStoredBytesPerWeight());
                 workers.put(id, w);
             }
             InstanceType type = new InstanceType(cfg.typeName, w.devices, w.deviceMemory, cfg.pricePerHour, cfg.market);
-            LOG.info("worker {} registered from {} ({} x {} bytes, {}, '{}')", w.id, w.address, w.devices,
-                    w.deviceMemory, r.getExecutor(), r.getLabel());
+            LOG.info("worker {} registered from {} ({} x {} bytes, {}, {} bytes per weight, '{}')", w.id, w.address,
+                    w.devices, w.deviceMemory, r.getExecutor(), w.bytesPerWeight, r.getLabel());
             long lease = cfg.leaseTimeout.toMillis();
             out.onNext(RegisterReply.newBuilder().setInstanceId(w.id).setEpoch(w.epoch)
                     .setHeartbeatIntervalMs(Math.max(10, lease / 4)).setLeaseTimeoutMs(lease).build());

@@ -2,6 +2,7 @@ package io.spotserve.worker;
 
 import io.spotserve.exec.ExecutorOptions;
 import io.spotserve.exec.ExecutorProvider;
+import io.spotserve.exec.WeightPrecision;
 import io.spotserve.worker.notice.AwsSpotNotices;
 import io.spotserve.worker.notice.AzureScheduledEvents;
 import io.spotserve.worker.notice.CloudNotice;
@@ -21,7 +22,9 @@ import org.slf4j.LoggerFactory;
  * [--notices aws|gcp|azure|signal] [--token-file F | --tls-cert C --tls-key K --tls-ca A]}: one worker per cloud
  * instance. Other options: {@code --listen HOST:PORT} (default 127.0.0.1:0), {@code --advertise HOST},
  * {@code --executor NAME} (default {@code ExecutorProvider.best()}), {@code --threads N} (kernel threads per
- * pipeline, default all available processors; give fewer when several workers share a machine), {@code --notice-grace SECONDS} (for
+ * pipeline, default all available processors; give fewer when several workers share a machine), {@code --weights
+ * fp32|fp16|q8_0} (how the devices keep matrix weights, default fp32: a Q8_0 model is dequantized unless q8_0; the
+ * controller plans with what the worker says at registration), {@code --notice-grace SECONDS} (for
  * {@code signal}, default 30), {@code --warm-up CALLS} (warm-up calls to its own server before registering, 0 =
  * off, default {@value WorkerProcess#DEFAULT_WARM_UP_CALLS}), {@code --warm-up-time SECONDS} (their wall-time bound,
  * default 1.5), {@code --bulk-transfer on|off} (slices to other workers over a ticketed TCP socket instead of
@@ -53,6 +56,7 @@ public final class WorkerMain {
         Path ca = null;
         String executorName = null;
         Integer threads = null;
+        WeightPrecision weights = null;
         int warmUpCalls = WorkerProcess.DEFAULT_WARM_UP_CALLS;
         Duration warmUpTime = WorkerProcess.DEFAULT_WARM_UP_TIME;
         try {
@@ -83,6 +87,7 @@ public final class WorkerMain {
                     case "--label" -> b.label(v);
                     case "--executor" -> executorName = v;
                     case "--threads" -> threads = Integer.parseInt(v);
+                    case "--weights" -> weights = WeightPrecision.parse(v);
                     case "--bulk-transfer" -> b.bulkTransfer(switch (v) {
                         case "on" -> true;
                         case "off" -> false;
@@ -116,9 +121,14 @@ public final class WorkerMain {
             if (threads != null && threads < 1) {
                 throw new IllegalArgumentException("--threads must be at least 1, got " + threads);
             }
-            if (executorName != null || threads != null) {
-                ExecutorOptions options = threads == null ? ExecutorOptions.defaults()
-                        : ExecutorOptions.defaults().withThreads(threads);
+            if (executorName != null || threads != null || weights != null) {
+                ExecutorOptions options = ExecutorOptions.defaults();
+                if (threads != null) {
+                    options = options.withThreads(threads);
+                }
+                if (weights != null) {
+                    options = options.withWeights(weights);
+                }
                 b.executor((executorName != null ? provider(executorName) : ExecutorProvider.best()).create(options));
             }
             if (notices != null && !notices.matches("aws|gcp|azure|signal")) {
@@ -235,7 +245,8 @@ public final class WorkerMain {
                 + "         (--token-file F | --tls-cert C --tls-key K --tls-ca A [--token-file F])\n"
                 + "         [--listen HOST:PORT (default 127.0.0.1:0)] [--advertise HOST] [--label NAME]\n"
                 + "         [--executor cpu|cuda (default: the best usable)] [--threads N (kernel threads per pipeline, "
-                + "default: the available processors)]\n"
+                + "default: the available processors)] [--weights fp32|fp16|q8_0 (how the devices keep matrix weights; "
+                + "q8_0 keeps a Q8_0 model's int8 blocks, default fp32)]\n"
                 + "         [--warm-up CALLS (calls to its own server before registering, 0 = off, default "
                 + WorkerProcess.DEFAULT_WARM_UP_CALLS + ")] [--warm-up-time SECONDS (default 1.5)]\n"
                 + "         [--bulk-transfer on|off (slices to other workers over a ticketed socket, default on)]\n"

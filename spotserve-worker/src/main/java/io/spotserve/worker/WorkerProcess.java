@@ -103,7 +103,8 @@ public final class WorkerProcess implements AutoCloseable {
                 // its lease expires (Terminated), so no ghost stays
                 reply = controller.withDeadlineAfter(10, TimeUnit.SECONDS).register(RegisterRequest.newBuilder()
                         .setAddress(address).setDevices(cfg.devices).setDeviceMemoryBytes(cfg.deviceMemory)
-                        .setExecutor(executor.name()).setLabel(cfg.label).build());
+                        .setExecutor(executor.name()).setLabel(cfg.label)
+                        .setStoredBytesPerWeight(executor.storedBytesPerWeightExact()).build());
                 break;
             } catch (StatusRuntimeException e) {
                 Status.Code code = e.getStatus().getCode();
