@@ -225,12 +225,13 @@ public final class WorkerWireBench {
         Pipeline remote = ex.createPipeline(layout, devices, 1);
         remote.loadWeights(ckpt);
         long[] before = new long[3];
-        double remoteUs = perStep(remote, steps, warm, () -> {
+        StepTimes remoteTimes = perStep(remote, steps, warm, () -> {
             before[0] = ex.steps();
             before[1] = ex.stepComputeNanos();
             before[2] = ex.stepHandlerNanos();
         });
-        double remoteMeanUs = lastMeanUs;
+        double remoteUs = remoteTimes.medianUs();
+        double remoteMeanUs = remoteTimes.meanUs();
         long n = ex.steps() - before[0];
         double computeUs = (ex.stepComputeNanos() - before[1]) / 1e3 / n;
         double handlerUs = (ex.stepHandlerNanos() - before[2]) / 1e3 / n;
@@ -242,8 +243,9 @@ public final class WorkerWireBench {
                     cpu.createDevice(new DeviceId("local", 1), 512L << 20));
             Pipeline local = cpu.createPipeline(layout, ds, 1);
             local.loadWeights(ckpt);
-            localUs = perStep(local, steps, warm, () -> { });
-            localMeanUs = lastMeanUs;
+            StepTimes localTimes = perStep(local, steps, warm, () -> { });
+            localUs = localTimes.medianUs();
+            localMeanUs = localTimes.meanUs();
             local.close();
         }
         System.out.printf("decode 25M, P=2, batch 1, %d steps after %d warm-up steps: two worker processes %.1f tok/s (%.0f us/step), one "
@@ -255,8 +257,11 @@ public final class WorkerWireBench {
                 computeUs, localMeanUs, handlerUs, remoteMeanUs - handlerUs);
     }
 
-    /** Median microseconds per greedy decode step over {@code steps} steps after 32 warm-up steps. */
-    private static double perStep(Pipeline p, int steps, int warm, Runnable measuredFromHere) {
+    /**
+     * Microseconds per greedy decode step over {@code steps} steps after {@code warm} warm-up steps;
+     * {@code measuredFromHere} runs just before the first measured step.
+     */
+    private static StepTimes perStep(Pipeline p, int steps, int warm, Runnable measuredFromHere) {
         int window = p.layout().config().seqLen();
         int token = 1;
         double[] us = new double[steps];
@@ -286,12 +291,12 @@ public final class WorkerWireBench {
             token = best;
         }
         p.closeSequence(seq);
-        lastMeanUs = Arrays.stream(us).average().orElse(Double.NaN);
-        return median(us);
+        return new StepTimes(median(us), Arrays.stream(us).average().orElse(Double.NaN));
     }
 
-    /** Mean microseconds per step of the last {@link #perStep} call. */
-    private static double lastMeanUs;
+    /** Microseconds per measured decode step: their median and their mean. */
+    private record StepTimes(double medianUs, double meanUs) {
+    }
 
     private static double median(double[] v) {
         double[] s = v.clone();

@@ -233,10 +233,11 @@ final class ConfigPlanner {
     private int eligible(List<InstanceRecord> usable, ShardLayout l, int batch, List<TargetFleet.Instance> fleet) {
         fleet.clear();
         int gpus = 0;
+        double weightBytes = bytesPerWeight.getAsDouble(); // once per check, not per device
         for (InstanceRecord r : usable) {
             boolean fitsAll = true;
             for (Device d : r.devices) {
-                fitsAll &= fits(l, batch, d.capacityBytes());
+                fitsAll &= fits(l, batch, d.capacityBytes(), weightBytes);
             }
             if (fitsAll) {
                 fleet.add(new TargetFleet.Instance(r.instance.id(), r.devices.size()));
@@ -504,9 +505,11 @@ final class ConfigPlanner {
 
     static final int MAX_CONTEXT_TOKENS = 4096;
 
-    /** Whether each position's weights plus KV cache for B full-length sequences fit {@code capacity} bytes. */
-    private boolean fits(ShardLayout layout, int batch, long capacity) {
-        double bytesPerWeight = this.bytesPerWeight.getAsDouble();
+    /**
+     * Whether each position's weights ({@code bytesPerWeight} per matrix weight) plus KV cache for B full-length
+     * sequences fit {@code capacity} bytes.
+     */
+    private boolean fits(ShardLayout layout, int batch, long capacity, double bytesPerWeight) {
         for (int st = 0; st < layout.stages(); st++) {
             for (int m = 0; m < layout.shards(); m++) {
                 long need = layout.weightBytes(st, m, bytesPerWeight)

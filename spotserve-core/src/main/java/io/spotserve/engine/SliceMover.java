@@ -26,7 +26,10 @@ final class SliceMover {
         return from.exportSlice(stage, shard, s);
     }
 
-    /** Stages slice {@code s} of position (stage, shard) of {@code from} for a later {@link #place(Pipeline, int, int, StagedSlice)}. */
+    /**
+     * Stages slice {@code s} of position (stage, shard) of {@code from} for a later
+     * {@link #place(Pipeline, int, int, StagedSlice)}.
+     */
     StagedSlice stage(Pipeline from, int stage, int shard, ContextSlice s) {
         return from.stageSlice(stage, shard, s);
     }

@@ -5,15 +5,12 @@ import io.spotserve.exec.Device;
 import io.spotserve.exec.DeviceLostException;
 import io.spotserve.exec.Executor;
 import io.spotserve.exec.ExecutorOptions;
-import io.spotserve.exec.IndexRange;
 import io.spotserve.exec.Pipeline;
 import io.spotserve.exec.ShardLayout;
-import io.spotserve.exec.WeightPrecision;
 import io.spotserve.model.ModelWeights;
 import io.spotserve.plan.DeviceId;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Set;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.atomic.AtomicInteger;
 
@@ -129,19 +126,18 @@ final class FaultyExecutor implements Executor {
     }
 
     /** A pipeline of the real executor whose victim positions die with the victim. */
-    private final class Faulty implements Pipeline {
-        private final Pipeline p;
+    private final class Faulty extends ForwardingPipeline {
         private final List<? extends Device> devices;
         private final List<DeviceId> mine;
 
         Faulty(Pipeline p, List<? extends Device> devices) {
-            this.p = p;
+            super(p);
             this.devices = devices;
             this.mine = victimDevices(devices);
         }
 
         private Device at(int stage, int shard) {
-            return devices.get(stage * p.layout().shards() + shard);
+            return devices.get(stage * delegate.layout().shards() + shard);
         }
 
         private void weightsArrive(String what) {
@@ -152,41 +148,21 @@ final class FaultyExecutor implements Executor {
         }
 
         @Override
-        public ShardLayout layout() {
-            return p.layout();
-        }
-
-        @Override
-        public WeightPrecision weightPrecision() {
-            return p.weightPrecision();
-        }
-
-        @Override
-        public int maxBatch() {
-            return p.maxBatch();
-        }
-
-        @Override
-        public Device device(int stage, int shard) {
-            return p.device(stage, shard);
-        }
-
-        @Override
         public void loadWeights(ModelWeights checkpoint) {
             weightsArrive("loadWeights");
-            p.loadWeights(checkpoint);
+            delegate.loadWeights(checkpoint);
         }
 
         @Override
         public boolean hasAllWeights(int stage, int shard) {
             use(List.of(at(stage, shard)), "hasAllWeights");
-            return p.hasAllWeights(stage, shard);
+            return delegate.hasAllWeights(stage, shard);
         }
 
         @Override
         public byte[] exportSlice(int stage, int shard, ContextSlice slice) {
             use(List.of(at(stage, shard)), "exportSlice");
-            return p.exportSlice(stage, shard, slice);
+            return delegate.exportSlice(stage, shard, slice);
         }
 
         @Override
@@ -194,33 +170,13 @@ final class FaultyExecutor implements Executor {
             if (at(stage, shard).id().instance().equals(victim)) {
                 weightsArrive("importSlice");
             }
-            return p.importSlice(stage, shard, bytes);
-        }
-
-        @Override
-        public void releaseSlice(int stage, int shard, ContextSlice slice) {
-            p.releaseSlice(stage, shard, slice);
+            return delegate.importSlice(stage, shard, bytes);
         }
 
         @Override
         public void openSequence(long sequence, int capacity) {
             use(devices, "openSequence");
-            p.openSequence(sequence, capacity);
-        }
-
-        @Override
-        public void closeSequence(long sequence) {
-            p.closeSequence(sequence);
-        }
-
-        @Override
-        public Set<Long> sequences() {
-            return p.sequences();
-        }
-
-        @Override
-        public int length(long sequence) {
-            return p.length(sequence);
+            delegate.openSequence(sequence, capacity);
         }
 
         @Override
@@ -229,17 +185,7 @@ final class FaultyExecutor implements Executor {
             if (trigger == Trigger.FORWARD && !mine.isEmpty() && victimForwards.incrementAndGet() == failAtForward) {
                 throw die(mine, "forward step " + failAtForward);
             }
-            p.forward(sequences, tokens, positions, count, logits);
-        }
-
-        @Override
-        public IndexRange hostedStages() {
-            return p.hostedStages();
-        }
-
-        @Override
-        public void close() {
-            p.close();
+            delegate.forward(sequences, tokens, positions, count, logits);
         }
     }
 }

@@ -12,21 +12,17 @@ import io.spotserve.exec.Device;
 import io.spotserve.exec.DeviceLostException;
 import io.spotserve.exec.Executor;
 import io.spotserve.exec.ExecutorOptions;
-import io.spotserve.exec.IndexRange;
 import io.spotserve.exec.Pipeline;
 import io.spotserve.exec.ShardLayout;
 import io.spotserve.exec.StagedSlice;
-import io.spotserve.exec.WeightPrecision;
 import io.spotserve.instance.Instance;
 import io.spotserve.instance.InstanceEvent;
 import io.spotserve.instance.InstanceType;
 import io.spotserve.instance.LocalInstanceProvider;
-import io.spotserve.model.ModelWeights;
 import io.spotserve.plan.DeviceId;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Set;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
@@ -196,17 +192,15 @@ class StagedMigrationTest {
             }
         }
 
-        private final class Probed implements Pipeline {
-            private final Pipeline p;
-
+        private final class Probed extends ForwardingPipeline {
             Probed(Pipeline p) {
-                this.p = p;
+                super(p);
             }
 
             @Override
             public StagedSlice stageSlice(int stage, int shard, ContextSlice slice) {
-                Tracked t = new Tracked(p.stageSlice(stage, shard, slice), p.device(stage, shard).id().instance(),
-                        new AtomicInteger());
+                Tracked t = new Tracked(delegate.stageSlice(stage, shard, slice),
+                        delegate.device(stage, shard).id().instance(), new AtomicInteger());
                 staged.add(t);
                 return t;
             }
@@ -215,9 +209,9 @@ class StagedMigrationTest {
             public ContextSlice importStaged(int stage, int shard, StagedSlice s) {
                 if (!(s instanceof Tracked t)) {
                     checkpointImports.incrementAndGet(); // read from the checkpoint during the migration
-                    return p.importStaged(stage, shard, s);
+                    return delegate.importStaged(stage, shard, s);
                 }
-                DeviceId target = p.device(stage, shard).id();
+                DeviceId target = delegate.device(stage, shard).id();
                 if (t.instance().equals(source) && target.instance().equals("b")) {
                     fromAToB.incrementAndGet();
                     if (fault != Fault.NONE && fired.compareAndSet(false, true)) {
@@ -229,88 +223,13 @@ class StagedMigrationTest {
                                 + " died after staging " + t.slice(), null);
                     }
                 }
-                return p.importStaged(stage, shard, t.inner());
-            }
-
-            @Override
-            public ShardLayout layout() {
-                return p.layout();
-            }
-
-            @Override
-            public WeightPrecision weightPrecision() {
-                return p.weightPrecision();
-            }
-
-            @Override
-            public int maxBatch() {
-                return p.maxBatch();
-            }
-
-            @Override
-            public Device device(int stage, int shard) {
-                return p.device(stage, shard);
-            }
-
-            @Override
-            public void loadWeights(ModelWeights checkpoint) {
-                p.loadWeights(checkpoint);
-            }
-
-            @Override
-            public boolean hasAllWeights(int stage, int shard) {
-                return p.hasAllWeights(stage, shard);
+                return delegate.importStaged(stage, shard, t.inner());
             }
 
             @Override
             public byte[] exportSlice(int stage, int shard, ContextSlice slice) {
                 exports.incrementAndGet();
-                return p.exportSlice(stage, shard, slice);
-            }
-
-            @Override
-            public ContextSlice importSlice(int stage, int shard, byte[] bytes) {
-                return p.importSlice(stage, shard, bytes);
-            }
-
-            @Override
-            public void releaseSlice(int stage, int shard, ContextSlice slice) {
-                p.releaseSlice(stage, shard, slice);
-            }
-
-            @Override
-            public void openSequence(long sequence, int capacity) {
-                p.openSequence(sequence, capacity);
-            }
-
-            @Override
-            public void closeSequence(long sequence) {
-                p.closeSequence(sequence);
-            }
-
-            @Override
-            public Set<Long> sequences() {
-                return p.sequences();
-            }
-
-            @Override
-            public int length(long sequence) {
-                return p.length(sequence);
-            }
-
-            @Override
-            public void forward(long[] sequences, int[] tokens, int[] positions, int count, float[][] logits) {
-                p.forward(sequences, tokens, positions, count, logits);
-            }
-
-            @Override
-            public IndexRange hostedStages() {
-                return p.hostedStages();
-            }
-
-            @Override
-            public void close() {
-                p.close();
+                return delegate.exportSlice(stage, shard, slice);
             }
         }
     }

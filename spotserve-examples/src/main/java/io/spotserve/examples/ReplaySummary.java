@@ -111,10 +111,6 @@ final class ReplaySummary {
         fields.put(key, value);
     }
 
-    Object get(String key) {
-        return fields.get(key);
-    }
-
     /** A summary table, then the JSON object as the last line. */
     void print(PrintStream out, double wallSeconds) {
         out.println("replay of " + fields.get("trace") + " at " + fields.get("speed") + "x (" + round(wallSeconds, 1)

@@ -18,11 +18,10 @@ import java.util.function.LongFunction;
  * {@code Peer/StageForward}): checks the request against the pipeline before anything runs, runs the hosted stages,
  * and either returns the logits (last stage here) or hands the activations to the worker of the next stages and
  * returns its reply, with the bytes and nanoseconds of this worker added. Also answers the warm-up calls a fresh
- * worker makes to itself before it registers.
+ * worker makes to itself before it registers. Callers check first that the worker is not fenced.
  */
 final class StageStep {
     private final LongFunction<Pipeline> pipelines;
-    private final Runnable checkLive;
     private final StepStream.Hops hops;
     /** Whether {@code WarmUp} calls are answered: only while the worker warms up, before it registers. */
     private volatile boolean warming;
@@ -30,12 +29,10 @@ final class StageStep {
 
     /**
      * @param pipelines the worker's pipeline of an id (throws for an unknown one)
-     * @param checkLive throws when the worker was fenced
      * @param hops      the step streams to the next stages' workers
      */
-    StageStep(LongFunction<Pipeline> pipelines, Runnable checkLive, StepStream.Hops hops) {
+    StageStep(LongFunction<Pipeline> pipelines, StepStream.Hops hops) {
         this.pipelines = pipelines;
-        this.checkLive = checkLive;
         this.hops = hops;
     }
 
@@ -52,7 +49,6 @@ final class StageStep {
     /** Runs the hosted stages of one step and, when later stages live elsewhere, hands the activations on. */
     StepReply step(StepRequest r) {
         long received = System.nanoTime();
-        checkLive.run();
         Pipeline p = pipelines.apply(r.getPipeline());
         LlamaConfig c = p.config();
         int count = r.getSequencesCount();

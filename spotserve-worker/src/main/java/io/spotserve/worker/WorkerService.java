@@ -89,7 +89,7 @@ final class WorkerService {
         this.deviceMemory = deviceMemory;
         this.peers = peers;
         this.hops = new StepStream.Hops(peers);
-        this.steps = new StageStep(this::pipeline, this::checkLive, hops);
+        this.steps = new StageStep(this::pipeline, hops);
     }
 
     /** Serves and sends bulk transfers through {@code b} from now on. */
