@@ -11,6 +11,7 @@ import io.spotserve.exec.SliceFormat;
 import io.spotserve.exec.StagedSlice;
 import io.spotserve.exec.spi.AbstractPipeline;
 import io.spotserve.model.LlamaCheckpoint;
+import io.spotserve.model.ModelSource;
 import io.spotserve.model.ModelWeights;
 import io.spotserve.model.LlamaConfig;
 import io.spotserve.worker.proto.CreateStagesRequest;
@@ -183,14 +184,15 @@ final class RemotePipeline implements Pipeline {
             throw new IllegalArgumentException("checkpoint shape " + checkpoint.config() + " differs from the pipeline's "
                     + c);
         }
+        java.nio.file.Path file = openablePath(checkpoint);
         for (Segment s : segments) {
-            if (!(checkpoint instanceof LlamaCheckpoint file)) {
-                streamWeights(s, checkpoint); // workers read llama2.c files by path; other formats are streamed
+            if (file == null) {
+                streamWeights(s, checkpoint); // weights that no worker can open by path are streamed
                 continue;
             }
             try {
                 executor.call(List.of(s.worker()), s.worker(), ch -> stub(ch, 120).loadWeights(LoadWeightsRequest
-                        .newBuilder().setPipeline(s.id()).setCheckpointPath(file.file().toAbsolutePath().toString())
+                        .newBuilder().setPipeline(s.id()).setCheckpointPath(file.toAbsolutePath().toString())
                         .build()));
             } catch (IllegalArgumentException e) {
                 if (!(e.getCause() instanceof StatusRuntimeException sre) || sre.getStatus().getCode() != Status.Code.NOT_FOUND) {
@@ -268,8 +270,8 @@ final class RemotePipeline implements Pipeline {
     @Override
     public ContextSlice importStaged(int stage, int shard, StagedSlice staged) {
         checkPosition(stage, shard);
-        if (staged instanceof StagedSlice.FromCheckpoint c && c.checkpoint() instanceof LlamaCheckpoint file) {
-            ContextSlice loaded = loadFromFile(stage, shard, file, c.slice());
+        if (staged instanceof StagedSlice.FromCheckpoint c && openablePath(c.checkpoint()) != null) {
+            ContextSlice loaded = loadFromFile(stage, shard, c.checkpoint(), c.slice());
             if (loaded != null) {
                 return loaded;
             }
@@ -294,7 +296,7 @@ final class RemotePipeline implements Pipeline {
      * Has the worker of position (stage, shard) load {@code slice} from the checkpoint file itself; null when it
      * cannot read the file there (the caller streams the slice instead).
      */
-    private ContextSlice loadFromFile(int stage, int shard, LlamaCheckpoint file, ContextSlice slice) {
+    private ContextSlice loadFromFile(int stage, int shard, ModelWeights file, ContextSlice slice) {
         if (!file.config().equals(c)) {
             throw new IllegalArgumentException("checkpoint shape " + file.config() + " differs from the pipeline's " + c);
         }
@@ -302,7 +304,7 @@ final class RemotePipeline implements Pipeline {
         try {
             ImportReply r = executor.call(List.of(t.worker()), t.worker(), ch -> stub(ch, 120).loadSlice(
                     LoadSliceRequest.newBuilder().setPosition(t.position(stage, shard))
-                            .setCheckpointPath(file.file().toAbsolutePath().toString())
+                            .setCheckpointPath(openablePath(file).toAbsolutePath().toString())
                             .setSlice(Wire.sliceHeader(slice)).build()));
             ContextSlice done = Wire.slice(r.getSliceHeader(), c);
             imported(done);
@@ -314,6 +316,20 @@ final class RemotePipeline implements Pipeline {
             }
             throw e;
         }
+    }
+
+    /**
+     * Where a worker can open {@code weights} itself with {@link ModelSource#open} (a llama2.c file, a GGUF file or a
+     * Hugging Face folder, given the same path on the worker's machine), or null for weights that exist only here.
+     */
+    static java.nio.file.Path openablePath(ModelWeights weights) {
+        if (weights instanceof LlamaCheckpoint f) {
+            return f.file();
+        }
+        if (weights instanceof ModelSource s) {
+            return s.path();
+        }
+        return null;
     }
 
     /** Mirrors a slice that arrived at one of this pipeline's positions (a KV slice extends its sequence). */

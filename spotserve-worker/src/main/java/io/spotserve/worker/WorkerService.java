@@ -13,7 +13,8 @@ import io.spotserve.exec.Executor;
 import io.spotserve.exec.IndexRange;
 import io.spotserve.exec.Pipeline;
 import io.spotserve.exec.ShardLayout;
-import io.spotserve.model.LlamaCheckpoint;
+import io.spotserve.model.ModelSource;
+import io.spotserve.model.ModelWeights;
 import io.spotserve.model.LlamaConfig;
 import io.spotserve.plan.DeviceId;
 import io.spotserve.worker.proto.Ack;
@@ -69,7 +70,7 @@ final class WorkerService {
     private final Function<String, ManagedChannel> peers;
     private final Map<DeviceId, Device> devices = new ConcurrentHashMap<>();
     private final Map<Long, Pipeline> pipelines = new ConcurrentHashMap<>();
-    private final Map<Path, LlamaCheckpoint> checkpoints = new ConcurrentHashMap<>();
+    private final Map<Path, ModelWeights> checkpoints = new ConcurrentHashMap<>();
     private volatile String instanceId;
     private volatile boolean fenced;
     /** This worker's bulk socket, or null (slices then travel over gRPC streams only). */
@@ -314,15 +315,15 @@ final class WorkerService {
      *
      * @throws StatusRuntimeException NOT_FOUND when it is not a readable file here
      */
-    private LlamaCheckpoint checkpoint(String path) {
+    private ModelWeights checkpoint(String path) {
         Path file = Path.of(path).toAbsolutePath().normalize();
-        if (!Files.isRegularFile(file) || !Files.isReadable(file)) {
+        if (!Files.exists(file) || !Files.isReadable(file)) {
             throw new StatusRuntimeException(Status.NOT_FOUND.withDescription("checkpoint " + file
                     + " is not a readable file on this worker"));
         }
         return checkpoints.computeIfAbsent(file, f -> {
             try {
-                return LlamaCheckpoint.load(f);
+                return ModelSource.open(f); // llama2.c, GGUF or a Hugging Face folder, memory-mapped
             } catch (IOException e) {
                 throw new IllegalArgumentException("cannot read checkpoint " + f + ": " + e.getMessage(), e);
             }
@@ -434,7 +435,7 @@ final class WorkerService {
         public void loadWeights(LoadWeightsRequest r, StreamObserver<Ack> out) {
             unary(out, () -> {
                 Pipeline p = pipeline(r.getPipeline());
-                LlamaCheckpoint ck = checkpoint(r.getCheckpointPath());
+                ModelWeights ck = checkpoint(r.getCheckpointPath());
                 synchronized (p) {
                     p.loadWeights(ck);
                 }
@@ -446,7 +447,7 @@ final class WorkerService {
         public void loadSlice(LoadSliceRequest r, StreamObserver<ImportReply> out) {
             unary(out, () -> {
                 Pipeline p = pipeline(r.getPosition().getPipeline());
-                LlamaCheckpoint ck = checkpoint(r.getCheckpointPath());
+                ModelWeights ck = checkpoint(r.getCheckpointPath());
                 ContextSlice slice = Wire.slice(r.getSlice(), p.config());
                 if (!ck.config().equals(p.config())) {
                     throw new IllegalArgumentException("checkpoint " + r.getCheckpointPath() + " has shape "

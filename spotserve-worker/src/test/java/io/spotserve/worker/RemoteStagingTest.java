@@ -14,6 +14,8 @@ import io.spotserve.exec.ShardLayout;
 import io.spotserve.exec.StagedSlice;
 import io.spotserve.exec.cpu.CpuExecutor;
 import io.spotserve.model.LlamaCheckpoint;
+import io.spotserve.model.ModelSource;
+import io.spotserve.model.ModelWeights;
 import io.spotserve.plan.DeviceId;
 import io.spotserve.testing.SharedData;
 import io.spotserve.worker.proto.StagingState;
@@ -35,7 +37,7 @@ class RemoteStagingTest {
 
     private static WorkerProcess worker(RemoteInstanceProvider controller, boolean bulk, long staging)
             throws Exception {
-        return WorkerProcess.builder().controller(controller.address()).devices(3).deviceMemory(64L << 20)
+        return WorkerProcess.builder().controller(controller.address()).devices(6).deviceMemory(64L << 20)
                 .security(TOKEN).bulkTransfer(bulk).stagingMemory(staging).warmUp(0)
                 .executor(new CpuExecutor(new ExecutorOptions(1, false))).build().start();
     }
@@ -142,6 +144,71 @@ class RemoteStagingTest {
                 p.close();
             }
             reference.close();
+        }
+    }
+
+    /**
+     * A GGUF file and a Hugging Face folder are opened by the worker itself, like llama2.c files: whole-pipeline loads
+     * and checkpoint pieces of a migration cross no byte through the controller, and hold the same weights as the
+     * same model streamed from the controller (a {@link ModelWeights} without a path).
+     */
+    @Test
+    void aGgufFileAndAHuggingFaceFolderAreOpenedByTheWorkerItself() throws Exception {
+        LlamaCheckpoint ckpt = LlamaCheckpoint.load(SharedData.stories260K());
+        io.spotserve.model.Tokenizer tok = io.spotserve.model.Tokenizer.load(SharedData.tok512(), ckpt.config().vocabSize());
+        java.nio.file.Path dir = java.nio.file.Path.of("target", "worker-logs", "formats");
+        java.nio.file.Files.createDirectories(dir);
+        java.nio.file.Path gguf = dir.resolve("stories260K-f16.gguf");
+        io.spotserve.model.GgufWriter.write(gguf, ckpt, tok, io.spotserve.model.TensorType.F16);
+        java.nio.file.Path hf = dir.resolve("stories260K-hf");
+        io.spotserve.model.HfWriter.write(hf, ckpt, io.spotserve.model.TensorType.BF16, 2, null);
+        ShardLayout layout = ShardLayout.of(ckpt.config(), 1, 1);
+        try (RemoteInstanceProvider controller = RemoteInstanceProvider.builder().security(TOKEN).build();
+             WorkerProcess w = worker(controller, true, 64L << 20)) {
+            RemoteExecutor ex = controller.executor();
+            int gpu = 0;
+            for (java.nio.file.Path path : List.of(gguf, hf)) {
+                ModelSource source = ModelSource.open(path);
+                ModelWeights pathless = new ModelWeights() { // the same weights, but no worker can open them
+                    public io.spotserve.model.LlamaConfig config() {
+                        return source.config();
+                    }
+
+                    public String description() {
+                        return "in memory";
+                    }
+
+                    public void read(LlamaCheckpoint.Tensor t, int layer, long offset, float[] dst, int dstOff, int len) {
+                        source.read(t, layer, offset, dst, dstOff, len);
+                    }
+                };
+                Pipeline streamed = pipeline(ex, w, gpu++, layout);
+                long relayed = ex.relayedSliceBytes();
+                streamed.loadWeights(pathless);
+                assertTrue(ex.relayedSliceBytes() > relayed, "weights without a path are streamed");
+
+                Pipeline opened = pipeline(ex, w, gpu++, layout);
+                relayed = ex.relayedSliceBytes();
+                opened.loadWeights(source);
+                assertEquals(relayed, ex.relayedSliceBytes(), path + ": the worker opened it itself");
+
+                Pipeline pieces = pipeline(ex, w, gpu++, layout);
+                for (ContextSlice s : layout.weightSlices(0, 0)) {
+                    StagedSlice staged = StagedSlice.fromCheckpoint(source, s);
+                    assertEquals(s, pieces.importStaged(0, 0, staged));
+                    staged.release();
+                }
+                assertEquals(relayed, ex.relayedSliceBytes(), path + ": pieces read by the worker too");
+                assertTrue(opened.isReady() && pieces.isReady());
+                for (ContextSlice s : layout.weightSlices(0, 0)) {
+                    byte[] expected = streamed.exportSlice(0, 0, s);
+                    assertArrayEquals(expected, opened.exportSlice(0, 0, s), path + " " + s);
+                    assertArrayEquals(expected, pieces.exportSlice(0, 0, s), path + " " + s);
+                }
+                streamed.close();
+                opened.close();
+                pieces.close();
+            }
         }
     }
 
