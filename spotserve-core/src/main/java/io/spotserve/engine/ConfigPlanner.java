@@ -69,9 +69,17 @@ final class ConfigPlanner {
      */
     private final java.util.function.DoubleSupplier bytesPerWeight;
 
+    /**
+     * Whether the executor runs a tensor group across instances ({@link io.spotserve.exec.Executor#tensorGroupsSpanInstances});
+     * when not, a layout of M shards is deployed only on instances whose device count M divides, and the engine's own
+     * Algorithm 1 searches only tensor degrees that divide the cost model's GPUs per instance.
+     */
+    private final boolean groupsSpanInstances;
+
     ConfigPlanner(ServingEngine.Builder b, LlamaConfig config, List<ShardLayout> layouts,
-                  java.util.function.DoubleSupplier bytesPerWeight) {
+                  java.util.function.DoubleSupplier bytesPerWeight, boolean groupsSpanInstances) {
         this.config = config;
+        this.groupsSpanInstances = groupsSpanInstances;
         this.bytesPerWeight = bytesPerWeight;
         this.layouts = layouts;
         this.maxBatch = b.maxBatch;
@@ -87,15 +95,24 @@ final class ConfigPlanner {
             if (b.optimizer != null) {
                 this.optimizer = b.optimizer;
                 this.fleetOptimizer = b.optimizer;
-            } else if (b.optimizerSettings != null) {
-                this.optimizer = b.optimizerSettings.copy().acquirableInstances(b.targetInstances).build();
-                this.fleetOptimizer = b.optimizerSettings.copy().acquirableInstances(0).spareInstances(0).build();
             } else {
-                this.optimizer = defaultOptimizer(costModel, config, maxBatch, b.targetInstances, SPARE_INSTANCES);
-                this.fleetOptimizer = defaultOptimizer(costModel, config, maxBatch, 0, 0);
+                ParallelConfigOptimizer.Builder settings = b.optimizerSettings != null ? b.optimizerSettings.copy()
+                        : defaultSettings(costModel, config, maxBatch).spareInstances(SPARE_INSTANCES);
+                if (!groupsSpanInstances) {
+                    // a power of two M divides the instance's GPUs iff it divides their lowest set bit
+                    int perInstance = Integer.lowestOneBit(costModel.hardware().gpusPerInstance());
+                    settings.maxTensorParallel(Math.min(settings.maxTensorParallel(), perInstance));
+                }
+                this.optimizer = settings.copy().acquirableInstances(b.targetInstances).build();
+                this.fleetOptimizer = settings.copy().acquirableInstances(0).spareInstances(0).build();
             }
             this.arranger = new InterruptionArranger(costModel);
         }
+    }
+
+    /** Algorithm 1 limited to the instances at hand (the configuration to run now); null without planning. */
+    ParallelConfigOptimizer fleetOptimizer() {
+        return fleetOptimizer;
     }
 
     /** Whether Algorithm 1 drives the engine (a cost model was given). */
@@ -162,10 +179,14 @@ final class ConfigPlanner {
      */
     static ParallelConfigOptimizer defaultOptimizer(CostModel costModel, LlamaConfig config, int maxBatch,
                                                     int acquirable, int spare) {
+        return defaultSettings(costModel, config, maxBatch).acquirableInstances(acquirable).spareInstances(spare).build();
+    }
+
+    private static ParallelConfigOptimizer.Builder defaultSettings(CostModel costModel, LlamaConfig config,
+                                                                   int maxBatch) {
         return ParallelConfigOptimizer.builder(costModel).memoryRule(MemoryRule.DEVICE_MEMORY).maxBatch(maxBatch)
                 .promptTokens(typicalPromptTokens(config))
-                .outputTokens(typicalOutputTokens(config))
-                .acquirableInstances(acquirable).spareInstances(spare).build();
+                .outputTokens(typicalOutputTokens(config));
     }
 
     /** Algorithm 1's choice on the usable instances at the measured arrival rate, if our devices can hold it. */
@@ -235,6 +256,9 @@ final class ConfigPlanner {
         int gpus = 0;
         double weightBytes = bytesPerWeight.getAsDouble(); // once per check, not per device
         for (InstanceRecord r : usable) {
+            if (!groupsSpanInstances && r.devices.size() % l.shards() != 0) {
+                continue; // its devices cannot hold whole tensor groups of this layout
+            }
             boolean fitsAll = true;
             for (Device d : r.devices) {
                 fitsAll &= fits(l, batch, d.capacityBytes(), weightBytes);

@@ -83,7 +83,8 @@ final class EngineLoop {
         this.clock = clock;
         this.queueCapacity = b.queueCapacity;
         this.drainTimeout = b.drainTimeout;
-        this.planner = new ConfigPlanner(b, config, List.copyOf(layouts), executor::storedBytesPerWeightExact);
+        this.planner = new ConfigPlanner(b, config, List.copyOf(layouts), executor::storedBytesPerWeightExact,
+                executor.tensorGroupsSpanInstances());
         SliceMover mover = new SliceMover(b.weights);
         KvParking parking = new KvParking(config, b.hostKvBudget, mover);
         this.requests = new RequestManager(config, clock, metrics, parking, planner, losses, b.admissionGroup,

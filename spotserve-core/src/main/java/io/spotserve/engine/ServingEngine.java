@@ -301,10 +301,6 @@ public final class ServingEngine implements AutoCloseable {
         }
 
         /**
-         * Whether devices too few for a P × M pipeline may still serve with a smaller layout (fewer stages
-         * and shards; default true). Without it, leftover devices stay idle.
-         */
-        /**
          * Lets SpotServe's planning core drive the engine, priced by {@code costModel} (a profile of the executor that
          * serves, e.g. from {@link io.spotserve.exec.ExecutorProfiler}): Algorithm 1 (§3.2, paper policy, device-memory
          * rule) chooses C = (D, P, M, B) for the usable instances and the arrival rate measured over the last
@@ -376,6 +372,12 @@ public final class ServingEngine implements AutoCloseable {
             return this;
         }
 
+        /**
+         * Whether devices too few for a P × M pipeline may still serve with a smaller layout (fewer stages
+         * and shards; default true). Without it, leftover devices stay idle. With an executor whose tensor groups
+         * stay inside one instance ({@link Executor#tensorGroupsSpanInstances} false: worker processes), a layout whose
+         * M does not divide an instance's devices falls back the same way.
+         */
         public Builder fallbackLayouts(boolean allow) {
             this.fallbackLayouts = allow;
             return this;

@@ -37,6 +37,17 @@ public interface Executor extends AutoCloseable {
     }
 
     /**
+     * Whether the M shards of one stage (a tensor group) may sit on devices of different instances. True (the default)
+     * where every device can reach every other within a step (one process: the CPU and CUDA executors); false where
+     * instances are separate machines and a tensor group reduces inside one instance only (the remote executor). When
+     * false, the engine deploys a tensor degree M only on instances whose device count M divides (the device mapper
+     * then keeps each group on one instance), and its Algorithm 1 searches only such M.
+     */
+    default boolean tensorGroupsSpanInstances() {
+        return true;
+    }
+
+    /**
      * Creates a device arena of {@code capacityBytes} for physical device {@code id}.
      *
      * @throws IllegalArgumentException if the capacity is negative or the id is already in use

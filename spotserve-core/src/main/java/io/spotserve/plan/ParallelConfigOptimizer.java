@@ -129,6 +129,11 @@ public interface ParallelConfigOptimizer {
             return this;
         }
 
+        /** The largest tensor degree M searched (the profile's {@code max_tp} unless set). */
+        public int maxTensorParallel() {
+            return maxTensorParallel;
+        }
+
         /**
          * PAPER policy: configurations whose l_req is within {@code (1 + tolerance)} of the best count as
          * "similar" and the fewest instances among them wins; default 0.05 (the paper leaves it open).

@@ -65,6 +65,12 @@ public final class RemoteExecutor implements Executor {
         this.channels = channels;
     }
 
+    /** False: a tensor group reduces inside one worker; the engine keeps each group on one instance. */
+    @Override
+    public boolean tensorGroupsSpanInstances() {
+        return false;
+    }
+
     @Override
     public String name() {
         return "remote";
