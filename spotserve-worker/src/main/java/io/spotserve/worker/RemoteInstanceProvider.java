@@ -56,6 +56,8 @@ public final class RemoteInstanceProvider implements InstanceProvider {
     private final Channels channels;
     private final ScheduledExecutorService leases;
     private final Map<String, WorkerLink> workers = new LinkedHashMap<>();
+    /** Live workers by the registration id they chose: a retried registration finds its instance here. */
+    private final Map<String, WorkerLink> registrations = new java.util.HashMap<>();
     private final List<InstanceEvent> pending = new ArrayList<>();
     private final long startNanos = System.nanoTime();
     private final RemoteExecutor executor;
@@ -181,6 +183,7 @@ public final class RemoteInstanceProvider implements InstanceProvider {
                 return;
             }
             w.dead = true;
+            registrations.values().remove(w);
         }
         w.calls.cancel(new IllegalStateException("worker " + w.id + " declared dead: " + why));
         channels.forget(w.address);
@@ -287,6 +290,10 @@ public final class RemoteInstanceProvider implements InstanceProvider {
                     throw new IllegalArgumentException("a worker offers 1..1024 devices of >= 1 byte; got "
                             + r.getDevices() + " of " + r.getDeviceMemoryBytes());
                 }
+                if (r.getRegistrationId().length() > 64) {
+                    throw new IllegalArgumentException("a registration id has at most 64 characters; got "
+                            + r.getRegistrationId().length());
+                }
                 double bpw = r.getStoredBytesPerWeight();
                 if (!(bpw == 0 || (bpw >= 0.5 && bpw <= 8))) {
                     throw new IllegalArgumentException("a worker stores 0.5..8 bytes per weight (0: not said); got "
@@ -301,19 +308,35 @@ public final class RemoteInstanceProvider implements InstanceProvider {
                     out.onError(io.grpc.Status.UNAVAILABLE.withDescription("controller is closing").asRuntimeException());
                     return;
                 }
+                WorkerLink earlier = r.getRegistrationId().isEmpty() ? null : registrations.get(r.getRegistrationId());
+                if (earlier != null && !earlier.dead && earlier.address.equals(r.getAddress())) {
+                    // the same worker again: its first reply was lost. Same instance, same epoch, no second Acquired
+                    LOG.info("worker {} registered again from {} (a retry: same registration)", earlier.id,
+                            earlier.address);
+                    out.onNext(registered(earlier));
+                    out.onCompleted();
+                    return;
+                }
                 String id = cfg.idPrefix + (nextId++);
                 w = new WorkerLink(id, nextEpoch++, r.getAddress(), r.getDevices(), r.getDeviceMemoryBytes(),
                         r.getStoredBytesPerWeight() == 0 ? Float.BYTES : r.getStoredBytesPerWeight());
                 workers.put(id, w);
+                if (!r.getRegistrationId().isEmpty()) {
+                    registrations.put(r.getRegistrationId(), w);
+                }
             }
             InstanceType type = new InstanceType(cfg.typeName, w.devices, w.deviceMemory, cfg.pricePerHour, cfg.market);
             LOG.info("worker {} registered from {} ({} x {} bytes, {}, {} bytes per weight, '{}')", w.id, w.address,
                     w.devices, w.deviceMemory, r.getExecutor(), w.bytesPerWeight, r.getLabel());
-            long lease = cfg.leaseTimeout.toMillis();
-            out.onNext(RegisterReply.newBuilder().setInstanceId(w.id).setEpoch(w.epoch)
-                    .setHeartbeatIntervalMs(Math.max(10, lease / 4)).setLeaseTimeoutMs(lease).build());
+            out.onNext(registered(w));
             out.onCompleted();
             emit(new InstanceEvent.Acquired(new Instance(w.id, type), now()));
+        }
+
+        private RegisterReply registered(WorkerLink w) {
+            long lease = cfg.leaseTimeout.toMillis();
+            return RegisterReply.newBuilder().setInstanceId(w.id).setEpoch(w.epoch)
+                    .setHeartbeatIntervalMs(Math.max(10, lease / 4)).setLeaseTimeoutMs(lease).build();
         }
 
         @Override

@@ -96,12 +96,14 @@ public final class WorkerProcess implements AutoCloseable {
         warmUp();
         ControllerGrpc.ControllerBlockingStub controller = ControllerGrpc.newBlockingStub(channels.to(cfg.controller));
         RegisterReply reply;
+        String registrationId = java.util.UUID.randomUUID().toString();
         long deadline = System.nanoTime() + cfg.registerTimeout.toNanos();
         while (true) {
             try {
-                // a retry after a lost reply registers again: the first registration then never heartbeats and
-                // its lease expires (Terminated), so no ghost stays
+                // a retry after a lost reply carries the same registration id: the controller answers it with the
+                // instance it registered the first time, so no ghost instance appears
                 reply = controller.withDeadlineAfter(10, TimeUnit.SECONDS).register(RegisterRequest.newBuilder()
+                        .setRegistrationId(registrationId)
                         .setAddress(address).setDevices(cfg.devices).setDeviceMemoryBytes(cfg.deviceMemory)
                         .setExecutor(executor.name()).setLabel(cfg.label)
                         .setStoredBytesPerWeight(executor.storedBytesPerWeightExact()).build());
