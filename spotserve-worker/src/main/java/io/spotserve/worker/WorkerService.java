@@ -74,6 +74,8 @@ final class WorkerService {
     private volatile boolean fenced;
     /** This worker's bulk socket, or null (slices then travel over gRPC streams only). */
     private volatile BulkTransfer bulk;
+    /** This worker's step socket, or null (steps then come over gRPC only). */
+    private volatile StepServer stepServer;
     /** The step streams to the next stage's workers. */
     private final StepStream.Hops hops;
     /** Forward steps through the hosted stages (and warm-up calls). */
@@ -97,6 +99,26 @@ final class WorkerService {
         this.bulk = b;
     }
 
+    /** Serves steps over {@code s} from now on ({@code Worker/OpenSteps} issues its tickets). */
+    void stepServer(StepServer s) {
+        this.stepServer = s;
+    }
+
+    /**
+     * Runs one step and answers it, a refusal included (its status in the reply): what the {@code Steps} stream and
+     * the step socket send back for each request.
+     */
+    StepReply answer(StepRequest r) {
+        try {
+            checkLive();
+            return steps.step(r);
+        } catch (RuntimeException e) {
+            Status s = error(e).getStatus();
+            return StepReply.newBuilder().setErrorCode(s.getCode().value())
+                    .setError(s.getDescription() == null ? s.getCode().toString() : s.getDescription()).build();
+        }
+    }
+
     /** The instance id the controller gave this worker (devices must be named after it). */
     void registeredAs(String id) {
         this.instanceId = id;
@@ -106,6 +128,10 @@ final class WorkerService {
     void fence() {
         fenced = true;
         hops.closeAll();
+        StepServer ss = stepServer;
+        if (ss != null) {
+            ss.closeConnections();
+        }
         for (Pipeline p : pipelines.values()) {
             synchronized (p) {
                 p.close();
@@ -586,21 +612,23 @@ final class WorkerService {
         }
 
         @Override
+        public void openSteps(Ack r, StreamObserver<BulkTicket> out) {
+            unary(out, () -> {
+                StepServer ss = stepServer;
+                if (ss == null) {
+                    throw new StatusRuntimeException(Status.UNIMPLEMENTED.withDescription(
+                            "this worker has no step socket"));
+                }
+                return ss.issue();
+            });
+        }
+
+        @Override
         public StreamObserver<StepRequest> steps(StreamObserver<StepReply> out) {
             return new StreamObserver<>() {
                 @Override
                 public void onNext(StepRequest r) {
-                    StepReply reply;
-                    try {
-                        checkLive();
-                        reply = steps.step(r);
-                    } catch (RuntimeException e) {
-                        Status s = error(e).getStatus();
-                        reply = StepReply.newBuilder().setErrorCode(s.getCode().value())
-                                .setError(s.getDescription() == null ? s.getCode().toString() : s.getDescription())
-                                .build();
-                    }
-                    out.onNext(reply);
+                    out.onNext(answer(r));
                 }
 
                 @Override
