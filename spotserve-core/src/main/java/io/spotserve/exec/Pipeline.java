@@ -78,7 +78,8 @@ public interface Pipeline extends AutoCloseable {
 
     /**
      * Writes a slice exported by any pipeline (any layout, any executor) into position (stage, shard),
-     * allocating its storage from the device on first use. KV slices need the sequence open here.
+     * allocating its storage from the device on first use. KV slices need the sequence open here. Keeps no reference
+     * to {@code bytes}: the caller may reuse the array once this returns.
      *
      * @return the slice that was imported
      * @throws IllegalArgumentException if the bytes are malformed, for another model, or not inside what

@@ -170,11 +170,34 @@ public final class SliceFormat {
     public static Decoded decode(LlamaConfig config, byte[] bytes) {
         ContextSlice slice = header(config, bytes);
         float[] data = new float[(int) slice.floats(config)];
+        return new Decoded(slice, payload(bytes, data));
+    }
+
+    /**
+     * Decodes bytes written by {@link #encode} or {@link #encodeQ8} into {@code into} (a buffer the caller reuses), which
+     * must hold exactly the slice's floats; every one of them is written.
+     *
+     * @return the slice the bytes hold
+     * @throws IllegalArgumentException if the magic, version, model shape or length is wrong, or {@code into} has
+     *                                  another length than the slice's floats (nothing is written then)
+     */
+    public static ContextSlice decodeInto(LlamaConfig config, byte[] bytes, float[] into) {
+        ContextSlice slice = header(config, bytes);
+        if (into.length != slice.floats(config)) {
+            throw new IllegalArgumentException(slice + " has " + slice.floats(config) + " floats; the buffer holds "
+                    + into.length);
+        }
+        payload(bytes, into);
+        return slice;
+    }
+
+    /** Reads the payload of bytes whose header was checked into {@code data}. */
+    private static float[] payload(byte[] bytes, float[] data) {
         ByteBuffer buf = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
         if (buf.getInt(4) == VERSION) {
             buf.position(HEADER_BYTES);
             buf.asFloatBuffer().get(data);
-            return new Decoded(slice, data);
+            return data;
         }
         int chunks = data.length / CHUNK;
         int at = HEADER_BYTES + (chunks + 7) / 8;
@@ -195,7 +218,7 @@ public final class SliceFormat {
         for (int j = chunks * CHUNK; j < data.length; j++, at += 4) {
             data[j] = buf.getFloat(at);
         }
-        return new Decoded(slice, data);
+        return data;
     }
 
     /** Bytes {@link #writeSlice} writes: kind, layer, four range bounds, length (ints) and sequence (long). */
