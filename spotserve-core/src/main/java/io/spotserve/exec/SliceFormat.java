@@ -45,13 +45,26 @@ public final class SliceFormat {
      * @throws IllegalArgumentException if the data length does not match the slice
      */
     public static byte[] encode(LlamaConfig config, ContextSlice slice, float[] data) {
+        return encode(config, slice, data, null);
+    }
+
+    /**
+     * {@link #encode(LlamaConfig, ContextSlice, float[])} into {@code reuse} when it has exactly the encoded length
+     * ({@link #HEADER_BYTES} + 4 bytes per float), else into a new array; every byte of the result is written.
+     *
+     * @param reuse an array the caller no longer needs, or null
+     * @throws IllegalArgumentException if the data length does not match the slice
+     */
+    public static byte[] encode(LlamaConfig config, ContextSlice slice, float[] data, byte[] reuse) {
         Objects.requireNonNull(config, "config");
         slice.validate(config);
         long expected = slice.floats(config);
         if (data.length != expected) {
             throw new IllegalArgumentException(slice + " needs " + expected + " floats, got " + data.length);
         }
-        ByteBuffer buf = ByteBuffer.allocate(Math.toIntExact(HEADER_BYTES + 4L * data.length)).order(ByteOrder.LITTLE_ENDIAN);
+        int size = Math.toIntExact(HEADER_BYTES + 4L * data.length);
+        ByteBuffer buf = (reuse != null && reuse.length == size ? ByteBuffer.wrap(reuse) : ByteBuffer.allocate(size))
+                .order(ByteOrder.LITTLE_ENDIAN);
         putHeader(buf, config, slice, VERSION, data.length);
         buf.asFloatBuffer().put(data);
         return buf.array();

@@ -2,6 +2,8 @@ package io.spotserve.exec;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotSame;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import io.spotserve.exec.cpu.CpuExecutor;
@@ -63,6 +65,18 @@ class SliceBufferReuseTest {
             // each the same as the checkpoint's own encoding of it
             for (int i = 0; i < slices.size(); i++) {
                 assertArrayEquals(SliceFormat.encodeWeights(ckpt, slices.get(i)), forwards.get(i));
+            }
+            // exported into an array the caller passes back: that array when its length fits, every byte rewritten
+            byte[] reused = new byte[forwards.get(1).length];
+            Arrays.fill(reused, (byte) 0x5a);
+            for (int i = 1; i < slices.size(); i++) {
+                byte[] b = from.exportSlice(0, 0, slices.get(i), reused);
+                assertArrayEquals(forwards.get(i), b);
+                if (b.length == reused.length) {
+                    assertSame(reused, b);
+                } else {
+                    assertNotSame(reused, b);
+                }
             }
             // imported one after another (the importer's buffer reused) and exported again: the same bytes
             for (int i = slices.size() - 1; i >= 0; i--) {

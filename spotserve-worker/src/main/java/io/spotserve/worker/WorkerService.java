@@ -299,11 +299,17 @@ final class WorkerService {
         for (ByteString h : headers) {
             slices.add(Wire.slice(h, p.config()));
         }
+        // two arrays take turns: slice i is exported (one at a time, in order) only once slice i - 2 has been
+        // written to the socket or imported over gRPC, so its array is free; slices of one size reuse them
+        byte[][] arrays = new byte[2][];
         IntFunction<byte[]> export = i -> {
             checkLive();
+            byte[] bytes;
             synchronized (p) {
-                return p.exportSlice(from.getStage(), from.getShard(), slices.get(i));
+                bytes = p.exportSlice(from.getStage(), from.getShard(), slices.get(i), arrays[i % 2]);
             }
+            arrays[i % 2] = bytes;
+            return bytes;
         };
         return SliceSender.send(peers, bulk, headers, export, peer, target);
     }

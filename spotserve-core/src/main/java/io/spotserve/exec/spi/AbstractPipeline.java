@@ -255,6 +255,12 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
 
     @Override
     public final byte[] exportSlice(int stage, int shard, ContextSlice slice) {
+        return exportSlice(stage, shard, slice, null);
+    }
+
+    /** Fp32 slices are encoded into {@code reuse} when its length fits; Q8_0 blocks (variable length) never are. */
+    @Override
+    public final byte[] exportSlice(int stage, int shard, ContextSlice slice, byte[] reuse) {
         S s = position(stage, shard);
         Objects.requireNonNull(slice, "slice");
         slice.validate(c);
@@ -269,7 +275,7 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
             s.transfer(slice, data, false);
             // Q8_0 weights leave as their blocks (version 2, lossless), not as 4-byte floats
             return weights == WeightPrecision.Q8_0 && !(slice instanceof ContextSlice.KvCache)
-                    ? SliceFormat.encodeQ8(c, slice, data) : SliceFormat.encode(c, slice, data);
+                    ? SliceFormat.encodeQ8(c, slice, data) : SliceFormat.encode(c, slice, data, reuse);
         } finally {
             giveScratch(data);
         }
