@@ -134,6 +134,36 @@ class StepSocketTest {
     }
 
     @Test
+    void aFencedWorkerDropsItsStepConnectionsAndIssuesNoMoreTickets() throws Exception {
+        try (RemoteInstanceProvider controller = RemoteInstanceProvider.builder().security(TOKEN)
+                .leaseTimeout(java.time.Duration.ofMillis(400)).build();
+             Channels channels = new Channels(TOKEN, Wire.DEFAULT_MAX_MESSAGE_BYTES)) {
+            controller.start(e -> { });
+            try (WorkerProcess w = WorkerProcess.builder().controller(controller.address()).devices(1).warmUp(0,
+                            java.time.Duration.ofSeconds(1)).deviceMemory(1 << 20).security(TOKEN)
+                    .executor(new CpuExecutor(new ExecutorOptions(1, false))).build().start()) {
+                StepLink link = StepSocket.open(channels.to(w.address()), w.address());
+                assertInstanceOf(StepSocket.class, link);
+                StepRequest step = StepRequest.newBuilder().setPipeline(77).addSequences(1).addTokens(1)
+                        .addPositions(0).build();
+                // answered (no such pipeline here): the link works and stays open
+                assertEquals(Status.Code.INVALID_ARGUMENT, assertThrows(StatusRuntimeException.class,
+                        () -> link.tryStep(step, 10)).getStatus().getCode());
+                assertFalse(link.broken());
+                controller.release(w.instanceId()); // declared dead: fenced at its next heartbeat
+                w.terminated().get(10, TimeUnit.SECONDS);
+                StatusRuntimeException dropped = assertThrows(StatusRuntimeException.class,
+                        () -> link.tryStep(step, 10));
+                assertEquals(Status.Code.UNAVAILABLE, dropped.getStatus().getCode(), dropped.getStatus().toString());
+                assertTrue(link.broken());
+                StatusRuntimeException noTicket = assertThrows(StatusRuntimeException.class, () -> WorkerGrpc
+                        .newBlockingStub(channels.to(w.address())).openSteps(Ack.getDefaultInstance()));
+                assertEquals(Status.Code.FAILED_PRECONDITION, noTicket.getStatus().getCode());
+            }
+        }
+    }
+
+    @Test
     void framesOutOfBoundsOrNotAStepEndTheConnectionAndRunNothing() throws Exception {
         AtomicInteger ran = new AtomicInteger();
         try (StepServer server = new StepServer(InetAddress.getLoopbackAddress(), 1 << 10, r -> {
