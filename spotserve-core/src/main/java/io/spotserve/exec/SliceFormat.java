@@ -187,8 +187,8 @@ public final class SliceFormat {
     }
 
     /**
-     * Decodes bytes written by {@link #encode} or {@link #encodeQ8} into {@code into} (a buffer the caller reuses), which
-     * must hold exactly the slice's floats; every one of them is written.
+     * Decodes bytes written by {@link #encode} or {@link #encodeQ8} into {@code into} (a buffer the caller reuses),
+     * which must hold exactly the slice's floats; every one of them is written.
      *
      * @return the slice the bytes hold
      * @throws IllegalArgumentException if the magic, version, model shape or length is wrong, or {@code into} has

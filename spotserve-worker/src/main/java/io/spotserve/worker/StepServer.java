@@ -2,7 +2,9 @@ package io.spotserve.worker;
 
 import com.google.protobuf.ByteString;
 import com.google.protobuf.CodedInputStream;
+import com.google.protobuf.CodedOutputStream;
 import com.google.protobuf.InvalidProtocolBufferException;
+import com.google.protobuf.MessageLite;
 import io.spotserve.worker.proto.BulkTicket;
 import io.spotserve.worker.proto.StepReply;
 import io.spotserve.worker.proto.StepRequest;
@@ -11,6 +13,7 @@ import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.EOFException;
 import java.io.IOException;
+import java.io.OutputStream;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
@@ -193,7 +196,8 @@ final class StepServer implements AutoCloseable {
             refused.incrementAndGet();
             LOG.warn("step socket closed the connection from {}: {}", from, e.getMessage());
         } catch (SocketTimeoutException e) {
-            LOG.warn("step socket closed the connection from {}: it stalled for {} ms mid-frame", from, READ_TIMEOUT_MS);
+            LOG.warn("step socket closed the connection from {}: it stalled for {} ms mid-frame", from,
+                    READ_TIMEOUT_MS);
         } catch (EOFException e) {
             LOG.debug("step socket: {} closed the connection mid-frame", from);
         } catch (IOException e) {
@@ -276,7 +280,8 @@ final class StepServer implements AutoCloseable {
                 return null;
             }
             socket.setSoTimeout(READ_TIMEOUT_MS);
-            int length = (b0 << 24) | (in.readUnsignedByte() << 16) | (in.readUnsignedByte() << 8) | in.readUnsignedByte();
+            int length = (b0 << 24) | (in.readUnsignedByte() << 16) | (in.readUnsignedByte() << 8)
+                    | in.readUnsignedByte();
             if (length < 0 || length > maxBytes) {
                 throw new BadFrame("a frame of " + (length & 0xffffffffL) + " bytes; at most " + maxBytes + " allowed");
             }
@@ -290,7 +295,7 @@ final class StepServer implements AutoCloseable {
         }
 
         /** Writes {@code m} as one frame (one write call). */
-        void write(java.io.OutputStream out, com.google.protobuf.MessageLite m) throws IOException {
+        void write(OutputStream out, MessageLite m) throws IOException {
             int size = m.getSerializedSize();
             if (written.length < size + 4) {
                 written = new byte[Math.max(size + 4, 2 * written.length)];
@@ -299,7 +304,7 @@ final class StepServer implements AutoCloseable {
             written[1] = (byte) (size >>> 16);
             written[2] = (byte) (size >>> 8);
             written[3] = (byte) size;
-            com.google.protobuf.CodedOutputStream c = com.google.protobuf.CodedOutputStream.newInstance(written, 4, size);
+            CodedOutputStream c = CodedOutputStream.newInstance(written, 4, size);
             m.writeTo(c);
             c.checkNoSpaceLeft();
             out.write(written, 0, size + 4);

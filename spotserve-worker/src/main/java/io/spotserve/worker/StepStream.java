@@ -180,7 +180,9 @@ final class StepStream implements StepLink {
             this.peers = peers;
         }
 
-        /** Hands a step of {@code pipeline} on to the worker at {@code address} (a unary call while its link is busy). */
+        /**
+         * Hands a step of {@code pipeline} on to the worker at {@code address} (a unary call while its link is busy).
+         */
         StepReply step(long pipeline, String address, StepRequest forward) {
             Hop h = open.compute(pipeline, (k, old) -> {
                 if (old != null && !old.link().broken() && old.address().equals(address)) {

@@ -28,8 +28,8 @@ import org.slf4j.LoggerFactory;
  * {@code signal}, default 30), {@code --warm-up CALLS} (warm-up calls to its own server before registering, 0 =
  * off, default {@value WorkerProcess#DEFAULT_WARM_UP_CALLS}), {@code --warm-up-time SECONDS} (their wall-time bound,
  * default 1.5), {@code --bulk-transfer on|off} (slices to other workers, and forward steps, over ticketed TCP
- * sockets instead of gRPC streams, default on; never under mTLS), {@code --staging-memory BYTES} (migration slices staged on this
- * worker at once, waiting for their send to the target worker; default devices x device memory), {@code
+ * sockets instead of gRPC streams, default on; never under mTLS), {@code --staging-memory BYTES} (migration slices
+ * staged on this worker at once, waiting for their send to the target worker; default devices x device memory), {@code
  * --staging-timeout SECONDS} (a staged slice nobody sends is freed then, default 120), {@code --metadata-url URL} (the notice
  * watcher's base URL), {@code --azure-vm NAME}. Exit codes: 0 closed, 2 bad arguments or refused by the
  * controller, 3 fenced (the controller declared this worker dead).
