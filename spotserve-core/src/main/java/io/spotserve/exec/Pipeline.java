@@ -77,8 +77,21 @@ public interface Pipeline extends AutoCloseable {
     byte[] exportSlice(int stage, int shard, ContextSlice slice);
 
     /**
+     * {@link #exportSlice}, written into {@code reuse} when that array has exactly the slice's encoded length (a caller
+     * moving many slices of one size passes back an array it is done with), else into a new array; every byte of
+     * the returned array is written. The default ignores {@code reuse}.
+     *
+     * @param reuse an array the caller no longer needs, or null
+     * @throws IllegalArgumentException as {@link #exportSlice}
+     */
+    default byte[] exportSlice(int stage, int shard, ContextSlice slice, byte[] reuse) {
+        return exportSlice(stage, shard, slice);
+    }
+
+    /**
      * Writes a slice exported by any pipeline (any layout, any executor) into position (stage, shard),
-     * allocating its storage from the device on first use. KV slices need the sequence open here.
+     * allocating its storage from the device on first use. KV slices need the sequence open here. Keeps no reference
+     * to {@code bytes}: the caller may reuse the array once this returns.
      *
      * @return the slice that was imported
      * @throws IllegalArgumentException if the bytes are malformed, for another model, or not inside what

@@ -45,13 +45,26 @@ public final class SliceFormat {
      * @throws IllegalArgumentException if the data length does not match the slice
      */
     public static byte[] encode(LlamaConfig config, ContextSlice slice, float[] data) {
+        return encode(config, slice, data, null);
+    }
+
+    /**
+     * {@link #encode(LlamaConfig, ContextSlice, float[])} into {@code reuse} when it has exactly the encoded length
+     * ({@link #HEADER_BYTES} + 4 bytes per float), else into a new array; every byte of the result is written.
+     *
+     * @param reuse an array the caller no longer needs, or null
+     * @throws IllegalArgumentException if the data length does not match the slice
+     */
+    public static byte[] encode(LlamaConfig config, ContextSlice slice, float[] data, byte[] reuse) {
         Objects.requireNonNull(config, "config");
         slice.validate(config);
         long expected = slice.floats(config);
         if (data.length != expected) {
             throw new IllegalArgumentException(slice + " needs " + expected + " floats, got " + data.length);
         }
-        ByteBuffer buf = ByteBuffer.allocate(Math.toIntExact(HEADER_BYTES + 4L * data.length)).order(ByteOrder.LITTLE_ENDIAN);
+        int size = Math.toIntExact(HEADER_BYTES + 4L * data.length);
+        ByteBuffer buf = (reuse != null && reuse.length == size ? ByteBuffer.wrap(reuse) : ByteBuffer.allocate(size))
+                .order(ByteOrder.LITTLE_ENDIAN);
         putHeader(buf, config, slice, VERSION, data.length);
         buf.asFloatBuffer().put(data);
         return buf.array();
@@ -170,11 +183,34 @@ public final class SliceFormat {
     public static Decoded decode(LlamaConfig config, byte[] bytes) {
         ContextSlice slice = header(config, bytes);
         float[] data = new float[(int) slice.floats(config)];
+        return new Decoded(slice, payload(bytes, data));
+    }
+
+    /**
+     * Decodes bytes written by {@link #encode} or {@link #encodeQ8} into {@code into} (a buffer the caller reuses),
+     * which must hold exactly the slice's floats; every one of them is written.
+     *
+     * @return the slice the bytes hold
+     * @throws IllegalArgumentException if the magic, version, model shape or length is wrong, or {@code into} has
+     *                                  another length than the slice's floats (nothing is written then)
+     */
+    public static ContextSlice decodeInto(LlamaConfig config, byte[] bytes, float[] into) {
+        ContextSlice slice = header(config, bytes);
+        if (into.length != slice.floats(config)) {
+            throw new IllegalArgumentException(slice + " has " + slice.floats(config) + " floats; the buffer holds "
+                    + into.length);
+        }
+        payload(bytes, into);
+        return slice;
+    }
+
+    /** Reads the payload of bytes whose header was checked into {@code data}. */
+    private static float[] payload(byte[] bytes, float[] data) {
         ByteBuffer buf = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
         if (buf.getInt(4) == VERSION) {
             buf.position(HEADER_BYTES);
             buf.asFloatBuffer().get(data);
-            return new Decoded(slice, data);
+            return data;
         }
         int chunks = data.length / CHUNK;
         int at = HEADER_BYTES + (chunks + 7) / 8;
@@ -195,7 +231,7 @@ public final class SliceFormat {
         for (int j = chunks * CHUNK; j < data.length; j++, at += 4) {
             data[j] = buf.getFloat(at);
         }
-        return new Decoded(slice, data);
+        return data;
     }
 
     /** Bytes {@link #writeSlice} writes: kind, layer, four range bounds, length (ints) and sequence (long). */

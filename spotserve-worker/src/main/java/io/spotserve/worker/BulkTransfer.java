@@ -77,7 +77,10 @@ final class BulkTransfer implements AutoCloseable {
     static final byte FAILED = 2;
     static final byte NO_MEMORY = 3;
 
-    /** Imports one complete, checked slice into a hosted position (the worker's pipeline, under its lock). */
+    /**
+     * Imports one complete, checked slice into a hosted position (the worker's pipeline, under its lock); keeps no
+     * reference to {@code bytes} (the receiver reads a later slice of the transfer into the same array).
+     */
     interface Importer {
         ContextSlice importSlice(PositionRef target, byte[] bytes);
     }
@@ -207,6 +210,8 @@ final class BulkTransfer implements AutoCloseable {
         DataInputStream in = null;
         DataOutputStream out = null;
         Future<ContextSlice> pending = null;
+        byte[] importing = null; // the array of the slice whose import is pending
+        byte[] spare = null;     // an array no import uses any more, reused for a slice of the same length
         int imported = 0;
         Ticket t = null;
         try {
@@ -227,7 +232,10 @@ final class BulkTransfer implements AutoCloseable {
                 throw new Refusal("expired ticket");
             }
             for (int i = 0; i < t.slices.size(); i++) {
-                byte[] bytes = readSlice(in, t, i);
+                byte[] bytes = readSlice(in, t, i, spare);
+                if (bytes == spare) {
+                    spare = null;
+                }
                 ContextSlice named = named(bytes, t.config);
                 if (!named.equals(t.slices.get(i))) {
                     throw new Refusal("slice " + i + " of the transfer is " + named + "; its ticket announced "
@@ -236,7 +244,9 @@ final class BulkTransfer implements AutoCloseable {
                 if (pending != null) { // the previous slice must be in before this one goes
                     await(pending);
                     imported++;
+                    spare = importing;
                 }
+                importing = bytes;
                 PositionRef target = t.target;
                 pending = threads.submit(() -> importer.importSlice(target, bytes));
                 // the next slice is read while this one is imported
@@ -286,14 +296,17 @@ final class BulkTransfer implements AutoCloseable {
         }
     }
 
-    /** Reads one slice (its length, then checksummed chunks) into one array of exactly that length. */
-    private static byte[] readSlice(DataInputStream in, Ticket t, int i) throws IOException {
+    /**
+     * Reads one slice (its length, then checksummed chunks) into one array of exactly that length: {@code spare} when
+     * it has that length (layer slices of one position all do), else a new one.
+     */
+    private static byte[] readSlice(DataInputStream in, Ticket t, int i, byte[] spare) throws IOException {
         long total = in.readLong();
         if (total < SliceFormat.HEADER_BYTES || total > t.maxBytes[i]) {
             throw new Refusal("slice " + i + " announces " + total + " bytes; " + t.slices.get(i) + " takes "
                     + SliceFormat.HEADER_BYTES + " to " + t.maxBytes[i]);
         }
-        byte[] bytes = new byte[(int) total];
+        byte[] bytes = spare != null && spare.length == total ? spare : new byte[(int) total];
         int off = 0;
         for (int chunk = 0; off < total; chunk++) {
             int len = in.readInt();

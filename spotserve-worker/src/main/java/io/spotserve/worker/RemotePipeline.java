@@ -64,7 +64,7 @@ final class RemotePipeline implements Pipeline {
     private final Map<Long, int[]> sequences = new LinkedHashMap<>(); // id -> {capacity, length}
     private boolean closed;
     private final Object streamLock = new Object();
-    private StepStream steps;
+    private StepLink steps;
     private io.grpc.ManagedChannel stepsChannel;
 
     private RemotePipeline(RemoteExecutor executor, ShardLayout layout, List<RemoteDevice> devices, int maxBatch,
@@ -408,14 +408,17 @@ final class RemotePipeline implements Pipeline {
         return st[1];
     }
 
-    /** The open step stream to the first stage's worker over {@code ch}, a new one if there is none or it broke. */
-    private StepStream stepStream(io.grpc.ManagedChannel ch) {
+    /**
+     * The open step link to the first stage's worker over {@code ch} (its step socket, else a step stream), a new one
+     * if there is none or it broke.
+     */
+    private StepLink stepLink(io.grpc.ManagedChannel ch) {
         synchronized (streamLock) {
             if (steps == null || steps.broken() || stepsChannel != ch) {
                 if (steps != null) {
                     steps.close();
                 }
-                steps = new StepStream(ch);
+                steps = StepSocket.open(ch, segments.get(0).worker().address);
                 stepsChannel = ch;
             }
             return steps;
@@ -449,7 +452,7 @@ final class RemotePipeline implements Pipeline {
         Segment first = segments.get(0);
         StepRequest request = r.build();
         StepReply reply = executor.call(workers, first.worker(), ch -> {
-            StepReply viaStream = stepStream(ch).tryStep(request, 60);
+            StepReply viaStream = stepLink(ch).tryStep(request, 60);
             return viaStream != null ? viaStream : stub(ch, 60).forward(request); // another thread is stepping
         });
         int v = c.vocabSize();

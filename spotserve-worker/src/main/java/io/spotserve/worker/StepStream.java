@@ -28,7 +28,7 @@ import java.util.function.Function;
  * waiting caller is woken directly. A stream that failed, timed out or was cancelled is {@link #broken()} for good;
  * its owner opens a new one.
  */
-final class StepStream implements AutoCloseable {
+final class StepStream implements StepLink {
     private final ReentrantLock lock = new ReentrantLock();
     private final ClientCallStreamObserver<StepRequest> requests;
     private volatile CompletableFuture<StepReply> pending;
@@ -79,7 +79,8 @@ final class StepStream implements AutoCloseable {
         }
     }
 
-    boolean broken() {
+    @Override
+    public boolean broken() {
         return broken != null;
     }
 
@@ -91,7 +92,8 @@ final class StepStream implements AutoCloseable {
      * @throws StatusRuntimeException as a unary call would: the step's own refusal (the stream stays usable), or the
      *                                stream's failure (it is broken from then on)
      */
-    StepReply tryStep(StepRequest r, long timeoutSeconds) {
+    @Override
+    public StepReply tryStep(StepRequest r, long timeoutSeconds) {
         if (!lock.tryLock()) {
             return null;
         }
@@ -163,9 +165,12 @@ final class StepStream implements AutoCloseable {
         }
     }
 
-    /** The step streams a worker keeps to the next stage's worker, one per hosted pipeline. */
+    /**
+     * The step links a worker keeps to the next stage's worker, one per hosted pipeline: the peer's step socket where
+     * it has one ({@link StepSocket#open}), else a step stream.
+     */
     static final class Hops {
-        private record Hop(String address, StepStream stream) {
+        private record Hop(String address, StepLink link) {
         }
 
         private final Function<String, ManagedChannel> peers;
@@ -175,18 +180,20 @@ final class StepStream implements AutoCloseable {
             this.peers = peers;
         }
 
-        /** Hands a step of {@code pipeline} on to the worker at {@code address} (a unary call while its stream is busy). */
+        /**
+         * Hands a step of {@code pipeline} on to the worker at {@code address} (a unary call while its link is busy).
+         */
         StepReply step(long pipeline, String address, StepRequest forward) {
             Hop h = open.compute(pipeline, (k, old) -> {
-                if (old != null && !old.stream().broken() && old.address().equals(address)) {
+                if (old != null && !old.link().broken() && old.address().equals(address)) {
                     return old;
                 }
                 if (old != null) {
-                    old.stream().close();
+                    old.link().close();
                 }
-                return new Hop(address, new StepStream(peers.apply(address)));
+                return new Hop(address, StepSocket.open(peers.apply(address), address));
             });
-            StepReply reply = h.stream().tryStep(forward, 60);
+            StepReply reply = h.link().tryStep(forward, 60);
             return reply != null ? reply : PeerGrpc.newBlockingStub(peers.apply(address))
                     .withDeadlineAfter(60, TimeUnit.SECONDS).stageForward(forward);
         }
@@ -194,7 +201,7 @@ final class StepStream implements AutoCloseable {
         void close(long pipeline) {
             Hop h = open.remove(pipeline);
             if (h != null) {
-                h.stream().close();
+                h.link().close();
             }
         }
 

@@ -53,6 +53,7 @@ public final class WorkerProcess implements AutoCloseable {
     private final ScheduledExecutorService heartbeats;
     private Server server;
     private BulkTransfer bulk;
+    private StepServer stepServer;
     private volatile String instanceId;
     private volatile long epoch;
     private volatile long selfFenceNanos = Long.MAX_VALUE;
@@ -92,6 +93,9 @@ public final class WorkerProcess implements AutoCloseable {
             // on the gRPC server's own address; under mTLS slices keep to the (TLS) gRPC streams
             bulk = new BulkTransfer(cfg.bind.getAddress(), null, service::importBulk);
             service.bulk(bulk);
+            // steps too: a blocking reader thread per connection runs each step itself
+            stepServer = new StepServer(cfg.bind.getAddress(), cfg.maxMessageBytes, service::answer);
+            service.stepServer(stepServer);
         }
         warmUp();
         ControllerGrpc.ControllerBlockingStub controller = ControllerGrpc.newBlockingStub(channels.to(cfg.controller));
@@ -304,6 +308,9 @@ public final class WorkerProcess implements AutoCloseable {
         if (bulk != null) {
             bulk.close();
         }
+        if (stepServer != null) {
+            stepServer.close();
+        }
         channels.close();
         executor.close();
         terminated.complete("closed");
@@ -447,7 +454,8 @@ public final class WorkerProcess implements AutoCloseable {
         /**
          * Whether slices to and from other workers may travel over this worker's bulk socket (plain TCP on the bind
          * address, opened per transfer with a one-time ticket issued over gRPC) instead of gRPC streams; default on.
-         * Under mTLS slices always take the gRPC streams.
+         * Under mTLS slices always take the gRPC streams. The same switch governs the step socket (forward steps over
+         * plain TCP with a ticket from {@code Worker/OpenSteps}, else over the {@code Worker/Steps} gRPC stream).
          */
         public Builder bulkTransfer(boolean on) {
             this.bulkTransfer = on;

@@ -75,6 +75,8 @@ final class WorkerService {
     private volatile boolean fenced;
     /** This worker's bulk socket, or null (slices then travel over gRPC streams only). */
     private volatile BulkTransfer bulk;
+    /** This worker's step socket, or null (steps then come over gRPC only). */
+    private volatile StepServer stepServer;
     /** The step streams to the next stage's workers. */
     private final StepStream.Hops hops;
     /** Forward steps through the hosted stages (and warm-up calls). */
@@ -98,6 +100,26 @@ final class WorkerService {
         this.bulk = b;
     }
 
+    /** Serves steps over {@code s} from now on ({@code Worker/OpenSteps} issues its tickets). */
+    void stepServer(StepServer s) {
+        this.stepServer = s;
+    }
+
+    /**
+     * Runs one step and answers it, a refusal included (its status in the reply): what the {@code Steps} stream and
+     * the step socket send back for each request.
+     */
+    StepReply answer(StepRequest r) {
+        try {
+            checkLive();
+            return steps.step(r);
+        } catch (RuntimeException e) {
+            Status s = error(e).getStatus();
+            return StepReply.newBuilder().setErrorCode(s.getCode().value())
+                    .setError(s.getDescription() == null ? s.getCode().toString() : s.getDescription()).build();
+        }
+    }
+
     /** The instance id the controller gave this worker (devices must be named after it). */
     void registeredAs(String id) {
         this.instanceId = id;
@@ -107,6 +129,10 @@ final class WorkerService {
     void fence() {
         fenced = true;
         hops.closeAll();
+        StepServer ss = stepServer;
+        if (ss != null) {
+            ss.closeConnections();
+        }
         for (Pipeline p : pipelines.values()) {
             synchronized (p) {
                 p.close();
@@ -274,11 +300,17 @@ final class WorkerService {
         for (ByteString h : headers) {
             slices.add(Wire.slice(h, p.config()));
         }
+        // two arrays take turns: slice i is exported (one at a time, in order) only once slice i - 2 has been
+        // written to the socket or imported over gRPC, so its array is free; slices of one size reuse them
+        byte[][] arrays = new byte[2][];
         IntFunction<byte[]> export = i -> {
             checkLive();
+            byte[] bytes;
             synchronized (p) {
-                return p.exportSlice(from.getStage(), from.getShard(), slices.get(i));
+                bytes = p.exportSlice(from.getStage(), from.getShard(), slices.get(i), arrays[i % 2]);
             }
+            arrays[i % 2] = bytes;
+            return bytes;
         };
         return SliceSender.send(peers, bulk, headers, export, peer, target);
     }
@@ -587,21 +619,23 @@ final class WorkerService {
         }
 
         @Override
+        public void openSteps(Ack r, StreamObserver<BulkTicket> out) {
+            unary(out, () -> {
+                StepServer ss = stepServer;
+                if (ss == null) {
+                    throw new StatusRuntimeException(Status.UNIMPLEMENTED.withDescription(
+                            "this worker has no step socket"));
+                }
+                return ss.issue();
+            });
+        }
+
+        @Override
         public StreamObserver<StepRequest> steps(StreamObserver<StepReply> out) {
             return new StreamObserver<>() {
                 @Override
                 public void onNext(StepRequest r) {
-                    StepReply reply;
-                    try {
-                        checkLive();
-                        reply = steps.step(r);
-                    } catch (RuntimeException e) {
-                        Status s = error(e).getStatus();
-                        reply = StepReply.newBuilder().setErrorCode(s.getCode().value())
-                                .setError(s.getDescription() == null ? s.getCode().toString() : s.getDescription())
-                                .build();
-                    }
-                    out.onNext(reply);
+                    out.onNext(answer(r));
                 }
 
                 @Override

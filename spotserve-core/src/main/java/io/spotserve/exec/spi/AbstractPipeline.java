@@ -12,6 +12,7 @@ import io.spotserve.exec.SliceFormat;
 import io.spotserve.exec.WeightPrecision;
 import io.spotserve.model.ModelWeights;
 import io.spotserve.model.LlamaConfig;
+import java.lang.ref.SoftReference;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.IdentityHashMap;
@@ -21,6 +22,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
+import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * The backend-independent part of a {@link Pipeline}, for executor implementors: position lookup, weight
@@ -46,6 +48,8 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
     protected final WeightPrecision weights;
     private final Map<Long, int[]> sequences = new LinkedHashMap<>(); // id -> {capacity, length}
     private boolean closed;
+    /** The buffer {@link #exportSlice} and {@link #importSlice} reuse, if any. */
+    private final AtomicReference<SoftReference<float[]>> scratch = new AtomicReference<>();
 
     /** A pipeline over {@code shards}, built by the backend as [stage][shard] for {@code layout}; fp32 weights. */
     protected AbstractPipeline(ShardLayout layout, int maxBatch, S[][] shards) {
@@ -251,6 +255,12 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
 
     @Override
     public final byte[] exportSlice(int stage, int shard, ContextSlice slice) {
+        return exportSlice(stage, shard, slice, null);
+    }
+
+    /** Fp32 slices are encoded into {@code reuse} when its length fits; Q8_0 blocks (variable length) never are. */
+    @Override
+    public final byte[] exportSlice(int stage, int shard, ContextSlice slice, byte[] reuse) {
         S s = position(stage, shard);
         Objects.requireNonNull(slice, "slice");
         slice.validate(c);
@@ -260,18 +270,21 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
                     + " does not hold " + slice + (slice instanceof ContextSlice.KvCache ? " (filled length " + filled
                     + ")" : ""));
         }
-        float[] data = new float[Math.toIntExact(slice.floats(c))];
-        s.transfer(slice, data, false);
-        // Q8_0 weights leave as their blocks (version 2, lossless), not as 4-byte floats
-        return weights == WeightPrecision.Q8_0 && !(slice instanceof ContextSlice.KvCache)
-                ? SliceFormat.encodeQ8(c, slice, data) : SliceFormat.encode(c, slice, data);
+        float[] data = takeScratch(Math.toIntExact(slice.floats(c)));
+        try {
+            s.transfer(slice, data, false);
+            // Q8_0 weights leave as their blocks (version 2, lossless), not as 4-byte floats
+            return weights == WeightPrecision.Q8_0 && !(slice instanceof ContextSlice.KvCache)
+                    ? SliceFormat.encodeQ8(c, slice, data) : SliceFormat.encode(c, slice, data, reuse);
+        } finally {
+            giveScratch(data);
+        }
     }
 
     @Override
     public final ContextSlice importSlice(int stage, int shard, byte[] bytes) {
         S s = position(stage, shard);
-        SliceFormat.Decoded decoded = SliceFormat.decode(c, bytes);
-        ContextSlice slice = decoded.slice();
+        ContextSlice slice = SliceFormat.peek(c, bytes);
         if (!s.owns(slice)) {
             throw new IllegalArgumentException("position (stage " + stage + ", shard " + shard + ") of " + layout
                     + " does not own " + slice + "; it owns layers " + s.layers() + ", heads " + s.heads()
@@ -279,9 +292,33 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
                     + (slice instanceof ContextSlice.KvCache k && !sequences.containsKey(k.sequence())
                     ? " (sequence " + k.sequence() + " is not open here)" : ""));
         }
-        s.transfer(slice, quantized(slice, decoded.data()), true);
+        float[] data = takeScratch(Math.toIntExact(slice.floats(c)));
+        try {
+            SliceFormat.decodeInto(c, bytes, data);
+            s.transfer(slice, quantized(slice, data), true);
+        } finally {
+            giveScratch(data);
+        }
         imported(slice);
         return slice;
+    }
+
+    /**
+     * A float buffer of exactly {@code n} floats for one export or import: the one the previous call of this pipeline
+     * gave back when its length matches (a position's layer slices all have one length), else a new one. Every float
+     * of it is overwritten before use (the slice's transfer or decode writes them all). Saves allocating and zeroing
+     * a slice-sized array per call (8.6 MB per layer slice of the 25M model: in a worker JVM, a humongous allocation
+     * and a young collection every few slices).
+     */
+    private float[] takeScratch(int n) {
+        SoftReference<float[]> r = scratch.getAndSet(null); // one caller at a time holds it
+        float[] a = r == null ? null : r.get();
+        return a != null && a.length == n ? a : new float[n];
+    }
+
+    /** Keeps {@code a} for the next export or import, softly (the collector may take it back under pressure). */
+    private void giveScratch(float[] a) {
+        scratch.set(new SoftReference<>(a));
     }
 
     /** The filled length of the sequence of a KV slice (0 for weights or a sequence not open here). */
@@ -500,6 +537,7 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
             }
         }
         sequences.clear();
+        scratch.set(null);
         closed = true;
         onClose();
     }
