@@ -184,15 +184,16 @@ final class StepStream implements StepLink {
          * Hands a step of {@code pipeline} on to the worker at {@code address} (a unary call while its link is busy).
          */
         StepReply step(long pipeline, String address, StepRequest forward) {
-            Hop h = open.compute(pipeline, (k, old) -> {
-                if (old != null && !old.link().broken() && old.address().equals(address)) {
-                    return old;
-                }
+            Hop h = open.get(pipeline);
+            if (h == null || h.link().broken() || !h.address().equals(address)) {
+                // opened outside the map's lock (a ticket call and a connect); one pipeline's steps come one at a time
+                Hop fresh = new Hop(address, StepSocket.open(peers.apply(address), address));
+                Hop old = open.put(pipeline, fresh);
                 if (old != null) {
                     old.link().close();
                 }
-                return new Hop(address, StepSocket.open(peers.apply(address), address));
-            });
+                h = fresh;
+            }
             StepReply reply = h.link().tryStep(forward, 60);
             return reply != null ? reply : PeerGrpc.newBlockingStub(peers.apply(address))
                     .withDeadlineAfter(60, TimeUnit.SECONDS).stageForward(forward);
