@@ -31,8 +31,11 @@ import java.util.stream.IntStream;
  * java -cp benchmarks/target/benchmarks.jar io.spotserve.bench.eval.Evaluation [--out benchmarks/results]
  *     [--models OPT-6.7B,GPT-20B,LLaMA-30B] [--traces A_S,B_S,A_S+O,B_S+O,MAF] [--systems spotserve,...]
  *     [--seed 1] [--arrivals paper|artifact] [--shared ../shared] [--threads N] [--robustness [10]] [--sensitivity]
- *     [--variant default] [--no-report] [--robustness-engine [N]]
+ *     [--variant default] [--no-report] [--robustness-engine [N]] [--setup main|artifact|all]
  * </pre>
+ * {@code --setup artifact} runs {@link ArtifactSetup} instead (its own options); {@code --setup all} runs the main grid
+ * with these options and then {@link ArtifactSetup} with its defaults into the same folder, so every committed CSV
+ * and the report come from one command.
  * It also writes {@code run.csv} (the seed and arrival process of the run, for the report). With
  * {@code --robustness N} it then re-runs the same models, traces and systems for seeds 1..N under both arrival
  * processes (paper Gamma CV 6 and the artifact's near-periodic one) and writes one summary row per
@@ -68,11 +71,16 @@ public final class Evaluation {
 
     public static void main(String[] args) {
         try {
-            if (artifactSetup(args)) { // --setup artifact: the paper-faithful profile, not the main grid
+            String setup = setup(args);
+            if (setup.equals("artifact")) { // --setup artifact: the paper-faithful profile, not the main grid
                 ArtifactSetup.main(withoutSetup(args));
                 return;
             }
             Options o = parse(withoutSetup(args));
+            if (setup.equals("all") && !o.report()) {
+                throw new IllegalArgumentException("--setup all writes the report at its end; drop --no-report or "
+                        + "run --setup main and --setup artifact");
+            }
             long t0 = System.nanoTime();
             int rows = run(o);
             System.err.printf(Locale.ROOT, "wrote %d summary rows to %s in %.1f s%n", rows, o.out(),
@@ -89,7 +97,16 @@ public final class Evaluation {
                 System.err.printf(Locale.ROOT, "wrote %d rows to %s in %.1f s%n", n, o.out().resolve(SENSITIVITY),
                         (System.nanoTime() - t1) / 1e9);
             }
-            if (o.report()) {
+            if (setup.equals("all")) {
+                // the paper-faithful profile with its defaults, into the same folder; it renders the report from
+                // every CSV there at its end
+                List<String> artifact = new ArrayList<>(List.of("--out", o.out().toString(), "--seed",
+                        String.valueOf(o.seed()), "--threads", String.valueOf(o.threads())));
+                if (o.shared() != null) {
+                    artifact.addAll(List.of("--shared", o.shared().toString()));
+                }
+                ArtifactSetup.main(artifact.toArray(String[]::new));
+            } else if (o.report()) {
                 long t1 = System.nanoTime();
                 io.spotserve.bench.report.EvaluationReport.write(o.out());
                 System.err.printf(Locale.ROOT, "wrote %s and %s in %.1f s%n", o.out().resolve("report.md"),
@@ -102,21 +119,22 @@ public final class Evaluation {
     }
 
     /**
-     * Whether the arguments ask for {@link ArtifactSetup} ({@code --setup artifact}) rather than the main grid
-     * ({@code --setup main} or no {@code --setup}).
+     * {@code main} (the default: the main grid), {@code artifact} ({@link ArtifactSetup}) or {@code all} (the main
+     * grid with its options, then the paper-faithful profile with its defaults into the same folder: every committed
+     * CSV and the report from one command).
      *
      * @throws IllegalArgumentException if {@code --setup} has another or no value
      */
-    static boolean artifactSetup(String[] args) {
+    static String setup(String[] args) {
         int i = Arrays.asList(args).indexOf("--setup");
         if (i < 0) {
-            return false;
+            return "main";
         }
-        if (i + 1 >= args.length || !List.of("artifact", "main").contains(args[i + 1])) {
-            throw new IllegalArgumentException("--setup must be main or artifact, was "
+        if (i + 1 >= args.length || !List.of("artifact", "main", "all").contains(args[i + 1])) {
+            throw new IllegalArgumentException("--setup must be main, artifact or all, was "
                     + (i + 1 < args.length ? "'" + args[i + 1] + "'" : "missing"));
         }
-        return args[i + 1].equals("artifact");
+        return args[i + 1];
     }
 
     /** The arguments without {@code --setup VALUE}. */

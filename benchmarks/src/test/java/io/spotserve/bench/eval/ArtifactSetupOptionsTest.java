@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.spotserve.plan.PaperModel;
 import java.util.List;
@@ -15,13 +14,16 @@ class ArtifactSetupOptionsTest {
     @Test
     void setupSelectsTheProfileAndIsRemovedFromTheArguments() {
         String[] args = {"--out", "x", "--setup", "artifact", "--models", "GPT-20B"};
-        assertTrue(Evaluation.artifactSetup(args));
+        assertEquals("artifact", Evaluation.setup(args));
         assertArrayEquals(new String[] {"--out", "x", "--models", "GPT-20B"}, Evaluation.withoutSetup(args));
-        assertFalse(Evaluation.artifactSetup(new String[] {"--setup", "main"}));
-        assertFalse(Evaluation.artifactSetup(new String[] {"--out", "x"}));
+        assertEquals("main", Evaluation.setup(new String[] {"--setup", "main"}));
+        assertEquals("main", Evaluation.setup(new String[] {"--out", "x"}));
+        assertEquals("all", Evaluation.setup(new String[] {"--robustness", "--setup", "all"}));
+        assertArrayEquals(new String[] {"--robustness"}, Evaluation.withoutSetup(new String[] {"--robustness", "--setup",
+                "all"}));
         assertEquals(0, Evaluation.withoutSetup(new String[] {"--setup", "main"}).length);
-        assertThrows(IllegalArgumentException.class, () -> Evaluation.artifactSetup(new String[] {"--setup", "paper"}));
-        assertThrows(IllegalArgumentException.class, () -> Evaluation.artifactSetup(new String[] {"--setup"}));
+        assertThrows(IllegalArgumentException.class, () -> Evaluation.setup(new String[] {"--setup", "paper"}));
+        assertThrows(IllegalArgumentException.class, () -> Evaluation.setup(new String[] {"--setup"}));
     }
 
     @Test
