@@ -84,10 +84,12 @@ final class Markdown {
                 + "from those files; the paper's numbers are the figure labels transcribed in "
                 + "`shared/reference/spotserve-paper.md` §7.6.");
         line("");
-        line("Regenerate everything (CSVs, the 10-seed robustness file, this report and the plots; about 1 minute on "
-                + "2 cores): `mvn -q -o -pl benchmarks -am package -DskipTests && java -cp benchmarks/target/benchmarks.jar "
-                + "io.spotserve.bench.eval.Evaluation --out benchmarks/results --robustness --sensitivity` "
-                + "(`--sensitivity` adds the assumption variants of the Sensitivity section and sensitivity.csv). Only the report and plots "
+        line("Regenerate everything (every CSV, artifact.csv included, the 10-seed robustness file, this report and the "
+                + "plots; about 6 minutes on 2 cores): `mvn -q -o -pl benchmarks -am package -DskipTests && java -cp "
+                + "benchmarks/target/benchmarks.jar io.spotserve.bench.eval.Evaluation --out benchmarks/results "
+                + "--robustness --sensitivity --setup all` (`--sensitivity` adds the assumption variants of the "
+                + "Sensitivity section and sensitivity.csv; without `--setup all` only the main grid runs, about 2 "
+                + "minutes, and `--setup artifact` runs only the paper-faithful profile). Only the report and plots "
                 + "from existing CSVs: `java -cp benchmarks/target/benchmarks.jar "
                 + "io.spotserve.bench.report.EvaluationReport --results benchmarks/results`.");
         line("");
