@@ -264,6 +264,37 @@ class CpuShardGroupTest {
         }
     }
 
+    @Test
+    void aGroupOfAllShardsReducesInProcessLikeCreateStages() {
+        ShardLayout layout = ShardLayout.balanced(stories.config(), List.of(3, 2), 2);
+        try (Executor ex = new CpuExecutor(new ExecutorOptions(1, false))) {
+            List<Pipeline> stages = new ArrayList<>();
+            for (int p = 0; p < 2; p++) {
+                List<Device> devices = List.of(ex.createDevice(new DeviceId("a" + p, 0), 1L << 28),
+                        ex.createDevice(new DeviceId("a" + p, 1), 1L << 28));
+                Pipeline stage = ex.createShardGroup(layout, new IndexRange(p, p + 1), new IndexRange(0, 2), devices, 1);
+                assertEquals(new IndexRange(0, 2), stage.hostedShards());
+                stage.loadWeights(stories);
+                stage.openSequence(3, 24);
+                stages.add(stage);
+            }
+            TensorReducer never = (pt, sh, partials, n) -> {
+                throw new AssertionError("a whole group reduces in-process, called at " + pt);
+            };
+            int token = 1;
+            for (int pos = 0; pos < 24; pos++) {
+                float[] hidden = new float[stories.config().dim()];
+                float[][] logits = new float[1][stories.config().vocabSize()];
+                for (int p = 0; p < 2; p++) {
+                    stages.get(p).forwardStage(p, new long[] {3}, new int[] {token}, new int[] {pos}, 1, hidden, logits,
+                            p == 0 ? never : null);
+                }
+                token = ReferenceLlama.argmax(logits[0]);
+                assertEquals(StoriesGreedyContract.FIRST_40[pos], token, "position " + pos);
+            }
+        }
+    }
+
     /**
      * A deterministic schedule of two sequences, the same for every run: sequence 1 has a 7-token prompt (a prefill
      * chunk of 4, then 3 entries beside sequence 2's first token), sequence 2 a 1-token prompt; both then decode
