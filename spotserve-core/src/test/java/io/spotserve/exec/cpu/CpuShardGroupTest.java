@@ -18,6 +18,7 @@ import io.spotserve.exec.ShardLayout;
 import io.spotserve.exec.StoriesGreedyContract;
 import io.spotserve.exec.TensorReducer;
 import io.spotserve.exec.TestPipelines;
+import io.spotserve.exec.WeightPrecision;
 import io.spotserve.model.LlamaCheckpoint;
 import io.spotserve.model.LlamaCheckpointWriter;
 import io.spotserve.model.LlamaConfig;
@@ -65,6 +66,14 @@ class CpuShardGroupTest {
     @Test
     void everyRandomModelSplitMatchesTheWholePipelineBitForBit() throws Exception {
         everySplit(random, new ExecutorOptions(1, false));
+    }
+
+    @Test
+    void fp16AndQ8WeightsSplitMatchTheirWholePipelineBitForBit() throws Exception {
+        ShardLayout layout = ShardLayout.of(random.config(), 2, 4);
+        for (WeightPrecision weights : List.of(WeightPrecision.FP16, WeightPrecision.Q8_0)) {
+            parity(random, layout, 2, true, new ExecutorOptions(1, true).withWeights(weights));
+        }
     }
 
     private static void everySplit(LlamaCheckpoint ckpt, ExecutorOptions options) throws Exception {
