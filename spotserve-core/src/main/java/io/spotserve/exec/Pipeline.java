@@ -187,7 +187,9 @@ public interface Pipeline extends AutoCloseable {
      * length advances with each stage step.
      *
      * @throws IllegalArgumentException      as {@link #forward}, or if the stage is not hosted or {@code hidden} is
-     *                                       shorter than {@code count × dim}; nothing is computed then
+     *                                       shorter than {@code count × dim}, or if this pipeline hosts only some of
+     *                                       the stage's shards (it needs the overload with a {@link TensorReducer});
+     *                                       nothing is computed then
      * @throws IllegalStateException         if a position of the stage lacks weights
      * @throws UnsupportedOperationException if this pipeline cannot run stages separately (the default)
      */
