@@ -87,6 +87,25 @@ public interface Executor extends AutoCloseable {
     }
 
     /**
+     * Builds an empty pipeline hosting the positions of shards {@code shards} of stages {@code stages} only: one tensor
+     * group split over several pipelines (instances), each hosting some of the M shards of the same stages. Position
+     * (stage p, shard m) lives on {@code devices.get((p - stages.from()) * shards.length() + (m - shards.from()))}.
+     * With all M shards it is {@link #createStages}. A strict subset runs with
+     * {@link Pipeline#forwardStage(int, long[], int[], int[], int, float[], float[][], TensorReducer)}, the caller's
+     * reducer summing the partials of all groups; weights, slices and sequences work as on a full pipeline, for the
+     * hosted positions only.
+     *
+     * @throws IllegalArgumentException      if a range is empty or outside the layout, or the device list does not
+     *                                       have one entry per hosted position; nothing is created then
+     * @throws UnsupportedOperationException if this executor cannot split tensor groups (the default)
+     */
+    default Pipeline createShardGroup(ShardLayout layout, IndexRange stages, IndexRange shards,
+                                      List<? extends Device> devices, int maxBatch) {
+        throw new UnsupportedOperationException(name() + " cannot split tensor groups (stages " + stages + ", shards "
+                + shards + ")");
+    }
+
+    /**
      * Moves one slice from position (fromStage, fromShard) of {@code from} into position (toStage, toShard) of
      * {@code to} and returns the imported slice: the unit of context migration (SpotServe §3.3). The default
      * stages the bytes here ({@link Pipeline#exportSlice} then {@link Pipeline#importSlice}); an executor whose

@@ -56,10 +56,12 @@ public interface Pipeline extends AutoCloseable {
     /** Whether position (stage, shard) holds every weight slice it needs (it may then compute). */
     boolean hasAllWeights(int stage, int shard);
 
-    /** Whether every position holds all its weights. */
+    /** Whether every hosted position ({@link #hostedStages()} × {@link #hostedShards()}) holds all its weights. */
     default boolean isReady() {
-        for (int s = 0; s < layout().stages(); s++) {
-            for (int m = 0; m < layout().shards(); m++) {
+        IndexRange stages = hostedStages();
+        IndexRange shards = hostedShards();
+        for (int s = stages.from(); s < stages.to(); s++) {
+            for (int m = shards.from(); m < shards.to(); m++) {
                 if (!hasAllWeights(s, m)) {
                     return false;
                 }
@@ -185,13 +187,51 @@ public interface Pipeline extends AutoCloseable {
      * length advances with each stage step.
      *
      * @throws IllegalArgumentException      as {@link #forward}, or if the stage is not hosted or {@code hidden} is
-     *                                       shorter than {@code count × dim}; nothing is computed then
+     *                                       shorter than {@code count × dim}, or if this pipeline hosts only some of
+     *                                       the stage's shards (it needs the overload with a {@link TensorReducer});
+     *                                       nothing is computed then
      * @throws IllegalStateException         if a position of the stage lacks weights
      * @throws UnsupportedOperationException if this pipeline cannot run stages separately (the default)
      */
     default void forwardStage(int stage, long[] sequences, int[] tokens, int[] positions, int count, float[] hidden,
                               float[][] logits) {
         throw new UnsupportedOperationException(this + " cannot run stages separately");
+    }
+
+    /**
+     * The tensor shards whose positions this pipeline hosts in each of its stages: all M, or a sub-range for a
+     * tensor group split over several pipelines ({@link Executor#createShardGroup}).
+     */
+    default IndexRange hostedShards() {
+        return new IndexRange(0, layout().shards());
+    }
+
+    /**
+     * {@link #forwardStage(int, long[], int[], int[], int, float[], float[][])} for a pipeline hosting only some of the
+     * stage's shards: at every reduce point it hands its shards' partial outputs to {@code reducer} and adds the sum
+     * it returns (over all M shards, see {@link TensorReducer}). Every group of the stage runs the same step with the
+     * same arguments, concurrently; each ends it with the same residual stream, written to {@code hidden} before the
+     * last stage. On the last stage each group fills only its shards' vocabulary columns of the non-null
+     * {@code logits[i]} ({@link ShardLayout#vocab}); the caller gathers the columns of all groups. A pipeline hosting
+     * all M shards reduces in-process and never calls the reducer (it may be null then).
+     *
+     * <p>If the step fails (a refused argument, a reducer that throws or returns too few floats), no sequence's
+     * filled length advances; the KV rows it wrote at the step's positions are overwritten when the step is run
+     * again.
+     *
+     * @throws IllegalArgumentException      as the other {@code forwardStage}, if the reducer is null while the
+     *                                       pipeline hosts a strict subset of the shards, or if it returns null or
+     *                                       fewer than {@code count × dim} floats
+     * @throws IllegalStateException         if a hosted position of the stage lacks weights
+     * @throws UnsupportedOperationException if this pipeline cannot run a split tensor group (the default, unless it
+     *                                       hosts all M shards)
+     */
+    default void forwardStage(int stage, long[] sequences, int[] tokens, int[] positions, int count, float[] hidden,
+                              float[][] logits, TensorReducer reducer) {
+        if (hostedShards().length() != layout().shards()) {
+            throw new UnsupportedOperationException(this + " cannot run a split tensor group");
+        }
+        forwardStage(stage, sequences, tokens, positions, count, hidden, logits);
     }
 
     /** Batched decode: one new token per sequence; returns fresh logits arrays. */

@@ -97,6 +97,11 @@ abstract class ForwardingPipeline implements Pipeline {
     }
 
     @Override
+    public IndexRange hostedShards() {
+        return delegate.hostedShards();
+    }
+
+    @Override
     public void close() {
         delegate.close();
     }

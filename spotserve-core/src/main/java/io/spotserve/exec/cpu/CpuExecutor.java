@@ -84,6 +84,12 @@ public final class CpuExecutor extends AbstractExecutor<CpuDevice, CpuPipeline> 
         return new CpuPipeline(this, layout, stages, devices, maxBatch);
     }
 
+    @Override
+    protected CpuPipeline newGroupPipeline(ShardLayout layout, IndexRange stages, IndexRange shards,
+                                           List<CpuDevice> devices, int maxBatch) {
+        return new CpuPipeline(this, layout, stages, shards, devices, maxBatch);
+    }
+
     void closed(CpuPipeline pipeline) {
         pipelineClosed(pipeline);
     }

@@ -52,6 +52,16 @@ public abstract class AbstractExecutor<D extends ArenaDevice, P extends Pipeline
         throw new UnsupportedOperationException(name() + " cannot build partial pipelines (stages " + stages + ")");
     }
 
+    /**
+     * A new pipeline hosting shards {@code shards} (a strict subset of the M) of {@code stages}, over checked arguments
+     * ({@link Executor#createShardGroup}); the default refuses, as a backend that cannot split a tensor group.
+     */
+    protected P newGroupPipeline(ShardLayout layout, IndexRange stages, IndexRange shards, List<D> devices,
+                                 int maxBatch) {
+        throw new UnsupportedOperationException(name() + " cannot split tensor groups (stages " + stages + ", shards "
+                + shards + ")");
+    }
+
     /** Frees the backend's own resources after every pipeline is closed (called once, without the lock). */
     protected void closeResources() {
     }
@@ -127,11 +137,43 @@ public abstract class AbstractExecutor<D extends ArenaDevice, P extends Pipeline
             throw new IllegalArgumentException("hosted stages " + stages + " must be a non-empty range inside [0, "
                     + layout.stages() + ") of " + layout);
         }
-        int positions = stages.length() * layout.shards();
+        P p = newStagePipeline(layout, stages, ownDevices(layout, stages, new IndexRange(0, layout.shards()), devices,
+                maxBatch), maxBatch);
+        pipelines.add(p);
+        return p;
+    }
+
+    @Override
+    public final synchronized Pipeline createShardGroup(ShardLayout layout, IndexRange stages, IndexRange shards,
+                                                        List<? extends Device> devices, int maxBatch) {
+        Objects.requireNonNull(layout, "layout");
+        Objects.requireNonNull(stages, "stages");
+        Objects.requireNonNull(shards, "shards");
+        Objects.requireNonNull(devices, "devices");
+        checkOpen();
+        if (stages.isEmpty() || stages.to() > layout.stages()) {
+            throw new IllegalArgumentException("hosted stages " + stages + " must be a non-empty range inside [0, "
+                    + layout.stages() + ") of " + layout);
+        }
+        if (shards.isEmpty() || shards.to() > layout.shards()) {
+            throw new IllegalArgumentException("hosted shards " + shards + " must be a non-empty range inside [0, "
+                    + layout.shards() + ") of " + layout);
+        }
+        List<D> own = ownDevices(layout, stages, shards, devices, maxBatch);
+        P p = shards.length() == layout.shards() ? newStagePipeline(layout, stages, own, maxBatch)
+                : newGroupPipeline(layout, stages, shards, own, maxBatch);
+        pipelines.add(p);
+        return p;
+    }
+
+    /** Checks a partial pipeline's devices (one of this executor's per hosted position) and maxBatch. */
+    private List<D> ownDevices(ShardLayout layout, IndexRange stages, IndexRange shards, List<? extends Device> devices,
+                               int maxBatch) {
+        int positions = stages.length() * shards.length();
         if (devices.size() != positions) {
-            throw new IllegalArgumentException("stages " + stages + " of " + layout + " have " + positions
-                    + " positions but " + devices.size() + " devices were given (stage-major from stage "
-                    + stages.from() + ")");
+            throw new IllegalArgumentException("stages " + stages + (shards.length() == layout.shards() ? ""
+                    : " x shards " + shards) + " of " + layout + " have " + positions + " positions but "
+                    + devices.size() + " devices were given (stage-major from stage " + stages.from() + ")");
         }
         if (maxBatch < 1) {
             throw new IllegalArgumentException("maxBatch must be >= 1, was " + maxBatch);
@@ -144,9 +186,7 @@ public abstract class AbstractExecutor<D extends ArenaDevice, P extends Pipeline
             }
             own.add(deviceType.cast(d));
         }
-        P p = newStagePipeline(layout, stages, own, maxBatch);
-        pipelines.add(p);
-        return p;
+        return own;
     }
 
     /** Forgets a pipeline that has closed itself. */

@@ -9,6 +9,7 @@ import io.spotserve.exec.IndexRange;
 import io.spotserve.exec.Pipeline;
 import io.spotserve.exec.ShardLayout;
 import io.spotserve.exec.SliceFormat;
+import io.spotserve.exec.TensorReducer;
 import io.spotserve.exec.WeightPrecision;
 import io.spotserve.model.ModelWeights;
 import io.spotserve.model.LlamaConfig;
@@ -40,10 +41,15 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
     protected final LlamaConfig c;
     /** The most entries of one forward step. */
     protected final int maxBatch;
-    /** The positions, [stage][shard]; a partial pipeline has null rows for the stages it does not host. */
+    /**
+     * The positions, [stage][shard - hostedShards.from]; a partial pipeline has null rows for the stages it does not
+     * host, and a split tensor group rows of its shards only.
+     */
     protected final S[][] shards;
     /** The stages whose positions are in {@link #shards}: all of them, or a sub-range for a partial pipeline. */
     protected final IndexRange hosted;
+    /** The shards of each hosted stage in {@link #shards}: all M, or a sub-range for a split tensor group. */
+    protected final IndexRange hostedShards;
     /** How this pipeline keeps weights: imported weight values are rounded to it before a position sees them. */
     protected final WeightPrecision weights;
     private final Map<Long, int[]> sequences = new LinkedHashMap<>(); // id -> {capacity, length}
@@ -66,28 +72,8 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
         this.maxBatch = maxBatch;
         this.shards = shards;
         this.weights = Objects.requireNonNull(weights, "weights");
-        this.hosted = hostedRange(shards);
-    }
-
-    private static IndexRange hostedRange(Object[][] shards) {
-        int from = 0;
-        while (from < shards.length && shards[from] == null) {
-            from++;
-        }
-        int to = from;
-        while (to < shards.length && shards[to] != null) {
-            to++;
-        }
-        for (int p = to; p < shards.length; p++) {
-            if (shards[p] != null) {
-                throw new IllegalArgumentException("hosted stages must be contiguous; stage " + p + " follows a gap at "
-                        + to);
-            }
-        }
-        if (from == to) {
-            throw new IllegalArgumentException("a pipeline must host at least one stage");
-        }
-        return new IndexRange(from, to);
+        this.hosted = HostedPositions.stages(shards);
+        this.hostedShards = HostedPositions.shards(layout, hosted, shards);
     }
 
     @Override
@@ -95,9 +81,22 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
         return hosted;
     }
 
-    /** Whether this pipeline hosts only some stages (built by {@link io.spotserve.exec.Executor#createStages}). */
+    @Override
+    public final IndexRange hostedShards() {
+        return hostedShards;
+    }
+
+    /**
+     * Whether this pipeline hosts only some positions: some stages ({@link io.spotserve.exec.Executor#createStages})
+     * or some shards ({@link io.spotserve.exec.Executor#createShardGroup}).
+     */
     protected final boolean partial() {
-        return hosted.length() != layout.stages();
+        return hosted.length() != layout.stages() || splitGroup();
+    }
+
+    /** Whether this pipeline hosts a strict subset of the M shards (its all-reduce needs a {@link TensorReducer}). */
+    protected final boolean splitGroup() {
+        return hostedShards.length() != layout.shards();
     }
 
     /**
@@ -107,6 +106,15 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
     protected void computeStage(int stage, long[] seqs, int[] tokens, int[] positions, int count, float[] hidden,
                                 float[][] logits) {
         throw new UnsupportedOperationException(this + " cannot run stages separately");
+    }
+
+    /**
+     * The backend's step through one hosted stage of a split tensor group, as {@link #computeStage} but reducing
+     * through {@code reduce} at every point, in the order {@link TensorReducer.Point} gives; the default refuses.
+     */
+    protected void computeGroupStage(int stage, long[] seqs, int[] tokens, int[] positions, int count, float[] hidden,
+                                     float[][] logits, GroupReduce reduce) {
+        throw new UnsupportedOperationException(this + " cannot run a split tensor group");
     }
 
     @Override
@@ -178,7 +186,11 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
             throw new IllegalArgumentException("stage " + stage + " of " + layout + " is not hosted by this partial "
                     + "pipeline (it hosts stages " + hosted + ")");
         }
-        return shards[stage][shard];
+        if (!hostedShards.contains(shard)) {
+            throw new IllegalArgumentException("shard " + shard + " of " + layout + " is not hosted by this tensor group "
+                    + "(it hosts shards " + hostedShards + ")");
+        }
+        return shards[stage][shard - hostedShards.from()];
     }
 
     /** @throws IllegalStateException if the pipeline is closed */
@@ -403,8 +415,8 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
     public final void forward(long[] seqs, int[] tokens, int[] positions, int count, float[][] logits) {
         checkOpen();
         if (partial()) {
-            throw new IllegalStateException("this partial pipeline hosts only stages " + hosted + " of " + layout
-                    + "; run it stage by stage with forwardStage");
+            throw new IllegalStateException("this partial pipeline hosts only stages " + hosted + ", shards "
+                    + hostedShards + " of " + layout + "; run it stage by stage with forwardStage");
         }
         validate(seqs, tokens, positions, count, logits);
         for (S[] stage : shards) {
@@ -428,7 +440,17 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
     @Override
     public final void forwardStage(int stage, long[] seqs, int[] tokens, int[] positions, int count, float[] hidden,
                                    float[][] logits) {
+        forwardStage(stage, seqs, tokens, positions, count, hidden, logits, null);
+    }
+
+    @Override
+    public final void forwardStage(int stage, long[] seqs, int[] tokens, int[] positions, int count, float[] hidden,
+                                   float[][] logits, TensorReducer reducer) {
         checkOpen();
+        if (splitGroup() && reducer == null) {
+            throw new IllegalArgumentException("this pipeline hosts shards " + hostedShards + " of the " + layout.shards()
+                    + " of " + layout + ": its steps need a TensorReducer summing the other shards' partials");
+        }
         if (!hosted.contains(stage)) {
             throw new IllegalArgumentException("stage " + stage + " of " + layout + " is not hosted here (stages "
                     + hosted + ")");
@@ -447,7 +469,12 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
                         + layout + " lacks weights; load or import all its slices first");
             }
         }
-        computeStage(stage, seqs, tokens, positions, count, hidden, logits);
+        if (splitGroup()) {
+            computeGroupStage(stage, seqs, tokens, positions, count, hidden, logits,
+                    new GroupReduce(reducer, hostedShards, count * c.dim()));
+        } else {
+            computeStage(stage, seqs, tokens, positions, count, hidden, logits);
+        }
         for (int b = 0; b < count; b++) {
             int[] st = sequences.get(seqs[b]);
             st[1] = Math.max(st[1], positions[b] + 1);
@@ -457,7 +484,7 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
     @Override
     public boolean isReady() {
         for (int p = hosted.from(); p < hosted.to(); p++) {
-            for (int m = 0; m < layout.shards(); m++) {
+            for (int m = hostedShards.from(); m < hostedShards.to(); m++) {
                 if (!hasAllWeights(p, m)) {
                     return false;
                 }
