@@ -43,7 +43,7 @@ final class ShardMatmul {
 
     /** Quantizes {@code count} activation vectors of {@code n} floats into {@link #qx} / {@link #dx}. */
     void quantize(float[] x, int xStride, int count, int n) {
-        Q8Blocks.quantizeActivations(x, xStride, count, n, qx, dx);
+        kernels.quantizeQ8(x, xStride, count, n, qx, dx);
     }
 
     /** A Q8_0 matrix times {@code count} activation vectors (quantized here first), split among threads by rows. */

@@ -67,6 +67,11 @@ final class VectorKernels extends Kernels {
     }
 
     @Override
+    void quantizeQ8(float[] x, int xStride, int batch, int n, short[] qx, float[] dx) {
+        Q8VectorKernel.quantizeActivations(x, xStride, batch, n, qx, dx);
+    }
+
+    @Override
     int packLanes() {
         return L;
     }
@@ -323,31 +328,53 @@ final class VectorKernels extends Kernels {
     }
 
     /**
-     * run.c's softmax (subtract the max, exponentiate, divide by the sum) with {@link #exp(FloatVector)}; the
-     * sum runs over vector lanes, then the scalar tail, so it depends only on {@code size}.
+     * run.c's softmax (subtract the max, exponentiate, divide by the sum) with {@link #exp(FloatVector)}, two
+     * vectors per step (two independent max / exp-and-sum chains); the sum runs over vector lanes, then the scalar
+     * tail, so it depends only on {@code size}.
+     *
+     * <p>Kept above C2's {@code FreqInlineSize} (325 bytes of bytecode) on purpose, so that it is compiled on its
+     * own: inlined into the attention kernels, C2 hit {@code NodeCountInliningCutoff} before reaching {@code exp}
+     * and {@code reduceLanes}, which then ran out of line with boxed vectors (≈ 190 KB allocated per decode step
+     * of the 25M model, JFR; -XX:+PrintInlining shows it). Vectors never cross this method's boundary.
      */
     static void softmaxVector(float[] x, int size) {
         int bound = S.loopBound(size);
         float max = x[0];
         if (bound > 0) {
-            FloatVector m = FloatVector.fromArray(S, x, 0);
-            for (int j = L; j < bound; j += L) {
-                m = m.max(FloatVector.fromArray(S, x, j));
+            FloatVector m0 = FloatVector.fromArray(S, x, 0);
+            FloatVector m1 = m0;
+            int j = L;
+            for (; j + 2 * L <= bound; j += 2 * L) {
+                m0 = m0.max(FloatVector.fromArray(S, x, j));
+                m1 = m1.max(FloatVector.fromArray(S, x, j + L));
             }
-            max = Math.max(max, m.reduceLanes(VectorOperators.MAX));
+            for (; j < bound; j += L) {
+                m0 = m0.max(FloatVector.fromArray(S, x, j));
+            }
+            max = Math.max(max, m0.max(m1).reduceLanes(VectorOperators.MAX));
         }
         for (int j = bound; j < size; j++) {
             max = Math.max(max, x[j]);
         }
         float sum = 0f;
         if (bound > 0) {
-            FloatVector acc = FloatVector.zero(S);
-            for (int j = 0; j < bound; j += L) {
+            FloatVector a0 = FloatVector.zero(S);
+            FloatVector a1 = FloatVector.zero(S);
+            int j = 0;
+            for (; j + 2 * L <= bound; j += 2 * L) {
+                FloatVector e0 = exp(FloatVector.fromArray(S, x, j).sub(max));
+                FloatVector e1 = exp(FloatVector.fromArray(S, x, j + L).sub(max));
+                e0.intoArray(x, j);
+                e1.intoArray(x, j + L);
+                a0 = a0.add(e0);
+                a1 = a1.add(e1);
+            }
+            for (; j < bound; j += L) {
                 FloatVector e = exp(FloatVector.fromArray(S, x, j).sub(max));
                 e.intoArray(x, j);
-                acc = acc.add(e);
+                a0 = a0.add(e);
             }
-            sum = acc.reduceLanes(VectorOperators.ADD);
+            sum = sum(a0.add(a1));
         }
         for (int j = bound; j < size; j++) {
             x[j] = exp(x[j] - max);
