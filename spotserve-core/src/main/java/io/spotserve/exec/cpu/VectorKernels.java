@@ -160,7 +160,61 @@ final class VectorKernels extends Kernels {
         FloatVector a31 = FloatVector.zero(S);
         FloatVector a32 = FloatVector.zero(S);
         FloatVector a33 = FloatVector.zero(S);
-        for (int j = 0, p = base; j < n; j++, p += 4 * L) {
+        int j = 0;
+        int p = base;
+        // two columns per pass: without this C2 does not unroll the loop (its body is far above LoopUnrollLimit),
+        // and the loop overhead was ~15 % of the batched step; the per-lane FMA order is unchanged (j ascending)
+        for (; j + 2 <= n; j += 2, p += 8 * L) {
+            FloatVector v0 = FloatVector.broadcast(S, x[x0 + j]);
+            FloatVector v1 = FloatVector.broadcast(S, x[x1 + j]);
+            FloatVector v2 = FloatVector.broadcast(S, x[x2 + j]);
+            FloatVector v3 = FloatVector.broadcast(S, x[x3 + j]);
+            FloatVector u = FloatVector.fromArray(S, w, p);
+            a00 = u.fma(v0, a00);
+            a01 = u.fma(v1, a01);
+            a02 = u.fma(v2, a02);
+            a03 = u.fma(v3, a03);
+            u = FloatVector.fromArray(S, w, p + L);
+            a10 = u.fma(v0, a10);
+            a11 = u.fma(v1, a11);
+            a12 = u.fma(v2, a12);
+            a13 = u.fma(v3, a13);
+            u = FloatVector.fromArray(S, w, p + 2 * L);
+            a20 = u.fma(v0, a20);
+            a21 = u.fma(v1, a21);
+            a22 = u.fma(v2, a22);
+            a23 = u.fma(v3, a23);
+            u = FloatVector.fromArray(S, w, p + 3 * L);
+            a30 = u.fma(v0, a30);
+            a31 = u.fma(v1, a31);
+            a32 = u.fma(v2, a32);
+            a33 = u.fma(v3, a33);
+            v0 = FloatVector.broadcast(S, x[x0 + j + 1]);
+            v1 = FloatVector.broadcast(S, x[x1 + j + 1]);
+            v2 = FloatVector.broadcast(S, x[x2 + j + 1]);
+            v3 = FloatVector.broadcast(S, x[x3 + j + 1]);
+            u = FloatVector.fromArray(S, w, p + 4 * L);
+            a00 = u.fma(v0, a00);
+            a01 = u.fma(v1, a01);
+            a02 = u.fma(v2, a02);
+            a03 = u.fma(v3, a03);
+            u = FloatVector.fromArray(S, w, p + 5 * L);
+            a10 = u.fma(v0, a10);
+            a11 = u.fma(v1, a11);
+            a12 = u.fma(v2, a12);
+            a13 = u.fma(v3, a13);
+            u = FloatVector.fromArray(S, w, p + 6 * L);
+            a20 = u.fma(v0, a20);
+            a21 = u.fma(v1, a21);
+            a22 = u.fma(v2, a22);
+            a23 = u.fma(v3, a23);
+            u = FloatVector.fromArray(S, w, p + 7 * L);
+            a30 = u.fma(v0, a30);
+            a31 = u.fma(v1, a31);
+            a32 = u.fma(v2, a32);
+            a33 = u.fma(v3, a33);
+        }
+        for (; j < n; j++, p += 4 * L) {
             FloatVector v0 = FloatVector.broadcast(S, x[x0 + j]);
             FloatVector v1 = FloatVector.broadcast(S, x[x1 + j]);
             FloatVector v2 = FloatVector.broadcast(S, x[x2 + j]);
