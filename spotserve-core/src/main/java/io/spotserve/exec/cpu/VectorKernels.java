@@ -382,63 +382,58 @@ final class VectorKernels extends Kernels {
     }
 
     /**
-     * run.c's softmax (subtract the max, exponentiate, divide by the sum) with {@link #exp(FloatVector)}, two
-     * vectors per step (two independent max / exp-and-sum chains); the sum runs over vector lanes, then the scalar
-     * tail, so it depends only on {@code size}.
+     * run.c's softmax (subtract the max, exponentiate, divide by the sum) with {@link #exp(FloatVector)}; the sum
+     * runs over vector lanes, then the scalar tail, so it depends only on {@code size}.
      *
-     * <p>Kept above C2's {@code FreqInlineSize} (325 bytes of bytecode) on purpose, so that it is compiled on its
-     * own: inlined into the attention kernels, C2 hit {@code NodeCountInliningCutoff} before reaching {@code exp}
-     * and {@code reduceLanes}, which then ran out of line with boxed vectors (≈ 190 KB allocated per decode step
-     * of the 25M model, JFR; -XX:+PrintInlining shows it). Vectors never cross this method's boundary.
+     * <p>Each vector loop is its own method taking only arrays and scalars. Inlined whole into the attention
+     * kernels, C2 reached {@code NodeCountInliningCutoff} before {@code exp} and the division, which then ran out of
+     * line on boxed vectors (≈ 190 KB allocated per 25M decode step, ≈ 73 KB per stories260K step; JFR, and
+     * {@code -XX:+PrintInlining} shows the cutoff). A loop method the budget no longer covers is now a plain call.
      */
     static void softmaxVector(float[] x, int size) {
         int bound = S.loopBound(size);
         float max = x[0];
         if (bound > 0) {
-            FloatVector m0 = FloatVector.fromArray(S, x, 0);
-            FloatVector m1 = m0;
-            int j = L;
-            for (; j + 2 * L <= bound; j += 2 * L) {
-                m0 = m0.max(FloatVector.fromArray(S, x, j));
-                m1 = m1.max(FloatVector.fromArray(S, x, j + L));
-            }
-            for (; j < bound; j += L) {
-                m0 = m0.max(FloatVector.fromArray(S, x, j));
-            }
-            max = Math.max(max, m0.max(m1).reduceLanes(VectorOperators.MAX));
+            max = Math.max(max, maxLanes(x, bound));
         }
         for (int j = bound; j < size; j++) {
             max = Math.max(max, x[j]);
         }
-        float sum = 0f;
-        if (bound > 0) {
-            FloatVector a0 = FloatVector.zero(S);
-            FloatVector a1 = FloatVector.zero(S);
-            int j = 0;
-            for (; j + 2 * L <= bound; j += 2 * L) {
-                FloatVector e0 = exp(FloatVector.fromArray(S, x, j).sub(max));
-                FloatVector e1 = exp(FloatVector.fromArray(S, x, j + L).sub(max));
-                e0.intoArray(x, j);
-                e1.intoArray(x, j + L);
-                a0 = a0.add(e0);
-                a1 = a1.add(e1);
-            }
-            for (; j < bound; j += L) {
-                FloatVector e = exp(FloatVector.fromArray(S, x, j).sub(max));
-                e.intoArray(x, j);
-                a0 = a0.add(e);
-            }
-            sum = sum(a0.add(a1));
-        }
+        float sum = bound > 0 ? expInPlace(x, bound, max) : 0f;
         for (int j = bound; j < size; j++) {
             x[j] = exp(x[j] - max);
             sum += x[j];
         }
-        for (int j = 0; j < bound; j += L) {
-            FloatVector.fromArray(S, x, j).div(sum).intoArray(x, j);
-        }
+        divide(x, bound, sum);
         for (int j = bound; j < size; j++) {
             x[j] /= sum;
+        }
+    }
+
+    /** The largest of {@code x[0, bound)} ({@code bound} a positive multiple of L). */
+    private static float maxLanes(float[] x, int bound) {
+        FloatVector m = FloatVector.fromArray(S, x, 0);
+        for (int j = L; j < bound; j += L) {
+            m = m.max(FloatVector.fromArray(S, x, j));
+        }
+        return m.reduceLanes(VectorOperators.MAX);
+    }
+
+    /** {@code x[j] = e^(x[j] − max)} over {@code [0, bound)}; returns their sum over vector lanes. */
+    private static float expInPlace(float[] x, int bound, float max) {
+        FloatVector acc = FloatVector.zero(S);
+        for (int j = 0; j < bound; j += L) {
+            FloatVector e = exp(FloatVector.fromArray(S, x, j).sub(max));
+            e.intoArray(x, j);
+            acc = acc.add(e);
+        }
+        return sum(acc);
+    }
+
+    /** {@code x[j] /= sum} over {@code [0, bound)}. */
+    private static void divide(float[] x, int bound, float sum) {
+        for (int j = 0; j < bound; j += L) {
+            FloatVector.fromArray(S, x, j).div(sum).intoArray(x, j);
         }
     }
 
