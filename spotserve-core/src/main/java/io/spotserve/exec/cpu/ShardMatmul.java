@@ -8,7 +8,7 @@ package io.spotserve.exec.cpu;
  */
 final class ShardMatmul {
     /** Below this many multiply-adds a product runs on the calling thread alone. */
-    static final int PARALLEL_MIN_MACS = 1 << 15;
+    static final int PARALLEL_MIN_MACS = 1 << 16;
 
     private final Kernels kernels;
     private final WorkerPool pool;
