@@ -414,9 +414,9 @@ final class VectorKernels extends Kernels {
     private static float maxLanes(float[] x, int bound) {
         FloatVector m = FloatVector.fromArray(S, x, 0);
         for (int j = L; j < bound; j += L) {
-            m = m.max(FloatVector.fromArray(S, x, j));
+            m = FloatVector.fromArray(S, x, j).max(m); // fresh receiver: see FRESH
         }
-        return m.reduceLanes(VectorOperators.MAX);
+        return FRESH_MAX.max(m).reduceLanes(VectorOperators.MAX);
     }
 
     /** {@code x[j] = e^(x[j] − max)} over {@code [0, bound)}; returns their sum over vector lanes. */
@@ -425,10 +425,21 @@ final class VectorKernels extends Kernels {
         for (int j = 0; j < bound; j += L) {
             FloatVector e = exp(FloatVector.fromArray(S, x, j).sub(max));
             e.intoArray(x, j);
-            acc = acc.add(e);
+            acc = e.add(acc); // fresh receiver (float addition commutes bit for bit): see FRESH
         }
-        return sum(acc);
+        return sum(FRESH.add(acc));
     }
+
+    /*
+     * FRESH: a loop-carried vector is typed FloatVector (not Float512Vector) when C2 parses the loop, so a method
+     * called on it is a virtual call that C2 devirtualizes only from a receiver-type profile; code compiled at tier 2
+     * (what tiered compilation picks when the C2 queue is long, i.e. on a loaded machine) collects none, and the call
+     * then runs the Java fallback on boxed vectors (JFR: maxLanes' max and fromArray, 0.8-1.5 MB per 25M batch-8
+     * step). So loop-carried values are passed as arguments to a method of a fresh vector instead, and reduced
+     * through an exact identity on a fresh vector: -0 + x == x and max(-inf, x) == x for every float x.
+     */
+    private static final FloatVector FRESH = FloatVector.broadcast(S, -0.0f);
+    private static final FloatVector FRESH_MAX = FloatVector.broadcast(S, Float.NEGATIVE_INFINITY);
 
     /** {@code x[j] /= sum} over {@code [0, bound)}. */
     private static void divide(float[] x, int bound, float sum) {
