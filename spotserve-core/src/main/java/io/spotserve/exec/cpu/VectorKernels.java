@@ -1,6 +1,7 @@
 package io.spotserve.exec.cpu;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
@@ -346,22 +347,42 @@ final class VectorKernels extends Kernels {
      * {@code Math.exp} (about 15 ns a call here) in the softmax and the SwiGLU gate.
      */
     static FloatVector exp(FloatVector x) {
-        x = x.max(EXP_MIN).min(EXP_MAX);
-        FloatVector t = x.mul(LOG2E).add(ROUND);
-        FloatVector n = t.sub(ROUND);
-        FloatVector r = n.fma(FloatVector.broadcast(S, -LN2_HI), x);
-        r = n.fma(FloatVector.broadcast(S, -LN2_LO), r);
-        FloatVector p = r.fma(P5, P4);
-        p = p.fma(r, FloatVector.broadcast(S, P3));
-        p = p.fma(r, FloatVector.broadcast(S, P2));
-        p = p.fma(r, FloatVector.broadcast(S, P1));
-        p = p.fma(r, FloatVector.broadcast(S, P0));
+        x = x.max(V_EXP_MIN).min(V_EXP_MAX);
+        FloatVector t = x.mul(V_LOG2E).add(V_ROUND);
+        FloatVector n = t.sub(V_ROUND);
+        FloatVector r = n.fma(V_M_LN2_HI, x);
+        r = n.fma(V_M_LN2_LO, r);
+        FloatVector p = r.fma(V_P5, V_P4);
+        p = p.fma(r, V_P3);
+        p = p.fma(r, V_P2);
+        p = p.fma(r, V_P1);
+        p = p.fma(r, V_P0);
         FloatVector z = r.mul(r);
-        FloatVector y = p.fma(z, r).add(1f);
-        FloatVector scale = t.reinterpretAsInts().add(127 - ROUND_BITS).lanewise(VectorOperators.LSHL, 23)
+        FloatVector y = p.fma(z, r).add(V_ONE);
+        FloatVector scale = t.reinterpretAsInts().add(V_EXP_BIAS).lanewise(VectorOperators.LSHL, 23)
                 .reinterpretAsFloats();
         return y.mul(scale);
     }
+
+    /*
+     * exp's constants as vectors (static finals: constants of an exact class to C2). The scalar-argument forms
+     * (x.mul(LOG2E), ...) broadcast through an instance method and fell back to Java in some compilations (JFR:
+     * lanewiseTemplate under sub/mul of the softmax). Same values, same bits.
+     */
+    private static final FloatVector V_EXP_MIN = FloatVector.broadcast(S, EXP_MIN);
+    private static final FloatVector V_EXP_MAX = FloatVector.broadcast(S, EXP_MAX);
+    private static final FloatVector V_LOG2E = FloatVector.broadcast(S, LOG2E);
+    private static final FloatVector V_ROUND = FloatVector.broadcast(S, ROUND);
+    private static final FloatVector V_M_LN2_HI = FloatVector.broadcast(S, -LN2_HI);
+    private static final FloatVector V_M_LN2_LO = FloatVector.broadcast(S, -LN2_LO);
+    private static final FloatVector V_P5 = FloatVector.broadcast(S, P5);
+    private static final FloatVector V_P4 = FloatVector.broadcast(S, P4);
+    private static final FloatVector V_P3 = FloatVector.broadcast(S, P3);
+    private static final FloatVector V_P2 = FloatVector.broadcast(S, P2);
+    private static final FloatVector V_P1 = FloatVector.broadcast(S, P1);
+    private static final FloatVector V_P0 = FloatVector.broadcast(S, P0);
+    private static final FloatVector V_ONE = FloatVector.broadcast(S, 1f);
+    private static final IntVector V_EXP_BIAS = IntVector.broadcast(S.withLanes(int.class), 127 - ROUND_BITS);
 
     /** The scalar twin of {@link #exp(FloatVector)}: the same operations in the same order, the same bits. */
     static float exp(float x) {
@@ -422,8 +443,9 @@ final class VectorKernels extends Kernels {
     /** {@code x[j] = e^(x[j] − max)} over {@code [0, bound)}; returns their sum over vector lanes. */
     private static float expInPlace(float[] x, int bound, float max) {
         FloatVector acc = FloatVector.zero(S);
+        FloatVector mv = FloatVector.broadcast(S, max);
         for (int j = 0; j < bound; j += L) {
-            FloatVector e = exp(FloatVector.fromArray(S, x, j).sub(max));
+            FloatVector e = exp(FloatVector.fromArray(S, x, j).sub(mv));
             e.intoArray(x, j);
             acc = e.add(acc); // fresh receiver (float addition commutes bit for bit): see FRESH
         }
