@@ -79,6 +79,11 @@ abstract class Kernels {
         Q8Blocks.matmul(w, wOff, n, r0, r1, qx, dx, batch, out, outOff, outStride);
     }
 
+    /** {@link Q8Blocks#quantizeActivations}; the vector implementation gives the same bits. */
+    void quantizeQ8(float[] x, int xStride, int batch, int n, short[] qx, float[] dx) {
+        Q8Blocks.quantizeActivations(x, xStride, batch, n, qx, dx);
+    }
+
     /** {@code Σ_j a[aOff + j] · b[bOff + j]}. */
     abstract float dot(float[] a, int aOff, float[] b, int bOff, int n);
 

@@ -125,19 +125,22 @@ final class Q8Blocks {
         int blocks = n / BLOCK;
         for (int b = 0; b < batch; b++) {
             for (int k = 0; k < blocks; k++) {
-                int base = b * xStride + k * BLOCK;
-                float amax = 0;
-                for (int j = 0; j < BLOCK; j++) {
-                    amax = Math.max(amax, Math.abs(x[base + j]));
-                }
-                float d = amax / 127f;
-                float inv = d != 0 ? 1f / d : 0f;
-                dx[b * blocks + k] = HalfFloats.round(d);
-                int q = b * n + k * BLOCK;
-                for (int j = 0; j < BLOCK; j++) {
-                    qx[q + j] = (short) Math.round(x[base + j] * inv);
-                }
+                quantizeBlock(x, b * xStride + k * BLOCK, qx, b * n + k * BLOCK, dx, b * blocks + k);
             }
+        }
+    }
+
+    /** One activation block of {@link #quantizeActivations}: 32 floats at {@code x[base..]}, quants at {@code qx[q..]}. */
+    static void quantizeBlock(float[] x, int base, short[] qx, int q, float[] dx, int d0) {
+        float amax = 0;
+        for (int j = 0; j < BLOCK; j++) {
+            amax = Math.max(amax, Math.abs(x[base + j]));
+        }
+        float d = amax / 127f;
+        float inv = d != 0 ? 1f / d : 0f;
+        dx[d0] = HalfFloats.round(d);
+        for (int j = 0; j < BLOCK; j++) {
+            qx[q + j] = (short) Math.round(x[base + j] * inv);
         }
     }
 

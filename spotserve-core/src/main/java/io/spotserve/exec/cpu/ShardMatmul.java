@@ -8,7 +8,7 @@ package io.spotserve.exec.cpu;
  */
 final class ShardMatmul {
     /** Below this many multiply-adds a product runs on the calling thread alone. */
-    static final int PARALLEL_MIN_MACS = 1 << 15;
+    static final int PARALLEL_MIN_MACS = 1 << 16;
 
     private final Kernels kernels;
     private final WorkerPool pool;
@@ -43,7 +43,7 @@ final class ShardMatmul {
 
     /** Quantizes {@code count} activation vectors of {@code n} floats into {@link #qx} / {@link #dx}. */
     void quantize(float[] x, int xStride, int count, int n) {
-        Q8Blocks.quantizeActivations(x, xStride, count, n, qx, dx);
+        kernels.quantizeQ8(x, xStride, count, n, qx, dx);
     }
 
     /** A Q8_0 matrix times {@code count} activation vectors (quantized here first), split among threads by rows. */

@@ -74,12 +74,14 @@ final class StageShard implements PipelinePosition {
     private final Kernels kernels;
     private final ShardMatmul mm;
     /**
-     * Matrices with fewer columns stay in plain rows even for the vector kernels. Measured on this machine: the
-     * column-block kernel is 1.3-5× faster than plain rows on a matrix alone at every size, and 10-20% less CPU
-     * per 25M decode step (n = 512 and 1376), but 3× more per stories260K step (n = 64 and 172) inside the
-     * forward pass, for a reason not found in this round; small matrices keep the plain layout meanwhile.
+     * Matrices with fewer columns stay in plain rows even for the vector kernels. The column-block kernel is
+     * 1.3-5× faster than plain rows on a matrix alone at every size and 10-20 % less CPU per 25M decode step
+     * (n = 512, 1376). It used to cost 3× more per stories260K step (n = 64, 172); that was the packed kernels'
+     * boxed {@code intoArray} stores and softmax inside the forward pass (fixed since), and with them gone the
+     * packed layout takes ≈ 30 % less CPU per stories260K step than plain rows (session 10), so only toy widths
+     * stay plain.
      */
-    static final int PACK_MIN_COLUMNS = 256;
+    static final int PACK_MIN_COLUMNS = 32;
     private final WorkerPool pool;
     private final float[] rope; // [seqLen][hs/2][cos, sin], shared by the pipeline
 

@@ -1,6 +1,7 @@
 package io.spotserve.exec.cpu;
 
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
@@ -64,6 +65,11 @@ final class VectorKernels extends Kernels {
     void matmulQ8(byte[] w, int wOff, int n, int r0, int r1, short[] qx, float[] dx, int batch, float[] out,
                   int outOff, int outStride) {
         Q8VectorKernel.matmul(w, wOff, n, r0, r1, qx, dx, batch, out, outOff, outStride);
+    }
+
+    @Override
+    void quantizeQ8(float[] x, int xStride, int batch, int n, short[] qx, float[] dx) {
+        Q8VectorKernel.quantizeActivations(x, xStride, batch, n, qx, dx);
     }
 
     @Override
@@ -155,7 +161,61 @@ final class VectorKernels extends Kernels {
         FloatVector a31 = FloatVector.zero(S);
         FloatVector a32 = FloatVector.zero(S);
         FloatVector a33 = FloatVector.zero(S);
-        for (int j = 0, p = base; j < n; j++, p += 4 * L) {
+        int j = 0;
+        int p = base;
+        // two columns per pass: without this C2 does not unroll the loop (its body is far above LoopUnrollLimit),
+        // and the loop overhead was ~15 % of the batched step; the per-lane FMA order is unchanged (j ascending)
+        for (; j + 2 <= n; j += 2, p += 8 * L) {
+            FloatVector v0 = FloatVector.broadcast(S, x[x0 + j]);
+            FloatVector v1 = FloatVector.broadcast(S, x[x1 + j]);
+            FloatVector v2 = FloatVector.broadcast(S, x[x2 + j]);
+            FloatVector v3 = FloatVector.broadcast(S, x[x3 + j]);
+            FloatVector u = FloatVector.fromArray(S, w, p);
+            a00 = u.fma(v0, a00);
+            a01 = u.fma(v1, a01);
+            a02 = u.fma(v2, a02);
+            a03 = u.fma(v3, a03);
+            u = FloatVector.fromArray(S, w, p + L);
+            a10 = u.fma(v0, a10);
+            a11 = u.fma(v1, a11);
+            a12 = u.fma(v2, a12);
+            a13 = u.fma(v3, a13);
+            u = FloatVector.fromArray(S, w, p + 2 * L);
+            a20 = u.fma(v0, a20);
+            a21 = u.fma(v1, a21);
+            a22 = u.fma(v2, a22);
+            a23 = u.fma(v3, a23);
+            u = FloatVector.fromArray(S, w, p + 3 * L);
+            a30 = u.fma(v0, a30);
+            a31 = u.fma(v1, a31);
+            a32 = u.fma(v2, a32);
+            a33 = u.fma(v3, a33);
+            v0 = FloatVector.broadcast(S, x[x0 + j + 1]);
+            v1 = FloatVector.broadcast(S, x[x1 + j + 1]);
+            v2 = FloatVector.broadcast(S, x[x2 + j + 1]);
+            v3 = FloatVector.broadcast(S, x[x3 + j + 1]);
+            u = FloatVector.fromArray(S, w, p + 4 * L);
+            a00 = u.fma(v0, a00);
+            a01 = u.fma(v1, a01);
+            a02 = u.fma(v2, a02);
+            a03 = u.fma(v3, a03);
+            u = FloatVector.fromArray(S, w, p + 5 * L);
+            a10 = u.fma(v0, a10);
+            a11 = u.fma(v1, a11);
+            a12 = u.fma(v2, a12);
+            a13 = u.fma(v3, a13);
+            u = FloatVector.fromArray(S, w, p + 6 * L);
+            a20 = u.fma(v0, a20);
+            a21 = u.fma(v1, a21);
+            a22 = u.fma(v2, a22);
+            a23 = u.fma(v3, a23);
+            u = FloatVector.fromArray(S, w, p + 7 * L);
+            a30 = u.fma(v0, a30);
+            a31 = u.fma(v1, a31);
+            a32 = u.fma(v2, a32);
+            a33 = u.fma(v3, a33);
+        }
+        for (; j < n; j++, p += 4 * L) {
             FloatVector v0 = FloatVector.broadcast(S, x[x0 + j]);
             FloatVector v1 = FloatVector.broadcast(S, x[x1 + j]);
             FloatVector v2 = FloatVector.broadcast(S, x[x2 + j]);
@@ -287,22 +347,42 @@ final class VectorKernels extends Kernels {
      * {@code Math.exp} (about 15 ns a call here) in the softmax and the SwiGLU gate.
      */
     static FloatVector exp(FloatVector x) {
-        x = x.max(EXP_MIN).min(EXP_MAX);
-        FloatVector t = x.mul(LOG2E).add(ROUND);
-        FloatVector n = t.sub(ROUND);
-        FloatVector r = n.fma(FloatVector.broadcast(S, -LN2_HI), x);
-        r = n.fma(FloatVector.broadcast(S, -LN2_LO), r);
-        FloatVector p = r.fma(P5, P4);
-        p = p.fma(r, FloatVector.broadcast(S, P3));
-        p = p.fma(r, FloatVector.broadcast(S, P2));
-        p = p.fma(r, FloatVector.broadcast(S, P1));
-        p = p.fma(r, FloatVector.broadcast(S, P0));
+        x = x.max(V_EXP_MIN).min(V_EXP_MAX);
+        FloatVector t = x.mul(V_LOG2E).add(V_ROUND);
+        FloatVector n = t.sub(V_ROUND);
+        FloatVector r = n.fma(V_M_LN2_HI, x);
+        r = n.fma(V_M_LN2_LO, r);
+        FloatVector p = r.fma(V_P5, V_P4);
+        p = p.fma(r, V_P3);
+        p = p.fma(r, V_P2);
+        p = p.fma(r, V_P1);
+        p = p.fma(r, V_P0);
         FloatVector z = r.mul(r);
-        FloatVector y = p.fma(z, r).add(1f);
-        FloatVector scale = t.reinterpretAsInts().add(127 - ROUND_BITS).lanewise(VectorOperators.LSHL, 23)
+        FloatVector y = p.fma(z, r).add(V_ONE);
+        FloatVector scale = t.reinterpretAsInts().add(V_EXP_BIAS).lanewise(VectorOperators.LSHL, 23)
                 .reinterpretAsFloats();
         return y.mul(scale);
     }
+
+    /*
+     * exp's constants as vectors (static finals: constants of an exact class to C2). The scalar-argument forms
+     * (x.mul(LOG2E), ...) broadcast through an instance method and fell back to Java in some compilations (JFR:
+     * lanewiseTemplate under sub/mul of the softmax). Same values, same bits.
+     */
+    private static final FloatVector V_EXP_MIN = FloatVector.broadcast(S, EXP_MIN);
+    private static final FloatVector V_EXP_MAX = FloatVector.broadcast(S, EXP_MAX);
+    private static final FloatVector V_LOG2E = FloatVector.broadcast(S, LOG2E);
+    private static final FloatVector V_ROUND = FloatVector.broadcast(S, ROUND);
+    private static final FloatVector V_M_LN2_HI = FloatVector.broadcast(S, -LN2_HI);
+    private static final FloatVector V_M_LN2_LO = FloatVector.broadcast(S, -LN2_LO);
+    private static final FloatVector V_P5 = FloatVector.broadcast(S, P5);
+    private static final FloatVector V_P4 = FloatVector.broadcast(S, P4);
+    private static final FloatVector V_P3 = FloatVector.broadcast(S, P3);
+    private static final FloatVector V_P2 = FloatVector.broadcast(S, P2);
+    private static final FloatVector V_P1 = FloatVector.broadcast(S, P1);
+    private static final FloatVector V_P0 = FloatVector.broadcast(S, P0);
+    private static final FloatVector V_ONE = FloatVector.broadcast(S, 1f);
+    private static final IntVector V_EXP_BIAS = IntVector.broadcast(S.withLanes(int.class), 127 - ROUND_BITS);
 
     /** The scalar twin of {@link #exp(FloatVector)}: the same operations in the same order, the same bits. */
     static float exp(float x) {
@@ -323,41 +403,70 @@ final class VectorKernels extends Kernels {
     }
 
     /**
-     * run.c's softmax (subtract the max, exponentiate, divide by the sum) with {@link #exp(FloatVector)}; the
-     * sum runs over vector lanes, then the scalar tail, so it depends only on {@code size}.
+     * run.c's softmax (subtract the max, exponentiate, divide by the sum) with {@link #exp(FloatVector)}; the sum
+     * runs over vector lanes, then the scalar tail, so it depends only on {@code size}.
+     *
+     * <p>Each vector loop is its own method taking only arrays and scalars. Inlined whole into the attention
+     * kernels, C2 reached {@code NodeCountInliningCutoff} before {@code exp} and the division, which then ran out of
+     * line on boxed vectors (≈ 190 KB allocated per 25M decode step, ≈ 73 KB per stories260K step; JFR, and
+     * {@code -XX:+PrintInlining} shows the cutoff). A loop method the budget no longer covers is now a plain call.
      */
     static void softmaxVector(float[] x, int size) {
         int bound = S.loopBound(size);
         float max = x[0];
         if (bound > 0) {
-            FloatVector m = FloatVector.fromArray(S, x, 0);
-            for (int j = L; j < bound; j += L) {
-                m = m.max(FloatVector.fromArray(S, x, j));
-            }
-            max = Math.max(max, m.reduceLanes(VectorOperators.MAX));
+            max = Math.max(max, maxLanes(x, bound));
         }
         for (int j = bound; j < size; j++) {
             max = Math.max(max, x[j]);
         }
-        float sum = 0f;
-        if (bound > 0) {
-            FloatVector acc = FloatVector.zero(S);
-            for (int j = 0; j < bound; j += L) {
-                FloatVector e = exp(FloatVector.fromArray(S, x, j).sub(max));
-                e.intoArray(x, j);
-                acc = acc.add(e);
-            }
-            sum = acc.reduceLanes(VectorOperators.ADD);
-        }
+        float sum = bound > 0 ? expInPlace(x, bound, max) : 0f;
         for (int j = bound; j < size; j++) {
             x[j] = exp(x[j] - max);
             sum += x[j];
         }
-        for (int j = 0; j < bound; j += L) {
-            FloatVector.fromArray(S, x, j).div(sum).intoArray(x, j);
-        }
+        divide(x, bound, sum);
         for (int j = bound; j < size; j++) {
             x[j] /= sum;
+        }
+    }
+
+    /** The largest of {@code x[0, bound)} ({@code bound} a positive multiple of L). */
+    private static float maxLanes(float[] x, int bound) {
+        FloatVector m = FloatVector.fromArray(S, x, 0);
+        for (int j = L; j < bound; j += L) {
+            m = FloatVector.fromArray(S, x, j).max(m); // fresh receiver: see FRESH
+        }
+        return FRESH_MAX.max(m).reduceLanes(VectorOperators.MAX);
+    }
+
+    /** {@code x[j] = e^(x[j] − max)} over {@code [0, bound)}; returns their sum over vector lanes. */
+    private static float expInPlace(float[] x, int bound, float max) {
+        FloatVector acc = FloatVector.zero(S);
+        FloatVector mv = FloatVector.broadcast(S, max);
+        for (int j = 0; j < bound; j += L) {
+            FloatVector e = exp(FloatVector.fromArray(S, x, j).sub(mv));
+            e.intoArray(x, j);
+            acc = e.add(acc); // fresh receiver (float addition commutes bit for bit): see FRESH
+        }
+        return sum(FRESH.add(acc));
+    }
+
+    /*
+     * FRESH: a loop-carried vector is typed FloatVector (not Float512Vector) when C2 parses the loop, so a method
+     * called on it is a virtual call that C2 devirtualizes only from a receiver-type profile; code compiled at tier 2
+     * (what tiered compilation picks when the C2 queue is long, i.e. on a loaded machine) collects none, and the call
+     * then runs the Java fallback on boxed vectors (JFR: maxLanes' max and fromArray, 0.8-1.5 MB per 25M batch-8
+     * step). So loop-carried values are passed as arguments to a method of a fresh vector instead, and reduced
+     * through an exact identity on a fresh vector: -0 + x == x and max(-inf, x) == x for every float x.
+     */
+    private static final FloatVector FRESH = FloatVector.broadcast(S, -0.0f);
+    private static final FloatVector FRESH_MAX = FloatVector.broadcast(S, Float.NEGATIVE_INFINITY);
+
+    /** {@code x[j] /= sum} over {@code [0, bound)}. */
+    private static void divide(float[] x, int bound, float sum) {
+        for (int j = 0; j < bound; j += L) {
+            FloatVector.fromArray(S, x, j).div(sum).intoArray(x, j);
         }
     }
 

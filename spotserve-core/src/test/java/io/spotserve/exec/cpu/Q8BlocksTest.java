@@ -275,4 +275,46 @@ class Q8BlocksTest {
             }
         }
     }
+
+    @Test
+    void vectorActivationQuantizerGivesTheScalarBits() {
+        Random r = new Random(5);
+        int n = 7 * 32;
+        int stride = n + 16;
+        int batch = 3;
+        float[] x = new float[batch * stride];
+        for (int b = 0; b < batch; b++) {
+            for (int k = 0; k < n / 32; k++) {
+                int base = b * stride + k * 32;
+                for (int j = 0; j < 32; j++) {
+                    x[base + j] = (float) (r.nextGaussian() * Math.pow(10, r.nextInt(7) - 3));
+                }
+            }
+        }
+        // Ties and near-ties after scaling: amax 127 gives d = 1, inv = 1, so x · inv is x itself
+        float[] ties = {127f, 2.5f, -2.5f, 0.5f, -0.5f, 0.49999997f, -0.49999997f, -0.50000006f, 126.5f, -126.5f,
+            1.5f, -1.5f, 0f, -0f, 3.4999998f, -3.5000002f, 1e-40f, -1e-40f};
+        java.util.Arrays.fill(x, 32, 64, 0f);
+        System.arraycopy(ties, 0, x, 32, ties.length);
+        // amax 63.5: d = 0.5, inv = 2; quarter steps land on ties
+        for (int j = 0; j < 32; j++) {
+            x[64 + j] = (j - 16) * 0.25f * (j % 2 == 0 ? 1 : -1);
+        }
+        x[64] = -63.5f;
+        java.util.Arrays.fill(x, 96, 128, 0f); // an all-zero block: scale 0
+        x[stride + 5] = Float.NaN; // blocks with NaN and an infinity take the scalar path
+        x[stride + 40] = Float.POSITIVE_INFINITY;
+        x[2 * stride + 200] = 1e-42f; // denormals only in this block's neighbours
+        short[] qs = new short[batch * n];
+        float[] ds = new float[batch * n / 32];
+        short[] qv = new short[batch * n];
+        float[] dv = new float[batch * n / 32];
+        Q8Blocks.quantizeActivations(x, stride, batch, n, qs, ds);
+        Q8VectorKernel.quantizeActivations(x, stride, batch, n, qv, dv);
+        assertArrayEquals(qs, qv, "quants");
+        assertArrayEquals(ds, dv, "scales");
+        assertEquals(3, qs[32 + 1]); // 2.5 rounds up
+        assertEquals(-2, qs[32 + 2]); // -2.5 rounds toward +infinity
+        assertEquals(-1, qs[32 + 7]); // -0.50000006 rounds down
+    }
 }
