@@ -1,0 +1,227 @@
+package io.spotserve.worker;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assertions.fail;
+
+import com.google.protobuf.ByteString;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.spotserve.exec.Device;
+import io.spotserve.exec.DeviceLostException;
+import io.spotserve.exec.Executor;
+import io.spotserve.exec.ExecutorOptions;
+import io.spotserve.exec.Pipeline;
+import io.spotserve.exec.ShardLayout;
+import io.spotserve.exec.StoriesGreedyContract;
+import io.spotserve.exec.TestPipelines;
+import io.spotserve.exec.cpu.CpuExecutor;
+import io.spotserve.model.LlamaCheckpoint;
+import io.spotserve.plan.DeviceId;
+import io.spotserve.testing.SharedData;
+import io.spotserve.worker.proto.PartialsMessage;
+import io.spotserve.worker.proto.PeerGrpc;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * Tensor groups split over worker processes (in-JVM workers, one device each): every stage's M = 2 shards on two
+ * workers that exchange their partials peer to peer at each reduce point must give the one-process pipeline's logits
+ * bit for bit over a prefill and 20+ mixed decode steps (greedy stories260K ids as run.c), with the partial bytes
+ * on the wire as predicted; a group member that dies fails the step with {@link DeviceLostException} at once; a
+ * partials message from a caller without the token, or one that fits no member, is refused.
+ */
+@Timeout(value = 90, unit = TimeUnit.SECONDS)
+class RemoteShardGroupTest {
+    private static final WireSecurity TOKEN = WireSecurity.token("group-token-0123456789abcdef");
+    private static final int MAX_BATCH = 6;
+    private static final int[] PROMPT = {1, 403, 407, 261};
+
+    private static WorkerProcess worker(RemoteInstanceProvider controller) throws Exception {
+        return WorkerProcess.builder().controller(controller.address()).devices(2).deviceMemory(64L << 20)
+                .security(TOKEN).warmUp(0).executor(new CpuExecutor(new ExecutorOptions(1, true))).build().start();
+    }
+
+    /**
+     * A pipeline of {@code layout} whose position (p, m) sits on worker {@code ws[p * M + m]}, on its next free device.
+     */
+    private static Pipeline remote(RemoteExecutor ex, ShardLayout layout, List<WorkerProcess> ws) {
+        List<Device> ds = new ArrayList<>();
+        java.util.Map<WorkerProcess, Integer> used = new java.util.HashMap<>();
+        for (WorkerProcess w : ws) {
+            int gpu = used.merge(w, 1, Integer::sum) - 1;
+            ds.add(ex.createDevice(new DeviceId(w.instanceId(), gpu), 16L << 20));
+        }
+        return ex.createPipeline(layout, ds, MAX_BATCH);
+    }
+
+    private static int argmax(float[] v) {
+        int best = 0;
+        for (int i = 1; i < v.length; i++) {
+            if (v[i] > v[best]) {
+                best = i;
+            }
+        }
+        return best;
+    }
+
+    @Test
+    void p1m2AndP2m2WithEachGroupOnTwoWorkersMatchOneProcessBitForBit() throws Exception {
+        LlamaCheckpoint ckpt = LlamaCheckpoint.load(SharedData.stories260K());
+        try (RemoteInstanceProvider controller = RemoteInstanceProvider.builder().security(TOKEN).build();
+             WorkerProcess w0 = worker(controller);
+             WorkerProcess w1 = worker(controller);
+             WorkerProcess w2 = worker(controller);
+             WorkerProcess w3 = worker(controller);
+             Executor cpu = new CpuExecutor(new ExecutorOptions(1, true))) {
+            RemoteExecutor ex = controller.executor();
+            // P1M2 and P2M2 with each position on its own worker; P1M4 with shards 0, 2 on w0 and 1, 3 on w1 (two
+            // members per worker, four in the group)
+            for (ShardLayout layout : List.of(ShardLayout.of(ckpt.config(), 1, 2),
+                    ShardLayout.balanced(ckpt.config(), List.of(3, 2), 2), ShardLayout.of(ckpt.config(), 1, 4))) {
+                List<WorkerProcess> ws = layout.stages() == 2 ? List.of(w0, w1, w2, w3)
+                        : layout.shards() == 2 ? List.of(w0, w1) : List.of(w0, w1, w0, w1);
+                Pipeline whole = TestPipelines.loaded(cpu, ckpt, layout, "whole" + layout.stages() + "x" + layout.shards(), MAX_BATCH);
+                Pipeline split = remote(ex, layout, ws);
+                split.loadWeights(ckpt);
+                assertTrue(split.isReady(), layout + ": every member loaded its shards' weights");
+                parity(ex, layout, whole, split);
+                split.close();
+                whole.close();
+                for (int p = 0; p < layout.stages(); p++) {
+                    for (int m = 0; m < layout.shards(); m++) {
+                        ex.destroyDevice(split.device(p, m));
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * Step 0: sequence 1's 4-token prompt (logits for its last entry) beside sequence 2's first token; then 21 steps
+     * decoding both greedily from the remote logits, each compared with the whole pipeline's.
+     */
+    private static void parity(RemoteExecutor ex, ShardLayout layout, Pipeline whole, Pipeline split) {
+        int dim = layout.config().dim();
+        int vocab = layout.config().vocabSize();
+        int points = 1 + 2 * layout.config().layers();
+        for (Pipeline p : List.of(whole, split)) {
+            p.openSequence(1, 64);
+            p.openSequence(2, 64);
+        }
+        List<Integer> seq2 = new ArrayList<>();
+        int next1 = -1;
+        int next2 = -1;
+        for (int step = 0; step < 22; step++) {
+            long[] seqs;
+            int[] tokens;
+            int[] positions;
+            boolean[] wanted;
+            if (step == 0) {
+                seqs = new long[] {1, 1, 1, 1, 2};
+                tokens = new int[] {PROMPT[0], PROMPT[1], PROMPT[2], PROMPT[3], 1};
+                positions = new int[] {0, 1, 2, 3, 0};
+                wanted = new boolean[] {false, false, false, true, true};
+            } else {
+                seqs = new long[] {1, 2};
+                tokens = new int[] {next1, next2};
+                positions = new int[] {PROMPT.length - 1 + step, step};
+                wanted = new boolean[] {true, true};
+            }
+            int count = seqs.length;
+            float[][] expected = new float[count][];
+            float[][] actual = new float[count][];
+            for (int b = 0; b < count; b++) {
+                if (wanted[b]) {
+                    expected[b] = new float[vocab];
+                    actual[b] = new float[vocab];
+                }
+            }
+            long reduce = ex.reduceBytes();
+            long activations = ex.activationBytes();
+            whole.forward(seqs, tokens, positions, count, expected);
+            split.forward(seqs, tokens, positions, count, actual);
+            for (int b = 0; b < count; b++) {
+                if (expected[b] != null && !Arrays.equals(expected[b], actual[b])) {
+                    fail(layout + ", step " + step + ", entry " + b + ": logits differ first at column "
+                            + Arrays.mismatch(expected[b], actual[b]));
+                }
+            }
+            // each of the G members sends its shards' partials (count x dim floats each) to the G - 1 others, at every
+            // point: (G - 1) x M partials per point; here G = M (one shard per member)
+            int m = layout.shards();
+            assertEquals((long) (m - 1) * m * points * count * dim * Float.BYTES, ex.reduceBytes() - reduce,
+                    layout + " step " + step);
+            // member g of stage 0 hands its hidden state to member g of stage 1
+            assertEquals((long) m * (layout.stages() - 1) * count * dim * Float.BYTES,
+                    ex.activationBytes() - activations);
+            next1 = argmax(actual[count - 2]);
+            next2 = argmax(actual[count - 1]);
+            seq2.add(next2);
+        }
+        int[] got = seq2.stream().mapToInt(Integer::intValue).toArray();
+        assertArrayEquals(Arrays.copyOf(StoriesGreedyContract.FIRST_40, got.length), got, layout + ": greedy ids");
+        assertEquals(PROMPT.length + 21, split.length(1));
+    }
+
+    @Test
+    void aDeadGroupMemberFailsTheStepAtOnceAndPartialsAreAuthenticatedAndChecked() throws Exception {
+        LlamaCheckpoint ckpt = LlamaCheckpoint.load(SharedData.stories260K());
+        ShardLayout layout = ShardLayout.of(ckpt.config(), 1, 2);
+        try (RemoteInstanceProvider controller = RemoteInstanceProvider.builder().security(TOKEN).build();
+             Channels strangers = new Channels(WireSecurity.token("wrong-token-0123456789abcdef"),
+                     Wire.DEFAULT_MAX_MESSAGE_BYTES);
+             Channels friends = new Channels(TOKEN, Wire.DEFAULT_MAX_MESSAGE_BYTES);
+             WorkerProcess w0 = worker(controller)) {
+            WorkerProcess w1 = worker(controller);
+            RemoteExecutor ex = controller.executor();
+            Pipeline split = remote(ex, layout, List.of(w0, w1));
+            split.loadWeights(ckpt);
+            split.openSequence(7, 16);
+            float[][] logits = {new float[512]};
+            split.forward(new long[] {7}, new int[] {1}, new int[] {0}, 1, logits);
+            assertEquals(StoriesGreedyContract.FIRST_40[0], argmax(logits[0]));
+
+            // the member pipeline ids are the controller's: w0 hosts shard 0 as the first segment
+            long member0 = ((RemotePipeline) split).segmentOf(0, 0).id();
+            PartialsMessage good = PartialsMessage.newBuilder().setPipeline(member0).setStepId(99).setStage(0)
+                    .setLayer(-1).setKind(0).setFirstShard(1).setEndShard(2).setN(64)
+                    .setFloats(ByteString.copyFrom(new byte[64 * Float.BYTES])).build();
+            StatusRuntimeException denied = assertThrows(StatusRuntimeException.class, () -> PeerGrpc
+                    .newBlockingStub(strangers.to(w0.address())).partials(good));
+            assertEquals(Status.Code.UNAUTHENTICATED, denied.getStatus().getCode());
+            for (PartialsMessage bad : List.of(good.toBuilder().setFirstShard(0).setEndShard(1).build(), // its own
+                    good.toBuilder().setN(64 * MAX_BATCH + 1).build(), // larger than a step
+                    good.toBuilder().setFloats(ByteString.copyFrom(new byte[63 * Float.BYTES])).build(),
+                    good.toBuilder().setKind(3).build(),
+                    good.toBuilder().setPipeline(member0 + 100).build())) {
+                StatusRuntimeException e = assertThrows(StatusRuntimeException.class, () -> PeerGrpc
+                        .newBlockingStub(friends.to(w0.address())).partials(bad));
+                assertEquals(Status.Code.INVALID_ARGUMENT, e.getStatus().getCode(), e.getStatus().getDescription());
+            }
+            // the refusals left nothing behind: the next step still matches the greedy ids
+            split.forward(new long[] {7}, new int[] {FIRST(0)}, new int[] {1}, 1, logits);
+            assertEquals(StoriesGreedyContract.FIRST_40[1], argmax(logits[0]));
+
+            w1.close(); // the group's other member dies
+            long t0 = System.nanoTime();
+            Throwable lost = assertThrows(RuntimeException.class, () -> split.forward(new long[] {7},
+                    new int[] {FIRST(1)}, new int[] {2}, 1, logits));
+            double s = (System.nanoTime() - t0) / 1e9;
+            assertInstanceOf(DeviceLostException.class, lost, String.valueOf(lost));
+            assertTrue(s < 2.0, "the step failed after " + s + " s");
+            split.close();
+        }
+    }
+
+    private static int FIRST(int i) {
+        return StoriesGreedyContract.FIRST_40[i];
+    }
+}
