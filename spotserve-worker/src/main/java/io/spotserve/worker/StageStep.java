@@ -124,7 +124,7 @@ final class StageStep {
                         + " but no group");
             }
         }
-        AtomicLong reduceBytes = new AtomicLong();
+        AtomicLong reduceBytes = group == null ? null : new AtomicLong();
         long computeStart = System.nanoTime();
         if (group == null) {
             synchronized (p) {
@@ -173,7 +173,7 @@ final class StageStep {
         Hop next = r.getRoute(0);
         ByteString activations = Wire.floats(hidden, hidden.length);
         if (group != null || next.getMembersCount() > 0) {
-            return fanOut(r, group, activations, compute, reduceBytes.get(), received);
+            return fanOut(r, group, activations, compute, reduceBytes == null ? 0 : reduceBytes.get(), received);
         }
         StepRequest forward = r.toBuilder().setPipeline(next.getPipeline()).setStage(next.getFirstStage())
                 .setHidden(activations).clearRoute().addAllRoute(r.getRouteList().subList(1, r.getRouteCount()))

@@ -221,6 +221,82 @@ class RemoteShardGroupTest {
         }
     }
 
+    /**
+     * Worker JVMs: a group member that hangs (SIGSTOP) while its peer waits for its partials fails the step with
+     * {@link DeviceLostException} within the lease (2 s), naming it; the surviving member is not left blocked (it serves
+     * a pipeline of its own at once).
+     */
+    @Test
+    void aHungGroupMemberFailsTheStepWithinTheLeaseAndTheOtherMemberIsFreed() throws Exception {
+        LlamaCheckpoint ckpt = LlamaCheckpoint.load(SharedData.stories260K());
+        String token = "group-jvm-token-0123456789abcdef";
+        java.util.concurrent.BlockingQueue<io.spotserve.instance.InstanceEvent> events =
+                new java.util.concurrent.LinkedBlockingQueue<>();
+        try (WorkerJvms jvms = new WorkerJvms("shard-group");
+             RemoteInstanceProvider controller = RemoteInstanceProvider.builder()
+                     .security(WireSecurity.token(token)).build()) {
+            controller.start(events::add);
+            String file = jvms.tokenFile("token", token).toString();
+            List<Process> procs = new ArrayList<>();
+            List<String> ids = new ArrayList<>();
+            for (int i = 0; i < 2; i++) {
+                procs.add(jvms.start("member" + i, "--controller", controller.address(), "--devices", "1",
+                        "--device-memory", "16m", "--token-file", file, "--label", "m" + i));
+                io.spotserve.instance.InstanceEvent e = events.poll(60, TimeUnit.SECONDS);
+                ids.add(assertInstanceOf(io.spotserve.instance.InstanceEvent.Acquired.class, e, String.valueOf(e))
+                        .instanceId());
+            }
+            try {
+                RemoteExecutor ex = controller.executor();
+                ShardLayout layout = ShardLayout.of(ckpt.config(), 1, 2);
+                Device d0 = ex.createDevice(new DeviceId(ids.get(0), 0), 8L << 20);
+                Pipeline split = ex.createPipeline(layout, List.of(d0, ex.createDevice(new DeviceId(ids.get(1), 0),
+                        8L << 20)), 1);
+                split.loadWeights(ckpt);
+                split.openSequence(1, 32);
+                int token0 = 1;
+                for (int pos = 0; pos < 3; pos++) {
+                    token0 = argmax(split.decode(new long[] {1}, new int[] {token0}, new int[] {pos})[0]);
+                    assertEquals(FIRST(pos), token0);
+                }
+                signal(procs.get(1), "STOP");
+                long stopped = System.nanoTime();
+                int last = token0;
+                DeviceLostException lost = assertThrows(DeviceLostException.class,
+                        () -> split.decode(new long[] {1}, new int[] {last}, new int[] {3}));
+                double s = (System.nanoTime() - stopped) / 1e9;
+                assertTrue(s < 3.5, "the step failed " + s + " s after the member hung (lease 2 s)");
+                assertTrue(lost.devices().contains(new DeviceId(ids.get(1), 0)), lost.getMessage());
+                assertTrue(!lost.devices().contains(new DeviceId(ids.get(0), 0)), "only the hung member is lost: "
+                        + lost.devices());
+                // the surviving member's step ended too: closing its pipeline (which waits for its step) is quick
+                long c0 = System.nanoTime();
+                split.close();
+                double closeS = (System.nanoTime() - c0) / 1e9;
+                assertTrue(closeS < 2.0, "closing the survivor's member took " + closeS + " s: its step still waits");
+                // and it serves a whole group of its own right away
+                Pipeline alone = ex.createPipeline(ShardLayout.of(ckpt.config(), 1, 1), List.of(d0), 1);
+                alone.loadWeights(ckpt);
+                alone.openSequence(2, 8);
+                long t0 = System.nanoTime();
+                assertEquals(FIRST(0), argmax(alone.decode(new long[] {2}, new int[] {1}, new int[] {0})[0]));
+                assertTrue((System.nanoTime() - t0) / 1e9 < 2.0, "the survivor answered at once");
+                alone.close();
+                System.out.printf("hung group member: step failed after %.2f s, survivor's pipeline closed in %.3f s%n",
+                        s, closeS);
+            } finally {
+                for (Process p : procs) {
+                    p.destroyForcibly();
+                }
+            }
+        }
+    }
+
+    private static void signal(Process p, String sig) throws Exception {
+        Process k = new ProcessBuilder("kill", "-" + sig, Long.toString(p.pid())).start();
+        assertTrue(k.waitFor(5, TimeUnit.SECONDS) && k.exitValue() == 0, "kill -" + sig);
+    }
+
     private static int FIRST(int i) {
         return StoriesGreedyContract.FIRST_40[i];
     }
