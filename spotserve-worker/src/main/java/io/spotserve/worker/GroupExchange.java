@@ -1,11 +1,12 @@
 package io.spotserve.worker;
 
-import com.google.common.util.concurrent.ListenableFuture;
 import com.google.protobuf.ByteString;
 import io.grpc.Context;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
+import io.grpc.stub.ClientCallStreamObserver;
+import io.grpc.stub.StreamObserver;
 import io.spotserve.exec.IndexRange;
 import io.spotserve.exec.TensorReducer;
 import io.spotserve.worker.proto.Ack;
@@ -18,18 +19,19 @@ import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.Function;
 
 /**
  * The all-reduce of tensor groups split over worker processes, on one worker: the split groups it hosts, and a
- * bounded mailbox of the partials its group peers sent ({@code Peer/Partials}), matched by (pipeline, step id,
+ * bounded mailbox of the partials its group peers sent ({@code Peer/PartialsStream}: one long-lived stream per member
+ * pair, opened on first use and again after it failed; or {@code Peer/Partials}), matched by (pipeline, step id,
  * {@link TensorReducer.Point}, sender's shards). At each reduce point a member sends its shards' partials to every
  * other member and waits for theirs, then sums all M in global shard order ({@link TensorReducer#addInShardOrder}):
- * every member gets the one-process floats. A peer that cannot be reached, a cancelled step (the controller gave up:
- * a worker was declared dead) or {@link #WAIT_MS} without the peer's partials fail the step at once.
+ * every member gets the one-process floats. A failed stream to a peer (it died, or refused a message), a cancelled
+ * step (the controller gave up: a worker was declared dead) or {@link #WAIT_MS} without the peer's partials fail the
+ * step at once.
  */
 final class GroupExchange {
     /** How long a member waits for a peer's partials at one point. */
@@ -93,7 +95,40 @@ final class GroupExchange {
     private record Entry(float[][] partials, long at, long bytes) {
     }
 
+    /** A long-lived {@code Peer/PartialsStream} from one of this worker's members to one peer member. */
+    private final class Link {
+        private ClientCallStreamObserver<PartialsMessage> out; // guarded by this link
+        private volatile StatusRuntimeException failed;
+
+        void fail(StatusRuntimeException e) {
+            if (failed == null) {
+                failed = e;
+            }
+            synchronized (GroupExchange.this) {
+                GroupExchange.this.notifyAll(); // a member waiting on this peer's partials sees it now
+            }
+        }
+
+        synchronized void send(PartialsMessage m) {
+            if (failed != null) {
+                throw failed;
+            }
+            out.onNext(m);
+        }
+
+        synchronized void close() {
+            if (failed == null) {
+                failed = Status.CANCELLED.withDescription("partials stream closed").asRuntimeException();
+                out.onCompleted();
+            }
+        }
+    }
+
+    private record LinkKey(long self, long peer) {
+    }
+
     private final Function<String, ManagedChannel> peers;
+    private final Map<LinkKey, Link> links = new ConcurrentHashMap<>();
     private final Map<Long, Group> groups = new ConcurrentHashMap<>();
     private final Map<Key, Entry> box = new HashMap<>(); // guarded by this
     private long boxBytes; // guarded by this
@@ -106,8 +141,62 @@ final class GroupExchange {
         groups.put(g.self(), g);
     }
 
-    /** Forgets the group of pipeline {@code id} and the partials waiting for it. */
-    synchronized void remove(long id) {
+    /** The open stream from member {@code self} to {@code peer}, a new one if there is none or it failed. */
+    private Link link(long self, GroupMember peer) {
+        LinkKey k = new LinkKey(self, peer.getPipeline());
+        Link l = links.get(k);
+        if (l != null && l.failed == null) {
+            return l;
+        }
+        Link fresh = new Link();
+        Context previous = Context.ROOT.attach(); // the stream outlives the step that opens it
+        try {
+            synchronized (fresh) {
+                fresh.out = (ClientCallStreamObserver<PartialsMessage>) PeerGrpc.newStub(peers.apply(peer.getAddress()))
+                        .partialsStream(new StreamObserver<Ack>() {
+                            @Override
+                            public void onNext(Ack a) {
+                            }
+
+                            @Override
+                            public void onError(Throwable t) {
+                                Status st = Status.fromThrowable(t);
+                                fresh.fail(st.withDescription("partials stream to " + peer.getAddress() + " failed: "
+                                        + st.getCode() + " " + st.getDescription()).asRuntimeException());
+                            }
+
+                            @Override
+                            public void onCompleted() {
+                                fresh.fail(Status.UNAVAILABLE.withDescription("partials stream to "
+                                        + peer.getAddress() + " ended").asRuntimeException());
+                            }
+                        });
+            }
+        } finally {
+            Context.ROOT.detach(previous);
+        }
+        Link old = links.put(k, fresh);
+        if (old != null) {
+            old.close();
+        }
+        return fresh;
+    }
+
+    private void closeLinks(java.util.function.LongPredicate self) {
+        for (Map.Entry<LinkKey, Link> e : links.entrySet()) {
+            if (self.test(e.getKey().self()) && links.remove(e.getKey(), e.getValue())) {
+                e.getValue().close();
+            }
+        }
+    }
+
+    /** Forgets the group of pipeline {@code id}, its streams and the partials waiting for it. */
+    void remove(long id) {
+        closeLinks(x -> x == id);
+        removeGroup(id);
+    }
+
+    private synchronized void removeGroup(long id) {
         groups.remove(id);
         box.entrySet().removeIf(e -> {
             if (e.getKey().pipeline() == id) {
@@ -118,7 +207,12 @@ final class GroupExchange {
         });
     }
 
-    synchronized void clear() {
+    void clear() {
+        closeLinks(x -> true);
+        clearGroups();
+    }
+
+    private synchronized void clearGroups() {
         groups.clear();
         box.clear();
         boxBytes = 0;
@@ -224,7 +318,7 @@ final class GroupExchange {
                 throw new IllegalStateException(e);
             }
             ByteString payload = packed.toByteString();
-            List<ListenableFuture<Ack>> sends = new ArrayList<>();
+            List<Link> sends = new ArrayList<>();
             List<GroupMember> others = new ArrayList<>();
             for (GroupMember m : g.members()) {
                 if (m.getPipeline() == g.self()) {
@@ -234,8 +328,9 @@ final class GroupExchange {
                 PartialsMessage msg = PartialsMessage.newBuilder().setPipeline(m.getPipeline()).setStepId(step)
                         .setStage(point.stage()).setLayer(point.layer()).setKind(point.kind().ordinal())
                         .setFirstShard(shards.from()).setEndShard(shards.to()).setN(n).setFloats(payload).build();
-                sends.add(PeerGrpc.newFutureStub(peers.apply(m.getAddress())).withDeadlineAfter(10, TimeUnit.SECONDS)
-                        .partials(msg));
+                Link l = link(g.self(), m);
+                l.send(msg);
+                sends.add(l);
                 sent.addAndGet(payload.size());
             }
             float[][] all = new float[g.shards()][];
@@ -249,38 +344,13 @@ final class GroupExchange {
                     all[m.getFirstShard() + i] = ps[i];
                 }
             }
-            // the sends are made in the step's context: returning before they are answered would let the step's end
-            // cancel the last point's sends (the peer then never gets them)
-            for (ListenableFuture<Ack> f : sends) {
-                awaitSent(f, point);
-            }
             float[] acc = java.util.Arrays.copyOf(all[0], n);
             TensorReducer.addInShardOrder(acc, java.util.Arrays.copyOfRange(all, 1, all.length), n);
             return acc;
         };
     }
 
-    private static void awaitSent(ListenableFuture<Ack> f, TensorReducer.Point point) {
-        try {
-            f.get(WAIT_MS, TimeUnit.MILLISECONDS);
-        } catch (ExecutionException x) {
-            throw sendFailed(x, point);
-        } catch (java.util.concurrent.TimeoutException x) {
-            throw Status.DEADLINE_EXCEEDED.withDescription("a group peer did not take the partials at " + point)
-                    .asRuntimeException();
-        } catch (InterruptedException x) {
-            Thread.currentThread().interrupt();
-            throw Status.CANCELLED.withDescription("interrupted").asRuntimeException();
-        }
-    }
-
-    private static StatusRuntimeException sendFailed(ExecutionException x, TensorReducer.Point point) {
-        Status s = Status.fromThrowable(x.getCause());
-        return s.withDescription("sending partials at " + point + " to a group peer failed: " + s.getCode() + " "
-                + s.getDescription()).asRuntimeException();
-    }
-
-    private float[][] take(Key k, GroupMember from, List<ListenableFuture<Ack>> sends, TensorReducer.Point point) {
+    private float[][] take(Key k, GroupMember from, List<Link> sends, TensorReducer.Point point) {
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(WAIT_MS);
         Context ctx = Context.current();
         synchronized (this) {
@@ -290,16 +360,11 @@ final class GroupExchange {
                     boxBytes -= e.bytes();
                     return e.partials();
                 }
-                for (ListenableFuture<Ack> f : sends) {
-                    if (f.isDone()) {
-                        try {
-                            f.get();
-                        } catch (ExecutionException x) {
-                            throw sendFailed(x, point);
-                        } catch (InterruptedException x) {
-                            Thread.currentThread().interrupt();
-                            throw Status.CANCELLED.withDescription("interrupted").asRuntimeException();
-                        }
+                for (Link l : sends) {
+                    StatusRuntimeException failed = l.failed;
+                    if (failed != null) {
+                        throw Status.fromThrowable(failed).withDescription("at " + point + ": "
+                                + failed.getStatus().getDescription()).asRuntimeException();
                     }
                 }
                 if (ctx.isCancelled()) {

@@ -700,6 +700,40 @@ final class WorkerService {
         }
 
         @Override
+        public StreamObserver<PartialsMessage> partialsStream(StreamObserver<Ack> out) {
+            return new StreamObserver<>() {
+                private boolean failed;
+
+                @Override
+                public void onNext(PartialsMessage m) {
+                    if (failed) {
+                        return;
+                    }
+                    try {
+                        checkLive();
+                        groups.deposit(m);
+                    } catch (RuntimeException e) {
+                        failed = true;
+                        out.onError(error(e));
+                    }
+                }
+
+                @Override
+                public void onError(Throwable t) {
+                    failed = true; // the sender is gone: nothing pending here
+                }
+
+                @Override
+                public void onCompleted() {
+                    if (!failed) {
+                        out.onNext(Ack.getDefaultInstance());
+                        out.onCompleted();
+                    }
+                }
+            };
+        }
+
+        @Override
         public void partials(PartialsMessage r, StreamObserver<Ack> out) {
             unary(out, () -> {
                 groups.deposit(r);

@@ -197,6 +197,29 @@ class RemoteShardGroupTest {
             StatusRuntimeException denied = assertThrows(StatusRuntimeException.class, () -> PeerGrpc
                     .newBlockingStub(strangers.to(w0.address())).partials(good));
             assertEquals(Status.Code.UNAUTHENTICATED, denied.getStatus().getCode());
+            // the same on the stream the members use: refused before any message is read
+            java.util.concurrent.CompletableFuture<Throwable> streamDenied = new java.util.concurrent.CompletableFuture<>();
+            io.grpc.stub.StreamObserver<PartialsMessage> stream = PeerGrpc.newStub(strangers.to(w0.address()))
+                    .partialsStream(new io.grpc.stub.StreamObserver<>() {
+                        @Override
+                        public void onNext(io.spotserve.worker.proto.Ack a) {
+                            streamDenied.complete(null);
+                        }
+
+                        @Override
+                        public void onError(Throwable t) {
+                            streamDenied.complete(t);
+                        }
+
+                        @Override
+                        public void onCompleted() {
+                            streamDenied.complete(null);
+                        }
+                    });
+            stream.onNext(good);
+            stream.onCompleted();
+            assertEquals(Status.Code.UNAUTHENTICATED, Status.fromThrowable(streamDenied.get(5, TimeUnit.SECONDS))
+                    .getCode());
             for (PartialsMessage bad : List.of(good.toBuilder().setFirstShard(0).setEndShard(1).build(), // its own
                     good.toBuilder().setN(64 * MAX_BATCH + 1).build(), // larger than a step
                     good.toBuilder().setFloats(ByteString.copyFrom(new byte[63 * Float.BYTES])).build(),
@@ -269,7 +292,11 @@ class RemoteShardGroupTest {
                 assertTrue(lost.devices().contains(new DeviceId(ids.get(1), 0)), lost.getMessage());
                 assertTrue(!lost.devices().contains(new DeviceId(ids.get(0), 0)), "only the hung member is lost: "
                         + lost.devices());
-                // the surviving member's step ended too: closing its pipeline (which waits for its step) is quick
+                // the surviving member's step ended too: a call that waits for its pipeline's step answers at once
+                long q0 = System.nanoTime();
+                assertTrue(split.hasAllWeights(0, 0));
+                double queryS = (System.nanoTime() - q0) / 1e9;
+                assertTrue(queryS < 2.0, "the survivor's member answered after " + queryS + " s: its step still waits");
                 long c0 = System.nanoTime();
                 split.close();
                 double closeS = (System.nanoTime() - c0) / 1e9;
