@@ -543,7 +543,8 @@ final class RemotePipeline implements Pipeline {
     public String toString() {
         List<String> parts = new ArrayList<>();
         for (Segment s : segments) {
-            parts.add("stages " + s.stages() + " @ " + s.worker().id);
+            parts.add("stages " + s.stages() + (s.shards().length() == layout.shards() ? "" : " shards " + s.shards())
+                    + " @ " + s.worker().id);
         }
         return "RemotePipeline[" + layout + ", " + String.join(", ", parts) + "]";
     }

@@ -83,16 +83,21 @@ class RemoteShardGroupTest {
              Executor cpu = new CpuExecutor(new ExecutorOptions(1, true))) {
             RemoteExecutor ex = controller.executor();
             // P1M2 and P2M2 with each position on its own worker; P1M4 with shards 0, 2 on w0 and 1, 3 on w1 (two
-            // members per worker, four in the group)
-            for (ShardLayout layout : List.of(ShardLayout.of(ckpt.config(), 1, 2),
-                    ShardLayout.balanced(ckpt.config(), List.of(3, 2), 2), ShardLayout.of(ckpt.config(), 1, 4))) {
-                List<WorkerProcess> ws = layout.stages() == 2 ? List.of(w0, w1, w2, w3)
-                        : layout.shards() == 2 ? List.of(w0, w1) : List.of(w0, w1, w0, w1);
-                Pipeline whole = TestPipelines.loaded(cpu, ckpt, layout, "whole" + layout.stages() + "x" + layout.shards(), MAX_BATCH);
+            // members per worker, four in the group); P2M2 with stage 0 split and stage 1 whole on one worker (member 1
+            // hands nothing on), and the reverse (one worker fans out to both members)
+            ShardLayout p2m2 = ShardLayout.balanced(ckpt.config(), List.of(3, 2), 2);
+            List<ShardLayout> layouts = List.of(ShardLayout.of(ckpt.config(), 1, 2), p2m2,
+                    ShardLayout.of(ckpt.config(), 1, 4), p2m2, p2m2);
+            List<List<WorkerProcess>> placements = List.of(List.of(w0, w1), List.of(w0, w1, w2, w3),
+                    List.of(w0, w1, w0, w1), List.of(w0, w1, w2, w2), List.of(w2, w2, w0, w1));
+            for (int run = 0; run < layouts.size(); run++) {
+                ShardLayout layout = layouts.get(run);
+                List<WorkerProcess> ws = placements.get(run);
+                Pipeline whole = TestPipelines.loaded(cpu, ckpt, layout, "whole" + run, MAX_BATCH);
                 Pipeline split = remote(ex, layout, ws);
                 split.loadWeights(ckpt);
                 assertTrue(split.isReady(), layout + ": every member loaded its shards' weights");
-                parity(ex, layout, whole, split);
+                parity(ex, layout, whole, split, ws);
                 split.close();
                 whole.close();
                 for (int p = 0; p < layout.stages(); p++) {
@@ -108,10 +113,21 @@ class RemoteShardGroupTest {
      * Step 0: sequence 1's 4-token prompt (logits for its last entry) beside sequence 2's first token; then 21 steps
      * decoding both greedily from the remote logits, each compared with the whole pipeline's.
      */
-    private static void parity(RemoteExecutor ex, ShardLayout layout, Pipeline whole, Pipeline split) {
+    private static void parity(RemoteExecutor ex, ShardLayout layout, Pipeline whole, Pipeline split,
+                               List<WorkerProcess> ws) {
         int dim = layout.config().dim();
         int vocab = layout.config().vocabSize();
-        int points = 1 + 2 * layout.config().layers();
+        // per stage: its members (runs of consecutive shards on one worker) and reduce points
+        int m = layout.shards();
+        int[] members = new int[layout.stages()];
+        int[] points = new int[layout.stages()];
+        for (int p = 0; p < layout.stages(); p++) {
+            members[p] = 1;
+            for (int sh = 1; sh < m; sh++) {
+                members[p] += ws.get(p * m + sh) != ws.get(p * m + sh - 1) ? 1 : 0;
+            }
+            points[p] = (p == 0 ? 1 : 0) + 2 * layout.layers(p).length();
+        }
         for (Pipeline p : List.of(whole, split)) {
             p.openSequence(1, 64);
             p.openSequence(2, 64);
@@ -154,14 +170,19 @@ class RemoteShardGroupTest {
                             + Arrays.mismatch(expected[b], actual[b]));
                 }
             }
-            // each of the G members sends its shards' partials (count x dim floats each) to the G - 1 others, at every
-            // point: (G - 1) x M partials per point; here G = M (one shard per member)
-            int m = layout.shards();
-            assertEquals((long) (m - 1) * m * points * count * dim * Float.BYTES, ex.reduceBytes() - reduce,
-                    layout + " step " + step);
-            // member g of stage 0 hands its hidden state to member g of stage 1
-            assertEquals((long) m * (layout.stages() - 1) * count * dim * Float.BYTES,
-                    ex.activationBytes() - activations);
+            // at each point of a stage split into G members (M / G shards each here), each member sends its shards'
+            // partials (count x dim floats each) to the G - 1 others: (G - 1) x M partials per point; a stage's hidden
+            // state goes to each member of the next stage once
+            long floats = (long) count * dim * Float.BYTES;
+            long expectReduce = 0;
+            long expectActivations = 0;
+            for (int p = 0; p < layout.stages(); p++) {
+                expectReduce += members[p] == 1 ? 0 : (long) (members[p] - 1) * m * points[p] * floats;
+                boolean newSegment = p > 0 && !ws.subList(p * m, p * m + m).equals(ws.subList(p * m - m, p * m));
+                expectActivations += newSegment ? members[p] * floats : 0;
+            }
+            assertEquals(expectReduce, ex.reduceBytes() - reduce, layout + " step " + step);
+            assertEquals(expectActivations, ex.activationBytes() - activations, layout + " step " + step);
             next1 = argmax(actual[count - 2]);
             next2 = argmax(actual[count - 1]);
             seq2.add(next2);
