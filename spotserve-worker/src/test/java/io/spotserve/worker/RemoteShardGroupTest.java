@@ -190,6 +190,17 @@ class RemoteShardGroupTest {
         int[] got = seq2.stream().mapToInt(Integer::intValue).toArray();
         assertArrayEquals(Arrays.copyOf(StoriesGreedyContract.FIRST_40, got.length), got, layout + ": greedy ids");
         assertEquals(PROMPT.length + 21, split.length(1));
+        // every position is reached at its member: its weight and KV slices equal the whole pipeline's, byte for byte
+        for (int p = 0; p < layout.stages(); p++) {
+            for (int sh = 0; sh < m; sh++) {
+                List<io.spotserve.exec.ContextSlice> slices = new ArrayList<>(layout.weightSlices(p, sh));
+                slices.addAll(layout.kvSlices(p, sh, 1, split.length(1)));
+                for (io.spotserve.exec.ContextSlice slice : slices) {
+                    assertArrayEquals(whole.exportSlice(p, sh, slice), split.exportSlice(p, sh, slice),
+                            layout + " (" + p + ", " + sh + ") " + slice);
+                }
+            }
+        }
     }
 
     @Test
