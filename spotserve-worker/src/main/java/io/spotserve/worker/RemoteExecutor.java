@@ -56,6 +56,7 @@ public final class RemoteExecutor implements Executor {
     private final AtomicLong peerSlices = new AtomicLong();
     private final AtomicLong staged = new AtomicLong();
     private final AtomicLong activationBytes = new AtomicLong();
+    private final AtomicLong reduceBytes = new AtomicLong();
     private final AtomicLong steps = new AtomicLong();
     private final AtomicLong stepComputeNanos = new AtomicLong();
     private final AtomicLong stepHandlerNanos = new AtomicLong();
@@ -192,6 +193,23 @@ public final class RemoteExecutor implements Executor {
         activationBytes.addAndGet(bytes);
     }
 
+    /**
+     * Bytes of partial outputs the members of tensor groups split over workers sent each other at their reduce points
+     * so far (summed over senders and receivers: each member sends its shards' partials to every other member).
+     */
+    public long reduceBytes() {
+        return reduceBytes.get();
+    }
+
+    void countReduce(long bytes) {
+        reduceBytes.addAndGet(bytes);
+    }
+
+    /** The channel to worker {@code w} (calls on it must run inside {@link #call}). */
+    ManagedChannel channel(RemoteInstanceProvider.WorkerLink w) {
+        return channels.to(w.address);
+    }
+
     long newPipelineId() {
         return nextPipeline.getAndIncrement();
     }
@@ -252,8 +270,8 @@ public final class RemoteExecutor implements Executor {
                 || dst.executor != this) {
             return Executor.super.transfer(from, fromStage, fromShard, slice, to, toStage, toShard);
         }
-        RemotePipeline.Segment s = src.segmentOf(fromStage);
-        RemotePipeline.Segment t = dst.segmentOf(toStage);
+        RemotePipeline.Segment s = src.segmentOf(fromStage, fromShard);
+        RemotePipeline.Segment t = dst.segmentOf(toStage, toShard);
         SendSliceReply r = call(List.of(s.worker(), t.worker()), s.worker(), ch -> WorkerGrpc.newBlockingStub(ch)
                 .withDeadlineAfter(150, TimeUnit.SECONDS).sendSlice(SendSliceRequest.newBuilder()
                         .setSource(SliceRequest.newBuilder().setPosition(s.position(fromStage, fromShard))
@@ -290,8 +308,8 @@ public final class RemoteExecutor implements Executor {
         if (slices.isEmpty()) {
             return List.of();
         }
-        RemotePipeline.Segment s = src.segmentOf(fromStage);
-        RemotePipeline.Segment t = dst.segmentOf(toStage);
+        RemotePipeline.Segment s = src.segmentOf(fromStage, fromShard);
+        RemotePipeline.Segment t = dst.segmentOf(toStage, toShard);
         SendSlicesRequest.Builder req = SendSlicesRequest.newBuilder().setPosition(s.position(fromStage, fromShard))
                 .setPeerAddress(t.worker().address).setTarget(t.position(toStage, toShard));
         for (ContextSlice slice : slices) {

@@ -15,6 +15,7 @@ import io.spotserve.model.ModelSource;
 import io.spotserve.model.ModelWeights;
 import io.spotserve.model.LlamaConfig;
 import io.spotserve.worker.proto.CreateStagesRequest;
+import io.spotserve.worker.proto.GroupMember;
 import io.spotserve.worker.proto.Hop;
 import io.spotserve.worker.proto.ImportReply;
 import io.spotserve.worker.proto.LoadSliceRequest;
@@ -47,8 +48,11 @@ import java.util.concurrent.TimeUnit;
  * mirrors the sequences' filled lengths (the workers check them again).
  */
 final class RemotePipeline implements Pipeline {
-    /** A run of consecutive stages held by one worker as its partial pipeline {@code id}. */
-    record Segment(RemoteInstanceProvider.WorkerLink worker, long id, IndexRange stages) {
+    /**
+     * A run of consecutive stages held by one worker as its partial pipeline {@code id}: all M shards of them, or
+     * shards {@code shards} when a stage's tensor group is split over several workers (one segment per member).
+     */
+    record Segment(RemoteInstanceProvider.WorkerLink worker, long id, IndexRange stages, IndexRange shards) {
         PositionRef position(int stage, int shard) {
             return PositionRef.newBuilder().setPipeline(id).setStage(stage).setShard(shard).build();
         }
@@ -60,6 +64,9 @@ final class RemotePipeline implements Pipeline {
     private final List<RemoteDevice> devices;
     private final int maxBatch;
     private final List<Segment> segments;
+    /** The segments by stage group, in stage order: one segment each, or a split group's members in shard order. */
+    private final List<List<Segment>> levels;
+    private final java.util.concurrent.atomic.AtomicLong nextStep = new java.util.concurrent.atomic.AtomicLong(1);
     private final List<RemoteInstanceProvider.WorkerLink> workers;
     private final Map<Long, int[]> sequences = new LinkedHashMap<>(); // id -> {capacity, length}
     private boolean closed;
@@ -68,13 +75,14 @@ final class RemotePipeline implements Pipeline {
     private io.grpc.ManagedChannel stepsChannel;
 
     private RemotePipeline(RemoteExecutor executor, ShardLayout layout, List<RemoteDevice> devices, int maxBatch,
-                           List<Segment> segments) {
+                           List<Segment> segments, List<List<Segment>> levels) {
         this.executor = executor;
         this.layout = layout;
         this.c = layout.config();
         this.devices = devices;
         this.maxBatch = maxBatch;
         this.segments = segments;
+        this.levels = levels;
         Set<RemoteInstanceProvider.WorkerLink> ws = new LinkedHashSet<>();
         for (Segment s : segments) {
             ws.add(s.worker());
@@ -84,41 +92,63 @@ final class RemotePipeline implements Pipeline {
 
     static RemotePipeline create(RemoteExecutor executor, ShardLayout layout, List<RemoteDevice> devices, int maxBatch) {
         int m = layout.shards();
-        List<RemoteInstanceProvider.WorkerLink> stageWorker = new ArrayList<>();
+        // per stage, its members: runs of consecutive shards on one worker
+        List<List<Map.Entry<RemoteInstanceProvider.WorkerLink, IndexRange>>> parts = new ArrayList<>();
         for (int p = 0; p < layout.stages(); p++) {
-            RemoteInstanceProvider.WorkerLink w = devices.get(p * m).worker;
-            for (int s = 1; s < m; s++) {
-                if (devices.get(p * m + s).worker != w) {
-                    throw new IllegalArgumentException("stage " + p + " of " + layout + " has shards on workers " + w.id
-                            + " and " + devices.get(p * m + s).worker.id + "; the M shards of a stage (a tensor "
-                            + "group) must sit in one worker");
+            // (a worker holding two runs, e.g. shards 0 and 2 of 4, hosts two members, each its own partial pipeline)
+            List<Map.Entry<RemoteInstanceProvider.WorkerLink, IndexRange>> ms = new ArrayList<>();
+            int from = 0;
+            for (int s = 1; s <= m; s++) {
+                RemoteInstanceProvider.WorkerLink w = devices.get(p * m + from).worker;
+                if (s == m || devices.get(p * m + s).worker != w) {
+                    ms.add(Map.entry(w, new IndexRange(from, s)));
+                    from = s;
                 }
             }
-            stageWorker.add(w);
+            parts.add(ms);
         }
-        List<Segment> segments = new ArrayList<>();
+        List<List<Segment>> levels = new ArrayList<>();
         int from = 0;
         for (int p = 1; p <= layout.stages(); p++) {
-            if (p == layout.stages() || stageWorker.get(p) != stageWorker.get(from)) {
-                segments.add(new Segment(stageWorker.get(from), executor.newPipelineId(), new IndexRange(from, p)));
+            if (p == layout.stages() || !parts.get(p).equals(parts.get(from))) {
+                List<Segment> level = new ArrayList<>();
+                for (Map.Entry<RemoteInstanceProvider.WorkerLink, IndexRange> e : parts.get(from)) {
+                    level.add(new Segment(e.getKey(), executor.newPipelineId(), new IndexRange(from, p), e.getValue()));
+                }
+                levels.add(List.copyOf(level));
                 from = p;
             }
         }
-        RemotePipeline pipeline = new RemotePipeline(executor, layout, devices, maxBatch, List.copyOf(segments));
+        List<Segment> segments = new ArrayList<>();
+        for (List<Segment> level : levels) {
+            segments.addAll(level);
+        }
+        RemotePipeline pipeline = new RemotePipeline(executor, layout, devices, maxBatch, List.copyOf(segments),
+                List.copyOf(levels));
         List<Segment> made = new ArrayList<>();
         try {
-            for (Segment s : segments) {
-                CreateStagesRequest.Builder r = CreateStagesRequest.newBuilder().setPipeline(s.id())
-                        .setModel(Wire.shape(layout.config())).addAllStageLayers(layout.stageLayers())
-                        .setShards(m).setFirstStage(s.stages().from()).setEndStage(s.stages().to()).setMaxBatch(maxBatch);
-                for (int p = s.stages().from(); p < s.stages().to(); p++) {
-                    for (int sh = 0; sh < m; sh++) {
-                        r.addDevices(Wire.ref(devices.get(p * m + sh).id));
+            for (List<Segment> level : levels) {
+                for (Segment s : level) {
+                    CreateStagesRequest.Builder r = CreateStagesRequest.newBuilder().setPipeline(s.id())
+                            .setModel(Wire.shape(layout.config())).addAllStageLayers(layout.stageLayers())
+                            .setShards(m).setFirstStage(s.stages().from()).setEndStage(s.stages().to())
+                            .setMaxBatch(maxBatch);
+                    if (level.size() > 1) {
+                        r.setFirstShard(s.shards().from()).setEndShard(s.shards().to());
+                        for (Segment g : level) {
+                            r.addGroup(GroupMember.newBuilder().setAddress(g.worker().address).setPipeline(g.id())
+                                    .setFirstShard(g.shards().from()).setEndShard(g.shards().to()));
+                        }
                     }
+                    for (int p = s.stages().from(); p < s.stages().to(); p++) {
+                        for (int sh = s.shards().from(); sh < s.shards().to(); sh++) {
+                            r.addDevices(Wire.ref(devices.get(p * m + sh).id));
+                        }
+                    }
+                    executor.call(List.of(s.worker()), s.worker(), ch -> WorkerGrpc.newBlockingStub(ch)
+                            .withDeadlineAfter(30, TimeUnit.SECONDS).createStages(r.build()));
+                    made.add(s);
                 }
-                executor.call(List.of(s.worker()), s.worker(), ch -> WorkerGrpc.newBlockingStub(ch)
-                        .withDeadlineAfter(30, TimeUnit.SECONDS).createStages(r.build()));
-                made.add(s);
             }
         } catch (RuntimeException e) {
             for (Segment s : made) {
@@ -129,14 +159,20 @@ final class RemotePipeline implements Pipeline {
         return pipeline;
     }
 
+    /** The segment hosting shard 0 of {@code stage} (the only one unless the stage's group is split). */
     Segment segmentOf(int stage) {
+        return segmentOf(stage, 0);
+    }
+
+    Segment segmentOf(int stage, int shard) {
         checkOpen();
         for (Segment s : segments) {
-            if (s.stages().contains(stage)) {
+            if (s.stages().contains(stage) && s.shards().contains(shard)) {
                 return s;
             }
         }
-        throw new IllegalArgumentException("stage " + stage + " outside [0, " + layout.stages() + ")");
+        throw new IllegalArgumentException("position (stage " + stage + ", shard " + shard + ") outside P = "
+                + layout.stages() + ", M = " + layout.shards());
     }
 
     private void checkPosition(int stage, int shard) {
@@ -205,7 +241,7 @@ final class RemotePipeline implements Pipeline {
 
     private void streamWeights(Segment s, ModelWeights checkpoint) {
         for (int p = s.stages().from(); p < s.stages().to(); p++) {
-            for (int m = 0; m < layout.shards(); m++) {
+            for (int m = s.shards().from(); m < s.shards().to(); m++) {
                 for (ContextSlice slice : layout.weightSlices(p, m)) {
                     byte[] bytes = SliceFormat.encodeWeights(checkpoint, slice); // Q8_0 files: as blocks
                     executor.push(s.worker(), Wire.chunks(bytes, s.position(p, m)));
@@ -218,7 +254,7 @@ final class RemotePipeline implements Pipeline {
     @Override
     public boolean hasAllWeights(int stage, int shard) {
         checkPosition(stage, shard);
-        Segment s = segmentOf(stage);
+        Segment s = segmentOf(stage, shard);
         return executor.call(List.of(s.worker()), s.worker(), ch -> stub(ch, 10).positionState(s.position(stage, shard)))
                 .getHasAllWeights();
     }
@@ -226,7 +262,7 @@ final class RemotePipeline implements Pipeline {
     @Override
     public byte[] exportSlice(int stage, int shard, ContextSlice slice) {
         checkPosition(stage, shard);
-        Segment s = segmentOf(stage);
+        Segment s = segmentOf(stage, shard);
         byte[] bytes = executor.call(List.of(s.worker()), s.worker(), ch -> {
             Iterator<SliceChunk> it = stub(ch, 120).exportSlice(SliceRequest.newBuilder()
                     .setPosition(s.position(stage, shard)).setSlice(Wire.sliceHeader(slice)).build());
@@ -243,7 +279,7 @@ final class RemotePipeline implements Pipeline {
     @Override
     public ContextSlice importSlice(int stage, int shard, byte[] bytes) {
         checkPosition(stage, shard);
-        Segment s = segmentOf(stage);
+        Segment s = segmentOf(stage, shard);
         SliceFormat.peek(c, bytes); // a malformed slice never leaves this process
         ImportReply r = executor.push(s.worker(), Wire.chunks(bytes, s.position(stage, shard)));
         executor.countRelayed(bytes.length);
@@ -256,7 +292,7 @@ final class RemotePipeline implements Pipeline {
     @Override
     public StagedSlice stageSlice(int stage, int shard, ContextSlice slice) {
         checkPosition(stage, shard);
-        Segment s = segmentOf(stage);
+        Segment s = segmentOf(stage, shard);
         StagedRef ref = executor.call(List.of(s.worker()), s.worker(), ch -> stub(ch, 120).stageSlice(SliceRequest
                 .newBuilder().setPosition(s.position(stage, shard)).setSlice(Wire.sliceHeader(slice)).build()));
         return new RemoteStagedSlice(executor, s.worker(), ref, slice);
@@ -279,7 +315,7 @@ final class RemotePipeline implements Pipeline {
         if (!(staged instanceof RemoteStagedSlice r) || r.executor != executor) {
             return importSlice(stage, shard, staged.data());
         }
-        Segment t = segmentOf(stage);
+        Segment t = segmentOf(stage, shard);
         boolean local = r.worker == t.worker();
         r.takeForSend();
         SendSliceReply reply = executor.call(List.of(r.worker, t.worker()), r.worker, ch -> stub(ch, 150)
@@ -300,7 +336,7 @@ final class RemotePipeline implements Pipeline {
         if (!file.config().equals(c)) {
             throw new IllegalArgumentException("checkpoint shape " + file.config() + " differs from the pipeline's " + c);
         }
-        Segment t = segmentOf(stage);
+        Segment t = segmentOf(stage, shard);
         try {
             ImportReply r = executor.call(List.of(t.worker()), t.worker(), ch -> stub(ch, 120).loadSlice(
                     LoadSliceRequest.newBuilder().setPosition(t.position(stage, shard))
@@ -345,7 +381,7 @@ final class RemotePipeline implements Pipeline {
     @Override
     public void releaseSlice(int stage, int shard, ContextSlice slice) {
         checkPosition(stage, shard);
-        Segment s = segmentOf(stage);
+        Segment s = segmentOf(stage, shard);
         executor.call(List.of(s.worker()), s.worker(), ch -> stub(ch, 10).releaseSlice(SliceRequest.newBuilder()
                 .setPosition(s.position(stage, shard)).setSlice(Wire.sliceHeader(slice)).build()));
     }
@@ -445,27 +481,23 @@ final class RemotePipeline implements Pipeline {
                 }
             }
         }
-        for (Segment s : segments.subList(1, segments.size())) {
-            r.addRoute(Hop.newBuilder().setAddress(s.worker().address).setPipeline(s.id())
-                    .setFirstStage(s.stages().from()));
+        StepReply reply;
+        if (GroupSteps.split(levels)) {
+            reply = GroupSteps.step(executor, workers, levels, r, nextStep.getAndIncrement());
+            executor.countReduce(reply.getReduceBytes());
+        } else {
+            for (Segment s : segments.subList(1, segments.size())) {
+                r.addRoute(Hop.newBuilder().setAddress(s.worker().address).setPipeline(s.id())
+                        .setFirstStage(s.stages().from()));
+            }
+            Segment first = segments.get(0);
+            StepRequest request = r.build();
+            reply = executor.call(workers, first.worker(), ch -> {
+                StepReply viaStream = stepLink(ch).tryStep(request, 60);
+                return viaStream != null ? viaStream : stub(ch, 60).forward(request); // another thread is stepping
+            });
         }
-        Segment first = segments.get(0);
-        StepRequest request = r.build();
-        StepReply reply = executor.call(workers, first.worker(), ch -> {
-            StepReply viaStream = stepLink(ch).tryStep(request, 60);
-            return viaStream != null ? viaStream : stub(ch, 60).forward(request); // another thread is stepping
-        });
-        int v = c.vocabSize();
-        int wanted = r.getLogitsForCount();
-        if (reply.getLogits().size() != (long) wanted * v * Float.BYTES) {
-            throw new IllegalStateException("worker " + first.worker().id + " returned " + reply.getLogits().size()
-                    + " bytes of logits, expected " + wanted + " x vocab " + v + " floats");
-        }
-        float[] all = new float[wanted * v];
-        Wire.floats(reply.getLogits(), all, 0, all.length);
-        for (int k = 0; k < wanted; k++) {
-            System.arraycopy(all, k * v, logits[r.getLogitsFor(k)], 0, v);
-        }
+        GroupSteps.gather(reply, r.getLogitsForList(), c.vocabSize(), logits);
         executor.countActivations(reply.getActivationBytes());
         executor.countStep(reply.getComputeNanos(), reply.getHandlerNanos());
         synchronized (this) {
@@ -511,7 +543,8 @@ final class RemotePipeline implements Pipeline {
     public String toString() {
         List<String> parts = new ArrayList<>();
         for (Segment s : segments) {
-            parts.add("stages " + s.stages() + " @ " + s.worker().id);
+            parts.add("stages " + s.stages() + (s.shards().length() == layout.shards() ? "" : " shards " + s.shards())
+                    + " @ " + s.worker().id);
         }
         return "RemotePipeline[" + layout + ", " + String.join(", ", parts) + "]";
     }

@@ -9,7 +9,16 @@ import io.spotserve.model.LlamaConfig;
 import io.spotserve.worker.proto.Hop;
 import io.spotserve.worker.proto.StepReply;
 import io.spotserve.worker.proto.StepRequest;
+import com.google.common.util.concurrent.ListenableFuture;
+import io.spotserve.exec.TensorReducer;
+import io.spotserve.worker.proto.LogitPart;
+import io.spotserve.worker.proto.PeerGrpc;
 import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.LongFunction;
 
@@ -23,6 +32,8 @@ import java.util.function.LongFunction;
 final class StageStep {
     private final LongFunction<Pipeline> pipelines;
     private final StepStream.Hops hops;
+    private final GroupExchange groups;
+    private final java.util.function.Function<String, io.grpc.ManagedChannel> peers;
     /** Whether {@code WarmUp} calls are answered: only while the worker warms up, before it registers. */
     private volatile boolean warming;
     private final AtomicLong warmUpServed = new AtomicLong();
@@ -31,9 +42,12 @@ final class StageStep {
      * @param pipelines the worker's pipeline of an id (throws for an unknown one)
      * @param hops      the step streams to the next stages' workers
      */
-    StageStep(LongFunction<Pipeline> pipelines, StepStream.Hops hops) {
+    StageStep(LongFunction<Pipeline> pipelines, StepStream.Hops hops, GroupExchange groups,
+              java.util.function.Function<String, io.grpc.ManagedChannel> peers) {
         this.pipelines = pipelines;
         this.hops = hops;
+        this.groups = groups;
+        this.peers = peers;
     }
 
     /** Opens ({@code true}) or closes the warm-up window. */
@@ -101,13 +115,49 @@ final class StageStep {
                 logits[i] = new float[c.vocabSize()];
             }
         }
+        IndexRange shards = p.hostedShards();
+        GroupExchange.Group group = null;
+        if (shards.length() != p.layout().shards()) {
+            group = groups.group(r.getPipeline());
+            if (group == null) {
+                throw new IllegalStateException("pipeline " + r.getPipeline() + " hosts shards " + shards
+                        + " but no group");
+            }
+        }
+        AtomicLong reduceBytes = group == null ? null : new AtomicLong();
         long computeStart = System.nanoTime();
-        synchronized (p) {
-            for (int s = hosted.from(); s < hosted.to(); s++) {
-                p.forwardStage(s, seqs, tokens, positions, count, hidden, logits);
+        if (group == null) {
+            synchronized (p) {
+                for (int s = hosted.from(); s < hosted.to(); s++) {
+                    p.forwardStage(s, seqs, tokens, positions, count, hidden, logits);
+                }
+            }
+        } else {
+            TensorReducer reducer = groups.reducer(group, r.getStepId(), reduceBytes);
+            try {
+                synchronized (p) {
+                    for (int s = hosted.from(); s < hosted.to(); s++) {
+                        p.forwardStage(s, seqs, tokens, positions, count, hidden, logits, reducer);
+                    }
+                }
+            } finally {
+                groups.endStep(r.getPipeline(), r.getStepId());
             }
         }
         long compute = System.nanoTime() - computeStart;
+        if (hosted.to() > last && group != null) {
+            int from = p.layout().vocab(shards.from()).from();
+            int to = p.layout().vocab(shards.to() - 1).to();
+            float[] cols = new float[r.getLogitsForCount() * (to - from)];
+            int k = 0;
+            for (int i : r.getLogitsForList()) {
+                System.arraycopy(logits[i], from, cols, k * (to - from), to - from);
+                k++;
+            }
+            return StepReply.newBuilder().addParts(LogitPart.newBuilder().setVocabFrom(from).setVocabTo(to)
+                            .setLogits(Wire.floats(cols, cols.length))).setComputeNanos(compute)
+                    .setReduceBytes(reduceBytes.get()).setHandlerNanos(System.nanoTime() - received).build();
+        }
         if (hosted.to() > last) {
             ByteString.Output packed = ByteString.newOutput(r.getLogitsForCount() * c.vocabSize() * Float.BYTES);
             for (int i : r.getLogitsForList()) {
@@ -122,6 +172,9 @@ final class StageStep {
         }
         Hop next = r.getRoute(0);
         ByteString activations = Wire.floats(hidden, hidden.length);
+        if (group != null || next.getMembersCount() > 0) {
+            return fanOut(r, group, activations, compute, reduceBytes == null ? 0 : reduceBytes.get(), received);
+        }
         StepRequest forward = r.toBuilder().setPipeline(next.getPipeline()).setStage(next.getFirstStage())
                 .setHidden(activations).clearRoute().addAllRoute(r.getRouteList().subList(1, r.getRouteCount()))
                 .build();
@@ -131,6 +184,65 @@ final class StageStep {
         return downstream.toBuilder().setActivationBytes(downstream.getActivationBytes() + activations.size())
                 .setComputeNanos(downstream.getComputeNanos() + compute)
                 .setHandlerNanos(downstream.getHandlerNanos() + System.nanoTime() - received - downstreamNanos).build();
+    }
+
+    /**
+     * Hands the hidden state of member g of a group of G (G = 1 for a worker hosting all M shards) to the members j
+     * of the next stage group with j % G == g, in parallel ({@code Peer/StageForward}, inside this call's context: a
+     * cancelled step cancels them), and merges their replies; a member with no such j answers with its own counts.
+     */
+    private StepReply fanOut(StepRequest r, GroupExchange.Group group, ByteString activations, long compute,
+                             long reduceBytes, long received) {
+        int g = group == null ? 0 : group.index();
+        int size = group == null ? 1 : group.members().size();
+        Hop next = r.getRoute(0);
+        List<Hop> targets = next.getMembersCount() > 0 ? next.getMembersList() : List.of(next);
+        List<ListenableFuture<StepReply>> calls = new ArrayList<>();
+        for (int j = g; j < targets.size(); j += size) {
+            Hop t = targets.get(j);
+            StepRequest forward = r.toBuilder().setPipeline(t.getPipeline()).setStage(t.getFirstStage())
+                    .setHidden(activations).clearRoute().addAllRoute(r.getRouteList().subList(1, r.getRouteCount()))
+                    .build();
+            calls.add(PeerGrpc.newFutureStub(peers.apply(t.getAddress())).withDeadlineAfter(60, TimeUnit.SECONDS)
+                    .stageForward(forward));
+        }
+        long called = System.nanoTime();
+        StepReply.Builder out = StepReply.newBuilder();
+        long activationBytes = 0;
+        long computeNanos = compute;
+        long handlerNanos = 0;
+        long reduce = reduceBytes;
+        try {
+            for (ListenableFuture<StepReply> f : calls) {
+                StepReply d = f.get(70, TimeUnit.SECONDS);
+                activationBytes += d.getActivationBytes() + activations.size();
+                computeNanos += d.getComputeNanos();
+                handlerNanos += d.getHandlerNanos();
+                reduce += d.getReduceBytes();
+                out.addAllParts(d.getPartsList());
+                if (!d.getLogits().isEmpty()) {
+                    out.setLogits(d.getLogits());
+                }
+            }
+        } catch (ExecutionException e) {
+            for (ListenableFuture<StepReply> f : calls) {
+                f.cancel(true);
+            }
+            throw e.getCause() instanceof StatusRuntimeException sre ? sre : Status.INTERNAL.withCause(e.getCause())
+                    .withDescription("next stage group failed: " + e.getCause()).asRuntimeException();
+        } catch (TimeoutException e) {
+            for (ListenableFuture<StepReply> f : calls) {
+                f.cancel(true);
+            }
+            throw Status.DEADLINE_EXCEEDED.withDescription("next stage group answered nothing within 70 s")
+                    .asRuntimeException();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw Status.CANCELLED.withDescription("interrupted").asRuntimeException();
+        }
+        long downstreamNanos = System.nanoTime() - called;
+        return out.setActivationBytes(activationBytes).setComputeNanos(computeNanos).setReduceBytes(reduce)
+                .setHandlerNanos(handlerNanos + System.nanoTime() - received - downstreamNanos).build();
     }
 
     /** Largest activation payload a warm-up call may carry (its real calls carry count x dim floats). */

@@ -23,6 +23,8 @@ import io.spotserve.worker.proto.CreateDeviceRequest;
 import io.spotserve.worker.proto.CreateStagesRequest;
 import io.spotserve.worker.proto.DeviceRef;
 import io.spotserve.worker.proto.DeviceState;
+import io.spotserve.worker.proto.GroupMember;
+import io.spotserve.worker.proto.PartialsMessage;
 import io.spotserve.worker.proto.ImportReply;
 import io.spotserve.worker.proto.LoadSliceRequest;
 import io.spotserve.worker.proto.LoadWeightsRequest;
@@ -79,6 +81,8 @@ final class WorkerService {
     private volatile StepServer stepServer;
     /** The step streams to the next stage's workers. */
     private final StepStream.Hops hops;
+    /** The tensor groups split over workers that this worker hosts members of, and their partials. */
+    private final GroupExchange groups;
     /** Forward steps through the hosted stages (and warm-up calls). */
     private final StageStep steps;
     /** Migration slices exported here and waiting to be sent to their target. */
@@ -92,7 +96,8 @@ final class WorkerService {
         this.deviceMemory = deviceMemory;
         this.peers = peers;
         this.hops = new StepStream.Hops(peers);
-        this.steps = new StageStep(this::pipeline, hops);
+        this.groups = new GroupExchange(peers);
+        this.steps = new StageStep(this::pipeline, hops, groups, peers);
     }
 
     /** Serves and sends bulk transfers through {@code b} from now on. */
@@ -129,6 +134,7 @@ final class WorkerService {
     void fence() {
         fenced = true;
         hops.closeAll();
+        groups.clear();
         StepServer ss = stepServer;
         if (ss != null) {
             ss.closeConnections();
@@ -439,11 +445,31 @@ final class WorkerService {
                 if (r.getMaxBatch() < 1 || r.getMaxBatch() > 4096) {
                     throw new IllegalArgumentException("max_batch " + r.getMaxBatch() + " outside [1, 4096]");
                 }
+                IndexRange shards = r.getFirstShard() == 0 && r.getEndShard() == 0 ? new IndexRange(0, r.getShards())
+                        : new IndexRange(r.getFirstShard(), r.getEndShard());
+                boolean split = shards.length() != r.getShards();
+                GroupExchange.Group group = null;
+                if (split) { // checked before anything is built
+                    group = new GroupExchange.Group(r.getPipeline(), r.getGroupList(), r.getShards(),
+                            r.getMaxBatch() * c.dim());
+                    GroupMember mine = r.getGroup(group.index());
+                    if (mine.getFirstShard() != shards.from() || mine.getEndShard() != shards.to()) {
+                        throw new IllegalArgumentException("this member's group entry " + GroupExchange.shards(mine)
+                                + " differs from its hosted shards " + shards);
+                    }
+                } else if (r.getGroupCount() != 0) {
+                    throw new IllegalArgumentException("a group of all M shards in one worker has no group members");
+                }
                 synchronized (pipelines) {
                     if (pipelines.containsKey(r.getPipeline())) {
                         throw new IllegalArgumentException("pipeline " + r.getPipeline() + " already exists here");
                     }
-                    pipelines.put(r.getPipeline(), executor.createStages(layout, stages, ds, r.getMaxBatch()));
+                    pipelines.put(r.getPipeline(), split
+                            ? executor.createShardGroup(layout, stages, shards, ds, r.getMaxBatch())
+                            : executor.createStages(layout, stages, ds, r.getMaxBatch()));
+                    if (group != null) {
+                        groups.register(group);
+                    }
                 }
                 return Ack.getDefaultInstance();
             });
@@ -454,6 +480,7 @@ final class WorkerService {
             unary(out, () -> {
                 Pipeline p = pipelines.remove(r.getPipeline());
                 hops.close(r.getPipeline());
+                groups.remove(r.getPipeline());
                 if (p != null) {
                     synchronized (p) {
                         p.close();
@@ -670,6 +697,48 @@ final class WorkerService {
         @Override
         public void warmUp(StepRequest r, StreamObserver<StepReply> out) {
             unary(out, () -> steps.warmStep(r));
+        }
+
+        @Override
+        public StreamObserver<PartialsMessage> partialsStream(StreamObserver<Ack> out) {
+            return new StreamObserver<>() {
+                private boolean failed;
+
+                @Override
+                public void onNext(PartialsMessage m) {
+                    if (failed) {
+                        return;
+                    }
+                    try {
+                        checkLive();
+                        groups.deposit(m);
+                    } catch (RuntimeException e) {
+                        failed = true;
+                        out.onError(error(e));
+                    }
+                }
+
+                @Override
+                public void onError(Throwable t) {
+                    failed = true; // the sender is gone: nothing pending here
+                }
+
+                @Override
+                public void onCompleted() {
+                    if (!failed) {
+                        out.onNext(Ack.getDefaultInstance());
+                        out.onCompleted();
+                    }
+                }
+            };
+        }
+
+        @Override
+        public void partials(PartialsMessage r, StreamObserver<Ack> out) {
+            unary(out, () -> {
+                groups.deposit(r);
+                return Ack.getDefaultInstance();
+            });
         }
     }
 }
