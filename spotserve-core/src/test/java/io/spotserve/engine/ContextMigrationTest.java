@@ -128,8 +128,12 @@ class ContextMigrationTest {
         Instance y = provider.add(tight);
         List<GenerationRequest> requests = EngineFixtures.requests(13, 4, 400, false);
         List<CompletableFuture<Completion>> futures = new ArrayList<>();
-        try (ServingEngine engine = startRunning(provider, clock, 2, 1, batch, requests, futures)) {
-            provider.deliver(new InstanceEvent.PreemptionNotice(y.id(), clock.now(), clock.now().plusMillis(20)));
+        try (ServingEngine engine = ServingEngine.builder().model(CHECKPOINT, TOKENIZER).instances(provider)
+                .executor(executor).clock(clock).parallelism(2, 1).maxBatch(batch).build()) {
+            // the notice comes from the engine thread between steps: a test thread descheduled between reading the
+            // clock and posting could let the 20 ms grace pass first (CI, 2 cores: handled at 22 ms, a cold start)
+            EngineFixtures.submitThen(engine, requests, futures, 2, () -> provider.deliver(
+                    new InstanceEvent.PreemptionNotice(y.id(), clock.now(), clock.now().plusMillis(20))));
             checkOutputs(requests, futures);
             EngineMetrics m = engine.metrics();
             Reconfiguration shrink = byReason(m, "notice " + y.id());
