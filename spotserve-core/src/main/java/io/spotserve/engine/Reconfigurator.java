@@ -25,6 +25,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.EnumSet;
 import java.util.List;
 import java.util.Map;
@@ -437,6 +438,7 @@ final class Reconfigurator {
         metrics.migrated(result.resumed(), result.bytesMoved());
         String to = describe();
         description = to;
+        leftNoticed(before);
         String reason = String.join(", ", changeReasons);
         changeReasons.clear();
         Set<Reconfiguration.Trigger> triggers = Set.copyOf(changeTriggers);
@@ -452,6 +454,35 @@ final class Reconfigurator {
                         + " bytes moved {} (mapper: {}), kept in place {}, reloaded {} (mapper: {})", from, to, target,
                 reason, result.resumed(), parked, interrupted, result.bytesMoved(), mapping.bytesMoved(),
                 result.bytesKept(), result.bytesReloaded(), mapping.bytesReloaded());
+    }
+
+    /**
+     * A change that takes pipelines off noticed instances is one the notice forced, whatever else set it off (on-demand
+     * instances joining while a noticed one finishes its batches, the planner re-planning without it): it says so
+     * with {@link Reconfiguration.Trigger#NOTICE} and a reason per instance left, unless a notice reason names it
+     * already.
+     */
+    private void leftNoticed(List<PipelineSlot> before) {
+        Set<String> after = new HashSet<>();
+        for (PipelineSlot s : slots) {
+            after.addAll(s.instances);
+        }
+        Set<String> left = new LinkedHashSet<>(); // in pipeline order
+        for (PipelineSlot s : before) {
+            for (String id : s.instances) {
+                InstanceRecord r = instances.get(id);
+                if (!after.contains(id) && r != null && r.deadline != null) {
+                    left.add(id);
+                }
+            }
+        }
+        for (String id : left) {
+            String prefix = "notice " + id;
+            if (changeReasons.stream().noneMatch(x -> x.equals(prefix) || x.startsWith(prefix + ":"))) {
+                changeReasons.add("left noticed " + id);
+            }
+            changeTriggers.add(Reconfiguration.Trigger.NOTICE);
+        }
     }
 
     /** Says once, at WARN, that the usable instances cannot hold the model; requests then fail at their deadline. */
