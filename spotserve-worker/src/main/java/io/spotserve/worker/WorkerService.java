@@ -67,7 +67,7 @@ final class WorkerService {
                   StagingArea staging) {
         this.staging = staging;
         this.hops = new StepStream.Hops(peers);
-        this.groups = new GroupExchange(peers);
+        this.groups = new GroupExchange(peers, state::checkLive);
         this.steps = new StageStep(state::pipeline, hops, groups, peers);
         this.control = new WorkerControl(state, executor, deviceCount, deviceMemory, hops, groups);
         this.slices = new SliceMoves(state, peers, staging);
@@ -95,6 +95,22 @@ final class WorkerService {
     /** The bulk socket's import of one complete, checked slice. */
     ContextSlice importBulk(PositionRef t, byte[] bytes) {
         return slices.importBulk(t, bytes);
+    }
+
+    /** Where the step socket's partials connections deposit what they read. */
+    PartialsSocket.Inbox partialsInbox() {
+        return groups.inbox();
+    }
+
+    /** Partials messages this worker's group members sent so far: {over step sockets, over gRPC streams}. */
+    long[] partialsSends() {
+        return groups.sends();
+    }
+
+    /** Closes the links this worker opened to other workers (it is closing). */
+    void closeLinks() {
+        hops.closeAll();
+        groups.clear();
     }
 
     /** The instance id the controller gave this worker (devices must be named after it). */
