@@ -58,7 +58,10 @@ final class StepServer implements AutoCloseable {
     static final long TICKET_LIFETIME_MS = 30_000;
     /** Tickets outstanding at once (unused ones expire). */
     static final int MAX_TICKETS = 256;
-    /** Connections open at once (each holds one thread: one per pipeline and caller in use). */
+    /**
+     * Connections open at once (each holds one thread: one per pipeline and caller in use, one per ordered pair of
+     * split-group members sending partials here).
+     */
     static final int MAX_CONNECTIONS = 64;
     /** How long the handshake, or the rest of a frame once its first byte came, may take. */
     static final int READ_TIMEOUT_MS = 30_000;
