@@ -46,6 +46,10 @@ import org.slf4j.LoggerFactory;
  * {@code StepReply} (a refused step carries its status code in the reply, and the connection stays usable). A frame
  * longer than the worker's message bound, or one that is not a {@code StepRequest}, ends the connection with one log
  * line and runs nothing.
+ *
+ * <p>A connection that opens with {@link PartialsSocket#MAGIC} instead (same ticket, same answer) carries a split
+ * tensor group's partials from a peer member: raw frames read by the connection's thread into the worker's mailbox
+ * ({@link PartialsSocket#receive}); it counts against the same connection bound.
  */
 final class StepServer implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(StepServer.class);
@@ -54,7 +58,10 @@ final class StepServer implements AutoCloseable {
     static final long TICKET_LIFETIME_MS = 30_000;
     /** Tickets outstanding at once (unused ones expire). */
     static final int MAX_TICKETS = 256;
-    /** Connections open at once (each holds one thread: one per pipeline and caller in use). */
+    /**
+     * Connections open at once (each holds one thread: one per pipeline and caller in use, one per ordered pair of
+     * split-group members sending partials here).
+     */
     static final int MAX_CONNECTIONS = 64;
     /** How long the handshake, or the rest of a frame once its first byte came, may take. */
     static final int READ_TIMEOUT_MS = 30_000;
@@ -65,6 +72,8 @@ final class StepServer implements AutoCloseable {
     private final ServerSocket server;
     private final int maxFrameBytes;
     private final Function<StepRequest, StepReply> handler;
+    /** Where partials connections deposit their frames, or null (they are refused). */
+    private final PartialsSocket.Inbox partials;
     private final SecureRandom random = new SecureRandom();
     private final Map<String, Long> tickets = new ConcurrentHashMap<>(); // ticket -> expiry (nanoTime)
     private final Set<Socket> connections = ConcurrentHashMap.newKeySet();
@@ -78,8 +87,18 @@ final class StepServer implements AutoCloseable {
      * @param handler       runs one step and answers it; never throws (a refusal is a reply with its status)
      */
     StepServer(InetAddress bind, int maxFrameBytes, Function<StepRequest, StepReply> handler) throws IOException {
+        this(bind, maxFrameBytes, handler, null);
+    }
+
+    /**
+     * As above; a connection that opens with {@link PartialsSocket#MAGIC} (and a ticket) carries a split tensor
+     * group's partials into {@code partials} instead of steps.
+     */
+    StepServer(InetAddress bind, int maxFrameBytes, Function<StepRequest, StepReply> handler,
+               PartialsSocket.Inbox partials) throws IOException {
         this.maxFrameBytes = maxFrameBytes;
         this.handler = handler;
+        this.partials = partials;
         ServerSocket s = new ServerSocket();
         s.bind(new InetSocketAddress(bind, 0), 16);
         this.server = s;
@@ -167,7 +186,8 @@ final class StepServer implements AutoCloseable {
             s.setSoTimeout(READ_TIMEOUT_MS);
             DataInputStream in = new DataInputStream(new BufferedInputStream(s.getInputStream(), 16 << 10));
             DataOutputStream out = new DataOutputStream(s.getOutputStream());
-            String refusal = handshake(in);
+            int[] magic = new int[1];
+            String refusal = handshake(in, magic);
             if (refusal != null) {
                 refused.incrementAndGet();
                 LOG.warn("step socket refused a connection from {}: {}", from, refusal);
@@ -178,6 +198,10 @@ final class StepServer implements AutoCloseable {
             }
             out.writeByte(OK);
             out.flush();
+            if (magic[0] == PartialsSocket.MAGIC) {
+                PartialsSocket.receive(s, in, out, partials, maxFrameBytes);
+                return;
+            }
             Frames frames = new Frames(s, in, maxFrameBytes);
             while (!closed) {
                 CodedInputStream request = frames.next(0); // waits for the next step as long as it takes
@@ -207,13 +231,16 @@ final class StepServer implements AutoCloseable {
         }
     }
 
-    /** Reads the magic and the ticket; returns why the connection is refused, or null if it may step. */
-    private String handshake(DataInputStream in) throws IOException {
-        int magic;
+    /**
+     * Checks the magic and reads the ticket; returns why the connection is refused, or null if it may step (or send
+     * partials).
+     */
+    private String handshake(DataInputStream in, int[] magicOut) throws IOException {
         byte[] id = new byte[TICKET_BYTES];
         try {
-            magic = in.readInt();
-            if (magic != MAGIC) {
+            int magic = in.readInt();
+            magicOut[0] = magic;
+            if (magic != MAGIC && (magic != PartialsSocket.MAGIC || partials == null)) {
                 return "not a step connection (bad magic)";
             }
             in.readFully(id);

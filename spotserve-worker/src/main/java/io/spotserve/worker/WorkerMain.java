@@ -27,8 +27,8 @@ import org.slf4j.LoggerFactory;
  * controller plans with what the worker says at registration), {@code --notice-grace SECONDS} (for
  * {@code signal}, default 30), {@code --warm-up CALLS} (warm-up calls to its own server before registering, 0 =
  * off, default {@value WorkerProcess#DEFAULT_WARM_UP_CALLS}), {@code --warm-up-time SECONDS} (their wall-time bound,
- * default 1.5), {@code --bulk-transfer on|off} (slices to other workers, and forward steps, over ticketed TCP
- * sockets instead of gRPC streams, default on; never under mTLS), {@code --staging-memory BYTES} (migration slices
+ * default 1.5), {@code --bulk-transfer on|off} (slices to other workers, forward steps, and a split tensor
+ * group's partials, over ticketed TCP sockets instead of gRPC streams, default on; never under mTLS), {@code --staging-memory BYTES} (migration slices
  * staged on this worker at once, waiting for their send to the target worker; default devices x device memory), {@code
  * --staging-timeout SECONDS} (a staged slice nobody sends is freed then, default 120), {@code --metadata-url URL} (the notice
  * watcher's base URL), {@code --azure-vm NAME}. Exit codes: 0 closed, 2 bad arguments or refused by the
@@ -249,7 +249,7 @@ public final class WorkerMain {
                 + "q8_0 keeps a Q8_0 model's int8 blocks, default fp32)]\n"
                 + "         [--warm-up CALLS (calls to its own server before registering, 0 = off, default "
                 + WorkerProcess.DEFAULT_WARM_UP_CALLS + ")] [--warm-up-time SECONDS (default 1.5)]\n"
-                + "         [--bulk-transfer on|off (slices and steps over ticketed sockets, default on)]\n"
+                + "         [--bulk-transfer on|off (slices, steps and partials over ticketed sockets, default on)]\n"
                 + "         [--staging-memory BYTES[k|m|g] (migration slices staged here at once, default devices x "
                 + "device memory)]\n"
                 + "         [--staging-timeout SECONDS (a staged slice nobody sends is freed then, default 120)]";

@@ -94,7 +94,8 @@ public final class WorkerProcess implements AutoCloseable {
             bulk = new BulkTransfer(cfg.bind.getAddress(), null, service::importBulk);
             service.bulk(bulk);
             // steps too: a blocking reader thread per connection runs each step itself
-            stepServer = new StepServer(cfg.bind.getAddress(), cfg.maxMessageBytes, service::answer);
+            stepServer = new StepServer(cfg.bind.getAddress(), cfg.maxMessageBytes, service::answer,
+                    service.partialsInbox());
             service.stepServer(stepServer);
         }
         warmUp();
@@ -291,6 +292,11 @@ public final class WorkerProcess implements AutoCloseable {
         return service.warmUpServed();
     }
 
+    /** Partials messages this worker's split-group members sent: {over step sockets, over gRPC streams} (tests). */
+    long[] partialsSends() {
+        return service.partialsSends();
+    }
+
     /** host:port where this worker serves. */
     public String address() {
         return address;
@@ -304,6 +310,7 @@ public final class WorkerProcess implements AutoCloseable {
     @Override
     public void close() {
         heartbeats.shutdownNow();
+        service.closeLinks();
         Servers.stop(server);
         if (bulk != null) {
             bulk.close();

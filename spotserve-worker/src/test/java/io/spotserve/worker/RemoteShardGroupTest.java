@@ -45,8 +45,14 @@ class RemoteShardGroupTest {
     private static final int[] PROMPT = {1, 403, 407, 261};
 
     private static WorkerProcess worker(RemoteInstanceProvider controller) throws Exception {
+        return worker(controller, true);
+    }
+
+    /** A worker of two devices; {@code sockets} false: no step socket, so peers send it partials over gRPC streams. */
+    private static WorkerProcess worker(RemoteInstanceProvider controller, boolean sockets) throws Exception {
         return WorkerProcess.builder().controller(controller.address()).devices(2).deviceMemory(64L << 20)
-                .security(TOKEN).warmUp(0).executor(new CpuExecutor(new ExecutorOptions(1, true))).build().start();
+                .security(TOKEN).warmUp(0).bulkTransfer(sockets).executor(new CpuExecutor(new ExecutorOptions(1, true)))
+                .build().start();
     }
 
     /**
@@ -97,7 +103,7 @@ class RemoteShardGroupTest {
                 Pipeline split = remote(ex, layout, ws);
                 split.loadWeights(ckpt);
                 assertTrue(split.isReady(), layout + ": every member loaded its shards' weights");
-                parity(ex, layout, whole, split, ws);
+                parity(ex, layout, whole, split, ws, true);
                 split.close();
                 whole.close();
                 for (int p = 0; p < layout.stages(); p++) {
@@ -114,7 +120,7 @@ class RemoteShardGroupTest {
      * decoding both greedily from the remote logits, each compared with the whole pipeline's.
      */
     private static void parity(RemoteExecutor ex, ShardLayout layout, Pipeline whole, Pipeline split,
-                               List<WorkerProcess> ws) {
+                               List<WorkerProcess> ws, boolean sockets) {
         int dim = layout.config().dim();
         int vocab = layout.config().vocabSize();
         // per stage: its members (runs of consecutive shards on one worker) and reduce points
@@ -162,6 +168,7 @@ class RemoteShardGroupTest {
             }
             long reduce = ex.reduceBytes();
             long activations = ex.activationBytes();
+            long[] sends = sends(ws);
             whole.forward(seqs, tokens, positions, count, expected);
             split.forward(seqs, tokens, positions, count, actual);
             for (int b = 0; b < count; b++) {
@@ -183,6 +190,15 @@ class RemoteShardGroupTest {
             }
             assertEquals(expectReduce, ex.reduceBytes() - reduce, layout + " step " + step);
             assertEquals(expectActivations, ex.activationBytes() - activations, layout + " step " + step);
+            // one message per ordered member pair and point, each on the path the receiving worker offers: raw frames
+            // on its step socket, else the gRPC stream
+            long messages = 0;
+            for (int p = 0; p < layout.stages(); p++) {
+                messages += (long) members[p] * (members[p] - 1) * points[p];
+            }
+            long[] now = sends(ws);
+            assertEquals(sockets ? messages : 0, now[0] - sends[0], layout + " step " + step + ": frames on sockets");
+            assertEquals(sockets ? 0 : messages, now[1] - sends[1], layout + " step " + step + ": gRPC messages");
             next1 = argmax(actual[count - 2]);
             next2 = argmax(actual[count - 1]);
             seq2.add(next2);
@@ -200,6 +216,37 @@ class RemoteShardGroupTest {
                             layout + " (" + p + ", " + sh + ") " + slice);
                 }
             }
+        }
+    }
+
+    /** {over step sockets, over gRPC streams} partials messages sent by the distinct workers of {@code ws}. */
+    private static long[] sends(List<WorkerProcess> ws) {
+        long[] total = new long[2];
+        for (WorkerProcess w : new java.util.LinkedHashSet<>(ws)) {
+            long[] s = w.partialsSends();
+            total[0] += s[0];
+            total[1] += s[1];
+        }
+        return total;
+    }
+
+    /** Workers without step sockets (raw sockets off, as under mTLS): the members exchange over gRPC streams. */
+    @Test
+    void withoutStepSocketsThePartialsTakeTheGrpcStreamBitForBit() throws Exception {
+        LlamaCheckpoint ckpt = LlamaCheckpoint.load(SharedData.stories260K());
+        ShardLayout layout = ShardLayout.of(ckpt.config(), 1, 2);
+        try (RemoteInstanceProvider controller = RemoteInstanceProvider.builder().security(TOKEN).build();
+             WorkerProcess w0 = worker(controller, false);
+             WorkerProcess w1 = worker(controller, false);
+             Executor cpu = new CpuExecutor(new ExecutorOptions(1, true))) {
+            RemoteExecutor ex = controller.executor();
+            List<WorkerProcess> ws = List.of(w0, w1);
+            Pipeline whole = TestPipelines.loaded(cpu, ckpt, layout, "whole", MAX_BATCH);
+            Pipeline split = remote(ex, layout, ws);
+            split.loadWeights(ckpt);
+            parity(ex, layout, whole, split, ws, false);
+            split.close();
+            whole.close();
         }
     }
 

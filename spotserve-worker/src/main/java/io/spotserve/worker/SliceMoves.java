@@ -1,0 +1,291 @@
+package io.spotserve.worker;
+
+import com.google.protobuf.ByteString;
+import io.grpc.ManagedChannel;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.stub.StreamObserver;
+import io.spotserve.exec.ContextSlice;
+import io.spotserve.exec.Pipeline;
+import io.spotserve.worker.proto.Ack;
+import io.spotserve.worker.proto.BulkTicket;
+import io.spotserve.worker.proto.ImportReply;
+import io.spotserve.worker.proto.OpenBulkRequest;
+import io.spotserve.worker.proto.PositionRef;
+import io.spotserve.worker.proto.SendSliceReply;
+import io.spotserve.worker.proto.SendSliceRequest;
+import io.spotserve.worker.proto.SendSlicesRequest;
+import io.spotserve.worker.proto.SendStagedRequest;
+import io.spotserve.worker.proto.SliceChunk;
+import io.spotserve.worker.proto.SliceRequest;
+import io.spotserve.worker.proto.StagedRef;
+import io.spotserve.worker.proto.StagingState;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.function.Function;
+import java.util.function.IntFunction;
+import java.util.function.Supplier;
+
+/**
+ * The migration RPCs of a worker: context slices (weights and KV) exported from, imported into and released from the
+ * hosted positions; moved worker to worker over the bulk socket or gRPC streams ({@code Worker/SendSlice(s)},
+ * {@code Peer/PushSlice}, {@code Peer/OpenBulk}); and staged here until the controller sends them on.
+ */
+final class SliceMoves {
+    private final WorkerState state;
+    private final Function<String, ManagedChannel> peers;
+    /** Migration slices exported here and waiting to be sent to their target. */
+    private final StagingArea staging;
+    /** This worker's bulk socket, or null (slices then travel over gRPC streams only). */
+    private volatile BulkTransfer bulk;
+
+    SliceMoves(WorkerState state, Function<String, ManagedChannel> peers, StagingArea staging) {
+        this.state = state;
+        this.peers = peers;
+        this.staging = staging;
+    }
+
+    /** Serves and sends bulk transfers through {@code b} from now on. */
+    void bulk(BulkTransfer b) {
+        this.bulk = b;
+    }
+
+    // the worker's checks, under the names the handlers below use
+
+    private <R> void unary(StreamObserver<R> out, Supplier<R> body) {
+        state.unary(out, body);
+    }
+
+    private void checkLive() {
+        state.checkLive();
+    }
+
+    private static StatusRuntimeException error(RuntimeException e) {
+        return WorkerService.error(e);
+    }
+
+    private Pipeline pipeline(long id) {
+        return state.pipeline(id);
+    }
+
+    private ContextSlice slice(Pipeline p, SliceRequest r) {
+        return Wire.slice(r.getSlice(), p.config());
+    }
+
+    /** Imports a reassembled slice into its target position; shared by the controller's and the peers' streams. */
+    private ImportReply importAssembled(Wire.Assembly a) {
+        checkLive();
+        byte[] bytes = a.bytes();
+        PositionRef t = a.target();
+        Pipeline p = pipeline(t.getPipeline());
+        ContextSlice s;
+        synchronized (p) {
+            s = p.importSlice(t.getStage(), t.getShard(), bytes);
+        }
+        return ImportReply.newBuilder().setSliceHeader(Wire.sliceHeader(s)).setBytes(bytes.length).build();
+    }
+
+    private StreamObserver<SliceChunk> importStream(StreamObserver<ImportReply> out) {
+        return new StreamObserver<>() {
+            private final Wire.Assembly assembly = new Wire.Assembly();
+            private boolean failed;
+
+            @Override
+            public void onNext(SliceChunk chunk) {
+                if (failed) {
+                    return;
+                }
+                try {
+                    checkLive();
+                    assembly.add(chunk);
+                } catch (RuntimeException e) {
+                    failed = true;
+                    out.onError(error(e));
+                }
+            }
+
+            @Override
+            public void onError(Throwable t) {
+                failed = true; // the sender gave up: nothing was imported
+            }
+
+            @Override
+            public void onCompleted() {
+                if (failed) {
+                    return;
+                }
+                ImportReply r;
+                try {
+                    r = importAssembled(assembly);
+                } catch (RuntimeException e) {
+                    out.onError(error(e));
+                    return;
+                }
+                out.onNext(r);
+                out.onCompleted();
+            }
+        };
+    }
+
+    /**
+     * Moves slices of one hosted position to a position of the worker at {@code peer}: over the bulk socket when both
+     * sides have one (the next slice exported while the previous one travels), else over {@code Peer/PushSlice}.
+     */
+    private SendSliceReply moveSlices(PositionRef from, List<ByteString> headers, String peer, PositionRef target) {
+        Pipeline p = pipeline(from.getPipeline());
+        if (headers.isEmpty() || headers.size() > BulkTransfer.MAX_SLICES_PER_TICKET) {
+            throw new IllegalArgumentException("a transfer moves 1 to " + BulkTransfer.MAX_SLICES_PER_TICKET
+                    + " slices, got " + headers.size());
+        }
+        List<ContextSlice> slices = new ArrayList<>();
+        for (ByteString h : headers) {
+            slices.add(Wire.slice(h, p.config()));
+        }
+        // two arrays take turns: slice i is exported (one at a time, in order) only once slice i - 2 has been
+        // written to the socket or imported over gRPC, so its array is free; slices of one size reuse them
+        byte[][] arrays = new byte[2][];
+        IntFunction<byte[]> export = i -> {
+            checkLive();
+            byte[] bytes;
+            synchronized (p) {
+                bytes = p.exportSlice(from.getStage(), from.getShard(), slices.get(i), arrays[i % 2]);
+            }
+            arrays[i % 2] = bytes;
+            return bytes;
+        };
+        return SliceSender.send(peers, bulk, headers, export, peer, target);
+    }
+
+    /** Issues a bulk ticket for slices into a position this worker hosts. */
+    private BulkTicket issueBulk(OpenBulkRequest r) {
+        if (bulk == null) {
+            throw new StatusRuntimeException(Status.UNIMPLEMENTED.withDescription("this worker has no bulk socket"));
+        }
+        PositionRef t = r.getTarget();
+        Pipeline p = pipeline(t.getPipeline());
+        if (!p.hostedStages().contains(t.getStage()) || t.getShard() < 0 || t.getShard() >= p.layout().shards()) {
+            throw new IllegalArgumentException("position (stage " + t.getStage() + ", shard " + t.getShard()
+                    + ") is not hosted by pipeline " + t.getPipeline() + " here (stages " + p.hostedStages() + ")");
+        }
+        List<ContextSlice> slices = new ArrayList<>();
+        for (ByteString h : r.getSlicesList()) {
+            slices.add(Wire.slice(h, p.config()));
+        }
+        return bulk.issue(t, slices, p.config());
+    }
+
+    /** The bulk socket's import of one complete, checked slice. */
+    ContextSlice importBulk(PositionRef t, byte[] bytes) {
+        checkLive();
+        Pipeline p = pipeline(t.getPipeline());
+        synchronized (p) {
+            return p.importSlice(t.getStage(), t.getShard(), bytes);
+        }
+    }
+
+    /** Exports a slice of a hosted position into the staging area. */
+    private StagedRef stage(SliceRequest r) {
+        Pipeline p = pipeline(r.getPosition().getPipeline());
+        byte[] bytes;
+        synchronized (p) {
+            bytes = p.exportSlice(r.getPosition().getStage(), r.getPosition().getShard(), slice(p, r));
+        }
+        return StagedRef.newBuilder().setHandle(staging.put(r.getSlice(), bytes)).setBytes(bytes.length).build();
+    }
+
+    /** Sends a staged slice to its target: imported here when local, else to the peer worker over the bulk socket. */
+    private SendSliceReply sendStagedSlice(SendStagedRequest r) {
+        StagingArea.Entry e = staging.take(r.getHandle());
+        if (r.getLocal()) {
+            importBulk(r.getTarget(), e.data());
+            return SendSliceReply.newBuilder().setBytes(e.data().length).setSlices(1).build();
+        }
+        return SliceSender.send(peers, bulk, List.of(e.header()), i -> e.data(), r.getPeerAddress(), r.getTarget());
+    }
+
+    // ------------------------------------------------------------------ handlers
+
+    StreamObserver<SliceChunk> importSlice(StreamObserver<ImportReply> out) {
+        return importStream(out);
+    }
+
+    void exportSlice(SliceRequest r, StreamObserver<SliceChunk> out) {
+        byte[] bytes;
+        try {
+            checkLive();
+            Pipeline p = pipeline(r.getPosition().getPipeline());
+            synchronized (p) {
+                bytes = p.exportSlice(r.getPosition().getStage(), r.getPosition().getShard(), slice(p, r));
+            }
+        } catch (RuntimeException e) {
+            out.onError(error(e));
+            return;
+        }
+        for (SliceChunk c : Wire.chunks(bytes, r.getPosition())) {
+            out.onNext(c);
+        }
+        out.onCompleted();
+    }
+
+    void sendSlice(SendSliceRequest r, StreamObserver<SendSliceReply> out) {
+        unary(out, () -> moveSlices(r.getSource().getPosition(), List.of(r.getSource().getSlice()),
+                r.getPeerAddress(), r.getTarget()));
+    }
+
+    void sendSlices(SendSlicesRequest r, StreamObserver<SendSliceReply> out) {
+        unary(out, () -> moveSlices(r.getPosition(), r.getSlicesList(), r.getPeerAddress(), r.getTarget()));
+    }
+
+    void releaseSlice(SliceRequest r, StreamObserver<Ack> out) {
+        unary(out, () -> {
+            Pipeline p = pipeline(r.getPosition().getPipeline());
+            synchronized (p) {
+                p.releaseSlice(r.getPosition().getStage(), r.getPosition().getShard(), slice(p, r));
+            }
+            return Ack.getDefaultInstance();
+        });
+    }
+
+    void stageSlice(SliceRequest r, StreamObserver<StagedRef> out) {
+        unary(out, () -> stage(r));
+    }
+
+    void sendStaged(SendStagedRequest r, StreamObserver<SendSliceReply> out) {
+        unary(out, () -> sendStagedSlice(r));
+    }
+
+    void fetchStaged(StagedRef r, StreamObserver<SliceChunk> out) {
+        StagingArea.Entry e;
+        try {
+            checkLive();
+            e = staging.get(r.getHandle());
+        } catch (RuntimeException ex) {
+            out.onError(error(ex));
+            return;
+        }
+        for (SliceChunk c : Wire.chunks(e.data(), PositionRef.getDefaultInstance())) {
+            out.onNext(c);
+        }
+        out.onCompleted();
+    }
+
+    void releaseStaged(StagedRef r, StreamObserver<Ack> out) {
+        unary(out, () -> {
+            staging.release(r.getHandle());
+            return Ack.getDefaultInstance();
+        });
+    }
+
+    void stagingUsage(Ack r, StreamObserver<StagingState> out) {
+        unary(out, () -> StagingState.newBuilder().setBytes(staging.usedBytes()).setSlices(staging.size())
+                .setCapacityBytes(staging.capacity()).build());
+    }
+
+    StreamObserver<SliceChunk> pushSlice(StreamObserver<ImportReply> out) {
+        return importStream(out);
+    }
+
+    void openBulk(OpenBulkRequest r, StreamObserver<BulkTicket> out) {
+        unary(out, () -> issueBulk(r));
+    }
+}
