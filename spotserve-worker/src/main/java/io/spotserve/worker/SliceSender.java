@@ -11,13 +11,13 @@ import io.spotserve.worker.proto.PeerGrpc;
 import io.spotserve.worker.proto.PositionRef;
 import io.spotserve.worker.proto.SendSliceReply;
 import io.spotserve.worker.proto.SliceChunk;
+import java.nio.ByteBuffer;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.function.Function;
-import java.util.function.IntFunction;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -33,13 +33,13 @@ final class SliceSender {
     }
 
     /**
-     * Moves the slices named by {@code headers} ({@code export.apply(i)} gives slice i's SliceFormat bytes) to
+     * Moves the slices named by {@code headers} ({@code export} gives slice i's SliceFormat bytes) to
      * {@code target} at the worker at {@code peer}.
      *
      * @param bulk this worker's bulk socket, or null
      */
     static SendSliceReply send(Function<String, ManagedChannel> peers, BulkTransfer bulk, List<ByteString> headers,
-                               IntFunction<byte[]> export, String peer, PositionRef target) {
+                               BulkTransfer.Source export, String peer, PositionRef target) {
         BulkTicket ticket = null;
         if (bulk != null) {
             try {
@@ -66,11 +66,21 @@ final class SliceSender {
         long bytes = 0;
         int chunks = 0;
         for (int i = 0; i < headers.size(); i++) {
-            byte[] data = export.apply(i);
+            byte[] data = array(export.export(i, null));
             chunks += push(peers, peer, Wire.chunks(data, target));
             bytes += data.length;
         }
         return SendSliceReply.newBuilder().setBytes(bytes).setChunks(chunks).setSlices(headers.size()).build();
+    }
+
+    /** The bytes from {@code b}'s position to its limit: its own array when that is exactly them, else a copy. */
+    private static byte[] array(ByteBuffer b) {
+        if (b.hasArray() && b.arrayOffset() == 0 && b.position() == 0 && b.limit() == b.array().length) {
+            return b.array();
+        }
+        byte[] copy = new byte[b.remaining()];
+        b.duplicate().get(copy);
+        return copy;
     }
 
     /** Streams one slice's chunks to {@code peer}'s {@code PushSlice} and waits for its import; returns the chunks. */

@@ -100,6 +100,13 @@ final class Wire {
         return (int) crc.getValue();
     }
 
+    /** CRC32C of bytes {@code [off, off + len)} of {@code data} (by index; its position and limit stay). */
+    static int crc(java.nio.ByteBuffer data, int off, int len) {
+        CRC32C crc = new CRC32C();
+        crc.update(data.duplicate().limit(off + len).position(off));
+        return (int) crc.getValue();
+    }
+
     static int crc(ByteString payload) {
         CRC32C crc = new CRC32C();
         crc.update(payload.asReadOnlyByteBuffer());

@@ -46,6 +46,7 @@ import io.spotserve.worker.proto.StepReply;
 import io.spotserve.worker.proto.StepRequest;
 import io.spotserve.worker.proto.WorkerGrpc;
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -53,7 +54,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Function;
-import java.util.function.IntFunction;
 import java.util.function.Supplier;
 
 /**
@@ -306,17 +306,12 @@ final class WorkerService {
         for (ByteString h : headers) {
             slices.add(Wire.slice(h, p.config()));
         }
-        // two arrays take turns: slice i is exported (one at a time, in order) only once slice i - 2 has been
-        // written to the socket or imported over gRPC, so its array is free; slices of one size reuse them
-        byte[][] arrays = new byte[2][];
-        IntFunction<byte[]> export = i -> {
+        // the sender passes back the buffer of slice i - 2 once it is sent: slices of one size reuse two buffers
+        BulkTransfer.Source export = (i, reuse) -> {
             checkLive();
-            byte[] bytes;
             synchronized (p) {
-                bytes = p.exportSlice(from.getStage(), from.getShard(), slices.get(i), arrays[i % 2]);
+                return p.exportSlice(from.getStage(), from.getShard(), slices.get(i), reuse);
             }
-            arrays[i % 2] = bytes;
-            return bytes;
         };
         return SliceSender.send(peers, bulk, headers, export, peer, target);
     }
@@ -339,7 +334,16 @@ final class WorkerService {
         return bulk.issue(t, slices, p.config());
     }
 
-    /** The bulk socket's import of one complete, checked slice. */
+    /** The bulk socket's import of one complete, checked slice, straight from the buffer it was read into. */
+    ContextSlice importBulk(PositionRef t, ByteBuffer bytes) {
+        checkLive();
+        Pipeline p = pipeline(t.getPipeline());
+        synchronized (p) {
+            return p.importSlice(t.getStage(), t.getShard(), bytes);
+        }
+    }
+
+    /** A staged slice's import into a position of this worker. */
     ContextSlice importBulk(PositionRef t, byte[] bytes) {
         checkLive();
         Pipeline p = pipeline(t.getPipeline());
@@ -385,7 +389,8 @@ final class WorkerService {
             importBulk(r.getTarget(), e.data());
             return SendSliceReply.newBuilder().setBytes(e.data().length).setSlices(1).build();
         }
-        return SliceSender.send(peers, bulk, List.of(e.header()), i -> e.data(), r.getPeerAddress(), r.getTarget());
+        return SliceSender.send(peers, bulk, List.of(e.header()), (i, reuse) -> ByteBuffer.wrap(e.data()),
+                r.getPeerAddress(), r.getTarget());
     }
 
     // ------------------------------------------------------------------ services
