@@ -11,7 +11,6 @@ import io.spotserve.worker.proto.PeerGrpc;
 import io.spotserve.worker.proto.PositionRef;
 import io.spotserve.worker.proto.SendSliceReply;
 import io.spotserve.worker.proto.SliceChunk;
-import java.nio.ByteBuffer;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutionException;
@@ -66,21 +65,11 @@ final class SliceSender {
         long bytes = 0;
         int chunks = 0;
         for (int i = 0; i < headers.size(); i++) {
-            byte[] data = array(export.export(i, null));
+            byte[] data = Wire.bytes(export.export(i, null));
             chunks += push(peers, peer, Wire.chunks(data, target));
             bytes += data.length;
         }
         return SendSliceReply.newBuilder().setBytes(bytes).setChunks(chunks).setSlices(headers.size()).build();
-    }
-
-    /** The bytes from {@code b}'s position to its limit: its own array when that is exactly them, else a copy. */
-    private static byte[] array(ByteBuffer b) {
-        if (b.hasArray() && b.arrayOffset() == 0 && b.position() == 0 && b.limit() == b.array().length) {
-            return b.array();
-        }
-        byte[] copy = new byte[b.remaining()];
-        b.duplicate().get(copy);
-        return copy;
     }
 
     /** Streams one slice's chunks to {@code peer}'s {@code PushSlice} and waits for its import; returns the chunks. */

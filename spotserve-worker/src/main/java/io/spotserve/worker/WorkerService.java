@@ -377,7 +377,8 @@ final class WorkerService {
         Pipeline p = pipeline(r.getPosition().getPipeline());
         byte[] bytes;
         synchronized (p) {
-            bytes = p.exportSlice(r.getPosition().getStage(), r.getPosition().getShard(), slice(p, r));
+            bytes = Wire.bytes(p.exportSlice(r.getPosition().getStage(), r.getPosition().getShard(), slice(p, r),
+                    (ByteBuffer) null)); // one pass from storage into the staged array
         }
         return StagedRef.newBuilder().setHandle(staging.put(r.getSlice(), bytes)).setBytes(bytes.length).build();
     }
