@@ -355,7 +355,9 @@ final class BulkTransfer implements AutoCloseable {
             throw new Refusal("slice " + i + " announces " + total + " bytes; " + t.slices.get(i) + " takes "
                     + SliceFormat.HEADER_BYTES + " to " + t.maxBytes[i]);
         }
-        ByteBuffer buf = spare != null && spare.capacity() >= total ? spare : conn.allocate((int) total);
+        // a slice bigger than the pool goes to the heap: its direct memory would be freed only by a collection
+        ByteBuffer buf = spare != null && spare.capacity() >= total ? spare
+                : total > POOL_BYTES ? ByteBuffer.allocate((int) total) : conn.allocate((int) total);
         buf.clear().limit((int) total);
         int off = 0;
         for (int chunk = 0; off < total; chunk++) {
