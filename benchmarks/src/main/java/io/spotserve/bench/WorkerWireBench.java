@@ -87,7 +87,7 @@ public final class WorkerWireBench {
                     workerWarmUpTime == null ? "default" : workerWarmUpTime);
             List<String> ids = controller.liveWorkers();
             RemoteExecutor ex = controller.executor();
-            migration(ex, ckpt, ids, rounds);
+            migration(ex, ckpt, ids, rounds, workers);
             ping(ex, ckpt, ids, 500, Math.max(50, warm));
             decode(ex, ckpt, ids, steps, warm);
         } finally {
@@ -99,7 +99,8 @@ public final class WorkerWireBench {
         }
     }
 
-    private static void migration(RemoteExecutor ex, LlamaCheckpoint ckpt, List<String> ids, int rounds) throws Exception {
+    private static void migration(RemoteExecutor ex, LlamaCheckpoint ckpt, List<String> ids, int rounds,
+                                  List<Process> workers) throws Exception {
         ShardLayout layout = ShardLayout.of(ckpt.config(), 1, 1);
         Device a = ex.createDevice(new DeviceId(ids.get(0), 0), 512L << 20);
         Device b = ex.createDevice(new DeviceId(ids.get(1), 0), 512L << 20);
@@ -110,12 +111,14 @@ public final class WorkerWireBench {
         double[] wire = new double[rounds];
         double[] batched = new double[rounds];
         double[] socket = new double[rounds];
+        double[][] cpu = new double[2][rounds]; // both workers' CPU seconds per round, per mode
         long bytes = 0;
         for (int r = -1; r < rounds; r++) { // round -1 warms the data path up and is not measured
             // one slice per call (the SPI's transfer), then all slices in one call (transferAll: export, stream and
             // import of consecutive slices overlap), then the socket copy of the same bytes
             for (int mode = 0; mode < 2; mode++) {
                 long before = ex.sliceBytes();
+                double cpu0 = cpuSeconds(workers);
                 long t0 = System.nanoTime();
                 if (mode == 0) {
                     for (ContextSlice s : slices) {
@@ -128,6 +131,7 @@ public final class WorkerWireBench {
                 bytes = ex.sliceBytes() - before;
                 if (r >= 0) {
                     (mode == 0 ? wire : batched)[r] = bytes / sec / 1e6;
+                    cpu[mode][r] = cpuSeconds(workers) - cpu0;
                 }
                 for (ContextSlice s : slices) {
                     to.releaseSlice(0, 0, s);
@@ -149,6 +153,20 @@ public final class WorkerWireBench {
                 + "slice, %.2f transferAll; rounds per slice %s transferAll %s socket %s%n", slices.size(), bytes / 1e6,
                 w, bt, s, rounds, w / s, bt / s, Arrays.toString(round(wire)), Arrays.toString(round(batched)),
                 Arrays.toString(round(socket)));
+        System.out.printf("migration CPU of the two worker JVMs per round (all their threads, median of %d): %.3f s one "
+                + "slice per transfer, %.3f s transferAll (%.2f / %.2f s per GB); rounds per slice %s transferAll %s%n",
+                rounds, median(cpu[0]), median(cpu[1]), median(cpu[0]) / bytes * 1e9, median(cpu[1]) / bytes * 1e9,
+                Arrays.toString(Arrays.stream(cpu[0]).map(v -> Math.round(v * 1000) / 1000.0).toArray()),
+                Arrays.toString(Arrays.stream(cpu[1]).map(v -> Math.round(v * 1000) / 1000.0).toArray()));
+    }
+
+    /** User + system CPU seconds the processes have used so far (0 where the platform does not say). */
+    private static double cpuSeconds(List<Process> processes) {
+        double s = 0;
+        for (Process p : processes) {
+            s += p.toHandle().info().totalCpuDuration().map(d -> d.toNanos() / 1e9).orElse(0.0);
+        }
+        return s;
     }
 
     /**

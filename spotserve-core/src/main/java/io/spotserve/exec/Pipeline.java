@@ -2,6 +2,7 @@ package io.spotserve.exec;
 
 import io.spotserve.model.ModelWeights;
 import io.spotserve.model.LlamaConfig;
+import java.nio.ByteBuffer;
 import java.util.Arrays;
 import java.util.Set;
 
@@ -88,6 +89,42 @@ public interface Pipeline extends AutoCloseable {
      */
     default byte[] exportSlice(int stage, int shard, ContextSlice slice, byte[] reuse) {
         return exportSlice(stage, shard, slice);
+    }
+
+    /**
+     * {@link #exportSlice}'s bytes, byte for byte, written into a caller's buffer instead of an array: into
+     * {@code reuse} from index 0 when its capacity suffices, else into a new buffer (direct when {@code reuse} is).
+     * The returned buffer has position 0 and limit the slice's encoded length; its byte order is left as it was (the
+     * bytes are little-endian whatever it says). A caller streaming many slices passes back a buffer it is done with,
+     * e.g. a direct one a socket channel writes without another copy. The default copies {@link #exportSlice}'s
+     * array; executors override it to write the floats straight from device storage into the buffer.
+     *
+     * @param reuse a buffer the caller no longer needs, or null
+     * @throws IllegalArgumentException as {@link #exportSlice}
+     */
+    default ByteBuffer exportSlice(int stage, int shard, ContextSlice slice, ByteBuffer reuse) {
+        byte[] bytes = exportSlice(stage, shard, slice);
+        ByteBuffer out = reuse != null && reuse.capacity() >= bytes.length ? reuse.clear()
+                : reuse != null && reuse.isDirect() ? ByteBuffer.allocateDirect(bytes.length)
+                : ByteBuffer.allocate(bytes.length);
+        out.put(bytes).flip();
+        return out;
+    }
+
+    /**
+     * {@link #importSlice(int, int, byte[])} of the bytes from {@code bytes}' position to its limit (exactly one
+     * slice's SliceFormat encoding), with the same checks, refusals and all-or-nothing result. Leaves the buffer's
+     * position, limit and order as they were and keeps no reference to it. The default copies the bytes into an array;
+     * executors override it to write the floats straight from the buffer into device storage.
+     *
+     * @return the slice that was imported
+     * @throws IllegalArgumentException as {@link #importSlice(int, int, byte[])}
+     * @throws DeviceMemoryException    as {@link #importSlice(int, int, byte[])}
+     */
+    default ContextSlice importSlice(int stage, int shard, ByteBuffer bytes) {
+        byte[] copy = new byte[bytes.remaining()];
+        bytes.duplicate().get(copy);
+        return importSlice(stage, shard, copy);
     }
 
     /**

@@ -3,6 +3,7 @@ package io.spotserve.exec;
 import io.spotserve.model.LlamaConfig;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
 import java.util.Arrays;
 import java.util.Objects;
 
@@ -176,6 +177,71 @@ public final class SliceFormat {
     }
 
     /**
+     * {@link #peek(LlamaConfig, byte[])} of the bytes from {@code bytes}' position to its limit (exactly one slice's
+     * encoding); the buffer's position, limit and byte order are left as they were.
+     *
+     * @throws IllegalArgumentException if those bytes are not a slice of a model of shape {@code config}
+     */
+    public static ContextSlice peek(LlamaConfig config, ByteBuffer bytes) {
+        return header(config, bytes);
+    }
+
+    /** Bytes {@link #encode} writes for {@code slice}: {@link #HEADER_BYTES} + 4 per float. */
+    public static long encodedLength(LlamaConfig config, ContextSlice slice) {
+        return HEADER_BYTES + 4 * slice.floats(config);
+    }
+
+    /**
+     * Starts {@link #encode}'s bytes of {@code slice} in {@code out} without the floats: writes the version-1 header at
+     * index 0, sets the position to 0 and the limit to {@link #encodedLength}, and returns a view of the payload
+     * (float i at byte {@code HEADER_BYTES + 4·i}, little-endian, whatever {@code out}'s byte order) for the caller to
+     * fill with the slice's floats. Filled, the bytes equal {@code encode(config, slice, floats)}.
+     *
+     * @throws IllegalArgumentException if the slice is not one of the model's, or {@code out}'s capacity is short
+     */
+    public static FloatBuffer startFloats(LlamaConfig config, ContextSlice slice, ByteBuffer out) {
+        Objects.requireNonNull(config, "config");
+        slice.validate(config);
+        long size = encodedLength(config, slice);
+        if (out.capacity() < size) {
+            throw new IllegalArgumentException(slice + " takes " + size + " bytes; the buffer holds " + out.capacity());
+        }
+        out.clear().limit((int) size);
+        ByteBuffer w = out.duplicate().order(ByteOrder.LITTLE_ENDIAN);
+        putHeader(w, config, slice, VERSION, slice.floats(config));
+        return w.slice().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer();
+    }
+
+    /**
+     * The payload of version-1 ({@link #encode}) bytes from {@code bytes}' position to its limit, as a read-only
+     * little-endian float view (float i of the slice at index i), or null for version-2 ({@link #encodeQ8}) bytes;
+     * call it on bytes {@link #peek(LlamaConfig, ByteBuffer)} accepted.
+     */
+    public static FloatBuffer floats(ByteBuffer bytes) {
+        ByteBuffer b = bytes.slice().order(ByteOrder.LITTLE_ENDIAN);
+        if (b.getInt(4) != VERSION) {
+            return null;
+        }
+        return b.position(HEADER_BYTES).slice().order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().asReadOnlyBuffer();
+    }
+
+    /**
+     * {@link #decodeInto(LlamaConfig, byte[], float[])} of the bytes from {@code bytes}' position to its limit; the
+     * buffer's position, limit and order are left as they were.
+     *
+     * @throws IllegalArgumentException as the array version
+     */
+    public static ContextSlice decodeInto(LlamaConfig config, ByteBuffer bytes, float[] into) {
+        ContextSlice slice = header(config, bytes);
+        if (into.length != slice.floats(config)) {
+            throw new IllegalArgumentException(slice + " has " + slice.floats(config) + " floats; the buffer holds "
+                    + into.length);
+        }
+        payload(bytes.slice().order(ByteOrder.LITTLE_ENDIAN), into);
+        return slice;
+    }
+
+    /**
      * Decodes bytes written by {@link #encode} or {@link #encodeQ8}.
      *
      * @throws IllegalArgumentException if the magic, version, model shape or length is wrong
@@ -206,7 +272,11 @@ public final class SliceFormat {
 
     /** Reads the payload of bytes whose header was checked into {@code data}. */
     private static float[] payload(byte[] bytes, float[] data) {
-        ByteBuffer buf = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
+        return payload(ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN), data);
+    }
+
+    /** {@link #payload(byte[], float[])} of a little-endian buffer whose index 0 is the header's first byte. */
+    private static float[] payload(ByteBuffer buf, float[] data) {
         if (buf.getInt(4) == VERSION) {
             buf.position(HEADER_BYTES);
             buf.asFloatBuffer().get(data);
@@ -216,10 +286,10 @@ public final class SliceFormat {
         int at = HEADER_BYTES + (chunks + 7) / 8;
         for (int i = 0; i < chunks; i++) {
             int o = i * CHUNK;
-            if ((bytes[HEADER_BYTES + (i >>> 3)] & (1 << (i & 7))) != 0) {
+            if ((buf.get(HEADER_BYTES + (i >>> 3)) & (1 << (i & 7))) != 0) {
                 float d = io.spotserve.model.HalfFloats.toFloat(buf.getShort(at));
                 for (int j = 0; j < CHUNK; j++) {
-                    data[o + j] = d * bytes[at + 2 + j];
+                    data[o + j] = d * buf.get(at + 2 + j);
                 }
                 at += BLOCK_BYTES;
             } else {
@@ -307,13 +377,20 @@ public final class SliceFormat {
     }
 
     private static ContextSlice header(LlamaConfig config, byte[] bytes) {
+        Objects.requireNonNull(bytes, "bytes");
+        return header(config, ByteBuffer.wrap(bytes));
+    }
+
+    /** Checks the header of the bytes from {@code bytes}' position to its limit; leaves the buffer as it was. */
+    private static ContextSlice header(LlamaConfig config, ByteBuffer bytes) {
         Objects.requireNonNull(config, "config");
         Objects.requireNonNull(bytes, "bytes");
-        if (bytes.length < HEADER_BYTES) {
-            throw new IllegalArgumentException("slice bytes are " + bytes.length + " long, expected at least the "
+        int size = bytes.remaining();
+        if (size < HEADER_BYTES) {
+            throw new IllegalArgumentException("slice bytes are " + size + " long, expected at least the "
                     + HEADER_BYTES + "-byte header");
         }
-        ByteBuffer buf = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer buf = bytes.slice().order(ByteOrder.LITTLE_ENDIAN);
         int magic = buf.getInt();
         if (magic != MAGIC) {
             throw new IllegalArgumentException("slice magic is 0x" + Integer.toHexString(magic) + ", expected 0x"
@@ -334,9 +411,9 @@ public final class SliceFormat {
         ContextSlice slice = readSlice(buf, config);
         long count = buf.getLong();
         long expected = slice.floats(config);
-        long length = version == VERSION ? HEADER_BYTES + 4 * expected : q8Length(bytes, expected);
-        if (count != expected || bytes.length != length) {
-            throw new IllegalArgumentException(slice + " declares " + count + " floats in " + bytes.length
+        long length = version == VERSION ? HEADER_BYTES + 4 * expected : q8Length(buf, expected);
+        if (count != expected || size != length) {
+            throw new IllegalArgumentException(slice + " declares " + count + " floats in " + size
                     + " bytes, expected " + expected + " floats (" + (length < 0 ? "a chunk bitmap past the end"
                     : length + " bytes") + (version == VERSION_Q8 ? ", version 2" : "") + ")");
         }
@@ -344,15 +421,15 @@ public final class SliceFormat {
     }
 
     /** Bytes a version-2 slice of {@code floats} floats takes by its chunk bitmap, or -1 if the bitmap is cut off. */
-    private static long q8Length(byte[] bytes, long floats) {
+    private static long q8Length(ByteBuffer bytes, long floats) {
         long chunks = floats / CHUNK;
         long bitmapEnd = HEADER_BYTES + (chunks + 7) / 8;
-        if (bytes.length < bitmapEnd) {
+        if (bytes.limit() < bitmapEnd) {
             return -1;
         }
         long length = bitmapEnd + 4 * (floats % CHUNK);
         for (long i = 0; i < chunks; i++) {
-            boolean block = (bytes[(int) (HEADER_BYTES + (i >>> 3))] & (1 << (i & 7))) != 0;
+            boolean block = (bytes.get((int) (HEADER_BYTES + (i >>> 3))) & (1 << (i & 7))) != 0;
             length += block ? BLOCK_BYTES : 4 * CHUNK;
         }
         return length;

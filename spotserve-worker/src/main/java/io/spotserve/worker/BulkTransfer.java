@@ -8,13 +8,10 @@ import io.spotserve.model.LlamaConfig;
 import io.spotserve.plan.DeviceId;
 import io.spotserve.worker.proto.BulkTicket;
 import io.spotserve.worker.proto.PositionRef;
-import java.io.BufferedInputStream;
-import java.io.BufferedOutputStream;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.EOFException;
 import java.io.IOException;
-import java.io.InputStream;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
@@ -22,11 +19,14 @@ import java.net.Socket;
 import java.net.SocketTimeoutException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
 import java.security.SecureRandom;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentLinkedDeque;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Executors;
@@ -34,9 +34,6 @@ import java.util.concurrent.Future;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
-import java.util.function.IntFunction;
-import javax.net.ServerSocketFactory;
-import javax.net.SocketFactory;
 import javax.net.ssl.SSLContext;
 import javax.net.ssl.SSLServerSocket;
 import org.slf4j.Logger;
@@ -82,7 +79,16 @@ final class BulkTransfer implements AutoCloseable {
      * reference to {@code bytes} (the receiver reads a later slice of the transfer into the same array).
      */
     interface Importer {
-        ContextSlice importSlice(PositionRef target, byte[] bytes);
+        ContextSlice importSlice(PositionRef target, ByteBuffer bytes);
+    }
+
+    /**
+     * The sender's slices: slice i's SliceFormat bytes in a buffer (position 0, limit their length), written into
+     * {@code reuse} when it is big enough ({@link io.spotserve.exec.Pipeline#exportSlice(int, int, ContextSlice,
+     * ByteBuffer)}); {@code reuse} is a buffer whose bytes were sent already, or null.
+     */
+    interface Source {
+        ByteBuffer export(int i, ByteBuffer reuse);
     }
 
     /** The largest SliceFormat encoding of {@code slice}: fp32 payload, or a Q8 one with every chunk left as floats. */
@@ -91,12 +97,15 @@ final class BulkTransfer implements AutoCloseable {
         return SliceFormat.HEADER_BYTES + (floats / 32 + 7) / 8 + 4 * floats;
     }
 
-    /** The slice that SliceFormat bytes name (magic, version and shape are left to the import to check). */
-    static ContextSlice named(byte[] bytes, LlamaConfig c) {
-        if (bytes.length < SliceFormat.HEADER_BYTES) {
-            throw new IllegalArgumentException("slice bytes are " + bytes.length + " long, shorter than the header");
+    /**
+     * The slice that SliceFormat bytes (from the buffer's position to its limit) name; magic, version and shape are left
+     * to the import to check.
+     */
+    static ContextSlice named(ByteBuffer bytes, LlamaConfig c) {
+        if (bytes.remaining() < SliceFormat.HEADER_BYTES) {
+            throw new IllegalArgumentException("slice bytes are " + bytes.remaining() + " long, shorter than the header");
         }
-        ByteBuffer b = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer b = bytes.slice().order(ByteOrder.LITTLE_ENDIAN);
         b.position(8 + 6 * Integer.BYTES);
         return SliceFormat.readSlice(b, c);
     }
@@ -120,7 +129,33 @@ final class BulkTransfer implements AutoCloseable {
         return t;
     });
     private final AtomicInteger refused = new AtomicInteger();
+    /** Direct buffers of finished transfers, for the next ones (at most {@link #POOL_BYTES} in all). */
+    private final ConcurrentLinkedDeque<ByteBuffer> pool = new ConcurrentLinkedDeque<>();
     private volatile boolean closed;
+
+    /** Bytes of direct buffers kept between transfers (two 25M-model layer slices each way). */
+    static final long POOL_BYTES = 64L << 20;
+    /** Asks an export for a new direct buffer (it is never big enough to be written into). */
+    private static final ByteBuffer DIRECT = ByteBuffer.allocateDirect(0);
+
+    /** A pooled direct buffer, or null. */
+    private ByteBuffer take() {
+        return pool.pollFirst();
+    }
+
+    /** Keeps a direct buffer for a later transfer while the pool has room; drops it otherwise. */
+    private void give(ByteBuffer b) {
+        if (b == null || !b.isDirect() || b.capacity() == 0) {
+            return;
+        }
+        long held = b.capacity();
+        for (ByteBuffer x : pool) {
+            held += x.capacity();
+        }
+        if (held <= POOL_BYTES) {
+            pool.offerFirst(b);
+        }
+    }
 
     /**
      * Binds the bulk socket on {@code bind} (the worker's own address), any free port.
@@ -131,8 +166,9 @@ final class BulkTransfer implements AutoCloseable {
     BulkTransfer(InetAddress bind, SSLContext tls, Importer importer) throws IOException {
         this.tls = tls;
         this.importer = importer;
-        ServerSocketFactory f = tls == null ? ServerSocketFactory.getDefault() : tls.getServerSocketFactory();
-        ServerSocket s = f.createServerSocket();
+        // plain TCP through a channel (its accepted sockets have channels: slice bytes read with no copy)
+        ServerSocket s = tls == null ? ServerSocketChannel.open().socket()
+                : tls.getServerSocketFactory().createServerSocket();
         if (s instanceof SSLServerSocket ssl) {
             ssl.setNeedClientAuth(true);
         }
@@ -207,18 +243,20 @@ final class BulkTransfer implements AutoCloseable {
     }
 
     private void serve(Socket s) {
-        DataInputStream in = null;
-        DataOutputStream out = null;
+        BulkConnection conn = null;
         Future<ContextSlice> pending = null;
-        byte[] importing = null; // the array of the slice whose import is pending
-        byte[] spare = null;     // an array no import uses any more, reused for a slice of the same length
+        ByteBuffer importing = null; // the buffer of the slice whose import is pending
+        ByteBuffer spare = null;     // a buffer no import uses any more, reused for a slice that fits in it
+        ByteBuffer second = null;    // a pooled buffer for the slice after the first
         int imported = 0;
         Ticket t = null;
         try {
-            s.setSoTimeout(READ_TIMEOUT_MS);
-            s.setTcpNoDelay(true);
-            in = new DataInputStream(new BufferedInputStream(s.getInputStream(), 64 << 10));
-            out = new DataOutputStream(new BufferedOutputStream(s.getOutputStream(), 1024));
+            conn = BulkConnection.of(s, READ_TIMEOUT_MS);
+            if (s.getChannel() != null) {
+                spare = take();
+                second = take();
+            }
+            DataInputStream in = conn.in();
             if (in.readInt() != MAGIC) {
                 throw new Refusal("not a bulk transfer (bad magic)");
             }
@@ -232,7 +270,7 @@ final class BulkTransfer implements AutoCloseable {
                 throw new Refusal("expired ticket");
             }
             for (int i = 0; i < t.slices.size(); i++) {
-                byte[] bytes = readSlice(in, t, i, spare);
+                ByteBuffer bytes = readSlice(conn, t, i, spare);
                 if (bytes == spare) {
                     spare = null;
                 }
@@ -245,6 +283,9 @@ final class BulkTransfer implements AutoCloseable {
                     await(pending);
                     imported++;
                     spare = importing;
+                } else {
+                    spare = second;
+                    second = null;
                 }
                 importing = bytes;
                 PositionRef target = t.target;
@@ -255,7 +296,10 @@ final class BulkTransfer implements AutoCloseable {
             pending = null;
             await(last);
             imported++;
-            reply(out, OK, imported, "");
+            reply(conn.out(), OK, imported, "");
+            give(importing);
+            give(spare);
+            give(second);
         } catch (Exception e) {
             if (pending != null) { // an import in flight finishes (or fails) before the answer says what landed
                 try {
@@ -284,29 +328,37 @@ final class BulkTransfer implements AutoCloseable {
             refused.incrementAndGet();
             LOG.warn("bulk transfer from {} refused after {} slices imported: {}", s.getRemoteSocketAddress(),
                     imported, msg);
-            if (out != null) {
+            if (conn != null) {
                 try {
-                    reply(out, status, imported, msg);
+                    reply(conn.out(), status, imported, msg);
                     s.shutdownOutput();
-                    drain(in, s);
+                    conn.drain();
                 } catch (IOException ignored) {
                     // the sender is gone; nothing else to tell it
                 }
+            }
+        } finally {
+            if (conn != null) {
+                conn.close();
             }
         }
     }
 
     /**
-     * Reads one slice (its length, then checksummed chunks) into one array of exactly that length: {@code spare} when
-     * it has that length (layer slices of one position all do), else a new one.
+     * Reads one slice (its length, then checksummed chunks) into a buffer (position 0, limit its length): {@code spare}
+     * when it is big enough (layer slices of one position all have one length), else a new one.
      */
-    private static byte[] readSlice(DataInputStream in, Ticket t, int i, byte[] spare) throws IOException {
+    private static ByteBuffer readSlice(BulkConnection conn, Ticket t, int i, ByteBuffer spare) throws IOException {
+        DataInputStream in = conn.in();
         long total = in.readLong();
         if (total < SliceFormat.HEADER_BYTES || total > t.maxBytes[i]) {
             throw new Refusal("slice " + i + " announces " + total + " bytes; " + t.slices.get(i) + " takes "
                     + SliceFormat.HEADER_BYTES + " to " + t.maxBytes[i]);
         }
-        byte[] bytes = spare != null && spare.length == total ? spare : new byte[(int) total];
+        // a slice bigger than the pool goes to the heap: its direct memory would be freed only by a collection
+        ByteBuffer buf = spare != null && spare.capacity() >= total ? spare
+                : total > POOL_BYTES ? ByteBuffer.allocate((int) total) : conn.allocate((int) total);
+        buf.clear().limit((int) total);
         int off = 0;
         for (int chunk = 0; off < total; chunk++) {
             int len = in.readInt();
@@ -316,14 +368,14 @@ final class BulkTransfer implements AutoCloseable {
                 throw new Refusal("chunk " + chunk + " of slice " + i + " announces " + len + " bytes; expected 1 to "
                         + room);
             }
-            in.readFully(bytes, off, len);
-            if (Wire.crc(bytes, off, len) != crc) {
+            conn.readFully(buf, off, len);
+            if (Wire.crc(buf, off, len) != crc) {
                 throw new Refusal("chunk " + chunk + " of slice " + i + " (offset " + off
                         + ") fails its CRC32C check");
             }
             off += len;
         }
-        return bytes;
+        return buf;
     }
 
     private static void reply(DataOutputStream out, byte status, int slices, String msg) throws IOException {
@@ -331,22 +383,6 @@ final class BulkTransfer implements AutoCloseable {
         out.writeInt(slices);
         out.writeUTF(msg.length() > 2000 ? msg.substring(0, 2000) : msg);
         out.flush();
-    }
-
-    /**
-     * Reads and drops what the sender still sends after a refusal, so it reads the answer instead of a reset; ends
-     * at its end of stream or after a second of silence.
-     */
-    private static void drain(InputStream in, Socket s) throws IOException {
-        s.setSoTimeout(1000);
-        byte[] sink = new byte[64 << 10];
-        try {
-            while (in.read(sink) >= 0) {
-                // dropped
-            }
-        } catch (SocketTimeoutException ignored) {
-            // silence: give up on it
-        }
     }
 
     private static <T> T await(Future<T> f) throws Exception {
@@ -379,27 +415,27 @@ final class BulkTransfer implements AutoCloseable {
     record Sent(long bytes, int chunks, int slices) {
     }
 
-    /** A slice exported and checksummed, ready to go. */
-    private record Exported(byte[] bytes, int[] crcs) {
+    /** A slice exported and checksummed, ready to go: its bytes from position 0 to the limit. */
+    private record Exported(ByteBuffer bytes, int[] crcs) {
     }
 
     /**
-     * Sends {@code count} slices ({@code export.apply(i)} gives slice i's SliceFormat bytes) to the receiver at
-     * {@code host} with {@code ticket}: slice i+1 is exported on another thread while slice i is written.
+     * Sends {@code count} slices ({@code export} gives slice i's SliceFormat bytes) to the receiver at {@code host} with
+     * {@code ticket}: slice i+1 is exported on another thread while slice i is written, into the buffer slice i-1 was
+     * written from (two buffers take turns, so slices of one size allocate nothing after the first two).
      *
      * @throws IllegalArgumentException    if the receiver refused the transfer (its reason in the message)
      * @throws DeviceMemoryException       if the receiver's device has no room
      * @throws Unreachable                if the receiver's socket cannot be reached (nothing was sent)
      * @throws IllegalStateException       if the connection failed later
      */
-    Sent send(String host, BulkTicket ticket, int count, IntFunction<byte[]> export) {
+    Sent send(String host, BulkTicket ticket, int count, Source export) {
         long bytes = 0;
         int chunks = 0;
-        SocketFactory f = tls == null ? SocketFactory.getDefault() : tls.getSocketFactory();
         Socket socket = null;
         try {
-            socket = f.createSocket();
-            socket.setTcpNoDelay(true);
+            // plain TCP through a channel, so slice bytes go from the exported buffer to the kernel with no copy
+            socket = tls == null ? SocketChannel.open().socket() : tls.getSocketFactory().createSocket();
             socket.connect(new InetSocketAddress(host, ticket.getPort()), CONNECT_TIMEOUT_MS);
         } catch (IOException e) {
             if (socket != null) {
@@ -407,34 +443,43 @@ final class BulkTransfer implements AutoCloseable {
             }
             throw new Unreachable("cannot connect to the bulk socket " + host + ":" + ticket.getPort() + ": " + e, e);
         }
-        Future<Exported> next = threads.submit(() -> exported(export.apply(0)));
-        try (Socket s = socket) {
-            s.setSoTimeout(READ_TIMEOUT_MS + 5_000);
-            DataOutputStream out = new DataOutputStream(new BufferedOutputStream(s.getOutputStream(), 64));
-            InputStream raw = s.getInputStream();
+        // plain TCP: exports go into direct buffers (pooled ones, or new ones the exporter allocates)
+        ByteBuffer[] turns = new ByteBuffer[2];
+        if (tls == null) {
+            turns[0] = take();
+            turns[1] = take();
+        }
+        ByteBuffer first = turns[0] != null ? turns[0] : tls == null ? DIRECT : null;
+        turns[1] = turns[1] != null ? turns[1] : tls == null ? DIRECT : null;
+        Future<Exported> next = threads.submit(() -> exported(export.export(0, first)));
+        try (Socket s = socket; BulkConnection conn = BulkConnection.of(s, READ_TIMEOUT_MS + 5_000)) {
+            DataOutputStream out = conn.out();
             out.writeInt(MAGIC);
             out.write(ticket.getTicket().toByteArray());
             boolean answered = false;
             for (int i = 0; i < count && !answered; i++) {
                 Exported e = await(next);
+                turns[i % 2] = e.bytes;
                 int following = i + 1;
-                next = following < count ? threads.submit(() -> exported(export.apply(following))) : null;
-                out.writeLong(e.bytes.length);
-                for (int c = 0, off = 0; off < e.bytes.length; c++, off += Wire.CHUNK_BYTES) {
-                    int len = Math.min(Wire.CHUNK_BYTES, e.bytes.length - off);
+                ByteBuffer reuse = turns[following % 2]; // slice i - 1's, written already (or null)
+                next = following < count ? threads.submit(() -> exported(export.export(following, reuse))) : null;
+                int size = e.bytes.limit();
+                out.writeLong(size);
+                for (int c = 0, off = 0; off < size; c++, off += Wire.CHUNK_BYTES) {
+                    int len = Math.min(Wire.CHUNK_BYTES, size - off);
                     out.writeInt(len);
                     out.writeInt(e.crcs[c]);
-                    out.write(e.bytes, off, len);
+                    conn.write(e.bytes, off, len);
                     chunks++;
-                    if (raw.available() > 0) { // the receiver answered early: it refused
+                    if (conn.readable()) { // the receiver answered early: it refused
                         answered = true;
                         break;
                     }
                 }
-                bytes += e.bytes.length;
+                bytes += size;
             }
             out.flush();
-            DataInputStream in = new DataInputStream(raw);
+            DataInputStream in = conn.in();
             byte status = in.readByte();
             int imported = in.readInt();
             String msg = in.readUTF();
@@ -445,6 +490,8 @@ final class BulkTransfer implements AutoCloseable {
                 throw new IllegalStateException("bulk receiver " + host + " imported " + imported + " of " + count
                         + " slices");
             }
+            give(turns[0]);
+            give(turns[1]);
             return new Sent(bytes, chunks, imported);
         } catch (RuntimeException e) {
             throw e;
@@ -459,10 +506,14 @@ final class BulkTransfer implements AutoCloseable {
         }
     }
 
-    private static Exported exported(byte[] bytes) {
-        int[] crcs = new int[Math.max(1, (bytes.length + Wire.CHUNK_BYTES - 1) / Wire.CHUNK_BYTES)];
-        for (int c = 0, off = 0; off < bytes.length; c++, off += Wire.CHUNK_BYTES) {
-            crcs[c] = Wire.crc(bytes, off, Math.min(Wire.CHUNK_BYTES, bytes.length - off));
+    private static Exported exported(ByteBuffer bytes) {
+        if (bytes.position() != 0) {
+            throw new IllegalStateException("an exported slice starts at position " + bytes.position() + ", not 0");
+        }
+        int size = bytes.limit();
+        int[] crcs = new int[Math.max(1, (size + Wire.CHUNK_BYTES - 1) / Wire.CHUNK_BYTES)];
+        for (int c = 0, off = 0; off < size; c++, off += Wire.CHUNK_BYTES) {
+            crcs[c] = Wire.crc(bytes, off, Math.min(Wire.CHUNK_BYTES, size - off));
         }
         return new Exported(bytes, crcs);
     }

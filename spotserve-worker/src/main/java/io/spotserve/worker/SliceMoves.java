@@ -20,10 +20,10 @@ import io.spotserve.worker.proto.SliceChunk;
 import io.spotserve.worker.proto.SliceRequest;
 import io.spotserve.worker.proto.StagedRef;
 import io.spotserve.worker.proto.StagingState;
+import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.Function;
-import java.util.function.IntFunction;
 import java.util.function.Supplier;
 
 /**
@@ -141,17 +141,12 @@ final class SliceMoves {
         for (ByteString h : headers) {
             slices.add(Wire.slice(h, p.config()));
         }
-        // two arrays take turns: slice i is exported (one at a time, in order) only once slice i - 2 has been
-        // written to the socket or imported over gRPC, so its array is free; slices of one size reuse them
-        byte[][] arrays = new byte[2][];
-        IntFunction<byte[]> export = i -> {
+        // the sender passes back the buffer of slice i - 2 once it is sent: slices of one size reuse two buffers
+        BulkTransfer.Source export = (i, reuse) -> {
             checkLive();
-            byte[] bytes;
             synchronized (p) {
-                bytes = p.exportSlice(from.getStage(), from.getShard(), slices.get(i), arrays[i % 2]);
+                return p.exportSlice(from.getStage(), from.getShard(), slices.get(i), reuse);
             }
-            arrays[i % 2] = bytes;
-            return bytes;
         };
         return SliceSender.send(peers, bulk, headers, export, peer, target);
     }
@@ -174,7 +169,16 @@ final class SliceMoves {
         return bulk.issue(t, slices, p.config());
     }
 
-    /** The bulk socket's import of one complete, checked slice. */
+    /** The bulk socket's import of one complete, checked slice, straight from the buffer it was read into. */
+    ContextSlice importBulk(PositionRef t, ByteBuffer bytes) {
+        checkLive();
+        Pipeline p = pipeline(t.getPipeline());
+        synchronized (p) {
+            return p.importSlice(t.getStage(), t.getShard(), bytes);
+        }
+    }
+
+    /** A staged slice's import into a position of this worker. */
     ContextSlice importBulk(PositionRef t, byte[] bytes) {
         checkLive();
         Pipeline p = pipeline(t.getPipeline());
@@ -188,7 +192,8 @@ final class SliceMoves {
         Pipeline p = pipeline(r.getPosition().getPipeline());
         byte[] bytes;
         synchronized (p) {
-            bytes = p.exportSlice(r.getPosition().getStage(), r.getPosition().getShard(), slice(p, r));
+            bytes = Wire.bytes(p.exportSlice(r.getPosition().getStage(), r.getPosition().getShard(), slice(p, r),
+                    (ByteBuffer) null)); // one pass from storage into the staged array
         }
         return StagedRef.newBuilder().setHandle(staging.put(r.getSlice(), bytes)).setBytes(bytes.length).build();
     }
@@ -200,7 +205,8 @@ final class SliceMoves {
             importBulk(r.getTarget(), e.data());
             return SendSliceReply.newBuilder().setBytes(e.data().length).setSlices(1).build();
         }
-        return SliceSender.send(peers, bulk, List.of(e.header()), i -> e.data(), r.getPeerAddress(), r.getTarget());
+        return SliceSender.send(peers, bulk, List.of(e.header()), (i, reuse) -> ByteBuffer.wrap(e.data()),
+                r.getPeerAddress(), r.getTarget());
     }
 
     // ------------------------------------------------------------------ handlers

@@ -17,7 +17,6 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.function.Function;
-import java.util.function.IntFunction;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -33,13 +32,13 @@ final class SliceSender {
     }
 
     /**
-     * Moves the slices named by {@code headers} ({@code export.apply(i)} gives slice i's SliceFormat bytes) to
+     * Moves the slices named by {@code headers} ({@code export} gives slice i's SliceFormat bytes) to
      * {@code target} at the worker at {@code peer}.
      *
      * @param bulk this worker's bulk socket, or null
      */
     static SendSliceReply send(Function<String, ManagedChannel> peers, BulkTransfer bulk, List<ByteString> headers,
-                               IntFunction<byte[]> export, String peer, PositionRef target) {
+                               BulkTransfer.Source export, String peer, PositionRef target) {
         BulkTicket ticket = null;
         if (bulk != null) {
             try {
@@ -66,7 +65,7 @@ final class SliceSender {
         long bytes = 0;
         int chunks = 0;
         for (int i = 0; i < headers.size(); i++) {
-            byte[] data = export.apply(i);
+            byte[] data = Wire.bytes(export.export(i, null));
             chunks += push(peers, peer, Wire.chunks(data, target));
             bytes += data.length;
         }

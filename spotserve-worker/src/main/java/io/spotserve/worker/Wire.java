@@ -100,6 +100,26 @@ final class Wire {
         return (int) crc.getValue();
     }
 
+    /**
+     * The bytes from {@code b}'s position to its limit as an array: the buffer's own array when it is exactly them (a
+     * heap buffer an export allocated for one slice), else a copy.
+     */
+    static byte[] bytes(java.nio.ByteBuffer b) {
+        if (b.hasArray() && b.arrayOffset() == 0 && b.position() == 0 && b.limit() == b.array().length) {
+            return b.array();
+        }
+        byte[] copy = new byte[b.remaining()];
+        b.duplicate().get(copy);
+        return copy;
+    }
+
+    /** CRC32C of bytes {@code [off, off + len)} of {@code data} (by index; its position and limit stay). */
+    static int crc(java.nio.ByteBuffer data, int off, int len) {
+        CRC32C crc = new CRC32C();
+        crc.update(data.duplicate().limit(off + len).position(off));
+        return (int) crc.getValue();
+    }
+
     static int crc(ByteString payload) {
         CRC32C crc = new CRC32C();
         crc.update(payload.asReadOnlyByteBuffer());

@@ -35,6 +35,7 @@ import io.spotserve.worker.proto.StagingState;
 import io.spotserve.worker.proto.StepReply;
 import io.spotserve.worker.proto.StepRequest;
 import io.spotserve.worker.proto.WorkerGrpc;
+import java.nio.ByteBuffer;
 import java.util.function.Function;
 
 /**
@@ -94,6 +95,11 @@ final class WorkerService {
 
     /** The bulk socket's import of one complete, checked slice. */
     ContextSlice importBulk(PositionRef t, byte[] bytes) {
+        return slices.importBulk(t, bytes);
+    }
+
+    /** The bulk socket's import of one complete, checked slice, straight from the buffer it was read into. */
+    ContextSlice importBulk(PositionRef t, ByteBuffer bytes) {
         return slices.importBulk(t, bytes);
     }
 

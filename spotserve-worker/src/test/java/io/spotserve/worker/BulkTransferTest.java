@@ -22,6 +22,7 @@ import java.io.DataOutputStream;
 import java.io.IOException;
 import java.net.InetAddress;
 import java.net.Socket;
+import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -72,6 +73,10 @@ class BulkTransferTest {
         return from.exportSlice(0, 0, slices.get(i));
     }
 
+    private ByteBuffer export(int i, ByteBuffer reuse) {
+        return from.exportSlice(0, 0, slices.get(i), reuse);
+    }
+
     private long used() {
         return to.device(0, 0).usedBytes();
     }
@@ -90,6 +95,21 @@ class BulkTransferTest {
         assertEquals(expected, sent.bytes());
         assertEquals(slices.size(), sent.slices());
         assertTrue(to.hasAllWeights(0, 0));
+        assertEquals(0, bulk.refused());
+
+        // again, in the opposite order, into buffers the first transfer left behind: the same bytes arrive
+        for (ContextSlice s : slices) {
+            to.releaseSlice(0, 0, s);
+        }
+        List<ContextSlice> reversed = new ArrayList<>(slices);
+        java.util.Collections.reverse(reversed);
+        BulkTicket again = bulk.issue(TARGET, reversed, from.config());
+        sent = bulk.send("127.0.0.1", again, reversed.size(),
+                (i, reuse) -> from.exportSlice(0, 0, reversed.get(i), reuse));
+        assertEquals(expected, sent.bytes());
+        for (ContextSlice s : slices) {
+            assertArrayEquals(from.exportSlice(0, 0, s), to.exportSlice(0, 0, s), s.toString());
+        }
         assertEquals(0, bulk.refused());
     }
 
@@ -219,9 +239,9 @@ class BulkTransferTest {
         }
         java.util.concurrent.atomic.AtomicInteger exports = new java.util.concurrent.atomic.AtomicInteger();
         BulkTransfer.Unreachable e = assertThrows(BulkTransfer.Unreachable.class, () -> bulk.send("127.0.0.1",
-                t.toBuilder().setPort(closedPort).build(), slices.size(), i -> {
+                t.toBuilder().setPort(closedPort).build(), slices.size(), (i, reuse) -> {
                     exports.incrementAndGet();
-                    return export(i);
+                    return export(i, reuse);
                 }));
         assertTrue(e.getMessage().contains("cannot connect"), e.getMessage());
         assertEquals(0, exports.get());

@@ -56,7 +56,7 @@ public class Q8MatmulBenchmark {
                 int lanes = vector.packLanes();
                 float[] p = new float[w.length];
                 if (lanes > 0) {
-                    PackedRows.rows(p, 0, s[0], s[1], lanes, 0, s[0], w, 0, true);
+                    PackedRows.rows(p, 0, s[0], s[1], lanes, 0, s[0], CanonFloats.of(w), 0, true);
                 }
                 packed[i] = p;
             }

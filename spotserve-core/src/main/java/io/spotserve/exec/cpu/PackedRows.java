@@ -25,38 +25,21 @@ final class PackedRows {
      * Copies columns {@code [j0, j0 + len)} of row {@code r} between the matrix at {@code store[matOff]} and
      * the plain floats {@code canon[canonOff ..+len)}: into the matrix when {@code importing}, out otherwise.
      */
-    static void segment(float[] store, int matOff, int rows, int n, int lanes, int r, int j0, float[] canon,
+    static void segment(float[] store, int matOff, int rows, int n, int lanes, int r, int j0, CanonFloats canon,
                         int canonOff, int len, boolean importing) {
         int g = blockRows(lanes);
         if (lanes == 0 || r >= rows - rows % g) {
-            copy(store, matOff + r * n + j0, canon, canonOff, len, importing);
+            canon.copy(store, matOff + r * n + j0, canonOff, len, importing);
             return;
         }
-        int at = matOff + (r - r % g) * n + r % g + j0 * g;
-        if (importing) {
-            for (int k = 0; k < len; k++, at += g) {
-                store[at] = canon[canonOff + k];
-            }
-        } else {
-            for (int k = 0; k < len; k++, at += g) {
-                canon[canonOff + k] = store[at];
-            }
-        }
+        canon.strided(store, matOff + (r - r % g) * n + r % g + j0 * g, g, canonOff, len, importing);
     }
 
     /** Copies whole rows {@code [r0, r0 + count)} (contiguous in {@code canon}) in or out. */
-    static void rows(float[] store, int matOff, int rows, int n, int lanes, int r0, int count, float[] canon,
+    static void rows(float[] store, int matOff, int rows, int n, int lanes, int r0, int count, CanonFloats canon,
                      int canonOff, boolean importing) {
         for (int r = 0; r < count; r++) {
             segment(store, matOff, rows, n, lanes, r0 + r, 0, canon, canonOff + r * n, n, importing);
-        }
-    }
-
-    private static void copy(float[] store, int storeOff, float[] canon, int canonOff, int len, boolean importing) {
-        if (importing) {
-            System.arraycopy(canon, canonOff, store, storeOff, len);
-        } else {
-            System.arraycopy(store, storeOff, canon, canonOff, len);
         }
     }
 }

@@ -182,7 +182,7 @@ final class ShardWeights {
      * Copies a weight slice between its canonical float layout ({@link ContextSlice} javadoc) and this storage.
      * Importing allocates missing storage first (which may throw, changing nothing), then copies.
      */
-    void transfer(ContextSlice slice, float[] canon, boolean importing, int stage) {
+    void transfer(ContextSlice slice, CanonFloats canon, boolean importing, int stage) {
         if (slice instanceof ContextSlice.Embedding e) {
             if (importing && !hasEmbedding()) {
                 allocateVocab(true, "token embedding rows " + vocab + " of stage " + stage);
@@ -204,7 +204,7 @@ final class ShardWeights {
         }
     }
 
-    private void transferLayer(ContextSlice.LayerWeights w, float[] canon, boolean importing) {
+    private void transferLayer(ContextSlice.LayerWeights w, CanonFloats canon, boolean importing) {
         int l = w.layer() - layers.from();
         if (importing) {
             allocateLayer(l);
@@ -285,14 +285,14 @@ final class ShardWeights {
             for (int r = range.from(); r < range.to(); r += per) {
                 int n = Math.min(per, range.to() - r);
                 read(src, t, 0, (long) r * dim, buf, n * dim, fp16);
-                vocabRows(emb, IndexRange.of(r, r + n), buf, true);
+                vocabRows(emb, IndexRange.of(r, r + n), CanonFloats.of(buf), true);
             }
         } else if (slice instanceof ContextSlice.FinalNorm) {
             if (finalNorm == null) {
                 finalNorm = device.allocate("final norm", dim);
             }
             read(src, Tensor.RMS_FINAL, 0, 0, buf, dim, fp16);
-            rows(finalNorm, 0, buf, 0, dim, true);
+            rows(finalNorm, 0, CanonFloats.of(buf), 0, dim, true);
         } else {
             loadLayer(src, (ContextSlice.LayerWeights) slice, buf, fp16);
         }
@@ -308,10 +308,11 @@ final class ShardWeights {
         int q0 = (w.heads().from() - heads.from()) * hs;    // local first row / column of the slice's heads
         int kv0 = (w.kvHeads(c).from() - kvHeads.from()) * hs;
         int f0 = w.hidden().from() - hidden.from();
+        CanonFloats canon = CanonFloats.of(buf);
         read(src, Tensor.RMS_ATT, layer, 0, buf, dim, fp16);
-        rows(layerW[l], 0, buf, 0, dim, true);
+        rows(layerW[l], 0, canon, 0, dim, true);
         read(src, Tensor.RMS_FFN, layer, 0, buf, dim, fp16);
-        rows(layerW[l], dim, buf, 0, dim, true);
+        rows(layerW[l], dim, canon, 0, dim, true);
         loadRows(src, Tensor.WQ, layer, q, dim, 0, dim, QKV, l, r -> q0 + r, 0, buf, fp16);
         loadRows(src, Tensor.WK, layer, kv, dim, 0, dim, QKV, l, r -> qDim + kv0 + r, 0, buf, fp16);
         loadRows(src, Tensor.WV, layer, kv, dim, 0, dim, QKV, l, r -> qDim + kvDim + kv0 + r, 0, buf, fp16);
@@ -332,12 +333,13 @@ final class ShardWeights {
                           int m, int l, java.util.function.IntUnaryOperator toRow, int toCol, float[] buf,
                           boolean fp16) {
         int per = len == width ? buf.length / width : 1;
+        CanonFloats canon = CanonFloats.of(buf);
         for (int k = 0; k < fileRows.length(); k += per) {
             int n = Math.min(per, fileRows.length() - k);
             long at = (long) (fileRows.from() + k) * width + col0;
             read(src, t, layer, at, buf, n == 1 ? len : n * width, fp16);
             for (int i = 0; i < n; i++) {
-                segment(m, l, toRow.applyAsInt(k + i), toCol, buf, i * width, len, true);
+                segment(m, l, toRow.applyAsInt(k + i), toCol, canon, i * width, len, true);
             }
         }
     }
@@ -352,7 +354,7 @@ final class ShardWeights {
     }
 
     /** Whole rows {@code [r0, r0 + count)} of layer matrix {@code m}, contiguous in {@code canon} from {@code o}. */
-    private int matrixRows(int m, int l, int r0, int count, float[] canon, int o, boolean importing) {
+    private int matrixRows(int m, int l, int r0, int count, CanonFloats canon, int o, boolean importing) {
         int n = matCols[m];
         for (int r = 0; r < count; r++, o += n) {
             segment(m, l, r0 + r, 0, canon, o, n, importing);
@@ -361,20 +363,21 @@ final class ShardWeights {
     }
 
     /** Columns {@code [j0, j0 + len)} of row {@code r} of layer matrix {@code m} of local layer {@code l}, in or out. */
-    private void segment(int m, int l, int r, int j0, float[] canon, int cOff, int len, boolean importing) {
+    private void segment(int m, int l, int r, int j0, CanonFloats canon, int cOff, int len, boolean importing) {
         int n = matCols[m];
         if (!q8[m]) {
             int packed = n >= packMinColumns ? lanes : 0;
             PackedRows.segment(layerW[l], matOff[m], matRows[m], n, packed, r, j0, canon, cOff, len, importing);
             return;
         }
+        float[] a = canon.array();
         byte[] q = layerQ[l];
         int rowAt = matOff[m] + r * Q8Blocks.rowBytes(n);
         float[] st = staging[m][l];
         boolean whole = Q8Blocks.aligned(j0) && Q8Blocks.aligned(len);
         if (importing) {
             if (st == null && whole) {
-                Q8Blocks.quantize(canon, cOff, len, q, rowAt + j0 / Q8Blocks.BLOCK * Q8Blocks.BLOCK_BYTES);
+                Q8Blocks.quantize(a, cOff, len, q, rowAt + j0 / Q8Blocks.BLOCK * Q8Blocks.BLOCK_BYTES);
                 return;
             }
             if (st == null) { // a piece that splits blocks: assemble this matrix in floats until the layer is complete
@@ -384,21 +387,21 @@ final class ShardWeights {
                 }
                 staging[m][l] = st;
             }
-            System.arraycopy(canon, cOff, st, r * n + j0, len);
+            System.arraycopy(a, cOff, st, r * n + j0, len);
             int k0 = j0 / Q8Blocks.BLOCK;
             int k1 = (j0 + len + Q8Blocks.BLOCK - 1) / Q8Blocks.BLOCK;
             Q8Blocks.quantize(st, r * n + k0 * Q8Blocks.BLOCK, (k1 - k0) * Q8Blocks.BLOCK, q,
                     rowAt + k0 * Q8Blocks.BLOCK_BYTES);
         } else if (st != null) {
-            System.arraycopy(st, r * n + j0, canon, cOff, len);
+            System.arraycopy(st, r * n + j0, a, cOff, len);
         } else if (whole) {
-            Q8Blocks.dequantize(q, rowAt + j0 / Q8Blocks.BLOCK * Q8Blocks.BLOCK_BYTES, len, canon, cOff);
+            Q8Blocks.dequantize(q, rowAt + j0 / Q8Blocks.BLOCK * Q8Blocks.BLOCK_BYTES, len, a, cOff);
         } else {
             int k0 = j0 / Q8Blocks.BLOCK;
             int k1 = (j0 + len + Q8Blocks.BLOCK - 1) / Q8Blocks.BLOCK;
             float[] tmp = new float[(k1 - k0) * Q8Blocks.BLOCK];
             Q8Blocks.dequantize(q, rowAt + k0 * Q8Blocks.BLOCK_BYTES, tmp.length, tmp, 0);
-            System.arraycopy(tmp, j0 - k0 * Q8Blocks.BLOCK, canon, cOff, len);
+            System.arraycopy(tmp, j0 - k0 * Q8Blocks.BLOCK, a, cOff, len);
         }
     }
 
@@ -425,7 +428,7 @@ final class ShardWeights {
     }
 
     /** Copies vocabulary rows {@code range} of the embedding (or classifier) in or out. */
-    private void vocabRows(boolean embeddingRows, IndexRange range, float[] canon, boolean importing) {
+    private void vocabRows(boolean embeddingRows, IndexRange range, CanonFloats canon, boolean importing) {
         int r0 = range.from() - vocab.from();
         if (!q8Vocab) {
             rows(embeddingRows ? embedding : classifier, r0 * dim, canon, 0, range.length() * dim, importing);
@@ -435,9 +438,9 @@ final class ShardWeights {
         int rb = Q8Blocks.rowBytes(dim);
         for (int r = 0; r < range.length(); r++) {
             if (importing) {
-                Q8Blocks.quantize(canon, r * dim, dim, q, (r0 + r) * rb);
+                Q8Blocks.quantize(canon.array(), r * dim, dim, q, (r0 + r) * rb);
             } else {
-                Q8Blocks.dequantize(q, (r0 + r) * rb, dim, canon, r * dim);
+                Q8Blocks.dequantize(q, (r0 + r) * rb, dim, canon.array(), r * dim);
             }
         }
     }
@@ -449,12 +452,8 @@ final class ShardWeights {
         return 2 * start + u % StageShard.UNIT_BLOCK + (up ? m : 0);
     }
 
-    static void rows(float[] store, int storeOff, float[] canon, int canonOff, int len, boolean importing) {
-        if (importing) {
-            System.arraycopy(canon, canonOff, store, storeOff, len);
-        } else {
-            System.arraycopy(store, storeOff, canon, canonOff, len);
-        }
+    static void rows(float[] store, int storeOff, CanonFloats canon, int canonOff, int len, boolean importing) {
+        canon.copy(store, storeOff, canonOff, len, importing);
     }
 
     /** Frees one whole weight unit (a layer block, the embedding, the classifier or the final norm). */

@@ -7,6 +7,7 @@ import io.spotserve.exec.spi.PipelinePosition;
 import io.spotserve.exec.spi.WeightCoverage;
 import io.spotserve.model.LlamaConfig;
 import io.spotserve.model.ModelWeights;
+import java.nio.FloatBuffer;
 import java.util.HashMap;
 import java.util.Map;
 
@@ -215,6 +216,17 @@ final class StageShard implements PipelinePosition {
      */
     @Override
     public void transfer(ContextSlice slice, float[] canon, boolean importing) {
+        transfer(slice, CanonFloats.of(canon), importing);
+    }
+
+    /** The buffer path: the same copies as the array one, the canonical floats read or written in place. */
+    @Override
+    public boolean transfer(ContextSlice slice, FloatBuffer canon, boolean importing) {
+        transfer(slice, CanonFloats.of(canon), importing);
+        return true;
+    }
+
+    private void transfer(ContextSlice slice, CanonFloats canon, boolean importing) {
         if (slice instanceof ContextSlice.KvCache k) {
             transferKv(k, canon, importing);
             return;
@@ -241,7 +253,7 @@ final class StageShard implements PipelinePosition {
         return true;
     }
 
-    private void transferKv(ContextSlice.KvCache k, float[] canon, boolean importing) {
+    private void transferKv(ContextSlice.KvCache k, CanonFloats canon, boolean importing) {
         Kv entry = kv.get(k.sequence());
         int l = k.layer() - layers.from();
         int cap = entry.capacity;

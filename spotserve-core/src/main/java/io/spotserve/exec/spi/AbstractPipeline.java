@@ -13,7 +13,8 @@ import io.spotserve.exec.TensorReducer;
 import io.spotserve.exec.WeightPrecision;
 import io.spotserve.model.ModelWeights;
 import io.spotserve.model.LlamaConfig;
-import java.lang.ref.SoftReference;
+import java.nio.ByteBuffer;
+import java.nio.FloatBuffer;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.IdentityHashMap;
@@ -23,7 +24,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
-import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * The backend-independent part of a {@link Pipeline}, for executor implementors: position lookup, weight
@@ -54,8 +54,8 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
     protected final WeightPrecision weights;
     private final Map<Long, int[]> sequences = new LinkedHashMap<>(); // id -> {capacity, length}
     private boolean closed;
-    /** The buffer {@link #exportSlice} and {@link #importSlice} reuse, if any. */
-    private final AtomicReference<SoftReference<float[]>> scratch = new AtomicReference<>();
+    /** The float buffer the array paths of {@link #exportSlice} and {@link #importSlice} reuse. */
+    private final FloatScratch scratch = new FloatScratch();
 
     /** A pipeline over {@code shards}, built by the backend as [stage][shard] for {@code layout}; fp32 weights. */
     protected AbstractPipeline(ShardLayout layout, int maxBatch, S[][] shards) {
@@ -267,12 +267,57 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
 
     @Override
     public final byte[] exportSlice(int stage, int shard, ContextSlice slice) {
-        return exportSlice(stage, shard, slice, null);
+        return exportSlice(stage, shard, slice, (byte[]) null);
     }
 
     /** Fp32 slices are encoded into {@code reuse} when its length fits; Q8_0 blocks (variable length) never are. */
     @Override
     public final byte[] exportSlice(int stage, int shard, ContextSlice slice, byte[] reuse) {
+        S s = holding(stage, shard, slice);
+        float[] data = scratch.take(Math.toIntExact(slice.floats(c)));
+        try {
+            s.transfer(slice, data, false);
+            // Q8_0 weights leave as their blocks (version 2, lossless), not as 4-byte floats
+            return q8Weights(slice) ? SliceFormat.encodeQ8(c, slice, data) : SliceFormat.encode(c, slice, data, reuse);
+        } finally {
+            scratch.give(data);
+        }
+    }
+
+    /**
+     * Fp32 slices go from the position's storage straight into the buffer's payload when the position has a
+     * {@link PipelinePosition#transfer(ContextSlice, FloatBuffer, boolean) buffer path}; Q8_0 weights keep the array
+     * path (their length varies) and are copied in.
+     */
+    @Override
+    public final ByteBuffer exportSlice(int stage, int shard, ContextSlice slice, ByteBuffer reuse) {
+        if (q8Weights(slice)) {
+            return Pipeline.super.exportSlice(stage, shard, slice, reuse);
+        }
+        S s = holding(stage, shard, slice);
+        int size = Math.toIntExact(SliceFormat.encodedLength(c, slice));
+        ByteBuffer out = reuse != null && reuse.capacity() >= size ? reuse
+                : reuse != null && reuse.isDirect() ? ByteBuffer.allocateDirect(size) : ByteBuffer.allocate(size);
+        FloatBuffer canon = SliceFormat.startFloats(c, slice, out);
+        if (!s.transfer(slice, canon, false)) {
+            float[] data = scratch.take(canon.capacity());
+            try {
+                s.transfer(slice, data, false);
+                canon.put(0, data);
+            } finally {
+                scratch.give(data);
+            }
+        }
+        return out;
+    }
+
+    /** Whether {@code slice} is a weight slice this pipeline keeps (and exports) as Q8_0 blocks. */
+    private boolean q8Weights(ContextSlice slice) {
+        return weights == WeightPrecision.Q8_0 && !(slice instanceof ContextSlice.KvCache);
+    }
+
+    /** Position (stage, shard), checked to hold all of {@code slice} (for KV: its sequence's filled positions). */
+    private S holding(int stage, int shard, ContextSlice slice) {
         S s = position(stage, shard);
         Objects.requireNonNull(slice, "slice");
         slice.validate(c);
@@ -282,21 +327,11 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
                     + " does not hold " + slice + (slice instanceof ContextSlice.KvCache ? " (filled length " + filled
                     + ")" : ""));
         }
-        float[] data = takeScratch(Math.toIntExact(slice.floats(c)));
-        try {
-            s.transfer(slice, data, false);
-            // Q8_0 weights leave as their blocks (version 2, lossless), not as 4-byte floats
-            return weights == WeightPrecision.Q8_0 && !(slice instanceof ContextSlice.KvCache)
-                    ? SliceFormat.encodeQ8(c, slice, data) : SliceFormat.encode(c, slice, data, reuse);
-        } finally {
-            giveScratch(data);
-        }
+        return s;
     }
 
-    @Override
-    public final ContextSlice importSlice(int stage, int shard, byte[] bytes) {
-        S s = position(stage, shard);
-        ContextSlice slice = SliceFormat.peek(c, bytes);
+    /** Position (stage, shard), checked to own all of {@code slice} (it may be imported there). */
+    private S owning(int stage, int shard, S s, ContextSlice slice) {
         if (!s.owns(slice)) {
             throw new IllegalArgumentException("position (stage " + stage + ", shard " + shard + ") of " + layout
                     + " does not own " + slice + "; it owns layers " + s.layers() + ", heads " + s.heads()
@@ -304,33 +339,38 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
                     + (slice instanceof ContextSlice.KvCache k && !sequences.containsKey(k.sequence())
                     ? " (sequence " + k.sequence() + " is not open here)" : ""));
         }
-        float[] data = takeScratch(Math.toIntExact(slice.floats(c)));
-        try {
-            SliceFormat.decodeInto(c, bytes, data);
-            s.transfer(slice, quantized(slice, data), true);
-        } finally {
-            giveScratch(data);
-        }
-        imported(slice);
-        return slice;
+        return s;
+    }
+
+    /** As the buffer version: fp32 slices go from the bytes straight into storage. */
+    @Override
+    public final ContextSlice importSlice(int stage, int shard, byte[] bytes) {
+        return importSlice(stage, shard, ByteBuffer.wrap(Objects.requireNonNull(bytes, "bytes")));
     }
 
     /**
-     * A float buffer of exactly {@code n} floats for one export or import: the one the previous call of this pipeline
-     * gave back when its length matches (a position's layer slices all have one length), else a new one. Every float
-     * of it is overwritten before use (the slice's transfer or decode writes them all). Saves allocating and zeroing
-     * a slice-sized array per call (8.6 MB per layer slice of the 25M model: in a worker JVM, a humongous allocation
-     * and a young collection every few slices).
+     * Version-1 bytes of a slice stored as fp32 go from the buffer straight into the position's storage when it has a
+     * {@link PipelinePosition#transfer(ContextSlice, FloatBuffer, boolean) buffer path}; the rest (Q8_0-encoded bytes,
+     * weights rounded to fp16 or quantized to Q8_0 here) through a float array.
      */
-    private float[] takeScratch(int n) {
-        SoftReference<float[]> r = scratch.getAndSet(null); // one caller at a time holds it
-        float[] a = r == null ? null : r.get();
-        return a != null && a.length == n ? a : new float[n];
-    }
-
-    /** Keeps {@code a} for the next export or import, softly (the collector may take it back under pressure). */
-    private void giveScratch(float[] a) {
-        scratch.set(new SoftReference<>(a));
+    @Override
+    public final ContextSlice importSlice(int stage, int shard, ByteBuffer bytes) {
+        S s = position(stage, shard);
+        ContextSlice slice = SliceFormat.peek(c, bytes);
+        owning(stage, shard, s, slice);
+        FloatBuffer canon = weights == WeightPrecision.FP32 || slice instanceof ContextSlice.KvCache
+                ? SliceFormat.floats(bytes) : null;
+        if (canon == null || !s.transfer(slice, canon, true)) {
+            float[] data = scratch.take(Math.toIntExact(slice.floats(c)));
+            try {
+                SliceFormat.decodeInto(c, bytes, data);
+                s.transfer(slice, quantized(slice, data), true);
+            } finally {
+                scratch.give(data);
+            }
+        }
+        imported(slice);
+        return slice;
     }
 
     /** The filled length of the sequence of a KV slice (0 for weights or a sequence not open here). */
@@ -564,7 +604,7 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
             }
         }
         sequences.clear();
-        scratch.set(null);
+        scratch.clear();
         closed = true;
         onClose();
     }

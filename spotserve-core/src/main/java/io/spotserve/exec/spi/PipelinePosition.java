@@ -4,6 +4,7 @@ import io.spotserve.exec.ContextSlice;
 import io.spotserve.exec.Device;
 import io.spotserve.exec.IndexRange;
 import io.spotserve.model.ModelWeights;
+import java.nio.FloatBuffer;
 
 /**
  * What {@link AbstractPipeline} needs from one backend's pipeline position (stage p, shard m): its share of
@@ -81,6 +82,17 @@ public interface PipelinePosition {
 
     /** Copies {@code slice} between storage and its canonical floats (into storage when importing). */
     void transfer(ContextSlice slice, float[] canon, boolean importing);
+
+    /**
+     * {@link #transfer(ContextSlice, float[], boolean)} with the canonical floats in a buffer (float i at index i,
+     * absolute indexing; the buffer's position and limit are not used), typically a little-endian view of the
+     * SliceFormat bytes that travel, so export and import need no float copy of the slice. Returns false, having
+     * changed nothing, when the backend has no such path (the default); the caller then goes through a float array.
+     * The caller never passes weight slices that must be rounded first (fp16 or Q8_0 pipelines).
+     */
+    default boolean transfer(ContextSlice slice, FloatBuffer canon, boolean importing) {
+        return false;
+    }
 
     /**
      * Imports weight slice {@code slice} (not a KV slice) straight from {@code source}, with the same result as

@@ -11,6 +11,9 @@ import io.spotserve.exec.ShardLayout;
 import io.spotserve.exec.TestPipelines;
 import io.spotserve.model.LlamaCheckpoint;
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.FloatBuffer;
 import java.util.Random;
 import org.junit.jupiter.api.Test;
 
@@ -85,14 +88,18 @@ class KernelsTest {
                 float[] plain = random(r, wOff + rows * n);
                 // pack whole rows in one call
                 float[] packed = new float[plain.length];
-                PackedRows.rows(packed, wOff, rows, n, lanes, 0, rows, plain, wOff, true);
-                // pack again in random row segments: the same permutation
+                PackedRows.rows(packed, wOff, rows, n, lanes, 0, rows, CanonFloats.of(plain), wOff, true);
+                // pack again in random row segments, read from little-endian bytes: the same permutation
+                FloatBuffer plainBytes = ByteBuffer.allocate(4 * plain.length).order(ByteOrder.LITTLE_ENDIAN)
+                        .asFloatBuffer().put(0, plain);
+                CanonFloats fromBytes = CanonFloats.of(plainBytes);
                 float[] bySegments = new float[plain.length];
                 for (int row = 0; row < rows; row++) {
                     int j = 0;
                     while (j < n) {
                         int len = 1 + r.nextInt(n - j);
-                        PackedRows.segment(bySegments, wOff, rows, n, lanes, row, j, plain, wOff + row * n + j, len, true);
+                        PackedRows.segment(bySegments, wOff, rows, n, lanes, row, j, fromBytes, wOff + row * n + j,
+                                len, true);
                         j += len;
                     }
                 }
@@ -100,7 +107,14 @@ class KernelsTest {
                     assertEquals(packed[i], bySegments[i], 0f, "n " + n + " rows " + rows + " index " + i);
                 }
                 float[] back = new float[plain.length];
-                PackedRows.rows(packed, wOff, rows, n, lanes, 0, rows, back, wOff, false);
+                PackedRows.rows(packed, wOff, rows, n, lanes, 0, rows, CanonFloats.of(back), wOff, false);
+                // and out into a direct buffer: the same floats
+                FloatBuffer backBytes = ByteBuffer.allocateDirect(4 * plain.length).order(ByteOrder.LITTLE_ENDIAN)
+                        .asFloatBuffer();
+                PackedRows.rows(packed, wOff, rows, n, lanes, 0, rows, CanonFloats.of(backBytes), wOff, false);
+                for (int i = wOff; i < plain.length; i++) {
+                    assertEquals(plain[i], backBytes.get(i), 0f, "round trip via bytes n " + n + " index " + i);
+                }
                 for (int i = wOff; i < plain.length; i++) {
                     assertEquals(plain[i], back[i], 0f, "round trip n " + n + " rows " + rows + " index " + i);
                 }

@@ -1,0 +1,88 @@
+package io.spotserve.exec.cpu;
+
+import java.nio.FloatBuffer;
+
+/**
+ * The canonical floats of a slice ({@link io.spotserve.exec.ContextSlice} javadoc) that a position copies its storage
+ * to or from: a float array (checkpoint loads, the array path of export and import), or a float view of the
+ * SliceFormat bytes that travel (export into, import from a caller's byte buffer, with no float copy of the slice).
+ * Copies address the canonical floats by absolute index. Not thread-safe: one transfer at a time uses one instance.
+ */
+final class CanonFloats {
+    private final float[] array;
+    private final FloatBuffer buffer;
+    /** Where a strided segment of a buffer is gathered before one bulk copy (a row, so it stays in cache). */
+    private float[] row = new float[0];
+
+    private CanonFloats(float[] array, FloatBuffer buffer) {
+        this.array = array;
+        this.buffer = buffer;
+    }
+
+    static CanonFloats of(float[] array) {
+        return new CanonFloats(array, null);
+    }
+
+    static CanonFloats of(FloatBuffer buffer) {
+        return new CanonFloats(null, buffer);
+    }
+
+    /** Copies {@code store[storeOff ..+len)} to canonical floats {@code [canonOff ..+len)}, or back when importing. */
+    void copy(float[] store, int storeOff, int canonOff, int len, boolean importing) {
+        if (array != null) {
+            if (importing) {
+                System.arraycopy(array, canonOff, store, storeOff, len);
+            } else {
+                System.arraycopy(store, storeOff, array, canonOff, len);
+            }
+        } else if (importing) {
+            buffer.get(canonOff, store, storeOff, len);
+        } else {
+            buffer.put(canonOff, store, storeOff, len);
+        }
+    }
+
+    /**
+     * Copies {@code store[at + k·stride]} to canonical float {@code canonOff + k} for k in [0, len), or back when
+     * importing. A buffer's floats go through one row-sized array and one bulk copy: the strided loop then runs on
+     * arrays only, whatever kind of buffer (heap, direct) this JVM has seen.
+     */
+    void strided(float[] store, int at, int stride, int canonOff, int len, boolean importing) {
+        float[] a = array;
+        int o = canonOff;
+        if (a == null) {
+            if (row.length < len) {
+                row = new float[len];
+            }
+            a = row;
+            o = 0;
+            if (importing) {
+                buffer.get(canonOff, a, 0, len);
+            }
+        }
+        if (importing) {
+            for (int k = 0; k < len; k++, at += stride) {
+                store[at] = a[o + k];
+            }
+        } else {
+            for (int k = 0; k < len; k++, at += stride) {
+                a[o + k] = store[at];
+            }
+            if (array == null) {
+                buffer.put(canonOff, a, 0, len);
+            }
+        }
+    }
+
+    /**
+     * The canonical floats as an array, for the Q8_0 block paths (they quantize from and dequantize into arrays).
+     *
+     * @throws IllegalStateException for a buffer: Q8_0 storage is never given one (its pipeline takes the array path)
+     */
+    float[] array() {
+        if (array == null) {
+            throw new IllegalStateException("Q8_0 storage copies canonical floats through an array, not a buffer");
+        }
+        return array;
+    }
+}
