@@ -93,11 +93,6 @@ final class WorkerService {
         return stepCalls.answer(r);
     }
 
-    /** The bulk socket's import of one complete, checked slice. */
-    ContextSlice importBulk(PositionRef t, byte[] bytes) {
-        return slices.importBulk(t, bytes);
-    }
-
     /** The bulk socket's import of one complete, checked slice, straight from the buffer it was read into. */
     ContextSlice importBulk(PositionRef t, ByteBuffer bytes) {
         return slices.importBulk(t, bytes);
