@@ -158,14 +158,18 @@ class ContextMigrationTest {
         List<CompletableFuture<Completion>> futures = new ArrayList<>();
         try (ServingEngine engine = ServingEngine.builder().model(CHECKPOINT, TOKENIZER).instances(provider)
                 .executor(executor).clock(clock).parallelism(1, 2).maxBatch(4).hostKvBudget(budget).build()) {
+            PreemptionTest.Recorder first = new PreemptionTest.Recorder();
             for (GenerationRequest r : requests) {
-                futures.add(engine.submit(r));
+                futures.add(futures.isEmpty() ? engine.submit(r, first) : engine.submit(r));
             }
             PreemptionTest.awaitRunning(engine, requests.size());
-            Duration now = clock.now();
-            // the only instance leaves after a 50 ms notice; another one arrives only 300 ms later
-            provider.deliver(new InstanceEvent.Acquired(new Instance("later", EngineFixtures.SPOT), now.plusMillis(350)));
-            provider.deliver(new InstanceEvent.PreemptionNotice(a.id(), now, now.plusMillis(50)));
+            // the only instance leaves after a 50 ms notice; another one arrives only 300 ms later (posted between
+            // two steps from the engine thread, so the grace cannot pass before the engine sees the notice)
+            first.atNextToken(() -> {
+                Duration now = clock.now();
+                provider.deliver(new InstanceEvent.Acquired(new Instance("later", EngineFixtures.SPOT), now.plusMillis(350)));
+                provider.deliver(new InstanceEvent.PreemptionNotice(a.id(), now, now.plusMillis(50)));
+            });
             checkOutputs(requests, futures);
             EngineMetrics m = engine.metrics();
             // the reconfiguration records account for every parked cache: the change onto "later" counts the requests

@@ -58,6 +58,9 @@ class PreemptionTest {
         final List<Integer> ids = new CopyOnWriteArrayList<>();
         final List<String> problems = new CopyOnWriteArrayList<>();
         final AtomicInteger terminal = new AtomicInteger();
+        /** Runs once at the next token, on the engine thread (all demand is requested up front). */
+        private final java.util.concurrent.atomic.AtomicReference<Runnable> atNextToken =
+                new java.util.concurrent.atomic.AtomicReference<>();
 
         @Override
         public void onSubscribe(Flow.Subscription s) {
@@ -70,6 +73,28 @@ class PreemptionTest {
                 problems.add("token index " + t.index() + " after " + ids.size() + " tokens");
             }
             ids.add(t.id());
+            Runnable r = atNextToken.getAndSet(null);
+            if (r != null) {
+                r.run();
+            }
+        }
+
+        /**
+         * Runs {@code action} at this request's next token, between two engine steps, and waits (bounded) until it
+         * ran: a test thread that reads the clock and posts an event itself can be descheduled while the engine's
+         * virtual time runs past a short grace period.
+         */
+        void atNextToken(Runnable action) {
+            java.util.concurrent.CompletableFuture<Void> ran = new java.util.concurrent.CompletableFuture<>();
+            atNextToken.set(() -> {
+                try {
+                    action.run();
+                    ran.complete(null);
+                } catch (RuntimeException e) {
+                    ran.completeExceptionally(e);
+                }
+            });
+            ran.orTimeout(60, java.util.concurrent.TimeUnit.SECONDS).join();
         }
 
         @Override
@@ -165,8 +190,8 @@ class PreemptionTest {
             }
             // the notice comes while all four run (300+ steps of 10 ms each; the grace is 100 ms)
             awaitRunning(engine, requests.size());
-            Duration now = clock.now();
-            provider.deliver(new InstanceEvent.PreemptionNotice(a.id(), now, now.plusMillis(100)));
+            recorders.get(0).atNextToken(() -> provider.deliver(
+                    new InstanceEvent.PreemptionNotice(a.id(), clock.now(), clock.now().plusMillis(100))));
             checkAll(engine, requests, futures, recorders);
             EngineMetrics m = engine.metrics();
             assertEquals(0, m.restarts(), "every request on the noticed instance moved with its KV cache");
