@@ -191,15 +191,13 @@ abstract class BulkConnection implements AutoCloseable {
     /** TLS (no channel): the socket's streams, slice bytes through an array. */
     private static final class Streams extends BulkConnection {
         private final Socket s;
-        private final InputStream raw;
         private final DataInputStream in;
         private final DataOutputStream out;
 
         Streams(Socket s, int timeoutMs) throws IOException {
             this.s = s;
             s.setSoTimeout(timeoutMs);
-            raw = s.getInputStream();
-            in = new DataInputStream(new BufferedInputStream(raw, 64 << 10));
+            in = new DataInputStream(new BufferedInputStream(s.getInputStream(), 64 << 10));
             out = new DataOutputStream(new BufferedOutputStream(s.getOutputStream(), 1024));
         }
 

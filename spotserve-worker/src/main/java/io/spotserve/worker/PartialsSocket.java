@@ -1,25 +1,19 @@
 package io.spotserve.worker;
 
-import io.grpc.Context;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.spotserve.exec.IndexRange;
 import io.spotserve.exec.TensorReducer;
-import io.spotserve.worker.proto.Ack;
 import io.spotserve.worker.proto.BulkTicket;
-import io.spotserve.worker.proto.WorkerGrpc;
-import java.io.BufferedInputStream;
 import java.io.DataInputStream;
 import java.io.DataOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
-import java.net.InetSocketAddress;
 import java.net.Socket;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.FloatBuffer;
-import java.util.concurrent.TimeUnit;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -87,18 +81,9 @@ final class PartialsSocket implements GroupExchange.PartialsLink {
      * @throws StatusRuntimeException if the worker cannot be asked for a ticket (it is down, or refuses the caller)
      */
     static PartialsSocket open(ManagedChannel channel, String address, Runnable onFail) {
-        BulkTicket ticket;
-        Context previous = Context.ROOT.attach(); // the link outlives the step that opens it
-        try {
-            ticket = WorkerGrpc.newBlockingStub(channel).withDeadlineAfter(10, TimeUnit.SECONDS)
-                    .openSteps(Ack.getDefaultInstance());
-        } catch (StatusRuntimeException e) {
-            if (e.getStatus().getCode() != Status.Code.UNIMPLEMENTED) {
-                throw e;
-            }
+        BulkTicket ticket = StepSocket.ticket(channel);
+        if (ticket == null) {
             return null; // no step socket there
-        } finally {
-            Context.ROOT.detach(previous);
         }
         try {
             return connect(Servers.address(address).getHostString(), ticket, onFail);
@@ -115,24 +100,12 @@ final class PartialsSocket implements GroupExchange.PartialsLink {
      * @throws IOException if it cannot be reached, or it refused the ticket (the reason in the message)
      */
     static PartialsSocket connect(String host, BulkTicket ticket, Runnable onFail) throws IOException {
-        Socket s = new Socket();
+        StepSocket.Accepted a = StepSocket.handshake(host, ticket, MAGIC, 1 << 10);
+        Socket s = a.socket();
         try {
-            s.setTcpNoDelay(true);
-            s.connect(new InetSocketAddress(host, ticket.getPort()), StepSocket.CONNECT_TIMEOUT_MS);
-            s.setSoTimeout(StepServer.READ_TIMEOUT_MS);
-            DataOutputStream o = new DataOutputStream(s.getOutputStream());
-            o.writeInt(MAGIC);
-            ticket.getTicket().writeTo(o);
-            o.flush();
-            DataInputStream in = new DataInputStream(new BufferedInputStream(s.getInputStream(), 1 << 10));
-            byte status = in.readByte();
-            if (status != StepServer.OK) {
-                throw new IOException("the step socket " + host + ":" + ticket.getPort() + " refused the connection: "
-                        + in.readUTF());
-            }
             s.setSoTimeout(0); // from now on the peer writes only to refuse a frame, or closes
             PartialsSocket link = new PartialsSocket(host + ":" + ticket.getPort(), s, onFail);
-            Thread t = new Thread(() -> link.watch(in), "spotserve-partials-watch");
+            Thread t = new Thread(() -> link.watch(a.in()), "spotserve-partials-watch");
             t.setDaemon(true);
             t.start();
             return link;

@@ -13,7 +13,6 @@ import io.spotserve.worker.proto.StepRequest;
 import io.spotserve.worker.proto.WorkerGrpc;
 import java.io.BufferedInputStream;
 import java.io.DataInputStream;
-import java.io.DataOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.net.InetSocketAddress;
@@ -58,18 +57,9 @@ final class StepSocket implements StepLink {
      * @throws StatusRuntimeException if the worker cannot be asked for a ticket (it is down, or refuses the caller)
      */
     static StepLink open(ManagedChannel channel, String address) {
-        BulkTicket ticket;
-        Context previous = Context.ROOT.attach(); // the ticket call is not the step's to cancel
-        try {
-            ticket = WorkerGrpc.newBlockingStub(channel).withDeadlineAfter(10, TimeUnit.SECONDS)
-                    .openSteps(Ack.getDefaultInstance());
-        } catch (StatusRuntimeException e) {
-            if (e.getStatus().getCode() != Status.Code.UNIMPLEMENTED) {
-                throw e;
-            }
+        BulkTicket ticket = ticket(channel);
+        if (ticket == null) {
             return new StepStream(channel); // no step socket there (mTLS, or raw sockets turned off)
-        } finally {
-            Context.ROOT.detach(previous);
         }
         try {
             return connect(Servers.address(address).getHostString(), ticket, Wire.DEFAULT_MAX_MESSAGE_BYTES);
@@ -81,34 +71,77 @@ final class StepSocket implements StepLink {
     }
 
     /**
-     * Connects to the step socket on {@code host} with {@code ticket}.
+     * A one-time ticket for the step socket of the worker on {@code channel} (asked in the root context: the link
+     * outlives the step that opens it, and the ticket call is not that step's to cancel), or null when the worker has
+     * no step socket (mTLS, or raw sockets turned off).
      *
+     * @throws StatusRuntimeException if the worker cannot be asked (it is down, or refuses the caller)
+     */
+    static BulkTicket ticket(ManagedChannel channel) {
+        Context previous = Context.ROOT.attach();
+        try {
+            return WorkerGrpc.newBlockingStub(channel).withDeadlineAfter(10, TimeUnit.SECONDS)
+                    .openSteps(Ack.getDefaultInstance());
+        } catch (StatusRuntimeException e) {
+            if (e.getStatus().getCode() != Status.Code.UNIMPLEMENTED) {
+                throw e;
+            }
+            return null;
+        } finally {
+            Context.ROOT.detach(previous);
+        }
+    }
+
+    /** A connection the step socket accepted: the socket and its buffered input. */
+    record Accepted(Socket socket, DataInputStream in) {
+    }
+
+    /**
+     * Connects to the step socket on {@code host} and presents {@code ticket} after {@code magic} (one write), with
+     * the read timeout {@link StepServer#READ_TIMEOUT_MS}; closes the socket when it fails.
+     *
+     * @param inBuffer the input buffer's size in bytes
      * @throws IOException if it cannot be reached, or it refused the ticket (the reason in the message)
      */
-    static StepSocket connect(String host, BulkTicket ticket, int maxReplyBytes) throws IOException {
+    static Accepted handshake(String host, BulkTicket ticket, int magic, int inBuffer) throws IOException {
         Socket s = new Socket();
         try {
             s.setTcpNoDelay(true);
             s.connect(new InetSocketAddress(host, ticket.getPort()), CONNECT_TIMEOUT_MS);
             s.setSoTimeout(StepServer.READ_TIMEOUT_MS);
-            DataOutputStream o = new DataOutputStream(s.getOutputStream());
             byte[] hello = new byte[4 + StepServer.TICKET_BYTES];
-            hello[0] = (byte) (StepServer.MAGIC >>> 24);
-            hello[1] = (byte) (StepServer.MAGIC >>> 16);
-            hello[2] = (byte) (StepServer.MAGIC >>> 8);
-            hello[3] = (byte) StepServer.MAGIC;
+            hello[0] = (byte) (magic >>> 24);
+            hello[1] = (byte) (magic >>> 16);
+            hello[2] = (byte) (magic >>> 8);
+            hello[3] = (byte) magic;
             ticket.getTicket().copyTo(hello, 4);
+            OutputStream o = s.getOutputStream();
             o.write(hello);
             o.flush();
-            DataInputStream in = new DataInputStream(new BufferedInputStream(s.getInputStream(), 16 << 10));
+            DataInputStream in = new DataInputStream(new BufferedInputStream(s.getInputStream(), inBuffer));
             byte status = in.readByte();
             if (status != StepServer.OK) {
                 throw new IOException("the step socket " + host + ":" + ticket.getPort() + " refused the connection: "
                         + in.readUTF());
             }
-            return new StepSocket(host + ":" + ticket.getPort(), s, in, maxReplyBytes);
+            return new Accepted(s, in);
         } catch (IOException | RuntimeException e) {
             s.close();
+            throw e;
+        }
+    }
+
+    /**
+     * Connects to the step socket on {@code host} with {@code ticket}.
+     *
+     * @throws IOException if it cannot be reached, or it refused the ticket (the reason in the message)
+     */
+    static StepSocket connect(String host, BulkTicket ticket, int maxReplyBytes) throws IOException {
+        Accepted a = handshake(host, ticket, StepServer.MAGIC, 16 << 10);
+        try {
+            return new StepSocket(host + ":" + ticket.getPort(), a.socket(), a.in(), maxReplyBytes);
+        } catch (IOException | RuntimeException e) {
+            a.socket().close();
             throw e;
         }
     }
