@@ -99,10 +99,10 @@ final class GroupSteps {
                 throw new IllegalStateException("the workers returned " + reply.getLogits().size() + " bytes of logits, "
                         + "expected " + wanted + " x vocab " + vocab + " floats");
             }
-            float[] all = new float[wanted * vocab];
-            Wire.floats(reply.getLogits(), all, 0, all.length);
+            java.nio.FloatBuffer all = reply.getLogits().asReadOnlyByteBuffer().order(java.nio.ByteOrder.LITTLE_ENDIAN)
+                    .asFloatBuffer();
             for (int k = 0; k < wanted; k++) {
-                System.arraycopy(all, k * vocab, logits[logitsFor.get(k)], 0, vocab);
+                all.get(logits[logitsFor.get(k)], 0, vocab); // straight into the caller's arrays
             }
             return;
         }

@@ -73,6 +73,16 @@ final class RemotePipeline implements Pipeline {
     private final Object streamLock = new Object();
     private StepLink steps;
     private io.grpc.ManagedChannel stepsChannel;
+    /** The step link to the last stage's worker that collects the logits (chains over several workers only). */
+    private StepLink collects;
+    private io.grpc.ManagedChannel collectsChannel;
+
+    /**
+     * Whether a chain over several workers has its last stage's worker keep the logits for the controller to collect
+     * over its own step socket (one hop fewer for the step's largest payload) instead of relaying them back through
+     * every earlier worker; {@code -Dspotserve.worker.relayLogits=true} turns it off (for A/B measurements).
+     */
+    static volatile boolean directLogits = !Boolean.getBoolean("spotserve.worker.relayLogits");
 
     private RemotePipeline(RemoteExecutor executor, ShardLayout layout, List<RemoteDevice> devices, int maxBatch,
                            List<Segment> segments, List<List<Segment>> levels) {
@@ -461,6 +471,48 @@ final class RemotePipeline implements Pipeline {
         }
     }
 
+    /** One step on the first stage's worker: over its step link, or a unary call while another thread steps. */
+    private StepReply step(io.grpc.ManagedChannel ch, StepRequest request) {
+        StepReply viaLink = stepLink(ch).tryStep(request, 60);
+        return viaLink != null ? viaLink : stub(ch, 60).forward(request);
+    }
+
+    /**
+     * One step whose logits come straight from the last stage's worker: a collect goes to its step socket first, then
+     * the step runs down the chain (each worker returning only the counts), then the collect's answer is read. Falls
+     * back to relaying the logits through the chain when the last worker has no step socket or its link is busy.
+     */
+    private StepReply collected(StepRequest.Builder r, Segment first, Segment last) {
+        long stepId = nextStep.getAndIncrement();
+        StepRequest direct = r.setStepId(stepId).setLogitsDirect(true).build();
+        StepRequest collect = StepRequest.newBuilder().setPipeline(last.id()).setStepId(stepId).setCollect(true)
+                .build();
+        return executor.call(workers, first.worker(), ch -> {
+            StepLink link = collectLink(executor.channel(last.worker()), last);
+            StepReply[] counts = new StepReply[1];
+            StepReply logits = link instanceof StepSocket socket
+                    ? socket.tryStepAround(collect, 60, () -> counts[0] = step(ch, direct)) : null;
+            if (logits == null) { // no step socket there, or another thread collects on it: relay them
+                return step(ch, r.setLogitsDirect(false).build());
+            }
+            return counts[0].toBuilder().setLogits(logits.getLogits()).build();
+        });
+    }
+
+    /** The open step link to the last stage's worker over {@code ch}, a new one if there is none or it broke. */
+    private StepLink collectLink(io.grpc.ManagedChannel ch, Segment last) {
+        synchronized (streamLock) {
+            if (collects == null || collects.broken() || collectsChannel != ch) {
+                if (collects != null) {
+                    collects.close();
+                }
+                collects = StepSocket.open(ch, last.worker().address);
+                collectsChannel = ch;
+            }
+            return collects;
+        }
+    }
+
     @Override
     public void forward(long[] seqs, int[] tokens, int[] positions, int count, float[][] logits) {
         checkOpen();
@@ -491,11 +543,13 @@ final class RemotePipeline implements Pipeline {
                         .setFirstStage(s.stages().from()));
             }
             Segment first = segments.get(0);
-            StepRequest request = r.build();
-            reply = executor.call(workers, first.worker(), ch -> {
-                StepReply viaStream = stepLink(ch).tryStep(request, 60);
-                return viaStream != null ? viaStream : stub(ch, 60).forward(request); // another thread is stepping
-            });
+            Segment lastSegment = segments.get(segments.size() - 1);
+            if (segments.size() > 1 && directLogits && r.getLogitsForCount() > 0) {
+                reply = collected(r, first, lastSegment);
+            } else {
+                StepRequest request = r.build();
+                reply = executor.call(workers, first.worker(), ch -> step(ch, request));
+            }
         }
         GroupSteps.gather(reply, r.getLogitsForList(), c.vocabSize(), logits);
         executor.countActivations(reply.getActivationBytes());
@@ -531,6 +585,9 @@ final class RemotePipeline implements Pipeline {
         synchronized (streamLock) {
             if (steps != null) {
                 steps.close();
+            }
+            if (collects != null) {
+                collects.close();
             }
         }
         for (Segment s : segments) {

@@ -13,7 +13,6 @@ import com.google.common.util.concurrent.ListenableFuture;
 import io.spotserve.exec.TensorReducer;
 import io.spotserve.worker.proto.LogitPart;
 import io.spotserve.worker.proto.PeerGrpc;
-import java.io.IOException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.ExecutionException;
@@ -34,6 +33,8 @@ final class StageStep {
     private final StepStream.Hops hops;
     private final GroupExchange groups;
     private final java.util.function.Function<String, io.grpc.ManagedChannel> peers;
+    /** The logits this worker's last stages keep for the controller's collect. */
+    private final LogitsOutbox outbox;
     /** Whether {@code WarmUp} calls are answered: only while the worker warms up, before it registers. */
     private volatile boolean warming;
     private final AtomicLong warmUpServed = new AtomicLong();
@@ -43,11 +44,52 @@ final class StageStep {
      * @param hops      the step streams to the next stages' workers
      */
     StageStep(LongFunction<Pipeline> pipelines, StepStream.Hops hops, GroupExchange groups,
-              java.util.function.Function<String, io.grpc.ManagedChannel> peers) {
+              java.util.function.Function<String, io.grpc.ManagedChannel> peers, LogitsOutbox outbox) {
         this.pipelines = pipelines;
         this.hops = hops;
         this.groups = groups;
         this.peers = peers;
+        this.outbox = outbox;
+    }
+
+    /** How long a collect waits for its step's logits (the controller's step timeout). */
+    static final long COLLECT_TIMEOUT_MS = 60_000;
+
+    /**
+     * Answers a collect ({@code StepRequest.collect}, step socket only): waits for the logits the last stage of the
+     * pipeline kept for the step and returns them.
+     */
+    StepReply collect(StepRequest r) {
+        Pipeline p = pipelines.apply(r.getPipeline());
+        if (p.hostedStages().to() != p.layout().stages() || p.hostedShards().length() != p.layout().shards()) {
+            throw new IllegalArgumentException("a collect goes to the worker of the whole last stage; pipeline "
+                    + r.getPipeline() + " hosts stages " + p.hostedStages() + ", shards " + p.hostedShards() + " here");
+        }
+        return outbox.collect(r.getPipeline(), r.getStepId(), COLLECT_TIMEOUT_MS);
+    }
+
+    /** Runs the hosted stages of one step and, when later stages live elsewhere, hands the activations on. */
+    StepReply step(StepRequest r) {
+        if (r.getCollect()) {
+            throw new IllegalArgumentException("a collect is answered on the step socket only, not as a step");
+        }
+        if (!r.getLogitsDirect()) {
+            return run(r);
+        }
+        try {
+            return run(r);
+        } catch (RuntimeException e) {
+            Pipeline p;
+            try {
+                p = pipelines.apply(r.getPipeline());
+            } catch (RuntimeException unknown) {
+                throw e; // no such pipeline here: nobody can collect from it
+            }
+            if (p.hostedStages().to() == p.layout().stages()) {
+                outbox.fail(r.getPipeline(), r.getStepId(), e); // the waiting collect fails now, not at its timeout
+            }
+            throw e;
+        }
     }
 
     /** Opens ({@code true}) or closes the warm-up window. */
@@ -60,8 +102,7 @@ final class StageStep {
         return warmUpServed.get();
     }
 
-    /** Runs the hosted stages of one step and, when later stages live elsewhere, hands the activations on. */
-    StepReply step(StepRequest r) {
+    private StepReply run(StepRequest r) {
         long received = System.nanoTime();
         Pipeline p = pipelines.apply(r.getPipeline());
         LlamaConfig c = p.config();
@@ -159,15 +200,13 @@ final class StageStep {
                     .setReduceBytes(reduceBytes.get()).setHandlerNanos(System.nanoTime() - received).build();
         }
         if (hosted.to() > last) {
-            ByteString.Output packed = ByteString.newOutput(r.getLogitsForCount() * c.vocabSize() * Float.BYTES);
-            for (int i : r.getLogitsForList()) {
-                try {
-                    Wire.floats(logits[i], c.vocabSize()).writeTo(packed);
-                } catch (IOException e) {
-                    throw new IllegalStateException(e);
-                }
+            ByteString packed = Wire.floats(logits, r.getLogitsForList(), c.vocabSize());
+            if (r.getLogitsDirect()) { // the controller collects them from here; the chain carries the counts
+                outbox.deliver(r.getPipeline(), r.getStepId(), StepReply.newBuilder().setLogits(packed).build());
+                return StepReply.newBuilder().setComputeNanos(compute).setHandlerNanos(System.nanoTime() - received)
+                        .build();
             }
-            return StepReply.newBuilder().setLogits(packed.toByteString()).setComputeNanos(compute)
+            return StepReply.newBuilder().setLogits(packed).setComputeNanos(compute)
                     .setHandlerNanos(System.nanoTime() - received).build();
         }
         Hop next = r.getRoute(0);

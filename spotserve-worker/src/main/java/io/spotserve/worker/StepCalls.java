@@ -54,6 +54,25 @@ final class StepCalls {
         }
     }
 
+    /**
+     * What the step socket answers: a step as {@link #answer}, or a collect ({@code StepRequest.collect}: the logits a
+     * last stage kept for the controller), which only the socket serves (it holds its connection's thread while it
+     * waits, never a gRPC transport thread).
+     */
+    StepReply answerSocket(StepRequest r) {
+        if (!r.getCollect()) {
+            return answer(r);
+        }
+        try {
+            state.checkLive();
+            return steps.collect(r);
+        } catch (RuntimeException e) {
+            Status s = WorkerService.error(e).getStatus();
+            return StepReply.newBuilder().setErrorCode(s.getCode().value())
+                    .setError(s.getDescription() == null ? s.getCode().toString() : s.getDescription()).build();
+        }
+    }
+
     void forward(StepRequest r, StreamObserver<StepReply> out) {
         state.unary(out, () -> steps.step(r));
     }

@@ -153,6 +153,16 @@ final class StepSocket implements StepLink {
 
     @Override
     public StepReply tryStep(StepRequest r, long timeoutSeconds) {
+        return tryStepAround(r, timeoutSeconds, null);
+    }
+
+    /**
+     * As {@link #tryStep}, with {@code meanwhile} run between sending {@code r} and reading its reply: the controller
+     * sends a collect here, then runs the step whose last stage (on this worker) answers it. When {@code meanwhile}
+     * throws, the link breaks (its reply may still come, and must never be read as a later request's) and the
+     * exception propagates.
+     */
+    StepReply tryStepAround(StepRequest r, long timeoutSeconds, Runnable meanwhile) {
         if (!lock.tryLock()) {
             return null;
         }
@@ -170,6 +180,15 @@ final class StepSocket implements StepLink {
                     throw broken;
                 }
                 frames.write(out, r);
+                if (meanwhile != null) {
+                    try {
+                        meanwhile.run();
+                    } catch (RuntimeException e) {
+                        breakLink(Status.CANCELLED.withDescription("the step this link's request waited for failed")
+                                .withCause(e).asRuntimeException());
+                        throw e;
+                    }
+                }
                 CodedInputStream in = frames.next((int) Math.min(Integer.MAX_VALUE, timeoutSeconds * 1000));
                 if (in == null) {
                     throw new IOException("the worker closed the step socket");

@@ -82,7 +82,17 @@ final class Wire {
     static ByteString floats(float[] data, int count) {
         ByteBuffer buf = ByteBuffer.allocate(count * Float.BYTES).order(ByteOrder.LITTLE_ENDIAN);
         buf.asFloatBuffer().put(data, 0, count);
-        return ByteString.copyFrom(buf);
+        return com.google.protobuf.UnsafeByteOperations.unsafeWrap(buf.array()); // nobody else holds the array
+    }
+
+    /** Rows {@code which} of {@code rows}, {@code count} floats each, one after the other, as little-endian bytes. */
+    static ByteString floats(float[][] rows, java.util.List<Integer> which, int count) {
+        ByteBuffer buf = ByteBuffer.allocate(which.size() * count * Float.BYTES).order(ByteOrder.LITTLE_ENDIAN);
+        java.nio.FloatBuffer f = buf.asFloatBuffer();
+        for (int i : which) {
+            f.put(rows[i], 0, count);
+        }
+        return com.google.protobuf.UnsafeByteOperations.unsafeWrap(buf.array()); // nobody else holds the array
     }
 
     /** Reads {@code count} little-endian floats into {@code out} at {@code off}. */

@@ -48,8 +48,12 @@ final class WorkerControl {
     private final StepStream.Hops hops;
     private final GroupExchange groups;
 
+    /** The logits last stages kept for the controller: a closed pipeline's waiting collects fail. */
+    private final LogitsOutbox outbox;
+
     WorkerControl(WorkerState state, Executor executor, int deviceCount, long deviceMemory, StepStream.Hops hops,
-                  GroupExchange groups) {
+                  GroupExchange groups, LogitsOutbox outbox) {
+        this.outbox = outbox;
         this.state = state;
         this.executor = executor;
         this.deviceCount = deviceCount;
@@ -164,6 +168,7 @@ final class WorkerControl {
             Pipeline p = state.pipelines.remove(r.getPipeline());
             hops.close(r.getPipeline());
             groups.remove(r.getPipeline());
+            outbox.close(r.getPipeline());
             if (p != null) {
                 synchronized (p) {
                     p.close();

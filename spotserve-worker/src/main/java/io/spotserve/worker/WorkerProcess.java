@@ -292,6 +292,11 @@ public final class WorkerProcess implements AutoCloseable {
         return service.warmUpServed();
     }
 
+    /** Logits the controller collected straight from this worker's last stages (tests). */
+    long logitsCollected() {
+        return service.logitsCollected();
+    }
+
     /** Partials messages this worker's split-group members sent: {over step sockets, over gRPC streams} (tests). */
     long[] partialsSends() {
         return service.partialsSends();

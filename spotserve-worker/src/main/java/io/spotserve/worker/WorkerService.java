@@ -63,14 +63,17 @@ final class WorkerService {
     private final WorkerControl control;
     private final SliceMoves slices;
     private final StepCalls stepCalls;
+    /** The logits this worker's last stages keep for the controller's collects. */
+    private final LogitsOutbox outbox;
 
     WorkerService(Executor executor, int deviceCount, long deviceMemory, Function<String, ManagedChannel> peers,
                   StagingArea staging) {
         this.staging = staging;
         this.hops = new StepStream.Hops(peers);
         this.groups = new GroupExchange(peers, state::checkLive);
-        this.steps = new StageStep(state::pipeline, hops, groups, peers);
-        this.control = new WorkerControl(state, executor, deviceCount, deviceMemory, hops, groups);
+        this.outbox = new LogitsOutbox();
+        this.steps = new StageStep(state::pipeline, hops, groups, peers, outbox);
+        this.control = new WorkerControl(state, executor, deviceCount, deviceMemory, hops, groups, outbox);
         this.slices = new SliceMoves(state, peers, staging);
         this.stepCalls = new StepCalls(state, steps, groups);
     }
@@ -90,7 +93,7 @@ final class WorkerService {
      * the step socket send back for each request.
      */
     StepReply answer(StepRequest r) {
-        return stepCalls.answer(r);
+        return stepCalls.answerSocket(r);
     }
 
     /** The bulk socket's import of one complete, checked slice, straight from the buffer it was read into. */
@@ -101,6 +104,11 @@ final class WorkerService {
     /** Where the step socket's partials connections deposit what they read. */
     PartialsSocket.Inbox partialsInbox() {
         return groups.inbox();
+    }
+
+    /** Logits the controller collected from this worker's last stages so far. */
+    long logitsCollected() {
+        return outbox.collected();
     }
 
     /** Partials messages this worker's group members sent so far: {over step sockets, over gRPC streams}. */
