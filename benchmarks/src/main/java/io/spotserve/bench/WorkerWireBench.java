@@ -67,6 +67,11 @@ public final class WorkerWireBench {
                         System.getProperty("java.class.path"), WorkerMain.class.getName(), "--controller",
                         controller.address(), "--devices", "2", "--device-memory", "512m", "--token-file",
                         token.toString(), "--executor", "cpu"));
+                // extra JVM options for the worker processes only (A/B of executor settings): -Dbench.workerJvm="..."
+                String extra = System.getProperty("bench.workerJvm", "").trim();
+                if (!extra.isEmpty()) {
+                    cmd.addAll(1, List.of(extra.split("\\s+")));
+                }
                 if (workerWarmUp != null) {
                     cmd.addAll(List.of("--warm-up", workerWarmUp));
                 }

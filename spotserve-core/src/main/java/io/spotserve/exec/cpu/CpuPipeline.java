@@ -150,6 +150,7 @@ final class CpuPipeline extends AbstractPipeline<StageShard> {
         for (StageShard s : shards[shards.length - 1]) {
             s.logits(x, logits);
         }
+        executor.pool().rest(); // the step is over: the pool's helpers leave the cores to the caller
     }
 
     @Override
@@ -205,6 +206,9 @@ final class CpuPipeline extends AbstractPipeline<StageShard> {
             for (StageShard s : shardsOfStage) {
                 s.logits(x, logits); // a split group fills its shards' vocabulary columns only
             }
+        }
+        if (stage + 1 == hosted.to()) {
+            executor.pool().rest(); // this process's part of the step is over: the next stage's process runs now
         }
     }
 

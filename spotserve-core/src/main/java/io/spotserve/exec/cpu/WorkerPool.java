@@ -62,6 +62,8 @@ final class WorkerPool implements AutoCloseable {
     private final Thread[] workers;
     private volatile Job job;
     private volatile boolean closed;
+    /** Set by {@link #rest}: waiting helpers park at once until the next loop instead of spinning. */
+    private volatile boolean resting;
 
     WorkerPool(int threads, String name) {
         this.threads = threads;
@@ -73,6 +75,15 @@ final class WorkerPool implements AutoCloseable {
             workers[i] = t;
             t.start();
         }
+    }
+
+    /**
+     * Tells the helpers that no loop follows soon (a step, or this process's stages of it, ended): they park at once
+     * instead of spinning up to {@link #SPINS} for the next loop, so they leave the cores to whoever runs next (the
+     * next stage's worker process on the same machine, the engine's sampling). The next loop wakes them.
+     */
+    void rest() {
+        resting = true;
     }
 
     /** Number of threads, the caller included (worker indices are {@code [0, threads)}). */
@@ -100,6 +111,7 @@ final class WorkerPool implements AutoCloseable {
             throw new IllegalStateException("worker pool is closed");
         }
         Job j = new Job(body, n, Math.min(n, threads * CHUNKS_PER_THREAD));
+        resting = false;
         job = j;
         for (Thread w : workers) {
             LockSupport.unpark(w);
@@ -131,7 +143,7 @@ final class WorkerPool implements AutoCloseable {
             Job j;
             int spins = 0;
             while ((j = job) == seen && !closed) {
-                if (++spins < SPINS) {
+                if (++spins < SPINS && !resting) {
                     Thread.onSpinWait();
                 } else {
                     LockSupport.park(this);
