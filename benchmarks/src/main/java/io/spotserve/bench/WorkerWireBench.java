@@ -94,7 +94,7 @@ public final class WorkerWireBench {
             RemoteExecutor ex = controller.executor();
             migration(ex, ckpt, ids, rounds, workers);
             ping(ex, ckpt, ids, 500, Math.max(50, warm));
-            decode(ex, ckpt, ids, steps, warm);
+            decode(ex, ckpt, ids, steps, warm, workers);
         } finally {
             for (Process p : workers) {
                 p.destroyForcibly();
@@ -241,18 +241,28 @@ public final class WorkerWireBench {
         }
     }
 
-    private static void decode(RemoteExecutor ex, LlamaCheckpoint ckpt, List<String> ids, int steps, int warm) {
+    private static double ownCpuSeconds() {
+        return ProcessHandle.current().info().totalCpuDuration().map(d -> d.toNanos() / 1e9).orElse(0.0);
+    }
+
+    private static void decode(RemoteExecutor ex, LlamaCheckpoint ckpt, List<String> ids, int steps, int warm,
+                               List<Process> workers) {
         ShardLayout layout = ShardLayout.of(ckpt.config(), 2, 1);
         List<Device> devices = List.of(ex.createDevice(new DeviceId(ids.get(0), 1), 512L << 20),
                 ex.createDevice(new DeviceId(ids.get(1), 1), 512L << 20));
         Pipeline remote = ex.createPipeline(layout, devices, 1);
         remote.loadWeights(ckpt);
         long[] before = new long[3];
+        double[] cpuBefore = new double[2]; // the workers', this JVM's (controller) CPU seconds
         StepTimes remoteTimes = perStep(remote, steps, warm, () -> {
             before[0] = ex.steps();
             before[1] = ex.stepComputeNanos();
             before[2] = ex.stepHandlerNanos();
+            cpuBefore[0] = cpuSeconds(workers);
+            cpuBefore[1] = ownCpuSeconds();
         });
+        double workerCpuUs = (cpuSeconds(workers) - cpuBefore[0]) * 1e6 / steps;
+        double controllerCpuUs = (ownCpuSeconds() - cpuBefore[1]) * 1e6 / steps;
         double remoteUs = remoteTimes.medianUs();
         double remoteMeanUs = remoteTimes.meanUs();
         long n = ex.steps() - before[0];
@@ -261,12 +271,15 @@ public final class WorkerWireBench {
         remote.close();
         double localUs;
         double localMeanUs;
+        double localCpuUs;
         try (Executor cpu = new CpuExecutor(ExecutorOptions.defaults())) {
             List<Device> ds = List.of(cpu.createDevice(new DeviceId("local", 0), 512L << 20),
                     cpu.createDevice(new DeviceId("local", 1), 512L << 20));
             Pipeline local = cpu.createPipeline(layout, ds, 1);
             local.loadWeights(ckpt);
-            StepTimes localTimes = perStep(local, steps, warm, () -> { });
+            double[] localBefore = new double[1];
+            StepTimes localTimes = perStep(local, steps, warm, () -> localBefore[0] = ownCpuSeconds());
+            localCpuUs = (ownCpuSeconds() - localBefore[0]) * 1e6 / steps;
             localUs = localTimes.medianUs();
             localMeanUs = localTimes.meanUs();
             local.close();
@@ -278,6 +291,9 @@ public final class WorkerWireBench {
                 + "stages; one process: %.0f us per whole step), step handlers %.0f us (forward passes + decode, checks, "
                 + "encode), the rest %.0f us (network, thread hand-offs, the controller's side)%n", remoteMeanUs,
                 computeUs, localMeanUs, handlerUs, remoteMeanUs - handlerUs);
+        System.out.printf("decode CPU per step (user + system, all threads, JIT and GC included): two worker processes "
+                + "%.0f us + controller %.0f us = %.0f us; one process %.0f us%n", workerCpuUs, controllerCpuUs,
+                workerCpuUs + controllerCpuUs, localCpuUs);
     }
 
     /**

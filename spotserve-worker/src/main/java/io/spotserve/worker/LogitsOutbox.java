@@ -13,7 +13,7 @@ import java.util.concurrent.TimeUnit;
  * here under (pipeline, step id) and answers the previous stage with the counts only; the controller's collect on
  * this worker's step socket takes them. Whichever comes first waits for the other: a collect for at most its
  * timeout, kept logits for at most {@link #MAX_AGE_MS} (a controller that gave up on the step never collects them).
- * At most {@link #MAX_KEPT} entries are held; the oldest go first. A step id is used once per pipeline, so a late
+ * At most {@link #MAX_KEPT} entries and {@link #MAX_BYTES} of logits are held; the oldest go first. A step id is used once per pipeline, so a late
  * delivery can only ever meet the collect of its own step.
  */
 final class LogitsOutbox {
@@ -21,6 +21,8 @@ final class LogitsOutbox {
     static final int MAX_KEPT = 64;
     /** How long kept logits nobody collects stay. */
     static final long MAX_AGE_MS = 60_000;
+    /** Bytes of kept logits held at once; the oldest go first (a controller collects each step's at once). */
+    static final long MAX_BYTES = 64L << 20;
 
     private record Key(long pipeline, long step) {
     }
@@ -35,11 +37,31 @@ final class LogitsOutbox {
 
     private final Map<Key, Slot> slots = new LinkedHashMap<>(); // insertion order: oldest first
     private long collected;
+    private long bytes;
 
     /** Keeps {@code logits} (a reply carrying only them) for the collect of {@code step} of {@code pipeline}. */
     synchronized void deliver(long pipeline, long step, StepReply logits) {
-        slot(new Key(pipeline, step)).logits = logits;
+        Slot s = slot(new Key(pipeline, step));
+        if (s.logits != null) {
+            throw new IllegalStateException("step " + step + " of pipeline " + pipeline + " delivered its logits twice");
+        }
+        s.logits = logits;
+        bytes += logits.getLogits().size();
+        for (Iterator<Slot> it = slots.values().iterator(); it.hasNext() && bytes > MAX_BYTES; ) {
+            Slot old = it.next();
+            if (old != s) {
+                it.remove(); // a collect waiting on it times out
+                forget(old);
+            }
+        }
         notifyAll();
+    }
+
+    /** Stops counting the bytes of a slot that left the map. */
+    private void forget(Slot s) {
+        if (s.logits != null) {
+            bytes -= s.logits.getLogits().size();
+        }
     }
 
     /** Records that {@code step} failed here: its collect fails with {@code failure} instead of waiting. */
@@ -56,6 +78,7 @@ final class LogitsOutbox {
                 e.getValue().failure = Status.CANCELLED.withDescription("pipeline " + pipeline + " was closed")
                         .asRuntimeException();
                 it.remove();
+                forget(e.getValue());
             }
         }
         notifyAll();
@@ -96,7 +119,9 @@ final class LogitsOutbox {
                 collected++;
                 return s.logits;
             } finally {
-                slots.remove(key, s);
+                if (slots.remove(key, s)) {
+                    forget(s);
+                }
             }
         }
     }
@@ -104,6 +129,11 @@ final class LogitsOutbox {
     /** Logits collected so far. */
     synchronized long collected() {
         return collected;
+    }
+
+    /** Bytes of kept logits held now. */
+    synchronized long bytes() {
+        return bytes;
     }
 
     /** Entries held now. */
@@ -122,6 +152,7 @@ final class LogitsOutbox {
             Slot old = it.next();
             if (slots.size() >= MAX_KEPT || now - old.created > TimeUnit.MILLISECONDS.toNanos(MAX_AGE_MS)) {
                 it.remove(); // a collect waiting on it times out
+                forget(old);
             } else {
                 break;
             }

@@ -194,5 +194,18 @@ class DirectLogitsTest {
                 () -> box.collect(9, 100, 10)).getStatus().getCode());
         assertSame(r1, box.collect(9, 100 + LogitsOutbox.MAX_KEPT + 9, 10));
         assertEquals(3, box.collected());
+        // and by bytes: 8 MiB logits each, at most MAX_BYTES of them
+        box.close(9);
+        assertEquals(0, box.bytes());
+        StepReply big = StepReply.newBuilder().setLogits(com.google.protobuf.ByteString.copyFrom(new byte[8 << 20]))
+                .build();
+        for (int i = 0; i < 12; i++) {
+            box.deliver(10, i, big);
+        }
+        assertEquals(LogitsOutbox.MAX_BYTES, box.bytes());
+        assertEquals(LogitsOutbox.MAX_BYTES / (8 << 20), box.size());
+        assertSame(big, box.collect(10, 11, 10));
+        assertEquals(LogitsOutbox.MAX_BYTES - (8 << 20), box.bytes());
+        assertThrows(IllegalStateException.class, () -> box.deliver(10, 10, big), "delivered twice");
     }
 }
