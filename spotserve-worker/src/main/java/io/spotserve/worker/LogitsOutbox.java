@@ -49,8 +49,8 @@ final class LogitsOutbox {
         bytes += logits.getLogits().size();
         for (Iterator<Slot> it = slots.values().iterator(); it.hasNext() && bytes > MAX_BYTES; ) {
             Slot old = it.next();
-            if (old != s) {
-                it.remove(); // a collect waiting on it times out
+            if (old != s && old.logits != null) { // kept logits nobody collected yet: only they hold bytes
+                it.remove();
                 forget(old);
             }
         }
