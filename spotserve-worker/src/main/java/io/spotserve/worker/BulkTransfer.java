@@ -4,6 +4,7 @@ import com.google.protobuf.ByteString;
 import io.spotserve.exec.ContextSlice;
 import io.spotserve.exec.DeviceMemoryException;
 import io.spotserve.exec.SliceFormat;
+import io.spotserve.exec.SliceImport;
 import io.spotserve.model.LlamaConfig;
 import io.spotserve.plan.DeviceId;
 import io.spotserve.worker.proto.BulkTicket;
@@ -28,9 +29,7 @@ import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentLinkedDeque;
 import java.util.concurrent.ExecutorService;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -48,10 +47,14 @@ import org.slf4j.LoggerFactory;
  * {@code Peer/OpenBulk} issues a ticket (256 random bits) bound to one target position and the list of slices that
  * will arrive, valid for {@link #TICKET_LIFETIME_MS} and for one connection. On the socket the sender presents the
  * ticket, then each slice as its length (at most what the announced slice can take in SliceFormat) and chunks of at
- * most {@link Wire#CHUNK_BYTES}, each with its CRC32C. The receiver checks everything before it imports a slice: an
+ * most {@link Wire#CHUNK_BYTES}, each with its CRC32C. The receiver checks everything before it imports: an
  * unknown, reused or expired ticket, a length out of bounds, a failed checksum or a slice other than the announced
- * one ends the transfer without importing it (slices of the same transfer that were complete and imported before it
- * stay). While one slice is imported the next is read; the sender exports the next slice while one travels.
+ * one (its first chunk names it) ends the transfer without importing that slice (slices of the same transfer that
+ * were complete and imported before it stay). One thread on each side: where the pipelines allow it
+ * ({@link io.spotserve.exec.Pipeline#exportPart}, {@link io.spotserve.exec.Pipeline#beginImport}) the sender exports,
+ * checksums and writes one chunk of {@link #PART_BYTES} at a time and the receiver reads, checks and imports each
+ * chunk at once, so a chunk's bytes stay in the cache from storage to the kernel and back into storage; a slice whose
+ * piece-by-piece import is abandoned (a later chunk failed) is not marked present and its new storage is freed.
  *
  * <p>Protocol (big-endian): sender {@code MAGIC}, ticket (32 bytes); per slice: total (long), then chunks of
  * (length int, crc32c int, payload). Receiver, once at the end or at the first refusal: status (byte), slices
@@ -80,6 +83,15 @@ final class BulkTransfer implements AutoCloseable {
      */
     interface Importer {
         ContextSlice importSlice(PositionRef target, ByteBuffer bytes);
+
+        /**
+         * Starts a piece-by-piece import of {@code slice} ({@code length} encoded bytes) into a hosted position
+         * ({@link io.spotserve.exec.Pipeline#beginImport}; each call on it under the pipeline's lock), or null when
+         * the position imports it only whole (then {@link #importSlice} gets all its bytes).
+         */
+        default SliceImport begin(PositionRef target, ContextSlice slice, long length) {
+            return null;
+        }
     }
 
     /**
@@ -89,7 +101,27 @@ final class BulkTransfer implements AutoCloseable {
      */
     interface Source {
         ByteBuffer export(int i, ByteBuffer reuse);
+
+        /**
+         * The length of slice i's encoding when {@link #part} can write it piece by piece, else -1 (the default:
+         * the slice is exported whole).
+         */
+        default long length(int i) {
+            return -1;
+        }
+
+        /** Writes bytes {@code [offset, offset + dst.remaining())} of slice i's encoding into {@code dst}. */
+        default void part(int i, long offset, ByteBuffer dst) {
+            throw new UnsupportedOperationException("slices are exported whole");
+        }
     }
+
+    /**
+     * The bytes of one chunk a sender exports, checksums and writes before the next, when the slice can be exported
+     * piece by piece: small enough to stay in the core's cache from the export through the CRC to the kernel's copy
+     * (and, at the receiver, from the kernel's copy through the CRC to the import), big enough for few system calls.
+     */
+    static final int PART_BYTES = 1 << 20;
 
     /** The largest SliceFormat encoding of {@code slice}: fp32 payload, or a Q8 one with every chunk left as floats. */
     static long maxEncodedBytes(LlamaConfig c, ContextSlice slice) {
@@ -141,6 +173,16 @@ final class BulkTransfer implements AutoCloseable {
     /** A pooled direct buffer, or null. */
     private ByteBuffer take() {
         return pool.pollFirst();
+    }
+
+    /** A pooled direct buffer of at least {@code size} bytes, else a new one from {@code conn}. */
+    private ByteBuffer take(int size, BulkConnection conn) {
+        for (ByteBuffer b : pool) {
+            if (b.capacity() >= size && pool.remove(b)) {
+                return b;
+            }
+        }
+        return conn.allocate(size);
     }
 
     /** Keeps a direct buffer for a later transfer while the pool has room; drops it otherwise. */
@@ -244,18 +286,13 @@ final class BulkTransfer implements AutoCloseable {
 
     private void serve(Socket s) {
         BulkConnection conn = null;
-        Future<ContextSlice> pending = null;
-        ByteBuffer importing = null; // the buffer of the slice whose import is pending
-        ByteBuffer spare = null;     // a buffer no import uses any more, reused for a slice that fits in it
-        ByteBuffer second = null;    // a pooled buffer for the slice after the first
+        ByteBuffer chunk = null; // one chunk, imported from here while it is in the cache
+        ByteBuffer whole = null; // a whole slice, for a position that imports it only whole
+        SliceImport open = null; // the piece-by-piece import under way
         int imported = 0;
         Ticket t = null;
         try {
             conn = BulkConnection.of(s, READ_TIMEOUT_MS);
-            if (s.getChannel() != null) {
-                spare = take();
-                second = take();
-            }
             DataInputStream in = conn.in();
             if (in.readInt() != MAGIC) {
                 throw new Refusal("not a bulk transfer (bad magic)");
@@ -269,45 +306,43 @@ final class BulkTransfer implements AutoCloseable {
             if (System.nanoTime() - t.expiresNanos > 0) {
                 throw new Refusal("expired ticket");
             }
+            chunk = s.getChannel() != null ? take(Wire.CHUNK_BYTES, conn) : conn.allocate(Wire.CHUNK_BYTES);
             for (int i = 0; i < t.slices.size(); i++) {
-                ByteBuffer bytes = readSlice(conn, t, i, spare);
-                if (bytes == spare) {
-                    spare = null;
+                long total = in.readLong();
+                if (total < SliceFormat.HEADER_BYTES || total > t.maxBytes[i]) {
+                    throw new Refusal("slice " + i + " announces " + total + " bytes; " + t.slices.get(i) + " takes "
+                            + SliceFormat.HEADER_BYTES + " to " + t.maxBytes[i]);
                 }
-                ContextSlice named = named(bytes, t.config);
-                if (!named.equals(t.slices.get(i))) {
-                    throw new Refusal("slice " + i + " of the transfer is " + named + "; its ticket announced "
-                            + t.slices.get(i));
+                int len = readChunk(conn, chunk, 0, total, 0, i, 0);
+                if (len >= SliceFormat.HEADER_BYTES) { // the first chunk names the slice: checked before any import
+                    announced(named(chunk.duplicate().position(0).limit(len), t.config), t, i);
+                    open = importer.begin(t.target, t.slices.get(i), total);
                 }
-                if (pending != null) { // the previous slice must be in before this one goes
-                    await(pending);
-                    imported++;
-                    spare = importing;
+                if (open != null) {
+                    open.put(chunk.duplicate().position(0).limit(len));
+                    for (int c = 1; open.received() < total; c++) {
+                        len = readChunk(conn, chunk, 0, total - open.received(), c, i, open.received());
+                        open.put(chunk.duplicate().position(0).limit(len));
+                    }
+                    open.finish();
+                    open = null;
                 } else {
-                    spare = second;
-                    second = null;
+                    whole = wholeBuffer(conn, whole, total);
+                    whole.put(0, chunk, 0, len);
+                    for (int c = 1, off = len; off < total; c++) {
+                        off += readChunk(conn, whole, off, total - off, c, i, off);
+                    }
+                    announced(named(whole, t.config), t, i);
+                    importer.importSlice(t.target, whole);
                 }
-                importing = bytes;
-                PositionRef target = t.target;
-                pending = threads.submit(() -> importer.importSlice(target, bytes));
-                // the next slice is read while this one is imported
+                imported++;
             }
-            Future<ContextSlice> last = pending;
-            pending = null;
-            await(last);
-            imported++;
             reply(conn.out(), OK, imported, "");
-            give(importing);
-            give(spare);
-            give(second);
+            give(chunk);
+            give(whole);
         } catch (Exception e) {
-            if (pending != null) { // an import in flight finishes (or fails) before the answer says what landed
-                try {
-                    await(pending);
-                    imported++;
-                } catch (Exception ignored) {
-                    // reported below if it is the cause
-                }
+            if (open != null) {
+                open.close(); // abandoned: the slice is not marked present, its new storage freed
             }
             byte status = REFUSED;
             String msg;
@@ -344,38 +379,45 @@ final class BulkTransfer implements AutoCloseable {
         }
     }
 
-    /**
-     * Reads one slice (its length, then checksummed chunks) into a buffer (position 0, limit its length): {@code spare}
-     * when it is big enough (layer slices of one position all have one length), else a new one.
-     */
-    private static ByteBuffer readSlice(BulkConnection conn, Ticket t, int i, ByteBuffer spare) throws IOException {
-        DataInputStream in = conn.in();
-        long total = in.readLong();
-        if (total < SliceFormat.HEADER_BYTES || total > t.maxBytes[i]) {
-            throw new Refusal("slice " + i + " announces " + total + " bytes; " + t.slices.get(i) + " takes "
-                    + SliceFormat.HEADER_BYTES + " to " + t.maxBytes[i]);
+    /** Refuses slice i of a transfer unless its bytes name the slice its ticket announced. */
+    private static void announced(ContextSlice named, Ticket t, int i) {
+        if (!named.equals(t.slices.get(i))) {
+            throw new Refusal("slice " + i + " of the transfer is " + named + "; its ticket announced "
+                    + t.slices.get(i));
         }
-        // a slice bigger than the pool goes to the heap: its direct memory would be freed only by a collection
+    }
+
+    /**
+     * Reads chunk {@code c} of slice {@code i} (its length, at most {@code room} and {@link Wire#CHUNK_BYTES}, its
+     * CRC32C, its bytes) into {@code buf} at index {@code at}; refuses it unless the checksum matches.
+     *
+     * @return its length
+     */
+    private static int readChunk(BulkConnection conn, ByteBuffer buf, int at, long room, int c, int i, long offset)
+            throws IOException {
+        DataInputStream in = conn.in();
+        int len = in.readInt();
+        int crc = in.readInt();
+        long max = Math.min(Wire.CHUNK_BYTES, room);
+        if (len < 1 || len > max) {
+            throw new Refusal("chunk " + c + " of slice " + i + " announces " + len + " bytes; expected 1 to " + max);
+        }
+        conn.readFully(buf, at, len);
+        if (Wire.crc(buf, at, len) != crc) {
+            throw new Refusal("chunk " + c + " of slice " + i + " (offset " + offset + ") fails its CRC32C check");
+        }
+        return len;
+    }
+
+    /**
+     * A buffer for a whole slice of {@code total} bytes (position 0, limit {@code total}): {@code spare} when it is
+     * big enough, else a new one; a slice bigger than the pool goes to the heap (its direct memory would be freed only
+     * by a collection).
+     */
+    private ByteBuffer wholeBuffer(BulkConnection conn, ByteBuffer spare, long total) {
         ByteBuffer buf = spare != null && spare.capacity() >= total ? spare
                 : total > POOL_BYTES ? ByteBuffer.allocate((int) total) : conn.allocate((int) total);
-        buf.clear().limit((int) total);
-        int off = 0;
-        for (int chunk = 0; off < total; chunk++) {
-            int len = in.readInt();
-            int crc = in.readInt();
-            long room = Math.min(Wire.CHUNK_BYTES, total - off);
-            if (len < 1 || len > room) {
-                throw new Refusal("chunk " + chunk + " of slice " + i + " announces " + len + " bytes; expected 1 to "
-                        + room);
-            }
-            conn.readFully(buf, off, len);
-            if (Wire.crc(buf, off, len) != crc) {
-                throw new Refusal("chunk " + chunk + " of slice " + i + " (offset " + off
-                        + ") fails its CRC32C check");
-            }
-            off += len;
-        }
-        return buf;
+        return buf.clear().limit((int) total);
     }
 
     private static void reply(DataOutputStream out, byte status, int slices, String msg) throws IOException {
@@ -383,17 +425,6 @@ final class BulkTransfer implements AutoCloseable {
         out.writeInt(slices);
         out.writeUTF(msg.length() > 2000 ? msg.substring(0, 2000) : msg);
         out.flush();
-    }
-
-    private static <T> T await(Future<T> f) throws Exception {
-        try {
-            return f.get();
-        } catch (ExecutionException e) {
-            if (e.getCause() instanceof Exception x) {
-                throw x;
-            }
-            throw e;
-        }
     }
 
     // ------------------------------------------------------------------ sender
@@ -415,14 +446,12 @@ final class BulkTransfer implements AutoCloseable {
     record Sent(long bytes, int chunks, int slices) {
     }
 
-    /** A slice exported and checksummed, ready to go: its bytes from position 0 to the limit. */
-    private record Exported(ByteBuffer bytes, int[] crcs) {
-    }
-
     /**
      * Sends {@code count} slices ({@code export} gives slice i's SliceFormat bytes) to the receiver at {@code host} with
-     * {@code ticket}: slice i+1 is exported on another thread while slice i is written, into the buffer slice i-1 was
-     * written from (two buffers take turns, so slices of one size allocate nothing after the first two).
+     * {@code ticket}, on the calling thread. A slice the source can export piece by piece leaves in chunks of
+     * {@link #PART_BYTES}, each exported into one small buffer, checksummed and written while it is in the cache (the
+     * receiver, likewise, imports each chunk as soon as it is read and checked); any other slice is exported whole
+     * and written in chunks of {@link Wire#CHUNK_BYTES}.
      *
      * @throws IllegalArgumentException    if the receiver refused the transfer (its reason in the message)
      * @throws DeviceMemoryException       if the receiver's device has no room
@@ -443,38 +472,43 @@ final class BulkTransfer implements AutoCloseable {
             }
             throw new Unreachable("cannot connect to the bulk socket " + host + ":" + ticket.getPort() + ": " + e, e);
         }
-        // plain TCP: exports go into direct buffers (pooled ones, or new ones the exporter allocates)
-        ByteBuffer[] turns = new ByteBuffer[2];
-        if (tls == null) {
-            turns[0] = take();
-            turns[1] = take();
-        }
-        ByteBuffer first = turns[0] != null ? turns[0] : tls == null ? DIRECT : null;
-        turns[1] = turns[1] != null ? turns[1] : tls == null ? DIRECT : null;
-        Future<Exported> next = threads.submit(() -> exported(export.export(0, first)));
+        ByteBuffer part = null;  // the chunk of a slice exported piece by piece
+        ByteBuffer whole = null; // a slice exported whole
         try (Socket s = socket; BulkConnection conn = BulkConnection.of(s, READ_TIMEOUT_MS + 5_000)) {
             DataOutputStream out = conn.out();
             out.writeInt(MAGIC);
             out.write(ticket.getTicket().toByteArray());
             boolean answered = false;
             for (int i = 0; i < count && !answered; i++) {
-                Exported e = await(next);
-                turns[i % 2] = e.bytes;
-                int following = i + 1;
-                ByteBuffer reuse = turns[following % 2]; // slice i - 1's, written already (or null)
-                next = following < count ? threads.submit(() -> exported(export.export(following, reuse))) : null;
-                int size = e.bytes.limit();
-                out.writeLong(size);
-                for (int c = 0, off = 0; off < size; c++, off += Wire.CHUNK_BYTES) {
-                    int len = Math.min(Wire.CHUNK_BYTES, size - off);
-                    out.writeInt(len);
-                    out.writeInt(e.crcs[c]);
-                    conn.write(e.bytes, off, len);
-                    chunks++;
-                    if (conn.readable()) { // the receiver answered early: it refused
-                        answered = true;
-                        break;
+                long length = export.length(i);
+                if (length >= 0) {
+                    if (part == null) {
+                        part = tls == null ? take(PART_BYTES, conn) : ByteBuffer.allocate(PART_BYTES);
                     }
+                    out.writeLong(length);
+                    for (long off = 0; off < length && !answered; off += PART_BYTES) {
+                        int len = (int) Math.min(PART_BYTES, length - off);
+                        export.part(i, off, part.clear().limit(len));
+                        answered = writeChunk(conn, part, 0, len);
+                        chunks++;
+                    }
+                    bytes += length;
+                    continue;
+                }
+                // plain TCP: a whole slice goes into a direct buffer (a pooled one, or one the exporter allocates)
+                if (whole == null && tls == null) {
+                    whole = take();
+                }
+                whole = export.export(i, whole != null ? whole : tls == null ? DIRECT : null);
+                if (whole.position() != 0) {
+                    throw new IllegalStateException("an exported slice starts at position " + whole.position()
+                            + ", not 0");
+                }
+                int size = whole.limit();
+                out.writeLong(size);
+                for (int off = 0; off < size && !answered; off += Wire.CHUNK_BYTES) {
+                    answered = writeChunk(conn, whole, off, Math.min(Wire.CHUNK_BYTES, size - off));
+                    chunks++;
                 }
                 bytes += size;
             }
@@ -490,32 +524,27 @@ final class BulkTransfer implements AutoCloseable {
                 throw new IllegalStateException("bulk receiver " + host + " imported " + imported + " of " + count
                         + " slices");
             }
-            give(turns[0]);
-            give(turns[1]);
+            give(part);
+            give(whole);
             return new Sent(bytes, chunks, imported);
         } catch (RuntimeException e) {
             throw e;
         } catch (IOException e) {
             throw new IllegalStateException("bulk transfer to " + host + ":" + ticket.getPort() + " failed: " + e, e);
-        } catch (Exception e) {
-            throw new IllegalStateException("bulk transfer to " + host + " failed: " + e, e);
-        } finally {
-            if (next != null) {
-                next.cancel(true);
-            }
         }
     }
 
-    private static Exported exported(ByteBuffer bytes) {
-        if (bytes.position() != 0) {
-            throw new IllegalStateException("an exported slice starts at position " + bytes.position() + ", not 0");
-        }
-        int size = bytes.limit();
-        int[] crcs = new int[Math.max(1, (size + Wire.CHUNK_BYTES - 1) / Wire.CHUNK_BYTES)];
-        for (int c = 0, off = 0; off < size; c++, off += Wire.CHUNK_BYTES) {
-            crcs[c] = Wire.crc(bytes, off, Math.min(Wire.CHUNK_BYTES, size - off));
-        }
-        return new Exported(bytes, crcs);
+    /**
+     * Writes one chunk (length, CRC32C, bytes {@code [off, off + len)} of {@code b}).
+     *
+     * @return whether the receiver has answered already (it refused: the sender stops and reads why)
+     */
+    private static boolean writeChunk(BulkConnection conn, ByteBuffer b, int off, int len) throws IOException {
+        DataOutputStream out = conn.out();
+        out.writeInt(len);
+        out.writeInt(Wire.crc(b, off, len));
+        conn.write(b, off, len);
+        return conn.readable();
     }
 
     private static RuntimeException refusal(String host, byte status, int imported, String msg) {

@@ -44,6 +44,25 @@ final class CanonFloats {
         return new CanonFloats(null, buffer, from, Math.addExact(from, buffer.limit()));
     }
 
+    /**
+     * The first of {@code count} runs of {@code n} canonical floats each, from float {@code o} on, that reaches into the
+     * window (0 when this is not a window): callers walk only the runs a piece of a slice touches.
+     */
+    int firstRun(int o, int n, int count) {
+        if (lo <= o || n <= 0) {
+            return 0;
+        }
+        return (int) Math.min(count, ((long) lo - o) / n);
+    }
+
+    /** One past the last of those runs that reaches into the window ({@code count} when this is not a window). */
+    int endRun(int o, int n, int count) {
+        if (hi == Integer.MAX_VALUE || n <= 0) {
+            return count;
+        }
+        return (int) Math.max(0, Math.min(count, ((long) hi - o + n - 1) / n));
+    }
+
     /** Copies {@code store[storeOff ..+len)} to canonical floats {@code [canonOff ..+len)}, or back when importing. */
     void copy(float[] store, int storeOff, int canonOff, int len, boolean importing) {
         if (lo > 0 || hi != Integer.MAX_VALUE) { // a window: only the part of the run inside it, at its index

@@ -286,10 +286,11 @@ final class StageShard implements PipelinePosition {
         int o = 0;
         for (int which = 0; which < 2; which++) {
             int base = (l * 2 + which) * cap * kvDim;
-            for (int t = 0; t < k.length(); t++) {
-                ShardWeights.rows(entry.data, base + t * kvDim + off, canon, o, width, importing);
-                o += width;
+            int n = k.length();
+            for (int t = canon.firstRun(o, width, n), end = canon.endRun(o, width, n); t < end; t++) {
+                ShardWeights.rows(entry.data, base + t * kvDim + off, canon, o + t * width, width, importing);
             }
+            o += n * width;
         }
     }
 

@@ -342,11 +342,11 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
 
     @Override
     public final void exportPart(int stage, int shard, ContextSlice slice, long offset, ByteBuffer dst) {
-        if (exportLength(stage, shard, slice) < 0) {
+        S s = holding(stage, shard, slice);
+        if (q8Weights(slice) || !SliceParts.export(c, s, slice, offset, dst)) {
             throw new UnsupportedOperationException(slice + " of position (stage " + stage + ", shard " + shard
                     + ") is exported only whole");
         }
-        SliceParts.export(c, position(stage, shard), slice, offset, dst);
     }
 
     /**

@@ -25,8 +25,14 @@ final class SliceParts {
         return s.transferPart(slice, NOTHING, 0, false);
     }
 
-    /** Writes bytes {@code [offset, offset + dst.remaining())} of {@code slice}'s encoding into {@code dst}. */
-    static void export(LlamaConfig c, PipelinePosition s, ContextSlice slice, long offset, ByteBuffer dst) {
+    /**
+     * Writes bytes {@code [offset, offset + dst.remaining())} of {@code slice}'s encoding into {@code dst}; false, having
+     * written nothing, when the position has no part path.
+     */
+    static boolean export(LlamaConfig c, PipelinePosition s, ContextSlice slice, long offset, ByteBuffer dst) {
+        if (!exportable(s, slice)) {
+            return false;
+        }
         long total = SliceFormat.encodedLength(c, slice);
         int n = dst.remaining();
         if (offset < 0 || offset > total - n) {
@@ -55,6 +61,7 @@ final class SliceParts {
             }
         }
         dst.position(dst.limit());
+        return true;
     }
 
     /** Bytes {@code [at, at + len)} of {@code b} as little-endian floats (len a multiple of 4). */
