@@ -23,6 +23,7 @@ import java.nio.ByteOrder;
 import java.nio.channels.ServerSocketChannel;
 import java.nio.channels.SocketChannel;
 import java.security.SecureRandom;
+import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
@@ -63,6 +64,16 @@ import org.slf4j.LoggerFactory;
 final class BulkTransfer implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(BulkTransfer.class);
     static final int MAGIC = 0x53534231; // "SSB1"
+    /** Starts a further request on a connection kept open after a transfer. */
+    static final int NEXT = 0x53534232; // "SSB2"
+    /** The longest slice header a request on a kept connection may carry. */
+    static final int MAX_HEADER_BYTES = 1024;
+    /** How long a receiver keeps a connection open, silent, for the sender's next request. */
+    static final int IDLE_MS = 30_000;
+    /** How long a sender reuses a kept connection after its last transfer (less than {@link #IDLE_MS}). */
+    static final long KEEP_MS = 20_000;
+    /** Connections a receiver keeps open at once, waiting for requests (they hold no transfer slot). */
+    static final int MAX_IDLE = 64;
     static final int TICKET_BYTES = 32;
     static final long TICKET_LIFETIME_MS = 30_000;
     /** Tickets outstanding at once (a sender asks for one per transfer; unused ones expire). */
@@ -92,6 +103,21 @@ final class BulkTransfer implements AutoCloseable {
         default SliceImport begin(PositionRef target, ContextSlice slice, long length) {
             return null;
         }
+
+        /**
+         * Checks a request for a transfer into {@code target} as {@code Peer/OpenBulk} does before it issues a ticket
+         * (a position hosted here; headers of the model's slices), for a request made on a connection a ticket
+         * opened: the slices and the model's shape.
+         *
+         * @throws IllegalArgumentException if the request would not get a ticket
+         */
+        default Admitted admit(PositionRef target, List<ByteString> headers) {
+            throw new IllegalArgumentException("this receiver takes transfers only with a ticket");
+        }
+    }
+
+    /** The slices a checked request names, and the model's shape. */
+    record Admitted(List<ContextSlice> slices, LlamaConfig config) {
     }
 
     /**
@@ -161,9 +187,14 @@ final class BulkTransfer implements AutoCloseable {
         return t;
     });
     private final AtomicInteger refused = new AtomicInteger();
+    private final AtomicInteger issued = new AtomicInteger();
+    /** Connections kept open after a transfer, waiting for the sender's next request. */
+    private final AtomicInteger idle = new AtomicInteger();
     /** Direct buffers of finished transfers, for the next ones (at most {@link #POOL_BYTES} in all). */
     private final ConcurrentLinkedDeque<ByteBuffer> pool = new ConcurrentLinkedDeque<>();
     private volatile boolean closed;
+    /** Connections kept after transfers, by the receiving worker's address, most recent first. */
+    private final Map<String, ConcurrentLinkedDeque<Link>> links = new ConcurrentHashMap<>();
 
     /** Bytes of direct buffers kept between transfers (two 25M-model layer slices each way). */
     static final long POOL_BYTES = 64L << 20;
@@ -230,25 +261,36 @@ final class BulkTransfer implements AutoCloseable {
 
     /** Issues a ticket for {@code slices} into {@code target} (the caller checked that it is a hosted position). */
     BulkTicket issue(PositionRef target, List<ContextSlice> slices, LlamaConfig c) {
+        long now = System.nanoTime();
+        Ticket t = ticket(target, slices, c, now + TimeUnit.MILLISECONDS.toNanos(TICKET_LIFETIME_MS));
+        tickets.values().removeIf(x -> now - x.expiresNanos > 0);
+        if (tickets.size() >= MAX_TICKETS) {
+            throw new IllegalStateException("too many bulk transfers pending (" + MAX_TICKETS + "); try later");
+        }
+        byte[] id = new byte[TICKET_BYTES];
+        random.nextBytes(id);
+        tickets.put(HexFormat.of().formatHex(id), t);
+        issued.incrementAndGet();
+        return BulkTicket.newBuilder().setTicket(ByteString.copyFrom(id)).setPort(port())
+                .setExpiresInMs(TICKET_LIFETIME_MS).build();
+    }
+
+    /** What may arrive into {@code target}: the slices, each with its largest encoding. */
+    private static Ticket ticket(PositionRef target, List<ContextSlice> slices, LlamaConfig c, long expiresNanos) {
         if (slices.isEmpty() || slices.size() > MAX_SLICES_PER_TICKET) {
             throw new IllegalArgumentException("a bulk transfer carries 1 to " + MAX_SLICES_PER_TICKET
                     + " slices, got " + slices.size());
-        }
-        long now = System.nanoTime();
-        tickets.values().removeIf(t -> now - t.expiresNanos > 0);
-        if (tickets.size() >= MAX_TICKETS) {
-            throw new IllegalStateException("too many bulk transfers pending (" + MAX_TICKETS + "); try later");
         }
         long[] max = new long[slices.size()];
         for (int i = 0; i < max.length; i++) {
             max[i] = Math.min(maxEncodedBytes(c, slices.get(i)), Wire.MAX_SLICE_BYTES);
         }
-        byte[] id = new byte[TICKET_BYTES];
-        random.nextBytes(id);
-        tickets.put(HexFormat.of().formatHex(id), new Ticket(target, List.copyOf(slices), max, c,
-                now + TimeUnit.MILLISECONDS.toNanos(TICKET_LIFETIME_MS)));
-        return BulkTicket.newBuilder().setTicket(ByteString.copyFrom(id)).setPort(port())
-                .setExpiresInMs(TICKET_LIFETIME_MS).build();
+        return new Ticket(target, List.copyOf(slices), max, c, expiresNanos);
+    }
+
+    /** How many tickets this receiver issued (a transfer on a kept connection needs none). */
+    int ticketsIssued() {
+        return issued.get();
     }
 
     /** Lets every ticket issued so far expire now (for tests of the expiry). */
@@ -274,39 +316,129 @@ final class BulkTransfer implements AutoCloseable {
                 continue;
             }
             threads.execute(() -> {
+                boolean[] slot = {true};
                 try {
-                    serve(s);
+                    serve(s, slot);
                 } finally {
-                    connections.release();
+                    if (slot[0]) {
+                        connections.release();
+                    }
                     closeQuietly(s);
                 }
             });
         }
     }
 
-    private void serve(Socket s) {
+    /**
+     * Serves one connection: the transfer its ticket allows, then, on plain TCP, further requests the same sender
+     * makes on it ({@link #NEXT}: the target and slice headers, checked as a ticket's request is) until it closes the
+     * connection or stays silent for {@link #IDLE_MS}. An idle connection holds no transfer slot ({@code slot[0]} says
+     * whether this thread holds one); a refusal ends the connection.
+     */
+    private void serve(Socket s, boolean[] slot) {
         BulkConnection conn = null;
-        ByteBuffer chunk = null; // one chunk, imported from here while it is in the cache
-        ByteBuffer whole = null; // a whole slice, for a position that imports it only whole
-        SliceImport open = null; // the piece-by-piece import under way
-        int imported = 0;
-        Ticket t = null;
+        ByteBuffer[] buffers = new ByteBuffer[2]; // a chunk, and a whole slice (kept for the next transfer)
         try {
             conn = BulkConnection.of(s, READ_TIMEOUT_MS);
+            Ticket t;
+            try {
+                DataInputStream in = conn.in();
+                if (in.readInt() != MAGIC) {
+                    throw new Refusal("not a bulk transfer (bad magic)");
+                }
+                byte[] id = new byte[TICKET_BYTES];
+                in.readFully(id);
+                t = tickets.remove(HexFormat.of().formatHex(id)); // single use: gone whatever follows
+                if (t == null) {
+                    throw new Refusal("unknown or already used ticket");
+                }
+                if (System.nanoTime() - t.expiresNanos > 0) {
+                    throw new Refusal("expired ticket");
+                }
+            } catch (Refusal | IOException e) {
+                refuse(s, conn, e, 0);
+                return;
+            }
+            boolean ok = transfer(s, conn, t, buffers);
+            while (ok && s.getChannel() != null && !closed) {
+                if (idle.incrementAndGet() > MAX_IDLE) {
+                    idle.decrementAndGet();
+                    return;
+                }
+                connections.release(); // idle: no transfer slot held
+                slot[0] = false;
+                boolean more;
+                try {
+                    more = conn.awaitReadable(IDLE_MS);
+                } finally {
+                    idle.decrementAndGet();
+                }
+                if (!more || !connections.tryAcquire(READ_TIMEOUT_MS, TimeUnit.MILLISECONDS)) {
+                    return; // silent for IDLE_MS (or no slot): closed; the sender asks for a ticket next time
+                }
+                slot[0] = true;
+                Ticket next;
+                try {
+                    next = request(conn);
+                } catch (EOFException e) {
+                    return; // the sender closed its kept connection
+                } catch (RuntimeException e) { // not admitted (or this worker is fenced): refused
+                    refuse(s, conn, e, 0);
+                    return;
+                }
+                ok = transfer(s, conn, next, buffers);
+            }
+        } catch (IOException | InterruptedException e) {
+            LOG.debug("bulk connection from {} ended: {}", s.getRemoteSocketAddress(), e.toString());
+        } finally {
+            give(buffers[0]);
+            give(buffers[1]);
+            if (conn != null) {
+                conn.close();
+            }
+        }
+    }
+
+    /** Reads a request made on a kept connection ({@link #NEXT}, target, slice headers) and checks it. */
+    private Ticket request(BulkConnection conn) throws IOException {
+        DataInputStream in = conn.in();
+        if (in.readInt() != NEXT) {
+            throw new Refusal("not a bulk transfer request (bad magic)");
+        }
+        PositionRef target = PositionRef.newBuilder().setPipeline(in.readLong()).setStage(in.readInt())
+                .setShard(in.readInt()).build();
+        int count = in.readInt();
+        if (count < 1 || count > MAX_SLICES_PER_TICKET) {
+            throw new Refusal("a bulk transfer carries 1 to " + MAX_SLICES_PER_TICKET + " slices, got " + count);
+        }
+        List<ByteString> headers = new ArrayList<>(count);
+        for (int i = 0; i < count; i++) {
+            int len = in.readInt();
+            if (len < 1 || len > MAX_HEADER_BYTES) {
+                throw new Refusal("slice header " + i + " announces " + len + " bytes; expected 1 to "
+                        + MAX_HEADER_BYTES);
+            }
+            byte[] h = new byte[len];
+            in.readFully(h);
+            headers.add(ByteString.copyFrom(h));
+        }
+        Admitted a = importer.admit(target, headers);
+        return ticket(target, a.slices(), a.config(), Long.MAX_VALUE);
+    }
+
+    /**
+     * Receives the slices {@code t} allows and answers; false after a refusal (answered, the connection to be closed).
+     * {@code buffers} holds the connection's chunk and whole-slice buffers.
+     */
+    private boolean transfer(Socket s, BulkConnection conn, Ticket t, ByteBuffer[] buffers) {
+        SliceImport open = null; // the piece-by-piece import under way
+        int imported = 0;
+        try {
             DataInputStream in = conn.in();
-            if (in.readInt() != MAGIC) {
-                throw new Refusal("not a bulk transfer (bad magic)");
+            if (buffers[0] == null) {
+                buffers[0] = s.getChannel() != null ? take(Wire.CHUNK_BYTES, conn) : conn.allocate(Wire.CHUNK_BYTES);
             }
-            byte[] id = new byte[TICKET_BYTES];
-            in.readFully(id);
-            t = tickets.remove(HexFormat.of().formatHex(id)); // single use: gone whatever follows
-            if (t == null) {
-                throw new Refusal("unknown or already used ticket");
-            }
-            if (System.nanoTime() - t.expiresNanos > 0) {
-                throw new Refusal("expired ticket");
-            }
-            chunk = s.getChannel() != null ? take(Wire.CHUNK_BYTES, conn) : conn.allocate(Wire.CHUNK_BYTES);
+            ByteBuffer chunk = buffers[0]; // one chunk, imported from here while it is in the cache
             for (int i = 0; i < t.slices.size(); i++) {
                 long total = in.readLong();
                 if (total < SliceFormat.HEADER_BYTES || total > t.maxBytes[i]) {
@@ -326,8 +458,9 @@ final class BulkTransfer implements AutoCloseable {
                     }
                     open.finish();
                     open = null;
-                } else {
-                    whole = wholeBuffer(conn, whole, total);
+                } else { // a position that imports this slice only whole
+                    ByteBuffer whole = wholeBuffer(conn, buffers[1], total);
+                    buffers[1] = whole;
                     whole.put(0, chunk, 0, len);
                     for (int c = 1, off = len; off < total; c++) {
                         off += readChunk(conn, whole, off, total - off, c, i, off);
@@ -338,44 +471,43 @@ final class BulkTransfer implements AutoCloseable {
                 imported++;
             }
             reply(conn.out(), OK, imported, "");
-            give(chunk);
-            give(whole);
+            return true;
         } catch (Exception e) {
             if (open != null) {
                 open.close(); // abandoned: the slice is not marked present, its new storage freed
             }
-            byte status = REFUSED;
-            String msg;
-            if (e instanceof DeviceMemoryException d) {
-                status = NO_MEMORY;
-                msg = d.device().instance() + "," + d.device().gpu() + "," + d.requested() + "," + d.used() + ","
-                        + d.capacity() + "," + d.getMessage();
-            } else if (e instanceof SocketTimeoutException) {
-                msg = "the sender stalled for " + READ_TIMEOUT_MS + " ms";
-            } else if (e instanceof EOFException) {
-                msg = "the sender closed the connection mid-transfer";
-            } else if (e instanceof Refusal || e instanceof IllegalArgumentException) {
-                msg = e.getMessage();
-            } else {
-                status = FAILED;
-                msg = e.toString();
-            }
-            refused.incrementAndGet();
-            LOG.warn("bulk transfer from {} refused after {} slices imported: {}", s.getRemoteSocketAddress(),
-                    imported, msg);
-            if (conn != null) {
-                try {
-                    reply(conn.out(), status, imported, msg);
-                    s.shutdownOutput();
-                    conn.drain();
-                } catch (IOException ignored) {
-                    // the sender is gone; nothing else to tell it
-                }
-            }
-        } finally {
-            if (conn != null) {
-                conn.close();
-            }
+            refuse(s, conn, e, imported);
+            return false;
+        }
+    }
+
+    /** Answers a refused (or failed) transfer with its reason and drains what the sender still sends. */
+    private void refuse(Socket s, BulkConnection conn, Exception e, int imported) {
+        byte status = REFUSED;
+        String msg;
+        if (e instanceof DeviceMemoryException d) {
+            status = NO_MEMORY;
+            msg = d.device().instance() + "," + d.device().gpu() + "," + d.requested() + "," + d.used() + ","
+                    + d.capacity() + "," + d.getMessage();
+        } else if (e instanceof SocketTimeoutException) {
+            msg = "the sender stalled for " + READ_TIMEOUT_MS + " ms";
+        } else if (e instanceof EOFException) {
+            msg = "the sender closed the connection mid-transfer";
+        } else if (e instanceof Refusal || e instanceof IllegalArgumentException) {
+            msg = e.getMessage();
+        } else {
+            status = FAILED;
+            msg = e.toString();
+        }
+        refused.incrementAndGet();
+        LOG.warn("bulk transfer from {} refused after {} slices imported: {}", s.getRemoteSocketAddress(), imported,
+                msg);
+        try {
+            reply(conn.out(), status, imported, msg);
+            s.shutdownOutput();
+            conn.drain();
+        } catch (IOException ignored) {
+            // the sender is gone; nothing else to tell it
         }
     }
 
@@ -459,79 +591,161 @@ final class BulkTransfer implements AutoCloseable {
      * @throws IllegalStateException       if the connection failed later
      */
     Sent send(String host, BulkTicket ticket, int count, Source export) {
-        long bytes = 0;
-        int chunks = 0;
+        return send(host, ticket, count, export, null);
+    }
+
+    /**
+     * {@link #send(String, BulkTicket, int, Source)}, keeping the connection open afterwards (plain TCP, after a
+     * successful transfer) for the next transfer to the worker {@code keepFor} ({@link #sendKept}); null: closed.
+     */
+    Sent send(String host, BulkTicket ticket, int count, Source export, String keepFor) {
         Socket socket = null;
+        BulkConnection conn;
         try {
             // plain TCP through a channel, so slice bytes go from the exported buffer to the kernel with no copy
             socket = tls == null ? SocketChannel.open().socket() : tls.getSocketFactory().createSocket();
             socket.connect(new InetSocketAddress(host, ticket.getPort()), CONNECT_TIMEOUT_MS);
+            conn = BulkConnection.of(socket, READ_TIMEOUT_MS + 5_000);
         } catch (IOException e) {
             if (socket != null) {
                 closeQuietly(socket);
             }
             throw new Unreachable("cannot connect to the bulk socket " + host + ":" + ticket.getPort() + ": " + e, e);
         }
-        ByteBuffer part = null;  // the chunk of a slice exported piece by piece
-        ByteBuffer whole = null; // a slice exported whole
-        try (Socket s = socket; BulkConnection conn = BulkConnection.of(s, READ_TIMEOUT_MS + 5_000)) {
+        boolean kept = false;
+        try {
             DataOutputStream out = conn.out();
             out.writeInt(MAGIC);
             out.write(ticket.getTicket().toByteArray());
-            boolean answered = false;
-            for (int i = 0; i < count && !answered; i++) {
-                long length = export.length(i);
-                if (length >= 0) {
-                    if (part == null) {
-                        part = tls == null ? take(PART_BYTES, conn) : ByteBuffer.allocate(PART_BYTES);
-                    }
-                    out.writeLong(length);
-                    for (long off = 0; off < length && !answered; off += PART_BYTES) {
-                        int len = (int) Math.min(PART_BYTES, length - off);
-                        export.part(i, off, part.clear().limit(len));
-                        answered = writeChunk(conn, part, 0, len);
-                        chunks++;
-                    }
-                    bytes += length;
-                    continue;
-                }
-                // plain TCP: a whole slice goes into a direct buffer (a pooled one, or one the exporter allocates)
-                if (whole == null && tls == null) {
-                    whole = take();
-                }
-                whole = export.export(i, whole != null ? whole : tls == null ? DIRECT : null);
-                if (whole.position() != 0) {
-                    throw new IllegalStateException("an exported slice starts at position " + whole.position()
-                            + ", not 0");
-                }
-                int size = whole.limit();
-                out.writeLong(size);
-                for (int off = 0; off < size && !answered; off += Wire.CHUNK_BYTES) {
-                    answered = writeChunk(conn, whole, off, Math.min(Wire.CHUNK_BYTES, size - off));
-                    chunks++;
-                }
-                bytes += size;
+            Sent sent = slices(conn, host, count, export);
+            if (keepFor != null && tls == null && !closed) {
+                links.computeIfAbsent(keepFor, k -> new ConcurrentLinkedDeque<>())
+                        .offerFirst(new Link(socket, conn, System.nanoTime()));
+                kept = true;
             }
-            out.flush();
-            DataInputStream in = conn.in();
-            byte status = in.readByte();
-            int imported = in.readInt();
-            String msg = in.readUTF();
-            if (status != OK) {
-                throw refusal(host, status, imported, msg);
-            }
-            if (imported != count) {
-                throw new IllegalStateException("bulk receiver " + host + " imported " + imported + " of " + count
-                        + " slices");
-            }
-            give(part);
-            give(whole);
-            return new Sent(bytes, chunks, imported);
-        } catch (RuntimeException e) {
-            throw e;
+            return sent;
         } catch (IOException e) {
             throw new IllegalStateException("bulk transfer to " + host + ":" + ticket.getPort() + " failed: " + e, e);
+        } finally {
+            if (!kept) {
+                conn.close();
+                closeQuietly(socket);
+            }
         }
+    }
+
+    /** A connection kept open after a transfer to a worker, since {@code since} (nanoTime). */
+    private record Link(Socket socket, BulkConnection conn, long since) {
+        void close() {
+            conn.close();
+            closeQuietly(socket);
+        }
+    }
+
+    /**
+     * Sends the slices named by {@code headers} into {@code target} over a connection kept from an earlier transfer to
+     * the worker {@code peer}: no ticket call, no connect; the receiver checks the request as it would a ticket's.
+     * Returns null when no usable connection is kept (none, too old, closed by the receiver, or it broke before the
+     * receiver answered): the caller then asks for a ticket and sends them all (a slice the receiver may have imported
+     * before the break is imported again, whole, with the same bytes).
+     *
+     * @throws IllegalArgumentException as {@link #send} when the receiver refused
+     */
+    Sent sendKept(String peer, PositionRef target, List<ByteString> headers, Source export) {
+        ConcurrentLinkedDeque<Link> kept = links.get(peer);
+        Link link;
+        while (kept != null && (link = kept.pollFirst()) != null) {
+            boolean keep = false;
+            try {
+                if (System.nanoTime() - link.since > TimeUnit.MILLISECONDS.toNanos(KEEP_MS) || link.conn.readable()) {
+                    continue; // too old (the receiver may be closing it), or closed by the receiver
+                }
+                DataOutputStream out = link.conn.out();
+                out.writeInt(NEXT);
+                out.writeLong(target.getPipeline());
+                out.writeInt(target.getStage());
+                out.writeInt(target.getShard());
+                out.writeInt(headers.size());
+                for (ByteString h : headers) {
+                    out.writeInt(h.size());
+                    h.writeTo(out);
+                }
+                Sent sent = slices(link.conn, peer, headers.size(), export);
+                keep = !closed;
+                return sent;
+            } catch (IOException e) {
+                // the receiver closed it meanwhile (or died): the caller sends everything again with a ticket
+                LOG.debug("kept bulk connection to {} failed: {}", peer, e.toString());
+                return null;
+            } finally {
+                if (keep) {
+                    kept.offerFirst(new Link(link.socket, link.conn, System.nanoTime()));
+                } else {
+                    link.close();
+                }
+            }
+        }
+        return null;
+    }
+
+    /**
+     * Writes {@code count} slices on a connection whose request (ticket, or kept-connection request) was written, and
+     * reads the receiver's answer.
+     */
+    private Sent slices(BulkConnection conn, String host, int count, Source export) throws IOException {
+        long bytes = 0;
+        int chunks = 0;
+        ByteBuffer part = null;  // the chunk of a slice exported piece by piece
+        ByteBuffer whole = null; // a slice exported whole
+        DataOutputStream out = conn.out();
+        boolean answered = false;
+        for (int i = 0; i < count && !answered; i++) {
+            long length = export.length(i);
+            if (length >= 0) {
+                if (part == null) {
+                    part = tls == null ? take(PART_BYTES, conn) : ByteBuffer.allocate(PART_BYTES);
+                }
+                out.writeLong(length);
+                for (long off = 0; off < length && !answered; off += PART_BYTES) {
+                    int len = (int) Math.min(PART_BYTES, length - off);
+                    export.part(i, off, part.clear().limit(len));
+                    answered = writeChunk(conn, part, 0, len);
+                    chunks++;
+                }
+                bytes += length;
+                continue;
+            }
+            // plain TCP: a whole slice goes into a direct buffer (a pooled one, or one the exporter allocates)
+            if (whole == null && tls == null) {
+                whole = take();
+            }
+            whole = export.export(i, whole != null ? whole : tls == null ? DIRECT : null);
+            if (whole.position() != 0) {
+                throw new IllegalStateException("an exported slice starts at position " + whole.position() + ", not 0");
+            }
+            int size = whole.limit();
+            out.writeLong(size);
+            for (int off = 0; off < size && !answered; off += Wire.CHUNK_BYTES) {
+                answered = writeChunk(conn, whole, off, Math.min(Wire.CHUNK_BYTES, size - off));
+                chunks++;
+            }
+            bytes += size;
+        }
+        out.flush();
+        DataInputStream in = conn.in();
+        byte status = in.readByte();
+        int imported = in.readInt();
+        String msg = in.readUTF();
+        if (status != OK) {
+            throw refusal(host, status, imported, msg);
+        }
+        if (imported != count) {
+            throw new IllegalStateException("bulk receiver " + host + " imported " + imported + " of " + count
+                    + " slices");
+        }
+        give(part);
+        give(whole);
+        return new Sent(bytes, chunks, imported);
     }
 
     /**
@@ -575,6 +789,11 @@ final class BulkTransfer implements AutoCloseable {
     @Override
     public void close() {
         closed = true;
+        for (ConcurrentLinkedDeque<Link> kept : links.values()) {
+            for (Link l; (l = kept.pollFirst()) != null; ) {
+                l.close();
+            }
+        }
         try {
             server.close();
         } catch (IOException ignored) {

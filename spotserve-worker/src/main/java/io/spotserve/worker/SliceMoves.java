@@ -177,17 +177,23 @@ final class SliceMoves {
         if (bulk == null) {
             throw new StatusRuntimeException(Status.UNIMPLEMENTED.withDescription("this worker has no bulk socket"));
         }
-        PositionRef t = r.getTarget();
+        BulkTransfer.Admitted a = admit(r.getTarget(), r.getSlicesList());
+        return bulk.issue(r.getTarget(), a.slices(), a.config());
+    }
+
+    /** Checks a bulk transfer's target (a position hosted here) and slice headers: what a ticket is issued for. */
+    private BulkTransfer.Admitted admit(PositionRef t, List<ByteString> headers) {
+        checkLive();
         Pipeline p = pipeline(t.getPipeline());
         if (!p.hostedStages().contains(t.getStage()) || t.getShard() < 0 || t.getShard() >= p.layout().shards()) {
             throw new IllegalArgumentException("position (stage " + t.getStage() + ", shard " + t.getShard()
                     + ") is not hosted by pipeline " + t.getPipeline() + " here (stages " + p.hostedStages() + ")");
         }
         List<ContextSlice> slices = new ArrayList<>();
-        for (ByteString h : r.getSlicesList()) {
+        for (ByteString h : headers) {
             slices.add(Wire.slice(h, p.config()));
         }
-        return bulk.issue(t, slices, p.config());
+        return new BulkTransfer.Admitted(slices, p.config());
     }
 
     /** The bulk socket's imports: whole slices, or piece by piece where the target pipeline allows it. */
@@ -207,6 +213,11 @@ final class SliceMoves {
                     in = p.beginImport(target.getStage(), target.getShard(), slice, length);
                 }
                 return in == null ? null : new LockedImport(p, in);
+            }
+
+            @Override
+            public BulkTransfer.Admitted admit(PositionRef target, List<ByteString> headers) {
+                return SliceMoves.this.admit(target, headers);
             }
         };
     }
