@@ -6,7 +6,6 @@ import io.spotserve.exec.DeviceMemoryException;
 import io.spotserve.exec.SliceFormat;
 import io.spotserve.exec.SliceImport;
 import io.spotserve.model.LlamaConfig;
-import io.spotserve.plan.DeviceId;
 import io.spotserve.worker.proto.BulkTicket;
 import io.spotserve.worker.proto.PositionRef;
 import java.io.DataInputStream;
@@ -21,14 +20,12 @@ import java.net.SocketTimeoutException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.ServerSocketChannel;
-import java.nio.channels.SocketChannel;
 import java.security.SecureRandom;
 import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ConcurrentLinkedDeque;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Semaphore;
@@ -190,46 +187,10 @@ final class BulkTransfer implements AutoCloseable {
     private final AtomicInteger issued = new AtomicInteger();
     /** Connections kept open after a transfer, waiting for the sender's next request. */
     private final AtomicInteger idle = new AtomicInteger();
-    /** Direct buffers of finished transfers, for the next ones (at most {@link #POOL_BYTES} in all). */
-    private final ConcurrentLinkedDeque<ByteBuffer> pool = new ConcurrentLinkedDeque<>();
+    /** Direct buffers of finished transfers, for the next ones (the sender's too). */
+    private final BulkBuffers buffers = new BulkBuffers();
+    private final BulkSender sender;
     private volatile boolean closed;
-    /** Connections kept after transfers, by the receiving worker's address, most recent first. */
-    private final Map<String, ConcurrentLinkedDeque<Link>> links = new ConcurrentHashMap<>();
-
-    /** Bytes of direct buffers kept between transfers (two 25M-model layer slices each way). */
-    static final long POOL_BYTES = 64L << 20;
-    /** Asks an export for a new direct buffer (it is never big enough to be written into). */
-    private static final ByteBuffer DIRECT = ByteBuffer.allocateDirect(0);
-
-    /** A pooled direct buffer, or null. */
-    private ByteBuffer take() {
-        return pool.pollFirst();
-    }
-
-    /** A pooled direct buffer of at least {@code size} bytes, else a new one from {@code conn}. */
-    private ByteBuffer take(int size, BulkConnection conn) {
-        for (ByteBuffer b : pool) {
-            if (b.capacity() >= size && pool.remove(b)) {
-                return b;
-            }
-        }
-        return conn.allocate(size);
-    }
-
-    /** Keeps a direct buffer for a later transfer while the pool has room; drops it otherwise. */
-    private void give(ByteBuffer b) {
-        if (b == null || !b.isDirect() || b.capacity() == 0) {
-            return;
-        }
-        long held = b.capacity();
-        for (ByteBuffer x : pool) {
-            held += x.capacity();
-        }
-        if (held <= POOL_BYTES) {
-            pool.offerFirst(b);
-        }
-    }
-
     /**
      * Binds the bulk socket on {@code bind} (the worker's own address), any free port.
      *
@@ -239,6 +200,7 @@ final class BulkTransfer implements AutoCloseable {
     BulkTransfer(InetAddress bind, SSLContext tls, Importer importer) throws IOException {
         this.tls = tls;
         this.importer = importer;
+        this.sender = new BulkSender(tls, buffers);
         // plain TCP through a channel (its accepted sockets have channels: slice bytes read with no copy)
         ServerSocket s = tls == null ? ServerSocketChannel.open().socket()
                 : tls.getServerSocketFactory().createServerSocket();
@@ -337,7 +299,7 @@ final class BulkTransfer implements AutoCloseable {
      */
     private void serve(Socket s, boolean[] slot) {
         BulkConnection conn = null;
-        ByteBuffer[] buffers = new ByteBuffer[2]; // a chunk, and a whole slice (kept for the next transfer)
+        ByteBuffer[] chunkAndWhole = new ByteBuffer[2]; // kept for the connection's next transfer
         try {
             conn = BulkConnection.of(s, READ_TIMEOUT_MS);
             Ticket t;
@@ -359,7 +321,7 @@ final class BulkTransfer implements AutoCloseable {
                 refuse(s, conn, e, 0);
                 return;
             }
-            boolean ok = transfer(s, conn, t, buffers);
+            boolean ok = transfer(s, conn, t, chunkAndWhole);
             while (ok && s.getChannel() != null && !closed) {
                 if (idle.incrementAndGet() > MAX_IDLE) {
                     idle.decrementAndGet();
@@ -386,13 +348,13 @@ final class BulkTransfer implements AutoCloseable {
                     refuse(s, conn, e, 0);
                     return;
                 }
-                ok = transfer(s, conn, next, buffers);
+                ok = transfer(s, conn, next, chunkAndWhole);
             }
         } catch (IOException | InterruptedException e) {
             LOG.debug("bulk connection from {} ended: {}", s.getRemoteSocketAddress(), e.toString());
         } finally {
-            give(buffers[0]);
-            give(buffers[1]);
+            buffers.give(chunkAndWhole[0]);
+            buffers.give(chunkAndWhole[1]);
             if (conn != null) {
                 conn.close();
             }
@@ -428,17 +390,18 @@ final class BulkTransfer implements AutoCloseable {
 
     /**
      * Receives the slices {@code t} allows and answers; false after a refusal (answered, the connection to be closed).
-     * {@code buffers} holds the connection's chunk and whole-slice buffers.
+     * {@code kept} holds the connection's chunk and whole-slice buffers.
      */
-    private boolean transfer(Socket s, BulkConnection conn, Ticket t, ByteBuffer[] buffers) {
+    private boolean transfer(Socket s, BulkConnection conn, Ticket t, ByteBuffer[] kept) {
         SliceImport open = null; // the piece-by-piece import under way
         int imported = 0;
         try {
             DataInputStream in = conn.in();
-            if (buffers[0] == null) {
-                buffers[0] = s.getChannel() != null ? take(Wire.CHUNK_BYTES, conn) : conn.allocate(Wire.CHUNK_BYTES);
+            if (kept[0] == null) {
+                kept[0] = s.getChannel() != null ? buffers.take(Wire.CHUNK_BYTES, conn)
+                        : conn.allocate(Wire.CHUNK_BYTES);
             }
-            ByteBuffer chunk = buffers[0]; // one chunk, imported from here while it is in the cache
+            ByteBuffer chunk = kept[0]; // one chunk, imported from here while it is in the cache
             for (int i = 0; i < t.slices.size(); i++) {
                 long total = in.readLong();
                 if (total < SliceFormat.HEADER_BYTES || total > t.maxBytes[i]) {
@@ -459,8 +422,8 @@ final class BulkTransfer implements AutoCloseable {
                     open.finish();
                     open = null;
                 } else { // a position that imports this slice only whole
-                    ByteBuffer whole = wholeBuffer(conn, buffers[1], total);
-                    buffers[1] = whole;
+                    ByteBuffer whole = wholeBuffer(conn, kept[1], total);
+                    kept[1] = whole;
                     whole.put(0, chunk, 0, len);
                     for (int c = 1, off = len; off < total; c++) {
                         off += readChunk(conn, whole, off, total - off, c, i, off);
@@ -548,7 +511,7 @@ final class BulkTransfer implements AutoCloseable {
      */
     private ByteBuffer wholeBuffer(BulkConnection conn, ByteBuffer spare, long total) {
         ByteBuffer buf = spare != null && spare.capacity() >= total ? spare
-                : total > POOL_BYTES ? ByteBuffer.allocate((int) total) : conn.allocate((int) total);
+                : total > BulkBuffers.POOL_BYTES ? ByteBuffer.allocate((int) total) : conn.allocate((int) total);
         return buf.clear().limit((int) total);
     }
 
@@ -579,206 +542,28 @@ final class BulkTransfer implements AutoCloseable {
     }
 
     /**
-     * Sends {@code count} slices ({@code export} gives slice i's SliceFormat bytes) to the receiver at {@code host} with
-     * {@code ticket}, on the calling thread. A slice the source can export piece by piece leaves in chunks of
-     * {@link #PART_BYTES}, each exported into one small buffer, checksummed and written while it is in the cache (the
-     * receiver, likewise, imports each chunk as soon as it is read and checked); any other slice is exported whole
-     * and written in chunks of {@link Wire#CHUNK_BYTES}.
+     * Sends {@code count} slices to the receiver at {@code host} with {@code ticket} ({@link BulkSender#send}).
      *
-     * @throws IllegalArgumentException    if the receiver refused the transfer (its reason in the message)
-     * @throws DeviceMemoryException       if the receiver's device has no room
-     * @throws Unreachable                if the receiver's socket cannot be reached (nothing was sent)
-     * @throws IllegalStateException       if the connection failed later
+     * @throws IllegalArgumentException if the receiver refused the transfer (its reason in the message)
+     * @throws DeviceMemoryException    if the receiver's device has no room
+     * @throws Unreachable             if the receiver's socket cannot be reached (nothing was sent)
+     * @throws IllegalStateException    if the connection failed later
      */
     Sent send(String host, BulkTicket ticket, int count, Source export) {
-        return send(host, ticket, count, export, null);
+        return sender.send(host, ticket, count, export, null);
     }
 
-    /**
-     * {@link #send(String, BulkTicket, int, Source)}, keeping the connection open afterwards (plain TCP, after a
-     * successful transfer) for the next transfer to the worker {@code keepFor} ({@link #sendKept}); null: closed.
-     */
+    /** {@link #send(String, BulkTicket, int, Source)}, the connection kept for the worker {@code keepFor}. */
     Sent send(String host, BulkTicket ticket, int count, Source export, String keepFor) {
-        Socket socket = null;
-        BulkConnection conn;
-        try {
-            // plain TCP through a channel, so slice bytes go from the exported buffer to the kernel with no copy
-            socket = tls == null ? SocketChannel.open().socket() : tls.getSocketFactory().createSocket();
-            socket.connect(new InetSocketAddress(host, ticket.getPort()), CONNECT_TIMEOUT_MS);
-            conn = BulkConnection.of(socket, READ_TIMEOUT_MS + 5_000);
-        } catch (IOException e) {
-            if (socket != null) {
-                closeQuietly(socket);
-            }
-            throw new Unreachable("cannot connect to the bulk socket " + host + ":" + ticket.getPort() + ": " + e, e);
-        }
-        boolean kept = false;
-        try {
-            DataOutputStream out = conn.out();
-            out.writeInt(MAGIC);
-            out.write(ticket.getTicket().toByteArray());
-            Sent sent = slices(conn, host, count, export);
-            if (keepFor != null && tls == null && !closed) {
-                links.computeIfAbsent(keepFor, k -> new ConcurrentLinkedDeque<>())
-                        .offerFirst(new Link(socket, conn, System.nanoTime()));
-                kept = true;
-            }
-            return sent;
-        } catch (IOException e) {
-            throw new IllegalStateException("bulk transfer to " + host + ":" + ticket.getPort() + " failed: " + e, e);
-        } finally {
-            if (!kept) {
-                conn.close();
-                closeQuietly(socket);
-            }
-        }
+        return sender.send(host, ticket, count, export, keepFor);
     }
 
-    /** A connection kept open after a transfer to a worker, since {@code since} (nanoTime). */
-    private record Link(Socket socket, BulkConnection conn, long since) {
-        void close() {
-            conn.close();
-            closeQuietly(socket);
-        }
-    }
-
-    /**
-     * Sends the slices named by {@code headers} into {@code target} over a connection kept from an earlier transfer to
-     * the worker {@code peer}: no ticket call, no connect; the receiver checks the request as it would a ticket's.
-     * Returns null when no usable connection is kept (none, too old, closed by the receiver, or it broke before the
-     * receiver answered): the caller then asks for a ticket and sends them all (a slice the receiver may have imported
-     * before the break is imported again, whole, with the same bytes).
-     *
-     * @throws IllegalArgumentException as {@link #send} when the receiver refused
-     */
+    /** {@link BulkSender#sendKept}: over a connection kept for {@code peer}, or null when none is usable. */
     Sent sendKept(String peer, PositionRef target, List<ByteString> headers, Source export) {
-        ConcurrentLinkedDeque<Link> kept = links.get(peer);
-        Link link;
-        while (kept != null && (link = kept.pollFirst()) != null) {
-            boolean keep = false;
-            try {
-                if (System.nanoTime() - link.since > TimeUnit.MILLISECONDS.toNanos(KEEP_MS) || link.conn.readable()) {
-                    continue; // too old (the receiver may be closing it), or closed by the receiver
-                }
-                DataOutputStream out = link.conn.out();
-                out.writeInt(NEXT);
-                out.writeLong(target.getPipeline());
-                out.writeInt(target.getStage());
-                out.writeInt(target.getShard());
-                out.writeInt(headers.size());
-                for (ByteString h : headers) {
-                    out.writeInt(h.size());
-                    h.writeTo(out);
-                }
-                Sent sent = slices(link.conn, peer, headers.size(), export);
-                keep = !closed;
-                return sent;
-            } catch (IOException e) {
-                // the receiver closed it meanwhile (or died): the caller sends everything again with a ticket
-                LOG.debug("kept bulk connection to {} failed: {}", peer, e.toString());
-                return null;
-            } finally {
-                if (keep) {
-                    kept.offerFirst(new Link(link.socket, link.conn, System.nanoTime()));
-                } else {
-                    link.close();
-                }
-            }
-        }
-        return null;
+        return sender.sendKept(peer, target, headers, export);
     }
 
-    /**
-     * Writes {@code count} slices on a connection whose request (ticket, or kept-connection request) was written, and
-     * reads the receiver's answer.
-     */
-    private Sent slices(BulkConnection conn, String host, int count, Source export) throws IOException {
-        long bytes = 0;
-        int chunks = 0;
-        ByteBuffer part = null;  // the chunk of a slice exported piece by piece
-        ByteBuffer whole = null; // a slice exported whole
-        DataOutputStream out = conn.out();
-        boolean answered = false;
-        for (int i = 0; i < count && !answered; i++) {
-            long length = export.length(i);
-            if (length >= 0) {
-                if (part == null) {
-                    part = tls == null ? take(PART_BYTES, conn) : ByteBuffer.allocate(PART_BYTES);
-                }
-                out.writeLong(length);
-                for (long off = 0; off < length && !answered; off += PART_BYTES) {
-                    int len = (int) Math.min(PART_BYTES, length - off);
-                    export.part(i, off, part.clear().limit(len));
-                    answered = writeChunk(conn, part, 0, len);
-                    chunks++;
-                }
-                bytes += length;
-                continue;
-            }
-            // plain TCP: a whole slice goes into a direct buffer (a pooled one, or one the exporter allocates)
-            if (whole == null && tls == null) {
-                whole = take();
-            }
-            whole = export.export(i, whole != null ? whole : tls == null ? DIRECT : null);
-            if (whole.position() != 0) {
-                throw new IllegalStateException("an exported slice starts at position " + whole.position() + ", not 0");
-            }
-            int size = whole.limit();
-            out.writeLong(size);
-            for (int off = 0; off < size && !answered; off += Wire.CHUNK_BYTES) {
-                answered = writeChunk(conn, whole, off, Math.min(Wire.CHUNK_BYTES, size - off));
-                chunks++;
-            }
-            bytes += size;
-        }
-        out.flush();
-        DataInputStream in = conn.in();
-        byte status = in.readByte();
-        int imported = in.readInt();
-        String msg = in.readUTF();
-        if (status != OK) {
-            throw refusal(host, status, imported, msg);
-        }
-        if (imported != count) {
-            throw new IllegalStateException("bulk receiver " + host + " imported " + imported + " of " + count
-                    + " slices");
-        }
-        give(part);
-        give(whole);
-        return new Sent(bytes, chunks, imported);
-    }
-
-    /**
-     * Writes one chunk (length, CRC32C, bytes {@code [off, off + len)} of {@code b}).
-     *
-     * @return whether the receiver has answered already (it refused: the sender stops and reads why)
-     */
-    private static boolean writeChunk(BulkConnection conn, ByteBuffer b, int off, int len) throws IOException {
-        DataOutputStream out = conn.out();
-        out.writeInt(len);
-        out.writeInt(Wire.crc(b, off, len));
-        conn.write(b, off, len);
-        return conn.readable();
-    }
-
-    private static RuntimeException refusal(String host, byte status, int imported, String msg) {
-        if (status == NO_MEMORY) {
-            String[] f = msg.split(",", 6);
-            if (f.length == 6) {
-                try {
-                    return new DeviceMemoryException(new DeviceId(f[0], Integer.parseInt(f[1])), f[5],
-                            Long.parseLong(f[2]), Long.parseLong(f[3]), Long.parseLong(f[4]));
-                } catch (IllegalArgumentException ignored) {
-                    // reported as a plain refusal below
-                }
-            }
-        }
-        String what = "worker " + host + " refused the bulk transfer after " + imported + " slices were imported: "
-                + msg;
-        return status == FAILED ? new IllegalStateException(what) : new IllegalArgumentException(what);
-    }
-
-    private static void closeQuietly(Socket s) {
+    static void closeQuietly(Socket s) {
         try {
             s.close();
         } catch (IOException ignored) {
@@ -789,11 +574,7 @@ final class BulkTransfer implements AutoCloseable {
     @Override
     public void close() {
         closed = true;
-        for (ConcurrentLinkedDeque<Link> kept : links.values()) {
-            for (Link l; (l = kept.pollFirst()) != null; ) {
-                l.close();
-            }
-        }
+        sender.close();
         try {
             server.close();
         } catch (IOException ignored) {
