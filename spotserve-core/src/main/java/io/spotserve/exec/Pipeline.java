@@ -112,6 +112,45 @@ public interface Pipeline extends AutoCloseable {
     }
 
     /**
+     * The length of {@link #exportSlice}'s encoding of {@code slice} when {@link #exportPart} can write it piece by
+     * piece, or -1 when this pipeline exports the slice only whole (the default; e.g. Q8_0 weight blocks, whose
+     * encoding's length depends on the values).
+     *
+     * @throws IllegalArgumentException as {@link #exportSlice}
+     */
+    default long exportLength(int stage, int shard, ContextSlice slice) {
+        return -1;
+    }
+
+    /**
+     * Writes bytes {@code [offset, offset + dst.remaining())} of {@link #exportSlice}'s encoding of {@code slice} into
+     * {@code dst} (its position advances to its limit), straight from the position's storage: a slice leaves in
+     * cache-sized pieces, each written and sent while it is hot, with no copy of the whole slice anywhere. Any offsets
+     * (aligned to floats or not); the pieces of one slice equal its whole export byte for byte.
+     *
+     * @throws IllegalArgumentException      as {@link #exportSlice}, or if the range runs outside the encoding
+     * @throws UnsupportedOperationException if {@link #exportLength} is -1 for the slice (the default)
+     */
+    default void exportPart(int stage, int shard, ContextSlice slice, long offset, ByteBuffer dst) {
+        throw new UnsupportedOperationException("this pipeline exports slices only whole");
+    }
+
+    /**
+     * Starts importing {@code slice} piece by piece ({@link SliceImport}), its encoding being {@code length} bytes long:
+     * checks that position (stage, shard) owns the slice and allocates its missing storage now. Returns null (nothing
+     * changed) when this pipeline imports the slice only whole: the default, and for slices whose all-or-nothing
+     * import needs the whole encoding first (KV slices, a weight slice the position already holds, weights it rounds
+     * to fp16 or Q8_0, an encoding other than fp32); the caller then collects the bytes and calls
+     * {@link #importSlice(int, int, ByteBuffer)}.
+     *
+     * @throws IllegalArgumentException as {@link #importSlice(int, int, byte[])}
+     * @throws DeviceMemoryException    if the device cannot hold the slice (nothing changed)
+     */
+    default SliceImport beginImport(int stage, int shard, ContextSlice slice, long length) {
+        return null;
+    }
+
+    /**
      * {@link #importSlice(int, int, byte[])} of the bytes from {@code bytes}' position to its limit (exactly one
      * slice's SliceFormat encoding), with the same checks, refusals and all-or-nothing result. Leaves the buffer's
      * position, limit and order as they were and keeps no reference to it. The default copies the bytes into an array;

@@ -167,6 +167,15 @@ public final class SliceFormat {
         buf.putLong(count);
     }
 
+    /** The {@link #HEADER_BYTES} bytes {@link #encode} starts {@code slice}'s encoding with. */
+    public static byte[] headerBytes(LlamaConfig config, ContextSlice slice) {
+        Objects.requireNonNull(config, "config");
+        slice.validate(config);
+        ByteBuffer b = ByteBuffer.allocate(HEADER_BYTES).order(ByteOrder.LITTLE_ENDIAN);
+        putHeader(b, config, slice, VERSION, slice.floats(config));
+        return b.array();
+    }
+
     /**
      * Reads only the header: which slice the bytes hold.
      *

@@ -50,6 +50,12 @@ abstract class BulkConnection implements AutoCloseable {
     /** Reads and drops what the peer still sends, until its end of stream or a second of silence. */
     abstract void drain();
 
+    /**
+     * Waits up to {@code waitMs} for the peer to send something (or close); false after that silence. Only for a
+     * connection kept open between transfers (plain TCP); streams answer false at once.
+     */
+    abstract boolean awaitReadable(int waitMs) throws IOException;
+
     final void flush() throws IOException {
         out().flush();
     }
@@ -167,6 +173,11 @@ abstract class BulkConnection implements AutoCloseable {
         }
 
         @Override
+        boolean awaitReadable(int waitMs) throws IOException {
+            return await(SelectionKey.OP_READ, waitMs);
+        }
+
+        @Override
         void drain() {
             ByteBuffer sink = ByteBuffer.allocate(64 << 10);
             try {
@@ -249,6 +260,11 @@ abstract class BulkConnection implements AutoCloseable {
         @Override
         boolean readable() throws IOException {
             return in.available() > 0;
+        }
+
+        @Override
+        boolean awaitReadable(int waitMs) {
+            return false;
         }
 
         @Override

@@ -4,8 +4,8 @@ import com.google.protobuf.ByteString;
 import io.spotserve.exec.ContextSlice;
 import io.spotserve.exec.DeviceMemoryException;
 import io.spotserve.exec.SliceFormat;
+import io.spotserve.exec.SliceImport;
 import io.spotserve.model.LlamaConfig;
-import io.spotserve.plan.DeviceId;
 import io.spotserve.worker.proto.BulkTicket;
 import io.spotserve.worker.proto.PositionRef;
 import java.io.DataInputStream;
@@ -20,17 +20,14 @@ import java.net.SocketTimeoutException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.ServerSocketChannel;
-import java.nio.channels.SocketChannel;
 import java.security.SecureRandom;
+import java.util.ArrayList;
 import java.util.HexFormat;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ConcurrentLinkedDeque;
 import java.util.concurrent.ExecutorService;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -48,10 +45,14 @@ import org.slf4j.LoggerFactory;
  * {@code Peer/OpenBulk} issues a ticket (256 random bits) bound to one target position and the list of slices that
  * will arrive, valid for {@link #TICKET_LIFETIME_MS} and for one connection. On the socket the sender presents the
  * ticket, then each slice as its length (at most what the announced slice can take in SliceFormat) and chunks of at
- * most {@link Wire#CHUNK_BYTES}, each with its CRC32C. The receiver checks everything before it imports a slice: an
+ * most {@link Wire#CHUNK_BYTES}, each with its CRC32C. The receiver checks everything before it imports: an
  * unknown, reused or expired ticket, a length out of bounds, a failed checksum or a slice other than the announced
- * one ends the transfer without importing it (slices of the same transfer that were complete and imported before it
- * stay). While one slice is imported the next is read; the sender exports the next slice while one travels.
+ * one (its first chunk names it) ends the transfer without importing that slice (slices of the same transfer that
+ * were complete and imported before it stay). One thread on each side: where the pipelines allow it
+ * ({@link io.spotserve.exec.Pipeline#exportPart}, {@link io.spotserve.exec.Pipeline#beginImport}) the sender exports,
+ * checksums and writes one chunk of {@link #PART_BYTES} at a time and the receiver reads, checks and imports each
+ * chunk at once, so a chunk's bytes stay in the cache from storage to the kernel and back into storage; a slice whose
+ * piece-by-piece import is abandoned (a later chunk failed) is not marked present and its new storage is freed.
  *
  * <p>Protocol (big-endian): sender {@code MAGIC}, ticket (32 bytes); per slice: total (long), then chunks of
  * (length int, crc32c int, payload). Receiver, once at the end or at the first refusal: status (byte), slices
@@ -60,6 +61,16 @@ import org.slf4j.LoggerFactory;
 final class BulkTransfer implements AutoCloseable {
     private static final Logger LOG = LoggerFactory.getLogger(BulkTransfer.class);
     static final int MAGIC = 0x53534231; // "SSB1"
+    /** Starts a further request on a connection kept open after a transfer. */
+    static final int NEXT = 0x53534232; // "SSB2"
+    /** The longest slice header a request on a kept connection may carry. */
+    static final int MAX_HEADER_BYTES = 1024;
+    /** How long a receiver keeps a connection open, silent, for the sender's next request. */
+    static final int IDLE_MS = 30_000;
+    /** How long a sender reuses a kept connection after its last transfer (less than {@link #IDLE_MS}). */
+    static final long KEEP_MS = 20_000;
+    /** Connections a receiver keeps open at once, waiting for requests (they hold no transfer slot). */
+    static final int MAX_IDLE = 64;
     static final int TICKET_BYTES = 32;
     static final long TICKET_LIFETIME_MS = 30_000;
     /** Tickets outstanding at once (a sender asks for one per transfer; unused ones expire). */
@@ -80,6 +91,30 @@ final class BulkTransfer implements AutoCloseable {
      */
     interface Importer {
         ContextSlice importSlice(PositionRef target, ByteBuffer bytes);
+
+        /**
+         * Starts a piece-by-piece import of {@code slice} ({@code length} encoded bytes) into a hosted position
+         * ({@link io.spotserve.exec.Pipeline#beginImport}; each call on it under the pipeline's lock), or null when
+         * the position imports it only whole (then {@link #importSlice} gets all its bytes).
+         */
+        default SliceImport begin(PositionRef target, ContextSlice slice, long length) {
+            return null;
+        }
+
+        /**
+         * Checks a request for a transfer into {@code target} as {@code Peer/OpenBulk} does before it issues a ticket
+         * (a position hosted here; headers of the model's slices), for a request made on a connection a ticket
+         * opened: the slices and the model's shape.
+         *
+         * @throws IllegalArgumentException if the request would not get a ticket
+         */
+        default Admitted admit(PositionRef target, List<ByteString> headers) {
+            throw new IllegalArgumentException("this receiver takes transfers only with a ticket");
+        }
+    }
+
+    /** The slices a checked request names, and the model's shape. */
+    record Admitted(List<ContextSlice> slices, LlamaConfig config) {
     }
 
     /**
@@ -89,7 +124,27 @@ final class BulkTransfer implements AutoCloseable {
      */
     interface Source {
         ByteBuffer export(int i, ByteBuffer reuse);
+
+        /**
+         * The length of slice i's encoding when {@link #part} can write it piece by piece, else -1 (the default:
+         * the slice is exported whole).
+         */
+        default long length(int i) {
+            return -1;
+        }
+
+        /** Writes bytes {@code [offset, offset + dst.remaining())} of slice i's encoding into {@code dst}. */
+        default void part(int i, long offset, ByteBuffer dst) {
+            throw new UnsupportedOperationException("slices are exported whole");
+        }
     }
+
+    /**
+     * The bytes of one chunk a sender exports, checksums and writes before the next, when the slice can be exported
+     * piece by piece: small enough to stay in the core's cache from the export through the CRC to the kernel's copy
+     * (and, at the receiver, from the kernel's copy through the CRC to the import), big enough for few system calls.
+     */
+    static final int PART_BYTES = 1 << 20;
 
     /** The largest SliceFormat encoding of {@code slice}: fp32 payload, or a Q8 one with every chunk left as floats. */
     static long maxEncodedBytes(LlamaConfig c, ContextSlice slice) {
@@ -129,34 +184,13 @@ final class BulkTransfer implements AutoCloseable {
         return t;
     });
     private final AtomicInteger refused = new AtomicInteger();
-    /** Direct buffers of finished transfers, for the next ones (at most {@link #POOL_BYTES} in all). */
-    private final ConcurrentLinkedDeque<ByteBuffer> pool = new ConcurrentLinkedDeque<>();
+    private final AtomicInteger issued = new AtomicInteger();
+    /** Connections kept open after a transfer, waiting for the sender's next request. */
+    private final AtomicInteger idle = new AtomicInteger();
+    /** Direct buffers of finished transfers, for the next ones (the sender's too). */
+    private final BulkBuffers buffers = new BulkBuffers();
+    private final BulkSender sender;
     private volatile boolean closed;
-
-    /** Bytes of direct buffers kept between transfers (two 25M-model layer slices each way). */
-    static final long POOL_BYTES = 64L << 20;
-    /** Asks an export for a new direct buffer (it is never big enough to be written into). */
-    private static final ByteBuffer DIRECT = ByteBuffer.allocateDirect(0);
-
-    /** A pooled direct buffer, or null. */
-    private ByteBuffer take() {
-        return pool.pollFirst();
-    }
-
-    /** Keeps a direct buffer for a later transfer while the pool has room; drops it otherwise. */
-    private void give(ByteBuffer b) {
-        if (b == null || !b.isDirect() || b.capacity() == 0) {
-            return;
-        }
-        long held = b.capacity();
-        for (ByteBuffer x : pool) {
-            held += x.capacity();
-        }
-        if (held <= POOL_BYTES) {
-            pool.offerFirst(b);
-        }
-    }
-
     /**
      * Binds the bulk socket on {@code bind} (the worker's own address), any free port.
      *
@@ -166,6 +200,7 @@ final class BulkTransfer implements AutoCloseable {
     BulkTransfer(InetAddress bind, SSLContext tls, Importer importer) throws IOException {
         this.tls = tls;
         this.importer = importer;
+        this.sender = new BulkSender(tls, buffers);
         // plain TCP through a channel (its accepted sockets have channels: slice bytes read with no copy)
         ServerSocket s = tls == null ? ServerSocketChannel.open().socket()
                 : tls.getServerSocketFactory().createServerSocket();
@@ -188,25 +223,36 @@ final class BulkTransfer implements AutoCloseable {
 
     /** Issues a ticket for {@code slices} into {@code target} (the caller checked that it is a hosted position). */
     BulkTicket issue(PositionRef target, List<ContextSlice> slices, LlamaConfig c) {
+        long now = System.nanoTime();
+        Ticket t = ticket(target, slices, c, now + TimeUnit.MILLISECONDS.toNanos(TICKET_LIFETIME_MS));
+        tickets.values().removeIf(x -> now - x.expiresNanos > 0);
+        if (tickets.size() >= MAX_TICKETS) {
+            throw new IllegalStateException("too many bulk transfers pending (" + MAX_TICKETS + "); try later");
+        }
+        byte[] id = new byte[TICKET_BYTES];
+        random.nextBytes(id);
+        tickets.put(HexFormat.of().formatHex(id), t);
+        issued.incrementAndGet();
+        return BulkTicket.newBuilder().setTicket(ByteString.copyFrom(id)).setPort(port())
+                .setExpiresInMs(TICKET_LIFETIME_MS).build();
+    }
+
+    /** What may arrive into {@code target}: the slices, each with its largest encoding. */
+    private static Ticket ticket(PositionRef target, List<ContextSlice> slices, LlamaConfig c, long expiresNanos) {
         if (slices.isEmpty() || slices.size() > MAX_SLICES_PER_TICKET) {
             throw new IllegalArgumentException("a bulk transfer carries 1 to " + MAX_SLICES_PER_TICKET
                     + " slices, got " + slices.size());
-        }
-        long now = System.nanoTime();
-        tickets.values().removeIf(t -> now - t.expiresNanos > 0);
-        if (tickets.size() >= MAX_TICKETS) {
-            throw new IllegalStateException("too many bulk transfers pending (" + MAX_TICKETS + "); try later");
         }
         long[] max = new long[slices.size()];
         for (int i = 0; i < max.length; i++) {
             max[i] = Math.min(maxEncodedBytes(c, slices.get(i)), Wire.MAX_SLICE_BYTES);
         }
-        byte[] id = new byte[TICKET_BYTES];
-        random.nextBytes(id);
-        tickets.put(HexFormat.of().formatHex(id), new Ticket(target, List.copyOf(slices), max, c,
-                now + TimeUnit.MILLISECONDS.toNanos(TICKET_LIFETIME_MS)));
-        return BulkTicket.newBuilder().setTicket(ByteString.copyFrom(id)).setPort(port())
-                .setExpiresInMs(TICKET_LIFETIME_MS).build();
+        return new Ticket(target, List.copyOf(slices), max, c, expiresNanos);
+    }
+
+    /** How many tickets this receiver issued (a transfer on a kept connection needs none). */
+    int ticketsIssued() {
+        return issued.get();
     }
 
     /** Lets every ticket issued so far expire now (for tests of the expiry). */
@@ -232,150 +278,241 @@ final class BulkTransfer implements AutoCloseable {
                 continue;
             }
             threads.execute(() -> {
+                boolean[] slot = {true};
                 try {
-                    serve(s);
+                    serve(s, slot);
                 } finally {
-                    connections.release();
+                    if (slot[0]) {
+                        connections.release();
+                    }
                     closeQuietly(s);
                 }
             });
         }
     }
 
-    private void serve(Socket s) {
+    /**
+     * Serves one connection: the transfer its ticket allows, then, on plain TCP, further requests the same sender
+     * makes on it ({@link #NEXT}: the target and slice headers, checked as a ticket's request is) until it closes the
+     * connection or stays silent for {@link #IDLE_MS}. An idle connection holds no transfer slot ({@code slot[0]} says
+     * whether this thread holds one); a refusal ends the connection.
+     */
+    private void serve(Socket s, boolean[] slot) {
         BulkConnection conn = null;
-        Future<ContextSlice> pending = null;
-        ByteBuffer importing = null; // the buffer of the slice whose import is pending
-        ByteBuffer spare = null;     // a buffer no import uses any more, reused for a slice that fits in it
-        ByteBuffer second = null;    // a pooled buffer for the slice after the first
-        int imported = 0;
-        Ticket t = null;
+        ByteBuffer[] chunkAndWhole = new ByteBuffer[2]; // kept for the connection's next transfer
         try {
             conn = BulkConnection.of(s, READ_TIMEOUT_MS);
-            if (s.getChannel() != null) {
-                spare = take();
-                second = take();
-            }
-            DataInputStream in = conn.in();
-            if (in.readInt() != MAGIC) {
-                throw new Refusal("not a bulk transfer (bad magic)");
-            }
-            byte[] id = new byte[TICKET_BYTES];
-            in.readFully(id);
-            t = tickets.remove(HexFormat.of().formatHex(id)); // single use: gone whatever follows
-            if (t == null) {
-                throw new Refusal("unknown or already used ticket");
-            }
-            if (System.nanoTime() - t.expiresNanos > 0) {
-                throw new Refusal("expired ticket");
-            }
-            for (int i = 0; i < t.slices.size(); i++) {
-                ByteBuffer bytes = readSlice(conn, t, i, spare);
-                if (bytes == spare) {
-                    spare = null;
+            Ticket t;
+            try {
+                DataInputStream in = conn.in();
+                if (in.readInt() != MAGIC) {
+                    throw new Refusal("not a bulk transfer (bad magic)");
                 }
-                ContextSlice named = named(bytes, t.config);
-                if (!named.equals(t.slices.get(i))) {
-                    throw new Refusal("slice " + i + " of the transfer is " + named + "; its ticket announced "
-                            + t.slices.get(i));
+                byte[] id = new byte[TICKET_BYTES];
+                in.readFully(id);
+                t = tickets.remove(HexFormat.of().formatHex(id)); // single use: gone whatever follows
+                if (t == null) {
+                    throw new Refusal("unknown or already used ticket");
                 }
-                if (pending != null) { // the previous slice must be in before this one goes
-                    await(pending);
-                    imported++;
-                    spare = importing;
-                } else {
-                    spare = second;
-                    second = null;
+                if (System.nanoTime() - t.expiresNanos > 0) {
+                    throw new Refusal("expired ticket");
                 }
-                importing = bytes;
-                PositionRef target = t.target;
-                pending = threads.submit(() -> importer.importSlice(target, bytes));
-                // the next slice is read while this one is imported
+            } catch (Refusal | IOException e) {
+                refuse(s, conn, e, 0);
+                return;
             }
-            Future<ContextSlice> last = pending;
-            pending = null;
-            await(last);
-            imported++;
-            reply(conn.out(), OK, imported, "");
-            give(importing);
-            give(spare);
-            give(second);
-        } catch (Exception e) {
-            if (pending != null) { // an import in flight finishes (or fails) before the answer says what landed
+            boolean ok = transfer(s, conn, t, chunkAndWhole);
+            while (ok && s.getChannel() != null && !closed) {
+                if (idle.incrementAndGet() > MAX_IDLE) {
+                    idle.decrementAndGet();
+                    return;
+                }
+                connections.release(); // idle: no transfer slot held
+                slot[0] = false;
+                boolean more;
                 try {
-                    await(pending);
-                    imported++;
-                } catch (Exception ignored) {
-                    // reported below if it is the cause
+                    more = conn.awaitReadable(IDLE_MS);
+                } finally {
+                    idle.decrementAndGet();
                 }
-            }
-            byte status = REFUSED;
-            String msg;
-            if (e instanceof DeviceMemoryException d) {
-                status = NO_MEMORY;
-                msg = d.device().instance() + "," + d.device().gpu() + "," + d.requested() + "," + d.used() + ","
-                        + d.capacity() + "," + d.getMessage();
-            } else if (e instanceof SocketTimeoutException) {
-                msg = "the sender stalled for " + READ_TIMEOUT_MS + " ms";
-            } else if (e instanceof EOFException) {
-                msg = "the sender closed the connection mid-transfer";
-            } else if (e instanceof Refusal || e instanceof IllegalArgumentException) {
-                msg = e.getMessage();
-            } else {
-                status = FAILED;
-                msg = e.toString();
-            }
-            refused.incrementAndGet();
-            LOG.warn("bulk transfer from {} refused after {} slices imported: {}", s.getRemoteSocketAddress(),
-                    imported, msg);
-            if (conn != null) {
+                if (!more || !connections.tryAcquire(READ_TIMEOUT_MS, TimeUnit.MILLISECONDS)) {
+                    return; // silent for IDLE_MS (or no slot): closed; the sender asks for a ticket next time
+                }
+                slot[0] = true;
+                Ticket next;
                 try {
-                    reply(conn.out(), status, imported, msg);
-                    s.shutdownOutput();
-                    conn.drain();
-                } catch (IOException ignored) {
-                    // the sender is gone; nothing else to tell it
+                    next = request(conn);
+                } catch (EOFException e) {
+                    return; // the sender closed its kept connection
+                } catch (RuntimeException e) { // not admitted (or this worker is fenced): refused
+                    refuse(s, conn, e, 0);
+                    return;
                 }
+                ok = transfer(s, conn, next, chunkAndWhole);
             }
+        } catch (IOException | InterruptedException e) {
+            LOG.debug("bulk connection from {} ended: {}", s.getRemoteSocketAddress(), e.toString());
         } finally {
+            buffers.give(chunkAndWhole[0]);
+            buffers.give(chunkAndWhole[1]);
             if (conn != null) {
                 conn.close();
             }
         }
     }
 
-    /**
-     * Reads one slice (its length, then checksummed chunks) into a buffer (position 0, limit its length): {@code spare}
-     * when it is big enough (layer slices of one position all have one length), else a new one.
-     */
-    private static ByteBuffer readSlice(BulkConnection conn, Ticket t, int i, ByteBuffer spare) throws IOException {
+    /** Reads a request made on a kept connection ({@link #NEXT}, target, slice headers) and checks it. */
+    private Ticket request(BulkConnection conn) throws IOException {
         DataInputStream in = conn.in();
-        long total = in.readLong();
-        if (total < SliceFormat.HEADER_BYTES || total > t.maxBytes[i]) {
-            throw new Refusal("slice " + i + " announces " + total + " bytes; " + t.slices.get(i) + " takes "
-                    + SliceFormat.HEADER_BYTES + " to " + t.maxBytes[i]);
+        if (in.readInt() != NEXT) {
+            throw new Refusal("not a bulk transfer request (bad magic)");
         }
-        // a slice bigger than the pool goes to the heap: its direct memory would be freed only by a collection
-        ByteBuffer buf = spare != null && spare.capacity() >= total ? spare
-                : total > POOL_BYTES ? ByteBuffer.allocate((int) total) : conn.allocate((int) total);
-        buf.clear().limit((int) total);
-        int off = 0;
-        for (int chunk = 0; off < total; chunk++) {
+        PositionRef target = PositionRef.newBuilder().setPipeline(in.readLong()).setStage(in.readInt())
+                .setShard(in.readInt()).build();
+        int count = in.readInt();
+        if (count < 1 || count > MAX_SLICES_PER_TICKET) {
+            throw new Refusal("a bulk transfer carries 1 to " + MAX_SLICES_PER_TICKET + " slices, got " + count);
+        }
+        List<ByteString> headers = new ArrayList<>(count);
+        for (int i = 0; i < count; i++) {
             int len = in.readInt();
-            int crc = in.readInt();
-            long room = Math.min(Wire.CHUNK_BYTES, total - off);
-            if (len < 1 || len > room) {
-                throw new Refusal("chunk " + chunk + " of slice " + i + " announces " + len + " bytes; expected 1 to "
-                        + room);
+            if (len < 1 || len > MAX_HEADER_BYTES) {
+                throw new Refusal("slice header " + i + " announces " + len + " bytes; expected 1 to "
+                        + MAX_HEADER_BYTES);
             }
-            conn.readFully(buf, off, len);
-            if (Wire.crc(buf, off, len) != crc) {
-                throw new Refusal("chunk " + chunk + " of slice " + i + " (offset " + off
-                        + ") fails its CRC32C check");
-            }
-            off += len;
+            byte[] h = new byte[len];
+            in.readFully(h);
+            headers.add(ByteString.copyFrom(h));
         }
-        return buf;
+        Admitted a = importer.admit(target, headers);
+        return ticket(target, a.slices(), a.config(), Long.MAX_VALUE);
+    }
+
+    /**
+     * Receives the slices {@code t} allows and answers; false after a refusal (answered, the connection to be closed).
+     * {@code kept} holds the connection's chunk and whole-slice buffers.
+     */
+    private boolean transfer(Socket s, BulkConnection conn, Ticket t, ByteBuffer[] kept) {
+        SliceImport open = null; // the piece-by-piece import under way
+        int imported = 0;
+        try {
+            DataInputStream in = conn.in();
+            if (kept[0] == null) {
+                kept[0] = s.getChannel() != null ? buffers.take(Wire.CHUNK_BYTES, conn)
+                        : conn.allocate(Wire.CHUNK_BYTES);
+            }
+            ByteBuffer chunk = kept[0]; // one chunk, imported from here while it is in the cache
+            for (int i = 0; i < t.slices.size(); i++) {
+                long total = in.readLong();
+                if (total < SliceFormat.HEADER_BYTES || total > t.maxBytes[i]) {
+                    throw new Refusal("slice " + i + " announces " + total + " bytes; " + t.slices.get(i) + " takes "
+                            + SliceFormat.HEADER_BYTES + " to " + t.maxBytes[i]);
+                }
+                int len = readChunk(conn, chunk, 0, total, 0, i, 0);
+                if (len >= SliceFormat.HEADER_BYTES) { // the first chunk names the slice: checked before any import
+                    announced(named(chunk.duplicate().position(0).limit(len), t.config), t, i);
+                    open = importer.begin(t.target, t.slices.get(i), total);
+                }
+                if (open != null) {
+                    open.put(chunk.duplicate().position(0).limit(len));
+                    for (int c = 1; open.received() < total; c++) {
+                        len = readChunk(conn, chunk, 0, total - open.received(), c, i, open.received());
+                        open.put(chunk.duplicate().position(0).limit(len));
+                    }
+                    open.finish();
+                    open = null;
+                } else { // a position that imports this slice only whole
+                    ByteBuffer whole = wholeBuffer(conn, kept[1], total);
+                    kept[1] = whole;
+                    whole.put(0, chunk, 0, len);
+                    for (int c = 1, off = len; off < total; c++) {
+                        off += readChunk(conn, whole, off, total - off, c, i, off);
+                    }
+                    announced(named(whole, t.config), t, i);
+                    importer.importSlice(t.target, whole);
+                }
+                imported++;
+            }
+            reply(conn.out(), OK, imported, "");
+            return true;
+        } catch (Exception e) {
+            if (open != null) {
+                open.close(); // abandoned: the slice is not marked present, its new storage freed
+            }
+            refuse(s, conn, e, imported);
+            return false;
+        }
+    }
+
+    /** Answers a refused (or failed) transfer with its reason and drains what the sender still sends. */
+    private void refuse(Socket s, BulkConnection conn, Exception e, int imported) {
+        byte status = REFUSED;
+        String msg;
+        if (e instanceof DeviceMemoryException d) {
+            status = NO_MEMORY;
+            msg = d.device().instance() + "," + d.device().gpu() + "," + d.requested() + "," + d.used() + ","
+                    + d.capacity() + "," + d.getMessage();
+        } else if (e instanceof SocketTimeoutException) {
+            msg = "the sender stalled for " + READ_TIMEOUT_MS + " ms";
+        } else if (e instanceof EOFException) {
+            msg = "the sender closed the connection mid-transfer";
+        } else if (e instanceof Refusal || e instanceof IllegalArgumentException) {
+            msg = e.getMessage();
+        } else {
+            status = FAILED;
+            msg = e.toString();
+        }
+        refused.incrementAndGet();
+        LOG.warn("bulk transfer from {} refused after {} slices imported: {}", s.getRemoteSocketAddress(), imported,
+                msg);
+        try {
+            reply(conn.out(), status, imported, msg);
+            s.shutdownOutput();
+            conn.drain();
+        } catch (IOException ignored) {
+            // the sender is gone; nothing else to tell it
+        }
+    }
+
+    /** Refuses slice i of a transfer unless its bytes name the slice its ticket announced. */
+    private static void announced(ContextSlice named, Ticket t, int i) {
+        if (!named.equals(t.slices.get(i))) {
+            throw new Refusal("slice " + i + " of the transfer is " + named + "; its ticket announced "
+                    + t.slices.get(i));
+        }
+    }
+
+    /**
+     * Reads chunk {@code c} of slice {@code i} (its length, at most {@code room} and {@link Wire#CHUNK_BYTES}, its
+     * CRC32C, its bytes) into {@code buf} at index {@code at}; refuses it unless the checksum matches.
+     *
+     * @return its length
+     */
+    private static int readChunk(BulkConnection conn, ByteBuffer buf, int at, long room, int c, int i, long offset)
+            throws IOException {
+        DataInputStream in = conn.in();
+        int len = in.readInt();
+        int crc = in.readInt();
+        long max = Math.min(Wire.CHUNK_BYTES, room);
+        if (len < 1 || len > max) {
+            throw new Refusal("chunk " + c + " of slice " + i + " announces " + len + " bytes; expected 1 to " + max);
+        }
+        conn.readFully(buf, at, len);
+        if (Wire.crc(buf, at, len) != crc) {
+            throw new Refusal("chunk " + c + " of slice " + i + " (offset " + offset + ") fails its CRC32C check");
+        }
+        return len;
+    }
+
+    /**
+     * A buffer for a whole slice of {@code total} bytes (position 0, limit {@code total}): {@code spare} when it is
+     * big enough, else a new one; a slice bigger than the pool goes to the heap (its direct memory would be freed only
+     * by a collection).
+     */
+    private ByteBuffer wholeBuffer(BulkConnection conn, ByteBuffer spare, long total) {
+        ByteBuffer buf = spare != null && spare.capacity() >= total ? spare
+                : total > BulkBuffers.POOL_BYTES ? ByteBuffer.allocate((int) total) : conn.allocate((int) total);
+        return buf.clear().limit((int) total);
     }
 
     private static void reply(DataOutputStream out, byte status, int slices, String msg) throws IOException {
@@ -383,17 +520,6 @@ final class BulkTransfer implements AutoCloseable {
         out.writeInt(slices);
         out.writeUTF(msg.length() > 2000 ? msg.substring(0, 2000) : msg);
         out.flush();
-    }
-
-    private static <T> T await(Future<T> f) throws Exception {
-        try {
-            return f.get();
-        } catch (ExecutionException e) {
-            if (e.getCause() instanceof Exception x) {
-                throw x;
-            }
-            throw e;
-        }
     }
 
     // ------------------------------------------------------------------ sender
@@ -415,127 +541,29 @@ final class BulkTransfer implements AutoCloseable {
     record Sent(long bytes, int chunks, int slices) {
     }
 
-    /** A slice exported and checksummed, ready to go: its bytes from position 0 to the limit. */
-    private record Exported(ByteBuffer bytes, int[] crcs) {
-    }
-
     /**
-     * Sends {@code count} slices ({@code export} gives slice i's SliceFormat bytes) to the receiver at {@code host} with
-     * {@code ticket}: slice i+1 is exported on another thread while slice i is written, into the buffer slice i-1 was
-     * written from (two buffers take turns, so slices of one size allocate nothing after the first two).
+     * Sends {@code count} slices to the receiver at {@code host} with {@code ticket} ({@link BulkSender#send}).
      *
-     * @throws IllegalArgumentException    if the receiver refused the transfer (its reason in the message)
-     * @throws DeviceMemoryException       if the receiver's device has no room
-     * @throws Unreachable                if the receiver's socket cannot be reached (nothing was sent)
-     * @throws IllegalStateException       if the connection failed later
+     * @throws IllegalArgumentException if the receiver refused the transfer (its reason in the message)
+     * @throws DeviceMemoryException    if the receiver's device has no room
+     * @throws Unreachable             if the receiver's socket cannot be reached (nothing was sent)
+     * @throws IllegalStateException    if the connection failed later
      */
     Sent send(String host, BulkTicket ticket, int count, Source export) {
-        long bytes = 0;
-        int chunks = 0;
-        Socket socket = null;
-        try {
-            // plain TCP through a channel, so slice bytes go from the exported buffer to the kernel with no copy
-            socket = tls == null ? SocketChannel.open().socket() : tls.getSocketFactory().createSocket();
-            socket.connect(new InetSocketAddress(host, ticket.getPort()), CONNECT_TIMEOUT_MS);
-        } catch (IOException e) {
-            if (socket != null) {
-                closeQuietly(socket);
-            }
-            throw new Unreachable("cannot connect to the bulk socket " + host + ":" + ticket.getPort() + ": " + e, e);
-        }
-        // plain TCP: exports go into direct buffers (pooled ones, or new ones the exporter allocates)
-        ByteBuffer[] turns = new ByteBuffer[2];
-        if (tls == null) {
-            turns[0] = take();
-            turns[1] = take();
-        }
-        ByteBuffer first = turns[0] != null ? turns[0] : tls == null ? DIRECT : null;
-        turns[1] = turns[1] != null ? turns[1] : tls == null ? DIRECT : null;
-        Future<Exported> next = threads.submit(() -> exported(export.export(0, first)));
-        try (Socket s = socket; BulkConnection conn = BulkConnection.of(s, READ_TIMEOUT_MS + 5_000)) {
-            DataOutputStream out = conn.out();
-            out.writeInt(MAGIC);
-            out.write(ticket.getTicket().toByteArray());
-            boolean answered = false;
-            for (int i = 0; i < count && !answered; i++) {
-                Exported e = await(next);
-                turns[i % 2] = e.bytes;
-                int following = i + 1;
-                ByteBuffer reuse = turns[following % 2]; // slice i - 1's, written already (or null)
-                next = following < count ? threads.submit(() -> exported(export.export(following, reuse))) : null;
-                int size = e.bytes.limit();
-                out.writeLong(size);
-                for (int c = 0, off = 0; off < size; c++, off += Wire.CHUNK_BYTES) {
-                    int len = Math.min(Wire.CHUNK_BYTES, size - off);
-                    out.writeInt(len);
-                    out.writeInt(e.crcs[c]);
-                    conn.write(e.bytes, off, len);
-                    chunks++;
-                    if (conn.readable()) { // the receiver answered early: it refused
-                        answered = true;
-                        break;
-                    }
-                }
-                bytes += size;
-            }
-            out.flush();
-            DataInputStream in = conn.in();
-            byte status = in.readByte();
-            int imported = in.readInt();
-            String msg = in.readUTF();
-            if (status != OK) {
-                throw refusal(host, status, imported, msg);
-            }
-            if (imported != count) {
-                throw new IllegalStateException("bulk receiver " + host + " imported " + imported + " of " + count
-                        + " slices");
-            }
-            give(turns[0]);
-            give(turns[1]);
-            return new Sent(bytes, chunks, imported);
-        } catch (RuntimeException e) {
-            throw e;
-        } catch (IOException e) {
-            throw new IllegalStateException("bulk transfer to " + host + ":" + ticket.getPort() + " failed: " + e, e);
-        } catch (Exception e) {
-            throw new IllegalStateException("bulk transfer to " + host + " failed: " + e, e);
-        } finally {
-            if (next != null) {
-                next.cancel(true);
-            }
-        }
+        return sender.send(host, ticket, count, export, null);
     }
 
-    private static Exported exported(ByteBuffer bytes) {
-        if (bytes.position() != 0) {
-            throw new IllegalStateException("an exported slice starts at position " + bytes.position() + ", not 0");
-        }
-        int size = bytes.limit();
-        int[] crcs = new int[Math.max(1, (size + Wire.CHUNK_BYTES - 1) / Wire.CHUNK_BYTES)];
-        for (int c = 0, off = 0; off < size; c++, off += Wire.CHUNK_BYTES) {
-            crcs[c] = Wire.crc(bytes, off, Math.min(Wire.CHUNK_BYTES, size - off));
-        }
-        return new Exported(bytes, crcs);
+    /** {@link #send(String, BulkTicket, int, Source)}, the connection kept for the worker {@code keepFor}. */
+    Sent send(String host, BulkTicket ticket, int count, Source export, String keepFor) {
+        return sender.send(host, ticket, count, export, keepFor);
     }
 
-    private static RuntimeException refusal(String host, byte status, int imported, String msg) {
-        if (status == NO_MEMORY) {
-            String[] f = msg.split(",", 6);
-            if (f.length == 6) {
-                try {
-                    return new DeviceMemoryException(new DeviceId(f[0], Integer.parseInt(f[1])), f[5],
-                            Long.parseLong(f[2]), Long.parseLong(f[3]), Long.parseLong(f[4]));
-                } catch (IllegalArgumentException ignored) {
-                    // reported as a plain refusal below
-                }
-            }
-        }
-        String what = "worker " + host + " refused the bulk transfer after " + imported + " slices were imported: "
-                + msg;
-        return status == FAILED ? new IllegalStateException(what) : new IllegalArgumentException(what);
+    /** {@link BulkSender#sendKept}: over a connection kept for {@code peer}, or null when none is usable. */
+    Sent sendKept(String peer, PositionRef target, List<ByteString> headers, Source export) {
+        return sender.sendKept(peer, target, headers, export);
     }
 
-    private static void closeQuietly(Socket s) {
+    static void closeQuietly(Socket s) {
         try {
             s.close();
         } catch (IOException ignored) {
@@ -546,6 +574,7 @@ final class BulkTransfer implements AutoCloseable {
     @Override
     public void close() {
         closed = true;
+        sender.close();
         try {
             server.close();
         } catch (IOException ignored) {

@@ -7,6 +7,7 @@ import io.grpc.StatusRuntimeException;
 import io.grpc.stub.StreamObserver;
 import io.spotserve.exec.ContextSlice;
 import io.spotserve.exec.Pipeline;
+import io.spotserve.exec.SliceImport;
 import io.spotserve.worker.proto.Ack;
 import io.spotserve.worker.proto.BulkTicket;
 import io.spotserve.worker.proto.ImportReply;
@@ -141,11 +142,31 @@ final class SliceMoves {
         for (ByteString h : headers) {
             slices.add(Wire.slice(h, p.config()));
         }
-        // the sender passes back the buffer of slice i - 2 once it is sent: slices of one size reuse two buffers
-        BulkTransfer.Source export = (i, reuse) -> {
-            checkLive();
-            synchronized (p) {
-                return p.exportSlice(from.getStage(), from.getShard(), slices.get(i), reuse);
+        int stage = from.getStage();
+        int shard = from.getShard();
+        BulkTransfer.Source export = new BulkTransfer.Source() {
+            @Override
+            public ByteBuffer export(int i, ByteBuffer reuse) {
+                checkLive();
+                synchronized (p) {
+                    return p.exportSlice(stage, shard, slices.get(i), reuse);
+                }
+            }
+
+            @Override
+            public long length(int i) {
+                checkLive();
+                synchronized (p) {
+                    return p.exportLength(stage, shard, slices.get(i));
+                }
+            }
+
+            @Override
+            public void part(int i, long offset, ByteBuffer dst) {
+                checkLive();
+                synchronized (p) { // chunk by chunk: steps on this pipeline may run between two chunks
+                    p.exportPart(stage, shard, slices.get(i), offset, dst);
+                }
             }
         };
         return SliceSender.send(peers, bulk, headers, export, peer, target);
@@ -156,17 +177,100 @@ final class SliceMoves {
         if (bulk == null) {
             throw new StatusRuntimeException(Status.UNIMPLEMENTED.withDescription("this worker has no bulk socket"));
         }
-        PositionRef t = r.getTarget();
+        BulkTransfer.Admitted a = admit(r.getTarget(), r.getSlicesList());
+        return bulk.issue(r.getTarget(), a.slices(), a.config());
+    }
+
+    /** Checks a bulk transfer's target (a position hosted here) and slice headers: what a ticket is issued for. */
+    private BulkTransfer.Admitted admit(PositionRef t, List<ByteString> headers) {
+        checkLive();
         Pipeline p = pipeline(t.getPipeline());
         if (!p.hostedStages().contains(t.getStage()) || t.getShard() < 0 || t.getShard() >= p.layout().shards()) {
             throw new IllegalArgumentException("position (stage " + t.getStage() + ", shard " + t.getShard()
                     + ") is not hosted by pipeline " + t.getPipeline() + " here (stages " + p.hostedStages() + ")");
         }
         List<ContextSlice> slices = new ArrayList<>();
-        for (ByteString h : r.getSlicesList()) {
+        for (ByteString h : headers) {
             slices.add(Wire.slice(h, p.config()));
         }
-        return bulk.issue(t, slices, p.config());
+        return new BulkTransfer.Admitted(slices, p.config());
+    }
+
+    /** The bulk socket's imports: whole slices, or piece by piece where the target pipeline allows it. */
+    BulkTransfer.Importer importer() {
+        return new BulkTransfer.Importer() {
+            @Override
+            public ContextSlice importSlice(PositionRef target, ByteBuffer bytes) {
+                return importBulk(target, bytes);
+            }
+
+            @Override
+            public SliceImport begin(PositionRef target, ContextSlice slice, long length) {
+                checkLive();
+                Pipeline p = pipeline(target.getPipeline());
+                SliceImport in;
+                synchronized (p) {
+                    in = p.beginImport(target.getStage(), target.getShard(), slice, length);
+                }
+                return in == null ? null : new LockedImport(p, in);
+            }
+
+            @Override
+            public BulkTransfer.Admitted admit(PositionRef target, List<ByteString> headers) {
+                return SliceMoves.this.admit(target, headers);
+            }
+        };
+    }
+
+    /** A piece-by-piece import whose every call holds its pipeline's lock (steps may run between two pieces). */
+    private final class LockedImport implements SliceImport {
+        private final Pipeline p;
+        private final SliceImport in;
+
+        LockedImport(Pipeline p, SliceImport in) {
+            this.p = p;
+            this.in = in;
+        }
+
+        @Override
+        public ContextSlice slice() {
+            return in.slice();
+        }
+
+        @Override
+        public long length() {
+            return in.length();
+        }
+
+        @Override
+        public long received() {
+            synchronized (p) {
+                return in.received();
+            }
+        }
+
+        @Override
+        public void put(ByteBuffer bytes) {
+            checkLive();
+            synchronized (p) {
+                in.put(bytes);
+            }
+        }
+
+        @Override
+        public ContextSlice finish() {
+            checkLive();
+            synchronized (p) {
+                return in.finish();
+            }
+        }
+
+        @Override
+        public void close() {
+            synchronized (p) {
+                in.close();
+            }
+        }
     }
 
     /** The bulk socket's import of one complete, checked slice, straight from the buffer it was read into. */
@@ -205,8 +309,24 @@ final class SliceMoves {
             importBulk(r.getTarget(), e.data());
             return SendSliceReply.newBuilder().setBytes(e.data().length).setSlices(1).build();
         }
-        return SliceSender.send(peers, bulk, List.of(e.header()), (i, reuse) -> ByteBuffer.wrap(e.data()),
-                r.getPeerAddress(), r.getTarget());
+        byte[] data = e.data();
+        BulkTransfer.Source staged = new BulkTransfer.Source() {
+            @Override
+            public ByteBuffer export(int i, ByteBuffer reuse) {
+                return ByteBuffer.wrap(data);
+            }
+
+            @Override
+            public long length(int i) {
+                return data.length;
+            }
+
+            @Override
+            public void part(int i, long offset, ByteBuffer dst) { // a chunk at a time into the sender's direct buffer
+                dst.put(data, Math.toIntExact(offset), dst.remaining());
+            }
+        };
+        return SliceSender.send(peers, bulk, List.of(e.header()), staged, r.getPeerAddress(), r.getTarget());
     }
 
     // ------------------------------------------------------------------ handlers

@@ -41,6 +41,12 @@ final class SliceSender {
                                BulkTransfer.Source export, String peer, PositionRef target) {
         BulkTicket ticket = null;
         if (bulk != null) {
+            // a connection kept from the last transfer to this worker takes the slices without a ticket call
+            BulkTransfer.Sent again = bulk.sendKept(peer, target, headers, export);
+            if (again != null) {
+                return SendSliceReply.newBuilder().setBytes(again.bytes()).setChunks(again.chunks())
+                        .setSlices(again.slices()).setBulk(true).build();
+            }
             try {
                 ticket = PeerGrpc.newBlockingStub(peers.apply(peer)).withDeadlineAfter(10, TimeUnit.SECONDS)
                         .openBulk(OpenBulkRequest.newBuilder().setTarget(target).addAllSlices(headers).build());
@@ -53,7 +59,7 @@ final class SliceSender {
         if (ticket != null) {
             try {
                 BulkTransfer.Sent sent = bulk.send(Servers.address(peer).getHostString(), ticket, headers.size(),
-                        export);
+                        export, peer);
                 return SendSliceReply.newBuilder().setBytes(sent.bytes()).setChunks(sent.chunks())
                         .setSlices(sent.slices()).setBulk(true).build();
             } catch (BulkTransfer.Unreachable e) {

@@ -91,7 +91,7 @@ public final class WorkerProcess implements AutoCloseable {
         address = host + ":" + server.getPort();
         if (cfg.bulkTransfer && !cfg.security.usesTls()) {
             // on the gRPC server's own address; under mTLS slices keep to the (TLS) gRPC streams
-            bulk = new BulkTransfer(cfg.bind.getAddress(), null, service::importBulk);
+            bulk = new BulkTransfer(cfg.bind.getAddress(), null, service.bulkImporter());
             service.bulk(bulk);
             // steps too: a blocking reader thread per connection runs each step itself
             stepServer = new StepServer(cfg.bind.getAddress(), cfg.maxMessageBytes, service::answer,

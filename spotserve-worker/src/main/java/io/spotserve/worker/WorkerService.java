@@ -96,9 +96,9 @@ final class WorkerService {
         return stepCalls.answerSocket(r);
     }
 
-    /** The bulk socket's import of one complete, checked slice, straight from the buffer it was read into. */
-    ContextSlice importBulk(PositionRef t, ByteBuffer bytes) {
-        return slices.importBulk(t, bytes);
+    /** The bulk socket's imports into the positions hosted here: whole slices, or piece by piece. */
+    BulkTransfer.Importer bulkImporter() {
+        return slices.importer();
     }
 
     /** Where the step socket's partials connections deposit what they read. */

@@ -303,6 +303,156 @@ class BulkTransferTest {
         }
     }
 
+    /** Imports into {@code to} whole or piece by piece, and admits requests on kept connections for {@link #TARGET}. */
+    private BulkTransfer.Importer partsImporter() {
+        return new BulkTransfer.Importer() {
+            @Override
+            public ContextSlice importSlice(PositionRef t, ByteBuffer bytes) {
+                synchronized (to) {
+                    return to.importSlice(t.getStage(), t.getShard(), bytes);
+                }
+            }
+
+            @Override
+            public io.spotserve.exec.SliceImport begin(PositionRef t, ContextSlice slice, long length) {
+                synchronized (to) {
+                    return to.beginImport(t.getStage(), t.getShard(), slice, length);
+                }
+            }
+
+            @Override
+            public BulkTransfer.Admitted admit(PositionRef t, List<com.google.protobuf.ByteString> headers) {
+                if (!t.equals(TARGET)) {
+                    throw new IllegalArgumentException("position " + t + " is not hosted here");
+                }
+                List<ContextSlice> named = new ArrayList<>();
+                for (com.google.protobuf.ByteString h : headers) {
+                    named.add(Wire.slice(h, to.config()));
+                }
+                return new BulkTransfer.Admitted(named, to.config());
+            }
+        };
+    }
+
+    /** {@code from}'s slices {@code list}, exported piece by piece. */
+    private BulkTransfer.Source parts(List<ContextSlice> list, java.util.concurrent.atomic.AtomicInteger wholeExports) {
+        return new BulkTransfer.Source() {
+            @Override
+            public ByteBuffer export(int i, ByteBuffer reuse) {
+                wholeExports.incrementAndGet();
+                return from.exportSlice(0, 0, list.get(i), reuse);
+            }
+
+            @Override
+            public long length(int i) {
+                return from.exportLength(0, 0, list.get(i));
+            }
+
+            @Override
+            public void part(int i, long offset, ByteBuffer dst) {
+                from.exportPart(0, 0, list.get(i), offset, dst);
+            }
+        };
+    }
+
+    private static List<com.google.protobuf.ByteString> headers(List<ContextSlice> list) {
+        return list.stream().map(Wire::sliceHeader).toList();
+    }
+
+    @Test
+    void piecewiseSlicesArriveExactlyAndAKeptConnectionTakesTheNextTransferWithoutATicket() throws IOException {
+        java.util.concurrent.atomic.AtomicInteger whole = new java.util.concurrent.atomic.AtomicInteger();
+        try (BulkTransfer receiver = new BulkTransfer(InetAddress.getLoopbackAddress(), null, partsImporter())) {
+            assertEquals(null, bulk.sendKept("peer", TARGET, headers(slices), parts(slices, whole)), "nothing kept yet");
+            BulkTransfer.Sent sent = bulk.send("127.0.0.1", receiver.issue(TARGET, slices, from.config()),
+                    slices.size(), parts(slices, whole), "peer");
+            long expected = 0;
+            int chunks = 0;
+            for (ContextSlice s : slices) {
+                byte[] original = from.exportSlice(0, 0, s);
+                expected += original.length;
+                chunks += (original.length + BulkTransfer.PART_BYTES - 1) / BulkTransfer.PART_BYTES;
+                assertArrayEquals(original, to.exportSlice(0, 0, s), s.toString());
+            }
+            assertEquals(new BulkTransfer.Sent(expected, chunks, slices.size()), sent);
+            assertEquals(0, whole.get(), "every slice left piece by piece");
+
+            // the next transfers to the same worker: over the kept connection, no ticket, same bytes
+            for (ContextSlice s : slices) {
+                to.releaseSlice(0, 0, s);
+            }
+            for (ContextSlice s : slices) {
+                BulkTransfer.Sent again = bulk.sendKept("peer", TARGET, headers(List.of(s)), parts(List.of(s), whole));
+                assertEquals(1, again.slices(), s.toString());
+                assertArrayEquals(from.exportSlice(0, 0, s), to.exportSlice(0, 0, s), s.toString());
+            }
+            assertEquals(1, receiver.ticketsIssued());
+            assertEquals(0, receiver.refused());
+
+            // a request the receiver would not issue a ticket for: refused, and the connection is not kept
+            PositionRef elsewhere = TARGET.toBuilder().setStage(3).build();
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> bulk.sendKept("peer",
+                    elsewhere, headers(slices.subList(0, 1)), parts(slices.subList(0, 1), whole)));
+            assertTrue(e.getMessage().contains("is not hosted here"), e.getMessage());
+            assertEquals(null, bulk.sendKept("peer", TARGET, headers(slices), parts(slices, whole)));
+
+            // a kept connection whose receiver went away: dropped, nothing sent, the caller asks for a ticket
+            bulk.send("127.0.0.1", receiver.issue(TARGET, slices.subList(0, 1), from.config()), 1,
+                    parts(slices.subList(0, 1), whole), "peer");
+            receiver.close();
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+            BulkTransfer.Sent late = null;
+            while (System.nanoTime() < deadline) {
+                late = bulk.sendKept("peer", TARGET, headers(slices.subList(0, 1)), parts(slices.subList(0, 1), whole));
+                if (late == null) {
+                    break;
+                }
+            }
+            assertEquals(null, late);
+        }
+    }
+
+    @Test
+    void aBadChunkInTheMiddleOfAPiecewiseImportLeavesNothingBehind() throws Exception {
+        try (BulkTransfer receiver = new BulkTransfer(InetAddress.getLoopbackAddress(), null, partsImporter())) {
+            ContextSlice layer = slices.stream().filter(s -> s instanceof ContextSlice.LayerWeights).findFirst()
+                    .orElseThrow();
+            byte[] bytes = from.exportSlice(0, 0, layer);
+            long before = used();
+            Reply r = raw(receiver.issue(TARGET, List.of(layer), from.config()), out -> {
+                out.writeLong(bytes.length);
+                out.writeInt(1000); // a first chunk that names the slice: its import starts
+                out.writeInt(Wire.crc(bytes, 0, 1000));
+                out.write(bytes, 0, 1000);
+                int rest = bytes.length - 1000;
+                out.writeInt(rest);
+                out.writeInt(Wire.crc(bytes, 1000, rest) ^ 1); // then a chunk that fails its check
+                out.write(bytes, 1000, rest);
+            });
+            assertEquals(BulkTransfer.REFUSED, r.status);
+            assertTrue(r.msg.contains("chunk 1 of slice 0 (offset 1000) fails its CRC32C check"), r.msg);
+            assertEquals(0, r.imported);
+            assertEquals(before, used(), "the abandoned import's storage is freed");
+            assertThrows(IllegalArgumentException.class, () -> to.exportSlice(0, 0, layer));
+
+            // odd chunk sizes from another sender: the pieces are put together exactly
+            r = raw(receiver.issue(TARGET, List.of(layer), from.config()), out -> {
+                out.writeLong(bytes.length);
+                int[] cuts = {3, 77, 1001, 4093};
+                int off = 0;
+                for (int k = 0; off < bytes.length; k++) {
+                    int len = Math.min(cuts[k % cuts.length], bytes.length - off);
+                    out.writeInt(len);
+                    out.writeInt(Wire.crc(bytes, off, len));
+                    out.write(bytes, off, len);
+                    off += len;
+                }
+            });
+            assertEquals(BulkTransfer.OK, r.status, r.msg);
+            assertArrayEquals(bytes, to.exportSlice(0, 0, layer));
+        }
+    }
+
     private static WorkerProcess worker(RemoteInstanceProvider controller, WireSecurity token, boolean bulk)
             throws Exception {
         return WorkerProcess.builder().controller(controller.address()).devices(1).deviceMemory(64L << 20)

@@ -221,21 +221,22 @@ final class ShardWeights {
         o = matrixRows(QKV, l, sh0 * hs, nh * hs, canon, o, importing);                     // wq rows
         o = matrixRows(QKV, l, qDim + skv0 * hs, nkv * hs, canon, o, importing);            // wk rows
         o = matrixRows(QKV, l, qDim + kvDim + skv0 * hs, nkv * hs, canon, o, importing);    // wv rows
-        for (int r = 0; r < dim; r++) {                                                      // wo columns
-            segment(WO, l, r, sh0 * hs, canon, o, nh * hs, importing);
-            o += nh * hs;
+        // each loop visits only the rows a window of the canonical floats touches (all of them otherwise)
+        int n = nh * hs;
+        for (int r = canon.firstRun(o, n, dim), end = canon.endRun(o, n, dim); r < end; r++) {   // wo columns
+            segment(WO, l, r, sh0 * hs, canon, o + r * n, n, importing);
         }
-        for (int k = 0; k < nf; k++) {                                                       // w1 rows
-            segment(W13, l, w13Row(sf0 + k, false), 0, canon, o, dim, importing);
-            o += dim;
+        o += dim * n;
+        for (int k = canon.firstRun(o, dim, nf), end = canon.endRun(o, dim, nf); k < end; k++) {   // w1 rows
+            segment(W13, l, w13Row(sf0 + k, false), 0, canon, o + k * dim, dim, importing);
         }
-        for (int k = 0; k < nf; k++) {                                                       // w3 rows
-            segment(W13, l, w13Row(sf0 + k, true), 0, canon, o, dim, importing);
-            o += dim;
+        o += nf * dim;
+        for (int k = canon.firstRun(o, dim, nf), end = canon.endRun(o, dim, nf); k < end; k++) {   // w3 rows
+            segment(W13, l, w13Row(sf0 + k, true), 0, canon, o + k * dim, dim, importing);
         }
-        for (int r = 0; r < dim; r++) {                                                      // w2 columns
-            segment(W2, l, r, sf0, canon, o, nf, importing);
-            o += nf;
+        o += nf * dim;
+        for (int r = canon.firstRun(o, nf, dim), end = canon.endRun(o, nf, dim); r < end; r++) {   // w2 columns
+            segment(W2, l, r, sf0, canon, o + r * nf, nf, importing);
         }
     }
 
@@ -356,10 +357,10 @@ final class ShardWeights {
     /** Whole rows {@code [r0, r0 + count)} of layer matrix {@code m}, contiguous in {@code canon} from {@code o}. */
     private int matrixRows(int m, int l, int r0, int count, CanonFloats canon, int o, boolean importing) {
         int n = matCols[m];
-        for (int r = 0; r < count; r++, o += n) {
-            segment(m, l, r0 + r, 0, canon, o, n, importing);
+        for (int r = canon.firstRun(o, n, count), end = canon.endRun(o, n, count); r < end; r++) {
+            segment(m, l, r0 + r, 0, canon, o + r * n, n, importing);
         }
-        return o;
+        return o + count * n;
     }
 
     /** Columns {@code [j0, j0 + len)} of row {@code r} of layer matrix {@code m} of local layer {@code l}, in or out. */

@@ -226,6 +226,25 @@ final class StageShard implements PipelinePosition {
         return true;
     }
 
+    /** A window of the canonical floats: the same copies, clipped to {@code [from, from + canon.limit())}. */
+    @Override
+    public boolean transferPart(ContextSlice slice, FloatBuffer canon, int from, boolean importing) {
+        CanonFloats part = CanonFloats.window(canon, from);
+        if (slice instanceof ContextSlice.KvCache k) {
+            transferKv(k, part, importing);
+        } else {
+            weights.transfer(slice, part, importing, stage);
+        }
+        return true;
+    }
+
+    @Override
+    public void completeImport(ContextSlice slice) {
+        if (!(slice instanceof ContextSlice.KvCache)) {
+            imported(slice);
+        }
+    }
+
     private void transfer(ContextSlice slice, CanonFloats canon, boolean importing) {
         if (slice instanceof ContextSlice.KvCache k) {
             transferKv(k, canon, importing);
@@ -233,10 +252,15 @@ final class StageShard implements PipelinePosition {
         }
         weights.transfer(slice, canon, importing, stage);
         if (importing) {
-            coverage.mark(slice);
-            if (slice instanceof ContextSlice.LayerWeights w && coverage.layerComplete(w.layer() - layers.from())) {
-                weights.dropStaging(w.layer() - layers.from());
-            }
+            imported(slice);
+        }
+    }
+
+    /** Marks an imported weight slice present; a layer whose pieces are all in drops its Q8_0 assembly floats. */
+    private void imported(ContextSlice slice) {
+        coverage.mark(slice);
+        if (slice instanceof ContextSlice.LayerWeights w && coverage.layerComplete(w.layer() - layers.from())) {
+            weights.dropStaging(w.layer() - layers.from());
         }
     }
 
@@ -262,10 +286,11 @@ final class StageShard implements PipelinePosition {
         int o = 0;
         for (int which = 0; which < 2; which++) {
             int base = (l * 2 + which) * cap * kvDim;
-            for (int t = 0; t < k.length(); t++) {
-                ShardWeights.rows(entry.data, base + t * kvDim + off, canon, o, width, importing);
-                o += width;
+            int n = k.length();
+            for (int t = canon.firstRun(o, width, n), end = canon.endRun(o, width, n); t < end; t++) {
+                ShardWeights.rows(entry.data, base + t * kvDim + off, canon, o + t * width, width, importing);
             }
+            o += n * width;
         }
     }
 

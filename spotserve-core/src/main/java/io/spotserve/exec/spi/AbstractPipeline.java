@@ -9,6 +9,7 @@ import io.spotserve.exec.IndexRange;
 import io.spotserve.exec.Pipeline;
 import io.spotserve.exec.ShardLayout;
 import io.spotserve.exec.SliceFormat;
+import io.spotserve.exec.SliceImport;
 import io.spotserve.exec.TensorReducer;
 import io.spotserve.exec.WeightPrecision;
 import io.spotserve.model.ModelWeights;
@@ -54,6 +55,8 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
     protected final WeightPrecision weights;
     private final Map<Long, int[]> sequences = new LinkedHashMap<>(); // id -> {capacity, length}
     private boolean closed;
+    /** Counts loads, imports and releases of weight storage (an abandoned part-wise import checks it). */
+    private long storageChanges;
     /** The float buffer the array paths of {@link #exportSlice} and {@link #importSlice} reuse. */
     private final FloatScratch scratch = new FloatScratch();
 
@@ -193,6 +196,20 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
         return shards[stage][shard - hostedShards.from()];
     }
 
+    boolean isClosed() {
+        return closed;
+    }
+
+    /** Records a change of the positions' weight storage (a load, an import, a release). */
+    void storageChanged() {
+        storageChanges++;
+    }
+
+    /** How many storage changes happened after the one numbered {@code began}. */
+    long storageChangesSince(long began) {
+        return storageChanges - began;
+    }
+
     /** @throws IllegalStateException if the pipeline is closed */
     protected final void checkOpen() {
         if (closed) {
@@ -210,6 +227,7 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
             throw new IllegalArgumentException("checkpoint shape " + checkpoint.config() + " differs from the pipeline's "
                     + c);
         }
+        storageChanged();
         // all-or-nothing per device: check every device can take what is still missing before allocating
         Map<Device, Long> need = new IdentityHashMap<>();
         for (S[] stage : shards) {
@@ -262,6 +280,7 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
             throw new IllegalArgumentException(slice + " is not a weight unit of position (stage " + stage + ", shard "
                     + shard + ") of " + layout + "; expected one of " + layout.weightSlices(stage, shard));
         }
+        storageChanged();
         s.release(slice);
     }
 
@@ -311,6 +330,47 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
         return out;
     }
 
+    /** Fp32 slices of a position with a part path; -1 for Q8_0 weights (their encoding's length varies). */
+    @Override
+    public final long exportLength(int stage, int shard, ContextSlice slice) {
+        if (q8Weights(slice)) {
+            return -1;
+        }
+        S s = holding(stage, shard, slice);
+        return SliceParts.exportable(s, slice) ? SliceFormat.encodedLength(c, slice) : -1;
+    }
+
+    @Override
+    public final void exportPart(int stage, int shard, ContextSlice slice, long offset, ByteBuffer dst) {
+        S s = holding(stage, shard, slice);
+        if (q8Weights(slice) || !SliceParts.export(c, s, slice, offset, dst)) {
+            throw new UnsupportedOperationException(slice + " of position (stage " + stage + ", shard " + shard
+                    + ") is exported only whole");
+        }
+    }
+
+    /**
+     * Fp32 weight slices the position owns but does not hold yet, on a position with a part path; the storage is
+     * allocated here.
+     */
+    @Override
+    public final SliceImport beginImport(int stage, int shard, ContextSlice slice, long length) {
+        S s = position(stage, shard);
+        Objects.requireNonNull(slice, "slice");
+        slice.validate(c);
+        owning(stage, shard, s, slice);
+        if (slice instanceof ContextSlice.KvCache || weights != WeightPrecision.FP32
+                || length != SliceFormat.encodedLength(c, slice) || s.holds(slice, 0)) {
+            return null;
+        }
+        boolean allocates = s.allocationBytes(slice) > 0;
+        if (!s.transferPart(slice, SliceParts.NOTHING, 0, true)) { // allocates the missing storage
+            return null;
+        }
+        storageChanged();
+        return new SliceParts.Import(this, c, s, slice, allocates, storageChanges);
+    }
+
     /** Whether {@code slice} is a weight slice this pipeline keeps (and exports) as Q8_0 blocks. */
     private boolean q8Weights(ContextSlice slice) {
         return weights == WeightPrecision.Q8_0 && !(slice instanceof ContextSlice.KvCache);
@@ -358,6 +418,7 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
         S s = position(stage, shard);
         ContextSlice slice = SliceFormat.peek(c, bytes);
         owning(stage, shard, s, slice);
+        storageChanged();
         FloatBuffer canon = weights == WeightPrecision.FP32 || slice instanceof ContextSlice.KvCache
                 ? SliceFormat.floats(bytes) : null;
         if (canon == null || !s.transfer(slice, canon, true)) {

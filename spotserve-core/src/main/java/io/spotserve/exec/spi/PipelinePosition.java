@@ -95,6 +95,28 @@ public interface PipelinePosition {
     }
 
     /**
+     * Part of {@link #transfer(ContextSlice, FloatBuffer, boolean)}: only canonical floats {@code [from, from +
+     * canon.limit())} of {@code slice} (float {@code from + i} at index i of {@code canon}), so a slice can leave or
+     * enter storage a cache-sized piece at a time. Importing allocates missing storage first (which may throw,
+     * changing nothing) and copies the part, but does not record the slice as present: {@link #completeImport} does,
+     * once every part is in. Returns false, having changed nothing, when the backend has no such path (the default).
+     * The caller never passes weight slices that must be rounded first (fp16 or Q8_0 pipelines).
+     */
+    default boolean transferPart(ContextSlice slice, FloatBuffer canon, int from, boolean importing) {
+        return false;
+    }
+
+    /**
+     * Records that every float of {@code slice} arrived through {@link #transferPart} (what an import by
+     * {@link #transfer} records at its end).
+     *
+     * @throws UnsupportedOperationException if the backend has no {@link #transferPart} path
+     */
+    default void completeImport(ContextSlice slice) {
+        throw new UnsupportedOperationException("this backend imports slices whole");
+    }
+
+    /**
      * Imports weight slice {@code slice} (not a KV slice) straight from {@code source}, with the same result as
      * {@code transfer(slice, CheckpointSlices.read(source, slice), true)} after rounding every value to fp16 when
      * {@code fp16}, but without the slice's canonical copy on the heap. Returns false when the backend has no such
