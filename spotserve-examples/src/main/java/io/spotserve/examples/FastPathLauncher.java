@@ -53,10 +53,11 @@ final class FastPathLauncher {
             return Optional.empty();
         }
         Optional<String> java = ProcessHandle.current().info().command();
-        String classPath = System.getProperty("java.class.path");
-        if (java.isEmpty() || classPath == null || classPath.isEmpty()) {
+        String given = System.getProperty("java.class.path");
+        if (java.isEmpty() || given == null || given.isEmpty()) {
             return Optional.empty(); // cannot tell how we were started: run here (scalar, with the WARN line)
         }
+        String classPath = absolute(given);
         List<String> cmd = new ArrayList<>();
         cmd.add(java.get());
         cmd.add("--add-modules");
@@ -64,6 +65,7 @@ final class FastPathLauncher {
         cmd.add("-D" + RELAUNCHED + "=true");
         List<String> inherited = ManagementFactory.getRuntimeMXBean().getInputArguments();
         cmd.addAll(heapOptions(inherited));
+        cmd.addAll(JIT_OPTIONS);
         for (String a : inherited) {
             if (!a.startsWith("-XX:SharedArchiveFile") && !a.startsWith("-XX:ArchiveClassesAtExit")) {
                 cmd.add(a);
@@ -128,6 +130,17 @@ final class FastPathLauncher {
     }
 
     /**
+     * JIT options of the child (and of the {@code spotserve} script, which must stay in step): the CPU executor's
+     * methods reach the C1 and C2 compilers after a tenth of the usual invocation and loop counts. Until C2 has
+     * compiled them, the Vector API kernels run in the interpreter or in C1 code where every vector operation
+     * allocates; on the 25M model that was the larger part of the gap between {@code generate}'s first token and its
+     * steady state. Only this package, so the compile queue is not flooded with the rest of the JDK (lowering every
+     * threshold did not help). {@code quiet}: the JVM would otherwise echo the command on standard output.
+     */
+    static final List<String> JIT_OPTIONS = List.of("-XX:CompileCommand=quiet",
+            "-XX:CompileCommand=CompileThresholdScaling,io.spotserve.exec.cpu.*::*,0.1");
+
+    /**
      * The collector and heap options the child adds to the inherited ones: unless a collector was chosen, the
      * serial collector (a CLI run holds one model and short-lived garbage: the heap, and the peak RSS, stay near
      * the live size, about half of G1's on the 25M model, and it starts faster), and with it, unless the young
@@ -148,6 +161,22 @@ final class FastPathLauncher {
             }
         }
         return add;
+    }
+
+    /**
+     * The class path with every entry made absolute: the archive records the class path it was written with and a
+     * JVM started in another folder cannot use one written with relative entries (it silently runs without it).
+     */
+    static String absolute(String classPath) {
+        String sep = System.getProperty("path.separator");
+        StringBuilder out = new StringBuilder();
+        for (String entry : classPath.split(java.util.regex.Pattern.quote(sep), -1)) {
+            if (out.length() > 0) {
+                out.append(sep);
+            }
+            out.append(entry.isEmpty() ? entry : Path.of(entry).toAbsolutePath().normalize().toString());
+        }
+        return out.toString();
     }
 
     /** Whether every class path entry is a jar file (the JVM refuses to archive with class folders). */
