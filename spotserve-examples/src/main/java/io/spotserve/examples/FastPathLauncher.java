@@ -16,16 +16,20 @@ import java.util.Optional;
  * standard input, output, error and the exit code.
  *
  * <p>Why a re-launch: the module must be in the boot layer, which only the command line decides, and a jar
- * manifest cannot add it. A launcher script or {@code JDK_JAVA_OPTIONS} would work only for users who go
- * through them; the re-launch works for the exact commands the README shows, from a fresh clone. It costs one
- * extra JVM start (tens of milliseconds), which the class-data-sharing archive below more than pays back.
+ * manifest cannot add it. The README's commands go through the {@code spotserve} script at the repository root,
+ * which starts one JVM with the same options as the child here (its test checks that they stay in step); the
+ * re-launch keeps plain {@code java -jar} on the fast path too, at the cost of a second JVM (0.1–0.2 s of start-up
+ * and ≈ 45 MB on the 2-core benchmark machine).
  *
  * <p>Class-data sharing: the child uses a dynamic AppCDS archive of the classes a run loads, kept beside the
  * jar ({@code spotserve-examples.jsa}, or in {@code java.io.tmpdir} when that folder is read-only). The first
  * run without an archive writes it at exit ({@code -XX:ArchiveClassesAtExit}, into a temporary file renamed
  * into place, so concurrent first runs never see a half-written archive); later runs map it
  * ({@code -XX:SharedArchiveFile}), which shortens start-up. An archive older than the jar (rebuilt) is
- * written anew. Only for class paths made of jar files (the JVM refuses to archive with class folders).
+ * written anew. Only for class paths made of jar files (the JVM refuses to archive with class folders); the child
+ * gets them as absolute paths, since the archive records its class path and is silently unusable from another
+ * folder when that was relative. The script shares the archive. Picocli's classes (class file version 49) are never
+ * archived by JDK 17.
  *
  * <p>Unless the command line picks a collector, the child uses the serial collector with a small young generation
  * (see {@link #heapOptions}).
