@@ -127,9 +127,19 @@ final class GenerateCommand implements Callable<Integer> {
             exOptions = exOptions.withThreads(o.threads());
         }
         ExecutorProvider provider = ExecutorProvider.best();
-        // the kernels get compiled on a small model while the real weights load (KernelWarmUp)
-        KernelWarmUp warmUp = "cpu".equals(provider.name()) && KernelWarmUp.enabled()
-                ? KernelWarmUp.start(provider, exOptions, config) : null;
+        // the kernels get compiled on a small model while the real weights load (KernelWarmUp); the main may have
+        // started one on the CPU executor already
+        KernelWarmUp warmUp = KernelWarmUp.takeEarly();
+        if (!"cpu".equals(provider.name()) || !KernelWarmUp.enabled()) {
+            if (warmUp != null) {
+                warmUp.close();
+            }
+            warmUp = null;
+        } else if (warmUp != null) {
+            warmUp.retarget(exOptions, config);
+        } else {
+            warmUp = KernelWarmUp.start(provider, exOptions, config);
+        }
         try (KernelWarmUp ignored = warmUp; Executor executor = provider.create(exOptions)) {
             List<Device> devices = new ArrayList<>();
             for (int s = 0; s < layout.stages(); s++) {

@@ -6,6 +6,7 @@ import io.spotserve.exec.ExecutorOptions;
 import io.spotserve.exec.ExecutorProvider;
 import io.spotserve.exec.Pipeline;
 import io.spotserve.exec.ShardLayout;
+import io.spotserve.exec.cpu.CpuExecutorProvider;
 import io.spotserve.model.LlamaCheckpoint.Tensor;
 import io.spotserve.model.LlamaConfig;
 import io.spotserve.model.ModelWeights;
@@ -37,16 +38,27 @@ final class KernelWarmUp implements AutoCloseable {
     static final int MAX_ROUNDS = 400;
     /** Row counts keep their residue modulo this (a packed block of 4 vectors of 16 floats, AVX-512). */
     private static final int BLOCK = 64;
+    /** What {@link #startEarly} warms up before the model is known: heads of 64, two per KV head. */
+    private static final LlamaConfig EARLY_MODEL = new LlamaConfig(512, 1376, 1, 8, 4, 512, POSITIONS, true);
 
+    /** What to warm up: executor options (one thread) and the warm-up model. */
+    private record Target(ExecutorOptions options, LlamaConfig shape) {
+    }
+
+    /** The warm-up {@link #startEarly} began, until {@code generate} takes it over. */
+    private static KernelWarmUp early;
+
+    private final ExecutorProvider provider;
     private final Thread thread;
+    private volatile Target target;
     private volatile boolean stop;
     private volatile int rounds;
 
     private KernelWarmUp(ExecutorProvider provider, ExecutorOptions options, LlamaConfig model) {
-        LlamaConfig small = shapeOf(model);
-        this.thread = new Thread(() -> run(provider, options.withThreads(1), small), "spotserve-warm-up");
+        this.provider = provider;
+        this.target = new Target(options.withThreads(1), shapeOf(model));
+        this.thread = new Thread(this::run, "spotserve-warm-up");
         thread.setDaemon(true);
-        thread.setPriority(Thread.MIN_PRIORITY);
     }
 
     /** Whether warm-ups run: unless {@code -Dspotserve.warmup=false}. */
@@ -59,6 +71,31 @@ final class KernelWarmUp implements AutoCloseable {
         KernelWarmUp w = new KernelWarmUp(provider, options, model);
         w.thread.start();
         return w;
+    }
+
+    /**
+     * Called by the main before the command line is parsed, when the command is {@code generate}: starts a warm-up
+     * on the CPU executor's vector kernels (only when the module is loaded) with default options and a head size of 64
+     * (the llama2.c and Llama models'), so that the
+     * Vector API's classes are initialised and the common kernels compiled while picocli parses, on the other core;
+     * {@link #takeEarly} hands it to the command, which retargets it at the real model or closes it.
+     */
+    static synchronized void startEarly() {
+        if (early == null && enabled() && ModuleLayer.boot().findModule(FastPathLauncher.MODULE).isPresent()) {
+            early = start(new CpuExecutorProvider(), ExecutorOptions.defaults(), EARLY_MODEL);
+        }
+    }
+
+    /** The warm-up {@link #startEarly} started, now the caller's to retarget or close; null if none. */
+    static synchronized KernelWarmUp takeEarly() {
+        KernelWarmUp w = early;
+        early = null;
+        return w;
+    }
+
+    /** From the next warm-up sequence on, warms up {@code options}' executor (one thread) for {@code model}. */
+    void retarget(ExecutorOptions options, LlamaConfig model) {
+        target = new Target(options.withThreads(1), shapeOf(model));
     }
 
     /** Warm-up sequences completed so far. */
@@ -91,44 +128,54 @@ final class KernelWarmUp implements AutoCloseable {
         return new LlamaConfig(heads * headSize, hidden, 1, heads, kvHeads, vocab, POSITIONS, true);
     }
 
-    private void run(ExecutorProvider provider, ExecutorOptions options, LlamaConfig config) {
-        ShardLayout layout = ShardLayout.of(config, 1, 1);
-        try (Executor executor = provider.create(options)) {
-            long bytes = layout.weightBytes(0, 0) + layout.kvBytesPerPosition(0, 0) * POSITIONS + (1 << 20);
-            Device device = executor.createDevice(new DeviceId("warm-up", 0), bytes);
-            try (Pipeline pipeline = executor.createPipeline(layout, List.of(device), PREFILL)) {
-                pipeline.loadWeights(new MadeUpWeights(config));
-                long[] seqs = new long[PREFILL];
-                int[] toks = new int[PREFILL];
-                int[] pos = new int[PREFILL];
-                float[][] logits = new float[PREFILL][];
-                float[] out = new float[config.vocabSize()];
-                for (long id = 0; id < MAX_ROUNDS && !stop; id++) {
-                    pipeline.openSequence(id, POSITIONS);
-                    try {
-                        java.util.Arrays.fill(seqs, id);
-                        for (int i = 0; i < PREFILL; i++) {
-                            toks[i] = (int) ((id + 3 * i) % config.vocabSize());
-                            pos[i] = i;
+    private void run() {
+        long id = 0;
+        try {
+            while (!stop && rounds < MAX_ROUNDS) {
+                Target t = target;
+                ShardLayout layout = ShardLayout.of(t.shape(), 1, 1);
+                try (Executor executor = provider.create(t.options())) {
+                    long bytes = layout.weightBytes(0, 0) + layout.kvBytesPerPosition(0, 0) * POSITIONS + (1 << 20);
+                    Device device = executor.createDevice(new DeviceId("warm-up", 0), bytes);
+                    try (Pipeline pipeline = executor.createPipeline(layout, List.of(device), PREFILL)) {
+                        pipeline.loadWeights(new MadeUpWeights(t.shape()));
+                        while (!stop && rounds < MAX_ROUNDS && target.equals(t)) {
+                            sequence(pipeline, id++, t.shape().vocabSize());
+                            rounds++;
                         }
-                        logits[PREFILL - 1] = out;
-                        pipeline.forward(seqs, toks, pos, PREFILL, logits);
-                        logits[PREFILL - 1] = null;
-                        logits[0] = out;
-                        for (int p = PREFILL; p < POSITIONS && !stop; p++) {
-                            toks[0] = argmax(out);
-                            pos[0] = p;
-                            pipeline.forward(seqs, toks, pos, 1, logits);
-                        }
-                        logits[0] = null;
-                    } finally {
-                        pipeline.closeSequence(id);
                     }
-                    rounds++;
                 }
             }
         } catch (RuntimeException | Error e) {
             LOG.debug("kernel warm-up stopped: {}", e.toString());
+        }
+    }
+
+    /** One warm-up sequence: a prefill block of {@link #PREFILL} entries, then decode steps to {@link #POSITIONS}. */
+    private void sequence(Pipeline pipeline, long id, int vocab) {
+        long[] seqs = new long[PREFILL];
+        int[] toks = new int[PREFILL];
+        int[] pos = new int[PREFILL];
+        float[][] logits = new float[PREFILL][];
+        float[] out = new float[vocab];
+        pipeline.openSequence(id, POSITIONS);
+        try {
+            java.util.Arrays.fill(seqs, id);
+            for (int i = 0; i < PREFILL; i++) {
+                toks[i] = (int) ((id + 3 * i) % vocab);
+                pos[i] = i;
+            }
+            logits[PREFILL - 1] = out;
+            pipeline.forward(seqs, toks, pos, PREFILL, logits);
+            logits[PREFILL - 1] = null;
+            logits[0] = out;
+            for (int p = PREFILL; p < POSITIONS && !stop; p++) {
+                toks[0] = argmax(out);
+                pos[0] = p;
+                pipeline.forward(seqs, toks, pos, 1, logits);
+            }
+        } finally {
+            pipeline.closeSequence(id);
         }
     }
 

@@ -72,6 +72,9 @@ public final class Main {
         if (relaunched.isPresent()) {
             System.exit(relaunched.get());
         }
+        if (args.length > 0 && args[0].equals("generate")) {
+            KernelWarmUp.startEarly(); // the Vector API's start-up and the first compilations beside picocli's
+        }
         CommandLine cl = commands(args, System.out, System.err);
         CommandLine serveLine = cl.getSubcommands().get("serve");
         if (serveLine != null && serveLine.getCommand() instanceof ServeHttpCommand serve) {

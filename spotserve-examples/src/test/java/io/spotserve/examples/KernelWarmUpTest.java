@@ -33,6 +33,34 @@ class KernelWarmUpTest {
         assertEquals(512, KernelWarmUp.shapeOf(llama1b).dim());
     }
 
+    private static void awaitRounds(KernelWarmUp w, int rounds) throws InterruptedException {
+        long deadline = System.nanoTime() + 60_000_000_000L;
+        while (w.rounds() < rounds && System.nanoTime() < deadline) {
+            Thread.sleep(5);
+        }
+        assertTrue(w.rounds() >= rounds, w.rounds() + " warm-up sequences in 60 s, expected " + rounds);
+    }
+
+    @Test
+    void anEarlyWarmUpIsHandedOverOnceAndFollowsItsNewTarget() throws Exception {
+        KernelWarmUp.startEarly();
+        KernelWarmUp w = KernelWarmUp.takeEarly();
+        assertEquals(null, KernelWarmUp.takeEarly());
+        assertEquals(ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent(), w != null);
+        if (w == null) {
+            return;
+        }
+        try {
+            awaitRounds(w, 1);
+            // another head size (32) and no grouped-query attention: a new executor and pipeline, still stepping
+            w.retarget(ExecutorOptions.defaults().withVector(false), new LlamaConfig(256, 700, 4, 8, 8, 300, 64, true));
+            int before = w.rounds();
+            awaitRounds(w, before + 2);
+        } finally {
+            w.close();
+        }
+    }
+
     @Test
     void stepsTheSmallModelUntilClosed() throws Exception {
         LlamaConfig m25 = new LlamaConfig(512, 1376, 8, 8, 4, 512, 1024, true);
