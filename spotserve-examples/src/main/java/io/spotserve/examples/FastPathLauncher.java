@@ -8,6 +8,7 @@ import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import java.util.concurrent.TimeUnit;
 
 /**
  * Makes {@code java -jar spotserve-examples.jar ...} run the CPU executor's Vector API kernels without any flag:
@@ -24,7 +25,8 @@ import java.util.Optional;
  * <p>Class-data sharing: the child uses a dynamic AppCDS archive of the classes a run loads, kept beside the
  * jar ({@code spotserve-examples.jsa}, or in {@code java.io.tmpdir} when that folder is read-only). The first
  * run without an archive writes it at exit ({@code -XX:ArchiveClassesAtExit}, into a temporary file renamed
- * into place, so concurrent first runs never see a half-written archive); later runs map it
+ * into place once a JVM has mapped it ({@link #mappable}), so concurrent first runs never see a half-written archive);
+ * later runs map it
  * ({@code -XX:SharedArchiveFile}), which shortens start-up. An archive older than the jar (rebuilt) is
  * written anew. Only for class paths made of jar files (the JVM refuses to archive with class folders); the child
  * gets them as absolute paths, since the archive records its class path and is silently unusable from another
@@ -117,7 +119,7 @@ final class FastPathLauncher {
         }
         if (pending != null) {
             try {
-                if (code == 0 && Files.size(pending) > 0) {
+                if (code == 0 && Files.size(pending) > 0 && mappable(java.get(), pending, classPath)) {
                     Files.move(pending, archive, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
                 }
             } catch (IOException ignored) {
@@ -181,6 +183,33 @@ final class FastPathLauncher {
             out.append(entry.isEmpty() ? entry : Path.of(entry).toAbsolutePath().normalize().toString());
         }
         return out.toString();
+    }
+
+    /**
+     * Whether a JVM started with this archive and class path gets past start-up ({@code -Xshare:on ... -version} in a
+     * child, at most 60 s): JDK 17 dies of SIGBUS mapping a truncated archive (say, written to a full disk), and a
+     * crash of every later run would be far worse than no archive.
+     */
+    static boolean mappable(String java, Path archive, String classPath) {
+        List<String> cmd = new ArrayList<>(List.of(java, "--add-modules", MODULE));
+        cmd.addAll(heapOptions(List.of()));
+        cmd.addAll(List.of("-Xshare:on", "-XX:SharedArchiveFile=" + archive, "-Xlog:cds=off", "-Xlog:cds+dynamic=off",
+                "-XX:ErrorFile=" + (System.getProperty("os.name").startsWith("Windows") ? "NUL" : "/dev/null"),
+                "-cp", classPath, "-version"));
+        try {
+            Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD)
+                    .start();
+            if (!p.waitFor(60, TimeUnit.SECONDS)) {
+                p.destroyForcibly();
+                return false;
+            }
+            return p.exitValue() == 0;
+        } catch (IOException e) {
+            return false;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
+        }
     }
 
     /** Whether every class path entry is a jar file (the JVM refuses to archive with class folders). */

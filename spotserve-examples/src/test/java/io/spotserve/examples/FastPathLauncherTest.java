@@ -112,6 +112,14 @@ class FastPathLauncherTest {
         }
         assertTrue(classes.contains("io.spotserve.examples.Main$Top source: shared objects file (top)"),
                 "the child did not use the archive");
+
+        // a truncated archive (a full disk) would crash every JVM that maps it: never installed
+        String javaCmd = ProcessHandle.current().info().command().orElse("java");
+        assertTrue(FastPathLauncher.mappable(javaCmd, archive, jar.toString()));
+        Path cut = dir.resolve("cut.jsa");
+        byte[] bytes = Files.readAllBytes(archive);
+        Files.write(cut, java.util.Arrays.copyOf(bytes, bytes.length / 3));
+        assertFalse(FastPathLauncher.mappable(javaCmd, cut, jar.toString()));
     }
 
     @Test

@@ -105,6 +105,32 @@ class LauncherScriptTest {
     }
 
     @Test
+    void anArchiveNoJvmCanMapIsNeverInstalled() throws Exception {
+        assumeTrue(Files.isExecutable(Path.of("/bin/sh")), "needs /bin/sh");
+        Path jar = ThinJar.build(dir.resolve("cli.jar"));
+        // a JDK whose java writes truncated archives, as on a full disk (JDK 17 dies of SIGBUS mapping one)
+        Path home = Files.createDirectories(dir.resolve("jdk/bin"));
+        Path java = home.resolve("java");
+        Files.writeString(java, "#!/bin/sh\n"
+                + "\"" + Path.of(System.getProperty("java.home"), "bin", "java") + "\" \"$@\"\n"
+                + "code=$?\n"
+                + "for a in \"$@\"; do case $a in -XX:ArchiveClassesAtExit=*) f=${a#*=}; "
+                + "head -c 100000 \"$f\" > \"$f.cut\" && mv \"$f.cut\" \"$f\";; esac; done\n"
+                + "exit $code\n");
+        assertTrue(java.toFile().setExecutable(true));
+        Map<String, String> env = Map.of("SPOTSERVE_JAR", jar.toString(), "JAVA_HOME", home.getParent().toString());
+        for (int run = 0; run < 2; run++) {
+            Result r = run(dir, env, "--version");
+            assertEquals(0, r.code, r.err);
+            assertTrue(new String(r.out, StandardCharsets.UTF_8).startsWith("SpotServe-J "), r.err);
+            assertFalse(Files.exists(dir.resolve("cli.jsa")), "a truncated archive was installed");
+            try (Stream<Path> files = Files.list(dir)) {
+                assertEquals(List.of(), files.filter(f -> f.toString().endsWith(".tmp")).toList());
+            }
+        }
+    }
+
+    @Test
     void forwardsTheExitCodeAndSaysHowToBuildAMissingJar() throws Exception {
         assumeTrue(Files.isExecutable(Path.of("/bin/sh")), "needs /bin/sh");
         assertTrue(Files.isRegularFile(SCRIPT), "no script at " + SCRIPT);
