@@ -8,6 +8,7 @@ import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import java.util.concurrent.TimeUnit;
 
 /**
  * Makes {@code java -jar spotserve-examples.jar ...} run the CPU executor's Vector API kernels without any flag:
@@ -16,16 +17,21 @@ import java.util.Optional;
  * standard input, output, error and the exit code.
  *
  * <p>Why a re-launch: the module must be in the boot layer, which only the command line decides, and a jar
- * manifest cannot add it. A launcher script or {@code JDK_JAVA_OPTIONS} would work only for users who go
- * through them; the re-launch works for the exact commands the README shows, from a fresh clone. It costs one
- * extra JVM start (tens of milliseconds), which the class-data-sharing archive below more than pays back.
+ * manifest cannot add it. The README's commands go through the {@code spotserve} script at the repository root,
+ * which starts one JVM with the same options as the child here (its test checks that they stay in step); the
+ * re-launch keeps plain {@code java -jar} on the fast path too, at the cost of a second JVM (0.1–0.2 s of start-up
+ * and ≈ 45 MB on the 2-core benchmark machine).
  *
  * <p>Class-data sharing: the child uses a dynamic AppCDS archive of the classes a run loads, kept beside the
  * jar ({@code spotserve-examples.jsa}, or in {@code java.io.tmpdir} when that folder is read-only). The first
  * run without an archive writes it at exit ({@code -XX:ArchiveClassesAtExit}, into a temporary file renamed
- * into place, so concurrent first runs never see a half-written archive); later runs map it
+ * into place once a JVM has mapped it ({@link #mappable}), so concurrent first runs never see a half-written archive);
+ * later runs map it
  * ({@code -XX:SharedArchiveFile}), which shortens start-up. An archive older than the jar (rebuilt) is
- * written anew. Only for class paths made of jar files (the JVM refuses to archive with class folders).
+ * written anew. Only for class paths made of jar files (the JVM refuses to archive with class folders); the child
+ * gets them as absolute paths, since the archive records its class path and is silently unusable from another
+ * folder when that was relative. The script shares the archive. Picocli's classes (class file version 49) are never
+ * archived by JDK 17.
  *
  * <p>Unless the command line picks a collector, the child uses the serial collector with a small young generation
  * (see {@link #heapOptions}).
@@ -53,10 +59,11 @@ final class FastPathLauncher {
             return Optional.empty();
         }
         Optional<String> java = ProcessHandle.current().info().command();
-        String classPath = System.getProperty("java.class.path");
-        if (java.isEmpty() || classPath == null || classPath.isEmpty()) {
+        String given = System.getProperty("java.class.path");
+        if (java.isEmpty() || given == null || given.isEmpty()) {
             return Optional.empty(); // cannot tell how we were started: run here (scalar, with the WARN line)
         }
+        String classPath = absolute(given);
         List<String> cmd = new ArrayList<>();
         cmd.add(java.get());
         cmd.add("--add-modules");
@@ -64,6 +71,7 @@ final class FastPathLauncher {
         cmd.add("-D" + RELAUNCHED + "=true");
         List<String> inherited = ManagementFactory.getRuntimeMXBean().getInputArguments();
         cmd.addAll(heapOptions(inherited));
+        cmd.addAll(JIT_OPTIONS);
         for (String a : inherited) {
             if (!a.startsWith("-XX:SharedArchiveFile") && !a.startsWith("-XX:ArchiveClassesAtExit")) {
                 cmd.add(a);
@@ -111,7 +119,7 @@ final class FastPathLauncher {
         }
         if (pending != null) {
             try {
-                if (code == 0 && Files.size(pending) > 0) {
+                if (code == 0 && Files.size(pending) > 0 && mappable(java.get(), pending, classPath)) {
                     Files.move(pending, archive, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
                 }
             } catch (IOException ignored) {
@@ -126,6 +134,17 @@ final class FastPathLauncher {
         }
         return Optional.of(code);
     }
+
+    /**
+     * JIT options of the child (and of the {@code spotserve} script, which must stay in step): the CPU executor's
+     * methods reach the C1 and C2 compilers after a tenth of the usual invocation and loop counts. Until C2 has
+     * compiled them, the Vector API kernels run in the interpreter or in C1 code where every vector operation
+     * allocates; on the 25M model that was the larger part of the gap between {@code generate}'s first token and its
+     * steady state. Only this package, so the compile queue is not flooded with the rest of the JDK (lowering every
+     * threshold did not help). {@code quiet}: the JVM would otherwise echo the command on standard output.
+     */
+    static final List<String> JIT_OPTIONS = List.of("-XX:CompileCommand=quiet",
+            "-XX:CompileCommand=CompileThresholdScaling,io.spotserve.exec.cpu.*::*,0.1");
 
     /**
      * The collector and heap options the child adds to the inherited ones: unless a collector was chosen, the
@@ -148,6 +167,49 @@ final class FastPathLauncher {
             }
         }
         return add;
+    }
+
+    /**
+     * The class path with every entry made absolute: the archive records the class path it was written with and a
+     * JVM started in another folder cannot use one written with relative entries (it silently runs without it).
+     */
+    static String absolute(String classPath) {
+        String sep = System.getProperty("path.separator");
+        StringBuilder out = new StringBuilder();
+        for (String entry : classPath.split(java.util.regex.Pattern.quote(sep), -1)) {
+            if (out.length() > 0) {
+                out.append(sep);
+            }
+            out.append(entry.isEmpty() ? entry : Path.of(entry).toAbsolutePath().normalize().toString());
+        }
+        return out.toString();
+    }
+
+    /**
+     * Whether a JVM started with this archive and class path gets past start-up ({@code -Xshare:on ... -version} in a
+     * child, at most 60 s): JDK 17 dies of SIGBUS mapping a truncated archive (say, written to a full disk), and a
+     * crash of every later run would be far worse than no archive.
+     */
+    static boolean mappable(String java, Path archive, String classPath) {
+        List<String> cmd = new ArrayList<>(List.of(java, "--add-modules", MODULE));
+        cmd.addAll(heapOptions(List.of()));
+        cmd.addAll(List.of("-Xshare:on", "-XX:SharedArchiveFile=" + archive, "-Xlog:cds=off", "-Xlog:cds+dynamic=off",
+                "-XX:ErrorFile=" + (System.getProperty("os.name").startsWith("Windows") ? "NUL" : "/dev/null"),
+                "-cp", classPath, "-version"));
+        try {
+            Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(ProcessBuilder.Redirect.DISCARD)
+                    .start();
+            if (!p.waitFor(60, TimeUnit.SECONDS)) {
+                p.destroyForcibly();
+                return false;
+            }
+            return p.exitValue() == 0;
+        } catch (IOException e) {
+            return false;
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
+        }
     }
 
     /** Whether every class path entry is a jar file (the JVM refuses to archive with class folders). */

@@ -127,7 +127,20 @@ final class GenerateCommand implements Callable<Integer> {
             exOptions = exOptions.withThreads(o.threads());
         }
         ExecutorProvider provider = ExecutorProvider.best();
-        try (Executor executor = provider.create(exOptions)) {
+        // the kernels get compiled on a small model while the real weights load (KernelWarmUp); the main may have
+        // started one on the CPU executor already
+        KernelWarmUp warmUp = KernelWarmUp.takeEarly();
+        if (!"cpu".equals(provider.name()) || !KernelWarmUp.enabled()) {
+            if (warmUp != null) {
+                warmUp.close();
+            }
+            warmUp = null;
+        } else if (warmUp != null) {
+            warmUp.retarget(exOptions, config);
+        } else {
+            warmUp = KernelWarmUp.start(provider, exOptions, config);
+        }
+        try (KernelWarmUp ignored = warmUp; Executor executor = provider.create(exOptions)) {
             List<Device> devices = new ArrayList<>();
             for (int s = 0; s < layout.stages(); s++) {
                 for (int m = 0; m < layout.shards(); m++) {
@@ -139,6 +152,10 @@ final class GenerateCommand implements Callable<Integer> {
             int maxBatch = Math.max(o.batch(), PREFILL_CHUNK);
             try (Pipeline pipeline = executor.createPipeline(layout, devices, maxBatch)) {
                 pipeline.loadWeights(checkpoint);
+                if (warmUp != null) {
+                    warmUp.close();
+                    LOG.debug("kernel warm-up: {} sequences while the weights loaded", warmUp.rounds());
+                }
                 LOG.info("model {} ({} layers, dim {}, vocab {}, seq_len {}); executor {}, {} threads, {} weights; "
                                 + "layout {}; {} steps, {}", files.name(), config.layers(),
                         config.dim(), config.vocabSize(), config.seqLen(), executor.name(), exOptions.threads(),

@@ -6,8 +6,14 @@ import java.io.OutputStreamWriter;
 import java.io.PrintStream;
 import java.io.PrintWriter;
 import java.nio.charset.StandardCharsets;
+import java.util.Collection;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
 import java.util.Properties;
 import java.util.concurrent.Callable;
+import java.util.function.Function;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Model.CommandSpec;
@@ -66,8 +72,12 @@ public final class Main {
         if (relaunched.isPresent()) {
             System.exit(relaunched.get());
         }
-        CommandLine cl = commands(System.out, System.err);
-        if (cl.getSubcommands().get("serve").getCommand() instanceof ServeHttpCommand serve) {
+        if (args.length > 0 && args[0].equals("generate")) {
+            KernelWarmUp.startEarly(); // the Vector API's start-up and the first compilations beside picocli's
+        }
+        CommandLine cl = commands(args, System.out, System.err);
+        CommandLine serveLine = cl.getSubcommands().get("serve");
+        if (serveLine != null && serveLine.getCommand() instanceof ServeHttpCommand serve) {
             // Ctrl-C stops the server and the engine cleanly (only a main installs hooks)
             Runtime.getRuntime().addShutdownHook(new Thread(() -> {
                 try {
@@ -80,16 +90,43 @@ public final class Main {
         System.exit(cl.execute(args));
     }
 
+    /** Every sub-command by name (its {@code @Command} name), in the order the help lists them. */
+    private static final Map<String, Function<PrintStream, Object>> COMMANDS = commandTable();
+
+    private static Map<String, Function<PrintStream, Object>> commandTable() {
+        Map<String, Function<PrintStream, Object>> m = new LinkedHashMap<>();
+        m.put("generate", GenerateCommand::new);
+        m.put("replay", ReplayCommand::new);
+        m.put("plan", PlanCommand::new);
+        m.put("profile", ProfileCommand::new);
+        m.put("serve-demo", ServeCommand::new);
+        m.put("serve", ServeHttpCommand::new);
+        m.put("convert", ConvertCommand::new);
+        return Collections.unmodifiableMap(m);
+    }
+
     /** The command line with every sub-command, writing results to {@code out} and errors to {@code err}. */
     static CommandLine commands(PrintStream out, PrintStream err) {
+        return build(COMMANDS.keySet(), out, err);
+    }
+
+    /**
+     * The command line for {@code args}: when the first argument names a sub-command, only that one (picocli reads
+     * each registered command's annotations by reflection, a cost at every start-up; parsing, help and errors of a
+     * sub-command do not involve the others), otherwise every sub-command (the top level's help and errors list them).
+     */
+    static CommandLine commands(String[] args, PrintStream out, PrintStream err) {
+        if (args.length > 0 && COMMANDS.containsKey(args[0])) {
+            return build(List.of(args[0]), out, err);
+        }
+        return commands(out, err);
+    }
+
+    private static CommandLine build(Collection<String> names, PrintStream out, PrintStream err) {
         CommandLine cl = new CommandLine(new Top());
-        cl.addSubcommand(new GenerateCommand(out));
-        cl.addSubcommand(new ReplayCommand(out));
-        cl.addSubcommand(new PlanCommand(out));
-        cl.addSubcommand(new ProfileCommand(out));
-        cl.addSubcommand(new ServeCommand(out));
-        cl.addSubcommand(new ServeHttpCommand(out));
-        cl.addSubcommand(new ConvertCommand(out));
+        for (String name : names) {
+            cl.addSubcommand(COMMANDS.get(name).apply(out)); // named by its @Command
+        }
         cl.setExpandAtFiles(false); // a prompt may start with '@'
         cl.setOut(new PrintWriter(new OutputStreamWriter(out, StandardCharsets.UTF_8), true));
         cl.setErr(new PrintWriter(new OutputStreamWriter(err, StandardCharsets.UTF_8), true));
@@ -109,7 +146,7 @@ public final class Main {
     }
 
     static int run(String[] args, PrintStream out, PrintStream err) {
-        return commands(out, err).execute(args);
+        return commands(args, out, err).execute(args);
     }
 
     /** Picocli's message, in the words of the rest of the CLI where picocli's are vaguer. */

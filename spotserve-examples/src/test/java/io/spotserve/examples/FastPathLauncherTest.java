@@ -28,19 +28,26 @@ class FastPathLauncherTest {
 
     /** {@code java [jvmArgs] -cp <test class path> Main args}, without the Vector API module, at most 120 s. */
     private Result java(List<String> jvmArgs, String... args) throws IOException, InterruptedException {
+        List<String> all = new ArrayList<>(jvmArgs);
+        all.add("-cp");
+        all.add(System.getProperty("java.class.path"));
+        return javaIn(dir, all, args);
+    }
+
+    /** {@code java [jvmArgs] Main args} in {@code cwd} ({@code jvmArgs} give the class path), at most 120 s. */
+    private Result javaIn(Path cwd, List<String> jvmArgs, String... args) throws IOException, InterruptedException {
         List<String> cmd = new ArrayList<>();
         cmd.add(ProcessHandle.current().info().command().orElse("java"));
         cmd.add("-Djava.io.tmpdir=" + dir);
         // the model line (executor name) is logged at INFO; the test resources quiet it, this re-enables it
         cmd.add("-Dorg.slf4j.simpleLogger.log.io.spotserve.examples.GenerateCommand=info");
         cmd.addAll(jvmArgs);
-        cmd.add("-cp");
-        cmd.add(System.getProperty("java.class.path"));
         cmd.add(Main.class.getName());
         cmd.addAll(List.of(args));
         Path out = dir.resolve("out.txt");
         Path err = dir.resolve("err.txt");
-        Process p = new ProcessBuilder(cmd).redirectOutput(out.toFile()).redirectError(err.toFile()).start();
+        Process p = new ProcessBuilder(cmd).directory(cwd.toFile()).redirectOutput(out.toFile())
+                .redirectError(err.toFile()).start();
         try {
             assertTrue(p.waitFor(120, TimeUnit.SECONDS), "timed out: " + cmd);
         } finally {
@@ -78,6 +85,49 @@ class FastPathLauncherTest {
         Result bad = java(List.of(), "generate", "--steps", "-1");
         assertEquals(2, bad.code, bad.err);
         assertTrue(bad.err.contains("--steps"), bad.err);
+    }
+
+    @Test
+    void theArchiveWrittenThroughARelativeClassPathServesRunsFromOtherFolders() throws Exception {
+        Path jar = ThinJar.build(dir.resolve("cli.jar"));
+        Path archive = dir.resolve("cli.jsa");
+        Path sub = Files.createDirectories(dir.resolve("sub"));
+        Result first = javaIn(dir, List.of("-cp", "cli.jar"), "--version");
+        assertEquals(0, first.code, first.err);
+        assertTrue(Files.isRegularFile(archive), "no archive beside the jar");
+        Path log = dir.resolve("classes-%p.txt");
+        Result second = javaIn(sub, List.of("-Xlog:class+load:file=" + log, "-cp", "../cli.jar"), "--version");
+        assertEquals(0, second.code, second.err);
+        assertTrue(second.out.startsWith("SpotServe-J "), second.out);
+        String classes;
+        try (var files = Files.list(dir)) {
+            classes = String.join("\n", files.filter(f -> f.getFileName().toString().startsWith("classes-"))
+                    .map(f -> {
+                        try {
+                            return Files.readString(f);
+                        } catch (IOException e) {
+                            throw new java.io.UncheckedIOException(e);
+                        }
+                    }).toList());
+        }
+        assertTrue(classes.contains("io.spotserve.examples.Main$Top source: shared objects file (top)"),
+                "the child did not use the archive");
+
+        // a truncated archive (a full disk) would crash every JVM that maps it: never installed
+        String javaCmd = ProcessHandle.current().info().command().orElse("java");
+        assertTrue(FastPathLauncher.mappable(javaCmd, archive, jar.toString()));
+        Path cut = dir.resolve("cut.jsa");
+        byte[] bytes = Files.readAllBytes(archive);
+        Files.write(cut, java.util.Arrays.copyOf(bytes, bytes.length / 3));
+        assertFalse(FastPathLauncher.mappable(javaCmd, cut, jar.toString()));
+    }
+
+    @Test
+    void classPathsAreMadeAbsolute() {
+        String sep = System.getProperty("path.separator");
+        String abs = FastPathLauncher.absolute("a.jar" + sep + "lib/../b.jar");
+        Path cwd = Path.of("").toAbsolutePath();
+        assertEquals(cwd.resolve("a.jar") + sep + cwd.resolve("b.jar"), abs);
     }
 
     @Test

@@ -62,6 +62,18 @@ class MainTest {
     }
 
     @Test
+    void aNamedCommandIsTheOnlyOneBuiltAndTheTopLevelStillListsThemAll() {
+        List<String> all = List.copyOf(Main.commands(System.out, System.err).getSubcommands().keySet());
+        for (String name : all) {
+            CommandLine cl = Main.commands(new String[] {name, "--help"}, System.out, System.err);
+            assertEquals(List.of(name), List.copyOf(cl.getSubcommands().keySet()));
+        }
+        for (String[] args : new String[][] {{}, {"--help"}, {"serve-http"}, {"--version"}}) {
+            assertEquals(all, List.copyOf(Main.commands(args, System.out, System.err).getSubcommands().keySet()));
+        }
+    }
+
+    @Test
     void missingOrUnknownCommandIsOneLine() {
         for (String[] args : new String[][] {{}, {"serve-http"}, {"--bogus"}}) {
             CliRun r = CliRun.of(args);
