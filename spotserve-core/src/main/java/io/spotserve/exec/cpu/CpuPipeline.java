@@ -150,7 +150,6 @@ final class CpuPipeline extends AbstractPipeline<StageShard> {
         for (StageShard s : shards[shards.length - 1]) {
             s.logits(x, logits);
         }
-        executor.pool().rest(); // the step is over: the pool's helpers leave the cores to the caller
     }
 
     @Override
@@ -207,8 +206,10 @@ final class CpuPipeline extends AbstractPipeline<StageShard> {
                 s.logits(x, logits); // a split group fills its shards' vocabulary columns only
             }
         }
-        if (stage + 1 == hosted.to()) {
-            executor.pool().rest(); // this process's part of the step is over: the next stage's process runs now
+        if (stage + 1 == hosted.to() && partial()) {
+            // this process's part of the step is over and the rest of it runs in other processes (on the same
+            // machine, maybe): the helpers park now instead of spinning on a core the next stage's process needs
+            executor.pool().rest();
         }
     }
 

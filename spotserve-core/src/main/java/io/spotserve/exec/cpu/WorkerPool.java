@@ -78,9 +78,10 @@ final class WorkerPool implements AutoCloseable {
     }
 
     /**
-     * Tells the helpers that no loop follows soon (a step, or this process's stages of it, ended): they park at once
-     * instead of spinning up to {@link #SPINS} for the next loop, so they leave the cores to whoever runs next (the
-     * next stage's worker process on the same machine, the engine's sampling). The next loop wakes them.
+     * Tells the helpers that no loop follows soon (this process's stages of a step ended and the step goes on in
+     * another process): they park at once instead of spinning up to {@link #SPINS} for the next loop, so they leave
+     * the cores to whoever runs next (the next stage's worker process on the same machine). The next loop wakes them.
+     * A whole pipeline in one process does not call it: its next step usually starts within the spin.
      */
     void rest() {
         resting = true;
