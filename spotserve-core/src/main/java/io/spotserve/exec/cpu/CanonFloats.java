@@ -161,7 +161,7 @@ final class CanonFloats {
     private static final int TILE_PAD = 4;
     /** Columns of the squares {@link #transpose} moves for 4 rows before it goes on to the next 4 rows. */
     private static final int T = TILE_COLUMNS;
-    /** Where a buffer's part of a blocked transpose is staged ({@code count × TILE_COLUMNS} floats at most). */
+    /** Where a buffer's part of a blocked transpose is staged ({@code count × (TILE_COLUMNS + TILE_PAD)} at most). */
     private float[] tile = new float[0];
 
     /**
@@ -273,7 +273,7 @@ final class CanonFloats {
         }
     }
 
-    /** {@code b[bo + c·bs + r] = a[ao + r·as + c]} for r, c in [0, 4): a 4 × 4 square transposed through registers. */
+    /** {@code b[bo + c·bs + r] = a[ao + r·as + c]} for r, c in [0, 4): a 4 × 4 square moved through locals. */
     private static void square(float[] a, int ao, int as, float[] b, int bo, int bs) {
         float a00 = a[ao];
         float a01 = a[ao + 1];
