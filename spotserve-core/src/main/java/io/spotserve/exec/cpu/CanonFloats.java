@@ -149,26 +149,30 @@ final class CanonFloats {
     }
 
     /**
-     * Columns of canonical floats a blocked transpose moves between a buffer and {@link #tile} at a time: whole rows of
+     * Columns of canonical floats a blocked transpose moves between a buffer and {@link #TILE} at a time: whole rows of
      * the models here (25M model, 1 MiB pieces: 512 columns exported in 14-15 ms per 95 MB against 19-20 ms with 128,
      * fewer and longer bulk copies).
      */
     private static final int TILE_COLUMNS = 2048;
     /**
-     * Floats past each row of {@link #tile}: its rows are {@code TILE_COLUMNS + TILE_PAD} floats apart, not a power of
+     * Floats past each row of {@link #TILE}: its rows are {@code TILE_COLUMNS + TILE_PAD} floats apart, not a power of
      * two, so the rows of one transposed square fall in different L1 sets (a power-of-two stride maps them to a few).
      */
     private static final int TILE_PAD = 4;
     /** Columns of the squares {@link #transpose} moves for 4 rows before it goes on to the next 4 rows. */
     private static final int T = TILE_COLUMNS;
-    /** Where a buffer's part of a blocked transpose is staged ({@code count × (TILE_COLUMNS + TILE_PAD)} at most). */
-    private float[] tile = new float[0];
+    /**
+     * Where a buffer's part of a blocked transpose is staged, one per thread: a window is made per piece of a slice, so
+     * a tile per instance would allocate up to 0.5 MiB per 1 MiB piece. {@code count × (TILE_COLUMNS + TILE_PAD)}
+     * floats at most (≤ 0.5 MiB for 64-row blocks), kept by every thread that transposed a buffer.
+     */
+    private static final ThreadLocal<float[][]> TILE = ThreadLocal.withInitial(() -> new float[][] {new float[0]});
 
     /**
      * Copies {@code count} runs of {@code len} canonical floats, run i from {@code canonOff + i·len}, with float k of
      * run i at {@code store[at + i + k·g]} (rows of a {@link PackedRows} block: {@code g} apart, the rows next to each
      * other), or back when importing: the same copies as {@code count} calls of {@link #strided}, done as a blocked
-     * transpose (4 × 4 squares, through a row-padded tile for a buffer) rather than one strided walk per run. In a
+     * transpose (4 × 4 squares, through a row-padded {@link #TILE} for a buffer) rather than one strided walk per run. In a
      * window, runs cut by its edges go through {@link #strided}.
      */
     void block(float[] store, int at, int g, int count, int len, int canonOff, boolean importing) {
@@ -210,10 +214,11 @@ final class CanonFloats {
         }
         int cols = Math.min(TILE_COLUMNS, len);
         int ts = cols + TILE_PAD;
-        if (tile.length < n * ts) {
-            tile = new float[n * ts];
+        float[][] held = TILE.get();
+        if (held[0].length < n * ts) {
+            held[0] = new float[n * ts];
         }
-        float[] t = tile;
+        float[] t = held[0];
         for (int j = 0; j < len; j += cols) {
             int w = Math.min(cols, len - j);
             int c = base + i0 * len + j;
