@@ -38,8 +38,37 @@ final class PackedRows {
     /** Copies whole rows {@code [r0, r0 + count)} (contiguous in {@code canon}) in or out. */
     static void rows(float[] store, int matOff, int rows, int n, int lanes, int r0, int count, CanonFloats canon,
                      int canonOff, boolean importing) {
-        for (int r = 0; r < count; r++) {
-            segment(store, matOff, rows, n, lanes, r0 + r, 0, canon, canonOff + r * n, n, importing);
+        segments(store, matOff, rows, n, lanes, r0, count, 0, canon, canonOff, n, importing);
+    }
+
+    /**
+     * Copies columns {@code [j0, j0 + len)} of each row {@code r0 + i}, i in {@code [0, count)}, between the matrix and
+     * the plain floats {@code canon[canonOff + i·len ..+len)} (the segments follow each other in {@code canon}): what
+     * {@link #segment} does row by row, with the rows of one packed block moved together as a blocked transpose
+     * ({@link CanonFloats#block}) instead of one strided gather per row, and runs of whole plain rows as one copy.
+     */
+    static void segments(float[] store, int matOff, int rows, int n, int lanes, int r0, int count, int j0,
+                         CanonFloats canon, int canonOff, int len, boolean importing) {
+        int g = blockRows(lanes);
+        int packedEnd = lanes == 0 ? 0 : rows - rows % g;
+        int end = r0 + count;
+        int r = r0;
+        while (r < end && r < packedEnd) {
+            int b = r - r % g;
+            int stop = Math.min(end, b + g);
+            canon.block(store, matOff + b * n + (r - b) + j0 * g, g, stop - r, len, canonOff + (r - r0) * len,
+                    importing);
+            r = stop;
+        }
+        if (r >= end) {
+            return;
+        }
+        if (len == n) { // whole plain rows lie back to back in both layouts
+            canon.copy(store, matOff + r * n, canonOff + (r - r0) * len, (end - r) * n, importing);
+            return;
+        }
+        for (; r < end; r++) {
+            canon.copy(store, matOff + r * n + j0, canonOff + (r - r0) * len, len, importing);
         }
     }
 }

@@ -223,21 +223,15 @@ final class ShardWeights {
         o = matrixRows(QKV, l, qDim + kvDim + skv0 * hs, nkv * hs, canon, o, importing);    // wv rows
         // each loop visits only the rows a window of the canonical floats touches (all of them otherwise)
         int n = nh * hs;
-        for (int r = canon.firstRun(o, n, dim), end = canon.endRun(o, n, dim); r < end; r++) {   // wo columns
-            segment(WO, l, r, sh0 * hs, canon, o + r * n, n, importing);
-        }
+        int r0 = canon.firstRun(o, n, dim);
+        segments(WO, l, r0, canon.endRun(o, n, dim) - r0, sh0 * hs, canon, o + r0 * n, n, importing); // wo columns
         o += dim * n;
-        for (int k = canon.firstRun(o, dim, nf), end = canon.endRun(o, dim, nf); k < end; k++) {   // w1 rows
-            segment(W13, l, w13Row(sf0 + k, false), 0, canon, o + k * dim, dim, importing);
-        }
+        w13Rows(l, sf0, nf, false, canon, o, importing);                                      // w1 rows
         o += nf * dim;
-        for (int k = canon.firstRun(o, dim, nf), end = canon.endRun(o, dim, nf); k < end; k++) {   // w3 rows
-            segment(W13, l, w13Row(sf0 + k, true), 0, canon, o + k * dim, dim, importing);
-        }
+        w13Rows(l, sf0, nf, true, canon, o, importing);                                       // w3 rows
         o += nf * dim;
-        for (int r = canon.firstRun(o, nf, dim), end = canon.endRun(o, nf, dim); r < end; r++) {   // w2 columns
-            segment(W2, l, r, sf0, canon, o + r * nf, nf, importing);
-        }
+        r0 = canon.firstRun(o, nf, dim);
+        segments(W2, l, r0, canon.endRun(o, nf, dim) - r0, sf0, canon, o + r0 * nf, nf, importing); // w2 columns
     }
 
     /** Allocates local layer {@code l}'s storage if missing (may throw, changing nothing). */
@@ -357,10 +351,36 @@ final class ShardWeights {
     /** Whole rows {@code [r0, r0 + count)} of layer matrix {@code m}, contiguous in {@code canon} from {@code o}. */
     private int matrixRows(int m, int l, int r0, int count, CanonFloats canon, int o, boolean importing) {
         int n = matCols[m];
-        for (int r = canon.firstRun(o, n, count), end = canon.endRun(o, n, count); r < end; r++) {
-            segment(m, l, r0 + r, 0, canon, o + r * n, n, importing);
-        }
+        int r = canon.firstRun(o, n, count);
+        segments(m, l, r0 + r, canon.endRun(o, n, count) - r, 0, canon, o + r * n, n, importing);
         return o + count * n;
+    }
+
+    /**
+     * w1 (or w3, {@code up}) rows of hidden units {@code [sf0, sf0 + nf)} (local), contiguous in {@code canon} from
+     * {@code o}: each run of units inside one {@link StageShard#UNIT_BLOCK} is a run of consecutive rows of w13.
+     */
+    private void w13Rows(int l, int sf0, int nf, boolean up, CanonFloats canon, int o, boolean importing) {
+        for (int k = canon.firstRun(o, dim, nf), end = canon.endRun(o, dim, nf); k < end; ) {
+            int u = sf0 + k;
+            int run = Math.min(end - k, StageShard.UNIT_BLOCK - u % StageShard.UNIT_BLOCK);
+            segments(W13, l, w13Row(u, up), run, 0, canon, o + k * dim, dim, importing);
+            k += run;
+        }
+    }
+
+    /** {@link #segment} for rows {@code [r0, r0 + count)}, their segments back to back in {@code canon} from cOff. */
+    private void segments(int m, int l, int r0, int count, int j0, CanonFloats canon, int cOff, int len,
+                          boolean importing) {
+        if (!q8[m]) {
+            int n = matCols[m];
+            PackedRows.segments(layerW[l], matOff[m], matRows[m], n, n >= packMinColumns ? lanes : 0, r0, count, j0,
+                    canon, cOff, len, importing);
+            return;
+        }
+        for (int r = 0; r < count; r++) {
+            segment(m, l, r0 + r, j0, canon, cOff + r * len, len, importing);
+        }
     }
 
     /** Columns {@code [j0, j0 + len)} of row {@code r} of layer matrix {@code m} of local layer {@code l}, in or out. */
