@@ -92,6 +92,11 @@ public final class WorkerWireBench {
                     workerWarmUpTime == null ? "default" : workerWarmUpTime);
             List<String> ids = controller.liveWorkers();
             RemoteExecutor ex = controller.executor();
+            int blocks = Integer.getInteger("bench.decodeAB", 0);
+            if (blocks > 0) { // only the interleaved decode comparison
+                decodeInterleaved(ex, ckpt, ids, steps, warm, blocks);
+                return;
+            }
             migration(ex, ckpt, ids, rounds, workers);
             ping(ex, ckpt, ids, 500, Math.max(50, warm));
             decode(ex, ckpt, ids, steps, warm, workers);
@@ -294,6 +299,59 @@ public final class WorkerWireBench {
         System.out.printf("decode CPU per step (user + system, all threads, JIT and GC included): two worker processes "
                 + "%.0f us + controller %.0f us = %.0f us; one process %.0f us%n", workerCpuUs, controllerCpuUs,
                 workerCpuUs + controllerCpuUs, localCpuUs);
+    }
+
+    /**
+     * Decode 25M, P = 2, batch 1, in {@code blocks} rounds of three interleaved blocks of {@code steps} steps each: in
+     * one process, on the two workers with the last stage's logits collected straight from its worker, and relayed
+     * back through the first worker ({@code RemotePipeline.directLogits}, set by reflection). All three pipelines are
+     * warmed up first ({@code warm} steps each) and stay open, so every block runs on warm JIT code and the three
+     * see the same machine state over the run; prints each block's median and the medians over blocks.
+     */
+    private static void decodeInterleaved(RemoteExecutor ex, LlamaCheckpoint ckpt, List<String> ids, int steps,
+                                          int warm, int blocks) throws Exception {
+        ShardLayout layout = ShardLayout.of(ckpt.config(), 2, 1);
+        Pipeline remote = ex.createPipeline(layout, List.of(ex.createDevice(new DeviceId(ids.get(0), 1), 512L << 20),
+                ex.createDevice(new DeviceId(ids.get(1), 1), 512L << 20)), 1);
+        remote.loadWeights(ckpt);
+        java.lang.reflect.Field direct = Class.forName("io.spotserve.worker.RemotePipeline")
+                .getDeclaredField("directLogits");
+        direct.setAccessible(true);
+        boolean defaultDirect = direct.getBoolean(null);
+        try (Executor cpu = new CpuExecutor(ExecutorOptions.defaults())) {
+            Pipeline local = cpu.createPipeline(layout, List.of(cpu.createDevice(new DeviceId("local", 0), 512L << 20),
+                    cpu.createDevice(new DeviceId("local", 1), 512L << 20)), 1);
+            local.loadWeights(ckpt);
+            perStep(local, 1, warm, () -> { });
+            direct.setBoolean(null, true);
+            perStep(remote, 1, warm / 2, () -> { });
+            direct.setBoolean(null, false);
+            perStep(remote, 1, warm / 2, () -> { });
+            String[] names = {"one process", "workers, logits direct", "workers, logits relayed"};
+            double[][] med = new double[3][blocks];
+            for (int b = 0; b < blocks; b++) {
+                med[0][b] = perStep(local, steps, 0, () -> { }).medianUs();
+                direct.setBoolean(null, true);
+                med[1][b] = perStep(remote, steps, 0, () -> { }).medianUs();
+                direct.setBoolean(null, false);
+                med[2][b] = perStep(remote, steps, 0, () -> { }).medianUs();
+                System.out.printf("block %d: one process %.0f us, direct %.0f us (%.2f), relayed %.0f us (%.2f)%n", b,
+                        med[0][b], med[1][b], med[0][b] / med[1][b], med[2][b], med[0][b] / med[2][b]);
+            }
+            double[] m = new double[3];
+            for (int k = 0; k < 3; k++) {
+                double[] sorted = med[k].clone();
+                Arrays.sort(sorted);
+                m[k] = sorted[blocks / 2];
+            }
+            System.out.printf("decode interleaved, %d blocks x %d steps: medians %s %.0f us, %s %.0f us (ratio %.2f), "
+                    + "%s %.0f us (ratio %.2f)%n", blocks, steps, names[0], m[0], names[1], m[1], m[0] / m[1], names[2],
+                    m[2], m[0] / m[2]);
+            local.close();
+        } finally {
+            direct.setBoolean(null, defaultDirect);
+            remote.close();
+        }
     }
 
     /**
