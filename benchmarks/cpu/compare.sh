@@ -46,7 +46,7 @@ GGUF=$OUT/m25.gguf
 if [ $have_llama = 1 ]; then
   python3 benchmarks/cpu/llama2c_to_gguf.py "$M25" "$TOK" "$GGUF" >/dev/null || { echo "GGUF conversion failed (numpy?)" >&2; have_llama=0; }
 fi
-# one untimed run first: it writes the class-data-sharing archive beside the jar that the timed runs map
+# one untimed run first (it would write the class-data-sharing archive with SPOTSERVE_CDS=true)
 ./spotserve generate --model "$M25" --tokenizer "$TOK" --prompt "$PROMPT" --steps 16 --temperature 0 > /dev/null 2>&1 \
   || { echo "./spotserve generate failed" >&2; exit 1; }
 load() { cut -d' ' -f1 /proc/loadavg; }

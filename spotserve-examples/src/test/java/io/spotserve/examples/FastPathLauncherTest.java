@@ -92,11 +92,12 @@ class FastPathLauncherTest {
         Path jar = ThinJar.build(dir.resolve("cli.jar"));
         Path archive = dir.resolve("cli.jsa");
         Path sub = Files.createDirectories(dir.resolve("sub"));
-        Result first = javaIn(dir, List.of("-cp", "cli.jar"), "--version");
+        Result first = javaIn(dir, List.of("-Dspotserve.cds=true", "-cp", "cli.jar"), "--version");
         assertEquals(0, first.code, first.err);
         assertTrue(Files.isRegularFile(archive), "no archive beside the jar");
         Path log = dir.resolve("classes-%p.txt");
-        Result second = javaIn(sub, List.of("-Xlog:class+load:file=" + log, "-cp", "../cli.jar"), "--version");
+        Result second = javaIn(sub, List.of("-Dspotserve.cds=true", "-Xlog:class+load:file=" + log, "-cp",
+                "../cli.jar"), "--version");
         assertEquals(0, second.code, second.err);
         assertTrue(second.out.startsWith("SpotServe-J "), second.out);
         String classes;

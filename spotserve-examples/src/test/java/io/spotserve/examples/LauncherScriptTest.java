@@ -67,7 +67,8 @@ class LauncherScriptTest {
         String[] gen = {"generate", "--prompt", ref.prompt(), "--steps", String.valueOf(ref.steps()),
                 "--temperature", "0", "--threads", "1"};
 
-        Result first = run(dir, Map.of("SPOTSERVE_JAR", jar.toString(), "JAVA_OPTS", info), gen);
+        Result first = run(dir, Map.of("SPOTSERVE_JAR", jar.toString(), "JAVA_OPTS", info, "SPOTSERVE_CDS", "true"),
+                gen);
         assertEquals(0, first.code, first.err);
         assertArrayEquals(ref.stdoutBytes(), first.out, first.err);
         assertTrue(first.err.contains("executor cpu-vector"), first.err);
@@ -81,7 +82,7 @@ class LauncherScriptTest {
         // from another folder: the same text, the application's classes come from the archive, one JVM only
         Path elsewhere = Files.createDirectories(dir.resolve("elsewhere"));
         Path log = dir.resolve("classes-%p.txt");
-        Result second = run(elsewhere, Map.of("SPOTSERVE_JAR", jar.toString(),
+        Result second = run(elsewhere, Map.of("SPOTSERVE_JAR", jar.toString(), "SPOTSERVE_CDS", "true",
                 "JAVA_OPTS", info + " -Xlog:class+load:file=" + log), gen);
         assertEquals(0, second.code, second.err);
         assertArrayEquals(ref.stdoutBytes(), second.out, second.err);
@@ -97,7 +98,7 @@ class LauncherScriptTest {
         // a rebuilt jar makes the archive stale: the next run writes it again
         FileTime built = Files.getLastModifiedTime(jar);
         Files.setLastModifiedTime(archive, FileTime.fromMillis(built.toMillis() - 60_000));
-        Result version = run(dir, Map.of("SPOTSERVE_JAR", jar.toString()), "--version");
+        Result version = run(dir, Map.of("SPOTSERVE_JAR", jar.toString(), "SPOTSERVE_CDS", "true"), "--version");
         assertEquals(0, version.code, version.err);
         assertTrue(new String(version.out, StandardCharsets.UTF_8).startsWith("SpotServe-J "), version.err);
         assertTrue(Files.getLastModifiedTime(archive).compareTo(Files.getLastModifiedTime(jar)) > 0,
@@ -118,7 +119,8 @@ class LauncherScriptTest {
                 + "head -c 100000 \"$f\" > \"$f.cut\" && mv \"$f.cut\" \"$f\";; esac; done\n"
                 + "exit $code\n");
         assertTrue(java.toFile().setExecutable(true));
-        Map<String, String> env = Map.of("SPOTSERVE_JAR", jar.toString(), "JAVA_HOME", home.getParent().toString());
+        Map<String, String> env = Map.of("SPOTSERVE_JAR", jar.toString(), "JAVA_HOME", home.getParent().toString(),
+                "SPOTSERVE_CDS", "true");
         for (int run = 0; run < 2; run++) {
             Result r = run(dir, env, "--version");
             assertEquals(0, r.code, r.err);
@@ -135,11 +137,10 @@ class LauncherScriptTest {
         assumeTrue(Files.isExecutable(Path.of("/bin/sh")), "needs /bin/sh");
         assertTrue(Files.isRegularFile(SCRIPT), "no script at " + SCRIPT);
         Path jar = ThinJar.build(dir.resolve("cli.jar"));
-        Result bad = run(dir, Map.of("SPOTSERVE_JAR", jar.toString(), "SPOTSERVE_CDS", "false"),
-                "generate", "--steps", "-1");
+        Result bad = run(dir, Map.of("SPOTSERVE_JAR", jar.toString()), "generate", "--steps", "-1");
         assertEquals(2, bad.code, bad.err);
         assertTrue(bad.err.contains("--steps"), bad.err);
-        assertFalse(Files.exists(dir.resolve("cli.jsa")), "SPOTSERVE_CDS=false wrote an archive");
+        assertFalse(Files.exists(dir.resolve("cli.jsa")), "the default (no SPOTSERVE_CDS) wrote an archive");
 
         Result missing = run(dir, Map.of("SPOTSERVE_JAR", dir.resolve("none.jar").toString()), "--version");
         assertEquals(1, missing.code, missing.err);
