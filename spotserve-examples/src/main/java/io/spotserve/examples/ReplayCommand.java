@@ -49,7 +49,7 @@ import picocli.CommandLine.Option;
  *
  * <pre>
  * java -jar spotserve-examples.jar replay [--trace PATH] [--speed 22] [--clients 24 | --rate R] [--requests N]
- *     [--tokens 128] [--grace 1] [--seed 1] [--fixed | --processes]
+ *     [--tokens 128] [--grace 0.3] [--seed 1] [--fixed | --processes]
  * </pre>
  *
  * <p>The defaults are chosen so that a preemption finds requests to interrupt, as in the paper. Only the trace is
@@ -64,9 +64,11 @@ import picocli.CommandLine.Option;
  * the paper (128 tokens of GPT-20B on T4 GPUs, tens of seconds), less the seconds its migration takes. Compressed like
  * the trace, 30 trace seconds are 1.36 s of wall time, several stories260K requests' worth: every doomed batch finished
  * before its deadline and nothing was interrupted. {@code --grace} scales the notice to the requests instead: its
- * default, 1 trace second (45 ms at 22x), is shorter than one request's decoding (128 steps, ~64 ms as the profile
- * prices them; the requests' p50 latency at the default load was 125-190 ms on a shared 2-core machine) and than a
- * reconfiguration of the fleet, as the paper's 30 s, less a migration of seconds, are shorter than its longest
+ * default, 0.3 trace seconds (14 ms at 22x), is shorter than one request's decoding and than a reconfiguration of the
+ * fleet (until session 12 it was 1 trace second, 45 ms, then shorter than a request's ~64 ms as the profile priced
+ * them; once the CLI decoded 2-3x faster, without its class-data-sharing archive, 2 of 4 default runs interrupted
+ * nothing at the trace's removals, the doomed batches finishing inside 45 ms, and 4 of 4 runs at 0.3 interrupted 2 to
+ * 4 requests), as the paper's 30 s, less a migration of seconds, are shorter than its longest
  * requests. With 2 trace seconds (91 ms) the arranger, which prices a step at the profile's ~0.5 ms, still let a busy
  * batch finish first in one default run out of three. A notice then leaves less time than the migration takes (the
  * arranger's estimate, twice the smoothed pause of the last reconfigurations, was 70-800 ms in our runs), so the
@@ -102,7 +104,12 @@ final class ReplayCommand implements Callable<Integer> {
     static final double SPOT_PRICE = 1.9;
     static final double ON_DEMAND_PRICE = 3.9;
     /** Default {@code --grace}, trace seconds (the class comment says why it is not the cloud's 30 s). */
-    static final double DEFAULT_GRACE = 1;
+    static final double DEFAULT_GRACE = 0.3;
+    /**
+     * Default {@code --grace} with {@code --processes}: 1 trace second (45 ms), as before session 12; there the notice
+     * travels as a SIGTERM to the worker JVM and on to the controller before anything can move.
+     */
+    static final double DEFAULT_PROCESS_GRACE = 1;
     /** Longest {@code --grace}: AWS's two-minute spot interruption notice. */
     static final double MAX_GRACE = 120;
     /** Default {@code --clients}. */
@@ -155,7 +162,8 @@ final class ReplayCommand implements Callable<Integer> {
             + "S_out; at most the model's context less the prompt: 500 for stories260K)")
     int tokens = DEFAULT_TOKENS;
     @Option(names = "--grace", paramLabel = "SECONDS", description = "preemption notice of a removal, trace seconds, "
-            + "in (0, 120] (default 1: less than one request, as the paper's 30 s less its migration are; see the docs)")
+            + "in (0, 120] (default 0.3, 1 with --processes: less than one request, as the paper's 30 s less its "
+            + "migration are; see the docs)")
     Double grace;
     @Option(names = "--seed", paramLabel = "S", description = "seed of arrivals and prompts (default 1)")
     int seed = 1;
@@ -196,7 +204,8 @@ final class ReplayCommand implements Callable<Integer> {
             System.setProperty(ENGINE_LOG_LEVEL, "warn");
         }
         checkOptions();
-        Duration notice = Duration.ofNanos(Math.round((grace != null ? grace : DEFAULT_GRACE) * 1e9));
+        double graceSeconds = grace != null ? grace : processes ? DEFAULT_PROCESS_GRACE : DEFAULT_GRACE;
+        Duration notice = Duration.ofNanos(Math.round(graceSeconds * 1e9));
         if (processes) {
             plan = false; // one P1M1 pipeline per worker: no launcher for the planner's on-demand instances
         }

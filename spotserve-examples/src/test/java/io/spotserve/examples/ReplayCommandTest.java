@@ -102,7 +102,7 @@ class ReplayCommandTest {
 
     /**
      * Issue 13: with its defaults a replay really interrupts requests. A short trace played with the default load,
-     * request length and grace (24 closed-loop clients, 128-token requests, a 1 trace-second notice at --speed 22):
+     * request length and grace (24 closed-loop clients, 128-token requests, a 0.3 trace-second notice at --speed 22):
      * every instance that serves when the notice comes is removed, so whatever configuration Algorithm 1 picked, its
      * pipelines hold running requests then; they are interrupted, resume (with their KV cache or recomputed from their
      * committed tokens) and complete with exactly the solo run's tokens. With the grace compressed like the trace
@@ -126,7 +126,7 @@ class ReplayCommandTest {
         JsonObject json = allCompleted(r, -1);
         assertEquals(24, json.get("clients").getAsInt(), r.out);
         assertEquals(128, json.get("tokens").getAsInt(), r.out);
-        assertEquals(1.0, json.get("grace_s").getAsDouble(), 1e-9, r.out);
+        assertEquals(0.3, json.get("grace_s").getAsDouble(), 1e-9, r.out);
         // the removal's notice interrupted requests (rerouted to recompute, or moved with their caches)
         assertTrue(json.get("interrupted_by_preemption").getAsInt() > 0, "no request was interrupted at the removal: "
                 + r.out);
