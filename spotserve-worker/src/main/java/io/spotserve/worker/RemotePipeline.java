@@ -70,12 +70,10 @@ final class RemotePipeline implements Pipeline {
     private final List<RemoteInstanceProvider.WorkerLink> workers;
     private final Map<Long, int[]> sequences = new LinkedHashMap<>(); // id -> {capacity, length}
     private boolean closed;
-    private final Object streamLock = new Object();
-    private StepLink steps;
-    private io.grpc.ManagedChannel stepsChannel;
+    /** The step link to the first stage's worker. */
+    private final CachedLink steps = new CachedLink();
     /** The step link to the last stage's worker that collects the logits (chains over several workers only). */
-    private StepLink collects;
-    private io.grpc.ManagedChannel collectsChannel;
+    private final CachedLink collects = new CachedLink();
 
     /**
      * Whether a chain over several workers has its last stage's worker keep the logits for the controller to collect
@@ -459,15 +457,29 @@ final class RemotePipeline implements Pipeline {
      * if there is none or it broke.
      */
     private StepLink stepLink(io.grpc.ManagedChannel ch) {
-        synchronized (streamLock) {
-            if (steps == null || steps.broken() || stepsChannel != ch) {
-                if (steps != null) {
-                    steps.close();
+        return steps.over(ch, segments.get(0).worker().address);
+    }
+
+    /** A step link kept open across steps: reopened when it broke or the worker's channel changed. */
+    private static final class CachedLink {
+        private StepLink link;
+        private io.grpc.ManagedChannel channel;
+
+        synchronized StepLink over(io.grpc.ManagedChannel ch, String address) {
+            if (link == null || link.broken() || channel != ch) {
+                if (link != null) {
+                    link.close();
                 }
-                steps = StepSocket.open(ch, segments.get(0).worker().address);
-                stepsChannel = ch;
+                link = StepSocket.open(ch, address);
+                channel = ch;
             }
-            return steps;
+            return link;
+        }
+
+        synchronized void close() {
+            if (link != null) {
+                link.close();
+            }
         }
     }
 
@@ -488,7 +500,7 @@ final class RemotePipeline implements Pipeline {
         StepRequest collect = StepRequest.newBuilder().setPipeline(last.id()).setStepId(stepId).setCollect(true)
                 .build();
         return executor.call(workers, first.worker(), ch -> {
-            StepLink link = collectLink(executor.channel(last.worker()), last);
+            StepLink link = collects.over(executor.channel(last.worker()), last.worker().address);
             StepReply[] counts = new StepReply[1];
             StepReply logits = link instanceof StepSocket socket
                     ? socket.tryStepAround(collect, 60, () -> counts[0] = step(ch, direct)) : null;
@@ -497,20 +509,6 @@ final class RemotePipeline implements Pipeline {
             }
             return counts[0].toBuilder().setLogits(logits.getLogits()).build();
         });
-    }
-
-    /** The open step link to the last stage's worker over {@code ch}, a new one if there is none or it broke. */
-    private StepLink collectLink(io.grpc.ManagedChannel ch, Segment last) {
-        synchronized (streamLock) {
-            if (collects == null || collects.broken() || collectsChannel != ch) {
-                if (collects != null) {
-                    collects.close();
-                }
-                collects = StepSocket.open(ch, last.worker().address);
-                collectsChannel = ch;
-            }
-            return collects;
-        }
     }
 
     @Override
@@ -582,14 +580,8 @@ final class RemotePipeline implements Pipeline {
             return;
         }
         closed = true;
-        synchronized (streamLock) {
-            if (steps != null) {
-                steps.close();
-            }
-            if (collects != null) {
-                collects.close();
-            }
-        }
+        steps.close();
+        collects.close();
         for (Segment s : segments) {
             closeSegment(s);
         }

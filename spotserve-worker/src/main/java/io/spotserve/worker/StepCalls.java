@@ -44,14 +44,7 @@ final class StepCalls {
      * the step socket send back for each request.
      */
     StepReply answer(StepRequest r) {
-        try {
-            state.checkLive();
-            return steps.step(r);
-        } catch (RuntimeException e) {
-            Status s = WorkerService.error(e).getStatus();
-            return StepReply.newBuilder().setErrorCode(s.getCode().value())
-                    .setError(s.getDescription() == null ? s.getCode().toString() : s.getDescription()).build();
-        }
+        return answered(() -> steps.step(r));
     }
 
     /**
@@ -60,12 +53,14 @@ final class StepCalls {
      * waits, never a gRPC transport thread).
      */
     StepReply answerSocket(StepRequest r) {
-        if (!r.getCollect()) {
-            return answer(r);
-        }
+        return r.getCollect() ? answered(() -> steps.collect(r)) : answer(r);
+    }
+
+    /** The reply of {@code call} on a live worker, or its refusal as a reply carrying the status. */
+    private StepReply answered(java.util.function.Supplier<StepReply> call) {
         try {
             state.checkLive();
-            return steps.collect(r);
+            return call.get();
         } catch (RuntimeException e) {
             Status s = WorkerService.error(e).getStatus();
             return StepReply.newBuilder().setErrorCode(s.getCode().value())

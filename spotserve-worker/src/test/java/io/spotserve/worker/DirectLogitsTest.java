@@ -11,6 +11,7 @@ import io.grpc.StatusRuntimeException;
 import io.spotserve.exec.Device;
 import io.spotserve.exec.ExecutorOptions;
 import io.spotserve.exec.Pipeline;
+import io.spotserve.exec.ReferenceLlama;
 import io.spotserve.exec.ShardLayout;
 import io.spotserve.exec.cpu.CpuExecutor;
 import io.spotserve.model.LlamaCheckpoint;
@@ -43,15 +44,6 @@ class DirectLogitsTest {
                 .security(TOKEN).warmUp(0).executor(new CpuExecutor(new ExecutorOptions(1, true))).build().start();
     }
 
-    private static int argmax(float[] v) {
-        int best = 0;
-        for (int i = 1; i < v.length; i++) {
-            if (v[i] > v[best]) {
-                best = i;
-            }
-        }
-        return best;
-    }
 
     /** Greedy steps from token 1 on {@code p} (sequence 1), the logits of each. */
     private static List<float[]> greedy(Pipeline p, int steps) {
@@ -60,7 +52,7 @@ class DirectLogitsTest {
         for (int pos = 0; pos < steps; pos++) {
             float[] l = p.decode(new long[] {1}, new int[] {token}, new int[] {pos})[0];
             out.add(l);
-            token = argmax(l);
+            token = ReferenceLlama.argmax(l);
         }
         return out;
     }
@@ -103,7 +95,7 @@ class DirectLogitsTest {
                     for (int pos = 0; pos < steps; pos++) {
                         float[] l = p.decode(new long[] {2}, new int[] {token}, new int[] {pos})[0];
                         assertArrayEquals(expected.get(pos), l, "relayed step " + pos);
-                        token = argmax(l);
+                        token = ReferenceLlama.argmax(l);
                     }
                 } finally {
                     RemotePipeline.directLogits = true;
@@ -113,7 +105,8 @@ class DirectLogitsTest {
                 // the last stage's pipeline closes under the controller: the step fails at once, not at the
                 // collect's 60 s timeout, and the next pipeline steps normally again
                 long lastId = ((RemotePipeline) p).segmentOf(2).id();
-                WorkerGrpc.newBlockingStub(channels.to(a.address())).closePipeline(PipelineRef.newBuilder().setPipeline(lastId).build());
+                WorkerGrpc.newBlockingStub(channels.to(a.address()))
+                        .closePipeline(PipelineRef.newBuilder().setPipeline(lastId).build());
                 long t0 = System.nanoTime();
                 assertThrows(RuntimeException.class, () -> p.decode(new long[] {1}, new int[] {1},
                         new int[] {steps}));

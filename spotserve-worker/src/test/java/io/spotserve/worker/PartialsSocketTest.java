@@ -12,6 +12,7 @@ import io.grpc.StatusRuntimeException;
 import io.spotserve.exec.ExecutorOptions;
 import io.spotserve.exec.IndexRange;
 import io.spotserve.exec.Pipeline;
+import io.spotserve.exec.ReferenceLlama;
 import io.spotserve.exec.ShardLayout;
 import io.spotserve.exec.StoriesGreedyContract;
 import io.spotserve.exec.TensorReducer;
@@ -54,15 +55,6 @@ class PartialsSocketTest {
                 .security(TOKEN).warmUp(0).executor(new CpuExecutor(new ExecutorOptions(1, true))).build().start();
     }
 
-    private static int argmax(float[] v) {
-        int best = 0;
-        for (int i = 1; i < v.length; i++) {
-            if (v[i] > v[best]) {
-                best = i;
-            }
-        }
-        return best;
-    }
 
     private static byte[] frame(long pipeline, long step, int stage, int layer, int kind, int first, int end, int n,
                                 int bytes, int payload) {
@@ -114,8 +106,8 @@ class PartialsSocketTest {
                     ex.createDevice(new DeviceId(w1.instanceId(), 0), 16L << 20)), MAX_BATCH);
             split.loadWeights(ckpt);
             split.openSequence(7, 16);
-            assertEquals(StoriesGreedyContract.FIRST_40[0], argmax(split.decode(new long[] {7}, new int[] {1},
-                    new int[] {0})[0]));
+            assertEquals(StoriesGreedyContract.FIRST_40[0], ReferenceLlama.argmax(split.decode(new long[] {7},
+                    new int[] {1}, new int[] {0})[0]));
             assertTrue(w0.partialsSends()[0] > 0 && w0.partialsSends()[1] == 0, "the members exchanged on sockets");
             long member0 = ((RemotePipeline) split).segmentOf(0, 0).id();
 
@@ -188,7 +180,7 @@ class PartialsSocketTest {
             long[] before = w0.partialsSends();
             int token = StoriesGreedyContract.FIRST_40[0];
             for (int pos = 1; pos < 4; pos++) {
-                token = argmax(split.decode(new long[] {7}, new int[] {token}, new int[] {pos})[0]);
+                token = ReferenceLlama.argmax(split.decode(new long[] {7}, new int[] {token}, new int[] {pos})[0]);
                 assertEquals(StoriesGreedyContract.FIRST_40[pos], token);
             }
             assertEquals(3 * (1 + 2 * ckpt.config().layers()), w0.partialsSends()[0] - before[0]);

@@ -15,6 +15,7 @@ import io.spotserve.exec.DeviceLostException;
 import io.spotserve.exec.Executor;
 import io.spotserve.exec.ExecutorOptions;
 import io.spotserve.exec.Pipeline;
+import io.spotserve.exec.ReferenceLlama;
 import io.spotserve.exec.ShardLayout;
 import io.spotserve.exec.StoriesGreedyContract;
 import io.spotserve.exec.TestPipelines;
@@ -68,15 +69,6 @@ class RemoteShardGroupTest {
         return ex.createPipeline(layout, ds, MAX_BATCH);
     }
 
-    private static int argmax(float[] v) {
-        int best = 0;
-        for (int i = 1; i < v.length; i++) {
-            if (v[i] > v[best]) {
-                best = i;
-            }
-        }
-        return best;
-    }
 
     @Test
     void p1m2AndP2m2WithEachGroupOnTwoWorkersMatchOneProcessBitForBit() throws Exception {
@@ -199,8 +191,8 @@ class RemoteShardGroupTest {
             long[] now = sends(ws);
             assertEquals(sockets ? messages : 0, now[0] - sends[0], layout + " step " + step + ": frames on sockets");
             assertEquals(sockets ? 0 : messages, now[1] - sends[1], layout + " step " + step + ": gRPC messages");
-            next1 = argmax(actual[count - 2]);
-            next2 = argmax(actual[count - 1]);
+            next1 = ReferenceLlama.argmax(actual[count - 2]);
+            next2 = ReferenceLlama.argmax(actual[count - 1]);
             seq2.add(next2);
         }
         int[] got = seq2.stream().mapToInt(Integer::intValue).toArray();
@@ -266,7 +258,7 @@ class RemoteShardGroupTest {
             split.openSequence(7, 16);
             float[][] logits = {new float[512]};
             split.forward(new long[] {7}, new int[] {1}, new int[] {0}, 1, logits);
-            assertEquals(StoriesGreedyContract.FIRST_40[0], argmax(logits[0]));
+            assertEquals(StoriesGreedyContract.FIRST_40[0], ReferenceLlama.argmax(logits[0]));
 
             // the member pipeline ids are the controller's: w0 hosts shard 0 as the first segment
             long member0 = ((RemotePipeline) split).segmentOf(0, 0).id();
@@ -310,7 +302,7 @@ class RemoteShardGroupTest {
             }
             // the refusals left nothing behind: the next step still matches the greedy ids
             split.forward(new long[] {7}, new int[] {FIRST(0)}, new int[] {1}, 1, logits);
-            assertEquals(StoriesGreedyContract.FIRST_40[1], argmax(logits[0]));
+            assertEquals(StoriesGreedyContract.FIRST_40[1], ReferenceLlama.argmax(logits[0]));
 
             w1.close(); // the group's other member dies
             long t0 = System.nanoTime();
@@ -358,7 +350,8 @@ class RemoteShardGroupTest {
                 split.openSequence(1, 32);
                 int token0 = 1;
                 for (int pos = 0; pos < 3; pos++) {
-                    token0 = argmax(split.decode(new long[] {1}, new int[] {token0}, new int[] {pos})[0]);
+                    token0 = ReferenceLlama.argmax(split.decode(new long[] {1}, new int[] {token0},
+                            new int[] {pos})[0]);
                     assertEquals(FIRST(pos), token0);
                 }
                 signal(procs.get(1), "STOP");
@@ -385,7 +378,8 @@ class RemoteShardGroupTest {
                 alone.loadWeights(ckpt);
                 alone.openSequence(2, 8);
                 long t0 = System.nanoTime();
-                assertEquals(FIRST(0), argmax(alone.decode(new long[] {2}, new int[] {1}, new int[] {0})[0]));
+                assertEquals(FIRST(0), ReferenceLlama.argmax(alone.decode(new long[] {2}, new int[] {1},
+                        new int[] {0})[0]));
                 assertTrue((System.nanoTime() - t0) / 1e9 < 2.0, "the survivor answered at once");
                 alone.close();
                 System.out.printf("hung group member: step failed after %.2f s, survivor's pipeline closed in %.3f s%n",

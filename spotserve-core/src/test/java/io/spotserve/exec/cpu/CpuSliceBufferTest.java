@@ -60,8 +60,7 @@ class CpuSliceBufferTest {
     @BeforeAll
     static void load() throws IOException {
         stories = LlamaCheckpoint.load(SharedData.stories260K());
-        // an uneven shape: GQA 6/3 heads of 16, hidden 120, no shared classifier, 3 layers
-        LlamaConfig rc = new LlamaConfig(96, 120, 3, 6, 3, 300, 64, false);
+        LlamaConfig rc = SliceLayoutPairs.UNEVEN;
         random = LlamaCheckpoint.load(LlamaCheckpointWriter.writeRandom(dir.resolve("random.bin"), rc, 23));
         Tokenizer tok = Tokenizer.load(SharedData.tok512(), stories.config().vocabSize());
         Path q = dir.resolve("stories260K-q8_0.gguf");
@@ -69,34 +68,14 @@ class CpuSliceBufferTest {
         storiesQ8 = GgufModel.load(q);
     }
 
-    private static Executor fp32(boolean packed) {
-        return new CpuExecutor(new ExecutorOptions(1, true), packed ? StageShard.PACK_MIN_COLUMNS : Integer.MAX_VALUE);
-    }
-
     @Test
     void storiesEveryLayoutPackedAndPlain() {
-        List<ShardLayout> layouts = TestPipelines.layouts(stories.config());
-        for (boolean packed : new boolean[] {true, false}) {
-            try (Executor cpu = fp32(packed)) {
-                for (int i = 0; i < layouts.size(); i++) {
-                    check(cpu, stories, layouts.get(i), layouts.get((i + 4) % layouts.size()));
-                }
-            }
-        }
+        SliceLayoutPairs.everyLayout(stories, CpuSliceBufferTest::check);
     }
 
     @Test
     void randomShapeSeveralLayouts() {
-        LlamaConfig c = random.config();
-        List<ShardLayout> layouts = List.of(ShardLayout.of(c, 1, 1), ShardLayout.of(c, 3, 3),
-                ShardLayout.balanced(c, List.of(2, 1), 3), ShardLayout.of(c, 1, 3), ShardLayout.of(c, 3, 1));
-        for (boolean packed : new boolean[] {true, false}) {
-            try (Executor cpu = fp32(packed)) {
-                for (int i = 0; i < layouts.size(); i++) {
-                    check(cpu, random, layouts.get(i), layouts.get((i + 1) % layouts.size()));
-                }
-            }
-        }
+        SliceLayoutPairs.unevenLayouts(random, CpuSliceBufferTest::check);
     }
 
     @Test
@@ -215,7 +194,7 @@ class CpuSliceBufferTest {
     void malformedBuffersAreRefusedWithNothingChanged() {
         LlamaConfig c = stories.config();
         ShardLayout layout = ShardLayout.balanced(c, List.of(3, 2), 1);
-        try (Executor cpu = fp32(true);
+        try (Executor cpu = SliceLayoutPairs.fp32(true);
              Pipeline p = TestPipelines.loaded(cpu, stories, layout, "p", 4);
              Pipeline q = empty(cpu, layout, "q")) {
             ContextSlice layer0 = layout.weightSlices(0, 0).stream()

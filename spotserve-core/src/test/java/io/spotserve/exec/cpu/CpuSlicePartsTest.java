@@ -59,38 +59,18 @@ class CpuSlicePartsTest {
     @BeforeAll
     static void load() throws IOException {
         stories = LlamaCheckpoint.load(SharedData.stories260K());
-        LlamaConfig rc = new LlamaConfig(96, 120, 3, 6, 3, 300, 64, false);
+        LlamaConfig rc = SliceLayoutPairs.UNEVEN;
         random = LlamaCheckpoint.load(LlamaCheckpointWriter.writeRandom(dir.resolve("random.bin"), rc, 29));
-    }
-
-    private static Executor fp32(boolean packed) {
-        return new CpuExecutor(new ExecutorOptions(1, true), packed ? StageShard.PACK_MIN_COLUMNS : Integer.MAX_VALUE);
     }
 
     @Test
     void storiesEveryLayoutPackedAndPlain() {
-        List<ShardLayout> layouts = TestPipelines.layouts(stories.config());
-        for (boolean packed : new boolean[] {true, false}) {
-            try (Executor cpu = fp32(packed)) {
-                for (int i = 0; i < layouts.size(); i++) {
-                    check(cpu, stories, layouts.get(i), layouts.get((i + 4) % layouts.size()));
-                }
-            }
-        }
+        SliceLayoutPairs.everyLayout(stories, CpuSlicePartsTest::check);
     }
 
     @Test
     void randomShapeSeveralLayouts() {
-        LlamaConfig c = random.config();
-        List<ShardLayout> layouts = List.of(ShardLayout.of(c, 1, 1), ShardLayout.of(c, 3, 3),
-                ShardLayout.balanced(c, List.of(2, 1), 3), ShardLayout.of(c, 1, 3), ShardLayout.of(c, 3, 1));
-        for (boolean packed : new boolean[] {true, false}) {
-            try (Executor cpu = fp32(packed)) {
-                for (int i = 0; i < layouts.size(); i++) {
-                    check(cpu, random, layouts.get(i), layouts.get((i + 1) % layouts.size()));
-                }
-            }
-        }
+        SliceLayoutPairs.unevenLayouts(random, CpuSlicePartsTest::check);
     }
 
     private static void check(Executor cpu, ModelWeights model, ShardLayout from, ShardLayout to) {
@@ -225,7 +205,7 @@ class CpuSlicePartsTest {
     void malformedPiecesAreRefusedAndAbandonedImportsLeaveNothing() {
         LlamaConfig c = stories.config();
         ShardLayout layout = ShardLayout.balanced(c, List.of(3, 2), 1);
-        try (Executor cpu = fp32(true);
+        try (Executor cpu = SliceLayoutPairs.fp32(true);
              Pipeline p = TestPipelines.loaded(cpu, stories, layout, "p", 4);
              Pipeline q = cpu.createPipeline(layout, TestPipelines.devices(cpu, layout, "q", 1L << 30), 4)) {
             List<ContextSlice> layers = layout.weightSlices(0, 0).stream()
