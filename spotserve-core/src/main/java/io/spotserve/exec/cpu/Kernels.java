@@ -79,6 +79,16 @@ abstract class Kernels {
         Q8Blocks.matmul(w, wOff, n, r0, r1, qx, dx, batch, out, outOff, outStride);
     }
 
+    /**
+     * Rows {@code [r0, r1)} of a {@code rows × n} Q8_0 layer matrix kept in {@link Q8Tiles} at {@code w[wOff..]},
+     * against activations quantized by {@link Q8Blocks#quantizeActivations}; {@code r0} must start a tile (a multiple
+     * of {@link Q8Tiles#ROWS}). The scalar implementation is {@link Q8Tiles#matmul}; the vector one is bit-identical.
+     */
+    void matmulQ8Tiled(byte[] w, int wOff, int n, int rows, int r0, int r1, short[] qx, float[] dx, int batch,
+                       float[] out, int outOff, int outStride) {
+        Q8Tiles.matmul(w, wOff, n, rows, r0, r1, qx, dx, batch, out, outOff, outStride);
+    }
+
     /** {@link Q8Blocks#quantizeActivations}; the vector implementation gives the same bits. */
     void quantizeQ8(float[] x, int xStride, int batch, int n, short[] qx, float[] dx) {
         Q8Blocks.quantizeActivations(x, xStride, batch, n, qx, dx);

@@ -76,30 +76,41 @@ final class Q8Blocks {
      */
     static void quantize(float[] x, int xOff, int n, byte[] dst, int at) {
         for (int k = 0; k < n / BLOCK; k++, at += BLOCK_BYTES) {
-            int base = xOff + k * BLOCK;
-            float amax = 0;
-            for (int j = 0; j < BLOCK; j++) {
-                amax = Math.max(amax, Math.abs(x[base + j]));
-            }
-            float d = amax / 127f;
-            float inv = d != 0 ? 1f / d : 0f;
-            short h = HalfFloats.toHalf(d);
-            dst[at] = (byte) h;
-            dst[at + 1] = (byte) (h >>> 8);
-            for (int j = 0; j < BLOCK; j++) {
-                dst[at + 2 + j] = (byte) Math.round(x[base + j] * inv);
-            }
+            quantizeWeightBlock(x, xOff + k * BLOCK, dst, at, at + 2, 1);
+        }
+    }
+
+    /**
+     * One block of {@link #quantize}: the 32 floats at {@code x[base..]}, the fp16 scale to {@code dst[scaleAt..]}
+     * and quant j to {@code dst[quantAt + j·stride]} (stride 1 in a GGUF row, the tile's width in {@link Q8Tiles}).
+     */
+    static void quantizeWeightBlock(float[] x, int base, byte[] dst, int scaleAt, int quantAt, int stride) {
+        float amax = 0;
+        for (int j = 0; j < BLOCK; j++) {
+            amax = Math.max(amax, Math.abs(x[base + j]));
+        }
+        float d = amax / 127f;
+        float inv = d != 0 ? 1f / d : 0f;
+        short h = HalfFloats.toHalf(d);
+        dst[scaleAt] = (byte) h;
+        dst[scaleAt + 1] = (byte) (h >>> 8);
+        for (int j = 0; j < BLOCK; j++) {
+            dst[quantAt + j * stride] = (byte) Math.round(x[base + j] * inv);
         }
     }
 
     /** Dequantizes {@code n} weights ({@code n} a multiple of 32) from blocks at {@code src[at..]} into {@code dst}. */
     static void dequantize(byte[] src, int at, int n, float[] dst, int dstOff) {
         for (int k = 0; k < n / BLOCK; k++, at += BLOCK_BYTES) {
-            float d = scale(src, at);
-            int o = dstOff + k * BLOCK;
-            for (int j = 0; j < BLOCK; j++) {
-                dst[o + j] = d * src[at + 2 + j];
-            }
+            dequantizeWeightBlock(src, at, at + 2, 1, dst, dstOff + k * BLOCK);
+        }
+    }
+
+    /** One block of {@link #dequantize}: scale at {@code src[scaleAt..]}, quant j at {@code src[quantAt + j·stride]}. */
+    static void dequantizeWeightBlock(byte[] src, int scaleAt, int quantAt, int stride, float[] dst, int o) {
+        float d = scale(src, scaleAt);
+        for (int j = 0; j < BLOCK; j++) {
+            dst[o + j] = d * src[quantAt + j * stride];
         }
     }
 

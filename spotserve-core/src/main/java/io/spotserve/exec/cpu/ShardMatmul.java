@@ -46,13 +46,17 @@ final class ShardMatmul {
         kernels.quantizeQ8(x, xStride, count, n, qx, dx);
     }
 
-    /** A Q8_0 matrix times {@code count} activation vectors (quantized here first), split among threads by rows. */
+    /**
+     * A Q8_0 matrix in GGUF rows (the embedding / classifier rows) times {@code count} activation vectors (quantized
+     * here first), split among threads by rows.
+     */
     void q8(byte[] w, int wOff, int n, int rows, float[] x, int xStride, int count, float[] out, int outStride) {
         quantize(x, xStride, count, n);
         Q8MatmulTask t = q8Matmul;
         t.w = w;
         t.wOff = wOff;
         t.n = n;
+        t.rows = -1;
         t.batch = count;
         t.out = out;
         t.outStride = outStride;
@@ -61,18 +65,46 @@ final class ShardMatmul {
         t.out = null;
     }
 
-    /** Rows of one Q8_0 matmul per chunk, on the quantized activations. */
+    /**
+     * A Q8_0 layer matrix in {@link Q8Tiles} times {@code count} activation vectors (quantized here first), split
+     * among threads by whole tiles.
+     */
+    void q8Tiled(byte[] w, int wOff, int n, int rows, float[] x, int xStride, int count, float[] out, int outStride) {
+        quantize(x, xStride, count, n);
+        Q8MatmulTask t = q8Matmul;
+        t.w = w;
+        t.wOff = wOff;
+        t.n = n;
+        t.rows = rows;
+        t.batch = count;
+        t.out = out;
+        t.outStride = outStride;
+        pool.parallelFor((rows + Q8Tiles.ROWS - 1) / Q8Tiles.ROWS, (long) rows * n * count >= PARALLEL_MIN_MACS, t);
+        t.w = null;
+        t.out = null;
+    }
+
+    /**
+     * One Q8_0 matmul per chunk, on the quantized activations: rows of a matrix in GGUF rows ({@link #q8}, rows = -1),
+     * or whole tiles of a tiled one ({@link #q8Tiled}).
+     */
     private final class Q8MatmulTask implements WorkerPool.Body {
         byte[] w;
         int wOff;
         int n;
+        int rows = -1;
         int batch;
         float[] out;
         int outStride;
 
         @Override
         public void run(int worker, int from, int to) {
-            kernels.matmulQ8(w, wOff, n, from, to, qx, dx, batch, out, 0, outStride);
+            if (rows < 0) {
+                kernels.matmulQ8(w, wOff, n, from, to, qx, dx, batch, out, 0, outStride);
+            } else {
+                kernels.matmulQ8Tiled(w, wOff, n, rows, from * Q8Tiles.ROWS, Math.min(rows, to * Q8Tiles.ROWS), qx,
+                        dx, batch, out, 0, outStride);
+            }
         }
     }
 

@@ -11,8 +11,8 @@ import io.spotserve.model.ModelWeights;
 /**
  * The weight storage of one {@link StageShard}: per local layer a float block (rms_att, rms_ffn, then the layer
  * matrices kept in floats) and, with {@link io.spotserve.exec.WeightPrecision#Q8_0} weights, a byte block of the
- * matrices kept as Q8_0 blocks ({@link Q8Blocks}); the embedding and classifier rows (floats or Q8_0 blocks; one array
- * when they are the same rows) and the final norm. Matrices, by index {@link #QKV}, {@link #WO}, {@link #W13},
+ * matrices kept as Q8_0 blocks in tiles of 32 rows ({@link Q8Tiles}); the embedding and classifier rows (floats or
+ * Q8_0 blocks in GGUF rows, {@link Q8Blocks}; one array when they are the same rows) and the final norm. Matrices, by index {@link #QKV}, {@link #WO}, {@link #W13},
  * {@link #W2}: wqkv [(hq+2·hkv)·hs][dim] (the shard's wq rows, then wk, then wv), wo [dim][hq·hs] (the shard's
  * columns), w13 [2f][dim] (w1 and w3 rows interleaved in blocks of {@link StageShard#UNIT_BLOCK} hidden units), w2
  * [dim][f]. Float matrices use the kernels' {@link PackedRows} layout.
@@ -393,36 +393,35 @@ final class ShardWeights {
         }
         float[] a = canon.array();
         byte[] q = layerQ[l];
-        int rowAt = matOff[m] + r * Q8Blocks.rowBytes(n);
+        int rows = matRows[m];
+        int off = matOff[m];
+        int bl = Q8Blocks.BLOCK;
         float[] st = staging[m][l];
         boolean whole = Q8Blocks.aligned(j0) && Q8Blocks.aligned(len);
+        int k0 = j0 / bl;
+        int k1 = (j0 + len + bl - 1) / bl;
         if (importing) {
             if (st == null && whole) {
-                Q8Blocks.quantize(a, cOff, len, q, rowAt + j0 / Q8Blocks.BLOCK * Q8Blocks.BLOCK_BYTES);
+                Q8Tiles.quantizeRow(a, cOff, q, off, rows, n, r, k0, k1 - k0);
                 return;
             }
             if (st == null) { // a piece that splits blocks: assemble this matrix in floats until the layer is complete
-                st = new float[matRows[m] * n];
-                for (int i = 0; i < matRows[m]; i++) {
-                    Q8Blocks.dequantize(q, matOff[m] + i * Q8Blocks.rowBytes(n), n, st, i * n);
+                st = new float[rows * n];
+                for (int i = 0; i < rows; i++) {
+                    Q8Tiles.dequantizeRow(q, off, rows, n, i, 0, n / bl, st, i * n);
                 }
                 staging[m][l] = st;
             }
             System.arraycopy(a, cOff, st, r * n + j0, len);
-            int k0 = j0 / Q8Blocks.BLOCK;
-            int k1 = (j0 + len + Q8Blocks.BLOCK - 1) / Q8Blocks.BLOCK;
-            Q8Blocks.quantize(st, r * n + k0 * Q8Blocks.BLOCK, (k1 - k0) * Q8Blocks.BLOCK, q,
-                    rowAt + k0 * Q8Blocks.BLOCK_BYTES);
+            Q8Tiles.quantizeRow(st, r * n + k0 * bl, q, off, rows, n, r, k0, k1 - k0);
         } else if (st != null) {
             System.arraycopy(st, r * n + j0, a, cOff, len);
         } else if (whole) {
-            Q8Blocks.dequantize(q, rowAt + j0 / Q8Blocks.BLOCK * Q8Blocks.BLOCK_BYTES, len, a, cOff);
+            Q8Tiles.dequantizeRow(q, off, rows, n, r, k0, k1 - k0, a, cOff);
         } else {
-            int k0 = j0 / Q8Blocks.BLOCK;
-            int k1 = (j0 + len + Q8Blocks.BLOCK - 1) / Q8Blocks.BLOCK;
-            float[] tmp = new float[(k1 - k0) * Q8Blocks.BLOCK];
-            Q8Blocks.dequantize(q, rowAt + k0 * Q8Blocks.BLOCK_BYTES, tmp.length, tmp, 0);
-            System.arraycopy(tmp, j0 - k0 * Q8Blocks.BLOCK, a, cOff, len);
+            float[] tmp = new float[(k1 - k0) * bl];
+            Q8Tiles.dequantizeRow(q, off, rows, n, r, k0, k1 - k0, tmp, 0);
+            System.arraycopy(tmp, j0 - k0 * bl, a, cOff, len);
         }
     }
 

@@ -415,7 +415,7 @@ final class StageShard implements PipelinePosition {
             int r1 = 2 * u1;
             int off = weights.matOff[W13];
             if (weights.q8[W13]) {
-                kernels.matmulQ8(wq, off, dim, r0, r1, mm.qx, mm.dx, batch, h13, 0, rows);
+                kernels.matmulQ8Tiled(wq, off, dim, rows, r0, r1, mm.qx, mm.dx, batch, h13, 0, rows);
             } else if (lanesFor(dim) == 0) {
                 kernels.matmul(w, off, dim, r0, r1, xb, dim, batch, h13, 0, rows);
             } else {
@@ -507,7 +507,7 @@ final class StageShard implements PipelinePosition {
     private void matmul(int m, int l, float[] x, int xStride, int count, float[] out, int outStride) {
         ShardWeights w = weights;
         if (w.q8[m]) {
-            mm.q8(w.layerQ[l], w.matOff[m], w.matCols[m], w.matRows[m], x, xStride, count, out, outStride);
+            mm.q8Tiled(w.layerQ[l], w.matOff[m], w.matCols[m], w.matRows[m], x, xStride, count, out, outStride);
         } else {
             mm.layer(w.layerW[l], w.matOff[m], w.matCols[m], w.matRows[m], x, xStride, count, out, outStride);
         }
