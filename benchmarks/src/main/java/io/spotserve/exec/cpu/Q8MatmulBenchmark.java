@@ -15,8 +15,8 @@ import org.openjdk.jmh.annotations.State;
  * One decode token's layer matrices of the 25M benchmark model (dim 512, hidden 1376, 8 layers, 8 heads / 4 KV
  * heads: per layer wqkv 1024×512, wo 512×512, w13 2752×512, w2 512×1376; 24.7 MB of f32 weights, 6.6 MB of Q8_0)
  * at batch 1 on one thread: our F32 vector kernel (packed rows) and scalar kernel, against the Q8_0 kernels
- * ({@link Q8Blocks}, GGUF's 34-byte blocks, activation quantization included). Kernel level only; tokens/s of the
- * whole decode step are {@code io.spotserve.bench.Q8DecodeBenchmark}. Lives in the executor's package
+ * ({@link Q8Tiles}: GGUF's 34-byte blocks in tiles of 32 rows; activation quantization included). Kernel level
+ * only; tokens/s of the whole decode step are {@code io.spotserve.bench.Q8DecodeBenchmark}. Lives in the executor's package
  * (package-private kernels).
  *
  * <pre>java --add-modules jdk.incubator.vector -jar benchmarks/target/benchmarks.jar Q8Matmul -f 1 -wi 3 -i 5</pre>
@@ -52,7 +52,7 @@ public class Q8MatmulBenchmark {
                     w[j] = (float) (r.nextGaussian() * 0.05);
                 }
                 f32[i] = w;
-                q8[i] = Q8Blocks.quantizeMatrix(w, 0, s[0], s[1]);
+                q8[i] = Q8Tiles.quantizeMatrix(w, 0, s[0], s[1]);
                 int lanes = vector.packLanes();
                 float[] p = new float[w.length];
                 if (lanes > 0) {
@@ -93,7 +93,7 @@ public class Q8MatmulBenchmark {
         for (int i = 0; i < w.q8.length; i++) {
             int[] s = SHAPES[i % SHAPES.length];
             Q8Blocks.quantizeActivations(w.x, s[1], 1, s[1], w.qx, w.dx);
-            Q8VectorKernel.matmul(w.q8[i], 0, s[1], 0, s[0], w.qx, w.dx, 1, w.out, 0, s[0]);
+            Q8TiledKernel.matmul(w.q8[i], 0, s[1], s[0], 0, s[0], w.qx, w.dx, 1, w.out, 0, s[0]);
         }
         return w.out[0];
     }
@@ -103,7 +103,7 @@ public class Q8MatmulBenchmark {
         for (int i = 0; i < w.q8.length; i++) {
             int[] s = SHAPES[i % SHAPES.length];
             Q8Blocks.quantizeActivations(w.x, s[1], 1, s[1], w.qx, w.dx);
-            Q8Blocks.matmul(w.q8[i], 0, s[1], 0, s[0], w.qx, w.dx, 1, w.out, 0, s[0]);
+            Q8Tiles.matmul(w.q8[i], 0, s[1], s[0], 0, s[0], w.qx, w.dx, 1, w.out, 0, s[0]);
         }
         return w.out[0];
     }

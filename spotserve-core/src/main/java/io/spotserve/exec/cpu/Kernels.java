@@ -70,17 +70,7 @@ abstract class Kernels {
     }
 
     /**
-     * {@link #matmul} for a matrix kept as Q8_0 blocks ({@link Q8Blocks}) at {@code w[wOff..]} with {@code n} columns,
-     * rows {@code [r0, r1)}, against activations quantized by {@link Q8Blocks#quantizeActivations}. The scalar
-     * implementation is {@link Q8Blocks#matmul}; the vector one is bit-identical to it.
-     */
-    void matmulQ8(byte[] w, int wOff, int n, int r0, int r1, short[] qx, float[] dx, int batch, float[] out,
-                  int outOff, int outStride) {
-        Q8Blocks.matmul(w, wOff, n, r0, r1, qx, dx, batch, out, outOff, outStride);
-    }
-
-    /**
-     * Rows {@code [r0, r1)} of a {@code rows × n} Q8_0 layer matrix kept in {@link Q8Tiles} at {@code w[wOff..]},
+     * Rows {@code [r0, r1)} of a {@code rows × n} Q8_0 matrix kept in {@link Q8Tiles} at {@code w[wOff..]},
      * against activations quantized by {@link Q8Blocks#quantizeActivations}; {@code r0} must start a tile (a multiple
      * of {@link Q8Tiles#ROWS}). The scalar implementation is {@link Q8Tiles#matmul}; the vector one is bit-identical.
      */

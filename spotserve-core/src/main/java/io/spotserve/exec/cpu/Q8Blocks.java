@@ -10,25 +10,21 @@ import java.nio.ByteOrder;
  * {@link #BLOCK_BYTES} = 34 bytes, an fp16 scale {@code d} (little-endian) then 32 signed bytes {@code q}, weight =
  * {@code d · q}. One byte and a sixteenth per weight instead of four: decode is memory-bound, so this is the CPU's
  * cheap-memory format. The bytes of a row are exactly the bytes of that row in a Q8_0 GGUF tensor.
+ * The CPU executor keeps the embedding and classifier rows this way; its layer matrices hold the same blocks
+ * regrouped in tiles of 32 rows ({@link Q8Tiles}), whose product sums each block's integers per row.
  *
- * <p>The product with activations follows llama.cpp's Q8_0 × Q8_0 scheme (and llama2.c's runq.c): each activation
+ * <p>The activation side of a product follows llama.cpp's Q8_0 × Q8_0 scheme (and llama2.c's runq.c): each activation
  * vector is quantized per block of 32 the same way ({@link #quantizeActivations}: scale amax / 127 rounded to fp16,
- * quants rounded to nearest, so in [-127, 127]; kept as shorts, the width the vector kernel multiplies in), the
- * integer products of a block are summed exactly, and the float part runs in {@link #LANES} accumulators in a fixed
- * order that the Vector API kernel ({@code Q8VectorKernel}) follows lane for lane, so the two give bit-identical
- * results: lane {@code l} of block k is the exact integer {@code p[2l] + p[2l+1]} ({@code p[j] = qw[j]·qx[j]}),
- * multiplied by {@code dw_k · dx_k} and added to accumulator l with one fused multiply-add; at the end of the row
- * the accumulators are summed as a halving tree ({@link #sumLanes}). Compared with a float dot product of the
- * dequantized weights, the only extra error is the activation's quantization: at most
- * {@code dx · (1/2 + 127/2048)} per element (half a step, plus the fp16 rounding of the step).
+ * quants rounded to nearest, so in [-127, 127]; kept as shorts). The product itself, and the arithmetic it follows,
+ * is {@link Q8Tiles#matmul}. Compared with a float dot product of the dequantized weights, the only extra error is
+ * the activation's quantization: at most {@code dx · (1/2 + 127/2048)} per element (half a step, plus the fp16
+ * rounding of the step).
  */
 final class Q8Blocks {
     /** Weights per block. */
     static final int BLOCK = 32;
     /** Bytes per block: the fp16 scale and 32 quants. */
     static final int BLOCK_BYTES = 34;
-    /** Float accumulators per row (one 512-bit vector of floats, or two 256-bit ones). */
-    static final int LANES = 16;
     /** Every fp16 bit pattern's float value: a block scale is one table load instead of a decode per block. */
     private static final float[] HALF = new float[1 << 16];
     /** Little-endian shorts read straight out of the block bytes. */
@@ -153,48 +149,5 @@ final class Q8Blocks {
         for (int j = 0; j < BLOCK; j++) {
             qx[q + j] = (short) Math.round(x[base + j] * inv);
         }
-    }
-
-    /**
-     * Rows {@code [r0, r1)} of the {@code n}-column matrix at {@code w[wOff..]} times the quantized activations:
-     * {@code out[outOff + b·outStride + r]} for each entry b, in the lane order of the class comment.
-     */
-    static void matmul(byte[] w, int wOff, int n, int r0, int r1, short[] qx, float[] dx, int batch, float[] out,
-                       int outOff, int outStride) {
-        int blocks = n / BLOCK;
-        int rb = rowBytes(n);
-        float[] acc = new float[LANES];
-        for (int r = r0; r < r1; r++) {
-            int row = wOff + r * rb;
-            for (int b = 0; b < batch; b++) {
-                int xq = b * n;
-                int xd = b * blocks;
-                java.util.Arrays.fill(acc, 0f);
-                for (int k = 0; k < blocks; k++) {
-                    int at = row + k * BLOCK_BYTES + 2;
-                    int xa = xq + k * BLOCK;
-                    float s = scale(w, at - 2) * dx[xd + k];
-                    for (int l = 0; l < LANES; l++) {
-                        int j = 2 * l;
-                        int lane = w[at + j] * qx[xa + j] + w[at + j + 1] * qx[xa + j + 1];
-                        acc[l] = Math.fma((float) lane, s, acc[l]);
-                    }
-                }
-                out[outOff + b * outStride + r] = sumLanes(acc);
-            }
-        }
-    }
-
-    /**
-     * The accumulators summed as a halving tree, {@code acc[l] += acc[l + h]} for h = 8, 4, 2, 1, then
-     * {@code acc[0]}: the order of the vector kernel's shuffle-and-add reduction. Overwrites {@code acc}.
-     */
-    static float sumLanes(float[] acc) {
-        for (int h = LANES / 2; h >= 1; h /= 2) {
-            for (int l = 0; l < h; l++) {
-                acc[l] += acc[l + h];
-            }
-        }
-        return acc[0];
     }
 }

@@ -56,6 +56,18 @@ final class Q8Tiles {
         }
     }
 
+    /** Quantizes a {@code rows × n} row-major float matrix into a new tiled byte array. */
+    static byte[] quantizeMatrix(float[] w, int off, int rows, int n) {
+        if (!Q8Blocks.aligned(n)) {
+            throw new IllegalArgumentException("Q8_0 rows need a multiple of " + Q8Blocks.BLOCK + " columns, got " + n);
+        }
+        byte[] out = new byte[Math.toIntExact(Q8Blocks.matrixBytes(rows, n))];
+        for (int r = 0; r < rows; r++) {
+            quantizeRow(w, off + r * n, out, 0, rows, n, r, 0, n / Q8Blocks.BLOCK);
+        }
+        return out;
+    }
+
     /** Dequantizes blocks {@code [k0, k0 + blocks)} of row {@code r} into {@code dst[dstOff..]}, 32 floats per block. */
     static void dequantizeRow(byte[] q, int matOff, int rows, int n, int r, int k0, int blocks, float[] dst,
                               int dstOff) {

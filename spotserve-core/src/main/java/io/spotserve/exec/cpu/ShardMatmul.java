@@ -2,7 +2,7 @@ package io.spotserve.exec.cpu;
 
 /**
  * The matrix products of one {@link StageShard}, split among the {@link WorkerPool}'s threads: float matrices in the
- * kernels' {@link PackedRows} layout (or plain rows), and Q8_0 block matrices ({@link Q8Blocks}) after quantizing the
+ * kernels' {@link PackedRows} layout (or plain rows), and Q8_0 block matrices ({@link Q8Tiles}) after quantizing the
  * activations per block into this object's scratch ({@link #qx}, {@link #dx}). The task objects are reused, so a step
  * allocates nothing per call. Not thread-safe: one step at a time, as the shard.
  */
@@ -47,29 +47,10 @@ final class ShardMatmul {
     }
 
     /**
-     * A Q8_0 matrix in GGUF rows (the embedding / classifier rows) times {@code count} activation vectors (quantized
-     * here first), split among threads by rows.
-     */
-    void q8(byte[] w, int wOff, int n, int rows, float[] x, int xStride, int count, float[] out, int outStride) {
-        quantize(x, xStride, count, n);
-        Q8MatmulTask t = q8Matmul;
-        t.w = w;
-        t.wOff = wOff;
-        t.n = n;
-        t.rows = -1;
-        t.batch = count;
-        t.out = out;
-        t.outStride = outStride;
-        pool.parallelFor(rows, (long) rows * n * count >= PARALLEL_MIN_MACS, t);
-        t.w = null;
-        t.out = null;
-    }
-
-    /**
-     * A Q8_0 layer matrix in {@link Q8Tiles} times {@code count} activation vectors (quantized here first), split
+     * A Q8_0 matrix in {@link Q8Tiles} times {@code count} activation vectors (quantized here first), split
      * among threads by whole tiles.
      */
-    void q8Tiled(byte[] w, int wOff, int n, int rows, float[] x, int xStride, int count, float[] out, int outStride) {
+    void q8(byte[] w, int wOff, int n, int rows, float[] x, int xStride, int count, float[] out, int outStride) {
         quantize(x, xStride, count, n);
         Q8MatmulTask t = q8Matmul;
         t.w = w;
@@ -84,27 +65,20 @@ final class ShardMatmul {
         t.out = null;
     }
 
-    /**
-     * One Q8_0 matmul per chunk, on the quantized activations: rows of a matrix in GGUF rows ({@link #q8}, rows = -1),
-     * or whole tiles of a tiled one ({@link #q8Tiled}).
-     */
+    /** Whole tiles of one Q8_0 matmul per chunk, on the quantized activations. */
     private final class Q8MatmulTask implements WorkerPool.Body {
         byte[] w;
         int wOff;
         int n;
-        int rows = -1;
+        int rows;
         int batch;
         float[] out;
         int outStride;
 
         @Override
         public void run(int worker, int from, int to) {
-            if (rows < 0) {
-                kernels.matmulQ8(w, wOff, n, from, to, qx, dx, batch, out, 0, outStride);
-            } else {
-                kernels.matmulQ8Tiled(w, wOff, n, rows, from * Q8Tiles.ROWS, Math.min(rows, to * Q8Tiles.ROWS), qx,
-                        dx, batch, out, 0, outStride);
-            }
+            kernels.matmulQ8Tiled(w, wOff, n, rows, from * Q8Tiles.ROWS, Math.min(rows, to * Q8Tiles.ROWS), qx, dx,
+                    batch, out, 0, outStride);
         }
     }
 

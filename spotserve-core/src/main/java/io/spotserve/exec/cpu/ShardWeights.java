@@ -12,7 +12,7 @@ import io.spotserve.model.ModelWeights;
  * The weight storage of one {@link StageShard}: per local layer a float block (rms_att, rms_ffn, then the layer
  * matrices kept in floats) and, with {@link io.spotserve.exec.WeightPrecision#Q8_0} weights, a byte block of the
  * matrices kept as Q8_0 blocks in tiles of 32 rows ({@link Q8Tiles}); the embedding and classifier rows (floats or
- * Q8_0 blocks in GGUF rows, {@link Q8Blocks}; one array when they are the same rows) and the final norm. Matrices, by index {@link #QKV}, {@link #WO}, {@link #W13},
+ * Q8_0 blocks, also in tiles; one array when they are the same rows) and the final norm. Matrices, by index {@link #QKV}, {@link #WO}, {@link #W13},
  * {@link #W2}: wqkv [(hq+2·hkv)·hs][dim] (the shard's wq rows, then wk, then wv), wo [dim][hq·hs] (the shard's
  * columns), w13 [2f][dim] (w1 and w3 rows interleaved in blocks of {@link StageShard#UNIT_BLOCK} hidden units), w2
  * [dim][f]. Float matrices use the kernels' {@link PackedRows} layout.
@@ -455,12 +455,13 @@ final class ShardWeights {
             return;
         }
         byte[] q = embeddingRows ? embeddingQ : classifierQ;
-        int rb = Q8Blocks.rowBytes(dim);
+        int rows = vocab.length();
+        int blocks = dim / Q8Blocks.BLOCK;
         for (int r = 0; r < range.length(); r++) {
             if (importing) {
-                Q8Blocks.quantize(canon.array(), r * dim, dim, q, (r0 + r) * rb);
+                Q8Tiles.quantizeRow(canon.array(), r * dim, q, 0, rows, dim, r0 + r, 0, blocks);
             } else {
-                Q8Blocks.dequantize(q, (r0 + r) * rb, dim, canon.array(), r * dim);
+                Q8Tiles.dequantizeRow(q, 0, rows, dim, r0 + r, 0, blocks, canon.array(), r * dim);
             }
         }
     }
@@ -543,7 +544,7 @@ final class ShardWeights {
     /** Copies the embedding row of local vocabulary row {@code row} into {@code x[xOff..]}. */
     void embed(int row, float[] x, int xOff) {
         if (q8Vocab) {
-            Q8Blocks.dequantize(embeddingQ, row * Q8Blocks.rowBytes(dim), dim, x, xOff);
+            Q8Tiles.dequantizeRow(embeddingQ, 0, vocab.length(), dim, row, 0, dim / Q8Blocks.BLOCK, x, xOff);
         } else {
             System.arraycopy(embedding, row * dim, x, xOff, dim);
         }

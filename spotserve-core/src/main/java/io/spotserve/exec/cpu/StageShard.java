@@ -507,7 +507,7 @@ final class StageShard implements PipelinePosition {
     private void matmul(int m, int l, float[] x, int xStride, int count, float[] out, int outStride) {
         ShardWeights w = weights;
         if (w.q8[m]) {
-            mm.q8Tiled(w.layerQ[l], w.matOff[m], w.matCols[m], w.matRows[m], x, xStride, count, out, outStride);
+            mm.q8(w.layerQ[l], w.matOff[m], w.matCols[m], w.matRows[m], x, xStride, count, out, outStride);
         } else {
             mm.layer(w.layerW[l], w.matOff[m], w.matCols[m], w.matRows[m], x, xStride, count, out, outStride);
         }

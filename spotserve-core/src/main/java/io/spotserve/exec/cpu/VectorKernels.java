@@ -62,12 +62,6 @@ final class VectorKernels extends Kernels {
     }
 
     @Override
-    void matmulQ8(byte[] w, int wOff, int n, int r0, int r1, short[] qx, float[] dx, int batch, float[] out,
-                  int outOff, int outStride) {
-        Q8VectorKernel.matmul(w, wOff, n, r0, r1, qx, dx, batch, out, outOff, outStride);
-    }
-
-    @Override
     void matmulQ8Tiled(byte[] w, int wOff, int n, int rows, int r0, int r1, short[] qx, float[] dx, int batch,
                        float[] out, int outOff, int outStride) {
         Q8TiledKernel.matmul(w, wOff, n, rows, r0, r1, qx, dx, batch, out, outOff, outStride);
@@ -75,7 +69,7 @@ final class VectorKernels extends Kernels {
 
     @Override
     void quantizeQ8(float[] x, int xStride, int batch, int n, short[] qx, float[] dx) {
-        Q8VectorKernel.quantizeActivations(x, xStride, batch, n, qx, dx);
+        Q8VectorQuantizer.quantizeActivations(x, xStride, batch, n, qx, dx);
     }
 
     @Override

@@ -153,6 +153,54 @@ class Q8TilesTest {
         }
     }
 
+    /**
+     * Two independent references: a double evaluation of the same quantized operands (tight) and a float dot product
+     * of the dequantized weights with the unquantized activations (within the activation quantization bound).
+     */
+    private static void checkAgainstDoubles(Kernels k, int n, int rows, int batch, Random r) {
+        float[] wf = random(r, rows * n, 0.05f);
+        byte[] gguf = Q8Blocks.quantizeMatrix(wf, 0, rows, n);
+        byte[] m = Q8Tiles.quantizeMatrix(wf, 0, rows, n);
+        float[] x = random(r, batch * n, 1f);
+        short[] qx = new short[batch * n];
+        float[] dx = new float[batch * n / 32];
+        Q8Blocks.quantizeActivations(x, n, batch, n, qx, dx);
+        float[] out = new float[batch * rows];
+        k.matmulQ8Tiled(m, 0, n, rows, 0, rows, qx, dx, batch, out, 0, rows);
+        float[] row = new float[n];
+        for (int i = 0; i < rows; i++) {
+            Q8Blocks.dequantize(gguf, i * Q8Blocks.rowBytes(n), n, row, 0);
+            for (int b = 0; b < batch; b++) {
+                double sameOperands = 0;
+                double mag = 0;
+                double floatDot = 0;
+                double bound = 0;
+                for (int j = 0; j < n; j++) {
+                    double xq = (double) dx[b * n / 32 + j / 32] * qx[b * n + j];
+                    sameOperands += row[j] * xq;
+                    mag += Math.abs(row[j] * xq);
+                    floatDot += row[j] * x[b * n + j];
+                    // activation quantization: at most half a step, plus the fp16 rounding of the step
+                    bound += Math.abs(row[j]) * dx[b * n / 32 + j / 32] * (0.5 + 127.0 / 2048);
+                }
+                String where = k.name() + " n " + n + " row " + i + " entry " + b;
+                assertEquals(sameOperands, out[b * rows + i], 1e-5 * mag + 1e-7, where);
+                assertEquals(floatDot, out[b * rows + i], bound + 1e-5 * mag + 1e-7, where);
+            }
+        }
+    }
+
+    @Test
+    void productMatchesDoublesAndTheDequantizedFloatDotProduct() {
+        Random r = new Random(2);
+        for (int n : new int[] {32, 96, 512, 1376}) {
+            checkAgainstDoubles(new ScalarKernels(), n, 33, 3, r);
+            if (Kernels.vectorModulePresent()) {
+                checkAgainstDoubles(Kernels.create(true), n, 70, 2, r);
+            }
+        }
+    }
+
     @Test
     void tileRangesAndOutputStridesSelectTheRightCells() {
         Random r = new Random(13);
