@@ -113,7 +113,7 @@ class Q8TilesTest {
         Random r = new Random(12);
         for (int rows : new int[] {8, 32, 45, 64, 100}) {
             for (int n : new int[] {32, 288, 1376}) {
-                int batch = 3;
+                int batch = 9;
                 String where = rows + " x " + n;
                 byte[] m = Q8Blocks.quantizeMatrix(random(r, rows * n, 0.2f), 0, rows, n);
                 float[] x = random(r, batch * n, 3f);
@@ -206,14 +206,14 @@ class Q8TilesTest {
         Random r = new Random(13);
         int rows = 100;
         int n = 64;
-        int batch = 2;
+        int batch = 5;
         byte[] gguf = Q8Blocks.quantizeMatrix(random(r, rows * n, 1f), 0, rows, n);
         byte[] tiled = tileByHand(gguf, rows, n);
         float[] x = random(r, batch * n, 1f);
         short[] qx = new short[batch * n];
         float[] dx = new float[batch * n / 32];
         Q8Blocks.quantizeActivations(x, n, batch, n, qx, dx);
-        int stride = 130;
+        int stride = 130; // outputs of entry b at outOff + b * stride
         int outOff = 5;
         for (int[] range : new int[][] {{0, 32}, {32, 96}, {64, 100}, {96, 100}, {0, 100}}) {
             float[] scalar = new float[outOff + batch * stride];
