@@ -472,8 +472,8 @@ public final class RemoteInstanceProvider implements InstanceProvider {
          * over a persistent peer socket and waits for theirs. That is one network one-way latency per reduce point on
          * the step's critical path. Measured on loopback on a loaded 2-vCPU VM: about 190 µs of worker CPU per frame
          * and 300 to 400 µs of wall time per reduce point (25M model, P1M2 split over two worker JVMs: 17 points and
-         * 69,632 bytes of partials per decode step, the step 1.6 to 3.5 times the same group inside one worker;
-         * {@code GroupStepBench}, benchmarks/notes/worker-migration.md).
+         * 69,632 bytes of partials per decode step; the step 1.5 to 2.0 times the same group inside one worker in a
+         * quiet window, 1.6 to 3.5 times under load; {@code GroupStepBench}, benchmarks/notes/worker-migration.md).
          * Enable it for models whose tensor degree M must exceed one VM's GPUs (the paper's GPT-20B P2M8 and
          * LLaMA-30B P4M8 span two 4-GPU instances), and only between workers on fast links (one placement group or
          * rack, tens of microseconds one way): there a decode step's 1 + 2 × layers sequential exchanges cost far
