@@ -38,9 +38,10 @@ import java.util.function.Function;
  * in the workers that hold them. Activations go worker to worker (the controller sends tokens to the first
  * stage's worker and gets the logits back from it); a tensor group (the M shards of one stage) inside one worker
  * reduces in-process, one split over several workers exchanges its partial sums worker to worker at each reduce point
- * (the engine chooses such layouts only when {@link #tensorGroupsSpanInstances()} says so). {@link #transfer} streams slices worker to worker. A call that touches a
- * worker declared dead, or whose connection fails, throws {@link DeviceLostException}; a result that arrives from
- * a worker declared dead in the meantime is discarded the same way. Migration moves are staged on the source worker
+ * (the engine chooses such layouts only when {@link #tensorGroupsSpanInstances()} says so). {@link #transfer} streams
+ * slices worker to worker. A call that touches a worker declared dead, or whose connection fails, throws
+ * {@link DeviceLostException}; a result that arrives from a worker declared dead in the meantime is discarded the same
+ * way. Migration moves are staged on the source worker
  * ({@code Pipeline.stageSlice}) and streamed from there to the target worker ({@code Pipeline.importStaged}); a
  * staged slice whose worker died fails its import with {@link DeviceLostException}.
  *

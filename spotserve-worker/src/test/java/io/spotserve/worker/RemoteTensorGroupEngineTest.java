@@ -104,7 +104,8 @@ class RemoteTensorGroupEngineTest {
     }
 
     private static RemoteInstanceProvider controller(SystemEngineClock clock, boolean span) throws Exception {
-        // a long lease, so a busy machine never expires a healthy worker: a closed one is seen by its dropped connection
+        // a long lease, so a busy machine never expires a healthy worker: a closed one is seen by its dropped
+        // connection
         return RemoteInstanceProvider.builder().security(TOKEN).leaseTimeout(Duration.ofSeconds(6)).clock(clock::now)
                 .tensorGroupsSpanWorkers(span).build();
     }
@@ -203,7 +204,8 @@ class RemoteTensorGroupEngineTest {
                         fs.add(engine.submit(r));
                     }
                     for (int i = 0; i < first.size(); i++) {
-                        assertArrayEquals(expected.get(i), fs.get(i).get(60, TimeUnit.SECONDS).tokens(), "request " + i);
+                        assertArrayEquals(expected.get(i), fs.get(i).get(60, TimeUnit.SECONDS).tokens(),
+                                "request " + i);
                     }
                     assertTrue(ex.reduceBytes() > reduceBefore, "the groups' partials crossed the wire");
                     assertEquals(before, engine.configuration(), "nothing re-planned while all four served");
@@ -267,7 +269,8 @@ class RemoteTensorGroupEngineTest {
                         fs.add(engine.submit(r));
                     }
                     for (int i = 0; i < requests.size(); i++) {
-                        assertArrayEquals(expected.get(i), fs.get(i).get(60, TimeUnit.SECONDS).tokens(), "request " + i);
+                        assertArrayEquals(expected.get(i), fs.get(i).get(60, TimeUnit.SECONDS).tokens(),
+                                "request " + i);
                     }
                     assertEquals(1, largestM(engine.configuration()), engine.configuration());
                     for (Reconfiguration r : engine.metrics().reconfigurations()) {
