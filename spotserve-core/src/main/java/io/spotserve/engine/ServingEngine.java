@@ -375,8 +375,8 @@ public final class ServingEngine implements AutoCloseable {
         /**
          * Whether devices too few for a P × M pipeline may still serve with a smaller layout (fewer stages
          * and shards; default true). Without it, leftover devices stay idle. With an executor whose tensor groups
-         * stay inside one instance ({@link Executor#tensorGroupsSpanInstances} false: worker processes), a layout whose
-         * M does not divide an instance's devices falls back the same way.
+         * stay inside one instance ({@link Executor#tensorGroupsSpanInstances} false: worker processes by default), a
+         * layout whose M does not divide an instance's devices falls back the same way.
          */
         public Builder fallbackLayouts(boolean allow) {
             this.fallbackLayouts = allow;

@@ -39,7 +39,8 @@ public interface Executor extends AutoCloseable {
     /**
      * Whether the M shards of one stage (a tensor group) may sit on devices of different instances. True (the default)
      * where every device can reach every other within a step (one process: the CPU and CUDA executors); false where
-     * instances are separate machines and a tensor group reduces inside one instance only (the remote executor). When
+     * instances are separate machines and a tensor group reduces inside one instance only (the remote executor, unless
+     * its controller was built to let groups span workers, which then exchange partial sums over the network). When
      * false, the engine deploys a tensor degree M only on instances whose device count M divides (the device mapper
      * then keeps each group on one instance), and its Algorithm 1 searches only such M.
      */

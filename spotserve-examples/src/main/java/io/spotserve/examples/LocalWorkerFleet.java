@@ -39,13 +39,13 @@ final class LocalWorkerFleet implements AutoCloseable {
 
     /**
      * Starts {@code n} workers of {@code deviceMemory} bytes each, with the engine's clock dating their events, and
-     * waits (at most {@code timeout}) until all have registered.
+     * waits (at most {@code timeout}) until all have registered; {@code groupsSpanWorkers} as in {@link #open}.
      *
      * @throws IOException if a process cannot be started or the workers do not all register in time
      */
-    static LocalWorkerFleet start(int n, long deviceMemory, Supplier<Duration> clock, Duration timeout)
-            throws IOException, InterruptedException {
-        LocalWorkerFleet fleet = open(clock);
+    static LocalWorkerFleet start(int n, long deviceMemory, Supplier<Duration> clock, Duration timeout,
+                                  boolean groupsSpanWorkers) throws IOException, InterruptedException {
+        LocalWorkerFleet fleet = open(clock, groupsSpanWorkers);
         try {
             for (int i = 0; i < n; i++) {
                 fleet.launch("replay-" + i, deviceMemory, null);
@@ -60,11 +60,11 @@ final class LocalWorkerFleet implements AutoCloseable {
 
     /**
      * A controller on loopback with a fresh random token in a private temporary folder, and no worker yet: {@link
-     * #launch} starts them.
+     * #launch} starts them. {@code groupsSpanWorkers}: whether the engine may split a tensor group over workers.
      *
      * @throws IOException if the folder or the token file cannot be written
      */
-    static LocalWorkerFleet open(Supplier<Duration> clock) throws IOException {
+    static LocalWorkerFleet open(Supplier<Duration> clock, boolean groupsSpanWorkers) throws IOException {
         Path dir = Files.createTempDirectory("spotserve-replay-workers");
         byte[] secret = new byte[24];
         new SecureRandom().nextBytes(secret);
@@ -78,6 +78,7 @@ final class LocalWorkerFleet implements AutoCloseable {
         }
         RemoteInstanceProvider controller = RemoteInstanceProvider.builder().security(WireSecurity.token(token))
                 .leaseTimeout(Duration.ofSeconds(20)).clock(clock).idPrefix("worker-")
+                .tensorGroupsSpanWorkers(groupsSpanWorkers)
                 .instanceType("worker", ReplayCommand.SPOT_PRICE, InstanceType.Market.SPOT).build();
         LocalWorkerFleet fleet = new LocalWorkerFleet(dir, controller);
         fleet.tokenFile = tokenFile;

@@ -49,7 +49,8 @@ import picocli.CommandLine.Option;
  *
  * <pre>
  * java -jar spotserve-examples.jar replay [--trace PATH] [--speed 22] [--clients 24 | --rate R] [--requests N]
- *     [--tokens 128] [--grace 0.3] [--seed 1] [--fixed | --processes]
+ *     [--tokens 128] [--grace 0.3] [--seed 1] [--fixed | --processes | --workers N]
+ *     [--tensor-groups-span-workers]
  * </pre>
  *
  * <p>The defaults are chosen so that a preemption finds requests to interrupt, as in the paper. Only the trace is
@@ -94,7 +95,10 @@ import picocli.CommandLine.Option;
  * device each, loopback, a fresh random token), one P1M1 pipeline per worker (no planner: no instance can be added).
  * Once half the requests are submitted and every pipeline runs requests, one worker is SIGKILLed, like a spot VM that
  * disappears without notice; its requests recompute on the others ({@code interrupted_requests}), none is lost. The
- * JSON then also carries {@code workers} and {@code killed_worker}.
+ * JSON then also carries {@code workers} and {@code killed_worker}. {@code --tensor-groups-span-workers} (with
+ * {@code --workers} or {@code --processes}) serves P1M2 pipelines instead, each tensor group split over two one-device
+ * workers ({@code RemoteInstanceProvider.Builder.tensorGroupsSpanWorkers}; a lone worker left over serves P1M1), and
+ * the JSON adds {@code network_reduce_bytes}, the partial sums the groups' members sent each other.
  */
 @Command(name = "replay", mixinStandardHelpOptions = true, versionProvider = Main.Version.class, sortOptions = false,
         description = "Serves the bundled model on instances that come and go as a spot availability trace says, "
@@ -176,6 +180,10 @@ final class ReplayCommand implements Callable<Integer> {
             + "process; a removal SIGTERMs it one grace period ahead (its preemption notice) and SIGKILLs it at the "
             + "removal time, an addition starts a new one")
     boolean processes;
+    @Option(names = "--tensor-groups-span-workers", description = "with --workers or --processes: P1M2 pipelines "
+            + "whose tensor group spans two one-device worker JVMs (their partial sums go worker to worker at every "
+            + "reduce point) instead of one P1M1 pipeline per worker")
+    boolean spanWorkers;
 
     private final PrintStream out;
     /** Requests one pipeline serves at once (the engine's maxBatch). */
@@ -211,8 +219,8 @@ final class ReplayCommand implements Callable<Integer> {
         }
         if (workers != 0) {
             total = requests != null ? requests : 300;
-            if (total <= (workers - 1) * MAX_BATCH) {
-                throw new UsageException(NAME + ": --workers " + workers + " needs --requests above " + (workers - 1)
+            if (total <= (pipelines() - 1) * MAX_BATCH) {
+                throw new UsageException(NAME + ": --workers " + workers + " needs --requests above " + (pipelines() - 1)
                         * MAX_BATCH + " (" + MAX_BATCH + " per pipeline), so every worker serves requests when one is "
                         + "killed; got " + total);
             }
@@ -272,7 +280,7 @@ final class ReplayCommand implements Callable<Integer> {
         if (processes) {
             // the trace's clock starts once its first nodes serve: worker start-up is not trace time
             fleet = LocalWorkerFleet.open(() -> clockOnceServing.get() == null ? Duration.ZERO
-                    : clockOnceServing.get().now());
+                    : clockOnceServing.get().now(), spanWorkers);
             System.err.println("replay: starting the trace's " + TraceWorkerDriver.initialNodes(trace).size()
                     + " initial nodes as worker JVMs ...");
             try {
@@ -290,12 +298,13 @@ final class ReplayCommand implements Callable<Integer> {
         clockOnceServing.set(clock);
         long networkSliceBytes = 0;
         long networkActivationBytes = 0;
+        long networkReduceBytes = 0;
         InstanceProvider provider;
         if (fleet != null) {
             provider = fleet.controller(); // the trace plays once the engine serves on the initial workers
         } else if (workers > 0) {
             System.err.println("replay: starting " + workers + " worker JVMs ...");
-            fleet = LocalWorkerFleet.start(workers, 32L << 20, clock::now, Duration.ofSeconds(120));
+            fleet = LocalWorkerFleet.start(workers, 32L << 20, clock::now, Duration.ofSeconds(120), spanWorkers);
             provider = fleet.controller();
         } else {
             provider = new TraceInstanceProvider(trace, spot, scaled(notice, scale), scale, clock,
@@ -316,7 +325,7 @@ final class ReplayCommand implements Callable<Integer> {
             builder.planning(costModel).targetInstances(12).replanInterval(scaled(Duration.ofSeconds(60), scale));
         }
         if (fleet != null) {
-            builder.executor(fleet.controller().executor()).parallelism(1, 1);
+            builder.executor(fleet.controller().executor()).parallelism(1, spanWorkers ? 2 : 1);
         }
         // the engine closes first (it releases the workers), then the fleet kills what still runs
         try (LocalWorkerFleet workerFleet = fleet; TraceWorkerDriver trafficDriver = driver;
@@ -384,6 +393,7 @@ final class ReplayCommand implements Callable<Integer> {
             if (workerFleet != null) {
                 networkSliceBytes = workerFleet.controller().executor().sliceBytes();
                 networkActivationBytes = workerFleet.controller().executor().activationBytes();
+                networkReduceBytes = workerFleet.controller().executor().reduceBytes();
             }
         }
         double wallSeconds = (System.nanoTime() - wallStart) / 1e9;
@@ -401,6 +411,9 @@ final class ReplayCommand implements Callable<Integer> {
             }
             summary.put("network_slice_bytes", networkSliceBytes); // weights and KV caches between processes
             summary.put("network_activation_bytes", networkActivationBytes); // stage to stage, worker to worker
+            if (spanWorkers) {
+                summary.put("network_reduce_bytes", networkReduceBytes); // partial sums within split tensor groups
+            }
         }
         summary.print(out, wallSeconds);
         return 0;
@@ -434,6 +447,10 @@ final class ReplayCommand implements Callable<Integer> {
         if (processes && workers != 0) {
             throw new UsageException(NAME + ": --processes plays the trace on worker JVMs and --workers replaces the "
                     + "trace with N of them; give one of the two");
+        }
+        if (spanWorkers && workers == 0 && !processes) {
+            throw new UsageException(NAME + ": --tensor-groups-span-workers splits tensor groups over worker JVMs; give "
+                    + "it with --workers N or --processes");
         }
         if (workers != 0 && grace != null) {
             throw new UsageException(NAME + ": --workers kills a worker without notice; --grace is the notice of a "
@@ -475,8 +492,8 @@ final class ReplayCommand implements Callable<Integer> {
 
     /**
      * {@code replay --workers}: SIGKILLs one worker once half the requests are submitted, more requests run than all
-     * pipelines but one can hold (so every pipeline, the victim's included, runs some: one single-device pipeline per
-     * worker, at most {@link #MAX_BATCH} requests each) and every running request has its first token and about four more steps of every pipeline were generated
+     * pipelines but one can hold (so every pipeline, the victim's included, runs some: {@link #pipelines()} of them,
+     * at most {@link #MAX_BATCH} requests each) and every running request has its first token and about four more steps of every pipeline were generated
      * since, so the victim's requests hold computed KV caches; returns its instance id, or null when not yet.
      */
     private String maybeKill(LocalWorkerFleet fleet, ServingEngine engine, int submitted)
@@ -486,7 +503,7 @@ final class ReplayCommand implements Callable<Integer> {
         }
         EngineMetrics m = engine.metrics();
         int running = m.running();
-        if (submitted < (total + 1) / 2 || running <= (workers - 1) * MAX_BATCH) {
+        if (submitted < (total + 1) / 2 || running <= (pipelines() - 1) * MAX_BATCH) {
             killBaseline = -1;
             return null;
         }
@@ -504,6 +521,14 @@ final class ReplayCommand implements Callable<Integer> {
         System.err.println();
         System.err.println("replay: killed worker " + id + " (SIGKILL) with " + running + " requests running");
         return id;
+    }
+
+    /**
+     * Pipelines that {@code --workers} serves on: one per worker, or with {@code --tensor-groups-span-workers} one P1M2
+     * per two workers (and a P1M1 on a lone one left over).
+     */
+    private int pipelines() {
+        return spanWorkers ? (workers + 1) / 2 : workers;
     }
 
     private static Duration scaled(Duration traceTime, double scale) {

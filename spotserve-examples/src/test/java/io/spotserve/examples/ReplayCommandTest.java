@@ -164,6 +164,22 @@ class ReplayCommandTest {
     }
 
     /**
+     * {@code --workers 2 --tensor-groups-span-workers}: one P1M2 pipeline whose tensor group spans the two worker JVMs
+     * (partial sums worker to worker); one worker is SIGKILLed mid-replay, the requests recompute on the survivor (a
+     * fallback P1M1), none is lost and every output is the solo run's.
+     */
+    @Test
+    @Timeout(value = 300, unit = TimeUnit.SECONDS)
+    void replayWithATensorGroupSpanningTwoWorkerProcessesSurvivesAKill() {
+        Result r = run("replay", "--workers", "2", "--tensor-groups-span-workers", "--requests", "12", "--rate", "4",
+                "--speed", "20", "--tokens", "64");
+        JsonObject json = allCompleted(r, 12);
+        assertTrue(json.get("network_reduce_bytes").getAsLong() > 0, "the group's partials crossed: " + r.out);
+        assertTrue(json.get("killed_worker").getAsString().startsWith("worker-"), r.out);
+        assertTrue(json.get("interrupted_requests").getAsInt() > 0, r.out);
+    }
+
+    /**
      * {@code --processes} with the default load, request length and grace: the trace on real worker JVMs. Two nodes
      * start, a third is added (a new JVM), the first is removed (SIGTERM one grace ahead, then SIGKILL) while the 24
      * clients keep every worker's pipeline busy: its requests are interrupted (they move off with their KV cache, or
@@ -207,7 +223,8 @@ class ReplayCommandTest {
             {"replay", "--grace", "0"}, {"replay", "--grace", "-1"}, {"replay", "--grace", "121"},
             {"replay", "--grace", "NaN"}, {"replay", "--grace", "x"}, {"replay", "--workers", "3", "--grace", "1"},
             {"replay", "--tokens", "0"}, {"replay", "--tokens", "501"}, {"replay", "--clients", "0"},
-            {"replay", "--clients", "4", "--rate", "1"}, {"replay", "--workers", "3", "--clients", "4"}}) {
+            {"replay", "--clients", "4", "--rate", "1"}, {"replay", "--workers", "3", "--clients", "4"},
+            {"replay", "--tensor-groups-span-workers"}}) {
             Result r = run(args);
             assertEquals(2, r.code, Arrays.toString(args) + ": " + r.err);
             assertEquals(1, r.err.strip().split("\n").length, r.err);

@@ -36,10 +36,12 @@ import java.util.function.Function;
 /**
  * The executor SPI over worker processes: devices are the registered workers' devices, a pipeline's stages run
  * in the workers that hold them. Activations go worker to worker (the controller sends tokens to the first
- * stage's worker and gets the logits back from it); a tensor group (the M shards of one stage) must sit in one
- * worker, where it reduces in-process. {@link #transfer} streams slices worker to worker. A call that touches a
- * worker declared dead, or whose connection fails, throws {@link DeviceLostException}; a result that arrives from
- * a worker declared dead in the meantime is discarded the same way. Migration moves are staged on the source worker
+ * stage's worker and gets the logits back from it); a tensor group (the M shards of one stage) inside one worker
+ * reduces in-process, one split over several workers exchanges its partial sums worker to worker at each reduce point
+ * (the engine chooses such layouts only when {@link #tensorGroupsSpanInstances()} says so). {@link #transfer} streams
+ * slices worker to worker. A call that touches a worker declared dead, or whose connection fails, throws
+ * {@link DeviceLostException}; a result that arrives from a worker declared dead in the meantime is discarded the same
+ * way. Migration moves are staged on the source worker
  * ({@code Pipeline.stageSlice}) and streamed from there to the target worker ({@code Pipeline.importStaged}); a
  * staged slice whose worker died fails its import with {@link DeviceLostException}.
  *
@@ -66,10 +68,16 @@ public final class RemoteExecutor implements Executor {
         this.channels = channels;
     }
 
-    /** False: a tensor group reduces inside one worker; the engine keeps each group on one instance. */
+    /**
+     * What the provider was built with ({@link RemoteInstanceProvider.Builder#tensorGroupsSpanWorkers}, default
+     * false): false keeps a tensor group inside one worker, where it reduces in-process, and the engine places each
+     * group on one instance; true lets the engine split a group over several workers, whose members then exchange
+     * their partial sums worker to worker at every reduce point. Pipelines of either kind run on this executor
+     * whatever it says ({@link #createPipeline} takes any placement); it only steers the engine's planner.
+     */
     @Override
     public boolean tensorGroupsSpanInstances() {
-        return false;
+        return provider.tensorGroupsSpanWorkers();
     }
 
     @Override

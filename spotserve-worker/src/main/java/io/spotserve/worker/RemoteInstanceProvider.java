@@ -95,6 +95,11 @@ public final class RemoteInstanceProvider implements InstanceProvider {
         return (h.contains(":") ? "[" + h + "]" : h) + ":" + port();
     }
 
+    /** Whether tensor groups may span workers ({@link Builder#tensorGroupsSpanWorkers}). */
+    boolean tensorGroupsSpanWorkers() {
+        return cfg.tensorGroupsSpanWorkers;
+    }
+
     /** The executor whose devices are the registered workers' devices. */
     public RemoteExecutor executor() {
         return executor;
@@ -399,6 +404,7 @@ public final class RemoteInstanceProvider implements InstanceProvider {
         private Supplier<Duration> clock;
         private String idPrefix = "w";
         private int maxMessageBytes = Wire.DEFAULT_MAX_MESSAGE_BYTES;
+        private boolean tensorGroupsSpanWorkers;
 
         /** Where to listen for workers; loopback on a free port by default. */
         public Builder bind(InetSocketAddress a) {
@@ -452,6 +458,29 @@ public final class RemoteInstanceProvider implements InstanceProvider {
                 throw new IllegalArgumentException("max message size must leave room for a 4 MiB chunk, got " + bytes);
             }
             this.maxMessageBytes = bytes;
+            return this;
+        }
+
+        /**
+         * Whether the engine may split a tensor group (the M shards of one pipeline stage) over several workers;
+         * default false: the engine then deploys a tensor degree M only on workers whose device count M divides, keeps
+         * each group inside one worker (where it reduces in-process) and its Algorithm 1 searches only such M.
+         *
+         * <p>When true ({@link RemoteExecutor#tensorGroupsSpanInstances()}), a group may span workers: at each of a
+         * stage's reduce points (the first stage's embedding, then two per layer: 1 + 2 × layers for a whole model)
+         * every member sends its shards' partial sums, {@code count × dim} floats, to every other member of the group
+         * over a persistent peer socket and waits for theirs. That is one network one-way latency per reduce point on
+         * the step's critical path. Measured on loopback on a loaded 2-vCPU VM: about 190 µs of worker CPU per frame
+         * and 300 to 400 µs of wall time per reduce point (25M model, P1M2 split over two worker JVMs: 17 points and
+         * 69,632 bytes of partials per decode step; the step 1.5 to 2.0 times the same group inside one worker in a
+         * quiet window, 1.6 to 3.5 times under load; {@code GroupStepBench}, benchmarks/notes/worker-migration.md).
+         * Enable it for models whose tensor degree M must exceed one VM's GPUs (the paper's GPT-20B P2M8 and
+         * LLaMA-30B P4M8 span two 4-GPU instances), and only between workers on fast links (one placement group or
+         * rack, tens of microseconds one way): there a decode step's 1 + 2 × layers sequential exchanges cost far
+         * less than its compute. On slower links, or where a group fits one worker, leave it off.
+         */
+        public Builder tensorGroupsSpanWorkers(boolean allow) {
+            this.tensorGroupsSpanWorkers = allow;
             return this;
         }
 

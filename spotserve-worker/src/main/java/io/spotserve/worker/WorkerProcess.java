@@ -315,13 +315,19 @@ public final class WorkerProcess implements AutoCloseable {
     @Override
     public void close() {
         heartbeats.shutdownNow();
+        // take no more steps or partials before the split groups are forgotten: a peer member's frame then meets a
+        // closed socket (UNAVAILABLE, so the controller sees a lost worker and the engine recovers), never a refusal
+        // for a group this worker no longer knows (INVALID_ARGUMENT, which would fail the peer's requests)
+        if (stepServer != null) {
+            stepServer.close();
+        }
+        if (server != null) {
+            server.shutdownNow();
+        }
         service.closeLinks();
         Servers.stop(server);
         if (bulk != null) {
             bulk.close();
-        }
-        if (stepServer != null) {
-            stepServer.close();
         }
         channels.close();
         executor.close();

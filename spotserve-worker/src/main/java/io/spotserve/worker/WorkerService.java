@@ -130,12 +130,12 @@ final class WorkerService {
     /** The controller declared this worker dead: drop everything and answer nothing any more. */
     void fence() {
         state.fenced = true;
-        hops.closeAll();
-        groups.clear();
         StepServer ss = stepCalls.stepServer();
         if (ss != null) {
-            ss.closeConnections();
+            ss.closeConnections(); // first: peers see the connection close, not a refusal for a forgotten group
         }
+        hops.closeAll();
+        groups.clear();
         for (Pipeline p : state.pipelines.values()) {
             synchronized (p) {
                 p.close();
