@@ -2,10 +2,12 @@ package io.spotserve.exec.cpu;
 
 import io.spotserve.exec.spi.ArenaDevice;
 import io.spotserve.plan.DeviceId;
+import java.lang.ref.SoftReference;
 import java.util.ArrayDeque;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.IdentityHashMap;
+import java.util.Iterator;
 import java.util.Set;
 
 /**
@@ -18,13 +20,15 @@ import java.util.Set;
  * one size over and over; a fresh 8.6 MB array costs a zeroing pass and a humongous allocation). A spare's bytes count
  * as free in the arena, and the device never keeps more heap than its capacity: spares are dropped (oldest first)
  * before a fresh allocation would take the bytes in use plus the spares' over it, all of them when a layer of another
- * length is asked for (the layout changed), and when the device is destroyed. A spare belongs to no pipeline: its
- * owner dropped its reference when it freed it, and it goes to exactly one new owner.
+ * length is asked for (the layout changed), and when the device is destroyed. Spares are held softly: a JVM whose heap
+ * is smaller than its devices' capacities collects them before it would run out of memory. A spare belongs to no
+ * pipeline: its owner dropped its reference when it freed it, and it goes to exactly one new owner.
  */
 final class CpuDevice extends ArenaDevice {
     private final Set<Object> live = Collections.newSetFromMap(new IdentityHashMap<>());
     /** Freed layer blocks, oldest first; not zeroed. */
-    private final ArrayDeque<float[]> spares = new ArrayDeque<>();
+    private final ArrayDeque<Spare> spares = new ArrayDeque<>();
+    /** Bytes of the spares (those the collector cleared included, until they are looked at). */
     private long spareBytes;
     /** Layer blocks handed out from the spares so far. */
     private long reused;
@@ -85,15 +89,16 @@ final class CpuDevice extends ArenaDevice {
         long bytes = bytesFor(what, floats);
         checkFits(what, bytes);
         float[] out = null;
-        for (float[] s : spares) {
-            if (s.length == floats) {
-                out = s;
-                break;
+        for (Iterator<Spare> it = spares.iterator(); it.hasNext() && out == null; ) {
+            Spare s = it.next();
+            float[] block = s.block.get();
+            if (block == null || s.length == floats) { // collected (forgotten), or the one taken
+                it.remove();
+                spareBytes -= (long) s.length * Float.BYTES;
+                out = block;
             }
         }
         if (out != null) {
-            spares.remove(out);
-            spareBytes -= bytes;
             reused++;
         } else {
             dropSpares(); // none of this length: the layout changed, the spares would only hold heap
@@ -108,15 +113,19 @@ final class CpuDevice extends ArenaDevice {
     synchronized void freeLayer(float[] block) {
         free(block);
         if (block != null) {
-            spares.addLast(block);
+            spares.addLast(new Spare(new SoftReference<>(block), block.length));
             spareBytes += (long) block.length * Float.BYTES;
         }
+    }
+
+    /** A freed layer block of {@code length} floats, held softly. */
+    private record Spare(SoftReference<float[]> block, int length) {
     }
 
     /** Drops the oldest spares until {@code bytes} more in use leave the bytes in use plus the spares' within capacity. */
     private void trimSpares(long bytes) {
         while (!spares.isEmpty() && usedBytes() + bytes + spareBytes > capacityBytes()) {
-            spareBytes -= (long) spares.removeFirst().length * Float.BYTES;
+            spareBytes -= (long) spares.removeFirst().length() * Float.BYTES;
         }
     }
 
@@ -124,6 +133,13 @@ final class CpuDevice extends ArenaDevice {
     synchronized void dropSpares() {
         spares.clear();
         spareBytes = 0;
+    }
+
+    /** Clears the spares' references as a collector short of heap does (for tests); their bytes go at the next look. */
+    synchronized void clearSpareReferences() {
+        for (Spare s : spares) {
+            s.block.clear();
+        }
     }
 
     /** How many layer blocks were handed out from the spares. */

@@ -197,8 +197,18 @@ class CpuLayerSparesTest {
             for (float v : other) {
                 assertEquals(0f, v);
             }
-            d.free(kv);
             d.freeLayer(other);
+            float[] kept = d.allocateLayer("kept", 200);
+            assertSame(other, kept);
+            kept[3] = 5;
+            d.freeLayer(kept);
+            d.clearSpareReferences(); // what the collector does when the heap runs short
+            float[] fresh = d.allocateLayer("fresh", 200);
+            assertNotSame(kept, fresh);
+            assertEquals(0f, fresh[3], "a collected spare is replaced by a zeroed block");
+            assertEquals(0, d.spareBytes(), "a collected spare's bytes are forgotten");
+            d.free(kv);
+            d.freeLayer(fresh);
             assertFalse(d.spareBytes() == 0);
             cpu.destroyDevice(d);
             assertEquals(0, d.spareBytes());
