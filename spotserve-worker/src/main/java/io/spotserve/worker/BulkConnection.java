@@ -44,6 +44,22 @@ abstract class BulkConnection implements AutoCloseable {
     /** Writes bytes {@code [off, off + len)} of {@code b} (by index) after the fields written so far. */
     abstract void write(ByteBuffer b, int off, int len) throws IOException;
 
+    /**
+     * Writes one chunk: {@code len} and {@code crc} (two big-endian ints), then bytes {@code [off, off + len)} of
+     * {@code b} (by index), after the fields written so far; the same bytes as {@code out().writeInt(len);
+     * out().writeInt(crc); write(b, off, len)}.
+     */
+    void writeChunk(int len, int crc, ByteBuffer b, int off) throws IOException {
+        out().writeInt(len);
+        out().writeInt(crc);
+        write(b, off, len);
+    }
+
+    /** Reads 8 bytes as a big-endian long; the same as {@code in().readLong()}. */
+    long readLong() throws IOException {
+        return in().readLong();
+    }
+
     /** Whether the peer has sent something (or closed) that was not read yet; never blocks. */
     abstract boolean readable() throws IOException;
 
@@ -72,6 +88,9 @@ abstract class BulkConnection implements AutoCloseable {
         private final int timeoutMs;
         private final DataInputStream in;
         private final DataOutputStream out;
+        /** A chunk's length and CRC, written with its bytes in one gathering write; a field read in one read. */
+        private final ByteBuffer head = ByteBuffer.allocateDirect(Long.BYTES);
+        private final ByteBuffer[] frame = new ByteBuffer[2];
 
         Channel(SocketChannel ch, int timeoutMs) throws IOException {
             this.ch = ch;
@@ -162,6 +181,36 @@ abstract class BulkConnection implements AutoCloseable {
         void write(ByteBuffer b, int off, int len) throws IOException {
             out.flush();
             writeFully(b.duplicate().limit(off + len).position(off));
+        }
+
+        /** One system call for the chunk's fields and bytes (not one for the 8 bytes and one for the rest). */
+        @Override
+        void writeChunk(int len, int crc, ByteBuffer b, int off) throws IOException {
+            out.flush();
+            head.clear().putInt(len).putInt(crc).flip();
+            frame[0] = head;
+            frame[1] = b.duplicate().limit(off + len).position(off);
+            try {
+                while (frame[1].hasRemaining()) {
+                    if (ch.write(frame) == 0 && !await(SelectionKey.OP_WRITE, timeoutMs)) {
+                        throw new SocketTimeoutException("the peer took no byte for " + timeoutMs + " ms");
+                    }
+                }
+            } finally {
+                frame[1] = null;
+            }
+        }
+
+        /** One read for the 8 bytes where they have arrived (the stream reads a field a byte per system call). */
+        @Override
+        long readLong() throws IOException {
+            head.clear();
+            while (head.hasRemaining()) {
+                if (readSome(head, timeoutMs) < 0) {
+                    throw new EOFException("the peer closed the connection");
+                }
+            }
+            return head.getLong(0);
         }
 
         @Override

@@ -226,10 +226,7 @@ final class BulkSender {
      * @return whether the receiver has answered already (it refused: the sender stops and reads why)
      */
     private static boolean writeChunk(BulkConnection conn, ByteBuffer b, int off, int len) throws IOException {
-        DataOutputStream out = conn.out();
-        out.writeInt(len);
-        out.writeInt(Wire.crc(b, off, len));
-        conn.write(b, off, len);
+        conn.writeChunk(len, Wire.crc(b, off, len), b, off);
         return conn.readable();
     }
 

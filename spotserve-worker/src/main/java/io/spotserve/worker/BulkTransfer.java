@@ -396,14 +396,13 @@ final class BulkTransfer implements AutoCloseable {
         SliceImport open = null; // the piece-by-piece import under way
         int imported = 0;
         try {
-            DataInputStream in = conn.in();
             if (kept[0] == null) {
                 kept[0] = s.getChannel() != null ? buffers.take(Wire.CHUNK_BYTES, conn)
                         : conn.allocate(Wire.CHUNK_BYTES);
             }
             ByteBuffer chunk = kept[0]; // one chunk, imported from here while it is in the cache
             for (int i = 0; i < t.slices.size(); i++) {
-                long total = in.readLong();
+                long total = conn.readLong();
                 if (total < SliceFormat.HEADER_BYTES || total > t.maxBytes[i]) {
                     throw new Refusal("slice " + i + " announces " + total + " bytes; " + t.slices.get(i) + " takes "
                             + SliceFormat.HEADER_BYTES + " to " + t.maxBytes[i]);
@@ -490,9 +489,9 @@ final class BulkTransfer implements AutoCloseable {
      */
     private static int readChunk(BulkConnection conn, ByteBuffer buf, int at, long room, int c, int i, long offset)
             throws IOException {
-        DataInputStream in = conn.in();
-        int len = in.readInt();
-        int crc = in.readInt();
+        long head = conn.readLong(); // length, CRC32C
+        int len = (int) (head >>> 32);
+        int crc = (int) head;
         long max = Math.min(Wire.CHUNK_BYTES, room);
         if (len < 1 || len > max) {
             throw new Refusal("chunk " + c + " of slice " + i + " announces " + len + " bytes; expected 1 to " + max);

@@ -75,6 +75,11 @@ public final class CpuExecutor extends AbstractExecutor<CpuDevice, CpuPipeline> 
     }
 
     @Override
+    protected void destroyed(CpuDevice device) {
+        device.dropSpares();
+    }
+
+    @Override
     protected CpuPipeline newPipeline(ShardLayout layout, List<CpuDevice> devices, int maxBatch) {
         return new CpuPipeline(this, layout, devices, maxBatch);
     }

@@ -240,7 +240,9 @@ final class ShardWeights {
             return;
         }
         String what = "layer " + (layers.from() + l) + " heads " + heads + " hidden " + hidden;
-        float[] block = device.allocate(what, layerFloats);
+        // fp32 layers reuse a freed block unzeroed: a layer slice writes every float of its part of the block, and
+        // nothing reads a part before its slice is held (export and steps check first); Q8_0 layers stay zeroed
+        float[] block = layerBytes == 0 ? device.allocateLayer(what, layerFloats) : device.allocate(what, layerFloats);
         if (layerBytes > 0) {
             try {
                 layerQ[l] = device.allocateBytes(what + " (Q8_0 blocks)", layerBytes);
@@ -501,7 +503,11 @@ final class ShardWeights {
     }
 
     private void freeLayer(int l) {
-        device.free(layerW[l]);
+        if (layerBytes == 0) {
+            device.freeLayer(layerW[l]);
+        } else {
+            device.free(layerW[l]);
+        }
         device.free(layerQ[l]);
         layerW[l] = null;
         layerQ[l] = null;

@@ -98,6 +98,11 @@ public abstract class AbstractExecutor<D extends ArenaDevice, P extends Pipeline
                     + " bytes; close or release the pipelines placed on it first");
         }
         devices.remove(device.id());
+        destroyed(deviceType.cast(device));
+    }
+
+    /** Called after {@code device} was destroyed (it holds no bytes): the backend drops what it kept for it. */
+    protected void destroyed(D device) {
     }
 
     @Override
