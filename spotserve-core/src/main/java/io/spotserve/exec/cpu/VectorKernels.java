@@ -50,9 +50,9 @@ final class VectorKernels extends Kernels {
     }
 
     @Override
-    void matmulQ8Tiled(byte[] w, int wOff, int n, int rows, int r0, int r1, short[] qx, float[] dx, int batch,
-                       float[] out, int outOff, int outStride) {
-        Q8TiledKernel.matmul(w, wOff, n, rows, r0, r1, qx, dx, batch, out, outOff, outStride);
+    void matmulQ8Tiled(byte[] w, int wOff, int n, int rows, int r0, int r1, short[] qx, float[] qf, float[] dx,
+                       int batch, float[] out, int outOff, int outStride) {
+        Q8TiledKernel.matmul(w, wOff, n, rows, r0, r1, qx, qf, dx, batch, out, outOff, outStride);
     }
 
     @Override
