@@ -93,7 +93,11 @@ final class Q8TiledKernel {
      * HALVES: the 512-bit tile kernels call no method that takes or returns a vector (halves, halfToFloat, widen are
      * written out in their bodies, the same operations in the same order): when C2 did not inline such a call, every
      * vector crossing it was boxed (JFR of a 25M Q8_0 batch-1 run: 38 MB allocated and 4.1 ms per step instead of
-     * 17 KB and 0.9 ms; VectorKernels, VEXP). Q8TilesTest runs every fp16 scale pattern through both.
+     * 17 KB and 0.9 ms; VectorKernels, VEXP). Conversions and reinterpretations name their result species
+     * (convertShape with F512 / I512, not convert or reinterpretAs*, which look the species up): an intrinsic needs
+     * its argument's exact vector class, and where that lookup was not folded to a constant, the result and the
+     * loop-carried sums fed from it took the Java fallback (JFR: 250 KB per step at FRESH.add(acc0), and the
+     * 38 MB run above). Q8TilesTest runs every fp16 scale pattern through both.
      */
 
     /** One tile (32 rows) for one entry: int block sums. */
@@ -121,21 +125,25 @@ final class Q8TiledKernel {
             IntVector d0h = (IntVector) ShortVector.fromByteArray(S256, w, sa, ByteOrder.LITTLE_ENDIAN)
                     .convertShape(VectorOperators.S2I, I512, 0);
             IntVector d0m = d0h.and(0x7fff);
-            FloatVector d0 = d0m.lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
-                    .reinterpretAsInts()
+            FloatVector d0s = ((FloatVector) d0m.lanewise(VectorOperators.LSHL, 13)
+                    .convertShape(VectorOperators.REINTERPRET_I2F, F512, 0)).mul(0x1p112f);
+            FloatVector d0 = ((FloatVector) ((IntVector) d0s.convertShape(VectorOperators.REINTERPRET_F2I, I512, 0))
                     .or(d0m.lanewise(VectorOperators.ASHR, 10).add(1).lanewise(VectorOperators.ASHR, 5).neg()
                             .and(0x7f800000))
-                    .or(d0h.lanewise(VectorOperators.LSHL, 16).and(Integer.MIN_VALUE)).reinterpretAsFloats().mul(d);
+                    .or(d0h.lanewise(VectorOperators.LSHL, 16).and(Integer.MIN_VALUE))
+                    .convertShape(VectorOperators.REINTERPRET_I2F, F512, 0)).mul(d);
             IntVector d1h = (IntVector) ShortVector.fromByteArray(S256, w, sa + 32, ByteOrder.LITTLE_ENDIAN)
                     .convertShape(VectorOperators.S2I, I512, 0);
             IntVector d1m = d1h.and(0x7fff);
-            FloatVector d1 = d1m.lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
-                    .reinterpretAsInts()
+            FloatVector d1s = ((FloatVector) d1m.lanewise(VectorOperators.LSHL, 13)
+                    .convertShape(VectorOperators.REINTERPRET_I2F, F512, 0)).mul(0x1p112f);
+            FloatVector d1 = ((FloatVector) ((IntVector) d1s.convertShape(VectorOperators.REINTERPRET_F2I, I512, 0))
                     .or(d1m.lanewise(VectorOperators.ASHR, 10).add(1).lanewise(VectorOperators.ASHR, 5).neg()
                             .and(0x7f800000))
-                    .or(d1h.lanewise(VectorOperators.LSHL, 16).and(Integer.MIN_VALUE)).reinterpretAsFloats().mul(d);
-            acc0 = ((FloatVector) ZERO_I.add(s0).convert(VectorOperators.I2F, 0)).fma(d0, acc0);
-            acc1 = ((FloatVector) ZERO_I.add(s1).convert(VectorOperators.I2F, 0)).fma(d1, acc1);
+                    .or(d1h.lanewise(VectorOperators.LSHL, 16).and(Integer.MIN_VALUE))
+                    .convertShape(VectorOperators.REINTERPRET_I2F, F512, 0)).mul(d);
+            acc0 = ((FloatVector) ZERO_I.add(s0).convertShape(VectorOperators.I2F, F512, 0)).fma(d0, acc0);
+            acc1 = ((FloatVector) ZERO_I.add(s1).convertShape(VectorOperators.I2F, F512, 0)).fma(d1, acc1);
         }
         FRESH.add(acc0).intoArray(out, o);
         FRESH.add(acc1).intoArray(out, o + 16);
@@ -196,19 +204,23 @@ final class Q8TiledKernel {
             IntVector h0h = (IntVector) ShortVector.fromByteArray(S256, w, sa, ByteOrder.LITTLE_ENDIAN)
                     .convertShape(VectorOperators.S2I, I512, 0);
             IntVector h0m = h0h.and(0x7fff);
-            FloatVector h0 = h0m.lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
-                    .reinterpretAsInts()
+            FloatVector h0s = ((FloatVector) h0m.lanewise(VectorOperators.LSHL, 13)
+                    .convertShape(VectorOperators.REINTERPRET_I2F, F512, 0)).mul(0x1p112f);
+            FloatVector h0 = ((FloatVector) ((IntVector) h0s.convertShape(VectorOperators.REINTERPRET_F2I, I512, 0))
                     .or(h0m.lanewise(VectorOperators.ASHR, 10).add(1).lanewise(VectorOperators.ASHR, 5).neg()
                             .and(0x7f800000))
-                    .or(h0h.lanewise(VectorOperators.LSHL, 16).and(Integer.MIN_VALUE)).reinterpretAsFloats();
+                    .or(h0h.lanewise(VectorOperators.LSHL, 16).and(Integer.MIN_VALUE))
+                    .convertShape(VectorOperators.REINTERPRET_I2F, F512, 0));
             IntVector h1h = (IntVector) ShortVector.fromByteArray(S256, w, sa + 32, ByteOrder.LITTLE_ENDIAN)
                     .convertShape(VectorOperators.S2I, I512, 0);
             IntVector h1m = h1h.and(0x7fff);
-            FloatVector h1 = h1m.lanewise(VectorOperators.LSHL, 13).reinterpretAsFloats().mul(0x1p112f)
-                    .reinterpretAsInts()
+            FloatVector h1s = ((FloatVector) h1m.lanewise(VectorOperators.LSHL, 13)
+                    .convertShape(VectorOperators.REINTERPRET_I2F, F512, 0)).mul(0x1p112f);
+            FloatVector h1 = ((FloatVector) ((IntVector) h1s.convertShape(VectorOperators.REINTERPRET_F2I, I512, 0))
                     .or(h1m.lanewise(VectorOperators.ASHR, 10).add(1).lanewise(VectorOperators.ASHR, 5).neg()
                             .and(0x7f800000))
-                    .or(h1h.lanewise(VectorOperators.LSHL, 16).and(Integer.MIN_VALUE)).reinterpretAsFloats();
+                    .or(h1h.lanewise(VectorOperators.LSHL, 16).and(Integer.MIN_VALUE))
+                    .convertShape(VectorOperators.REINTERPRET_I2F, F512, 0));
             int dk = d0 + k;
             // the sums are loop-carried: reached through a fresh receiver (-0 + s == s bit for bit)
             c00 = FRESH.add(s00).fma(h0.mul(dx[dk]), c00);
