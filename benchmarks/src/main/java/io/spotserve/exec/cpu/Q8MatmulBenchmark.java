@@ -93,7 +93,7 @@ public class Q8MatmulBenchmark {
         for (int i = 0; i < w.q8.length; i++) {
             int[] s = SHAPES[i % SHAPES.length];
             Q8Blocks.quantizeActivations(w.x, s[1], 1, s[1], w.qx, w.dx);
-            Q8TiledKernel.matmul(w.q8[i], 0, s[1], s[0], 0, s[0], w.qx, w.dx, 1, w.out, 0, s[0]);
+            Q8TiledKernel.matmul(w.q8[i], 0, s[1], s[0], 0, s[0], w.qx, null, w.dx, 1, w.out, 0, s[0]);
         }
         return w.out[0];
     }

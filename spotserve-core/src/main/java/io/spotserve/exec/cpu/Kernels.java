@@ -73,9 +73,10 @@ abstract class Kernels {
      * Rows {@code [r0, r1)} of a {@code rows × n} Q8_0 matrix kept in {@link Q8Tiles} at {@code w[wOff..]},
      * against activations quantized by {@link Q8Blocks#quantizeActivations}; {@code r0} must start a tile (a multiple
      * of {@link Q8Tiles#ROWS}). The scalar implementation is {@link Q8Tiles#matmul}; the vector one is bit-identical.
+     * {@code qf}: the same quants as floats, or null (the vector kernel then runs one entry per pass).
      */
-    void matmulQ8Tiled(byte[] w, int wOff, int n, int rows, int r0, int r1, short[] qx, float[] dx, int batch,
-                       float[] out, int outOff, int outStride) {
+    void matmulQ8Tiled(byte[] w, int wOff, int n, int rows, int r0, int r1, short[] qx, float[] qf, float[] dx,
+                       int batch, float[] out, int outOff, int outStride) {
         Q8Tiles.matmul(w, wOff, n, rows, r0, r1, qx, dx, batch, out, outOff, outStride);
     }
 

@@ -28,6 +28,7 @@ final class Q8VectorQuantizer {
     /** The float just below 1/2, and 2^25 = 1 / (1/2 − BELOW_HALF). */
     private static final float BELOW_HALF = Math.nextDown(0.5f);
     private static final float TWO_25 = 0x1p25f;
+    private static final FloatVector NO_MAX = FloatVector.broadcast(FQ, Float.NEGATIVE_INFINITY);
 
     /**
      * {@link Q8Blocks#quantizeActivations} with vectors, giving the same bits: the block's largest magnitude as a
@@ -52,9 +53,9 @@ final class Q8VectorQuantizer {
                 int base = b * xStride + k * Q8Blocks.BLOCK;
                 FloatVector m = FloatVector.fromArray(FQ, x, base).abs();
                 for (int j = lanes; j < Q8Blocks.BLOCK; j += lanes) {
-                    m = m.max(FloatVector.fromArray(FQ, x, base + j).abs());
+                    m = FloatVector.fromArray(FQ, x, base + j).abs().max(m); // fresh receiver: VectorKernels, FRESH
                 }
-                float amax = m.reduceLanes(VectorOperators.MAX);
+                float amax = NO_MAX.max(m).reduceLanes(VectorOperators.MAX); // max(-inf, m) == m
                 int q = b * n + k * Q8Blocks.BLOCK;
                 if (!(amax < Float.POSITIVE_INFINITY)) {
                     Q8Blocks.quantizeBlock(x, base, qx, q, dx, b * blocks + k);

@@ -18,6 +18,14 @@ final class ShardMatmul {
     /** Quantized activations of the current Q8_0 product: quants [batch][n] and per-block scales (null: no Q8_0). */
     final short[] qx;
     final float[] dx;
+    /**
+     * The quants of {@link #qx} as floats when the current product has at least {@link #FLOAT_QUANTS_MIN_BATCH}
+     * entries, else null: the vector kernel then runs four entries per pass over each tile.
+     */
+    float[] qf;
+    private final float[] qfStore;
+    /** Entries from which a Q8_0 product gets its quants as floats too. */
+    static final int FLOAT_QUANTS_MIN_BATCH = 4;
 
     private final MatmulTask matmul = new MatmulTask();
     private final PackedMatmulTask packedMatmul = new PackedMatmulTask();
@@ -34,6 +42,7 @@ final class ShardMatmul {
         this.packMinColumns = packMinColumns;
         qx = maxQ8Columns > 0 ? new short[maxBatch * maxQ8Columns] : null;
         dx = maxQ8Columns > 0 ? new float[maxBatch * (maxQ8Columns / Q8Blocks.BLOCK)] : null;
+        qfStore = maxQ8Columns > 0 && maxBatch >= FLOAT_QUANTS_MIN_BATCH ? new float[maxBatch * maxQ8Columns] : null;
     }
 
     /** {@link PackedRows} lanes of a float layer matrix of {@code n} columns. */
@@ -44,6 +53,15 @@ final class ShardMatmul {
     /** Quantizes {@code count} activation vectors of {@code n} floats into {@link #qx} / {@link #dx}. */
     void quantize(float[] x, int xStride, int count, int n) {
         kernels.quantizeQ8(x, xStride, count, n, qx, dx);
+        qf = null;
+        if (count >= FLOAT_QUANTS_MIN_BATCH && qfStore != null) {
+            short[] q = qx;
+            float[] f = qfStore;
+            for (int i = 0, end = count * n; i < end; i++) {
+                f[i] = q[i];
+            }
+            qf = f;
+        }
     }
 
     /**
@@ -77,8 +95,8 @@ final class ShardMatmul {
 
         @Override
         public void run(int worker, int from, int to) {
-            kernels.matmulQ8Tiled(w, wOff, n, rows, from * Q8Tiles.ROWS, Math.min(rows, to * Q8Tiles.ROWS), qx, dx,
-                    batch, out, 0, outStride);
+            kernels.matmulQ8Tiled(w, wOff, n, rows, from * Q8Tiles.ROWS, Math.min(rows, to * Q8Tiles.ROWS), qx, qf,
+                    dx, batch, out, 0, outStride);
         }
     }
 

@@ -415,7 +415,7 @@ final class StageShard implements PipelinePosition {
             int r1 = 2 * u1;
             int off = weights.matOff[W13];
             if (weights.q8[W13]) {
-                kernels.matmulQ8Tiled(wq, off, dim, rows, r0, r1, mm.qx, mm.dx, batch, h13, 0, rows);
+                kernels.matmulQ8Tiled(wq, off, dim, rows, r0, r1, mm.qx, mm.qf, mm.dx, batch, h13, 0, rows);
             } else if (lanesFor(dim) == 0) {
                 kernels.matmul(w, off, dim, r0, r1, xb, dim, batch, h13, 0, rows);
             } else {

@@ -32,18 +32,6 @@ final class VectorKernels extends Kernels {
     }
 
     /**
-     * The lanes of {@code a} summed ({@code reduceLanes(ADD)}); every horizontal sum of the matmul goes through
-     * here so that a row's result does not depend on the tile shape that computed it.
-     */
-    static float sum(FloatVector a) {
-        return a.reduceLanes(VectorOperators.ADD);
-    }
-
-    private static float sumHalf(FloatVector a) {
-        return a.reduceLanes(VectorOperators.ADD);
-    }
-
-    /**
      * Plain rows (matrices below {@link StageShard#PACK_MIN_COLUMNS} columns, and the classifier): one dot
      * product per (row, entry). A 4-row × 4-entry register tile over plain rows was dropped: with its sixteen
      * lane sums inlined, C2 no longer inlined the Vector API calls of its loop and boxed every vector (12 MB
@@ -62,9 +50,9 @@ final class VectorKernels extends Kernels {
     }
 
     @Override
-    void matmulQ8Tiled(byte[] w, int wOff, int n, int rows, int r0, int r1, short[] qx, float[] dx, int batch,
-                       float[] out, int outOff, int outStride) {
-        Q8TiledKernel.matmul(w, wOff, n, rows, r0, r1, qx, dx, batch, out, outOff, outStride);
+    void matmulQ8Tiled(byte[] w, int wOff, int n, int rows, int r0, int r1, short[] qx, float[] qf, float[] dx,
+                       int batch, float[] out, int outOff, int outStride) {
+        Q8TiledKernel.matmul(w, wOff, n, rows, r0, r1, qx, qf, dx, batch, out, outOff, outStride);
     }
 
     @Override
@@ -123,21 +111,11 @@ final class VectorKernels extends Kernels {
             a2 = FloatVector.fromArray(S, w, p + 2 * L).fma(v, a2);
             a3 = FloatVector.fromArray(S, w, p + 3 * L).fma(v, a3);
         }
-        store(a0, out, o);
-        store(a1, out, o + L);
-        store(a2, out, o + 2 * L);
-        store(a3, out, o + 3 * L);
-    }
-
-    /**
-     * {@code v} into {@code out[o .. o + L)} lane by lane. Not {@code intoArray}: inlined into the FFN and matmul
-     * tasks, C2 failed to intrinsify that store here as it did for the Q8_0 accumulator (session 8), and the
-     * fallback allocated a float[] per store (JFR allocation samples of the fp32 decode step: ~335 KB per step).
-     */
-    private static void store(FloatVector v, float[] out, int o) {
-        for (int l = 0; l < L; l++) {
-            out[o + l] = v.lane(l);
-        }
+        // FRESH.add: the accumulators are loop-carried (see FRESH); -0 + a == a bit for bit
+        FRESH.add(a0).intoArray(out, o);
+        FRESH.add(a1).intoArray(out, o + L);
+        FRESH.add(a2).intoArray(out, o + 2 * L);
+        FRESH.add(a3).intoArray(out, o + 3 * L);
     }
 
     private static void block4x4(float[] w, int base, int n, float[] x, int x0, int xStride, float[] out, int o,
@@ -241,25 +219,26 @@ final class VectorKernels extends Kernels {
             a32 = u.fma(v2, a32);
             a33 = u.fma(v3, a33);
         }
-        a00.intoArray(out, o);
-        a10.intoArray(out, o + L);
-        a20.intoArray(out, o + 2 * L);
-        a30.intoArray(out, o + 3 * L);
+        // the accumulators are loop-carried: stored through a fresh receiver (see FRESH; -0 + a == a bit for bit)
+        FRESH.add(a00).intoArray(out, o);
+        FRESH.add(a10).intoArray(out, o + L);
+        FRESH.add(a20).intoArray(out, o + 2 * L);
+        FRESH.add(a30).intoArray(out, o + 3 * L);
         o += outStride;
-        a01.intoArray(out, o);
-        a11.intoArray(out, o + L);
-        a21.intoArray(out, o + 2 * L);
-        a31.intoArray(out, o + 3 * L);
+        FRESH.add(a01).intoArray(out, o);
+        FRESH.add(a11).intoArray(out, o + L);
+        FRESH.add(a21).intoArray(out, o + 2 * L);
+        FRESH.add(a31).intoArray(out, o + 3 * L);
         o += outStride;
-        a02.intoArray(out, o);
-        a12.intoArray(out, o + L);
-        a22.intoArray(out, o + 2 * L);
-        a32.intoArray(out, o + 3 * L);
+        FRESH.add(a02).intoArray(out, o);
+        FRESH.add(a12).intoArray(out, o + L);
+        FRESH.add(a22).intoArray(out, o + 2 * L);
+        FRESH.add(a32).intoArray(out, o + 3 * L);
         o += outStride;
-        a03.intoArray(out, o);
-        a13.intoArray(out, o + L);
-        a23.intoArray(out, o + 2 * L);
-        a33.intoArray(out, o + 3 * L);
+        FRESH.add(a03).intoArray(out, o);
+        FRESH.add(a13).intoArray(out, o + L);
+        FRESH.add(a23).intoArray(out, o + 2 * L);
+        FRESH.add(a33).intoArray(out, o + 3 * L);
     }
 
     private static float dot1(float[] w, int w0, float[] x, int x0, int n) {
@@ -268,7 +247,7 @@ final class VectorKernels extends Kernels {
         for (int j = 0; j < bound; j += L) {
             a = FloatVector.fromArray(S, w, w0 + j).fma(FloatVector.fromArray(S, x, x0 + j), a);
         }
-        float s = sum(a);
+        float s = FRESH.add(a).reduceLanes(VectorOperators.ADD); // a is loop-carried: see FRESH
         for (int j = bound; j < n; j++) {
             s += w[w0 + j] * x[x0 + j];
         }
@@ -293,7 +272,7 @@ final class VectorKernels extends Kernels {
                 s2 = FloatVector.fromArray(S, a, aOff + j + 2 * L).fma(FloatVector.fromArray(S, b, bOff + j + 2 * L), s2);
                 s3 = FloatVector.fromArray(S, a, aOff + j + 3 * L).fma(FloatVector.fromArray(S, b, bOff + j + 3 * L), s3);
             }
-            sum = s0.add(s1).add(s2.add(s3)).reduceLanes(VectorOperators.ADD);
+            sum = FRESH.add(s0).add(s1).add(FRESH.add(s2).add(s3)).reduceLanes(VectorOperators.ADD); // see FRESH
         }
         if (n - j >= L) {
             FloatVector s = FloatVector.zero(S);
@@ -301,7 +280,7 @@ final class VectorKernels extends Kernels {
             for (; j < bound; j += L) {
                 s = FloatVector.fromArray(S, a, aOff + j).fma(FloatVector.fromArray(S, b, bOff + j), s);
             }
-            sum += s.reduceLanes(VectorOperators.ADD);
+            sum += FRESH.add(s).reduceLanes(VectorOperators.ADD);
         }
         for (; j < n; j++) {
             sum += a[aOff + j] * b[bOff + j];
@@ -339,30 +318,19 @@ final class VectorKernels extends Kernels {
     private static final float P1 = 1.6666665459e-1f;
     private static final float P0 = 5.0000001201e-1f;
 
-    /**
-     * {@code e^x} in vector lanes: x clamped to [-87.3, 88.3], x = n·ln 2 + r with |r| ≤ ln 2 / 2 (Cody-Waite),
-     * e^r by a degree-7 polynomial (the Cephes coefficients, about 1 ulp), times 2^n built from the exponent
-     * bits. Only IEEE add, multiply and fused multiply-add, so every JIT tier gives the same bits, and
-     * {@link #exp(float)} is its lane-for-lane twin (tails of a loop give what a full vector would). Replaces
-     * {@code Math.exp} (about 15 ns a call here) in the softmax and the SwiGLU gate.
+    /*
+     * e^x in vector lanes (written out in expInPlace's and swiglu's loops, see VEXP): x clamped to [-87.3, 88.3],
+     * x = n·ln 2 + r with |r| ≤ ln 2 / 2 (Cody-Waite), e^r by a degree-7 polynomial (the Cephes coefficients,
+     * about 1 ulp), times 2^n built from the exponent bits. Only IEEE add, multiply and fused multiply-add, so
+     * every JIT tier gives the same bits, and exp(float) is its lane-for-lane twin (tails of a loop give what a
+     * full vector would). Replaces Math.exp (about 15 ns a call here) in the softmax and the SwiGLU gate.
+     *
+     * VEXP: a method taking or returning a vector is a lottery on JDK 17: when C2 does not inline it (a call site
+     * without profile counts, e.g. compiled at tier 2 on a loaded machine, gets "already compiled into a medium
+     * method"), the vector is boxed on every call (-XX:+PrintInlining of softmaxVector; JFR: ~0.75 MB allocated
+     * per 25M batch-8 step in exp and expInPlace). So the two loops that exponentiate carry the same operations in
+     * their own bodies; KernelsTest checks both against the scalar twin bit for bit.
      */
-    static FloatVector exp(FloatVector x) {
-        x = x.max(V_EXP_MIN).min(V_EXP_MAX);
-        FloatVector t = x.mul(V_LOG2E).add(V_ROUND);
-        FloatVector n = t.sub(V_ROUND);
-        FloatVector r = n.fma(V_M_LN2_HI, x);
-        r = n.fma(V_M_LN2_LO, r);
-        FloatVector p = r.fma(V_P5, V_P4);
-        p = p.fma(r, V_P3);
-        p = p.fma(r, V_P2);
-        p = p.fma(r, V_P1);
-        p = p.fma(r, V_P0);
-        FloatVector z = r.mul(r);
-        FloatVector y = p.fma(z, r).add(V_ONE);
-        FloatVector scale = t.reinterpretAsInts().add(V_EXP_BIAS).lanewise(VectorOperators.LSHL, 23)
-                .reinterpretAsFloats();
-        return y.mul(scale);
-    }
 
     /*
      * exp's constants as vectors (static finals: constants of an exact class to C2). The scalar-argument forms
@@ -384,7 +352,7 @@ final class VectorKernels extends Kernels {
     private static final FloatVector V_ONE = FloatVector.broadcast(S, 1f);
     private static final IntVector V_EXP_BIAS = IntVector.broadcast(S.withLanes(int.class), 127 - ROUND_BITS);
 
-    /** The scalar twin of {@link #exp(FloatVector)}: the same operations in the same order, the same bits. */
+    /** The scalar twin of the vector e^x (VEXP): the same operations in the same order, the same bits. */
     static float exp(float x) {
         x = Math.min(Math.max(x, EXP_MIN), EXP_MAX);
         float t = x * LOG2E + ROUND;
@@ -403,7 +371,7 @@ final class VectorKernels extends Kernels {
     }
 
     /**
-     * run.c's softmax (subtract the max, exponentiate, divide by the sum) with {@link #exp(FloatVector)}; the sum
+     * run.c's softmax (subtract the max, exponentiate, divide by the sum) with the vector e^x (VEXP); the sum
      * runs over vector lanes, then the scalar tail, so it depends only on {@code size}.
      *
      * <p>Each vector loop is its own method taking only arrays and scalars. Inlined whole into the attention
@@ -445,11 +413,17 @@ final class VectorKernels extends Kernels {
         FloatVector acc = FloatVector.zero(S);
         FloatVector mv = FloatVector.broadcast(S, max);
         for (int j = 0; j < bound; j += L) {
-            FloatVector e = exp(FloatVector.fromArray(S, x, j).sub(mv));
+            FloatVector y = FloatVector.fromArray(S, x, j).sub(mv).max(V_EXP_MIN).min(V_EXP_MAX); // VEXP
+            FloatVector t = y.mul(V_LOG2E).add(V_ROUND);
+            FloatVector n = t.sub(V_ROUND);
+            FloatVector r = n.fma(V_M_LN2_LO, n.fma(V_M_LN2_HI, y));
+            FloatVector p = r.fma(V_P5, V_P4).fma(r, V_P3).fma(r, V_P2).fma(r, V_P1).fma(r, V_P0);
+            FloatVector e = p.fma(r.mul(r), r).add(V_ONE).mul(t.reinterpretAsInts().add(V_EXP_BIAS)
+                    .lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats());
             e.intoArray(x, j);
             acc = e.add(acc); // fresh receiver (float addition commutes bit for bit): see FRESH
         }
-        return sum(FRESH.add(acc));
+        return FRESH.add(acc).reduceLanes(VectorOperators.ADD);
     }
 
     /*
@@ -462,6 +436,7 @@ final class VectorKernels extends Kernels {
      */
     private static final FloatVector FRESH = FloatVector.broadcast(S, -0.0f);
     private static final FloatVector FRESH_MAX = FloatVector.broadcast(S, Float.NEGATIVE_INFINITY);
+    private static final FloatVector FRESH_HALF = FloatVector.broadcast(H, -0.0f);
 
     /** {@code x[j] /= sum} over {@code [0, bound)}. */
     private static void divide(float[] x, int bound, float sum) {
@@ -472,7 +447,7 @@ final class VectorKernels extends Kernels {
 
     /**
      * run.c's gate {@code v = w1·x; v *= 1 / (1 + e^-v); v *= w3·x}, L units per step with
-     * {@link #exp(FloatVector)}; the tail uses the scalar twin, so a unit's value does not depend on where in a
+     * the vector e^x (VEXP); the tail uses the scalar twin, so a unit's value does not depend on where in a
      * block it sits.
      */
     @Override
@@ -482,7 +457,14 @@ final class VectorKernels extends Kernels {
         FloatVector one = FloatVector.broadcast(S, 1f);
         for (; i < bound; i += L) {
             FloatVector v = FloatVector.fromArray(S, h, gateOff + i);
-            v = v.mul(one.div(one.add(exp(v.neg()))));
+            FloatVector y = v.neg().max(V_EXP_MIN).min(V_EXP_MAX); // e^-v written out: VEXP
+            FloatVector t = y.mul(V_LOG2E).add(V_ROUND);
+            FloatVector n = t.sub(V_ROUND);
+            FloatVector r = n.fma(V_M_LN2_LO, n.fma(V_M_LN2_HI, y));
+            FloatVector p = r.fma(V_P5, V_P4).fma(r, V_P3).fma(r, V_P2).fma(r, V_P1).fma(r, V_P0);
+            FloatVector e = p.fma(r.mul(r), r).add(V_ONE).mul(t.reinterpretAsInts().add(V_EXP_BIAS)
+                    .lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats());
+            v = v.mul(one.div(one.add(e)));
             v.mul(FloatVector.fromArray(S, h, upOff + i)).intoArray(hb, o + i);
         }
         for (; i < count; i++) {
@@ -524,7 +506,7 @@ final class VectorKernels extends Kernels {
                                 float scale, float[] scores, float[] out, int outOff) {
         FloatVector q0 = FloatVector.fromArray(S, q, qOff);
         for (int t = 0, k = kBase; t < len; t++, k += stride) {
-            scores[t] = sum(q0.mul(FloatVector.fromArray(S, cache, k))) / scale;
+            scores[t] = q0.mul(FloatVector.fromArray(S, cache, k)).reduceLanes(VectorOperators.ADD) / scale;
         }
         softmaxVector(scores, len);
         // two accumulators (even and odd positions): half the FMA latency chain
@@ -538,7 +520,7 @@ final class VectorKernels extends Kernels {
         if (t < len) {
             o0 = FloatVector.fromArray(S, cache, vBase + t * stride).fma(FloatVector.broadcast(S, scores[t]), o0);
         }
-        o0.add(o1).intoArray(out, outOff);
+        FRESH.add(o0).add(o1).intoArray(out, outOff); // loop-carried: see FRESH
     }
 
     /** A head of half a vector (8 floats with AVX-512, stories260K's head size). */
@@ -546,7 +528,7 @@ final class VectorKernels extends Kernels {
                                    float scale, float[] scores, float[] out, int outOff) {
         FloatVector q0 = FloatVector.fromArray(H, q, qOff);
         for (int t = 0, k = kBase; t < len; t++, k += stride) {
-            scores[t] = sumHalf(q0.mul(FloatVector.fromArray(H, cache, k))) / scale;
+            scores[t] = q0.mul(FloatVector.fromArray(H, cache, k)).reduceLanes(VectorOperators.ADD) / scale;
         }
         softmaxVector(scores, len);
         // two accumulators (even and odd positions): half the FMA latency chain
@@ -560,7 +542,7 @@ final class VectorKernels extends Kernels {
         if (t < len) {
             o0 = FloatVector.fromArray(H, cache, vBase + t * stride).fma(FloatVector.broadcast(H, scores[t]), o0);
         }
-        o0.add(o1).intoArray(out, outOff);
+        FRESH_HALF.add(o0).add(o1).intoArray(out, outOff); // loop-carried: see FRESH
     }
 
     private static void attend4(float[] q, int qOff, float[] cache, int kBase, int vBase, int stride, int len,
@@ -574,7 +556,7 @@ final class VectorKernels extends Kernels {
             FloatVector b = q1.mul(FloatVector.fromArray(S, cache, k + L));
             a = q2.fma(FloatVector.fromArray(S, cache, k + 2 * L), a);
             b = q3.fma(FloatVector.fromArray(S, cache, k + 3 * L), b);
-            scores[t] = sum(a.add(b)) / scale;
+            scores[t] = a.add(b).reduceLanes(VectorOperators.ADD) / scale;
         }
         softmaxVector(scores, len);
         FloatVector o0 = FloatVector.zero(S);
@@ -588,10 +570,10 @@ final class VectorKernels extends Kernels {
             o2 = FloatVector.fromArray(S, cache, v + 2 * L).fma(w, o2);
             o3 = FloatVector.fromArray(S, cache, v + 3 * L).fma(w, o3);
         }
-        o0.intoArray(out, outOff);
-        o1.intoArray(out, outOff + L);
-        o2.intoArray(out, outOff + 2 * L);
-        o3.intoArray(out, outOff + 3 * L);
+        FRESH.add(o0).intoArray(out, outOff); // loop-carried: see FRESH
+        FRESH.add(o1).intoArray(out, outOff + L);
+        FRESH.add(o2).intoArray(out, outOff + 2 * L);
+        FRESH.add(o3).intoArray(out, outOff + 3 * L);
     }
 
     private static void attend2(float[] q, int qOff, float[] cache, int kBase, int vBase, int stride, int len,
@@ -601,7 +583,7 @@ final class VectorKernels extends Kernels {
         for (int t = 0, k = kBase; t < len; t++, k += stride) {
             FloatVector a = q0.mul(FloatVector.fromArray(S, cache, k));
             a = q1.fma(FloatVector.fromArray(S, cache, k + L), a);
-            scores[t] = sum(a) / scale;
+            scores[t] = a.reduceLanes(VectorOperators.ADD) / scale;
         }
         softmaxVector(scores, len);
         FloatVector o0 = FloatVector.zero(S);
@@ -611,7 +593,7 @@ final class VectorKernels extends Kernels {
             o0 = FloatVector.fromArray(S, cache, v).fma(w, o0);
             o1 = FloatVector.fromArray(S, cache, v + L).fma(w, o1);
         }
-        o0.intoArray(out, outOff);
-        o1.intoArray(out, outOff + L);
+        FRESH.add(o0).intoArray(out, outOff); // loop-carried: see FRESH
+        FRESH.add(o1).intoArray(out, outOff + L);
     }
 }

@@ -319,6 +319,50 @@ class CpuQ8WeightsTest {
         }
     }
 
+    /**
+     * Batches of 1 to 5 entries: from 4 entries the Q8_0 products hand their quants over as floats and the tile kernel
+     * runs four entries per pass (Q8TiledKernel.tileWide4); every entry still gets, bit for bit, what it gets alone.
+     */
+    @Test
+    void entriesInFoursGetExactlyTheLogitsTheyGetAlone() {
+        try (Executor ex = q8(true)) {
+            Pipeline p = TestPipelines.loaded(ex, stories.weights(), ShardLayout.of(stories.config(), 1, 2), "f", 5);
+            int[] toks = {1, 400, 17, 93, 250, 8, 77, 310};
+            float[][] alone = new float[toks.length][];
+            p.openSequence(99, 16);
+            for (int i = 0; i < toks.length; i++) {
+                alone[i] = p.decode(new long[] {99}, new int[] {toks[i]}, new int[] {i})[0];
+            }
+            p.closeSequence(99);
+            int entries = 5;
+            for (int e = 0; e < entries; e++) {
+                p.openSequence(e + 1, 16);
+            }
+            for (int step = 0; step < toks.length + entries - 1; step++) { // entry e runs e steps behind entry 0
+                java.util.List<Integer> in = new java.util.ArrayList<>();
+                for (int e = 0; e < entries; e++) {
+                    if (step - e >= 0 && step - e < toks.length) {
+                        in.add(e);
+                    }
+                }
+                long[] ids = new long[in.size()];
+                int[] tokens = new int[in.size()];
+                int[] positions = new int[in.size()];
+                for (int k = 0; k < in.size(); k++) {
+                    ids[k] = in.get(k) + 1;
+                    positions[k] = step - in.get(k);
+                    tokens[k] = toks[positions[k]];
+                }
+                float[][] out = p.decode(ids, tokens, positions);
+                for (int k = 0; k < in.size(); k++) {
+                    assertArrayEquals(alone[positions[k]], out[k], 0f,
+                            "entry " + in.get(k) + " position " + positions[k] + " in a batch of " + in.size());
+                }
+            }
+            p.close();
+        }
+    }
+
     @Test
     void scalarAndVectorQ8KernelsDecodeTheSameGreedyText() {
         ShardLayout layout = ShardLayout.of(random.config(), 1, 1);

@@ -177,6 +177,39 @@ class KernelsTest {
         }
     }
 
+    /**
+     * The softmax's vector loop writes e^x out in its own body (not a call: VectorKernels, VEXP); every lane must
+     * still give the scalar twin's bits, including clamped, tiny and zero arguments.
+     */
+    @Test
+    void softmaxExponentialsAreTheScalarTwinsBits() throws Exception {
+        Class<?> vk = Class.forName("io.spotserve.exec.cpu.VectorKernels");
+        java.lang.reflect.Method scalarExp = vk.getDeclaredMethod("exp", float.class);
+        java.lang.reflect.Method expInPlace = vk.getDeclaredMethod("expInPlace", float[].class, int.class, float.class);
+        expInPlace.setAccessible(true);
+        int lanes = vector.packLanes();
+        Random r = new Random(13);
+        int bound = 64 * lanes;
+        float[] x = new float[bound];
+        float[] special = {0f, -0f, 3f, -1e-8f, 1e-8f, -87.2f, -87.4f, -100f, -200f, 88.2f, 88.4f, -20f};
+        for (int i = 0; i < bound; i++) {
+            x[i] = i < special.length ? special[i] : (float) (r.nextDouble() * 180 - 170);
+        }
+        for (float max : new float[] {0f, 2.5f, -3f}) {
+            float[] v = x.clone();
+            float sum = (float) expInPlace.invoke(null, v, bound, max);
+            double want = 0;
+            for (int i = 0; i < bound; i++) {
+                float e = (float) scalarExp.invoke(null, x[i] - max);
+                assertEquals(Float.floatToRawIntBits(e), Float.floatToRawIntBits(v[i]), "e^(" + x[i] + " - " + max + ")");
+                want += e;
+            }
+            if (Float.isFinite((float) want)) { // e^88 + e^91 overflows the float sum, as it would in run.c
+                assertEquals(want, sum, 1e-5 * want);
+            }
+        }
+    }
+
     @Test
     void swigluAgreesWithRunCAndDoesNotDependOnWhereAChunkStarts() {
         Random r = new Random(8);

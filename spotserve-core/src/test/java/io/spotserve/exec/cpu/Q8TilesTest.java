@@ -88,6 +88,15 @@ class Q8TilesTest {
         }
     }
 
+    /** The quants as floats, as the executor hands them to the four-entry kernel. */
+    static float[] floats(short[] qx) {
+        float[] f = new float[qx.length];
+        for (int i = 0; i < qx.length; i++) {
+            f[i] = qx[i];
+        }
+        return f;
+    }
+
     private static void assertKernelsAgree(byte[] gguf, int rows, int n, short[] qx, float[] dx, int batch,
                                            String where) {
         byte[] tiled = tileByHand(gguf, rows, n);
@@ -105,6 +114,7 @@ class Q8TilesTest {
             assertArrayEquals(want, vector[0], "512-bit kernel, " + where);
             assertArrayEquals(want, vector[1], "256-bit kernel, " + where);
             assertArrayEquals(want, vector[2], "the machine's kernel, " + where);
+            assertArrayEquals(want, vector[3], "512-bit kernel one entry per pass, " + where);
         }
     }
 
@@ -166,7 +176,7 @@ class Q8TilesTest {
         float[] dx = new float[batch * n / 32];
         Q8Blocks.quantizeActivations(x, n, batch, n, qx, dx);
         float[] out = new float[batch * rows];
-        k.matmulQ8Tiled(m, 0, n, rows, 0, rows, qx, dx, batch, out, 0, rows);
+        k.matmulQ8Tiled(m, 0, n, rows, 0, rows, qx, floats(qx), dx, batch, out, 0, rows);
         float[] row = new float[n];
         for (int i = 0; i < rows; i++) {
             Q8Blocks.dequantize(gguf, i * Q8Blocks.rowBytes(n), n, row, 0);
@@ -239,6 +249,41 @@ class Q8TilesTest {
         }
     }
 
+    /**
+     * Every fp16 scale pattern (subnormals, infinities, NaNs, both zeros) through the tile kernels, one per row, in both
+     * 512-bit paths (four entries per pass and one): their scale decode is written out in each (Q8TiledKernel, HALVES).
+     */
+    @Test
+    void everyScalePatternGivesTheScalarKernelsResult() {
+        int rows = 65536;
+        int n = 32;
+        int batch = 5;
+        Random r = new Random(17);
+        byte[] gguf = new byte[rows * Q8Blocks.BLOCK_BYTES];
+        for (int i = 0; i < rows; i++) {
+            int at = i * Q8Blocks.BLOCK_BYTES;
+            gguf[at] = (byte) i;
+            gguf[at + 1] = (byte) (i >>> 8);
+            for (int j = 2; j < Q8Blocks.BLOCK_BYTES; j++) {
+                gguf[at + j] = (byte) r.nextInt(256);
+            }
+        }
+        byte[] tiled = tileByHand(gguf, rows, n);
+        short[] qx = new short[batch * n];
+        for (int i = 0; i < qx.length; i++) {
+            qx[i] = (short) (r.nextInt(255) - 127);
+        }
+        float[] dx = {0.75f, 1f, 3.5e-3f, 2f, 1e-5f};
+        float[] scalar = new float[batch * rows];
+        Q8Tiles.matmul(tiled, 0, n, rows, 0, rows, qx, dx, batch, scalar, 0, rows);
+        if (Kernels.vectorModulePresent()) {
+            float[][] vector = Vectors.bothShapes(tiled, n, rows, 0, rows, qx, dx, batch, 0, rows);
+            for (int v = 0; v < vector.length; v++) {
+                assertArrayEquals(scalar, vector[v], "kernel " + v);
+            }
+        }
+    }
+
     @Test
     void vectorHalfDecodeGivesEveryHalfExactly() {
         if (!Kernels.vectorModulePresent()) {
@@ -257,13 +302,15 @@ class Q8TilesTest {
     private static final class Vectors {
         static float[][] bothShapes(byte[] tiled, int n, int rows, int r0, int r1, short[] qx, float[] dx, int batch,
                                     int outOff, int stride) {
-            float[][] out = new float[3][outOff + batch * stride];
+            float[][] out = new float[4][outOff + batch * stride];
             for (float[] o : out) {
                 Arrays.fill(o, Float.NaN);
             }
-            Q8TiledKernel.matmulWide(tiled, 0, n, rows, r0, r1, qx, dx, batch, out[0], outOff, stride);
+            // [0]: entries in fours (float block sums), [3]: one entry per pass (int block sums)
+            Q8TiledKernel.matmulWide(tiled, 0, n, rows, r0, r1, qx, floats(qx), dx, batch, out[0], outOff, stride);
             Q8TiledKernel.matmulNarrow(tiled, 0, n, rows, r0, r1, qx, dx, batch, out[1], outOff, stride);
-            Q8TiledKernel.matmul(tiled, 0, n, rows, r0, r1, qx, dx, batch, out[2], outOff, stride);
+            Q8TiledKernel.matmul(tiled, 0, n, rows, r0, r1, qx, floats(qx), dx, batch, out[2], outOff, stride);
+            Q8TiledKernel.matmulWide(tiled, 0, n, rows, r0, r1, qx, null, dx, batch, out[3], outOff, stride);
             return out;
         }
 
