@@ -122,6 +122,15 @@ final class ContextMigration {
         this.devices = devices;
     }
 
+    /**
+     * Bytes of weight slice {@code w} as the executor stores it ({@link Executor#storedBytesPerWeightExact}: 4 for
+     * fp32, 1.0625 for Q8_0 blocks), the same size the device mapper's model counts (Reconfigurator's
+     * {@code ModelContext}); KV slices are fp32 ({@link ContextSlice#bytes}).
+     */
+    private long weightBytes(ContextSlice w) {
+        return Math.round(w.floats(c) * executor.storedBytesPerWeightExact());
+    }
+
     /** Runs the whole migration with no instance dying meanwhile (tests, tools). */
     Result runAll(List<ContextUnit> order, int maxBatchTokens, IntSupplier slotIds) {
         try {
@@ -540,7 +549,7 @@ final class ContextMigration {
                 absorbed.add(e);
                 markDead(this.fresh);
                 mover.place(st.slot.pipeline, st.stage, st.shard, mover.readStaged(piece));
-                long bytes = piece.bytes(c);
+                long bytes = weightBytes(piece);
                 if (st.moved()) {
                     moved -= bytes;
                 } else {
@@ -559,7 +568,7 @@ final class ContextMigration {
             for (int m2 = 0; m2 < b.shards(); m2++) {
                 for (ContextSlice w : b.weightSlices(s2, m2)) {
                     if (unitOf(w).equals(unit)) {
-                        kept += w.bytes(c);
+                        kept += weightBytes(w);
                     }
                 }
             }
@@ -618,7 +627,7 @@ final class ContextMigration {
                 }
             }
             StagedSlice data;
-            long bytes = piece.bytes(c);
+            long bytes = weightBytes(piece);
             if (best == null) {
                 data = mover.readStaged(piece);
                 reloaded += bytes;

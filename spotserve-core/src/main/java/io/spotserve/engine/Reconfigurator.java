@@ -97,7 +97,7 @@ final class Reconfigurator {
         this.mode = b.reconfigurationMode;
         this.planner = planner;
         this.reconfigurationPlanner = b.reconfigurationPlanner;
-        this.modelContext = ModelContext.of("model", config);
+        this.modelContext = ModelContext.of("model", config, executor.storedBytesPerWeightExact());
         this.metrics = metrics;
         this.maxBatch = b.maxBatch;
         this.maxBatchTokens = b.maxBatchTokens;

@@ -53,12 +53,24 @@ public record ModelContext(String name, int layers, long layerWeightBytes, long 
      * over the tensor shards of their stage.
      */
     public static ModelContext of(String name, LlamaConfig c) {
-        long f = Float.BYTES;
-        long embedding = (long) c.vocabSize() * c.dim() * f;
+        return of(name, c, Float.BYTES);
+    }
+
+    /**
+     * {@link #of(String, LlamaConfig)} for an executor that stores each weight in {@code bytesPerWeight} bytes
+     * (4 for fp32, 2 for halves, 1.0625 for Q8_0 blocks: {@code Executor.storedBytesPerWeightExact()}); the KV caches
+     * stay fp32. Every weight is counted at that size, the norm vectors included (they are a few thousandths of a
+     * layer).
+     */
+    public static ModelContext of(String name, LlamaConfig c, double bytesPerWeight) {
+        if (!(bytesPerWeight > 0) || Double.isInfinite(bytesPerWeight)) {
+            throw new IllegalArgumentException("bytes per weight must be positive, was " + bytesPerWeight);
+        }
+        long embedding = Math.round((double) c.vocabSize() * c.dim() * bytesPerWeight);
         // the last stage needs the classifier matrix even when it is shared with the embedding in the file
-        long classifier = embedding + (long) c.dim() * f;
-        return new ModelContext(name, c.layers(), c.floatsPerLayer() * f, embedding, classifier, 2L * c.kvDim() * f,
-                true);
+        long classifier = embedding + Math.round(c.dim() * bytesPerWeight);
+        return new ModelContext(name, c.layers(), Math.round(c.floatsPerLayer() * bytesPerWeight), embedding,
+                classifier, 2L * c.kvDim() * Float.BYTES, true);
     }
 
     /**

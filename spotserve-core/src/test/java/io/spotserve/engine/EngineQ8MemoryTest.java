@@ -74,6 +74,54 @@ class EngineQ8MemoryTest {
         }
     }
 
+    /**
+     * The engine counts the weights it keeps, moves and reloads at the size the executor stores them: two surviving
+     * Q8_0 replicas keep 2 × (each weight slice's floats × 1.0625) bytes in place (plus the KV caches of the requests
+     * they keep serving), not the fp32 size (4 bytes per weight, 3.8 times more), and the device mapper's prediction
+     * of the bytes moved equals what moved.
+     */
+    @Test
+    void reconfigurationsCountQ8WeightsAtTheirStoredSize() throws Exception {
+        Path file = dir.resolve("stories260K-q8_0.gguf");
+        GgufWriter.write(file, EngineFixtures.CHECKPOINT, EngineFixtures.TOKENIZER, TensorType.Q8_0);
+        GgufModel model = GgufModel.load(file);
+        LlamaConfig config = model.config();
+        ShardLayout one = ShardLayout.of(config, 1, 1);
+        long q8 = 0;
+        long fp32 = 0;
+        for (io.spotserve.exec.ContextSlice w : one.weightSlices(0, 0)) {
+            q8 += Math.round(w.floats(config) * 1.0625);
+            fp32 += w.bytes(config);
+        }
+        InstanceType gpu = new InstanceType("local.1x", 1, 32L << 20, 1.9, InstanceType.Market.SPOT);
+        VirtualClock clock = new VirtualClock(Duration.ofMillis(1));
+        LocalInstanceProvider provider = new LocalInstanceProvider(clock, gpu.on(InstanceType.Market.ON_DEMAND, 3.9));
+        io.spotserve.instance.Instance a = provider.add(gpu);
+        provider.add(gpu);
+        provider.add(gpu);
+        List<GenerationRequest> requests = EngineFixtures.requests(11, 6, 60, false);
+        List<java.util.concurrent.CompletableFuture<Completion>> futures = new ArrayList<>();
+        try (Executor executor = new CpuExecutor(new ExecutorOptions(1, false).withWeights(WeightPrecision.Q8_0));
+             ServingEngine engine = ServingEngine.builder().model(model.weights(), model.tokenizer())
+                     .instances(provider).executor(executor).clock(clock).parallelism(1, 1).maxBatch(4).build()) {
+            EngineFixtures.submitThen(engine, requests, futures, 2, () -> provider.deliver(
+                    new io.spotserve.instance.InstanceEvent.PreemptionNotice(a.id(), clock.now(),
+                            clock.now().plusMillis(30))));
+            for (var f : futures) {
+                assertTrue(f.get(60, TimeUnit.SECONDS).tokens().length > 0);
+            }
+            Reconfiguration off = engine.metrics().reconfigurations().stream()
+                    .filter(r -> r.reason().contains("notice " + a.id())).findFirst().orElseThrow();
+            // kept = both survivors' weights + the KV caches of the requests they go on serving (fp32 positions)
+            long kv = off.bytesKept() - 2 * q8;
+            assertTrue(kv >= 0 && kv % config.kvBytesPerPosition() == 0 && kv < 2 * q8,
+                    "two replicas' Q8_0 weights (2 x " + q8 + " B) kept in place, plus whole KV positions: " + off);
+            assertTrue(off.bytesKept() < 2 * fp32, "counted at 4 bytes per weight that would be over " + 2 * fp32);
+            assertEquals(0, off.bytesLoaded(), off.toString());
+            assertEquals(off.plannedBytesMoved(), off.bytesMigrated(), off.toString());
+        }
+    }
+
     /** run.c's loop on one pipeline: prompt tokens forced, then argmax; BOS ends the text. */
     private static int[] greedy(Pipeline p, int[] prompt, int maxNew) {
         p.openSequence(7, prompt.length + maxNew);
