@@ -87,9 +87,11 @@ class ServerLifecycleTest {
     /**
      * Four streams run, two on each instance's pipeline; one instance is preempted (with or without grace) once
      * all four have started. Both clients read exactly the text of an undisturbed run, with no error: only latency changes.
+     * The grace is shorter than what is left of the streams (≈ 470 tokens, tens of milliseconds even with today's
+     * kernels): with 100 ms, a fast run let the doomed streams finish inside the grace and nothing was interrupted.
      */
     @ParameterizedTest(name = "grace {0} ms")
-    @ValueSource(ints = {0, 100})
+    @ValueSource(ints = {0, 5})
     void preemptionDuringAStreamIsInvisibleExceptForLatency(int graceMs) throws Exception {
         String[] prompts = {"Once upon a time", "The little dog", "Lily and Ben", "One day"};
         int tokens = 480;
