@@ -66,6 +66,8 @@ final class ContextMigration {
     }
 
     private final Executor executor;
+    /** The executor's stored bytes per weight (4 fp32, 2 halves, 1.0625 Q8_0), read once per migration. */
+    private final double bytesPerWeight;
     private final SliceMover mover;
     /** The requests behind the deployment's in-flight batches, by batch id (see {@link DeploymentSnapshot}). */
     private final Map<String, LiveRequest> batchRequests;
@@ -114,6 +116,7 @@ final class ContextMigration {
         this.movesCaches = mode == ReconfigurationMode.MIGRATE && carryCaches;
         this.parking = parking;
         this.executor = executor;
+        this.bytesPerWeight = executor.storedBytesPerWeightExact();
         this.mover = mover;
         this.c = config;
         this.old = List.copyOf(old);
@@ -123,12 +126,12 @@ final class ContextMigration {
     }
 
     /**
-     * Bytes of weight slice {@code w} as the executor stores it ({@link Executor#storedBytesPerWeightExact}: 4 for
-     * fp32, 1.0625 for Q8_0 blocks), the same size the device mapper's model counts (Reconfigurator's
-     * {@code ModelContext}); KV slices are fp32 ({@link ContextSlice#bytes}).
+     * Bytes of weight slice {@code w} as the executor stores it ({@link #bytesPerWeight}), the size the device
+     * mapper's model of this reconfiguration counts (Reconfigurator's {@code ModelContext}); KV slices are fp32
+     * ({@link ContextSlice#bytes}).
      */
     private long weightBytes(ContextSlice w) {
-        return Math.round(w.floats(c) * executor.storedBytesPerWeightExact());
+        return Math.round(w.floats(c) * bytesPerWeight);
     }
 
     /** Runs the whole migration with no instance dying meanwhile (tests, tools). */

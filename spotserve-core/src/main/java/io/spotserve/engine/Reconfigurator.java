@@ -54,7 +54,6 @@ final class Reconfigurator {
     private final ConfigPlanner planner;
     /** Device mapping and migration order (SpotServe's Kuhn-Munkres one unless the host gave its own). */
     private final ReconfigurationPlanner reconfigurationPlanner;
-    private final ModelContext modelContext;
     private final MetricsRecorder metrics;
     private final int maxBatch;
     private final int maxBatchTokens;
@@ -97,7 +96,6 @@ final class Reconfigurator {
         this.mode = b.reconfigurationMode;
         this.planner = planner;
         this.reconfigurationPlanner = b.reconfigurationPlanner;
-        this.modelContext = ModelContext.of("model", config, executor.storedBytesPerWeightExact());
         this.metrics = metrics;
         this.maxBatch = b.maxBatch;
         this.maxBatchTokens = b.maxBatchTokens;
@@ -401,7 +399,10 @@ final class Reconfigurator {
         Duration started = clock.now();
         int interrupted = requests.takeInterrupted();
         DeploymentSnapshot old = snapshot(target);
-        DeviceMapping mapping = reconfigurationPlanner.map(modelContext, old.deployment(), new TargetFleet(target, fleet));
+        // the executor's stored size per weight now (a remote executor's follows its live workers), as the
+        // migration counts it
+        ModelContext bytes = ModelContext.of("model", config, executor.storedBytesPerWeightExact());
+        DeviceMapping mapping = reconfigurationPlanner.map(bytes, old.deployment(), new TargetFleet(target, fleet));
         long minCapacity = Long.MAX_VALUE;
         for (TargetFleet.Instance i : fleet) {
             minCapacity = Math.min(minCapacity, instances.get(i.name()).instance.type().memoryPerGpuBytes());

@@ -7,7 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.spotserve.exec.Executor;
 import io.spotserve.exec.ExecutorOptions;
 import io.spotserve.exec.Pipeline;
-import io.spotserve.exec.ReferenceLlama;
 import io.spotserve.exec.ShardLayout;
 import io.spotserve.exec.TestPipelines;
 import io.spotserve.exec.WeightPrecision;
@@ -64,7 +63,8 @@ class EngineQ8MemoryTest {
             assertEquals(1.0625, executor.storedBytesPerWeightExact());
             int[] expected;
             try (Pipeline solo = TestPipelines.loaded(executor, model.weights(), one, "solo", 1)) {
-                expected = greedy(solo, tokenizer.encode(request.prompt(), true, false), request.maxNewTokens());
+                expected = TestPipelines.greedyAfterPrompt(solo, tokenizer.encode(request.prompt(), true, false),
+                        request.maxNewTokens());
             }
             try (ServingEngine engine = ServingEngine.builder().model(model.weights(), tokenizer).instances(provider)
                     .executor(executor).clock(clock).parallelism(1, 1).maxBatch(1).fallbackLayouts(false).build()) {
@@ -120,26 +120,5 @@ class EngineQ8MemoryTest {
             assertEquals(0, off.bytesLoaded(), off.toString());
             assertEquals(off.plannedBytesMoved(), off.bytesMigrated(), off.toString());
         }
-    }
-
-    /** run.c's loop on one pipeline: prompt tokens forced, then argmax; BOS ends the text. */
-    private static int[] greedy(Pipeline p, int[] prompt, int maxNew) {
-        p.openSequence(7, prompt.length + maxNew);
-        List<Integer> out = new ArrayList<>();
-        int token = prompt[0];
-        for (int pos = 0; out.size() < maxNew; pos++) {
-            float[] logits = p.decode(new long[] {7}, new int[] {token}, new int[] {pos})[0];
-            if (pos < prompt.length - 1) {
-                token = prompt[pos + 1];
-                continue;
-            }
-            token = ReferenceLlama.argmax(logits);
-            if (token == Tokenizer.BOS) {
-                break;
-            }
-            out.add(token);
-        }
-        p.closeSequence(7);
-        return out.stream().mapToInt(Integer::intValue).toArray();
     }
 }

@@ -41,6 +41,30 @@ public final class TestPipelines {
         return out;
     }
 
+    /**
+     * run.c's loop on one pipeline: the prompt's tokens forced one position per call, then greedy ids until
+     * {@code maxNew} are generated or BOS ends the text (BOS is not returned).
+     */
+    public static int[] greedyAfterPrompt(Pipeline p, int[] prompt, int maxNew) {
+        p.openSequence(7, prompt.length + maxNew);
+        List<Integer> out = new ArrayList<>();
+        int token = prompt[0];
+        for (int pos = 0; out.size() < maxNew; pos++) {
+            float[] logits = p.decode(new long[] {7}, new int[] {token}, new int[] {pos})[0];
+            if (pos < prompt.length - 1) {
+                token = prompt[pos + 1];
+                continue;
+            }
+            token = ReferenceLlama.argmax(logits);
+            if (token == io.spotserve.model.Tokenizer.BOS) {
+                break;
+            }
+            out.add(token);
+        }
+        p.closeSequence(7);
+        return out.stream().mapToInt(Integer::intValue).toArray();
+    }
+
     /** Every (P, M) with P, M in {1, 2, 4} valid for the model, P = 4 on 5 layers as [2, 1, 1, 1]. */
     public static List<ShardLayout> layouts(io.spotserve.model.LlamaConfig c) {
         List<ShardLayout> out = new ArrayList<>();

@@ -11,11 +11,9 @@ import io.spotserve.engine.EngineMetrics;
 import io.spotserve.engine.GenerationRequest;
 import io.spotserve.engine.Reconfiguration;
 import io.spotserve.engine.ServingEngine;
-import io.spotserve.engine.Token;
 import io.spotserve.exec.Executor;
 import io.spotserve.exec.ExecutorOptions;
 import io.spotserve.exec.Pipeline;
-import io.spotserve.exec.ReferenceLlama;
 import io.spotserve.exec.ShardLayout;
 import io.spotserve.exec.TestPipelines;
 import io.spotserve.exec.cpu.CpuExecutor;
@@ -26,9 +24,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.Flow;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -73,24 +69,7 @@ class RemoteTensorGroupEngineTest {
         try (Executor cpu = new CpuExecutor(new ExecutorOptions(1, true))) {
             Pipeline p = TestPipelines.loaded(cpu, ckpt, ShardLayout.of(ckpt.config(), 1, 1), "solo", 1);
             for (GenerationRequest r : requests) {
-                int[] prompt = tok.encode(r.prompt(), true, false);
-                p.openSequence(7, prompt.length + r.maxNewTokens());
-                List<Integer> gen = new ArrayList<>();
-                int token = prompt[0];
-                for (int pos = 0; gen.size() < r.maxNewTokens(); pos++) {
-                    float[] logits = p.decode(new long[] {7}, new int[] {token}, new int[] {pos})[0];
-                    if (pos < prompt.length - 1) {
-                        token = prompt[pos + 1];
-                        continue;
-                    }
-                    token = ReferenceLlama.argmax(logits);
-                    if (token == Tokenizer.BOS) {
-                        break;
-                    }
-                    gen.add(token);
-                }
-                p.closeSequence(7);
-                out.add(gen.stream().mapToInt(Integer::intValue).toArray());
+                out.add(TestPipelines.greedyAfterPrompt(p, tok.encode(r.prompt(), true, false), r.maxNewTokens()));
             }
             p.close();
         }
@@ -145,39 +124,6 @@ class RemoteTensorGroupEngineTest {
         return most;
     }
 
-    /** Collects the tokens streamed to one request; opens {@code streamed} once it has seen {@code after}. */
-    private static final class Collector implements Flow.Subscriber<Token> {
-        final List<Integer> tokens = new CopyOnWriteArrayList<>();
-        final CountDownLatch streamed;
-        final int after;
-
-        Collector(CountDownLatch streamed, int after) {
-            this.streamed = streamed;
-            this.after = after;
-        }
-
-        @Override
-        public void onSubscribe(Flow.Subscription s) {
-            s.request(Long.MAX_VALUE);
-        }
-
-        @Override
-        public void onNext(Token t) {
-            tokens.add(t.id());
-            if (tokens.size() == after) {
-                streamed.countDown();
-            }
-        }
-
-        @Override
-        public void onError(Throwable t) {
-        }
-
-        @Override
-        public void onComplete() {
-        }
-    }
-
     @Test
     void groupsSpanningWorkersServeAsOneProcessAndSurviveAMemberClosedMidGeneration() throws Exception {
         List<GenerationRequest> first = requests(4, 30);
@@ -212,10 +158,10 @@ class RemoteTensorGroupEngineTest {
 
                     // a member of both stages' groups' pipeline closes while requests generate
                     CountDownLatch streamed = new CountDownLatch(1);
-                    List<Collector> collectors = new ArrayList<>();
+                    List<TokenCollector> collectors = new ArrayList<>();
                     List<CompletableFuture<Completion>> more = new ArrayList<>();
                     for (GenerationRequest r : second) {
-                        Collector c = new Collector(streamed, 8);
+                        TokenCollector c = new TokenCollector(streamed, 8);
                         collectors.add(c);
                         more.add(engine.submit(r, c));
                     }

@@ -11,7 +11,6 @@ import io.spotserve.engine.EngineMetrics;
 import io.spotserve.engine.GenerationRequest;
 import io.spotserve.engine.Reconfiguration;
 import io.spotserve.engine.ServingEngine;
-import io.spotserve.engine.Token;
 import io.spotserve.exec.Executor;
 import io.spotserve.exec.ExecutorOptions;
 import io.spotserve.exec.cpu.CpuExecutor;
@@ -24,9 +23,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.Flow;
 import java.util.concurrent.TimeUnit;
 import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.Test;
@@ -59,39 +56,6 @@ class WorkerChaosTest {
             out.add(GenerationRequest.of(PROMPTS[i % PROMPTS.length], 380 + 11 * (i % 8)));
         }
         return out;
-    }
-
-    /** Collects the tokens streamed to one request; opens {@code streamed} once it has seen {@code after}. */
-    private static final class Collector implements Flow.Subscriber<Token> {
-        final List<Integer> tokens = new CopyOnWriteArrayList<>();
-        final CountDownLatch streamed;
-        final int after;
-
-        Collector(CountDownLatch streamed, int after) {
-            this.streamed = streamed;
-            this.after = after;
-        }
-
-        @Override
-        public void onSubscribe(Flow.Subscription s) {
-            s.request(Long.MAX_VALUE);
-        }
-
-        @Override
-        public void onNext(Token t) {
-            tokens.add(t.id());
-            if (tokens.size() == after) {
-                streamed.countDown();
-            }
-        }
-
-        @Override
-        public void onError(Throwable t) {
-        }
-
-        @Override
-        public void onComplete() {
-        }
     }
 
     @Test
@@ -136,10 +100,10 @@ class WorkerChaosTest {
             try (ServingEngine engine = configure(ServingEngine.builder().model(ckpt, tok).instances(controller)
                     .executor(controller.executor()).clock(clock)).build()) {
                 CountDownLatch streamed = new CountDownLatch(1);
-                List<Collector> collectors = new ArrayList<>();
+                List<TokenCollector> collectors = new ArrayList<>();
                 List<CompletableFuture<Completion>> fs = new ArrayList<>();
                 for (GenerationRequest r : requests) {
-                    Collector c = new Collector(streamed, 8);
+                    TokenCollector c = new TokenCollector(streamed, 8);
                     collectors.add(c);
                     fs.add(engine.submit(r, c));
                 }
