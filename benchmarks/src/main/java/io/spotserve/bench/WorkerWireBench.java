@@ -205,7 +205,7 @@ public final class WorkerWireBench {
     }
 
     /** MB/s of copying {@code bytes} over a loopback TCP connection in 4 MiB writes, reader in another thread. */
-    private static double socketCopy(long bytes) throws Exception {
+    static double socketCopy(long bytes) throws Exception {
         byte[] buf = new byte[4 << 20];
         Arrays.fill(buf, (byte) 7);
         try (ServerSocket server = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {

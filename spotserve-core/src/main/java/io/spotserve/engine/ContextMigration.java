@@ -46,6 +46,16 @@ import org.slf4j.LoggerFactory;
  * path, failures included. A source that dies between staging and import is read from the checkpoint instead (a KV
  * piece: its request recomputes).
  *
+ * <p>With an executor that {@link Executor#batchesTransfers batches transfers} (worker processes), a weight piece
+ * whose holder is on another instance is not staged: it is queued, its old slice kept, and the queue is sent straight
+ * from the old positions with one {@link Executor#transferAll} per (old position, new position), several units per
+ * call (up to {@link #DIRECT_BATCH_BYTES}, the last unit, or a unit that would place something on a device still
+ * keeping old copies for the queue), after which the old slices are released. Every device still holds at most what
+ * it holds in the unit-by-unit order: a target's releases come as early and its imports later, and a source receives
+ * nothing while it keeps copies for the queue (a piece whose source device also receives a piece of the same unit is
+ * staged as above). Bytes and their counts are the same as staged; a source that dies before its queued pieces
+ * arrive is read from the checkpoint instead.
+ *
  * <p>The caller drives it unit by unit ({@link #begin}, then {@link #nextUnit} while {@link #hasNextUnit}, then
  * {@link #finish}); between units it charges the copies to its clock and tells the migration which instances died
  * meanwhile ({@link #instancesGone}, a preemption during the migration): their devices stop being sources (the next
@@ -97,6 +107,22 @@ final class ContextMigration {
     private final Set<LiveRequest> untouched = new HashSet<>();
     private final List<ContextUnit> pending = new ArrayList<>();
     private List<PipelineSlot> unchanged = List.of();
+    // ---- weight pieces sent straight from their old positions (executors that batch transfers)
+    /** Whether pieces from other instances go {@link #queueDirect direct}, batched ({@link Executor#batchesTransfers}). */
+    private final boolean direct;
+    /** Direct pieces not sent yet, in the planner's order. */
+    private final List<Direct> directs = new ArrayList<>();
+    /** Old slices that are sources of queued direct pieces: released once those are sent. */
+    private final List<DeferredRelease> deferredReleases = new ArrayList<>();
+    /** Devices whose old copies queued direct pieces are sent from (by identity): they receive nothing meanwhile. */
+    private final Set<Device> directSources = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+    private long directBytes;
+    /**
+     * Queued direct bytes that trigger a send: large enough that a call carries several slices of a small model (one
+     * stream, consecutive slices overlapping), small enough that the pipelines left as they are still decode between
+     * sends.
+     */
+    static final long DIRECT_BATCH_BYTES = 64L << 20;
     private int resumed;
 
     ContextMigration(Executor executor, WeightSource weights, List<PipelineSlot> old, DeviceMapping mapping,
@@ -123,6 +149,7 @@ final class ContextMigration {
         this.mapping = mapping;
         this.batchRequests = Map.copyOf(batchRequests);
         this.devices = devices;
+        this.direct = executor.batchesTransfers();
     }
 
     /**
@@ -205,6 +232,9 @@ final class ContextMigration {
     /** Moves the next weight unit in the planner's order; returns what it copied. */
     List<DataMove> nextUnit() {
         moveUnit(pending.remove(0), fresh);
+        if (pending.isEmpty() || directBytes >= DIRECT_BATCH_BYTES) {
+            sendDirect();
+        }
         return takeMoves();
     }
 
@@ -229,6 +259,7 @@ final class ContextMigration {
 
     /** Closes the old pipelines not reused; returns what happened. */
     Result finish() {
+        sendDirect(); // nothing is queued after the last unit; a caller that skipped units gets them sent here
         for (PipelineSlot s : old) {
             if (!reused.contains(s)) {
                 s.close();
@@ -239,6 +270,10 @@ final class ContextMigration {
 
     /** After a failure: closes the new pipelines (their requests are the caller's to re-queue). */
     void abort() {
+        directs.clear(); // never sent: the old positions keep their copies (their releases were deferred)
+        deferredReleases.clear();
+        directSources.clear();
+        directBytes = 0;
         for (PipelineSlot s : fresh) {
             for (LiveRequest r : s.active) {
                 r.slot = null;
@@ -479,6 +514,20 @@ final class ContextMigration {
                           boolean moved) {
     }
 
+    /** A piece of a new position's slice and where it comes from ({@code from} null: the checkpoint; rank 0 = the
+     * target device itself, 1 = its instance, 2 = another instance). */
+    private record Choice(ContextSlice piece, Holder from, int rank, Device target, PipelineSlot to, int stage,
+                          int shard) {
+    }
+
+    /** A piece queued to go straight from its old position to new position (stage, shard) of {@code to}. */
+    private record Direct(Holder from, ContextSlice piece, PipelineSlot to, int stage, int shard, long bytes) {
+    }
+
+    /** An old slice kept until the direct pieces taken from it are sent. */
+    private record DeferredRelease(PipelineSlot slot, int stage, int shard, ContextSlice slice) {
+    }
+
     /** Old position (stage, shard) of {@code slot}: a possible source of a piece. */
     private record Holder(PipelineSlot slot, int stage, int shard) {
         Device device() {
@@ -498,6 +547,7 @@ final class ContextMigration {
     }
 
     private void stageAndPlace(ContextUnit unit, List<PipelineSlot> fresh, List<Staged> staged) {
+        List<Choice> choices = new ArrayList<>();
         for (PipelineSlot to : fresh) {
             if (reused.contains(to)) {
                 keptUnit(unit, to);
@@ -512,13 +562,38 @@ final class ContextMigration {
                     Device target = to.pipeline.device(s2, m2);
                     for (ContextSlice need : b.weightSlices(s2, m2)) {
                         if (unitOf(need).equals(unit)) {
-                            gather(need, target, to, s2, m2, staged);
+                            choose(need, target, to, s2, m2, choices);
                         }
                     }
                 }
             }
         }
-        // the old copies of this unit go first, so no device holds the unit twice
+        // pieces from other instances go direct (sent from the old position later, in a batch) unless their source
+        // device also receives a piece of this unit; a device keeping old copies for queued pieces receives nothing
+        // before they are sent (send the queue first). So a target holds at most what it would hold after the
+        // last unit moved one by one (its releases come as early, its imports later), and a source at most what it
+        // held when the queue began: no device ever needs more memory than in the unit-by-unit order
+        Set<Device> unitTargets = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
+        for (Choice ch : choices) {
+            unitTargets.add(ch.target());
+        }
+        for (Choice ch : choices) {
+            if (directSources.contains(ch.target())) {
+                sendDirect();
+                break;
+            }
+        }
+        Set<Holder> deferred = new HashSet<>();
+        for (Choice ch : choices) {
+            if (goesDirect(ch, unitTargets)) {
+                queueDirect(ch);
+                deferred.add(ch.from());
+            } else {
+                staged.add(stageChoice(ch));
+            }
+        }
+        // the old copies of this unit go first, so no device holds the unit twice (those still to be sent direct go
+        // when they are sent, from devices that receive nothing until then)
         for (PipelineSlot s : old) {
             if (reused.contains(s)) {
                 continue;
@@ -529,9 +604,14 @@ final class ContextMigration {
                     if (!s.alive(s1, m1)) {
                         continue;
                     }
+                    boolean later = deferred.contains(new Holder(s, s1, m1));
                     for (ContextSlice u : a.weightSlices(s1, m1)) {
                         if (unitOf(u).equals(unit)) {
-                            s.pipeline.releaseSlice(s1, m1, u);
+                            if (later) {
+                                deferredReleases.add(new DeferredRelease(s, s1, m1, u));
+                            } else {
+                                s.pipeline.releaseSlice(s1, m1, u);
+                            }
                         }
                     }
                 }
@@ -548,18 +628,109 @@ final class ContextMigration {
                 // the worker that staged it died before it arrived: the checkpoint serves instead
                 ContextSlice piece = st.data().slice();
                 LOG.info("{} staged on {} was lost with it; reading it from the checkpoint", piece, st.fromInstance());
-                dead.add(st.fromInstance());
-                absorbed.add(e);
-                markDead(this.fresh);
+                sourceLost(e, st.fromInstance());
                 mover.place(st.slot.pipeline, st.stage, st.shard, mover.readStaged(piece));
-                long bytes = weightBytes(piece);
-                if (st.moved()) {
-                    moved -= bytes;
-                } else {
-                    kept -= bytes;
+                reloadedInstead(piece, st.moved(), target);
+            }
+        }
+    }
+
+    /** A piece that was to be copied from a holder now comes from the checkpoint: its bytes count as reloaded. */
+    private void reloadedInstead(ContextSlice piece, boolean wasMoved, String target) {
+        long bytes = weightBytes(piece);
+        if (wasMoved) {
+            moved -= bytes;
+        } else {
+            kept -= bytes;
+        }
+        reloaded += bytes;
+        unitMoves.add(new DataMove(null, target, bytes));
+    }
+
+    /** {@code instance} died while it was a source: it stops being one, and the caller hears of the loss. */
+    private void sourceLost(DeviceLostException e, String instance) {
+        dead.add(instance);
+        absorbed.add(e);
+        markDead(this.fresh);
+    }
+
+    private boolean goesDirect(Choice ch, Set<Device> unitTargets) {
+        return direct && ch.from() != null && ch.rank() == 2 && !unitTargets.contains(ch.from().device());
+    }
+
+    /** Queues a piece to be sent straight from its old position (counted as moved now, as a staged one is). */
+    private void queueDirect(Choice ch) {
+        long bytes = weightBytes(ch.piece());
+        String from = ch.from().device().id().instance();
+        String target = ch.target().id().instance();
+        directs.add(new Direct(ch.from(), ch.piece(), ch.to(), ch.stage(), ch.shard(), bytes));
+        directSources.add(ch.from().device());
+        directBytes += bytes;
+        moved += bytes;
+        unitMoves.add(new DataMove(from, target, bytes));
+    }
+
+    /**
+     * Sends the queued direct pieces, one {@link Executor#transferAll} per (old position, new position) in the
+     * planner's order, then releases their old slices. A piece whose source died meanwhile comes from the checkpoint;
+     * one whose target died is dropped (that position is lost: the engine re-plans).
+     */
+    private void sendDirect() {
+        if (directs.isEmpty() && deferredReleases.isEmpty()) {
+            return;
+        }
+        Map<List<Object>, List<Direct>> routes = new LinkedHashMap<>();
+        for (Direct d : directs) {
+            routes.computeIfAbsent(List.of(d.from(), d.to(), d.stage(), d.shard()), k -> new ArrayList<>()).add(d);
+        }
+        List<DeferredRelease> releases = List.copyOf(deferredReleases);
+        directs.clear();
+        deferredReleases.clear();
+        directSources.clear();
+        directBytes = 0;
+        for (List<Direct> route : routes.values()) {
+            Direct first = route.get(0);
+            PipelineSlot to = first.to();
+            String target = to.pipeline.device(first.stage(), first.shard()).id().instance();
+            String from = first.from().device().id().instance();
+            if (!to.alive(first.stage(), first.shard()) || !usable(to.pipeline.device(first.stage(), first.shard()))) {
+                for (Direct d : route) {
+                    moved -= d.bytes(); // never sent: the position it was for is lost
                 }
-                reloaded += bytes;
-                unitMoves.add(new DataMove(null, target, bytes));
+                continue;
+            }
+            if (usable(first.from().device())) {
+                List<ContextSlice> pieces = new ArrayList<>(route.size());
+                for (Direct d : route) {
+                    pieces.add(d.piece());
+                }
+                Holder h = first.from();
+                try {
+                    executor.transferAll(h.slot().pipeline, h.stage(), h.shard(), pieces, to.pipeline, first.stage(),
+                            first.shard());
+                    continue;
+                } catch (DeviceLostException e) {
+                    if (!sourceOnlyLost(e, from, target)) {
+                        throw e;
+                    }
+                    LOG.info("{} died while sending {} pieces to {}; reading them from the checkpoint", from,
+                            route.size(), target);
+                    sourceLost(e, from);
+                }
+            }
+            for (Direct d : route) { // re-imports the ones that arrived before the source died: same bytes
+                mover.place(to.pipeline, d.stage(), d.shard(), mover.readStaged(d.piece()));
+                reloadedInstead(d.piece(), true, target);
+            }
+        }
+        for (DeferredRelease r : releases) {
+            if (!r.slot().alive(r.stage(), r.shard()) || !usable(r.slot().pipeline.device(r.stage(), r.shard()))) {
+                continue; // gone with its instance
+            }
+            try {
+                r.slot().pipeline.releaseSlice(r.stage(), r.shard(), r.slice());
+            } catch (DeviceLostException e) {
+                sourceLost(e, r.slot().pipeline.device(r.stage(), r.shard()).id().instance());
             }
         }
     }
@@ -588,8 +759,11 @@ final class ContextMigration {
         return layout.stages() - 1; // final norm and classifier
     }
 
-    /** Finds a source for every piece of {@code need} and stages it; pieces without a surviving holder are reloaded. */
-    private void gather(ContextSlice need, Device target, PipelineSlot to, int s2, int m2, List<Staged> out) {
+    /**
+     * Chooses a source for every piece of {@code need}: the nearest surviving holder (the target device itself, then
+     * its instance, then the least loaded other instance), else the checkpoint.
+     */
+    private void choose(ContextSlice need, Device target, PipelineSlot to, int s2, int m2, List<Choice> out) {
         // pieces: need ∩ each old shard's slice of the same kind on the one old stage that holds it; holders of
         // equal pieces are interchangeable
         Map<ContextSlice, List<Holder>> holders = new LinkedHashMap<>();
@@ -629,26 +803,34 @@ final class ContextMigration {
                     bestSent = load;
                 }
             }
-            StagedSlice data;
-            long bytes = weightBytes(piece);
-            if (best == null) {
-                data = mover.readStaged(piece);
-                reloaded += bytes;
-                unitMoves.add(new DataMove(null, target.id().instance(), bytes));
-            } else {
-                data = mover.stage(best.slot().pipeline, best.stage(), best.shard(), piece);
-                if (bestRank == 0) {
-                    kept += bytes;
-                } else {
-                    moved += bytes;
-                    unitMoves.add(new DataMove(best.device().id().instance(), target.id().instance(), bytes));
-                    if (bestRank == 2) {
-                        sent.merge(best.device().id().instance(), bytes, Long::sum);
-                    }
-                }
+            out.add(new Choice(piece, best, bestRank, target, to, s2, m2));
+            if (best != null && bestRank == 2) {
+                // counted now, so the next piece's choice sees this sender's load (as when pieces were staged here)
+                sent.merge(best.device().id().instance(), weightBytes(piece), Long::sum);
             }
-            out.add(new Staged(to, s2, m2, data, best == null ? null : best.device().id().instance(),
-                    best != null && bestRank != 0));
         }
+    }
+
+    /** Stages a chosen piece at its source (or reads it from the checkpoint) and counts it. */
+    private Staged stageChoice(Choice ch) {
+        StagedSlice data;
+        long bytes = weightBytes(ch.piece());
+        Holder best = ch.from();
+        String target = ch.target().id().instance();
+        if (best == null) {
+            data = mover.readStaged(ch.piece());
+            reloaded += bytes;
+            unitMoves.add(new DataMove(null, target, bytes));
+        } else {
+            data = mover.stage(best.slot().pipeline, best.stage(), best.shard(), ch.piece());
+            if (ch.rank() == 0) {
+                kept += bytes;
+            } else {
+                moved += bytes;
+                unitMoves.add(new DataMove(best.device().id().instance(), target, bytes));
+            }
+        }
+        return new Staged(ch.to(), ch.stage(), ch.shard(), data, best == null ? null : best.device().id().instance(),
+                best != null && ch.rank() != 0);
     }
 }

@@ -1,6 +1,7 @@
 package io.spotserve.exec;
 
 import io.spotserve.plan.DeviceId;
+import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -118,6 +119,33 @@ public interface Executor extends AutoCloseable {
     default ContextSlice transfer(Pipeline from, int fromStage, int fromShard, ContextSlice slice,
                                   Pipeline to, int toStage, int toShard) {
         return to.importSlice(toStage, toShard, from.exportSlice(fromStage, fromShard, slice));
+    }
+
+    /**
+     * Moves several slices of one position into one position of another pipeline, in order, as {@link #transfer} does
+     * each; returns the slices imported. The default moves them one by one. An executor that says
+     * {@link #batchesTransfers} streams them in one go (export, wire and import of consecutive slices overlap).
+     *
+     * @throws IllegalArgumentException as {@link #transfer}; the slices before the refused one were imported
+     */
+    default List<ContextSlice> transferAll(Pipeline from, int fromStage, int fromShard, List<ContextSlice> slices,
+                                           Pipeline to, int toStage, int toShard) {
+        List<ContextSlice> out = new ArrayList<>(slices.size());
+        for (ContextSlice s : slices) {
+            out.add(transfer(from, fromStage, fromShard, s, to, toStage, toShard));
+        }
+        return out;
+    }
+
+    /**
+     * Whether {@link #transferAll} of consecutive slices between the same two positions is markedly cheaper than one
+     * {@link #transfer} each: true for executors whose positions live in other processes, where one call and one
+     * stream replace a round trip and an idle wire per slice. The engine's migrations then send the weight pieces that
+     * cross instances straight from their old positions, several units per call (see ContextMigration), instead of
+     * staging them one by one. False by default.
+     */
+    default boolean batchesTransfers() {
+        return false;
     }
 
     @Override

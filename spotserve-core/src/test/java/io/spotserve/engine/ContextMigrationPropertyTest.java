@@ -71,6 +71,42 @@ class ContextMigrationPropertyTest {
     @ParameterizedTest(name = "seed {0}")
     @MethodSource("seeds")
     void anyReparallelizationKeepsContextExactAndLeaksNothing(long seed) {
+        MeteredExecutor staged = new MeteredExecutor(this.executor, false);
+        ContextMigration.Result one = migrate(seed, staged);
+        // the same reparallelization with an executor that batches transfers: pieces from other instances go straight
+        // from their old positions, several units per call; the same bytes move, and no device ever holds more
+        MeteredExecutor batched = new MeteredExecutor(this.executor, true);
+        ContextMigration.Result two = migrate(seed, batched);
+        String what = "seed " + seed;
+        assertEquals(one.bytesMoved(), two.bytesMoved(), what);
+        assertEquals(one.bytesKept(), two.bytesKept(), what);
+        assertEquals(one.bytesReloaded(), two.bytesReloaded(), what);
+        assertEquals(one.resumed(), two.resumed(), what);
+        assertEquals(staged.peaks().keySet(), batched.peaks().keySet(), what);
+        for (var e : batched.peaks().entrySet()) {
+            long before = staged.peaks().get(e.getKey());
+            assertTrue(e.getValue() <= before, "device " + e.getKey() + " peaked at " + e.getValue()
+                    + " bytes with batched transfers, " + before + " staged one by one: " + what);
+        }
+        assertTrue(staged.transferCalls().isEmpty(), what);
+        if (two.bytesMoved() > 0) {
+            // something crossed devices; what crossed instances went in batches
+            batchedSlices += batched.transferCalls().stream().mapToInt(Integer::intValue).sum();
+            batchedCalls += batched.transferCalls().size();
+        }
+    }
+
+    private static int batchedSlices;
+    private static int batchedCalls;
+
+    @org.junit.jupiter.api.AfterAll
+    static void someTransfersCarriedSeveralSlices() {
+        assertTrue(batchedSlices > batchedCalls, batchedSlices + " slices in " + batchedCalls
+                + " transferAll calls over all seeds: never more than one per call");
+    }
+
+    /** One random reparallelization on {@code executor}; checks everything a migration must hold and returns it. */
+    private ContextMigration.Result migrate(long seed, MeteredExecutor executor) {
         Random rnd = new Random(seed);
         int instanceCount = 4;
         Map<DeviceId, Device> devices = new LinkedHashMap<>();
@@ -172,6 +208,7 @@ class ContextMigrationPropertyTest {
                 batches.put(i, mine);
             }
         }
+        executor.resetPeaks();
         DeviceMapping mapping = DeviceMapper.map(ModelContext.of("stories260K", C), new Deployment(oc, placement, batches),
                 new TargetFleet(nc, fleet));
         List<io.spotserve.plan.ContextUnit> order = MigrationPlanner.plan(mapping, Long.MAX_VALUE).order();
@@ -218,7 +255,9 @@ class ContextMigrationPropertyTest {
         }
         for (Device d : devices.values()) {
             assertEquals(0, d.usedBytes(), "device " + d.id() + " holds leaked bytes: " + what);
+            executor.destroyDevice(d);
         }
+        return result;
     }
 
     /** The next token's logits after migration equal those of a fresh pipeline of the same layout (float rounding). */

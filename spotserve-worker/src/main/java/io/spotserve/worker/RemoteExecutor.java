@@ -56,6 +56,7 @@ public final class RemoteExecutor implements Executor {
     private final AtomicLong peerBytes = new AtomicLong();
     private final AtomicLong relayedBytes = new AtomicLong();
     private final AtomicLong peerSlices = new AtomicLong();
+    private final AtomicLong peerCalls = new AtomicLong();
     private final AtomicLong staged = new AtomicLong();
     private final AtomicLong activationBytes = new AtomicLong();
     private final AtomicLong reduceBytes = new AtomicLong();
@@ -141,6 +142,15 @@ public final class RemoteExecutor implements Executor {
     void countPeer(SendSliceReply r) {
         peerBytes.addAndGet(r.getBytes());
         peerSlices.addAndGet(r.getSlices());
+        peerCalls.incrementAndGet();
+    }
+
+    /**
+     * Worker-to-worker moves so far, each one call to the source worker carrying one or more of the
+     * {@link #peerSlices} ({@link #transferAll} and the engine's batched migrations carry several).
+     */
+    public long peerTransfers() {
+        return peerCalls.get();
     }
 
     /**
@@ -302,6 +312,7 @@ public final class RemoteExecutor implements Executor {
      * @throws IllegalArgumentException as {@link #transfer}; if the receiver refused a slice, the ones before it in
      *                                  {@code slices} were imported (the message says how many)
      */
+    @Override
     public List<ContextSlice> transferAll(Pipeline from, int fromStage, int fromShard, List<ContextSlice> slices,
                                           Pipeline to, int toStage, int toShard) {
         Objects.requireNonNull(slices, "slices");
@@ -333,6 +344,19 @@ public final class RemoteExecutor implements Executor {
         }
         return List.copyOf(slices);
     }
+
+    /**
+     * True: one {@link #transferAll} call streams consecutive slices worker to worker without a round trip each, so the
+     * engine's migrations send the pieces that cross workers in batches. The system property
+     * {@code spotserve.worker.batchTransfers=false} turns that off (every piece is then staged at its source and sent
+     * alone, as before; for comparisons).
+     */
+    @Override
+    public boolean batchesTransfers() {
+        return BATCH_TRANSFERS;
+    }
+
+    private static final boolean BATCH_TRANSFERS = !"false".equals(System.getProperty("spotserve.worker.batchTransfers"));
 
     /**
      * Runs {@code rpc} against {@code target} inside its cancellable context; every worker in {@code involved}

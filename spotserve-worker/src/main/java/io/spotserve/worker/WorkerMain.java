@@ -27,7 +27,9 @@ import org.slf4j.LoggerFactory;
  * controller plans with what the worker says at registration), {@code --notice-grace SECONDS} (for
  * {@code signal}, default 30), {@code --warm-up CALLS} (warm-up calls to its own server before registering, 0 =
  * off, default {@value WorkerProcess#DEFAULT_WARM_UP_CALLS}), {@code --warm-up-time SECONDS} (their wall-time bound,
- * default 1.5), {@code --bulk-transfer on|off} (slices to other workers, forward steps, and a split tensor
+ * default 1.5), {@code --migration-warm-up SECONDS} (moving a small random model between scratch pipelines before
+ * registering, so the first migration into this worker runs compiled code; 0 = off, default 1), {@code
+ * --bulk-transfer on|off} (slices to other workers, forward steps, and a split tensor
  * group's partials, over ticketed TCP sockets instead of gRPC streams, default on; never under mTLS), {@code --staging-memory BYTES} (migration slices
  * staged on this worker at once, waiting for their send to the target worker; default devices x device memory), {@code
  * --staging-timeout SECONDS} (a staged slice nobody sends is freed then, default 120), {@code --metadata-url URL} (the notice
@@ -98,6 +100,8 @@ public final class WorkerMain {
                             * 1000)));
                     case "--warm-up" -> warmUpCalls = Integer.parseInt(v);
                     case "--warm-up-time" -> warmUpTime = Duration.ofMillis(Math.round(Double.parseDouble(v) * 1000));
+                    case "--migration-warm-up" -> b.migrationWarmUp(Duration.ofMillis(Math.round(
+                            Double.parseDouble(v) * 1000)));
                     default -> throw new IllegalArgumentException("unknown option " + a);
                 }
             }
@@ -249,6 +253,7 @@ public final class WorkerMain {
                 + "q8_0 keeps a Q8_0 model's int8 blocks, default fp32)]\n"
                 + "         [--warm-up CALLS (calls to its own server before registering, 0 = off, default "
                 + WorkerProcess.DEFAULT_WARM_UP_CALLS + ")] [--warm-up-time SECONDS (default 1.5)]\n"
+                + "         [--migration-warm-up SECONDS (the migration path, before registering; 0 = off, default 1)]\n"
                 + "         [--bulk-transfer on|off (slices, steps and partials over ticketed sockets, default on)]\n"
                 + "         [--staging-memory BYTES[k|m|g] (migration slices staged here at once, default devices x "
                 + "device memory)]\n"

@@ -99,6 +99,7 @@ public final class WorkerProcess implements AutoCloseable {
             service.stepServer(stepServer);
         }
         warmUp();
+        warmUpMigration();
         ControllerGrpc.ControllerBlockingStub controller = ControllerGrpc.newBlockingStub(channels.to(cfg.controller));
         RegisterReply reply;
         String registrationId = java.util.UUID.randomUUID().toString();
@@ -146,6 +147,20 @@ public final class WorkerProcess implements AutoCloseable {
      * have passed, whichever comes first. Best effort: a failing call ends the warm-up with a warning, never the
      * start; the server answers these calls only during this window.
      */
+    /** Runs {@link MigrationWarmUp} within {@code migrationWarmUp} (best effort: a failure is a warning). */
+    private void warmUpMigration() {
+        if (cfg.migrationWarmUp.isZero()) {
+            return;
+        }
+        try {
+            MigrationWarmUp.Result r = MigrationWarmUp.run(executor, cfg.migrationWarmUp, MIGRATION_WARM_UP_BYTES);
+            LOG.info("warmed the migration path up: {} MB in {} rounds, {} ms", r.bytes() / 1_000_000, r.rounds(),
+                    r.took().toMillis());
+        } catch (RuntimeException e) {
+            LOG.warn("migration warm-up failed ({}); registering without it", e.toString());
+        }
+    }
+
     private void warmUp() {
         if (cfg.warmUpCalls == 0) {
             return;
@@ -359,6 +374,13 @@ public final class WorkerProcess implements AutoCloseable {
      * 2 s more CPU; 5000 is where a cold gRPC call comes within 2x of a warm one on a machine with cores to spare.
      */
     public static final int DEFAULT_WARM_UP_CALLS = 0;
+    /**
+     * Default bound on the migration warm-up's wall time ({@link Builder#migrationWarmUp}): on the 2-vCPU VM a fresh
+     * worker moved its first 95 MB 2-3x faster after it (benchmarks/README.md, issue 13).
+     */
+    public static final Duration DEFAULT_MIGRATION_WARM_UP = Duration.ofSeconds(1);
+    /** The migration warm-up stops after this many bytes even within its time. */
+    static final long MIGRATION_WARM_UP_BYTES = 512L << 20;
     /** Default bound on the warm-up's wall time. */
     public static final Duration DEFAULT_WARM_UP_TIME = Duration.ofMillis(1500);
     /** Floats of activations per warm-up call: one 2 KB residual vector, the size of a small model's step. */
@@ -378,6 +400,7 @@ public final class WorkerProcess implements AutoCloseable {
         private Duration registerTimeout = Duration.ofSeconds(30);
         private int warmUpCalls = DEFAULT_WARM_UP_CALLS;
         private Duration warmUpTime = DEFAULT_WARM_UP_TIME;
+        private Duration migrationWarmUp = DEFAULT_MIGRATION_WARM_UP;
         private boolean bulkTransfer = true;
         private long stagingMemory = -1;
         private Duration stagingTimeout = Duration.ofMinutes(2);
@@ -466,6 +489,20 @@ public final class WorkerProcess implements AutoCloseable {
             }
             this.warmUpCalls = calls;
             this.warmUpTime = maxTime;
+            return this;
+        }
+
+        /**
+         * At most {@code maxTime} of moving a small random model's weights between two scratch pipelines of this
+         * worker's executor before it registers ({@link Duration#ZERO} = off; default
+         * {@link #DEFAULT_MIGRATION_WARM_UP}), so the first migration into it runs compiled code.
+         */
+        public Builder migrationWarmUp(Duration maxTime) {
+            Objects.requireNonNull(maxTime, "maxTime");
+            if (maxTime.isNegative() || maxTime.compareTo(Duration.ofMinutes(1)) > 0) {
+                throw new IllegalArgumentException("migration warm-up must be in [0, 1 min] (0 = off), got " + maxTime);
+            }
+            this.migrationWarmUp = maxTime;
             return this;
         }
 

@@ -118,6 +118,7 @@ class WorkerMigrationWireTest {
             RemoteExecutor ex = controller.executor();
             long peer0 = ex.peerSliceBytes();
             long slices0 = ex.peerSlices();
+            long calls0 = ex.peerTransfers();
             long relayed0 = ex.relayedSliceBytes();
             try (ServingEngine engine = configure(ServingEngine.builder().model(ckpt, tok).instances(controller)
                     .executor(ex).clock(clock)).build()) {
@@ -151,9 +152,13 @@ class WorkerMigrationWireTest {
                 long wire = ex.peerSliceBytes() - peer0;
                 long slices = ex.peerSlices() - slices0;
                 long payload = wire - slices * SliceFormat.HEADER_BYTES;
-                System.out.printf("migration wire: %d slices, %d B worker to worker (%d B payload), engine moved %d B,"
-                        + " mapper predicted %d B, relayed through the controller %d B; %s%n", slices, wire, payload,
-                        migrated, planned, ex.relayedSliceBytes() - relayed0, m.reconfigurations());
+                long calls = ex.peerTransfers() - calls0;
+                System.out.printf("migration wire: %d slices in %d calls, %d B worker to worker (%d B payload), engine"
+                        + " moved %d B, mapper predicted %d B, relayed through the controller %d B; %s%n", slices,
+                        calls, wire, payload, migrated, planned, ex.relayedSliceBytes() - relayed0,
+                        m.reconfigurations());
+                assertTrue(calls < slices, "weight pieces from one worker to another went several per call (the"
+                        + " engine's batched migration): " + slices + " slices in " + calls + " calls");
                 assertEquals(migrated, payload, "the payload that went worker to worker is what the engine moved");
                 assertEquals(planned, migrated, "and what the device mapper predicted");
                 assertTrue(m.reconfigurations().get(0).bytesLoaded() > 0, "the cold start read the checkpoint");
