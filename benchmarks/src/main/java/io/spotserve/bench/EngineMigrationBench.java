@@ -27,7 +27,7 @@ import java.util.concurrent.TimeUnit;
  * io.spotserve.bench.EngineMigrationBench [ROUNDS]} (default 6; the first round is a warm-up and not counted). The old
  * path (every piece staged at its source and sent alone) for comparison: {@code -Dspotserve.worker.batchTransfers=false}
  * (passed to the controller, i.e. this process); without the fresh workers' migration warm-up:
- * {@code -Dbench.migrationWarmUp=0}.
+ * {@code -Dbench.migrationWarmUp=0}; extra JVM options for the workers: {@code -Dbench.workerJvm="..."}.
  */
 public final class EngineMigrationBench {
     private static final String TOKEN = "bench-token-0123456789abcdef";
@@ -103,6 +103,11 @@ public final class EngineMigrationBench {
                 WorkerMain.class.getName(), "--controller", controller.address(), "--devices", "1", "--device-memory",
                 "512m", "--token-file", token.toString(), "--executor", "cpu", "--notices", "signal", "--notice-grace",
                 "60"));
+        // extra JVM options for the worker processes only: -Dbench.workerJvm="..."
+        String extra = System.getProperty("bench.workerJvm", "").trim();
+        if (!extra.isEmpty()) {
+            cmd.addAll(1, List.of(extra.split("\\s+")));
+        }
         // the workers' migration warm-up (--migration-warm-up SECONDS, 0 = off; absent = the worker's default)
         String warm = System.getProperty("bench.migrationWarmUp");
         if (warm != null) {

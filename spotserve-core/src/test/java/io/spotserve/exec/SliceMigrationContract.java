@@ -207,6 +207,47 @@ public abstract class SliceMigrationContract {
         }
     }
 
+    /**
+     * {@link Executor#transferAll}: every weight slice of a position in one call lands bit-exactly, in order, at a
+     * position of another pipeline (for every layout); a slice the source does not hold is refused, and the slices
+     * before it in the list were imported.
+     */
+    @Test
+    void transferAllMovesAPositionsSlicesInOrderBitExactly() {
+        try (Executor ex = executor(new ExecutorOptions(1, false))) {
+            for (ShardLayout layout : TestPipelines.layouts(c)) {
+                Pipeline src = TestPipelines.loaded(ex, ckpt, layout, "all-src" + layout, 1);
+                Pipeline dst = ex.createPipeline(layout, TestPipelines.devices(ex, layout, "all-dst" + layout, 1 << 20),
+                        1);
+                for (int p = 0; p < layout.stages(); p++) {
+                    for (int m = 0; m < layout.shards(); m++) {
+                        List<ContextSlice> slices = layout.weightSlices(p, m);
+                        assertEquals(slices, ex.transferAll(src, p, m, slices, dst, p, m), layout + " (" + p + ", " + m
+                                + ")");
+                        for (ContextSlice s : slices) {
+                            assertArrayEquals(src.exportSlice(p, m, s), dst.exportSlice(p, m, s), layout + " " + s);
+                        }
+                        assertTrue(dst.hasAllWeights(p, m));
+                        assertEquals(src.device(p, m).usedBytes(), dst.device(p, m).usedBytes());
+                    }
+                }
+                src.close();
+                dst.close();
+            }
+            // the second slice is not held by the source: refused, the first one arrived
+            ShardLayout two = ShardLayout.split(c, 2, 1);
+            Pipeline src = TestPipelines.loaded(ex, ckpt, two, "all-src-refused", 1);
+            Pipeline dst = ex.createPipeline(two, TestPipelines.devices(ex, two, "all-dst-refused", 1 << 20), 1);
+            ContextSlice first = two.weightSlices(0, 0).get(1);
+            ContextSlice notHeld = two.weightSlices(1, 0).get(0);
+            assertThrows(IllegalArgumentException.class,
+                    () -> ex.transferAll(src, 0, 0, List.of(first, notHeld), dst, 0, 0));
+            assertArrayEquals(src.exportSlice(0, 0, first), dst.exportSlice(0, 0, first), "the slice before the refusal");
+            src.close();
+            dst.close();
+        }
+    }
+
     @Test
     void badImportsAreRejectedAndChangeNothing() {
         try (Executor ex = executor(new ExecutorOptions(1, false))) {
