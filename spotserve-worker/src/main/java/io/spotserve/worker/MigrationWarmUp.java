@@ -31,7 +31,7 @@ final class MigrationWarmUp {
      * The warm-up ends once this many rounds in a row were no more than 10 % faster than the best one before them: the
      * code is compiled (an already warm JVM, e.g. a second worker in the same process, stops after a few rounds).
      */
-    static final int LEVEL_ROUNDS = Integer.getInteger("spotserve.warmLevel", 3);
+    static final int LEVEL_ROUNDS = 3;
 
     private MigrationWarmUp() {
     }
