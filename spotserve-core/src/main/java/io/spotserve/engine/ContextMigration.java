@@ -412,8 +412,12 @@ final class ContextMigration {
     }
 
     /**
-     * Stages the request's filled KV cache at its old positions, frees it on the old pipeline, imports it on the new.
-     * Every staged piece is released, moved or not. A source that dies before its piece arrives costs the request its
+     * Moves the request's filled KV cache from its old positions to the new pipeline. Staged: every piece is staged at
+     * its source, the old sequence closed, the new one opened and the pieces imported; every staged piece is released,
+     * moved or not. With an executor that batches transfers, when no device of the new positions holds one of the old
+     * ones, the new sequence is opened first and the pieces from other instances go in one
+     * {@link Executor#transferAll} per (old position, new position) straight from the open old sequence, which is
+     * closed afterwards (no device holds both). A source that dies before its piece arrives costs the request its
      * cache (it recomputes); a target that dies fails the migration.
      */
     private boolean moveKv(LiveRequest r, PipelineSlot from, PipelineSlot to) {
@@ -422,30 +426,57 @@ final class ContextMigration {
         int length = src.length(r.id);
         ShardLayout a = src.layout();
         ShardLayout b = dst.layout();
-        List<KvPiece> staged = new ArrayList<>();
-        try {
-            for (int s2 = 0; s2 < b.stages() && length > 0; s2++) {
-                for (int m2 = 0; m2 < b.shards(); m2++) {
-                    for (ContextSlice need : b.kvSlices(s2, m2, r.id, length)) {
-                        for (int s1 = 0; s1 < a.stages(); s1++) {
-                            for (int m1 = 0; m1 < a.shards(); m1++) {
-                                for (ContextSlice have : a.kvSlices(s1, m1, r.id, length)) {
-                                    var common = have.intersect(need);
-                                    if (common.isEmpty()) {
-                                        continue;
-                                    }
-                                    if (!from.alive(s1, m1) || !usable(src.device(s1, m1))) {
-                                        return false; // part of its cache is gone: recompute
-                                    }
-                                    boolean same = src.device(s1, m1) == dst.device(s2, m2);
-                                    staged.add(new KvPiece(s2, m2, mover.stage(src, s1, m1, common.get()), same,
-                                            common.get().bytes(c), src.device(s1, m1).id().instance(),
-                                            dst.device(s2, m2).id().instance()));
+        List<KvRoute> pieces = new ArrayList<>();
+        for (int s2 = 0; s2 < b.stages() && length > 0; s2++) {
+            for (int m2 = 0; m2 < b.shards(); m2++) {
+                for (ContextSlice need : b.kvSlices(s2, m2, r.id, length)) {
+                    for (int s1 = 0; s1 < a.stages(); s1++) {
+                        for (int m1 = 0; m1 < a.shards(); m1++) {
+                            for (ContextSlice have : a.kvSlices(s1, m1, r.id, length)) {
+                                var common = have.intersect(need);
+                                if (common.isEmpty()) {
+                                    continue;
                                 }
+                                if (!from.alive(s1, m1) || !usable(src.device(s1, m1))) {
+                                    return false; // part of its cache is gone: recompute
+                                }
+                                pieces.add(new KvRoute(s1, m1, s2, m2, common.get()));
                             }
                         }
                     }
                 }
+            }
+        }
+        boolean direct = this.direct;
+        boolean crosses = false;
+        for (KvRoute k : pieces) {
+            crosses |= !src.device(k.s1(), k.m1()).id().instance().equals(dst.device(k.s2(), k.m2()).id().instance());
+            for (KvRoute o : pieces) {
+                direct &= src.device(k.s1(), k.m1()) != dst.device(o.s2(), o.m2());
+            }
+        }
+        boolean ok = direct && crosses ? moveKvDirect(r, from, to, pieces) : moveKvStaged(r, from, to, pieces);
+        if (ok && dst.length(r.id) != length) {
+            throw new IllegalStateException("new pipeline holds " + dst.length(r.id) + " positions of request " + r.id
+                    + ", expected " + length);
+        }
+        return ok;
+    }
+
+    /** A KV piece from old position (s1, m1) to new position (s2, m2). */
+    private record KvRoute(int s1, int m1, int s2, int m2, ContextSlice piece) {
+    }
+
+    private boolean moveKvStaged(LiveRequest r, PipelineSlot from, PipelineSlot to, List<KvRoute> pieces) {
+        Pipeline src = from.pipeline;
+        Pipeline dst = to.pipeline;
+        List<KvPiece> staged = new ArrayList<>();
+        try {
+            for (KvRoute k : pieces) {
+                boolean same = src.device(k.s1(), k.m1()) == dst.device(k.s2(), k.m2());
+                staged.add(new KvPiece(k.s2(), k.m2(), mover.stage(src, k.s1(), k.m1(), k.piece()), same,
+                        k.piece().bytes(c), src.device(k.s1(), k.m1()).id().instance(),
+                        dst.device(k.s2(), k.m2()).id().instance()));
             }
             src.closeSequence(r.id);
             try {
@@ -461,33 +492,85 @@ final class ContextMigration {
                     if (!sourceOnlyLost(e, piece.fromInstance(), piece.toInstance())) {
                         throw e;
                     }
-                    LOG.info("request {}: the worker holding part of its KV cache ({}) died during the move; it will"
-                            + " recompute", r.id, piece.fromInstance());
-                    dead.add(piece.fromInstance());
-                    absorbed.add(e);
-                    markDead(fresh);
-                    dst.closeSequence(r.id);
+                    kvSourceLost(r, dst, piece.fromInstance(), e);
                     return false;
                 }
             }
             for (KvPiece piece : staged) {
-                if (piece.sameDevice()) {
-                    kept += piece.bytes();
-                } else {
-                    moved += piece.bytes();
-                    unitMoves.add(new DataMove(piece.fromInstance(), piece.toInstance(), piece.bytes()));
-                }
+                countKv(piece.bytes(), piece.sameDevice(), piece.fromInstance(), piece.toInstance());
             }
         } finally {
             for (KvPiece piece : staged) {
                 piece.data().release();
             }
         }
-        if (dst.length(r.id) != length) {
-            throw new IllegalStateException("new pipeline holds " + dst.length(r.id) + " positions of request " + r.id
-                    + ", expected " + length);
-        }
         return true;
+    }
+
+    /**
+     * The new sequence first, then the pieces: those from another instance straight from the open old sequence, one
+     * {@link Executor#transferAll} per route, the others staged; the old sequence is closed last.
+     */
+    private boolean moveKvDirect(LiveRequest r, PipelineSlot from, PipelineSlot to, List<KvRoute> pieces) {
+        Pipeline src = from.pipeline;
+        Pipeline dst = to.pipeline;
+        try {
+            dst.openSequence(r.id, r.prompt.length + r.request.maxNewTokens());
+        } catch (DeviceMemoryException e) {
+            LOG.debug("no KV room for request {} on new pipeline {}: {}", r.id, to.id, e.getMessage());
+            return false; // its old cache is still there: it is parked or recomputes as any request without room
+        }
+        Map<List<Integer>, List<ContextSlice>> routes = new LinkedHashMap<>();
+        List<KvRoute> local = new ArrayList<>();
+        for (KvRoute k : pieces) {
+            if (src.device(k.s1(), k.m1()).id().instance().equals(dst.device(k.s2(), k.m2()).id().instance())) {
+                local.add(k);
+            } else {
+                routes.computeIfAbsent(List.of(k.s1(), k.m1(), k.s2(), k.m2()), x -> new ArrayList<>()).add(k.piece());
+            }
+        }
+        for (Map.Entry<List<Integer>, List<ContextSlice>> e : routes.entrySet()) {
+            List<Integer> at = e.getKey();
+            String fromInstance = src.device(at.get(0), at.get(1)).id().instance();
+            String toInstance = dst.device(at.get(2), at.get(3)).id().instance();
+            try {
+                executor.transferAll(src, at.get(0), at.get(1), e.getValue(), dst, at.get(2), at.get(3));
+            } catch (DeviceLostException ex) {
+                if (!sourceOnlyLost(ex, fromInstance, toInstance)) {
+                    throw ex;
+                }
+                kvSourceLost(r, dst, fromInstance, ex);
+                from.closeSequence(r.id); // never throws: a lost position has nothing left to free
+                return false;
+            }
+            for (ContextSlice piece : e.getValue()) {
+                countKv(piece.bytes(c), false, fromInstance, toInstance);
+            }
+        }
+        for (KvRoute k : local) {
+            StagedSlice staged = mover.stage(src, k.s1(), k.m1(), k.piece());
+            mover.place(dst, k.s2(), k.m2(), staged); // releases it, imported or not
+            countKv(k.piece().bytes(c), false, src.device(k.s1(), k.m1()).id().instance(),
+                    dst.device(k.s2(), k.m2()).id().instance());
+        }
+        src.closeSequence(r.id);
+        return true;
+    }
+
+    private void kvSourceLost(LiveRequest r, Pipeline dst, String instance, DeviceLostException e) {
+        LOG.info("request {}: the worker holding part of its KV cache ({}) died during the move; it will recompute", r.id,
+                instance);
+        sourceLost(e, instance);
+        dst.closeSequence(r.id);
+    }
+
+    private void countKv(long bytes, boolean sameDevice, String fromInstance, String toInstance) {
+        if (sameDevice) {
+            kept += bytes;
+        } else {
+            moved += bytes;
+            unitMoves.add(new DataMove(fromInstance, toInstance, bytes));
+        }
     }
 
     /**

@@ -93,16 +93,19 @@ class ContextMigrationPropertyTest {
             // something crossed devices; what crossed instances went in batches
             batchedSlices += batched.transferCalls().stream().mapToInt(Integer::intValue).sum();
             batchedCalls += batched.transferCalls().size();
+            batchedKvSlices += batched.kvSlicesTransferred();
         }
     }
 
     private static int batchedSlices;
     private static int batchedCalls;
+    private static int batchedKvSlices;
 
     @org.junit.jupiter.api.AfterAll
-    static void someTransfersCarriedSeveralSlices() {
+    static void someTransfersCarriedSeveralSlicesAndSomeKvCachesWentDirect() {
         assertTrue(batchedSlices > batchedCalls, batchedSlices + " slices in " + batchedCalls
                 + " transferAll calls over all seeds: never more than one per call");
+        assertTrue(batchedKvSlices > 0, "no KV cache went straight from its old sequence over all seeds");
     }
 
     /** One random reparallelization on {@code executor}; checks everything a migration must hold and returns it. */

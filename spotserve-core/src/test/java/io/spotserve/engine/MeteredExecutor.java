@@ -27,6 +27,7 @@ final class MeteredExecutor implements Executor {
     private final List<Device> devices = new ArrayList<>();
     private final Map<DeviceId, Long> peaks = new LinkedHashMap<>();
     private final List<Integer> transferCalls = new ArrayList<>();
+    private int kvSlicesTransferred;
 
     MeteredExecutor(Executor real, boolean batches) {
         this.real = real;
@@ -41,6 +42,11 @@ final class MeteredExecutor implements Executor {
     /** The number of slices of each {@link #transferAll} call, in order. */
     List<Integer> transferCalls() {
         return List.copyOf(transferCalls);
+    }
+
+    /** KV-cache slices among those {@link #transferAll} moved. */
+    int kvSlicesTransferred() {
+        return kvSlicesTransferred;
     }
 
     /** Forgets the peaks seen so far (call after setting up the old deployment). */
@@ -104,6 +110,11 @@ final class MeteredExecutor implements Executor {
     public List<ContextSlice> transferAll(Pipeline from, int fromStage, int fromShard, List<ContextSlice> slices,
                                           Pipeline to, int toStage, int toShard) {
         transferCalls.add(slices.size());
+        for (ContextSlice s : slices) {
+            if (s instanceof ContextSlice.KvCache) {
+                kvSlicesTransferred++;
+            }
+        }
         return Executor.super.transferAll(from, fromStage, fromShard, slices, to, toStage, toShard);
     }
 
