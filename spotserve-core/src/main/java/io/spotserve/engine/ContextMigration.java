@@ -14,7 +14,6 @@ import io.spotserve.model.LlamaConfig;
 import io.spotserve.plan.ContextUnit;
 import io.spotserve.plan.DeviceId;
 import io.spotserve.plan.DeviceMapping;
-import io.spotserve.plan.InflightBatch;
 import io.spotserve.plan.ParallelConfig;
 import io.spotserve.plan.Position;
 import java.util.ArrayList;
@@ -31,7 +30,7 @@ import org.slf4j.LoggerFactory;
 /**
  * Carries out one reparallelization (SpotServe §3.3–§3.4) on real device arenas: builds the new pipelines on
  * the devices the {@link io.spotserve.plan.DeviceMapper} chose, moves the KV caches of the batches the new
- * pipelines inherit, then moves the weights unit by unit in the {@link io.spotserve.plan.MigrationPlanner}'s
+ * pipelines inherit ({@link KvCacheMigration}), then moves the weights unit by unit in the {@link io.spotserve.plan.MigrationPlanner}'s
  * order.
  *
  * <p>For every piece a new position needs (the intersection of its slice with each old shard's slice), the
@@ -85,20 +84,13 @@ final class ContextMigration {
     private final List<PipelineSlot> old;
     private final DeviceMapping mapping;
     private final Map<DeviceId, Device> devices;
-    private final KvParking parking;
     private final ReconfigurationMode mode;
-    /** Whether kept requests' KV caches move (or are parked): SpotServe's mode, unless the arranger rerouted them. */
-    private final boolean movesCaches;
-    private final Set<String> dead = new HashSet<>();
-    /** Losses absorbed here, for the caller to report ({@link #takeLosses}). */
-    private final List<DeviceLostException> absorbed = new ArrayList<>();
+    /** The first unit: the kept requests' KV caches. */
+    private final KvCacheMigration caches;
+    /** What the migration moved, kept and reloaded, and the instances it found dead. */
+    private final MigrationLedger ledger = new MigrationLedger();
     /** Old pipelines that become new ones unchanged (same layout on the same devices): nothing of theirs moves. */
     private final Set<PipelineSlot> reused = new HashSet<>();
-    private long moved;
-    private long kept;
-    private long reloaded;
-    /** What the current unit copied, for the clock. */
-    private final List<DataMove> unitMoves = new ArrayList<>();
     /** Bytes each instance has sent so far: among equally near holders, the least loaded sender is chosen. */
     private final Map<String, Long> sent = new java.util.HashMap<>();
     // ---- progress of a migration driven unit by unit
@@ -139,8 +131,7 @@ final class ContextMigration {
                      DeviceMapping mapping, Map<String, LiveRequest> batchRequests, Map<DeviceId, Device> devices,
                      KvParking parking, ReconfigurationMode mode, boolean carryCaches) {
         this.mode = mode;
-        this.movesCaches = mode == ReconfigurationMode.MIGRATE && carryCaches;
-        this.parking = parking;
+
         this.executor = executor;
         this.bytesPerWeight = executor.storedBytesPerWeightExact();
         this.mover = mover;
@@ -150,6 +141,8 @@ final class ContextMigration {
         this.batchRequests = Map.copyOf(batchRequests);
         this.devices = devices;
         this.direct = executor.batchesTransfers();
+        this.caches = new KvCacheMigration(executor, mover, config, mode == ReconfigurationMode.MIGRATE && carryCaches,
+                parking, ledger);
     }
 
     /**
@@ -207,7 +200,8 @@ final class ContextMigration {
                         devs));
             }
         }
-        resumed = moveKvCaches(fresh, dropped, untouched);
+        resumed = caches.moveAll(old, fresh, reused, mapping, batchRequests, dropped, untouched);
+        ledger.markLost(fresh);
         unchanged = reusedInOrder(fresh);
         Set<ContextUnit> units = new LinkedHashSet<>();
         for (ContextUnit u : order) {
@@ -243,8 +237,8 @@ final class ContextMigration {
      * sources, and new positions on them are lost.
      */
     void instancesGone(Set<String> gone) {
-        dead.addAll(gone);
-        markDead(fresh);
+        ledger.gone(gone);
+        ledger.markLost(fresh);
     }
 
     /**
@@ -252,9 +246,7 @@ final class ContextMigration {
      * its import: the piece came from the checkpoint, or its request recomputes); the caller reports them.
      */
     List<DeviceLostException> takeLosses() {
-        List<DeviceLostException> out = List.copyOf(absorbed);
-        absorbed.clear();
-        return out;
+        return ledger.takeLosses();
     }
 
     /** Closes the old pipelines not reused; returns what happened. */
@@ -265,7 +257,8 @@ final class ContextMigration {
                 s.close();
             }
         }
-        return new Result(List.copyOf(fresh), dropped, untouched, resumed, moved, kept, reloaded);
+        return new Result(List.copyOf(fresh), dropped, untouched, resumed, ledger.moved(), ledger.kept(),
+                ledger.reloaded());
     }
 
     /** After a failure: closes the new pipelines (their requests are the caller's to re-queue). */
@@ -293,9 +286,7 @@ final class ContextMigration {
     }
 
     private List<DataMove> takeMoves() {
-        List<DataMove> out = List.copyOf(unitMoves);
-        unitMoves.clear();
-        return out;
+        return ledger.takeMoves();
     }
 
     /** An intact old pipeline with exactly this layout on exactly these devices, not yet taken. */
@@ -330,264 +321,19 @@ final class ContextMigration {
     }
 
     private boolean usable(Device d) {
-        return !dead.contains(d.id().instance());
-    }
-
-    /** New positions on instances that died are lost: nothing more is imported there. */
-    private void markDead(List<PipelineSlot> fresh) {
-        for (PipelineSlot s : fresh) {
-            int shards = s.pipeline.layout().shards();
-            for (int i = 0; i < s.devices.size(); i++) {
-                if (!usable(s.devices.get(i)) && s.lost.add(i)) {
-                    LOG.info("new pipeline {} lost position (stage {}, shard {}) during the migration", s.id,
-                            i / shards, i % shards);
-                }
-            }
-        }
-    }
-
-    // ------------------------------------------------------------------ KV cache (the first unit)
-
-    /** Moves the kept requests' caches; the others go to {@code dropped} ({@code untouched} too if they had none yet). */
-    private int moveKvCaches(List<PipelineSlot> fresh, List<LiveRequest> dropped, Set<LiveRequest> untouched) {
-        Map<Long, LiveRequest> byId = new LinkedHashMap<>();
-        for (PipelineSlot s : old) {
-            for (LiveRequest r : s.active) {
-                byId.put(r.id, r);
-            }
-        }
-        Map<PipelineSlot, List<LiveRequest>> placed = new LinkedHashMap<>();
-        for (PipelineSlot s : fresh) {
-            placed.put(s, new ArrayList<>());
-        }
-        int resumed = 0;
-        for (Map.Entry<Integer, List<InflightBatch>> e : mapping.keptBatches().entrySet()) {
-            PipelineSlot to = fresh.get(e.getKey());
-            for (InflightBatch b : e.getValue()) {
-                LiveRequest r = batchRequests.get(b.id());
-                if (r == null) {
-                    continue;
-                }
-                if (r.slot == to) {
-                    // its pipeline stays as it is: not interrupted, nothing to resume
-                    kept += (long) to.pipeline.length(r.id) * c.kvBytesPerPosition();
-                } else if (movesCaches && moveKv(r, r.slot, to)) {
-                    resumed++;
-                } else {
-                    continue;
-                }
-                byId.remove(r.id);
-                placed.get(to).add(r);
-            }
-        }
-        for (PipelineSlot s : old) {
-            for (LiveRequest r : s.active) {
-                if (byId.containsKey(r.id)) {
-                    // no room for its cache in the new configuration: park it in host memory if we may, else recompute
-                    boolean open = s.pipeline.sequences().contains(r.id);
-                    if (open && s.pipeline.length(r.id) == 0) {
-                        untouched.add(r); // admitted but not computed yet: it loses nothing
-                    } else if (open && parking != null && movesCaches) {
-                        parking.park(r, s);
-                    }
-                    dropped.add(r);
-                    r.slot = null;
-                    s.pipeline.closeSequence(r.id);
-                }
-            }
-            s.active.clear();
-            if (!reused.contains(s)) {
-                for (long seq : s.pipeline.sequences()) {
-                    s.pipeline.closeSequence(seq);
-                }
-            }
-        }
-        for (Map.Entry<PipelineSlot, List<LiveRequest>> e : placed.entrySet()) {
-            for (LiveRequest r : e.getValue()) {
-                r.slot = e.getKey();
-                e.getKey().active.add(r);
-            }
-        }
-        return resumed;
-    }
-
-    /**
-     * Moves the request's filled KV cache from its old positions to the new pipeline. Staged: every piece is staged at
-     * its source, the old sequence closed, the new one opened and the pieces imported; every staged piece is released,
-     * moved or not. With an executor that batches transfers, when no device of the new positions holds one of the old
-     * ones, the new sequence is opened first and the pieces from other instances go in one
-     * {@link Executor#transferAll} per (old position, new position) straight from the open old sequence, which is
-     * closed afterwards (no device holds both). A source that dies before its piece arrives costs the request its
-     * cache (it recomputes); a target that dies fails the migration.
-     */
-    private boolean moveKv(LiveRequest r, PipelineSlot from, PipelineSlot to) {
-        Pipeline src = from.pipeline;
-        Pipeline dst = to.pipeline;
-        int length = src.length(r.id);
-        ShardLayout a = src.layout();
-        ShardLayout b = dst.layout();
-        List<KvRoute> pieces = new ArrayList<>();
-        for (int s2 = 0; s2 < b.stages() && length > 0; s2++) {
-            for (int m2 = 0; m2 < b.shards(); m2++) {
-                for (ContextSlice need : b.kvSlices(s2, m2, r.id, length)) {
-                    for (int s1 = 0; s1 < a.stages(); s1++) {
-                        for (int m1 = 0; m1 < a.shards(); m1++) {
-                            for (ContextSlice have : a.kvSlices(s1, m1, r.id, length)) {
-                                var common = have.intersect(need);
-                                if (common.isEmpty()) {
-                                    continue;
-                                }
-                                if (!from.alive(s1, m1) || !usable(src.device(s1, m1))) {
-                                    return false; // part of its cache is gone: recompute
-                                }
-                                pieces.add(new KvRoute(s1, m1, s2, m2, common.get()));
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        boolean direct = this.direct;
-        boolean crosses = false;
-        for (KvRoute k : pieces) {
-            crosses |= !src.device(k.s1(), k.m1()).id().instance().equals(dst.device(k.s2(), k.m2()).id().instance());
-            for (KvRoute o : pieces) {
-                direct &= src.device(k.s1(), k.m1()) != dst.device(o.s2(), o.m2());
-            }
-        }
-        boolean ok = direct && crosses ? moveKvDirect(r, from, to, pieces) : moveKvStaged(r, from, to, pieces);
-        if (ok && dst.length(r.id) != length) {
-            throw new IllegalStateException("new pipeline holds " + dst.length(r.id) + " positions of request " + r.id
-                    + ", expected " + length);
-        }
-        return ok;
-    }
-
-    /** A KV piece from old position (s1, m1) to new position (s2, m2). */
-    private record KvRoute(int s1, int m1, int s2, int m2, ContextSlice piece) {
-    }
-
-    private boolean moveKvStaged(LiveRequest r, PipelineSlot from, PipelineSlot to, List<KvRoute> pieces) {
-        Pipeline src = from.pipeline;
-        Pipeline dst = to.pipeline;
-        List<KvPiece> staged = new ArrayList<>();
-        try {
-            for (KvRoute k : pieces) {
-                boolean same = src.device(k.s1(), k.m1()) == dst.device(k.s2(), k.m2());
-                staged.add(new KvPiece(k.s2(), k.m2(), mover.stage(src, k.s1(), k.m1(), k.piece()), same,
-                        k.piece().bytes(c), src.device(k.s1(), k.m1()).id().instance(),
-                        dst.device(k.s2(), k.m2()).id().instance()));
-            }
-            src.closeSequence(r.id);
-            try {
-                dst.openSequence(r.id, r.prompt.length + r.request.maxNewTokens());
-            } catch (DeviceMemoryException e) {
-                LOG.debug("no KV room for request {} on new pipeline {}: {}", r.id, to.id, e.getMessage());
-                return false;
-            }
-            for (KvPiece piece : staged) {
-                try {
-                    mover.place(dst, piece.stage(), piece.shard(), piece.data());
-                } catch (DeviceLostException e) {
-                    if (!sourceOnlyLost(e, piece.fromInstance(), piece.toInstance())) {
-                        throw e;
-                    }
-                    kvSourceLost(r, dst, piece.fromInstance(), e);
-                    return false;
-                }
-            }
-            for (KvPiece piece : staged) {
-                countKv(piece.bytes(), piece.sameDevice(), piece.fromInstance(), piece.toInstance());
-            }
-        } finally {
-            for (KvPiece piece : staged) {
-                piece.data().release();
-            }
-        }
-        return true;
-    }
-
-    /**
-     * The new sequence first, then the pieces: those from another instance straight from the open old sequence, one
-     * {@link Executor#transferAll} per route, the others staged; the old sequence is closed last.
-     */
-    private boolean moveKvDirect(LiveRequest r, PipelineSlot from, PipelineSlot to, List<KvRoute> pieces) {
-        Pipeline src = from.pipeline;
-        Pipeline dst = to.pipeline;
-        try {
-            dst.openSequence(r.id, r.prompt.length + r.request.maxNewTokens());
-        } catch (DeviceMemoryException e) {
-            LOG.debug("no KV room for request {} on new pipeline {}: {}", r.id, to.id, e.getMessage());
-            return false; // its old cache is still there: it is parked or recomputes as any request without room
-        }
-        Map<List<Integer>, List<ContextSlice>> routes = new LinkedHashMap<>();
-        List<KvRoute> local = new ArrayList<>();
-        for (KvRoute k : pieces) {
-            if (src.device(k.s1(), k.m1()).id().instance().equals(dst.device(k.s2(), k.m2()).id().instance())) {
-                local.add(k);
-            } else {
-                routes.computeIfAbsent(List.of(k.s1(), k.m1(), k.s2(), k.m2()), x -> new ArrayList<>()).add(k.piece());
-            }
-        }
-        for (Map.Entry<List<Integer>, List<ContextSlice>> e : routes.entrySet()) {
-            List<Integer> at = e.getKey();
-            String fromInstance = src.device(at.get(0), at.get(1)).id().instance();
-            String toInstance = dst.device(at.get(2), at.get(3)).id().instance();
-            try {
-                executor.transferAll(src, at.get(0), at.get(1), e.getValue(), dst, at.get(2), at.get(3));
-            } catch (DeviceLostException ex) {
-                if (!sourceOnlyLost(ex, fromInstance, toInstance)) {
-                    throw ex;
-                }
-                kvSourceLost(r, dst, fromInstance, ex);
-                from.closeSequence(r.id); // never throws: a lost position has nothing left to free
-                return false;
-            }
-            for (ContextSlice piece : e.getValue()) {
-                countKv(piece.bytes(c), false, fromInstance, toInstance);
-            }
-        }
-        for (KvRoute k : local) {
-            StagedSlice staged = mover.stage(src, k.s1(), k.m1(), k.piece());
-            mover.place(dst, k.s2(), k.m2(), staged); // releases it, imported or not
-            countKv(k.piece().bytes(c), false, src.device(k.s1(), k.m1()).id().instance(),
-                    dst.device(k.s2(), k.m2()).id().instance());
-        }
-        src.closeSequence(r.id);
-        return true;
-    }
-
-    private void kvSourceLost(LiveRequest r, Pipeline dst, String instance, DeviceLostException e) {
-        LOG.info("request {}: the worker holding part of its KV cache ({}) died during the move; it will recompute", r.id,
-                instance);
-        sourceLost(e, instance);
-        dst.closeSequence(r.id);
-    }
-
-    private void countKv(long bytes, boolean sameDevice, String fromInstance, String toInstance) {
-        if (sameDevice) {
-            kept += bytes;
-        } else {
-            moved += bytes;
-            unitMoves.add(new DataMove(fromInstance, toInstance, bytes));
-        }
+        return ledger.usable(d);
     }
 
     /**
      * Whether {@code e} says that the staged piece's source instance is gone while its target is not: the piece must
      * then come from elsewhere (the checkpoint, or a recomputation).
      */
-    private static boolean sourceOnlyLost(DeviceLostException e, String fromInstance, String toInstance) {
+    static boolean sourceOnlyLost(DeviceLostException e, String fromInstance, String toInstance) {
         Set<String> lost = LostDevices.instancesOf(e);
         return fromInstance != null && lost.contains(fromInstance) && !lost.contains(toInstance);
     }
 
     // ------------------------------------------------------------------ weights, unit by unit
-
-    /** A KV piece on its way to new position (stage, shard), staged at its source. */
-    private record KvPiece(int stage, int shard, StagedSlice data, boolean sameDevice, long bytes, String fromInstance,
-                           String toInstance) {
-    }
 
     /**
      * A weight piece on its way to new position (stage, shard) of {@code slot}, staged at its source (instance
@@ -720,21 +466,13 @@ final class ContextMigration {
 
     /** A piece that was to be copied from a holder now comes from the checkpoint: its bytes count as reloaded. */
     private void reloadedInstead(ContextSlice piece, boolean wasMoved, String target) {
-        long bytes = weightBytes(piece);
-        if (wasMoved) {
-            moved -= bytes;
-        } else {
-            kept -= bytes;
-        }
-        reloaded += bytes;
-        unitMoves.add(new DataMove(null, target, bytes));
+        ledger.reloadedInstead(weightBytes(piece), wasMoved, target);
     }
 
     /** {@code instance} died while it was a source: it stops being one, and the caller hears of the loss. */
     private void sourceLost(DeviceLostException e, String instance) {
-        dead.add(instance);
-        absorbed.add(e);
-        markDead(this.fresh);
+        ledger.sourceLost(e, instance);
+        ledger.markLost(fresh);
     }
 
     private boolean goesDirect(Choice ch, Set<Device> unitTargets) {
@@ -749,8 +487,7 @@ final class ContextMigration {
         directs.add(new Direct(ch.from(), ch.piece(), ch.to(), ch.stage(), ch.shard(), bytes));
         directSources.add(ch.from().device());
         directBytes += bytes;
-        moved += bytes;
-        unitMoves.add(new DataMove(from, target, bytes));
+        ledger.moved(from, target, bytes);
     }
 
     /**
@@ -778,7 +515,7 @@ final class ContextMigration {
             String from = first.from().device().id().instance();
             if (!to.alive(first.stage(), first.shard()) || !usable(to.pipeline.device(first.stage(), first.shard()))) {
                 for (Direct d : route) {
-                    moved -= d.bytes(); // never sent: the position it was for is lost
+                    ledger.notMoved(d.bytes()); // never sent: the position it was for is lost
                 }
                 continue;
             }
@@ -825,7 +562,7 @@ final class ContextMigration {
             for (int m2 = 0; m2 < b.shards(); m2++) {
                 for (ContextSlice w : b.weightSlices(s2, m2)) {
                     if (unitOf(w).equals(unit)) {
-                        kept += weightBytes(w);
+                        ledger.kept(weightBytes(w));
                     }
                 }
             }
@@ -902,15 +639,13 @@ final class ContextMigration {
         String target = ch.target().id().instance();
         if (best == null) {
             data = mover.readStaged(ch.piece());
-            reloaded += bytes;
-            unitMoves.add(new DataMove(null, target, bytes));
+            ledger.reloaded(target, bytes);
         } else {
             data = mover.stage(best.slot().pipeline, best.stage(), best.shard(), ch.piece());
             if (ch.rank() == 0) {
-                kept += bytes;
+                ledger.kept(bytes);
             } else {
-                moved += bytes;
-                unitMoves.add(new DataMove(best.device().id().instance(), target, bytes));
+                ledger.moved(best.device().id().instance(), target, bytes);
             }
         }
         return new Staged(ch.to(), ch.stage(), ch.shard(), data, best == null ? null : best.device().id().instance(),
