@@ -496,7 +496,7 @@ final class ContextMigration {
      * one whose target died is dropped (that position is lost: the engine re-plans).
      */
     private void sendDirect() {
-        if (directs.isEmpty() && deferredReleases.isEmpty()) {
+        if (directs.isEmpty()) { // deferred releases exist only for queued pieces
             return;
         }
         Map<List<Object>, List<Direct>> routes = new LinkedHashMap<>();

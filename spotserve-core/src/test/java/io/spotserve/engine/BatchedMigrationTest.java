@@ -1,28 +1,14 @@
 package io.spotserve.engine;
 
-import static io.spotserve.engine.EngineFixtures.CHECKPOINT;
-import static io.spotserve.engine.EngineFixtures.TOKENIZER;
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.spotserve.clock.VirtualClock;
 import io.spotserve.exec.ContextSlice;
-import io.spotserve.exec.Device;
 import io.spotserve.exec.DeviceLostException;
 import io.spotserve.exec.Executor;
-import io.spotserve.exec.ExecutorOptions;
 import io.spotserve.exec.Pipeline;
-import io.spotserve.exec.ShardLayout;
-import io.spotserve.instance.Instance;
-import io.spotserve.instance.InstanceEvent;
-import io.spotserve.instance.InstanceType;
-import io.spotserve.instance.LocalInstanceProvider;
 import io.spotserve.plan.DeviceId;
-import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -39,8 +25,6 @@ import org.junit.jupiter.api.Timeout;
  */
 @Timeout(value = 60, unit = TimeUnit.SECONDS)
 class BatchedMigrationTest {
-    private static final InstanceType TWO_GPU = new InstanceType("local.2x", 2, 32L << 20, 1.9, InstanceType.Market.SPOT);
-
     private Executor real;
 
     @BeforeEach
@@ -54,22 +38,7 @@ class BatchedMigrationTest {
     }
 
     private Reconfiguration grow(Batching ex, List<GenerationRequest> requests) {
-        VirtualClock clock = new VirtualClock(Duration.ofMillis(1), Duration.ZERO, 1_000_000);
-        LocalInstanceProvider provider = new LocalInstanceProvider(clock, TWO_GPU.on(InstanceType.Market.ON_DEMAND, 3.9));
-        ex.source = provider.add(TWO_GPU).id();
-        List<CompletableFuture<Completion>> futures = new ArrayList<>();
-        try (ServingEngine engine = ServingEngine.builder().model(CHECKPOINT, TOKENIZER).instances(provider)
-                .executor(ex).clock(clock).parallelism(1, 2).maxBatch(4).build()) {
-            EngineFixtures.submitThen(engine, requests, futures, 2, () -> provider.deliver(
-                    new InstanceEvent.Acquired(new Instance("b", TWO_GPU), clock.now())));
-            for (int i = 0; i < requests.size(); i++) {
-                assertArrayEquals(EngineFixtures.solo(requests.get(i)), futures.get(i).join().tokens(), "request " + i);
-            }
-            assertEquals(0, engine.metrics().failed());
-            return engine.metrics().reconfigurations().stream().filter(r -> r.reason().contains("acquired b"))
-                    .findFirst().orElseThrow(() -> new AssertionError("no growth: " + engine.metrics()
-                            .reconfigurations()));
-        }
+        return EngineFixtures.growOntoB(ex, requests, id -> ex.source = id);
     }
 
     @Test
@@ -100,8 +69,7 @@ class BatchedMigrationTest {
      * The real executor, batching or not: {@link #transferAll} records its size; with {@code sourceDies}, the first call from
      * the serving instance to "b" imports its first slice and then fails as if the source died.
      */
-    private static final class Batching implements Executor {
-        private final Executor real;
+    private static final class Batching extends ForwardingExecutor {
         private final boolean batches;
         private final boolean sourceDies;
         final AtomicBoolean fired = new AtomicBoolean();
@@ -109,7 +77,7 @@ class BatchedMigrationTest {
         volatile String source;
 
         Batching(Executor real, boolean batches, boolean sourceDies) {
-            this.real = real;
+            super(real);
             this.batches = batches;
             this.sourceDies = sourceDies;
         }
@@ -130,36 +98,7 @@ class BatchedMigrationTest {
                 throw new DeviceLostException(List.of(new DeviceId(source, 0), new DeviceId(source, 1)),
                         "injected: " + source + " died after sending " + slices.get(0), null);
             }
-            return Executor.super.transferAll(from, fromStage, fromShard, slices, to, toStage, toShard);
-        }
-
-        @Override
-        public String name() {
-            return "batching-" + real.name();
-        }
-
-        @Override
-        public ExecutorOptions options() {
-            return real.options();
-        }
-
-        @Override
-        public Device createDevice(DeviceId id, long capacityBytes) {
-            return real.createDevice(id, capacityBytes);
-        }
-
-        @Override
-        public void destroyDevice(Device device) {
-            real.destroyDevice(device);
-        }
-
-        @Override
-        public Pipeline createPipeline(ShardLayout layout, List<? extends Device> devices, int maxBatch) {
-            return real.createPipeline(layout, devices, maxBatch);
-        }
-
-        @Override
-        public void close() {
+            return super.transferAll(from, fromStage, fromShard, slices, to, toStage, toShard);
         }
     }
 }

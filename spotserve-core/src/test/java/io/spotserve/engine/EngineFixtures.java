@@ -122,6 +122,35 @@ final class EngineFixtures {
     }
 
     /**
+     * Serves {@code requests} on one {@link #SPOT} instance (P1M2, batch 4, a virtual clock at 1 MB/s, so the migration
+     * spans virtual time while steps take 1 ms) and acquires instance "b" once the first request has committed two
+     * tokens; checks every output against its solo run and that none failed, and returns the reconfiguration that took
+     * "b" in. {@code serving} gets the first instance's id before anything runs.
+     */
+    static Reconfiguration growOntoB(Executor executor, List<GenerationRequest> requests,
+                                     java.util.function.Consumer<String> serving) {
+        io.spotserve.clock.VirtualClock clock = new io.spotserve.clock.VirtualClock(java.time.Duration.ofMillis(1),
+                java.time.Duration.ZERO, 1_000_000);
+        io.spotserve.instance.LocalInstanceProvider provider = new io.spotserve.instance.LocalInstanceProvider(clock,
+                ON_DEMAND);
+        serving.accept(provider.add(SPOT).id());
+        List<java.util.concurrent.CompletableFuture<Completion>> futures = new ArrayList<>();
+        try (ServingEngine engine = ServingEngine.builder().model(CHECKPOINT, TOKENIZER).instances(provider)
+                .executor(executor).clock(clock).parallelism(1, 2).maxBatch(4).build()) {
+            submitThen(engine, requests, futures, 2, () -> provider.deliver(new io.spotserve.instance.InstanceEvent
+                    .Acquired(new io.spotserve.instance.Instance("b", SPOT), clock.now())));
+            for (int i = 0; i < requests.size(); i++) {
+                org.junit.jupiter.api.Assertions.assertArrayEquals(solo(requests.get(i)), futures.get(i).join()
+                        .tokens(), "request " + i);
+            }
+            org.junit.jupiter.api.Assertions.assertEquals(0, engine.metrics().failed());
+            return engine.metrics().reconfigurations().stream().filter(r -> r.reason().contains("acquired b"))
+                    .findFirst().orElseThrow(() -> new AssertionError("no growth: " + engine.metrics()
+                            .reconfigurations()));
+        }
+    }
+
+    /**
      * Submits {@code requests} (the first one last) and runs {@code action} on the engine thread when that last one
      * has committed {@code tokens} tokens; returns once it ran. Every request was admitted before the last one (FIFO),
      * so what runs at that point does not depend on how fast the calling thread is, unlike polling

@@ -3,7 +3,6 @@ package io.spotserve.engine;
 import io.spotserve.exec.ContextSlice;
 import io.spotserve.exec.Device;
 import io.spotserve.exec.Executor;
-import io.spotserve.exec.ExecutorOptions;
 import io.spotserve.exec.Pipeline;
 import io.spotserve.exec.ShardLayout;
 import io.spotserve.exec.StagedSlice;
@@ -21,8 +20,7 @@ import java.util.Map;
  * call, moving the slices one by one underneath (sampled after each), so a migration can be compared with the staged
  * one slice at a time on the same devices.
  */
-final class MeteredExecutor implements Executor {
-    private final Executor real;
+final class MeteredExecutor extends ForwardingExecutor {
     private final boolean batches;
     private final List<Device> devices = new ArrayList<>();
     private final Map<DeviceId, Long> peaks = new LinkedHashMap<>();
@@ -30,7 +28,7 @@ final class MeteredExecutor implements Executor {
     private int kvSlicesTransferred;
 
     MeteredExecutor(Executor real, boolean batches) {
-        this.real = real;
+        super(real);
         this.batches = batches;
     }
 
@@ -59,26 +57,6 @@ final class MeteredExecutor implements Executor {
         for (Device d : devices) {
             peaks.merge(d.id(), d.usedBytes(), Math::max);
         }
-    }
-
-    @Override
-    public String name() {
-        return "metered-" + real.name();
-    }
-
-    @Override
-    public ExecutorOptions options() {
-        return real.options();
-    }
-
-    @Override
-    public int storedBytesPerWeight() {
-        return real.storedBytesPerWeight();
-    }
-
-    @Override
-    public double storedBytesPerWeightExact() {
-        return real.storedBytesPerWeightExact();
     }
 
     @Override
@@ -115,12 +93,7 @@ final class MeteredExecutor implements Executor {
                 kvSlicesTransferred++;
             }
         }
-        return Executor.super.transferAll(from, fromStage, fromShard, slices, to, toStage, toShard);
-    }
-
-    @Override
-    public void close() {
-        real.close();
+        return super.transferAll(from, fromStage, fromShard, slices, to, toStage, toShard);
     }
 
     private final class Metered extends ForwardingPipeline {

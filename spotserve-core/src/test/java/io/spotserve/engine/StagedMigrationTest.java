@@ -1,12 +1,8 @@
 package io.spotserve.engine;
 
-import static io.spotserve.engine.EngineFixtures.CHECKPOINT;
-import static io.spotserve.engine.EngineFixtures.TOKENIZER;
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.spotserve.clock.VirtualClock;
 import io.spotserve.exec.ContextSlice;
 import io.spotserve.exec.Device;
 import io.spotserve.exec.DeviceLostException;
@@ -15,15 +11,8 @@ import io.spotserve.exec.ExecutorOptions;
 import io.spotserve.exec.Pipeline;
 import io.spotserve.exec.ShardLayout;
 import io.spotserve.exec.StagedSlice;
-import io.spotserve.instance.Instance;
-import io.spotserve.instance.InstanceEvent;
-import io.spotserve.instance.InstanceType;
-import io.spotserve.instance.LocalInstanceProvider;
 import io.spotserve.plan.DeviceId;
-import java.time.Duration;
-import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -41,9 +30,6 @@ import org.junit.jupiter.api.Timeout;
  */
 @Timeout(value = 60, unit = TimeUnit.SECONDS)
 class StagedMigrationTest {
-    /** Two devices per instance and M = 2: every unit moves as two pieces, so a failure leaves staged ones behind. */
-    private static final InstanceType TWO_GPU = new InstanceType("local.2x", 2, 32L << 20, 1.9, InstanceType.Market.SPOT);
-
     /** What the probe does at the first import of a slice staged on the first instance into instance "b". */
     enum Fault {
         NONE, TARGET_FAILS, SOURCE_LOST
@@ -62,22 +48,7 @@ class StagedMigrationTest {
     }
 
     private Reconfiguration grow(Probe probe, List<GenerationRequest> requests) {
-        // 1 MB/s: the migration to b spans virtual time; steps take 1 ms
-        VirtualClock clock = new VirtualClock(Duration.ofMillis(1), Duration.ZERO, 1_000_000);
-        LocalInstanceProvider provider = new LocalInstanceProvider(clock, TWO_GPU.on(InstanceType.Market.ON_DEMAND, 3.9));
-        probe.source = provider.add(TWO_GPU).id();
-        List<CompletableFuture<Completion>> futures = new ArrayList<>();
-        try (ServingEngine engine = ServingEngine.builder().model(CHECKPOINT, TOKENIZER).instances(provider)
-                .executor(probe).clock(clock).parallelism(1, 2).maxBatch(4).build()) {
-            EngineFixtures.submitThen(engine, requests, futures, 2, () -> provider.deliver(
-                    new InstanceEvent.Acquired(new Instance("b", TWO_GPU), clock.now())));
-            for (int i = 0; i < requests.size(); i++) {
-                assertArrayEquals(EngineFixtures.solo(requests.get(i)), futures.get(i).join().tokens(), "request " + i);
-            }
-            return engine.metrics().reconfigurations().stream().filter(r -> r.reason().contains("acquired b"))
-                    .findFirst().orElseThrow(() -> new AssertionError("no growth: " + engine.metrics()
-                            .reconfigurations()));
-        }
+        return EngineFixtures.growOntoB(probe, requests, id -> probe.source = id);
     }
 
     @Test
