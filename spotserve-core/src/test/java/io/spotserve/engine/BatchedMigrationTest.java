@@ -47,12 +47,13 @@ class BatchedMigrationTest {
         Reconfiguration grow = grow(ex, EngineFixtures.requests(31, 6, 60, false));
         assertTrue(grow.bytesMigrated() > 0, grow.toString());
         assertTrue(ex.calls.stream().anyMatch(n -> n > 1), "some transferAll carried several slices: " + ex.calls);
-        // the same growth staged slice by slice moves, keeps and loads exactly the same bytes
+        // the same growth staged slice by slice moves and loads exactly the same bytes (bytes kept in place are not
+        // compared: they include the running requests' KV caches on the pipeline that stays, whose length at the
+        // moment of the growth depends on thread timing: a full core run once saw 2,560 B, two positions, apart)
         Batching staged = new Batching(real, false, false);
         Reconfiguration same = grow(staged, EngineFixtures.requests(31, 6, 60, false));
         assertTrue(staged.calls.isEmpty(), staged.calls.toString());
         assertEquals(same.bytesMigrated(), grow.bytesMigrated(), same + " vs " + grow);
-        assertEquals(same.bytesKept(), grow.bytesKept(), same + " vs " + grow);
         assertEquals(same.bytesLoaded(), grow.bytesLoaded(), same + " vs " + grow);
     }
 
