@@ -21,6 +21,9 @@ import java.util.Objects;
  *       delays ({@link #worthChanging}). Without this hysteresis a fleet that moves between two sizes moves between two
  *       shapes each time (GPT-20B: D2P2M8 at one size, D3P3M4 at the next), and every flip stops every pipeline.</li>
  * </ul>
+ * For a fleet nobody shrinks, the configuration both moments start from may be the one of most throughput on the
+ * usable devices instead of Algorithm 1's lower-latency one, when Algorithm 1's leaves devices idle and the extra
+ * capacity repays a change of shape with nothing queued ({@link #takesIdleDevices}).
  * Membership changes themselves are never gated: they must reconfigure.
  */
 public final class ReplanGate {
@@ -164,6 +167,31 @@ public final class ReplanGate {
         double phiKept = capacity.throughput(kept);
         double phiPreferred = capacity.throughput(preferred);
         return worthChanging(phiKept, phiPreferred, waiting, running, arrivals, window, pause) ? preferred : kept;
+    }
+
+    /**
+     * Whether a fleet nobody shrinks should plan for {@code most}, the (P, M, B) of most throughput on its devices,
+     * rather than Algorithm 1's {@code planned} (its lowest-latency choice that keeps up with the mean rate): when
+     * {@code most} puts devices to work that {@code planned} leaves idle, and serves more by what repays a change of
+     * shape over one window with nothing queued ({@link #repaysPause} with H = the window: φ_most · (window − pause)
+     * &gt; φ_planned · window). Such a fleet costs the same idle or busy, and the extra capacity that needs a change
+     * of shape cannot be had cheaply in a burst — there every waiting request pays the pause — so it is taken at a
+     * membership change or a quiet moment instead. Both configurations are sized to the usable devices.
+     *
+     * @param planned  Algorithm 1's choice, sized to the usable devices
+     * @param most     the configuration of most throughput on the usable devices, sized to them
+     * @param capacity what the usable devices hold (its φ)
+     * @param window   the re-planning interval, seconds
+     * @param pause    the pause of changing to {@code most}'s shape, seconds
+     */
+    public static boolean takesIdleDevices(ParallelConfig planned, ParallelConfig most, Capacity capacity,
+                                           double window, double pause) {
+        Objects.requireNonNull(capacity, "capacity");
+        if (planned == null || most == null || most.gpus() <= planned.gpus()) {
+            return false;
+        }
+        double phiPlanned = capacity.throughput(planned);
+        return phiPlanned > 0 && repaysPause(phiPlanned, capacity.throughput(most), 0, window, pause);
     }
 
     /**

@@ -255,4 +255,60 @@ class ReplanGateTest {
         assertEquals(ParallelConfig.of(2, 3, 4, 8), ReplanGate.atMembershipChange(p3m4, p2m8, false, wide, 40, 8,
                 0.35, 30, 40), "a pause longer than the horizon's gain");
     }
+
+    @Test
+    void aFleetNobodyShrinksTakesIdleDevicesWhenTheirCapacityRepaysTheChange() {
+        // GPT-20B on 36 GPUs (φ from the T4 profile): Algorithm 1's D2P2M8B8 (1.126 req/s) leaves 4 GPUs idle,
+        // D3P3M4B8 holds all 36 (1.451, 29 % more) and repays a 4.8 s pause over a 30 s window (needs 19 %)
+        ReplanGate.Capacity gpt36 = new ReplanGate.Capacity() {
+            @Override
+            public ParallelConfig fit(ParallelConfig shape) {
+                return fleet(36).fit(shape);
+            }
+
+            @Override
+            public double throughput(ParallelConfig c) {
+                return c.tensorShards() == 8 ? 0.563 * c.dataParallel() : 0.4837 * c.dataParallel();
+            }
+        };
+        ParallelConfig p2m8 = ParallelConfig.of(2, 2, 8, 8);
+        ParallelConfig p3m4 = ParallelConfig.of(3, 3, 4, 8);
+        assertTrue(ReplanGate.takesIdleDevices(p2m8, p3m4, gpt36, 30, 4.8));
+        assertFalse(ReplanGate.takesIdleDevices(p2m8, p3m4, gpt36, 30, 7.0), "a pause the 29 % do not repay");
+        assertFalse(ReplanGate.takesIdleDevices(p2m8, p2m8, gpt36, 30, 0), "the same configuration");
+        // on 32 GPUs P3M4 is D2 (24 GPUs, 0.967): it uses fewer devices than D2P2M8, nothing is idle to take
+        ParallelConfig d2p3m4 = ParallelConfig.of(2, 3, 4, 8);
+        assertFalse(ReplanGate.takesIdleDevices(p2m8, d2p3m4, gpt36, 30, 0));
+        // more throughput on the same devices (OPT-6.7B: B 8 over Algorithm 1's B 4) is not idle capacity
+        ReplanGate.Capacity opt = new ReplanGate.Capacity() {
+            @Override
+            public ParallelConfig fit(ParallelConfig shape) {
+                return fleet(36).fit(shape);
+            }
+
+            @Override
+            public double throughput(ParallelConfig c) {
+                return c.dataParallel() * c.maxBatch() / 6.0;
+            }
+        };
+        assertFalse(ReplanGate.takesIdleDevices(ParallelConfig.of(9, 1, 4, 4), ParallelConfig.of(9, 1, 4, 8), opt, 30,
+                0));
+        // LLaMA-30B on 28 GPUs: D1P3M8 holds 24 of them, D1P2M8 16, but serves 1.6 % more: not worth a change
+        ReplanGate.Capacity llama = new ReplanGate.Capacity() {
+            @Override
+            public ParallelConfig fit(ParallelConfig shape) {
+                return fleet(28).fit(shape);
+            }
+
+            @Override
+            public double throughput(ParallelConfig c) {
+                return c.pipelineStages() == 3 ? 0.429 : 0.422;
+            }
+        };
+        assertFalse(ReplanGate.takesIdleDevices(ParallelConfig.of(1, 2, 8, 8), ParallelConfig.of(1, 3, 8, 8), llama,
+                30, 4.8));
+        assertTrue(ReplanGate.takesIdleDevices(ParallelConfig.of(1, 2, 8, 8), ParallelConfig.of(1, 3, 8, 8), llama,
+                30, 0.0), "a free change is made for any gain");
+        assertFalse(ReplanGate.takesIdleDevices(null, p3m4, gpt36, 30, 0));
+    }
 }
