@@ -114,7 +114,7 @@ final class InstanceManager {
         Duration next = null;
         for (InstanceRecord r : instances.values()) {
             next = RequestManager.min(next, r.deadline);
-            next = RequestManager.min(next, r.arrangeAt);
+            next = RequestManager.min(next, leaveAt(r));
             next = RequestManager.min(next, r.joinAt);
         }
         return next;
@@ -302,9 +302,9 @@ final class InstanceManager {
                 r.arrangeAt = null;
                 LOG.info("the batches on {} finished: leaving it before its deadline {}", r.instance.id(), r.deadline);
                 reconfigurator.changed(Reconfiguration.Trigger.NOTICE, "notice " + r.instance.id() + ": batches finished");
-            } else if (r.arrangeAt != null && r.arrangeAt.compareTo(now) <= 0) {
+            } else if (due(leaveAt(r), now)) {
                 r.arrangeAt = null;
-                LOG.info("{} is due to leave at {}: migrating off it now", r.instance.id(), r.deadline);
+                LOG.info("{} is due to leave at {} (deadline {}): migrating off it now", r.instance.id(), now, r.deadline);
                 reconfigurator.changed(Reconfiguration.Trigger.NOTICE, "notice " + r.instance.id());
             }
         }
@@ -325,7 +325,7 @@ final class InstanceManager {
     /** Whether instances dated events or deadlines are due by {@code now} (the engine quiesces pipelines first). */
     boolean deadlineDue(Duration now) {
         for (InstanceRecord r : instances.values()) {
-            if ((r.arrangeAt != null && r.arrangeAt.compareTo(now) <= 0)
+            if (due(leaveAt(r), now)
                     || (r.joinAt != null && r.joinAt.compareTo(now) <= 0)
                     || (r.deadline != null && r.deadline.compareTo(now) <= 0) || batchesFinished(r)) {
                 return true;
@@ -343,11 +343,30 @@ final class InstanceManager {
         for (String id : ids) {
             InstanceRecord r = instances.get(id);
             if (r == null || r.releasing
-                    || r.deadline != null && (r.arrangeAt == null || r.arrangeAt.compareTo(now) <= 0)) {
+                    || r.deadline != null && (r.arrangeAt == null || due(leaveAt(r), now))) {
                 return false;
             }
         }
         return true;
+    }
+
+    /**
+     * When the pipelines on a noticed instance stop decoding and its context moves off: the arranged time, or earlier
+     * once the latest safe time (deadline minus {@link Reconfigurator#lead}) re-taken at the current step estimate
+     * has come first. The arrangement priced the lead at the notice, when the estimate may have been cold: a notice
+     * right after the first steps, with more pipelines filling up after it (each round of steps longer), left the
+     * last round ending past the deadline and the caches lost. Null when the instance is not arranged to leave.
+     */
+    private Duration leaveAt(InstanceRecord r) {
+        if (r.arrangeAt == null || r.deadline == null) {
+            return r.arrangeAt;
+        }
+        Duration latest = r.deadline.minus(reconfigurator.lead(requests.stepEstimate()));
+        return latest.compareTo(r.arrangeAt) < 0 ? latest : r.arrangeAt;
+    }
+
+    private static boolean due(Duration at, Duration now) {
+        return at != null && at.compareTo(now) <= 0;
     }
 
     /**

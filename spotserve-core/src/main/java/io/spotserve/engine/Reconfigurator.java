@@ -207,12 +207,20 @@ final class Reconfigurator {
             return null;
         }
         Duration now = clock.now();
-        Duration lead = migrationEstimate.multipliedBy(2).plus(stepEstimate.multipliedBy(2));
+        Duration lead = lead(stepEstimate);
         Duration at = n.deadline().minus(lead);
         if (current == null) {
             return new ConfigPlanner.Arranged(at, at, Arrangement.Action.MIGRATE, "no configuration yet");
         }
         return planner.arrange(n, current, remaining(n.instanceId()), now, lead, at, stepEstimate);
+    }
+
+    /**
+     * How long before a deadline the pipelines on a noticed instance must stop: two migrations and two steps at the
+     * current estimates (a step in flight always completes, and the estimates may still be low).
+     */
+    Duration lead(Duration stepEstimate) {
+        return migrationEstimate.multipliedBy(2).plus(stepEstimate.multipliedBy(2));
     }
 
     /**
@@ -224,8 +232,7 @@ final class Reconfigurator {
         if (current == null || remaining == 0) {
             return null;
         }
-        Duration lead = migrationEstimate.multipliedBy(2).plus(stepEstimate.multipliedBy(2));
-        return planner.arrangeJoin(l, current, remaining, clock.now(), lead, stepEstimate);
+        return planner.arrangeJoin(l, current, remaining, clock.now(), lead(stepEstimate), stepEstimate);
     }
 
     /**
