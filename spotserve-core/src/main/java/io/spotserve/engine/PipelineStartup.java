@@ -52,9 +52,13 @@ final class PipelineStartup {
         return copies;
     }
 
-    /** Dates when each pipeline of {@code built} that is not in {@code unchanged} takes its first requests. */
-    void start(List<PipelineSlot> built, List<PipelineSlot> unchanged, EngineClock clock) {
+    /**
+     * Dates when each pipeline of {@code built} that is not in {@code unchanged} takes its first requests; returns how
+     * long the slowest of them waits from now (zero when none starts).
+     */
+    Duration start(List<PipelineSlot> built, List<PipelineSlot> unchanged, EngineClock clock) {
         Duration now = clock.now();
+        Duration longest = Duration.ZERO;
         for (PipelineSlot s : built) {
             if (unchanged.contains(s)) {
                 continue;
@@ -66,6 +70,9 @@ final class PipelineStartup {
             }
             s.readyAt = now.plus(beforeLoad).plus(load).plus(afterLoad);
             LOG.debug("pipeline {} starts: ready at {}", s.describe(), s.readyAt);
+            Duration wait = s.readyAt.minus(now);
+            longest = wait.compareTo(longest) > 0 ? wait : longest;
         }
+        return longest;
     }
 }

@@ -81,6 +81,13 @@ final class Reconfigurator {
     private Duration migrationStart = Duration.ZERO;
     /** Engine-clock duration of a reconfiguration, smoothed: the lead time a preemption notice needs. */
     private Duration migrationEstimate = Duration.ZERO;
+    /**
+     * What a change of configuration costs the pipelines it builds, smoothed over reconfigurations: the pause, plus,
+     * with the baselines' {@link PipelineStartup}, the wait until the slowest new pipeline has restarted and read its
+     * weights (their reads are off the engine's clock, so the pause alone is near zero there). The planner prices a
+     * change of shape with it; the lead before a deadline uses {@link #migrationEstimate}.
+     */
+    private Duration changeEstimate = Duration.ZERO;
     /** Why no configuration fits the usable instances (said once at WARN), or null while one does. */
     private String noFit;
     private volatile String description = "[]";
@@ -191,7 +198,7 @@ final class Reconfigurator {
 
     /** The planner's periodic re-planning gate (arrival rate, Δ): records a change when it says so. */
     void replanGate(int queued, int running) {
-        String why = planner.replanReason(instances.usable(), current, clock.now(), queued, running, migrationEstimate);
+        String why = planner.replanReason(instances.usable(), current, clock.now(), queued, running, changeEstimate);
         if (why != null) {
             changed(Reconfiguration.Trigger.REPLAN, why);
         }
@@ -387,7 +394,7 @@ final class Reconfigurator {
         List<InstanceRecord> usable = instances.usable();
         List<TargetFleet.Instance> fleet = new ArrayList<>();
         ParallelConfig target = planner.choose(usable, fleet, clock.now(), requests.queued(),
-                PipelineSlot.running(slots), current, migrationEstimate);
+                PipelineSlot.running(slots), current, changeEstimate);
         if (target == null) {
             parkDoomed();
             noFit(usable);
@@ -435,9 +442,8 @@ final class Reconfigurator {
             migration.abort();
             result = fallback.recover(e, mapping, before, inFlight, all, requests::isQueued, () -> nextSlotId++);
         }
-        if (startup != null) {
-            startup.start(result.slots(), migration.unchanged(), clock);
-        }
+        Duration startupWait = startup == null ? Duration.ZERO
+                : startup.start(result.slots(), migration.unchanged(), clock);
         slots.clear();
         slots.addAll(result.slots());
         current = slots.isEmpty() ? null : target;
@@ -453,6 +459,7 @@ final class Reconfigurator {
         changeTriggers.clear();
         Duration pause = clock.now().minus(started);
         migrationEstimate = RequestManager.smooth(migrationEstimate, pause);
+        changeEstimate = RequestManager.smooth(changeEstimate, pause.plus(startupWait));
         int parked = parking.takeParked();
         Reconfiguration rec = new Reconfiguration(started, reason, triggers, from, to, current, interrupted,
                 result.resumed(), parked, result.bytesMoved(), result.bytesKept(), result.bytesReloaded(), mapping.bytesMoved(),

@@ -114,6 +114,24 @@ class ArtifactSetupTest {
                 + " s; pipeline ready at " + ready + " s, one execution " + execution + " s");
     }
 
+    /**
+     * A restarting engine prices a change of shape by what it costs the pipelines it builds. With the baselines'
+     * start-up the weight reads are off the engine's clock (every pause is about 0 s), so pricing by the pause alone
+     * let Reparallelization change GPT-20B's shape at a quiet moment (148.9 s, P3M4 to P2M8 on 8 instances, 164 GB
+     * reloaded at 0.5 GB/s per instance, ~21 s without a pipeline): its P99 went 125 to 189 s. Every reconfiguration
+     * here must come from the fleet.
+     */
+    @Test
+    void aRestartingEngineChangesShapeOnlyWithTheFleetWhenReloadsAreSlow() throws IOException {
+        Scenario sc = ArtifactSetup.scenario(SHARED, PaperModel.GPT_20B, "B_S", 1, 0.5e9);
+        RunResult r = EngineRun.run(sc, EngineRun.Variant.REPARALLELIZATION, ArtifactSetup.profile(sc, 5));
+        assertEquals(r.requests().size(), r.completed());
+        for (RunResult.Reconfiguration x : r.reconfigurations()) {
+            assertTrue(List.of("acquired", "notice", "terminated", "lost", "deadline").stream()
+                    .anyMatch(x.reason()::contains), "a change between fleet events: " + x);
+        }
+    }
+
     @Test
     void pipelineStartupIsOnlyForTheBaselines() {
         var clock = SimulatedClock.builder(step -> Duration.ZERO).build();
