@@ -236,7 +236,11 @@ final class InstanceManager {
         LOG.info("preemption notice for {}: deadline {} (grace {})", n.instanceId(), n.deadline(), n.grace());
         ConfigPlanner.Arranged a = reconfigurator.arrange(n, requests.stepEstimate());
         Duration now = clock.now();
-        if (a == null) {
+        if (a == null && !reconfigurator.holdsPositions(n.instanceId()) && reconfigurator.configured()) {
+            // nothing of the deployment is on it: no reason to re-plan now. A re-plan here would also move the
+            // pipelines of instances noticed at the same moment off them at once, instead of at their arranged time
+            LOG.info("{} serves no pipeline: it leaves at its deadline, the deployment stays", n.instanceId());
+        } else if (a == null) {
             reconfigurator.changed(Reconfiguration.Trigger.NOTICE, "notice " + n.instanceId());
         } else if (a.action() == Arrangement.Action.REROUTE) {
             LOG.info("pipelines on {} reroute their requests now, without their caches ({})", n.instanceId(),

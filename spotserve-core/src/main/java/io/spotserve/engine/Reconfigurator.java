@@ -163,6 +163,21 @@ final class Reconfigurator {
         return false;
     }
 
+    /** Whether a configuration is deployed. */
+    boolean configured() {
+        return current != null;
+    }
+
+    /** Whether any pipeline, intact or broken, has a position on the instance. */
+    boolean holdsPositions(String instanceId) {
+        for (PipelineSlot s : slots) {
+            if (s.instances.contains(instanceId)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     /** Whether an intact pipeline has a position on the instance. */
     boolean hosts(String instanceId) {
         for (PipelineSlot s : slots) {

@@ -28,12 +28,6 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
-import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicBoolean;
-import io.spotserve.exec.Device;
-import io.spotserve.exec.Pipeline;
-import io.spotserve.exec.ShardLayout;
 import java.util.SortedMap;
 import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
@@ -208,86 +202,6 @@ class EnginePlanningTest {
         assertTrue(off.at().compareTo(run.noticeAt().plusMillis(400)) < 0, off.toString());
         assertEquals(0, off.interruptedRequests(), off.toString());
         assertEquals(0, run.metrics().restarts(), run.metrics().toString());
-    }
-
-    /**
-     * The lead before a deadline follows the step estimate after the notice. The notice comes after the first step of
-     * the one pipeline serving then (10 ms on the virtual clock), so it is arranged with that estimate; four requests
-     * arriving with it fill all four pipelines, and each round of steps then takes 40 ms. Leaving at the latest time
-     * taken at the notice (deadline minus two 10 ms steps) starts a last round that ends at the deadline, and the
-     * doomed pipelines' caches are lost there (what full-suite runs showed when a measured profile made Algorithm 1
-     * deploy four pipelines). A gate holds the first forward step until every arrival and the notice are in; the cost
-     * model prices a step at 50 µs, so the arranger lets the batches FINISH by the latest safe time (as there).
-     */
-    @Test
-    void theLeadBeforeADeadlineIsRetakenWithTheStepEstimateAfterTheNotice() throws Exception {
-        ParallelConfig four = ParallelConfig.of(4, 1, 1, 1);
-        ParallelConfigOptimizer script = (n, onDemand, rate) -> new Decision(
-                Optional.of(new ConfigEstimate(four, 1, 1, 0.1, 0.0, 0.1, 10.0, 1L << 20)), true, rate, n, n, n, 0, 0,
-                0, 0, ParallelConfigOptimizer.Policy.PAPER, "scripted: four pipelines of B 1");
-        CountDownLatch gate = new CountDownLatch(1);
-        AtomicBoolean first = new AtomicBoolean(true);
-        Executor gated = new ForwardingExecutor(executor) {
-            @Override
-            public Pipeline createPipeline(ShardLayout layout, List<? extends Device> devices, int maxBatch) {
-                return new ForwardingPipeline(real.createPipeline(layout, devices, maxBatch)) {
-                    @Override
-                    public void forward(long[] sequences, int[] tokens, int[] positions, int count,
-                                        float[][] logits) {
-                        if (first.getAndSet(false)) {
-                            try {
-                                gate.await(30, TimeUnit.SECONDS);
-                            } catch (InterruptedException e) {
-                                Thread.currentThread().interrupt();
-                            }
-                        }
-                        delegate.forward(sequences, tokens, positions, count, logits);
-                    }
-                };
-            }
-        };
-        VirtualClock clock = new VirtualClock(Duration.ofMillis(10));
-        LocalInstanceProvider provider = new LocalInstanceProvider(clock, ON_DEMAND);
-        Instance a = provider.add(SPOT);
-        provider.add(SPOT);
-        List<GenerationRequest> requests = EngineFixtures.requests(25, 5, 400, false);
-        Duration noticeAt = Duration.ofMillis(10);
-        Duration deadline = noticeAt.plusMillis(190);
-        List<CompletableFuture<Completion>> futures = new ArrayList<>();
-        int layers = CHECKPOINT.config().layers();
-        SortedMap<Integer, SortedMap<Integer, LatencyProfile.LayerTimes>> tables = new TreeMap<>();
-        for (int tp : new int[] {1, 2, 4}) {
-            SortedMap<Integer, LatencyProfile.LayerTimes> row = new TreeMap<>();
-            for (int b : new int[] {1, 2, 4, 8}) {
-                row.put(b, new LatencyProfile.LayerTimes(0.05 / layers, 0.05 / layers));
-            }
-            tables.put(tp, row);
-        }
-        CostModel fast = CostModel.of(new LatencyProfile("50 us per step", layers, layers, 1.0, 0, 0,
-                CHECKPOINT.config().dim(), 4, 16, List.of(0.0, 0.0, 0.0, 0.0), tables), "stories260K",
-                CHECKPOINT.config(), costModel.hardware());
-        try (ServingEngine engine = ServingEngine.builder().model(CHECKPOINT, TOKENIZER).instances(provider)
-                .executor(gated).clock(clock).maxBatch(8).planning(fast, script).build()) {
-            futures.add(engine.submit(requests.get(0)));
-            for (GenerationRequest r : requests.subList(1, requests.size())) {
-                futures.add(engine.submit(r, noticeAt));
-            }
-            provider.deliver(new InstanceEvent.PreemptionNotice(a.id(), noticeAt, deadline));
-            gate.countDown();
-            for (int i = 0; i < requests.size(); i++) {
-                assertArrayEquals(EngineFixtures.solo(requests.get(i)), futures.get(i).join().tokens(), "request " + i);
-            }
-            EngineMetrics m = engine.metrics();
-            Reconfiguration off = m.reconfigurations().stream().filter(r -> r.reason().contains("notice " + a.id()))
-                    .findFirst().orElseThrow(() -> new AssertionError("no move off " + a.id() + ": "
-                            + m.reconfigurations()));
-            assertTrue(off.at().compareTo(noticeAt) > 0 && off.at().compareTo(deadline) < 0,
-                    off + ": left during the grace period, before the deadline " + deadline);
-            assertFalse(off.triggers().contains(Reconfiguration.Trigger.DEADLINE), off.toString());
-            assertEquals(0, off.interruptedRequests(), off.toString());
-            assertTrue(off.resumedRequests() > 0, "the doomed pipelines' caches moved: " + off);
-            assertEquals(0, m.restarts(), m.toString());
-        }
     }
 
     /** What a run with one preemption notice left behind: the metrics, when the notice came, each completion. */
