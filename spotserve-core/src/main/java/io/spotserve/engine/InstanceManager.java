@@ -365,7 +365,7 @@ final class InstanceManager {
         if (r.arrangeAt == null || r.deadline == null) {
             return r.arrangeAt;
         }
-        Duration latest = r.deadline.minus(reconfigurator.lead(requests.stepEstimate()));
+        Duration latest = r.deadline.minus(reconfigurator.lead(r.instance.id(), requests.stepEstimate()));
         return latest.compareTo(r.arrangeAt) < 0 ? latest : r.arrangeAt;
     }
 

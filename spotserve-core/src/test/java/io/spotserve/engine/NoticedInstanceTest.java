@@ -194,6 +194,52 @@ class NoticedInstanceTest {
         }
     }
 
+    /**
+     * When leaving a noticed instance only drops its pipeline, the lead prices what moves then, the requests' KV
+     * caches, at the measured migration rate, not the estimate of past migrations that moved weights. Three
+     * instances, one P1M2 pipeline each; the third joined by copying the weights (≈ 1 MB at 1 MB/s on the virtual
+     * clock, so past migrations took ≈ 1 s and twice that is longer than the 1.5 s grace). With the old lead the
+     * noticed host stopped at once; now it decodes through most of its grace, and its requests still keep their
+     * caches (parked in host memory: the other pipelines are full).
+     */
+    @Test
+    void leavingThatOnlyDropsAPipelineLeadsByItsCachesNotByPastWeightMoves() {
+        VirtualClock clock = new VirtualClock(Duration.ofMillis(10), Duration.ZERO, 1_000_000);
+        LocalInstanceProvider provider = new LocalInstanceProvider(clock, ON_DEMAND);
+        provider.add(SPOT);
+        provider.add(SPOT);
+        List<GenerationRequest> requests = EngineFixtures.requests(27, 12, 400, false);
+        List<CompletableFuture<Completion>> futures = new ArrayList<>();
+        try (ServingEngine engine = ServingEngine.builder().model(CHECKPOINT, TOKENIZER).instances(provider)
+                .executor(executor).clock(clock).maxBatch(4).planning(FAST, always(ParallelConfig.of(3, 1, 2, 4)))
+                .build()) {
+            await(() -> !engine.metrics().reconfigurations().isEmpty(), engine);
+            Instance third = provider.add(SPOT);
+            await(() -> engine.metrics().reconfigurations().stream()
+                    .anyMatch(r -> r.to().contains(third.id()) && r.bytesMigrated() > 0), engine);
+            for (GenerationRequest r : requests) {
+                futures.add(engine.submit(r));
+            }
+            await(() -> engine.metrics().running() == requests.size(), engine);
+            Duration noticeAt = clock.now();
+            Duration deadline = noticeAt.plusMillis(1500);
+            provider.deliver(new InstanceEvent.PreemptionNotice(third.id(), noticeAt, deadline));
+            for (int i = 0; i < requests.size(); i++) {
+                assertArrayEquals(EngineFixtures.solo(requests.get(i)), futures.get(i).join().tokens(), "request " + i);
+            }
+            EngineMetrics m = engine.metrics();
+            Reconfiguration off = m.reconfigurations().stream().filter(r -> r.reason().contains("notice " + third.id()))
+                    .findFirst().orElseThrow(() -> new AssertionError("no move off " + third.id() + ": "
+                            + m.reconfigurations()));
+            assertTrue(off.at().compareTo(noticeAt.plusMillis(700)) > 0 && off.at().compareTo(deadline) < 0,
+                    off + ": decoded through most of the grace period (notice at " + noticeAt + ")");
+            assertEquals(0, off.interruptedRequests(), off.toString());
+            // the other two pipelines are full (B 4): the caches go to host memory, and their requests resume with them
+            assertTrue(off.resumedRequests() + off.parkedRequests() > 0, "the caches were kept: " + off);
+            assertEquals(0, m.restarts(), m.toString());
+        }
+    }
+
     private static void await(BooleanSupplier condition, ServingEngine engine) {
         long until = System.nanoTime() + 60_000_000_000L;
         while (!condition.getAsBoolean()) {
