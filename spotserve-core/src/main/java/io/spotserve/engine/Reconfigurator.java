@@ -244,7 +244,11 @@ final class Reconfigurator {
      * current estimates (a step in flight always completes, and the estimates may still be low).
      */
     Duration lead(Duration stepEstimate) {
-        return migrationEstimate.multipliedBy(2).plus(stepEstimate.multipliedBy(2));
+        return lead(migrationEstimate, stepEstimate);
+    }
+
+    private static Duration lead(Duration migration, Duration step) {
+        return migration.multipliedBy(2).plus(step.multipliedBy(2));
     }
 
     /**
@@ -273,7 +277,7 @@ final class Reconfigurator {
                 }
             }
         }
-        return migration.multipliedBy(2).plus(stepEstimate.multipliedBy(2));
+        return lead(migration, stepEstimate);
     }
 
     /**

@@ -4,6 +4,7 @@ import static io.spotserve.engine.EngineFixtures.CHECKPOINT;
 import static io.spotserve.engine.EngineFixtures.ON_DEMAND;
 import static io.spotserve.engine.EngineFixtures.SPOT;
 import static io.spotserve.engine.EngineFixtures.TOKENIZER;
+import static io.spotserve.engine.EngineFixtures.await;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -17,19 +18,14 @@ import io.spotserve.instance.LocalInstanceProvider;
 import io.spotserve.plan.ConfigEstimate;
 import io.spotserve.plan.CostModel;
 import io.spotserve.plan.Decision;
-import io.spotserve.plan.Hardware;
-import io.spotserve.plan.LatencyProfile;
 import io.spotserve.plan.ParallelConfig;
 import io.spotserve.plan.ParallelConfigOptimizer;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
-import java.util.SortedMap;
-import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
-import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -52,22 +48,9 @@ class EngineAcquisitionTest {
     @BeforeAll
     static void model() {
         executor = EngineFixtures.executor();
-        int layers = CHECKPOINT.config().layers();
-        SortedMap<Integer, SortedMap<Integer, LatencyProfile.LayerTimes>> tables = new TreeMap<>();
-        for (int tp : new int[] {1, 2, 4}) {
-            SortedMap<Integer, LatencyProfile.LayerTimes> row = new TreeMap<>();
-            for (int b : new int[] {1, 2, 4, 8}) {
-                // a decode step of the whole model: 10 ms at M <= 2 (the configuration the requests run on); M = 4
-                // is priced far faster, so the re-plan gate finds the newcomer's shape worth its pause
-                double ms = (double) STEP.toMillis() / layers / (tp == 4 ? 8 : 1);
-                row.put(b, new LatencyProfile.LayerTimes(ms, ms));
-            }
-            tables.put(tp, row);
-        }
-        LatencyProfile flat = new LatencyProfile("10 ms per step", layers, layers, 1.0, 0, 0, CHECKPOINT.config().dim(),
-                4, 16, List.of(0.0, 0.0, 0.0, 0.0), tables);
-        Hardware local = new Hardware("local.2x", SPOT.gpus(), SPOT.memoryPerGpuBytes(), 10.0, 0.0, 1.9, 3.9);
-        costModel = CostModel.of(flat, "stories260K", CHECKPOINT.config(), local);
+        // a decode step of the whole model: 10 ms at M <= 2 (the configuration the requests run on); M = 4 is priced
+        // far faster, so the re-plan gate finds the newcomer's shape worth its pause
+        costModel = EngineFixtures.flatCostModel("10 ms per step", 4, tp -> STEP.toMillis() / (tp == 4 ? 8.0 : 1.0));
     }
 
     @AfterAll
@@ -194,15 +177,5 @@ class EngineAcquisitionTest {
         assertTrue(e.getMessage().contains("before its launch notice"), e.getMessage());
         assertEquals(Duration.ofSeconds(3),
                 new InstanceEvent.Launching("i-1", Duration.ofSeconds(1), Duration.ofSeconds(4)).startup());
-    }
-
-    private static void await(BooleanSupplier condition, ServingEngine engine) {
-        long until = System.nanoTime() + 60_000_000_000L;
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > until) {
-                throw new AssertionError("condition not reached in 60 s: " + engine.metrics());
-            }
-            Thread.onSpinWait();
-        }
     }
 }

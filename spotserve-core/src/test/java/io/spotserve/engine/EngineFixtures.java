@@ -12,12 +12,19 @@ import io.spotserve.exec.cpu.CpuExecutor;
 import io.spotserve.instance.InstanceType;
 import io.spotserve.model.LlamaCheckpoint;
 import io.spotserve.model.Tokenizer;
+import io.spotserve.plan.CostModel;
+import io.spotserve.plan.Hardware;
+import io.spotserve.plan.LatencyProfile;
 import io.spotserve.plan.DeviceId;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
+import java.util.SortedMap;
+import java.util.TreeMap;
+import java.util.function.BooleanSupplier;
+import java.util.function.IntToDoubleFunction;
 
 /** Shared test material: the real stories260K model, and run.c-style solo generation as the oracle. */
 final class EngineFixtures {
@@ -197,5 +204,38 @@ final class EngineFixtures {
         }));
         futures.addAll(rest);
         ran.orTimeout(60, java.util.concurrent.TimeUnit.SECONDS).join();
+    }
+
+    /**
+     * A cost model of stories260K on {@link #SPOT} instances in which a whole-model step (prefill or decode, any batch
+     * up to 8) at tensor parallelism M costs {@code stepMs.applyAsDouble(M)} ms, for M = 1, 2, 4, ... up to
+     * {@code maxTensorParallel}; no embedding or stage-boundary cost.
+     */
+    static CostModel flatCostModel(String name, int maxTensorParallel, IntToDoubleFunction stepMs) {
+        int layers = CHECKPOINT.config().layers();
+        SortedMap<Integer, SortedMap<Integer, LatencyProfile.LayerTimes>> tables = new TreeMap<>();
+        for (int tp = 1; tp <= maxTensorParallel; tp *= 2) {
+            double ms = stepMs.applyAsDouble(tp) / layers;
+            SortedMap<Integer, LatencyProfile.LayerTimes> row = new TreeMap<>();
+            for (int b : new int[] {1, 2, 4, 8}) {
+                row.put(b, new LatencyProfile.LayerTimes(ms, ms));
+            }
+            tables.put(tp, row);
+        }
+        LatencyProfile flat = new LatencyProfile(name, layers, layers, 1.0, 0, 0, CHECKPOINT.config().dim(),
+                maxTensorParallel, 16, List.of(0.0, 0.0, 0.0, 0.0), tables);
+        Hardware local = new Hardware("local.2x", SPOT.gpus(), SPOT.memoryPerGpuBytes(), 10.0, 0.0, 1.9, 3.9);
+        return CostModel.of(flat, "stories260K", CHECKPOINT.config(), local);
+    }
+
+    /** Waits (real time, at most 60 s) until {@code condition} holds; the failure shows the engine's metrics. */
+    static void await(BooleanSupplier condition, ServingEngine engine) {
+        long until = System.nanoTime() + 60_000_000_000L;
+        while (!condition.getAsBoolean()) {
+            if (System.nanoTime() > until) {
+                throw new AssertionError("condition not reached in 60 s: " + engine.metrics());
+            }
+            Thread.onSpinWait();
+        }
     }
 }

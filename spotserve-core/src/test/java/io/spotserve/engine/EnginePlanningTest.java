@@ -6,6 +6,7 @@ import static io.spotserve.engine.EngineFixtures.CHECKPOINT;
 import static io.spotserve.engine.EngineFixtures.ON_DEMAND;
 import static io.spotserve.engine.EngineFixtures.SPOT;
 import static io.spotserve.engine.EngineFixtures.TOKENIZER;
+import static io.spotserve.engine.EngineFixtures.await;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -31,7 +32,6 @@ import java.util.Optional;
 import java.util.SortedMap;
 import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
-import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -334,16 +334,6 @@ class EnginePlanningTest {
             assertTrue(up.reason().contains("arrival rate"), up.toString());
             assertTrue(up.at().compareTo(Duration.ofSeconds(2)) < 0, "met at the burst (1 s), not later: " + up);
             assertEquals(0, engine.metrics().restarts(), engine.metrics().toString());
-        }
-    }
-
-    private static void await(BooleanSupplier condition, ServingEngine engine) {
-        long until = System.nanoTime() + 60_000_000_000L;
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > until) {
-                throw new AssertionError("condition not reached in 60 s: " + engine.metrics());
-            }
-            Thread.onSpinWait();
         }
     }
 }

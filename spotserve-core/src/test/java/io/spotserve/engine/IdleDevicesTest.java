@@ -3,6 +3,7 @@ package io.spotserve.engine;
 import static io.spotserve.engine.EngineFixtures.CHECKPOINT;
 import static io.spotserve.engine.EngineFixtures.SPOT;
 import static io.spotserve.engine.EngineFixtures.TOKENIZER;
+import static io.spotserve.engine.EngineFixtures.await;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -14,18 +15,13 @@ import io.spotserve.instance.LocalInstanceProvider;
 import io.spotserve.plan.ConfigEstimate;
 import io.spotserve.plan.CostModel;
 import io.spotserve.plan.Decision;
-import io.spotserve.plan.Hardware;
-import io.spotserve.plan.LatencyProfile;
 import io.spotserve.plan.ParallelConfig;
 import io.spotserve.plan.ParallelConfigOptimizer;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
-import java.util.SortedMap;
-import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
-import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -47,20 +43,7 @@ class IdleDevicesTest {
     @BeforeAll
     static void model() {
         executor = EngineFixtures.executor();
-        int layers = CHECKPOINT.config().layers();
-        SortedMap<Integer, SortedMap<Integer, LatencyProfile.LayerTimes>> tables = new TreeMap<>();
-        for (int tp : new int[] {1, 2}) {
-            SortedMap<Integer, LatencyProfile.LayerTimes> row = new TreeMap<>();
-            for (int b : new int[] {1, 2, 4, 8}) {
-                double ms = (double) STEP.toMillis() / layers;
-                row.put(b, new LatencyProfile.LayerTimes(ms, ms));
-            }
-            tables.put(tp, row);
-        }
-        LatencyProfile flat = new LatencyProfile("10 ms per step", layers, layers, 1.0, 0, 0, CHECKPOINT.config().dim(),
-                2, 16, List.of(0.0, 0.0, 0.0, 0.0), tables);
-        Hardware local = new Hardware("local.2x", SPOT.gpus(), SPOT.memoryPerGpuBytes(), 10.0, 0.0, 1.9, 3.9);
-        costModel = CostModel.of(flat, "stories260K", CHECKPOINT.config(), local);
+        costModel = EngineFixtures.flatCostModel("10 ms per step", 2, tp -> STEP.toMillis());
     }
 
     @AfterAll
@@ -130,15 +113,5 @@ class IdleDevicesTest {
             }
         }
         return best;
-    }
-
-    private static void await(BooleanSupplier condition, ServingEngine engine) {
-        long until = System.nanoTime() + 60_000_000_000L;
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > until) {
-                throw new AssertionError("condition not reached in 60 s: " + engine.metrics());
-            }
-            Thread.onSpinWait();
-        }
     }
 }

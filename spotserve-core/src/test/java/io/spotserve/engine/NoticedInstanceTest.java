@@ -4,6 +4,7 @@ import static io.spotserve.engine.EngineFixtures.CHECKPOINT;
 import static io.spotserve.engine.EngineFixtures.ON_DEMAND;
 import static io.spotserve.engine.EngineFixtures.SPOT;
 import static io.spotserve.engine.EngineFixtures.TOKENIZER;
+import static io.spotserve.engine.EngineFixtures.await;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
@@ -20,21 +21,16 @@ import io.spotserve.instance.LocalInstanceProvider;
 import io.spotserve.plan.ConfigEstimate;
 import io.spotserve.plan.CostModel;
 import io.spotserve.plan.Decision;
-import io.spotserve.plan.Hardware;
-import io.spotserve.plan.LatencyProfile;
 import io.spotserve.plan.ParallelConfig;
 import io.spotserve.plan.ParallelConfigOptimizer;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
-import java.util.SortedMap;
-import java.util.TreeMap;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.function.BooleanSupplier;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
@@ -46,7 +42,7 @@ import org.junit.jupiter.api.Test;
  * safe time, as a measured profile on a warm JVM does.
  */
 class NoticedInstanceTest {
-    private static final CostModel FAST = fastModel();
+    private static final CostModel FAST = EngineFixtures.flatCostModel("50 us per step", 4, tp -> 0.05);
     private static Executor executor;
 
     @BeforeAll
@@ -57,21 +53,6 @@ class NoticedInstanceTest {
     @AfterAll
     static void close() {
         executor.close();
-    }
-
-    private static CostModel fastModel() {
-        int layers = CHECKPOINT.config().layers();
-        SortedMap<Integer, SortedMap<Integer, LatencyProfile.LayerTimes>> tables = new TreeMap<>();
-        for (int tp : new int[] {1, 2, 4}) {
-            SortedMap<Integer, LatencyProfile.LayerTimes> row = new TreeMap<>();
-            for (int b : new int[] {1, 2, 4, 8}) {
-                row.put(b, new LatencyProfile.LayerTimes(0.05 / layers, 0.05 / layers));
-            }
-            tables.put(tp, row);
-        }
-        Hardware local = new Hardware("local.2x", SPOT.gpus(), SPOT.memoryPerGpuBytes(), 10.0, 0.0, 1.9, 3.9);
-        return CostModel.of(new LatencyProfile("50 us per step", layers, layers, 1.0, 0, 0, CHECKPOINT.config().dim(),
-                4, 16, List.of(0.0, 0.0, 0.0, 0.0), tables), "stories260K", CHECKPOINT.config(), local);
     }
 
     /** Algorithm 1 scripted to {@code config} on whatever instances are at hand (an unmanaged fleet). */
@@ -134,9 +115,7 @@ class NoticedInstanceTest {
                 assertArrayEquals(EngineFixtures.solo(requests.get(i)), futures.get(i).join().tokens(), "request " + i);
             }
             EngineMetrics m = engine.metrics();
-            Reconfiguration off = m.reconfigurations().stream().filter(r -> r.reason().contains("notice " + a.id()))
-                    .findFirst().orElseThrow(() -> new AssertionError("no move off " + a.id() + ": "
-                            + m.reconfigurations()));
+            Reconfiguration off = moveOff(m, a);
             assertTrue(off.at().compareTo(noticeAt) > 0 && off.at().compareTo(deadline) < 0,
                     off + ": left during the grace period, before the deadline " + deadline);
             assertFalse(off.triggers().contains(Reconfiguration.Trigger.DEADLINE), off.toString());
@@ -183,9 +162,7 @@ class NoticedInstanceTest {
                 assertArrayEquals(EngineFixtures.solo(requests.get(i)), futures.get(i).join().tokens(), "request " + i);
             }
             EngineMetrics m = engine.metrics();
-            Reconfiguration off = m.reconfigurations().stream().filter(r -> r.reason().contains("notice " + host.id()))
-                    .findFirst().orElseThrow(() -> new AssertionError("no move off " + host.id() + ": "
-                            + m.reconfigurations()));
+            Reconfiguration off = moveOff(m, host);
             assertFalse(off.reason().contains("notice " + idle.id()), "the idle instance's notice re-planned: " + off);
             assertTrue(off.at().compareTo(noticeAt.plusMillis(100)) > 0 && off.at().compareTo(deadline) < 0,
                     off + ": the host's pipeline decodes through the grace period (notice at " + noticeAt + ")");
@@ -228,9 +205,7 @@ class NoticedInstanceTest {
                 assertArrayEquals(EngineFixtures.solo(requests.get(i)), futures.get(i).join().tokens(), "request " + i);
             }
             EngineMetrics m = engine.metrics();
-            Reconfiguration off = m.reconfigurations().stream().filter(r -> r.reason().contains("notice " + third.id()))
-                    .findFirst().orElseThrow(() -> new AssertionError("no move off " + third.id() + ": "
-                            + m.reconfigurations()));
+            Reconfiguration off = moveOff(m, third);
             assertTrue(off.at().compareTo(noticeAt.plusMillis(700)) > 0 && off.at().compareTo(deadline) < 0,
                     off + ": decoded through most of the grace period (notice at " + noticeAt + ")");
             assertEquals(0, off.interruptedRequests(), off.toString());
@@ -240,13 +215,9 @@ class NoticedInstanceTest {
         }
     }
 
-    private static void await(BooleanSupplier condition, ServingEngine engine) {
-        long until = System.nanoTime() + 60_000_000_000L;
-        while (!condition.getAsBoolean()) {
-            if (System.nanoTime() > until) {
-                throw new AssertionError("condition not reached in 60 s: " + engine.metrics());
-            }
-            Thread.onSpinWait();
-        }
+    /** The reconfiguration that acted on {@code noticed}'s notice (the first whose reason names it). */
+    private static Reconfiguration moveOff(EngineMetrics m, Instance noticed) {
+        return m.reconfigurations().stream().filter(r -> r.reason().contains("notice " + noticed.id())).findFirst()
+                .orElseThrow(() -> new AssertionError("no move off " + noticed.id() + ": " + m.reconfigurations()));
     }
 }
