@@ -142,18 +142,16 @@ public final class WorkerProcess implements AutoCloseable {
     }
 
     /**
-     * Calls this worker's own {@code WarmUp} RPC over a dedicated channel to its advertised address (the one peers
-     * dial, so mTLS host names check as they will for them) until {@code warmUpCalls} calls or {@code warmUpTime}
-     * have passed, whichever comes first. Best effort: a failing call ends the warm-up with a warning, never the
-     * start; the server answers these calls only during this window.
+     * Runs {@link MigrationWarmUp} within {@code migrationWarmUp}, through a scratch bulk socket on the bind address
+     * when this worker moves slices over one (best effort: a failure is a warning).
      */
-    /** Runs {@link MigrationWarmUp} within {@code migrationWarmUp} (best effort: a failure is a warning). */
     private void warmUpMigration() {
         if (cfg.migrationWarmUp.isZero()) {
             return;
         }
         try {
-            MigrationWarmUp.Result r = MigrationWarmUp.run(executor, cfg.migrationWarmUp, MIGRATION_WARM_UP_BYTES);
+            MigrationWarmUp.Result r = MigrationWarmUp.run(executor, cfg.migrationWarmUp, MIGRATION_WARM_UP_BYTES,
+                    bulk == null ? null : cfg.bind.getAddress());
             LOG.info("warmed the migration path up: {} MB in {} rounds, {} ms", r.bytes() / 1_000_000, r.rounds(),
                     r.took().toMillis());
         } catch (RuntimeException e) {
@@ -161,6 +159,12 @@ public final class WorkerProcess implements AutoCloseable {
         }
     }
 
+    /**
+     * Calls this worker's own {@code WarmUp} RPC over a dedicated channel to its advertised address (the one peers
+     * dial, so mTLS host names check as they will for them) until {@code warmUpCalls} calls or {@code warmUpTime}
+     * have passed, whichever comes first. Best effort: a failing call ends the warm-up with a warning, never the
+     * start; the server answers these calls only during this window.
+     */
     private void warmUp() {
         if (cfg.warmUpCalls == 0) {
             return;

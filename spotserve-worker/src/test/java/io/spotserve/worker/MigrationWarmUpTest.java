@@ -11,6 +11,7 @@ import io.spotserve.exec.ShardLayout;
 import io.spotserve.exec.SliceFormat;
 import io.spotserve.exec.cpu.CpuExecutor;
 import io.spotserve.plan.DeviceId;
+import java.net.InetAddress;
 import java.time.Duration;
 import org.junit.jupiter.api.Test;
 
@@ -45,11 +46,31 @@ class MigrationWarmUpTest {
             // time bound: a zero-length window still runs one round
             MigrationWarmUp.Result t = MigrationWarmUp.run(ex, Duration.ofNanos(1), Long.MAX_VALUE);
             assertEquals(1, t.rounds(), t.toString());
-            for (int g = 0; g < 2; g++) {
-                Device d = ex.createDevice(new DeviceId("migration-warm-up", g), 1 << 20);
-                assertEquals(0, d.usedBytes(), "the warm-up's device " + g + " was destroyed with everything on it");
-                ex.destroyDevice(d);
-            }
+            assertNothingLeft(ex);
+        }
+    }
+
+    @Test
+    void throughItsOwnBulkSocketMovesTheSameRoundsAndLeavesNothingBehind() throws Exception {
+        try (Executor ex = new CpuExecutor(ExecutorOptions.defaults().withThreads(1))) {
+            long round = roundBytes();
+            InetAddress loopback = InetAddress.getLoopbackAddress();
+            // every slice through ticket, sender, socket and receiver: the bytes the sender reports were imported
+            MigrationWarmUp.Result one = MigrationWarmUp.run(ex, Duration.ofSeconds(30), 1, loopback);
+            assertEquals(1, one.rounds(), one.toString());
+            assertEquals(round, one.bytes(), "a round sends every weight slice of the warm-up model once");
+            MigrationWarmUp.Result r = MigrationWarmUp.run(ex, Duration.ofSeconds(30), 3 * round, loopback);
+            assertEquals(3, r.rounds(), r.toString());
+            assertEquals(3 * round, r.bytes(), r.toString());
+            assertNothingLeft(ex);
+        }
+    }
+
+    private static void assertNothingLeft(Executor ex) {
+        for (int g = 0; g < 2; g++) {
+            Device d = ex.createDevice(new DeviceId("migration-warm-up", g), 1 << 20);
+            assertEquals(0, d.usedBytes(), "the warm-up's device " + g + " was destroyed with everything on it");
+            ex.destroyDevice(d);
         }
     }
 }
