@@ -84,6 +84,73 @@ public final class ArtifactReport {
         return ratio >= range[0] - 0.005 && ratio < range[1] + 0.005;
     }
 
+    /**
+     * Issue 16 part 1 at one reload speed: cells ordered as the paper orders them, and ratios inside the paper's
+     * per-model range (two per cell); met when every cell and every ratio is.
+     */
+    record SpeedVerdict(String gbps, int ordered, int cells, int inRange, int ratios) {
+        boolean met() {
+            return cells > 0 && ordered == cells && inRange == ratios;
+        }
+    }
+
+    /** The cells of one reload speed that hold all three systems, in the paper's model and trace order. */
+    static List<CellVerdict> cells(Map<String, Map<String, Map<String, Run>>> speed) {
+        List<CellVerdict> cells = new ArrayList<>();
+        for (String model : PaperFigures.MODELS) {
+            Map<String, Map<String, Run>> byTrace = speed.get(model);
+            if (byTrace == null) {
+                continue;
+            }
+            for (String trace : PaperFigures.STABLE_TRACES) {
+                Map<String, Run> sys = byTrace.get(trace);
+                if (sys == null || !sys.containsKey(SS) || !sys.containsKey(RER) || !sys.containsKey(REP)) {
+                    continue;
+                }
+                Run ss = sys.get(SS);
+                double rep = sys.get(REP).p99() / ss.p99();
+                double rer = sys.get(RER).p99() / ss.p99();
+                cells.add(new CellVerdict(model, trace, rep, rer,
+                        ordering(rep, rer, PaperFigures.FIG6.get(model).get(trace))));
+            }
+        }
+        return cells;
+    }
+
+    /** How many of one model's cells have their ratio against one baseline inside the paper's range for it. */
+    private static int inRange(List<CellVerdict> cellsOfOneModel, boolean vsRerouting) {
+        int in = 0;
+        for (CellVerdict c : cellsOfOneModel) {
+            in += inRange(vsRerouting ? c.vsRer() : c.vsRep(), paperRange(c.model(), vsRerouting)) ? 1 : 0;
+        }
+        return in;
+    }
+
+    /** The verdict of one reload speed over its cells. */
+    static SpeedVerdict verdict(String gbps, List<CellVerdict> cells) {
+        int ordered = 0;
+        int in = 0;
+        for (CellVerdict c : cells) {
+            ordered += c.ordering() ? 1 : 0;
+        }
+        for (String model : PaperFigures.MODELS) {
+            List<CellVerdict> mine = cells.stream().filter(c -> c.model().equals(model)).toList();
+            in += inRange(mine, false) + inRange(mine, true);
+        }
+        return new SpeedVerdict(gbps, ordered, cells.size(), in, 2 * cells.size());
+    }
+
+    /** Issue 16 part 1 per reload speed of {@code resultsDir}'s artifact.csv, in file order; empty without it. */
+    static List<SpeedVerdict> verdicts(Path resultsDir) {
+        Path csv = resultsDir.resolve(CSV);
+        if (!Files.isRegularFile(csv)) {
+            return List.of();
+        }
+        List<SpeedVerdict> out = new ArrayList<>();
+        load(csv).runs.forEach((gbps, speed) -> out.add(verdict(gbps, cells(speed))));
+        return out;
+    }
+
     /** The section, or null when {@code resultsDir} has no artifact.csv. */
     public static String section(Path resultsDir) {
         Path csv = resultsDir.resolve(CSV);
@@ -111,39 +178,22 @@ public final class ArtifactReport {
         line(sb, "");
         List<String> met = new ArrayList<>();
         for (Map.Entry<String, Map<String, Map<String, Map<String, Run>>>> speed : d.runs.entrySet()) {
-            List<CellVerdict> cells = new ArrayList<>();
+            List<CellVerdict> cells = cells(speed.getValue());
             line(sb, "### Reload %s GB/s per instance", speed.getKey());
             line(sb, "");
             line(sb, "| cell | paper rep / rer | P99 spotserve (avg) | P99 rerouting (avg) | P99 reparallelization (avg) "
                     + "| rep/ss | rer/ss | ordering |");
             line(sb, "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |");
-            for (String model : PaperFigures.MODELS) {
-                Map<String, Map<String, Run>> byTrace = speed.getValue().get(model);
-                if (byTrace == null) {
-                    continue;
-                }
-                for (String trace : PaperFigures.STABLE_TRACES) {
-                    Map<String, Run> sys = byTrace.get(trace);
-                    if (sys == null || !sys.containsKey(SS) || !sys.containsKey(RER) || !sys.containsKey(REP)) {
-                        continue;
-                    }
-                    PaperFigures.Fig6 paper = PaperFigures.FIG6.get(model).get(trace);
-                    Run ss = sys.get(SS);
-                    double rep = sys.get(REP).p99() / ss.p99();
-                    double rer = sys.get(RER).p99() / ss.p99();
-                    boolean ok = ordering(rep, rer, paper);
-                    cells.add(new CellVerdict(model, trace, rep, rer, ok));
-                    line(sb, "| %s %s | %.2f / %.2f | %s | %s | %s | %.2f | %.2f | %s |", model, trace,
-                            paper.vsReparallelization(), paper.vsRerouting(), run(ss), run(sys.get(RER)),
-                            run(sys.get(REP)), rep, rer, ok ? "as paper" : "**differs**");
-                }
+            for (CellVerdict c : cells) {
+                PaperFigures.Fig6 paper = PaperFigures.FIG6.get(c.model()).get(c.trace());
+                Map<String, Run> sys = speed.getValue().get(c.model()).get(c.trace());
+                line(sb, "| %s %s | %.2f / %.2f | %s | %s | %s | %.2f | %.2f | %s |", c.model(), c.trace(),
+                        paper.vsReparallelization(), paper.vsRerouting(), run(sys.get(SS)), run(sys.get(RER)),
+                        run(sys.get(REP)), c.vsRep(), c.vsRer(), c.ordering() ? "as paper" : "**differs**");
             }
             line(sb, "");
-            long ordered = cells.stream().filter(CellVerdict::ordering).count();
             line(sb, "| model | paper rep/ss range | ours rep/ss | in range | paper rer/ss range | ours rer/ss | in range |");
             line(sb, "| --- | --- | --- | --- | --- | --- | --- |");
-            int inRange = 0;
-            int ratios = 0;
             for (String model : PaperFigures.MODELS) {
                 List<CellVerdict> mine = cells.stream().filter(c -> c.model().equals(model)).toList();
                 if (mine.isEmpty()) {
@@ -152,28 +202,24 @@ public final class ArtifactReport {
                 StringBuilder row = new StringBuilder("| " + model + " |");
                 for (boolean vsRer : new boolean[] {false, true}) {
                     double[] pr = paperRange(model, vsRer);
-                    int in = 0;
                     StringBuilder ours = new StringBuilder();
                     for (CellVerdict c : mine) {
-                        double v = vsRer ? c.vsRer() : c.vsRep();
-                        in += inRange(v, pr) ? 1 : 0;
-                        ours.append(ours.length() == 0 ? "" : ", ").append(String.format(Locale.ROOT, "%.2f", v));
+                        ours.append(ours.length() == 0 ? "" : ", ").append(String.format(Locale.ROOT, "%.2f",
+                                vsRer ? c.vsRer() : c.vsRep()));
                     }
-                    inRange += in;
-                    ratios += mine.size();
-                    row.append(String.format(Locale.ROOT, " %.2f–%.2f | %s | %d of %d |", pr[0], pr[1], ours, in,
-                            mine.size()));
+                    row.append(String.format(Locale.ROOT, " %.2f–%.2f | %s | %d of %d |", pr[0], pr[1], ours,
+                            inRange(mine, vsRer), mine.size()));
                 }
                 line(sb, "%s", row);
             }
             line(sb, "");
-            boolean all = ordered == cells.size() && inRange == ratios && !cells.isEmpty();
-            if (all) {
+            SpeedVerdict v = verdict(speed.getKey(), cells);
+            if (v.met()) {
                 met.add(speed.getKey());
             }
             line(sb, "At %s GB/s: ordering as in the paper in **%d of %d** cells; per-model ratios inside the paper's "
-                    + "range: **%d of %d** — %s.", speed.getKey(), ordered, cells.size(), inRange, ratios,
-                    all ? "**MET**" : "**NOT MET**");
+                    + "range: **%d of %d** — %s.", v.gbps(), v.ordered(), v.cells(), v.inRange(), v.ratios(),
+                    v.met() ? "**MET**" : "**NOT MET**");
             line(sb, "");
         }
         line(sb, "**Verdict (issue 16 part 1: every cell's ordering as in the paper and the per-model ratios within the "

@@ -179,7 +179,7 @@ final class CostClaim {
     }
 
     /** The largest cut within the latency bound (ties: the lower latency), against the bound and the paper's 54%. */
-    private static String verdict(String label, List<CostComparison> cmp, double bound, boolean againstBound) {
+    static String verdict(String label, List<CostComparison> cmp, double bound, boolean againstBound) {
         Optional<CostComparison> best = cmp.stream().filter(c -> c.onDemand() != null && c.withinLatency())
                 .max(Comparator.comparingDouble(CostComparison::costCut)
                         .thenComparing(Comparator.comparingDouble(CostComparison::avgRise).reversed()));

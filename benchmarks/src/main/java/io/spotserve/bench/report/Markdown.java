@@ -84,14 +84,18 @@ final class Markdown {
                 + "from those files; the paper's numbers are the figure labels transcribed in "
                 + "`shared/reference/spotserve-paper.md` §7.6.");
         line("");
-        line("Regenerate everything (every CSV, artifact.csv included, the 10-seed robustness file, this report and the "
-                + "plots; about 6 minutes on 2 cores): `mvn -q -o -pl benchmarks -am package -DskipTests && java -cp "
+        // the engine systems' seeds only when this run has engine rows (a report without them says nothing of it)
+        line("Regenerate everything (every CSV, artifact.csv included, the 10-seed robustness file%s, this report "
+                + "and the plots; about %s on 2 cores): `mvn -q -o -pl benchmarks -am package -DskipTests && java -cp "
                 + "benchmarks/target/benchmarks.jar io.spotserve.bench.eval.Evaluation --out benchmarks/results "
-                + "--robustness --sensitivity --setup all` (`--sensitivity` adds the assumption variants of the "
+                + "--robustness%s --sensitivity --setup all` (%s`--sensitivity` adds the assumption variants of the "
                 + "Sensitivity section and sensitivity.csv; without `--setup all` only the main grid runs, about 2 "
                 + "minutes, and `--setup artifact` runs only the paper-faithful profile). Only the report and plots "
                 + "from existing CSVs: `java -cp benchmarks/target/benchmarks.jar "
-                + "io.spotserve.bench.report.EvaluationReport --results benchmarks/results`.");
+                + "io.spotserve.bench.report.EvaluationReport --results benchmarks/results`.",
+                a.hasEngine() ? " with the engine systems" : "", a.hasEngine() ? "33 minutes" : "6 minutes",
+                a.hasEngine() ? " --robustness-engine" : "", a.hasEngine() ? "`--robustness-engine` adds the three "
+                        + "engine systems to the 10 seeds, most of those minutes; " : "");
         line("");
         if (r.run != null) {
             line("**Main run: %s.** Workload: %s; every request has a 512-token prompt and 128 output tokens; "
@@ -109,6 +113,7 @@ final class Markdown {
             line("Missing input: %s (the plots that need them are skipped).", String.join(", ", r.missingFiles));
         }
         targets();
+        engineTargets();
         fig6();
         fig7();
         fig8();
@@ -131,6 +136,17 @@ final class Markdown {
         return stable + " at 1.5 / 0.35 / 0.2 req/s for OPT-6.7B / GPT-20B / LLaMA-30B on A_S, B_S, A_S+O, B_S+O; "
                 + "MAF = GPT-20B under the 19 one-minute rates of the MAF workload"
                 + ("paper".equals(arrivals) ? " (time-changed Gamma CV 6)" : " (the shipped query_realAr_cv6.txt)");
+    }
+
+    /** Issue 16's targets ({@link EngineTargets}); nothing without the same-engine baselines. */
+    private void engineTargets() {
+        List<String> lines = EngineTargets.markdown(a, a.results().dir);
+        if (!lines.isEmpty()) {
+            line("");
+        }
+        for (String l : lines) {
+            line(l);
+        }
     }
 
     private String runTag() {
@@ -165,8 +181,9 @@ final class Markdown {
                     + "simulated clock by `io.spotserve.bench.engine.EngineRun` (timing-only executor, T4 cost model, "
                     + "the same cloud and arrivals) — in place of the simulated spotserve (targets 1-3), in place of the "
                     + "beyond-the-paper policy against the simulated spotserve (target 4), and with the notes' "
-                    + "real-engine section (target 5). The engine runs in the main grid only, so the per-seed "
-                    + "and Sensitivity verdicts below are the simulator's.", PaperFigures.ENGINE);
+                    + "real-engine section (target 5). The per-seed and Sensitivity verdicts below are the "
+                    + "simulator's; the engine's per-seed verdicts (robustness.csv with `--robustness-engine`) are in "
+                    + "\"Targets of issue 16\" and the Robustness section.", PaperFigures.ENGINE);
         }
         if (!sameEngine.isEmpty()) {
             line("");

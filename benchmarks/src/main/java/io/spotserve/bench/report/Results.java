@@ -69,8 +69,11 @@ final class Results {
         }
     }
 
-    /** Latencies of one system in one cell: finished requests' latencies, and how many requests arrived. */
-    record Latencies(double[] finished, int requests) {
+    /**
+     * Latencies of one system in one cell: finished requests' latencies, how many requests arrived, and how many
+     * times a request lost its KV cache and was prefilled again (the sum of requests.csv's restarts).
+     */
+    record Latencies(double[] finished, int requests, long restarts) {
     }
 
     /** One line of timeline.csv. */
@@ -230,8 +233,13 @@ final class Results {
         Csv.read(file, REQUEST_COLUMNS, row -> {
             Cell cell = new Cell(row.name("model"), row.name("trace"));
             String system = row.name("system");
-            int[] c = counts.computeIfAbsent(cell, k -> new LinkedHashMap<>()).computeIfAbsent(system, k -> new int[2]);
+            int[] c = counts.computeIfAbsent(cell, k -> new LinkedHashMap<>()).computeIfAbsent(system, k -> new int[3]);
             c[0]++;
+            long restarts = row.integer("restarts");
+            if (restarts < 0) {
+                throw row.fail("restarts '" + row.text("restarts") + "'; expected a count >= 0");
+            }
+            c[2] += (int) Math.min(restarts, Integer.MAX_VALUE - c[2]);
             boolean completed = row.bool("completed");
             double latency = row.number("latency_s");
             if (completed) {
@@ -253,7 +261,7 @@ final class Results {
             double[] arr = lat.getOrDefault(cell, Map.of()).getOrDefault(system, new double[0]);
             double[] finished = java.util.Arrays.copyOf(arr, c[1]);
             java.util.Arrays.sort(finished);
-            out.computeIfAbsent(cell, k -> new LinkedHashMap<>()).put(system, new Latencies(finished, c[0]));
+            out.computeIfAbsent(cell, k -> new LinkedHashMap<>()).put(system, new Latencies(finished, c[0], c[2]));
         }));
         return out;
     }

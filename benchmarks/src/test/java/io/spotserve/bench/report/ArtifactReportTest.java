@@ -54,6 +54,11 @@ class ArtifactReportTest {
         assertTrue(md.contains("At 2 GB/s: ordering as in the paper in **4 of 4** cells; per-model ratios inside the "
                 + "paper's range: **8 of 8** — **MET**"), md);
         assertTrue(md.contains("MET at 2 GB/s**"), md);
+        // the same counts for the issue-16 table
+        assertEquals(List.of(new ArtifactReport.SpeedVerdict("1", 4, 4, 7, 8),
+                new ArtifactReport.SpeedVerdict("2", 4, 4, 8, 8)), ArtifactReport.verdicts(dir));
+        assertFalse(ArtifactReport.verdicts(dir).get(0).met());
+        assertTrue(ArtifactReport.verdicts(dir).get(1).met());
         assertTrue(md.contains("| LLaMA-30B B_S | 1.61 / 9.13 | 10.0 (5.0) | 200.0 (100.0) |"), md);
         assertTrue(md.contains("| 1.61 | 20.00 | as paper |"), md);
         assertTrue(ArtifactReport.inRange(9.134, new double[] {2.14, 9.13}), "rounds to the label");

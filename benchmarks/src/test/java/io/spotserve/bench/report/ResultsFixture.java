@@ -43,6 +43,14 @@ final class ResultsFixture {
         return this;
     }
 
+    /** A finished request that lost its KV cache {@code restarts} times. */
+    ResultsFixture request(String model, String trace, String system, int id, double arrival, double latency,
+                           int restarts) {
+        requests.add(String.format(Locale.ROOT, "%s,%s,%s,%d,%s,%s,%s,%s,128,%d,true", model, trace, system, id,
+                arrival, arrival + 1, arrival + latency, latency, restarts));
+        return this;
+    }
+
     ResultsFixture timeline(String model, String trace, String system, double t, int spot, int onDemand, String config,
                             int queue, int running) {
         timeline.add(String.format(Locale.ROOT, "%s,%s,%s,%s,%d,%d,%s,%d,%d", model, trace, system, t, spot, onDemand,
