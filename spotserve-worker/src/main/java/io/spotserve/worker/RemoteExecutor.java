@@ -1,5 +1,6 @@
 package io.spotserve.worker;
 
+import com.google.protobuf.ByteString;
 import io.grpc.Context;
 import io.grpc.ManagedChannel;
 import io.grpc.Status;
@@ -13,8 +14,12 @@ import io.spotserve.exec.ExecutorOptions;
 import io.spotserve.exec.Pipeline;
 import io.spotserve.exec.ShardLayout;
 import io.spotserve.plan.DeviceId;
+import io.spotserve.worker.proto.BulkTicket;
 import io.spotserve.worker.proto.CreateDeviceRequest;
 import io.spotserve.worker.proto.ImportReply;
+import io.spotserve.worker.proto.OpenBulkRequest;
+import io.spotserve.worker.proto.PeerGrpc;
+import io.spotserve.worker.proto.PositionRef;
 import io.spotserve.worker.proto.SendSliceReply;
 import io.spotserve.worker.proto.SendSliceRequest;
 import io.spotserve.worker.proto.SendSlicesRequest;
@@ -24,9 +29,11 @@ import io.spotserve.worker.proto.WorkerGrpc;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
@@ -334,10 +341,15 @@ public final class RemoteExecutor implements Executor {
         for (ContextSlice slice : slices) {
             req.addSlices(Wire.sliceHeader(slice));
         }
+        BulkTicket ticket = ticketFor(s.worker(), t.worker(), req.getTarget(), req.getSlicesList());
+        if (ticket != null) {
+            req.setTicket(ticket);
+        }
         SendSliceReply r = call(List.of(s.worker(), t.worker()), s.worker(), ch -> WorkerGrpc.newBlockingStub(ch)
                 .withDeadlineAfter(150L + 10L * slices.size(), TimeUnit.SECONDS).sendSlices(req.build()));
         if (s.worker() != t.worker()) {
             countPeer(r);
+            pairTransfers.put(pair(s.worker(), t.worker()), System.nanoTime());
         }
         for (ContextSlice slice : slices) {
             dst.imported(slice);
@@ -357,6 +369,66 @@ public final class RemoteExecutor implements Executor {
     }
 
     private static final boolean BATCH_TRANSFERS = !"false".equals(System.getProperty("spotserve.worker.batchTransfers"));
+
+    /**
+     * Whether {@link #transferAll} asks the target for the bulk ticket itself, over the channel it already holds, when
+     * the source has not sent to that target lately; {@code spotserve.worker.controllerTickets=false} turns it off
+     * (the source then asks, as before; for comparisons).
+     */
+    private static final boolean CONTROLLER_TICKETS =
+            !"false".equals(System.getProperty("spotserve.worker.controllerTickets"));
+
+    /**
+     * A source that sent to a target this recently still keeps its bulk connection ({@link BulkTransfer#KEEP_MS},
+     * halved for margin): no ticket is fetched for it. A ticket fetched for a pair whose connection is still kept goes
+     * unused and expires ({@link BulkTransfer#TICKET_LIFETIME_MS}); at most one per pair per this interval.
+     */
+    private static final long KEPT_NANOS = TimeUnit.MILLISECONDS.toNanos(BulkTransfer.KEEP_MS / 2);
+
+    /** Source→target pairs (with epochs) and when a transfer between them last ended ({@link System#nanoTime}). */
+    private final Map<String, Long> pairTransfers = new ConcurrentHashMap<>();
+    /** Workers (with epochs) that answered {@code OpenBulk} with UNIMPLEMENTED: no bulk socket, nothing to fetch. */
+    private final Set<String> withoutBulk = ConcurrentHashMap.newKeySet();
+    private final AtomicLong controllerTickets = new AtomicLong();
+
+    private static String pair(RemoteInstanceProvider.WorkerLink from, RemoteInstanceProvider.WorkerLink to) {
+        return from.id + "#" + from.epoch + ">" + to.id + "#" + to.epoch;
+    }
+
+    /**
+     * The bulk ticket for a transfer of {@code headers} into {@code target} on {@code to}, obtained here over the
+     * controller's channel to {@code to} (already open: the controller created the target's pipeline) when {@code from}
+     * has not sent to {@code to} within {@link #KEPT_NANOS}; null otherwise, or when {@code to} has no bulk socket or
+     * the call failed (the source then asks for one itself, and reports any real refusal).
+     */
+    private BulkTicket ticketFor(RemoteInstanceProvider.WorkerLink from, RemoteInstanceProvider.WorkerLink to,
+                                 PositionRef target, List<ByteString> headers) {
+        if (!CONTROLLER_TICKETS || from == to || withoutBulk.contains(to.id + "#" + to.epoch)) {
+            return null;
+        }
+        Long last = pairTransfers.get(pair(from, to));
+        if (last != null && System.nanoTime() - last < KEPT_NANOS) {
+            return null;
+        }
+        try {
+            BulkTicket t = call(List.of(to), to, ch -> PeerGrpc.newBlockingStub(ch).withDeadlineAfter(10,
+                    TimeUnit.SECONDS).openBulk(OpenBulkRequest.newBuilder().setTarget(target).addAllSlices(headers)
+                    .build()));
+            controllerTickets.incrementAndGet();
+            return t;
+        } catch (RuntimeException e) {
+            if (e.getCause() instanceof StatusRuntimeException sre
+                    && sre.getStatus().getCode() == Status.Code.UNIMPLEMENTED) {
+                withoutBulk.add(to.id + "#" + to.epoch);
+            }
+            return null;
+        }
+    }
+
+    /** How many bulk tickets {@link #transferAll} obtained from targets itself (the sources asked for none of them). */
+    public long controllerTickets() {
+        return controllerTickets.get();
+    }
 
     /**
      * Runs {@code rpc} against {@code target} inside its cancellable context; every worker in {@code involved}

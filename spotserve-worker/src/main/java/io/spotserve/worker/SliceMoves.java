@@ -131,8 +131,10 @@ final class SliceMoves {
     /**
      * Moves slices of one hosted position to a position of the worker at {@code peer}: over the bulk socket when both
      * sides have one (the next slice exported while the previous one travels), else over {@code Peer/PushSlice}.
+     * {@code ticket}: one the controller obtained from the peer for these slices, or null.
      */
-    private SendSliceReply moveSlices(PositionRef from, List<ByteString> headers, String peer, PositionRef target) {
+    private SendSliceReply moveSlices(PositionRef from, List<ByteString> headers, String peer, PositionRef target,
+                                      BulkTicket ticket) {
         Pipeline p = pipeline(from.getPipeline());
         if (headers.isEmpty() || headers.size() > BulkTransfer.MAX_SLICES_PER_TICKET) {
             throw new IllegalArgumentException("a transfer moves 1 to " + BulkTransfer.MAX_SLICES_PER_TICKET
@@ -169,7 +171,7 @@ final class SliceMoves {
                 }
             }
         };
-        return SliceSender.send(peers, bulk, headers, export, peer, target);
+        return SliceSender.send(peers, bulk, headers, export, peer, target, ticket);
     }
 
     /** Issues a bulk ticket for slices into a position this worker hosts. */
@@ -355,11 +357,12 @@ final class SliceMoves {
 
     void sendSlice(SendSliceRequest r, StreamObserver<SendSliceReply> out) {
         unary(out, () -> moveSlices(r.getSource().getPosition(), List.of(r.getSource().getSlice()),
-                r.getPeerAddress(), r.getTarget()));
+                r.getPeerAddress(), r.getTarget(), null));
     }
 
     void sendSlices(SendSlicesRequest r, StreamObserver<SendSliceReply> out) {
-        unary(out, () -> moveSlices(r.getPosition(), r.getSlicesList(), r.getPeerAddress(), r.getTarget()));
+        unary(out, () -> moveSlices(r.getPosition(), r.getSlicesList(), r.getPeerAddress(), r.getTarget(),
+                r.hasTicket() ? r.getTicket() : null));
     }
 
     void releaseSlice(SliceRequest r, StreamObserver<Ack> out) {

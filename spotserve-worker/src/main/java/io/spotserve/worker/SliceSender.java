@@ -39,6 +39,16 @@ final class SliceSender {
      */
     static SendSliceReply send(Function<String, ManagedChannel> peers, BulkTransfer bulk, List<ByteString> headers,
                                BulkTransfer.Source export, String peer, PositionRef target) {
+        return send(peers, bulk, headers, export, peer, target, null);
+    }
+
+    /**
+     * {@link #send(Function, BulkTransfer, List, BulkTransfer.Source, String, PositionRef)} with a ticket the controller
+     * already obtained from {@code peer} for these slices (null: none): used when no connection to {@code peer} is
+     * kept, which saves opening a gRPC channel to a worker this one has not talked to yet just to ask for one.
+     */
+    static SendSliceReply send(Function<String, ManagedChannel> peers, BulkTransfer bulk, List<ByteString> headers,
+                               BulkTransfer.Source export, String peer, PositionRef target, BulkTicket given) {
         BulkTicket ticket = null;
         if (bulk != null) {
             // a connection kept from the last transfer to this worker takes the slices without a ticket call
@@ -47,6 +57,9 @@ final class SliceSender {
                 return SendSliceReply.newBuilder().setBytes(again.bytes()).setChunks(again.chunks())
                         .setSlices(again.slices()).setBulk(true).build();
             }
+            ticket = given;
+        }
+        if (bulk != null && ticket == null) {
             try {
                 ticket = PeerGrpc.newBlockingStub(peers.apply(peer)).withDeadlineAfter(10, TimeUnit.SECONDS)
                         .openBulk(OpenBulkRequest.newBuilder().setTarget(target).addAllSlices(headers).build());

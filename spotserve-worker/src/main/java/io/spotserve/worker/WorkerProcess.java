@@ -306,6 +306,11 @@ public final class WorkerProcess implements AutoCloseable {
         return instanceId;
     }
 
+    /** This worker's bulk socket, or null without one (for tests). */
+    BulkTransfer bulkTransfer() {
+        return bulk;
+    }
+
     /** How many warm-up calls this worker's own server answered before it registered (0 with warm-up off). */
     public long warmUpCalls() {
         return service.warmUpServed();

@@ -286,6 +286,12 @@ class BulkTransferTest {
                 long before = ex.sliceBytes();
                 assertEquals(slices, ex.transferAll(src, 0, 0, slices, dst, 0, 0));
                 assertEquals(expected, ex.sliceBytes() - before, "bytes on the wire to " + target.instanceId());
+                // the first transfer to a worker the source never sent to: the controller fetched the ticket over
+                // its own channel and the source asked for none (w2 has no bulk socket: nothing to fetch)
+                assertEquals(1, ex.controllerTickets(), "after the transfer to " + target.instanceId());
+                if (target.bulkTransfer() != null) {
+                    assertEquals(1, target.bulkTransfer().ticketsIssued(), "one ticket, the controller's");
+                }
                 assertTrue(dst.hasAllWeights(0, 0));
                 for (ContextSlice s : slices) {
                     assertArrayEquals(from.exportSlice(0, 0, s), dst.exportSlice(0, 0, s), s.toString());
@@ -297,6 +303,16 @@ class BulkTransferTest {
                 }
                 assertEquals(expected, ex.sliceBytes() - before);
                 assertTrue(dst.hasAllWeights(0, 0));
+                for (ContextSlice s : slices) {
+                    dst.releaseSlice(0, 0, s);
+                }
+                // again right away: the source keeps its connection, so no ticket is fetched or issued
+                assertEquals(slices, ex.transferAll(src, 0, 0, slices, dst, 0, 0));
+                assertTrue(dst.hasAllWeights(0, 0));
+                assertEquals(1, ex.controllerTickets());
+                if (target.bulkTransfer() != null) {
+                    assertEquals(1, target.bulkTransfer().ticketsIssued());
+                }
                 dst.close();
             }
             src.close();
