@@ -110,11 +110,17 @@ final class ContextMigration {
     private final Set<Device> directSources = java.util.Collections.newSetFromMap(new java.util.IdentityHashMap<>());
     private long directBytes;
     /**
-     * Queued direct bytes that trigger a send: large enough that a call carries several slices of a small model (one
-     * stream, consecutive slices overlapping), small enough that the pipelines left as they are still decode between
-     * sends.
+     * Queued direct bytes that trigger a send when the pipelines left as they are decode between units (a clock that
+     * {@link io.spotserve.clock.EngineClock#stepsDuringMigration steps during migrations}): large enough that a call
+     * carries several slices of a small model (one stream, consecutive slices overlapping), small enough that those
+     * pipelines still decode between sends.
      */
     static final long DIRECT_BATCH_BYTES = 64L << 20;
+    /**
+     * This migration's send threshold ({@link #directBatchBytes(long)}); the memory rule (nothing placed on a device
+     * that still keeps old copies for the queue) and the last unit send the queue whatever it is.
+     */
+    private long directBatchBytes = DIRECT_BATCH_BYTES;
     private int resumed;
 
     ContextMigration(Executor executor, WeightSource weights, List<PipelineSlot> old, DeviceMapping mapping,
@@ -223,10 +229,25 @@ final class ContextMigration {
         return !pending.isEmpty();
     }
 
+    /**
+     * Sends queued direct pieces once they reach {@code bytes} (default {@link #DIRECT_BATCH_BYTES}); with nothing
+     * decoding between units, {@link Long#MAX_VALUE}: each route goes in as few calls as the memory rule allows (on a
+     * fresh worker every call costs a round trip and a restarted stream). Returns this migration.
+     *
+     * @throws IllegalArgumentException if {@code bytes} is not positive
+     */
+    ContextMigration directBatchBytes(long bytes) {
+        if (bytes <= 0) {
+            throw new IllegalArgumentException("direct batch bytes must be > 0, was " + bytes);
+        }
+        this.directBatchBytes = bytes;
+        return this;
+    }
+
     /** Moves the next weight unit in the planner's order; returns what it copied. */
     List<DataMove> nextUnit() {
         moveUnit(pending.remove(0), fresh);
-        if (pending.isEmpty() || directBytes >= DIRECT_BATCH_BYTES) {
+        if (pending.isEmpty() || directBytes >= directBatchBytes) {
             sendDirect();
         }
         return takeMoves();

@@ -483,7 +483,9 @@ final class Reconfigurator {
             startup.begin();
         }
         ContextMigration migration = new ContextMigration(executor, mover, config, before, mapping, old.requests(), all,
-                parking, mode, carryCaches);
+                parking, mode, carryCaches)
+                // batches bounded only where the pipelines left as they are decode between units
+                .directBatchBytes(clock.stepsDuringMigration() ? ContextMigration.DIRECT_BATCH_BYTES : Long.MAX_VALUE);
         carryCaches = true;
         ContextMigration.Result result;
         try {

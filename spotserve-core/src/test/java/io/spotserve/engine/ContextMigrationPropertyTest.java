@@ -89,6 +89,18 @@ class ContextMigrationPropertyTest {
                     + " bytes with batched transfers, " + before + " staged one by one: " + what);
         }
         assertTrue(staged.transferCalls().isEmpty(), what);
+        // and sent after every unit (the bound a clock that decodes between units would need at tiny sizes): the same
+        // bytes, no higher peaks, at least as many calls
+        MeteredExecutor unitByUnit = new MeteredExecutor(this.executor, true);
+        ContextMigration.Result three = migrate(seed, unitByUnit, 1);
+        assertEquals(one.bytesMoved(), three.bytesMoved(), what);
+        assertEquals(one.bytesReloaded(), three.bytesReloaded(), what);
+        for (var e : unitByUnit.peaks().entrySet()) {
+            assertTrue(e.getValue() <= staged.peaks().get(e.getKey()), "device " + e.getKey() + ": " + what);
+        }
+        assertTrue(unitByUnit.transferCalls().size() >= batched.transferCalls().size(), what);
+        boundedCalls += unitByUnit.transferCalls().size();
+        unboundedCalls += batched.transferCalls().size();
         if (two.bytesMoved() > 0) {
             // something crossed devices; what crossed instances went in batches
             batchedSlices += batched.transferCalls().stream().mapToInt(Integer::intValue).sum();
@@ -97,6 +109,8 @@ class ContextMigrationPropertyTest {
         }
     }
 
+    private static int boundedCalls;
+    private static int unboundedCalls;
     private static int batchedSlices;
     private static int batchedCalls;
     private static int batchedKvSlices;
@@ -106,10 +120,17 @@ class ContextMigrationPropertyTest {
         assertTrue(batchedSlices > batchedCalls, batchedSlices + " slices in " + batchedCalls
                 + " transferAll calls over all seeds: never more than one per call");
         assertTrue(batchedKvSlices > 0, "no KV cache went straight from its old sequence over all seeds");
+        assertTrue(boundedCalls > unboundedCalls, "a 1-byte batch bound sent no more calls (" + boundedCalls
+                + ") than the default (" + unboundedCalls + "): the bound does nothing");
     }
 
     /** One random reparallelization on {@code executor}; checks everything a migration must hold and returns it. */
     private ContextMigration.Result migrate(long seed, MeteredExecutor executor) {
+        return migrate(seed, executor, ContextMigration.DIRECT_BATCH_BYTES);
+    }
+
+    /** {@link #migrate(long, MeteredExecutor)} sending queued direct pieces once they reach {@code directBatchBytes}. */
+    private ContextMigration.Result migrate(long seed, MeteredExecutor executor, long directBatchBytes) {
         Random rnd = new Random(seed);
         int instanceCount = 4;
         Map<DeviceId, Device> devices = new LinkedHashMap<>();
@@ -218,7 +239,7 @@ class ContextMigrationPropertyTest {
         int[] next = {100};
         KvParking parking = new KvParking(C, 1L << 30);
         ContextMigration.Result result = new ContextMigration(executor, io.spotserve.exec.WeightSource.of(CHECKPOINT), old, mapping, devices, parking,
-                byBatch).runAll(order, 16, () -> next[0]++);
+                byBatch).directBatchBytes(directBatchBytes).runAll(order, 16, () -> next[0]++);
         String what = "seed " + seed + ": " + oc + " -> " + nc + ", lost " + lost + ", fleet " + fleet;
 
         assertEquals(nc.dataParallel(), result.slots().size(), what);

@@ -334,6 +334,14 @@ public final class RemoteExecutor implements Executor {
         if (slices.isEmpty()) {
             return List.of();
         }
+        if (slices.size() > BulkTransfer.MAX_SLICES_PER_TICKET) { // one call carries at most what one ticket names
+            List<ContextSlice> out = new ArrayList<>(slices.size());
+            for (int i = 0; i < slices.size(); i += BulkTransfer.MAX_SLICES_PER_TICKET) {
+                out.addAll(transferAll(from, fromStage, fromShard, slices.subList(i, Math.min(slices.size(),
+                        i + BulkTransfer.MAX_SLICES_PER_TICKET)), to, toStage, toShard));
+            }
+            return out;
+        }
         RemotePipeline.Segment s = src.segmentOf(fromStage, fromShard);
         RemotePipeline.Segment t = dst.segmentOf(toStage, toShard);
         SendSlicesRequest.Builder req = SendSlicesRequest.newBuilder().setPosition(s.position(fromStage, fromShard))
