@@ -357,7 +357,11 @@ public final class RemoteExecutor implements Executor {
                 .withDeadlineAfter(150L + 10L * slices.size(), TimeUnit.SECONDS).sendSlices(req.build()));
         if (s.worker() != t.worker()) {
             countPeer(r);
-            pairTransfers.put(pair(s.worker(), t.worker()), System.nanoTime());
+            long now = System.nanoTime();
+            if (pairTransfers.size() >= PAIRS_KEPT) { // pairs of workers long gone or idle: forget them
+                pairTransfers.values().removeIf(last -> now - last >= KEPT_NANOS);
+            }
+            pairTransfers.put(pair(s.worker(), t.worker()), now);
         }
         for (ContextSlice slice : slices) {
             dst.imported(slice);
@@ -393,6 +397,11 @@ public final class RemoteExecutor implements Executor {
      */
     private static final long KEPT_NANOS = TimeUnit.MILLISECONDS.toNanos(BulkTransfer.KEEP_MS / 2);
 
+    /** Pairs remembered before the idle ones are dropped (a fleet's churn adds pairs with new epochs). */
+    private static final int PAIRS_KEPT = 1024;
+    /** Workers without a bulk socket remembered before the memory is cleared (asking again costs one call each). */
+    private static final int WITHOUT_BULK_KEPT = 4096;
+
     /** Source→target pairs (with epochs) and when a transfer between them last ended ({@link System#nanoTime}). */
     private final Map<String, Long> pairTransfers = new ConcurrentHashMap<>();
     /** Workers (with epochs) that answered {@code OpenBulk} with UNIMPLEMENTED: no bulk socket, nothing to fetch. */
@@ -427,6 +436,9 @@ public final class RemoteExecutor implements Executor {
         } catch (RuntimeException e) {
             if (e.getCause() instanceof StatusRuntimeException sre
                     && sre.getStatus().getCode() == Status.Code.UNIMPLEMENTED) {
+                if (withoutBulk.size() >= WITHOUT_BULK_KEPT) {
+                    withoutBulk.clear();
+                }
                 withoutBulk.add(to.id + "#" + to.epoch);
             }
             return null;
