@@ -408,8 +408,13 @@ public final class RemoteExecutor implements Executor {
     private final Set<String> withoutBulk = ConcurrentHashMap.newKeySet();
     private final AtomicLong controllerTickets = new AtomicLong();
 
+    /** A worker's identity in these memories: its id and epoch (a worker that re-registers is another one). */
+    private static String key(RemoteInstanceProvider.WorkerLink w) {
+        return w.id + "#" + w.epoch;
+    }
+
     private static String pair(RemoteInstanceProvider.WorkerLink from, RemoteInstanceProvider.WorkerLink to) {
-        return from.id + "#" + from.epoch + ">" + to.id + "#" + to.epoch;
+        return key(from) + ">" + key(to);
     }
 
     /**
@@ -420,7 +425,7 @@ public final class RemoteExecutor implements Executor {
      */
     private BulkTicket ticketFor(RemoteInstanceProvider.WorkerLink from, RemoteInstanceProvider.WorkerLink to,
                                  PositionRef target, List<ByteString> headers) {
-        if (!CONTROLLER_TICKETS || from == to || withoutBulk.contains(to.id + "#" + to.epoch)) {
+        if (!CONTROLLER_TICKETS || from == to || withoutBulk.contains(key(to))) {
             return null;
         }
         Long last = pairTransfers.get(pair(from, to));
@@ -439,7 +444,7 @@ public final class RemoteExecutor implements Executor {
                 if (withoutBulk.size() >= WITHOUT_BULK_KEPT) {
                     withoutBulk.clear();
                 }
-                withoutBulk.add(to.id + "#" + to.epoch);
+                withoutBulk.add(key(to));
             }
             return null;
         }

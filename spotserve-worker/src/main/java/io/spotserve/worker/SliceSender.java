@@ -58,14 +58,14 @@ final class SliceSender {
                         .setSlices(again.slices()).setBulk(true).build();
             }
             ticket = given;
-        }
-        if (bulk != null && ticket == null) {
-            try {
-                ticket = PeerGrpc.newBlockingStub(peers.apply(peer)).withDeadlineAfter(10, TimeUnit.SECONDS)
-                        .openBulk(OpenBulkRequest.newBuilder().setTarget(target).addAllSlices(headers).build());
-            } catch (StatusRuntimeException e) {
-                if (e.getStatus().getCode() != Status.Code.UNIMPLEMENTED) {
-                    throw e; // the receiver's own refusal (no such position, bad slice), passed on as it said it
+            if (ticket == null) {
+                try {
+                    ticket = PeerGrpc.newBlockingStub(peers.apply(peer)).withDeadlineAfter(10, TimeUnit.SECONDS)
+                            .openBulk(OpenBulkRequest.newBuilder().setTarget(target).addAllSlices(headers).build());
+                } catch (StatusRuntimeException e) {
+                    if (e.getStatus().getCode() != Status.Code.UNIMPLEMENTED) {
+                        throw e; // the receiver's own refusal (no such position, bad slice), passed on as it said it
+                    }
                 }
             }
         }

@@ -21,10 +21,11 @@ final class EngineSeeds {
 
     /**
      * One seed: cells with all three engine systems, in how many the engine's P99 is below both baselines', the
-     * geometric means and the smallest cell ratio against either baseline.
+     * geometric means and the smallest cell ratio against either baseline, with where it is ("model/trace vs
+     * baseline").
      */
     record Seed(long seed, int cells, int belowBoth, double geoRerouting, double geoReparallelization,
-                double worstCell) {
+                double worstCell, String worstAt) {
         boolean targetsMet() {
             return cells > 0 && worstCell >= WORST_CELL && geoRerouting >= GEO_REROUTING
                     && geoReparallelization >= GEO_REPARALLELIZATION;
@@ -43,6 +44,7 @@ final class EngineSeeds {
             double logR = 0;
             double logP = 0;
             double worst = Double.POSITIVE_INFINITY;
+            String worstAt = "";
             for (Cell c : cells) {
                 Map<String, Summary> by = e.getValue().getOrDefault(c, Map.of());
                 Summary eng = by.get(PaperFigures.ENGINE);
@@ -60,10 +62,14 @@ final class EngineSeeds {
                 both += r > 1 && p > 1 ? 1 : 0;
                 logR += Math.log(r);
                 logP += Math.log(p);
-                worst = Math.min(worst, Math.min(r, p));
+                if (Math.min(r, p) < worst) {
+                    worst = Math.min(r, p);
+                    worstAt = c.model() + "/" + c.trace() + " vs "
+                            + (r <= p ? PaperFigures.ENGINE_REROUTING : PaperFigures.ENGINE_REPARALLELIZATION);
+                }
             }
             if (n > 0) {
-                out.add(new Seed(e.getKey(), n, both, Math.exp(logR / n), Math.exp(logP / n), worst));
+                out.add(new Seed(e.getKey(), n, both, Math.exp(logR / n), Math.exp(logP / n), worst, worstAt));
             }
         }
         return out;

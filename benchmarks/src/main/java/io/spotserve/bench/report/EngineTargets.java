@@ -52,42 +52,24 @@ final class EngineTargets {
         List<Analysis.SameEngineRow> same = a.sameEngineRows();
         List<Row> out = new ArrayList<>();
         String run = a.results().run == null ? "this run" : a.results().run.label();
-        double logR = 0;
-        double logP = 0;
-        int n = 0;
-        double worst = Double.POSITIVE_INFINITY;
-        String worstAt = "";
-        for (Analysis.SameEngineRow r : same) {
-            if (!(r.vsRerouting() > 0) || !(r.vsReparallelization() > 0)) {
-                continue;
-            }
-            n++;
-            logR += Math.log(r.vsRerouting());
-            logP += Math.log(r.vsReparallelization());
-            double w = Math.min(r.vsRerouting(), r.vsReparallelization());
-            if (w < worst) {
-                worst = w;
-                worstAt = r.model() + "/" + r.trace() + " vs " + (r.vsRerouting() <= r.vsReparallelization()
-                        ? PaperFigures.ENGINE_REROUTING : PaperFigures.ENGINE_REPARALLELIZATION);
-            }
-        }
-        if (n == 0) {
+        // the main run is one seed: the per-seed computation of robustness.csv's rows, on summary.csv
+        List<EngineSeeds.Seed> main = EngineSeeds.perSeed(Map.of(0L, a.results().summary), a.cells());
+        if (main.isEmpty()) {
             out.add(new Row("2", "the main grid's targets", Analysis.Verdict.NO_DATA.label(),
                     "no cell has all three engine systems with a P99"));
         } else {
-            double geoR = Math.exp(logR / n);
-            double geoP = Math.exp(logP / n);
+            EngineSeeds.Seed m = main.get(0);
             out.add(new Row("2", String.format(Locale.ROOT, "geometric mean of %s / engine P99 >= %.2fx (%s)",
                     PaperFigures.ENGINE_REROUTING, EngineSeeds.GEO_REROUTING, run),
-                    verdict(geoR >= EngineSeeds.GEO_REROUTING),
-                    String.format(Locale.ROOT, "%.2fx over %d cells", geoR, n)));
+                    verdict(m.geoRerouting() >= EngineSeeds.GEO_REROUTING),
+                    String.format(Locale.ROOT, "%.2fx over %d cells", m.geoRerouting(), m.cells())));
             out.add(new Row("2", String.format(Locale.ROOT, "geometric mean of %s / engine P99 >= %.2fx (%s)",
                     PaperFigures.ENGINE_REPARALLELIZATION, EngineSeeds.GEO_REPARALLELIZATION, run),
-                    verdict(geoP >= EngineSeeds.GEO_REPARALLELIZATION),
-                    String.format(Locale.ROOT, "%.2fx over %d cells", geoP, n)));
+                    verdict(m.geoReparallelization() >= EngineSeeds.GEO_REPARALLELIZATION),
+                    String.format(Locale.ROOT, "%.2fx over %d cells", m.geoReparallelization(), m.cells())));
             out.add(new Row("2", String.format(Locale.ROOT, "no cell below %.2fx of either baseline's P99 (%s)",
-                    EngineSeeds.WORST_CELL, run), verdict(worst >= EngineSeeds.WORST_CELL),
-                    String.format(Locale.ROOT, "smallest ratio %.2fx (%s)", worst, worstAt)));
+                    EngineSeeds.WORST_CELL, run), verdict(m.worstCell() >= EngineSeeds.WORST_CELL),
+                    String.format(Locale.ROOT, "smallest ratio %.2fx (%s)", m.worstCell(), m.worstAt())));
         }
         out.add(restarts(a, same));
         out.add(new Row("2", "pauses reported per cell", "REPORTED", "the pause / n columns of \"Same engine, only the "

@@ -85,6 +85,7 @@ final class Markdown {
                 + "`shared/reference/spotserve-paper.md` §7.6.");
         line("");
         // the engine systems' seeds only when this run has engine rows (a report without them says nothing of it)
+        boolean engine = a.hasEngine();
         line("Regenerate everything (every CSV, artifact.csv included, the 10-seed robustness file%s, this report "
                 + "and the plots; about %s on 2 cores): `mvn -q -o -pl benchmarks -am package -DskipTests && java -cp "
                 + "benchmarks/target/benchmarks.jar io.spotserve.bench.eval.Evaluation --out benchmarks/results "
@@ -93,9 +94,9 @@ final class Markdown {
                 + "minutes, and `--setup artifact` runs only the paper-faithful profile). Only the report and plots "
                 + "from existing CSVs: `java -cp benchmarks/target/benchmarks.jar "
                 + "io.spotserve.bench.report.EvaluationReport --results benchmarks/results`.",
-                a.hasEngine() ? " with the engine systems" : "", a.hasEngine() ? "33 minutes" : "6 minutes",
-                a.hasEngine() ? " --robustness-engine" : "", a.hasEngine() ? "`--robustness-engine` adds the three "
-                        + "engine systems to the 10 seeds, most of those minutes; " : "");
+                engine ? " with the engine systems" : "", engine ? "33 minutes" : "6 minutes",
+                engine ? " --robustness-engine" : "", engine ? "`--robustness-engine` adds the three engine systems "
+                        + "to the 10 seeds, most of those minutes; " : "");
         line("");
         if (r.run != null) {
             line("**Main run: %s.** Workload: %s; every request has a 512-token prompt and 128 output tokens; "
