@@ -342,6 +342,16 @@ class EvaluationReportTest {
         assertTrue(e.getMessage().contains("expected columns model,trace,system,request_id,arrival_s,first_token_s,"
                 + "finish_s,latency_s,output_tokens,restarts,completed"), e.getMessage());
 
+        // a negative restart count: refused with its line, and no report is written
+        Path dir4 = new ResultsFixture(tmp.resolve("r4"))
+                .summary(GPT, "A_S", "spotserve", 10, 5, 1e-5)
+                .request(GPT, "A_S", "spotserve", 0, 0, 3, -1)
+                .write();
+        e = assertThrows(MalformedResultsException.class, () -> EvaluationReport.write(dir4));
+        assertTrue(e.getMessage().contains("requests.csv:2") && e.getMessage().contains("restarts '-1'; expected a "
+                + "count >= 0"), e.getMessage());
+        assertTrue(!Files.exists(dir4.resolve("report.md")));
+
         Path dir3 = new ResultsFixture(tmp.resolve("r3"))
                 .summary(GPT, "A_S", "spotserve", 10, 5, 1e-5)
                 .summary(GPT, "A_S", "spotserve", 11, 5, 1e-5)
