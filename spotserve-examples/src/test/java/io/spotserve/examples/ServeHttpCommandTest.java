@@ -14,6 +14,7 @@ import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executor;
 import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -37,6 +38,16 @@ import picocli.CommandLine;
  */
 @Timeout(120)
 class ServeHttpCommandTest {
+    /**
+     * Blocking tasks each get a thread of their own: from JDK 25 on, {@code CompletableFuture}'s default executor is the
+     * common pool even when its parallelism is 1 (2 CPUs), so a second task waited for the first to finish.
+     */
+    private static final Executor OWN_THREAD = r -> {
+        Thread t = new Thread(r, "test-task");
+        t.setDaemon(true);
+        t.start();
+    };
+
     /** A running {@code serve} and its base URL. */
     record Running(ServeHttpCommand command, CompletableFuture<Integer> exit, String baseUrl, String output) {
     }
@@ -47,7 +58,7 @@ class ServeHttpCommandTest {
         CommandLine cl = Main.commands(new PrintStream(out, true, StandardCharsets.UTF_8),
                 new PrintStream(err, true, StandardCharsets.UTF_8));
         ServeHttpCommand serve = (ServeHttpCommand) cl.getSubcommands().get("serve").getCommand();
-        CompletableFuture<Integer> run = CompletableFuture.supplyAsync(() -> cl.execute(args));
+        CompletableFuture<Integer> run = CompletableFuture.supplyAsync(() -> cl.execute(args), OWN_THREAD);
         Pattern url = Pattern.compile("at (http://127\\.0\\.0\\.1:\\d+/v1)");
         Matcher m = url.matcher("");
         long deadline = System.nanoTime() + Duration.ofSeconds(60).toNanos();

@@ -21,6 +21,7 @@ import java.util.Iterator;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.Executor;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.Test;
@@ -31,6 +32,16 @@ import org.junit.jupiter.params.provider.ValueSource;
 /** Admission, shutdown, readiness and preemption as a client of the server sees them. */
 @Timeout(180)
 class ServerLifecycleTest {
+    /**
+     * Blocking tasks each get a thread of their own: from JDK 25 on, {@code CompletableFuture}'s default executor is the
+     * common pool even when its parallelism is 1 (2 CPUs), so a second task waited for the first to finish.
+     */
+    private static final Executor OWN_THREAD = r -> {
+        Thread t = new Thread(r, "test-task");
+        t.setDaemon(true);
+        t.start();
+    };
+
     private static final HttpClient HTTP = HttpClient.newHttpClient();
 
     private static HttpResponse<String> get(SpotServeServer s, String path) throws Exception {
@@ -56,7 +67,7 @@ class ServerLifecycleTest {
                 assertTrue(health.body().contains("no_configuration"), health.body());
 
                 CompletableFuture<Completion> waiting = CompletableFuture.supplyAsync(
-                        () -> client.completions().create(params("One day", 4)));
+                        () -> client.completions().create(params("One day", 4)), OWN_THREAD);
                 long deadline = System.nanoTime() + Duration.ofSeconds(20).toNanos();
                 while (served.engine().metrics().queued() < 1 && System.nanoTime() < deadline) {
                     Thread.sleep(10);
@@ -67,12 +78,13 @@ class ServerLifecycleTest {
                 assertEquals("queue_full", full.code().orElse(null));
 
                 // shutting down: new requests get 503 while the one in flight is drained
-                CompletableFuture<Void> closing = CompletableFuture.runAsync(server::close);
+                CompletableFuture<Void> closing = CompletableFuture.runAsync(server::close, OWN_THREAD);
                 deadline = System.nanoTime() + Duration.ofSeconds(2).toNanos();
                 while (get(server, "/health").body().contains("no_configuration") && System.nanoTime() < deadline) {
                     Thread.sleep(5);
                 }
-                assertTrue(get(server, "/health").body().contains("shutting_down"));
+                String status = get(server, "/health").body();
+                assertTrue(status.contains("shutting_down"), status);
                 InternalServerException unavailable = assertThrows(InternalServerException.class,
                         () -> client.completions().create(params("One day", 4)));
                 assertEquals(503, unavailable.statusCode());
@@ -120,7 +132,7 @@ class ServerLifecycleTest {
                             }
                         }
                         return text.toString();
-                    }));
+                    }, OWN_THREAD));
                 }
                 assertTrue(started.await(60, TimeUnit.SECONDS), "both streams started");
                 long before = served.engine().metrics().restarts() + served.engine().metrics().migrations();

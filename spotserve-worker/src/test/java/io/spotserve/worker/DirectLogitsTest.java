@@ -24,6 +24,7 @@ import io.spotserve.worker.proto.WorkerGrpc;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executor;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -37,6 +38,16 @@ import org.junit.jupiter.api.Timeout;
  */
 @Timeout(value = 90, unit = TimeUnit.SECONDS)
 class DirectLogitsTest {
+    /**
+     * Blocking tasks each get a thread of their own: from JDK 25 on, {@code CompletableFuture}'s default executor is the
+     * common pool even when its parallelism is 1 (2 CPUs), so a second task waited for the first to finish.
+     */
+    private static final Executor OWN_THREAD = r -> {
+        Thread t = new Thread(r, "test-task");
+        t.setDaemon(true);
+        t.start();
+    };
+
     private static final WireSecurity TOKEN = WireSecurity.token("direct-token-0123456789abcdef");
 
     private static WorkerProcess worker(RemoteInstanceProvider controller, int devices) throws Exception {
@@ -154,7 +165,7 @@ class DirectLogitsTest {
         assertSame(r1, box.collect(7, 1, 1000));
         assertEquals(0, box.size());
         // collected first: the collect waits for the delivery
-        CompletableFuture<StepReply> waiting = CompletableFuture.supplyAsync(() -> box.collect(7, 2, 10_000));
+        CompletableFuture<StepReply> waiting = CompletableFuture.supplyAsync(() -> box.collect(7, 2, 10_000), OWN_THREAD);
         while (box.size() == 0) {
             Thread.onSpinWait();
         }
@@ -170,7 +181,7 @@ class DirectLogitsTest {
         assertEquals(Status.Code.DEADLINE_EXCEEDED, late.getStatus().getCode());
         assertEquals(0, box.size());
         // a closed pipeline fails the collects waiting on it at once
-        CompletableFuture<StepReply> closed = CompletableFuture.supplyAsync(() -> box.collect(8, 1, 30_000));
+        CompletableFuture<StepReply> closed = CompletableFuture.supplyAsync(() -> box.collect(8, 1, 30_000), OWN_THREAD);
         while (box.size() == 0) {
             Thread.onSpinWait();
         }

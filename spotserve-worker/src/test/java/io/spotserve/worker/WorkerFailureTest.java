@@ -25,6 +25,7 @@ import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Executor;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterEach;
@@ -41,6 +42,16 @@ import org.junit.jupiter.api.Timeout;
  */
 @Timeout(value = 90, unit = TimeUnit.SECONDS)
 class WorkerFailureTest {
+    /**
+     * Blocking tasks each get a thread of their own: from JDK 25 on, {@code CompletableFuture}'s default executor is the
+     * common pool even when its parallelism is 1 (2 CPUs), so a second task waited for the first to finish.
+     */
+    private static final Executor OWN_THREAD = r -> {
+        Thread t = new Thread(r, "test-task");
+        t.setDaemon(true);
+        t.start();
+    };
+
     private static final String TOKEN = "failure-token-0123456789abcdef";
     private final BlockingQueue<InstanceEvent> events = new LinkedBlockingQueue<>();
     private WorkerJvms jvms;
@@ -115,7 +126,7 @@ class WorkerFailureTest {
         signal(byId.get(b), "STOP");
         long stopped = System.nanoTime();
         int last = token0;
-        CompletableFuture<Integer> inFlight = CompletableFuture.supplyAsync(() -> step(p, 1, last, 10));
+        CompletableFuture<Integer> inFlight = CompletableFuture.supplyAsync(() -> step(p, 1, last, 10), OWN_THREAD);
         InstanceEvent.Terminated dead = next(InstanceEvent.Terminated.class, 10);
         double detectS = (System.nanoTime() - stopped) / 1e9;
         assertEquals(b, dead.instanceId());

@@ -1,10 +1,8 @@
 package io.spotserve.exec.cpu;
 
-import java.nio.ByteOrder;
 import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.ShortVector;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorSpecies;
 
@@ -26,8 +24,11 @@ import jdk.incubator.vector.VectorSpecies;
 final class Q8TiledKernel {
     private static final VectorSpecies<Byte> B128 = ByteVector.SPECIES_128;
     private static final VectorSpecies<Byte> B64 = ByteVector.SPECIES_64;
-    private static final VectorSpecies<Short> S256 = ShortVector.SPECIES_256;
-    private static final VectorSpecies<Short> S128 = ShortVector.SPECIES_128;
+    /**
+     * fp16 scales are read as bytes and reinterpreted as shorts (little-endian lanes): {@code ShortVector.fromByteArray}
+     * was removed from the Vector API in JDK 20, so calling it failed with {@code NoSuchMethodError} on JDK 21 and 25.
+     */
+    private static final VectorSpecies<Byte> B256 = ByteVector.SPECIES_256;
     private static final VectorSpecies<Integer> I512 = IntVector.SPECIES_512;
     private static final VectorSpecies<Integer> I256 = IntVector.SPECIES_256;
     private static final VectorSpecies<Float> F512 = FloatVector.SPECIES_512;
@@ -122,7 +123,7 @@ final class Q8TiledKernel {
             int sa = region + BLOCK * ROWS;
             float d = dx[xd + k];
             // halves() and halfToFloat() written out (HALVES)
-            IntVector d0h = (IntVector) ShortVector.fromByteArray(S256, w, sa, ByteOrder.LITTLE_ENDIAN)
+            IntVector d0h = (IntVector) ByteVector.fromArray(B256, w, sa).reinterpretAsShorts()
                     .convertShape(VectorOperators.S2I, I512, 0);
             IntVector d0m = d0h.and(0x7fff);
             FloatVector d0s = ((FloatVector) d0m.lanewise(VectorOperators.LSHL, 13)
@@ -132,7 +133,7 @@ final class Q8TiledKernel {
                             .and(0x7f800000))
                     .or(d0h.lanewise(VectorOperators.LSHL, 16).and(Integer.MIN_VALUE))
                     .convertShape(VectorOperators.REINTERPRET_I2F, F512, 0)).mul(d);
-            IntVector d1h = (IntVector) ShortVector.fromByteArray(S256, w, sa + 32, ByteOrder.LITTLE_ENDIAN)
+            IntVector d1h = (IntVector) ByteVector.fromArray(B256, w, sa + 32).reinterpretAsShorts()
                     .convertShape(VectorOperators.S2I, I512, 0);
             IntVector d1m = d1h.and(0x7fff);
             FloatVector d1s = ((FloatVector) d1m.lanewise(VectorOperators.LSHL, 13)
@@ -201,7 +202,7 @@ final class Q8TiledKernel {
             }
             int sa = region + BLOCK * ROWS;
             // halves() and halfToFloat() written out (HALVES)
-            IntVector h0h = (IntVector) ShortVector.fromByteArray(S256, w, sa, ByteOrder.LITTLE_ENDIAN)
+            IntVector h0h = (IntVector) ByteVector.fromArray(B256, w, sa).reinterpretAsShorts()
                     .convertShape(VectorOperators.S2I, I512, 0);
             IntVector h0m = h0h.and(0x7fff);
             FloatVector h0s = ((FloatVector) h0m.lanewise(VectorOperators.LSHL, 13)
@@ -211,7 +212,7 @@ final class Q8TiledKernel {
                             .and(0x7f800000))
                     .or(h0h.lanewise(VectorOperators.LSHL, 16).and(Integer.MIN_VALUE))
                     .convertShape(VectorOperators.REINTERPRET_I2F, F512, 0));
-            IntVector h1h = (IntVector) ShortVector.fromByteArray(S256, w, sa + 32, ByteOrder.LITTLE_ENDIAN)
+            IntVector h1h = (IntVector) ByteVector.fromArray(B256, w, sa + 32).reinterpretAsShorts()
                     .convertShape(VectorOperators.S2I, I512, 0);
             IntVector h1m = h1h.and(0x7fff);
             FloatVector h1s = ((FloatVector) h1m.lanewise(VectorOperators.LSHL, 13)
@@ -280,10 +281,10 @@ final class Q8TiledKernel {
                     }
                     int sa = region + BLOCK * ROWS;
                     float d = dx[xd + k];
-                    acc0 = toFloats(s0).fma(halfToFloat(halves(w, sa, S128, I256)).mul(d), acc0);
-                    acc1 = toFloats(s1).fma(halfToFloat(halves(w, sa + 16, S128, I256)).mul(d), acc1);
-                    acc2 = toFloats(s2).fma(halfToFloat(halves(w, sa + 32, S128, I256)).mul(d), acc2);
-                    acc3 = toFloats(s3).fma(halfToFloat(halves(w, sa + 48, S128, I256)).mul(d), acc3);
+                    acc0 = toFloats(s0).fma(halfToFloat(halves(w, sa, B128, I256)).mul(d), acc0);
+                    acc1 = toFloats(s1).fma(halfToFloat(halves(w, sa + 16, B128, I256)).mul(d), acc1);
+                    acc2 = toFloats(s2).fma(halfToFloat(halves(w, sa + 32, B128, I256)).mul(d), acc2);
+                    acc3 = toFloats(s3).fma(halfToFloat(halves(w, sa + 48, B128, I256)).mul(d), acc3);
                 }
                 int o = outOff + b * outStride + t;
                 acc0.intoArray(out, o);
@@ -303,8 +304,8 @@ final class Q8TiledKernel {
     }
 
     /** Little-endian fp16 bit patterns at {@code w[at..]}, one per int lane (sign-extended). */
-    private static IntVector halves(byte[] w, int at, VectorSpecies<Short> from, VectorSpecies<Integer> to) {
-        return (IntVector) ShortVector.fromByteArray(from, w, at, ByteOrder.LITTLE_ENDIAN)
+    private static IntVector halves(byte[] w, int at, VectorSpecies<Byte> from, VectorSpecies<Integer> to) {
+        return (IntVector) ByteVector.fromArray(from, w, at).reinterpretAsShorts()
                 .convertShape(VectorOperators.S2I, to, 0);
     }
 
