@@ -493,13 +493,15 @@ final class VectorKernels extends Kernels {
     }
 
     /**
-     * Heads of one, two or four vectors (64 floats with AVX-512) keep q and the output in registers across all
-     * positions; other head sizes use the generic dot/axpy loop.
+     * Heads of one, two, four or eight vectors (64 floats with AVX-512; eight: Llama's 128 with AVX-512, 64 with AVX2)
+     * keep q and the output in registers across all positions; other head sizes use the generic dot/axpy loop.
      */
     @Override
     void attendHead(float[] q, int qOff, float[] cache, int kBase, int vBase, int stride, int len, int hs,
                     float scale, float[] scores, float[] out, int outOff) {
-        if (hs == 4 * L) {
+        if (hs == 8 * L) {
+            attend8(q, qOff, cache, kBase, vBase, stride, len, scale, scores, out, outOff);
+        } else if (hs == 4 * L) {
             attend4(q, qOff, cache, kBase, vBase, stride, len, scale, scores, out, outOff);
         } else if (hs == 2 * L) {
             attend2(q, qOff, cache, kBase, vBase, stride, len, scale, scores, out, outOff);
@@ -508,15 +510,93 @@ final class VectorKernels extends Kernels {
         } else if (hs == H.length() && H.length() < L) {
             attendHalf(q, qOff, cache, kBase, vBase, stride, len, scale, scores, out, outOff);
         } else {
-            for (int t = 0; t < len; t++) {
-                scores[t] = dot(q, qOff, cache, kBase + t * stride, hs) / scale;
-            }
-            softmaxVector(scores, len);
-            java.util.Arrays.fill(out, outOff, outOff + hs, 0f);
-            for (int t = 0; t < len; t++) {
-                axpy(scores[t], cache, vBase + t * stride, out, outOff, hs);
-            }
+            attendAnySize(q, qOff, cache, kBase, vBase, stride, len, hs, scale, scores, out, outOff);
         }
+    }
+
+    /** Any head size: {@link #dot} per position, then {@link #axpy} per position into {@code out}. */
+    void attendAnySize(float[] q, int qOff, float[] cache, int kBase, int vBase, int stride, int len, int hs,
+                       float scale, float[] scores, float[] out, int outOff) {
+        for (int t = 0; t < len; t++) {
+            scores[t] = dot(q, qOff, cache, kBase + t * stride, hs) / scale;
+        }
+        softmaxVector(scores, len);
+        java.util.Arrays.fill(out, outOff, outOff + hs, 0f);
+        for (int t = 0; t < len; t++) {
+            axpy(scores[t], cache, vBase + t * stride, out, outOff, hs);
+        }
+    }
+
+    /**
+     * A head of eight vectors: {@link #attendAnySize}'s arithmetic in its order, bit for bit ({@link #dot}'s four
+     * accumulators over columns j and j + 4L, summed as (s0 + s1) + (s2 + s3); {@link #axpy}'s fused multiply-adds
+     * from zero), with q and the output in registers instead of a call and a store per position and vector: 1.6-1.9x
+     * faster at 128 and 1,000 positions (heads of 128 with AVX-512, of 64 with 256-bit vectors).
+     */
+    private static void attend8(float[] q, int qOff, float[] cache, int kBase, int vBase, int stride, int len,
+                                float scale, float[] scores, float[] out, int outOff) {
+        // three calls, not one method: with both loops and the softmax in one compile unit C2 stopped inlining the
+        // Vector API calls (JMH -prof gc: 12.6 MB allocated per token's attention, 2.3x slower than the generic loop)
+        scores8(q, qOff, cache, kBase, stride, len, scale, scores);
+        softmaxVector(scores, len);
+        values8(cache, vBase, stride, len, scores, out, outOff);
+    }
+
+    /** {@code scores[t] = (q · k_t) / scale} for a head of eight vectors, as {@link #dot} sums it. */
+    private static void scores8(float[] q, int qOff, float[] cache, int kBase, int stride, int len, float scale,
+                                float[] scores) {
+        FloatVector q0 = FloatVector.fromArray(S, q, qOff);
+        FloatVector q1 = FloatVector.fromArray(S, q, qOff + L);
+        FloatVector q2 = FloatVector.fromArray(S, q, qOff + 2 * L);
+        FloatVector q3 = FloatVector.fromArray(S, q, qOff + 3 * L);
+        FloatVector q4 = FloatVector.fromArray(S, q, qOff + 4 * L);
+        FloatVector q5 = FloatVector.fromArray(S, q, qOff + 5 * L);
+        FloatVector q6 = FloatVector.fromArray(S, q, qOff + 6 * L);
+        FloatVector q7 = FloatVector.fromArray(S, q, qOff + 7 * L);
+        FloatVector zero = FloatVector.zero(S);
+        for (int t = 0, k = kBase; t < len; t++, k += stride) {
+            FloatVector s0 = q0.fma(FloatVector.fromArray(S, cache, k), zero);
+            FloatVector s1 = q1.fma(FloatVector.fromArray(S, cache, k + L), zero);
+            FloatVector s2 = q2.fma(FloatVector.fromArray(S, cache, k + 2 * L), zero);
+            FloatVector s3 = q3.fma(FloatVector.fromArray(S, cache, k + 3 * L), zero);
+            s0 = q4.fma(FloatVector.fromArray(S, cache, k + 4 * L), s0);
+            s1 = q5.fma(FloatVector.fromArray(S, cache, k + 5 * L), s1);
+            s2 = q6.fma(FloatVector.fromArray(S, cache, k + 6 * L), s2);
+            s3 = q7.fma(FloatVector.fromArray(S, cache, k + 7 * L), s3);
+            scores[t] = FRESH.add(s0).add(s1).add(FRESH.add(s2).add(s3)).reduceLanes(VectorOperators.ADD) / scale;
+        }
+    }
+
+    /** {@code out[outOff ..+8L) = Σ_t scores[t] · v_t}, as {@link #axpy} accumulates it from zero. */
+    private static void values8(float[] cache, int vBase, int stride, int len, float[] scores, float[] out,
+                                int outOff) {
+        FloatVector o0 = FloatVector.zero(S);
+        FloatVector o1 = o0;
+        FloatVector o2 = o0;
+        FloatVector o3 = o0;
+        FloatVector o4 = o0;
+        FloatVector o5 = o0;
+        FloatVector o6 = o0;
+        FloatVector o7 = o0;
+        for (int t = 0, v = vBase; t < len; t++, v += stride) {
+            FloatVector w = FloatVector.broadcast(S, scores[t]);
+            o0 = FloatVector.fromArray(S, cache, v).fma(w, o0);
+            o1 = FloatVector.fromArray(S, cache, v + L).fma(w, o1);
+            o2 = FloatVector.fromArray(S, cache, v + 2 * L).fma(w, o2);
+            o3 = FloatVector.fromArray(S, cache, v + 3 * L).fma(w, o3);
+            o4 = FloatVector.fromArray(S, cache, v + 4 * L).fma(w, o4);
+            o5 = FloatVector.fromArray(S, cache, v + 5 * L).fma(w, o5);
+            o6 = FloatVector.fromArray(S, cache, v + 6 * L).fma(w, o6);
+            o7 = FloatVector.fromArray(S, cache, v + 7 * L).fma(w, o7);
+        }
+        FRESH.add(o0).intoArray(out, outOff); // loop-carried: see FRESH
+        FRESH.add(o1).intoArray(out, outOff + L);
+        FRESH.add(o2).intoArray(out, outOff + 2 * L);
+        FRESH.add(o3).intoArray(out, outOff + 3 * L);
+        FRESH.add(o4).intoArray(out, outOff + 4 * L);
+        FRESH.add(o5).intoArray(out, outOff + 5 * L);
+        FRESH.add(o6).intoArray(out, outOff + 6 * L);
+        FRESH.add(o7).intoArray(out, outOff + 7 * L);
     }
 
     private static void attend1(float[] q, int qOff, float[] cache, int kBase, int vBase, int stride, int len,
