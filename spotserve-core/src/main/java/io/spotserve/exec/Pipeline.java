@@ -137,10 +137,11 @@ public interface Pipeline extends AutoCloseable {
 
     /**
      * Starts importing {@code slice} piece by piece ({@link SliceImport}), its encoding being {@code length} bytes long:
-     * checks that position (stage, shard) owns the slice and allocates its missing storage now. Returns null (nothing
-     * changed) when this pipeline imports the slice only whole: the default, and for slices whose all-or-nothing
-     * import needs the whole encoding first (KV slices, a weight slice the position already holds, weights it rounds
-     * to fp16 or Q8_0, an encoding other than fp32); the caller then collects the bytes and calls
+     * checks that position (stage, shard) owns the slice and allocates its missing storage now. A KV slice goes into
+     * its open sequence's cache and extends the sequence's filled length only when the import finishes. Returns null
+     * (nothing changed) when this pipeline imports the slice only whole: the default, and for slices whose
+     * all-or-nothing import needs the whole encoding first (a weight slice the position already holds, weights it
+     * rounds to fp16 or Q8_0, an encoding other than fp32); the caller then collects the bytes and calls
      * {@link #importSlice(int, int, ByteBuffer)}.
      *
      * @throws IllegalArgumentException as {@link #importSlice(int, int, byte[])}

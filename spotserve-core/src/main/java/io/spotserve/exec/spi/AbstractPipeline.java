@@ -350,8 +350,11 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
     }
 
     /**
-     * Fp32 weight slices the position owns but does not hold yet, on a position with a part path; the storage is
-     * allocated here.
+     * Fp32 weight slices the position owns but does not hold yet, and KV slices of a sequence open here (any weight
+     * precision: the cache is fp32), on a position with a part path; a weight slice's storage is allocated here, a KV
+     * slice goes into the sequence's cache, which its opening reserved. A KV slice extends the sequence's filled length
+     * only when its import finishes; one abandoned halfway leaves the length as it was (the positions it wrote hold the
+     * source's checked bytes, and a retry imports them again).
      */
     @Override
     public final SliceImport beginImport(int stage, int shard, ContextSlice slice, long length) {
@@ -359,8 +362,16 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
         Objects.requireNonNull(slice, "slice");
         slice.validate(c);
         owning(stage, shard, s, slice);
-        if (slice instanceof ContextSlice.KvCache || weights != WeightPrecision.FP32
-                || length != SliceFormat.encodedLength(c, slice) || s.holds(slice, 0)) {
+        if (length != SliceFormat.encodedLength(c, slice)) {
+            return null;
+        }
+        if (slice instanceof ContextSlice.KvCache k) {
+            if (!s.transferPart(slice, SliceParts.NOTHING, 0, true)) {
+                return null;
+            }
+            return new SliceParts.Import(this, c, s, slice, false, storageChanges, sequences.get(k.sequence()));
+        }
+        if (weights != WeightPrecision.FP32 || s.holds(slice, 0)) {
             return null;
         }
         boolean allocates = s.allocationBytes(slice) > 0;
@@ -368,7 +379,7 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
             return null;
         }
         storageChanged();
-        return new SliceParts.Import(this, c, s, slice, allocates, storageChanges);
+        return new SliceParts.Import(this, c, s, slice, allocates, storageChanges, null);
     }
 
     /** Whether {@code slice} is a weight slice this pipeline keeps (and exports) as Q8_0 blocks. */
@@ -432,6 +443,11 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
         }
         imported(slice);
         return slice;
+    }
+
+    /** The state ({capacity, filled length}) of sequence {@code id} while it stays open here; null if it is not open. */
+    final int[] sequenceState(long id) {
+        return sequences.get(id);
     }
 
     /** The filled length of the sequence of a KV slice (0 for weights or a sequence not open here). */

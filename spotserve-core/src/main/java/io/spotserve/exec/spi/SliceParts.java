@@ -80,13 +80,19 @@ final class SliceParts {
         private final boolean allocated;
         /** The owner's storage-change count when this import began. */
         private final long began;
+        /** For a KV slice: its sequence's state when the import began (the sequence must stay that open sequence). */
+        private final int[] sequence;
         /** The bytes of a float cut by the end of the last piece. */
         private final ByteBuffer carry = ByteBuffer.allocate(Float.BYTES).order(ByteOrder.LITTLE_ENDIAN);
         private long received;
         private boolean ended;
 
         Import(AbstractPipeline<?> owner, LlamaConfig c, PipelinePosition s, ContextSlice slice, boolean allocated,
-               long began) {
+               long began, int[] sequence) {
+            if ((slice instanceof ContextSlice.KvCache) != (sequence != null)) {
+                throw new IllegalArgumentException("a KV slice's import needs its open sequence, a weight slice's none");
+            }
+            this.sequence = sequence;
             this.owner = owner;
             this.s = s;
             this.slice = slice;
@@ -128,9 +134,7 @@ final class SliceParts {
                             + slice + " (a header of another slice, shape or format)");
                 }
             }
-            if (s.allocationBytes(slice) > 0) {
-                throw new IllegalStateException(slice + " was released while it was being imported");
-            }
+            checkStorage();
             long payload = received + headerPart - h; // payload bytes already in, where this piece's payload starts
             int from = at + headerPart;
             int end = at + n;
@@ -162,11 +166,10 @@ final class SliceParts {
             if (received != length) {
                 throw new IllegalStateException(slice + ": " + received + " of " + length + " bytes imported");
             }
-            if (s.allocationBytes(slice) > 0) {
-                throw new IllegalStateException(slice + " was released while it was being imported");
-            }
+            checkStorage();
             ended = true;
             s.completeImport(slice);
+            owner.imported(slice); // a KV slice extends its sequence's filled length
             owner.storageChanged();
             return slice;
         }
@@ -180,6 +183,19 @@ final class SliceParts {
             if (allocated && !owner.isClosed() && owner.storageChangesSince(began) == 0
                     && s.allocationBytes(slice) == 0) {
                 s.release(slice);
+            }
+        }
+
+        /** The slice's storage is still the one this import writes: not released, its sequence not closed. */
+        private void checkStorage() {
+            if (sequence != null) {
+                long id = ((ContextSlice.KvCache) slice).sequence();
+                if (owner.sequenceState(id) != sequence) {
+                    throw new IllegalStateException("sequence " + id + " was closed while its KV cache " + slice
+                            + " was being imported");
+                }
+            } else if (s.allocationBytes(slice) > 0) {
+                throw new IllegalStateException(slice + " was released while it was being imported");
             }
         }
 

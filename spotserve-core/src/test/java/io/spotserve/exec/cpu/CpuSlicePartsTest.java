@@ -124,8 +124,8 @@ class CpuSlicePartsTest {
                                         for (Moved mv : moved) {
                                             again |= mv.piece.equals(piece.get()) && mv.s2 == s2 && mv.m2 == m2;
                                         }
-                                        if (piece.get() instanceof ContextSlice.KvCache || again) {
-                                            assertNull(in, "KV slices and held ones import whole");
+                                        if (again) {
+                                            assertNull(in, "slices already held import whole");
                                             q.importSlice(s2, m2, bytes);
                                         } else {
                                             assertNotNull(in, piece.get().toString());
@@ -143,6 +143,7 @@ class CpuSlicePartsTest {
                 }
                 assertTrue(streamed > 0);
                 assertTrue(q.isReady(), to.toString());
+                assertEquals(p.length(SEQ), q.length(SEQ), "KV slices imported in pieces extend the sequence");
                 for (Moved mv : moved) {
                     assertArrayEquals(p.exportSlice(mv.s1, mv.m1, mv.piece), q.exportSlice(mv.s2, mv.m2, mv.piece),
                             from + " -> " + to + ": " + mv);
@@ -255,8 +256,52 @@ class CpuSlicePartsTest {
         }
     }
 
+    /**
+     * A KV slice's import checks its sequence at every piece: closed midway, the next piece and the finish fail and say
+     * so; an import abandoned halfway leaves the sequence's filled length as it was, and a retry completes it.
+     */
     @Test
-    void q8WeightsAndKvStayWhole() throws IOException {
+    void kvImportsNeedTheirSequenceToStayOpenAndExtendItOnlyWhenFinished() {
+        LlamaConfig c = stories.config();
+        ShardLayout layout = ShardLayout.of(c, 1, 1);
+        try (Executor cpu = new CpuExecutor(new ExecutorOptions(1, true));
+             Pipeline p = TestPipelines.loaded(cpu, stories, layout, "p" + NAMES.incrementAndGet(), 4);
+             Pipeline q = TestPipelines.loaded(cpu, stories, layout, "q" + NAMES.incrementAndGet(), 4)) {
+            p.openSequence(SEQ, 8);
+            p.prefill(SEQ, new int[] {1, 2, 3, 4, 5}, 0);
+            ContextSlice kv = layout.kvSlices(0, 0, SEQ, 5).get(1);
+            byte[] bytes = p.exportSlice(0, 0, kv);
+            q.openSequence(SEQ, 8);
+            SliceImport half = q.beginImport(0, 0, kv, bytes.length);
+            assertNotNull(half);
+            half.put(ByteBuffer.wrap(bytes, 0, bytes.length / 2));
+            half.close(); // abandoned
+            assertEquals(0, q.length(SEQ), "an abandoned KV import does not extend the sequence");
+            try (SliceImport retry = q.beginImport(0, 0, kv, bytes.length)) {
+                putInPieces(retry, bytes, new Random(5));
+                assertEquals(kv, retry.finish());
+            }
+            assertEquals(5, q.length(SEQ));
+            assertArrayEquals(bytes, q.exportSlice(0, 0, kv));
+
+            ContextSlice other = layout.kvSlices(0, 0, SEQ, 5).get(0);
+            byte[] otherBytes = p.exportSlice(0, 0, other);
+            SliceImport orphan = q.beginImport(0, 0, other, otherBytes.length);
+            orphan.put(ByteBuffer.wrap(otherBytes, 0, 100));
+            q.closeSequence(SEQ);
+            IllegalStateException e = assertThrows(IllegalStateException.class,
+                    () -> orphan.put(ByteBuffer.wrap(otherBytes, 100, 100)));
+            assertTrue(e.getMessage().contains("sequence " + SEQ + " was closed"), e.getMessage());
+            q.openSequence(SEQ, 4); // the same id again, another cache: still not the import's sequence
+            assertThrows(IllegalStateException.class, () -> orphan.put(ByteBuffer.wrap(otherBytes, 100, 100)));
+            orphan.close();
+            assertThrows(IllegalArgumentException.class, () -> q.beginImport(0, 0, kv, bytes.length),
+                    "a KV slice longer than its sequence's capacity here is refused");
+        }
+    }
+
+    @Test
+    void q8WeightsStayWholeAndKvGoesInPieces() throws IOException {
         Tokenizer tok = Tokenizer.load(SharedData.tok512(), stories.config().vocabSize());
         Path qp = dir.resolve("stories260K-q8_0.gguf");
         GgufWriter.write(qp, stories, tok, TensorType.Q8_0);
@@ -277,6 +322,14 @@ class CpuSlicePartsTest {
             byte[] kvBytes = p.exportSlice(0, 0, kv);
             assertEquals(kvBytes.length, p.exportLength(0, 0, kv), "fp32 KV of a Q8_0 pipeline exports in pieces");
             assertArrayEquals(kvBytes, inPieces(p, 0, 0, kv, kvBytes.length, new Random(3)));
+            q.openSequence(SEQ, 8);
+            try (SliceImport in = q.beginImport(0, 0, kv, kvBytes.length)) {
+                assertNotNull(in, "fp32 KV of a Q8_0 pipeline imports in pieces");
+                putInPieces(in, kvBytes, new Random(4));
+                assertEquals(kv, in.finish());
+            }
+            assertEquals(3, q.length(SEQ));
+            assertArrayEquals(kvBytes, q.exportSlice(0, 0, kv));
         }
     }
 }
