@@ -75,6 +75,7 @@ final class FastPathLauncher {
         List<String> inherited = ManagementFactory.getRuntimeMXBean().getInputArguments();
         cmd.addAll(heapOptions(inherited));
         cmd.addAll(JIT_OPTIONS);
+        cmd.addAll(unsafeOptions(Runtime.version().feature(), inherited));
         for (String a : inherited) {
             if (!a.startsWith("-XX:SharedArchiveFile") && !a.startsWith("-XX:ArchiveClassesAtExit")) {
                 cmd.add(a);
@@ -148,6 +149,27 @@ final class FastPathLauncher {
      */
     static final List<String> JIT_OPTIONS = List.of("-XX:CompileCommand=quiet",
             "-XX:CompileCommand=CompileThresholdScaling,io.spotserve.exec.cpu.*::*,0.1");
+
+    /** Lets libraries use {@code sun.misc.Unsafe}'s memory access without a warning (JEP 498, JDK 24 and later). */
+    static final String UNSAFE_ALLOW = "--sun-misc-unsafe-memory-access=allow";
+
+    /**
+     * The child's (and the script's) option for {@code sun.misc.Unsafe}: from JDK 24 on the JVM prints four warning
+     * lines when a library first uses its memory access, and protobuf-java (the worker transport's messages, loaded by
+     * {@code replay --processes} and the remote executor) does. {@link #UNSAFE_ALLOW} on JDK {@code feature} ≥ 24
+     * unless the user gave that option a value; none before (JDK 17-22 refuse the option and do not start).
+     */
+    static List<String> unsafeOptions(int feature, List<String> inherited) {
+        if (feature < 24) {
+            return List.of();
+        }
+        for (String a : inherited) {
+            if (a.startsWith("--sun-misc-unsafe-memory-access")) {
+                return List.of();
+            }
+        }
+        return List.of(UNSAFE_ALLOW);
+    }
 
     /**
      * The collector and heap options the child adds to the inherited ones: unless a collector was chosen, the

@@ -157,5 +157,14 @@ class LauncherScriptTest {
             assertTrue(script.contains(option), "the script lacks " + option);
         }
         assertTrue(script.contains("--add-modules jdk.incubator.vector"));
+        assertTrue(script.contains(FastPathLauncher.UNSAFE_ALLOW), "the script lacks " + FastPathLauncher.UNSAFE_ALLOW);
+    }
+
+    @Test
+    void allowsUnsafeMemoryAccessOnlyWhereTheJdkKnowsTheOptionAndTheUserDidNotSetIt() {
+        assertEquals(List.of(), FastPathLauncher.unsafeOptions(17, List.of()));
+        assertEquals(List.of(), FastPathLauncher.unsafeOptions(23, List.of()));
+        assertEquals(List.of(FastPathLauncher.UNSAFE_ALLOW), FastPathLauncher.unsafeOptions(24, List.of("-Xmx1g")));
+        assertEquals(List.of(), FastPathLauncher.unsafeOptions(25, List.of("--sun-misc-unsafe-memory-access=warn")));
     }
 }
