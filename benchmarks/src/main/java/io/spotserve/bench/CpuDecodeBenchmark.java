@@ -58,6 +58,14 @@ public class CpuDecodeBenchmark {
     @Param({"1"})
     public int shards;
 
+    /**
+     * Positions each sequence cycles through, [0, window): 256 (the default, mean position ≈ 128) is what the
+     * comparisons with run.c's 256-step runs use; 1024 (the 25M model's seq_len, mean ≈ 512) shows the attention over
+     * long contexts, against run.c with {@code -n 1024}.
+     */
+    @Param({"256"})
+    public int window;
+
     private DecodeWorkload workload;
 
     @Setup(Level.Trial)
@@ -76,7 +84,8 @@ public class CpuDecodeBenchmark {
         } else {
             throw new IllegalArgumentException("model " + model + " unknown; expected 25M or stories260K");
         }
-        workload = new DecodeWorkload(new CpuExecutor(new ExecutorOptions(threads, vector)), ckpt, shards, batch);
+        workload = new DecodeWorkload(new CpuExecutor(new ExecutorOptions(threads, vector)), ckpt, shards, batch,
+                window);
     }
 
     @Benchmark

@@ -18,8 +18,8 @@ import java.util.List;
 /**
  * The decode workload shared by {@link CpuDecodeBenchmark} and {@link CudaDecodeBenchmark}, so both executors
  * run exactly the same steps: a P = 1, M = {@code shards} pipeline of {@code batch} sequences at staggered
- * positions in [0, {@link #WINDOW}) (continuous batching: a sequence reaching the window is replaced by a new
- * one in its slot). One {@link #step()} is one decode step of the whole batch.
+ * positions in [0, window) ({@link #WINDOW} unless given; continuous batching: a sequence reaching the window is
+ * replaced by a new one in its slot). One {@link #step()} is one decode step of the whole batch.
  */
 final class DecodeWorkload implements AutoCloseable {
     /** The random 25M-parameter benchmark model (dim 512, hidden 1376, 8 layers, 8 heads, 4 KV heads). */
@@ -29,6 +29,7 @@ final class DecodeWorkload implements AutoCloseable {
     private final Executor executor;
     private final Pipeline pipeline;
     private final int batch;
+    private final int window;
     private final long[] ids;
     private final int[] tokens;
     private final int[] positions;
@@ -62,9 +63,19 @@ final class DecodeWorkload implements AutoCloseable {
 
     /** Places {@code ckpt} on {@code shards} 2 GiB devices of {@code executor} and opens the staggered batch. */
     DecodeWorkload(Executor executor, io.spotserve.model.ModelWeights ckpt, int shards, int batch) {
+        this(executor, ckpt, shards, batch, WINDOW);
+    }
+
+    /** As above, with sequences cycling through positions [0, window) (at most the model's seq_len). */
+    DecodeWorkload(Executor executor, io.spotserve.model.ModelWeights ckpt, int shards, int batch, int window) {
         this.executor = executor;
         this.batch = batch;
+        this.window = window;
         try {
+            if (window < 1 || window > ckpt.config().seqLen()) {
+                throw new IllegalArgumentException("window " + window + " outside [1, seq_len "
+                        + ckpt.config().seqLen() + "] of " + ckpt.description());
+            }
             ShardLayout layout = ShardLayout.of(ckpt.config(), 1, shards);
             List<Device> devices = new ArrayList<>();
             for (int m = 0; m < shards; m++) {
@@ -78,9 +89,9 @@ final class DecodeWorkload implements AutoCloseable {
             logits = new float[batch][ckpt.config().vocabSize()];
             for (int b = 0; b < batch; b++) {
                 ids[b] = b;
-                pipeline.openSequence(b, WINDOW);
-                // stagger: sequence b is prefilled to position b * WINDOW / batch
-                int start = b * WINDOW / batch;
+                pipeline.openSequence(b, window);
+                // stagger: sequence b is prefilled to position b * window / batch
+                int start = b * window / batch;
                 for (int p = 0; p < start; p++) {
                     pipeline.forward(new long[] {b}, new int[] {(p * 31 + b) % 512}, new int[] {p}, 1, new float[1][]);
                 }
@@ -96,10 +107,10 @@ final class DecodeWorkload implements AutoCloseable {
     /** One decode step of the batch; returns the logits (on the host). */
     float[][] step() {
         for (int b = 0; b < batch; b++) {
-            if (positions[b] == WINDOW) { // the sequence finished: a new one joins in its slot
+            if (positions[b] == window) { // the sequence finished: a new one joins in its slot
                 pipeline.closeSequence(ids[b]);
                 ids[b] += batch;
-                pipeline.openSequence(ids[b], WINDOW);
+                pipeline.openSequence(ids[b], window);
                 positions[b] = 0;
             }
         }
