@@ -13,8 +13,9 @@ import org.openjdk.jmh.annotations.Setup;
 import org.openjdk.jmh.annotations.State;
 
 /**
- * One decode token's attention over {@code len} cached positions for heads of eight vectors (128 floats with
- * AVX-512: Llama 2 / 3's head size; 64 with AVX2, {@code -XX:MaxVectorSize=32}): 4 layers × 32 query heads sharing 8
+ * One decode token's attention over {@code len} cached positions for heads of {@code vectors} vectors (eight: 128
+ * floats with AVX-512, Llama 2 / 3's head size, or 64 with AVX2, {@code -XX:MaxVectorSize=32}; sixteen: 128 with AVX2,
+ * {@code -p vectors=16}): 4 layers × 32 query heads sharing 8
  * KV heads, KV caches of 1,024 positions laid out as {@code StageShard} does, one thread. {@code generic} is the
  * dot/axpy loop such heads ran before session 17 ({@link VectorKernels#attendAnySize}), {@code registers} what
  * {@link VectorKernels#attendHead} runs now; both give the same bits ({@code KernelsTest}).
@@ -37,6 +38,9 @@ public class AttentionBenchmark {
     public static class Step {
         @Param({"128", "1000"})
         int len;
+        /** Vectors per head: 8 (head 128 with AVX-512, 64 with AVX2) or 16 (head 128 with AVX2). */
+        @Param({"8"})
+        int vectors;
         int hs;
         int kvDim;
         float[][] cache = new float[LAYERS][];
@@ -52,7 +56,7 @@ public class AttentionBenchmark {
                 throw new IllegalStateException("the Vector API module is not loaded (--add-modules jdk.incubator.vector)");
             }
             kernels = v;
-            hs = 8 * v.packLanes();
+            hs = vectors * v.packLanes();
             kvDim = KV_HEADS * hs;
             Random r = new Random(1);
             for (int l = 0; l < LAYERS; l++) {

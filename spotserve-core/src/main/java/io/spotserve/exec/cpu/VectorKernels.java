@@ -501,6 +501,8 @@ final class VectorKernels extends Kernels {
                     float scale, float[] scores, float[] out, int outOff) {
         if (hs == 8 * L) {
             attend8(q, qOff, cache, kBase, vBase, stride, len, scale, scores, out, outOff);
+        } else if (hs == 16 * L) {
+            attend16(q, qOff, cache, kBase, vBase, stride, len, scale, scores, out, outOff);
         } else if (hs == 4 * L) {
             attend4(q, qOff, cache, kBase, vBase, stride, len, scale, scores, out, outOff);
         } else if (hs == 2 * L) {
@@ -540,6 +542,42 @@ final class VectorKernels extends Kernels {
         scores8(q, qOff, cache, kBase, stride, len, scale, scores);
         softmaxVector(scores, len);
         values8(cache, vBase, stride, len, scores, out, outOff);
+    }
+
+    /**
+     * A head of sixteen vectors (128 floats with 256-bit vectors: Llama 2 / 3 on AVX2): {@link #attendAnySize}'s
+     * arithmetic in its order, bit for bit, as {@link #attend8}; q is read from memory at each position (sixteen q
+     * vectors would take every register AVX2 has), and the values take two passes of eight accumulators.
+     */
+    private static void attend16(float[] q, int qOff, float[] cache, int kBase, int vBase, int stride, int len,
+                                 float scale, float[] scores, float[] out, int outOff) {
+        scores16(q, qOff, cache, kBase, stride, len, scale, scores);
+        softmaxVector(scores, len);
+        values8(cache, vBase, stride, len, scores, out, outOff);
+        values8(cache, vBase + 8 * L, stride, len, scores, out, outOff + 8 * L);
+    }
+
+    /** {@code scores[t] = (q · k_t) / scale} for a head of sixteen vectors, as {@link #dot} sums it. */
+    private static void scores16(float[] q, int qOff, float[] cache, int kBase, int stride, int len, float scale,
+                                 float[] scores) {
+        FloatVector zero = FloatVector.zero(S);
+        for (int t = 0, k = kBase; t < len; t++, k += stride) {
+            FloatVector s0 = FloatVector.fromArray(S, q, qOff).fma(FloatVector.fromArray(S, cache, k), zero);
+            FloatVector s1 = FloatVector.fromArray(S, q, qOff + L).fma(FloatVector.fromArray(S, cache, k + L), zero);
+            FloatVector s2 = FloatVector.fromArray(S, q, qOff + 2 * L)
+                    .fma(FloatVector.fromArray(S, cache, k + 2 * L), zero);
+            FloatVector s3 = FloatVector.fromArray(S, q, qOff + 3 * L)
+                    .fma(FloatVector.fromArray(S, cache, k + 3 * L), zero);
+            for (int j = 4 * L; j < 16 * L; j += 4 * L) {
+                s0 = FloatVector.fromArray(S, q, qOff + j).fma(FloatVector.fromArray(S, cache, k + j), s0);
+                s1 = FloatVector.fromArray(S, q, qOff + j + L).fma(FloatVector.fromArray(S, cache, k + j + L), s1);
+                s2 = FloatVector.fromArray(S, q, qOff + j + 2 * L)
+                        .fma(FloatVector.fromArray(S, cache, k + j + 2 * L), s2);
+                s3 = FloatVector.fromArray(S, q, qOff + j + 3 * L)
+                        .fma(FloatVector.fromArray(S, cache, k + j + 3 * L), s3);
+            }
+            scores[t] = FRESH.add(s0).add(s1).add(FRESH.add(s2).add(s3)).reduceLanes(VectorOperators.ADD) / scale;
+        }
     }
 
     /** {@code scores[t] = (q · k_t) / scale} for a head of eight vectors, as {@link #dot} sums it. */
