@@ -117,11 +117,8 @@ final class LocalWorkerFleet implements AutoCloseable {
     void launch(String label, long deviceMemory, Duration noticeGrace) throws IOException {
         List<String> cmd = new ArrayList<>();
         cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-        if (Runtime.version().feature() >= 24) {
-            // protobuf-java's sun.misc.Unsafe use would print four warning lines into every worker's log (JEP 498);
-            // JDK 17-22 do not know the option
-            cmd.add("--sun-misc-unsafe-memory-access=allow");
-        }
+        // no sun.misc.Unsafe warning lines from protobuf-java in every worker's log on JDK 24+ (the re-launch's rule)
+        cmd.addAll(FastPathLauncher.unsafeOptions(Runtime.version().feature(), List.of()));
         cmd.addAll(List.of("-Xmx192m", "-XX:+UseSerialGC", "--add-modules", "jdk.incubator.vector",
                 "-cp", System.getProperty("java.class.path"), WorkerMain.class.getName(),
                 "--controller", controller.address(), "--devices", "1", "--device-memory", Long.toString(deviceMemory),

@@ -101,7 +101,7 @@ abstract class Kernels {
         for (int t = 0; t < len; t++) {
             scores[t] = dot(q, qOff, cache, kBase + t * stride, hs) / scale;
         }
-        softmax(scores, len);
+        softmaxScores(scores, len);
         java.util.Arrays.fill(out, outOff, outOff + hs, 0f);
         for (int t = 0; t < len; t++) {
             axpy(scores[t], cache, vBase + t * stride, out, outOff, hs);
@@ -119,6 +119,11 @@ abstract class Kernels {
             v *= h[upOff + i];
             hb[o + i] = v;
         }
+    }
+
+    /** The softmax {@link #attendHead} applies to its scores: run.c's ({@link #softmax}) unless a kernel set has its own. */
+    void softmaxScores(float[] x, int size) {
+        softmax(x, size);
     }
 
     /** run.c's softmax over {@code x[0, size)}: subtract the max, exponentiate, normalise. */

@@ -516,17 +516,18 @@ final class VectorKernels extends Kernels {
         }
     }
 
-    /** Any head size: {@link #dot} per position, then {@link #axpy} per position into {@code out}. */
+    /**
+     * Any head size: the generic loop of {@link Kernels#attendHead} ({@link #dot} per position, then {@link #axpy} per
+     * position into {@code out}) with these kernels' dot, axpy and softmax.
+     */
     void attendAnySize(float[] q, int qOff, float[] cache, int kBase, int vBase, int stride, int len, int hs,
                        float scale, float[] scores, float[] out, int outOff) {
-        for (int t = 0; t < len; t++) {
-            scores[t] = dot(q, qOff, cache, kBase + t * stride, hs) / scale;
-        }
-        softmaxVector(scores, len);
-        java.util.Arrays.fill(out, outOff, outOff + hs, 0f);
-        for (int t = 0; t < len; t++) {
-            axpy(scores[t], cache, vBase + t * stride, out, outOff, hs);
-        }
+        super.attendHead(q, qOff, cache, kBase, vBase, stride, len, hs, scale, scores, out, outOff);
+    }
+
+    @Override
+    void softmaxScores(float[] x, int size) {
+        softmaxVector(x, size);
     }
 
     /**

@@ -365,11 +365,11 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
         if (length != SliceFormat.encodedLength(c, slice)) {
             return null;
         }
-        if (slice instanceof ContextSlice.KvCache k) {
+        if (slice instanceof ContextSlice.KvCache) {
             if (!s.transferPart(slice, SliceParts.NOTHING, 0, true)) {
                 return null;
             }
-            return new SliceParts.Import(this, c, s, slice, false, storageChanges, sequences.get(k.sequence()));
+            return new SliceParts.Import(this, c, s, slice, false, storageChanges);
         }
         if (weights != WeightPrecision.FP32 || s.holds(slice, 0)) {
             return null;
@@ -379,7 +379,7 @@ public abstract class AbstractPipeline<S extends PipelinePosition> implements Pi
             return null;
         }
         storageChanged();
-        return new SliceParts.Import(this, c, s, slice, allocates, storageChanges, null);
+        return new SliceParts.Import(this, c, s, slice, allocates, storageChanges);
     }
 
     /** Whether {@code slice} is a weight slice this pipeline keeps (and exports) as Q8_0 blocks. */

@@ -88,11 +88,8 @@ final class SliceParts {
         private boolean ended;
 
         Import(AbstractPipeline<?> owner, LlamaConfig c, PipelinePosition s, ContextSlice slice, boolean allocated,
-               long began, int[] sequence) {
-            if ((slice instanceof ContextSlice.KvCache) != (sequence != null)) {
-                throw new IllegalArgumentException("a KV slice's import needs its open sequence, a weight slice's none");
-            }
-            this.sequence = sequence;
+               long began) {
+            this.sequence = slice instanceof ContextSlice.KvCache k ? owner.sequenceState(k.sequence()) : null;
             this.owner = owner;
             this.s = s;
             this.slice = slice;
