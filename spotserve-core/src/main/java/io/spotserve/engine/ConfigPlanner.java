@@ -59,6 +59,10 @@ final class ConfigPlanner {
     private Duration lastCheck;
     private Decision lastDecision;
     private double rateAtDecision = -1;
+    /** When the planner first looked at the clock: the arrival-rate window is full one interval later. */
+    private Duration watchingSince;
+    /** Whether {@link #lastDecision} saw an arrival rate measured over a whole re-planning interval. */
+    private boolean decisionMeasured;
     /** A membership change kept the current shape although Algorithm 1's serves more: re-checked every interval. */
     private boolean deferred;
 
@@ -139,7 +143,8 @@ final class ConfigPlanner {
     ParallelConfig choose(List<InstanceRecord> usable, List<TargetFleet.Instance> fleet, Duration now,
                           int backlog, int running, ParallelConfig current, Duration pause) {
         if (optimizer != null) {
-            ParallelConfig planned = plannedConfig(usable, fleet, arrivalRate(now, backlog), pause);
+            watch(now);
+            ParallelConfig planned = plannedConfig(usable, fleet, now, arrivalRate(now, backlog), pause);
             if (current != null) {
                 double priced = shapeChangePause(planned, pause);
                 ParallelConfig chosen = ReplanGate.atMembershipChange(current, planned, fleetShrinks(usable),
@@ -192,8 +197,8 @@ final class ConfigPlanner {
 
     /** Algorithm 1's choice on the usable instances at the measured arrival rate, if our devices can hold it. */
     private ParallelConfig plannedConfig(List<InstanceRecord> usable, List<TargetFleet.Instance> fleet,
-                                         double rate, Duration pause) {
-        decide(usable, rate); // Δ for the instance manager
+                                         Duration now, double rate, Duration pause) {
+        decide(usable, now, rate); // Δ for the instance manager
         Decision d = fleetOptimizer.decide(usable.size(), onDemand(usable), rate);
         if (d.choice().isEmpty()) {
             LOG.info("Algorithm 1 finds no configuration for {} instances: {}", usable.size(), d.reason());
@@ -282,15 +287,41 @@ final class ConfigPlanner {
         return n;
     }
 
-    private Decision decide(List<InstanceRecord> usable, double rate) {
+    private Decision decide(List<InstanceRecord> usable, Duration now, double rate) {
         Decision d = optimizer.decide(usable.size(), onDemand(usable), rate);
-        if (lastDecision == null || d.targetInstances() != lastDecision.targetInstances()) {
-            LOG.info("Algorithm 1 at {} req/s on {} instances: target {} instances ({})",
-                    String.format(Locale.ROOT, "%.3f", rate), usable.size(), d.targetInstances(), d.reason());
+        boolean measured = rateMeasured(now);
+        if (lastDecision == null || d.targetInstances() != lastDecision.targetInstances() || measured != decisionMeasured) {
+            LOG.info("Algorithm 1 at {} req/s on {} instances: target {} instances ({}){}",
+                    String.format(Locale.ROOT, "%.3f", rate), usable.size(), d.targetInstances(), d.reason(),
+                    measured ? "" : "; the rate is not yet measured over a whole interval: no spot instance is released");
         }
         lastDecision = d;
         rateAtDecision = rate;
+        decisionMeasured = measured;
         return d;
+    }
+
+    /** Starts the arrival-rate window's clock at the planner's first look. */
+    private void watch(Duration now) {
+        if (watchingSince == null) {
+            watchingSince = now;
+        }
+    }
+
+    /** Whether the arrival-rate window covers a whole re-planning interval at {@code now}. */
+    private boolean rateMeasured(Duration now) {
+        return watchingSince != null && now.compareTo(watchingSince.plus(replanInterval)) >= 0;
+    }
+
+    /**
+     * Whether the instance manager may release idle spot instances beyond the last Δ: only with planning, and only
+     * when that decision saw an arrival rate measured over a whole re-planning interval. A spot instance given back
+     * cannot be asked for again (the cloud adds spot instances on its own), so a decision at start-up, before any
+     * request was counted, must not shrink the fleet for good: on the paper's trace B_S the engine released 3 of its 10
+     * spot instances at 0 req/s and bought 5 on-demand ones 1 s later, when the load was measured.
+     */
+    boolean releasesSpot() {
+        return optimizer != null && lastDecision != null && decisionMeasured;
     }
 
     /** Fills {@code fleet} with the usable instances whose every device holds a position of {@code l} with B caches. */
@@ -347,6 +378,7 @@ final class ConfigPlanner {
         if (optimizer == null) {
             return null;
         }
+        watch(now);
         if (nextReplan == null) {
             nextReplan = now.plus(replanInterval);
             return null;
@@ -366,14 +398,14 @@ final class ConfigPlanner {
                     shapeChangePause(preferred, pause));
             deferred = preferred != null && chosen != preferred && throughput(preferred) > throughput(chosen);
             if (preferred != null && chosen == preferred && !ReplanGate.sameShape(preferred, current)) {
-                decide(usable, rate);
+                decide(usable, now, rate);
                 return String.format(Locale.ROOT, "deferred change of shape to %s at %.3f req/s", preferred, rate);
             }
         }
         if (!ReplanGate.rateMoved(rate, rateAtDecision)) {
             return null;
         }
-        decide(usable, rate);
+        decide(usable, now, rate);
         Decision d = fleetOptimizer.decide(usable.size(), onDemand(usable), rate);
         ParallelConfig preferred = d.choice().isEmpty() ? null : d.config();
         ParallelConfig most = preferred == null ? null : idleDevicesShape(usable, capacity(usable).fit(preferred), pause);

@@ -417,7 +417,7 @@ final class InstanceManager {
     /**
      * N_t by the instance manager's rule ({@link FleetPlan}): asks for on-demand instances below the target, releases
      * surplus ones — on-demand first (launching, idle, then hosting ones after migrating off), then idle spot ones when
-     * planning — and never a hosting instance before its context is moved off.
+     * planning on a measured arrival rate ({@link ConfigPlanner#releasesSpot}) — and never a hosting instance before its context is moved off.
      */
     void manage() {
         if (targetInstances == 0 || draining) {
@@ -445,7 +445,7 @@ final class InstanceManager {
             }
         }
         FleetPlan.Step step = FleetPlan.plan(desired, members, outstandingRequests, Integer.MAX_VALUE,
-                planner.planning());
+                planner.releasesSpot());
         if (step.ask() > 0) {
             outstandingRequests += step.ask();
             LOG.info("{} usable instances and {} asked for, target {}: requesting {}", members.size(),

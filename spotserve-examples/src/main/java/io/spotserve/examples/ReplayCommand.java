@@ -40,20 +40,26 @@ import picocli.CommandLine.Option;
 
 /**
  * {@code replay}: the paper's end-to-end experiment (§6) in miniature. The bundled stories260K model is served
- * on instances that come and go as a real spot availability trace says (default: the paper's trace A_S,
- * {@code traces/trace_0304_real.txt}, bundled from {@code shared/traces/spotserve/trace_seg}), on the real clock,
- * compressed in time: {@code --speed X} runs X trace seconds per wall second (default 22, so the 1320 s trace
- * takes about a minute). Requests are greedy, {@code --tokens} new tokens each (default 128, the paper's S_out),
+ * on instances that come and go as a real spot availability trace says (default: the paper's trace B_S,
+ * {@code traces/trace_0506_real.txt}; {@code --trace A_S} plays {@code trace_0304_real.txt}; both bundled from
+ * {@code shared/traces/spotserve/trace_seg}), on the real clock, compressed in time: {@code --speed X} runs X trace
+ * seconds per wall second (default 22, so the 1020 s of B_S take about 46 s and the 1320 s of A_S a minute).
+ * Requests are greedy, {@code --tokens} new tokens each (default 128, the paper's S_out),
  * prompts from a small fixed list (seeded). Each trace node is a 2-device spot instance (1.9 USD/h; on-demand price
  * 3.9 USD/h, the paper's g4dn prices); a removal comes with a preemption notice {@code --grace} trace seconds ahead.
  *
  * <pre>
- * java -jar spotserve-examples.jar replay [--trace PATH] [--speed 22] [--clients 24 | --rate R] [--requests N]
+ * java -jar spotserve-examples.jar replay [--trace B_S|A_S|PATH] [--speed 22] [--clients 24 | --rate R] [--requests N]
  *     [--tokens 128] [--grace 0.3] [--seed 1] [--fixed | --processes | --workers N]
  *     [--tensor-groups-span-workers]
  * </pre>
  *
- * <p>The defaults are chosen so that a preemption finds requests to interrupt, as in the paper. Only the trace is
+ * <p>The defaults are chosen so that a preemption finds requests to interrupt, as in the paper. (0) Trace: B_S
+ * removes three of the ten instances it starts with (two at 120 s, one at 240 s), and the configuration serves on
+ * those, so every removal catches running requests. A_S removes three instances too, but two of them joined late
+ * (node-8 at 360 s, node-10 at 900 s) into a fleet whose configuration needed no more: they are the spare pool (2
+ * instances, as in the paper) and host nothing, so only node-3's removal at 1200 s can interrupt a request; 3 of 10
+ * default A_S runs on 2026-12-08 interrupted none ({@code benchmarks/notes/replay.md}). Only the trace is
  * compressed: the model's requests take their real time. (1) Load: the paper runs its fleet near its serving capacity
  * (arrival rates just under the required throughput), so its GPUs are decoding when a notice comes. Here the capacity
  * is the CPU's, which depends on the machine and on what else runs on it, so a fixed open-loop rate is either idle (a
@@ -104,7 +110,11 @@ import picocli.CommandLine.Option;
         description = "Serves the bundled model on instances that come and go as a spot availability trace says, "
         + "compressed in time; prints a summary table and, last, one JSON line.")
 final class ReplayCommand implements Callable<Integer> {
-    static final String DEFAULT_TRACE = "/traces/trace_0304_real.txt";
+    /** The paper's two real trace segments, bundled: {@code --trace A_S} and {@code --trace B_S} (the default). */
+    static final java.util.Map<String, String> BUNDLED_TRACES = java.util.Map.of("A_S", "trace_0304_real.txt",
+            "B_S", "trace_0506_real.txt");
+    /** Default {@code --trace} (the class comment says why B_S). */
+    static final String DEFAULT_TRACE = "B_S";
     static final double SPOT_PRICE = 1.9;
     static final double ON_DEMAND_PRICE = 3.9;
     /** Default {@code --grace}, trace seconds (the class comment says why it is not the cloud's 30 s). */
@@ -148,9 +158,9 @@ final class ReplayCommand implements Callable<Integer> {
 
     @Mixin
     ModelOptions modelOptions = new ModelOptions();
-    @Option(names = "--trace", paramLabel = "PATH",
-            description = "availability trace (default: the paper's trace A_S, bundled)")
-    Path tracePath;
+    @Option(names = "--trace", paramLabel = "B_S|A_S|PATH",
+            description = "availability trace: the paper's segment B_S (the default) or A_S, both bundled, or a file")
+    String traceOption;
     @Option(names = "--speed", paramLabel = "X", description = "trace seconds per wall second (default 22, at most 10000)")
     double speed = 22;
     @Option(names = "--requests", paramLabel = "N", description = "requests to submit (default: as many as arrive "
@@ -230,7 +240,7 @@ final class ReplayCommand implements Callable<Integer> {
         boolean closedLoop = rate == null && workers == 0;
         int clientCount = clients != null ? clients : DEFAULT_CLIENTS;
         double arrivalRate = rate != null ? rate : 0.25;
-        AvailabilityTrace trace = workers > 0 ? null : trace(tracePath);
+        AvailabilityTrace trace = workers > 0 ? null : trace(traceOption);
         double traceSeconds = trace == null ? 0 : trace.endTime().toNanos() / 1e9;
         // by default requests arrive until the trace ends, so its last removals find work to interrupt
         boolean untilTraceEnd = trace != null && requests == null;
@@ -458,7 +468,7 @@ final class ReplayCommand implements Callable<Integer> {
         }
         if (workers != 0) {
             Ranges.within(NAME, "--workers", workers, 2, 8);
-            if (tracePath != null) {
+            if (traceOption != null) {
                 throw new UsageException(NAME + ": --workers replaces the trace (the fleet is the worker JVMs, one of "
                         + "which is killed mid-replay); give --trace or --workers, not both");
             }
@@ -469,14 +479,23 @@ final class ReplayCommand implements Callable<Integer> {
         }
     }
 
-    private static AvailabilityTrace trace(Path file) throws Exception {
-        if (file == null) {
-            try (Reader in = new InputStreamReader(BundledModel.open(DEFAULT_TRACE), StandardCharsets.UTF_8)) {
-                return TraceReader.parseSegments(in, "trace_0304_real.txt");
+    private static AvailabilityTrace trace(String option) throws Exception {
+        String bundled = BUNDLED_TRACES.get(option == null ? DEFAULT_TRACE : option);
+        if (bundled != null) {
+            try (Reader in = new InputStreamReader(BundledModel.open("/traces/" + bundled), StandardCharsets.UTF_8)) {
+                return TraceReader.parseSegments(in, bundled);
             }
         }
+        Path file;
+        try {
+            file = Path.of(option);
+        } catch (java.nio.file.InvalidPathException e) {
+            throw new UsageException(NAME + ": --trace " + option + " is neither B_S, A_S nor a file path ("
+                    + e.getReason() + ")");
+        }
         if (!Files.isRegularFile(file)) {
-            throw new UsageException(NAME + ": --trace " + file + " is not a readable file");
+            throw new UsageException(NAME + ": --trace " + file + " is not a readable file (nor B_S or A_S, the "
+                    + "bundled traces)");
         }
         try {
             return TraceReader.read(file);

@@ -117,8 +117,8 @@ class MainTest {
         usageError("the trace would take about", "replay", "--speed", "1e-300");
         usageError("--requests 300 at --rate 1.0E-300 would take about", "replay", "--rate", "1e-300", "--requests",
                 "300");
-        usageError("--rate 1.0E-300 over the trace's 1320 s would submit about", "replay", "--rate", "1e-300");
-        usageError("--rate 1000.0 over the trace's 1320 s would submit about", "replay", "--rate", "1000");
+        usageError("--rate 1.0E-300 over the trace's 1020 s would submit about", "replay", "--rate", "1e-300");
+        usageError("--rate 1000.0 over the trace's 1020 s would submit about", "replay", "--rate", "1000");
         usageError("--rate must be a positive finite number", "replay", "--rate", "Infinity");
     }
 

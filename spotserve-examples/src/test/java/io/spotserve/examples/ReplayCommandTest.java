@@ -18,8 +18,10 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
-/** {@code replay} serves the bundled model through the paper's trace A_S without losing a request. */
+/** {@code replay} serves the bundled model through the paper's traces B_S and A_S without losing a request. */
 class ReplayCommandTest {
 
     private record Result(int code, String out, String err) {
@@ -85,7 +87,8 @@ class ReplayCommandTest {
     void fixedReplayCompletesEveryRequestAndReportsCost() {
         Result r = run("replay", "--fixed", "--speed", "2000", "--requests", "8", "--rate", "1");
         JsonObject json = allCompleted(r, 8);
-        // trace A_S: 7 nodes at 0 s, then adds at 240 s, 360 s, 900 s and removals at 600 s and 1200 s
+        assertEquals("trace_0506_real.txt", json.get("trace").getAsString(), r.out);
+        // trace B_S: 10 nodes at 0 s, removals at 120 s (2) and 240 s (1), adds at 720 s and 960 s
         assertTrue(json.get("reconfigurations").getAsInt() > 1, r.out);
         assertTrue(json.get("p99_ms").getAsLong() >= json.get("p50_ms").getAsLong(), r.out);
         double cost = json.get("cost_usd").getAsDouble();
@@ -94,10 +97,22 @@ class ReplayCommandTest {
         // all instances are spot: cost = hours × 1.9, baseline = hours × 3.9
         assertEquals(hours * 1.9, cost, 1e-4, r.out);
         assertEquals(hours * 3.9, onDemandOnly, 1e-4, r.out);
-        // A_S holds 7..10 nodes; the snapshot is taken at or after the trace's end (1320 s)
+        // B_S holds 7..10 nodes; the snapshot is taken at or after the trace's end (1020 s)
         double traceSeconds = json.get("trace_s").getAsDouble();
+        assertTrue(traceSeconds >= 1020, r.out);
+        assertTrue(hours > 7 * 1020 / 3600.0 && hours <= 10 * traceSeconds / 3600.0, r.out);
+    }
+
+    @Test
+    void theOtherBundledTraceIsPlayedByName() {
+        Result r = run("replay", "--trace", "A_S", "--fixed", "--speed", "2000", "--requests", "8", "--rate", "1");
+        JsonObject json = allCompleted(r, 8);
+        assertEquals("trace_0304_real.txt", json.get("trace").getAsString(), r.out);
+        // A_S holds 7..10 nodes over 1320 s
+        double traceSeconds = json.get("trace_s").getAsDouble();
+        double hours = json.get("instance_hours").getAsDouble();
         assertTrue(traceSeconds >= 1320, r.out);
-        assertTrue(hours > 7 * 1200 / 3600.0 && hours <= 10 * traceSeconds / 3600.0, r.out);
+        assertTrue(hours > 7 * 1320 / 3600.0 && hours <= 10 * traceSeconds / 3600.0, r.out);
     }
 
     /**
@@ -134,11 +149,13 @@ class ReplayCommandTest {
                 >= json.get("interrupted_by_preemption").getAsInt(), r.out);
     }
 
-    @Test
-    void bundledTraceIsTheSharedTraceByteForByte() throws IOException {
-        Path shared = SharedData.file("traces/spotserve/trace_seg/trace_0304_real.txt");
-        try (InputStream in = BundledModel.open(ReplayCommand.DEFAULT_TRACE)) {
-            assertTrue(Arrays.equals(Files.readAllBytes(shared), in.readAllBytes()));
+    @ParameterizedTest
+    @ValueSource(strings = {"A_S", "B_S"})
+    void bundledTracesAreTheSharedTracesByteForByte(String name) throws IOException {
+        String file = ReplayCommand.BUNDLED_TRACES.get(name);
+        Path shared = SharedData.file("traces/spotserve/trace_seg/" + file);
+        try (InputStream in = BundledModel.open("/traces/" + file)) {
+            assertTrue(Arrays.equals(Files.readAllBytes(shared), in.readAllBytes()), name);
         }
     }
 
