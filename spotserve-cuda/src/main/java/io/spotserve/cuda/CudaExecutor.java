@@ -2,6 +2,7 @@ package io.spotserve.cuda;
 
 import io.spotserve.exec.ContextSlice;
 import io.spotserve.exec.ExecutorOptions;
+import io.spotserve.exec.IndexRange;
 import io.spotserve.exec.Pipeline;
 import io.spotserve.exec.ShardLayout;
 import io.spotserve.exec.spi.AbstractExecutor;
@@ -122,6 +123,12 @@ public final class CudaExecutor extends AbstractExecutor<CudaDevice, CudaPipelin
     @Override
     protected CudaPipeline newPipeline(ShardLayout layout, List<CudaDevice> devices, int maxBatch) {
         return new CudaPipeline(this, layout, devices, maxBatch);
+    }
+
+    @Override
+    protected CudaPipeline newStagePipeline(ShardLayout layout, IndexRange stages, List<CudaDevice> devices,
+                                            int maxBatch) {
+        return new CudaPipeline(this, layout, stages, devices, maxBatch);
     }
 
     void closed(CudaPipeline pipeline) {

@@ -1,14 +1,18 @@
 package io.spotserve.cuda;
 
 import static jcuda.driver.JCudaDriver.cuMemcpyDtoDAsync;
+import static jcuda.driver.JCudaDriver.cuMemcpyDtoH;
+import static jcuda.driver.JCudaDriver.cuMemcpyHtoD;
 import static jcuda.driver.JCudaDriver.cuMemcpyPeerAsync;
 import static jcuda.driver.JCudaDriver.cuMemsetD32Async;
 
 import io.spotserve.exec.ContextSlice;
+import io.spotserve.exec.IndexRange;
 import io.spotserve.exec.ShardLayout;
 import io.spotserve.exec.spi.AbstractPipeline;
 import java.util.List;
 import java.util.Objects;
+import jcuda.Pointer;
 import jcuda.driver.CUdeviceptr;
 
 /**
@@ -16,7 +20,9 @@ import jcuda.driver.CUdeviceptr;
  * validation and error messages). Per layer every shard of a stage computes its partial output on its GPU;
  * the stage's lead shard (m = 0) sums the partials in shard order into an accumulator and adds it to the
  * residual stream (the all-reduce; device-to-device copies, peer copies across GPUs), then broadcasts the
- * stream back to the other shards. The stream is handed to the next stage's lead the same way.
+ * stream back to the other shards. The stream is handed to the next stage's lead the same way. A partial pipeline
+ * ({@link io.spotserve.exec.Executor#createStages}: a worker's stages of a pipeline that spans workers) runs one
+ * stage per call, its residual stream entering and leaving through host memory.
  */
 final class CudaPipeline extends AbstractPipeline<CudaShard> {
     private final CudaExecutor executor;
@@ -24,37 +30,55 @@ final class CudaPipeline extends AbstractPipeline<CudaShard> {
     private final StepGraphs graphs;
 
     CudaPipeline(CudaExecutor executor, ShardLayout layout, List<CudaDevice> devices, int maxBatch) {
-        super(layout, maxBatch, positions(executor, layout, devices, maxBatch), executor.options().weights());
+        this(executor, layout, new IndexRange(0, layout.stages()), devices, maxBatch);
+    }
+
+    /**
+     * A pipeline hosting the positions of stages {@code hosted} only (all M shards of each; {@code devices}
+     * stage-major from its first stage): a worker's part of a pipeline whose stages run in other processes. Its steps
+     * ({@link #computeStage}) take the residual stream from the host and hand it back there.
+     */
+    CudaPipeline(CudaExecutor executor, ShardLayout layout, IndexRange hosted, List<CudaDevice> devices, int maxBatch) {
+        super(layout, maxBatch, positions(executor, layout, hosted, devices, maxBatch), executor.options().weights());
         this.executor = executor;
-        CudaContext only = shards[0][0].ctx;
+        CudaContext only = null;
         boolean oneGpu = true;
         for (CudaShard[] stage : shards) {
+            if (stage == null) {
+                continue;
+            }
             for (CudaShard s : stage) {
+                only = only == null ? s.ctx : only;
                 oneGpu &= s.ctx == only;
             }
         }
-        // across GPUs the hand-offs synchronise the host between streams, which a graph cannot capture
-        this.graphs = oneGpu ? new StepGraphs(only) : null;
+        // across GPUs the hand-offs synchronise the host between streams, which a graph cannot capture; a partial
+        // pipeline's steps start and end in host memory (the hidden state), one stage at a time
+        this.graphs = oneGpu && !partial() ? new StepGraphs(only) : null;
     }
 
-    private static CudaShard[][] positions(CudaExecutor executor, ShardLayout layout, List<CudaDevice> devices,
-                                           int maxBatch) {
+    private static CudaShard[][] positions(CudaExecutor executor, ShardLayout layout, IndexRange hosted,
+                                           List<CudaDevice> devices, int maxBatch) {
         if (layout.config().normEps() != io.spotserve.model.LlamaConfig.DEFAULT_NORM_EPS) {
             // the rmsnorm kernels add run.c's 1e-5 as a constant; rope theta and scaling arrive via the table
             throw new IllegalArgumentException("the CUDA executor supports rms_norm_eps 1e-5 only, the model has "
                     + layout.config().normEps() + "; use the CPU executor for this model");
         }
         float[] rope = ropeTable(layout.config());
-        CudaShard[][] shards = new CudaShard[layout.stages()][layout.shards()];
+        CudaShard[][] shards = new CudaShard[layout.stages()][];
         try {
-            for (int p = 0; p < layout.stages(); p++) {
+            for (int p = hosted.from(); p < hosted.to(); p++) {
+                shards[p] = new CudaShard[layout.shards()];
                 for (int m = 0; m < layout.shards(); m++) {
                     shards[p][m] = new CudaShard(executor, layout, p, m,
-                            devices.get(p * layout.shards() + m), rope, maxBatch);
+                            devices.get((p - hosted.from()) * layout.shards() + m), rope, maxBatch);
                 }
             }
         } catch (RuntimeException e) {
             for (CudaShard[] stage : shards) {
+                if (stage == null) {
+                    continue;
+                }
                 for (CudaShard s : stage) {
                     if (s != null) {
                         s.close();
@@ -136,6 +160,9 @@ final class CudaPipeline extends AbstractPipeline<CudaShard> {
     private long storageVersion() {
         long v = 0;
         for (CudaShard[] stage : shards) {
+            if (stage == null) {
+                continue;
+            }
             for (CudaShard s : stage) {
                 v += s.storageVersion(); // each only grows, so the sum changes whenever one does
             }
@@ -154,7 +181,61 @@ final class CudaPipeline extends AbstractPipeline<CudaShard> {
     /** Every kernel and device copy of one step, asynchronous on the GPUs' streams. */
     private void launch(int count, int logitsRows) {
         long n = (long) count * c.dim();
-        CudaShard[] first = shards[0];
+        embed(shards[0], n);
+        for (int p = 0; p < shards.length; p++) {
+            CudaShard[] stage = shards[p];
+            layers(stage, n);
+            if (p + 1 < shards.length) {
+                CudaShard next = shards[p + 1][0];
+                copy(next, next.x.ptr, stage[0], stage[0].x.ptr, n); // activation hand-off to the next stage
+                broadcast(shards[p + 1], n);
+            }
+        }
+        for (CudaShard s : shards[shards.length - 1]) {
+            s.launchLogits(logitsRows);
+        }
+    }
+
+    /**
+     * One hosted stage of a step whose other stages run elsewhere: the residual stream enters from {@code hidden}
+     * (stage 0: the embedding instead), runs the stage's layers, and leaves to {@code hidden} (the last stage: the
+     * logits instead), in host memory, as the worker hands it on. The same kernels in the same order as
+     * {@link #launch}, so the floats equal a whole pipeline's.
+     */
+    @Override
+    protected void computeStage(int stage, long[] seqs, int[] tokens, int[] positions, int count, float[] hidden,
+                                float[][] logits) {
+        CudaShard[] here = shards[stage];
+        int rows = 0;
+        for (CudaShard s : here) {
+            rows = s.bind(seqs, tokens, positions, count, logits);
+        }
+        long n = (long) count * c.dim();
+        CudaShard lead = here[0];
+        if (stage == 0) {
+            embed(here, n);
+        } else {
+            lead.ctx.makeCurrent();
+            // a synchronous copy on the legacy stream, ordered with the shards' (blocking) streams
+            cuMemcpyHtoD(lead.x.ptr, Pointer.to(hidden), n * Float.BYTES);
+            broadcast(here, n);
+        }
+        layers(here, n);
+        if (stage + 1 < layout.stages()) {
+            lead.ctx.makeCurrent();
+            cuMemcpyDtoH(Pointer.to(hidden), lead.x.ptr, n * Float.BYTES); // waits for the stage's kernels
+        } else {
+            for (CudaShard s : here) {
+                s.launchLogits(rows);
+            }
+            for (CudaShard s : here) {
+                s.gatherLogits(logits, rows);
+            }
+        }
+    }
+
+    /** Stage 0's embedding of the bound tokens into the lead's residual stream, then copied to every shard. */
+    private void embed(CudaShard[] first, long n) {
         if (first.length == 1) {
             first[0].embed(first[0].x);
         } else {
@@ -168,29 +249,22 @@ final class CudaPipeline extends AbstractPipeline<CudaShard> {
             reduceInto(first, n);
         }
         broadcast(first, n);
-        for (int p = 0; p < shards.length; p++) {
-            CudaShard[] stage = shards[p];
-            int nl = stage[0].pl.layers.length();
-            for (int l = 0; l < nl; l++) {
-                for (CudaShard s : stage) {
-                    s.attention(l);
-                }
-                reduceInto(stage, n);
-                broadcast(stage, n);
-                for (CudaShard s : stage) {
-                    s.ffn(l);
-                }
-                reduceInto(stage, n);
-                broadcast(stage, n);
+    }
+
+    /** The layers of one stage on its shards' residual streams (all equal on entry, all equal on exit). */
+    private void layers(CudaShard[] stage, long n) {
+        int nl = stage[0].pl.layers.length();
+        for (int l = 0; l < nl; l++) {
+            for (CudaShard s : stage) {
+                s.attention(l);
             }
-            if (p + 1 < shards.length) {
-                CudaShard next = shards[p + 1][0];
-                copy(next, next.x.ptr, stage[0], stage[0].x.ptr, n); // activation hand-off to the next stage
-                broadcast(shards[p + 1], n);
+            reduceInto(stage, n);
+            broadcast(stage, n);
+            for (CudaShard s : stage) {
+                s.ffn(l);
             }
-        }
-        for (CudaShard s : shards[shards.length - 1]) {
-            s.launchLogits(logitsRows);
+            reduceInto(stage, n);
+            broadcast(stage, n);
         }
     }
 
