@@ -402,7 +402,12 @@ final class ConfigPlanner {
                 return String.format(Locale.ROOT, "deferred change of shape to %s at %.3f req/s", preferred, rate);
             }
         }
-        if (!ReplanGate.rateMoved(rate, rateAtDecision)) {
+        boolean moved = ReplanGate.rateMoved(rate, rateAtDecision);
+        if (!decisionMeasured && rateMeasured(now)) {
+            // the first rate of a whole interval: its Δ may release spot instances (releasesSpot), whatever it did
+            decide(usable, now, rate);
+        }
+        if (!moved) {
             return null;
         }
         decide(usable, now, rate);
@@ -521,8 +526,10 @@ final class ConfigPlanner {
 
     /** When the engine must wake up to re-plan ({@code busy}: requests queued or running), or null. */
     Duration nextReplan(boolean busy) {
-        // re-plan while there is load, or until a decision has seen it gone (then an idle engine sleeps)
-        if (optimizer != null && nextReplan != null && (busy || !arrivals.isEmpty() || rateAtDecision > 0)) {
+        // re-plan while there is load, or until a decision has seen it gone (then an idle engine sleeps), and at least
+        // once on a whole interval's rate (so an idle fleet's surplus spot instances go)
+        if (optimizer != null && nextReplan != null && (busy || !arrivals.isEmpty() || rateAtDecision > 0
+                || !decisionMeasured)) {
             return nextReplan;
         }
         return null;

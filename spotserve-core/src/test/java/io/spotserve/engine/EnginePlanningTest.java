@@ -130,7 +130,7 @@ class EnginePlanningTest {
      * ones a second later).
      */
     @Test
-    void surplusIdleSpotInstancesAreReleasedOnceTheRateIsMeasuredButServingOnesAreKept() throws Exception {
+    void surplusIdleSpotInstancesAreReleasedOnceTheRateIsMeasuredButServingOnesAreKept() {
         // a scripted Algorithm 1: one P1M1 pipeline (B 4) is enough, and the fleet should shrink to one instance
         ParallelConfig one = ParallelConfig.of(1, 1, 1, 4);
         ParallelConfigOptimizer script = (n, onDemand, rate) -> new Decision(
@@ -142,19 +142,44 @@ class EnginePlanningTest {
         for (int i = 0; i < 3; i++) {
             provider.add(SPOT);
         }
+        // when the engine gives each instance back, on its clock
+        List<Duration> releasedAt = new java.util.concurrent.CopyOnWriteArrayList<>();
+        io.spotserve.instance.InstanceProvider recording = new io.spotserve.instance.InstanceProvider() {
+            @Override
+            public void start(java.util.function.Consumer<InstanceEvent> listener) {
+                provider.start(listener);
+            }
+
+            @Override
+            public void requestOnDemand(int count) {
+                provider.requestOnDemand(count);
+            }
+
+            @Override
+            public void release(String instanceId) {
+                releasedAt.add(clock.now());
+                provider.release(instanceId);
+            }
+
+            @Override
+            public void close() {
+                provider.close();
+            }
+        };
         GenerationRequest r = EngineFixtures.requests(23, 1, 24, false).get(0);
-        try (ServingEngine engine = ServingEngine.builder().model(CHECKPOINT, TOKENIZER).instances(provider)
+        try (ServingEngine engine = ServingEngine.builder().model(CHECKPOINT, TOKENIZER).instances(recording)
                 .executor(executor).clock(clock).maxBatch(4).planning(costModel, script).targetInstances(3)
-                .replanInterval(Duration.ofMillis(100)).build()) {
-            await(() -> !engine.metrics().reconfigurations().isEmpty(), engine);
-            // the start-up decision wants one instance, at a rate nobody measured: the idle engine keeps all three
-            // (the old rule released two in the same loop turn)
-            Thread.sleep(300);
-            assertEquals(3, provider.live().size(), engine.metrics().reconfigurations().toString());
-            assertEquals(Duration.ZERO, clock.now(), "an idle engine's virtual clock stands still");
-            // a request's 24 steps (240 ms of virtual time) outlast the 100 ms interval: the next decision is measured
-            assertArrayEquals(EngineFixtures.solo(r), engine.submit(r).join().tokens());
+                .replanInterval(Duration.ofSeconds(5)).build()) {
+            // the start-up decision wants one instance at a rate nobody measured: the two idle ones stay until the
+            // engine (idle, so its virtual clock jumps to its next re-planning point) has seen a whole interval
             await(() -> provider.live().size() == 1, engine);
+            assertEquals(2, releasedAt.size(), releasedAt.toString());
+            for (Duration at : releasedAt) {
+                assertTrue(at.compareTo(Duration.ofSeconds(5)) >= 0, "released before the rate was measured: "
+                        + releasedAt);
+            }
+            assertEquals(Duration.ZERO, engine.metrics().reconfigurations().get(0).at(), "the first plan is at start-up");
+            assertArrayEquals(EngineFixtures.solo(r), engine.submit(r).join().tokens());
             Reconfiguration last = engine.metrics().reconfigurations().get(engine.metrics().reconfigurations().size() - 1);
             assertEquals(one, last.configuration(), last.toString());
             assertTrue(last.to().contains(provider.live().get(0).id()), "the kept instance is the serving one: " + last);
