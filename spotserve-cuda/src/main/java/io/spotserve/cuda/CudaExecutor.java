@@ -131,6 +131,12 @@ public final class CudaExecutor extends AbstractExecutor<CudaDevice, CudaPipelin
         return new CudaPipeline(this, layout, stages, devices, maxBatch);
     }
 
+    @Override
+    protected CudaPipeline newGroupPipeline(ShardLayout layout, IndexRange stages, IndexRange shards,
+                                            List<CudaDevice> devices, int maxBatch) {
+        return new CudaPipeline(this, layout, stages, shards, devices, maxBatch);
+    }
+
     void closed(CudaPipeline pipeline) {
         pipelineClosed(pipeline);
     }

@@ -9,7 +9,9 @@ import static jcuda.driver.JCudaDriver.cuMemsetD32Async;
 import io.spotserve.exec.ContextSlice;
 import io.spotserve.exec.IndexRange;
 import io.spotserve.exec.ShardLayout;
+import io.spotserve.exec.TensorReducer;
 import io.spotserve.exec.spi.AbstractPipeline;
+import io.spotserve.exec.spi.GroupReduce;
 import java.util.List;
 import java.util.Objects;
 import jcuda.Pointer;
@@ -22,12 +24,16 @@ import jcuda.driver.CUdeviceptr;
  * residual stream (the all-reduce; device-to-device copies, peer copies across GPUs), then broadcasts the
  * stream back to the other shards. The stream is handed to the next stage's lead the same way. A partial pipeline
  * ({@link io.spotserve.exec.Executor#createStages}: a worker's stages of a pipeline that spans workers) runs one
- * stage per call, its residual stream entering and leaving through host memory.
+ * stage per call, its residual stream entering and leaving through host memory; a part of a tensor group split over
+ * workers ({@link io.spotserve.exec.Executor#createShardGroup}) also sums its partials with the other parts' through
+ * the caller's {@link TensorReducer}, in host memory, at every reduce point.
  */
 final class CudaPipeline extends AbstractPipeline<CudaShard> {
     private final CudaExecutor executor;
     /** Captured step graphs when every position is on one GPU (null: kernel by kernel). */
     private final StepGraphs graphs;
+    /** A split group's host copies of its hosted shards' partials ({@link #computeGroupStage}), or null. */
+    private float[][] hostPartials;
 
     CudaPipeline(CudaExecutor executor, ShardLayout layout, List<CudaDevice> devices, int maxBatch) {
         this(executor, layout, new IndexRange(0, layout.stages()), devices, maxBatch);
@@ -39,7 +45,18 @@ final class CudaPipeline extends AbstractPipeline<CudaShard> {
      * ({@link #computeStage}) take the residual stream from the host and hand it back there.
      */
     CudaPipeline(CudaExecutor executor, ShardLayout layout, IndexRange hosted, List<CudaDevice> devices, int maxBatch) {
-        super(layout, maxBatch, positions(executor, layout, hosted, devices, maxBatch), executor.options().weights());
+        this(executor, layout, hosted, new IndexRange(0, layout.shards()), devices, maxBatch);
+    }
+
+    /**
+     * A pipeline hosting shards {@code group} of stages {@code hosted} only ({@code devices} stage-major from its first
+     * position): a worker's part of a tensor group split over workers. Its steps ({@link #computeGroupStage}) sum
+     * the group's partials through the caller's reducer, in host memory, at every reduce point.
+     */
+    CudaPipeline(CudaExecutor executor, ShardLayout layout, IndexRange hosted, IndexRange group,
+                 List<CudaDevice> devices, int maxBatch) {
+        super(layout, maxBatch, positions(executor, layout, hosted, group, devices, maxBatch),
+                executor.options().weights());
         this.executor = executor;
         CudaContext only = null;
         boolean oneGpu = true;
@@ -58,7 +75,7 @@ final class CudaPipeline extends AbstractPipeline<CudaShard> {
     }
 
     private static CudaShard[][] positions(CudaExecutor executor, ShardLayout layout, IndexRange hosted,
-                                           List<CudaDevice> devices, int maxBatch) {
+                                           IndexRange group, List<CudaDevice> devices, int maxBatch) {
         if (layout.config().normEps() != io.spotserve.model.LlamaConfig.DEFAULT_NORM_EPS) {
             // the rmsnorm kernels add run.c's 1e-5 as a constant; rope theta and scaling arrive via the table
             throw new IllegalArgumentException("the CUDA executor supports rms_norm_eps 1e-5 only, the model has "
@@ -68,10 +85,10 @@ final class CudaPipeline extends AbstractPipeline<CudaShard> {
         CudaShard[][] shards = new CudaShard[layout.stages()][];
         try {
             for (int p = hosted.from(); p < hosted.to(); p++) {
-                shards[p] = new CudaShard[layout.shards()];
-                for (int m = 0; m < layout.shards(); m++) {
-                    shards[p][m] = new CudaShard(executor, layout, p, m,
-                            devices.get((p - hosted.from()) * layout.shards() + m), rope, maxBatch);
+                shards[p] = new CudaShard[group.length()];
+                for (int i = 0; i < group.length(); i++) {
+                    shards[p][i] = new CudaShard(executor, layout, p, group.from() + i,
+                            devices.get((p - hosted.from()) * group.length() + i), rope, maxBatch);
                 }
             }
         } catch (RuntimeException e) {
@@ -232,6 +249,99 @@ final class CudaPipeline extends AbstractPipeline<CudaShard> {
                 s.gatherLogits(logits, rows);
             }
         }
+    }
+
+    /**
+     * One hosted stage of a step for a part of a tensor group split over pipelines: as {@link #computeStage}, but at
+     * each reduce point the hosted shards' partials go to host memory, {@code reduce} returns the sum over all M shards
+     * (in shard order, as the whole pipeline's lead adds them) and it is added to the residual stream on the GPU, so
+     * every part, and the whole pipeline, end each layer with the same floats. A failing reducer leaves
+     * {@code hidden} untouched.
+     */
+    @Override
+    protected void computeGroupStage(int stage, long[] seqs, int[] tokens, int[] positions, int count, float[] hidden,
+                                     float[][] logits, GroupReduce reduce) {
+        CudaShard[] here = shards[stage];
+        int rows = 0;
+        for (CudaShard s : here) {
+            rows = s.bind(seqs, tokens, positions, count, logits);
+        }
+        int n = reduce.floats();
+        CudaShard lead = here[0];
+        float[][] partials = hostPartials(here.length, n);
+        if (stage == 0) {
+            for (CudaShard s : here) {
+                s.embed(s.part); // this shard's vocabulary rows, zeros for the other shards' tokens
+            }
+            float[] sum = reduce.allReduce(new TensorReducer.Point(0, -1, TensorReducer.Kind.EMBEDDING),
+                    download(here, partials, n));
+            // the whole pipeline clears x and adds the sum: the same floats (a -0.0 row becomes +0.0 there too)
+            float[] x = new float[n];
+            for (int i = 0; i < n; i++) {
+                x[i] = 0.0f + sum[i];
+            }
+            lead.ctx.makeCurrent();
+            cuMemcpyHtoD(lead.x.ptr, Pointer.to(x), (long) n * Float.BYTES);
+        } else {
+            lead.ctx.makeCurrent();
+            cuMemcpyHtoD(lead.x.ptr, Pointer.to(hidden), (long) n * Float.BYTES);
+        }
+        broadcast(here, n);
+        int first = lead.pl.layers.from();
+        int nl = lead.pl.layers.length();
+        for (int l = 0; l < nl; l++) {
+            for (CudaShard s : here) {
+                s.attention(l);
+            }
+            reduceThrough(here, new TensorReducer.Point(stage, first + l, TensorReducer.Kind.ATTENTION), reduce,
+                    partials, n);
+            for (CudaShard s : here) {
+                s.ffn(l);
+            }
+            reduceThrough(here, new TensorReducer.Point(stage, first + l, TensorReducer.Kind.FFN), reduce, partials, n);
+        }
+        if (stage + 1 < layout.stages()) {
+            lead.ctx.makeCurrent();
+            cuMemcpyDtoH(Pointer.to(hidden), lead.x.ptr, (long) n * Float.BYTES);
+        } else {
+            for (CudaShard s : here) {
+                s.launchLogits(rows); // a part fills its own shards' vocabulary columns only
+            }
+            for (CudaShard s : here) {
+                s.gatherLogits(logits, rows);
+            }
+        }
+    }
+
+    /** Host buffers for the hosted shards' partials of one step, reused across steps. */
+    private float[][] hostPartials(int shardCount, int n) {
+        if (hostPartials == null || hostPartials[0].length < n) {
+            hostPartials = new float[shardCount][maxBatch * c.dim()];
+        }
+        return hostPartials;
+    }
+
+    /** Copies each shard's partial ({@code n} floats) into {@code into}, after the shard's kernels. */
+    private static float[][] download(CudaShard[] stage, float[][] into, int n) {
+        for (int i = 0; i < stage.length; i++) {
+            stage[i].ctx.makeCurrent();
+            cuMemcpyDtoH(Pointer.to(into[i]), stage[i].part.ptr, (long) n * Float.BYTES);
+        }
+        return into;
+    }
+
+    /**
+     * A reduce point of a split group: the hosted partials to the reducer, its sum over all M shards onto the lead's
+     * accumulator, x += sum there (the whole pipeline's last add), then x to the other hosted shards.
+     */
+    private void reduceThrough(CudaShard[] stage, TensorReducer.Point point, GroupReduce reduce, float[][] partials,
+                               int n) {
+        float[] sum = reduce.allReduce(point, download(stage, partials, n));
+        CudaShard lead = stage[0];
+        lead.ctx.makeCurrent();
+        cuMemcpyHtoD(lead.reduced.ptr, Pointer.to(sum), (long) n * Float.BYTES);
+        lead.ctx.launch("add_inplace", Launch.elementwise(n), lead.x.ptr, lead.reduced.ptr, n);
+        broadcast(stage, n);
     }
 
     /** Stage 0's embedding of the bound tokens into the lead's residual stream, then copied to every shard. */

@@ -1,15 +1,8 @@
-package io.spotserve.exec.cpu;
+package io.spotserve.exec;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import io.spotserve.exec.Device;
-import io.spotserve.exec.Executor;
-import io.spotserve.exec.ExecutorOptions;
-import io.spotserve.exec.IndexRange;
-import io.spotserve.exec.Pipeline;
-import io.spotserve.exec.ShardLayout;
-import io.spotserve.exec.TensorReducer;
 import io.spotserve.model.ModelWeights;
 import io.spotserve.plan.DeviceId;
 import java.util.ArrayList;
@@ -23,14 +16,16 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
+import java.util.function.Function;
 
 /**
  * Test harness: a layout's tensor groups split into G parts, each part on its own executor and devices (as separate
  * worker processes would hold them), either one pipeline per (stage, part) or one per part spanning every stage. A
  * step runs every part in its own thread through all stages; the parts meet at each reduce point in a
- * {@link BarrierReducer}, which gathers copies of every part's partials and sums all M in shard order.
+ * {@link BarrierReducer}, which gathers copies of every part's partials and sums all M in shard order. Used by
+ * {@link ShardGroupContract} on every executor that splits tensor groups.
  */
-final class SplitGroups implements AutoCloseable {
+public final class SplitGroups implements AutoCloseable {
     static final long WAIT_SECONDS = 20;
 
     final ShardLayout layout;
@@ -43,8 +38,8 @@ final class SplitGroups implements AutoCloseable {
     private final ExecutorService threads;
 
     /** Empty pipelines, or loaded from {@code weights} when non-null. */
-    SplitGroups(ShardLayout layout, int parts, boolean perStage, ExecutorOptions options, int maxBatch,
-                ModelWeights weights) {
+    SplitGroups(Function<ExecutorOptions, Executor> factory, ShardLayout layout, int parts, boolean perStage,
+                ExecutorOptions options, int maxBatch, ModelWeights weights) {
         this.layout = layout;
         this.parts = parts;
         this.perStage = perStage;
@@ -58,7 +53,7 @@ final class SplitGroups implements AutoCloseable {
         });
         try {
             for (int g = 0; g < parts; g++) {
-                Executor ex = new CpuExecutor(options);
+                Executor ex = factory.apply(options);
                 executors.add(ex);
                 if (perStage) {
                     for (int p = 0; p < layout.stages(); p++) {
