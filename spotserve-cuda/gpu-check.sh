@@ -2,8 +2,8 @@
 # GPU check for spotserve-cuda (issue 6), in two steps:
 #
 #   1. on the build machine (JDK 17 + Maven):   spotserve-cuda/gpu-check.sh bundle
-#      builds spotserve-cuda/target/gpu-bundle/: lib/ (classes, test classes, benchmark classes, every
-#      test-scope jar: JCuda and its linux-x86_64 natives, JUnit, JMH), shared/models (stories260K for the contract suites) and rt/, a jlink'ed
+#      builds spotserve-cuda/target/gpu-bundle/: lib/ (classes, test classes, benchmark classes, spotserve-cuda's
+#      test-scope jars: JCuda and its linux-x86_64 natives, JUnit; JMH and Gson for the benchmark steps), shared/models (stories260K for the contract suites) and rt/, a jlink'ed
 #      Java 17 runtime for machines without a JDK (recipe and size: benchmarks/notes/cuda.md).
 #   2. on the GPU machine, from the repository root:   spotserve-cuda/gpu-check.sh run [--allow-skips] [--bench-only]
 #      one call runs every step, each under its own time limit, all within GPU_CHECK_BUDGET_S (555 s), a failing
@@ -30,15 +30,26 @@ bundle="$here/target/gpu-bundle"
 case "${1:-}" in
 bundle)
   cd "$root"
-  mvn -q -o -pl spotserve-cuda,benchmarks -am -DskipTests package dependency:copy-dependencies \
-      -DincludeScope=test -DoutputDirectory="$bundle/lib.tmp"
+  # build (and install, so the calls below find the sibling modules), then copy spotserve-cuda's test-scope jars and
+  # of the benchmarks' only what the GPU steps load (JMH, Gson): with -am the copy took every module's test jars (the
+  # server's OpenAI client alone is 76 MB, gRPC 11 MB) and the bundle outgrew the device tool's 64 MiB
+  mvn -q -o -pl spotserve-cuda,benchmarks -am -DskipTests install
+  dep=org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies
+  mvn -q -o -pl spotserve-cuda "$dep" -DincludeScope=test -DoutputDirectory="$bundle/lib.tmp"
+  mvn -q -o -pl benchmarks "$dep" -DincludeScope=runtime -DoutputDirectory="$bundle/lib.tmp" \
+      -DincludeGroupIds=org.openjdk.jmh,net.sf.jopt-simple,org.apache.commons,com.google.code.gson
   rm -rf "$bundle/lib" "$bundle/rt" "$bundle/shared"
   mkdir -p "$bundle/lib" "$bundle/shared"
   cp "$bundle"/lib.tmp/*.jar "$bundle/lib/"
   rm -rf "$bundle/lib.tmp"
   # the reactor's fresh jars, not whatever another checkout installed into ~/.m2
   rm -f "$bundle"/lib/spotserve-*.jar
-  cp spotserve-core/target/spotserve-core-*.jar spotserve-cuda/target/spotserve-cuda-*.jar "$bundle/lib/"
+  for j in spotserve-core/target/spotserve-core-*.jar spotserve-cuda/target/spotserve-cuda-*.jar; do
+    case $j in
+      *-javadoc.jar|*-sources.jar) ;;
+      *) cp "$j" "$bundle/lib/" ;;
+    esac
+  done
   jar --create --file "$bundle/lib/spotserve-cuda-test-classes.jar" -C spotserve-cuda/target/test-classes .
   jar --create --file "$bundle/lib/spotserve-benchmarks-classes.jar" -C benchmarks/target/classes .
   # only JCudaDriver (and JCublas2, optional) are loaded: drop the 24 MB PTX-compiler and NVRTC bindings
