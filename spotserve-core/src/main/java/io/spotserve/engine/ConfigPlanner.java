@@ -402,12 +402,11 @@ final class ConfigPlanner {
                 return String.format(Locale.ROOT, "deferred change of shape to %s at %.3f req/s", preferred, rate);
             }
         }
-        boolean moved = ReplanGate.rateMoved(rate, rateAtDecision);
-        if (!decisionMeasured && rateMeasured(now)) {
-            // the first rate of a whole interval: its Δ may release spot instances (releasesSpot), whatever it did
-            decide(usable, now, rate);
-        }
-        if (!moved) {
+        if (!ReplanGate.rateMoved(rate, rateAtDecision)) {
+            if (!decisionMeasured && rateMeasured(now)) {
+                // the first rate of a whole interval: its Δ may release spot instances (releasesSpot), whatever it did
+                decide(usable, now, rate);
+            }
             return null;
         }
         decide(usable, now, rate);

@@ -201,7 +201,7 @@ final class CudaPipeline extends AbstractPipeline<CudaShard> {
         embed(shards[0], n);
         for (int p = 0; p < shards.length; p++) {
             CudaShard[] stage = shards[p];
-            layers(stage, n);
+            layers(stage, p, n, null);
             if (p + 1 < shards.length) {
                 CudaShard next = shards[p + 1][0];
                 copy(next, next.x.ptr, stage[0], stage[0].x.ptr, n); // activation hand-off to the next stage
@@ -222,33 +222,7 @@ final class CudaPipeline extends AbstractPipeline<CudaShard> {
     @Override
     protected void computeStage(int stage, long[] seqs, int[] tokens, int[] positions, int count, float[] hidden,
                                 float[][] logits) {
-        CudaShard[] here = shards[stage];
-        int rows = 0;
-        for (CudaShard s : here) {
-            rows = s.bind(seqs, tokens, positions, count, logits);
-        }
-        long n = (long) count * c.dim();
-        CudaShard lead = here[0];
-        if (stage == 0) {
-            embed(here, n);
-        } else {
-            lead.ctx.makeCurrent();
-            // a synchronous copy on the legacy stream, ordered with the shards' (blocking) streams
-            cuMemcpyHtoD(lead.x.ptr, Pointer.to(hidden), n * Float.BYTES);
-            broadcast(here, n);
-        }
-        layers(here, n);
-        if (stage + 1 < layout.stages()) {
-            lead.ctx.makeCurrent();
-            cuMemcpyDtoH(Pointer.to(hidden), lead.x.ptr, n * Float.BYTES); // waits for the stage's kernels
-        } else {
-            for (CudaShard s : here) {
-                s.launchLogits(rows);
-            }
-            for (CudaShard s : here) {
-                s.gatherLogits(logits, rows);
-            }
-        }
+        stageStep(stage, seqs, tokens, positions, count, hidden, logits, null);
     }
 
     /**
@@ -261,51 +235,36 @@ final class CudaPipeline extends AbstractPipeline<CudaShard> {
     @Override
     protected void computeGroupStage(int stage, long[] seqs, int[] tokens, int[] positions, int count, float[] hidden,
                                      float[][] logits, GroupReduce reduce) {
+        stageStep(stage, seqs, tokens, positions, count, hidden, logits, reduce);
+    }
+
+    /** One stage of a step; {@code reduce} is null when this pipeline holds every shard of the stage. */
+    private void stageStep(int stage, long[] seqs, int[] tokens, int[] positions, int count, float[] hidden,
+                           float[][] logits, GroupReduce reduce) {
         CudaShard[] here = shards[stage];
         int rows = 0;
         for (CudaShard s : here) {
             rows = s.bind(seqs, tokens, positions, count, logits);
         }
-        int n = reduce.floats();
+        long n = (long) count * c.dim();
         CudaShard lead = here[0];
-        float[][] partials = hostPartials(here.length, n);
-        if (stage == 0) {
-            for (CudaShard s : here) {
-                s.embed(s.part); // this shard's vocabulary rows, zeros for the other shards' tokens
-            }
-            float[] sum = reduce.allReduce(new TensorReducer.Point(0, -1, TensorReducer.Kind.EMBEDDING),
-                    download(here, partials, n));
-            // the whole pipeline clears x and adds the sum: the same floats (a -0.0 row becomes +0.0 there too)
-            float[] x = new float[n];
-            for (int i = 0; i < n; i++) {
-                x[i] = 0.0f + sum[i];
-            }
-            lead.ctx.makeCurrent();
-            cuMemcpyHtoD(lead.x.ptr, Pointer.to(x), (long) n * Float.BYTES);
+        if (stage == 0 && reduce == null) {
+            embed(here, n);
+        } else if (stage == 0) {
+            embedSplit(here, reduce);
         } else {
             lead.ctx.makeCurrent();
-            cuMemcpyHtoD(lead.x.ptr, Pointer.to(hidden), (long) n * Float.BYTES);
+            // a synchronous copy on the legacy stream, ordered with the shards' (blocking) streams
+            cuMemcpyHtoD(lead.x.ptr, Pointer.to(hidden), n * Float.BYTES);
+            broadcast(here, n);
         }
-        broadcast(here, n);
-        int first = lead.pl.layers.from();
-        int nl = lead.pl.layers.length();
-        for (int l = 0; l < nl; l++) {
-            for (CudaShard s : here) {
-                s.attention(l);
-            }
-            reduceThrough(here, new TensorReducer.Point(stage, first + l, TensorReducer.Kind.ATTENTION), reduce,
-                    partials, n);
-            for (CudaShard s : here) {
-                s.ffn(l);
-            }
-            reduceThrough(here, new TensorReducer.Point(stage, first + l, TensorReducer.Kind.FFN), reduce, partials, n);
-        }
+        layers(here, stage, n, reduce);
         if (stage + 1 < layout.stages()) {
             lead.ctx.makeCurrent();
-            cuMemcpyDtoH(Pointer.to(hidden), lead.x.ptr, (long) n * Float.BYTES);
+            cuMemcpyDtoH(Pointer.to(hidden), lead.x.ptr, n * Float.BYTES); // waits for the stage's kernels
         } else {
             for (CudaShard s : here) {
-                s.launchLogits(rows); // a part fills its own shards' vocabulary columns only
+                s.launchLogits(rows); // a part of a split group fills its own shards' vocabulary columns only
             }
             for (CudaShard s : here) {
                 s.gatherLogits(logits, rows);
@@ -313,34 +272,59 @@ final class CudaPipeline extends AbstractPipeline<CudaShard> {
         }
     }
 
-    /** Host buffers for the hosted shards' partials of one step, reused across steps. */
-    private float[][] hostPartials(int shardCount, int n) {
-        if (hostPartials == null || hostPartials[0].length < n) {
-            hostPartials = new float[shardCount][maxBatch * c.dim()];
+    /**
+     * Stage 0's embedding for a split group: each hosted shard's vocabulary rows (zeros for the other shards' tokens)
+     * summed with the other parts' through {@code reduce}, into the lead's residual stream, then copied to every
+     * hosted shard.
+     */
+    private void embedSplit(CudaShard[] first, GroupReduce reduce) {
+        int n = reduce.floats();
+        for (CudaShard s : first) {
+            s.embed(s.part);
+        }
+        float[] sum = reduce.allReduce(new TensorReducer.Point(0, -1, TensorReducer.Kind.EMBEDDING),
+                download(first, n));
+        // the whole pipeline clears x and adds the sum: the same floats (a -0.0 row becomes +0.0 there too)
+        float[] x = new float[n];
+        for (int i = 0; i < n; i++) {
+            x[i] = 0.0f + sum[i];
+        }
+        CudaShard lead = first[0];
+        lead.ctx.makeCurrent();
+        cuMemcpyHtoD(lead.x.ptr, Pointer.to(x), (long) n * Float.BYTES);
+        broadcast(first, n);
+    }
+
+    /**
+     * Copies each hosted shard's partial ({@code n} floats) into this pipeline's host buffers (allocated once, at
+     * maxBatch), after the shard's kernels.
+     */
+    private float[][] download(CudaShard[] stage, int n) {
+        if (hostPartials == null) {
+            hostPartials = new float[stage.length][maxBatch * c.dim()];
+        }
+        for (int i = 0; i < stage.length; i++) {
+            stage[i].ctx.makeCurrent();
+            cuMemcpyDtoH(Pointer.to(hostPartials[i]), stage[i].part.ptr, (long) n * Float.BYTES);
         }
         return hostPartials;
     }
 
-    /** Copies each shard's partial ({@code n} floats) into {@code into}, after the shard's kernels. */
-    private static float[][] download(CudaShard[] stage, float[][] into, int n) {
-        for (int i = 0; i < stage.length; i++) {
-            stage[i].ctx.makeCurrent();
-            cuMemcpyDtoH(Pointer.to(into[i]), stage[i].part.ptr, (long) n * Float.BYTES);
-        }
-        return into;
-    }
-
     /**
-     * A reduce point of a split group: the hosted partials to the reducer, its sum over all M shards onto the lead's
-     * accumulator, x += sum there (the whole pipeline's last add), then x to the other hosted shards.
+     * The sum of a stage's partials added to its residual stream, then copied to every shard: in-process on the lead
+     * ({@link #reduceInto}), or for a split group through {@code reduce} (its sum over all M shards onto the lead's
+     * accumulator, then x += sum there: the whole pipeline's last add).
      */
-    private void reduceThrough(CudaShard[] stage, TensorReducer.Point point, GroupReduce reduce, float[][] partials,
-                               int n) {
-        float[] sum = reduce.allReduce(point, download(stage, partials, n));
-        CudaShard lead = stage[0];
-        lead.ctx.makeCurrent();
-        cuMemcpyHtoD(lead.reduced.ptr, Pointer.to(sum), (long) n * Float.BYTES);
-        lead.ctx.launch("add_inplace", Launch.elementwise(n), lead.x.ptr, lead.reduced.ptr, n);
+    private void reducePoint(CudaShard[] stage, int p, int layer, TensorReducer.Kind kind, long n, GroupReduce reduce) {
+        if (reduce == null) {
+            reduceInto(stage, n);
+        } else {
+            float[] sum = reduce.allReduce(new TensorReducer.Point(p, layer, kind), download(stage, reduce.floats()));
+            CudaShard lead = stage[0];
+            lead.ctx.makeCurrent();
+            cuMemcpyHtoD(lead.reduced.ptr, Pointer.to(sum), n * Float.BYTES);
+            lead.ctx.launch("add_inplace", Launch.elementwise(n), lead.x.ptr, lead.reduced.ptr, Math.toIntExact(n));
+        }
         broadcast(stage, n);
     }
 
@@ -361,20 +345,22 @@ final class CudaPipeline extends AbstractPipeline<CudaShard> {
         broadcast(first, n);
     }
 
-    /** The layers of one stage on its shards' residual streams (all equal on entry, all equal on exit). */
-    private void layers(CudaShard[] stage, long n) {
+    /**
+     * The layers of stage {@code p} on its shards' residual streams (all equal on entry, all equal on exit); {@code
+     * reduce} as in {@link #reducePoint}.
+     */
+    private void layers(CudaShard[] stage, int p, long n, GroupReduce reduce) {
+        int first = stage[0].pl.layers.from();
         int nl = stage[0].pl.layers.length();
         for (int l = 0; l < nl; l++) {
             for (CudaShard s : stage) {
                 s.attention(l);
             }
-            reduceInto(stage, n);
-            broadcast(stage, n);
+            reducePoint(stage, p, first + l, TensorReducer.Kind.ATTENTION, n, reduce);
             for (CudaShard s : stage) {
                 s.ffn(l);
             }
-            reduceInto(stage, n);
-            broadcast(stage, n);
+            reducePoint(stage, p, first + l, TensorReducer.Kind.FFN, n, reduce);
         }
     }
 
